@@ -1,0 +1,61 @@
+# Stella Ops — one Makefile for set-up, demo, tests, lint and benchmarks.
+# `make demo` and `make test` work on a fresh Debian 12 machine with Python 3.11: they create
+# .venv, install the project, and (as root) the Debian packages the tests need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The venv is rebuilt when the declared dependencies change.
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Debian tools the tests drive for real: image layouts, a registry, zstd.
+SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd
+SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: all venv sysdeps demo test lint bench clean
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(BIN)/python ]; then \
+	  $(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); \
+	    else echo "make: cannot create $(VENV): install python3-venv (sudo apt-get install python3-venv)"; exit 1; fi; }; \
+	fi
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# OPA's engine wheel declares Requires-Python >=3.14 but is py3-none and runs on 3.11:
+	@# install it alone first, so the resolver below accepts it without relaxing any other package.
+	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python 'opa-golib-python-bindings==0.4.4'
+	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+# System packages for the tests. As root they are installed; otherwise missing ones are named.
+sysdeps:
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
+	  else echo "make: missing tools:$$missing — run 'sudo apt-get install $(SYSTEM_PKGS)'"; exit 1; fi; \
+	fi
+
+demo: venv
+	$(BIN)/python scripts/demo.py
+
+test: venv sysdeps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bundles mirror appliance tui scripts
+	$(BIN)/python scripts/check_layers.py
+
+bench: venv
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,0 +1,1 @@
+"""The disconnected appliance: import, scan, match, VEX, gate, attest, verify, audit."""

@@ -1,0 +1,24 @@
+"""``stella``: the disconnected appliance's command line (shared/DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bundles import __version__
+from bundles.clikit import Program, global_options, make_context
+
+
+@click.group(cls=Program, name="stella")
+@global_options("stella")
+@click.version_option(__version__, prog_name="stella")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> None:
+    """Verify and import knowledge bundles, scan images, and issue signed risk verdicts,
+    entirely offline."""
+    ctx.obj = make_context(home, as_json, debug, "stella")
+
+
+def main() -> None:
+    cli.main(prog_name="stella")

@@ -1,0 +1,122 @@
+"""Canonical JSON (RFC 8785, JCS) for everything that is hashed or signed.
+
+Serialization is delegated to the ``rfc8785`` library (ECMAScript number formatting, UTF-16
+key ordering). Parsing of untrusted documents is strict: duplicate keys, NaN/Infinity and
+documents over a size limit are refused, because two readers must never disagree about what
+a signed document says.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import rfc8785
+
+from bundles.digest import Digest
+from bundles.errors import CanonicalJSONError, SizeLimitError
+
+DEFAULT_LIMIT: Final = 64 << 20  # 64 MiB: larger documents are refused unless asked for
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize ``value`` as RFC 8785 canonical JSON bytes.
+
+    JSON numbers are IEEE 754 doubles in JCS. An integer beyond ±(2**53 - 1) is written only
+    when the double nearest to it reads back as the same number (so that
+    ``dumps(loads(dumps(x)))`` is a fixed point and no reader sees another value); any other
+    large integer is refused rather than silently rounded.
+    """
+    try:
+        return rfc8785.dumps(value)
+    except rfc8785.IntegerDomainError:
+        try:
+            return rfc8785.dumps(_exact_doubles(value))
+        except rfc8785.CanonicalizationError as e:
+            raise CanonicalJSONError(f"value cannot be written as canonical JSON: {e}") from e
+    except rfc8785.CanonicalizationError as e:
+        raise CanonicalJSONError(f"value cannot be written as canonical JSON: {e}") from e
+
+
+_SAFE_INT = 2**53 - 1
+
+
+def _exact_doubles(value: Any) -> Any:
+    """Replace integers outside the safe range by the double that holds them exactly."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > _SAFE_INT:
+        as_float = float(value) if abs(value) < 2**1024 else None
+        if as_float is None or json.loads(rfc8785.dumps(as_float)) != value:
+            raise CanonicalJSONError(
+                f"integer {value} exceeds the safe integer range and would be rounded",
+                hint="write it as a string",
+            )
+        return as_float
+    if isinstance(value, dict):
+        return {k: _exact_doubles(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_exact_doubles(v) for v in value]
+    return value
+
+
+def digest(value: Any) -> Digest:
+    """The digest of ``value``'s canonical bytes."""
+    return Digest.of_bytes(dumps(value))
+
+
+def dumps_lines(values: Iterable[Any]) -> bytes:
+    """Canonical JSON lines: one canonical object per line, each ending in ``\\n``."""
+    return b"".join(dumps(v) + b"\n" for v in values)
+
+
+def _reject_constant(name: str) -> Any:
+    raise CanonicalJSONError(f"JSON constant {name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, val in pairs:
+        if key in out:
+            raise CanonicalJSONError(f"duplicate JSON object key {key!r}")
+        out[key] = val
+    return out
+
+
+def loads(data: bytes | str, *, limit: int = DEFAULT_LIMIT, source: str = "document") -> Any:
+    """Parse JSON strictly: size-limited, no duplicate keys, no NaN or Infinity.
+
+    ``source`` names the file or member in error messages.
+    """
+    if len(data) > limit:
+        raise SizeLimitError(
+            f"{source}: {len(data)} bytes exceeds the JSON size limit of {limit} bytes"
+        )
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except CanonicalJSONError as e:
+        raise CanonicalJSONError(f"{source}: {e.message}") from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CanonicalJSONError(f"{source}: not valid JSON: {e}") from e
+
+
+def load_file(path: Path, *, limit: int = DEFAULT_LIMIT) -> Any:
+    """Read and strictly parse a JSON file, naming it in any error."""
+    try:
+        size = path.stat().st_size
+        if size > limit:
+            raise SizeLimitError(f"{path}: {size} bytes exceeds the JSON size limit of {limit}")
+        data = path.read_bytes()
+    except OSError as e:
+        raise CanonicalJSONError(f"{path}: cannot read: {e.strerror}") from e
+    return loads(data, limit=limit, source=str(path))
+
+
+def is_canonical(data: bytes) -> bool:
+    """True when ``data`` is exactly the canonical serialization of what it encodes."""
+    try:
+        return dumps(loads(data)) == data
+    except CanonicalJSONError:
+        return False

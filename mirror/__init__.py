@@ -1,0 +1,1 @@
+"""The connected side: fetch feeds, build knowledge snapshots, copy images, export bundles."""

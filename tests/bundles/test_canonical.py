@@ -1,0 +1,164 @@
+"""Canonical JSON: RFC 8785 test vectors and properties."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bundles import canonical
+from bundles.errors import CanonicalJSONError, SizeLimitError
+
+# RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical serialization.
+NUMBER_VECTORS = [
+    ("0000000000000000", "0"),
+    ("8000000000000000", "0"),
+    ("0000000000000001", "5e-324"),
+    ("8000000000000001", "-5e-324"),
+    ("7fefffffffffffff", "1.7976931348623157e+308"),
+    ("ffefffffffffffff", "-1.7976931348623157e+308"),
+    ("4340000000000000", "9007199254740992"),
+    ("c340000000000000", "-9007199254740992"),
+    ("4430000000000000", "295147905179352830000"),
+    ("44b52d02c7e14af5", "9.999999999999997e+22"),
+    ("44b52d02c7e14af6", "1e+23"),
+    ("44b52d02c7e14af7", "1.0000000000000001e+23"),
+    ("444b1ae4d6e2ef4e", "999999999999999700000"),
+    ("444b1ae4d6e2ef4f", "999999999999999900000"),
+    ("444b1ae4d6e2ef50", "1e+21"),
+    ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"),
+    ("3eb0c6f7a0b5ed8d", "0.000001"),
+    ("41b3de4355555553", "333333333.3333332"),
+    ("41b3de4355555554", "333333333.33333325"),
+    ("41b3de4355555555", "333333333.3333333"),
+    ("41b3de4355555556", "333333333.3333334"),
+    ("41b3de4355555557", "333333333.33333343"),
+    ("becbf647612f3696", "-0.0000033333333333333333"),
+    ("43143ff3c1cb0959", "1424953923781206.2"),
+]
+
+
+def _double(bits: str) -> float:
+    return float(struct.unpack(">d", bytes.fromhex(bits))[0])
+
+
+@pytest.mark.parametrize(("bits", "expected"), NUMBER_VECTORS)
+def test_rfc8785_number_vectors(bits: str, expected: str) -> None:
+    assert canonical.dumps(_double(bits)) == expected.encode()
+
+
+@pytest.mark.parametrize("bits", ["7fffffffffffffff", "7ff0000000000000", "fff0000000000000"])
+def test_nan_and_infinity_are_refused(bits: str) -> None:
+    with pytest.raises(CanonicalJSONError, match="canonical JSON"):
+        canonical.dumps(_double(bits))
+
+
+def test_rfc8785_structure_example() -> None:
+    # RFC 8785 §3.2.2 input, parsed as any JSON reader would.
+    source = (
+        '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+        ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+        ' "literals": [null, true, false]}'
+    )
+    expected = (
+        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+        '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+    )
+    assert canonical.dumps(json.loads(source)).decode() == expected
+
+
+def test_rfc8785_key_sorting_by_utf16_code_units() -> None:
+    # RFC 8785 §3.2.3: keys sort by UTF-16 code units, so the emoji (a surrogate pair starting
+    # 0xD83D) sorts before U+FB33 although its code point is larger.
+    value = {
+        "\u20ac": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "\U0001f600": "Emoji: Grinning Face",
+        "\u0080": "Control",
+        "\u00f6": "Latin Small Letter O With Diaeresis",
+    }
+    order = [k for k in json.loads(canonical.dumps(value))]
+    assert order == ["\r", "1", "\u0080", "\u00f6", "\u20ac", "\U0001f600", "\ufb33"]
+
+
+def test_integers_stay_integers() -> None:
+    assert canonical.dumps({"n": 3, "f": 3.0}) == b'{"f":3,"n":3}'
+
+
+def test_large_integers_whose_double_reads_back_the_same_are_written() -> None:
+    values = [2**53, -(2**53), 295147905179352830000, 10**22]
+    assert canonical.dumps(values) == (
+        b"[9007199254740992,-9007199254740992,295147905179352830000,1e+22]"
+    )
+
+
+@pytest.mark.parametrize("value", [2**53 + 1, 2**60, 10**400])
+def test_large_integers_that_would_be_rounded_are_refused(value: int) -> None:
+    with pytest.raises(CanonicalJSONError, match="would be rounded"):
+        canonical.dumps({"n": [value]})
+
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_round_trip_is_a_fixed_point(value: object) -> None:
+    data = canonical.dumps(value)
+    assert canonical.dumps(canonical.loads(data)) == data
+    assert canonical.is_canonical(data)
+
+
+@given(st.dictionaries(st.text(), json_scalars, max_size=8), st.randoms())
+def test_key_order_does_not_matter(value: dict[str, object], rnd: object) -> None:
+    items = list(value.items())
+    rnd.shuffle(items)  # type: ignore[attr-defined]
+    assert canonical.dumps(dict(items)) == canonical.dumps(value)
+    assert canonical.digest(dict(items)) == canonical.digest(value)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (b'{"a": 1, "a": 2}', "duplicate JSON object key 'a'"),
+        (b'{"a": NaN}', "NaN is not allowed"),
+        (b'{"a": Infinity}', "Infinity is not allowed"),
+        (b'{"a": ', "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
+def test_strict_loading_refuses_ambiguous_documents(document: bytes, message: str) -> None:
+    with pytest.raises(CanonicalJSONError, match=message) as info:
+        canonical.loads(document, source="manifest.json")
+    assert info.value.diagnostics().startswith("manifest.json: ")
+
+
+def test_loading_has_a_size_limit() -> None:
+    with pytest.raises(SizeLimitError, match="exceeds the JSON size limit of 8 bytes"):
+        canonical.loads(b'{"a": "long"}', limit=8)
+
+
+def test_is_canonical_detects_whitespace_and_order() -> None:
+    assert canonical.is_canonical(b'{"a":1,"b":2}')
+    assert not canonical.is_canonical(b'{"b":2,"a":1}')
+    assert not canonical.is_canonical(b'{"a": 1}')
+    assert not canonical.is_canonical(b"{nope")
+
+
+def test_dumps_lines() -> None:
+    assert canonical.dumps_lines([{"b": 1, "a": 2}, [1]]) == b'{"a":2,"b":1}\n[1]\n'

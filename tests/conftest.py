@@ -1,0 +1,78 @@
+"""Suite-wide guards: no test reaches beyond loopback, and tools the tests drive must exist."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+from typing import Any
+
+import pytest
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # AF_UNIX path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse every connection that leaves the machine, in every test."""
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if not _is_loopback(address):
+            raise NetworkBlocked(f"test tried to reach {address!r}: tests stay on loopback")
+        _real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if not _is_loopback(address):
+            raise NetworkBlocked(f"test tried to reach {address!r}: tests stay on loopback")
+        return _real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block every socket connection, loopback included: proves a code path is offline."""
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        raise NetworkBlocked(f"network access attempted to {address!r} in an offline test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+def require_tools(*names: str) -> None:
+    """Fail (or, with STELLA_ALLOW_SKIP=1, skip) when an external tool is missing."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if not missing:
+        return
+    message = f"missing tools: {', '.join(missing)}; run 'make test' (it installs them as root)"
+    if os.environ.get("STELLA_ALLOW_SKIP") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@pytest.fixture
+def home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh STELLA_HOME for one test."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("STELLA_HOME", str(path))
+    return path

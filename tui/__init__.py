@@ -1,0 +1,1 @@
+"""The operators' terminal UI; talks to the appliance's service layer only."""
