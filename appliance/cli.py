@@ -22,3 +22,10 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> No
 
 def main() -> None:
     cli.main(prog_name="stella")
+
+
+from appliance.commands.setup import init_cmd, keys_group, trust_group  # noqa: E402
+
+cli.add_command(init_cmd)
+cli.add_command(keys_group)
+cli.add_command(trust_group)

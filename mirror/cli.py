@@ -22,3 +22,8 @@ def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> No
 
 def main() -> None:
     cli.main(prog_name="stella-mirror")
+
+
+from mirror.keys import keys_group  # noqa: E402
+
+cli.add_command(keys_group)

@@ -1,0 +1,1 @@
+"""Command modules of ``stella``; each registers its commands in ``appliance.cli``."""

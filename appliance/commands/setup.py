@@ -1,0 +1,109 @@
+"""``stella init``, ``stella keys export-public`` and ``stella trust add|list|rotate``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from appliance.home import Home
+from appliance.trust_store import TrustStore
+from bundles.clikit import CliContext, pass_ctx
+from bundles.keys import KeyType
+
+
+@click.command("init")
+@click.option(
+    "--key-type",
+    type=click.Choice([t.value for t in KeyType]),
+    default=KeyType.ECDSA_P256.value,
+    show_default=True,
+    help="Algorithm of the appliance key (signs VEX and verdicts).",
+)
+@pass_ctx
+def init_cmd(ctx: CliContext, key_type: str) -> None:
+    """Create the appliance home and its signing key (idempotent)."""
+    home = Home(ctx.home)
+    created = home.init(KeyType(key_type))
+    key = home.public_key()
+    ctx.emit(
+        {
+            "home": str(home.root),
+            "created": created,
+            "keyid": key.keyid,
+            "keyType": str(key.key_type),
+        },
+        lambda: (
+            f"{'created' if created else 'already initialized'}: {home.root}\n"
+            f"appliance key {key.key_type} keyid {key.keyid[:16]}\n"
+            "next: 'stella trust add trust-root.json' with the mirror's trust root"
+        ),
+    )
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """The appliance's own signing key."""
+
+
+@keys_group.command("export-public")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@pass_ctx
+def export_public_cmd(ctx: CliContext, out: Path) -> None:
+    """Write the appliance's public key (PEM), for verifiers and auditors."""
+    key = Home(ctx.home).public_key()
+    key.save(out)
+    ctx.emit(
+        {"out": str(out), "keyid": key.keyid, "keyType": str(key.key_type)},
+        f"{out}: {key.key_type} public key, keyid {key.keyid}",
+    )
+
+
+@click.group("trust")
+def trust_group() -> None:
+    """Trust roots: which mirrors may sign the bundles this appliance imports."""
+
+
+def _store(ctx: CliContext) -> TrustStore:
+    return TrustStore(Home(ctx.home).require().trust)
+
+
+def _line(info: dict[str, object]) -> str:
+    return (
+        f"{info['channel']:<16} v{info['version']:<4} expires {info['expires']}  "
+        f"bundle keys {info['bundleThreshold']} of {len(info['bundleKeys'])}  "  # type: ignore[arg-type]
+        f"root keys {info['rootThreshold']} of {len(info['rootKeys'])}"  # type: ignore[arg-type]
+    )
+
+
+@trust_group.command("add")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@pass_ctx
+def trust_add_cmd(ctx: CliContext, file: Path) -> None:
+    """Trust a mirror's trust-root.json for its channel (first time only)."""
+    root, added = _store(ctx).add(file, now=datetime.now(UTC))
+    info = dict(root.describe())
+    ctx.emit(
+        {**info, "added": added}, ("trusted: " if added else "already trusted: ") + _line(info)
+    )
+
+
+@trust_group.command("rotate")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@pass_ctx
+def trust_rotate_cmd(ctx: CliContext, files: tuple[Path, ...]) -> None:
+    """Accept newer trust-root versions (each signed by the current and its own root keys)."""
+    chain = _store(ctx).rotate(list(files), now=datetime.now(UTC))
+    infos = [dict(r.describe()) for r in chain]
+    ctx.emit({"rotated": infos}, "\n".join("rotated to: " + _line(i) for i in infos))
+
+
+@trust_group.command("list")
+@pass_ctx
+def trust_list_cmd(ctx: CliContext) -> None:
+    """Show the trusted channels and their roots."""
+    infos = [dict(r.describe()) for r in _store(ctx).all()]
+    ctx.emit({"roots": infos}, "\n".join(_line(i) for i in infos) or "no trust roots yet")
