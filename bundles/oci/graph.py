@@ -1,0 +1,136 @@
+"""The manifest graph of a layout and its on-disk cache (the referrers sidecar).
+
+An OCI layout has no standard place to look up referrers, and reading every manifest for every
+query does not scale. The graph records, for each manifest or index reachable from
+``index.json``, what it points at (``children``) and, for referrers, its ``subject``,
+``artifactType`` and annotations. It is a pure function of ``index.json`` and the immutable
+manifest blobs, so it is cached in ``.stella/manifests.json`` together with the digest of the
+``index.json`` bytes it was computed from: when another tool rewrites ``index.json`` the digests
+differ and the graph is refreshed, re-reading only the manifests it has not seen (a manifest's
+entry never goes stale, its digest fixes its content). See docs/oci-layout.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from bundles import canonical
+from bundles.digest import Digest
+from bundles.errors import StellaError
+from bundles.oci.descriptor import Descriptor
+from bundles.oci.manifest import Manifest, referrer_descriptor
+
+CACHE_VERSION: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One manifest or index in the graph."""
+
+    descriptor: Descriptor
+    children: tuple[Descriptor, ...]
+    subject: Digest | None = None
+    artifact_type: str | None = None
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        annotations = dict(self.annotations)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
+            raise TypeError("annotations must map strings to strings")
+        object.__setattr__(self, "annotations", MappingProxyType(annotations))
+
+    @classmethod
+    def of(cls, descriptor: Descriptor, manifest: Manifest) -> Node:
+        bare = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
+        if manifest.subject is None:
+            return cls(descriptor=bare, children=manifest.children())
+        ref = referrer_descriptor(bare, manifest)
+        return cls(
+            descriptor=bare,
+            children=manifest.children(),
+            subject=manifest.subject.digest,
+            artifact_type=ref.artifact_type,
+            annotations=ref.annotations,
+        )
+
+    def referrer(self) -> Descriptor:
+        """This node as the referrers API lists it."""
+        return Descriptor(
+            media_type=self.descriptor.media_type,
+            digest=self.descriptor.digest,
+            size=self.descriptor.size,
+            annotations=self.annotations,
+            artifact_type=self.artifact_type,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "mediaType": self.descriptor.media_type,
+            "size": self.descriptor.size,
+            "children": [c.to_dict() for c in self.children],
+        }
+        if self.subject is not None:
+            out["subject"] = str(self.subject)
+            out["annotations"] = dict(self.annotations)
+            if self.artifact_type is not None:
+                out["artifactType"] = self.artifact_type
+        return out
+
+    @classmethod
+    def from_dict(cls, digest: Digest, value: Any) -> Node:
+        subject = value.get("subject")
+        return cls(
+            descriptor=Descriptor(value["mediaType"], digest, value["size"]),
+            children=tuple(Descriptor.from_dict(c) for c in value["children"]),
+            subject=None if subject is None else Digest.parse(subject),
+            artifact_type=value.get("artifactType"),
+            annotations=value.get("annotations", {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """The manifests reachable from one version of ``index.json``."""
+
+    index_digest: Digest
+    nodes: Mapping[Digest, Node]
+    missing: frozenset[Digest] = frozenset()
+
+    def referrers(self, subject: Digest) -> tuple[Node, ...]:
+        return tuple(
+            sorted(
+                (n for n in self.nodes.values() if n.subject == subject),
+                key=lambda n: n.descriptor.digest,
+            )
+        )
+
+    def to_bytes(self) -> bytes:
+        return canonical.dumps(
+            {
+                "version": CACHE_VERSION,
+                "index": str(self.index_digest),
+                "manifests": {str(d): n.to_dict() for d, n in self.nodes.items()},
+            }
+        )
+
+
+def load_cache(data: bytes) -> Graph | None:
+    """Parse a cache file; a cache that cannot be read is as good as no cache (None).
+
+    The cache only ever saves work: anything wrong with it means recomputing from
+    ``index.json`` and the manifests, never a wrong answer from a damaged file.
+    """
+    try:
+        doc = canonical.loads(data, source="manifest graph cache")
+        if not isinstance(doc, dict) or doc.get("version") != CACHE_VERSION:
+            return None
+        nodes = {
+            Digest.parse(key): Node.from_dict(Digest.parse(key), value)
+            for key, value in doc["manifests"].items()
+        }
+        return Graph(index_digest=Digest.parse(doc["index"]), nodes=MappingProxyType(nodes))
+    except (StellaError, KeyError, TypeError, AttributeError, ValueError):
+        return None

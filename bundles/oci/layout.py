@@ -1,0 +1,745 @@
+"""An OCI image layout on disk (image-spec v1.1 image-layout.md): the appliance's image store.
+
+Layout of a directory this class manages::
+
+    oci-layout              {"imageLayoutVersion":"1.0.0"}
+    index.json              image index: tags (ref.name annotations) and untagged referrers
+    blobs/sha256/<hex>      content, named by its SHA-256
+    .stella/lock            flock target serializing index.json writers
+    .stella/manifests.json  manifest graph cache (referrers sidecar), rebuilt when stale
+    .stella/tmp/            temporary files, renamed into place once verified
+
+Every blob is hashed while it is written and lands under ``blobs/`` only if it matches;
+``index.json`` is replaced atomically under an exclusive lock, so concurrent writers never lose
+each other's updates. Layouts written by other tools (umoci, skopeo, ...) are read as they
+are; ``.stella/`` is created on the first write. See docs/oci-layout.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, BinaryIO, Final
+
+from bundles import canonical
+from bundles.digest import CHUNK, Digest, DigestReader
+from bundles.errors import (
+    BlobNotFoundError,
+    CanonicalJSONError,
+    DigestError,
+    OCILayoutError,
+    SizeLimitError,
+)
+from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
+from bundles.oci.files import FILE_MODE, atomic_write, exclusive_lock, fsync_dir
+from bundles.oci.graph import Graph, Node, load_cache
+from bundles.oci.manifest import (
+    MAX_MANIFEST_SIZE,
+    ImageIndex,
+    StoredManifest,
+    parse_manifest,
+)
+from bundles.oci.mediatypes import ANNOTATION_REF_NAME, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
+
+LAYOUT_VERSION: Final = "1.0.0"
+OCTET_STREAM: Final = "application/octet-stream"
+DEFAULT_BLOB_LIMIT: Final = 16 << 30  # the largest blob accepted unless a caller says otherwise
+DEFAULT_READ_LIMIT: Final = 64 << 20  # the largest blob read into memory by read_blob
+INDEX_LIMIT: Final = 64 << 20
+_LAYOUT_FILE_LIMIT: Final = 64 << 10
+_PRIVATE_DIR: Final = ".stella"
+_CACHE_FILE: Final = "manifests.json"
+_READ_ONLY_ERRNOS: Final = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+
+# annotations.md: ref ::= component ("/" component)*; component ::= alphanum (separator alphanum)*
+_COMPONENT: Final = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REF_NAME: Final = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+class NotALayoutError(OCILayoutError):
+    """A directory is not an OCI image layout this code can read."""
+
+
+class TagNotFoundError(OCILayoutError):
+    """No descriptor in ``index.json`` carries the requested ``ref.name``."""
+
+
+class PlatformNotFoundError(OCILayoutError):
+    """An image index has no manifest for the requested platform."""
+
+
+def check_tag(name: str) -> str:
+    """Return ``name`` if it is a valid ``org.opencontainers.image.ref.name`` value."""
+    if not isinstance(name, str) or not _REF_NAME.fullmatch(name):
+        raise OCILayoutError(
+            f"invalid tag {name!r}",
+            hint="a tag is letters and digits separated by one of - . _ : @ + -- or /",
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Reachability:
+    """Blobs reachable from ``index.json``: manifests, their configs and layers, index
+    children, and referrers (which the layout records in ``index.json`` itself)."""
+
+    blobs: frozenset[Digest]
+    missing: frozenset[Digest]
+
+
+@dataclass(frozen=True, slots=True)
+class BlobProblem:
+    """One file under ``blobs/`` that is not what its name says."""
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Result of :meth:`OCILayout.verify`: every blob re-hashed, every reachable blob present."""
+
+    checked: int
+    bad: tuple[BlobProblem, ...]
+    missing: tuple[Digest, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad and not self.missing
+
+
+class _VerifiedRaw(io.RawIOBase):
+    """A blob file that checks size and digest when its end is reached."""
+
+    def __init__(self, path: Path, digest: Digest, size: int, layout: Path) -> None:
+        super().__init__()
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._digest = digest
+        self._size = size
+        self._layout = layout
+        self._hash = hashlib.sha256()
+        self._seen = 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._fh.readinto(buffer)
+        if n:
+            self._hash.update(memoryview(buffer)[:n])
+            self._seen += n
+            if self._seen > self._size:
+                raise DigestError(
+                    f"blob {self._digest} in {self._layout} grew past its size {self._size} "
+                    "while being read",
+                    hint="run verify on the layout",
+                )
+        elif not self._checked:
+            self._checked = True
+            actual = Digest(self._hash.hexdigest())
+            if actual != self._digest or self._seen != self._size:
+                raise DigestError(
+                    f"blob {self._digest} in {self._layout} is corrupt: its content hashes to "
+                    f"{actual}",
+                    hint="run verify on the layout and copy the image again",
+                )
+        return n or 0
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+class OCILayout:
+    """An OCI image layout directory. Use :meth:`init` to create one, :meth:`open` to read one."""
+
+    __slots__ = ("_memo", "path")
+
+    def __init__(self, path: Path) -> None:
+        """Open the layout at ``path``, checking that it is one (same as :meth:`open`)."""
+        self.path = Path(path)
+        self._memo: Graph | None = None
+        self._check()
+
+    # ---------------------------------------------------------------- creation and opening
+
+    @classmethod
+    def open(cls, path: Path) -> OCILayout:
+        return cls(path)
+
+    @classmethod
+    def init(cls, path: Path, *, exist_ok: bool = False) -> OCILayout:
+        """Create an empty layout at ``path`` (the directory may exist but must be empty).
+
+        With ``exist_ok``, an existing valid layout is opened instead.
+        """
+        path = Path(path)
+        if (path / "oci-layout").exists():
+            if exist_ok:
+                return cls(path)
+            raise OCILayoutError(
+                f"{path} is already an OCI image layout", hint="open it instead of creating it"
+            )
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise OCILayoutError(
+                f"cannot create an OCI image layout in {path}: it is not an empty directory",
+                hint="choose a new or empty directory",
+            )
+        try:
+            (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            (path / _PRIVATE_DIR / "tmp").mkdir(parents=True, exist_ok=True)
+            tmp = path / _PRIVATE_DIR / "tmp"
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+            atomic_write(path / "index.json", canonical.dumps(index), tmp_dir=tmp)
+            # oci-layout last: a directory is a layout only once everything else is in place.
+            layout = {"imageLayoutVersion": LAYOUT_VERSION}
+            atomic_write(path / "oci-layout", canonical.dumps(layout), tmp_dir=tmp)
+        except OSError as e:
+            raise OCILayoutError(f"cannot create an OCI image layout in {path}: {e}") from e
+        return cls(path)
+
+    def _check(self) -> None:
+        if not self.path.is_dir():
+            raise NotALayoutError(
+                f"{self.path} is not an OCI image layout: no such directory",
+                hint="check the path, or create a layout first",
+            )
+        marker = self.path / "oci-layout"
+        if not marker.is_file():
+            raise NotALayoutError(
+                f"{self.path} is not an OCI image layout: it has no oci-layout file",
+                hint="check the path; an image layout holds oci-layout, index.json and blobs/",
+            )
+        try:
+            doc = canonical.load_file(marker, limit=_LAYOUT_FILE_LIMIT)
+        except (CanonicalJSONError, SizeLimitError) as e:
+            raise NotALayoutError(f"{self.path} is not an OCI image layout: {e.message}") from e
+        version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
+        if version != LAYOUT_VERSION:
+            raise NotALayoutError(
+                f"{marker}: imageLayoutVersion is {version!r}, expected {LAYOUT_VERSION!r}",
+                hint="this layout was written for a different version of the image-layout spec",
+            )
+        for name, is_ok in (("index.json", Path.is_file), ("blobs", Path.is_dir)):
+            if not is_ok(self.path / name):
+                raise NotALayoutError(
+                    f"{self.path} is not a complete OCI image layout: {name} is missing",
+                    hint="the layout was copied incompletely; copy it again",
+                )
+
+    def __repr__(self) -> str:
+        return f"OCILayout({str(self.path)!r})"
+
+    # ---------------------------------------------------------------- private paths
+
+    def _private(self, *parts: str) -> Path:
+        return self.path.joinpath(_PRIVATE_DIR, *parts)
+
+    def _tmp_dir(self) -> Path:
+        tmp = self._private("tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    def _lock(self) -> AbstractContextManager[None]:
+        self._private().mkdir(exist_ok=True)
+        return exclusive_lock(self._private("lock"))
+
+    # ---------------------------------------------------------------- blobs
+
+    def blob_path(self, digest: Digest) -> Path:
+        """Where the blob lives (whether or not it is there)."""
+        return self.path / "blobs" / digest.algorithm / digest.encoded
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def _missing(self, digest: Digest) -> BlobNotFoundError:
+        return BlobNotFoundError(
+            f"blob {digest} is not in the OCI image layout {self.path}",
+            hint="copy the image (with all its blobs) into the layout, or check the digest",
+        )
+
+    def blob_size(self, digest: Digest) -> int:
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError as e:
+            raise self._missing(digest) from e
+
+    def put_blob(
+        self,
+        data: bytes | BinaryIO,
+        *,
+        expected: Digest | None = None,
+        size: int | None = None,
+        media_type: str = OCTET_STREAM,
+        limit: int = DEFAULT_BLOB_LIMIT,
+    ) -> Descriptor:
+        """Store a blob from bytes or a stream; returns its descriptor.
+
+        The bytes are hashed while they are written to a temporary file in the layout, which is
+        fsynced and renamed into ``blobs/`` only when the digest (``expected``, if given) and
+        size (``size``, if given) match; otherwise :class:`DigestError` or
+        :class:`SizeLimitError` is raised and nothing is left behind. ``limit`` always caps the
+        bytes read. Storing a blob that is already present is a no-op.
+        """
+        if size is not None and (size < 0 or size > limit):
+            raise SizeLimitError(
+                f"blob of declared size {size} refused by {self.path}: the limit is {limit} bytes",
+                hint="raise the limit only for inputs you expect to be this large",
+            )
+        if expected is not None and self.has_blob(expected):
+            existing = self.blob_size(expected)
+            if size is not None and size != existing:
+                raise SizeLimitError(
+                    f"blob {expected} in {self.path} is {existing} bytes, but {size} were declared",
+                    hint="the descriptor's size is wrong",
+                )
+            return Descriptor(media_type, expected, existing)
+        stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+        reader = DigestReader(stream, expected=expected, size=size, limit=limit)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="blob-", suffix=".tmp")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := reader.read(CHUNK):
+                    out.write(chunk)
+                try:
+                    digest = reader.check()
+                except (DigestError, SizeLimitError) as e:
+                    raise type(e)(f"blob refused by {self.path}: {e.message}", hint=e.hint) from e
+                out.flush()
+                os.fsync(out.fileno())
+            target = self.blob_path(digest)
+            if target.is_file():
+                tmp.unlink()
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp.chmod(FILE_MODE)
+                os.replace(tmp, target)
+                fsync_dir(target.parent)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return Descriptor(media_type, digest, reader.size)
+
+    def open_blob(self, digest: Digest) -> BinaryIO:
+        """Open a blob for streaming; reading to its end raises :class:`DigestError` if the
+        content does not match ``digest``. Close it (or use ``with``)."""
+        size = self.blob_size(digest)
+        try:
+            raw = _VerifiedRaw(self.blob_path(digest), digest, size, self.path)
+        except FileNotFoundError as e:
+            raise self._missing(digest) from e
+        return io.BufferedReader(raw, CHUNK)
+
+    def read_blob(self, digest: Digest, *, limit: int = DEFAULT_READ_LIMIT) -> bytes:
+        """Read a whole blob into memory, verified; larger than ``limit`` raises
+        :class:`SizeLimitError`."""
+        size = self.blob_size(digest)
+        if size > limit:
+            raise SizeLimitError(
+                f"blob {digest} in {self.path} is {size} bytes, over the read limit of {limit}",
+                hint="stream it with open_blob instead",
+            )
+        with self.open_blob(digest) as fh:
+            data = fh.read()
+            fh.read()  # the end-of-blob read that checks the digest
+        return data
+
+    # ---------------------------------------------------------------- manifests
+
+    def put_manifest(
+        self, raw: bytes, media_type: str, *, check_references: bool = True
+    ) -> Descriptor:
+        """Store a manifest or index byte for byte; returns its descriptor.
+
+        The descriptor carries ``artifactType`` (for a manifest with a ``subject`` but no
+        ``artifactType``, its config's media type, as the referrers API reports it). With
+        ``check_references`` every config, layer or child it names (except external ``urls``
+        layers) must already be in the layout. A manifest with a ``subject`` is a referrer and
+        is recorded in ``index.json`` as an untagged descriptor, so it stays reachable and
+        :meth:`referrers` finds it.
+        """
+        manifest = parse_manifest(raw, media_type, source=f"manifest for {self.path}")
+        if check_references:
+            for child in manifest.children():
+                if "urls" not in child.extra and not self.has_blob(child.digest):
+                    raise BlobNotFoundError(
+                        f"manifest refused by {self.path}: it names blob {child.digest} "
+                        f"({child.media_type}), which is not in the layout",
+                        hint="store configs, layers and child manifests before the manifest",
+                    )
+        artifact_type = manifest.artifact_type
+        if artifact_type is None and manifest.subject is not None:
+            artifact_type = manifest.effective_artifact_type
+        stored = self.put_blob(raw, media_type=media_type, limit=MAX_MANIFEST_SIZE)
+        descriptor = Descriptor(media_type, stored.digest, stored.size, artifact_type=artifact_type)
+        if manifest.subject is not None:
+
+            def add_referrer(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+                if any(e.get("digest") == str(descriptor.digest) for e in entries):
+                    return entries
+                return [*entries, descriptor.to_dict()]
+
+            self._update_index(add_referrer)
+        return descriptor
+
+    def get_manifest(
+        self, ref: Digest | Descriptor, media_type: str | None = None
+    ) -> StoredManifest:
+        """Read a manifest or index: exact bytes (digest-verified) plus a parsed view.
+
+        Given a descriptor, its media type and size must match the content; given a bare
+        digest, the type comes from ``media_type`` or the document itself.
+        """
+        if isinstance(ref, Descriptor):
+            digest, media_type = ref.digest, ref.media_type
+        else:
+            digest = ref
+        raw = self.read_blob(digest, limit=MAX_MANIFEST_SIZE)
+        if isinstance(ref, Descriptor) and ref.size != len(raw):
+            raise DescriptorError(
+                f"descriptor of {digest} says size {ref.size}, the blob in {self.path} is "
+                f"{len(raw)} bytes",
+                hint="the descriptor is wrong; take it from the layout's index.json",
+            )
+        manifest = parse_manifest(raw, media_type, source=f"{self.path} blob {digest}")
+        descriptor = (
+            ref
+            if isinstance(ref, Descriptor)
+            else Descriptor(
+                manifest.media_type, digest, len(raw), artifact_type=manifest.artifact_type
+            )
+        )
+        return StoredManifest(descriptor=descriptor, raw=raw, manifest=manifest)
+
+    def walk(self, descriptor: Descriptor) -> Iterator[StoredManifest]:
+        """Depth-first, parents first: the manifest or index at ``descriptor`` and, for an
+        index, every manifest and index below it. A missing child raises
+        :class:`BlobNotFoundError`."""
+        seen: set[Digest] = set()
+        stack = [descriptor]
+        while stack:
+            current = stack.pop()
+            if current.digest in seen:
+                continue
+            seen.add(current.digest)
+            stored = self.get_manifest(current)
+            yield stored
+            if isinstance(stored.manifest, ImageIndex):
+                stack.extend(
+                    c
+                    for c in reversed(stored.manifest.manifests)
+                    if c.media_type in MANIFEST_TYPES | INDEX_TYPES
+                )
+
+    def resolve_platform(
+        self,
+        descriptor: Descriptor,
+        *,
+        os: str = "linux",
+        architecture: str = "amd64",
+        variant: str | None = None,
+    ) -> Descriptor:
+        """The image manifest for one platform: ``descriptor`` itself if it is a manifest,
+        else the first matching entry found walking the index (nested indexes included)."""
+        if descriptor.media_type in MANIFEST_TYPES:
+            return descriptor
+        available: list[str] = []
+        for stored in self.walk(descriptor):
+            if not isinstance(stored.manifest, ImageIndex):
+                continue
+            for child in stored.manifest.manifests:
+                if child.media_type not in MANIFEST_TYPES or child.platform is None:
+                    continue
+                if child.platform.matches(os, architecture, variant):
+                    return child
+                available.append(str(child.platform))
+        wanted = str(Platform(architecture=architecture, os=os, variant=variant))
+        raise PlatformNotFoundError(
+            f"image index {descriptor.digest} in {self.path} has no manifest for {wanted}",
+            hint=f"available platforms: {', '.join(available) or 'none'}",
+        )
+
+    # ---------------------------------------------------------------- index.json and tags
+
+    def _read_index(self) -> tuple[bytes, dict[str, Any]]:
+        path = self.path / "index.json"
+        try:
+            data = path.read_bytes() if path.stat().st_size <= INDEX_LIMIT else None
+        except OSError as e:
+            raise OCILayoutError(f"{path}: cannot read: {e.strerror}") from e
+        if data is None:
+            raise SizeLimitError(f"{path} is over the size limit of {INDEX_LIMIT} bytes")
+        try:
+            doc = canonical.loads(data, limit=INDEX_LIMIT, source=str(path))
+        except CanonicalJSONError as e:
+            raise OCILayoutError(e.message, hint="the layout's index.json is damaged") from e
+        if not isinstance(doc, dict) or not isinstance(doc.get("manifests"), list):
+            raise OCILayoutError(
+                f"{path}: not an image index (no 'manifests' array)",
+                hint="the layout's index.json is damaged",
+            )
+        if doc.get("schemaVersion") != 2:
+            raise OCILayoutError(
+                f"{path}: schemaVersion is {doc.get('schemaVersion')!r}, expected 2"
+            )
+        return data, doc
+
+    def _descriptors(self, doc: dict[str, Any]) -> tuple[Descriptor, ...]:
+        return tuple(
+            Descriptor.from_dict(entry, source=f"{self.path / 'index.json'} manifests[{i}]")
+            for i, entry in enumerate(doc["manifests"])
+        )
+
+    def entries(self) -> tuple[Descriptor, ...]:
+        """Every descriptor in ``index.json``, tagged or not, in file order."""
+        return self._descriptors(self._read_index()[1])
+
+    def _update_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+        """Read-modify-write ``index.json`` under the layout lock; unknown fields are kept."""
+        with self._lock():
+            data, doc = self._read_index()
+            self._descriptors(doc)  # refuse to rewrite a damaged index
+            entries = change(list(doc["manifests"]))
+            if entries != doc["manifests"]:
+                doc["manifests"] = entries
+                data = canonical.dumps(doc)
+                atomic_write(self.path / "index.json", data, tmp_dir=self._tmp_dir())
+            self._refresh_graph(data, doc, persist=True)
+
+    def tag(self, name: str, descriptor: Descriptor) -> Descriptor:
+        """Point tag ``name`` at ``descriptor`` (replacing any previous target); returns the
+        descriptor as written to ``index.json``."""
+        check_tag(name)
+        size = self.blob_size(descriptor.digest)
+        if size != descriptor.size:
+            raise DescriptorError(
+                f"cannot tag {name!r}: descriptor says {descriptor.digest} is "
+                f"{descriptor.size} bytes, the blob in {self.path} is {size}",
+            )
+        tagged = descriptor.with_annotations({**descriptor.annotations, ANNOTATION_REF_NAME: name})
+
+        def retag(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            kept = [e for e in entries if _ref_name(e) != name]
+            return [*kept, tagged.to_dict()]
+
+        self._update_index(retag)
+        return tagged
+
+    def untag(self, name: str) -> Descriptor:
+        """Remove tag ``name``; returns the descriptor it pointed at. The blobs stay."""
+        removed: list[dict[str, Any]] = []
+
+        def drop(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            removed[:] = [e for e in entries if _ref_name(e) == name]
+            return [e for e in entries if _ref_name(e) != name]
+
+        self._update_index(drop)
+        if not removed:
+            raise self._no_tag(name)
+        return Descriptor.from_dict(removed[-1], source=f"{self.path / 'index.json'} tag {name}")
+
+    def _no_tag(self, name: str) -> TagNotFoundError:
+        return TagNotFoundError(
+            f"tag {name!r} is not in the OCI image layout {self.path}",
+            hint=f"known tags: {', '.join(self.tags()) or 'none'}",
+        )
+
+    def tags(self) -> dict[str, Descriptor]:
+        """Tag name -> descriptor, sorted by name."""
+        found: dict[str, Descriptor] = {}
+        for entry in self.entries():
+            if entry.ref_name is not None:
+                found[entry.ref_name] = entry
+        return dict(sorted(found.items()))
+
+    def resolve(self, reference: str) -> Descriptor:
+        """The descriptor for a tag, or for ``sha256:<hex>`` (a manifest in the layout).
+
+        A tag that names different manifests in ``index.json`` (other tools may write such a
+        file) is refused rather than guessed.
+        """
+        if reference.startswith("sha256:"):
+            digest = Digest.parse(reference)
+            for entry in self.entries():
+                if entry.digest == digest:
+                    return entry
+            node = self.graph().nodes.get(digest)
+            if node is not None:
+                return node.descriptor
+            return self.get_manifest(digest).descriptor
+        check_tag(reference)
+        matches = [e for e in self.entries() if e.ref_name == reference]
+        if not matches:
+            raise self._no_tag(reference)
+        if len({e.digest for e in matches}) > 1:
+            raise OCILayoutError(
+                f"tag {reference!r} names {len(matches)} different manifests in "
+                f"{self.path / 'index.json'}",
+                hint="retag it to the intended manifest",
+            )
+        return matches[-1]
+
+    # ---------------------------------------------------------------- graph and referrers
+
+    def _scan(self, descriptor: Descriptor) -> Node:
+        stored = self.get_manifest(descriptor)
+        return Node.of(stored.descriptor, stored.manifest)
+
+    def _refresh_graph(
+        self, data: bytes, doc: dict[str, Any], *, persist: bool, reuse: bool = True
+    ) -> tuple[Graph, bool]:
+        """The graph for this ``index.json``, reusing cached nodes (manifests are immutable);
+        the flag says whether it was computed now rather than found in a cache."""
+        index_digest = Digest.of_bytes(data)
+        cached: dict[Digest, Node] = {}
+        if reuse:
+            for known in self._cached_graphs():
+                if known.index_digest == index_digest:
+                    self._memo = known
+                    return known, False
+                cached.update(known.nodes)
+        nodes: dict[Digest, Node] = {}
+        missing: set[Digest] = set()
+        walkable = MANIFEST_TYPES | INDEX_TYPES
+        stack = [d for d in reversed(self._descriptors(doc)) if d.media_type in walkable]
+        while stack:
+            current = stack.pop()
+            if current.digest in nodes or current.digest in missing:
+                continue
+            node = cached.get(current.digest)
+            if node is None:
+                if not self.has_blob(current.digest):
+                    missing.add(current.digest)
+                    continue
+                node = self._scan(current)
+            nodes[current.digest] = node
+            stack.extend(c for c in reversed(node.children) if c.media_type in walkable)
+        graph = Graph(
+            index_digest=index_digest, nodes=MappingProxyType(nodes), missing=frozenset(missing)
+        )
+        self._memo = graph
+        if persist:
+            self._save_graph(graph)
+        return graph, True
+
+    def _cached_graphs(self) -> Iterator[Graph]:
+        """The in-memory graph, then the one on disk (which another process may have
+        refreshed); callers stop at the first that matches the current ``index.json``."""
+        if self._memo is not None:
+            yield self._memo
+        try:
+            data = self._private(_CACHE_FILE).read_bytes()
+        except OSError:
+            return
+        graph = load_cache(data)
+        if graph is not None:
+            yield graph
+
+    def _save_graph(self, graph: Graph) -> None:
+        try:
+            atomic_write(self._private(_CACHE_FILE), graph.to_bytes(), tmp_dir=self._tmp_dir())
+        except OSError as e:
+            if e.errno not in _READ_ONLY_ERRNOS:
+                raise OCILayoutError(
+                    f"cannot write the manifest graph cache of {self.path}: {e}"
+                ) from e
+            # A read-only layout stays fully readable; the graph is recomputed per process.
+
+    def graph(self, *, reuse: bool = True) -> Graph:
+        """The manifest graph of the current ``index.json``: from the cache when it was computed
+        from these exact ``index.json`` bytes, else refreshed (and the cache rewritten, if the
+        layout is writable). ``reuse=False`` re-reads every manifest."""
+        data, doc = self._read_index()
+        graph, computed = self._refresh_graph(data, doc, persist=False, reuse=reuse)
+        if not computed:
+            return graph
+        try:
+            with self._lock():
+                current, _ = self._read_index()
+                if current == data:
+                    self._save_graph(graph)
+        except OSError as e:
+            if e.errno not in _READ_ONLY_ERRNOS:
+                raise
+        return graph
+
+    def referrers(self, subject: Digest, *, artifact_type: str | None = None) -> list[Descriptor]:
+        """Manifests in the layout whose ``subject`` is ``subject``, as the distribution-spec
+        referrers API lists them (artifactType, annotations of the manifest), sorted by digest;
+        with ``artifact_type``, only those of that type."""
+        return [
+            node.referrer()
+            for node in self.graph().referrers(subject)
+            if artifact_type is None or node.artifact_type == artifact_type
+        ]
+
+    def reachable(self) -> Reachability:
+        """Every blob reachable from ``index.json``, and those of them not in the layout."""
+        graph = self.graph()
+        blobs: set[Digest] = {e.digest for e in self.entries()}
+        for node in graph.nodes.values():
+            blobs.add(node.descriptor.digest)
+            blobs.update(c.digest for c in node.children)
+        missing = frozenset(d for d in blobs if not self.has_blob(d))
+        return Reachability(blobs=frozenset(blobs), missing=missing)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every blob; report files whose content does not match their name, files
+        that are not blobs, and reachable blobs that are missing."""
+        bad: list[BlobProblem] = []
+        checked = 0
+        blobs_dir = self.path / "blobs"
+        for algorithm_dir in sorted(blobs_dir.iterdir()):
+            if algorithm_dir.name != "sha256" or not algorithm_dir.is_dir():
+                bad.append(BlobProblem(algorithm_dir, "not a sha256 blob directory"))
+                continue
+            for path in sorted(algorithm_dir.iterdir()):
+                checked += 1
+                try:
+                    expected = Digest(path.name)
+                except DigestError:
+                    bad.append(BlobProblem(path, "file name is not a sha256 digest"))
+                    continue
+                try:
+                    actual, _ = Digest.of_file(path)
+                except OSError as e:
+                    bad.append(BlobProblem(path, f"cannot read: {e.strerror}"))
+                    continue
+                if actual != expected:
+                    bad.append(BlobProblem(path, f"content hashes to {actual}"))
+        cache_file = self._private(_CACHE_FILE)
+        cached = load_cache(cache_file.read_bytes()) if cache_file.is_file() else None
+        fresh = self.graph(reuse=False)
+        if (
+            cached is not None
+            and cached.index_digest == fresh.index_digest
+            and dict(cached.nodes) != dict(fresh.nodes)
+        ):
+            bad.append(
+                BlobProblem(
+                    cache_file,
+                    "manifest graph cache disagreed with the manifests; it was rebuilt",
+                )
+            )
+        missing = tuple(sorted(self.reachable().missing))
+        return VerifyReport(checked=checked, bad=tuple(bad), missing=missing)
+
+
+def _ref_name(entry: dict[str, Any]) -> str | None:
+    annotations = entry.get("annotations")
+    if isinstance(annotations, dict):
+        value = annotations.get(ANNOTATION_REF_NAME)
+        return value if isinstance(value, str) else None
+    return None
