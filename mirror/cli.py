@@ -24,6 +24,11 @@ def main() -> None:
     cli.main(prog_name="stella-mirror")
 
 
+from mirror.commands import snapshot_group, sync_cmd  # noqa: E402
+
+cli.add_command(sync_cmd)
+cli.add_command(snapshot_group)
+
 from mirror.keys import keys_group  # noqa: E402
 
 cli.add_command(keys_group)

@@ -1,0 +1,93 @@
+"""Benchmark: the whole shared feed set synced from local paths into one snapshot.
+
+Usage: python bench/bench_snapshot.py [FEEDS_DIR] [--keep DIR]
+FEEDS_DIR defaults to ../shared/data/feeds relative to the repository. Prints wall time,
+records normalized per second and peak RSS (resource.getrusage ru_maxrss), one JSON line at the
+end. Target (shared data, 2 cores): under 20 s and under 500 MB RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mirror.config import MirrorConfig, SourceConfig, SourceKind  # noqa: E402
+from mirror.sync import build_snapshot, sync  # noqa: E402
+from mirror.workspace import Workspace  # noqa: E402
+
+FILES = (
+    ("osv-pypi", SourceKind.OSV, "pypi-osv.jsonl.gz"),
+    ("osv-go", SourceKind.OSV, "go-osv.jsonl.gz"),
+    ("osv-crates", SourceKind.OSV, "rustsec-osv.jsonl.gz"),
+    ("debian", SourceKind.DEBIAN_TRACKER, "debian-security-tracker.tar.gz"),
+    ("alpine", SourceKind.ALPINE_SECDB, "alpine-secdb.tar.gz"),
+    ("kev", SourceKind.KEV, "kev.tar.gz"),
+    ("epss", SourceKind.EPSS, "epss.tar.gz"),
+    ("rubysec", SourceKind.RUBYSEC, "rubysec.tar.gz"),
+    ("npm-legacy", SourceKind.NPM_LEGACY, "npm-nodejs-security-wg.jsonl.gz"),
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("feeds", nargs="?", type=Path, default=REPO.parent / "shared/data/feeds")
+    parser.add_argument("--keep", type=Path, help="workspace directory to keep (default: temp)")
+    args = parser.parse_args()
+    feeds: Path = args.feeds.resolve()
+    sources = tuple(
+        SourceConfig(name=name, kind=kind, path=feeds / file)
+        for name, kind, file in FILES
+        if (feeds / file).exists()
+    )
+    if not sources:
+        print(f"no feed files in {feeds}", file=sys.stderr)
+        return 1
+    config = MirrorConfig(path=feeds / "bench.toml", sources=sources)
+    with tempfile.TemporaryDirectory(prefix="stella-bench-") as tmp:
+        ws = Workspace(args.keep or Path(tmp))
+        started = time.perf_counter()
+        outcomes = sync(config, ws)
+        synced = time.perf_counter()
+        result = build_snapshot(ws)
+        done = time.perf_counter()
+    records = sum(d.records for d in result.manifest.datasets)
+    unknowns = result.manifest.unknowns
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for o in outcomes:
+        print(
+            f"  {o.name:12} {o.status.value:9} {o.records or 0:>8} records "
+            f"{o.unknowns or 0:>5} unknowns"
+        )
+    total = done - started
+    print(f"snapshot {result.digest}")
+    print(
+        f"{records} records ({unknowns} unknowns) in {total:.2f} s "
+        f"(sync {synced - started:.2f} s, build {done - synced:.2f} s): "
+        f"{records / total:,.0f} records/s, peak RSS {peak_mb:.0f} MB"
+    )
+    print(
+        json.dumps(
+            {
+                "records": records,
+                "unknowns": unknowns,
+                "seconds": round(total, 3),
+                "records_per_second": round(records / total),
+                "peak_rss_mb": round(peak_mb),
+                "snapshot": str(result.digest),
+            }
+        )
+    )
+    failed = [o.name for o in outcomes if o.error]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""The one interface every feed format implements, and the values it returns.
+
+A :class:`FeedSource` turns upstream members (bytes with names, see :mod:`mirror.inputs`) into
+one dataset: records keyed by ``id``. It knows no paths, URLs or clocks, so the same bytes
+always give the same records. A record that cannot be used is skipped with an
+:class:`Unknown` naming it and the reason; only a feed that is unusable as a whole raises
+:class:`~mirror.errors.FeedError`.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+from bundles import canonical
+from bundles.errors import CanonicalJSONError
+from bundles.snapshot import DatasetType, Unknown
+from mirror.config import SourceKind
+from mirror.inputs import Member
+
+#: OSV's "date not known" value, used where a feed publishes no modification time (as Go does).
+UNKNOWN_TIME: Final = "0001-01-01T00:00:00Z"
+__all__ = [
+    "ADVISORY_ID",
+    "UNKNOWN_TIME",
+    "DatasetType",
+    "FeedSource",
+    "ParseResult",
+    "Unknown",
+    "load_json",
+]
+ADVISORY_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """What a parser produced. ``meta`` holds upstream facts about the whole feed (catalog
+    version, EPSS score date); ``ignored`` names members that are not part of the format."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    unknowns: list[Unknown] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+
+    def skip(self, item: str, reason: str) -> None:
+        self.unknowns.append(Unknown(item, reason))
+
+
+class FeedSource(ABC):
+    """One feed format. ``version`` is bumped whenever normalization output changes, and is
+    recorded in the manifest so a changed normalizer changes the snapshot identity."""
+
+    kind: ClassVar[SourceKind]
+    dataset_type: ClassVar[DatasetType]
+    version: ClassVar[int] = 1
+
+    @abstractmethod
+    def parse(self, members: Sequence[Member]) -> ParseResult:
+        """Turn upstream members (sorted by name) into records and unknowns."""
+
+
+def load_json(data: bytes, item: str, result: ParseResult) -> Any | None:
+    """Strictly parse one JSON document; on failure record an unknown and return None."""
+    try:
+        return canonical.loads(data, source=item)
+    except CanonicalJSONError as e:
+        result.skip(item, e.message.removeprefix(f"{item}: "))
+        return None
