@@ -29,3 +29,7 @@ from appliance.commands.setup import init_cmd, keys_group, trust_group  # noqa: 
 cli.add_command(init_cmd)
 cli.add_command(keys_group)
 cli.add_command(trust_group)
+
+from appliance.commands.audit import audit_group  # noqa: E402
+
+cli.add_command(audit_group)

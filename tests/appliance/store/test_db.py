@@ -1,0 +1,219 @@
+"""The shared SQLite helpers: connection settings, per-component migrations, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.store.db import (
+    LAYOUT_VERSION,
+    Database,
+    DatabaseBusyError,
+    DatabaseError,
+    Schema,
+    SchemaTooNewError,
+    split_statements,
+)
+
+V1 = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+V2 = "ALTER TABLE items ADD COLUMN note TEXT; CREATE INDEX items_name ON items (name);"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    with Database.open(tmp_path / "state.db") as database:
+        yield database
+
+
+class Boom(Exception):
+    pass
+
+
+def insert_then_fail(db: Database, name: str) -> None:
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO items (name) VALUES (?)", (name,))
+        raise Boom("after the insert")
+
+
+def write_nothing(db: Database, what: str) -> None:
+    with db.transaction(what):
+        pass
+
+
+def columns(db: Database, table: str) -> list[str]:
+    return [row["name"] for row in db.query(f"PRAGMA table_info({table})")]
+
+
+def test_open_configures_wal_foreign_keys_durability_and_busy_timeout(tmp_path: Path) -> None:
+    with Database.open(tmp_path / "s.db", busy_timeout=7.5) as db:
+        assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+        assert db.query("PRAGMA foreign_keys")[0][0] == 1
+        assert db.query("PRAGMA synchronous")[0][0] == 2  # FULL
+        assert db.query("PRAGMA busy_timeout")[0][0] == 7500
+        assert not db.in_transaction
+
+
+def test_ensure_creates_then_upgrades_one_component(db: Database) -> None:
+    assert db.schema_version("items") == 0
+    assert db.ensure(Schema("items", (V1,))) == 1
+    db.connection.execute("INSERT INTO items (name) VALUES ('kept')")
+    assert db.ensure(Schema("items", (V1, V2))) == 2
+    assert columns(db, "items") == ["id", "name", "note"]
+    assert [r["name"] for r in db.query("SELECT name FROM items")] == ["kept"]
+    assert db.schema_version("items") == 2
+    assert db.query("PRAGMA user_version")[0][0] == LAYOUT_VERSION
+    assert db.ensure(Schema("items", (V1, V2))) == 2  # idempotent
+
+
+def test_components_are_versioned_independently(db: Database) -> None:
+    db.ensure(Schema("items", (V1, V2)))
+    db.ensure(Schema("other", ("CREATE TABLE other (x INTEGER);",)))
+    versions = {r["component"]: r["version"] for r in db.query("SELECT * FROM schema_versions")}
+    assert versions == {"items": 2, "other": 1}
+
+
+def test_callable_migration_runs_inside_the_transaction(db: Database) -> None:
+    seen: list[bool] = []
+
+    def fill(conn: sqlite3.Connection) -> None:
+        seen.append(conn.in_transaction)
+        conn.executemany("INSERT INTO items (name) VALUES (?)", [("a",), ("b",)])
+
+    db.ensure(Schema("items", (V1, fill)))
+    assert seen == [True]
+    assert [r[0] for r in db.query("SELECT name FROM items ORDER BY id")] == ["a", "b"]
+
+
+def test_failed_migration_leaves_the_previous_version(db: Database) -> None:
+    db.ensure(Schema("items", (V1,)))
+    broken = Schema("items", (V1, "ALTER TABLE items ADD COLUMN note TEXT; SELECT * FROM nope;"))
+    with pytest.raises(
+        DatabaseError, match=r"cannot migrate the items tables: no such table: nope"
+    ):
+        db.ensure(broken)
+    assert db.schema_version("items") == 1
+    assert columns(db, "items") == ["id", "name"]
+
+
+def test_component_newer_than_the_program_is_refused(db: Database) -> None:
+    db.ensure(Schema("items", (V1, V2)))
+    with pytest.raises(SchemaTooNewError) as info:
+        db.ensure(Schema("items", (V1,)))
+    assert info.value.message == (
+        f"{db.path}: the items tables are at schema version 2, newer than this program "
+        "understands (1)"
+    )
+
+
+def test_layout_newer_than_the_program_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {LAYOUT_VERSION + 1}")
+    raw.close()
+    with pytest.raises(SchemaTooNewError, match=r"database layout version 2 is newer"):
+        Database.open(path)
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError) as info:
+        Database.open(path)
+    assert info.value.message.startswith(f"{path}: is not an SQLite database")
+
+
+def test_transaction_commits_or_rolls_back(db: Database) -> None:
+    db.ensure(Schema("items", (V1,)))
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO items (name) VALUES ('one')")
+    with pytest.raises(Boom, match="after the insert"):
+        insert_then_fail(db, "two")
+    assert [r[0] for r in db.query("SELECT name FROM items")] == ["one"]
+    assert not db.in_transaction
+
+
+def test_nested_transaction_is_a_savepoint(db: Database) -> None:
+    db.ensure(Schema("items", (V1,)))
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO items (name) VALUES ('outer')")
+        with pytest.raises(Boom, match="after the insert"):
+            insert_then_fail(db, "inner")
+        assert db.in_transaction
+    assert [r[0] for r in db.query("SELECT name FROM items")] == ["outer"]
+
+
+def test_outer_rollback_undoes_the_nested_change(db: Database) -> None:
+    db.ensure(Schema("items", (V1,)))
+
+    def nested_then_fail() -> None:
+        with db.transaction() as conn:
+            with db.transaction() as inner:
+                inner.execute("INSERT INTO items (name) VALUES ('inner')")
+            conn.execute("INSERT INTO items (name) VALUES ('outer')")
+            raise Boom("outer fails")
+
+    with pytest.raises(Boom, match="outer fails"):
+        nested_then_fail()
+    assert db.query("SELECT COUNT(*) FROM items")[0][0] == 0
+
+
+def test_sqlite_errors_in_a_transaction_name_the_file(db: Database) -> None:
+    with pytest.raises(DatabaseError) as info, db.transaction("add an item") as conn:
+        conn.execute("INSERT INTO missing VALUES (1)")
+    assert info.value.message == f"{db.path}: cannot add an item: no such table: missing"
+    assert not db.in_transaction
+
+
+def test_no_writes_inside_a_read_snapshot(db: Database) -> None:
+    with (
+        db.snapshot(),
+        pytest.raises(RuntimeError, match="cannot write inside a read snapshot"),
+        db.transaction(),
+    ):
+        pass
+    assert not db.in_transaction
+
+
+def test_busy_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Database.open(path) as holder, Database.open(path, busy_timeout=0.05) as waiter:
+        with holder.transaction(), pytest.raises(DatabaseBusyError) as info:
+            write_nothing(waiter, "append")
+        assert info.value.message == f"{path}: database is locked by another process (append)"
+        with waiter.transaction():  # free again once the holder committed
+            pass
+
+
+def test_split_statements_keeps_triggers_and_strings_whole() -> None:
+    script = """
+        CREATE TABLE t (x TEXT);
+        INSERT INTO t VALUES ('a;b');
+        CREATE TRIGGER t_guard BEFORE DELETE ON t
+        BEGIN SELECT RAISE(ABORT, 'no; never'); END;
+    """
+    statements = split_statements(script)
+    assert len(statements) == 3
+    assert statements[1] == "INSERT INTO t VALUES ('a;b');"
+    assert statements[2].startswith("CREATE TRIGGER")
+    assert statements[2].endswith("END;")
+
+
+def test_split_statements_refuses_an_unfinished_statement() -> None:
+    with pytest.raises(ValueError, match="incomplete SQL statement"):
+        split_statements("CREATE TABLE t (x TEXT); CREATE TRIGGER g BEFORE DELETE ON t BEGIN")
+
+
+@pytest.mark.parametrize(
+    ("component", "migrations", "message"),
+    [
+        ("", (V1,), "schema component name '' is not allowed"),
+        ("bad name", (V1,), "schema component name 'bad name' is not allowed"),
+        ("items", (), "schema 'items' has no migrations"),
+    ],
+)
+def test_schema_is_validated(component: str, migrations: tuple[str, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Schema(component, migrations)
