@@ -33,3 +33,8 @@ cli.add_command(trust_group)
 from appliance.commands.audit import audit_group  # noqa: E402
 
 cli.add_command(audit_group)
+
+from appliance.commands.knowledge import import_cmd, snapshot_group  # noqa: E402
+
+cli.add_command(import_cmd)
+cli.add_command(snapshot_group)

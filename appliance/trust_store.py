@@ -63,6 +63,16 @@ class TrustStore:
             tmp.write_bytes(data)
             tmp.replace(path)
 
+    def store_rotation(self, root: TrustRoot) -> None:
+        """Persist a root whose succession was already checked (``check_successor``)."""
+        current = self.require(root.channel)
+        if root.version != current.version + 1:
+            raise TrustError(
+                f"trust root v{root.version} does not follow v{current.version} of "
+                f"channel {root.channel!r}"
+            )
+        self._store(root)
+
     def add(self, path: Path, *, now: datetime) -> tuple[TrustRoot, bool]:
         """Trust a channel for the first time. Returns the root and whether it was new."""
         root = TrustRoot.load(path)

@@ -25,10 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
-from bundles import dsse
-from bundles.archive import MemberSpec
+from bundles import canonical, dsse
+from bundles.archive import ArchiveReader, MemberSpec
 from bundles.digest import Digest
 from bundles.errors import BundleError, DigestError, SignatureError, TrustError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
@@ -258,3 +258,48 @@ def verify_statement(
             hint=f"import a bundle with sequence {last_sequence + 1} or higher",
         )
     return BundleStatement(predicate, parsed.members, statement, verified.keyids)
+
+
+def peek_statement(envelope_bytes: bytes, *, source: str = "bundle") -> BundleStatement:
+    """Read the statement WITHOUT verifying it: only to choose which trust root to verify it
+    with and to find the trust roots it carries. Never base a decision on the result."""
+    envelope = dsse.Envelope.from_json(envelope_bytes, source=f"{source}: {STATEMENT_MEMBER}")
+    statement = Statement.from_bytes(envelope.payload, source=f"{source}: statement")
+    return parse_statement(statement, source)
+
+
+def carried_roots(bundle: BundleStatement, *, source: str = "bundle") -> list[TrustRoot]:
+    """The trust-root versions a bundle carries (``trustRoots``), oldest first. Each is
+    self-signed; whether it may replace the appliance's root is decided by
+    :meth:`TrustRoot.check_successor`, never by the bundle's own signature."""
+    raw = bundle.predicate.extra.get("trustRoots", [])
+    if not isinstance(raw, list):
+        raise BundleError(f"{source}: predicate.trustRoots must be an array")
+    roots = [
+        TrustRoot.from_bytes(canonical.dumps(doc), source=f"{source}: trustRoots[{i}]")
+        for i, doc in enumerate(raw)
+    ]
+    return sorted(roots, key=lambda r: r.version)
+
+
+def verify_bundle(
+    stream: BinaryIO,
+    trust: TrustRoot,
+    *,
+    now: datetime,
+    source: str = "bundle",
+) -> BundleStatement:
+    """Verify a whole bundle without loading it: the statement against ``trust`` (walking any
+    trust-root rotation the bundle carries), then every member's size and digest."""
+    reader = ArchiveReader(stream, source=source)
+    envelope = reader.read_first(STATEMENT_MEMBER)
+    newest = trust
+    for root in carried_roots(peek_statement(envelope, source=source), source=source):
+        if root.version > newest.version:
+            newest.check_successor(root, now=now)
+            newest = root
+    bundle = verify_statement(envelope, newest, now=now, source=source)
+    for member in reader.members(bundle.members):
+        for _ in member.chunks():
+            pass
+    return bundle

@@ -32,3 +32,8 @@ cli.add_command(snapshot_group)
 from mirror.keys import keys_group  # noqa: E402
 
 cli.add_command(keys_group)
+
+from mirror.export import export_cmd, verify_cmd  # noqa: E402
+
+cli.add_command(export_cmd)
+cli.add_command(verify_cmd)

@@ -8,8 +8,11 @@ from pathlib import Path
 import click
 
 from appliance.home import Home
+from appliance.store import record_decision
+from appliance.store.audit import AuditAction
 from appliance.trust_store import TrustStore
 from bundles.clikit import CliContext, pass_ctx
+from bundles.digest import Digest
 from bundles.keys import KeyType
 
 
@@ -82,8 +85,19 @@ def _line(info: dict[str, object]) -> str:
 @pass_ctx
 def trust_add_cmd(ctx: CliContext, file: Path) -> None:
     """Trust a mirror's trust-root.json for its channel (first time only)."""
-    root, added = _store(ctx).add(file, now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    root, added = _store(ctx).add(file, now=now)
     info = dict(root.describe())
+    if added:
+        record_decision(
+            Home(ctx.home),
+            AuditAction.TRUST_ADD,
+            f"channel {root.channel}",
+            command="trust add",
+            time=now,
+            inputs={"file": str(file), "digest": str(Digest.of_bytes(root.to_bytes()))},
+            result=info,
+        )
     ctx.emit(
         {**info, "added": added}, ("trusted: " if added else "already trusted: ") + _line(info)
     )
@@ -96,8 +110,19 @@ def trust_add_cmd(ctx: CliContext, file: Path) -> None:
 @pass_ctx
 def trust_rotate_cmd(ctx: CliContext, files: tuple[Path, ...]) -> None:
     """Accept newer trust-root versions (each signed by the current and its own root keys)."""
-    chain = _store(ctx).rotate(list(files), now=datetime.now(UTC))
+    now = datetime.now(UTC)
+    chain = _store(ctx).rotate(list(files), now=now)
     infos = [dict(r.describe()) for r in chain]
+    for root, info in zip(chain, infos, strict=True):
+        record_decision(
+            Home(ctx.home),
+            AuditAction.TRUST_ROTATE,
+            f"channel {root.channel}",
+            command="trust rotate",
+            time=now,
+            inputs={"digest": str(Digest.of_bytes(root.to_bytes()))},
+            result=info,
+        )
     ctx.emit({"rotated": infos}, "\n".join("rotated to: " + _line(i) for i in infos))
 
 

@@ -8,10 +8,42 @@ modules import ``sqlite3`` (``scripts/check_layers.py``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 from appliance.home import Home
+from appliance.store.audit import AuditAction, AuditLog, AuditRecord, os_actor
 from appliance.store.db import Database
+from bundles import __version__
 
 
 def open_state(home: Home) -> Database:
     """Open the home's ``state.db`` (the home must have been created by ``stella init``)."""
     return Database.open(home.require().state_db)
+
+
+def record_decision(
+    home: Home,
+    action: AuditAction,
+    subject: str,
+    *,
+    command: str,
+    time: datetime,
+    inputs: Mapping[str, Any],
+    result: Mapping[str, Any],
+    rule_digest: str | None = None,
+) -> AuditRecord:
+    """Append one record to the home's audit log, signed with the appliance key."""
+    with open_state(home) as db:
+        log = AuditLog(db, key=home.signing_key())
+        return log.append(
+            action,
+            subject,
+            actor=os_actor(command),
+            time=time,
+            inputs=inputs,
+            versions={"stella": __version__},
+            result=result,
+            rule_digest=rule_digest,
+        )

@@ -1,0 +1,156 @@
+"""``stella import`` and ``stella snapshot list|show``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from appliance.home import Home
+from appliance.importer import Importer
+from appliance.store.knowledge import KnowledgeStore, SnapshotRow
+from bundles.clikit import CliContext, pass_ctx
+from bundles.errors import UsageError
+
+
+@click.command("import")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Verify everything, change nothing.")
+@pass_ctx
+def import_cmd(ctx: CliContext, bundle: Path, dry_run: bool) -> None:
+    """Verify a bundle against the trust root and load it; the snapshot it carries becomes
+    active. A refused bundle leaves everything as it was and goes to quarantine/."""
+    result = Importer(Home(ctx.home)).run(bundle, now=datetime.now(UTC), dry_run=dry_run)
+    verb = "verified (dry run, nothing changed)" if dry_run else "imported"
+    ctx.emit(
+        {
+            "bundle": str(result.bundle),
+            "source": result.source,
+            "size": result.size,
+            "kind": str(result.kind),
+            "sequence": result.sequence,
+            "channel": result.channel,
+            "snapshot": str(result.snapshot) if result.snapshot else None,
+            "base": str(result.base) if result.base else None,
+            "datasetsLoaded": result.datasets_loaded,
+            "datasetsPatched": result.datasets_patched,
+            "datasetsReused": result.datasets_reused,
+            "trustRotatedTo": result.trust_rotated_to,
+            "dryRun": result.dry_run,
+            "counts": result.counts,
+            "signedBy": list(result.keyids),
+        },
+        lambda: "\n".join(
+            [
+                f"{bundle.name}: {verb} — {result.kind} bundle, sequence {result.sequence}, "
+                f"channel {result.channel}",
+                f"snapshot {result.snapshot} now active"
+                if not dry_run
+                else f"snapshot {result.snapshot}",
+                f"datasets: {len(result.datasets_loaded)} loaded, {len(result.datasets_patched)} "
+                f"patched, {result.datasets_reused} unchanged",
+            ]
+            + (
+                [f"trust root rotated to v{result.trust_rotated_to}"]
+                if result.trust_rotated_to
+                else []
+            )
+        ),
+    )
+
+
+@click.group("snapshot")
+def snapshot_group() -> None:
+    """Knowledge snapshots imported on this appliance."""
+
+
+def _age(created: str, now: datetime) -> str:
+    days = (now - datetime.fromisoformat(created.replace("Z", "+00:00"))).days
+    return f"{days}d"
+
+
+def _row(s: SnapshotRow, now: datetime) -> dict[str, object]:
+    return {
+        "digest": str(s.digest),
+        "sequence": s.sequence,
+        "channel": s.channel,
+        "kind": s.kind,
+        "base": str(s.base) if s.base else None,
+        "bundle": str(s.bundle),
+        "created": s.created,
+        "imported": s.imported,
+        "ageDays": (now - datetime.fromisoformat(s.created.replace("Z", "+00:00"))).days,
+        "active": s.active,
+    }
+
+
+@snapshot_group.command("list")
+@pass_ctx
+def snapshot_list_cmd(ctx: CliContext) -> None:
+    """Every imported snapshot, oldest first; * marks the active one."""
+    store = KnowledgeStore.open(Home(ctx.home).require().knowledge_db)
+    now = datetime.now(UTC)
+    try:
+        rows = store.snapshots()
+    finally:
+        store.close()
+    ctx.emit(
+        {"snapshots": [_row(s, now) for s in rows]},
+        lambda: (
+            "\n".join(
+                f"{'*' if s.active else ' '} {s.digest.short()}  seq {s.sequence:<5} {s.kind:<5} "
+                f"{s.channel:<12} created {s.created} ({_age(s.created, now)} old)"
+                for s in rows
+            )
+            or "no snapshot imported yet"
+        ),
+    )
+
+
+@snapshot_group.command("show")
+@click.argument("ref", default="active")
+@pass_ctx
+def snapshot_show_cmd(ctx: CliContext, ref: str) -> None:
+    """One snapshot (digest, unique prefix, or 'active'): datasets and counts."""
+    store = KnowledgeStore.open(Home(ctx.home).require().knowledge_db)
+    now = datetime.now(UTC)
+    try:
+        rows = store.snapshots()
+        if ref == "active":
+            matches = [s for s in rows if s.active]
+        else:
+            prefix = ref.removeprefix("sha256:")
+            matches = [s for s in rows if s.digest.hex.startswith(prefix)]
+        if len(matches) != 1:
+            what = "no snapshot matches" if not matches else "several snapshots match"
+            raise UsageError(f"{what} {ref!r}", hint="see 'stella snapshot list'")
+        snap = matches[0]
+        manifest = store.manifest(snap.digest)
+        counts = store.counts(snap.digest)
+    finally:
+        store.close()
+    datasets = [
+        {"name": d.name, "type": str(d.type), "records": d.records, "digest": str(d.digest)}
+        for d in manifest.datasets
+    ]
+    stale = [s.name for s in manifest.sources if s.status != "ok"]
+    ctx.emit(
+        {
+            **_row(snap, now),
+            "datasets": datasets,
+            "counts": counts,
+            "unknowns": manifest.unknowns,
+            "staleSources": stale,
+        },
+        lambda: "\n".join(
+            [
+                f"snapshot {snap.digest}{'  (active)' if snap.active else ''}",
+                f"sequence {snap.sequence}, channel {snap.channel}, "
+                f"{snap.kind} bundle {snap.bundle.short()}",
+                f"created {snap.created} ({_age(snap.created, now)} old), imported {snap.imported}",
+                f"unknowns {manifest.unknowns}; stale sources: {', '.join(stale) or 'none'}",
+            ]
+            + [f"  {d['name']:<24} {d['type']:<8} {d['records']:>8} records" for d in datasets]
+        ),
+    )

@@ -1,0 +1,354 @@
+"""``stella import``: verify a bundle, then load it, in one pass, atomically.
+
+1. The first member (the signed statement) is read under a small size limit. Its channel picks
+   the trust root; trust-root versions the bundle carries are accepted only as a valid
+   rotation chain from the root trusted now (TUF's rule); the statement must then verify
+   against the newest root, be unexpired, for this channel, and newer than the last
+   sequence imported on it (shared/DESIGN.md §4).
+2. Every other member streams straight into one ``knowledge.db`` transaction while it is
+   hashed; a member whose digest or size differs from the signed statement, a dataset whose
+   records disagree with the manifest, or a delta that does not rebuild the target digests
+   exactly, aborts the transaction: nothing is half-written.
+3. The new snapshot is activated in that same transaction. Any failure leaves the previous
+   snapshot active; the bundle goes to ``quarantine/`` with a reason file.
+
+Datasets are loaded into SQLite as they stream, never staged on disk, so an import needs no
+free space beyond what the knowledge store itself grows by.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from appliance.home import Home
+from appliance.store import record_decision
+from appliance.store.audit import AuditAction
+from appliance.store.knowledge import KnowledgeError, KnowledgeStore
+from appliance.trust_store import TrustStore
+from bundles import canonical
+from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
+from bundles.bundle import (
+    STATEMENT_MEMBER,
+    BundleKind,
+    BundleStatement,
+    carried_roots,
+    format_time,
+    peek_statement,
+    verify_statement,
+)
+from bundles.digest import Digest, Hasher
+from bundles.errors import BundleError, StellaError
+from bundles.snapshot import DatasetEntry, Manifest
+from bundles.trust import TrustRoot
+
+MANIFEST_MEMBER: Final = "knowledge.json"
+DATASET_PREFIX: Final = "knowledge/datasets/"
+PATCH_PREFIX: Final = "knowledge/patches/"
+MANIFEST_LIMIT: Final = 64 << 20
+
+
+class ImportRefusedError(BundleError):
+    """The bundle was refused; ``quarantined`` says where it (or its reason file) went."""
+
+    def __init__(self, cause: StellaError, quarantined: Path | None) -> None:
+        hint = cause.hint
+        if quarantined is not None:
+            where = f"reason in {quarantined}"
+            hint = f"{hint}; {where}" if hint else where
+        super().__init__(cause.message, hint=hint)
+        self.cause = cause
+        self.quarantined = quarantined
+        self.exit_code = cause.exit_code
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction to roll a verified dry run back."""
+
+
+@dataclass(slots=True)
+class ImportResult:
+    source: str
+    bundle: Digest
+    size: int
+    kind: BundleKind
+    sequence: int
+    channel: str
+    snapshot: Digest | None
+    base: Digest | None
+    keyids: tuple[str, ...]
+    datasets_loaded: list[str] = field(default_factory=list)
+    datasets_patched: list[str] = field(default_factory=list)
+    datasets_reused: int = 0
+    trust_rotated_to: int | None = None
+    dry_run: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class _HashingReader:
+    """Hashes the bundle file's bytes as the decompressor reads them."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.hasher = Hasher()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.hasher.update(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def finish(self) -> Digest:
+        while self.read(1 << 20):
+            pass
+        return self.hasher.digest()
+
+
+def _choose_trust(
+    store: TrustStore, bundle: BundleStatement, now: datetime, source: str
+) -> tuple[TrustRoot, list[TrustRoot]]:
+    current = store.require(bundle.predicate.channel)
+    chain = [r for r in carried_roots(bundle, source=source) if r.version > current.version]
+    newest = current
+    for root in chain:
+        newest.check_successor(root, now=now)
+        newest = root
+    newest.check_unexpired(now=now)
+    return newest, chain
+
+
+class Importer:
+    def __init__(self, home: Home) -> None:
+        self.home = home.require()
+
+    def run(self, path: Path, *, now: datetime, dry_run: bool = False) -> ImportResult:
+        try:
+            result = self._run(path, now=now, dry_run=dry_run)
+        except StellaError as e:
+            if dry_run:
+                raise ImportRefusedError(e, None) from e
+            quarantined = self._quarantine(path, e, now)
+            record_decision(
+                self.home,
+                AuditAction.IMPORT_REFUSED,
+                path.name,
+                command="import",
+                time=now,
+                inputs={"path": str(path)},
+                result={
+                    "reason": e.diagnostics(),
+                    "error": type(e).__name__,
+                    "quarantine": str(quarantined) if quarantined else None,
+                },
+            )
+            raise ImportRefusedError(e, quarantined) from e
+        if not dry_run:
+            if result.trust_rotated_to is not None:
+                record_decision(
+                    self.home,
+                    AuditAction.TRUST_ROTATE,
+                    f"channel {result.channel}",
+                    command="import",
+                    time=now,
+                    inputs={"bundle": str(result.bundle)},
+                    result={"version": result.trust_rotated_to, "carriedBy": path.name},
+                )
+            record_decision(
+                self.home,
+                AuditAction.IMPORT,
+                str(result.bundle),
+                command="import",
+                time=now,
+                inputs={
+                    "bundle": str(result.bundle),
+                    "snapshot": str(result.snapshot) if result.snapshot else None,
+                    "base": str(result.base) if result.base else None,
+                },
+                result={
+                    "kind": str(result.kind),
+                    "sequence": result.sequence,
+                    "channel": result.channel,
+                    "activeSnapshot": str(result.snapshot) if result.snapshot else None,
+                    "signedBy": list(result.keyids),
+                    "trustRotatedTo": result.trust_rotated_to,
+                    "datasetsLoaded": result.datasets_loaded,
+                    "datasetsPatched": result.datasets_patched,
+                },
+            )
+        return result
+
+    def _run(self, path: Path, *, now: datetime, dry_run: bool) -> ImportResult:
+        source = path.name
+        knowledge = KnowledgeStore.open(self.home.knowledge_db)
+        try:
+            with open(path, "rb") as raw:
+                stream = _HashingReader(raw)
+                reader = ArchiveReader(stream, source=source)  # type: ignore[arg-type]
+                envelope = reader.read_first(STATEMENT_MEMBER)
+                peeked = peek_statement(envelope, source=source)
+                trust, chain = _choose_trust(TrustStore(self.home.trust), peeked, now, source)
+                channel = trust.channel
+                bundle = verify_statement(
+                    envelope,
+                    trust,
+                    now=now,
+                    last_sequence=knowledge.last_sequence(channel),
+                    source=source,
+                )
+                predicate = bundle.predicate
+                base = predicate.base_snapshot
+                if base is not None and not knowledge.has_snapshot(base):
+                    raise BundleError(
+                        f"{source}: delta against snapshot {base}, which this appliance has not "
+                        f"imported",
+                        hint="first import the full bundle of that snapshot or a newer one",
+                    )
+                result = ImportResult(
+                    source=str(path),
+                    bundle=Digest.of_bytes(b""),  # replaced below
+                    size=0,
+                    kind=predicate.kind,
+                    sequence=predicate.sequence,
+                    channel=channel,
+                    snapshot=predicate.snapshot,
+                    base=base,
+                    keyids=bundle.keyids,
+                    dry_run=dry_run,
+                    trust_rotated_to=chain[-1].version if chain else None,
+                )
+                try:
+                    with knowledge.db.transaction("import bundle"):
+                        self._load(reader, stream, bundle, knowledge, result, now)
+                        if dry_run:
+                            raise _DryRun
+                except _DryRun:
+                    pass
+        finally:
+            knowledge.close()
+        if not dry_run:
+            for root in chain:
+                TrustStore(self.home.trust).store_rotation(root)
+        return result
+
+    def _load(
+        self,
+        reader: ArchiveReader,
+        stream: _HashingReader,
+        bundle: BundleStatement,
+        knowledge: KnowledgeStore,
+        result: ImportResult,
+        now: datetime,
+    ) -> None:
+        predicate = bundle.predicate
+        manifest: Manifest | None = None
+        manifest_bytes = b""
+        by_digest: dict[Digest, DatasetEntry] = {}
+
+        def entry_for(member: MemberStream, prefix: str) -> DatasetEntry:
+            if manifest is None:
+                raise BundleError(f"member {member.name} comes before {MANIFEST_MEMBER}")
+            hex_part = member.name[len(prefix) : -len(".jsonl")]
+            try:
+                digest = Digest(hex_part)
+            except StellaError as e:
+                raise MemberRefusedError(f"member {member.name}: name is not <sha256>.jsonl") from e
+            entry = by_digest.get(digest)
+            if entry is None:
+                raise BundleError(f"member {member.name} is not a dataset of the snapshot manifest")
+            return entry
+
+        for member in reader.members(bundle.members):
+            name = member.name
+            if name == MANIFEST_MEMBER:
+                manifest_bytes = member.read_all(limit=MANIFEST_LIMIT)
+                if Digest.of_bytes(manifest_bytes) != predicate.snapshot:
+                    raise BundleError(
+                        f"{MANIFEST_MEMBER} is snapshot {Digest.of_bytes(manifest_bytes)}, "
+                        f"the statement names {predicate.snapshot}"
+                    )
+                manifest = Manifest.from_bytes(manifest_bytes, source=MANIFEST_MEMBER)
+                by_digest = {d.digest: d for d in manifest.datasets}
+            elif name.startswith(DATASET_PREFIX) and name.endswith(".jsonl"):
+                entry = entry_for(member, DATASET_PREFIX)
+                if member.spec.digest != entry.digest:
+                    raise BundleError(f"member {name} does not hold dataset {entry.digest}")
+                knowledge.load_dataset(entry, member.chunks())
+                result.datasets_loaded.append(entry.name)
+            elif name.startswith(PATCH_PREFIX) and name.endswith(".jsonl"):
+                entry = entry_for(member, PATCH_PREFIX)
+                patch = knowledge.parse_patch(member.chunks(), name)
+                knowledge.apply_patch(entry, patch)
+                result.datasets_patched.append(entry.name)
+            else:
+                raise MemberRefusedError(
+                    f"member {name} is of a kind this appliance does not understand",
+                    hint="update the appliance software before importing this bundle",
+                )
+        result.bundle = stream.finish()
+        result.size = stream.hasher.size
+        if predicate.snapshot is None:
+            return
+        if manifest is None:
+            raise BundleError(
+                f"the bundle names snapshot {predicate.snapshot} but has no {MANIFEST_MEMBER}"
+            )
+        missing = [d.name for d in manifest.datasets if not knowledge.has_dataset(d.digest)]
+        if missing:
+            raise KnowledgeError(
+                f"snapshot {predicate.snapshot} needs datasets this appliance does not have: "
+                f"{', '.join(missing)}",
+                hint="import the full bundle this delta was made against first",
+            )
+        result.datasets_reused = (
+            len(manifest.datasets) - len(result.datasets_loaded) - len(result.datasets_patched)
+        )
+        knowledge.add_snapshot(
+            manifest_bytes,
+            manifest,
+            sequence=predicate.sequence,
+            channel=predicate.channel,
+            kind=str(predicate.kind),
+            base=predicate.base_snapshot,
+            bundle=result.bundle,
+            created=format_time(predicate.created),
+            imported=format_time(now),
+        )
+        knowledge.activate(predicate.snapshot, predicate.channel, predicate.sequence)
+        result.counts = knowledge.counts(predicate.snapshot)
+
+    def _quarantine(self, path: Path, error: StellaError, now: datetime) -> Path | None:
+        """Move a refused bundle out of the inbox (never deleting media elsewhere) and write
+        why next to it."""
+        quarantine = self.home.quarantine
+        try:
+            quarantine.mkdir(exist_ok=True)
+            stamp = now.strftime("%Y%m%dT%H%M%SZ")
+            target = quarantine / f"{stamp}-{path.name}"
+            inbox = self.home.inbox.resolve()
+            moved = False
+            if path.exists() and path.resolve().parent == inbox:
+                shutil.move(str(path), target)
+                moved = True
+            reason = {
+                "bundle": path.name,
+                "from": str(path),
+                "moved": moved,
+                "reason": error.diagnostics(),
+                "error": type(error).__name__,
+                "time": format_time(now),
+            }
+            reason_path = target.with_name(target.name + ".reason")
+            tmp = reason_path.with_name(f".{reason_path.name}.tmp")
+            tmp.write_bytes(canonical.dumps(reason) + b"\n")
+            os.replace(tmp, reason_path)
+            return reason_path
+        except OSError:
+            return None

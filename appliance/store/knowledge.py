@@ -1,0 +1,469 @@
+"""``knowledge.db``: every imported knowledge snapshot, deduplicated, indexed for matching.
+
+Tables (component ``knowledge``):
+
+- ``records(digest, body)``: one row per distinct canonical record line (digest = SHA-256 of
+  the line), shared by every dataset and snapshot that contains it;
+- ``datasets(digest, type, records, size)`` and ``dataset_records(dataset, record_id,
+  record)``: a dataset is its ordered membership; because datasets are content-addressed, an
+  unchanged dataset costs nothing when the next snapshot arrives, and its exact bytes can be
+  rebuilt (``dataset_lines``) to apply a delta or to replay a verdict;
+- ``snapshots`` and ``snapshot_datasets``: each imported snapshot (its exact manifest bytes,
+  sequence, channel, the bundle it came in) and which dataset it calls what;
+- ``affected(ecosystem, name, record)``: the match index, (ecosystem, normalized package
+  name) → OSV record;
+- ``knowledge_state``: the active snapshot and, per channel, the last accepted sequence.
+
+Loading a dataset verifies what the signed manifest says about it (digest, record count, ids
+strictly increasing) before the caller's transaction commits; a failure rolls everything back.
+Old snapshots are kept: replaying a verdict needs the snapshot it was made with.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.ecosystems import normalize_name
+from appliance.store.db import Database, Schema, StoreError
+from bundles.digest import Digest, Hasher
+from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+
+SCHEMA = Schema(
+    "knowledge",
+    (
+        """
+        CREATE TABLE records (
+            digest TEXT PRIMARY KEY,
+            body BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE datasets (
+            digest TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            records INTEGER NOT NULL,
+            size INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE dataset_records (
+            dataset TEXT NOT NULL REFERENCES datasets(digest),
+            record_id TEXT NOT NULL,
+            record TEXT NOT NULL REFERENCES records(digest),
+            PRIMARY KEY (dataset, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX dataset_records_by_record ON dataset_records(record, dataset);
+        CREATE TABLE snapshots (
+            digest TEXT PRIMARY KEY,
+            manifest BLOB NOT NULL,
+            sequence INTEGER NOT NULL,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            base TEXT,
+            bundle TEXT NOT NULL,
+            created TEXT NOT NULL,
+            imported TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE snapshot_datasets (
+            snapshot TEXT NOT NULL REFERENCES snapshots(digest),
+            name TEXT NOT NULL,
+            dataset TEXT NOT NULL REFERENCES datasets(digest),
+            type TEXT NOT NULL,
+            PRIMARY KEY (snapshot, name)
+        ) WITHOUT ROWID;
+        CREATE INDEX snapshot_datasets_by_dataset ON snapshot_datasets(dataset);
+        CREATE TABLE affected (
+            ecosystem TEXT NOT NULL,
+            name TEXT NOT NULL,
+            record TEXT NOT NULL REFERENCES records(digest),
+            PRIMARY KEY (ecosystem, name, record)
+        ) WITHOUT ROWID;
+        CREATE TABLE knowledge_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
+)
+
+BATCH = 2000
+
+
+class KnowledgeError(StoreError):
+    """Knowledge data does not match what its signed manifest declares."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRow:
+    digest: Digest
+    sequence: int
+    channel: str
+    kind: str
+    base: Digest | None
+    bundle: Digest
+    created: str
+    imported: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A delta bundle's change to one dataset: records to remove by id and lines to put."""
+
+    base: Digest
+    target: Digest
+    removed: frozenset[str]
+    puts: dict[str, bytes]
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines (without their newline) from a stream of chunks; the stream must end in ``\\n``."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        raise KnowledgeError("dataset does not end with a newline (truncated?)")
+
+
+def _line_id(line: bytes, where: str) -> tuple[str, Any]:
+    try:
+        doc = json.loads(line)
+    except ValueError as e:
+        raise KnowledgeError(f"{where}: a line is not JSON: {e}") from e
+    rid = doc.get("id") if isinstance(doc, dict) else None
+    if not isinstance(rid, str) or not rid:
+        raise KnowledgeError(f"{where}: a record has no string id")
+    return rid, doc
+
+
+def _index_rows(doc: Any, record: str) -> Iterator[tuple[str, str, str]]:
+    for affected in doc.get("affected") or ():
+        package = affected.get("package") if isinstance(affected, dict) else None
+        if not isinstance(package, dict):
+            continue
+        ecosystem, name = package.get("ecosystem"), package.get("name")
+        if isinstance(ecosystem, str) and isinstance(name, str):
+            yield ecosystem, normalize_name(ecosystem, name), record
+
+
+class KnowledgeStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure(SCHEMA)
+
+    @classmethod
+    def open(cls, path: Path) -> KnowledgeStore:
+        return cls(Database.open(path))
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self.db.connection
+
+    # -- datasets --------------------------------------------------------------------------
+
+    def has_dataset(self, digest: Digest) -> bool:
+        row = self._conn.execute("SELECT 1 FROM datasets WHERE digest = ?", (str(digest),))
+        return row.fetchone() is not None
+
+    def _insert_lines(
+        self, dataset: str, dtype: DatasetType, lines: Iterable[tuple[str, bytes, Any]]
+    ) -> None:
+        conn = self._conn
+        records: list[tuple[str, bytes]] = []
+        members: list[tuple[str, str, str]] = []
+        index: list[tuple[str, str, str]] = []
+
+        def flush() -> None:
+            conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?)", records)
+            conn.executemany("INSERT INTO dataset_records VALUES (?, ?, ?)", members)
+            conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?)", index)
+            records.clear()
+            members.clear()
+            index.clear()
+
+        for rid, line, doc in lines:
+            digest = Hasher()
+            digest.update(line)
+            record = digest.digest().hex
+            records.append((record, line))
+            members.append((dataset, rid, record))
+            if dtype is DatasetType.OSV and doc is not None:
+                index.extend(_index_rows(doc, record))
+            if len(members) >= BATCH:
+                flush()
+        flush()
+
+    def load_dataset(self, entry: DatasetEntry, chunks: Iterable[bytes]) -> None:
+        """Load a full dataset streamed as ``chunks``, inside the caller's transaction.
+
+        Raises :class:`KnowledgeError` when the bytes do not match ``entry`` (digest, size,
+        record count, id order); the caller's transaction must then roll back.
+        """
+        if self.has_dataset(entry.digest):
+            for _ in chunks:  # still consume (and let the caller verify) the member
+                pass
+            return
+        where = f"dataset {entry.name}"
+        hasher = Hasher()
+        count = 0
+        previous: str | None = None
+
+        def parsed() -> Iterator[tuple[str, bytes, Any]]:
+            nonlocal count, previous
+            for line in split_lines(_tee(chunks, hasher)):
+                rid, doc = _line_id(line, where)
+                if previous is not None and rid <= previous:
+                    raise KnowledgeError(
+                        f"{where}: record ids are not strictly increasing at {rid!r}"
+                    )
+                previous = rid
+                count += 1
+                yield rid, line, doc
+
+        self._conn.execute(
+            "INSERT INTO datasets VALUES (?, ?, ?, ?)",
+            (str(entry.digest), entry.type.value, entry.records, entry.size),
+        )
+        self._insert_lines(str(entry.digest), entry.type, parsed())
+        self._check(entry, hasher, count)
+
+    def _check(self, entry: DatasetEntry, hasher: Hasher, count: int) -> None:
+        where = f"dataset {entry.name}"
+        if hasher.digest() != entry.digest or hasher.size != entry.size:
+            raise KnowledgeError(
+                f"{where}: content is {hasher.digest()} ({hasher.size} bytes), "
+                f"the manifest declares {entry.digest} ({entry.size} bytes)"
+            )
+        if count != entry.records:
+            raise KnowledgeError(f"{where}: {count} records, the manifest declares {entry.records}")
+
+    def dataset_lines(self, digest: Digest) -> Iterator[bytes]:
+        """The dataset's lines in id order: its exact canonical bytes, line by line."""
+        if not self.has_dataset(digest):
+            raise KnowledgeError(f"dataset {digest} is not in the knowledge store")
+        rows = self._conn.execute(
+            "SELECT r.body FROM dataset_records dr JOIN records r ON r.digest = dr.record "
+            "WHERE dr.dataset = ? ORDER BY dr.record_id",
+            (str(digest),),
+        )
+        for (body,) in rows:
+            yield bytes(body)
+
+    def dataset_bytes(self, digest: Digest) -> bytes:
+        return b"".join(line + b"\n" for line in self.dataset_lines(digest))
+
+    @staticmethod
+    def parse_patch(chunks: Iterable[bytes], where: str) -> Patch:
+        lines = split_lines(chunks)
+        try:
+            header = json.loads(next(lines))
+            base, target = Digest.parse(header["base"]), Digest.parse(header["target"])
+            removed = frozenset(str(r) for r in header["removed"])
+        except (StopIteration, ValueError, KeyError, TypeError) as e:
+            raise KnowledgeError(f"{where}: malformed patch header: {e}") from e
+        puts: dict[str, bytes] = {}
+        for line in lines:
+            rid, _ = _line_id(line, where)
+            if rid in puts:
+                raise KnowledgeError(f"{where}: record {rid!r} is put twice")
+            puts[rid] = line
+        return Patch(base, target, removed, puts)
+
+    def apply_patch(self, entry: DatasetEntry, patch: Patch) -> None:
+        """Build ``entry`` from its base dataset and ``patch``, inside the caller's transaction;
+        the result must hash to exactly ``entry.digest``."""
+        if patch.target != entry.digest:
+            raise KnowledgeError(
+                f"patch for {entry.name} targets {patch.target}, not {entry.digest}"
+            )
+        if self.has_dataset(entry.digest):
+            return
+        if not self.has_dataset(patch.base):
+            raise KnowledgeError(
+                f"dataset {entry.name}: base dataset {patch.base} is not in the knowledge store",
+                hint="import the full bundle this delta was made against first",
+            )
+        hasher = Hasher()
+
+        def merged() -> Iterator[tuple[str, bytes, Any]]:
+            puts = sorted(patch.puts.items())
+            i = 0
+            for line in self.dataset_lines(patch.base):
+                rid, doc = _line_id(line, entry.name)
+                while i < len(puts) and puts[i][0] < rid:
+                    yield self._hashed(hasher, *puts[i])
+                    i += 1
+                if i < len(puts) and puts[i][0] == rid:
+                    yield self._hashed(hasher, *puts[i])
+                    i += 1
+                elif rid not in patch.removed:
+                    hasher.update(line + b"\n")
+                    yield rid, line, doc
+            while i < len(puts):
+                yield self._hashed(hasher, *puts[i])
+                i += 1
+
+        self._conn.execute(
+            "INSERT INTO datasets VALUES (?, ?, ?, ?)",
+            (str(entry.digest), entry.type.value, entry.records, entry.size),
+        )
+        rows = list(merged())  # materialize: reading and writing one table in one statement
+        self._insert_lines(str(entry.digest), entry.type, rows)
+        self._check(entry, hasher, len(rows))
+
+    @staticmethod
+    def _hashed(hasher: Hasher, rid: str, line: bytes) -> tuple[str, bytes, Any]:
+        hasher.update(line + b"\n")
+        return rid, line, json.loads(line)
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def add_snapshot(
+        self,
+        manifest_bytes: bytes,
+        manifest: Manifest,
+        *,
+        sequence: int,
+        channel: str,
+        kind: str,
+        base: Digest | None,
+        bundle: Digest,
+        created: str,
+        imported: str,
+    ) -> Digest:
+        digest = Digest.of_bytes(manifest_bytes)
+        missing = [d.name for d in manifest.datasets if not self.has_dataset(d.digest)]
+        if missing:
+            raise KnowledgeError(f"snapshot {digest}: datasets not loaded: {', '.join(missing)}")
+        conn = self._conn
+        conn.execute(
+            "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(digest),
+                manifest_bytes,
+                sequence,
+                channel,
+                kind,
+                str(base) if base else None,
+                str(bundle),
+                created,
+                imported,
+            ),
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO snapshot_datasets VALUES (?, ?, ?, ?)",
+            [(str(digest), d.name, str(d.digest), d.type.value) for d in manifest.datasets],
+        )
+        return digest
+
+    def activate(self, digest: Digest, channel: str, sequence: int) -> None:
+        conn = self._conn
+        conn.execute("INSERT OR REPLACE INTO knowledge_state VALUES ('active', ?)", (str(digest),))
+        conn.execute(
+            "INSERT OR REPLACE INTO knowledge_state VALUES (?, ?)",
+            (f"sequence:{channel}", str(sequence)),
+        )
+
+    def _state(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM knowledge_state WHERE key = ?", (key,))
+        found = row.fetchone()
+        return str(found[0]) if found else None
+
+    def active(self) -> Digest | None:
+        value = self._state("active")
+        return Digest.parse(value) if value else None
+
+    def last_sequence(self, channel: str) -> int | None:
+        value = self._state(f"sequence:{channel}")
+        return int(value) if value is not None else None
+
+    def has_snapshot(self, digest: Digest) -> bool:
+        row = self._conn.execute("SELECT 1 FROM snapshots WHERE digest = ?", (str(digest),))
+        return row.fetchone() is not None
+
+    def manifest_bytes(self, digest: Digest) -> bytes:
+        row = self._conn.execute("SELECT manifest FROM snapshots WHERE digest = ?", (str(digest),))
+        found = row.fetchone()
+        if found is None:
+            raise KnowledgeError(f"snapshot {digest} is not in the knowledge store")
+        return bytes(found[0])
+
+    def manifest(self, digest: Digest) -> Manifest:
+        return Manifest.from_bytes(self.manifest_bytes(digest), source=f"snapshot {digest}")
+
+    def snapshots(self) -> list[SnapshotRow]:
+        active = self.active()
+        rows = self._conn.execute(
+            "SELECT digest, sequence, channel, kind, base, bundle, created, imported "
+            "FROM snapshots ORDER BY imported, sequence"
+        )
+        return [
+            SnapshotRow(
+                digest=Digest.parse(r[0]),
+                sequence=int(r[1]),
+                channel=str(r[2]),
+                kind=str(r[3]),
+                base=Digest.parse(r[4]) if r[4] else None,
+                bundle=Digest.parse(r[5]),
+                created=str(r[6]),
+                imported=str(r[7]),
+                active=active is not None and r[0] == str(active),
+            )
+            for r in rows
+        ]
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def advisories(
+        self, ecosystem: str, name: str, snapshot: Digest | None = None
+    ) -> list[dict[str, Any]]:
+        """OSV records of ``snapshot`` (default: the active one) affecting this package."""
+        snap = snapshot or self.active()
+        if snap is None:
+            return []
+        rows = self._conn.execute(
+            "SELECT DISTINCT r.body FROM affected a "
+            "JOIN dataset_records dr ON dr.record = a.record "
+            "JOIN snapshot_datasets sd ON sd.dataset = dr.dataset "
+            "JOIN records r ON r.digest = a.record "
+            "WHERE sd.snapshot = ? AND a.ecosystem = ? AND a.name = ?",
+            (str(snap), ecosystem, normalize_name(ecosystem, name)),
+        )
+        return [json.loads(body) for (body,) in rows]
+
+    def lookup(
+        self, dataset_type: DatasetType, record_id: str, snapshot: Digest | None = None
+    ) -> list[dict[str, Any]]:
+        """Records with this id in the snapshot's datasets of this type (KEV and EPSS by CVE)."""
+        snap = snapshot or self.active()
+        if snap is None:
+            return []
+        rows = self._conn.execute(
+            "SELECT r.body FROM snapshot_datasets sd "
+            "JOIN dataset_records dr ON dr.dataset = sd.dataset AND dr.record_id = ? "
+            "JOIN records r ON r.digest = dr.record "
+            "WHERE sd.snapshot = ? AND sd.type = ? ORDER BY sd.name",
+            (record_id, str(snap), dataset_type.value),
+        )
+        return [json.loads(body) for (body,) in rows]
+
+    def counts(self, snapshot: Digest) -> dict[str, int]:
+        rows = self._conn.execute(
+            "SELECT sd.type, SUM(d.records) FROM snapshot_datasets sd "
+            "JOIN datasets d ON d.digest = sd.dataset WHERE sd.snapshot = ? GROUP BY sd.type",
+            (str(snapshot),),
+        )
+        return {str(t): int(n) for t, n in rows}
+
+
+def _tee(chunks: Iterable[bytes], hasher: Hasher) -> Iterator[bytes]:
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk

@@ -1,0 +1,364 @@
+"""``stella-mirror export``: a knowledge snapshot as one signed bundle, full or delta.
+
+Members, in the order the archive writer fixes (statement first, then by name)::
+
+    statement.dsse.json                   the signed statement (bundles.bundle)
+    knowledge.json                        the snapshot manifest, exact canonical bytes
+    knowledge/datasets/<hex>.jsonl        a whole dataset (full bundles; new datasets in deltas)
+    knowledge/patches/<hex>.jsonl         a delta to dataset <hex>: a header line
+                                          {"base", "target", "removed": [ids]} then the added or
+                                          changed records, in id order
+
+Every trust-root version kept beside the signing key (``history/``) travels inside the
+statement's predicate as ``trustRoots``: each is self-signed under TUF's rules, so an appliance
+can walk a rotation from the root it trusts before it checks the statement's signature (which,
+after a signing-key rotation, only the newer root can vouch for).
+
+``knowledge.json`` sorts before ``knowledge/…`` ('.' < '/'), so the appliance reads the
+manifest before the datasets it describes and loads everything in one pass. Applying a delta
+must reproduce every target dataset digest and the target snapshot digest exactly, or the
+appliance applies nothing.
+
+Sequence numbers come from ``exports.jsonl`` in the workspace (the last one plus one) unless
+given; they must only ever go up per channel, or appliances refuse the bundle as a rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import click
+
+from bundles import canonical
+from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
+from bundles.bundle import (
+    STATEMENT_MEMBER,
+    BundleKind,
+    BundlePredicate,
+    format_time,
+    make_statement,
+    sign_statement,
+    verify_bundle,
+)
+from bundles.clikit import CliContext, pass_ctx
+from bundles.digest import Digest
+from bundles.errors import BundleError
+from bundles.keys import PrivateKey, passphrase_from_env
+from bundles.snapshot import Manifest, record_id
+from bundles.trust import TrustRoot
+from mirror.snapshot import SnapshotStore
+
+MANIFEST_MEMBER: Final = "knowledge.json"
+DATASET_PREFIX: Final = "knowledge/datasets/"
+PATCH_PREFIX: Final = "knowledge/patches/"
+DEFAULT_VALIDITY: Final = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    digest: Digest
+    size: int
+    kind: BundleKind
+    sequence: int
+    snapshot: Digest
+    base: Digest | None
+    members: int
+    payload_size: int
+
+
+def _lines(data: bytes) -> Iterator[tuple[str, bytes]]:
+    for line in data.splitlines():
+        yield record_id(line), line
+
+
+def make_patch(base: bytes, target: bytes, base_digest: Digest, target_digest: Digest) -> bytes:
+    """The patch member that turns dataset ``base`` into ``target`` (see the module docstring)."""
+    old = dict(_lines(base))
+    new = dict(_lines(target))
+    removed = sorted(k for k in old if k not in new)
+    puts = [new[k] for k in sorted(new) if old.get(k) != new[k]]
+    header = canonical.dumps(
+        {"base": str(base_digest), "target": str(target_digest), "removed": removed}
+    )
+    return b"".join(line + b"\n" for line in (header, *puts))
+
+
+def knowledge_members(
+    store: SnapshotStore, snapshot: Digest, base: Digest | None
+) -> tuple[list[MemberSource], Manifest]:
+    manifest = store.manifest(snapshot)
+    members = [MemberSource.from_bytes(MANIFEST_MEMBER, store.manifest_bytes(snapshot))]
+    base_by_name = {}
+    if base is not None:
+        base_by_name = {d.name: d for d in store.manifest(base).datasets}
+    for entry in manifest.datasets:
+        old = base_by_name.get(entry.name)
+        if old is not None and old.digest == entry.digest:
+            continue  # the appliance has it already
+        if old is None:
+            path = store.dataset_path(entry.digest)
+            store.dataset_bytes(entry.digest)  # verifies the stored bytes
+            members.append(
+                MemberSource.from_file(f"{DATASET_PREFIX}{entry.digest.hex}.jsonl", path)
+            )
+        else:
+            patch = make_patch(
+                store.dataset_bytes(old.digest),
+                store.dataset_bytes(entry.digest),
+                old.digest,
+                entry.digest,
+            )
+            members.append(
+                MemberSource.from_bytes(f"{PATCH_PREFIX}{entry.digest.hex}.jsonl", patch)
+            )
+    return members, manifest
+
+
+def trust_history(key_dir: Path) -> list[dict[str, object]]:
+    """Every trust-root version beside the signing key, oldest first, as JSON documents."""
+    history = key_dir / "history"
+    roots = (
+        [TrustRoot.load(p) for p in history.glob("trust-root.v*.json")] if history.is_dir() else []
+    )
+    return [json.loads(r.to_bytes()) for r in sorted(roots, key=lambda r: r.version)]
+
+
+def _exports_log(workspace: Path) -> Path:
+    return workspace / "exports.jsonl"
+
+
+def last_sequence(workspace: Path) -> int:
+    log = _exports_log(workspace)
+    best = 0
+    if log.is_file():
+        for line in log.read_bytes().splitlines():
+            try:
+                best = max(best, int(json.loads(line)["sequence"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return best
+
+
+def export_bundle(
+    workspace: Path,
+    out: Path,
+    *,
+    key: PrivateKey,
+    trust: TrustRoot | None,
+    key_dir: Path | None,
+    now: datetime,
+    snapshot_ref: str = "latest",
+    base_ref: str | None = None,
+    channel: str | None = None,
+    sequence: int | None = None,
+    validity: timedelta = DEFAULT_VALIDITY,
+    level: int = DEFAULT_LEVEL,
+    threads: int | None = None,
+) -> ExportResult:
+    store = SnapshotStore(workspace)
+    snapshot = store.resolve(snapshot_ref)
+    base = store.resolve(base_ref) if base_ref else None
+    if base == snapshot:
+        raise BundleError(
+            f"the base snapshot is the snapshot being exported ({snapshot})",
+            hint="a delta needs an older base; build a new snapshot first",
+        )
+    if trust is not None and key.keyid not in trust.bundle_keys:
+        raise BundleError(
+            f"signing key {key.keyid[:16]} is not a bundle key of trust root v{trust.version}",
+            hint="appliances would refuse this bundle; sign with the key the trust root names",
+        )
+    chosen_channel = channel or (trust.channel if trust else None)
+    if chosen_channel is None:
+        raise BundleError(
+            "no channel: put trust-root.json beside the signing key or pass --channel"
+        )
+    seq = sequence if sequence is not None else last_sequence(workspace) + 1
+    members, _ = knowledge_members(store, snapshot, base)
+    roots = trust_history(key_dir) if key_dir is not None else []
+    predicate = BundlePredicate(
+        kind=BundleKind.DELTA if base else BundleKind.FULL,
+        sequence=seq,
+        created=now,
+        expires=now + validity,
+        channel=chosen_channel,
+        snapshot=snapshot,
+        base_snapshot=base,
+        extra={"trustRoots": roots} if roots else {},
+    )
+    statement = make_statement(predicate, [m.spec for m in members])
+    first = MemberSource.from_bytes(STATEMENT_MEMBER, sign_statement(statement, key))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write_archive(fh, first, members, level=level, threads=threads)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    digest, size = Digest.of_file(out)
+    result = ExportResult(
+        path=out,
+        digest=digest,
+        size=size,
+        kind=predicate.kind,
+        sequence=seq,
+        snapshot=snapshot,
+        base=base,
+        members=len(members),
+        payload_size=sum(m.spec.size for m in members),
+    )
+    with open(_exports_log(workspace), "ab") as log:
+        log.write(
+            canonical.dumps(
+                {
+                    "bundle": str(digest),
+                    "channel": chosen_channel,
+                    "created": statement.predicate["created"],
+                    "kind": str(predicate.kind),
+                    "path": str(out),
+                    "sequence": seq,
+                    "snapshot": str(snapshot),
+                    "base": str(base) if base else None,
+                }
+            )
+            + b"\n"
+        )
+    return result
+
+
+def _load_signing_key(home: Path, key: Path | None) -> tuple[PrivateKey, Path]:
+    path = key or home / "mirror" / "keys" / "signing.key"
+    if key is None and not path.exists():
+        raise BundleError(
+            "no signing key given", hint="pass --key DIR/signing.key (from 'keys generate')"
+        )
+    return PrivateKey.load(path, passphrase_from_env()), path
+
+
+@click.command("export")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="NAME.stella.tar.zst",
+)
+@click.option(
+    "--snapshot", "snapshot_ref", default="latest", show_default=True, help="Snapshot to export."
+)
+@click.option(
+    "--base", "base_ref", default=None, help="Export a delta against this older snapshot."
+)
+@click.option(
+    "--key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Signing key."
+)
+@click.option("--channel", default=None, help="Channel [default: the trust root's beside the key].")
+@click.option("--sequence", type=click.IntRange(1), default=None, help="[default: last export + 1]")
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=30, show_default=True)
+@click.option(
+    "--level",
+    type=click.IntRange(1, 22),
+    default=DEFAULT_LEVEL,
+    show_default=True,
+    help="zstd level.",
+)
+@pass_ctx
+def export_cmd(
+    ctx: CliContext,
+    out: Path,
+    snapshot_ref: str,
+    base_ref: str | None,
+    key: Path | None,
+    channel: str | None,
+    sequence: int | None,
+    expires_days: int,
+    level: int,
+) -> None:
+    """Export a snapshot as a signed bundle (full, or a delta with --base)."""
+    signing, key_path = _load_signing_key(ctx.home, key)
+    root_path = key_path.parent / "trust-root.json"
+    trust = TrustRoot.load(root_path) if root_path.exists() else None
+    result = export_bundle(
+        ctx.home / "mirror",
+        out,
+        key=signing,
+        trust=trust,
+        key_dir=key_path.parent,
+        now=datetime.now(UTC),
+        snapshot_ref=snapshot_ref,
+        base_ref=base_ref,
+        channel=channel,
+        sequence=sequence,
+        validity=timedelta(days=expires_days),
+        level=level,
+    )
+    ctx.emit(
+        {
+            "bundle": str(result.path),
+            "digest": str(result.digest),
+            "size": result.size,
+            "kind": str(result.kind),
+            "sequence": result.sequence,
+            "snapshot": str(result.snapshot),
+            "base": str(result.base) if result.base else None,
+            "members": result.members,
+            "payloadSize": result.payload_size,
+        },
+        lambda: (
+            f"{result.path}: {result.kind} bundle, sequence {result.sequence}, "
+            f"{result.size:,} bytes ({result.payload_size:,} uncompressed), "
+            f"{result.members} members\n"
+            f"snapshot {result.snapshot}"
+            + (f"\nbase     {result.base}" if result.base else "")
+            + f"\ndigest   {result.digest}"
+        ),
+    )
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--trust-root",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The trust-root.json the appliances hold.",
+)
+@pass_ctx
+def verify_cmd(ctx: CliContext, bundle: Path, trust_root: Path) -> None:
+    """Check a bundle before it is carried: signature, trust, expiry, every member."""
+    trust = TrustRoot.load(trust_root)
+    now = datetime.now(UTC)
+    trust.check_signed(now=now)
+    with open(bundle, "rb") as fh:
+        statement = verify_bundle(fh, trust, now=now, source=bundle.name)
+    predicate = statement.predicate
+    digest, size = Digest.of_file(bundle)
+    ctx.emit(
+        {
+            "bundle": str(bundle),
+            "digest": str(digest),
+            "size": size,
+            "verified": True,
+            "kind": str(predicate.kind),
+            "sequence": predicate.sequence,
+            "channel": predicate.channel,
+            "expires": format_time(predicate.expires),
+            "snapshot": str(predicate.snapshot) if predicate.snapshot else None,
+            "members": len(statement.members),
+            "keyids": list(statement.keyids),
+        },
+        lambda: (
+            f"{bundle}: OK — {predicate.kind} bundle, sequence {predicate.sequence}, channel "
+            f"{predicate.channel}, {len(statement.members)} members verified, expires "
+            f"{format_time(predicate.expires)}"
+        ),
+    )

@@ -1,0 +1,187 @@
+"""knowledge.db: datasets load only as declared, deltas rebuild exact digests, queries use the
+active snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.store.knowledge import KnowledgeError, KnowledgeStore, Patch, split_lines
+from bundles import canonical
+from bundles.digest import Digest
+from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+
+OSV = [
+    {"id": "A-1", "affected": [{"package": {"ecosystem": "PyPI", "name": "Jinja2"}}]},
+    {"id": "A-2", "affected": [{"package": {"ecosystem": "Debian:12", "name": "zlib"}}]},
+    {"id": "B-1", "affected": [{"package": {"ecosystem": "npm", "name": "Lodash"}}]},
+]
+
+
+def dataset(
+    records: list[dict], name: str = "osv", dtype: DatasetType = DatasetType.OSV
+) -> tuple[DatasetEntry, bytes]:
+    data = canonical.dumps_lines(sorted(records, key=lambda r: r["id"]))
+    return DatasetEntry(name, dtype, name, Digest.of_bytes(data), len(records), len(data)), data
+
+
+def chunks(data: bytes, size: int = 7) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KnowledgeStore:
+    s = KnowledgeStore.open(tmp_path / "knowledge.db")
+    yield s
+    s.close()
+
+
+def load(store: KnowledgeStore, entry: DatasetEntry, data: bytes) -> None:
+    with store.db.transaction():
+        store.load_dataset(entry, chunks(data))
+
+
+def test_load_rebuild_and_query(store: KnowledgeStore) -> None:
+    entry, data = dataset(OSV)
+    kev_entry, kev = dataset([{"id": "CVE-1", "dateAdded": "2025-01-01"}], "kev", DatasetType.KEV)
+    load(store, entry, data)
+    load(store, kev_entry, kev)
+    assert store.dataset_bytes(entry.digest) == data
+    manifest = Manifest(sources=(), datasets=(entry, kev_entry))
+    mbytes = manifest.canonical()
+    with store.db.transaction():
+        snap = store.add_snapshot(
+            mbytes,
+            manifest,
+            sequence=1,
+            channel="c",
+            kind="full",
+            base=None,
+            bundle=Digest.of_bytes(b"b"),
+            created="2026-01-01T00:00:00Z",
+            imported="2026-01-01T00:00:00Z",
+        )
+        store.activate(snap, "c", 1)
+    assert store.active() == snap
+    assert store.last_sequence("c") == 1
+    assert [r["id"] for r in store.advisories("PyPI", "jinja2")] == ["A-1"]
+    assert [r["id"] for r in store.advisories("npm", "lodash")] == ["B-1"]
+    assert store.advisories("Debian:11", "zlib") == []
+    assert store.lookup(DatasetType.KEV, "CVE-1") == [{"id": "CVE-1", "dateAdded": "2025-01-01"}]
+    assert store.counts(snap) == {"osv": 3, "kev": 1}
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda d: d.replace(b"A-2", b"A-3"), "the manifest declares"),
+        (lambda d: d[:-1], "does not end with a newline"),
+        (
+            lambda d: b"\n".join(reversed(d.rstrip(b"\n").split(b"\n"))) + b"\n",
+            "not strictly increasing",
+        ),
+        (lambda d: d + b'{"no":"id"}\n', "has no string id"),
+        (lambda d: d + b"not json\n", "is not JSON"),
+    ],
+)
+def test_load_refuses_what_the_manifest_does_not_declare(
+    store: KnowledgeStore, mangle, message: str
+) -> None:
+    entry, data = dataset(OSV)
+    with pytest.raises(KnowledgeError, match=message), store.db.transaction():
+        store.load_dataset(entry, chunks(mangle(data)))
+    assert not store.has_dataset(entry.digest)
+    assert store.advisories("PyPI", "jinja2") == []
+
+
+def test_record_count_must_match(store: KnowledgeStore) -> None:
+    entry, data = dataset(OSV)
+    wrong = DatasetEntry(entry.name, entry.type, entry.source, entry.digest, 4, entry.size)
+    with (
+        pytest.raises(KnowledgeError, match="3 records, the manifest declares 4"),
+        store.db.transaction(),
+    ):
+        store.load_dataset(wrong, chunks(data))
+
+
+def patch_for(base: list[dict], target: list[dict]) -> Patch:
+    b_entry, _ = dataset(base)
+    t_entry, _ = dataset(target)
+    old = {r["id"]: canonical.dumps(r) for r in base}
+    new = {r["id"]: canonical.dumps(r) for r in target}
+    return Patch(
+        base=b_entry.digest,
+        target=t_entry.digest,
+        removed=frozenset(k for k in old if k not in new),
+        puts={k: v for k, v in new.items() if old.get(k) != v},
+    )
+
+
+records = st.lists(
+    st.fixed_dictionaries(
+        {"id": st.text("ABC-123", min_size=1, max_size=4), "v": st.integers(0, 3)}
+    ),
+    max_size=12,
+    unique_by=lambda r: r["id"],
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(records, records)
+def test_any_patch_rebuilds_the_target_exactly(
+    tmp_path_factory, base: list[dict], target: list[dict]
+) -> None:
+    store = KnowledgeStore.open(tmp_path_factory.mktemp("k") / "knowledge.db")
+    try:
+        b_entry, b_data = dataset(base)
+        t_entry, t_data = dataset(target)
+        load(store, b_entry, b_data)
+        with store.db.transaction():
+            store.apply_patch(t_entry, patch_for(base, target))
+        assert store.dataset_bytes(t_entry.digest) == t_data
+    finally:
+        store.close()
+
+
+def test_patch_needs_its_base(store: KnowledgeStore) -> None:
+    t_entry, _ = dataset(OSV[:1])
+    with (
+        pytest.raises(KnowledgeError, match="base dataset sha256:.* is not in the knowledge store"),
+        store.db.transaction(),
+    ):
+        store.apply_patch(t_entry, patch_for(OSV, OSV[:1]))
+
+
+def test_wrong_patch_is_refused_and_rolled_back(store: KnowledgeStore) -> None:
+    b_entry, b_data = dataset(OSV)
+    load(store, b_entry, b_data)
+    target = [*OSV[:2], {"id": "C-1"}]
+    t_entry, _ = dataset(target)
+    bad = patch_for(OSV, target)
+    bad = Patch(bad.base, bad.target, frozenset(), bad.puts)  # forgets to remove B-1
+    with pytest.raises(KnowledgeError, match="the manifest declares"), store.db.transaction():
+        store.apply_patch(t_entry, bad)
+    assert not store.has_dataset(t_entry.digest)
+
+
+def test_parse_patch() -> None:
+    header = (
+        b'{"base":"sha256:'
+        + b"a" * 64
+        + b'","removed":["X"],"target":"sha256:'
+        + b"b" * 64
+        + b'"}\n'
+    )
+    patch = KnowledgeStore.parse_patch(chunks(header + b'{"id":"Y"}\n'), "p")
+    assert (patch.removed, list(patch.puts)) == (frozenset({"X"}), ["Y"])
+    with pytest.raises(KnowledgeError, match="put twice"):
+        KnowledgeStore.parse_patch([header + b'{"id":"Y"}\n{"id":"Y"}\n'], "p")
+    with pytest.raises(KnowledgeError, match="malformed patch header"):
+        KnowledgeStore.parse_patch([b"{}\n"], "p")
+
+
+def test_split_lines() -> None:
+    assert list(split_lines([b"a\nb", b"c\n", b"d\n"])) == [b"a", b"bc", b"d"]
