@@ -1,0 +1,1 @@
+"""The scanner: package analyzers over a container's files, their results, and package URLs."""

@@ -1,0 +1,1 @@
+"""Package analyzers: one module per package manager, all listed in :mod:`.registry`."""

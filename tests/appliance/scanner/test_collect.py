@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from appliance.scanner.analyzers.dpkg import DpkgAnalyzer
+from appliance.scanner.analyzers.interface import (
+    Analyzer,
+    AnalyzerInput,
+    AnalyzerKind,
+    InputTooLargeError,
+)
+from appliance.scanner.analyzers.os_release import OSReleaseAnalyzer
+from appliance.scanner.analyzers.registry import Registry
+from appliance.scanner.collect import Collector, analyze_file, run_analyzer
+from appliance.scanner.model import AnalysisResult, Unknown
+
+STATUS = "var/lib/dpkg/status"
+
+
+def status(*names: str) -> bytes:
+    return b"\n".join(
+        f"Package: {n}\nStatus: install ok installed\nVersion: 1.0\n".encode() for n in names
+    )
+
+
+class Exploding(Analyzer):
+    """A fake analyzer with a bug, to prove the scan survives one."""
+
+    name: ClassVar[str] = "exploding"
+    version: ClassVar[int] = 1
+    kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
+
+    def required(self, path: str, mode: int) -> bool:
+        return path == STATUS
+
+    def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
+        raise ZeroDivisionError("division by zero")
+
+
+class BadMerge(Exploding):
+    name: ClassVar[str] = "bad-merge"
+
+    def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
+        return AnalysisResult(unknowns=(Unknown(inp.path, "partial", self.name),))
+
+    def merge(self, partials: object) -> AnalysisResult:
+        raise KeyError("boom")
+
+
+def test_upper_layer_replaces_and_whiteout_removes() -> None:
+    collector = Collector(Registry([OSReleaseAnalyzer(), DpkgAnalyzer()]))
+    collector.add(AnalyzerInput.from_bytes(STATUS, status("base", "old")))
+    collector.add(AnalyzerInput.from_bytes("var/lib/dpkg/info/old.list", b"/usr/bin/old\n"))
+    collector.add(AnalyzerInput.from_bytes("etc/os-release", b"ID=debian\nVERSION_ID=12\n"))
+    collector.add(AnalyzerInput.from_bytes(STATUS, status("base", "new")))  # layer 2
+    collector.remove("var/lib/dpkg/info")  # opaque/whiteout of the whole directory
+    result = collector.finish()
+    assert [p.name for p in result.packages] == ["base", "new"]
+    assert all(p.installed_files == () for p in result.packages)
+    assert result.os is not None
+    assert result.os.distro == "debian-12"
+
+
+def test_cached_results_are_replayed_with_set() -> None:
+    cached = analyze_file(AnalyzerInput.from_bytes(STATUS, status("app")))
+    assert list(cached) == ["dpkg"]
+    collector = Collector()
+    collector.set(
+        STATUS, {name: AnalysisResult.from_dict(r.to_dict()) for name, r in cached.items()}
+    )
+    assert [p.name for p in collector.finish().packages] == ["app"]
+    collector.set(STATUS, {})  # replaced by a file no analyzer reads
+    assert collector.finish().is_empty()
+
+
+def test_a_crashing_analyzer_is_an_unknown_and_the_rest_goes_on() -> None:
+    collector = Collector(Registry([Exploding(), DpkgAnalyzer(), BadMerge()]))
+    collector.add(AnalyzerInput.from_bytes(STATUS, status("app")))
+    result = collector.finish()
+    assert [p.name for p in result.packages] == ["app"]
+    assert sorted((u.analyzer, u.path, u.reason) for u in result.unknowns) == [
+        ("bad-merge", "", "merging results failed: KeyError: 'boom'"),
+        ("bad-merge", STATUS, "partial"),
+        ("exploding", STATUS, "analyzer failed unexpectedly: ZeroDivisionError: division by zero"),
+    ]
+
+
+def test_read_errors_and_size_limits_are_unknowns() -> None:
+    def unreadable() -> object:
+        raise PermissionError(13, "Permission denied")
+
+    inp = AnalyzerInput(STATUS, 0o100644, 10, unreadable)  # type: ignore[arg-type]
+    result = run_analyzer(DpkgAnalyzer(), inp)
+    assert result.unknowns == (Unknown(STATUS, "cannot read the file: Permission denied", "dpkg"),)
+
+    big = AnalyzerInput(STATUS, 0o100644, 1 << 40, unreadable)  # type: ignore[arg-type]
+    result = run_analyzer(DpkgAnalyzer(), big)
+    assert result.unknowns[0].reason == (
+        f"{1 << 40} bytes exceeds the {64 << 20}-byte limit for this file "
+        "(raise the analyzer's size_limit if such files are expected)"
+    )
+
+
+def test_input_read_limit_counts_real_bytes() -> None:
+    honest = AnalyzerInput.from_bytes("x", b"0123456789")
+    lying = AnalyzerInput("x", honest.mode, 2, honest.opener)  # claims 2 bytes, has 10
+    with pytest.raises(InputTooLargeError) as caught:
+        lying.read(limit=5)
+    assert caught.value.message == "x: more than 5 bytes"
+    assert honest.read(limit=10) == b"0123456789"
