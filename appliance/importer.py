@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,11 +39,14 @@ from bundles.bundle import (
     BundleStatement,
     carried_roots,
     format_time,
+    newest_root,
     peek_statement,
+    roots_from_json,
     verify_statement,
 )
 from bundles.digest import Digest, Hasher
 from bundles.errors import BundleError, StellaError
+from bundles.parts import PartError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
@@ -64,6 +68,10 @@ class ImportRefusedError(BundleError):
         self.cause = cause
         self.quarantined = quarantined
         self.exit_code = cause.exit_code
+
+
+class PartsIncompleteError(PartError):
+    """Some parts of a split bundle are not there yet."""
 
 
 class _DryRun(Exception):
@@ -113,14 +121,11 @@ class _HashingReader:
 
 
 def _choose_trust(
-    store: TrustStore, bundle: BundleStatement, now: datetime, source: str
+    store: TrustStore, channel: str, carried: list[TrustRoot], now: datetime
 ) -> tuple[TrustRoot, list[TrustRoot]]:
-    current = store.require(bundle.predicate.channel)
-    chain = [r for r in carried_roots(bundle, source=source) if r.version > current.version]
-    newest = current
-    for root in chain:
-        newest.check_successor(root, now=now)
-        newest = root
+    """The root to verify with: the one trusted for ``channel``, advanced through any valid
+    rotation chain the bundle carries; never an expired one."""
+    newest, chain = newest_root(store.require(channel), carried, now=now)
     newest.check_unexpired(now=now)
     return newest, chain
 
@@ -129,20 +134,29 @@ class Importer:
     def __init__(self, home: Home) -> None:
         self.home = home.require()
 
-    def run(self, path: Path, *, now: datetime, dry_run: bool = False) -> ImportResult:
+    def run(self, paths: Sequence[Path], *, now: datetime, dry_run: bool = False) -> ImportResult:
+        """Import one bundle file, or the complete set of its parts (any order)."""
+        paths = list(paths)
+        path = paths[0]
         try:
-            result = self._run(path, now=now, dry_run=dry_run)
+            if len(paths) == 1 and not is_part(path):
+                with open(path, "rb") as raw:
+                    result = self._run(raw, path.name, str(path), None, now=now, dry_run=dry_run)
+            else:
+                result = self._run_parts(paths, now=now, dry_run=dry_run)
+        except PartsIncompleteError:
+            raise  # an incomplete set waits for its other parts; nothing is refused
         except StellaError as e:
             if dry_run:
                 raise ImportRefusedError(e, None) from e
-            quarantined = self._quarantine(path, e, now)
+            quarantined = self._quarantine(paths, e, now)
             record_decision(
                 self.home,
                 AuditAction.IMPORT_REFUSED,
                 path.name,
                 command="import",
                 time=now,
-                inputs={"path": str(path)},
+                inputs={"paths": [str(p) for p in paths]},
                 result={
                     "reason": e.diagnostics(),
                     "error": type(e).__name__,
@@ -185,52 +199,88 @@ class Importer:
             )
         return result
 
-    def _run(self, path: Path, *, now: datetime, dry_run: bool) -> ImportResult:
-        source = path.name
+    def _run_parts(self, paths: list[Path], *, now: datetime, dry_run: bool) -> ImportResult:
+        header, source = first_header(paths)
+        peeked = peek_manifest(header, source=source)
+        carried = roots_from_json(peeked.trust_roots, source=source)
+        trust, _ = _choose_trust(TrustStore(self.home.trust), peeked.channel, carried, now)
+        try:
+            manifest, stream = assemble(paths, trust)
+        except PartError as e:
+            if "parts missing" in e.message:
+                raise PartsIncompleteError(e.message, hint=e.hint) from e
+            raise
+        with stream:
+            return self._run(
+                stream,  # type: ignore[arg-type]
+                manifest.bundle_name,
+                ", ".join(str(p) for p in paths),
+                manifest.bundle_digest,
+                now=now,
+                dry_run=dry_run,
+            )
+
+    def _run(
+        self,
+        raw: BinaryIO,
+        source: str,
+        where: str,
+        expected: Digest | None,
+        *,
+        now: datetime,
+        dry_run: bool,
+    ) -> ImportResult:
         knowledge = KnowledgeStore.open(self.home.knowledge_db)
         try:
-            with open(path, "rb") as raw:
-                stream = _HashingReader(raw)
-                reader = ArchiveReader(stream, source=source)  # type: ignore[arg-type]
-                envelope = reader.read_first(STATEMENT_MEMBER)
-                peeked = peek_statement(envelope, source=source)
-                trust, chain = _choose_trust(TrustStore(self.home.trust), peeked, now, source)
-                channel = trust.channel
-                bundle = verify_statement(
-                    envelope,
-                    trust,
-                    now=now,
-                    last_sequence=knowledge.last_sequence(channel),
-                    source=source,
+            stream = _HashingReader(raw)
+            reader = ArchiveReader(stream, source=source)  # type: ignore[arg-type]
+            envelope = reader.read_first(STATEMENT_MEMBER)
+            peeked = peek_statement(envelope, source=source)
+            carried = carried_roots(peeked, source=source)
+            trust, chain = _choose_trust(
+                TrustStore(self.home.trust), peeked.predicate.channel, carried, now
+            )
+            channel = trust.channel
+            bundle = verify_statement(
+                envelope,
+                trust,
+                now=now,
+                last_sequence=knowledge.last_sequence(channel),
+                source=source,
+            )
+            predicate = bundle.predicate
+            base = predicate.base_snapshot
+            if base is not None and not knowledge.has_snapshot(base):
+                raise BundleError(
+                    f"{source}: delta against snapshot {base}, which this appliance has not "
+                    f"imported",
+                    hint="first import the full bundle of that snapshot or a newer one",
                 )
-                predicate = bundle.predicate
-                base = predicate.base_snapshot
-                if base is not None and not knowledge.has_snapshot(base):
-                    raise BundleError(
-                        f"{source}: delta against snapshot {base}, which this appliance has not "
-                        f"imported",
-                        hint="first import the full bundle of that snapshot or a newer one",
-                    )
-                result = ImportResult(
-                    source=str(path),
-                    bundle=Digest.of_bytes(b""),  # replaced below
-                    size=0,
-                    kind=predicate.kind,
-                    sequence=predicate.sequence,
-                    channel=channel,
-                    snapshot=predicate.snapshot,
-                    base=base,
-                    keyids=bundle.keyids,
-                    dry_run=dry_run,
-                    trust_rotated_to=chain[-1].version if chain else None,
-                )
-                try:
-                    with knowledge.db.transaction("import bundle"):
-                        self._load(reader, stream, bundle, knowledge, result, now)
-                        if dry_run:
-                            raise _DryRun
-                except _DryRun:
-                    pass
+            result = ImportResult(
+                source=where,
+                bundle=Digest.of_bytes(b""),  # replaced below
+                size=0,
+                kind=predicate.kind,
+                sequence=predicate.sequence,
+                channel=channel,
+                snapshot=predicate.snapshot,
+                base=base,
+                keyids=bundle.keyids,
+                dry_run=dry_run,
+                trust_rotated_to=chain[-1].version if chain else None,
+            )
+            try:
+                with knowledge.db.transaction("import bundle"):
+                    self._load(reader, stream, bundle, knowledge, result, now)
+                    if expected is not None and result.bundle != expected:
+                        raise BundleError(
+                            f"{source}: reassembled bundle is {result.bundle}, the parts "
+                            f"manifest names {expected}"
+                        )
+                    if dry_run:
+                        raise _DryRun
+            except _DryRun:
+                pass
         finally:
             knowledge.close()
         if not dry_run:
@@ -324,22 +374,23 @@ class Importer:
         knowledge.activate(predicate.snapshot, predicate.channel, predicate.sequence)
         result.counts = knowledge.counts(predicate.snapshot)
 
-    def _quarantine(self, path: Path, error: StellaError, now: datetime) -> Path | None:
-        """Move a refused bundle out of the inbox (never deleting media elsewhere) and write
-        why next to it."""
+    def _quarantine(self, paths: list[Path], error: StellaError, now: datetime) -> Path | None:
+        """Move refused files out of the inbox (never deleting media elsewhere) and write why
+        next to them."""
         quarantine = self.home.quarantine
         try:
             quarantine.mkdir(exist_ok=True)
             stamp = now.strftime("%Y%m%dT%H%M%SZ")
-            target = quarantine / f"{stamp}-{path.name}"
             inbox = self.home.inbox.resolve()
-            moved = False
-            if path.exists() and path.resolve().parent == inbox:
-                shutil.move(str(path), target)
-                moved = True
+            moved = []
+            for path in paths:
+                if path.exists() and path.resolve().parent == inbox:
+                    shutil.move(str(path), quarantine / f"{stamp}-{path.name}")
+                    moved.append(path.name)
+            target = quarantine / f"{stamp}-{paths[0].name}"
             reason = {
-                "bundle": path.name,
-                "from": str(path),
+                "bundle": paths[0].name,
+                "from": [str(p) for p in paths],
                 "moved": moved,
                 "reason": error.diagnostics(),
                 "error": type(error).__name__,

@@ -272,8 +272,12 @@ def carried_roots(bundle: BundleStatement, *, source: str = "bundle") -> list[Tr
     """The trust-root versions a bundle carries (``trustRoots``), oldest first. Each is
     self-signed; whether it may replace the appliance's root is decided by
     :meth:`TrustRoot.check_successor`, never by the bundle's own signature."""
-    raw = bundle.predicate.extra.get("trustRoots", [])
-    if not isinstance(raw, list):
+    return roots_from_json(bundle.predicate.extra.get("trustRoots", []), source=source)
+
+
+def roots_from_json(raw: Any, *, source: str = "bundle") -> list[TrustRoot]:
+    """Parse carried trust-root documents, oldest first (see :func:`carried_roots`)."""
+    if not isinstance(raw, list | tuple):
         raise BundleError(f"{source}: predicate.trustRoots must be an array")
     roots = [
         TrustRoot.from_bytes(canonical.dumps(doc), source=f"{source}: trustRoots[{i}]")
@@ -293,13 +297,23 @@ def verify_bundle(
     trust-root rotation the bundle carries), then every member's size and digest."""
     reader = ArchiveReader(stream, source=source)
     envelope = reader.read_first(STATEMENT_MEMBER)
-    newest = trust
-    for root in carried_roots(peek_statement(envelope, source=source), source=source):
-        if root.version > newest.version:
-            newest.check_successor(root, now=now)
-            newest = root
+    carried = carried_roots(peek_statement(envelope, source=source), source=source)
+    newest, _ = newest_root(trust, carried, now=now)
     bundle = verify_statement(envelope, newest, now=now, source=source)
     for member in reader.members(bundle.members):
         for _ in member.chunks():
             pass
     return bundle
+
+
+def newest_root(
+    current: TrustRoot, carried: list[TrustRoot], *, now: datetime
+) -> tuple[TrustRoot, list[TrustRoot]]:
+    """Walk the carried roots newer than ``current`` as a rotation chain (TUF's rule: each
+    signed by the previous and by itself). Returns the newest root and the steps taken."""
+    chain = [r for r in carried if r.version > current.version]
+    newest = current
+    for root in chain:
+        newest.check_successor(root, now=now)
+        newest = root
+    return newest, chain

@@ -43,6 +43,8 @@ from bundles.bundle import (
     BundlePredicate,
     format_time,
     make_statement,
+    newest_root,
+    roots_from_json,
     sign_statement,
     verify_bundle,
 )
@@ -50,6 +52,15 @@ from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import BundleError
 from bundles.keys import PrivateKey, passphrase_from_env
+from bundles.parts import (
+    assemble,
+    first_header,
+    is_part,
+    parse_size,
+    peek_manifest,
+    split_bundle,
+    verify_part,
+)
 from bundles.snapshot import Manifest, record_id
 from bundles.trust import TrustRoot
 from mirror.snapshot import SnapshotStore
@@ -271,6 +282,7 @@ def _load_signing_key(home: Path, key: Path | None) -> tuple[PrivateKey, Path]:
     show_default=True,
     help="zstd level.",
 )
+@click.option("--split", default=None, help="Split into parts of this size (e.g. 4480M for a DVD).")
 @pass_ctx
 def export_cmd(
     ctx: CliContext,
@@ -282,8 +294,10 @@ def export_cmd(
     sequence: int | None,
     expires_days: int,
     level: int,
+    split: str | None,
 ) -> None:
     """Export a snapshot as a signed bundle (full, or a delta with --base)."""
+    part_size = parse_size(split) if split else None
     signing, key_path = _load_signing_key(ctx.home, key)
     root_path = key_path.parent / "trust-root.json"
     trust = TrustRoot.load(root_path) if root_path.exists() else None
@@ -301,8 +315,17 @@ def export_cmd(
         validity=timedelta(days=expires_days),
         level=level,
     )
+    parts: list[Path] = []
+    parts_manifest: Path | None = None
+    if part_size is not None:
+        channel_used = channel or (trust.channel if trust else "")
+        parts, parts_manifest = split_bundle(
+            result.path, part_size, signing, channel_used, trust_history(key_path.parent)
+        )
     ctx.emit(
         {
+            "parts": [str(p) for p in parts],
+            "partsManifest": str(parts_manifest) if parts_manifest else None,
             "bundle": str(result.path),
             "digest": str(result.digest),
             "size": result.size,
@@ -320,12 +343,15 @@ def export_cmd(
             f"snapshot {result.snapshot}"
             + (f"\nbase     {result.base}" if result.base else "")
             + f"\ndigest   {result.digest}"
+            + "".join(f"\npart     {p}" for p in parts)
         ),
     )
 
 
 @click.command("verify")
-@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
 @click.option(
     "--trust-root",
     required=True,
@@ -333,11 +359,16 @@ def export_cmd(
     help="The trust-root.json the appliances hold.",
 )
 @pass_ctx
-def verify_cmd(ctx: CliContext, bundle: Path, trust_root: Path) -> None:
-    """Check a bundle before it is carried: signature, trust, expiry, every member."""
+def verify_cmd(ctx: CliContext, files: tuple[Path, ...], trust_root: Path) -> None:
+    """Check a bundle, or its parts, before they are carried: signature, trust, expiry, every
+    member. Each part is checked on its own; a complete set is also checked as a whole."""
     trust = TrustRoot.load(trust_root)
     now = datetime.now(UTC)
     trust.check_signed(now=now)
+    bundle = files[0]
+    if len(files) > 1 or is_part(bundle):
+        _verify_parts(ctx, list(files), trust, now)
+        return
     with open(bundle, "rb") as fh:
         statement = verify_bundle(fh, trust, now=now, source=bundle.name)
     predicate = statement.predicate
@@ -360,5 +391,41 @@ def verify_cmd(ctx: CliContext, bundle: Path, trust_root: Path) -> None:
             f"{bundle}: OK — {predicate.kind} bundle, sequence {predicate.sequence}, channel "
             f"{predicate.channel}, {len(statement.members)} members verified, expires "
             f"{format_time(predicate.expires)}"
+        ),
+    )
+
+
+def _verify_parts(ctx: CliContext, files: list[Path], trust: TrustRoot, now: datetime) -> None:
+    header, source = first_header(files)
+    carried = roots_from_json(peek_manifest(header, source=source).trust_roots, source=source)
+    newest, _ = newest_root(trust, carried, now=now)
+    checks = [verify_part(p, newest) for p in files]
+    manifest = checks[0].manifest
+    present = {c.index for c in checks}
+    complete = present == set(range(1, manifest.count + 1))
+    statement = None
+    if complete:
+        _, stream = assemble(files, newest)
+        with stream:
+            statement = verify_bundle(stream, trust, now=now, source=manifest.bundle_name)  # type: ignore[arg-type]
+    missing = sorted(set(range(1, manifest.count + 1)) - present)
+    ctx.emit(
+        {
+            "bundle": manifest.bundle_name,
+            "digest": str(manifest.bundle_digest),
+            "parts": [{"file": str(c.path), "index": c.index, "verified": True} for c in checks],
+            "count": manifest.count,
+            "missing": missing,
+            "verified": True,
+            "complete": complete,
+            "sequence": statement.predicate.sequence if statement else None,
+        },
+        lambda: "\n".join(
+            [f"{c.path.name}: OK — part {c.index} of {c.count}" for c in checks]
+            + (
+                [f"{manifest.bundle_name}: complete set verified as a whole"]
+                if complete
+                else [f"{manifest.bundle_name}: parts not given here: {missing}"]
+            )
         ),
     )

@@ -15,13 +15,17 @@ from bundles.errors import UsageError
 
 
 @click.command("import")
-@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
 @click.option("--dry-run", is_flag=True, help="Verify everything, change nothing.")
 @pass_ctx
-def import_cmd(ctx: CliContext, bundle: Path, dry_run: bool) -> None:
-    """Verify a bundle against the trust root and load it; the snapshot it carries becomes
-    active. A refused bundle leaves everything as it was and goes to quarantine/."""
-    result = Importer(Home(ctx.home)).run(bundle, now=datetime.now(UTC), dry_run=dry_run)
+def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
+    """Verify a bundle (or every part of a split bundle, in any order) against the trust root
+    and load it; the snapshot it carries becomes active. A refused bundle leaves everything as
+    it was and goes to quarantine/."""
+    bundle = files[0]
+    result = Importer(Home(ctx.home)).run(list(files), now=datetime.now(UTC), dry_run=dry_run)
     verb = "verified (dry run, nothing changed)" if dry_run else "imported"
     ctx.emit(
         {

@@ -259,3 +259,59 @@ def test_knowledge_db_is_consistent_after_every_refusal(
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     conn.close()
     assert os.path.getsize(appliance.home / "knowledge.db") > 0
+
+
+@pytest.fixture(scope="module")
+def parts(mirror: Mirror, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("parts") / "split.stella.tar.zst"
+    result = mirror.export(
+        out, "--snapshot", mirror.snapshots[0], "--sequence", "1", "--split", "256K"
+    )
+    assert not out.exists()
+    assert Path(result["partsManifest"]).exists()
+    return [Path(p) for p in result["parts"]]
+
+
+def test_split_parts_each_verify_on_their_own(mirror: Mirror, parts: list[Path]) -> None:
+    assert len(parts) >= 3
+    assert parts[0].name == f"split.stella.tar.zst.part-001-of-{len(parts):03d}"
+    root = str(mirror.keys / "trust-root.json")
+    one = mirror.run("verify", str(parts[1]), "--trust-root", root)
+    assert (one["complete"], one["parts"][0]["index"]) == (False, 2)
+    assert one["missing"] == [i for i in range(1, len(parts) + 1) if i != 2]
+    whole = mirror.run("verify", *map(str, reversed(parts)), "--trust-root", root)
+    assert whole["complete"] is True
+    assert whole["sequence"] == 1
+
+
+def test_parts_import_in_any_order(mirror: Mirror, appliance: Appliance, parts: list[Path]) -> None:
+    shuffled = [parts[2], parts[0], *parts[3:], parts[1]]
+    result = appliance.run("import", *map(str, shuffled))
+    assert result["snapshot"] == mirror.snapshots[0]
+    assert appliance.active() == mirror.snapshots[0]
+
+
+def test_a_missing_part_is_named_and_nothing_is_quarantined(
+    appliance: Appliance, parts: list[Path]
+) -> None:
+    code, err = appliance.fail("import", *map(str, parts[:1] + parts[2:]))
+    assert code == 1
+    assert (
+        f"1 of {len(parts)} parts missing: split.stella.tar.zst.part-002-of-{len(parts):03d}" in err
+    )
+    assert list((appliance.home / "quarantine").iterdir()) == []
+    assert appliance.active() is None
+
+
+def test_a_corrupt_part_is_named(appliance: Appliance, parts: list[Path], tmp_path: Path) -> None:
+    copies = []
+    for p in parts:
+        copies.append(tmp_path / p.name)
+        shutil.copy(p, copies[-1])
+    data = bytearray(copies[1].read_bytes())
+    data[-100] ^= 0xFF
+    copies[1].write_bytes(bytes(data))
+    code, err = appliance.fail("import", *map(str, copies))
+    assert code == 1
+    assert f"{copies[1].name}: part 2 is corrupt" in err
+    assert appliance.active() is None
