@@ -7,12 +7,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The venv is rebuilt when the declared dependencies change.
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-# Debian tools the tests drive for real: image layouts, a registry, zstd.
-SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd
-SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd python3-venv
+# Debian tools the tests drive for real: image layouts, a registry and its htpasswd, zstd, and
+# npm for the fixture image's node_modules.
+SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm
+SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv
 PYTEST_ARGS ?=
 
-.PHONY: all venv sysdeps demo test lint bench clean
+.PHONY: all venv sysdeps images images-clean demo test lint bench clean
 
 all: test
 
@@ -42,10 +43,18 @@ sysdeps:
 	  else echo "make: missing tools:$$missing — run 'sudo apt-get install $(SYSTEM_PKGS)'"; exit 1; fi; \
 	fi
 
+# Fixture images for the scanner's tests and the demo. They need Debian's archive, PyPI and npm
+# once; they are cached in .cache/images and rebuilt only when a recipe or the builder changes.
+images: venv sysdeps
+	$(BIN)/python images/build.py all
+
+images-clean:
+	rm -rf .cache/images
+
 demo: venv
 	$(BIN)/python scripts/demo.py
 
-test: venv sysdeps
+test: venv sysdeps images
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -33,6 +33,10 @@ from mirror.keys import keys_group  # noqa: E402
 
 cli.add_command(keys_group)
 
+from mirror.images import images_group  # noqa: E402
+
+cli.add_command(images_group)
+
 from mirror.export import export_cmd, verify_cmd  # noqa: E402
 
 cli.add_command(export_cmd)
