@@ -60,7 +60,7 @@ test: venv sysdeps images
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bundles mirror appliance tui scripts
+	$(BIN)/mypy bundles mirror appliance tui scripts images
 	$(BIN)/python scripts/check_layers.py
 
 bench: venv

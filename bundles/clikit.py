@@ -10,6 +10,7 @@ and turned into its exit code by :func:`run`.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -99,8 +100,31 @@ class Program(click.Group):
     """A top-level command group whose ``main`` is the one place errors become exit codes.
 
     Console scripts and click's ``CliRunner`` both enter through :meth:`main`, so tests see
-    exactly the lines and exit codes a user sees.
+    exactly the lines and exit codes a user sees. Commands registered with :meth:`add_lazy`
+    are imported only when they run (or when help lists them), so a command pays only for the
+    libraries it uses.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy: dict[str, str] = {}
+
+    def add_lazy(self, name: str, target: str) -> None:
+        """Register ``module:attribute`` as command ``name``, imported on first use."""
+        if name in self._lazy or name in self.commands:
+            raise ValueError(f"command {name!r} is registered twice")
+        self._lazy[name] = target
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self._lazy.pop(cmd_name, None)
+        if target is not None:
+            module, _, attribute = target.partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def main(  # type: ignore[override]
         self,

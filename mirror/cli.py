@@ -24,20 +24,9 @@ def main() -> None:
     cli.main(prog_name="stella-mirror")
 
 
-from mirror.commands import snapshot_group, sync_cmd  # noqa: E402
-
-cli.add_command(sync_cmd)
-cli.add_command(snapshot_group)
-
-from mirror.keys import keys_group  # noqa: E402
-
-cli.add_command(keys_group)
-
-from mirror.images import images_group  # noqa: E402
-
-cli.add_command(images_group)
-
-from mirror.export import export_cmd, verify_cmd  # noqa: E402
-
-cli.add_command(export_cmd)
-cli.add_command(verify_cmd)
+cli.add_lazy("keys", "mirror.keys:keys_group")
+cli.add_lazy("sync", "mirror.commands:sync_cmd")
+cli.add_lazy("snapshot", "mirror.commands:snapshot_group")
+cli.add_lazy("images", "mirror.images:images_group")
+cli.add_lazy("export", "mirror.export:export_cmd")
+cli.add_lazy("verify", "mirror.export:verify_cmd")

@@ -27,12 +27,14 @@ def test_violations_are_reported(tmp_path: Path) -> None:
     (tmp_path / "mirror/y.py").write_text("from appliance import cli\nimport requests\n")
     (tmp_path / "appliance/z.py").write_text("import sqlite3\nfrom bundles import digest\n")
     (tmp_path / "tui/w.py").write_text("import appliance\nimport sqlite3\n")
+    (tmp_path / "appliance/cli.py").write_text('cli.add_lazy("sync", "mirror.commands:sync_cmd")\n')
     problems = check_layers.check(tmp_path)
     assert problems == [
         f"bundles/x.py:1: bundles must not import mirror {RULE}",
         f"mirror/y.py:1: mirror must not import appliance {RULE}",
         "mirror/y.py:2: imports network client requests; only mirror/fetch, mirror/registry, "
         "appliance/registry may speak HTTP",
+        f"appliance/cli.py:1: appliance must not import mirror {RULE}",
         "appliance/z.py:1: imports sqlite3; only the store modules (appliance/store, "
         "appliance/scanner/cache, appliance/scanner/analyzers/rpm, mirror/store) may touch SQLite",
         "tui/w.py:2: imports sqlite3; only the store modules (appliance/store, "

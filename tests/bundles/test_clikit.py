@@ -107,3 +107,18 @@ def test_default_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("STELLA_HOME")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert default_home() == tmp_path / "xdg" / "stella"
+
+
+def test_lazy_commands_are_imported_on_first_use() -> None:
+    import sys
+
+    group = Program(name="lazy")
+    group.add_lazy("dig", "tests.bundles.lazy_target:dig")
+    sys.modules.pop("tests.bundles.lazy_target", None)
+    assert group.list_commands(click.Context(group)) == ["dig"]
+    assert "tests.bundles.lazy_target" not in sys.modules
+    result = CliRunner().invoke(group, ["dig"])
+    assert (result.exit_code, result.stdout) == (0, "dug\n")
+    assert "tests.bundles.lazy_target" in sys.modules
+    with pytest.raises(ValueError, match="registered twice"):
+        group.add_lazy("dig", "x:y")
