@@ -24,17 +24,9 @@ def main() -> None:
     cli.main(prog_name="stella")
 
 
-from appliance.commands.setup import init_cmd, keys_group, trust_group  # noqa: E402
-
-cli.add_command(init_cmd)
-cli.add_command(keys_group)
-cli.add_command(trust_group)
-
-from appliance.commands.audit import audit_group  # noqa: E402
-
-cli.add_command(audit_group)
-
-from appliance.commands.knowledge import import_cmd, snapshot_group  # noqa: E402
-
-cli.add_command(import_cmd)
-cli.add_command(snapshot_group)
+cli.add_lazy("init", "appliance.commands.setup:init_cmd")
+cli.add_lazy("keys", "appliance.commands.setup:keys_group")
+cli.add_lazy("trust", "appliance.commands.setup:trust_group")
+cli.add_lazy("audit", "appliance.commands.audit:audit_group")
+cli.add_lazy("import", "appliance.commands.knowledge:import_cmd")
+cli.add_lazy("snapshot", "appliance.commands.knowledge:snapshot_group")
