@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,10 +46,14 @@ from bundles.bundle import (
 )
 from bundles.digest import Digest, Hasher
 from bundles.errors import BundleError, StellaError
+from bundles.oci import Descriptor, OCILayout
 from bundles.parts import PartError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
+BLOB_PREFIX: Final = "images/blobs/sha256/"
+IMAGES_INDEX: Final = "images/index.json"
+IMAGES_RECORDS: Final = "images/images.json"
 MANIFEST_MEMBER: Final = "knowledge.json"
 DATASET_PREFIX: Final = "knowledge/datasets/"
 PATCH_PREFIX: Final = "knowledge/patches/"
@@ -95,6 +99,29 @@ class ImportResult:
     trust_rotated_to: int | None = None
     dry_run: bool = False
     counts: dict[str, int] = field(default_factory=dict)
+    blobs_stored: int = 0
+    images: list[dict[str, str]] = field(default_factory=list)
+    image_entries: list[Descriptor] = field(default_factory=list, repr=False)
+
+
+class _ChunkReader:
+    """A file-like view of a member's verified chunks, for OCILayout.put_blob."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self._buffer) < n:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if n < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
 
 
 class _HashingReader:
@@ -195,6 +222,8 @@ class Importer:
                     "trustRotatedTo": result.trust_rotated_to,
                     "datasetsLoaded": result.datasets_loaded,
                     "datasetsPatched": result.datasets_patched,
+                    "images": result.images,
+                    "blobsStored": result.blobs_stored,
                 },
             )
         return result
@@ -256,6 +285,16 @@ class Importer:
                     f"imported",
                     hint="first import the full bundle of that snapshot or a newer one",
                 )
+            required = [Digest.parse(d) for d in predicate.extra.get("requiresBlobs", [])]
+            missing_blobs = [d for d in required if not self._oci().has_blob(d)]
+            if missing_blobs:
+                shown = ", ".join(str(d) for d in missing_blobs[:3])
+                more = f" and {len(missing_blobs) - 3} more" if len(missing_blobs) > 3 else ""
+                raise BundleError(
+                    f"{source}: delta needs {len(missing_blobs)} image blob(s) this appliance "
+                    f"does not have: {shown}{more}",
+                    hint="first import the full bundle that carried them",
+                )
             result = ImportResult(
                 source=where,
                 bundle=Digest.of_bytes(b""),  # replaced below
@@ -286,7 +325,27 @@ class Importer:
         if not dry_run:
             for root in chain:
                 TrustStore(self.home.trust).store_rotation(root)
+            self._apply_images(result.image_entries)
         return result
+
+    def _oci(self) -> OCILayout:
+        return OCILayout.init(self.home.oci, exist_ok=True)
+
+    def _apply_images(self, entries: list[Descriptor]) -> None:
+        """Make the imported images visible: tags, and untagged referrers, once the rest of the
+        import has committed (a refused bundle leaves no new tags behind)."""
+        if not entries:
+            return
+        oci = self._oci()
+        for entry in entries:
+            if not oci.has_blob(entry.digest):
+                raise BundleError(f"image manifest {entry.digest} named by the bundle is missing")
+            if entry.ref_name:
+                oci.tag(entry.ref_name, entry)
+            else:
+                oci.put_manifest(
+                    oci.read_blob(entry.digest), entry.media_type, check_references=False
+                )
 
     def _load(
         self,
@@ -337,6 +396,31 @@ class Importer:
                 patch = knowledge.parse_patch(member.chunks(), name)
                 knowledge.apply_patch(entry, patch)
                 result.datasets_patched.append(entry.name)
+            elif name.startswith(BLOB_PREFIX):
+                if result.dry_run:
+                    for _ in member.chunks():
+                        pass
+                else:
+                    self._oci().put_blob(
+                        _ChunkReader(member.chunks()),  # type: ignore[arg-type]
+                        expected=member.spec.digest,
+                        size=member.spec.size,
+                    )
+                    result.blobs_stored += 1
+            elif name == IMAGES_INDEX:
+                doc = canonical.loads(member.read_all(limit=MANIFEST_LIMIT), source=name)
+                entries = doc.get("manifests", []) if isinstance(doc, dict) else None
+                if not isinstance(entries, list):
+                    raise BundleError(f"{name}: not an OCI image index")
+                result.image_entries = [Descriptor.from_dict(e, source=name) for e in entries]
+            elif name == IMAGES_RECORDS:
+                doc = canonical.loads(member.read_all(limit=MANIFEST_LIMIT), source=name)
+                images = doc.get("images", {}) if isinstance(doc, dict) else {}
+                result.images = [
+                    {"reference": str(ref), "digest": str(rec.get("digest"))}
+                    for ref, rec in sorted(images.items())
+                    if isinstance(rec, dict)
+                ]
             else:
                 raise MemberRefusedError(
                     f"member {name} is of a kind this appliance does not understand",

@@ -52,6 +52,7 @@ from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import BundleError
 from bundles.keys import PrivateKey, passphrase_from_env
+from bundles.oci import OCILayout
 from bundles.parts import (
     assemble,
     first_header,
@@ -65,6 +66,10 @@ from bundles.snapshot import Manifest, record_id
 from bundles.trust import TrustRoot
 from mirror.snapshot import SnapshotStore
 
+IMAGES_PREFIX: Final = "images/"
+IMAGES_INDEX: Final = "images/index.json"
+IMAGES_RECORDS: Final = "images/images.json"
+BLOB_PREFIX: Final = "images/blobs/sha256/"
 MANIFEST_MEMBER: Final = "knowledge.json"
 DATASET_PREFIX: Final = "knowledge/datasets/"
 PATCH_PREFIX: Final = "knowledge/patches/"
@@ -141,6 +146,52 @@ def trust_history(key_dir: Path) -> list[dict[str, object]]:
     return [json.loads(r.to_bytes()) for r in sorted(roots, key=lambda r: r.version)]
 
 
+def image_members(
+    workspace: Path, omit: set[Digest]
+) -> tuple[list[MemberSource], list[Digest], list[Digest]]:
+    """The mirrored images as members: every blob reachable from the workspace layout's
+    index.json (except ``omit``, blobs the base bundle carried), the exact index.json, and the
+    tag -> digest records. Returns the members, the blobs carried, and the blobs omitted."""
+    path = workspace / "oci"
+    if not (path / "index.json").is_file():
+        return [], [], []
+    layout = OCILayout.open(path)
+    if not layout.entries():
+        return [], [], []
+    reachable = layout.reachable()
+    carried: list[Digest] = []
+    omitted: list[Digest] = []
+    members: list[MemberSource] = []
+    for digest in sorted(reachable.blobs - reachable.missing):
+        if digest in omit:
+            omitted.append(digest)
+            continue
+        members.append(
+            MemberSource.from_file(f"{BLOB_PREFIX}{digest.hex}", layout.blob_path(digest))
+        )
+        carried.append(digest)
+    members.append(MemberSource.from_bytes(IMAGES_INDEX, (path / "index.json").read_bytes()))
+    records = workspace / "images.json"
+    if records.is_file():
+        members.append(MemberSource.from_bytes(IMAGES_RECORDS, records.read_bytes()))
+    return members, carried, omitted
+
+
+def blobs_carried_by(workspace: Path, snapshot: Digest) -> set[Digest]:
+    """Blobs the latest export of ``snapshot`` carried (what a delta against it may omit)."""
+    found: set[Digest] = set()
+    log = _exports_log(workspace)
+    if log.is_file():
+        for line in log.read_bytes().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("snapshot") == str(snapshot):
+                found = {Digest.parse(d) for d in entry.get("blobs", [])}
+    return found
+
+
 def _exports_log(workspace: Path) -> Path:
     return workspace / "exports.jsonl"
 
@@ -193,7 +244,15 @@ def export_bundle(
         )
     seq = sequence if sequence is not None else last_sequence(workspace) + 1
     members, _ = knowledge_members(store, snapshot, base)
+    omit = blobs_carried_by(workspace, base) if base else set()
+    images, carried, omitted = image_members(workspace, omit)
+    members += images
     roots = trust_history(key_dir) if key_dir is not None else []
+    extra: dict[str, object] = {}
+    if roots:
+        extra["trustRoots"] = roots
+    if omitted:
+        extra["requiresBlobs"] = [str(d) for d in omitted]
     predicate = BundlePredicate(
         kind=BundleKind.DELTA if base else BundleKind.FULL,
         sequence=seq,
@@ -202,7 +261,7 @@ def export_bundle(
         channel=chosen_channel,
         snapshot=snapshot,
         base_snapshot=base,
-        extra={"trustRoots": roots} if roots else {},
+        extra=extra,
     )
     statement = make_statement(predicate, [m.spec for m in members])
     first = MemberSource.from_bytes(STATEMENT_MEMBER, sign_statement(statement, key))
@@ -240,6 +299,7 @@ def export_bundle(
                     "sequence": seq,
                     "snapshot": str(snapshot),
                     "base": str(base) if base else None,
+                    "blobs": [str(d) for d in carried],
                 }
             )
             + b"\n"

@@ -44,6 +44,8 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
             "dryRun": result.dry_run,
             "counts": result.counts,
             "signedBy": list(result.keyids),
+            "images": result.images,
+            "blobsStored": result.blobs_stored,
         },
         lambda: "\n".join(
             [

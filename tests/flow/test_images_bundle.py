@@ -1,0 +1,74 @@
+"""Mirrored images cross the gap inside the bundle: blobs verified, tags and referrers kept;
+a delta omits the blobs its base carried, and an appliance without them refuses it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bundles.oci import OCILayout
+from tests.bundles.oci_helpers import attach, build_image
+from tests.flow.conftest import Appliance, Mirror
+
+REF = "registry.example/team/app:1.0"
+
+
+@pytest.fixture(scope="module")
+def image_mirror(mirror: Mirror, tmp_path_factory: pytest.TempPathFactory) -> Mirror:
+    """A copy of the mirror workspace with one image (and a signature referrer) mirrored."""
+    root = tmp_path_factory.mktemp("imirror")
+    home = root / "home"
+    shutil.copytree(mirror.home, home)
+    layout = OCILayout.init(home / "mirror" / "oci", exist_ok=True)
+    image = build_image(
+        layout, {"etc/os-release": b"ID=debian\n", "app/big": os.urandom(300_000)}, tag=REF
+    )
+    attach(
+        layout,
+        image.manifest,
+        b'{"sig": 1}',
+        artifact_type="application/vnd.dev.sigstore.bundle.v0.3+json",
+    )
+    return Mirror(home=home, keys=mirror.keys, feeds=mirror.feeds, snapshots=list(mirror.snapshots))
+
+
+def test_images_travel_with_tags_and_referrers(
+    image_mirror: Mirror, appliance: Appliance, tmp_path: Path
+) -> None:
+    s0, s1, _ = image_mirror.snapshots
+    full = tmp_path / "full.stella.tar.zst"
+    image_mirror.export(full, "--snapshot", s0, "--sequence", "1")
+    result = appliance.run("import", str(full))
+    assert result["blobsStored"] >= 5  # layer, config, manifest, referrer manifest + its blobs
+    store = OCILayout.open(appliance.home / "oci")
+    assert REF in store.tags()
+    tagged = store.tags()[REF]
+    assert len(store.referrers(tagged.digest)) == 1
+    assert store.verify().ok
+
+    delta = tmp_path / "delta.stella.tar.zst"
+    out = image_mirror.export(delta, "--snapshot", s1, "--base", s0, "--sequence", "2")
+    assert delta.stat().st_size < 50_000  # the 300 kB layer is not carried again
+    assert out["kind"] == "delta"
+    assert appliance.run("import", str(delta))["snapshot"] == s1
+
+
+def test_delta_without_the_base_blobs_is_refused_naming_them(
+    image_mirror: Mirror, appliance: Appliance, tmp_path: Path, mirror: Mirror
+) -> None:
+    s0, s1, _ = image_mirror.snapshots
+    image_mirror.export(tmp_path / "full.stella.tar.zst", "--snapshot", s0, "--sequence", "1")
+    delta = tmp_path / "delta.stella.tar.zst"
+    image_mirror.export(delta, "--snapshot", s1, "--base", s0, "--sequence", "2")
+    # This appliance got the base snapshot from a bundle without images.
+    plain = tmp_path / "plain.stella.tar.zst"
+    mirror.export(plain, "--snapshot", s0, "--sequence", "1")
+    appliance.run("import", str(plain))
+    code, err = appliance.fail("import", str(delta))
+    assert code == 1
+    assert "delta needs" in err
+    assert "image blob(s) this appliance does not have: sha256:" in err
+    assert "first import the full bundle that carried them" in err
