@@ -2,16 +2,19 @@
 
 Tables (component ``knowledge``):
 
-- ``records(digest, body)``: one row per distinct canonical record line (digest = SHA-256 of
-  the line), shared by every dataset and snapshot that contains it;
+- ``records(id, body)``: one row per distinct canonical record line, shared by every dataset
+  and snapshot that contains it; ``id`` is the first 64 bits of the line's SHA-256, so linking
+  a record needs no lookup (a collision could only corrupt a rebuilt dataset, and every rebuilt
+  dataset is checked against its signed digest);
 - ``datasets(digest, type, records, size)`` and ``dataset_records(dataset, record_id,
   record)``: a dataset is its ordered membership; because datasets are content-addressed, an
   unchanged dataset costs nothing when the next snapshot arrives, and its exact bytes can be
   rebuilt (``dataset_lines``) to apply a delta or to replay a verdict;
 - ``snapshots`` and ``snapshot_datasets``: each imported snapshot (its exact manifest bytes,
   sequence, channel, the bundle it came in) and which dataset it calls what;
-- ``affected(ecosystem, name, record)``: the match index, (ecosystem, normalized package
-  name) → OSV record;
+- ``affected(ecosystem, name, record_id, record)``: the match index, (ecosystem, normalized
+  package name) → OSV record; a query joins it to a snapshot's datasets by (dataset,
+  record_id), the primary key of the membership table;
 - ``knowledge_state``: the active snapshot and, per channel, the last accepted sequence.
 
 Loading a dataset verifies what the signed manifest says about it (digest, record count, ids
@@ -21,12 +24,15 @@ Old snapshots are kept: replaying a verdict needs the snapshot it was made with.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from appliance.ecosystems import normalize_name
 from appliance.store.db import Database, Schema, StoreError
@@ -38,22 +44,22 @@ SCHEMA = Schema(
     (
         """
         CREATE TABLE records (
-            digest TEXT PRIMARY KEY,
+            id INTEGER PRIMARY KEY,         -- the first 64 bits of the line's SHA-256
             body BLOB NOT NULL
-        ) WITHOUT ROWID;
+        );
         CREATE TABLE datasets (
-            digest TEXT PRIMARY KEY,
+            id INTEGER PRIMARY KEY,
+            digest TEXT NOT NULL UNIQUE,
             type TEXT NOT NULL,
             records INTEGER NOT NULL,
             size INTEGER NOT NULL
-        ) WITHOUT ROWID;
+        );
         CREATE TABLE dataset_records (
-            dataset TEXT NOT NULL REFERENCES datasets(digest),
+            dataset INTEGER NOT NULL REFERENCES datasets(id),
             record_id TEXT NOT NULL,
-            record TEXT NOT NULL REFERENCES records(digest),
+            record INTEGER NOT NULL REFERENCES records(id),
             PRIMARY KEY (dataset, record_id)
         ) WITHOUT ROWID;
-        CREATE INDEX dataset_records_by_record ON dataset_records(record, dataset);
         CREATE TABLE snapshots (
             digest TEXT PRIMARY KEY,
             manifest BLOB NOT NULL,
@@ -68,7 +74,7 @@ SCHEMA = Schema(
         CREATE TABLE snapshot_datasets (
             snapshot TEXT NOT NULL REFERENCES snapshots(digest),
             name TEXT NOT NULL,
-            dataset TEXT NOT NULL REFERENCES datasets(digest),
+            dataset INTEGER NOT NULL REFERENCES datasets(id),
             type TEXT NOT NULL,
             PRIMARY KEY (snapshot, name)
         ) WITHOUT ROWID;
@@ -76,8 +82,9 @@ SCHEMA = Schema(
         CREATE TABLE affected (
             ecosystem TEXT NOT NULL,
             name TEXT NOT NULL,
-            record TEXT NOT NULL REFERENCES records(digest),
-            PRIMARY KEY (ecosystem, name, record)
+            record_id TEXT NOT NULL,
+            record INTEGER NOT NULL,
+            PRIMARY KEY (ecosystem, name, record_id, record)
         ) WITHOUT ROWID;
         CREATE TABLE knowledge_state (
             key TEXT PRIMARY KEY,
@@ -131,8 +138,8 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def _line_id(line: bytes, where: str) -> tuple[str, Any]:
     try:
-        doc = json.loads(line)
-    except ValueError as e:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
         raise KnowledgeError(f"{where}: a line is not JSON: {e}") from e
     rid = doc.get("id") if isinstance(doc, dict) else None
     if not isinstance(rid, str) or not rid:
@@ -140,20 +147,27 @@ def _line_id(line: bytes, where: str) -> tuple[str, Any]:
     return rid, doc
 
 
-def _index_rows(doc: Any, record: str) -> Iterator[tuple[str, str, str]]:
+def _record_key(line: bytes) -> int:
+    """The signed 64-bit rowid of a record line: the first 8 bytes of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(line).digest()[:8], "big", signed=True)
+
+
+def _index_rows(doc: Any, rid: str, record: int) -> Iterator[tuple[str, str, str, int]]:
     for affected in doc.get("affected") or ():
         package = affected.get("package") if isinstance(affected, dict) else None
         if not isinstance(package, dict):
             continue
         ecosystem, name = package.get("ecosystem"), package.get("name")
         if isinstance(ecosystem, str) and isinstance(name, str):
-            yield ecosystem, normalize_name(ecosystem, name), record
+            yield ecosystem, normalize_name(ecosystem, name), rid, record
 
 
 class KnowledgeStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure(SCHEMA)
+        # A 64 MiB page cache: loading a snapshot inserts hundreds of thousands of rows.
+        db.connection.execute("PRAGMA cache_size = -65536")
 
     @classmethod
     def open(cls, path: Path) -> KnowledgeStore:
@@ -168,34 +182,43 @@ class KnowledgeStore:
 
     # -- datasets --------------------------------------------------------------------------
 
+    def _dataset_id(self, digest: Digest) -> int | None:
+        row = self._conn.execute("SELECT id FROM datasets WHERE digest = ?", (str(digest),))
+        found = row.fetchone()
+        return int(found[0]) if found else None
+
     def has_dataset(self, digest: Digest) -> bool:
-        row = self._conn.execute("SELECT 1 FROM datasets WHERE digest = ?", (str(digest),))
-        return row.fetchone() is not None
+        return self._dataset_id(digest) is not None
+
+    def _new_dataset(self, entry: DatasetEntry) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO datasets (digest, type, records, size) VALUES (?, ?, ?, ?)",
+            (str(entry.digest), entry.type.value, entry.records, entry.size),
+        )
+        return int(cursor.lastrowid or 0)
 
     def _insert_lines(
-        self, dataset: str, dtype: DatasetType, lines: Iterable[tuple[str, bytes, Any]]
+        self, dataset: int, dtype: DatasetType, lines: Iterable[tuple[str, bytes, Any]]
     ) -> None:
         conn = self._conn
-        records: list[tuple[str, bytes]] = []
-        members: list[tuple[str, str, str]] = []
-        index: list[tuple[str, str, str]] = []
+        records: list[tuple[int, bytes]] = []
+        members: list[tuple[int, str, int]] = []
+        index: list[tuple[str, str, str, int]] = []
 
         def flush() -> None:
             conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?)", records)
             conn.executemany("INSERT INTO dataset_records VALUES (?, ?, ?)", members)
-            conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?)", index)
+            conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?, ?)", index)
             records.clear()
             members.clear()
             index.clear()
 
         for rid, line, doc in lines:
-            digest = Hasher()
-            digest.update(line)
-            record = digest.digest().hex
+            record = _record_key(line)
             records.append((record, line))
             members.append((dataset, rid, record))
             if dtype is DatasetType.OSV and doc is not None:
-                index.extend(_index_rows(doc, record))
+                index.extend(_index_rows(doc, rid, record))
             if len(members) >= BATCH:
                 flush()
         flush()
@@ -227,11 +250,7 @@ class KnowledgeStore:
                 count += 1
                 yield rid, line, doc
 
-        self._conn.execute(
-            "INSERT INTO datasets VALUES (?, ?, ?, ?)",
-            (str(entry.digest), entry.type.value, entry.records, entry.size),
-        )
-        self._insert_lines(str(entry.digest), entry.type, parsed())
+        self._insert_lines(self._new_dataset(entry), entry.type, parsed())
         self._check(entry, hasher, count)
 
     def _check(self, entry: DatasetEntry, hasher: Hasher, count: int) -> None:
@@ -246,12 +265,13 @@ class KnowledgeStore:
 
     def dataset_lines(self, digest: Digest) -> Iterator[bytes]:
         """The dataset's lines in id order: its exact canonical bytes, line by line."""
-        if not self.has_dataset(digest):
+        dataset = self._dataset_id(digest)
+        if dataset is None:
             raise KnowledgeError(f"dataset {digest} is not in the knowledge store")
         rows = self._conn.execute(
-            "SELECT r.body FROM dataset_records dr JOIN records r ON r.digest = dr.record "
+            "SELECT r.body FROM dataset_records dr JOIN records r ON r.id = dr.record "
             "WHERE dr.dataset = ? ORDER BY dr.record_id",
-            (str(digest),),
+            (dataset,),
         )
         for (body,) in rows:
             yield bytes(body)
@@ -310,18 +330,15 @@ class KnowledgeStore:
                 yield self._hashed(hasher, *puts[i])
                 i += 1
 
-        self._conn.execute(
-            "INSERT INTO datasets VALUES (?, ?, ?, ?)",
-            (str(entry.digest), entry.type.value, entry.records, entry.size),
-        )
+        dataset = self._new_dataset(entry)
         rows = list(merged())  # materialize: reading and writing one table in one statement
-        self._insert_lines(str(entry.digest), entry.type, rows)
+        self._insert_lines(dataset, entry.type, rows)
         self._check(entry, hasher, len(rows))
 
     @staticmethod
     def _hashed(hasher: Hasher, rid: str, line: bytes) -> tuple[str, bytes, Any]:
         hasher.update(line + b"\n")
-        return rid, line, json.loads(line)
+        return rid, line, orjson.loads(line)
 
     # -- snapshots -------------------------------------------------------------------------
 
@@ -358,8 +375,9 @@ class KnowledgeStore:
             ),
         )
         conn.executemany(
-            "INSERT OR IGNORE INTO snapshot_datasets VALUES (?, ?, ?, ?)",
-            [(str(digest), d.name, str(d.digest), d.type.value) for d in manifest.datasets],
+            "INSERT OR IGNORE INTO snapshot_datasets "
+            "SELECT ?, ?, id, ? FROM datasets WHERE digest = ?",
+            [(str(digest), d.name, d.type.value, str(d.digest)) for d in manifest.datasets],
         )
         return digest
 
@@ -430,13 +448,14 @@ class KnowledgeStore:
             return []
         rows = self._conn.execute(
             "SELECT DISTINCT r.body FROM affected a "
-            "JOIN dataset_records dr ON dr.record = a.record "
-            "JOIN snapshot_datasets sd ON sd.dataset = dr.dataset "
-            "JOIN records r ON r.digest = a.record "
-            "WHERE sd.snapshot = ? AND a.ecosystem = ? AND a.name = ?",
+            "JOIN snapshot_datasets sd ON sd.snapshot = ? "
+            "JOIN dataset_records dr ON dr.dataset = sd.dataset AND dr.record_id = a.record_id "
+            "AND dr.record = a.record "
+            "JOIN records r ON r.id = a.record "
+            "WHERE a.ecosystem = ? AND a.name = ?",
             (str(snap), ecosystem, normalize_name(ecosystem, name)),
         )
-        return [json.loads(body) for (body,) in rows]
+        return [orjson.loads(body) for (body,) in rows]
 
     def lookup(
         self, dataset_type: DatasetType, record_id: str, snapshot: Digest | None = None
@@ -448,16 +467,16 @@ class KnowledgeStore:
         rows = self._conn.execute(
             "SELECT r.body FROM snapshot_datasets sd "
             "JOIN dataset_records dr ON dr.dataset = sd.dataset AND dr.record_id = ? "
-            "JOIN records r ON r.digest = dr.record "
+            "JOIN records r ON r.id = dr.record "
             "WHERE sd.snapshot = ? AND sd.type = ? ORDER BY sd.name",
             (record_id, str(snap), dataset_type.value),
         )
-        return [json.loads(body) for (body,) in rows]
+        return [orjson.loads(body) for (body,) in rows]
 
     def counts(self, snapshot: Digest) -> dict[str, int]:
         rows = self._conn.execute(
             "SELECT sd.type, SUM(d.records) FROM snapshot_datasets sd "
-            "JOIN datasets d ON d.digest = sd.dataset WHERE sd.snapshot = ? GROUP BY sd.type",
+            "JOIN datasets d ON d.id = sd.dataset WHERE sd.snapshot = ? GROUP BY sd.type",
             (str(snapshot),),
         )
         return {str(t): int(n) for t, n in rows}
