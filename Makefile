@@ -7,13 +7,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The venv is rebuilt when the declared dependencies change.
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-# Debian tools the tests drive for real: image layouts, a registry and its htpasswd, zstd, and
-# npm for the fixture image's node_modules.
-SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm
-SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv
+# Debian tools the tests drive for real: image layouts, a registry and its htpasswd, zstd, npm
+# for the fixture image's node_modules, and systemd's offline analyzers for the unit files.
+SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm systemd-analyze systemd-sysusers systemd-tmpfiles unshare
+SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv systemd util-linux
 PYTEST_ARGS ?=
 
-.PHONY: all venv sysdeps images images-clean demo test lint bench clean
+.PHONY: all venv sysdeps images images-clean demo test lint units bench clean
 
 all: test
 
@@ -62,6 +62,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy bundles mirror appliance tui scripts images
 	$(BIN)/python scripts/check_layers.py
+
+# systemd units: 'systemd-analyze verify' must be silent; prints each service's exposure
+# ('systemd-analyze security --offline=yes'), failing above 2.0.
+units: venv sysdeps
+	$(BIN)/python -m tests.systemd.analyze
 
 bench: venv
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
