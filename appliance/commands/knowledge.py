@@ -9,6 +9,7 @@ import click
 
 from appliance.home import Home
 from appliance.importer import Importer
+from appliance.inbox import ImportLock
 from appliance.store.knowledge import KnowledgeStore, SnapshotRow
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
@@ -25,7 +26,10 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
     and load it; the snapshot it carries becomes active. A refused bundle leaves everything as
     it was and goes to quarantine/."""
     bundle = files[0]
-    result = Importer(Home(ctx.home)).run(list(files), now=datetime.now(UTC), dry_run=dry_run)
+    home = Home(ctx.home).require()
+    # One import at a time, whoever starts it (this command, the inbox service, the TUI).
+    with ImportLock(home).hold(wait=True, on_wait=lambda: ctx.info("waiting for another import")):
+        result = Importer(home).run(list(files), now=datetime.now(UTC), dry_run=dry_run)
     verb = "verified (dry run, nothing changed)" if dry_run else "imported"
     ctx.emit(
         {
