@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""The golden path on the embedded sample, offline, through the real command lines.
+
+Connected side: generate keys, sync the sample feeds (real upstream files, read from local
+paths), build a snapshot, export a signed bundle and verify it. Appliance: create a home,
+trust the mirror, import the bundle, and show what it now knows; then whatever else the
+product can do today (scan, gate, ...) on the sample image when it is available.
+
+Everything lands in ``demo-out/`` (or the directory given): ``mirror/`` is the connected
+side's home, ``appliance/`` the appliance's. Run ``stella --home demo-out/appliance ...``
+afterwards to look around.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class Demo:
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.mirror_home = out / "mirror"
+        self.appliance_home = out / "appliance"
+        self.keys = out / "keys"
+        self.step = 0
+        self.started = time.perf_counter()
+
+    def run(
+        self, title: str, prog: str, *args: str | Path, show: Callable[[dict], str] | None = None
+    ) -> dict:
+        self.step += 1
+        home = self.mirror_home if prog == "stella-mirror" else self.appliance_home
+        argv = [str(BIN / prog), "--home", str(home), "--json", *map(str, args)]
+        shown = f"{prog} " + " ".join(shlex.quote(str(a)) for a in args)
+        print(f"\n[{self.step}] {title}\n    $ {shown}", flush=True)
+        done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, check=False)
+        if done.returncode not in (0, 3, 4):
+            print(done.stderr, file=sys.stderr)
+            sys.exit(f"demo: step {self.step} failed ({prog} exited {done.returncode})")
+        data = json.loads(done.stdout) if done.stdout.strip() else {}
+        if show is not None:
+            for line in show(data).splitlines():
+                print(f"    {line}")
+        return data
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", type=Path, default=REPO / "demo-out")
+    args = parser.parse_args()
+    out: Path = args.out.resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    d = Demo(out)
+    print(f"Stella Ops demo — everything offline, state in {out}")
+
+    print("\n== Connected side (stella-mirror) ==")
+    d.run(
+        "Generate the signing key, an offline root key and the trust root",
+        "stella-mirror",
+        "keys",
+        "generate",
+        "--out",
+        d.keys,
+        show=lambda r: (
+            f"signing key {r['signingKeyid'][:16]}, trust root for channel {r['channel']}"
+        ),
+    )
+    d.run(
+        "Sync the sample feeds (OSV, Debian, Alpine, KEV, EPSS, vendor VEX, policy)",
+        "stella-mirror",
+        "sync",
+        "--config",
+        REPO / "examples/sample/mirror.toml",
+        show=lambda r: "\n".join(
+            f"{s['name']:<18} {s['status']:<8} {s.get('records') or 0:>6} records"
+            for s in r.get("sources", [])
+        ),
+    )
+    snap = d.run(
+        "Build the content-addressed knowledge snapshot",
+        "stella-mirror",
+        "snapshot",
+        "build",
+        show=lambda r: f"snapshot {r['digest']}",
+    )
+    bundle = out / "sample.stella.tar.zst"
+    d.run(
+        "Export it as one signed, zstd-compressed bundle",
+        "stella-mirror",
+        "export",
+        "--out",
+        bundle,
+        "--key",
+        d.keys / "signing.key",
+        show=lambda r: (
+            f"{r['kind']} bundle, sequence {r['sequence']}, {r['size']:,} bytes, "
+            f"digest {r['digest'][:19]}…"
+        ),
+    )
+    d.run(
+        "Verify the bundle before carrying it across the gap",
+        "stella-mirror",
+        "verify",
+        bundle,
+        "--trust-root",
+        d.keys / "trust-root.json",
+        show=lambda r: f"verified: {r['members']} members, signed by {r['keyids'][0][:16]}",
+    )
+
+    print("\n== Across the gap: the appliance (stella) ==")
+    d.run(
+        "Create the appliance home and its signing key",
+        "stella",
+        "init",
+        show=lambda r: f"appliance key {r['keyid'][:16]}",
+    )
+    d.run(
+        "Trust the mirror's trust root (once, deliberately)",
+        "stella",
+        "trust",
+        "add",
+        d.keys / "trust-root.json",
+        show=lambda r: f"channel {r['channel']} v{r['version']}, expires {r['expires']}",
+    )
+    imported = d.run(
+        "Import the bundle: signature first, then every member hashed as it streams",
+        "stella",
+        "import",
+        bundle,
+        show=lambda r: (
+            f"snapshot {r['snapshot']} active; {len(r['datasetsLoaded'])} datasets loaded"
+        ),
+    )
+    assert imported["snapshot"] == snap["digest"], "the appliance must hold the mirror's snapshot"
+    d.run(
+        "Replaying the same bundle is refused as a rollback (and quarantined with a reason)",
+        "stella",
+        "snapshot",
+        "list",
+        show=lambda r: "\n".join(
+            f"{'*' if s['active'] else ' '} {s['digest'][:19]}…  sequence {s['sequence']}"
+            for s in r["snapshots"]
+        ),
+    )
+    refused = subprocess.run(
+        [str(BIN / "stella"), "--home", str(d.appliance_home), "import", str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    print(f"    $ stella import {bundle.name}   # again\n    {refused.stderr.strip()}")
+    d.run(
+        "Every decision is in the hash-chained, signed audit log",
+        "stella",
+        "audit",
+        "verify",
+        show=lambda r: f"audit log ok: {r['records']} records verified",
+    )
+    d.run(
+        "Check the appliance's health",
+        "stella",
+        "doctor",
+        show=lambda r: "\n".join(f"{c['status']:<5} {c['name']}" for c in r.get("checks", [])),
+    )
+
+    elapsed = time.perf_counter() - d.started
+    print(f"\nDone in {elapsed:.1f} s. Look around:")
+    print(f"    export STELLA_HOME={d.appliance_home}")
+    print("    stella snapshot show      # what the appliance knows")
+    print("    stella audit list         # every decision, hash-chained and signed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
