@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -37,8 +38,12 @@ class Demo:
         self.started = time.perf_counter()
 
     def run(
-        self, title: str, prog: str, *args: str | Path, show: Callable[[dict], str] | None = None
-    ) -> dict:
+        self,
+        title: str,
+        prog: str,
+        *args: str | Path,
+        show: Callable[[dict[str, Any]], str] | None = None,
+    ) -> dict[str, Any]:
         self.step += 1
         home = self.mirror_home if prog == "stella-mirror" else self.appliance_home
         argv = [str(BIN / prog), "--home", str(home), "--json", *map(str, args)]
@@ -144,9 +149,10 @@ def main() -> int:
             f"snapshot {r['snapshot']} active; {len(r['datasetsLoaded'])} datasets loaded"
         ),
     )
-    assert imported["snapshot"] == snap["digest"], "the appliance must hold the mirror's snapshot"
+    if imported["snapshot"] != snap["digest"]:
+        sys.exit("demo: the appliance must hold the mirror's snapshot")
     d.run(
-        "Replaying the same bundle is refused as a rollback (and quarantined with a reason)",
+        "The snapshot is active, its sequence recorded for anti-rollback",
         "stella",
         "snapshot",
         "list",
@@ -155,13 +161,17 @@ def main() -> int:
             for s in r["snapshots"]
         ),
     )
+    d.step += 1
+    print(f"\n[{d.step}] Replaying the same bundle is refused as a rollback, with a reason file")
     refused = subprocess.run(
         [str(BIN / "stella"), "--home", str(d.appliance_home), "import", str(bundle)],
         capture_output=True,
         text=True,
         check=False,
     )
-    print(f"    $ stella import {bundle.name}   # again\n    {refused.stderr.strip()}")
+    if refused.returncode != 1:
+        sys.exit("demo: a replayed bundle must be refused")
+    print(f"    $ stella import {bundle}\n    {refused.stderr.strip()}")
     d.run(
         "Every decision is in the hash-chained, signed audit log",
         "stella",
