@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from appliance.home import Home
-from appliance.store import record_decision
-from appliance.store.audit import AuditAction
+from appliance.store import open_state, record_decision
+from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from appliance.trust_store import TrustStore
 from bundles import canonical
@@ -161,8 +161,49 @@ class Importer:
     def __init__(self, home: Home) -> None:
         self.home = home.require()
 
+    def reconcile(self, *, now: datetime) -> list[Digest]:
+        """Audit every imported snapshot the log does not mention yet.
+
+        The knowledge store and the audit log are two databases, so a process killed between
+        an import's commit and its audit record leaves a snapshot the log lacks. The next
+        import (and ``stella doctor``) appends the missing record, marked ``recovered``."""
+        knowledge = KnowledgeStore.open(self.home.knowledge_db)
+        try:
+            snapshots = knowledge.snapshots()
+        finally:
+            knowledge.close()
+        if not snapshots:
+            return []
+        with open_state(self.home) as db:
+            logged = {
+                r.inputs.get("snapshot") for r in AuditLog(db).records(action=AuditAction.IMPORT)
+            }
+        recovered = []
+        for snap in snapshots:
+            if str(snap.digest) in logged:
+                continue
+            record_decision(
+                self.home,
+                AuditAction.IMPORT,
+                str(snap.bundle),
+                command="import",
+                time=now,
+                inputs={"bundle": str(snap.bundle), "snapshot": str(snap.digest), "base": None},
+                result={
+                    "recovered": True,
+                    "imported": snap.imported,
+                    "kind": snap.kind,
+                    "sequence": snap.sequence,
+                    "channel": snap.channel,
+                },
+            )
+            recovered.append(snap.digest)
+        return recovered
+
     def run(self, paths: Sequence[Path], *, now: datetime, dry_run: bool = False) -> ImportResult:
         """Import one bundle file, or the complete set of its parts (any order)."""
+        if not dry_run:
+            self.reconcile(now=now)
         paths = list(paths)
         path = paths[0]
         try:

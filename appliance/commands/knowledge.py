@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -10,7 +10,10 @@ import click
 from appliance.home import Home
 from appliance.importer import Importer
 from appliance.inbox import ImportLock
-from appliance.store.knowledge import KnowledgeStore, SnapshotRow
+from appliance.store import record_decision
+from appliance.store.audit import AuditAction
+from appliance.store.knowledge import DEFAULT_RETENTION_DAYS, KnowledgeStore, SnapshotRow, prune
+from bundles.bundle import format_time
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 
@@ -163,4 +166,44 @@ def snapshot_show_cmd(ctx: CliContext, ref: str) -> None:
             ]
             + [f"  {d['name']:<24} {d['type']:<8} {d['records']:>8} records" for d in datasets]
         ),
+    )
+
+
+@snapshot_group.command("prune")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(0),
+    default=DEFAULT_RETENTION_DAYS,
+    show_default=True,
+    help="Forget snapshots imported more than this many days ago.",
+)
+@pass_ctx
+def snapshot_prune_cmd(ctx: CliContext, days: int) -> None:
+    """Forget old snapshots (never the active one) and the data only they used."""
+    home = Home(ctx.home).require()
+    now = datetime.now(UTC)
+    store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        result = prune(store, before=format_time(now - timedelta(days=days)))
+    finally:
+        store.close()
+    if result.snapshots:
+        record_decision(
+            home,
+            AuditAction.SNAPSHOT_PRUNE,
+            f"{len(result.snapshots)} snapshots",
+            command="snapshot prune",
+            time=now,
+            inputs={"olderThanDays": days},
+            result={"snapshots": [str(d) for d in result.snapshots], "datasets": result.datasets},
+        )
+    ctx.emit(
+        {
+            "pruned": [str(d) for d in result.snapshots],
+            "datasets": result.datasets,
+            "records": result.records,
+        },
+        f"pruned {len(result.snapshots)} snapshots, {result.datasets} datasets, "
+        f"{result.records} records (kept: the active snapshot and anything newer than {days} days)",
     )

@@ -86,6 +86,7 @@ class AuditAction(StrEnum):
     IMPORT = "import"
     IMPORT_REFUSED = "import.refused"
     SNAPSHOT_ACTIVATE = "snapshot.activate"
+    SNAPSHOT_PRUNE = "snapshot.prune"
     IMAGE_LOAD = "image.load"
     IMAGE_REMOVE = "image.remove"
     SCAN = "scan"

@@ -486,3 +486,51 @@ def _tee(chunks: Iterable[bytes], hasher: Hasher) -> Iterator[bytes]:
     for chunk in chunks:
         hasher.update(chunk)
         yield chunk
+
+
+DEFAULT_RETENTION_DAYS = 548  # 18 months: verdicts made with a snapshot can be replayed that long
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    snapshots: tuple[Digest, ...]
+    datasets: int
+    records: int
+
+
+def prune(
+    store: KnowledgeStore, *, before: str, keep: frozenset[Digest] = frozenset()
+) -> PruneResult:
+    """Forget snapshots imported before ``before`` (RFC 3339), except the active one and
+    ``keep`` (snapshots a retained verdict names); then datasets and records no remaining
+    snapshot uses. One transaction."""
+    active = store.active()
+    conn = store.db.connection
+    with store.db.transaction("prune snapshots"):
+        rows = conn.execute("SELECT digest FROM snapshots WHERE imported < ?", (before,)).fetchall()
+        doomed = [
+            Digest.parse(r[0])
+            for r in rows
+            if Digest.parse(r[0]) != active and Digest.parse(r[0]) not in keep
+        ]
+        for digest in doomed:
+            conn.execute("DELETE FROM snapshot_datasets WHERE snapshot = ?", (str(digest),))
+            conn.execute("DELETE FROM snapshots WHERE digest = ?", (str(digest),))
+        orphans = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM datasets WHERE id NOT IN (SELECT dataset FROM snapshot_datasets)"
+            )
+        ]
+        for dataset in orphans:
+            conn.execute("DELETE FROM dataset_records WHERE dataset = ?", (dataset,))
+            conn.execute("DELETE FROM datasets WHERE id = ?", (dataset,))
+        records = 0
+        if orphans:
+            conn.execute(
+                "DELETE FROM affected WHERE record NOT IN (SELECT record FROM dataset_records)"
+            )
+            records = conn.execute(
+                "DELETE FROM records WHERE id NOT IN (SELECT record FROM dataset_records)"
+            ).rowcount
+    return PruneResult(tuple(doomed), len(orphans), records)

@@ -121,3 +121,8 @@ def appliance(tmp_path: Path, mirror: Mirror) -> Appliance:
     a.run("init")
     a.run("trust", "add", str(mirror.keys / "history" / "trust-root.v1.json"))
     return a
+
+
+@pytest.fixture(autouse=True)
+def _appliance_is_offline(offline: None) -> None:
+    """Invariant 2: every appliance step of the flow runs with all sockets refused."""

@@ -123,7 +123,8 @@ def test_list_filters(home: Path) -> None:
             ["--action", "exfiltrate"],
             "stella: error: --action: unknown action 'exfiltrate' (use one of: gate, gc, image, "
             "image.load, image.remove, import, import.refused, push, scan, snapshot, "
-            "snapshot.activate, trust, trust.add, trust.rotate, vex, vex.add, vex.import, "
+            "snapshot.activate, snapshot.prune, trust, trust.add, trust.rotate, vex, vex.add, "
+            "vex.import, "
             "vex.revoke)",
         ),
         (

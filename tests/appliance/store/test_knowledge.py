@@ -185,3 +185,43 @@ def test_parse_patch() -> None:
 
 def test_split_lines() -> None:
     assert list(split_lines([b"a\nb", b"c\n", b"d\n"])) == [b"a", b"bc", b"d"]
+
+
+def _snapshot(store: KnowledgeStore, records: list[dict], seq: int, imported: str) -> Digest:
+    entry, data = dataset(records)
+    if not store.has_dataset(entry.digest):
+        load(store, entry, data)
+    manifest = Manifest(sources=(), datasets=(entry,))
+    with store.db.transaction():
+        snap = store.add_snapshot(
+            manifest.canonical(),
+            manifest,
+            sequence=seq,
+            channel="c",
+            kind="full",
+            base=None,
+            bundle=Digest.of_bytes(bytes([seq])),
+            created=imported,
+            imported=imported,
+        )
+        store.activate(snap, "c", seq)
+    return snap
+
+
+def test_prune_forgets_old_snapshots_but_never_the_active_one(store: KnowledgeStore) -> None:
+    from appliance.store.knowledge import prune
+
+    old = _snapshot(store, OSV, 1, "2024-01-01T00:00:00Z")
+    shared = _snapshot(store, OSV, 2, "2024-06-01T00:00:00Z")  # same dataset as `old`
+    assert old == shared  # identical content: one snapshot, imported twice
+    newer = _snapshot(store, OSV[:2], 3, "2026-11-01T00:00:00Z")
+    result = prune(store, before="2026-01-01T00:00:00Z")
+    assert result.snapshots == (old,)
+    assert result.datasets == 1
+    assert result.records == 1  # B-1 only lived in the pruned dataset
+    assert [s.digest for s in store.snapshots()] == [newer]
+    assert [r["id"] for r in store.advisories("PyPI", "jinja2")] == ["A-1"]
+    assert store.advisories("npm", "lodash") == []
+    # Everything old, including the active snapshot's age: the active one stays.
+    assert prune(store, before="2099-01-01T00:00:00Z").snapshots == ()
+    assert store.active() == newer
