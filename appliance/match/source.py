@@ -1,0 +1,145 @@
+"""Where the matcher reads advisories from: one small protocol, and an in-memory index.
+
+The matcher asks three questions: the OSV records for an (ecosystem, package name), the KEV
+entry of a CVE, the EPSS row of a CVE. :class:`KnowledgeAdvisories` in
+:mod:`appliance.match.service` answers them from ``knowledge.db``; :class:`MemoryAdvisories`
+answers them from records held in memory (tests, benchmarks, replay of an exported slice).
+Each record travels with the SHA-256 of its canonical bytes, which is how the knowledge store
+and the snapshot's dataset files name it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from appliance.ecosystems import normalize_name
+from bundles import canonical
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+# Where a number can stand in compact JSON: after a key (``":``), after ``[`` or ``,``. A
+# text without such a number having a fraction, an exponent or 16+ digits holds no float and
+# no unsafe integer (a cheap first look; strings can only cause a false alarm).
+_MAYBE_NOT_PLAIN = re.compile(rb'(?:":|[,\[])-?[0-9]+(?:[.eE]|[0-9]{15})')
+# After the strings are removed: a fraction or exponent, or an integer too long to be safe.
+_NOT_PLAIN = re.compile(rb"[0-9][.eE]|[.eE][0-9]|[0-9]{16,}")
+# UTF-8 lead bytes of U+E000..U+10FFFF: the only characters whose UTF-16 order (RFC 8785's
+# key order) differs from code-point order.
+_ORDER_SENSITIVE = re.compile(rb"[\xee-\xf4]")
+
+
+def record_digest(record: Mapping[str, Any]) -> str:
+    """The hex SHA-256 of a record's canonical JSON line (as stored in a dataset file).
+
+    orjson with sorted keys writes exactly RFC 8785 for strings, safe integers, booleans and
+    null, as long as no key order could differ (no character at or above U+E000); anything
+    else (floats, big integers, such characters) goes through :mod:`bundles.canonical`.
+    """
+    try:
+        data: bytes | None = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        data = None
+    if (
+        data is None
+        or _ORDER_SENSITIVE.search(data) is not None
+        or (
+            _MAYBE_NOT_PLAIN.search(data) is not None
+            and _NOT_PLAIN.search(_STRING.sub(b"", data)) is not None
+        )
+    ):
+        data = canonical.dumps(record)
+    return hashlib.sha256(data).hexdigest()
+
+
+class Advisory:
+    """An OSV record and its digest (computed on first use when not given)."""
+
+    __slots__ = ("_digest", "record")
+
+    def __init__(self, record: Mapping[str, Any], digest: str | None = None) -> None:
+        self.record = record
+        self._digest = digest
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            self._digest = record_digest(self.record)
+        return self._digest
+
+
+class AdvisorySource(Protocol):
+    """What the matcher needs from a knowledge snapshot."""
+
+    @property
+    def snapshot(self) -> str | None:
+        """The digest of the snapshot answering, recorded in every match explanation."""
+        ...
+
+    def advisories(self, ecosystem: str, name: str) -> Sequence[Advisory]:
+        """Records with an affected entry for (ecosystem, name); names compare normalized."""
+        ...
+
+    def kev(self, cve: str) -> Mapping[str, Any] | None: ...
+
+    def epss(self, cve: str) -> Mapping[str, Any] | None: ...
+
+    def ecosystems(self) -> frozenset[str] | None:
+        """Every ecosystem with at least one record, or None when the source cannot tell
+        cheaply. A distribution release missing from it makes its packages unknowns instead
+        of silently clean."""
+        ...
+
+
+class MemoryAdvisories:
+    """An :class:`AdvisorySource` over records in memory, indexed like ``knowledge.db``."""
+
+    def __init__(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        kev: Iterable[Mapping[str, Any]] = (),
+        epss: Iterable[Mapping[str, Any]] = (),
+        snapshot: str | None = None,
+    ) -> None:
+        self._snapshot = snapshot
+        self._index: dict[tuple[str, str], list[Advisory]] = {}
+        for record in records:
+            # digests are computed here, once, as the knowledge store computes them at import
+            advisory = Advisory(record, record_digest(record))
+            seen: set[tuple[str, str]] = set()
+            for entry in record.get("affected") or ():
+                package = entry.get("package") if isinstance(entry, Mapping) else None
+                if not isinstance(package, Mapping):
+                    continue
+                eco, name = package.get("ecosystem"), package.get("name")
+                if isinstance(eco, str) and isinstance(name, str):
+                    key = (eco, normalize_name(eco, name))
+                    if key not in seen:
+                        seen.add(key)
+                        self._index.setdefault(key, []).append(advisory)
+        self._kev = {str(r["id"]): r for r in kev}
+        self._epss = {str(r["id"]): r for r in epss}
+
+    @property
+    def snapshot(self) -> str | None:
+        return self._snapshot
+
+    def advisories(self, ecosystem: str, name: str) -> Sequence[Advisory]:
+        return self._index.get((ecosystem, normalize_name(ecosystem, name)), ())
+
+    def kev(self, cve: str) -> Mapping[str, Any] | None:
+        return self._kev.get(cve)
+
+    def epss(self, cve: str) -> Mapping[str, Any] | None:
+        return self._epss.get(cve)
+
+    def ecosystems(self) -> frozenset[str] | None:
+        return frozenset(eco for eco, _ in self._index)

@@ -1,0 +1,110 @@
+"""Alias merging, severity (CVSS v3.1/v4, database words, precedence), KEV and EPSS."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from appliance.match import Inventory, MemoryAdvisories, Severity, SeveritySource, match
+from appliance.match.aliases import merge
+from appliance.match.enrich import database_severity, score_vector, severity
+from appliance.scanner.model import Package, PackageType
+
+ENTRIES = [
+    ("GO-2024-1", "GHSA-x"),
+    ("GHSA-x", "CVE-2024-9"),
+    ("DSA-1", "CVE-2024-9", "CVE-2024-10"),
+    ("NPM-7",),
+]
+
+
+def test_merge_is_transitive_and_multi_cve_advisories_fan_out() -> None:
+    groups = {g.id: g for g in merge(ENTRIES)}
+    assert set(groups) == {"CVE-2024-9", "CVE-2024-10", "NPM-7"}
+    assert groups["CVE-2024-9"].aliases == ("GHSA-x", "DSA-1", "GO-2024-1")
+    assert groups["CVE-2024-9"].members == (0, 1, 2)
+    assert groups["CVE-2024-10"].aliases == ("DSA-1",)
+    assert groups["CVE-2024-10"].members == (2,)
+
+
+@given(st.permutations(range(len(ENTRIES))))
+def test_merge_does_not_depend_on_input_order(order: list[int]) -> None:
+    def canon(entries):
+        return sorted(
+            (g.id, g.aliases, tuple(sorted(entries[i] for i in g.members))) for g in merge(entries)
+        )
+
+    assert canon([ENTRIES[i] for i in order]) == canon(ENTRIES)
+
+
+def test_cvss_scores_from_the_library() -> None:
+    v31 = score_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "R-1")
+    assert v31 is not None
+    assert (v31.version, v31.base_score, v31.severity) == (
+        "3.1",
+        9.8,
+        Severity.CRITICAL,
+    )
+    v4 = score_vector("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", "R-1")
+    assert v4 is not None
+    assert (v4.version, v4.base_score, v4.severity) == (
+        "4.0",
+        9.3,
+        Severity.CRITICAL,
+    )
+    assert score_vector("CVSS:3.1/AV:X", "R-1") is None
+    assert score_vector("AV:N/AC:L/Au:N/C:P/I:P/A:P", "R-1") is None  # CVSS v2: not used
+
+
+def test_severity_precedence_and_source() -> None:
+    low4 = score_vector("CVSS:4.0/AV:L/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N", "A")
+    high3 = score_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "B")
+    assert low4 is not None
+    assert high3 is not None
+    level, source, _ = severity([high3, low4], [(Severity.HIGH, "x")])
+    assert (level, source) == (low4.severity, SeveritySource.CVSS_V4)
+    assert severity([high3], [])[1] is SeveritySource.CVSS_V3
+    assert severity([], [(Severity.LOW, "a"), (Severity.HIGH, "b")])[:2] == (
+        Severity.HIGH,
+        SeveritySource.DATABASE,
+    )
+    assert severity([], [])[:2] == (Severity.UNKNOWN, SeveritySource.NONE)
+    assert database_severity({"id": "G", "database_specific": {"severity": "MODERATE"}}) == (
+        Severity.MEDIUM,
+        "G severity MODERATE",
+    )
+
+
+def test_kev_and_epss_enrich_by_every_cve() -> None:
+    rec = {
+        "id": "PYSEC-1",
+        "aliases": ["CVE-2021-44228"],
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H"}],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "x"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}]}],
+            }
+        ],
+    }
+    kev = [
+        {
+            "id": "CVE-2021-44228",
+            "cveID": "CVE-2021-44228",
+            "dateAdded": "2021-12-10",
+            "dueDate": "2021-12-24",
+            "knownRansomwareCampaignUse": "Known",
+        }
+    ]
+    epss = [{"id": "CVE-2021-44228", "epss": "0.94358", "percentile": "0.99957"}]
+    r = match(
+        Inventory.of([Package(PackageType.PYPI, "x", "1.0")]),
+        MemoryAdvisories([rec], kev=kev, epss=epss),
+    )
+    (f,) = r.findings
+    assert f.kev is not None
+    assert f.kev.date_added == "2021-12-10"
+    assert f.epss is not None
+    assert (f.epss.score, f.epss.percentile) == ("0.94358", "0.99957")
+    assert (f.severity, f.severity_source) == (Severity.CRITICAL, SeveritySource.CVSS_V3)
+    assert f.cvss[0].base_score == 10.0

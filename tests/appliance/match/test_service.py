@@ -1,0 +1,101 @@
+"""The store-backed source: same findings as in memory, record digests as the store keeps
+them, KEV/EPSS from the snapshot, and a clear error without a snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.match import Inventory, MemoryAdvisories, match
+from appliance.match.service import KnowledgeAdvisories, NoKnowledge, match_inventory
+from appliance.store.knowledge import KnowledgeStore
+from bundles import canonical
+from bundles.digest import Digest
+from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+from tests.appliance.match.data import debian12, npm, pypi
+from tests.appliance.match.test_app_image import APP
+from tests.appliance.match.test_distro import BOOKWORM, IMAGE
+
+KEV = [
+    {
+        "id": "CVE-2023-4911",
+        "cveID": "CVE-2023-4911",
+        "dateAdded": "2023-11-21",
+        "dueDate": "2023-12-12",
+        "knownRansomwareCampaignUse": "Unknown",
+    }
+]
+EPSS = [{"id": "CVE-2018-18074", "epss": "0.00587", "percentile": "0.77926"}]
+
+
+def dataset(records, name: str, dtype: DatasetType) -> tuple[DatasetEntry, bytes]:
+    data = canonical.dumps_lines(sorted(records, key=lambda r: r["id"]))
+    return DatasetEntry(name, dtype, name, Digest.of_bytes(data), len(records), len(data)), data
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = KnowledgeStore.open(tmp_path / "knowledge.db")
+    parts = [
+        dataset(pypi(), "osv-pypi", DatasetType.OSV),
+        dataset(npm(), "npm", DatasetType.OSV),
+        dataset(debian12(), "debian", DatasetType.OSV),
+        dataset(KEV, "kev", DatasetType.KEV),
+        dataset(EPSS, "epss", DatasetType.EPSS),
+    ]
+    with s.db.transaction():
+        for entry, data in parts:
+            s.load_dataset(entry, [data])
+        manifest = Manifest(sources=(), datasets=tuple(e for e, _ in parts))
+        snap = s.add_snapshot(
+            manifest.canonical(),
+            manifest,
+            sequence=1,
+            channel="c",
+            kind="full",
+            base=None,
+            bundle=Digest.of_bytes(b"b"),
+            created="2026-01-01T00:00:00Z",
+            imported="2026-01-01T00:00:00Z",
+        )
+        s.activate(snap, "c", 1)
+    yield s
+    s.close()
+
+
+def test_store_and_memory_agree_and_digests_are_the_stored_lines(store: KnowledgeStore) -> None:
+    snap = store.active()
+    inventory = Inventory.of([*APP, *IMAGE], BOOKWORM)
+    from_store = match_inventory(store, inventory)
+    memory = MemoryAdvisories(
+        [*pypi(), *npm(), *debian12()], kev=KEV, epss=EPSS, snapshot=str(snap)
+    )
+    assert canonical.dumps(from_store.to_dict()) == canonical.dumps(
+        match(inventory, memory).to_dict()
+    )
+    lines = {
+        Digest.of_bytes(line).hex
+        for name in ("osv-pypi", "npm", "debian")
+        for line in store.dataset_lines(
+            next(d.digest for d in store.manifest(snap).datasets if d.name == name)
+        )
+    }
+    assert from_store.records()
+    assert {r.digest for r in from_store.records()} <= lines
+    glibc = next(f for f in from_store.findings if f.id == "CVE-2023-4911")
+    assert glibc.kev is not None
+    assert glibc.kev.date_added == "2023-11-21"
+    requests = next(f for f in from_store.findings if f.id == "CVE-2018-18074")
+    assert requests.epss is not None
+    assert requests.epss.percentile == "0.77926"
+    assert all(m.snapshot == str(snap) for f in from_store.findings for m in f.matches)
+
+
+def test_no_snapshot_is_a_clear_error(tmp_path: Path) -> None:
+    s = KnowledgeStore.open(tmp_path / "empty.db")
+    with pytest.raises(NoKnowledge, match="no active snapshot"):
+        KnowledgeAdvisories(s)
+    with pytest.raises(NoKnowledge, match="is not in the knowledge store"):
+        KnowledgeAdvisories(s, Digest.of_bytes(b"x"))
+    s.close()
