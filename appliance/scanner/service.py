@@ -1,0 +1,445 @@
+"""``scan_image``: one image in, one :class:`ScanResult` out.
+
+The steps: open the reference (:mod:`appliance.scanner.image`), take each layer's record from
+the cache or walk it (layers not cached are walked in parallel processes, largest first),
+squash the layers and merge the analyzers' results (:mod:`appliance.scanner.layers`), attach
+to every package the layer that introduced it, trace the entrypoint
+(:mod:`appliance.scanner.entrytrace`), and write the SBOM (:mod:`appliance.scanner.cyclonedx`).
+Everything in a :class:`ScanResult` is a function of the image's bytes and the analyzers'
+versions: no clock, no host name, no order that depends on timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from appliance.home import Home
+from appliance.scanner import cyclonedx
+from appliance.scanner.analyzers.registry import DEFAULT, IMAGE_KINDS, Registry
+from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key
+from appliance.scanner.entrytrace import EntryTrace, trace
+from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, open_image
+from appliance.scanner.layers import (
+    LayerRecord,
+    origin_layers,
+    package_key,
+    squash,
+    walk_blob,
+    walk_rootfs,
+)
+from appliance.scanner.model import AnalysisResult, Package, Unknown
+from appliance.scanner.purl import package_purl
+from appliance.store import record_decision
+from appliance.store.audit import AuditAction
+from bundles import __version__
+from bundles.digest import Digest
+from bundles.errors import StellaError
+
+IMAGE_REGISTRY = DEFAULT.select(IMAGE_KINDS)
+"""What an image scan runs: installed software, not lockfiles."""
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Where a package was found: the file, and the layer that introduced it."""
+
+    path: str
+    layer_index: int | None
+    layer_digest: Digest | None
+    diff_id: Digest | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "layer": self.layer_index,
+            "layerDigest": str(self.layer_digest) if self.layer_digest else None,
+            "diffID": str(self.diff_id) if self.diff_id else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evidence:
+        digest, diff_id = data["layerDigest"], data["diffID"]
+        return cls(
+            path=data["path"],
+            layer_index=data["layer"],
+            layer_digest=Digest.parse(digest) if digest else None,
+            diff_id=Digest.parse(diff_id) if diff_id else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FoundPackage:
+    """A package of the image with its purl and evidence."""
+
+    package: Package
+    purl: str
+    evidence: tuple[Evidence, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "purl": self.purl,
+            **self.package.to_dict(),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """Everything one scan found. ``image`` describes the input; ``analysis`` is the merged
+    analyzer output; ``packages`` pairs each of its packages with purl and evidence."""
+
+    ref: str
+    name: str
+    tag: str | None
+    manifest_digest: Digest | None
+    index_digest: Digest | None
+    config_digest: Digest | None
+    config: dict[str, Any]
+    platform: str | None
+    platforms: tuple[str, ...]
+    layers: tuple[Layer, ...]
+    analysis: AnalysisResult
+    packages: tuple[FoundPackage, ...]
+    entry_trace: EntryTrace
+    unknowns: tuple[Unknown, ...]
+    analyzers: dict[str, int]
+    cached_layers: tuple[Digest, ...] = ()
+    _sbom: list[bytes] = field(default_factory=list, compare=False, repr=False)
+
+    def sbom_bytes(self) -> bytes:
+        """The CycloneDX 1.6 SBOM, canonical JSON: the same image gives the same bytes."""
+        if not self._sbom:
+            self._sbom.append(cyclonedx.render(self))
+        return self._sbom[0]
+
+    def sbom_digest(self) -> Digest:
+        return Digest.of_bytes(self.sbom_bytes())
+
+    def inventory(self) -> dict[str, Any]:
+        """The ``--format json`` document: image, packages with evidence, unknowns, trace."""
+        return {
+            "image": self.image_dict(),
+            "os": self.analysis.os.to_dict() if self.analysis.os else None,
+            "packages": [p.to_dict() for p in self.packages],
+            "unknowns": [u.to_dict() for u in self.unknowns],
+            "entryTrace": self.entry_trace.to_dict(),
+            "analyzers": dict(sorted(self.analyzers.items())),
+            "sbomDigest": str(self.sbom_digest()),
+        }
+
+    def image_dict(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "name": self.name,
+            "tag": self.tag,
+            "digest": str(self.manifest_digest) if self.manifest_digest else None,
+            "index": str(self.index_digest) if self.index_digest else None,
+            "config": str(self.config_digest) if self.config_digest else None,
+            "platform": self.platform,
+            "otherPlatforms": [p for p in self.platforms if p != self.platform],
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The ``--json`` object of ``stella scan``: digests and counts."""
+        counts: dict[str, int] = {}
+        for found in self.packages:
+            counts[found.package.type.value] = counts.get(found.package.type.value, 0) + 1
+        return {
+            "image": self.image_dict(),
+            "os": self.analysis.os.distro if self.analysis.os else None,
+            "packages": len(self.packages),
+            "byType": dict(sorted(counts.items())),
+            "unknowns": len(self.unknowns),
+            "reachable": len(self.entry_trace.reachable),
+            "sbomDigest": str(self.sbom_digest()),
+            "cachedLayers": len(self.cached_layers),
+        }
+
+
+# ---------------------------------------------------------------- layer records
+
+
+def _walk_in_child(blob: LayerBlob, names: tuple[str, ...]) -> dict[str, Any]:
+    registry = Registry(DEFAULT.get(n) for n in names)
+    return walk_blob(blob, registry).to_dict()
+
+
+def walk_layers(
+    layers: Sequence[Layer], registry: Registry, *, jobs: int | None = None
+) -> dict[Digest, LayerRecord]:
+    """Walk the given layers, in parallel processes when there are several and several CPUs
+    (the analyzers of ``registry`` must be in the default table, as the children rebuild it)."""
+    unique = {layer.digest: layer for layer in layers}
+    workers = min(len(unique), jobs or os.cpu_count() or 1)
+    if workers <= 1 or not all(n in DEFAULT.names() for n in registry.names()):
+        return {d: walk_blob(layer.blob, registry) for d, layer in unique.items()}
+    import multiprocessing  # only a cold scan of several layers needs these
+    from concurrent.futures import ProcessPoolExecutor
+
+    ordered = sorted(unique.values(), key=lambda layer: -layer.size)
+    context = multiprocessing.get_context("fork")
+    # this process walks the largest layer while the workers share the others
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+        futures = {
+            layer.digest: pool.submit(_walk_in_child, layer.blob, registry.names())
+            for layer in ordered[1:]
+        }
+        records = {ordered[0].digest: walk_blob(ordered[0].blob, registry)}
+        for digest, future in futures.items():
+            records[digest] = LayerRecord.from_dict(future.result())
+    return records
+
+
+def layer_records(
+    image: OpenedImage,
+    registry: Registry,
+    cache: LayerCache | None,
+) -> tuple[list[LayerRecord], tuple[Digest, ...]]:
+    """Each layer's record, bottom first; and which layers came from the cache."""
+    key = analyzers_key(registry)
+    found: dict[Digest, LayerRecord] = {}
+    if cache is not None:
+        for layer in image.layers:
+            record = cache.get(layer.digest, key)
+            if record is not None:
+                found[layer.digest] = record
+    hits = tuple(d for d in dict.fromkeys(layer.digest for layer in image.layers) if d in found)
+    missing = [layer for layer in image.layers if layer.digest not in found]
+    walked = walk_layers(missing, registry) if missing else {}
+    if cache is not None:
+        for digest, record in walked.items():
+            cache.put(digest, key, record)
+    found.update(walked)
+    return [found[layer.digest] for layer in image.layers], hits
+
+
+# ---------------------------------------------------------------- the scan
+
+
+def build_result(
+    image: OpenedImage,
+    records: Sequence[LayerRecord],
+    registry: Registry,
+    cached: tuple[Digest, ...] = (),
+) -> ScanResult:
+    squashed = squash(records, registry)
+    analysis = squashed.analysis
+    origin = origin_layers(records) if image.layers else {}
+    found: list[FoundPackage] = []
+    for package in analysis.packages:
+        index = origin.get(package_key(package))
+        layer = image.layers[index] if index is not None and image.layers else None
+        evidence = tuple(
+            Evidence(
+                path=location,
+                layer_index=layer.index if layer else None,
+                layer_digest=layer.digest if layer else None,
+                diff_id=layer.diff_id if layer else None,
+            )
+            for location in package.locations
+        )
+        found.append(FoundPackage(package, package_purl(package, analysis.os), evidence))
+    config = dict(image.config)
+    entry_trace = trace(
+        config,
+        squashed.tree,
+        squashed.scripts,
+        squashed.imports,
+        [(f.purl, f.package) for f in found],
+    )
+    unknowns = tuple(sorted(set(analysis.unknowns) | set(squashed.unknowns)))
+    return _result(image, registry, analysis, tuple(found), entry_trace, unknowns, cached)
+
+
+def _result(
+    image: OpenedImage,
+    registry: Registry,
+    analysis: AnalysisResult,
+    found: tuple[FoundPackage, ...],
+    entry_trace: EntryTrace,
+    unknowns: tuple[Unknown, ...],
+    cached: tuple[Digest, ...],
+) -> ScanResult:
+    return ScanResult(
+        ref=str(image.ref),
+        name=image.name,
+        tag=image.tag,
+        manifest_digest=image.manifest_digest,
+        index_digest=image.index_digest,
+        config_digest=image.config_digest,
+        config=dict(image.config),
+        platform=str(image.platform) if image.platform else None,
+        platforms=image.platforms,
+        layers=image.layers,
+        analysis=analysis,
+        packages=found,
+        entry_trace=entry_trace,
+        unknowns=unknowns,
+        analyzers=registry.versions(),
+        cached_layers=cached,
+    )
+
+
+def default_cache_path(home: Home) -> Path:
+    return home.root / CACHE_FILE
+
+
+def scan_image(
+    home: Home | None,
+    ref: str,
+    *,
+    platform: str | None = None,
+    cache: bool | Path | LayerCache = True,
+    registry: Registry = IMAGE_REGISTRY,
+    audit: bool = True,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> ScanResult:
+    """Scan one image (see :class:`~appliance.scanner.image.ImageRef` for ``ref``).
+
+    ``cache``: True uses ``$STELLA_HOME/scan-cache.db`` of an initialized home (else no
+    cache), a path
+    names another cache file, a :class:`LayerCache` is used as given, False walks every
+    layer. With an initialized home and ``audit``, the scan is recorded in the audit log
+    (``now`` gives the record's time; the result itself never depends on it).
+    """
+    with _collection_paused():
+        result = _scan(home, ref, platform, cache, registry)
+    if audit and home is not None and home.initialized:
+        _record(home, result, now())
+    return result
+
+
+@contextmanager
+def _collection_paused() -> Iterator[None]:
+    """A scan builds a few hundred thousand small acyclic objects; the cyclic collector
+    would walk the growing heap again and again (half the time of a cached scan). It is
+    paused for the scan and runs as usual afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _scan(
+    home: Home | None,
+    ref: str,
+    platform: str | None,
+    cache: bool | Path | LayerCache,
+    registry: Registry,
+) -> ScanResult:
+    image = open_image(
+        ImageRef.parse(ref), store=home.oci if home is not None else None, platform=platform
+    )
+    if image.rootfs is not None:
+        record = walk_rootfs(image.rootfs, registry)
+        result = build_result(image, [record], registry)
+    else:
+        opened: LayerCache | None = None
+        if isinstance(cache, LayerCache):
+            opened = cache
+        elif isinstance(cache, Path):
+            opened = LayerCache.open(cache)
+        elif cache and home is not None and home.initialized:
+            opened = LayerCache.open(default_cache_path(home))
+        try:
+            result = _scan_layers(image, registry, opened)
+        finally:
+            if opened is not None and opened is not cache:
+                opened.close()
+    return result
+
+
+def _scan_layers(image: OpenedImage, registry: Registry, cache: LayerCache | None) -> ScanResult:
+    """The same image (config and layers) scanned before with the same analyzers is one
+    cache row; otherwise each layer's record comes from the cache or a walk."""
+    key = image_key(image, registry)
+    if cache is not None:
+        stored = cache.get_image(key)
+        if stored is not None:
+            try:
+                return result_from_cache(image, registry, stored)
+            except (KeyError, TypeError, ValueError, StellaError):
+                pass  # a damaged or foreign row is a miss; it is replaced below
+    records, hits = layer_records(image, registry, cache)
+    result = build_result(image, records, registry, hits)
+    if cache is not None:
+        cache.put_image(key, analyzers_key(registry), result_to_cache(result))
+    return result
+
+
+SCAN_VERSION: Final = 1
+"""Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
+
+
+def image_key(image: OpenedImage, registry: Registry) -> str:
+    text = json.dumps(
+        {
+            "scan": SCAN_VERSION,
+            "analyzers": analyzers_key(registry),
+            "config": str(image.config_digest),
+            "layers": [str(layer.digest) for layer in image.layers],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def result_to_cache(result: ScanResult) -> dict[str, Any]:
+    return {
+        "analysis": result.analysis.to_dict(),
+        "found": [[f.purl, [e.to_dict() for e in f.evidence]] for f in result.packages],
+        "trace": result.entry_trace.to_dict(),
+        "unknowns": [u.to_dict() for u in result.unknowns],
+    }
+
+
+def result_from_cache(image: OpenedImage, registry: Registry, stored: dict[str, Any]) -> ScanResult:
+    analysis = AnalysisResult.from_dict(stored["analysis"])
+    found = tuple(
+        FoundPackage(package, purl, tuple(Evidence.from_dict(e) for e in evidence))
+        for package, (purl, evidence) in zip(analysis.packages, stored["found"], strict=True)
+    )
+    return _result(
+        image,
+        registry,
+        analysis,
+        found,
+        EntryTrace.from_dict(stored["trace"]),
+        tuple(Unknown.from_dict(u) for u in stored["unknowns"]),
+        tuple(dict.fromkeys(layer.digest for layer in image.layers)),
+    )
+
+
+def _record(home: Home, result: ScanResult, time: datetime) -> None:
+    subject = str(result.manifest_digest or result.config_digest or result.ref)
+    record_decision(
+        home,
+        AuditAction.SCAN,
+        subject,
+        command="scan",
+        time=time,
+        inputs={
+            "image": result.ref,
+            "layers": [str(layer.digest) for layer in result.layers],
+            "analyzers": dict(sorted(result.analyzers.items())),
+            "scanner": __version__,
+        },
+        result={
+            "sbom": str(result.sbom_digest()),
+            "packages": len(result.packages),
+            "unknowns": len(result.unknowns),
+        },
+    )

@@ -1,0 +1,124 @@
+"""The layer-result cache: keyed by layer digest and analyzer versions, shared by images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind
+from appliance.scanner.analyzers.registry import DEFAULT, Registry
+from appliance.scanner.cache import LayerCache, analyzers_key
+from appliance.scanner.layers import LayerRecord
+from appliance.scanner.model import AnalysisResult, Package, PackageType
+from appliance.scanner.service import IMAGE_REGISTRY, scan_image
+from bundles.digest import Digest
+from tests.appliance.scanner.layouts import OS_RELEASE, STATUS_BASE, F, build_image, dist_info
+
+SITE = "usr/lib/python3/dist-packages"
+BASE = [F("etc/os-release", OS_RELEASE), F("var/lib/dpkg/status", STATUS_BASE)]
+
+
+class CountingAnalyzer(Analyzer):
+    """Reports one package per marker file and counts the files it was given."""
+
+    name: ClassVar[str] = "counting"
+    version: ClassVar[int] = 1
+    kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
+    calls: ClassVar[list[str]] = []
+
+    def required(self, path: str, mode: int) -> bool:
+        return path.endswith(".marker")
+
+    def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
+        type(self).calls.append(inp.path)
+        return AnalysisResult(
+            packages=(Package(PackageType.NPM, inp.read().decode(), "1.0", locations=(inp.path,)),)
+        )
+
+    def merge(self, partials: Mapping[str, AnalysisResult]) -> AnalysisResult:
+        return super().merge(partials)
+
+
+class CountingV2(CountingAnalyzer):
+    version: ClassVar[int] = 2
+
+
+def test_round_trip_and_miss(tmp_path: Path) -> None:
+    digest = Digest.of_bytes(b"layer")
+    record = LayerRecord(unknowns=())
+    with LayerCache.open(tmp_path / "c.db") as cache:
+        assert cache.get(digest, "k") is None
+        cache.put(digest, "k", record)
+        assert cache.get(digest, "k") == record
+        assert cache.get(digest, "other") is None
+        assert cache.count() == 1
+
+
+def test_key_changes_with_any_analyzer_version() -> None:
+    assert analyzers_key(Registry([CountingAnalyzer()])) != analyzers_key(Registry([CountingV2()]))
+    assert analyzers_key(DEFAULT) == analyzers_key(Registry(list(DEFAULT)))
+
+
+def test_prune_and_damaged_entries(tmp_path: Path) -> None:
+    digest = Digest.of_bytes(b"layer")
+    with LayerCache.open(tmp_path / "c.db") as cache:
+        cache.put(digest, "old", LayerRecord())
+        cache.put(digest, "new", LayerRecord())
+        assert cache.prune("new") == 1
+        with cache.db.transaction() as conn:
+            conn.execute("UPDATE layer_results SET record = x'00'")
+        assert cache.get(digest, "new") is None  # unreadable: a miss, never an error
+
+
+def test_second_image_sharing_the_base_layer_reuses_it(tmp_path: Path) -> None:
+    base = [*BASE, F("opt/base.marker", b"from-base")]
+    build_image(tmp_path / "a", [base, [F("opt/a.marker", b"only-a")]], tag="a:1")
+    build_image(tmp_path / "b", [base, [F("opt/b.marker", b"only-b")]], tag="b:1")
+    registry = Registry([*IMAGE_REGISTRY, CountingAnalyzer()])
+    CountingAnalyzer.calls.clear()
+    with LayerCache.open(tmp_path / "cache.db") as cache:
+        first = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
+        second = scan_image(None, f"oci:{tmp_path / 'b'}", cache=cache, registry=registry)
+        again = scan_image(None, f"oci:{tmp_path / 'b'}", cache=cache, registry=registry)
+    assert sorted(CountingAnalyzer.calls) == ["opt/a.marker", "opt/b.marker", "opt/base.marker"]
+    assert first.cached_layers == ()
+    assert second.cached_layers == (first.layers[0].digest,)
+    assert again.cached_layers == tuple(layer.digest for layer in second.layers)
+    assert {p.package.name for p in second.packages} >= {"from-base", "only-b", "libc6"}
+    assert again.sbom_bytes() == second.sbom_bytes()
+
+
+def test_new_analyzer_version_walks_again(tmp_path: Path) -> None:
+    build_image(tmp_path / "a", [[F("x.marker", b"pkg")]], tag="a:1")
+    CountingAnalyzer.calls.clear()
+    with LayerCache.open(tmp_path / "cache.db") as cache:
+        for registry in (Registry([CountingAnalyzer()]), Registry([CountingV2()])):
+            scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
+    assert CountingAnalyzer.calls == ["x.marker", "x.marker"]
+
+
+def test_no_cache_without_home(tmp_path: Path) -> None:
+    build_image(tmp_path / "a", [dist_info("six", "1.16.0", SITE)], tag="a:1")
+    result = scan_image(None, f"oci:{tmp_path / 'a'}")
+    assert result.cached_layers == ()
+    assert not list(tmp_path.glob("**/scan-cache.db"))
+
+
+def test_same_image_again_is_one_cached_row(tmp_path: Path) -> None:
+    build_image(tmp_path / "a", [BASE, [F("opt/a.marker", b"only-a")]], tag="a:1")
+    registry = Registry([*IMAGE_REGISTRY, CountingAnalyzer()])
+    with LayerCache.open(tmp_path / "cache.db") as cache:
+        first = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
+        with cache.db.transaction() as conn:
+            conn.execute("DELETE FROM layer_results")  # only the image row is left
+        again = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
+        assert again.packages == first.packages
+        assert again.entry_trace == first.entry_trace
+        assert again.sbom_bytes() == first.sbom_bytes()
+        with cache.db.transaction() as conn:
+            conn.execute("UPDATE image_results SET record = x'00'")
+        CountingAnalyzer.calls.clear()
+        damaged = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
+    assert damaged.sbom_bytes() == first.sbom_bytes()
+    assert CountingAnalyzer.calls == ["opt/a.marker"]  # walked again: both rows were gone
