@@ -1,0 +1,203 @@
+"""``stella vex add|list|revoke|import``: the operators' VEX statements (docs/vex.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from appliance.home import Home
+from appliance.scanner.image import ImageRef, open_image
+from appliance.vex import service
+from appliance.vex.model import Justification, VexError, VexStatus, format_time, parse_time
+from appliance.vex.products import parse_purl
+from bundles.clikit import CliContext, pass_ctx
+from bundles.digest import Digest
+from bundles.errors import DigestError, UsageError
+
+
+@click.group("vex")
+def vex_group() -> None:
+    """Author, revoke, import and list VEX statements (OpenVEX v0.2.0)."""
+
+
+def _time(text: str | None, option: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_time(text, where=option)
+    except VexError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+
+
+def resolve_image(home: Home, text: str) -> service.ImageTarget:
+    """An image named by digest, by ``pkg:oci`` purl with a digest, or as the scanner names
+    images (store name, ``oci:DIR``, ``docker-archive:FILE``)."""
+    try:
+        if text.startswith("sha256:"):
+            return service.ImageTarget(Digest.parse(text), text)
+        if text.startswith("pkg:"):
+            purl = parse_purl(text)
+            if purl is None or purl.type != "oci" or not purl.version.startswith("sha256:"):
+                raise UsageError(
+                    f"--image {text!r} is not a pkg:oci purl with a sha256 digest",
+                    hint="write pkg:oci/NAME@sha256:HEX, or name an image in the store",
+                )
+            repo = dict(purl.qualifiers).get("repository_url", purl.name)
+            return service.ImageTarget(Digest.parse(purl.version.lower()), repo)
+    except DigestError as e:
+        raise UsageError(f"--image {text!r}: {e.message}", hint=e.hint) from e
+    opened = open_image(ImageRef.parse(text), store=home.oci)
+    if opened.manifest_digest is None:
+        raise UsageError(
+            f"--image {text!r} has no manifest digest to make a statement about",
+            hint="name an image in the store, oci:DIR or docker-archive:FILE",
+        )
+    return service.ImageTarget(opened.manifest_digest, opened.name)
+
+
+def _report(ctx: CliContext, verb: str, recorded: service.Recorded) -> None:
+    ctx.emit(
+        {
+            "document": recorded.document,
+            "statements": [s.key for s in recorded.statements],
+            "new": recorded.new,
+            "auditSeq": recorded.audit_seq,
+        },
+        lambda: (
+            "\n".join(
+                f"{verb} {s.key} ({s.vulnerability} {s.status.value}"
+                + (f", expires {format_time(s.expires)}" if s.expires else "")
+                + ")"
+                for s in recorded.statements
+            )
+            + ("" if recorded.new else "\n(already stored; nothing changed)")
+        ),
+    )
+
+
+@vex_group.command("add")
+@click.argument("vulnerability")
+@click.option("--image", "image", required=True, help="Image: NAME[:TAG], digest, or pkg:oci purl.")
+@click.option("--component", "components", multiple=True, help="Component purl (repeatable).")
+@click.option(
+    "--status", type=click.Choice([s.value for s in VexStatus]), required=True, help="VEX status."
+)
+@click.option(
+    "--justification",
+    type=click.Choice([j.value for j in Justification]),
+    help="Why not_affected.",
+)
+@click.option("--impact", default="", help="Impact statement (for not_affected).")
+@click.option("--action", default="", help="Action statement (required for affected).")
+@click.option("--expires", help="Expiry (RFC 3339 or a date): makes the statement an exception.")
+@click.option("--at", "at_text", help="Statement time (RFC 3339); default now.")
+@pass_ctx
+def add_cmd(
+    ctx: CliContext,
+    vulnerability: str,
+    image: str,
+    components: tuple[str, ...],
+    status: str,
+    justification: str | None,
+    impact: str,
+    action: str,
+    expires: str | None,
+    at_text: str | None,
+) -> None:
+    """Make a signed VEX statement about VULNERABILITY in an image."""
+    home = Home(ctx.home).require()
+    for purl in components:
+        if parse_purl(purl) is None:
+            raise UsageError(f"--component {purl!r} is not a purl", hint="write pkg:TYPE/NAME@V")
+    at = _time(at_text, "--at")
+    try:
+        recorded = service.add(
+            home,
+            vulnerability=vulnerability,
+            image=resolve_image(home, image),
+            components=components,
+            status=VexStatus(status),
+            justification=Justification(justification) if justification else None,
+            impact=impact,
+            action=action,
+            expires=parse_time(expires, where="--expires") if expires else None,
+            at=at,
+        )
+    except VexError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+    _report(ctx, "added", recorded)
+
+
+@vex_group.command("revoke")
+@click.argument("statement")
+@click.option("--reason", default="", help="Why the statement no longer holds.")
+@click.option("--at", "at_text", help="Revocation time (RFC 3339); default now.")
+@pass_ctx
+def revoke_cmd(ctx: CliContext, statement: str, reason: str, at_text: str | None) -> None:
+    """Supersede STATEMENT with a signed under_investigation statement (nothing is deleted)."""
+    home = Home(ctx.home).require()
+    recorded = service.revoke(home, statement, reason=reason, at=_time(at_text, "--at"))
+    _report(ctx, "revoked by", recorded)
+
+
+@vex_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--at", "at_text", help="Import time (RFC 3339); default now.")
+@pass_ctx
+def import_cmd(ctx: CliContext, files: tuple[Path, ...], at_text: str | None) -> None:
+    """Import vendor OpenVEX documents (plain, or in-toto/DSSE-wrapped)."""
+    home = Home(ctx.home).require()
+    at = _time(at_text, "--at")
+    results = [service.import_file(home, path, at=at) for path in files]
+    ctx.emit(
+        {
+            "documents": [
+                {"document": r.document, "statements": len(r.statements), "new": r.new}
+                for r in results
+            ]
+        },
+        lambda: "\n".join(
+            f"{path}: {len(r.statements)} statements" + ("" if r.new else " (already imported)")
+            for path, r in zip(files, results, strict=True)
+        ),
+    )
+
+
+@vex_group.command("list")
+@click.option("--vulnerability", help="Only statements about this vulnerability.")
+@pass_ctx
+def list_cmd(ctx: CliContext, vulnerability: str | None) -> None:
+    """List the statements authored or imported on this appliance."""
+    home = Home(ctx.home).require()
+    statements = service.stored_statements(home)
+    if vulnerability:
+        statements = [s for s in statements if vulnerability.upper() in s.names]
+    revoked = {s.revokes for s in statements if s.revokes}
+    rows = [
+        {
+            **s.to_dict(),
+            "revoked": s.key in revoked,
+        }
+        for s in statements
+    ]
+
+    def table() -> str:
+        if not rows:
+            return "no VEX statements"
+        lines = []
+        for s in statements:
+            flags = []
+            if s.key in revoked:
+                flags.append("revoked")
+            if s.expires:
+                flags.append(f"expires {format_time(s.expires)}")
+            extra = f" [{', '.join(flags)}]" if flags else ""
+            lines.append(
+                f"{s.key}  {s.vulnerability}  {s.status.value}  {s.origin.value}  "
+                f"{format_time(s.timestamp)}{extra}"
+            )
+        return "\n".join(lines)
+
+    ctx.emit({"statements": rows}, table)

@@ -1,0 +1,144 @@
+"""Store attestations and evidence as OCI 1.1 referrers of an image in a local layout.
+
+An attestation is an artifact manifest in the form cosign v3 writes: ``artifactType``
+``application/vnd.dev.sigstore.bundle.v0.3+json``, the empty config, one layer holding the
+Sigstore bundle JSON, ``subject`` = the image manifest, and the annotations
+``dev.sigstore.bundle.content`` and ``dev.sigstore.bundle.predicateType``. Evidence blobs go
+into one more referrer (``application/vnd.stella-ops.rva-evidence.v1+json``), one layer per
+piece, each annotated with its role, so the verdict's evidence is reachable (never garbage)
+and addressable by the digests the predicate cites.
+
+Manifests are canonical JSON and carry no wall-clock time (``created`` is the evaluation time),
+so attaching the same verdict twice stores the same manifest once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from bundles import canonical
+from bundles.digest import Digest
+from bundles.oci import Descriptor, ImageManifest, OCILayout
+from bundles.oci.mediatypes import (
+    ANNOTATION_CREATED,
+    EMPTY_JSON,
+    EMPTY_JSON_DIGEST,
+    OCI_EMPTY,
+    OCI_MANIFEST,
+    SIGSTORE_BUNDLE_V03,
+)
+
+EVIDENCE_ARTIFACT: Final = "application/vnd.stella-ops.rva-evidence.v1+json"
+ANNOTATION_CONTENT: Final = "dev.sigstore.bundle.content"
+ANNOTATION_PREDICATE: Final = "dev.sigstore.bundle.predicateType"
+ANNOTATION_ROLE: Final = "org.stella-ops.evidence.role"
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """One piece of evidence: its role in the predicate, media type and exact bytes."""
+
+    role: str
+    media_type: str
+    data: bytes
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of_bytes(self.data)
+
+    def ref(self) -> dict[str, Any]:
+        return {"digest": str(self.digest), "mediaType": self.media_type, "size": len(self.data)}
+
+
+def _empty_config(layout: OCILayout) -> dict[str, Any]:
+    layout.put_blob(EMPTY_JSON, expected=Digest.parse(EMPTY_JSON_DIGEST), media_type=OCI_EMPTY)
+    return {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)}
+
+
+def attestation_manifest(
+    subject: Descriptor, bundle: bytes, predicate_type: str, created: str
+) -> bytes:
+    """The canonical bytes of the referrer manifest for one Sigstore bundle."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": SIGSTORE_BUNDLE_V03,
+        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)},
+        "layers": [
+            {
+                "mediaType": SIGSTORE_BUNDLE_V03,
+                "digest": str(Digest.of_bytes(bundle)),
+                "size": len(bundle),
+            }
+        ],
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": str(subject.digest),
+            "size": subject.size,
+        },
+        "annotations": {
+            ANNOTATION_CONTENT: "dsse-envelope",
+            ANNOTATION_PREDICATE: predicate_type,
+            ANNOTATION_CREATED: created,
+        },
+    }
+    return canonical.dumps(doc)
+
+
+def attach_attestation(
+    layout: OCILayout, subject: Descriptor, bundle: bytes, predicate_type: str, created: str
+) -> Descriptor:
+    """Store one Sigstore bundle as a referrer of ``subject``; returns the manifest's
+    descriptor."""
+    _empty_config(layout)
+    layout.put_blob(bundle, media_type=SIGSTORE_BUNDLE_V03)
+    raw = attestation_manifest(subject, bundle, predicate_type, created)
+    return layout.put_manifest(raw, OCI_MANIFEST)
+
+
+def attach_evidence(
+    layout: OCILayout, subject: Descriptor, blobs: Sequence[Blob], created: str
+) -> Descriptor:
+    """Store the evidence blobs and one referrer manifest naming them all."""
+    config = _empty_config(layout)
+    layers = []
+    for blob in sorted(blobs, key=lambda b: b.role):
+        stored = layout.put_blob(blob.data, media_type=blob.media_type)
+        layers.append(
+            {
+                "mediaType": blob.media_type,
+                "digest": str(stored.digest),
+                "size": stored.size,
+                "annotations": {ANNOTATION_ROLE: blob.role},
+            }
+        )
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": EVIDENCE_ARTIFACT,
+        "config": config,
+        "layers": layers,
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": str(subject.digest),
+            "size": subject.size,
+        },
+        "annotations": {ANNOTATION_CREATED: created},
+    }
+    return layout.put_manifest(canonical.dumps(doc), OCI_MANIFEST)
+
+
+def attestations(layout: OCILayout, subject: Digest) -> list[tuple[Descriptor, bytes]]:
+    """Every Sigstore bundle attached to ``subject``: the referrer descriptor and the bundle
+    bytes (digest-verified on read)."""
+    out = []
+    for referrer in layout.referrers(subject, artifact_type=SIGSTORE_BUNDLE_V03):
+        manifest = layout.get_manifest(referrer).manifest
+        if not isinstance(manifest, ImageManifest):
+            continue
+        for layer in manifest.layers:
+            if layer.media_type == SIGSTORE_BUNDLE_V03:
+                out.append((referrer, layout.read_blob(layer.digest)))
+    return out

@@ -1,0 +1,351 @@
+"""``gate``: scan an image, match it, merge VEX, evaluate the policy, and sign, attach and
+record the Risk Verdict Attestation. The CLI (``stella gate``) and the TUI call this.
+
+The steps that read the appliance's stores are here; the decision itself is
+:func:`appliance.rva.evaluate.evaluate`, a pure function of :class:`GateInputs`, so a verdict
+can be recomputed from its recorded inputs (replay) and tested without images or stores.
+
+Policy choice: ``policy_dir`` when given; else the policy bundle carried in the active
+knowledge snapshot (its first policy dataset by name); else the default policy that ships
+with the appliance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from appliance.home import Home
+from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
+from appliance.match.service import match_inventory
+from appliance.policy.bundle import PolicyBundle, PolicyMode
+from appliance.policy.engine import engine_version
+from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
+from appliance.rva import sigstore
+from appliance.rva.attach import attach_attestation, attach_evidence, attestations
+from appliance.rva.evaluate import (
+    PREDICATE_TYPE,
+    GateInputs,
+    SubjectInfo,
+    Verdict,
+    VerdictKind,
+    evaluate,
+)
+from appliance.scanner.image import ImageRef, InputKind
+from appliance.scanner.service import ScanResult, scan_image
+from appliance.store import open_state
+from appliance.store.audit import AuditAction, AuditLog, os_actor
+from appliance.store.knowledge import KnowledgeStore
+from appliance.store.verdicts import VerdictRow, VerdictStore
+from appliance.vex.model import VexStatement, format_time
+from appliance.vex.service import snapshot_statements, stored_statements
+from bundles import __version__, canonical
+from bundles.digest import Digest
+from bundles.errors import OCILayoutError, StellaError
+from bundles.intoto import Statement, Subject
+from bundles.keys import PrivateKey
+from bundles.oci import Descriptor, OCILayout
+from bundles.snapshot import DatasetType
+
+CYCLONEDX_PREDICATE: Final = "https://cyclonedx.org/bom"
+
+
+class GateError(StellaError):
+    """The gate cannot produce a verdict for this input."""
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """A signed, attached and recorded verdict."""
+
+    verdict: Verdict
+    bundle: bytes  # the Sigstore bundle JSON (what ``--out`` writes)
+    statement_digest: Digest
+    referrer: Descriptor  # the RVA's referrer manifest in the OCI store
+    evidence: Descriptor  # the evidence referrer manifest
+    sbom_referrer: Descriptor | None
+    audit_seq: int
+    mode: PolicyMode
+
+    @property
+    def kind(self) -> VerdictKind:
+        return self.verdict.verdict
+
+    @property
+    def exit_code(self) -> int:
+        """0 PASS/PASS_WITH_EXCEPTIONS, 3 FAIL, 4 INDETERMINATE; always 0 in audit mode."""
+        return 0 if self.mode is PolicyMode.AUDIT else self.kind.exit_code
+
+    def summary(self) -> dict[str, object]:
+        predicate = self.verdict.predicate
+        return {
+            "verdict": self.kind.value,
+            "subject": predicate["subject"],
+            "policy": predicate["policy"],
+            "knowledgeSnapshot": predicate["knowledgeSnapshot"],
+            "reasonCodes": predicate["reasonCodes"],
+            "summary": predicate["summary"],
+            "evaluationTime": predicate["evaluationTime"],
+            "statement": str(self.statement_digest),
+            "bundle": str(Digest.of_bytes(self.bundle)),
+            "referrer": str(self.referrer.digest),
+            "evidence": str(self.evidence.digest),
+            "auditSeq": self.audit_seq,
+        }
+
+
+def inventory_of(scan: ScanResult) -> Inventory:
+    """What to match, from a scan: packages, OS, the layer of each file, and the components
+    the entrypoint trace reaches (the others stay ``unknown``, never ``unreachable``)."""
+    file_layers = {
+        e.path: str(e.layer_digest)
+        for found in scan.packages
+        for e in found.evidence
+        if e.layer_digest is not None
+    }
+    reach: dict[str, list[str]] = {}
+    for r in scan.entry_trace.reachable:
+        reach.setdefault(r.purl, []).extend(r.chain[:1] or (r.file,))
+    return Inventory.of(
+        [found.package for found in scan.packages],
+        scan.analysis.os,
+        file_layers=file_layers,
+        reachability=[
+            ReachabilityFact(purl, Reachability.REACHABLE, tuple(sorted(set(chain))))
+            for purl, chain in reach.items()
+        ],
+        target=scan.ref,
+    )
+
+
+def subject_descriptor(home: Home, scan: ScanResult) -> Descriptor:
+    """The image manifest's descriptor, from the appliance store or the ``oci:`` layout the
+    image was read from."""
+    if scan.manifest_digest is None:
+        raise GateError(
+            f"image {scan.ref} has no manifest (a root file system): a verdict binds to a "
+            "manifest digest",
+            hint="load the image with 'stella images load' and gate it by name",
+        )
+    places = [home.oci]
+    ref = ImageRef.parse(scan.ref)
+    if ref.kind is InputKind.OCI:
+        places.append(Path(ref.location))
+    for place in places:
+        if not (place / "oci-layout").is_file():
+            continue
+        try:
+            return OCILayout.open(place).get_manifest(scan.manifest_digest).descriptor
+        except OCILayoutError:
+            continue
+    raise GateError(
+        f"the manifest {scan.manifest_digest} of {scan.ref} is not in an OCI layout here",
+        hint="load the image into the store with 'stella images load' first",
+    )
+
+
+def _store_layout(home: Home) -> OCILayout:
+    return OCILayout.init(home.oci, exist_ok=True)
+
+
+def attached_attestations(
+    layout: OCILayout, subject: Digest, own_keyid: str
+) -> tuple[AttestationInfo, ...]:
+    """Attestations others attached to the image, as the policy sees them. The appliance's
+    own outputs (verdicts, SBOM attestations) are left out, so gating again does not change
+    the inputs."""
+    out = []
+    for referrer, data in attestations(layout, subject):
+        predicate_type = referrer.annotations.get("dev.sigstore.bundle.predicateType", "")
+        try:
+            bundle = sigstore.read(data, source=f"referrer {referrer.digest}")
+        except StellaError:
+            bundle = None
+        hint = bundle.key_hint if bundle else ""
+        if predicate_type == PREDICATE_TYPE or (hint and hint == own_keyid):
+            continue
+        out.append(
+            AttestationInfo(
+                predicate_type=predicate_type,
+                digest=str(referrer.digest),
+                signer=hint or "certificate",
+                tlog_entries=bundle.tlog_entries if bundle else 0,
+                inclusion_proof=bundle.inclusion_proof if bundle else False,
+            )
+        )
+    return tuple(sorted(out))
+
+
+def choose_policy(
+    policy_dir: Path | None, store: KnowledgeStore | None, snapshot: Digest | None
+) -> PolicyBundle:
+    if policy_dir is not None:
+        return PolicyBundle.from_directory(policy_dir)
+    if store is not None and snapshot is not None:
+        manifest = store.manifest(snapshot)
+        for entry in manifest.datasets:
+            if entry.type is DatasetType.POLICY:
+                records = [
+                    canonical.loads(line, source=f"dataset {entry.name}")
+                    for line in store.dataset_lines(entry.digest)
+                ]
+                return PolicyBundle.from_records(records, source=f"snapshot dataset {entry.name}")
+    return PolicyBundle.default()
+
+
+def prepare(
+    home: Home, scan: ScanResult, *, at: datetime, policy_dir: Path | None
+) -> tuple[GateInputs, Descriptor]:
+    """Read everything the decision needs from the stores (steps 2 and 3 of the gate)."""
+    descriptor = subject_descriptor(home, scan)
+    subject = SubjectInfo(
+        name=scan.name,
+        digest=str(descriptor.digest),
+        media_type=descriptor.media_type,
+        size=descriptor.size,
+        platform=scan.platform or "",
+        index_digest=str(scan.index_digest) if scan.index_digest else None,
+    )
+    statements: list[VexStatement] = stored_statements(home)
+    notes: list[tuple[str, str]] = [(f"file:{u.path}", u.reason) for u in scan.unknowns]
+    report: FindingsReport | None = None
+    knowledge: KnowledgeInfo | None = None
+    store: KnowledgeStore | None = None
+    snapshot: Digest | None = None
+    if home.knowledge_db.is_file():
+        store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        snapshot = store.active() if store is not None else None
+        if store is not None and snapshot is not None:
+            row = next(r for r in store.snapshots() if r.digest == snapshot)
+            knowledge = KnowledgeInfo(str(snapshot), f"{row.channel}/{row.sequence}", row.created)
+            report = match_inventory(store, inventory_of(scan), snapshot)
+            vendor, problems = snapshot_statements(store, snapshot)
+            statements.extend(vendor)
+            notes.extend((f"openvex:{rid}", why) for rid, why in problems)
+        policy = choose_policy(policy_dir, store, snapshot)
+    finally:
+        if store is not None:
+            store.close()
+    layout = _store_layout(home)
+    own = home.public_key().keyid
+    inputs = GateInputs(
+        subject=subject,
+        at=at,
+        policy=policy,
+        report=report,
+        statements=tuple(statements),
+        knowledge=knowledge,
+        sbom=scan.sbom_bytes(),
+        attestations=attached_attestations(layout, descriptor.digest, own),
+        notes=tuple(notes),
+        image_names=tuple(n for n in (scan.tag or "",) if n),
+    )
+    return inputs, descriptor
+
+
+def sign_and_attach(
+    home: Home,
+    inputs: GateInputs,
+    verdict: Verdict,
+    descriptor: Descriptor,
+    *,
+    key: PrivateKey,
+    now: datetime,
+) -> GateResult:
+    """Steps 5 and 6: sign the RVA (and the SBOM as a CycloneDX attestation), store both and
+    the evidence as referrers of the image, index the verdict and append the audit record."""
+    subject = Subject.of(inputs.subject.name, descriptor.digest)
+    statement = Statement((subject,), PREDICATE_TYPE, verdict.predicate)
+    bundle = sigstore.sign(statement, key).to_json()
+    created = format_time(inputs.at)
+    layout = _store_layout(home)
+    referrer = attach_attestation(layout, descriptor, bundle, PREDICATE_TYPE, created)
+    evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
+    sbom_referrer = None
+    if inputs.sbom is not None:
+        sbom_statement = Statement(
+            (subject,), CYCLONEDX_PREDICATE, canonical.loads(inputs.sbom, source="SBOM")
+        )
+        sbom_bundle = sigstore.sign(sbom_statement, key).to_json()
+        sbom_referrer = attach_attestation(
+            layout, descriptor, sbom_bundle, CYCLONEDX_PREDICATE, created
+        )
+    predicate = verdict.predicate
+    with open_state(home) as db:
+        verdicts, log = VerdictStore(db), AuditLog(db, key=key)
+        with db.transaction("record a verdict"):  # the index row and its audit record
+            record = log.append(
+                AuditAction.GATE,
+                str(descriptor.digest),
+                actor=os_actor("stella gate"),
+                time=now,
+                inputs={
+                    "image": inputs.subject.name,
+                    "evaluationTime": predicate["evaluationTime"],
+                    "policy": predicate["policy"],
+                    "knowledgeSnapshot": predicate["knowledgeSnapshot"],
+                    "evidence": predicate["evidence"],
+                },
+                versions={"stella": __version__, "policyEngine": engine_version()},
+                result={
+                    "verdict": verdict.verdict.value,
+                    "reasonCodes": predicate["reasonCodes"],
+                    "statement": str(statement.digest()),
+                    "referrer": str(referrer.digest),
+                },
+                rule_digest=str(inputs.policy.digest),
+            )
+            snapshot = predicate["knowledgeSnapshot"]
+            verdicts.add(
+                VerdictRow(
+                    subject=str(descriptor.digest),
+                    name=inputs.subject.name,
+                    verdict=verdict.verdict.value,
+                    evaluation_time=predicate["evaluationTime"],
+                    policy=str(inputs.policy.digest),
+                    snapshot=snapshot["digest"] if snapshot else None,
+                    predicate=str(Digest.of_bytes(verdict.predicate_bytes)),
+                    bundle=str(Digest.of_bytes(bundle)),
+                    referrer=str(referrer.digest),
+                    reason_codes=tuple(predicate["reasonCodes"]),
+                    audit_seq=record.seq,
+                )
+            )
+    return GateResult(
+        verdict=verdict,
+        bundle=bundle,
+        statement_digest=statement.digest(),
+        referrer=referrer,
+        evidence=evidence,
+        sbom_referrer=sbom_referrer,
+        audit_seq=record.seq,
+        mode=inputs.policy.mode,
+    )
+
+
+def gate(
+    home: Home,
+    image_ref: str,
+    *,
+    at: datetime,
+    policy_dir: Path | None = None,
+    platform: str | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> GateResult:
+    """Scan, match, merge VEX, evaluate, sign, attach and record (docs/rva.md).
+
+    ``at`` is the evaluation time recorded in the verdict; ``now`` gives the audit records'
+    time only, so the predicate never depends on the wall clock.
+    """
+    home.require()
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise GateError(f"evaluation time {at.isoformat()} has no time zone")
+    key = home.signing_key()
+    scan = scan_image(home, image_ref, platform=platform, now=now)
+    inputs, descriptor = prepare(home, scan, at=at, policy_dir=policy_dir)
+    verdict = evaluate(inputs)
+    return sign_and_attach(home, inputs, verdict, descriptor, key=key, now=now())

@@ -1,0 +1,170 @@
+"""VEX values: statuses and justifications (OpenVEX's closed sets), products, statements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from bundles.errors import StellaError
+
+
+class VexError(StellaError):
+    """A VEX document or statement is malformed or cannot be applied."""
+
+
+class VexStatus(StrEnum):
+    """OpenVEX v0.2.0 statuses; nothing else is accepted."""
+
+    NOT_AFFECTED = "not_affected"
+    AFFECTED = "affected"
+    FIXED = "fixed"
+    UNDER_INVESTIGATION = "under_investigation"
+
+
+class Justification(StrEnum):
+    """OpenVEX v0.2.0 justifications for ``not_affected``; nothing else is accepted."""
+
+    COMPONENT_NOT_PRESENT = "component_not_present"
+    VULNERABLE_CODE_NOT_PRESENT = "vulnerable_code_not_present"
+    VULNERABLE_CODE_NOT_IN_EXECUTE_PATH = "vulnerable_code_not_in_execute_path"
+    VULNERABLE_CODE_CANNOT_BE_CONTROLLED_BY_ADVERSARY = (
+        "vulnerable_code_cannot_be_controlled_by_adversary"
+    )
+    INLINE_MITIGATIONS_ALREADY_EXIST = "inline_mitigations_already_exist"
+
+
+class Origin(StrEnum):
+    """Who made a statement: the appliance's operators (authored here and signed with the
+    appliance key) or a vendor (carried in a signed knowledge snapshot or imported)."""
+
+    OPERATOR = "operator"
+    VENDOR = "vendor"
+
+    @property
+    def rank(self) -> int:
+        """Higher wins: an operator knows the deployment better than a vendor's default."""
+        return 1 if self is Origin.OPERATOR else 0
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 UTC to the second, the one form times are written in."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise VexError(f"time {value.isoformat()} has no time zone", hint="pass an aware time")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str, *, where: str) -> datetime:
+    """An RFC 3339 time (``Z`` or an offset; a date alone means midnight UTC), as aware UTC."""
+    if not isinstance(text, str) or not text:
+        raise VexError(f"{where}: time must be a non-empty string, got {text!r}")
+    raw = text.strip()
+    try:
+        if len(raw) == 10:
+            value = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+        else:
+            value = datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError as e:
+        raise VexError(
+            f"{where}: {text!r} is not an RFC 3339 time",
+            hint="write e.g. 2026-12-31 or 2026-12-31T23:59:59Z",
+        ) from e
+    if value.tzinfo is None:
+        raise VexError(
+            f"{where}: {text!r} has no time zone", hint="append Z for UTC or an offset like +01:00"
+        )
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A statement's product (an IRI, usually a purl) and the subcomponents it narrows to."""
+
+    id: str
+    subcomponents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VexStatement:
+    """One OpenVEX statement as the merge reads it.
+
+    ``key`` identifies it across documents (document id and statement index); ``document``
+    is the SHA-256 of the canonical document it came from. ``expires`` makes a statement an
+    exception: from that time on it no longer applies, and it never renews by itself.
+    """
+
+    key: str
+    document: str
+    origin: Origin
+    vulnerability: str
+    aliases: tuple[str, ...]
+    products: tuple[Product, ...]
+    status: VexStatus
+    timestamp: datetime
+    justification: Justification | None = None
+    impact: str = ""
+    action: str = ""
+    notes: str = ""
+    expires: datetime | None = None
+    revokes: str = ""
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every name of the vulnerability, folded to upper case for comparison."""
+        return frozenset(n.upper() for n in (self.vulnerability, *self.aliases) if n)
+
+    @property
+    def is_exception(self) -> bool:
+        return self.expires is not None
+
+    def in_force(self, at: datetime) -> bool:
+        """Known by ``at`` and not yet expired at ``at``."""
+        return self.timestamp <= at and (self.expires is None or at < self.expires)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "document": self.document,
+            "origin": self.origin.value,
+            "vulnerability": self.vulnerability,
+            "aliases": list(self.aliases),
+            "products": [
+                {"id": p.id, "subcomponents": list(p.subcomponents)} for p in self.products
+            ],
+            "status": self.status.value,
+            "justification": self.justification.value if self.justification else None,
+            "impact": self.impact,
+            "action": self.action,
+            "notes": self.notes,
+            "timestamp": format_time(self.timestamp),
+            "expires": format_time(self.expires) if self.expires else None,
+            "revokes": self.revokes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> VexStatement:
+        """The inverse of :meth:`to_dict`, for statements read back from ``state.db``."""
+        try:
+            justification = data.get("justification")
+            expires = data.get("expires")
+            return cls(
+                key=data["key"],
+                document=data["document"],
+                origin=Origin(data["origin"]),
+                vulnerability=data["vulnerability"],
+                aliases=tuple(data.get("aliases", ())),
+                products=tuple(
+                    Product(p["id"], tuple(p.get("subcomponents", ()))) for p in data["products"]
+                ),
+                status=VexStatus(data["status"]),
+                timestamp=parse_time(data["timestamp"], where="statement timestamp"),
+                justification=Justification(justification) if justification else None,
+                impact=data.get("impact", ""),
+                action=data.get("action", ""),
+                notes=data.get("notes", ""),
+                expires=parse_time(expires, where="statement expires") if expires else None,
+                revokes=data.get("revokes", ""),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise VexError(f"stored VEX statement is malformed: {e}") from e

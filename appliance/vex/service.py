@@ -1,0 +1,342 @@
+"""Author, revoke, import and collect VEX statements: each authored or imported document is
+signed with the appliance key (DSSE, in-toto Statement), stored in ``state.db`` and recorded
+in the audit log, in that order, so no statement is in force without its audit record's
+inputs being kept.
+
+The signed predicate (type :data:`PREDICATE_TYPE`) carries the OpenVEX document unchanged
+plus what OpenVEX has no field for: who made it (``origin``), an exception's expiry and the
+statement a revocation supersedes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from appliance.home import Home
+from appliance.store import open_state
+from appliance.store.audit import AuditAction, AuditLog, os_actor
+from appliance.store.knowledge import KnowledgeStore
+from appliance.store.vex import StoredDocument, VexStore
+from appliance.vex import csaf, cyclonedx
+from appliance.vex.csaf import is_csaf
+from appliance.vex.cyclonedx import is_cyclonedx
+from appliance.vex.model import (
+    Justification,
+    Origin,
+    Product,
+    VexError,
+    VexStatement,
+    VexStatus,
+    format_time,
+    parse_time,
+)
+from appliance.vex.openvex import authored_document, statements_of
+from bundles import __version__, canonical
+from bundles.digest import Digest
+from bundles.errors import CanonicalJSONError
+from bundles.intoto import Statement, Subject, sign_statement
+from bundles.snapshot import DatasetType
+
+PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/vex/v1"
+IMPORT_LIMIT: Final = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What one ``vex add``/``revoke``/``import`` stored: the document digest, its
+    statements, the signed envelope, and the audit sequence number."""
+
+    document: str
+    statements: tuple[VexStatement, ...]
+    envelope: bytes
+    audit_seq: int
+    new: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTarget:
+    """The image a statement is about: manifest digest and a purl naming it by digest."""
+
+    digest: Digest
+    name: str
+
+    @property
+    def purl(self) -> str:
+        base = self.name.rsplit("/", 1)[-1].split(":", 1)[0] or "image"
+        repository = self.name.split("@", 1)[0]
+        if ":" in repository.rsplit("/", 1)[-1]:
+            repository = repository.rsplit(":", 1)[0]
+        purl = f"pkg:oci/{base.lower()}@{self.digest}"
+        if "/" in repository:
+            purl += f"?repository_url={repository.lower()}"
+        return purl.replace("@sha256:", "@sha256%3A")
+
+
+def _predicate(
+    document: dict[str, Any], origin: Origin, expires: datetime | None, revokes: str
+) -> dict[str, Any]:
+    return {
+        "origin": origin.value,
+        "expires": format_time(expires) if expires else None,
+        "revokes": revokes,
+        "document": document,
+    }
+
+
+def _store(
+    home: Home,
+    *,
+    document: dict[str, Any],
+    subject: Subject,
+    origin: Origin,
+    expires: datetime | None,
+    revokes: str,
+    action: AuditAction,
+    command: str,
+    at: datetime,
+    source: str,
+) -> Recorded:
+    statements = statements_of(
+        document,
+        origin=origin,
+        source=source,
+        expires={i: expires for i in range(len(document["statements"]))} if expires else None,
+        revokes={0: revokes} if revokes else None,
+    )
+    statement = Statement(
+        subjects=(subject,),
+        predicate_type=PREDICATE_TYPE,
+        predicate=_predicate(document, origin, expires, revokes),
+    )
+    key = home.signing_key()
+    envelope = sign_statement(statement, key).to_json()
+    digest = str(canonical.digest(document))
+    with open_state(home) as db:
+        store, log = VexStore(db), AuditLog(db, key=key)
+        with db.transaction("record a VEX document"):  # the statement and its audit record
+            new = store.add(
+                StoredDocument(
+                    digest=digest,
+                    doc_id=str(document["@id"]),
+                    origin=origin.value,
+                    subject=str(subject.sha256),
+                    envelope=envelope,
+                    added=format_time(at),
+                    actor=os_actor(command),
+                ),
+                statements,
+            )
+            record = log.append(
+                action,
+                str(subject.sha256),
+                actor=os_actor(command),
+                time=at,
+                inputs={"document": digest, "envelope": str(Digest.of_bytes(envelope))},
+                versions={"stella": __version__},
+                result={
+                    "statements": [s.key for s in statements],
+                    "status": sorted({s.status.value for s in statements}),
+                    "new": new,
+                    **({"revokes": revokes} if revokes else {}),
+                    **({"expires": format_time(expires)} if expires else {}),
+                },
+            )
+    return Recorded(digest, statements, envelope, record.seq, new)
+
+
+def add(
+    home: Home,
+    *,
+    vulnerability: str,
+    image: ImageTarget,
+    components: Sequence[str],
+    status: VexStatus,
+    justification: Justification | None,
+    impact: str,
+    action: str,
+    expires: datetime | None,
+    at: datetime,
+    author: str | None = None,
+) -> Recorded:
+    """Author one operator statement (``stella vex add``). Only OpenVEX's statuses and
+    justifications exist; ``expires`` makes it an exception, which must lie after ``at``."""
+    if not vulnerability.strip():
+        raise VexError("the vulnerability id is empty", hint="name it, e.g. CVE-2024-1234")
+    if status is VexStatus.NOT_AFFECTED and justification is None and not impact:
+        raise VexError(
+            "status not_affected needs --justification or --impact",
+            hint=f"justifications: {', '.join(j.value for j in Justification)}",
+        )
+    if status is not VexStatus.NOT_AFFECTED and justification is not None:
+        raise VexError(f"--justification is only for not_affected, not {status.value}")
+    if status is VexStatus.AFFECTED and not action:
+        raise VexError("status affected needs --action (what to do about it)")
+    if expires is not None and expires <= at:
+        raise VexError(
+            f"--expires {format_time(expires)} is not after the statement time {format_time(at)}",
+            hint="an exception must expire in the future",
+        )
+    notes = f"exception; expires {format_time(expires)}" if expires else ""
+    who = author or os_actor("stella vex add")
+    document = authored_document(
+        vulnerability=vulnerability.strip(),
+        products=(Product(image.purl, tuple(sorted(set(components)))),),
+        status=status,
+        justification=justification,
+        impact=impact,
+        action=action,
+        notes=notes,
+        author=who,
+        timestamp=at,
+    )
+    return _store(
+        home,
+        document=document,
+        subject=Subject.of(image.name, image.digest),
+        origin=Origin.OPERATOR,
+        expires=expires,
+        revokes="",
+        action=AuditAction.VEX_ADD,
+        command="stella vex add",
+        at=at,
+        source="authored statement",
+    )
+
+
+def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
+    """Supersede statement ``key`` with a new signed ``under_investigation`` statement for
+    the same vulnerability and products. Nothing is deleted: the old statement stays stored
+    and in the audit log, and the merge ignores it from ``at`` on."""
+    with open_state(home) as db:
+        store = VexStore(db)
+        old = store.statement(key)
+        if old is None:
+            raise VexError(
+                f"no VEX statement {key!r} on this appliance",
+                hint="see 'stella vex list' for statement keys",
+            )
+        document_row = store.document(old.document)
+        already = store.revoked_by(key)
+    if already:
+        raise VexError(f"VEX statement {key} is already revoked by {already[0]}")
+    if at <= old.timestamp:
+        raise VexError(
+            f"revocation time {format_time(at)} is not after the statement's "
+            f"{format_time(old.timestamp)}"
+        )
+    subject_digest = Digest.parse(document_row.subject) if document_row else None
+    document = authored_document(
+        vulnerability=old.vulnerability,
+        products=old.products,
+        status=VexStatus.UNDER_INVESTIGATION,
+        justification=None,
+        impact="",
+        action="",
+        notes=f"revokes {key}" + (f": {reason}" if reason else ""),
+        author=os_actor("stella vex revoke"),
+        timestamp=at,
+    )
+    subject = (
+        Subject.of("vex-statement", subject_digest)
+        if subject_digest is not None
+        else Subject.of("vex-statement", Digest.parse(old.document))
+    )
+    return _store(
+        home,
+        document=document,
+        subject=subject,
+        origin=Origin.OPERATOR,
+        expires=None,
+        revokes=key,
+        action=AuditAction.VEX_REVOKE,
+        command="stella vex revoke",
+        at=at,
+        source="revocation",
+    )
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """An OpenVEX document from a file: the plain JSON document, an in-toto Statement
+    (DSSE-wrapped or not) whose predicate is one, as ``vexctl attest`` writes, or a CycloneDX
+    VEX or CSAF VEX document (converted by :mod:`appliance.vex.cyclonedx` or
+    :mod:`appliance.vex.csaf`)."""
+    try:
+        doc = canonical.load_file(path, limit=IMPORT_LIMIT)
+    except CanonicalJSONError as e:
+        raise VexError(e.message, hint="expected an OpenVEX v0.2.0 JSON document") from e
+    if isinstance(doc, dict) and "payload" in doc and "payloadType" in doc:
+        from bundles.dsse import Envelope
+
+        envelope = Envelope.from_dict(doc, source=str(path))
+        doc = canonical.loads(envelope.payload, source=f"{path} payload")
+    if isinstance(doc, dict) and doc.get("_type", "").startswith("https://in-toto.io/Statement"):
+        doc = doc.get("predicate")
+    if is_cyclonedx(doc):
+        doc = cyclonedx.to_openvex(doc, source=str(path))
+    elif is_csaf(doc):
+        doc = csaf.to_openvex(doc, source=str(path))
+    if not isinstance(doc, dict):
+        raise VexError(f"{path}: not an OpenVEX document (a JSON object)")
+    return doc
+
+
+def import_file(home: Home, path: Path, *, at: datetime) -> Recorded:
+    """Import a vendor's OpenVEX document: validated, then signed by the appliance (the
+    operator vouches for having imported it), stored and audited. Its statements keep the
+    vendor origin."""
+    document = read_document(path)
+    statements_of(document, origin=Origin.VENDOR, source=str(path))  # refuse before signing
+    digest = canonical.digest(document)
+    return _store(
+        home,
+        document=document,
+        subject=Subject.of(path.name, digest),
+        origin=Origin.VENDOR,
+        expires=None,
+        revokes="",
+        action=AuditAction.VEX_IMPORT,
+        command="stella vex import",
+        at=at,
+        source=str(path),
+    )
+
+
+def stored_statements(home: Home) -> list[VexStatement]:
+    """Every statement authored or imported on this appliance."""
+    with open_state(home) as db:
+        return VexStore(db).statements()
+
+
+def snapshot_statements(
+    store: KnowledgeStore, snapshot: Digest
+) -> tuple[list[VexStatement], list[tuple[str, str]]]:
+    """Vendor statements carried in a knowledge snapshot's OpenVEX datasets, and the
+    documents that could not be read (id, reason), which are reported as unknowns."""
+    statements: list[VexStatement] = []
+    problems: list[tuple[str, str]] = []
+    manifest = store.manifest(snapshot)
+    for entry in manifest.datasets:
+        if entry.type is not DatasetType.OPENVEX:
+            continue
+        for line in store.dataset_lines(entry.digest):
+            record = canonical.loads(line, source=f"dataset {entry.name}")
+            rid = str(record.get("id", "?"))
+            try:
+                statements.extend(
+                    statements_of(
+                        record.get("document"),
+                        origin=Origin.VENDOR,
+                        source=f"snapshot dataset {entry.name} record {rid}",
+                    )
+                )
+            except VexError as e:
+                problems.append((rid, e.message))
+    return statements, problems
+
+
+def parse_expiry(text: str | None) -> datetime | None:
+    return parse_time(text, where="--expires") if text else None
