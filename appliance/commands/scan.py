@@ -1,16 +1,27 @@
-"""``stella scan IMAGE``: packages, their evidence and the entry trace, as a table, the JSON
-inventory or a CycloneDX 1.6 SBOM."""
+"""``stella scan IMAGE``: packages with their evidence and entry trace, and -- when a knowledge
+snapshot is active -- the vulnerabilities they have, in the format asked for.
+
+Formats: ``table`` (findings, or packages when no snapshot is imported), ``packages`` (the
+package table), ``json`` (inventory, unknowns, entry trace and findings), ``cyclonedx`` (the
+CycloneDX 1.6 SBOM), ``cyclonedx-vex`` (CycloneDX vulnerabilities), ``sarif`` (SARIF 2.1.0).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 
 from appliance.home import Home
+from appliance.match.model import FindingsReport
+from appliance.match.service import inventory_of, match_inventory
+from appliance.report import Format, render
 from appliance.scanner.service import ScanResult, scan_image
+from appliance.store.knowledge import KnowledgeStore
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
+from bundles.errors import UsageError
 
 
 def _table(result: ScanResult) -> str:
@@ -49,15 +60,29 @@ def _table(result: ScanResult) -> str:
     return "\n".join([head, *lines, *tail])
 
 
+def _findings(home: Home, result: ScanResult) -> FindingsReport | None:
+    """Match the scan against the active snapshot; None when there is no knowledge yet."""
+    if not home.initialized or not home.knowledge_db.exists():
+        return None
+    store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        if store.active() is None:
+            return None
+        return match_inventory(store, inventory_of(result))
+    finally:
+        store.close()
+
+
 @click.command("scan")
 @click.argument("image")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "cyclonedx"]),
+    type=click.Choice(["table", "packages", "json", "cyclonedx", "cyclonedx-vex", "sarif"]),
     default="table",
     show_default=True,
-    help="table: packages; json: inventory with unknowns and entry trace; cyclonedx: SBOM.",
+    help="table: findings (packages without a snapshot); packages; json: inventory and findings; "
+    "cyclonedx: SBOM; cyclonedx-vex: vulnerabilities; sarif: SARIF 2.1.0.",
 )
 @click.option(
     "--out",
@@ -80,17 +105,34 @@ def scan_cmd(
     docker-archive:FILE or dir:ROOTFS), offline, with where each came from."""
     home = Home(ctx.home)
     result = scan_image(home, image, platform=platform, cache=not no_cache)
+    needs_findings = fmt in ("table", "json", "cyclonedx-vex", "sarif")
+    report = _findings(home, result) if needs_findings else None
+    if fmt in ("cyclonedx-vex", "sarif") and report is None:
+        raise UsageError(
+            f"--format {fmt} reports vulnerabilities, and no knowledge snapshot is imported",
+            hint="import a knowledge bundle with 'stella import' first",
+        )
     if fmt == "cyclonedx":
         data = result.sbom_bytes()
     elif fmt == "json":
-        data = canonical.dumps(result.inventory())
+        doc = dict(result.inventory())
+        doc["findings"] = json.loads(render(report, Format.JSON)) if report else None
+        data = canonical.dumps(doc)
+    elif fmt == "sarif" and report is not None:
+        data = render(report, Format.SARIF)
+    elif fmt == "cyclonedx-vex" and report is not None:
+        data = render(report, Format.CYCLONEDX)
+    elif fmt == "table" and report is not None:
+        data = render(report, Format.TABLE)
     else:
-        data = (_table(result) + "\n").encode()
+        note = "" if fmt == "packages" else "no knowledge snapshot imported: packages only\n"
+        data = (_table(result) + "\n" + note).encode()
     if out is not None:
         out.write_bytes(data)
     if ctx.json:
         summary = result.summary()
         summary["format"] = fmt
+        summary["findings"] = report.counts() if report is not None else None
         summary["out"] = str(out) if out is not None else None
         ctx.emit(summary)
         return

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from appliance.match.matcher import match
-from appliance.match.model import FindingsReport, Inventory
+from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
 from appliance.match.source import Advisory
+from appliance.scanner.service import ScanResult
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from bundles.digest import Digest
 from bundles.snapshot import DatasetType
@@ -92,3 +93,27 @@ def match_inventory(
 ) -> FindingsReport:
     """Findings for ``inventory`` under ``snapshot`` (default: the active snapshot)."""
     return match(inventory, KnowledgeAdvisories(store, snapshot))
+
+
+def inventory_of(scan: ScanResult) -> Inventory:
+    """What to match, from a scan: packages, OS, the layer of each file, and the components
+    the entrypoint trace reaches (the others stay ``unknown``, never ``unreachable``)."""
+    file_layers = {
+        e.path: str(e.layer_digest)
+        for found in scan.packages
+        for e in found.evidence
+        if e.layer_digest is not None
+    }
+    reach: dict[str, list[str]] = {}
+    for r in scan.entry_trace.reachable:
+        reach.setdefault(r.purl, []).extend(r.chain[:1] or (r.file,))
+    return Inventory.of(
+        [found.package for found in scan.packages],
+        scan.analysis.os,
+        file_layers=file_layers,
+        reachability=[
+            ReachabilityFact(purl, Reachability.REACHABLE, tuple(sorted(set(chain))))
+            for purl, chain in reach.items()
+        ],
+        target=scan.ref,
+    )

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Final
 
 from appliance.home import Home
-from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
-from appliance.match.service import match_inventory
+from appliance.match.model import FindingsReport
+from appliance.match.service import inventory_of, match_inventory
 from appliance.policy.bundle import PolicyBundle, PolicyMode
 from appliance.policy.engine import engine_version
 from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
@@ -95,30 +95,6 @@ class GateResult:
             "evidence": str(self.evidence.digest),
             "auditSeq": self.audit_seq,
         }
-
-
-def inventory_of(scan: ScanResult) -> Inventory:
-    """What to match, from a scan: packages, OS, the layer of each file, and the components
-    the entrypoint trace reaches (the others stay ``unknown``, never ``unreachable``)."""
-    file_layers = {
-        e.path: str(e.layer_digest)
-        for found in scan.packages
-        for e in found.evidence
-        if e.layer_digest is not None
-    }
-    reach: dict[str, list[str]] = {}
-    for r in scan.entry_trace.reachable:
-        reach.setdefault(r.purl, []).extend(r.chain[:1] or (r.file,))
-    return Inventory.of(
-        [found.package for found in scan.packages],
-        scan.analysis.os,
-        file_layers=file_layers,
-        reachability=[
-            ReachabilityFact(purl, Reachability.REACHABLE, tuple(sorted(set(chain))))
-            for purl, chain in reach.items()
-        ],
-        target=scan.ref,
-    )
 
 
 def subject_descriptor(home: Home, scan: ScanResult) -> Descriptor:
