@@ -47,6 +47,7 @@ class KnowledgeAdvisories:
         self._advisories: dict[tuple[str, str], list[Advisory]] = {}
         self._tables: dict[tuple[DatasetType, str], Mapping[str, Any] | None] = {}
         self._kev: dict[str, Mapping[str, Any]] | None = None
+        self._ecosystems: frozenset[str] | None = None
 
     @property
     def snapshot(self) -> str | None:
@@ -84,8 +85,9 @@ class KnowledgeAdvisories:
         return self._table(DatasetType.EPSS, cve)
 
     def ecosystems(self) -> frozenset[str] | None:
-        """Not known: the store has no cheap query for it."""
-        return None
+        if self._ecosystems is None:
+            self._ecosystems = self.store.ecosystems(self._snapshot)
+        return self._ecosystems
 
 
 def match_inventory(

@@ -91,6 +91,18 @@ SCHEMA = Schema(
             value TEXT NOT NULL
         ) WITHOUT ROWID;
         """,
+        # 2: which ecosystems each OSV dataset has records for, so the matcher can tell "no
+        # data for Debian:12" (unknown) from "no advisory for this package" (clean).
+        """
+        CREATE TABLE dataset_ecosystems (
+            dataset INTEGER NOT NULL REFERENCES datasets(id),
+            ecosystem TEXT NOT NULL,
+            PRIMARY KEY (dataset, ecosystem)
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO dataset_ecosystems
+            SELECT DISTINCT dr.dataset, a.ecosystem
+            FROM affected a JOIN dataset_records dr ON dr.record = a.record;
+        """,
     ),
 )
 
@@ -204,11 +216,13 @@ class KnowledgeStore:
         records: list[tuple[int, bytes]] = []
         members: list[tuple[int, str, int]] = []
         index: list[tuple[str, str, str, int]] = []
+        ecosystems: set[str] = set()
 
         def flush() -> None:
             conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?)", records)
             conn.executemany("INSERT INTO dataset_records VALUES (?, ?, ?)", members)
             conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?, ?)", index)
+            ecosystems.update(row[0] for row in index)
             records.clear()
             members.clear()
             index.clear()
@@ -222,6 +236,10 @@ class KnowledgeStore:
             if len(members) >= BATCH:
                 flush()
         flush()
+        conn.executemany(
+            "INSERT OR IGNORE INTO dataset_ecosystems VALUES (?, ?)",
+            [(dataset, e) for e in sorted(ecosystems)],
+        )
 
     def load_dataset(self, entry: DatasetEntry, chunks: Iterable[bytes]) -> None:
         """Load a full dataset streamed as ``chunks``, inside the caller's transaction.
@@ -473,6 +491,18 @@ class KnowledgeStore:
         )
         return [orjson.loads(body) for (body,) in rows]
 
+    def ecosystems(self, snapshot: Digest | None = None) -> frozenset[str]:
+        """Every ecosystem the snapshot's OSV datasets have at least one record for."""
+        snap = snapshot or self.active()
+        if snap is None:
+            return frozenset()
+        rows = self._conn.execute(
+            "SELECT DISTINCT de.ecosystem FROM snapshot_datasets sd "
+            "JOIN dataset_ecosystems de ON de.dataset = sd.dataset WHERE sd.snapshot = ?",
+            (str(snap),),
+        )
+        return frozenset(str(e) for (e,) in rows)
+
     def counts(self, snapshot: Digest) -> dict[str, int]:
         rows = self._conn.execute(
             "SELECT sd.type, SUM(d.records) FROM snapshot_datasets sd "
@@ -523,6 +553,7 @@ def prune(
             )
         ]
         for dataset in orphans:
+            conn.execute("DELETE FROM dataset_ecosystems WHERE dataset = ?", (dataset,))
             conn.execute("DELETE FROM dataset_records WHERE dataset = ?", (dataset,))
             conn.execute("DELETE FROM datasets WHERE id = ?", (dataset,))
         records = 0

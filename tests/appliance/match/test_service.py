@@ -99,3 +99,40 @@ def test_no_snapshot_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(NoKnowledge, match="is not in the knowledge store"):
         KnowledgeAdvisories(s, Digest.of_bytes(b"x"))
     s.close()
+
+
+def test_a_release_the_snapshot_has_no_data_for_is_unknown_not_clean(tmp_path) -> None:
+    """Regression: the store once could not say which ecosystems it covers, so bookworm
+    packages matched against a snapshot without Debian 12 data came out clean."""
+    from appliance.match.model import Inventory
+    from appliance.match.service import match_inventory
+    from appliance.scanner.model import OSInfo, Package, PackageType
+    from appliance.store.knowledge import KnowledgeStore
+    from bundles import canonical
+    from bundles.digest import Digest
+    from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+
+    store = KnowledgeStore.open(tmp_path / "k.db")
+    record = {"id": "DSA-1", "affected": [{"package": {"ecosystem": "Debian:11", "name": "zlib"}}]}
+    data = canonical.dumps_lines([record])
+    entry = DatasetEntry("debian", DatasetType.OSV, "debian", Digest.of_bytes(data), 1, len(data))
+    manifest = Manifest(sources=(), datasets=(entry,))
+    with store.db.transaction():
+        store.load_dataset(entry, [data])
+        snap = store.add_snapshot(
+            manifest.canonical(),
+            manifest,
+            sequence=1,
+            channel="c",
+            kind="full",
+            base=None,
+            bundle=Digest.of_bytes(b"b"),
+            created="2026-01-01T00:00:00Z",
+            imported="2026-01-01T00:00:00Z",
+        )
+        store.activate(snap, "c", 1)
+    zlib = Package(PackageType.DEB, "zlib1g", "1.2.13", source_name="zlib", source_version="1.2.13")
+    report = match_inventory(store, Inventory.of([zlib], OSInfo("debian", "12", "bookworm")))
+    store.close()
+    assert report.findings == ()
+    assert [u.kind.value for u in report.unknowns] == ["no-distro-data"]

@@ -225,3 +225,10 @@ def test_prune_forgets_old_snapshots_but_never_the_active_one(store: KnowledgeSt
     # Everything old, including the active snapshot's age: the active one stays.
     assert prune(store, before="2099-01-01T00:00:00Z").snapshots == ()
     assert store.active() == newer
+
+
+def test_ecosystems_of_a_snapshot(store: KnowledgeStore) -> None:
+    snap = _snapshot(store, OSV, 1, "2026-01-01T00:00:00Z")
+    assert store.ecosystems(snap) == {"PyPI", "Debian:12", "npm"}
+    newer = _snapshot(store, OSV[:1], 2, "2026-02-01T00:00:00Z")
+    assert store.ecosystems(newer) == {"PyPI"}
