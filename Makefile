@@ -51,7 +51,7 @@ images: venv sysdeps
 images-clean:
 	rm -rf .cache/images
 
-demo: venv
+demo: venv images
 	$(BIN)/python scripts/demo.py
 
 test: venv sysdeps images

@@ -60,6 +60,91 @@ class Demo:
         return data
 
 
+def images_part(d: Demo, layout: Path) -> None:
+    """Load the sample app image, scan it, gate it, triage, gate again."""
+    print("\n== Images: scan, gate, triage ==")
+    d.run(
+        "Load the sample app image (Debian 12, python3, old pip and npm packages)",
+        "stella",
+        "images",
+        "load",
+        f"oci:{layout}:app:latest",
+        show=lambda r: f"{r.get('name', 'app:latest')} {str(r.get('digest', ''))[:19]}…",
+    )
+    d.run(
+        "Scan it: packages with their layer and file, matched against the snapshot",
+        "stella",
+        "scan",
+        "app:latest",
+        show=lambda r: (
+            f"{r['packages']} packages; findings by severity: "
+            + ", ".join(f"{k} {v}" for k, v in r["findings"].items() if v)
+        ),
+    )
+    at = "2026-11-23T12:00:00Z"
+    rva = d.out / "app.rva.json"
+    d.run(
+        "Gate it with the site policy the snapshot carried: a signed Risk Verdict",
+        "stella",
+        "gate",
+        "app:latest",
+        "--out",
+        rva,
+        "--at",
+        at,
+        show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes']) or 'no reasons'}",
+    )
+    d.run(
+        "Triage: idna's DoS is not reachable with untrusted input (signed OpenVEX)",
+        "stella",
+        "vex",
+        "add",
+        "CVE-2024-3651",
+        "--image",
+        "app:latest",
+        "--component",
+        "pkg:pypi/idna@2.7",
+        "--status",
+        "not_affected",
+        "--justification",
+        "vulnerable_code_not_in_execute_path",
+        "--impact",
+        "The app never passes untrusted input to idna.encode.",
+        show=lambda r: f"signed statement {r['statements'][0]}, audit record {r['auditSeq']}",
+    )
+    d.run(
+        "Triage: accept urllib3's redirect issue until year end (an exception expires)",
+        "stella",
+        "vex",
+        "add",
+        "CVE-2023-43804",
+        "--image",
+        "app:latest",
+        "--component",
+        "pkg:pypi/urllib3@1.24.1",
+        "--status",
+        "not_affected",
+        "--justification",
+        "inline_mitigations_already_exist",
+        "--impact",
+        "Redirects are disabled in the app's HTTP client.",
+        "--expires",
+        "2026-12-31",
+        show=lambda r: f"signed exception {r['statements'][0]}, audit record {r['auditSeq']}",
+    )
+    d.run(
+        "Gate again: the verdict changes, and says why",
+        "stella",
+        "gate",
+        "app:latest",
+        "--out",
+        rva,
+        "--at",
+        at,
+        show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes'])}; RVA written to {rva.name}",
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", type=Path, default=REPO / "demo-out")
@@ -172,6 +257,11 @@ def main() -> int:
     if refused.returncode != 1:
         sys.exit("demo: a replayed bundle must be refused")
     print(f"    $ stella import {bundle}\n    {refused.stderr.strip()}")
+    image = REPO / ".cache/images/app/oci"
+    if (image / "index.json").exists():
+        images_part(d, image)
+    else:
+        print("\n(no fixture image: run 'make images' to see the scan and gate steps)")
     d.run(
         "Every decision is in the hash-chained, signed audit log",
         "stella",
