@@ -30,10 +30,8 @@ sys.path.insert(0, str(REPO))
 from appliance.match import AdvisorySource, Inventory, MemoryAdvisories, match  # noqa: E402
 from appliance.match.service import KnowledgeAdvisories  # noqa: E402
 from appliance.scanner.model import OSInfo, Package, PackageType  # noqa: E402
-from appliance.store.knowledge import KnowledgeStore  # noqa: E402
-from bundles import canonical  # noqa: E402
-from bundles.digest import Digest  # noqa: E402
-from bundles.snapshot import DatasetEntry, DatasetType, Manifest  # noqa: E402
+from appliance.store.knowledge import KnowledgeStore, install_snapshot  # noqa: E402
+from bundles.snapshot import DatasetType, build_dataset  # noqa: E402
 from mirror.config import SourceKind  # noqa: E402
 from mirror.inputs import unpack  # noqa: E402
 from mirror.sources import source_for  # noqa: E402
@@ -111,31 +109,15 @@ def build_store(
 ) -> KnowledgeStore:
     """A knowledge.db holding one active snapshot of the same records (as an import does)."""
     store = KnowledgeStore.open(path)
-    entries = []
-    with store.db.transaction():
+    datasets = [
+        build_dataset(name, dtype, {str(r["id"]): r for r in recs}.values())
         for name, dtype, recs in (
             ("osv", DatasetType.OSV, osv),
             ("kev", DatasetType.KEV, kev),
             ("epss", DatasetType.EPSS, epss),
-        ):
-            by_id = {str(r["id"]): r for r in recs}
-            data = canonical.dumps_lines(by_id[k] for k in sorted(by_id))
-            entry = DatasetEntry(name, dtype, name, Digest.of_bytes(data), len(by_id), len(data))
-            store.load_dataset(entry, [data])
-            entries.append(entry)
-        manifest = Manifest(sources=(), datasets=tuple(entries))
-        snap = store.add_snapshot(
-            manifest.canonical(),
-            manifest,
-            sequence=1,
-            channel="bench",
-            kind="full",
-            base=None,
-            bundle=Digest.of_bytes(b"bench"),
-            created="2026-01-01T00:00:00Z",
-            imported="2026-01-01T00:00:00Z",
         )
-        store.activate(snap, "bench", 1)
+    ]
+    install_snapshot(store, datasets, sequence=1, channel="bench", created="2026-01-01T00:00:00Z")
     return store
 
 

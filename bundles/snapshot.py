@@ -12,7 +12,7 @@ so the same upstream bytes always give the same snapshot digest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -251,3 +251,23 @@ def record_id(line: bytes, *, source: str = "dataset") -> str:
     if not isinstance(rid, str) or not rid:
         raise SnapshotFormatError(f"{source}: a dataset line has no string id")
     return rid
+
+
+def build_dataset(
+    name: str,
+    dtype: DatasetType,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    source: str | None = None,
+) -> tuple[DatasetEntry, bytes]:
+    """A dataset's canonical bytes (one canonical line per record, sorted by id) and its
+    manifest entry. Ids must be unique."""
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for record in records:
+        rid = str(record["id"])
+        if rid in by_id:
+            raise SnapshotFormatError(f"dataset {name}: record id {rid!r} appears twice")
+        by_id[rid] = record
+    data = canonical.dumps_lines(by_id[k] for k in sorted(by_id))
+    entry = DatasetEntry(name, dtype, source or name, Digest.of_bytes(data), len(by_id), len(data))
+    return entry, data

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -565,3 +565,37 @@ def prune(
                 "DELETE FROM records WHERE id NOT IN (SELECT record FROM dataset_records)"
             ).rowcount
     return PruneResult(tuple(doomed), len(orphans), records)
+
+
+def install_snapshot(
+    store: KnowledgeStore,
+    datasets: Sequence[tuple[DatasetEntry, bytes]],
+    *,
+    sequence: int,
+    channel: str,
+    created: str,
+    imported: str | None = None,
+    bundle: Digest | None = None,
+    activate: bool = True,
+) -> Digest:
+    """Load in-memory datasets as one snapshot (and activate it), in one transaction: what an
+    import does, for snapshots that do not arrive in a bundle (tests, benchmarks, restores)."""
+    manifest = Manifest(sources=(), datasets=tuple(entry for entry, _ in datasets))
+    manifest_bytes = manifest.canonical()
+    with store.db.transaction("install snapshot"):
+        for entry, data in datasets:
+            store.load_dataset(entry, [data])
+        digest = store.add_snapshot(
+            manifest_bytes,
+            manifest,
+            sequence=sequence,
+            channel=channel,
+            kind="full",
+            base=None,
+            bundle=bundle or Digest.of_bytes(manifest_bytes),
+            created=created,
+            imported=imported or created,
+        )
+        if activate:
+            store.activate(digest, channel, sequence)
+    return digest

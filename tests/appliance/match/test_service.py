@@ -9,10 +9,10 @@ import pytest
 
 from appliance.match import Inventory, MemoryAdvisories, match
 from appliance.match.service import KnowledgeAdvisories, NoKnowledge, match_inventory
-from appliance.store.knowledge import KnowledgeStore
+from appliance.store.knowledge import KnowledgeStore, install_snapshot
 from bundles import canonical
 from bundles.digest import Digest
-from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+from bundles.snapshot import DatasetType, build_dataset
 from tests.appliance.match.data import debian12, npm, pypi
 from tests.appliance.match.test_app_image import APP
 from tests.appliance.match.test_distro import BOOKWORM, IMAGE
@@ -29,37 +29,17 @@ KEV = [
 EPSS = [{"id": "CVE-2018-18074", "epss": "0.00587", "percentile": "0.77926"}]
 
 
-def dataset(records, name: str, dtype: DatasetType) -> tuple[DatasetEntry, bytes]:
-    data = canonical.dumps_lines(sorted(records, key=lambda r: r["id"]))
-    return DatasetEntry(name, dtype, name, Digest.of_bytes(data), len(records), len(data)), data
-
-
 @pytest.fixture
 def store(tmp_path: Path):
     s = KnowledgeStore.open(tmp_path / "knowledge.db")
     parts = [
-        dataset(pypi(), "osv-pypi", DatasetType.OSV),
-        dataset(npm(), "npm", DatasetType.OSV),
-        dataset(debian12(), "debian", DatasetType.OSV),
-        dataset(KEV, "kev", DatasetType.KEV),
-        dataset(EPSS, "epss", DatasetType.EPSS),
+        build_dataset("osv-pypi", DatasetType.OSV, pypi()),
+        build_dataset("npm", DatasetType.OSV, npm()),
+        build_dataset("debian", DatasetType.OSV, debian12()),
+        build_dataset("kev", DatasetType.KEV, KEV),
+        build_dataset("epss", DatasetType.EPSS, EPSS),
     ]
-    with s.db.transaction():
-        for entry, data in parts:
-            s.load_dataset(entry, [data])
-        manifest = Manifest(sources=(), datasets=tuple(e for e, _ in parts))
-        snap = s.add_snapshot(
-            manifest.canonical(),
-            manifest,
-            sequence=1,
-            channel="c",
-            kind="full",
-            base=None,
-            bundle=Digest.of_bytes(b"b"),
-            created="2026-01-01T00:00:00Z",
-            imported="2026-01-01T00:00:00Z",
-        )
-        s.activate(snap, "c", 1)
+    install_snapshot(s, parts, sequence=1, channel="c", created="2026-01-01T00:00:00Z")
     yield s
     s.close()
 
@@ -108,29 +88,12 @@ def test_a_release_the_snapshot_has_no_data_for_is_unknown_not_clean(tmp_path) -
     from appliance.match.service import match_inventory
     from appliance.scanner.model import OSInfo, Package, PackageType
     from appliance.store.knowledge import KnowledgeStore
-    from bundles import canonical
-    from bundles.digest import Digest
-    from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+    from bundles.snapshot import DatasetType, build_dataset
 
     store = KnowledgeStore.open(tmp_path / "k.db")
     record = {"id": "DSA-1", "affected": [{"package": {"ecosystem": "Debian:11", "name": "zlib"}}]}
-    data = canonical.dumps_lines([record])
-    entry = DatasetEntry("debian", DatasetType.OSV, "debian", Digest.of_bytes(data), 1, len(data))
-    manifest = Manifest(sources=(), datasets=(entry,))
-    with store.db.transaction():
-        store.load_dataset(entry, [data])
-        snap = store.add_snapshot(
-            manifest.canonical(),
-            manifest,
-            sequence=1,
-            channel="c",
-            kind="full",
-            base=None,
-            bundle=Digest.of_bytes(b"b"),
-            created="2026-01-01T00:00:00Z",
-            imported="2026-01-01T00:00:00Z",
-        )
-        store.activate(snap, "c", 1)
+    datasets = [build_dataset("debian", DatasetType.OSV, [record])]
+    install_snapshot(store, datasets, sequence=1, channel="c", created="2026-01-01T00:00:00Z")
     zlib = Package(PackageType.DEB, "zlib1g", "1.2.13", source_name="zlib", source_version="1.2.13")
     report = match_inventory(store, Inventory.of([zlib], OSInfo("debian", "12", "bookworm")))
     store.close()

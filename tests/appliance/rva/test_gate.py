@@ -16,13 +16,13 @@ from appliance.rva.evaluate import PREDICATE_TYPE, VerdictKind
 from appliance.rva.gate import CYCLONEDX_PREDICATE, gate
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
-from appliance.store.knowledge import KnowledgeStore
+from appliance.store.knowledge import KnowledgeStore, install_snapshot
 from appliance.store.verdicts import VerdictStore
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
-from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+from bundles.snapshot import DatasetType, build_dataset
 from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
 
@@ -43,37 +43,22 @@ OSV = {
 KEV = {"id": "CVE-2018-18074", "cveID": "CVE-2018-18074", "dateAdded": "2026-01-02"}
 
 
-def _dataset(
-    records: list[dict[str, object]], name: str, dtype: DatasetType
-) -> tuple[DatasetEntry, bytes]:
-    data = canonical.dumps_lines(sorted(records, key=lambda r: str(r["id"])))
-    return DatasetEntry(name, dtype, name, Digest.of_bytes(data), len(records), len(data)), data
-
-
 def _snapshot(home: Home, *, kev: bool, created: str = "2026-11-20T00:00:00Z") -> Digest:
-    store = KnowledgeStore.open(home.knowledge_db)
-    parts = [_dataset([OSV], "osv-pypi", DatasetType.OSV)]
+    parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
     if kev:
-        parts.append(_dataset([KEV], "kev", DatasetType.KEV))
-    with store.db.transaction():
-        for entry, data in parts:
-            if not store.has_dataset(entry.digest):
-                store.load_dataset(entry, [data])
-        manifest = Manifest(sources=(), datasets=tuple(e for e, _ in parts))
-        snap = store.add_snapshot(
-            manifest.canonical(),
-            manifest,
+        parts.append(build_dataset("kev", DatasetType.KEV, [KEV]))
+    store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        return install_snapshot(
+            store,
+            parts,
             sequence=1 + kev,
             channel="stable",
-            kind="full",
-            base=None,
-            bundle=Digest.of_bytes(b"bundle"),
             created=created,
-            imported=created,
+            bundle=Digest.of_bytes(b"bundle"),
         )
-        store.activate(snap, "stable", 1 + kev)
-    store.close()
-    return snap
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -155,22 +140,13 @@ def test_policy_delivered_in_the_snapshot_is_used(home: Home) -> None:
         }
     ]
     store = KnowledgeStore.open(home.knowledge_db)
-    entry, data = _dataset(records, "policy", DatasetType.POLICY)
-    with store.db.transaction():
-        store.load_dataset(entry, [data])
-        manifest = Manifest(sources=(), datasets=(entry,))
-        snap = store.add_snapshot(
-            manifest.canonical(),
-            manifest,
-            sequence=1,
-            channel="stable",
-            kind="full",
-            base=None,
-            bundle=Digest.of_bytes(b"b"),
-            created="2026-11-20T00:00:00Z",
-            imported="2026-11-20T00:00:00Z",
-        )
-        store.activate(snap, "stable", 1)
+    install_snapshot(
+        store,
+        [build_dataset("policy", DatasetType.POLICY, records)],
+        sequence=1,
+        channel="stable",
+        created="2026-11-20T00:00:00Z",
+    )
     store.close()
     result = gate(home, "app:1", at=AT)
     assert result.verdict.predicate["reasonCodes"] == ["RISK.POLICY.BUNDLED"]

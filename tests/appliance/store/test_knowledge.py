@@ -9,10 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.store.knowledge import KnowledgeError, KnowledgeStore, Patch, split_lines
+from appliance.store.knowledge import (
+    KnowledgeError,
+    KnowledgeStore,
+    Patch,
+    install_snapshot,
+    split_lines,
+)
 from bundles import canonical
 from bundles.digest import Digest
-from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+from bundles.snapshot import DatasetEntry, DatasetType, Manifest, build_dataset
 
 OSV = [
     {"id": "A-1", "affected": [{"package": {"ecosystem": "PyPI", "name": "Jinja2"}}]},
@@ -24,8 +30,7 @@ OSV = [
 def dataset(
     records: list[dict], name: str = "osv", dtype: DatasetType = DatasetType.OSV
 ) -> tuple[DatasetEntry, bytes]:
-    data = canonical.dumps_lines(sorted(records, key=lambda r: r["id"]))
-    return DatasetEntry(name, dtype, name, Digest.of_bytes(data), len(records), len(data)), data
+    return build_dataset(name, dtype, records)
 
 
 def chunks(data: bytes, size: int = 7) -> list[bytes]:
@@ -188,24 +193,14 @@ def test_split_lines() -> None:
 
 
 def _snapshot(store: KnowledgeStore, records: list[dict], seq: int, imported: str) -> Digest:
-    entry, data = dataset(records)
-    if not store.has_dataset(entry.digest):
-        load(store, entry, data)
-    manifest = Manifest(sources=(), datasets=(entry,))
-    with store.db.transaction():
-        snap = store.add_snapshot(
-            manifest.canonical(),
-            manifest,
-            sequence=seq,
-            channel="c",
-            kind="full",
-            base=None,
-            bundle=Digest.of_bytes(bytes([seq])),
-            created=imported,
-            imported=imported,
-        )
-        store.activate(snap, "c", seq)
-    return snap
+    return install_snapshot(
+        store,
+        [dataset(records)],
+        sequence=seq,
+        channel="c",
+        created=imported,
+        bundle=Digest.of_bytes(bytes([seq])),
+    )
 
 
 def test_prune_forgets_old_snapshots_but_never_the_active_one(store: KnowledgeStore) -> None:
