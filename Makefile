@@ -13,7 +13,7 @@ SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm system
 SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv systemd util-linux
 PYTEST_ARGS ?=
 
-.PHONY: all venv sysdeps images images-clean demo test lint units bench clean
+.PHONY: all venv sysdeps images images-clean node-deps demo test lint units bench clean
 
 all: test
 
@@ -54,7 +54,11 @@ images-clean:
 demo: venv images
 	$(BIN)/python scripts/demo.py
 
-test: venv sysdeps images
+# sigstore-js, the independent verifier of our RVAs in tests/node (pinned by package-lock.json)
+node-deps: sysdeps
+	cd tests/node && npm ci --no-audit --no-fund
+
+test: venv sysdeps images node-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

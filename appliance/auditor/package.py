@@ -1,0 +1,423 @@
+"""The audit package: one ZIP that proves a verdict with nothing but itself and this program.
+
+Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
+
+    SHA256SUMS                 sha256sum -c input for every other file
+    manifest.json              {version, subject, statement, files: [{path, sha256, size}]}
+    rva/rva.sigstore.json      the RVA as a Sigstore bundle v0.3 (what the gate wrote)
+    rva/rva.dsse.json          the same DSSE envelope on its own
+    rva/statement.json         the exact signed payload (the in-toto Statement)
+    rva/rva.pae                the DSSE pre-authentication encoding of that payload
+    rva/rva.sig                the raw signature over rva.pae
+    policy/files.json          canonical [{path, sha256}]: its SHA-256 is the policy digest
+    policy/files/<path>        the policy bundle's files
+    knowledge/manifest.json    the snapshot manifest: its SHA-256 is the snapshot digest
+    evidence/<role>.json       each evidence blob the verdict cites
+    explanation/explanation.html, explanation/explanation.md
+    keys/appliance.pub         the appliance public key (compare it with one you hold)
+    keys/trust-policy.json     which key may sign which predicate type
+    keys/sigstore-trusted-root.json   the Sigstore trusted root shipped with the appliance
+    keys/trust/<channel>.json  the knowledge-bundle trust roots of the appliance
+    audit/records.jsonl        the audit log up to its signed head, one canonical record a line
+    audit/head.json            the signed head checkpoint (DSSE)
+
+:func:`verify_package` needs the package and a public key only: no home, no network.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from appliance.auditor import explain
+from appliance.auditor.errors import AuditPackageError, AuditRecordError
+from appliance.auditor.replay import find_policy
+from appliance.auditor.trust_policy import TrustPolicy
+from appliance.auditor.verify import (
+    AuditInfo,
+    LayoutBlobs,
+    MappingBlobs,
+    RvaVerification,
+    gate_record,
+    verify_rva,
+)
+from appliance.home import Home
+from appliance.rva import sigstore
+from appliance.store import open_state
+from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
+from appliance.store.knowledge import KnowledgeStore
+from bundles import canonical, dsse
+from bundles.digest import Digest
+from bundles.errors import SignatureError, StellaError
+from bundles.keys import PublicKey
+from bundles.oci import OCILayout
+
+FORMAT_VERSION: Final = 1
+MEMBER_LIMIT: Final = 256 << 20
+PACKAGE_LIMIT: Final = 1 << 30
+TRUSTED_ROOT: Final = (
+    Path(__file__).resolve().parent.parent / "data" / ("sigstore-public-good-trusted-root.json")
+)
+_FIXED_TIME: Final = (2000, 1, 1, 0, 0, 0)  # ZIP entries carry no wall-clock time
+
+
+@dataclass(frozen=True, slots=True)
+class PackageReport:
+    """What :func:`verify_package` proved."""
+
+    verification: RvaVerification
+    files: int
+    audit_records: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.verification.to_dict(),
+            "files": self.files,
+            "auditRecords": self.audit_records,
+            "checks": list(CHECKS),
+        }
+
+
+CHECKS: Final = (
+    "every file matches SHA256SUMS and manifest.json; no file unlisted",
+    "RVA signature by a key of the trust policy allowed to sign risk verdicts",
+    "DSSE envelope, statement, PAE and raw signature files are the bundle's own",
+    "predicate valid against rva-v1.json; subject bound to the statement",
+    "every evidence file matches the digest the signed predicate pins",
+    "policy files digest and knowledge manifest digest equal the pinned ones",
+    "audit chain from genesis to the signed head; the gate record names this statement",
+    "explanation files are the rendering of the verified verdict",
+)
+
+
+def _role_path(role: str) -> str:
+    return f"evidence/{role}.json"
+
+
+def _evidence_blobs(files: Mapping[str, bytes]) -> MappingBlobs:
+    roles = {
+        path[len("evidence/") : -len(".json")]: data
+        for path, data in files.items()
+        if path.startswith("evidence/") and path.endswith(".json")
+    }
+    return MappingBlobs(roles, "the package's evidence/ files")
+
+
+def _sums(files: Mapping[str, bytes]) -> bytes:
+    return "".join(
+        f"{Digest.of_bytes(data).hex}  {path}\n" for path, data in sorted(files.items())
+    ).encode("ascii")
+
+
+def _write_zip(files: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(files):
+            info = zipfile.ZipInfo(path, date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, files[path])
+    return buf.getvalue()
+
+
+def seal(files: Mapping[str, bytes], subject: str, statement: str) -> bytes:
+    """The ZIP of ``files`` plus ``manifest.json`` and ``SHA256SUMS`` over them."""
+    body = {k: v for k, v in files.items() if k not in ("manifest.json", "SHA256SUMS")}
+    manifest = {
+        "version": FORMAT_VERSION,
+        "subject": subject,
+        "statement": statement,
+        "files": [
+            {"path": p, "sha256": Digest.of_bytes(d).hex, "size": len(d)}
+            for p, d in sorted(body.items())
+        ],
+    }
+    body["manifest.json"] = canonical.dumps(manifest)
+    body["SHA256SUMS"] = _sums(body)
+    return _write_zip(body)
+
+
+def _audit_files(home: Home) -> tuple[bytes, bytes]:
+    with open_state(home) as db:
+        log = AuditLog(db, public_key=home.public_key())
+        head = log.head()
+        records = log.records()
+    if head is None:
+        raise AuditRecordError(f"the audit log of {home.root} has no signed head checkpoint")
+    lines = canonical.dumps_lines([r.to_dict() for r in records if r.seq <= head.seq])
+    return lines, head.to_json()
+
+
+def export_package(
+    home: Home, bundle: bytes, policy: TrustPolicy, *, policy_dir: Path | None = None
+) -> bytes:
+    """The audit package of one verdict made on this appliance (see the module docstring).
+    The verdict is fully verified first: a package is never made of a verdict that fails."""
+    layout = OCILayout.open(home.oci)
+    checked = verify_rva(bundle, policy, source="RVA", blobs=LayoutBlobs(layout))
+    if not checked.is_verdict:
+        raise AuditPackageError("only risk verdicts are exported as audit packages")
+    record = gate_record(home, checked.statement_digest)
+    checked = _with_audit(checked, record)
+    p = checked.predicate
+    envelope = sigstore.read(bundle).envelope
+    files: dict[str, bytes] = {
+        "rva/rva.sigstore.json": bundle,
+        "rva/rva.dsse.json": envelope.to_json(),
+        "rva/statement.json": envelope.payload,
+        "rva/rva.pae": envelope.pae(),
+        "rva/rva.sig": next(
+            s.sig for s in envelope.signatures if policy.rule_for(s.keyid) is not None
+        ),
+    }
+    for role, ref in p["evidence"].items():
+        if ref is not None:
+            files[_role_path(role)] = layout.read_blob(Digest.parse(ref["digest"]))
+    store = KnowledgeStore.open(home.knowledge_db) if home.knowledge_db.is_file() else None
+    try:
+        snap = p["knowledgeSnapshot"]
+        snapshot = Digest.parse(snap["digest"]) if snap else None
+        if store is not None and snapshot is not None:
+            files["knowledge/manifest.json"] = store.manifest_bytes(snapshot)
+        bundle_policy = find_policy(p["policy"], store, snapshot, policy_dir)
+    finally:
+        if store is not None:
+            store.close()
+    files["policy/files.json"] = canonical.dumps(
+        [{"path": f.path, "sha256": f.sha256} for f in bundle_policy.files]
+    )
+    for f in bundle_policy.files:
+        files[f"policy/files/{f.path}"] = f.content.encode("utf-8")
+    blobs = _evidence_blobs(files)
+    explanation = explain.build(checked, blobs)
+    files["explanation/explanation.html"] = explain.render_html(explanation).encode("utf-8")
+    files["explanation/explanation.md"] = explain.render_markdown(explanation).encode("utf-8")
+    files["keys/appliance.pub"] = home.public_key().pem()
+    files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())
+    files["keys/sigstore-trusted-root.json"] = TRUSTED_ROOT.read_bytes()
+    for root in sorted(home.trust.glob("*/*.json")):
+        files[f"keys/trust/{root.parent.name}/{root.name}"] = root.read_bytes()
+    files["audit/records.jsonl"], files["audit/head.json"] = _audit_files(home)
+    return seal(files, p["subject"]["digest"], str(checked.statement_digest))
+
+
+def _with_audit(checked: RvaVerification, record: AuditRecord) -> RvaVerification:
+    return RvaVerification(
+        checked.source,
+        checked.bundle_digest,
+        checked.statement,
+        checked.signer,
+        checked.keyid,
+        checked.evidence,
+        AuditInfo(record.seq, record.time, record.hash, record.actor),
+    )
+
+
+# ---------------------------------------------------------------- verification
+
+
+def read_package(data: bytes, *, source: str) -> dict[str, bytes]:
+    """Every member of the ZIP, with size limits; refuses paths that escape or repeat."""
+    if len(data) > PACKAGE_LIMIT:
+        raise AuditPackageError(f"{source}: larger than {PACKAGE_LIMIT} bytes")
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise AuditPackageError(f"{source}: not a ZIP file: {e}") from e
+    files: dict[str, bytes] = {}
+    with z:
+        for info in z.infolist():
+            name = info.filename
+            if info.is_dir():
+                continue
+            if name.startswith("/") or ".." in name.split("/") or name in files:
+                raise AuditPackageError(f"{source}: member {name!r} is not acceptable")
+            if info.file_size > MEMBER_LIMIT:
+                raise AuditPackageError(f"{source}: member {name} is larger than {MEMBER_LIMIT}")
+            try:
+                files[name] = z.read(info)
+            except (zipfile.BadZipFile, OSError) as e:
+                raise AuditPackageError(f"{source}: member {name} cannot be read: {e}") from e
+    return files
+
+
+def _need(files: Mapping[str, bytes], path: str, source: str) -> bytes:
+    if path not in files:
+        raise AuditPackageError(f"{source}: {path} is missing from the package")
+    return files[path]
+
+
+def _check_listing(files: Mapping[str, bytes], source: str) -> None:
+    manifest = canonical.loads(_need(files, "manifest.json", source), source=f"{source} manifest")
+    if not isinstance(manifest, Mapping) or manifest.get("version") != FORMAT_VERSION:
+        raise AuditPackageError(f"{source}: manifest.json is not an audit package manifest v1")
+    listed: dict[str, Mapping[str, Any]] = {str(f["path"]): f for f in manifest["files"]}
+    for path, data in files.items():
+        if path in ("manifest.json", "SHA256SUMS"):
+            continue
+        entry = listed.get(path)
+        if entry is None:
+            raise AuditPackageError(
+                f"{source}: {path} is not listed in manifest.json", hint="a file was added"
+            )
+        actual = Digest.of_bytes(data).hex
+        if actual != entry["sha256"] or len(data) != entry["size"]:
+            raise AuditPackageError(
+                f"{source}: {path} has sha256 {actual}, manifest.json lists {entry['sha256']}",
+                hint="the file was changed after the package was made",
+            )
+    for path in listed:
+        if path not in files:
+            raise AuditPackageError(f"{source}: {path} is listed in manifest.json but missing")
+    expected = _sums({k: v for k, v in files.items() if k != "SHA256SUMS"})
+    if _need(files, "SHA256SUMS", source) != expected:
+        raise AuditPackageError(
+            f"{source}: SHA256SUMS does not list exactly the package's files and digests",
+            hint="the file list was edited",
+        )
+
+
+def _check_forms(files: Mapping[str, bytes], bundle: bytes, source: str) -> None:
+    envelope = sigstore.read(bundle, source=f"{source} rva/rva.sigstore.json").envelope
+    try:
+        dsse_form = dsse.Envelope.from_json(files["rva/rva.dsse.json"], source="rva/rva.dsse.json")
+    except (KeyError, SignatureError) as e:
+        raise AuditPackageError(f"{source}: rva/rva.dsse.json is missing or malformed") from e
+    if dsse_form != envelope:
+        raise AuditPackageError(
+            f"{source}: rva/rva.dsse.json is not the envelope of rva/rva.sigstore.json"
+        )
+    if _need(files, "rva/statement.json", source) != envelope.payload:
+        raise AuditPackageError(f"{source}: rva/statement.json is not the signed payload")
+    if _need(files, "rva/rva.pae", source) != envelope.pae():
+        raise AuditPackageError(
+            f"{source}: rva/rva.pae is not the DSSE pre-authentication encoding of the payload"
+        )
+    if _need(files, "rva/rva.sig", source) not in {s.sig for s in envelope.signatures}:
+        raise AuditPackageError(f"{source}: rva/rva.sig is not a signature of the envelope")
+
+
+def _check_inputs(files: Mapping[str, bytes], p: Mapping[str, Any], source: str) -> None:
+    listing = _need(files, "policy/files.json", source)
+    if str(Digest.of_bytes(listing)) != p["policy"]["digest"]:
+        raise AuditPackageError(
+            f"{source}: policy/files.json has digest {Digest.of_bytes(listing)}, the verdict "
+            f"pins policy {p['policy']['digest']}"
+        )
+    for entry in canonical.loads(listing, source="policy/files.json"):
+        path = f"policy/files/{entry['path']}"
+        if Digest.of_bytes(_need(files, path, source)).hex != entry["sha256"]:
+            raise AuditPackageError(f"{source}: {path} does not match policy/files.json")
+    snap = p["knowledgeSnapshot"]
+    if snap is not None:
+        manifest = _need(files, "knowledge/manifest.json", source)
+        if str(Digest.of_bytes(manifest)) != snap["digest"]:
+            raise AuditPackageError(
+                f"{source}: knowledge/manifest.json has digest {Digest.of_bytes(manifest)}, the "
+                f"verdict pins snapshot {snap['digest']}"
+            )
+
+
+def check_audit_chain(
+    records_data: bytes, head_data: bytes, key: PublicKey, statement: Digest, *, source: str
+) -> AuditRecord:
+    """Walk the exported audit log from genesis to its signed head; returns the gate record
+    that names ``statement``."""
+    try:
+        envelope = dsse.Envelope.from_json(head_data, source=f"{source} audit/head.json")
+        head = AuditHead.from_envelope(envelope, key, source=f"{source} audit/head.json")
+    except StellaError as e:
+        raise AuditRecordError(f"{source}: audit head checkpoint: {e.message}") from e
+    prev = GENESIS
+    found: AuditRecord | None = None
+    count = 0
+    for n, line in enumerate(records_data.splitlines(), 1):
+        doc = canonical.loads(line, source=f"{source} audit/records.jsonl line {n}")
+        body = {k: v for k, v in doc.items() if k != "hash"}
+        seq = doc.get("seq")
+        if AuditRecord.hash_of(body) != doc.get("hash"):
+            raise AuditRecordError(
+                f"{source}: audit record {seq} ({doc.get('action')}) was edited: its hash "
+                f"{doc.get('hash')} does not match its content",
+                hint="the exported audit log was altered",
+            )
+        if doc.get("prev") != prev or seq != n:
+            raise AuditRecordError(
+                f"{source}: audit record {seq} does not follow record {n - 1} (chain broken)",
+                hint="records were removed, inserted or reordered",
+            )
+        prev = str(doc["hash"])
+        count = n
+        if doc.get("action") == "gate" and doc.get("result", {}).get("statement") == str(statement):
+            found = AuditRecord(
+                seq=n,
+                time=doc["time"],
+                actor=doc["actor"],
+                action=doc["action"],
+                subject=doc["subject"],
+                inputs=doc["inputs"],
+                versions=doc["versions"],
+                rule_digest=doc["ruleDigest"],
+                result=doc["result"],
+                prev=doc["prev"],
+                hash=doc["hash"],
+            )
+    if count != head.seq or prev != head.hash:
+        raise AuditRecordError(
+            f"{source}: the audit log ends at record {count}, the signed head says {head.seq} "
+            f"({head.hash})",
+            hint="records were removed from or added to the end",
+        )
+    if found is None:
+        raise AuditRecordError(
+            f"{source}: no gate record in the audit log names statement {statement}"
+        )
+    return found
+
+
+def verify_package(data: bytes, key: PublicKey, *, source: str = "audit package") -> PackageReport:
+    """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`)."""
+    files = read_package(data, source=source)
+    _check_listing(files, source)
+    bundle = _need(files, "rva/rva.sigstore.json", source)
+    policy = TrustPolicy.appliance(key)
+    evidence = _evidence_blobs(files)
+    checked = verify_rva(bundle, policy, source=f"{source} RVA", blobs=evidence)
+    if not checked.is_verdict:
+        raise AuditPackageError(f"{source}: rva/rva.sigstore.json is not a risk verdict")
+    manifest = canonical.loads(files["manifest.json"])
+    if (
+        manifest.get("statement") != str(checked.statement_digest)
+        or manifest.get("subject") != checked.predicate["subject"]["digest"]
+    ):
+        raise AuditPackageError(
+            f"{source}: manifest.json names subject {manifest.get('subject')} and statement "
+            f"{manifest.get('statement')}, the signed verdict is about "
+            f"{checked.predicate['subject']['digest']} (statement {checked.statement_digest})",
+            hint="the package was assembled around another verdict",
+        )
+    _check_forms(files, bundle, source)
+    _check_inputs(files, checked.predicate, source)
+    record = check_audit_chain(
+        _need(files, "audit/records.jsonl", source),
+        _need(files, "audit/head.json", source),
+        key,
+        checked.statement_digest,
+        source=source,
+    )
+    checked = _with_audit(checked, record)
+    explanation = explain.build(checked, evidence)
+    for path, render in (
+        ("explanation/explanation.html", explain.render_html),
+        ("explanation/explanation.md", explain.render_markdown),
+    ):
+        if _need(files, path, source) != render(explanation).encode("utf-8"):
+            raise AuditPackageError(
+                f"{source}: {path} is not the explanation of the verified verdict",
+                hint="the explanation was edited",
+            )
+    return PackageReport(checked, len(files), record.seq)

@@ -1,0 +1,379 @@
+"""``stella verify``, ``explain``, ``replay``, ``export-audit-package`` and
+``verify-audit-package``: prove offline why an artifact was blocked or allowed
+(docs/auditing.md).
+
+Exit codes: 0 verified / MATCH; 1 verification failed or an input is missing (one line
+naming what); 3 ``replay`` found a DIFF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from appliance.auditor import explain as explaining
+from appliance.auditor.package import CHECKS, export_package, verify_package
+from appliance.auditor.replay import ReplayOutcome, replay
+from appliance.auditor.sigstore_verify import (
+    Artifact,
+    SigstoreResult,
+    verify_keyless,
+    verify_with_key,
+)
+from appliance.auditor.trust_policy import TrustPolicy
+from appliance.auditor.verify import (
+    BlobSource,
+    LayoutBlobs,
+    RvaVerification,
+    attached_verdicts,
+    verify_in_home,
+    verify_rva,
+)
+from appliance.home import Home
+from appliance.rva.sigstore import ACCEPTED
+from bundles import canonical
+from bundles.clikit import CliContext, pass_ctx
+from bundles.digest import Digest
+from bundles.errors import CanonicalJSONError, UsageError
+from bundles.keys import PublicKey
+from bundles.oci import OCILayout
+
+EXIT_DIFF = 3
+_LIMIT = 32 << 20
+
+_key_option = click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Public key (PEM) to trust; repeatable. Default: the appliance key of --home.",
+)
+_trust_policy_option = click.option(
+    "--trust-policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Trust policy (JSON): which keys may sign which predicate types.",
+)
+
+
+def _home(ctx: CliContext) -> Home | None:
+    home = Home(ctx.home)
+    return home if home.initialized else None
+
+
+def _policy(ctx: CliContext, keys: Sequence[Path], trust_policy: Path | None) -> TrustPolicy:
+    if trust_policy is not None:
+        return TrustPolicy.load(trust_policy)
+    if keys:
+        return TrustPolicy.of_keys(PublicKey.load(k) for k in keys)
+    home = _home(ctx)
+    if home is None:
+        raise UsageError(
+            f"no key to verify with: {ctx.home} is not an appliance home",
+            hint="pass --key PUB (the appliance's public key) or --trust-policy FILE",
+        )
+    return TrustPolicy.appliance(home.public_key())
+
+
+def _read(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > _LIMIT:
+            raise UsageError(f"{path}: larger than {_LIMIT} bytes")
+        return path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from e
+
+
+def _is_appliance_form(data: bytes, source: str) -> bool:
+    """A v0.3 key-hinted DSSE bundle with no log entries: what the appliance signs."""
+    try:
+        doc = canonical.loads(data, limit=_LIMIT, source=source)
+    except CanonicalJSONError:
+        return False
+    if not isinstance(doc, dict) or doc.get("mediaType") not in ACCEPTED:
+        return False
+    material = doc.get("verificationMaterial") or {}
+    return (
+        "dsseEnvelope" in doc
+        and "publicKey" in material
+        and not material.get("tlogEntries")
+        and not material.get("timestampVerificationData")
+    )
+
+
+def _own_verdict(
+    ctx: CliContext, data: bytes, policy: TrustPolicy, source: str, subject: Digest | None
+) -> tuple[RvaVerification, BlobSource | None]:
+    """Verify an appliance-signed bundle; on the appliance that signed it, with the evidence
+    of its OCI store and the gate's audit record."""
+    home = _home(ctx)
+    if home is not None and policy.rule_for(home.public_key().keyid) is not None:
+        blobs = LayoutBlobs(OCILayout.open(home.oci))
+        return verify_in_home(home, data, policy, source=source, subject=subject), blobs
+    return verify_rva(data, policy, source=source, subject=subject), None
+
+
+def _target(
+    ctx: CliContext, target: str, policy: TrustPolicy, subject: Digest | None
+) -> tuple[RvaVerification, BlobSource | None]:
+    path = Path(target)
+    if path.is_file():
+        data = _read(path)
+        return _own_verdict(ctx, data, policy, str(path), subject)
+    home = _home(ctx)
+    if home is None:
+        raise UsageError(
+            f"{target} is not a file, and {ctx.home} is not an appliance home to find the image in",
+            hint="pass the RVA file written by 'stella gate --out', or --home",
+        )
+    digest, found = attached_verdicts(home, target)
+    if subject is not None and subject != digest:
+        raise UsageError(f"--artifact {subject} is not the image {target} ({digest})")
+    referrer, data = found[0]
+    return _own_verdict(ctx, data, policy, f"{target} referrer {referrer}", digest)
+
+
+def _verdict_text(v: RvaVerification) -> str:
+    lines = [f"OK  {v.source}"]
+    subjects = ", ".join(f"{s.name} {s.sha256}" for s in v.statement.subjects)
+    lines.append(f"statement {v.statement_digest} ({v.statement.predicate_type})")
+    lines.append(f"subject {subjects}")
+    lines.append(f"signed by {v.signer} key {v.keyid}")
+    if v.is_verdict:
+        p = v.predicate
+        lines.append(f"verdict {p['verdict']} at {p['evaluationTime']}")
+        checked = sum(1 for e in v.evidence if e.checked)
+        lines.append(
+            f"evidence {checked} of {len(v.evidence)} checked against the pinned digests"
+            + ("" if checked else " (no evidence store here: digests only)")
+        )
+    if v.audit is not None:
+        lines.append(f"audit record {v.audit.seq} at {v.audit.time}; audit chain verified")
+    return "\n".join(lines)
+
+
+def _sigstore_text(r: SigstoreResult, source: str) -> str:
+    lines = [f"OK  {source} ({r.media_type}, {r.kind.value})", f"signed by {r.signer}"]
+    if r.artifact:
+        lines.append(f"artifact {r.artifact}")
+    if r.statement is not None:
+        lines.append(f"predicateType {r.statement.predicate_type}")
+    for t in r.tlog:
+        proofs = [
+            name
+            for name, ok in (
+                ("inclusion proof", t.inclusion_proof),
+                ("signed checkpoint", t.checkpoint),
+                ("signed entry timestamp", t.signed_entry_timestamp),
+            )
+            if ok
+        ]
+        lines.append(
+            f"transparency log entry {t.log_index} ({t.kind}) integrated at {t.integrated_time}: "
+            + ", ".join(proofs)
+        )
+    return "\n".join(lines)
+
+
+@click.command("verify")
+@click.argument("target", metavar="IMAGE|FILE")
+@_key_option
+@_trust_policy_option
+@click.option("--certificate-identity", help="Keyless: the signer identity (SAN) required.")
+@click.option("--certificate-oidc-issuer", help="Keyless: the OIDC issuer required.")
+@click.option(
+    "--trusted-root",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Sigstore trusted root (default: the public-good root shipped with the appliance).",
+)
+@click.option("--artifact", help="What was signed: FILE or sha256:DIGEST.")
+@click.option(
+    "--require-tlog", is_flag=True, help="Key-signed bundles must carry a transparency-log entry."
+)
+@pass_ctx
+def verify_cmd(
+    ctx: CliContext,
+    target: str,
+    keys: tuple[Path, ...],
+    trust_policy: Path | None,
+    certificate_identity: str | None,
+    certificate_oidc_issuer: str | None,
+    trusted_root: Path | None,
+    artifact: str | None,
+    require_tlog: bool,
+) -> None:
+    """Verify a signed verdict (IMAGE's newest, or FILE) or a standard Sigstore bundle,
+    offline."""
+    art = Artifact.parse(artifact) if artifact else None
+    if certificate_identity or certificate_oidc_issuer:
+        if not (certificate_identity and certificate_oidc_issuer):
+            raise UsageError(
+                "keyless verification needs both --certificate-identity and "
+                "--certificate-oidc-issuer"
+            )
+        path = Path(target)
+        result = verify_keyless(
+            _read(path),
+            identity=certificate_identity,
+            issuer=certificate_oidc_issuer,
+            artifact=art,
+            trusted_root=trusted_root,
+            source=str(path),
+        )
+        ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
+        return
+    path = Path(target)
+    if path.is_file() and not _is_appliance_form(_read(path), str(path)):
+        if len(keys) != 1 or trust_policy is not None:
+            raise UsageError(
+                f"{path} is a standard Sigstore bundle: pass exactly one --key PUB, or "
+                "--certificate-identity and --certificate-oidc-issuer for a keyless one"
+            )
+        result = verify_with_key(
+            _read(path),
+            PublicKey.load(keys[0]),
+            artifact=art,
+            trusted_root=trusted_root,
+            require_tlog=require_tlog,
+            source=str(path),
+        )
+        ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
+        return
+    policy = _policy(ctx, keys, trust_policy)
+    verified, _ = _target(ctx, target, policy, art.digest if art else None)
+    ctx.emit(verified.to_dict(), _verdict_text(verified))
+
+
+@click.command("explain")
+@click.argument("target", metavar="IMAGE|FILE")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in explaining.Format]),
+    default=explaining.Format.TEXT.value,
+    show_default=True,
+)
+@_key_option
+@_trust_policy_option
+@pass_ctx
+def explain_cmd(
+    ctx: CliContext,
+    target: str,
+    fmt: str,
+    keys: tuple[Path, ...],
+    trust_policy: Path | None,
+) -> None:
+    """Explain a verified verdict: decision, policy, evidence, reasons, blocking chains, VEX,
+    unknowns and assumptions."""
+    policy = _policy(ctx, keys, trust_policy)
+    verified, blobs = _target(ctx, target, policy, None)
+    explanation = explaining.build(verified, blobs)
+    if ctx.json:
+        ctx.emit(explanation.to_dict())
+        return
+    click.echo(explaining.render(explanation, explaining.Format(fmt)), nl=False)
+
+
+def _diff_text(result: Any) -> str:
+    lines = [
+        f"{result.outcome.value}  recorded {result.recorded}, replayed {result.replayed}",
+        f"inputs: snapshot {result.inputs['knowledgeSnapshot']}, policy {result.inputs['policy']}"
+        f", evaluation time {result.inputs['evaluationTime']}",
+    ]
+    for d in result.diffs:
+        recorded = canonical.dumps(d.recorded).decode() if d.missing != "recorded" else "(absent)"
+        replayed = canonical.dumps(d.replayed).decode() if d.missing != "replayed" else "(absent)"
+        lines.append(f"  {d.path}: recorded {recorded} | replayed {replayed}")
+    return "\n".join(lines)
+
+
+@click.command("replay")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--policy",
+    "policy_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Policy bundle directory, when the verdict was made with 'gate --policy DIR'.",
+)
+@_key_option
+@_trust_policy_option
+@pass_ctx
+@click.pass_context
+def replay_cmd(
+    click_ctx: click.Context,
+    ctx: CliContext,
+    file: Path,
+    policy_dir: Path | None,
+    keys: tuple[Path, ...],
+    trust_policy: Path | None,
+) -> None:
+    """Re-run the evaluation of the verdict in FILE from the inputs it pins: MATCH or DIFF."""
+    home = Home(ctx.home).require()
+    policy = _policy(ctx, keys, trust_policy)
+    result = replay(home, _read(file), policy, source=str(file), policy_dir=policy_dir)
+    ctx.emit(result.to_dict(), _diff_text(result))
+    if result.outcome is ReplayOutcome.DIFF:
+        click_ctx.exit(EXIT_DIFF)
+
+
+@click.command("export-audit-package")
+@click.argument("target", metavar="IMAGE|FILE")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="FILE.zip"
+)
+@click.option(
+    "--policy",
+    "policy_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Policy bundle directory, when the verdict was made with 'gate --policy DIR'.",
+)
+@pass_ctx
+def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path | None) -> None:
+    """Write one ZIP proving a verdict (IMAGE's newest, or FILE) to an auditor."""
+    home = Home(ctx.home).require()
+    policy = TrustPolicy.appliance(home.public_key())
+    path = Path(target)
+    if path.is_file():
+        data = _read(path)
+    else:
+        _, found = attached_verdicts(home, target)
+        data = found[0][1]
+    package = export_package(home, data, policy, policy_dir=policy_dir)
+    try:
+        out.write_bytes(package)
+    except OSError as e:
+        raise UsageError(f"{out}: cannot write: {e.strerror}") from e
+    digest = Digest.of_bytes(package)
+    ctx.emit(
+        {"out": str(out), "digest": str(digest), "size": len(package)},
+        f"wrote {out} ({len(package)} bytes, {digest})",
+    )
+
+
+@click.command("verify-audit-package")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The appliance's public key (PEM), obtained independently of the package.",
+)
+@pass_ctx
+def verify_package_cmd(ctx: CliContext, file: Path, key: Path) -> None:
+    """Check an audit package with only the package and a public key: no home, no network."""
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise UsageError(f"{file}: cannot read: {e.strerror}") from e
+    report = verify_package(data, PublicKey.load(key), source=str(file))
+    v = report.verification
+    text = "\n".join(
+        [
+            f"OK  {file}: {v.predicate['verdict']} for {v.predicate['subject']['name']} "
+            f"{v.predicate['subject']['digest']} at {v.predicate['evaluationTime']}",
+            *(f"  ok: {c}" for c in CHECKS),
+        ]
+    )
+    ctx.emit(report.to_dict(), text)
