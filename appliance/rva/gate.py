@@ -257,7 +257,7 @@ def sign_and_attach(
             record = log.append(
                 AuditAction.GATE,
                 str(descriptor.digest),
-                actor=os_actor("stella gate"),
+                actor=os_actor("gate"),
                 time=now,
                 inputs={
                     "image": inputs.subject.name,

@@ -181,7 +181,7 @@ def add(
             hint="an exception must expire in the future",
         )
     notes = f"exception; expires {format_time(expires)}" if expires else ""
-    who = author or os_actor("stella vex add")
+    who = author or os_actor("vex add")
     document = authored_document(
         vulnerability=vulnerability.strip(),
         products=(Product(image.purl, tuple(sorted(set(components)))),),
@@ -201,7 +201,7 @@ def add(
         expires=expires,
         revokes="",
         action=AuditAction.VEX_ADD,
-        command="stella vex add",
+        command="vex add",
         at=at,
         source="authored statement",
     )
@@ -237,7 +237,7 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
         impact="",
         action="",
         notes=f"revokes {key}" + (f": {reason}" if reason else ""),
-        author=os_actor("stella vex revoke"),
+        author=os_actor("vex revoke"),
         timestamp=at,
     )
     subject = (
@@ -253,7 +253,7 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
         expires=None,
         revokes=key,
         action=AuditAction.VEX_REVOKE,
-        command="stella vex revoke",
+        command="vex revoke",
         at=at,
         source="revocation",
     )
@@ -299,7 +299,7 @@ def import_file(home: Home, path: Path, *, at: datetime) -> Recorded:
         expires=None,
         revokes="",
         action=AuditAction.VEX_IMPORT,
-        command="stella vex import",
+        command="vex import",
         at=at,
         source=str(path),
     )
