@@ -143,6 +143,54 @@ def images_part(d: Demo, layout: Path) -> None:
         at,
         show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes'])}; RVA written to {rva.name}",
     )
+    auditor_part(d, rva)
+
+
+def auditor_part(d: Demo, rva: Path) -> None:
+    """What an auditor does with the verdict, offline."""
+    print("\n== The auditor's view ==")
+    d.run(
+        "Verify the RVA: signature, trust policy, subject, schema and every evidence digest",
+        "stella",
+        "verify",
+        rva,
+        show=lambda r: f"verified: {r['verdict']}, {len(r['evidence'])} evidence blobs checked",
+    )
+    d.run(
+        "Replay it from the pinned snapshot, policy, SBOM and VEX",
+        "stella",
+        "replay",
+        rva,
+        show=lambda r: f"{r['result']}: the predicate is byte-identical",
+    )
+    package = d.out / "app-audit.zip"
+    d.run(
+        "Export an audit package: RVA, policy, snapshot manifest, evidence, explanation, keys",
+        "stella",
+        "export-audit-package",
+        "app:latest",
+        "--out",
+        package,
+        show=lambda r: f"{package.name}: {r['size']:,} bytes, {r['digest'][:19]}…",
+    )
+    key = d.out / "appliance.pub"
+    d.run(
+        "Hand the appliance's public key to the auditor",
+        "stella",
+        "keys",
+        "export-public",
+        "--out",
+        key,
+    )
+    d.run(
+        "The auditor verifies the package with nothing but the package and the key",
+        "stella",
+        "verify-audit-package",
+        package,
+        "--key",
+        key,
+        show=lambda r: f"package verified: {len(r['checks'])} checks",
+    )
 
 
 def main() -> int:
