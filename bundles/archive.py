@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO, Final
@@ -33,11 +33,17 @@ import zstandard
 
 from bundles.digest import CHUNK, Digest, Hasher
 from bundles.errors import BundleError, DigestError, SizeLimitError
+from bundles.tarstream import TarError, TarMember, read_tar
 
 ZSTD_WINDOW_LOG: Final = 27  # 128 MiB long-distance window, as `zstd --long=27`
 MAX_WINDOW_LOG: Final = 31  # the largest window a reader accepts (decoder memory bound)
 DEFAULT_LEVEL: Final = 3
 STATEMENT_LIMIT: Final = 32 << 20  # the signed statement of a very large bundle stays far below
+
+
+STREAM_SPOOL: Final = 64 << 10  # members above this stream in chunks, whatever their size
+_STREAM_ERRORS: Final = (TarError, zstandard.ZstdError, EOFError, OSError)
+_DEVICES: Final = frozenset(b"346")  # character and block devices, fifos
 
 
 class ArchiveError(BundleError):
@@ -235,54 +241,53 @@ class ArchiveReader:
         self.source = source
         dctx = zstandard.ZstdDecompressor(max_window_size=1 << max_window_log)
         self._zstream = dctx.stream_reader(stream, read_across_frames=True)
-        try:
-            self._tar = tarfile.open(fileobj=self._zstream, mode="r|")  # noqa: SIM115 - lives with the reader
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
-            raise ArchiveError(
-                f"{source}: not a zstd-compressed tar stream, or truncated: {e}"
-            ) from e
+        self._entries = read_tar(self._zstream, spool_limit=STREAM_SPOOL)
         self._first_read = False
 
-    def _next(self) -> tarfile.TarInfo | None:
+    def _next(self) -> tuple[TarMember, Callable[[], BinaryIO]] | None:
         try:
-            return self._tar.next()
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
-            raise ArchiveError(f"{self.source}: stream is truncated or corrupt: {e}") from e
+            return next(self._entries, None)
+        except _STREAM_ERRORS as e:
+            raise ArchiveError(
+                f"{self.source}: not a zstd-compressed tar stream, or truncated or corrupt: {e}"
+            ) from e
 
-    def _refuse_special(self, info: tarfile.TarInfo) -> None:
-        if info.issym() or info.islnk():
-            raise MemberRefusedError(f"{self.source}: member {info.name!r} is a link")
-        if info.isdev() or info.isfifo():
-            raise MemberRefusedError(f"{self.source}: member {info.name!r} is a device or fifo")
-        if not info.isreg():
-            raise MemberRefusedError(f"{self.source}: member {info.name!r} is not a regular file")
+    def _refuse_special(self, member: TarMember) -> None:
+        if member.issym() or member.islnk():
+            raise MemberRefusedError(f"{self.source}: member {member.name!r} is a link")
+        if member.type in _DEVICES:
+            raise MemberRefusedError(f"{self.source}: member {member.name!r} is a device or fifo")
+        if not member.isreg():
+            raise MemberRefusedError(f"{self.source}: member {member.name!r} is not a regular file")
 
     def read_first(self, expected_name: str, *, limit: int = STATEMENT_LIMIT) -> bytes:
         """Return the first member's bytes; it must be named ``expected_name``."""
         if self._first_read:
             raise ArchiveError("the first member was already read")
         self._first_read = True
-        info = self._next()
-        if info is None:
-            raise ArchiveError(f"{self.source}: the archive is empty")
-        self._refuse_special(info)
-        if info.name != expected_name:
+        entry = self._next()
+        if entry is None:
             raise ArchiveError(
-                f"{self.source}: first member is {info.name!r}, expected {expected_name!r}",
+                f"{self.source}: the archive is empty, or truncated before its first member",
+                hint="copy the bundle again",
+            )
+        member, opener = entry
+        self._refuse_special(member)
+        if member.name != expected_name:
+            raise ArchiveError(
+                f"{self.source}: first member is {member.name!r}, expected {expected_name!r}",
                 hint="this is not a Stella Ops bundle, or it was repacked",
             )
-        if info.size > limit:
+        if member.size > limit:
             raise ArchiveError(
-                f"{self.source}: {expected_name} is {info.size} bytes, over the {limit}-byte limit"
+                f"{self.source}: {expected_name} is {member.size} bytes, over the "
+                f"{limit}-byte limit"
             )
-        fh = self._tar.extractfile(info)
-        if fh is None:
-            raise ArchiveError(f"{self.source}: cannot read {expected_name}")
         try:
-            data = fh.read()
-        except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
+            data = opener().read()
+        except _STREAM_ERRORS as e:
             raise ArchiveError(f"{self.source}: stream is truncated or corrupt: {e}") from e
-        if len(data) != info.size:
+        if len(data) != member.size:
             raise ArchiveError(f"{self.source}: {expected_name} is truncated")
         return data
 
@@ -295,29 +300,33 @@ class ArchiveReader:
         if not self._first_read:
             raise ArchiveError("read and verify the first member before the others")
         seen: set[str] = set()
-        while (info := self._next()) is not None:
-            check_member_name(info.name)
-            self._refuse_special(info)
-            if info.name in seen:
-                raise MemberRefusedError(f"{self.source}: member {info.name!r} appears twice")
-            seen.add(info.name)
-            spec = expected.get(info.name)
+        while (entry := self._next()) is not None:
+            member, opener = entry
+            check_member_name(member.name)
+            self._refuse_special(member)
+            if member.name in seen:
+                raise MemberRefusedError(f"{self.source}: member {member.name!r} appears twice")
+            seen.add(member.name)
+            spec = expected.get(member.name)
             if spec is None:
                 raise MemberRefusedError(
-                    f"{self.source}: member {info.name!r} is not listed in the signed statement"
+                    f"{self.source}: member {member.name!r} is not listed in the signed statement"
                 )
-            if info.size != spec.size:
+            if member.size != spec.size:
                 raise ArchiveError(
-                    f"{self.source}: member {info.name!r} header says {info.size} bytes, "
+                    f"{self.source}: member {member.name!r} header says {member.size} bytes, "
                     f"the statement declares {spec.size}"
                 )
-            fh = self._tar.extractfile(info)
-            if fh is None:
-                raise ArchiveError(f"{self.source}: cannot read member {info.name!r}")
-            stream = MemberStream(spec, fh)
+            try:
+                raw = opener()
+            except _STREAM_ERRORS as e:
+                raise ArchiveError(
+                    f"{self.source}: member {member.name!r}: stream is truncated or corrupt: {e}"
+                ) from e
+            stream = MemberStream(spec, raw)
             yield stream
             if not stream.verified:
-                raise ArchiveError(f"member {info.name} was not read to its end")
+                raise ArchiveError(f"member {member.name} was not read to its end")
         missing = sorted(set(expected) - seen)
         if missing:
             shown = ", ".join(missing[:5]) + (
