@@ -192,7 +192,7 @@ class MemberStream:
         while True:
             try:
                 chunk = self._raw.read(size)
-            except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as e:
+            except _STREAM_ERRORS as e:
                 raise ArchiveError(
                     f"member {self.name}: stream is truncated or corrupt: {e}"
                 ) from e
