@@ -9,8 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Debian tools the tests drive for real: image layouts, a registry and its htpasswd, zstd, npm
 # for the fixture image's node_modules, and systemd's offline analyzers for the unit files.
-SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm systemd-analyze systemd-sysusers systemd-tmpfiles unshare
-SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv systemd util-linux
+SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm systemd-analyze systemd-sysusers systemd-tmpfiles unshare tmux
+SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv systemd util-linux tmux
 PYTEST_ARGS ?=
 
 .PHONY: all venv sysdeps images images-clean node-deps demo test lint units bench clean

@@ -1,0 +1,744 @@
+"""The operators' service: what the terminal UI reads and changes, in small typed calls.
+
+The TUI never touches a store, a layout or a file in the home itself; it calls
+:class:`ApplianceService` (or, in rendering tests, a fake with the same :class:`Service`
+interface). Every answer is a frozen value the UI can render without further I/O. Each call is
+blocking and may take seconds (a findings view re-scans from the layer cache and re-matches),
+so the UI runs them in worker threads.
+
+Nothing here decides anything new: findings are the matcher's, merged with VEX as the gate
+merges them; a triage is :func:`appliance.vex.service.add` followed by
+:func:`appliance.rva.gate.gate`; an import is :class:`appliance.importer.Importer` under the
+import lock every importer takes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+from appliance.auditor.package import export_package
+from appliance.auditor.trust_policy import TrustPolicy
+from appliance.auditor.verify import attached_verdicts, verify_in_home
+from appliance.home import Home
+from appliance.images import list_images
+from appliance.importer import Importer, ImportRefusedError, PartsIncompleteError
+from appliance.inbox import DEFAULT_SETTLE, WAITING_SUFFIX, ImportLock, scan_inbox
+from appliance.match.model import Finding, Severity
+from appliance.rva.gate import gate, prepare
+from appliance.rva.reader import read_verdict
+from appliance.scanner.service import scan_image
+from appliance.store import open_state
+from appliance.store.audit import AuditLog, AuditRecord
+from appliance.store.knowledge import KnowledgeStore
+from appliance.store.verdicts import VerdictRow, VerdictStore
+from appliance.vex import service as vex_service
+from appliance.vex.merge import MergedFinding, merge
+from appliance.vex.model import Justification, VexStatement, VexStatus, format_time
+from appliance.vex.products import ImageIdentity
+from bundles import canonical
+from bundles.digest import Digest
+from bundles.errors import StellaError
+from bundles.oci import OCILayout
+
+STALE_AFTER_DAYS: Final = 30
+"""A snapshot older than this is shown as stale: the default policy's
+``max_snapshot_age_days``, past which gates report ``RISK.KNOWLEDGE.STALE``."""
+
+SEVERITY_ORDER: Final = tuple(sorted(Severity, key=lambda s: -s.rank))
+"""Severities worst first, the order every count is shown in."""
+
+
+class ServiceError(StellaError):
+    """The service cannot answer: an image or verdict the UI asked for does not exist."""
+
+
+# ---------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """The active knowledge snapshot, with its age at the time asked."""
+
+    digest: str
+    channel: str
+    sequence: int
+    created: str
+    imported: str
+    age_days: int
+    counts: tuple[tuple[str, int], ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.channel}/{self.sequence}"
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days > STALE_AFTER_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class ImportEvent:
+    """One import or refused import, from the audit log."""
+
+    time: str
+    bundle: str
+    accepted: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedBundle:
+    name: str
+    time: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    snapshot: SnapshotInfo | None
+    imports: tuple[ImportEvent, ...]
+    quarantined: tuple[QuarantinedBundle, ...]
+    images: int
+    verdicts: tuple[tuple[str, int], ...]  # verdict (or "not gated") -> images
+    severities: tuple[tuple[str, int], ...]  # over the latest verdict of every image
+    under_investigation: int
+    kev: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    name: str
+    digest: str
+    verdict: str | None
+    severities: tuple[tuple[str, int], ...]
+    last_scan: str | None
+    last_gate: str | None
+    snapshot: str | None  # id (channel/sequence) of the snapshot the verdict used
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """One finding of one image after the VEX merge, with all its detail."""
+
+    id: str
+    aliases: tuple[str, ...]
+    package: str
+    version: str
+    purl: str
+    severity: Severity
+    severity_detail: str
+    status: VexStatus
+    vex_statement: str | None
+    exception_expires: str | None
+    kev: str | None  # date added to KEV, "" when unknown; None when not in KEV
+    epss: tuple[str, str] | None  # score, percentile
+    cvss: tuple[tuple[str, float, str], ...]  # version, base score, vector
+    reachability: str
+    entrypoints: tuple[str, ...]
+    files: tuple[tuple[str, str | None], ...]  # path, layer digest
+    fixed_versions: tuple[str, ...]
+    fix_state: str
+    summary: str
+    explanations: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.id} {self.purl}"
+
+    @property
+    def fix_available(self) -> bool:
+        return bool(self.fixed_versions)
+
+    @property
+    def reachable(self) -> bool:
+        return self.reachability == "reachable"
+
+    @classmethod
+    def of(cls, merged: MergedFinding) -> FindingRow:
+        f: Finding = merged.finding
+        vex = merged.vex
+        return cls(
+            id=f.id,
+            aliases=f.aliases,
+            package=f.component.name,
+            version=f.component.version,
+            purl=f.component.purl,
+            severity=f.severity,
+            severity_detail=f.severity_detail,
+            status=merged.status,
+            vex_statement=vex.key if vex else None,
+            exception_expires=format_time(vex.expires) if vex and vex.expires else None,
+            kev=f.kev.date_added if f.kev else None,
+            epss=(f.epss.score, f.epss.percentile) if f.epss else None,
+            cvss=tuple((c.version, c.base_score, c.vector) for c in f.cvss),
+            reachability=f.reachable.value,
+            entrypoints=f.evidence.entrypoints,
+            files=tuple((e.path, e.layer) for e in f.evidence.files),
+            fixed_versions=f.fixed_versions,
+            fix_state=f.fix_state.value,
+            summary=f.summary,
+            explanations=tuple(m.explain() for m in f.matches),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFindings:
+    """An image's findings at ``at``, as the gate would see them now."""
+
+    name: str
+    digest: str
+    at: str
+    snapshot: str | None
+    rows: tuple[FindingRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VexEntry:
+    """One statement about a vulnerability, for a finding's history."""
+
+    key: str
+    status: str
+    origin: str
+    timestamp: str
+    justification: str | None
+    text: str  # impact, action or notes
+    expires: str | None
+    revokes: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriageRequest:
+    """An operator's decision about one finding of one image."""
+
+    image: str
+    digest: str
+    vulnerability: str
+    purl: str
+    status: VexStatus
+    justification: Justification | None
+    text: str  # impact statement (not_affected) or action statement (affected)
+    expires: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    statement: str
+    vex_audit_seq: int
+    before: str | None
+    after: str
+    reason_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictView:
+    """The latest verdict of an image, read back from its verified signed bundle."""
+
+    image: str
+    digest: str
+    verdict: str
+    evaluation_time: str
+    reason_codes: tuple[str, ...]
+    reasons: tuple[tuple[str, str], ...]  # code, message
+    explanation: str
+    evidence: tuple[tuple[str, str], ...]  # role, digest
+    policy: str
+    snapshot: str | None
+    bundle: str
+    referrer: str
+    audit_seq: int
+    signer: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictCheck:
+    """What verifying an image's newest signed verdict proved."""
+
+    verdict: str
+    statement: str
+    signer: str
+    evidence: int  # evidence blobs present and matching their digests
+    audit_seq: int | None  # the gate's record in the (verified) audit chain
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedPackage:
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    name: str
+    files: tuple[str, ...]
+    ready: bool
+    sequence: int | None
+    channel: str | None
+    missing: tuple[str, ...]
+    companions: tuple[str, ...] = ()  # e.g. the parts manifest travelling with the parts
+
+
+@dataclass(frozen=True, slots=True)
+class ImportStep:
+    """One step of an import as the UI shows it: ``done`` of ``total`` once it finished."""
+
+    done: int
+    total: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    accepted: bool
+    bundle: str
+    steps: tuple[str, ...]
+    reason: str | None = None
+    quarantined: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    time: str
+    actor: str
+    action: str
+    subject: str
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheck:
+    ok: bool
+    records: int
+    verified: int
+    problem: str | None
+
+
+class Service(Protocol):
+    """What the TUI may ask of the appliance."""
+
+    def now(self) -> datetime: ...
+    def dashboard(self) -> Dashboard: ...
+    def images(self) -> tuple[ImageRow, ...]: ...
+    def findings(self, image: str) -> ImageFindings: ...
+    def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]: ...
+    def triage(self, request: TriageRequest) -> TriageResult: ...
+    def verdict(self, image: str) -> VerdictView | None: ...
+    def verify_verdict(self, image: str) -> VerdictCheck: ...
+    def export_audit_package(self, image: str, out: Path) -> ExportedPackage: ...
+    def inbox(self) -> tuple[InboxEntry, ...]: ...
+    def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome: ...
+    def audit(self, limit: int = 500) -> tuple[AuditEntry, ...]: ...
+    def verify_audit(self) -> AuditCheck: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _days(created: str, at: datetime) -> int:
+    return int(
+        (at - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds() // 86400
+    )
+
+
+def _brief(result: Mapping[str, Any]) -> str:
+    """An audit record's result in one line, for lists."""
+    text = canonical.dumps(dict(result)).decode("utf-8")
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+# ---------------------------------------------------------------- the real service
+
+
+class ApplianceService:
+    """The :class:`Service` over one appliance home. ``clock`` gives every time it records or
+    evaluates at (fixed in tests); ``settle`` is how long an inbox file must have been left
+    unchanged (by the file system's clock) before it can be imported, as for the inbox
+    service."""
+
+    def __init__(
+        self,
+        home: Home,
+        *,
+        clock: Callable[[], datetime] = _now,
+        settle: float = DEFAULT_SETTLE,
+    ) -> None:
+        self.home = home.require()
+        self._clock = clock
+        self._settle = settle
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _snapshot(self) -> SnapshotInfo | None:
+        if not self.home.knowledge_db.is_file():
+            return None
+        store = KnowledgeStore.open(self.home.knowledge_db)
+        try:
+            row = next((r for r in store.snapshots() if r.active), None)
+            if row is None:
+                return None
+            counts = store.counts(row.digest)
+        finally:
+            store.close()
+        return SnapshotInfo(
+            digest=str(row.digest),
+            channel=row.channel,
+            sequence=row.sequence,
+            created=row.created,
+            imported=row.imported,
+            age_days=_days(row.created, self.now()),
+            counts=tuple(sorted(counts.items())),
+        )
+
+    def _verdicts(self) -> dict[str, VerdictRow]:
+        """The latest verdict per subject digest and per image name."""
+        with open_state(self.home) as db:
+            history = VerdictStore(db).history()
+        latest: dict[str, VerdictRow] = {}
+        for row in history:
+            latest[row.subject] = row
+            latest[row.name] = row
+        return latest
+
+    def _predicate(self, row: VerdictRow) -> tuple[Mapping[str, Any], str]:
+        layout = OCILayout.open(self.home.oci)
+        data = layout.read_blob(Digest.parse(row.bundle))
+        signed = read_verdict(data, [self.home.public_key()], source=f"verdict {row.bundle}")
+        return signed.predicate, signed.keyid
+
+    def _evidence(self, predicate: Mapping[str, Any], role: str) -> Any:
+        ref = (predicate.get("evidence") or {}).get(role)
+        if not ref:
+            return None
+        layout = OCILayout.open(self.home.oci)
+        return canonical.loads(layout.read_blob(Digest.parse(ref["digest"])), source=role)
+
+    def _last(self, action: str, subject: str) -> str | None:
+        with open_state(self.home) as db:
+            found = AuditLog(db).records(action=action, subject=subject, limit=1)
+        return found[0].time if found else None
+
+    def images(self) -> tuple[ImageRow, ...]:
+        latest = self._verdicts()
+        rows = []
+        for image in sorted(list_images(self.home), key=lambda i: i.tag):
+            verdict = latest.get(str(image.digest)) or latest.get(image.tag)
+            severities: tuple[tuple[str, int], ...] = ()
+            snapshot = None
+            if verdict is not None:
+                predicate, _ = self._predicate(verdict)
+                by = predicate["summary"]["bySeverity"]
+                severities = tuple((s.value, int(by.get(s.value, 0))) for s in SEVERITY_ORDER)
+                knowledge = predicate.get("knowledgeSnapshot")
+                snapshot = knowledge["id"] if knowledge else None
+            subject = verdict.subject if verdict else str(image.digest)
+            rows.append(
+                ImageRow(
+                    name=image.tag,
+                    digest=subject,
+                    verdict=verdict.verdict if verdict else None,
+                    severities=severities,
+                    last_scan=self._last("scan", subject),
+                    last_gate=verdict.evaluation_time if verdict else None,
+                    snapshot=snapshot,
+                )
+            )
+        return tuple(rows)
+
+    def _imports(self, limit: int) -> tuple[ImportEvent, ...]:
+        with open_state(self.home) as db:
+            records = AuditLog(db).records(action="import", limit=limit)
+        events = []
+        for r in reversed(records):
+            accepted = r.action == "import"
+            if accepted:
+                detail = (
+                    f"{r.result.get('kind', '?')} seq {r.result.get('sequence', '?')} "
+                    f"on {r.result.get('channel', '?')}"
+                )
+            else:
+                detail = str(r.result.get("reason", "")).splitlines()[0]
+            events.append(ImportEvent(r.time, r.subject, accepted, detail))
+        return tuple(events)
+
+    def _quarantined(self) -> tuple[QuarantinedBundle, ...]:
+        found = []
+        for path in sorted(self.home.quarantine.glob("*.reason"), reverse=True):
+            try:
+                doc = canonical.loads(path.read_bytes(), source=str(path))
+            except (OSError, StellaError) as e:
+                found.append(QuarantinedBundle(path.name, "", f"reason file unreadable: {e}"))
+                continue
+            reason = str(doc.get("reason", "")) if isinstance(doc, dict) else ""
+            name = str(doc.get("bundle", path.name)) if isinstance(doc, dict) else path.name
+            time = str(doc.get("time", "")) if isinstance(doc, dict) else ""
+            found.append(QuarantinedBundle(name, time, reason.splitlines()[0] if reason else ""))
+        return tuple(found)
+
+    def dashboard(self) -> Dashboard:
+        latest = self._verdicts()
+        images = list_images(self.home)
+        verdicts: Counter[str] = Counter()
+        severities: Counter[str] = Counter()
+        under_investigation = kev = 0
+        for image in images:
+            row = latest.get(str(image.digest)) or latest.get(image.tag)
+            verdicts[row.verdict if row else "not gated"] += 1
+            if row is None:
+                continue
+            predicate, _ = self._predicate(row)
+            summary = predicate["summary"]
+            severities.update({k: int(v) for k, v in summary["bySeverity"].items()})
+            under_investigation += int(summary["underInvestigation"])
+            policy_input = self._evidence(predicate, "policyInput") or {}
+            kev += sum(1 for f in policy_input.get("findings", ()) if f.get("kev"))
+        return Dashboard(
+            snapshot=self._snapshot(),
+            imports=self._imports(5),
+            quarantined=self._quarantined(),
+            images=len(images),
+            verdicts=tuple(sorted(verdicts.items())),
+            severities=tuple((s.value, severities.get(s.value, 0)) for s in SEVERITY_ORDER),
+            under_investigation=under_investigation,
+            kev=kev,
+        )
+
+    def findings(self, image: str) -> ImageFindings:
+        """Scan (from the layer cache), match and merge VEX as a gate at ``now`` would; the
+        UI's view is not an audited decision, so nothing is recorded."""
+        at = self.now().replace(microsecond=0)
+        scan = scan_image(self.home, image, audit=False)
+        inputs, descriptor = prepare(self.home, scan, at=at, policy_dir=None)
+        findings = inputs.report.findings if inputs.report else ()
+        identity = ImageIdentity.of(
+            inputs.subject.digest,
+            index_digest=inputs.subject.index_digest,
+            names=(inputs.subject.name, *inputs.image_names),
+        )
+        merged = merge(findings, inputs.statements, identity, at)
+        return ImageFindings(
+            name=image,
+            digest=str(descriptor.digest),
+            at=format_time(at),
+            snapshot=inputs.knowledge.id if inputs.knowledge else None,
+            rows=tuple(FindingRow.of(m) for m in merged.findings),
+        )
+
+    def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]:
+        """Every statement stored on the appliance naming this vulnerability (by any alias),
+        oldest first: operators' decisions, revocations and imported vendor statements."""
+        names = {n.upper() for n in (row.id, *row.aliases)}
+        statements: list[VexStatement] = [
+            s for s in vex_service.stored_statements(self.home) if s.names & names
+        ]
+        statements.sort(key=lambda s: (s.timestamp, s.key))
+        return tuple(
+            VexEntry(
+                key=s.key,
+                status=s.status.value,
+                origin=s.origin.value,
+                timestamp=format_time(s.timestamp),
+                justification=s.justification.value if s.justification else None,
+                text=s.impact or s.action or s.notes,
+                expires=format_time(s.expires) if s.expires else None,
+                revokes=s.revokes,
+            )
+            for s in statements
+        )
+
+    def verdict(self, image: str) -> VerdictView | None:
+        """The latest verdict of a stored image (by tag), or of a verdict subject digest."""
+        latest = self._verdicts()
+        stored = next((i for i in list_images(self.home) if i.tag == image), None)
+        row = (latest.get(str(stored.digest)) or latest.get(stored.tag)) if stored else None
+        if row is None and image.startswith("sha256:"):
+            row = latest.get(image)
+        if row is None:
+            return None
+        predicate, keyid = self._predicate(row)
+        evidence = predicate.get("evidence") or {}
+        return VerdictView(
+            image=row.name,
+            digest=row.subject,
+            verdict=row.verdict,
+            evaluation_time=row.evaluation_time,
+            reason_codes=tuple(predicate["reasonCodes"]),
+            reasons=tuple((r["code"], r.get("message", "")) for r in predicate.get("reasons", ())),
+            explanation=str(predicate.get("explanation", "")),
+            evidence=tuple((role, ref["digest"]) for role, ref in sorted(evidence.items()) if ref),
+            policy=row.policy,
+            snapshot=(predicate.get("knowledgeSnapshot") or {}).get("id"),
+            bundle=row.bundle,
+            referrer=row.referrer,
+            audit_seq=row.audit_seq,
+            signer=keyid,
+        )
+
+    def _newest_verdict(self, image: str) -> bytes:
+        _, found = attached_verdicts(self.home, image)
+        return found[0][1]
+
+    def verify_verdict(self, image: str) -> VerdictCheck:
+        """Verify the image's newest attached verdict as ``stella verify IMAGE`` does:
+        signature by the appliance key, predicate schema, subject, every evidence blob by
+        digest, and the gate's record in the verified audit chain."""
+        policy = TrustPolicy.appliance(self.home.public_key())
+        result = verify_in_home(
+            self.home, self._newest_verdict(image), policy, source=f"verdict of {image}"
+        )
+        return VerdictCheck(
+            verdict=str(result.predicate.get("verdict", "")),
+            statement=str(result.statement_digest),
+            signer=f"{result.signer} {result.keyid[:16]}",
+            evidence=sum(1 for e in result.evidence if e.checked),
+            audit_seq=result.audit.seq if result.audit else None,
+        )
+
+    def export_audit_package(self, image: str, out: Path) -> ExportedPackage:
+        """Write the audit package of the image's newest verdict to ``out`` (as
+        ``stella export-audit-package``); the verdict is verified before anything is
+        written."""
+        policy = TrustPolicy.appliance(self.home.public_key())
+        package = export_package(self.home, self._newest_verdict(image), policy)
+        tmp = out.with_name(f".{out.name}.tmp")
+        try:
+            tmp.write_bytes(package)
+            tmp.replace(out)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise ServiceError(
+                f"{out}: cannot write the audit package: {e.strerror}",
+                hint="choose a directory the appliance user can write to",
+            ) from e
+        return ExportedPackage(str(out), str(Digest.of_bytes(package)), len(package))
+
+    def inbox(self) -> tuple[InboxEntry, ...]:
+        scan = scan_inbox(self.home.inbox, now=time.time(), settle=self._settle)
+        return tuple(
+            InboxEntry(
+                name=b.name,
+                files=tuple(p.name for p in b.files),
+                ready=b.complete,
+                sequence=b.sequence,
+                channel=b.channel,
+                missing=b.missing,
+                companions=tuple(p.name for p in b.companions),
+            )
+            for b in (*scan.ready, *scan.waiting)
+        )
+
+    def audit(self, limit: int = 500) -> tuple[AuditEntry, ...]:
+        with open_state(self.home) as db:
+            records: list[AuditRecord] = AuditLog(db).records(limit=limit)
+        return tuple(
+            AuditEntry(r.seq, r.time, r.actor, r.action, r.subject, _brief(r.result))
+            for r in reversed(records)
+        )
+
+    def verify_audit(self) -> AuditCheck:
+        with open_state(self.home) as db:
+            result = AuditLog(db, public_key=self.home.public_key()).verify()
+        return AuditCheck(
+            ok=result.ok,
+            records=result.records,
+            verified=result.verified,
+            problem=result.problem.message if result.problem else None,
+        )
+
+    # -- changing --------------------------------------------------------------------------
+
+    def triage(self, request: TriageRequest) -> TriageResult:
+        """Sign and store the operator's VEX statement (audited), then gate the image again
+        and return the verdict before and after."""
+        at = self.now().replace(microsecond=0)
+        before = self._verdicts().get(request.digest)
+        needs_action = request.status is VexStatus.AFFECTED
+        recorded = vex_service.add(
+            self.home,
+            vulnerability=request.vulnerability,
+            image=vex_service.ImageTarget(Digest.parse(request.digest), request.image),
+            components=(request.purl,),
+            status=request.status,
+            justification=request.justification,
+            impact="" if needs_action else request.text,
+            action=request.text if needs_action else "",
+            expires=request.expires,
+            at=at,
+        )
+        result = gate(self.home, request.image, at=at, now=self._clock)
+        return TriageResult(
+            statement=recorded.statements[0].key,
+            vex_audit_seq=recorded.audit_seq,
+            before=before.verdict if before else None,
+            after=result.kind.value,
+            reason_codes=tuple(result.verdict.predicate["reasonCodes"]),
+        )
+
+    def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:
+        """Import one bundle of the inbox, as the inbox service would: under the import lock,
+        verified and loaded in one pass; an imported bundle's files leave the inbox, a refused
+        one is quarantined with its reason by the importer."""
+        total = 3
+        entry = next((b for b in self.inbox() if b.name == name), None)
+        if entry is None:
+            raise ServiceError(f"no bundle {name!r} in {self.home.inbox}")
+        if not entry.ready:
+            return ImportOutcome(
+                False, name, (), reason=f"parts missing: {', '.join(entry.missing)}"
+            )
+        paths = [self.home.inbox / f for f in entry.files]
+        steps = [
+            f"found {name}: sequence {entry.sequence} on channel {entry.channel} "
+            "(as stated, not yet verified)"
+        ]
+        progress(ImportStep(1, total, steps[-1]))
+        with ImportLock(self.home).hold(wait=False) as held:
+            if not held:
+                return ImportOutcome(
+                    False, name, tuple(steps), reason="another import is running; try again"
+                )
+            try:
+                result = Importer(self.home).run(paths, now=self.now())
+            except PartsIncompleteError as e:
+                return ImportOutcome(False, name, tuple(steps), reason=e.diagnostics())
+            except ImportRefusedError as e:
+                steps.append("refused: nothing was changed; the bundle was quarantined")
+                progress(ImportStep(total, total, steps[-1]))
+                return ImportOutcome(
+                    False,
+                    name,
+                    tuple(steps),
+                    reason=e.cause.diagnostics(),
+                    quarantined=str(e.quarantined) if e.quarantined else None,
+                )
+            steps.append(
+                f"verified: signed by {', '.join(k[:16] for k in result.keyids)}; "
+                f"{result.kind} bundle, sequence {result.sequence} newer than the last on "
+                f"{result.channel}; every member's digest checked"
+            )
+            progress(ImportStep(2, total, steps[-1]))
+            leftovers = [self.home.inbox / f for f in (*entry.companions, name + WAITING_SUFFIX)]
+            for path in (*paths, *leftovers):
+                path.unlink(missing_ok=True)
+            steps.append(
+                f"loaded: {len(result.datasets_loaded)} datasets loaded, "
+                f"{len(result.datasets_patched)} patched, {result.datasets_reused} unchanged; "
+                f"snapshot {result.snapshot} active"
+                + (
+                    f"; trust root rotated to v{result.trust_rotated_to}"
+                    if result.trust_rotated_to
+                    else ""
+                )
+            )
+            progress(ImportStep(3, total, steps[-1]))
+        return ImportOutcome(True, name, tuple(steps))

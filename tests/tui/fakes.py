@@ -1,0 +1,244 @@
+"""A fake :class:`appliance.service.Service` with fixed data and a fixed clock, for rendering
+tests (snapshots) and the benchmark. The end-to-end tests use the real service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from appliance.match.model import Severity
+from appliance.service import (
+    AuditCheck,
+    AuditEntry,
+    Dashboard,
+    ExportedPackage,
+    FindingRow,
+    ImageFindings,
+    ImageRow,
+    ImportEvent,
+    ImportOutcome,
+    ImportStep,
+    InboxEntry,
+    QuarantinedBundle,
+    SnapshotInfo,
+    TriageRequest,
+    TriageResult,
+    VerdictCheck,
+    VerdictView,
+    VexEntry,
+)
+from appliance.vex.model import VexStatus
+
+NOW = datetime(2026, 11, 23, 6, 0, 0, tzinfo=UTC)
+DIGEST = "sha256:" + "ab" * 32
+SNAPSHOT = "sha256:" + "5e" * 32
+SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.UNKNOWN)
+STATUSES = (
+    VexStatus.AFFECTED,
+    VexStatus.AFFECTED,
+    VexStatus.NOT_AFFECTED,
+    VexStatus.UNDER_INVESTIGATION,
+    VexStatus.FIXED,
+)
+
+
+def finding(i: int) -> FindingRow:
+    """The i-th synthetic finding: severities, statuses and flags vary with i."""
+    package = f"lib{i % 97:02d}"
+    severity = SEVERITIES[i % len(SEVERITIES)]
+    return FindingRow(
+        id=f"CVE-2026-{10000 + i}",
+        aliases=(f"GHSA-{i:04d}-test-0000",),
+        package=package,
+        version=f"1.{i % 7}.{i % 3}",
+        purl=f"pkg:deb/debian/{package}@1.{i % 7}.{i % 3}?distro=debian-12",
+        severity=severity,
+        severity_detail="CVSS:3.1 from DSA-TEST",
+        status=STATUSES[i % len(STATUSES)],
+        vex_statement=None if i % 5 in (0, 1) else f"urn:stella:vex:{i}#0",
+        exception_expires=None,
+        kev="2026-01-02" if i % 11 == 0 else None,
+        epss=("0.97000", "0.99900") if i % 3 == 0 else None,
+        cvss=(("3.1", 9.8 - (i % 5), "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),),
+        reachability="reachable" if i % 4 == 0 else "unknown",
+        entrypoints=("/usr/bin/app",) if i % 4 == 0 else (),
+        files=((f"var/lib/dpkg/status.d/{package}", "sha256:" + "1c" * 32),),
+        fixed_versions=(f"1.{i % 7}.9",) if i % 2 == 0 else (),
+        fix_state="fixed" if i % 2 == 0 else "not-fixed",
+        summary=f"{package}: heap overflow in the parser (synthetic finding {i})",
+        explanations=(
+            f"DSA-{i} Debian:12/{package}: 1.{i % 7}.{i % 3} in [fixed 1.{i % 7}.9] "
+            "(dpkg, distro-fixed)",
+        ),
+    )
+
+
+@dataclass
+class FakeService:
+    """Answers from fixed values; records triage requests; imports always refuse."""
+
+    count: int = 40
+    rows: tuple[FindingRow, ...] = ()
+    triaged: list[TriageRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.rows:
+            self.rows = tuple(finding(i) for i in range(self.count))
+
+    def now(self) -> datetime:
+        return NOW
+
+    def dashboard(self) -> Dashboard:
+        return Dashboard(
+            snapshot=SnapshotInfo(
+                digest=SNAPSHOT,
+                channel="stable",
+                sequence=7,
+                created="2026-10-01T00:00:00Z",
+                imported="2026-10-02T00:00:00Z",
+                age_days=53,
+                counts=(("epss", 1200), ("kev", 1400), ("osv", 41000)),
+            ),
+            imports=(
+                ImportEvent("2026-10-02T00:00:00Z", SNAPSHOT, True, "full seq 7 on stable"),
+                ImportEvent(
+                    "2026-11-01T00:00:00Z",
+                    "old.stella.tar.zst",
+                    False,
+                    "sequence 6 is not newer than 7 (rollback refused)",
+                ),
+            ),
+            quarantined=(
+                QuarantinedBundle(
+                    "old.stella.tar.zst",
+                    "2026-11-01T00:00:00Z",
+                    "sequence 6 is not newer than 7 (rollback refused)",
+                ),
+            ),
+            images=3,
+            verdicts=(("FAIL", 1), ("PASS", 1), ("not gated", 1)),
+            severities=(
+                ("critical", 8),
+                ("high", 8),
+                ("medium", 8),
+                ("low", 8),
+                ("unknown", 8),
+                ("negligible", 0),
+                ("none", 0),
+            ),
+            under_investigation=8,
+            kev=4,
+        )
+
+    def images(self) -> tuple[ImageRow, ...]:
+        counts = (("critical", 8), ("high", 8), ("medium", 8), ("low", 8))
+        return (
+            ImageRow(
+                "app:1", DIGEST, "FAIL", counts, NOW.isoformat(), "2026-11-23T06:00:00Z", "stable/7"
+            ),
+            ImageRow(
+                "base:12",
+                "sha256:" + "cd" * 32,
+                "PASS",
+                (),
+                None,
+                "2026-11-22T06:00:00Z",
+                "stable/7",
+            ),
+            ImageRow("tool:3", "sha256:" + "ef" * 32, None, (), None, None, None),
+        )
+
+    def findings(self, image: str) -> ImageFindings:
+        return ImageFindings(image, DIGEST, "2026-11-23T06:00:00Z", "stable/7", self.rows)
+
+    def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]:
+        return (
+            VexEntry(
+                key=f"urn:stella:vex:{row.id}#0",
+                status="not_affected",
+                origin="vendor",
+                timestamp="2026-10-01T00:00:00Z",
+                justification="vulnerable_code_not_present",
+                text="",
+                expires=None,
+                revokes="",
+            ),
+        )
+
+    def triage(self, request: TriageRequest) -> TriageResult:
+        self.triaged.append(request)
+        return TriageResult("urn:stella:vex:new#0", 9, "FAIL", "PASS_WITH_EXCEPTIONS", ())
+
+    def verdict(self, image: str) -> VerdictView | None:
+        if image != "app:1":
+            return None
+        return VerdictView(
+            image="app:1",
+            digest=DIGEST,
+            verdict="FAIL",
+            evaluation_time="2026-11-23T06:00:00Z",
+            reason_codes=("RISK.CVE.KEV", "RISK.KNOWLEDGE.STALE"),
+            reasons=(
+                ("RISK.CVE.KEV", "CVE-2026-10000 is in KEV"),
+                ("RISK.KNOWLEDGE.STALE", "snapshot is 53 days old, the policy allows 30"),
+            ),
+            explanation="FAIL: the policy denies this image. 40 findings: 16 affected.",
+            evidence=(
+                ("policyInput", "sha256:" + "01" * 32),
+                ("sbom", "sha256:" + "02" * 32),
+                ("vexBundle", "sha256:" + "03" * 32),
+            ),
+            policy="sha256:" + "0f" * 32,
+            snapshot="stable/7",
+            bundle="sha256:" + "0b" * 32,
+            referrer="sha256:" + "0e" * 32,
+            audit_seq=12,
+            signer="0123456789abcdef0123",
+        )
+
+    def verify_verdict(self, image: str) -> VerdictCheck:
+        return VerdictCheck("FAIL", "sha256:" + "5a" * 32, "appliance 0123456789abcdef", 6, 12)
+
+    def export_audit_package(self, image: str, out: Path) -> ExportedPackage:
+        return ExportedPackage(str(out), "sha256:" + "9a" * 32, 4096)
+
+    def inbox(self) -> tuple[InboxEntry, ...]:
+        return (
+            InboxEntry("next.stella.tar.zst", ("next.stella.tar.zst",), True, 8, "stable", ()),
+            InboxEntry(
+                "big.stella.tar.zst",
+                ("big.stella.tar.zst.part-001-of-002",),
+                False,
+                9,
+                "stable",
+                ("big.stella.tar.zst.part-002-of-002",),
+            ),
+        )
+
+    def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:
+        progress(ImportStep(1, 3, f"found {name}: sequence 8 on channel stable"))
+        return ImportOutcome(
+            False,
+            name,
+            (f"found {name}: sequence 8 on channel stable",),
+            reason="bundle signature does not verify with the trust root of channel stable",
+            quarantined=f"quarantine/20261123T060000Z-{name}.reason",
+        )
+
+    def audit(self, limit: int = 500) -> tuple[AuditEntry, ...]:
+        return tuple(
+            AuditEntry(
+                seq,
+                f"2026-11-23T0{seq % 10}:00:00Z",
+                "operator (stella gate)",
+                ("import", "scan", "gate", "vex.add")[seq % 4],
+                DIGEST,
+                '{"verdict":"FAIL"}',
+            )
+            for seq in range(12, 0, -1)
+        )
+
+    def verify_audit(self) -> AuditCheck:
+        return AuditCheck(True, 12, 12, None)

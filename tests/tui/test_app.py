@@ -1,0 +1,405 @@
+"""Pilot tests of every screen: the triage flow, import, audit and verdict against a real
+home through the real service; filtering and navigation against the fake service."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import io
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, ProgressBar, Select, Static
+
+from appliance.auditor.package import verify_package
+from appliance.home import Home
+from appliance.service import ApplianceService
+from appliance.store import open_state
+from appliance.store.audit import AuditLog
+from appliance.store.verdicts import VerdictStore
+from appliance.store.vex import VexStore
+from appliance.vex.model import Justification, VexStatus
+from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
+from tests.tui.fakes import FakeService
+from tests.tui.homes import CVE, NOW, gated_home
+from tui.app import StellaApp
+from tui.screens.audit import AuditScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.export import ExportScreen
+from tui.screens.findings import FindingsScreen
+from tui.screens.help import HelpScreen
+from tui.screens.images import ImagesScreen
+from tui.screens.inbox import ImportScreen
+from tui.screens.triage import TriageScreen
+from tui.screens.verdict import VerdictScreen
+from tui.widgets.findings_table import FindingsTable
+
+
+def run(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async pilot test on its own event loop (no async plugin needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))  # type: ignore[arg-type]
+
+    return wrapper
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Let every worker finish, and the screens they push load too."""
+    for _ in range(4):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def text_of(app: StellaApp, selector: str) -> str:
+    """The plain text a Static shows, lines stripped of their padding."""
+    content = app.screen.query_one(selector, Static).content
+    console = Console(width=1000, file=io.StringIO(), color_system=None)
+    with console.capture() as capture:
+        console.print(content)
+    return "\n".join(line.rstrip() for line in capture.get().splitlines()).strip()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return gated_home(tmp_path / "home")
+
+
+def real_app(home: Home) -> StellaApp:
+    return StellaApp(ApplianceService(home, clock=lambda: NOW, settle=0))
+
+
+@run
+async def test_triage_end_to_end_lands_the_vex_and_changes_the_verdict(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, ImagesScreen)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, FindingsScreen)
+        table = app.screen.query_one(FindingsTable)
+        assert [r.id for r in table.rows] == [CVE]
+        assert table.rows[0].status is VexStatus.AFFECTED
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        assert "requests sends credentials on redirect" in text_of(app, "#finding")
+        await pilot.press("t")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, TriageScreen)
+        # status stays not_affected; the justification is chosen from the spec's list
+        await pilot.press("tab", "enter")
+        await pilot.press("down", "down", "down", "enter")
+        assert (
+            form.query_one("#justification", Select).value
+            is Justification.VULNERABLE_CODE_NOT_IN_EXECUTE_PATH
+        )
+        await pilot.press("tab", *"the redirect path is never used")
+        await pilot.press("tab", *"2026-12-31")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, VerdictScreen)
+        body = text_of(app, "#verdict-body")
+        assert "After triage: FAIL -> PASS_WITH_EXCEPTIONS" in body
+        assert "RISK.VEX.EXCEPTION_APPLIED" in body
+        # back on the findings list, the finding now carries the exception
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, FindingsScreen)
+        row = app.screen.query_one(FindingsTable).rows[0]
+        assert row.status is VexStatus.NOT_AFFECTED
+        assert row.exception_expires == "2026-12-31T00:00:00Z"
+    with open_state(home) as db:
+        (statement,) = VexStore(db).statements()
+        verdicts = VerdictStore(db).history()
+        actions = [r.action for r in AuditLog(db).records()]
+    assert statement.vulnerability == CVE
+    assert statement.status is VexStatus.NOT_AFFECTED
+    assert statement.justification is Justification.VULNERABLE_CODE_NOT_IN_EXECUTE_PATH
+    assert statement.impact == "the redirect path is never used"
+    assert [v.verdict for v in verdicts] == ["FAIL", "PASS_WITH_EXCEPTIONS"]
+    assert actions[-3:] == ["vex.add", "scan", "gate"]
+
+
+@run
+async def test_triage_with_a_bad_expiry_stays_in_the_form(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter", "t")
+        await settle(pilot)
+        app.screen.query_one("#expires", Input).value = "next tuesday"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, TriageScreen)
+        assert "'next tuesday' is not an RFC 3339 time" in text_of(app, "#triage-error")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+    with open_state(home) as db:
+        assert VexStore(db).statements() == []
+
+
+@run
+async def test_a_refused_triage_is_reported_and_changes_nothing(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter", "t")
+        await settle(pilot)
+        # not_affected with neither justification nor impact: the VEX service refuses it
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        messages = [n.message for n in app._notifications]
+        assert any("not_affected needs --justification or --impact" in m for m in messages)
+    with open_state(home) as db:
+        assert VexStore(db).statements() == []
+        assert [v.verdict for v in VerdictStore(db).history()] == ["FAIL"]
+
+
+@run
+async def test_dashboard_shows_snapshot_verdicts_and_kev(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, DashboardScreen)
+        knowledge = text_of(app, "#knowledge")
+        assert "stable/1" in knowledge
+        assert "3 days old" in knowledge
+        assert "kev 1, osv 1" in knowledge
+        images = text_of(app, "#images")
+        assert "FAIL 1" in images
+        assert "critical 1" in images
+        assert "under_investigation 0   KEV 1" in images
+
+
+@run
+async def test_verdict_screen_reads_the_signed_verdict(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        assert isinstance(app.screen, VerdictScreen)
+        body = text_of(app, "#verdict-body")
+        assert body.startswith("FAIL")
+        assert "RISK.CVE.KEV" in body
+        assert "signature verified" in body
+        for role in ("policyInput", "sbom", "vexBundle", "vulnData"):
+            assert role in body
+
+
+@run
+async def test_import_of_a_bad_bundle_shows_the_refusal(home: Home) -> None:
+    bad = home.inbox / "broken.stella.tar.zst"
+    bad.write_bytes(b"not a bundle at all")
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, ImportScreen)
+        assert app.screen.query_one(DataTable).row_count == 1
+        await pilot.press("enter")
+        await settle(pilot)
+        reason = text_of(app, "#import-reason")
+        assert reason.startswith("REFUSED: ")
+        assert "reason file: " in reason
+        assert "found broken.stella.tar.zst" in text_of(app, "#import-steps")
+        assert app.screen.query_one(DataTable).row_count == 0  # it left the inbox
+    assert not bad.exists()
+    assert len(list(home.quarantine.glob("*broken.stella.tar.zst.reason"))) == 1
+
+
+@run
+async def test_audit_screen_lists_and_verifies_the_chain(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, AuditScreen)
+        table = app.screen.query_one(DataTable)
+        assert [str(table.get_row_at(i)[2]) for i in range(table.row_count)] == ["gate", "scan"]
+        assert "#2 gate" in text_of(app, "#audit-record")
+        await pilot.press("v")
+        await settle(pilot)
+        assert text_of(app, "#audit-check") == (
+            "chain intact: 2 records, head checkpoint signature valid"
+        )
+
+
+@run
+async def test_findings_filters_and_search() -> None:
+    app = StellaApp(FakeService(count=200))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        table = app.screen.query_one(FindingsTable)
+        assert len(table.rows) == 200
+        await pilot.press("s")  # at least critical
+        assert {r.severity.value for r in table.rows} == {"critical"}
+        assert len(table.rows) == 40
+        await pilot.press("k")  # and in KEV
+        assert all(r.kev is not None for r in table.rows)
+        await pilot.press("c")
+        assert len(table.rows) == 200
+        await pilot.press("v")  # the statuses in OpenVEX's order
+        assert {r.status for r in table.rows} == {VexStatus.NOT_AFFECTED}
+        await pilot.press("v")
+        assert {r.status for r in table.rows} == {VexStatus.AFFECTED}
+        await pilot.press("c", "r", "f")
+        assert table.rows
+        assert all(r.reachable and r.fix_available for r in table.rows)
+        await pilot.press("c", "slash", *"lib07")
+        assert {r.package for r in table.rows} == {"lib07"}
+        assert "search 'lib07'" in text_of(app, "#findings-filter")
+        await pilot.press("enter", "down", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        assert app.screen.row.id == table.rows[1].id
+
+
+@run
+async def test_table_cursor_moves_and_scrolls() -> None:
+    app = StellaApp(FakeService(count=500))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("i", "enter")
+        await settle(pilot)
+        table = app.screen.query_one(FindingsTable)
+        await pilot.press("end")
+        assert table.cursor == 499
+        assert table.scroll_y > 400
+        await pilot.press("home", "pagedown")
+        assert table.cursor > 10
+        await pilot.press("home")
+        assert table.cursor == 0
+        assert table.scroll_y == 0
+
+
+@run
+async def test_help_and_mode_keys() -> None:
+    app = StellaApp(FakeService())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        for key, screen in (
+            ("i", ImagesScreen),
+            ("m", ImportScreen),
+            ("a", AuditScreen),
+            ("d", DashboardScreen),
+        ):
+            await pilot.press(key)
+            await settle(pilot)
+            assert isinstance(app.screen, screen)
+
+
+@run
+async def test_images_filter_and_sort() -> None:
+    app = StellaApp(FakeService())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        names = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert names == ["app:1", "base:12", "tool:3"]
+        await pilot.press("s", "s", "s")  # by last gate, oldest first, never gated last
+        assert "sorted by last gate" in text_of(app, "#image-status")
+        names = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert names == ["base:12", "app:1", "tool:3"]
+        await pilot.press("slash", *"pass")
+        assert table.row_count == 1
+        assert str(table.get_row_at(0)[0]) == "base:12"
+
+
+@run
+async def test_verdict_screen_verifies_and_exports_an_audit_package(
+    home: Home, tmp_path: Path
+) -> None:
+    out = tmp_path / "audit.zip"
+    app = real_app(home)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        line = text_of(app, "#verdict-action")
+        assert line.startswith("verified FAIL: signed by appliance")
+        assert "6 evidence blobs match their digests" in line
+        assert "gate record #2 in the verified audit chain" in line
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ExportScreen)
+        app.screen.query_one(Input).value = str(out)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert text_of(app, "#verdict-action").startswith(f"wrote {out} (")
+    report = verify_package(out.read_bytes(), home.public_key(), source=str(out))
+    assert report.verification.predicate["verdict"] == "FAIL"
+
+
+@run
+async def test_import_of_a_good_bundle_shows_each_step(
+    mirror: Mirror,  # noqa: F811
+    appliance: Appliance,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    bundle = tmp_path / "full.stella.tar.zst"
+    mirror.export(bundle, "--snapshot", mirror.snapshots[0], "--sequence", "1")
+    shutil.copy(bundle, appliance.home / "inbox" / bundle.name)
+    app = StellaApp(ApplianceService(Home(appliance.home), settle=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        steps = text_of(app, "#import-steps").splitlines()
+        assert steps[0].startswith("found full.stella.tar.zst: sequence 1 on channel ")
+        assert steps[1].startswith("verified: signed by ")
+        assert "sequence 1 newer than the last" in steps[1]
+        assert steps[2].startswith("loaded: ")
+        assert "active" in steps[2]
+        assert text_of(app, "#import-reason") == "full.stella.tar.zst imported"
+        bar = app.screen.query_one(ProgressBar)
+        assert (bar.progress, bar.total) == (3, 3)
+        assert app.screen.query_one(DataTable).row_count == 0
+        await pilot.press("d")
+        await settle(pilot)
+        assert "ok " in text_of(app, "#imports")
+    assert list((appliance.home / "inbox").iterdir()) == []

@@ -1,0 +1,98 @@
+"""``stella tui`` in a real terminal: tmux runs it at 80x24, keys are sent, and the screen
+is read back with ``capture-pane``. Also the command's refusals without a terminal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from appliance.cli import cli
+from appliance.home import Home
+from tests.conftest import require_tools
+from tests.tui.homes import CVE, gated_home
+
+STELLA = Path(sys.executable).parent / "stella"
+
+
+class Tmux:
+    """One tmux server of our own (its own socket), so nothing else is touched."""
+
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False
+        )
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "tui").stdout
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        shown = ""
+        while time.monotonic() < deadline:
+            shown = self.screen()
+            if text in shown:
+                return shown
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} did not appear on the terminal; it shows:\n{shown}")
+
+    def alive(self) -> bool:
+        return self.run("has-session", "-t", "tui").returncode == 0
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    require_tools("tmux")
+    server = Tmux(f"stella-tui-test-{tmp_path.name}")
+    yield server
+    server.run("kill-server")
+
+
+@pytest.mark.slow
+def test_stella_tui_in_a_real_terminal(tmp_path: Path, tmux: Tmux) -> None:
+    home = gated_home(tmp_path / "home")
+    command = f"{STELLA} --home {home.root} tui"
+    started = tmux.run("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", command)
+    assert started.returncode == 0, started.stderr
+    screen = tmux.wait_for("Knowledge")
+    assert "stable/1" in screen
+    assert "FAIL 1" in screen
+    assert "? Help" in screen
+    tmux.run("send-keys", "-t", "tui", "i")
+    screen = tmux.wait_for("app:1")
+    assert "FAIL" in screen
+    tmux.run("send-keys", "-t", "tui", "Enter")
+    screen = tmux.wait_for(CVE)
+    assert "requests" in screen
+    assert "1 of 1 findings" in screen
+    tmux.run("send-keys", "-t", "tui", "?")
+    tmux.wait_for("triage: sign a VEX statement")
+    tmux.run("send-keys", "-t", "tui", "Escape")
+    tmux.wait_for("1 of 1 findings")  # (a key right after Escape would read as Alt+key)
+    tmux.run("send-keys", "-t", "tui", "q")
+    deadline = time.monotonic() + 15
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tmux.alive(), "stella tui did not exit on q"
+
+
+def test_stella_tui_needs_a_terminal(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    home.init()
+    result = CliRunner().invoke(cli, ["--home", str(home.root), "tui"])
+    assert result.exit_code == 2
+    assert "stella tui needs a terminal (stdin and stdout are not one)" in result.output
+
+
+def test_stella_tui_needs_a_home(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--home", str(tmp_path / "nowhere"), "tui"])
+    assert result.exit_code == 2
+    assert "is not an appliance home" in result.output

@@ -1,0 +1,29 @@
+"""``python -m tui --home DIR``: what ``stella tui`` runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from appliance.home import Home
+from appliance.service import ApplianceService
+from bundles.errors import StellaError
+from tui.app import StellaApp
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stella tui", description="The operators' terminal UI.")
+    parser.add_argument("--home", type=Path, required=True, help="the appliance home")
+    args = parser.parse_args(argv)
+    try:
+        service = ApplianceService(Home(args.home))
+    except StellaError as e:
+        print(f"stella tui: {e.diagnostics()}", file=sys.stderr)
+        return 1
+    StellaApp(service).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

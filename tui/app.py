@@ -1,0 +1,55 @@
+"""``stella tui``: the operators' terminal UI.
+
+The app declares its screens and bindings only. Data comes from a
+:class:`appliance.service.Service`; every call to it runs in a worker; styles are in
+``styles/app.tcss``. It uses the terminal's own ANSI colors, so it reads the same on a
+16-color console over SSH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from appliance.service import Service
+from tui.screens.audit import AuditScreen
+from tui.screens.dashboard import DashboardScreen
+from tui.screens.help import HelpScreen
+from tui.screens.images import ImagesScreen
+from tui.screens.inbox import ImportScreen
+
+
+class StellaApp(App[None]):
+    TITLE = "Stella Ops"
+    CSS_PATH = "styles/app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "dashboard": DashboardScreen,
+        "images": ImagesScreen,
+        "import": ImportScreen,
+        "audit": AuditScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        # shown in the footer by the four top-level screens (MODE_KEYS), active everywhere
+        Binding("d", "switch_mode('dashboard')", "Dashboard", show=False),
+        Binding("i", "switch_mode('images')", "Images", show=False),
+        Binding("m", "switch_mode('import')", "Import", show=False),
+        Binding("a", "switch_mode('audit')", "Audit", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, service: Service) -> None:
+        super().__init__()
+        self.service = service
+
+    def on_mount(self) -> None:
+        self.theme = "ansi-dark"
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())

@@ -1,0 +1,148 @@
+"""Finding detail: advisory, fix, scores, the evidence chain package -> file -> layer ->
+entrypoint, the match explanation and the VEX history; ``t`` opens the triage form."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from appliance.service import FindingRow, ImageFindings, TriageRequest, VexEntry
+from bundles.errors import StellaError
+from tui.screens.base import describe, service_of, short
+from tui.screens.dashboard import SEVERITY_STYLE
+from tui.screens.triage import TriageScreen
+from tui.screens.verdict import VerdictScreen
+
+
+def _grid() -> Table:
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True, min_width=9)
+    table.add_column(overflow="fold")
+    return table
+
+
+def finding_text(row: FindingRow) -> Group:
+    head = Text(f"{row.id}  ", "bold")
+    head.append(row.severity.value.upper(), SEVERITY_STYLE.get(row.severity.value, "bold"))
+    head.append(f"  {row.package} {row.version}")
+    grid = _grid()
+    grid.add_row("Summary", Text(row.summary) if row.summary else Text("none published", "dim"))
+    grid.add_row("Aliases", Text(", ".join(row.aliases) or "-"))
+    grid.add_row("Fixed in", Text(", ".join(row.fixed_versions) or f"no fix ({row.fix_state})"))
+    for version, score, vector in row.cvss:
+        grid.add_row("CVSS", Text(f"{score:.1f} (v{version}) {vector}"))
+    if not row.cvss:
+        grid.add_row("CVSS", Text(f"none; severity from {row.severity_detail or '?'}", "dim"))
+    grid.add_row(
+        "EPSS",
+        Text(f"{row.epss[0]} (percentile {row.epss[1]})") if row.epss else Text("not known", "dim"),
+    )
+    grid.add_row(
+        "KEV",
+        Text(f"yes, added {row.kev or '?'}", "bold red")
+        if row.kev is not None
+        else Text("no", "dim"),
+    )
+    chain = Text(f"package {row.purl}")
+    for path, layer in row.files:
+        chain.append(f"\n -> file {path}")
+        chain.append(f"\n    -> layer {short(layer, 16)}" if layer else "\n    -> layer unknown")
+    for entry in row.entrypoints:
+        chain.append(f"\n       -> entrypoint {entry}", "bold")
+    chain.append(f"\n({row.reachability})", "bold" if row.reachable else "dim")
+    grid.add_row("Evidence", chain)
+    grid.add_row("Match", Text("\n".join(row.explanations) or "-"))
+    status = Text(row.status.value, "bold")
+    if row.vex_statement:
+        status.append(f" by {row.vex_statement}")
+    if row.exception_expires:
+        status.append(f" (exception until {row.exception_expires})", "yellow")
+    grid.add_row("VEX", status)
+    return Group(head, grid)
+
+
+def history_text(entries: tuple[VexEntry, ...]) -> Table:
+    grid = _grid()
+    if not entries:
+        grid.add_row("History", Text("no VEX statement names this vulnerability", "dim"))
+    for i, e in enumerate(entries):
+        line = Text(f"{e.timestamp} {e.origin} ")
+        line.append(e.status, "bold")
+        if e.justification:
+            line.append(f" ({e.justification})")
+        if e.expires:
+            line.append(f" until {e.expires}", "yellow")
+        if e.revokes:
+            line.append(f" revokes {e.revokes}")
+        if e.text:
+            line.append(f"\n  {e.text}", "italic")
+        grid.add_row("History" if i == 0 else "", line)
+    return grid
+
+
+class DetailScreen(Screen[bool]):
+    """One finding; dismisses with True when a triage changed the image's findings."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("t", "triage", "Triage"),
+    ]
+
+    def __init__(self, view: ImageFindings, row: FindingRow) -> None:
+        super().__init__()
+        self.view = view
+        self.row = row
+        self.changed = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail"):
+            yield Static(finding_text(self.row), id="finding")
+            yield Static("VEX history: loading…", id="history")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = f"{self.row.id} in {self.view.name}"
+        self.query_one("#detail").focus()
+        self.load_history()
+
+    @work(exclusive=True, group="history")
+    async def load_history(self) -> None:
+        try:
+            entries = await asyncio.to_thread(service_of(self.app).vex_history, self.row)
+        except (StellaError, OSError) as e:
+            self.query_one("#history", Static).update(Text(describe(e), "bold red"))
+            return
+        self.query_one("#history", Static).update(history_text(entries))
+
+    def action_back(self) -> None:
+        self.dismiss(self.changed)
+
+    def action_triage(self) -> None:
+        self.app.push_screen(TriageScreen(self.view, self.row), self._triage)
+
+    def _triage(self, request: TriageRequest | None) -> None:
+        if request is not None:
+            self.run_triage(request)
+
+    @work(exclusive=True, group="triage")
+    async def run_triage(self, request: TriageRequest) -> None:
+        self.notify(f"signing the VEX statement and gating {request.image}…", timeout=3)
+        try:
+            result = await asyncio.to_thread(service_of(self.app).triage, request)
+        except (StellaError, OSError) as e:
+            self.notify(describe(e), title="Triage refused", severity="error", timeout=10)
+            return
+        self.changed = True
+        self.load_history()
+        self.app.push_screen(VerdictScreen(request.image, triage=result))

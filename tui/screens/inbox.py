@@ -1,0 +1,123 @@
+"""Import: pick a bundle from the inbox and import it; the steps appear as they complete,
+with a progress bar, and a refusal shows its reason (the bundle is then in quarantine)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+
+from appliance.service import ImportOutcome, ImportStep
+from bundles.errors import StellaError
+from tui.screens.base import describe, mode_keys, service_of
+
+
+class ImportScreen(Screen[None]):
+    """The inbox, and one import at a time."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "import", "Import"),
+        Binding("r", "refresh", "Refresh"),
+        *mode_keys("import"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._steps: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="inbox-status", classes="status")
+        yield DataTable(id="inbox-table", cursor_type="row")
+        yield ProgressBar(total=3, show_eta=False, id="import-progress")
+        yield Static("", id="import-steps")
+        yield Static("", id="import-reason")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "Import"
+        self.query_one(DataTable).add_columns("BUNDLE", "STATE", "SEQ", "CHANNEL", "FILES")
+
+    def on_screen_resume(self) -> None:
+        self.query_one(DataTable).focus()
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="inbox")
+    async def load(self) -> None:
+        status = self.query_one("#inbox-status", Static)
+        try:
+            entries = await asyncio.to_thread(service_of(self.app).inbox)
+        except (StellaError, OSError) as e:
+            status.update(Text(describe(e), "bold red"))
+            return
+        table = self.query_one(DataTable)
+        table.clear()
+        for entry in entries:
+            table.add_row(
+                Text(entry.name),
+                Text("ready", "green")
+                if entry.ready
+                else Text(f"waiting ({len(entry.missing)} missing)"),
+                "-" if entry.sequence is None else str(entry.sequence),
+                Text(entry.channel or "-"),
+                str(len(entry.files)),
+                key=entry.name,
+            )
+        status.update(
+            f"{len(entries)} bundle(s) in the inbox; Enter imports the selected one"
+            if entries
+            else "the inbox is empty: copy a bundle into the home's inbox/ directory"
+        )
+
+    @on(DataTable.RowSelected, "#inbox-table")
+    def _selected(self) -> None:
+        self.action_import()
+
+    def action_import(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is not None:
+            self.run_import(str(key))
+
+    def _progress(self, step: ImportStep) -> None:
+        self._steps.append(step.text)
+        self.query_one(ProgressBar).update(total=step.total, progress=step.done)
+        self.query_one("#import-steps", Static).update(Text("\n".join(self._steps)))
+
+    @work(exclusive=True, group="import")
+    async def run_import(self, name: str) -> None:
+        self._steps = []
+        self.query_one(ProgressBar).update(total=3, progress=0)
+        self.query_one("#import-steps", Static).update(Text(f"importing {name}…"))
+        reason = self.query_one("#import-reason", Static)
+        reason.update("")
+
+        def progress(step: ImportStep) -> None:
+            self.app.call_from_thread(self._progress, step)
+
+        try:
+            outcome: ImportOutcome = await asyncio.to_thread(
+                service_of(self.app).import_bundle, name, progress
+            )
+        except (StellaError, OSError) as e:
+            reason.update(Text(describe(e), "bold red"))
+            return
+        if outcome.accepted:
+            reason.update(Text(f"{name} imported", "bold green"))
+        else:
+            text = Text(f"REFUSED: {outcome.reason}", "bold red")
+            if outcome.quarantined:
+                text.append(f"\nreason file: {outcome.quarantined}", "red")
+            reason.update(text)
+        self.load()
