@@ -327,6 +327,8 @@ def main() -> int:
     elapsed = time.perf_counter() - d.started
     print(f"\nDone in {elapsed:.1f} s. Look around:")
     print(f"    export STELLA_HOME={d.appliance_home}")
+    print("    stella tui                # triage the findings, watch imports and verdicts")
+    print(f"    stella explain {d.out / 'app.rva.json'} --format html > verdict.html")
     print("    stella snapshot show      # what the appliance knows")
     print("    stella audit list         # every decision, hash-chained and signed")
     return 0
