@@ -189,19 +189,28 @@ class SnapshotStore:
         ]
 
     def resolve(self, ref: str) -> Digest:
-        """``latest``, a full ``sha256:<hex>`` or a unique hex prefix (4+ characters)."""
-        if ref == "latest":
+        """``latest``, ``latest~N`` (the N-th built before it), a full ``sha256:<hex>`` or a
+        unique hex prefix (4+ characters)."""
+        latest = re.fullmatch(r"latest(?:~(\d+))?", ref.strip())
+        if latest:
+            back = int(latest.group(1) or 0)
             snaps = self.list()
             if not snaps:
                 raise SnapshotError(
                     "no snapshot has been built yet", hint="run 'stella-mirror snapshot build'"
                 )
-            return snaps[-1].digest
+            if back >= len(snaps):
+                raise SnapshotError(
+                    f"{ref!r}: only {len(snaps)} snapshots have been built",
+                    hint="see 'stella-mirror snapshot list'",
+                )
+            return snaps[-1 - back].digest
         m = _PREFIX.fullmatch(ref.strip().lower())
         if not m:
             raise SnapshotError(
                 f"{ref!r} is not a snapshot reference",
-                hint="use a digest, a unique hex prefix of at least 4 characters, or 'latest'",
+                hint="use a digest, a unique hex prefix of at least 4 characters, 'latest' or "
+                "'latest~N'",
             )
         prefix = m.group(1)
         found = (

@@ -166,6 +166,9 @@ def test_store_resolves_references(tmp_path: Path, feeds: Path) -> None:
     sync(load_config(cfg), ws)
     digest = build_snapshot(ws).digest
     assert ws.store.resolve("latest") == digest
+    assert ws.store.resolve("latest~0") == digest
+    with pytest.raises(SnapshotError, match="'latest~1': only 1 snapshots have been built"):
+        ws.store.resolve("latest~1")
     assert ws.store.resolve(digest.hex[:8]) == digest
     assert ws.store.resolve(str(digest)) == digest
     with pytest.raises(SnapshotError, match="no snapshot matches"):
