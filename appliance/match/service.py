@@ -6,6 +6,7 @@ one snapshot (the active one unless named), so a scan and its replay read the sa
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -93,8 +94,18 @@ class KnowledgeAdvisories:
 def match_inventory(
     store: KnowledgeStore, inventory: Inventory, snapshot: Digest | None = None
 ) -> FindingsReport:
-    """Findings for ``inventory`` under ``snapshot`` (default: the active snapshot)."""
-    return match(inventory, KnowledgeAdvisories(store, snapshot))
+    """Findings for ``inventory`` under ``snapshot`` (default: the active snapshot).
+
+    The cyclic garbage collector is paused for the match, as for a scan: matching allocates
+    many short-lived records and nothing in it forms cycles worth collecting mid-way; pausing
+    saves about a quarter of a cold match."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return match(inventory, KnowledgeAdvisories(store, snapshot))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def inventory_of(scan: ScanResult) -> Inventory:
