@@ -1,0 +1,268 @@
+"""``stella push IMAGE --to REGISTRY/REPO[:TAG]``: an image from the store and its referrers.
+
+Order matters to a registry: blobs before the manifests naming them, child manifests before
+their index, the image before its referrers. Each referrer (RVA, SBOM attestation, evidence,
+VEX) is PUT by digest; a registry with a referrers API answers ``OCI-Subject`` and is done.
+One without it (Debian's docker-registry 2.8) gets the distribution-spec fallback: the tag
+``sha256-<hex of the subject>`` names an image index whose descriptors carry each referrer's
+``artifactType`` and annotations. That index is read, merged and written back, then read again
+to check that neither this push's referrers nor those another client had listed were lost
+(registries have no conditional PUT, so a concurrent writer is detected and the merge redone).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from appliance import images
+from appliance.home import Home
+from appliance.registry.auth import Credentials
+from appliance.registry.client import PushClient
+from appliance.registry.errors import RegistryError
+from appliance.store import record_decision
+from appliance.store.audit import AuditAction
+from bundles import canonical
+from bundles.digest import Digest
+from bundles.errors import CanonicalJSONError, UsageError
+from bundles.oci import Descriptor, ImageIndex, OCILayout
+from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
+
+FALLBACK_ATTEMPTS: Final = 5
+_REPO: Final = re.compile(
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+class ReferrersMethod(StrEnum):
+    """How a subject's referrers became discoverable on the registry."""
+
+    API = "referrers-api"  # the registry answered OCI-Subject
+    FALLBACK = "fallback-tag"  # the sha256-<hex> tag index was updated
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """``REGISTRY/REPO[:TAG]`` as given to ``--to``."""
+
+    registry: str
+    repository: str
+    tag: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Destination:
+        registry, slash, rest = text.partition("/")
+        if not slash or not registry or not rest:
+            raise UsageError(
+                f"--to {text!r} is not REGISTRY/REPO[:TAG]",
+                hint="e.g. --to registry.enclave:5000/team/app:1.0",
+            )
+        repository, colon, tag = rest.rpartition(":") if ":" in rest else (rest, "", "")
+        if not colon:
+            repository, tag = rest, ""
+        if not _REPO.fullmatch(repository):
+            raise UsageError(
+                f"--to {text!r}: repository {repository!r} is not a valid repository name",
+                hint="lower-case letters, digits and . _ - separated by /",
+            )
+        if tag and not _TAG.fullmatch(tag):
+            raise UsageError(f"--to {text!r}: {tag!r} is not a valid tag")
+        return cls(registry, repository, tag or None)
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.repository}" + (f":{self.tag}" if self.tag else "")
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    destination: str
+    digest: Digest
+    blobs_uploaded: int
+    blobs_present: int
+    manifests: int
+    referrers: tuple[Digest, ...]
+    methods: tuple[tuple[Digest, ReferrersMethod], ...]  # per subject
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "digest": str(self.digest),
+            "blobsUploaded": self.blobs_uploaded,
+            "blobsPresent": self.blobs_present,
+            "manifests": self.manifests,
+            "referrers": [str(d) for d in self.referrers],
+            "subjects": {str(s): m.value for s, m in self.methods},
+        }
+
+
+def fallback_tag(subject: Digest) -> str:
+    """The distribution-spec referrers tag schema: ``<alg>-<ref>``."""
+    return f"{subject.algorithm}-{subject.encoded}"
+
+
+class _Pusher:
+    def __init__(self, layout: OCILayout, client: PushClient, repository: str) -> None:
+        self.layout = layout
+        self.client = client
+        self.repository = repository
+        self.uploaded = 0
+        self.present = 0
+        self.manifests = 0
+        self._done: set[Digest] = set()
+
+    def blob(self, descriptor: Descriptor) -> None:
+        if descriptor.digest in self._done:
+            return
+        self._done.add(descriptor.digest)
+        if "urls" in descriptor.extra and not self.layout.has_blob(descriptor.digest):
+            return  # a non-distributable layer the store never carried
+        if self.client.has_blob(self.repository, descriptor.digest):
+            self.present += 1
+            return
+        size = self.layout.blob_size(descriptor.digest)
+        with self.layout.open_blob(descriptor.digest) as stream:
+            self.client.upload_blob(self.repository, descriptor.digest, size, stream)
+        self.uploaded += 1
+
+    def graph(self, root: Descriptor, reference: str | None = None) -> Digest | None:
+        """Push a manifest or index with everything below it, children first; returns the
+        OCI-Subject the registry answered for ``root`` (if any)."""
+        stored = list(self.layout.walk(root))
+        answer: Digest | None = None
+        for item in reversed(stored):  # walk yields parents first
+            manifest = item.manifest
+            if not isinstance(manifest, ImageIndex):
+                for child in manifest.children():
+                    self.blob(child)
+            is_root = item.descriptor.digest == root.digest
+            ref = reference if is_root and reference else str(item.descriptor.digest)
+            pushed = self.client.put_manifest(
+                self.repository, ref, item.raw, item.descriptor.media_type
+            )
+            self.manifests += 1
+            if is_root:
+                answer = pushed.subject
+        return answer
+
+
+def _merge_fallback(
+    client: PushClient, repository: str, subject: Digest, ours: list[Descriptor]
+) -> None:
+    """Read-modify-write the ``sha256-<hex>`` index, keeping every entry already listed."""
+    tag = fallback_tag(subject)
+    wanted = {d.digest for d in ours}
+    for _ in range(FALLBACK_ATTEMPTS):
+        found = client.get_manifest(repository, tag)
+        doc: dict[str, Any]
+        if found is None:
+            doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        else:
+            try:
+                loaded = canonical.loads(found[0], source=f"{repository}:{tag}")
+            except CanonicalJSONError as e:
+                raise RegistryError(
+                    f"fallback referrers index {client.registry}/{repository}:{tag} is not "
+                    f"valid JSON: {e.message}",
+                    hint="remove or repair that tag; it is not an image index",
+                ) from e
+            if not isinstance(loaded, dict) or not isinstance(loaded.get("manifests"), list):
+                raise RegistryError(
+                    f"tag {client.registry}/{repository}:{tag} is not an image index",
+                    hint="the sha256-<hex> tag is reserved for the referrers fallback index",
+                )
+            doc = loaded
+        entries: list[Any] = list(doc["manifests"])
+        before = {e.get("digest") for e in entries if isinstance(e, dict)}
+        listed = {str(d) for d in wanted}
+        added = [d.to_dict() for d in ours if str(d.digest) not in before]
+        if not added:
+            return
+        doc["manifests"] = entries + added
+        doc.setdefault("mediaType", OCI_INDEX)
+        client.put_manifest(repository, tag, canonical.dumps(doc), OCI_INDEX)
+        check = client.get_manifest(repository, tag)
+        after: set[Any] = set()
+        if check is not None:
+            now = canonical.loads(check[0], source=f"{repository}:{tag}")
+            if isinstance(now, dict) and isinstance(now.get("manifests"), list):
+                after = {e.get("digest") for e in now["manifests"] if isinstance(e, dict)}
+        if (before | listed) <= after:
+            return
+        # Another client rewrote the index between our read and our write: merge again.
+    raise RegistryError(
+        f"the fallback referrers index {client.registry}/{repository}:{tag} kept changing "
+        f"under {FALLBACK_ATTEMPTS} attempts",
+        hint="another client is writing it at the same time; push again",
+    )
+
+
+def push(
+    home: Home,
+    image: str,
+    to: str,
+    *,
+    credentials: Credentials | None = None,
+    plain_http: bool = False,
+    ca_bundle: str | None = None,
+    now: datetime | None = None,
+) -> PushResult:
+    """Push IMAGE (a name in the store) and its referrers to ``to``; recorded in the audit log."""
+    destination = Destination.parse(to)
+    layout, descriptor, names = images.resolve(home, image)
+    tag = destination.tag or (names[0].rpartition(":")[2] if names else None)
+    if not tag:
+        raise UsageError(f"cannot tell which tag to push {image!r} as", hint="use --to REPO:TAG")
+    with PushClient(
+        destination.registry, credentials=credentials, plain_http=plain_http, ca_bundle=ca_bundle
+    ) as client:
+        client.ping(destination.repository)
+        pusher = _Pusher(layout, client, destination.repository)
+        plain = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
+        pusher.graph(plain, tag)
+        subjects = [s.descriptor for s in layout.walk(plain)]
+        pushed_referrers: list[Digest] = []
+        methods: list[tuple[Digest, ReferrersMethod]] = []
+        seen: set[Digest] = set()
+        while subjects:
+            subject = subjects.pop(0)
+            found = [r for r in layout.referrers(subject.digest) if r.digest not in seen]
+            if not found:
+                continue
+            fallback: list[Descriptor] = []
+            for referrer in found:
+                seen.add(referrer.digest)
+                bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
+                answer = pusher.graph(bare)
+                pushed_referrers.append(referrer.digest)
+                if answer != subject.digest:
+                    fallback.append(referrer)
+                if referrer.media_type in MANIFEST_TYPES | INDEX_TYPES:
+                    subjects.append(bare)  # referrers of referrers (signatures of an RVA)
+            if fallback:
+                _merge_fallback(client, destination.repository, subject.digest, fallback)
+                methods.append((subject.digest, ReferrersMethod.FALLBACK))
+            else:
+                methods.append((subject.digest, ReferrersMethod.API))
+    result = PushResult(
+        destination=f"{destination.registry}/{destination.repository}:{tag}",
+        digest=descriptor.digest,
+        blobs_uploaded=pusher.uploaded,
+        blobs_present=pusher.present,
+        manifests=pusher.manifests,
+        referrers=tuple(pushed_referrers),
+        methods=tuple(methods),
+    )
+    record_decision(
+        home,
+        AuditAction.PUSH,
+        str(descriptor.digest),
+        command="push",
+        time=now or datetime.now(UTC),
+        inputs={"image": image, "to": str(destination)},
+        result=result.to_dict(),
+    )
+    return result
