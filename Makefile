@@ -13,7 +13,7 @@ SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm system
 SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv systemd util-linux tmux
 PYTEST_ARGS ?=
 
-.PHONY: all venv sysdeps images images-clean node-deps demo test lint units bench clean
+.PHONY: all venv sysdeps images images-clean appliance-image node-deps demo test lint units bench clean
 
 all: test
 
@@ -48,6 +48,10 @@ sysdeps:
 images: venv sysdeps
 	$(BIN)/python images/build.py all
 
+# The appliance's own image (docs/release-evidence.md): rebuilt when the project's sources change.
+appliance-image: venv sysdeps
+	$(BIN)/python images/build.py appliance
+
 images-clean:
 	rm -rf .cache/images
 
@@ -58,7 +62,7 @@ demo: venv images
 node-deps: sysdeps
 	cd tests/node && npm ci --no-audit --no-fund
 
-test: venv sysdeps images node-deps
+test: venv sysdeps images appliance-image node-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: venv

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from appliance import upstream
 from appliance.home import Home
 from appliance.scanner.image import (
     CONFIG_LIMIT,
@@ -374,6 +375,7 @@ def inspect(home: Home, image: str) -> dict[str, Any]:
         "referrers": {
             k: sorted(v, key=lambda r: r["digest"]) for k, v in sorted(referrers.items())
         },
+        "upstreamSignatures": upstream.recorded(layout, descriptor.digest),
     }
 
 

@@ -27,10 +27,18 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from appliance.home import Home
+from appliance.rescan import mark_activated
 from appliance.store import open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from appliance.trust_store import TrustStore
+from appliance.upstream import (
+    ImageVerification,
+    PolicyStore,
+    attach,
+    subject_of,
+    verify_import,
+)
 from bundles import canonical
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
 from bundles.bundle import (
@@ -102,6 +110,7 @@ class ImportResult:
     blobs_stored: int = 0
     images: list[dict[str, str]] = field(default_factory=list)
     image_entries: list[Descriptor] = field(default_factory=list, repr=False)
+    upstream_signatures: list[ImageVerification] = field(default_factory=list)
 
 
 class _ChunkReader:
@@ -265,8 +274,10 @@ class Importer:
                     "datasetsPatched": result.datasets_patched,
                     "images": result.images,
                     "blobsStored": result.blobs_stored,
+                    "upstreamSignatures": [v.to_dict() for v in result.upstream_signatures],
                 },
             )
+            mark_activated(self.home, result.snapshot, now)  # wakes stella-rescan.path
         return result
 
     def _run_parts(self, paths: list[Path], *, now: datetime, dry_run: bool) -> ImportResult:
@@ -366,15 +377,18 @@ class Importer:
         if not dry_run:
             for root in chain:
                 TrustStore(self.home.trust).store_rotation(root)
-            self._apply_images(result.image_entries)
+            self._apply_images(result.image_entries, result.upstream_signatures)
         return result
 
     def _oci(self) -> OCILayout:
         return OCILayout.init(self.home.oci, exist_ok=True)
 
-    def _apply_images(self, entries: list[Descriptor]) -> None:
+    def _apply_images(
+        self, entries: list[Descriptor], verifications: list[ImageVerification]
+    ) -> None:
         """Make the imported images visible: tags, and untagged referrers, once the rest of the
-        import has committed (a refused bundle leaves no new tags behind)."""
+        import has committed (a refused bundle leaves no new tags behind); then attach each
+        image's upstream signature verification as evidence (docs/upstream-signatures.md)."""
         if not entries:
             return
         oci = self._oci()
@@ -387,6 +401,8 @@ class Importer:
                 oci.put_manifest(
                     oci.read_blob(entry.digest), entry.media_type, check_references=False
                 )
+        for verification in verifications:
+            attach(oci, subject_of(oci, verification.digest, entries), verification)
 
     def _load(
         self,
@@ -438,7 +454,9 @@ class Importer:
                 knowledge.apply_patch(entry, patch)
                 result.datasets_patched.append(entry.name)
             elif name.startswith(BLOB_PREFIX):
-                if result.dry_run:
+                if result.dry_run or self._oci().has_blob(member.spec.digest):
+                    # Still read (and so verify) the member: a blob kept from an earlier,
+                    # refused import is not stored twice, but the stream must be consumed.
                     for _ in member.chunks():
                         pass
                 else:
@@ -469,6 +487,14 @@ class Importer:
                 )
         result.bundle = stream.finish()
         result.size = stream.hasher.size
+        if result.images and not result.dry_run:
+            # Before the transaction commits: a required upstream signer unmet refuses it all.
+            result.upstream_signatures = verify_import(
+                self._oci(),
+                result.images,
+                result.image_entries,
+                PolicyStore(self.home.trust).load(),
+            )
         if predicate.snapshot is None:
             return
         if manifest is None:

@@ -1,9 +1,11 @@
 """Build the fixture images from their recipes into OCI image layouts, without a container
 engine: Debian root trees from mmdebstrap, pinned wheels installed by ``installer``, pinned npm
 packages from ``npm install``, each turned into a deterministic layer by ``images.layers`` and
-stored with the project's own ``bundles.oci.OCILayout``.
+stored with the project's own ``bundles.oci.OCILayout``. The appliance's own image
+(``appliance``) is built the same way, plus the project itself from a wheel built from this
+repository (:data:`PROJECT_IMAGES`); ``all`` means the fixture images only.
 
-Usage: ``.venv/bin/python images/build.py [minbase|app|all] [--out DIR] [--cache DIR]``.
+Usage: ``.venv/bin/python images/build.py [minbase|app|appliance|all] [--out DIR] [--cache DIR]``.
 Each image lands in ``OUT/<name>/``: ``oci/`` (a layout tagged ``<name>:latest``),
 ``<name>.docker.tar`` (the same image as a docker-archive, written by skopeo), ``lock.json``
 (the package versions it was built from) and ``build.json`` (the recipe key and digests). A
@@ -241,11 +243,15 @@ def _pip_download(layer: LayerSpec, sdist: bool, dest: Path, recipe: Recipe) -> 
             "".join(f"{p.name}=={p.version} --hash=sha256:{p.sha256}\n" for p in missing)
         )
         argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp]
+        # Every file is pinned by its hash; a Requires-Python too strict for the image's
+        # interpreter (OPA's py3-none engine wheel says >=3.14) must not block the pin.
+        argv += ["--ignore-requires-python"]
         if sdist:
             argv += ["--no-binary=:all:"]
         else:
             abi = "cp" + layer.python_version.replace(".", "")
-            argv += ["--only-binary=:all:", f"--platform={layer.platform}"]
+            argv += ["--only-binary=:all:"]
+            argv += [f"--platform={p.strip()}" for p in layer.platform.split(",")]
             argv += [f"--python-version={layer.python_version}", "--implementation=cp"]
             argv += [f"--abi={abi}"]
         _run([*argv, "-r", str(req)], what=f"downloading Python packages for {recipe.name}")
@@ -290,6 +296,17 @@ def _build_wheel(
     return out / wheels[0].name
 
 
+def _destination(layer: LayerSpec, stage: Path) -> SchemeDictionaryDestination:
+    scheme = {
+        "purelib": str(stage / layer.target),
+        "platlib": str(stage / layer.target),
+        "scripts": str(stage / layer.scripts),
+        "data": str(stage / "usr" / "local"),
+        "headers": str(stage / "usr" / "local" / "include"),
+    }
+    return SchemeDictionaryDestination(scheme, interpreter=layer.interpreter, script_kind="posix")
+
+
 def python_stage(
     recipe: Recipe, layer: LayerSpec, stage: Path, cache: Path, *, offline: bool
 ) -> dict[str, Any]:
@@ -299,16 +316,7 @@ def python_stage(
     if not offline:
         _pip_download(layer, False, downloads, recipe)
         _pip_download(layer, True, downloads, recipe)
-    scheme = {
-        "purelib": str(stage / layer.target),
-        "platlib": str(stage / layer.target),
-        "scripts": str(stage / layer.scripts),
-        "data": str(stage / "usr" / "local"),
-        "headers": str(stage / "usr" / "local" / "include"),
-    }
-    destination = SchemeDictionaryDestination(
-        scheme, interpreter=layer.interpreter, script_kind="posix"
-    )
+    destination = _destination(layer, stage)
     lock: dict[str, Any] = {}
     for pkg in sorted(layer.python_packages, key=lambda p: p.name):
         archive = _find_by_hash(downloads, pkg.sha256)
@@ -330,6 +338,132 @@ def python_stage(
             raise BuildStepError(f"cannot install {wheel.name}: {e}") from e
         lock[pkg.name] = entry
     return lock
+
+
+# ------------------------------------------------------------------------- the project itself
+
+PROJECT_PACKAGES: Final = ("bundles", "mirror", "appliance", "tui")  # pyproject's wheel packages
+PROJECT_FILES: Final = ("pyproject.toml", "README.md")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectImage:
+    """What an image of the project itself adds to its recipe (the recipe format has no words
+    for it): the project's wheel built from this repository, installed with the recipe's last
+    python layer; a non-root user (uid = gid) appended to the base's passwd and group; and the
+    user's home, owned by it with mode 0700, which is the appliance home (``STELLA_HOME``)."""
+
+    user: str
+    uid: int
+    home: str  # relative path inside the image
+    make_target: str
+
+
+PROJECT_IMAGES: Final = {
+    "appliance": ProjectImage("stella", 10001, "var/lib/stella", "make appliance-image"),
+}
+
+
+def project_sources(root: Path = ROOT) -> dict[str, Path]:
+    """The files the project's wheel is built from (relative path -> file), byte code and
+    caches left out: they, and only they, are copied to a clean directory for the build."""
+    found = {name: root / name for name in PROJECT_FILES}
+    for package in PROJECT_PACKAGES:
+        for path in sorted((root / package).rglob("*")):
+            rel = path.relative_to(root)
+            if path.is_file() and "__pycache__" not in rel.parts and path.suffix != ".pyc":
+                found[rel.as_posix()] = path
+    return dict(sorted(found.items()))
+
+
+def project_key(root: Path = ROOT) -> str:
+    """SHA-256 over every source file of the project's wheel, by path."""
+    return canonical.digest({p: _sha256(f) for p, f in project_sources(root).items()}).hex
+
+
+def image_key(recipe: Recipe, apt_sources: Path | None) -> str:
+    """The recipe key, and for an image of the project also the project's sources."""
+    key = recipe_key(recipe, apt_sources)
+    if recipe.name not in PROJECT_IMAGES:
+        return key
+    return canonical.digest({"recipe": key, "project": project_key()}).hex
+
+
+def project_wheel(recipe: Recipe, cache: Path) -> Path:
+    """``pip wheel --no-deps`` of a clean copy of the project's sources, with the build
+    backend of the running environment (no download, so an offline rebuild works) and
+    SOURCE_DATE_EPOCH set; cached by :func:`project_key`."""
+    out = cache / "project" / project_key()
+    found = sorted(out.glob("*.whl")) if out.is_dir() else []
+    if found:
+        return found[0]
+    with tempfile.TemporaryDirectory(prefix="project-") as tmp:
+        src, dist = Path(tmp) / "src", Path(tmp) / "dist"
+        for rel, path in project_sources().items():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, src / rel)
+        argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
+        argv += ["--no-build-isolation", "-w", str(dist), str(src)]
+        _run(argv, what=f"building the project's wheel for {recipe.name}", env=_env(recipe))
+        wheels = sorted(dist.glob("*.whl"))
+        if len(wheels) != 1:
+            raise BuildStepError(f"building the project gave {len(wheels)} wheels, expected 1")
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.move(wheels[0], out / wheels[0].name)
+    return out / wheels[0].name
+
+
+def _text_of(tree: layers.Tree, path: str) -> str:
+    entry = tree.get(path)
+    if entry is None or entry.content is None:
+        return ""
+    with open(entry.content.source, "rb") as fh:
+        fh.seek(entry.content.offset)
+        return fh.read(entry.content.size).decode("utf-8")
+
+
+def project_stage(
+    recipe: Recipe,
+    layer: LayerSpec,
+    project: ProjectImage,
+    lower: layers.Tree,
+    stage: Path,
+    cache: Path,
+) -> dict[str, Any]:
+    """Install the project's wheel under ``stage`` like the pinned ones, and stage the
+    user's passwd and group lines and home; returns the lock entry."""
+    wheel = project_wheel(recipe, cache)
+    try:
+        with WheelFile.open(wheel) as source:
+            install(source, _destination(layer, stage), additional_metadata={"INSTALLER": b"pip\n"})
+    except Exception as e:  # installer raises plain exceptions for malformed wheels
+        raise BuildStepError(f"cannot install {wheel.name}: {e}") from e
+    home = "/" + project.home
+    lines = {
+        "etc/passwd": f"{project.user}:x:{project.uid}:{project.uid}::{home}:/usr/sbin/nologin\n",
+        "etc/group": f"{project.user}:x:{project.uid}:\n",
+    }
+    for path, line in lines.items():
+        (stage / path).parent.mkdir(parents=True, exist_ok=True)
+        (stage / path).write_text(_text_of(lower, path) + line, encoding="utf-8")
+    (stage / project.home).mkdir(parents=True, exist_ok=True)
+    name, version = wheel.name.split("-")[:2]
+    return {
+        name.replace("_", "-"): {
+            "version": version,
+            "file": wheel.name,
+            "sha256": _sha256(wheel),
+            "sources": project_key(),
+        }
+    }
+
+
+def _owned_home(
+    changes: list[layers.Entry], upper: dict[str, layers.Entry], project: ProjectImage, epoch: int
+) -> tuple[list[layers.Entry], dict[str, layers.Entry]]:
+    home = replace(upper[project.home], uid=project.uid, gid=project.uid, mode=0o700, mtime=epoch)
+    upper = {**upper, project.home: home}
+    return [home if e.path == project.home else e for e in changes], upper
 
 
 # ------------------------------------------------------------------------- npm packages
@@ -410,9 +544,16 @@ def _history(recipe: Recipe, created_by: str, comment: str) -> dict[str, str]:
     return {"created": recipe.created, "created_by": created_by, "comment": comment}
 
 
-def _config(recipe: Recipe, diff_ids: list[Digest], history: list[dict[str, str]]) -> bytes:
+def _config(
+    recipe: Recipe,
+    diff_ids: list[Digest],
+    history: list[dict[str, str]],
+    user: str | None = None,
+) -> bytes:
     cfg = recipe.config
     run: dict[str, Any] = {"Env": list(cfg.env)}
+    if user is not None:
+        run["User"] = user
     if cfg.entrypoint is not None:
         run["Entrypoint"] = list(cfg.entrypoint)
     if cfg.cmd is not None:
@@ -505,17 +646,20 @@ def cached_image(name: str, out: Path, key: str | None = None) -> BuiltImage | N
 def require_image(name: str, out: Path = DEFAULT_OUT) -> BuiltImage:
     """The cached fixture image ``name``, or an error that says how to build it. Tests and
     the demo call this; they never build images themselves (that needs the network)."""
+    project = PROJECT_IMAGES.get(name)
+    target = project.make_target if project is not None else MAKE_TARGET
     if cached_image(name, out) is None:
         raise FixtureMissingError(
             f"the fixture image {name!r} is not built in {out / name}",
-            hint=f"run '{MAKE_TARGET}' first (it builds the fixture images once and caches them)",
+            hint=f"run '{target}' first (it builds the image once and caches it)",
         )
-    key = recipe_key(load_recipe(RECIPES_DIR / f"{name}.toml"), default_apt_sources())
+    key = image_key(load_recipe(RECIPES_DIR / f"{name}.toml"), default_apt_sources())
     image = cached_image(name, out, key)
     if image is None:
+        what = "an older recipe" + (" or older project sources" if project else "")
         raise FixtureMissingError(
-            f"the fixture image {name!r} in {out / name} was built from an older recipe",
-            hint=f"run '{MAKE_TARGET}' to rebuild it",
+            f"the fixture image {name!r} in {out / name} was built from {what}",
+            hint=f"run '{target}' to rebuild it",
         )
     return image
 
@@ -537,7 +681,7 @@ def build_image(
     machine's own (:func:`default_apt_sources`).
     """
     apt_sources = apt_sources or default_apt_sources()
-    key = recipe_key(recipe, apt_sources)
+    key = image_key(recipe, apt_sources)
     image = None if force else cached_image(recipe.name, out, key)
     if image is None:
         image = _build(recipe, key, out=out, cache=cache, apt_sources=apt_sources, offline=offline)
@@ -575,6 +719,9 @@ def _build(
             )
         )
         lock: dict[str, Any] = {"image": recipe.name, "python": {}, "node": {}}
+        project = PROJECT_IMAGES.get(recipe.name)
+        python_layers = [i for i, x in enumerate(recipe.layers, 1) if x.kind is LayerKind.PYTHON]
+        project_layer = python_layers[-1] if project is not None and python_layers else None
         for index, layer in enumerate(recipe.layers, start=1):
             layer_file = work / f"layer-{index}.tar.gz"
             if layer.kind is LayerKind.DEBIAN:
@@ -591,17 +738,26 @@ def _build(
                         python_stage(recipe, layer, stage, cache, offline=offline)
                     )
                     names = " ".join(f"{p.name}=={p.version}" for p in layer.python_packages)
+                    if project is not None and index == project_layer:
+                        own = project_stage(recipe, layer, project, current, stage, cache)
+                        lock["python"].update(own)
+                        names += "".join(
+                            f" {n}=={e['version']} (this repository)" for n, e in own.items()
+                        )
                     created_by = f"install wheels into /{layer.target}: {names}"
                 else:
                     lock["node"].update(node_stage(recipe, layer, stage, cache, offline=offline))
                     names = " ".join(f"{p.name}@{p.version}" for p in layer.node_packages)
                     created_by = f"npm install --prefix /{layer.prefix} {names}"
                 changes, upper = _staged_changes(current, stage, layer, epoch)
+                if project is not None and index == project_layer:
+                    changes, upper = _owned_home(changes, upper, project, epoch)
             blobs.append(layers.write_layer(changes, layer_file, epoch=epoch))
             history.append(_history(recipe, created_by, layer.comment))
             current = upper
         lock["debian"] = dpkg_packages(current)
-        config = _config(recipe, [b.diff_id for b in blobs], history)
+        user = f"{project.uid}:{project.uid}" if project is not None else None
+        config = _config(recipe, [b.diff_id for b in blobs], history, user)
         descriptor = _store(recipe, blobs, config, work / "oci")
         lock["manifest"] = str(descriptor.digest)
         archive = work / f"{recipe.name}.docker.tar"
@@ -655,9 +811,12 @@ def _build(
 
 def _parse(argv: Iterable[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="images/build.py", description="Build the fixture images into OCI image layouts."
+        prog="images/build.py",
+        description="Build the fixture images (or the appliance's own) into OCI image layouts.",
     )
-    parser.add_argument("image", nargs="?", default="all", help="a recipe name, or all")
+    parser.add_argument(
+        "image", nargs="?", default="all", help="a recipe name, or all (the fixture images)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where images land")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="downloads, root trees")
     parser.add_argument(
@@ -673,13 +832,16 @@ def _parse(argv: Iterable[str] | None) -> argparse.Namespace:
 
 def main(argv: Iterable[str] | None = None) -> int:
     args = _parse(argv)
-    names = recipe_names() if args.image == "all" else [args.image]
+    fixtures = [n for n in recipe_names() if n not in PROJECT_IMAGES]
+    names = fixtures if args.image == "all" else [args.image]
     try:
         for name in names:
             path = RECIPES_DIR / f"{name}.toml"
             if not path.is_file():
+                own = ", ".join(sorted(PROJECT_IMAGES))
                 raise FixtureError(
-                    f"no recipe {path}", hint=f"choose one of: {', '.join(recipe_names())}, all"
+                    f"no recipe {path} (the appliance's own image: {own})",
+                    hint=f"choose one of: {', '.join(fixtures)}, all",
                 )
             image = build_image(
                 load_recipe(path),

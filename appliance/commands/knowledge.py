@@ -1,4 +1,4 @@
-"""``stella import`` and ``stella snapshot list|show``."""
+"""``stella import`` and ``stella snapshot list|show|prune|activate``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import click
 from appliance.home import Home
 from appliance.importer import Importer
 from appliance.inbox import ImportLock
+from appliance.rescan import mark_activated
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from appliance.store.knowledge import DEFAULT_RETENTION_DAYS, KnowledgeStore, SnapshotRow, prune
@@ -53,6 +54,7 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
             "signedBy": list(result.keyids),
             "images": result.images,
             "blobsStored": result.blobs_stored,
+            "upstreamSignatures": [v.to_dict() for v in result.upstream_signatures],
         },
         lambda: "\n".join(
             [
@@ -69,6 +71,11 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
                 if result.trust_rotated_to
                 else []
             )
+            + [
+                f"image {v.reference}: upstream signatures {v.summary} "
+                f"({len(v.signatures)} found, {len(v.rules)} rule(s) apply)"
+                for v in result.upstream_signatures
+            ]
         ),
     )
 
@@ -206,4 +213,70 @@ def snapshot_prune_cmd(ctx: CliContext, days: int) -> None:
         },
         f"pruned {len(result.snapshots)} snapshots, {result.datasets} datasets, "
         f"{result.records} records (kept: the active snapshot and anything newer than {days} days)",
+    )
+
+
+@snapshot_group.command("activate")
+@click.argument("ref")
+@pass_ctx
+def snapshot_activate_cmd(ctx: CliContext, ref: str) -> None:
+    """Make an imported snapshot (digest or unique prefix) active again: the knowledge
+    rollback after a bad snapshot. The channel's last sequence stays as it is, so newer
+    bundles still import and the bad one cannot be imported again. Audited."""
+    home = Home(ctx.home).require()
+    now = datetime.now(UTC)
+    # Not while an import runs: it activates its own snapshot in its own transaction.
+    with ImportLock(home).hold(wait=True, on_wait=lambda: ctx.info("waiting for an import")):
+        store = KnowledgeStore.open(home.knowledge_db)
+        try:
+            with store.db.transaction("activate snapshot"):
+                prefix = ref.lower().removeprefix("sha256:")
+                rows = store.snapshots() if prefix else []
+                matches = [s for s in rows if s.digest.hex.startswith(prefix)]
+                if len(matches) != 1:
+                    what = "several snapshots match" if len(matches) > 1 else "no snapshot matches"
+                    raise UsageError(
+                        f"{what} {ref!r}; nothing was changed",
+                        hint="give a digest or a unique prefix from 'stella snapshot list'",
+                    )
+                snap = matches[0]
+                previous = store.active()
+                last = store.last_sequence(snap.channel)
+                kept = last if last is not None else snap.sequence
+                if not snap.active:
+                    store.activate(snap.digest, snap.channel, kept)
+        finally:
+            store.close()
+    if not snap.active:
+        record_decision(
+            home,
+            AuditAction.SNAPSHOT_ACTIVATE,
+            str(snap.digest),
+            command="snapshot activate",
+            time=now,
+            inputs={"ref": ref, "previous": str(previous) if previous else None},
+            result={
+                "active": str(snap.digest),
+                "channel": snap.channel,
+                "sequence": snap.sequence,
+                "lastSequence": kept,
+            },
+        )
+        mark_activated(home, snap.digest, now)
+    ctx.emit(
+        {
+            "active": str(snap.digest),
+            "previous": str(previous) if previous else None,
+            "changed": not snap.active,
+            "channel": snap.channel,
+            "sequence": snap.sequence,
+            "lastSequence": kept,
+        },
+        (
+            f"snapshot {snap.digest} is already active; nothing changed"
+            if snap.active
+            else f"snapshot {snap.digest} (sequence {snap.sequence}) now active, replacing "
+            f"{previous.short() if previous else 'none'}; channel {snap.channel} keeps its last "
+            f"sequence {kept}\nnext: 'stella rescan' re-gates every image against it"
+        ),
     )

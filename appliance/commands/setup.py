@@ -1,4 +1,5 @@
-"""``stella init``, ``stella keys export-public`` and ``stella trust add|list|rotate``."""
+"""``stella init``, ``stella keys export-public``, ``stella trust add|list|rotate`` and
+``stella trust upstream add|list|remove``."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from appliance.home import Home
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from appliance.trust_store import TrustStore
+from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
-from bundles.keys import KeyType
+from bundles.keys import KeyType, PublicKey
 
 
 @click.command("init")
@@ -132,3 +134,116 @@ def trust_list_cmd(ctx: CliContext) -> None:
     """Show the trusted channels and their roots."""
     infos = [dict(r.describe()) for r in _store(ctx).all()]
     ctx.emit({"roots": infos}, "\n".join(_line(i) for i in infos) or "no trust roots yet")
+
+
+@trust_group.group("upstream")
+def trust_upstream_group() -> None:
+    """Who may sign the upstream images mirrored in (checked at import)."""
+
+
+def _rule_line(info: dict[str, object]) -> str:
+    keyless = info.get("keyless")
+    signer = (
+        f"key {info['keyid']}"
+        if keyless is None
+        else f"keyless {keyless['identity']} ({keyless['issuer']})"  # type: ignore[index]
+    )
+    return f"{info['repository']:<32} {'required' if info['required'] else 'optional':<9} {signer}"
+
+
+@trust_upstream_group.command("add")
+@click.option("--repository", required=True, help="registry/repository pattern (* wildcards).")
+@click.option("--key", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--certificate-identity", "identity", default=None)
+@click.option("--certificate-oidc-issuer", "issuer", default=None)
+@click.option(
+    "--required", is_flag=True, help="Refuse imports of matching images it does not verify."
+)
+@pass_ctx
+def trust_upstream_add_cmd(
+    ctx: CliContext,
+    repository: str,
+    key: Path | None,
+    identity: str | None,
+    issuer: str | None,
+    required: bool,
+) -> None:
+    """Trust a key (--key PUB) or a keyless identity (--certificate-identity ID
+    --certificate-oidc-issuer URL) to sign images of the repositories matching PATTERN."""
+    if key is not None and (identity or issuer):
+        raise UpstreamPolicyError(
+            "--key and --certificate-identity/--certificate-oidc-issuer exclude each other",
+            hint="add one rule per signer",
+        )
+    home = Home(ctx.home).require()
+    rule = Rule(
+        repository,
+        key=PublicKey.load(key) if key is not None else None,
+        identity=identity,
+        issuer=issuer,
+        required=required,
+    )
+    store = PolicyStore(home.trust)
+    policy, changed = store.load().with_rule(rule)
+    info = rule.describe()
+    if changed:
+        now = datetime.now(UTC)
+        store.save(policy)
+        record_decision(
+            home,
+            AuditAction.TRUST_ADD,
+            f"upstream {rule.name}",
+            command="trust upstream add",
+            time=now,
+            inputs={"key": str(key) if key else None, "policy": str(policy.digest)},
+            result=info,
+        )
+    ctx.emit(
+        {**info, "added": changed, "policy": str(policy.digest)},
+        ("trusted upstream: " if changed else "already trusted upstream: ") + _rule_line(info),
+    )
+
+
+@trust_upstream_group.command("list")
+@pass_ctx
+def trust_upstream_list_cmd(ctx: CliContext) -> None:
+    """Show the upstream signer rules."""
+    policy = PolicyStore(Home(ctx.home).require().trust).load()
+    infos = [r.describe() for r in policy.rules]
+    ctx.emit(
+        {"rules": infos, "policy": str(policy.digest)},
+        "\n".join(_rule_line(i) for i in infos) or "no upstream signer rules",
+    )
+
+
+@trust_upstream_group.command("remove")
+@click.argument("pattern")
+@pass_ctx
+def trust_upstream_remove_cmd(ctx: CliContext, pattern: str) -> None:
+    """Remove every upstream signer rule whose repository pattern is exactly PATTERN."""
+    home = Home(ctx.home).require()
+    store = PolicyStore(home.trust)
+    current = store.load()
+    policy, removed = current.without(pattern)
+    if not removed:
+        known = ", ".join(sorted({r.repository for r in current.rules})) or "none"
+        raise UpstreamPolicyError(
+            f"no upstream signer rule has the repository pattern {pattern!r}",
+            hint=f"known patterns: {known}",
+        )
+    now = datetime.now(UTC)
+    store.save(policy)
+    infos = [r.describe() for r in removed]
+    record_decision(
+        home,
+        AuditAction.TRUST_REMOVE,
+        f"upstream {pattern}",
+        command="trust upstream remove",
+        time=now,
+        inputs={"pattern": pattern, "policy": str(policy.digest)},
+        result={"removed": infos},
+    )
+    ctx.emit(
+        {"removed": infos, "policy": str(policy.digest)},
+        "\n".join("removed: " + _rule_line(i) for i in infos),
+    )

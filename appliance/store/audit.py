@@ -94,8 +94,10 @@ class AuditAction(StrEnum):
     VEX_REVOKE = "vex.revoke"
     VEX_IMPORT = "vex.import"
     GATE = "gate"
+    RESCAN = "rescan"
     TRUST_ADD = "trust.add"
     TRUST_ROTATE = "trust.rotate"
+    TRUST_REMOVE = "trust.remove"
     PUSH = "push"
     GC = "gc"
 

@@ -122,10 +122,9 @@ def test_list_filters(home: Path) -> None:
         (
             ["--action", "exfiltrate"],
             "stella: error: --action: unknown action 'exfiltrate' (use one of: gate, gc, image, "
-            "image.load, image.remove, import, import.refused, push, scan, snapshot, "
-            "snapshot.activate, snapshot.prune, trust, trust.add, trust.rotate, vex, vex.add, "
-            "vex.import, "
-            "vex.revoke)",
+            "image.load, image.remove, import, import.refused, push, rescan, scan, snapshot, "
+            "snapshot.activate, snapshot.prune, trust, trust.add, trust.remove, trust.rotate, vex, "
+            "vex.add, vex.import, vex.revoke)",
         ),
         (
             ["--since", "last week"],

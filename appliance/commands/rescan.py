@@ -1,0 +1,59 @@
+"""``stella rescan [--at TIME] [--image IMAGE...]``: gate every image again (appliance/rescan.py).
+
+Exit codes: 0 when every image was gated, whatever the verdicts (they are recorded: FAIL is
+a result, not an error); 1 when any image could not be gated (each is named with its reason).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+from appliance.home import Home
+from appliance.rescan import ImageOutcome, Outcome, RescanReport, rescan
+from appliance.vex.model import VexError, parse_time
+from bundles.clikit import CliContext, pass_ctx
+from bundles.errors import UsageError
+
+
+def _line(item: ImageOutcome) -> str:
+    if item.outcome is Outcome.GATED:
+        return f"{item.verdict:<21} {item.image}  {item.digest}"
+    return f"{'NOT GATED':<21} {item.image}: {item.error}"
+
+
+def _text(report: RescanReport) -> str:
+    verdicts = ", ".join(f"{n} {v}" for v, n in report.verdicts.items()) or "no verdicts"
+    snapshot = report.snapshot.short() if report.snapshot else "none active"
+    lines = [_line(i) for i in report.images] or ["no images in the local store"]
+    lines.append(
+        f"rescanned {len(report.images)} images at {report.evaluation_time} against snapshot "
+        f"{snapshot}: {verdicts}; {len(report.failed)} could not be gated"
+    )
+    return "\n".join(lines)
+
+
+@click.command("rescan")
+@click.option("--at", "at_text", help="Evaluation time (RFC 3339); default now, recorded.")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="IMAGE",
+    help="Gate only this image (repeatable); default every image in the local store.",
+)
+@pass_ctx
+@click.pass_context
+def rescan_cmd(
+    click_ctx: click.Context, ctx: CliContext, at_text: str | None, images: tuple[str, ...]
+) -> None:
+    """Scan and gate every image in the local store against the active snapshot."""
+    home = Home(ctx.home).require()
+    try:
+        at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
+    except VexError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+    report = rescan(home, at=at, images=images)
+    ctx.emit(report.to_dict(), _text(report))
+    click_ctx.exit(report.exit_code)
