@@ -32,24 +32,11 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.snapshot import DatasetType, build_dataset
+from tests.appliance.homes import KEV, SITE
+from tests.appliance.homes import OSV_UNRATED as OSV
 from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
 from tests.systemd.analyze import UNIT_DIR, Unit
-
-SITE = "usr/local/lib/python3.11/site-packages"
-OSV = {
-    "id": "PYSEC-2018-0001",
-    "aliases": ["CVE-2018-18074"],
-    "modified": "2026-01-01T00:00:00Z",
-    "summary": "requests sends credentials on redirect",
-    "affected": [
-        {
-            "package": {"ecosystem": "PyPI", "name": "requests"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}],
-        }
-    ],
-}
-KEV = {"id": "CVE-2018-18074", "cveID": "CVE-2018-18074", "dateAdded": "2026-01-02"}
 
 
 def snapshot(home: Home, sequence: int, *, kev: bool) -> Digest:

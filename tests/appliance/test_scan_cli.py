@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from tests.appliance.rva.test_gate import SITE, _snapshot
+from tests.appliance.homes import SITE
+from tests.appliance.rva.test_gate import _snapshot
 from tests.appliance.scanner.layouts import build_image, dist_info
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "data" / "schemas"

@@ -10,14 +10,10 @@ from appliance.home import Home
 from appliance.rva.gate import GateResult, gate
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
-from appliance.store.knowledge import KnowledgeStore
-from bundles import canonical
 from bundles.digest import Digest
-from bundles.snapshot import DatasetEntry, DatasetType, Manifest
+from tests.appliance.homes import SITE, install_knowledge
 from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
-
-SITE = "usr/local/lib/python3.11/site-packages"
 
 
 def osv(
@@ -52,31 +48,15 @@ def add_snapshot(
 ) -> Digest:
     """One knowledge snapshot of ``records`` (an OSV dataset), imported and activated, as the
     importer does, with its import audit record's fields."""
-    data = canonical.dumps_lines(sorted(records, key=lambda r: str(r["id"])))
-    entry = DatasetEntry(
-        "osv-pypi", DatasetType.OSV, "osv-pypi", Digest.of_bytes(data), len(records), len(data)
-    )
     bundle = Digest.of_bytes(b"bundle %d" % sequence)
-    store = KnowledgeStore.open(home.knowledge_db)
-    try:
-        with store.db.transaction():
-            if not store.has_dataset(entry.digest):
-                store.load_dataset(entry, [data])
-            manifest = Manifest(sources=(), datasets=(entry,))
-            snap = store.add_snapshot(
-                manifest.canonical(),
-                manifest,
-                sequence=sequence,
-                channel="stable",
-                kind="full",
-                base=None,
-                bundle=bundle,
-                created=created,
-                imported=f"2026-11-{10 + sequence:02d}T00:00:00Z",
-            )
-            store.activate(snap, "stable", sequence)
-    finally:
-        store.close()
+    snap = install_knowledge(
+        home,
+        osv=records,
+        sequence=sequence,
+        created=created,
+        imported=f"2026-11-{10 + sequence:02d}T00:00:00Z",
+        bundle=bundle,
+    )
     record_decision(
         home,
         AuditAction.IMPORT,

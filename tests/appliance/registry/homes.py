@@ -10,22 +10,10 @@ from appliance.rva.gate import GateResult, gate
 from appliance.store.knowledge import KnowledgeStore, install_snapshot
 from bundles.digest import Digest
 from bundles.snapshot import DatasetType, build_dataset
+from tests.appliance.homes import OSV_UNRATED as OSV
+from tests.appliance.homes import SITE
 from tests.appliance.rva.factories import AT
 from tests.appliance.scanner.layouts import build_image, dist_info
-
-SITE = "usr/local/lib/python3.11/site-packages"
-OSV = {
-    "id": "PYSEC-2018-0001",
-    "aliases": ["CVE-2018-18074"],
-    "modified": "2026-01-01T00:00:00Z",
-    "summary": "requests sends credentials on redirect",
-    "affected": [
-        {
-            "package": {"ecosystem": "PyPI", "name": "requests"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}],
-        }
-    ],
-}
 
 
 def make_home(root: Path, tag: str = "app:1") -> Home:

@@ -23,42 +23,13 @@ from bundles.digest import Digest
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 from bundles.snapshot import DatasetType, build_dataset
+from tests.appliance.homes import KEV, SITE, install_knowledge
 from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
 
-SITE = "usr/local/lib/python3.11/site-packages"
-OSV = {
-    "id": "PYSEC-2018-0001",
-    "aliases": ["CVE-2018-18074"],
-    "modified": "2026-01-01T00:00:00Z",
-    "summary": "requests sends credentials on redirect",
-    "affected": [
-        {
-            "package": {"ecosystem": "PyPI", "name": "requests"},
-            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}],
-        }
-    ],
-    "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
-}
-KEV = {"id": "CVE-2018-18074", "cveID": "CVE-2018-18074", "dateAdded": "2026-01-02"}
-
 
 def _snapshot(home: Home, *, kev: bool, created: str = "2026-11-20T00:00:00Z") -> Digest:
-    parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
-    if kev:
-        parts.append(build_dataset("kev", DatasetType.KEV, [KEV]))
-    store = KnowledgeStore.open(home.knowledge_db)
-    try:
-        return install_snapshot(
-            store,
-            parts,
-            sequence=1 + kev,
-            channel="stable",
-            created=created,
-            bundle=Digest.of_bytes(b"bundle"),
-        )
-    finally:
-        store.close()
+    return install_knowledge(home, kev=[KEV] if kev else [], sequence=1 + kev, created=created)
 
 
 @pytest.fixture
