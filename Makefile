@@ -60,7 +60,8 @@ demo: venv images
 
 # sigstore-js, the independent verifier of our RVAs in tests/node (pinned by package-lock.json)
 node-deps: sysdeps
-	cd tests/node && npm ci --no-audit --no-fund
+	mkdir -p .cache/node && cp tests/node/package.json tests/node/package-lock.json .cache/node/
+	cd .cache/node && npm ci --no-audit --no-fund
 
 test: venv sysdeps images appliance-image node-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

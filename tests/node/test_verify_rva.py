@@ -23,15 +23,17 @@ from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot, gate_app
 
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "verify-rva.js"
+# 'make node-deps' installs the pinned packages (package-lock.json here) outside the source tree.
+MODULES = HERE.parent.parent / ".cache" / "node" / "node_modules"
 
 
 def _node() -> str:
     node = shutil.which("node")
-    missing = node is None or not (HERE / "node_modules" / "@sigstore" / "verify").is_dir()
+    missing = node is None or not (MODULES / "@sigstore" / "verify").is_dir()
     if missing:
         if os.environ.get("STELLA_ALLOW_SKIP") == "1":
             pytest.skip("sigstore-js is not installed (STELLA_ALLOW_SKIP=1)")
-        pytest.fail("sigstore-js is not installed in tests/node: run 'make node-deps'")
+        pytest.fail(f"sigstore-js is not installed in {MODULES}: run 'make node-deps'")
     assert node is not None
     return node
 
@@ -40,6 +42,7 @@ def _run(node: str, bundle: Path, pub: Path) -> tuple[int, dict[str, object]]:
     run = subprocess.run(
         [node, str(SCRIPT), str(bundle), str(pub)],
         cwd=HERE, capture_output=True, text=True, check=False, timeout=60,
+        env={**os.environ, "NODE_PATH": str(MODULES)},
     )  # fmt: skip
     return run.returncode, json.loads(run.stdout)
 
