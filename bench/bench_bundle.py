@@ -29,12 +29,22 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bundles.oci import OCILayout  # noqa: E402
-from tests.bundles.oci_helpers import build_image  # noqa: E402
+BUILD_IMAGES = """
+import os, sys
+from pathlib import Path
+from bundles.oci import OCILayout
+from tests.bundles.oci_helpers import build_image
+layout = OCILayout.init(Path(sys.argv[1]), exist_ok=True)
+chunk = int(sys.argv[2]) // 4
+for i in range(4):
+    data = {f"data/{i}.bin": os.urandom(chunk << 20)}
+    build_image(layout, data, tag=f"registry.example/bench:{i}")
+"""
 
 BIN = Path(sys.executable).parent
 FEEDS = (
@@ -136,12 +146,8 @@ def main() -> int:
         cfg.write_text(config(feeds, feeds / "epss.tar.gz", feeds / "pypi-osv.jsonl.gz"))
         run(mirror_cli, "--home", mhome, "--json", "sync", "--config", cfg)
         base = run(mirror_cli, "--home", mhome, "--json", "snapshot", "build")["digest"]
-        records = sum(
-            d["records"]
-            for d in run(mirror_cli, "--home", mhome, "--json", "snapshot", "show", str(base))[
-                "manifest"
-            ]["datasets"]
-        )  # type: ignore[index]
+        shown: Any = run(mirror_cli, "--home", mhome, "--json", "snapshot", "show", str(base))
+        records = sum(d["records"] for d in shown["manifest"]["datasets"])
 
         # Feed-only full bundle: the reference for the delta ratio.
         feed_full = work / "feeds.stella.tar.zst"
@@ -190,14 +196,13 @@ def main() -> int:
         delta_bytes, full_bytes = delta.stat().st_size, feed_full.stat().st_size
 
         # A large image so the full bundle passes 500 MB.
-        layout = OCILayout.init(mhome / "mirror" / "oci", exist_ok=True)
-        chunk = args.image_mb // 4
-        for i in range(4):
-            build_image(
-                layout,
-                {f"data/{i}.bin": os.urandom(chunk << 20)},
-                tag=f"registry.example/bench:{i}",
-            )
+        # Built in a child process: the import's peak RSS is read with wait4, and a child
+        # forked from a parent holding 480 MB of layers would count them as its own.
+        subprocess.run(
+            [sys.executable, "-c", BUILD_IMAGES, str(mhome / "mirror" / "oci"), str(args.image_mb)],
+            check=True,
+            cwd=REPO,
+        )
         big = work / "big.stella.tar.zst"
         t_export, _ = timed(
             mirror_cli,
