@@ -55,7 +55,7 @@ from bundles.bundle import (
 from bundles.digest import Digest, Hasher
 from bundles.errors import BundleError, StellaError
 from bundles.oci import Descriptor, OCILayout
-from bundles.parts import PartError, assemble, first_header, is_part, peek_manifest
+from bundles.parts import PartsIncompleteError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
@@ -80,10 +80,6 @@ class ImportRefusedError(BundleError):
         self.cause = cause
         self.quarantined = quarantined
         self.exit_code = cause.exit_code
-
-
-class PartsIncompleteError(PartError):
-    """Some parts of a split bundle are not there yet."""
 
 
 class _DryRun(Exception):
@@ -285,12 +281,7 @@ class Importer:
         peeked = peek_manifest(header, source=source)
         carried = roots_from_json(peeked.trust_roots, source=source)
         trust, _ = _choose_trust(TrustStore(self.home.trust), peeked.channel, carried, now)
-        try:
-            manifest, stream = assemble(paths, trust)
-        except PartError as e:
-            if "parts missing" in e.message:
-                raise PartsIncompleteError(e.message, hint=e.hint) from e
-            raise
+        manifest, stream = assemble(paths, trust)
         with stream:
             return self._run(
                 stream,  # type: ignore[arg-type]

@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import Home
-from appliance.importer import Importer, ImportRefusedError, PartsIncompleteError
+from appliance.importer import Importer, ImportRefusedError
 from bundles.archive import ArchiveReader
 from bundles.bundle import STATEMENT_MEMBER, peek_statement
 from bundles.errors import StellaError
-from bundles.parts import part_name, peek_manifest, read_header
+from bundles.parts import PartsIncompleteError, part_name, peek_manifest, read_header
 
 BUNDLE_SUFFIX: Final = ".stella.tar.zst"
 MANIFEST_SUFFIX: Final = ".parts.json"

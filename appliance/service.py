@@ -27,7 +27,7 @@ from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import attached_verdicts, verify_in_home
 from appliance.home import Home
 from appliance.images import list_images
-from appliance.importer import Importer, ImportRefusedError, PartsIncompleteError
+from appliance.importer import Importer, ImportRefusedError
 from appliance.inbox import DEFAULT_SETTLE, WAITING_SUFFIX, ImportLock, scan_inbox
 from appliance.match.model import Finding, Severity
 from appliance.rva.gate import gate, prepare
@@ -45,6 +45,7 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.oci import OCILayout
+from bundles.parts import PartsIncompleteError
 
 STALE_AFTER_DAYS: Final = 30
 """A snapshot older than this is shown as stale: the default policy's

@@ -46,6 +46,11 @@ class PartError(BundleError):
     """A part file is malformed, corrupt, missing, or from another bundle."""
 
 
+class PartsIncompleteError(PartError):
+    """Some parts of a split bundle are not there (yet): nothing is wrong with the others,
+    so an inbox waits for the rest instead of refusing the set."""
+
+
 def parse_size(text: str) -> int:
     """``4480M`` (MiB), ``700M``, ``25G``, ``1048576``: binary units, as media are sized."""
     m = _SIZE.fullmatch(text.strip())
@@ -291,7 +296,7 @@ def assemble(paths: Iterable[Path], trust: TrustRoot) -> tuple[PartsManifest, io
     missing = [i for i in range(1, manifest.count + 1) if i not in index_of]
     if missing:
         names = ", ".join(part_name(manifest.bundle_name, i, manifest.count) for i in missing)
-        raise PartError(
+        raise PartsIncompleteError(
             f"{manifest.bundle_name}: {len(missing)} of {manifest.count} parts missing: {names}",
             hint="bring every part; the others are kept until the set is complete",
         )
