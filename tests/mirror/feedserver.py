@@ -12,8 +12,10 @@ import re
 import threading
 from dataclasses import dataclass
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
+
+from tests.loopback import LoopbackHTTP
 
 _RANGE = re.compile(r"bytes=(\d+)-")
 
@@ -33,33 +35,18 @@ class FeedServer:
         self.faults: dict[str, list[str]] = {}
         self.seen: list[Seen] = []
         self.modified = formatdate(1_700_000_000, usegmt=True)
-        server = self
         self._lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.http = LoopbackHTTP(lambda request, _: self._handle(request))
 
     def __enter__(self) -> FeedServer:
-        self.thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
     def url(self, path: str) -> str:
-        host, port = self.httpd.server_address[:2]
+        host, port = "127.0.0.1", self.http.port
         return f"http://{host!s}:{port}/{path}"
 
     def put(self, path: str, data: bytes) -> None:

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -38,6 +38,7 @@ from bundles.oci.mediatypes import (
     OCI_MANIFEST,
     SIGSTORE_BUNDLE_V03,
 )
+from tests.loopback import LoopbackHTTP
 
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 SPDX_JSON = "application/spdx+json"
@@ -241,30 +242,15 @@ class TokenServer:
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self._der = self.cert.public_bytes(serialization.Encoding.DER)
         self.issued: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.http = LoopbackHTTP(lambda request, _: self._handle(request))
+        self.realm = f"http://127.0.0.1:{self.http.port}/token"
 
     def __enter__(self) -> TokenServer:
-        self.thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
     def _sign(self, access: list[dict[str, Any]]) -> str:
         from cryptography.hazmat.primitives import hashes
@@ -500,34 +486,18 @@ class FakeRegistry:
     realm: str | None = None
 
     def __post_init__(self) -> None:
-        fake = self
         self._lock = threading.Lock()
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-            def do_GET(self) -> None:
-                fake._handle(self, head=False)
-
-            def do_HEAD(self) -> None:
-                fake._handle(self, head=True)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.http = LoopbackHTTP(
+            lambda request, method: self._handle(request, head=method == "HEAD"), ("GET", "HEAD")
+        )
+        self.host = f"127.0.0.1:{self.http.port}"
 
     def __enter__(self) -> FakeRegistry:
-        self.thread.start()
+        self.http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
+        self.http.stop()
 
     def add_manifest(self, repo: str, tags: list[str], raw: bytes, media_type: str) -> Digest:
         digest = Digest.of_bytes(raw)
