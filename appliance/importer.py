@@ -42,6 +42,12 @@ from appliance.upstream import (
 from bundles import canonical
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
 from bundles.bundle import (
+    BLOB_PREFIX,
+    DATASET_PREFIX,
+    IMAGES_INDEX,
+    IMAGES_RECORDS,
+    MANIFEST_MEMBER,
+    PATCH_PREFIX,
     STATEMENT_MEMBER,
     BundleKind,
     BundleStatement,
@@ -59,12 +65,6 @@ from bundles.parts import PartsIncompleteError, assemble, first_header, is_part,
 from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
-BLOB_PREFIX: Final = "images/blobs/sha256/"
-IMAGES_INDEX: Final = "images/index.json"
-IMAGES_RECORDS: Final = "images/images.json"
-MANIFEST_MEMBER: Final = "knowledge.json"
-DATASET_PREFIX: Final = "knowledge/datasets/"
-PATCH_PREFIX: Final = "knowledge/patches/"
 MANIFEST_LIMIT: Final = 64 << 20
 
 

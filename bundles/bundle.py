@@ -39,6 +39,16 @@ BUNDLE_PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/bundle/v1"
 STATEMENT_MEMBER: Final = "statement.dsse.json"
 BUNDLE_SUFFIX: Final = ".stella.tar.zst"
 
+# The members a bundle carries besides its statement (written by stella-mirror export, read by
+# stella import). knowledge.json sorts before knowledge/... ('.' < '/'), so the manifest arrives
+# before the datasets it describes; images/... arrive first of all.
+MANIFEST_MEMBER: Final = "knowledge.json"
+DATASET_PREFIX: Final = "knowledge/datasets/"  # <sha256 hex>.jsonl: a whole dataset
+PATCH_PREFIX: Final = "knowledge/patches/"  # <target sha256 hex>.jsonl: a delta to a dataset
+BLOB_PREFIX: Final = "images/blobs/sha256/"  # <hex>: a blob of the mirrored images
+IMAGES_INDEX: Final = "images/index.json"  # the mirror's OCI index.json, exact bytes
+IMAGES_RECORDS: Final = "images/images.json"  # reference -> digest records of the mirror
+
 _KNOWN: Final = frozenset(
     {"kind", "sequence", "created", "expires", "channel", "snapshot", "baseSnapshot", "sizes"}
 )

@@ -38,6 +38,12 @@ import click
 from bundles import canonical
 from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
 from bundles.bundle import (
+    BLOB_PREFIX,
+    DATASET_PREFIX,
+    IMAGES_INDEX,
+    IMAGES_RECORDS,
+    MANIFEST_MEMBER,
+    PATCH_PREFIX,
     STATEMENT_MEMBER,
     BundleKind,
     BundlePredicate,
@@ -66,13 +72,6 @@ from bundles.snapshot import Manifest, record_id
 from bundles.trust import TrustRoot
 from mirror.snapshot import SnapshotStore
 
-IMAGES_PREFIX: Final = "images/"
-IMAGES_INDEX: Final = "images/index.json"
-IMAGES_RECORDS: Final = "images/images.json"
-BLOB_PREFIX: Final = "images/blobs/sha256/"
-MANIFEST_MEMBER: Final = "knowledge.json"
-DATASET_PREFIX: Final = "knowledge/datasets/"
-PATCH_PREFIX: Final = "knowledge/patches/"
 DEFAULT_VALIDITY: Final = timedelta(days=30)
 
 
