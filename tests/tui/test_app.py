@@ -59,6 +59,18 @@ async def settle(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
+async def open_triage(pilot: Pilot[None]) -> None:
+    """From the dashboard: the images screen, the first image's findings, the first finding's
+    detail, then the triage form."""
+    await settle(pilot)
+    await pilot.press("i")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    await pilot.press("enter", "t")
+    await settle(pilot)
+
+
 def text_of(app: StellaApp, selector: str) -> str:
     """The plain text a Static shows, lines stripped of their padding."""
     content = app.screen.query_one(selector, Static).content
@@ -139,13 +151,7 @@ async def test_triage_end_to_end_lands_the_vex_and_changes_the_verdict(home: Hom
 async def test_triage_with_a_bad_expiry_stays_in_the_form(home: Home) -> None:
     app = real_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        await pilot.press("enter", "t")
-        await settle(pilot)
+        await open_triage(pilot)
         app.screen.query_one("#expires", Input).value = "next tuesday"
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -162,13 +168,7 @@ async def test_triage_with_a_bad_expiry_stays_in_the_form(home: Home) -> None:
 async def test_a_refused_triage_is_reported_and_changes_nothing(home: Home) -> None:
     app = real_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        await pilot.press("enter", "t")
-        await settle(pilot)
+        await open_triage(pilot)
         # not_affected with neither justification nor impact: the VEX service refuses it
         await pilot.press("ctrl+s")
         await settle(pilot)
