@@ -21,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -467,11 +467,14 @@ def copy_image(
             )
         copier.collect(top, ())
         copied, omitted = ([str(single)] if single else []), []
-    if referrers:
-        for subject in list(copier.plan.subjects):
-            copier.collect_referrers(subject)
+    with _Transfer(client, reference, layout, jobs) as transfer:
+        transfer.submit(copier.plan)  # the image's blobs move while its referrers are found
+        if referrers:
+            for subject in list(copier.plan.subjects):
+                copier.collect_referrers(subject)
+            transfer.submit(copier.plan)
+        fetched, fetched_bytes = transfer.finish()
     ref_name = ref_name_for(reference, top.digest)
-    fetched, fetched_bytes = _transfer(client, reference, layout, copier.plan, jobs)
     _commit(layout, copier.plan)
     descriptor = layout.tag(ref_name, top.descriptor)
     return CopyResult(
@@ -490,26 +493,65 @@ def copy_image(
     )
 
 
-def _transfer(
-    client: RegistryClient,
-    reference: ImageReference,
-    layout: OCILayout,
-    plan: _Plan,
-    jobs: int,
-) -> tuple[int, int]:
-    """Stream every missing blob into the layout, ``jobs`` at a time; returns how many
-    blobs and bytes were fetched."""
-    preloaded = 0
-    for digest, data in plan.preloaded.items():
-        if not layout.has_blob(digest):
-            layout.put_blob(data, expected=digest, size=len(data))
-            preloaded += 1
-    todo = [d for d in plan.blobs.values() if not layout.has_blob(d.digest)]
+class _Transfer:
+    """Streams a plan's missing blobs into the layout, ``jobs`` at a time, while the caller
+    goes on discovering referrers: on a loopback or LAN registry the probes for referrers
+    (API, fallback tag, cosign tags) cost as much as moving a 100 MB image.
 
-    def one(descriptor: Descriptor) -> int:
+    Leaving the ``with`` block early (an error) cancels what has not started and waits for
+    what has, so no blob is left half-written behind the caller's back.
+    """
+
+    def __init__(
+        self, client: RegistryClient, reference: ImageReference, layout: OCILayout, jobs: int
+    ) -> None:
+        self.client = client
+        self.reference = reference
+        self.layout = layout
+        self.pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="blob")
+        self.futures: dict[Digest, Future[int]] = {}
+        self.preloaded = 0
+        self.preloaded_bytes = 0
+
+    def __enter__(self) -> _Transfer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, plan: _Plan) -> None:
+        """Start every blob of ``plan`` not yet stored or on its way (largest first)."""
+        for digest, data in plan.preloaded.items():
+            if digest not in self.futures and not self.layout.has_blob(digest):
+                self.layout.put_blob(data, expected=digest, size=len(data))
+                self.preloaded += 1
+                self.preloaded_bytes += len(data)
+        todo = [
+            d
+            for d in plan.blobs.values()
+            if d.digest not in self.futures and not self.layout.has_blob(d.digest)
+        ]
+        for descriptor in sorted(todo, key=lambda d: -d.size):
+            self.futures[descriptor.digest] = self.pool.submit(self._one, descriptor)
+
+    def finish(self) -> tuple[int, int]:
+        """Wait for every blob; returns how many blobs and bytes were fetched. The first
+        failure is raised once the others have been cancelled."""
+        done, pending = wait(self.futures.values(), return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done:
+            error = future.exception()
+            if error is not None:
+                raise error
+        fetched = sum(f.result() for f in self.futures.values())
+        return self.preloaded + len(self.futures), self.preloaded_bytes + fetched
+
+    def _one(self, descriptor: Descriptor) -> int:
+        client, reference = self.client, self.reference
         stream = client.open_blob(reference.repository, descriptor)
         try:
-            layout.put_blob(
+            self.layout.put_blob(
                 cast(BinaryIO, stream),
                 expected=descriptor.digest,
                 size=descriptor.size,
@@ -525,20 +567,6 @@ def _transfer(
         finally:
             stream.close()
         return descriptor.size
-
-    fetched_bytes = sum(len(data) for data in plan.preloaded.values())
-    if not todo:
-        return preloaded, fetched_bytes
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="blob") as pool:
-        futures = [pool.submit(one, d) for d in sorted(todo, key=lambda d: -d.size)]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()
-        for future in done:
-            error = future.exception()
-            if error is not None:
-                raise error
-    return preloaded + len(todo), fetched_bytes + sum(d.size for d in todo)
 
 
 def _commit(layout: OCILayout, plan: _Plan) -> None:

@@ -375,16 +375,25 @@ class RegistryClient:
 
     def base_url(self) -> str:
         """``https://host`` or, for a loopback or explicitly allowed registry whose TLS
-        handshake fails, ``http://host``. Decided once, by ``GET /v2/``."""
+        handshake fails, ``http://host``. Decided once, by ``GET /v2/``.
+
+        A loopback registry is asked over plain HTTP first (its traffic never leaves the
+        host, and a failed TLS handshake costs more than the rest of a small copy); only an
+        answer that is a registry's (the distribution API header, or 200/401/403) is taken."""
         with self._lock:
             if self._base is not None:
+                return self._base
+            loopback = is_loopback_host(self.registry)
+            if loopback and self._speaks_plain_http():
+                self._base = f"http://{self._host}"
                 return self._base
             https = f"https://{self._host}"
             try:
                 self.session.get(f"{https}/v2/", timeout=self._timeout, verify=self._verify).close()
                 self._base = https
             except requests.exceptions.SSLError as e:
-                if not self.options.http_allowed(self.registry):
+                # a loopback registry has already been asked over plain HTTP
+                if loopback or not self.options.http_allowed(self.registry):
                     raise RegistryError(
                         f"TLS with registry {self.registry} failed: {_brief(e)}",
                         hint="pass --ca-bundle FILE with the registry's CA certificate",
@@ -403,6 +412,17 @@ class RegistryClient:
                     hint="check the registry name and the network",
                 ) from e
             return self._base
+
+    def _speaks_plain_http(self) -> bool:
+        try:
+            response = self.session.get(f"http://{self._host}/v2/", timeout=self._timeout)
+        except requests.RequestException:
+            return False
+        with response:
+            return bool(
+                response.headers.get("Docker-Distribution-API-Version")
+                or response.status_code in (200, 401, 403)
+            )
 
     @property
     def _timeout(self) -> tuple[float, float]:

@@ -298,12 +298,53 @@ class TokenServer:
         h.wfile.write(body)
 
 
+def loopback_certificate(root: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA): (certificate PEM, key PEM)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stella test registry")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = root / "registry.crt", root / "registry.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
 # ------------------------------------------------------------------------------ real registry
 
 
 class DockerRegistry:
     """Debian's ``docker-registry`` (distribution 2.8) on 127.0.0.1 with filesystem storage,
-    optionally behind htpasswd basic auth."""
+    optionally behind htpasswd basic auth or a token server, optionally over TLS (``tls``:
+    certificate and key, see :func:`loopback_certificate`)."""
 
     def __init__(
         self,
@@ -311,8 +352,10 @@ class DockerRegistry:
         *,
         user: tuple[str, str] | None = None,
         token: TokenServer | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.root = root
+        self.tls = tls
         self.user = user if token is None else token.user
         self.token = token
         self.port = free_port()
@@ -320,6 +363,8 @@ class DockerRegistry:
         self.proc: subprocess.Popen[bytes] | None = None
         self.session = requests.Session()
         self.session.trust_env = False
+        if tls is not None:
+            self.session.verify = str(tls[0])
         if user is not None and token is None:
             self.session.auth = user
 
@@ -340,6 +385,8 @@ class DockerRegistry:
             f"  addr: {self.host}",
             "  secret: stella-test-secret",
         ]
+        if self.tls is not None:
+            lines += ["  tls:", f"    certificate: {self.tls[0]}", f"    key: {self.tls[1]}"]
         if self.token is not None:
             lines += [
                 "auth:",
@@ -369,7 +416,7 @@ class DockerRegistry:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                status = requests.get(self.url("/v2/"), timeout=1, proxies={}).status_code
+                status = self.session.get(self.url("/v2/"), timeout=1).status_code
                 if status in (200, 401):
                     return self
             except requests.ConnectionError:
@@ -394,7 +441,7 @@ class DockerRegistry:
         self.session.close()
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        return f"{'https' if self.tls else 'http'}://{self.host}{path}"
 
     # -- seeding ----------------------------------------------------------------------------
 

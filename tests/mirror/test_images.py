@@ -29,6 +29,7 @@ from tests.mirror.registry_fixture import (
     build_index,
     cosign_signature,
     layer_digests,
+    loopback_certificate,
 )
 
 pytestmark = pytest.mark.tools
@@ -328,3 +329,28 @@ def test_bearer_token_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
             f"user 'frank' from {bad} auths['{reg.host}'] (HTTP 401) (check the user name and "
             "password, or log in again)"
         )
+
+
+def test_tls_registry_with_its_ca_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loopback registry that speaks only TLS: plain HTTP is tried first and not taken; the
+    copy works with ``--ca-bundle``, and without it fails on one line that names the option."""
+    require_tools("docker-registry", "skopeo")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker-config"))
+    cert, key = loopback_certificate(tmp_path / "tls")
+    with DockerRegistry(tmp_path / "reg", tls=(cert, key)) as reg:
+        layout = OCILayout.init(tmp_path / "src")
+        layout.tag("v1", build_image(layout, [{"a": b"tls test"}]))
+        reg.skopeo_copy(layout.path, "v1", "secure/app:v1")
+        ref = f"{reg.host}/secure/app:v1"
+
+        code, _, err = mirror(tmp_path / "h1", "--ca-bundle", str(cert), ref)
+        assert code == 0, err
+        raw, _ = reg.manifest("secure/app", "v1")
+        assert layout_of(tmp_path / "h1").resolve(ref).digest == Digest.of_bytes(raw)
+
+        code, _, err = mirror(tmp_path / "h2", ref)
+        assert code == 1
+        last = err.splitlines()[-1]
+        assert last.startswith(f"stella-mirror: error: TLS with registry {reg.host} failed: ")
+        assert "--ca-bundle FILE" in last, last
+        assert not (tmp_path / "h2" / "mirror" / "images.json").exists()
