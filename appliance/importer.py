@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,26 +107,6 @@ class ImportResult:
     images: list[dict[str, str]] = field(default_factory=list)
     image_entries: list[Descriptor] = field(default_factory=list, repr=False)
     upstream_signatures: list[ImageVerification] = field(default_factory=list)
-
-
-class _ChunkReader:
-    """A file-like view of a member's verified chunks, for OCILayout.put_blob."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buffer) < n:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if n < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:n], self._buffer[n:]
-        return data
 
 
 class _HashingReader:
@@ -451,11 +431,14 @@ class Importer:
                     for _ in member.chunks():
                         pass
                 else:
-                    self._oci().put_blob(
-                        _ChunkReader(member.chunks()),  # type: ignore[arg-type]
-                        expected=member.spec.digest,
-                        size=member.spec.size,
-                    )
+                    # The layer is hashed, written and synced on the sink's thread while
+                    # this one goes on decompressing and verifying the member.
+                    with self._oci().blob_sink(
+                        expected=member.spec.digest, size=member.spec.size
+                    ) as sink:
+                        for chunk in member.chunks():
+                            sink.write(chunk)
+                        sink.commit()
                     result.blobs_stored += 1
             elif name == IMAGES_INDEX:
                 doc = canonical.loads(member.read_all(limit=MANIFEST_LIMIT), source=name)

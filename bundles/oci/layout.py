@@ -49,6 +49,7 @@ from bundles.oci.manifest import (
     parse_manifest,
 )
 from bundles.oci.mediatypes import ANNOTATION_REF_NAME, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
+from bundles.oci.sink import BlobSink
 
 LAYOUT_VERSION: Final = "1.0.0"
 OCTET_STREAM: Final = "application/octet-stream"
@@ -331,6 +332,20 @@ class OCILayout:
             tmp.unlink(missing_ok=True)
             raise
         return Descriptor(media_type, digest, reader.size)
+
+    def blob_sink(
+        self,
+        *,
+        expected: Digest,
+        size: int,
+        media_type: str = OCTET_STREAM,
+        limit: int = DEFAULT_BLOB_LIMIT,
+    ) -> BlobSink:
+        """A writer for a blob of known digest and size whose chunks arrive from a stream the
+        caller is busy with: hashed, written and synced on a background thread, moved into
+        ``blobs/`` by :meth:`BlobSink.commit` only when digest and size match. Use it as a
+        context manager: leaving without committing removes what was written."""
+        return BlobSink(self, expected=expected, size=size, media_type=media_type, limit=limit)
 
     def open_blob(self, digest: Digest) -> BinaryIO:
         """Open a blob for streaming; reading to its end raises :class:`DigestError` if the
