@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 from bundles.oci import OCILayout  # noqa: E402
 from tests.mirror.registry_fixture import DockerRegistry, build_image, clean_env  # noqa: E402
 
+TARGET = 1.2
+
 
 def pseudo_random(seed: bytes, size: int) -> bytes:
     """Incompressible bytes, fast and reproducible (SHAKE-256 in 1 MiB blocks)."""
@@ -44,7 +46,7 @@ def timed(argv: list[str]) -> float:
     return elapsed
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
@@ -92,12 +94,16 @@ def main() -> None:
                 print(f"round {n + 1}: stella-mirror {mine:.2f}s, skopeo {other:.2f}s")
     a, b = statistics.median(ours), statistics.median(theirs)
     print(f"median: stella-mirror images add {a:.2f}s, skopeo copy {b:.2f}s")
-    print(f"ratio stella-mirror/skopeo = {a / b:.2f} (target <= 1.2)")
+    print(f"ratio stella-mirror/skopeo = {a / b:.2f} (target <= {TARGET})")
     print(
         f"of which start-up and imports (images add --help): {startup:.2f}s; "
         f"ratio without it = {(a - startup) / b:.2f}"
     )
+    if a / b > TARGET:
+        print(f"bench_images: ratio {a / b:.2f} is over the {TARGET} target", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
