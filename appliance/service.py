@@ -8,7 +8,8 @@ so the UI runs them in worker threads.
 
 Nothing here decides anything new: findings are the matcher's, merged with VEX as the gate
 merges them; a triage is :func:`appliance.vex.service.add` followed by
-:func:`appliance.rva.gate.gate`; an import is :class:`appliance.importer.Importer` under the
+:func:`appliance.rva.gate.gate`, a revocation :func:`appliance.vex.service.revoke` followed by
+the same gate; an import is :class:`appliance.importer.Importer` under the
 import lock every importer takes.
 """
 
@@ -53,6 +54,9 @@ STALE_AFTER_DAYS: Final = 30
 
 SEVERITY_ORDER: Final = tuple(sorted(Severity, key=lambda s: -s.rank))
 """Severities worst first, the order every count is shown in."""
+
+AUDIT_PAGE: Final = 50
+"""Audit records per page: a few screenfuls on an 80x24 terminal, one cheap keyset query."""
 
 
 class ServiceError(StellaError):
@@ -228,7 +232,19 @@ class TriageRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RevokeRequest:
+    """An operator's revocation of the statement in force for one finding of one image."""
+
+    image: str
+    digest: str
+    statement: str | None  # the key of the statement in force; None when none is
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class TriageResult:
+    """A VEX change (a triage or a revocation) and the image's verdict before and after."""
+
     statement: str
     vex_audit_seq: int
     before: str | None
@@ -314,6 +330,26 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditPage:
+    """A page of the audit log, newest first, and where it lies: ``newer`` records come
+    before it in that order and ``older`` after it, of ``total``."""
+
+    entries: tuple[AuditEntry, ...]
+    total: int
+    newer: int
+    older: int
+
+    @property
+    def first(self) -> int:
+        """The page's first entry counted from the newest record (1-based); 0 when empty."""
+        return self.newer + 1 if self.entries else 0
+
+    @property
+    def last(self) -> int:
+        return self.newer + len(self.entries)
+
+
+@dataclass(frozen=True, slots=True)
 class AuditCheck:
     ok: bool
     records: int
@@ -330,12 +366,15 @@ class Service(Protocol):
     def findings(self, image: str) -> ImageFindings: ...
     def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]: ...
     def triage(self, request: TriageRequest) -> TriageResult: ...
+    def revoke(self, request: RevokeRequest) -> TriageResult: ...
     def verdict(self, image: str) -> VerdictView | None: ...
     def verify_verdict(self, image: str) -> VerdictCheck: ...
     def export_audit_package(self, image: str, out: Path) -> ExportedPackage: ...
     def inbox(self) -> tuple[InboxEntry, ...]: ...
     def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome: ...
-    def audit(self, limit: int = 500) -> tuple[AuditEntry, ...]: ...
+    def audit(
+        self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE
+    ) -> AuditPage: ...
     def verify_audit(self) -> AuditCheck: ...
 
 
@@ -638,12 +677,23 @@ class ApplianceService:
             for b in (*scan.ready, *scan.waiting)
         )
 
-    def audit(self, limit: int = 500) -> tuple[AuditEntry, ...]:
+    def audit(
+        self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE
+    ) -> AuditPage:
+        """A page of the audit log, newest first: the newest records, or those older than
+        sequence number ``before``, or newer than ``after`` (keyset paging on ``seq``, so a
+        page deep in a log of months costs what the first does)."""
         with open_state(self.home) as db:
-            records: list[AuditRecord] = AuditLog(db).records(limit=limit)
-        return tuple(
-            AuditEntry(r.seq, r.time, r.actor, r.action, r.subject, _brief(r.result))
-            for r in reversed(records)
+            page = AuditLog(db).page(before=before, after=after, limit=limit)
+        records: tuple[AuditRecord, ...] = page.records
+        return AuditPage(
+            entries=tuple(
+                AuditEntry(r.seq, r.time, r.actor, r.action, r.subject, _brief(r.result))
+                for r in reversed(records)
+            ),
+            total=page.total,
+            newer=page.newer,
+            older=page.older,
         )
 
     def verify_audit(self) -> AuditCheck:
@@ -676,7 +726,49 @@ class ApplianceService:
             expires=request.expires,
             at=at,
         )
-        result = gate(self.home, request.image, at=at, now=self._clock)
+        return self._regate(request.image, at, recorded, before)
+
+    def revoke(self, request: RevokeRequest) -> TriageResult:
+        """Revoke the statement in force for a finding as ``stella vex revoke`` does (a signed
+        ``under_investigation`` statement that supersedes it, audited as ``vex.revoke``), then
+        gate the image again, as a triage does. Only an operator's or an imported statement
+        stored on this appliance can be revoked, and not a revocation itself."""
+        key = request.statement
+        if not key:
+            raise ServiceError(
+                "no VEX statement is in force for this finding: nothing to revoke",
+                hint="press t to triage it instead",
+            )
+        reason = " ".join(request.reason.split())
+        if not reason:
+            raise ServiceError(
+                f"revoking {key} needs a reason",
+                hint="say why the statement no longer holds; it is signed and audited",
+            )
+        stored = next((s for s in vex_service.stored_statements(self.home) if s.key == key), None)
+        if stored is None:
+            raise ServiceError(
+                f"VEX statement {key} is not stored on this appliance (it comes with the "
+                "knowledge snapshot) and cannot be revoked here",
+                hint="triage the finding: an operator statement overrides a vendor one",
+            )
+        if stored.revokes:
+            raise ServiceError(
+                f"VEX statement {key} is itself the revocation of {stored.revokes}: "
+                "nothing to revoke",
+                hint="triage the finding to make a new decision",
+            )
+        at = self.now().replace(microsecond=0)
+        before = self._verdicts().get(request.digest)
+        recorded = vex_service.revoke(self.home, key, reason=reason, at=at)
+        return self._regate(request.image, at, recorded, before)
+
+    def _regate(
+        self, image: str, at: datetime, recorded: vex_service.Recorded, before: VerdictRow | None
+    ) -> TriageResult:
+        """Gate ``image`` again after the VEX change ``recorded``; the verdict before and
+        after."""
+        result = gate(self.home, image, at=at, now=self._clock)
         return TriageResult(
             statement=recorded.statements[0].key,
             vex_audit_seq=recorded.audit_seq,

@@ -349,6 +349,17 @@ def _required_text(value: str, name: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of the log by sequence number, oldest first, and where it lies: how many
+    records the log holds and how many are newer and older than the page."""
+
+    records: tuple[AuditRecord, ...]
+    total: int
+    newer: int
+    older: int
+
+
 class AuditLog:
     """The audit log in one database.
 
@@ -499,6 +510,41 @@ class AuditLog:
             + " ORDER BY pos DESC LIMIT ?) ORDER BY pos"
         )
         return [self._record(row) for row in self.db.query(sql, params, what="read the audit log")]
+
+    def page(self, *, before: int | None = None, after: int | None = None, limit: int) -> AuditPage:
+        """Up to ``limit`` records, keyset-paged on ``seq`` so a page deep in a long log costs
+        what the first does: the newest records before sequence number ``before``, or the
+        oldest after ``after``, or (neither) the newest of all. A page after ``after`` that
+        would come up short is the newest page instead, so paging back towards the head
+        always shows a full page. Read in one snapshot, so the counts match the records."""
+        if before is not None and after is not None:
+            raise AuditError("page: give 'before' or 'after', not both")
+        if limit < 1:
+            raise AuditError(f"page: limit must be at least 1, got {limit}")
+        newest = "SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?"
+        with self.db.snapshot("read a page of the audit log") as conn:
+            if before is not None:
+                rows = conn.execute(
+                    "SELECT * FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                    (before, limit),
+                ).fetchall()[::-1]
+            elif after is not None:
+                rows = conn.execute(
+                    "SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)
+                ).fetchall()
+                if len(rows) < limit:
+                    rows = conn.execute(newest, (limit,)).fetchall()[::-1]
+            else:
+                rows = conn.execute(newest, (limit,)).fetchall()[::-1]
+            total = int(conn.execute("SELECT COUNT(*) FROM audit_log").fetchone()[0])
+            if rows:
+                low, high = int(rows[0]["seq"]), int(rows[-1]["seq"])
+                count = "SELECT COUNT(*) FROM audit_log WHERE seq "
+                newer = int(conn.execute(count + "> ?", (high,)).fetchone()[0])
+                older = int(conn.execute(count + "< ?", (low,)).fetchone()[0])
+            else:
+                newer, older = total, 0
+        return AuditPage(tuple(self._record(row) for row in rows), total, newer, older)
 
     def _record(self, row: sqlite3.Row) -> AuditRecord:
         fields: dict[str, Any] = {}

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from appliance.match.model import Severity
 from appliance.service import (
+    AUDIT_PAGE,
     AuditCheck,
     AuditEntry,
+    AuditPage,
     Dashboard,
     ExportedPackage,
     FindingRow,
@@ -22,6 +24,7 @@ from appliance.service import (
     ImportStep,
     InboxEntry,
     QuarantinedBundle,
+    RevokeRequest,
     SnapshotInfo,
     TriageRequest,
     TriageResult,
@@ -77,11 +80,14 @@ def finding(i: int) -> FindingRow:
 
 @dataclass
 class FakeService:
-    """Answers from fixed values; records triage requests; imports always refuse."""
+    """Answers from fixed values; records triage and revoke requests; imports always
+    refuse; the audit log holds ``audit_records`` synthetic records."""
 
     count: int = 40
     rows: tuple[FindingRow, ...] = ()
     triaged: list[TriageRequest] = field(default_factory=list)
+    revoked: list[RevokeRequest] = field(default_factory=list)
+    audit_records: int = 12
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -171,6 +177,10 @@ class FakeService:
         self.triaged.append(request)
         return TriageResult("urn:stella:vex:new#0", 9, "FAIL", "PASS_WITH_EXCEPTIONS", ())
 
+    def revoke(self, request: RevokeRequest) -> TriageResult:
+        self.revoked.append(request)
+        return TriageResult("urn:stella:vex:revocation#0", 10, "PASS_WITH_EXCEPTIONS", "FAIL", ())
+
     def verdict(self, image: str) -> VerdictView | None:
         if image != "app:1":
             return None
@@ -227,17 +237,33 @@ class FakeService:
             quarantined=f"quarantine/20261123T060000Z-{name}.reason",
         )
 
-    def audit(self, limit: int = 500) -> tuple[AuditEntry, ...]:
-        return tuple(
-            AuditEntry(
-                seq,
-                f"2026-11-23T0{seq % 10}:00:00Z",
-                "operator (stella gate)",
-                ("import", "scan", "gate", "vex.add")[seq % 4],
-                DIGEST,
-                '{"verdict":"FAIL"}',
-            )
-            for seq in range(12, 0, -1)
+    def audit(
+        self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE
+    ) -> AuditPage:
+        """Keyset pages over seq 1..audit_records, as the audit log's own ``page``."""
+        total = self.audit_records
+        if before is not None:
+            high = min(before - 1, total)
+        elif after is not None and after + limit <= total:
+            high = after + limit
+        else:
+            high = total
+        low = max(high - limit + 1, 1)
+        return AuditPage(
+            entries=tuple(
+                AuditEntry(
+                    seq,
+                    f"2026-11-23T0{seq % 10}:00:00Z",
+                    "operator (stella gate)",
+                    ("import", "scan", "gate", "vex.add")[seq % 4],
+                    DIGEST,
+                    '{"verdict":"FAIL"}',
+                )
+                for seq in range(high, low - 1, -1)
+            ),
+            total=total,
+            newer=total - high if high >= low else total,
+            older=low - 1 if high >= low else 0,
         )
 
     def verify_audit(self) -> AuditCheck:

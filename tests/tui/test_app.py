@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Select, Static
 
 from appliance.auditor.package import verify_package
@@ -25,8 +26,8 @@ from appliance.store.verdicts import VerdictStore
 from appliance.store.vex import VexStore
 from appliance.vex.model import Justification, VexStatus
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
-from tests.tui.fakes import FakeService
-from tests.tui.homes import CVE, NOW, gated_home
+from tests.tui.fakes import FakeService, finding
+from tests.tui.homes import CVE, NOW, add_audit_records, excepted_home, gated_home
 from tui.app import StellaApp
 from tui.screens.audit import AuditScreen
 from tui.screens.dashboard import DashboardScreen
@@ -36,6 +37,7 @@ from tui.screens.findings import FindingsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.images import ImagesScreen
 from tui.screens.inbox import ImportScreen
+from tui.screens.revoke import RevokeScreen
 from tui.screens.triage import TriageScreen
 from tui.screens.verdict import VerdictScreen
 from tui.widgets.findings_table import FindingsTable
@@ -69,6 +71,28 @@ async def open_triage(pilot: Pilot[None]) -> None:
     await settle(pilot)
     await pilot.press("enter", "t")
     await settle(pilot)
+
+
+async def open_detail(pilot: Pilot[None]) -> None:
+    """From the dashboard: the images screen, the first image's findings, the first finding's
+    detail with its VEX history loaded."""
+    await settle(pilot)
+    await pilot.press("i")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, DetailScreen)
+
+
+def current(app: StellaApp) -> Screen[Any]:
+    """The active screen, read afresh (a call, so no earlier isinstance narrows it)."""
+    return app.screen
+
+
+def messages(app: StellaApp) -> list[str]:
+    return [n.message for n in app._notifications]
 
 
 def text_of(app: StellaApp, selector: str) -> str:
@@ -403,3 +427,154 @@ async def test_import_of_a_good_bundle_shows_each_step(
         await settle(pilot)
         assert "ok " in text_of(app, "#imports")
     assert list((appliance.home / "inbox").iterdir()) == []
+
+
+@run
+async def test_revoke_end_to_end_signs_the_revocation_and_regates(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    app = real_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_detail(pilot)
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        detail: DetailScreen = screen
+        assert f"not_affected by {key}" in text_of(app, "#finding")
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RevokeScreen)
+        shown = text_of(app, "#revoke-statement")
+        assert shown.startswith(key)
+        assert "not_affected (vulnerable_code_not_in_execute_path) until 2026-12-31" in shown
+        await pilot.press("enter")  # no reason yet: refused in the form
+        await pilot.pause()
+        assert isinstance(app.screen, RevokeScreen)
+        assert text_of(app, "#revoke-error") == "give a reason: why the statement no longer holds"
+        await pilot.press(*"the redirect path is used since 2.3", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, VerdictScreen)
+        body = text_of(app, "#verdict-body")
+        assert "After triage: PASS_WITH_EXCEPTIONS -> FAIL" in body
+        assert "RISK.CVE.KEV" in body
+        await pilot.press("escape")
+        await settle(pilot)
+        assert current(app) is screen
+        # the finding was read again: the revocation is now in force, and shown in history
+        assert detail.row.status is VexStatus.UNDER_INVESTIGATION
+        assert detail.row.vex_statement != key
+        assert f"revokes {key}: the redirect path is used since 2.3" in text_of(app, "#history")
+        # a revocation cannot itself be revoked: one line, no traceback, nothing stored
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press(*"again", "ctrl+s")
+        await settle(pilot)
+        assert current(app) is screen
+        refusal = messages(app)[-1]
+        assert f"is itself the revocation of {key}: nothing to revoke" in refusal
+        assert "\n" not in refusal
+    with open_state(home) as db:
+        statements = VexStore(db).statements()
+        verdicts = [v.verdict for v in VerdictStore(db).history()]
+        records = AuditLog(db, public_key=home.public_key())
+        actions = [r.action for r in records.records()]
+        assert records.verify().ok
+    assert [s.revokes for s in statements] == ["", key]
+    assert verdicts == ["FAIL", "PASS_WITH_EXCEPTIONS", "FAIL"]
+    assert actions[-3:] == ["vex.revoke", "scan", "gate"]
+
+
+@run
+async def test_revoke_with_nothing_in_force_says_so(home: Home) -> None:
+    app = real_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_detail(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)  # no form to fill in
+        assert messages(app)[-1] == (
+            f"no VEX statement is in force for {CVE}: nothing to revoke (press t to triage it)"
+        )
+
+
+@run
+async def test_revoke_without_the_signing_key_is_one_line(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    home.appliance_key.rename(tmp_path / "elsewhere.key")
+    app = real_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_detail(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press(*"no longer holds", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        refusal = messages(app)[-1]
+        assert str(home.appliance_key) in refusal
+        assert "\n" not in refusal
+    with open_state(home) as db:
+        assert [s.key for s in VexStore(db).statements()] == [key]
+
+
+@run
+async def test_revoke_cancelled_changes_nothing() -> None:
+    service = FakeService(rows=(finding(2),))  # not_affected by urn:stella:vex:2#0
+    app = StellaApp(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_detail(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, RevokeScreen)
+        await pilot.press(*"typed, then thought better", "escape")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+    assert service.revoked == []
+
+
+@run
+async def test_audit_pages_through_a_long_log(home: Home) -> None:
+    add_audit_records(home, 120)  # with the gated home's scan and gate: 122 records
+    app = real_app(home)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+
+        def seqs() -> list[int]:
+            return [int(str(table.get_row_at(i)[0])) for i in range(table.row_count)]
+
+        assert seqs() == list(range(122, 72, -1))
+        assert text_of(app, "#audit-range") == ("records 1–50 of 122, newest first (PgDn 72 older)")
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert seqs() == list(range(72, 22, -1))
+        assert text_of(app, "#audit-range") == (
+            "records 51–100 of 122, newest first (PgUp 50 newer, PgDn 22 older)"
+        )
+        assert "#72 scan" in text_of(app, "#audit-record")
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert seqs() == list(range(22, 0, -1))
+        assert text_of(app, "#audit-range") == (
+            "records 101–122 of 122, newest first (PgUp 100 newer)"
+        )
+        assert [str(table.get_row_at(i)[2]) for i in (20, 21)] == ["gate", "scan"]
+        await pilot.press("pagedown")  # nothing older: the page stays
+        await settle(pilot)
+        assert seqs()[0] == 22
+        await pilot.press("pageup")
+        await settle(pilot)
+        assert seqs() == list(range(72, 22, -1))
+        await pilot.press("pageup")
+        await settle(pilot)
+        assert seqs()[0] == 122
+        await pilot.press("pagedown", "pagedown")
+        await settle(pilot)
+        assert seqs()[0] == 22
+        await pilot.press("r")  # back to the newest page
+        await settle(pilot)
+        assert seqs()[0] == 122
+        await pilot.press("v")
+        await settle(pilot)
+        assert text_of(app, "#audit-check") == (
+            "chain intact: 122 records, head checkpoint signature valid"
+        )

@@ -7,12 +7,29 @@ from pathlib import Path
 import pytest
 
 from appliance.home import Home
-from appliance.service import ApplianceService, ServiceError, TriageRequest
+from appliance.service import (
+    AUDIT_PAGE,
+    ApplianceService,
+    RevokeRequest,
+    ServiceError,
+    TriageRequest,
+)
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
-from appliance.vex.model import VexStatus
+from appliance.store.vex import VexStore
+from appliance.vex import service as vex_service
+from appliance.vex.model import VexError, VexStatus
 from bundles import canonical
-from tests.tui.homes import CVE, IMAGE, NOW, gated_home
+from bundles.errors import StellaError
+from tests.tui.homes import (
+    CVE,
+    EXCEPTED_AT,
+    IMAGE,
+    NOW,
+    add_audit_records,
+    excepted_home,
+    gated_home,
+)
 
 
 @pytest.fixture
@@ -37,6 +54,7 @@ def test_reading_changes_nothing(home: Home, service: ApplianceService) -> None:
     service.findings(IMAGE)
     service.verdict(IMAGE)
     service.audit()
+    service.audit(before=2)
     service.verify_audit()
     assert _records(home) == before
 
@@ -139,3 +157,112 @@ def test_tampered_audit_log_is_reported(home: Home, service: ApplianceService) -
     assert not check.ok
     assert check.problem == "record 1: hash mismatch (edited)"
     assert (check.records, check.verified) == (2, 0)
+
+
+def test_audit_pages_by_sequence_number(home: Home, service: ApplianceService) -> None:
+    add_audit_records(home, 2 * AUDIT_PAGE + 8)  # + scan and gate: 110 records
+    newest = service.audit()
+    assert [e.seq for e in newest.entries] == list(range(110, 60, -1))
+    assert (newest.total, newest.newer, newest.older, newest.first, newest.last) == (
+        110,
+        0,
+        60,
+        1,
+        50,
+    )
+    middle = service.audit(before=61)
+    assert [e.seq for e in middle.entries] == list(range(60, 10, -1))
+    assert (middle.first, middle.last, middle.older) == (51, 100, 10)
+    oldest = service.audit(before=11)
+    assert [e.seq for e in oldest.entries] == list(range(10, 0, -1))
+    assert (oldest.first, oldest.last, oldest.older) == (101, 110, 0)
+    assert [e.action for e in oldest.entries[-2:]] == ["gate", "scan"]
+    assert service.audit(after=10) == middle
+    assert service.audit(after=60) == newest
+
+
+def _revoke(service: ApplianceService, key: str | None, reason: str = "now reachable") -> None:
+    service.revoke(RevokeRequest(IMAGE, service.findings(IMAGE).digest, key, reason))
+
+
+def test_revoke_supersedes_the_exception_and_regates(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    view = service.findings(IMAGE)
+    (row,) = view.rows
+    assert (row.status, row.vex_statement) == (VexStatus.NOT_AFFECTED, key)
+    result = service.revoke(
+        RevokeRequest(IMAGE, view.digest, key, "  the redirect path\n is used since 2.3 ")
+    )
+    assert (result.before, result.after) == ("PASS_WITH_EXCEPTIONS", "FAIL")
+    assert "RISK.CVE.KEV" in result.reason_codes
+    # the revocation is what `stella vex revoke` makes: signed, stored, audited
+    old, revocation = service.vex_history(row)
+    assert (old.key, old.status) == (key, "not_affected")
+    assert (revocation.key, revocation.revokes, revocation.status) == (
+        result.statement,
+        key,
+        "under_investigation",
+    )
+    assert revocation.text == f"revokes {key}: the redirect path is used since 2.3"
+    with open_state(home) as db:
+        records = AuditLog(db).records()
+    assert [r.action for r in records[-3:]] == ["vex.revoke", "scan", "gate"]
+    assert records[-3].seq == result.vex_audit_seq
+    assert records[-3].result["revokes"] == key
+    assert service.verify_audit().ok
+    (after,) = service.findings(IMAGE).rows
+    assert (after.status, after.vex_statement) == (VexStatus.UNDER_INVESTIGATION, result.statement)
+    verdict = service.verdict(IMAGE)
+    assert verdict is not None
+    assert verdict.verdict == "FAIL"
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason", "message"),
+    [
+        (None, "x", "no VEX statement is in force for this finding: nothing to revoke"),
+        ("KEY", " \n ", "revoking KEY needs a reason"),
+        ("urn:vendor:vex#0", "x", "urn:vendor:vex#0 is not stored on this appliance"),
+    ],
+)
+def test_revoke_refusals_change_nothing(
+    tmp_path: Path, statement: str | None, reason: str, message: str
+) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    before = _records(home)
+    with pytest.raises(ServiceError) as caught:
+        _revoke(service, key if statement == "KEY" else statement, reason)
+    assert message.replace("KEY", key) in caught.value.message
+    assert _records(home) == before
+
+
+def test_a_revocation_and_a_revoked_statement_cannot_be_revoked(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    revocation = vex_service.revoke(home, key, reason="by the CLI", at=NOW).statements[0].key
+    before = _records(home)
+    with pytest.raises(VexError, match=f"VEX statement {key} is already revoked by"):
+        _revoke(service, key)  # a finding read before the CLI revoked it
+    with pytest.raises(ServiceError, match=f"{revocation} is itself the revocation of {key}"):
+        _revoke(service, revocation)
+    assert _records(home) == before
+
+
+def test_revoke_without_the_signing_key_is_an_error(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    home.appliance_key.rename(tmp_path / "elsewhere.key")
+    with pytest.raises(StellaError) as caught:
+        _revoke(service, key)
+    assert str(home.appliance_key) in caught.value.diagnostics()
+    with open_state(home) as db:
+        assert [s.key for s in VexStore(db).statements()] == [key]
+
+
+def test_revoke_in_the_same_second_as_the_statement_is_refused(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    service = ApplianceService(home, clock=lambda: EXCEPTED_AT, settle=0)
+    with pytest.raises(VexError, match="is not after the statement's"):
+        _revoke(service, key)

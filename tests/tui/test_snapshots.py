@@ -22,6 +22,7 @@ SCREENS = {
     "findings_filtered": ("i", "enter", "s", "s", "f"),
     "detail": ("i", "enter", "enter"),
     "triage": ("i", "enter", "enter", "t"),
+    "revoke": ("i", "enter", "v", "enter", "r"),  # a not_affected finding's statement
     "verdict": ("i", "v"),
     "import_refused": ("m", "enter"),
     "audit": ("a", "v"),

@@ -1,9 +1,11 @@
 """Finding detail: advisory, fix, scores, the evidence chain package -> file -> layer ->
-entrypoint, the match explanation and the VEX history; ``t`` opens the triage form."""
+entrypoint, the match explanation and the VEX history; ``t`` opens the triage form, ``r``
+revokes the statement in force. After either, the finding is read again."""
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import ClassVar
 
 from rich.console import Group
@@ -16,10 +18,18 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from appliance.service import FindingRow, ImageFindings, TriageRequest, VexEntry
+from appliance.service import (
+    FindingRow,
+    ImageFindings,
+    RevokeRequest,
+    TriageRequest,
+    TriageResult,
+    VexEntry,
+)
 from bundles.errors import StellaError
 from tui.screens.base import describe, service_of, short
 from tui.screens.dashboard import SEVERITY_STYLE
+from tui.screens.revoke import RevokeScreen
 from tui.screens.triage import TriageScreen
 from tui.screens.verdict import VerdictScreen
 
@@ -91,11 +101,13 @@ def history_text(entries: tuple[VexEntry, ...]) -> Table:
 
 
 class DetailScreen(Screen[bool]):
-    """One finding; dismisses with True when a triage changed the image's findings."""
+    """One finding; dismisses with True when a triage or revocation changed the image's
+    findings."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("t", "triage", "Triage"),
+        Binding("r", "revoke", "Revoke"),
     ]
 
     def __init__(self, view: ImageFindings, row: FindingRow) -> None:
@@ -103,6 +115,7 @@ class DetailScreen(Screen[bool]):
         self.view = view
         self.row = row
         self.changed = False
+        self.history: tuple[VexEntry, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -123,7 +136,22 @@ class DetailScreen(Screen[bool]):
         except (StellaError, OSError) as e:
             self.query_one("#history", Static).update(Text(describe(e), "bold red"))
             return
+        self.history = entries
         self.query_one("#history", Static).update(history_text(entries))
+
+    @work(exclusive=True, group="row")
+    async def reload_row(self) -> None:
+        """Read the finding again after a VEX change, so the status shown, and the statement
+        a revocation would revoke, are the ones now in force."""
+        try:
+            view = await asyncio.to_thread(service_of(self.app).findings, self.view.name)
+        except (StellaError, OSError) as e:
+            self.notify(describe(e), title="Cannot re-read the finding", severity="error")
+            return
+        row = next((r for r in view.rows if r.key == self.row.key), None)
+        if row is not None:
+            self.view, self.row = view, row
+            self.query_one("#finding", Static).update(finding_text(row))
 
     def action_back(self) -> None:
         self.dismiss(self.changed)
@@ -143,6 +171,39 @@ class DetailScreen(Screen[bool]):
         except (StellaError, OSError) as e:
             self.notify(describe(e), title="Triage refused", severity="error", timeout=10)
             return
+        self._changed(request.image, result)
+
+    def _changed(self, image: str, result: TriageResult) -> None:
         self.changed = True
         self.load_history()
-        self.app.push_screen(VerdictScreen(request.image, triage=result))
+        self.reload_row()
+        self.app.push_screen(VerdictScreen(image, triage=result))
+
+    def action_revoke(self) -> None:
+        key = self.row.vex_statement
+        if key is None:
+            self.notify(
+                f"no VEX statement is in force for {self.row.id}: nothing to revoke "
+                "(press t to triage it)",
+                title="Revoke",
+                severity="error",
+                timeout=10,
+            )
+            return
+        entry = next((e for e in self.history if e.key == key), None)
+        self.app.push_screen(RevokeScreen(self.row, key, entry), partial(self._revoke, key))
+
+    def _revoke(self, key: str, reason: str | None) -> None:
+        """Revoke ``key``, the statement the form showed, once a reason was given."""
+        if reason is not None:
+            self.run_revoke(RevokeRequest(self.view.name, self.view.digest, key, reason))
+
+    @work(exclusive=True, group="triage")
+    async def run_revoke(self, request: RevokeRequest) -> None:
+        self.notify(f"signing the revocation and gating {request.image}…", timeout=3)
+        try:
+            result = await asyncio.to_thread(service_of(self.app).revoke, request)
+        except (StellaError, OSError) as e:
+            self.notify(describe(e), title="Revoke refused", severity="error", timeout=10)
+            return
+        self._changed(request.image, result)

@@ -36,11 +36,25 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("enter", "detail"),
         ),
     ),
-    ("Detail", (("t", "triage: sign a VEX statement, then re-gate"),)),
+    (
+        "Detail",
+        (
+            ("t", "triage: sign a VEX statement, then re-gate"),
+            ("r", "revoke the statement in force, then re-gate"),
+        ),
+    ),
     ("Verdict", (("c", "verify the signed verdict"), ("x", "export an audit package"))),
     ("Triage", (("tab", "next field"), ("ctrl+s", "sign"), ("esc", "cancel"))),
+    ("Revoke", (("enter ctrl+s", "sign the revocation"), ("esc", "cancel"))),
     ("Import", (("enter", "import the selected bundle"), ("r", "re-read the inbox"))),
-    ("Audit log", (("v", "verify the chain"),)),
+    (
+        "Audit log",
+        (
+            ("pgdn pgup", "older, newer page"),
+            ("r", "newest page, re-read"),
+            ("v", "verify the chain"),
+        ),
+    ),
 )
 
 

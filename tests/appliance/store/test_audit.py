@@ -28,6 +28,7 @@ from appliance.store.audit import (
     AuditHead,
     AuditKeyError,
     AuditLog,
+    AuditPage,
     AuditRecord,
     HeadError,
     ProblemKind,
@@ -223,6 +224,34 @@ def test_records_filters(log: AuditLog) -> None:
     assert log.records()[4] == records[4]
     with pytest.raises(AuditError, match=r"action filter 'vex%' is not an action name"):
         log.records(action="vex%")
+
+
+def test_page_walks_the_log_by_sequence_number(log: AuditLog) -> None:
+    fill(log, 11)
+    newest = log.page(limit=4)
+    assert [r.seq for r in newest.records] == [8, 9, 10, 11]
+    assert (newest.total, newest.newer, newest.older) == (11, 0, 7)
+    middle = log.page(before=8, limit=4)
+    assert [r.seq for r in middle.records] == [4, 5, 6, 7]
+    assert (middle.newer, middle.older) == (4, 3)
+    oldest = log.page(before=4, limit=4)
+    assert [r.seq for r in oldest.records] == [1, 2, 3]
+    assert (oldest.newer, oldest.older) == (8, 0)
+    assert log.page(after=3, limit=4) == middle
+    assert log.page(after=7, limit=4) == newest
+    # short of a full page towards the head: the newest page instead
+    assert log.page(after=9, limit=4) == newest
+    assert log.page(before=1, limit=4) == AuditPage((), 11, 11, 0)
+    assert log.page(limit=4).records[-1] == log.records()[-1]
+
+
+def test_page_of_an_empty_log_and_bad_arguments(log: AuditLog) -> None:
+    empty = log.page(limit=10)
+    assert (empty.records, empty.total, empty.newer, empty.older) == ((), 0, 0, 0)
+    with pytest.raises(AuditError, match="page: give 'before' or 'after', not both"):
+        log.page(before=5, after=2, limit=10)
+    with pytest.raises(AuditError, match="page: limit must be at least 1, got 0"):
+        log.page(limit=0)
 
 
 def test_records_read_under_a_new_action_name(log: AuditLog, db_path: Path) -> None:

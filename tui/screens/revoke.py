@@ -1,0 +1,92 @@
+"""The revocation confirmation (modal): which statement is revoked, and the operator's reason,
+which is signed into the revocation and kept in the audit log. Submitting dismisses with the
+reason; the screen below revokes through the service and re-gates."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from appliance.service import FindingRow, VexEntry
+
+
+def statement_text(key: str, entry: VexEntry | None) -> Text:
+    """The statement about to be revoked, as the history shows it."""
+    text = Text(key, "bold")
+    if entry is None:
+        return text
+    text.append(f"\n{entry.timestamp} {entry.origin} ")
+    text.append(entry.status, "bold")
+    if entry.justification:
+        text.append(f" ({entry.justification})")
+    if entry.expires:
+        text.append(f" until {entry.expires}", "yellow")
+    if entry.text:
+        text.append(f"\n{entry.text}", "italic")
+    return text
+
+
+class RevokeScreen(ModalScreen[str | None]):
+    """Confirm revoking the VEX statement in force for one finding; dismisses with the
+    reason, or None when cancelled."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "submit", "Revoke"),
+    ]
+
+    def __init__(self, row: FindingRow, key: str, entry: VexEntry | None) -> None:
+        super().__init__()
+        self.row = row
+        self.key = key
+        self.entry = entry
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="revoke"):
+            yield Static(
+                Text(f"Revoke the VEX statement for {self.row.id} in {self.row.package}", "bold")
+            )
+            yield Static(statement_text(self.key, self.entry), id="revoke-statement")
+            yield Label("Reason (required; signed into the revocation and audited)")
+            yield Input(
+                placeholder="e.g. the code is reachable since the last upgrade", id="reason"
+            )
+            yield Static("", id="revoke-error")
+            with Horizontal(id="revoke-buttons"):
+                yield Button("Revoke", variant="error", id="revoke-confirm")
+                yield Button("Cancel", id="revoke-cancel")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def action_submit(self) -> None:
+        reason = " ".join(self.query_one("#reason", Input).value.split())
+        if not reason:
+            self.query_one("#revoke-error", Static).update(
+                Text("give a reason: why the statement no longer holds", "bold red")
+            )
+            return
+        self.dismiss(reason)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted, "#reason")
+    def _submitted(self) -> None:
+        self.action_submit()
+
+    @on(Button.Pressed, "#revoke-confirm")
+    def _confirm(self) -> None:
+        self.action_submit()
+
+    @on(Button.Pressed, "#revoke-cancel")
+    def _cancel(self) -> None:
+        self.action_cancel()
