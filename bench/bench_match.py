@@ -8,8 +8,9 @@ RubyGems from the records' own packages, and Debian 11 source packages from the 
 lists; versions taken from the records' events so the ranges are really compared) is matched
 against each, cold (first run, empty parse caches) and warm.
 Prints components/s and one JSON line. Target: <= 0.3 s for the 1,000 components, cold,
-against the in-memory index, checked on the process's CPU time (wall time on a shared machine
-also counts other processes). The knowledge.db figure is reported, not checked.
+checked on the process's CPU time (wall time on a shared machine also counts other
+processes) for the product path, ``match_inventory`` over the knowledge.db (a fresh source,
+empty parse caches), and for the in-memory index; exits 1 when either is over.
 """
 
 from __future__ import annotations
@@ -194,14 +195,14 @@ def main() -> int:
         json.dumps({"components": COMPONENTS, "records": len(osv), "target_s": TARGET, **results})
     )
     # CPU time decides: on a shared machine wall time also counts other processes' turns.
-    if results["memory"]["cold_cpu_s"] > TARGET:
+    over = [name for name, r in results.items() if r["cold_cpu_s"] > TARGET]
+    for name in over:
         print(
-            f"bench_match: {results['memory']['cold_cpu_s']:.3f} s CPU is over the {TARGET} s "
-            "target",
+            f"bench_match: {name} cold {results[name]['cold_cpu_s']:.3f} s CPU is over the "
+            f"{TARGET} s target",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return 1 if over else 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,13 @@ from appliance.match.model import (
     SeveritySource,
     UnknownKind,
 )
-from appliance.match.source import Advisory, AdvisorySource, MemoryAdvisories, record_digest
+from appliance.match.source import (
+    Advisory,
+    AdvisorySource,
+    MemoryAdvisories,
+    Prefetching,
+    record_digest,
+)
 
 __all__ = [
     "LANGUAGE_ECOSYSTEMS",
@@ -49,6 +55,7 @@ __all__ = [
     "MatchUnknown",
     "Matcher",
     "MemoryAdvisories",
+    "Prefetching",
     "Reachability",
     "ReachabilityFact",
     "RecordRef",

@@ -21,7 +21,7 @@ from typing import Any
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
     """``CVE-2021-9999`` before ``CVE-2021-10000``: dash-separated parts, numbers as numbers
     (tagged, so a number never meets a string in a comparison)."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in text.split("-"))
+    return tuple([(0, int(p)) if p.isdigit() else (1, p) for p in text.split("-")])
 
 
 @lru_cache(maxsize=65536)

@@ -34,7 +34,7 @@ from appliance.match.model import (
     UnknownKind,
 )
 from appliance.match.osv import Affected, Undecided, evaluate
-from appliance.match.source import Advisory, AdvisorySource
+from appliance.match.source import Advisory, AdvisorySource, Prefetching
 from appliance.scanner.model import OSInfo, Package, PackageType
 from appliance.scanner.purl import package_purl
 from appliance.versions import UnknownScheme, scheme_for
@@ -66,6 +66,13 @@ def _summary(record: Mapping[str, Any]) -> str:
     text = record.get("summary") or record.get("details") or ""
     if not isinstance(text, str):
         return ""
+    if len(text) > 4 * _SUMMARY_LIMIT:
+        # ``details`` run to pages: the whole words of a prefix give the same first
+        # characters, and when they already pass the limit, the same summary
+        words = text[: 4 * _SUMMARY_LIMIT + 1].split()[:-1]
+        head = " ".join(words)
+        if len(head) > _SUMMARY_LIMIT:
+            return head[: _SUMMARY_LIMIT - 1] + "…"
     line = " ".join(text.split())
     return line if len(line) <= _SUMMARY_LIMIT else line[: _SUMMARY_LIMIT - 1] + "…"
 
@@ -93,14 +100,36 @@ class Matcher:
         findings: list[Finding] = []
         unknowns: list[MatchUnknown] = []
         known = self.source.ecosystems()
-        for package in inventory.packages:
-            if package in delegated:
-                continue
-            purl = package_purl(package, os_info)
-            ecosystem = self._ecosystem(package, os_info, distro, known)
+        plan: list[tuple[Package, str, str | tuple[UnknownKind, str]]] = [
+            (
+                package,
+                package_purl(package, os_info),
+                self._ecosystem(package, os_info, distro, known),
+            )
+            for package in inventory.packages
+            if package not in delegated
+        ]
+        prefetch: Prefetching | None = self.source if isinstance(self.source, Prefetching) else None
+        if prefetch is not None:
+            # every package's records at once: a store answers a batch far faster
+            prefetch.prefetch([(e, lookup(p)[0]) for p, _, e in plan if not isinstance(e, tuple)])
+        affected: list[tuple[Package, str, str, list[_Hit]]] = []
+        for package, purl, ecosystem in plan:
             if isinstance(ecosystem, tuple):
                 unknowns.append(MatchUnknown(purl, *ecosystem))
                 continue
+            hits, missed = self._hits(package, purl, ecosystem)
+            unknowns.extend(missed)
+            if hits:
+                affected.append((package, purl, ecosystem, hits))
+        if prefetch is not None:
+            # the KEV and EPSS rows every finding will ask for, at once: a finding's CVEs
+            # are among its records' ids and aliases
+            records = {id(h.advisory): h.advisory.record for *_, hits in affected for h in hits}
+            prefetch.prefetch_cves(
+                {i for r in records.values() for i in aliases.record_ids(r) if aliases.is_cve(i)}
+            )
+        for package, purl, ecosystem, hits in affected:
             fact = reach.get(purl)
             evidence = Evidence(
                 purl,
@@ -110,9 +139,7 @@ class Matcher:
                 fact.state if fact else Reachability.UNKNOWN,
                 tuple(sorted(set(fact.entrypoints))) if fact else (),
             )
-            found, missed = self._package(package, purl, ecosystem, evidence)
-            findings.extend(found)
-            unknowns.extend(missed)
+            findings.extend(self._findings(package, purl, ecosystem, evidence, hits))
         return FindingsReport.build(
             findings,
             unknowns,
@@ -152,9 +179,11 @@ class Matcher:
             )
         return distro
 
-    def _package(
-        self, package: Package, purl: str, ecosystem: str, evidence: Evidence
-    ) -> tuple[list[Finding], list[MatchUnknown]]:
+    def _hits(
+        self, package: Package, purl: str, ecosystem: str
+    ) -> tuple[list[_Hit], list[MatchUnknown]]:
+        """Every affected entry of the package's records that covers its version, and what
+        could not be decided."""
         name, version = lookup(package)
         is_distro = package.type in OS_TYPES
         key = normalize_name(ecosystem, name)
@@ -167,12 +196,17 @@ class Matcher:
             record_hits: list[_Hit] = []
             undecided: Undecided | None = None
             for entry in record.get("affected") or ():
-                pkg = entry.get("package") if isinstance(entry, Mapping) else None
+                # records parsed from JSON hold dicts: the exact type test skips the ABC check
+                pkg = (
+                    entry.get("package")
+                    if type(entry) is dict or isinstance(entry, Mapping)
+                    else None
+                )
                 if (
-                    not isinstance(pkg, Mapping)
+                    not (type(pkg) is dict or isinstance(pkg, Mapping))
                     or pkg.get("ecosystem") != ecosystem
                     or not isinstance(pkg.get("name"), str)
-                    or normalize_name(ecosystem, pkg["name"]) != key
+                    or (pkg["name"] != name and normalize_name(ecosystem, pkg["name"]) != key)
                 ):
                     continue
                 if is_distro:
@@ -189,8 +223,13 @@ class Matcher:
                 # an installed version that does not parse is one unknown, not one per record
                 rid = "" if undecided.kind is UnknownKind.BAD_VERSION else advisory.id
                 unknowns.append(MatchUnknown(purl, undecided.kind, undecided.reason, rid))
-        if not hits:
-            return [], unknowns
+        return hits, unknowns
+
+    def _findings(
+        self, package: Package, purl: str, ecosystem: str, evidence: Evidence, hits: list[_Hit]
+    ) -> list[Finding]:
+        """The package's findings: its hits merged into one finding per vulnerability."""
+        name, version = lookup(package)
         component = Component(
             purl, package.type.value, package.name, package.full_version, ecosystem, name
         )
@@ -211,7 +250,7 @@ class Matcher:
             )
             for group in groups
         ]
-        return findings, unknowns
+        return findings
 
     def _finding(
         self,
@@ -251,9 +290,9 @@ class Matcher:
             word = enrich.database_severity(record, out.notes)
             if word is not None:
                 words.append(word)
-            entries = [h.entry for h in hits if h.advisory is hit.advisory]
             if hit.advisory.id not in seen:
                 seen.add(hit.advisory.id)
+                entries = [h.entry for h in hits if h.advisory is hit.advisory]
                 for vector in enrich.cvss_vectors(record, entries):
                     score = enrich.score_vector(vector, hit.advisory.id)
                     if score is not None:

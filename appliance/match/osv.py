@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 from appliance.match.model import MatchKind, UnknownKind
@@ -77,17 +78,27 @@ def entry_scheme(entry: Mapping[str, Any], ecosystem: str) -> str:
     return scheme_for_ecosystem(ecosystem).name
 
 
+@lru_cache(maxsize=65536)
+def _event(key: str, value: str) -> Event | None:
+    """The :class:`Event` of ``{key: value}``, made once per run: a few events (``introduced:
+    0``) recur in most ranges."""
+    kind = _KINDS.get(key)
+    return None if kind is None else Event(kind, value)
+
+
 def _events(raw: Sequence[Any]) -> list[Event | Mapping[str, object]]:
     """Events as :class:`Event` values; odd shapes are left for :func:`prepare` to refuse
     with its own message."""
     out: list[Event | Mapping[str, object]] = []
     for item in raw:
-        if isinstance(item, Mapping) and len(item) == 1:
+        # records parsed from JSON hold dicts: the exact type test skips the slower ABC check
+        if (type(item) is dict or isinstance(item, Mapping)) and len(item) == 1:
             ((key, value),) = item.items()
-            kind = _KINDS.get(key)
-            if kind is not None and isinstance(value, str):
-                out.append(Event(kind, value))
-                continue
+            if isinstance(key, str) and isinstance(value, str):
+                event = _event(key, value)
+                if event is not None:
+                    out.append(event)
+                    continue
         out.append(item)
     return out
 
@@ -202,7 +213,7 @@ def evaluate(entry: Mapping[str, Any], ecosystem: str, version_text: str) -> Out
     fixed: set[str] = set()
     matched: list[str] = []
     for rng in entry.get("ranges") or ():
-        rtype = rng.get("type") if isinstance(rng, Mapping) else None
+        rtype = rng.get("type") if type(rng) is dict or isinstance(rng, Mapping) else None
         if rtype == "GIT":
             git_only = True
             continue

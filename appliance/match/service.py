@@ -7,9 +7,10 @@ one snapshot (the active one unless named), so a scan and its replay read the sa
 from __future__ import annotations
 
 import gc
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from appliance.match.matcher import match
 from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
@@ -28,7 +29,9 @@ class KnowledgeAdvisories:
     """An :class:`~appliance.match.source.AdvisorySource` reading one snapshot of the store.
 
     Answers are memoized per source object: one scan asks for each package once, and the
-    store does not change under a pinned snapshot.
+    store does not change under a pinned snapshot. It is :class:`Prefetching`: the matcher
+    hands it the whole inventory's packages, then the CVEs of every hit, and each batch costs
+    a few queries instead of one per package or CVE.
     """
 
     def __init__(self, store: KnowledgeStore, snapshot: Digest | None = None) -> None:
@@ -45,42 +48,60 @@ class KnowledgeAdvisories:
             )
         self.store = store
         self._snapshot = pinned
+        self._snapshot_text = str(pinned)  # asked for once per finding
         self._advisories: dict[tuple[str, str], list[Advisory]] = {}
-        self._tables: dict[tuple[DatasetType, str], Mapping[str, Any] | None] = {}
-        self._kev: dict[str, Mapping[str, Any]] | None = None
+        self._tables: dict[DatasetType, dict[str, Mapping[str, Any] | None]] = {
+            DatasetType.KEV: {},
+            DatasetType.EPSS: {},
+        }
         self._ecosystems: frozenset[str] | None = None
 
     @property
     def snapshot(self) -> str | None:
-        return str(self._snapshot)
+        return self._snapshot_text
+
+    def prefetch(self, packages: Iterable[tuple[str, str]]) -> None:
+        """Load the records of every package not loaded yet, parsing each distinct line
+        once; its digest is hashed from the line only if a finding cites it."""
+        missing = {key for key in packages if key not in self._advisories}
+        if not missing:
+            return
+        parsed: dict[int, Advisory] = {}  # a record listed under several packages: once
+        found: dict[tuple[str, str], list[tuple[str, int, Advisory]]] = {}
+        for key, record_id, record, line in self.store.advisory_rows(missing, self._snapshot):
+            advisory = parsed.get(record)
+            if advisory is None:
+                advisory = parsed[record] = Advisory(orjson.loads(line), line=line)
+            found.setdefault(key, []).append((record_id, record, advisory))
+        for key in missing:
+            rows = sorted(found.get(key, ()), key=lambda row: (row[0], row[1]))
+            self._advisories[key] = [advisory for *_, advisory in rows]
+
+    def prefetch_cves(self, cves: Iterable[str]) -> None:
+        """Load the KEV and EPSS rows of every CVE not loaded yet (None when it has none)."""
+        wanted = set(cves)
+        for dtype, table in self._tables.items():
+            missing = wanted.difference(table)
+            if missing:
+                lines = self.store.lookup_lines(dtype, missing, self._snapshot)
+                for cve in missing:
+                    line = lines.get(cve)
+                    table[cve] = orjson.loads(line) if line is not None else None
 
     def advisories(self, ecosystem: str, name: str) -> Sequence[Advisory]:
         key = (ecosystem, name)
-        found = self._advisories.get(key)
-        if found is None:
-            records = self.store.advisories(ecosystem, name, self._snapshot)
-            found = self._advisories[key] = [
-                Advisory(r) for r in sorted(records, key=lambda r: str(r["id"]))
-            ]
-        return found
+        if key not in self._advisories:
+            self.prefetch([key])
+        return self._advisories[key]
 
     def _table(self, dtype: DatasetType, cve: str) -> Mapping[str, Any] | None:
-        key = (dtype, cve)
-        if key not in self._tables:
-            rows = self.store.lookup(dtype, cve, self._snapshot)
-            self._tables[key] = rows[0] if rows else None
-        return self._tables[key]
+        table = self._tables[dtype]
+        if cve not in table:
+            self.prefetch_cves([cve])
+        return table[cve]
 
     def kev(self, cve: str) -> Mapping[str, Any] | None:
-        if self._kev is None:
-            # the whole catalog (about 1,500 entries) costs less than a query per CVE
-            self._kev = {}
-            for entry in self.store.manifest(self._snapshot).datasets:
-                if entry.type is DatasetType.KEV:
-                    for line in self.store.dataset_lines(entry.digest):
-                        record = json.loads(line)
-                        self._kev.setdefault(str(record["id"]), record)
-        return self._kev.get(cve)
+        return self._table(DatasetType.KEV, cve)
 
     def epss(self, cve: str) -> Mapping[str, Any] | None:
         return self._table(DatasetType.EPSS, cve)

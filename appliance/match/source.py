@@ -5,7 +5,9 @@ entry of a CVE, the EPSS row of a CVE. :class:`KnowledgeAdvisories` in
 :mod:`appliance.match.service` answers them from ``knowledge.db``; :class:`MemoryAdvisories`
 answers them from records held in memory (tests, benchmarks, replay of an exported slice).
 Each record travels with the SHA-256 of its canonical bytes, which is how the knowledge store
-and the snapshot's dataset files name it.
+and the snapshot's dataset files name it. A source that answers in batches faster than one
+question at a time (a database) is also :class:`Prefetching`; the matcher then tells it
+everything it will ask before it asks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -56,13 +58,18 @@ def record_digest(record: Mapping[str, Any]) -> str:
 
 
 class Advisory:
-    """An OSV record and its digest (computed on first use when not given)."""
+    """An OSV record and its digest: given, or computed on first use from the record's
+    stored canonical line when there is one (a hash, no re-serializing), else from the
+    record itself: a record no finding cites never needs its digest."""
 
-    __slots__ = ("_digest", "record")
+    __slots__ = ("_digest", "line", "record")
 
-    def __init__(self, record: Mapping[str, Any], digest: str | None = None) -> None:
+    def __init__(
+        self, record: Mapping[str, Any], digest: str | None = None, line: bytes | None = None
+    ) -> None:
         self.record = record
         self._digest = digest
+        self.line = line
 
     @property
     def id(self) -> str:
@@ -71,7 +78,10 @@ class Advisory:
     @property
     def digest(self) -> str:
         if self._digest is None:
-            self._digest = record_digest(self.record)
+            if self.line is not None:
+                self._digest = hashlib.sha256(self.line).hexdigest()
+            else:
+                self._digest = record_digest(self.record)
         return self._digest
 
 
@@ -96,6 +106,17 @@ class AdvisorySource(Protocol):
         cheaply. A distribution release missing from it makes its packages unknowns instead
         of silently clean."""
         ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """An :class:`AdvisorySource` that answers many questions at once faster than one at a
+    time (a database): before asking, the matcher hands it every (ecosystem, name) it will
+    ask for, then every CVE whose KEV and EPSS rows it may ask for."""
+
+    def prefetch(self, packages: Iterable[tuple[str, str]]) -> None: ...
+
+    def prefetch_cves(self, cves: Iterable[str]) -> None: ...
 
 
 class MemoryAdvisories:

@@ -107,6 +107,8 @@ SCHEMA = Schema(
 )
 
 BATCH = 2000
+# Packages or ids per batch query: 2 parameters each stays under SQLite's oldest limit (999).
+QUERY_CHUNK = 400
 
 
 class KnowledgeError(StoreError):
@@ -460,20 +462,64 @@ class KnowledgeStore:
     def advisories(
         self, ecosystem: str, name: str, snapshot: Digest | None = None
     ) -> list[dict[str, Any]]:
-        """OSV records of ``snapshot`` (default: the active one) affecting this package."""
+        """OSV records of ``snapshot`` (default: the active one) affecting this package, in
+        record id order."""
+        lines = self.advisory_lines([(ecosystem, name)], snapshot)
+        return [orjson.loads(line) for *_, line in lines.get((ecosystem, name), ())]
+
+    def advisory_lines(
+        self, packages: Iterable[tuple[str, str]], snapshot: Digest | None = None
+    ) -> dict[tuple[str, str], list[tuple[str, int, bytes]]]:
+        """For many (ecosystem, name) packages at once, the snapshot's OSV records affecting
+        each, as (record id, record key, canonical line) in record id order, each distinct
+        line once; the key is the line's 64-bit content key (same key, same line). A package
+        without records is absent from the answer. See :meth:`advisory_rows`."""
+        answer: dict[tuple[str, str], list[tuple[str, int, bytes]]] = {}
+        for package, record_id, record, line in self.advisory_rows(packages, snapshot):
+            answer.setdefault(package, []).append((record_id, record, line))
+        for rows in answer.values():
+            rows.sort(key=lambda row: (row[0], row[1]))  # never on the query plan's order
+        return answer
+
+    def advisory_rows(
+        self, packages: Iterable[tuple[str, str]], snapshot: Digest | None = None
+    ) -> Iterator[tuple[tuple[str, str], str, int, bytes]]:
+        """The rows of :meth:`advisory_lines` as the database yields them, unordered: (the
+        package as given, record id, record key, canonical line), once per package and
+        distinct line. Names compare normalized; a package asked under two spellings gets
+        the rows under both.
+
+        One query per :data:`QUERY_CHUNK` packages instead of one per package: a scan asks
+        for every component of an image at once."""
         snap = snapshot or self.active()
-        if snap is None:
-            return []
-        rows = self._conn.execute(
-            "SELECT DISTINCT r.body FROM affected a "
-            "JOIN snapshot_datasets sd ON sd.snapshot = ? "
-            "JOIN dataset_records dr ON dr.dataset = sd.dataset AND dr.record_id = a.record_id "
-            "AND dr.record = a.record "
-            "JOIN records r ON r.id = a.record "
-            "WHERE a.ecosystem = ? AND a.name = ?",
-            (str(snap), ecosystem, normalize_name(ecosystem, name)),
-        )
-        return [orjson.loads(body) for (body,) in rows]
+        wanted: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for ecosystem, name in packages:
+            wanted.setdefault((ecosystem, normalize_name(ecosystem, name)), []).append(
+                (ecosystem, name)
+            )
+        if snap is None or not wanted:
+            return
+        seen: set[tuple[str, str, int]] = set()  # a record two datasets of the snapshot hold
+        keys = list(wanted)
+        for start in range(0, len(keys), QUERY_CHUNK):
+            chunk = keys[start : start + QUERY_CHUNK]
+            values = ", ".join("(?, ?)" for _ in chunk)  # placeholders only
+            rows = self._conn.execute(
+                f"WITH wanted(ecosystem, name) AS (VALUES {values}) "  # noqa: S608
+                "SELECT a.ecosystem, a.name, a.record_id, a.record, r.body FROM wanted w "
+                "JOIN affected a ON a.ecosystem = w.ecosystem AND a.name = w.name "
+                "JOIN snapshot_datasets sd ON sd.snapshot = ? "
+                "JOIN dataset_records dr ON dr.dataset = sd.dataset "
+                "AND dr.record_id = a.record_id AND dr.record = a.record "
+                "JOIN records r ON r.id = a.record",
+                [*(v for key in chunk for v in key), str(snap)],
+            )
+            for ecosystem, name, record_id, record, body in rows:
+                if (ecosystem, name, record) in seen:
+                    continue
+                seen.add((ecosystem, name, record))
+                for asked in wanted[(ecosystem, name)]:
+                    yield asked, str(record_id), int(record), bytes(body)
 
     def lookup(
         self, dataset_type: DatasetType, record_id: str, snapshot: Digest | None = None
@@ -490,6 +536,39 @@ class KnowledgeStore:
             (record_id, str(snap), dataset_type.value),
         )
         return [orjson.loads(body) for (body,) in rows]
+
+    def lookup_lines(
+        self, dataset_type: DatasetType, record_ids: Iterable[str], snapshot: Digest | None = None
+    ) -> dict[str, bytes]:
+        """For many ids at once, the line of the first dataset (by name) of this type in the
+        snapshot that has a record with that id: ``lookup(...)[0]`` for each, unparsed, in
+        one query per :data:`QUERY_CHUNK` ids. Ids without a record are absent."""
+        snap = snapshot or self.active()
+        ids = sorted(set(record_ids))
+        if snap is None or not ids:
+            return {}
+        datasets = [
+            int(d)
+            for (d,) in self._conn.execute(
+                "SELECT dataset FROM snapshot_datasets WHERE snapshot = ? AND type = ? "
+                "ORDER BY name DESC",
+                (str(snap), dataset_type.value),
+            )
+        ]
+        answer: dict[str, bytes] = {}
+        for dataset in datasets:  # the first dataset by name is written last and wins
+            for start in range(0, len(ids), QUERY_CHUNK):
+                chunk = ids[start : start + QUERY_CHUNK]
+                marks = ", ".join("?" for _ in chunk)  # placeholders only
+                rows = self._conn.execute(
+                    f"SELECT dr.record_id, r.body FROM dataset_records dr "  # noqa: S608
+                    "JOIN records r ON r.id = dr.record "
+                    f"WHERE dr.dataset = ? AND dr.record_id IN ({marks})",
+                    [dataset, *chunk],
+                )
+                for record_id, body in rows:
+                    answer[str(record_id)] = bytes(body)
+        return answer
 
     def ecosystems(self, snapshot: Digest | None = None) -> frozenset[str]:
         """Every ecosystem the snapshot's OSV datasets have at least one record for."""

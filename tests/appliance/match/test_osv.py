@@ -237,3 +237,37 @@ def test_matcher_reports_git_only_records_and_bad_versions_once() -> None:
         ("pkg:pypi/x@1.0", UnknownKind.GIT_RANGE, "G-1"),
         ("pkg:pypi/y@not%20valid%21", UnknownKind.BAD_VERSION, ""),
     ]
+
+
+def _frozen(value):
+    """The same JSON with read-only mappings (a Mapping that is not a dict) for objects."""
+    from types import MappingProxyType
+
+    if isinstance(value, dict):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_frozen(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "e",
+    [
+        entry({"introduced": "1.0"}, {"fixed": "1.1"}, {"introduced": "2.0"}, {"fixed": "2.1"}),
+        entry({"introduced": "0"}, {"last_affected": "1.0.5"}),
+        entry({"introduced": "0"}, {"fixed": "1.0", "note": "two keys"}),
+        entry({"introduced": "0"}, {"unknown": "1.0"}),
+        entry({"introduced": "1.1"}, versions=["1.0.5", "1.0"]),
+    ],
+)
+def test_any_mapping_is_read_as_a_dict_is(e: dict) -> None:
+    assert evaluate(_frozen(e), "PyPI", "1.0.5") == evaluate(e, "PyPI", "1.0.5")
+    record = {"id": "PYSEC-1", "affected": [e]}
+    package = Package(PackageType.PYPI, "x", "1.0.5")
+    inventory = Inventory.of([package], None)
+    frozen = MemoryAdvisories([record])
+    for advisory in frozen.advisories("PyPI", "x"):
+        advisory.record = _frozen(record)  # same digest, read-only mappings
+    assert (
+        match(inventory, frozen).to_dict() == match(inventory, MemoryAdvisories([record])).to_dict()
+    )

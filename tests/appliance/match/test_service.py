@@ -99,3 +99,89 @@ def test_a_release_the_snapshot_has_no_data_for_is_unknown_not_clean(tmp_path) -
     store.close()
     assert report.findings == ()
     assert [u.kind.value for u in report.unknowns] == ["no-distro-data"]
+
+
+def test_a_scan_reads_the_store_in_batches(
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One query batch for every package, one per table for the hits' CVEs; never one
+    query per package or per CVE."""
+    calls: dict[str, int] = {}
+
+    def counting(name: str):
+        real = getattr(KnowledgeStore, name)
+
+        def wrapper(self, *args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return real(self, *args, **kwargs)
+
+        return wrapper
+
+    for name in ("advisory_rows", "advisory_lines", "lookup_lines", "advisories", "lookup"):
+        monkeypatch.setattr(KnowledgeStore, name, counting(name))
+    report = match_inventory(store, Inventory.of([*APP, *IMAGE], BOOKWORM))
+    assert len(report.findings) > 10
+    assert calls == {"advisory_rows": 1, "lookup_lines": 2}
+
+
+def test_the_source_answers_unprefetched_questions_too(store: KnowledgeStore) -> None:
+    source = KnowledgeAdvisories(store)
+    requests = source.advisories("PyPI", "Requests")
+    assert requests
+    assert [a.id for a in requests] == sorted(a.id for a in requests)
+    same = source.advisories("PyPI", "requests")
+    assert [(a.record, a.digest) for a in same] == [(a.record, a.digest) for a in requests]
+    assert source.advisories("PyPI", "no-such-package") == []
+    assert source.epss("CVE-2018-18074") == EPSS[0]
+    assert source.epss("CVE-1999-0001") is None
+    assert source.kev("CVE-2023-4911") == KEV[0]
+    assert source.kev("CVE-2018-18074") is None
+    source.prefetch_cves(["CVE-2023-4911", "CVE-2018-18074"])  # already known: no change
+    assert source.kev("CVE-2023-4911") == KEV[0]
+
+
+def test_a_source_pinned_to_an_older_snapshot_reads_its_records(tmp_path: Path) -> None:
+    from appliance.scanner.model import Package, PackageType
+
+    def record(fixed: str) -> dict:
+        return {
+            "id": "PYSEC-1",
+            "aliases": ["CVE-2020-1"],
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "demo"},
+                    "ranges": [
+                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
+                    ],
+                }
+            ],
+        }
+
+    s = KnowledgeStore.open(tmp_path / "k.db")
+    snaps = [
+        install_snapshot(
+            s,
+            [
+                build_dataset("osv", DatasetType.OSV, [record(fixed)]),
+                build_dataset("epss", DatasetType.EPSS, [{"id": "CVE-2020-1", **score}]),
+            ],
+            sequence=seq,
+            channel="c",
+            created=f"2026-0{seq}-01T00:00:00Z",
+        )
+        for seq, fixed, score in (
+            (1, "1.5", {"epss": "0.1", "percentile": "0.5"}),
+            (2, "2.5", {"epss": "0.7", "percentile": "0.9"}),
+        )
+    ]
+    inventory = Inventory.of([Package(PackageType.PYPI, "demo", "2.0")], None)
+    assert match_inventory(s, inventory, snaps[0]).findings == ()
+    (finding,) = match_inventory(s, inventory).findings
+    assert finding.fixed_versions == ("2.5",)
+    assert finding.epss is not None
+    assert finding.epss.score == "0.7"
+    old = KnowledgeAdvisories(s, snaps[0])
+    assert old.epss("CVE-2020-1") == {"id": "CVE-2020-1", "epss": "0.1", "percentile": "0.5"}
+    (advisory,) = old.advisories("PyPI", "demo")
+    assert advisory.digest == Digest.of_bytes(canonical.dumps(record("1.5"))).hex
+    s.close()

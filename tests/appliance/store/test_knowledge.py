@@ -227,3 +227,132 @@ def test_ecosystems_of_a_snapshot(store: KnowledgeStore) -> None:
     assert store.ecosystems(snap) == {"PyPI", "Debian:12", "npm"}
     newer = _snapshot(store, OSV[:1], 2, "2026-02-01T00:00:00Z")
     assert store.ecosystems(newer) == {"PyPI"}
+
+
+def _expected(records: list[dict], ecosystem: str, name: str) -> list[dict]:
+    """What a snapshot holding ``records`` answers for a package, computed without SQL."""
+    from appliance.ecosystems import normalize_name
+
+    wanted = normalize_name(ecosystem, name)
+    return sorted(
+        (
+            r
+            for r in records
+            if any(
+                a["package"]["ecosystem"] == ecosystem
+                and normalize_name(ecosystem, a["package"]["name"]) == wanted
+                for a in r.get("affected", ())
+            )
+        ),
+        key=lambda r: r["id"],
+    )
+
+
+BATCH_V1 = [
+    *OSV,
+    {
+        "id": "A-0",
+        "affected": [
+            {"package": {"ecosystem": "PyPI", "name": "jinja2"}},
+            {"package": {"ecosystem": "PyPI", "name": "Markup_Safe"}},
+        ],
+    },
+    {"id": "C-1", "affected": [{"package": {"ecosystem": "PyPI", "name": "markup-safe"}}]},
+]
+# The next snapshot: A-1 is revised (other bytes), C-1 is gone, D-1 is new.
+BATCH_V2 = [
+    {**r, "modified": "2026-02-01T00:00:00Z"} if r["id"] == "A-1" else r
+    for r in BATCH_V1
+    if r["id"] != "C-1"
+] + [{"id": "D-1", "affected": [{"package": {"ecosystem": "npm", "name": "lodash"}}]}]
+PACKAGES = [
+    ("PyPI", "Jinja2"),
+    ("PyPI", "jinja2"),  # the same package under another spelling: answered under both
+    ("PyPI", "markup.safe"),
+    ("npm", "lodash"),
+    ("Debian:12", "zlib"),
+    ("Debian:11", "zlib"),  # no records
+    ("Go", "example.com/none"),
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 400])
+def test_batch_answers_equal_per_package_answers_per_pinned_snapshot(
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from appliance.store import knowledge
+
+    monkeypatch.setattr(knowledge, "QUERY_CHUNK", chunk)
+    old = _snapshot(store, BATCH_V1, 1, "2026-01-01T00:00:00Z")
+    new = _snapshot(store, BATCH_V2, 2, "2026-02-01T00:00:00Z")
+    assert store.active() == new
+    for snap, records in ((old, BATCH_V1), (new, BATCH_V2), (None, BATCH_V2)):
+        batch = store.advisory_lines(PACKAGES, snap)
+        assert set(batch) == {p for p in PACKAGES if _expected(records, *p)}
+        for package in PACKAGES:
+            expected = _expected(records, *package)
+            lines = batch.get(package, [])
+            assert [canonical.loads(line) for *_, line in lines] == expected
+            assert [rid for rid, *_ in lines] == [r["id"] for r in expected]
+            assert [line for *_, line in lines] == [canonical.dumps(r) for r in expected]
+            assert store.advisories(*package, snap) == expected
+        rows = list(store.advisory_rows(PACKAGES, snap))
+        assert len(rows) == len(set(rows)) == sum(len(v) for v in batch.values())
+        assert {(p, *rest) for p, lines in batch.items() for rest in lines} == set(rows)
+    revised = store.advisory_lines([("PyPI", "jinja2")], old)[("PyPI", "jinja2")]
+    assert "modified" not in canonical.loads(revised[-1][2])
+    assert store.advisory_lines([], new) == {}
+
+
+def test_a_record_two_datasets_of_a_snapshot_hold_is_answered_once(
+    store: KnowledgeStore,
+) -> None:
+    both = install_snapshot(
+        store,
+        [dataset(OSV, "osv-a"), dataset(OSV[:1], "osv-b")],
+        sequence=1,
+        channel="c",
+        created="2026-01-01T00:00:00Z",
+    )
+    lines = store.advisory_lines([("PyPI", "jinja2")], both)[("PyPI", "jinja2")]
+    assert [rid for rid, *_ in lines] == ["A-1"]
+
+
+@pytest.mark.parametrize("chunk", [1, 400])
+def test_lookup_lines_equal_lookup_per_id(
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    from appliance.store import knowledge
+
+    monkeypatch.setattr(knowledge, "QUERY_CHUNK", chunk)
+    first = [{"id": "CVE-1", "epss": "0.1"}, {"id": "CVE-2", "epss": "0.2"}]
+    second = [{"id": "CVE-2", "epss": "0.9"}, {"id": "CVE-3", "epss": "0.3"}]
+    snap = install_snapshot(
+        store,
+        [
+            # the dataset named first answers an id both hold, as lookup() does
+            dataset(second, "epss-b", DatasetType.EPSS),
+            dataset(first, "epss-a", DatasetType.EPSS),
+            dataset([{"id": "CVE-3", "dateAdded": "x"}], "kev", DatasetType.KEV),
+        ],
+        sequence=1,
+        channel="c",
+        created="2026-01-01T00:00:00Z",
+    )
+    ids = ["CVE-1", "CVE-2", "CVE-3", "CVE-4", "CVE-2"]
+    found = store.lookup_lines(DatasetType.EPSS, ids, snap)
+    assert set(found) == {"CVE-1", "CVE-2", "CVE-3"}
+    for cve in set(ids):
+        rows = store.lookup(DatasetType.EPSS, cve, snap)
+        if rows:
+            assert canonical.loads(found[cve]) == rows[0]
+        else:
+            assert cve not in found
+    assert canonical.loads(found["CVE-2"]) == {"id": "CVE-2", "epss": "0.2"}
+    assert store.lookup_lines(DatasetType.KEV, ids, snap) == {
+        "CVE-3": canonical.dumps({"id": "CVE-3", "dateAdded": "x"})
+    }
+    later = _snapshot(store, OSV, 2, "2026-02-01T00:00:00Z")  # no EPSS at all
+    assert store.lookup_lines(DatasetType.EPSS, ids, later) == {}
+    assert store.lookup_lines(DatasetType.EPSS, ids) == {}
+    assert store.lookup_lines(DatasetType.EPSS, [], snap) == {}
