@@ -12,6 +12,10 @@ Tables (component ``knowledge``):
   rebuilt (``dataset_lines``) to apply a delta or to replay a verdict;
 - ``snapshots`` and ``snapshot_datasets``: each imported snapshot (its exact manifest bytes,
   sequence, channel, the bundle it came in) and which dataset it calls what;
+- ``blocks(id, ids, body)`` and ``dataset_blocks(dataset, first_id, block)``: the layout of
+  table datasets (EPSS: a third of a million small records that change daily), a few hundred
+  compressed blocks of consecutive lines instead of a row per record
+  (:mod:`appliance.store.blocks`); ``datasets.layout`` says which layout a dataset has;
 - ``affected(ecosystem, name, record_id, record)``: the match index, (ecosystem, normalized
   package name) → OSV record; a query joins it to a snapshot's datasets by (dataset,
   record_id), the primary key of the membership table;
@@ -24,17 +28,20 @@ Old snapshots are kept: replaying a verdict needs the snapshot it was made with.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from appliance.ecosystems import normalize_name
+from appliance.store.blocks import find_many, pack, unpack
 from appliance.store.db import Database, Schema, StoreError
 from bundles.digest import Digest, Hasher
 from bundles.snapshot import DatasetEntry, DatasetType, Manifest
@@ -103,10 +110,39 @@ SCHEMA = Schema(
             SELECT DISTINCT dr.dataset, a.ecosystem
             FROM affected a JOIN dataset_records dr ON dr.record = a.record;
         """,
+        # 3: table datasets (EPSS) stored as compressed blocks of records; datasets loaded
+        # before keep the per-record layout, and both are read alike.
+        """
+        ALTER TABLE datasets ADD COLUMN layout TEXT NOT NULL DEFAULT 'records';
+        CREATE TABLE blocks (
+            id INTEGER PRIMARY KEY,         -- the first 64 bits of the SHA-256 of its lines
+            ids BLOB NOT NULL,
+            body BLOB NOT NULL
+        );
+        CREATE TABLE dataset_blocks (
+            dataset INTEGER NOT NULL REFERENCES datasets(id),
+            first_id TEXT NOT NULL,
+            block INTEGER NOT NULL REFERENCES blocks(id),
+            PRIMARY KEY (dataset, first_id)
+        ) WITHOUT ROWID;
+        """,
     ),
 )
 
 BATCH = 2000
+
+
+class Layout(StrEnum):
+    """How a dataset's records are stored: one row each (deduplicated across datasets, the
+    match index points at them), or in compressed blocks (:mod:`appliance.store.blocks`)."""
+
+    RECORDS = "records"
+    BLOCKS = "blocks"
+
+
+# Datasets of these types are hundreds of thousands of small records that change daily and
+# are only ever read by id or whole: blocks make their import a few hundred rows.
+BLOCK_TYPES: Final = frozenset({DatasetType.EPSS})
 # Packages or ids per batch query: 2 parameters each stays under SQLite's oldest limit (999).
 QUERY_CHUNK = 400
 
@@ -204,16 +240,36 @@ class KnowledgeStore:
     def has_dataset(self, digest: Digest) -> bool:
         return self._dataset_id(digest) is not None
 
+    def _dataset_layout(self, digest: Digest) -> tuple[int, Layout] | None:
+        row = self._conn.execute(
+            "SELECT id, layout FROM datasets WHERE digest = ?", (str(digest),)
+        ).fetchone()
+        return (int(row[0]), Layout(row[1])) if row else None
+
     def _new_dataset(self, entry: DatasetEntry) -> int:
+        layout = Layout.BLOCKS if entry.type in BLOCK_TYPES else Layout.RECORDS
         cursor = self._conn.execute(
-            "INSERT INTO datasets (digest, type, records, size) VALUES (?, ?, ?, ?)",
-            (str(entry.digest), entry.type.value, entry.records, entry.size),
+            "INSERT INTO datasets (digest, type, records, size, layout) VALUES (?, ?, ?, ?, ?)",
+            (str(entry.digest), entry.type.value, entry.records, entry.size, layout.value),
         )
         return int(cursor.lastrowid or 0)
+
+    def _insert_blocks(self, dataset: int, lines: Iterable[tuple[str, bytes, Any]]) -> None:
+        conn = self._conn
+        for block in pack((rid, line) for rid, line, _ in lines):
+            conn.execute(
+                "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (block.key, block.ids, block.body)
+            )
+            conn.execute(
+                "INSERT INTO dataset_blocks VALUES (?, ?, ?)", (dataset, block.first_id, block.key)
+            )
 
     def _insert_lines(
         self, dataset: int, dtype: DatasetType, lines: Iterable[tuple[str, bytes, Any]]
     ) -> None:
+        if dtype in BLOCK_TYPES:
+            self._insert_blocks(dataset, lines)
+            return
         conn = self._conn
         records: list[tuple[int, bytes]] = []
         members: list[tuple[int, str, int]] = []
@@ -285,9 +341,19 @@ class KnowledgeStore:
 
     def dataset_lines(self, digest: Digest) -> Iterator[bytes]:
         """The dataset's lines in id order: its exact canonical bytes, line by line."""
-        dataset = self._dataset_id(digest)
-        if dataset is None:
+        found = self._dataset_layout(digest)
+        if found is None:
             raise KnowledgeError(f"dataset {digest} is not in the knowledge store")
+        dataset, layout = found
+        if layout is Layout.BLOCKS:
+            blocks = self._conn.execute(
+                "SELECT b.body FROM dataset_blocks x JOIN blocks b ON b.id = x.block "
+                "WHERE x.dataset = ? ORDER BY x.first_id",
+                (dataset,),
+            )
+            for (body,) in blocks:
+                yield from unpack(body, where=f"dataset {digest}")
+            return
         rows = self._conn.execute(
             "SELECT r.body FROM dataset_records dr JOIN records r ON r.id = dr.record "
             "WHERE dr.dataset = ? ORDER BY dr.record_id",
@@ -524,50 +590,86 @@ class KnowledgeStore:
     def lookup(
         self, dataset_type: DatasetType, record_id: str, snapshot: Digest | None = None
     ) -> list[dict[str, Any]]:
-        """Records with this id in the snapshot's datasets of this type (KEV and EPSS by CVE)."""
-        snap = snapshot or self.active()
-        if snap is None:
-            return []
-        rows = self._conn.execute(
-            "SELECT r.body FROM snapshot_datasets sd "
-            "JOIN dataset_records dr ON dr.dataset = sd.dataset AND dr.record_id = ? "
-            "JOIN records r ON r.id = dr.record "
-            "WHERE sd.snapshot = ? AND sd.type = ? ORDER BY sd.name",
-            (record_id, str(snap), dataset_type.value),
-        )
-        return [orjson.loads(body) for (body,) in rows]
+        """Records with this id in the snapshot's datasets of this type (KEV and EPSS by CVE),
+        in dataset name order."""
+        return [
+            orjson.loads(lines[record_id])
+            for lines in self._lookup_each(dataset_type, [record_id], snapshot)
+            if record_id in lines
+        ]
 
     def lookup_lines(
         self, dataset_type: DatasetType, record_ids: Iterable[str], snapshot: Digest | None = None
     ) -> dict[str, bytes]:
         """For many ids at once, the line of the first dataset (by name) of this type in the
         snapshot that has a record with that id: ``lookup(...)[0]`` for each, unparsed, in
-        one query per :data:`QUERY_CHUNK` ids. Ids without a record are absent."""
+        one query per :data:`QUERY_CHUNK` ids (or per block). Ids without a record are
+        absent."""
+        answer: dict[str, bytes] = {}
+        for lines in reversed(self._lookup_each(dataset_type, record_ids, snapshot)):
+            answer.update(lines)  # the first dataset by name is applied last and wins
+        return answer
+
+    def _lookup_each(
+        self, dataset_type: DatasetType, record_ids: Iterable[str], snapshot: Digest | None
+    ) -> list[dict[str, bytes]]:
+        """Per dataset of the type in the snapshot, in name order: the lines of those ids."""
         snap = snapshot or self.active()
         ids = sorted(set(record_ids))
         if snap is None or not ids:
-            return {}
-        datasets = [
-            int(d)
-            for (d,) in self._conn.execute(
-                "SELECT dataset FROM snapshot_datasets WHERE snapshot = ? AND type = ? "
-                "ORDER BY name DESC",
-                (str(snap), dataset_type.value),
+            return []
+        datasets = self._conn.execute(
+            "SELECT d.id, d.layout FROM snapshot_datasets sd JOIN datasets d ON d.id = sd.dataset "
+            "WHERE sd.snapshot = ? AND sd.type = ? ORDER BY sd.name",
+            (str(snap), dataset_type.value),
+        ).fetchall()
+        return [
+            self._block_lines(int(dataset), ids)
+            if Layout(layout) is Layout.BLOCKS
+            else self._record_lines(int(dataset), ids)
+            for dataset, layout in datasets
+        ]
+
+    def _record_lines(self, dataset: int, ids: Sequence[str]) -> dict[str, bytes]:
+        answer: dict[str, bytes] = {}
+        for start in range(0, len(ids), QUERY_CHUNK):
+            chunk = ids[start : start + QUERY_CHUNK]
+            marks = ", ".join("?" for _ in chunk)  # placeholders only
+            rows = self._conn.execute(
+                f"SELECT dr.record_id, r.body FROM dataset_records dr "  # noqa: S608
+                "JOIN records r ON r.id = dr.record "
+                f"WHERE dr.dataset = ? AND dr.record_id IN ({marks})",
+                [dataset, *chunk],
+            )
+            for record_id, body in rows:
+                answer[str(record_id)] = bytes(body)
+        return answer
+
+    def _block_lines(self, dataset: int, ids: Sequence[str]) -> dict[str, bytes]:
+        """The lines of ``ids`` (sorted) in a block-stored dataset: each id belongs to the
+        block with the greatest first id not above it; each block is read once."""
+        starts = [
+            str(first)
+            for (first,) in self._conn.execute(
+                "SELECT first_id FROM dataset_blocks WHERE dataset = ? ORDER BY first_id",
+                (dataset,),
             )
         ]
+        wanted: dict[str, list[str]] = {}
+        for rid in ids:
+            at = bisect.bisect_right(starts, rid) - 1
+            if at >= 0:
+                wanted.setdefault(starts[at], []).append(rid)
         answer: dict[str, bytes] = {}
-        for dataset in datasets:  # the first dataset by name is written last and wins
-            for start in range(0, len(ids), QUERY_CHUNK):
-                chunk = ids[start : start + QUERY_CHUNK]
-                marks = ", ".join("?" for _ in chunk)  # placeholders only
-                rows = self._conn.execute(
-                    f"SELECT dr.record_id, r.body FROM dataset_records dr "  # noqa: S608
-                    "JOIN records r ON r.id = dr.record "
-                    f"WHERE dr.dataset = ? AND dr.record_id IN ({marks})",
-                    [dataset, *chunk],
-                )
-                for record_id, body in rows:
-                    answer[str(record_id)] = bytes(body)
+        for first, in_block in wanted.items():
+            row = self._conn.execute(
+                "SELECT b.ids, b.body FROM dataset_blocks x JOIN blocks b ON b.id = x.block "
+                "WHERE x.dataset = ? AND x.first_id = ?",
+                (dataset, first),
+            ).fetchone()
+            answer.update(
+                find_many(row[0], row[1], in_block, where=f"dataset {dataset} block {first}")
+            )
         return answer
 
     def ecosystems(self, snapshot: Digest | None = None) -> frozenset[str]:
@@ -605,6 +707,7 @@ class PruneResult:
     snapshots: tuple[Digest, ...]
     datasets: int
     records: int
+    blocks: int = 0
 
 
 def prune(
@@ -634,8 +737,9 @@ def prune(
         for dataset in orphans:
             conn.execute("DELETE FROM dataset_ecosystems WHERE dataset = ?", (dataset,))
             conn.execute("DELETE FROM dataset_records WHERE dataset = ?", (dataset,))
+            conn.execute("DELETE FROM dataset_blocks WHERE dataset = ?", (dataset,))
             conn.execute("DELETE FROM datasets WHERE id = ?", (dataset,))
-        records = 0
+        records = blocks = 0
         if orphans:
             conn.execute(
                 "DELETE FROM affected WHERE record NOT IN (SELECT record FROM dataset_records)"
@@ -643,7 +747,10 @@ def prune(
             records = conn.execute(
                 "DELETE FROM records WHERE id NOT IN (SELECT record FROM dataset_records)"
             ).rowcount
-    return PruneResult(tuple(doomed), len(orphans), records)
+            blocks = conn.execute(
+                "DELETE FROM blocks WHERE id NOT IN (SELECT block FROM dataset_blocks)"
+            ).rowcount
+    return PruneResult(tuple(doomed), len(orphans), records, blocks)
 
 
 def install_snapshot(

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from appliance.store.db import StoreError
 from appliance.store.knowledge import (
     KnowledgeError,
     KnowledgeStore,
@@ -356,3 +357,104 @@ def test_lookup_lines_equal_lookup_per_id(
     assert store.lookup_lines(DatasetType.EPSS, ids, later) == {}
     assert store.lookup_lines(DatasetType.EPSS, ids) == {}
     assert store.lookup_lines(DatasetType.EPSS, [], snap) == {}
+
+
+# ------------------------------------------------------------------------------ block layout
+
+
+def epss(n: int, *, bump: frozenset[int] = frozenset()) -> list[dict]:
+    return [
+        {"id": f"CVE-2024-{i:05d}", "epss": "0.9" if i in bump else f"0.{i % 97:05d}"}
+        for i in range(n)
+    ]
+
+
+def table_rows(store: KnowledgeStore, table: str) -> int:
+    query = f"SELECT COUNT(*) FROM {table}"  # noqa: S608 - table names written in this file
+    return int(store.db.connection.execute(query).fetchone()[0])
+
+
+def test_epss_is_stored_in_blocks_and_reads_back_exactly(store: KnowledgeStore) -> None:
+    records = epss(1300)  # three blocks of 512
+    entry, data = dataset(records, "epss", DatasetType.EPSS)
+    snap = install_snapshot(
+        store, [(entry, data)], sequence=1, channel="c", created="2026-01-01T00:00:00Z"
+    )
+    assert table_rows(store, "dataset_records") == 0
+    assert table_rows(store, "records") == 0
+    assert table_rows(store, "dataset_blocks") == 3
+    assert store.dataset_bytes(entry.digest) == data
+    for i in (0, 511, 512, 1023, 1024, 1299):
+        cve = f"CVE-2024-{i:05d}"
+        assert store.lookup(DatasetType.EPSS, cve, snap) == [records[i]]
+    assert store.lookup(DatasetType.EPSS, "CVE-2024-01300", snap) == []
+    assert store.lookup(DatasetType.EPSS, "CVE-1999-0001", snap) == []
+    asked = ["CVE-2024-00000", "CVE-2024-00700", "CVE-2024-01299", "CVE-2099-1", "CVE-0"]
+    found = store.lookup_lines(DatasetType.EPSS, asked, snap)
+    assert found == {cve: canonical.dumps(records[int(cve[-5:])]) for cve in asked[:3]}
+    assert store.counts(snap) == {"epss": 1300}
+
+
+def test_delta_onto_a_block_dataset_rebuilds_the_target_and_shares_blocks(
+    store: KnowledgeStore,
+) -> None:
+    base = epss(1100)
+    target = [*epss(1100, bump=frozenset({3, 5})), {"id": "CVE-2025-00001", "epss": "0.5"}]
+    del target[600]
+    b_entry, b_data = dataset(base, "epss", DatasetType.EPSS)
+    t_entry, t_data = dataset(target, "epss", DatasetType.EPSS)
+    load(store, b_entry, b_data)
+    old = {r["id"]: canonical.dumps(r) for r in base}
+    new = {r["id"]: canonical.dumps(r) for r in target}
+    patch = Patch(
+        base=b_entry.digest,
+        target=t_entry.digest,
+        removed=frozenset(k for k in old if k not in new),
+        puts={k: v for k, v in new.items() if old.get(k) != v},
+    )
+    with store.db.transaction():
+        store.apply_patch(t_entry, patch)
+    assert store.dataset_bytes(t_entry.digest) == t_data
+    assert store.dataset_bytes(b_entry.digest) == b_data
+    # none of the target's three blocks is one of the base's: the first holds the changed
+    # scores, and the removed record shifts every later boundary
+    assert table_rows(store, "dataset_blocks") == 6
+    assert table_rows(store, "blocks") == 6
+    same = dataset(base, "epss-again", DatasetType.EPSS)
+    install_snapshot(store, [same], sequence=1, channel="c", created="2026-01-01T00:00:00Z")
+    assert table_rows(store, "blocks") == 6  # an identical dataset is not stored twice
+
+
+def test_prune_drops_blocks_no_dataset_uses(store: KnowledgeStore) -> None:
+    from appliance.store.knowledge import prune
+
+    def snap(records: list[dict], seq: int, imported: str) -> Digest:
+        return install_snapshot(
+            store,
+            [dataset(records, "epss", DatasetType.EPSS)],
+            sequence=seq,
+            channel="c",
+            created=imported,
+        )
+
+    snap(epss(600), 1, "2024-01-01T00:00:00Z")
+    newer = snap(epss(600, bump=frozenset({599})), 2, "2026-11-01T00:00:00Z")
+    assert table_rows(store, "blocks") == 3  # the first block is shared
+    result = prune(store, before="2026-01-01T00:00:00Z")
+    assert (result.datasets, result.blocks) == (1, 1)
+    assert table_rows(store, "blocks") == 2
+    assert store.lookup(DatasetType.EPSS, "CVE-2024-00599", newer) == [
+        {"id": "CVE-2024-00599", "epss": "0.9"}
+    ]
+
+
+def test_a_damaged_block_is_a_clear_error(store: KnowledgeStore) -> None:
+    entry, data = dataset(epss(10), "epss", DatasetType.EPSS)
+    snap = install_snapshot(
+        store, [(entry, data)], sequence=1, channel="c", created="2026-01-01T00:00:00Z"
+    )
+    store.db.connection.execute("UPDATE blocks SET body = X'00'")
+    with pytest.raises(StoreError, match="block does not decompress"):
+        store.lookup(DatasetType.EPSS, "CVE-2024-00001", snap)
+    with pytest.raises(StoreError, match=f"dataset {entry.digest}: block does not decompress"):
+        store.dataset_bytes(entry.digest)

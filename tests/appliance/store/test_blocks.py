@@ -1,0 +1,67 @@
+"""Record blocks: lines packed by id, found again by id, bytes unchanged."""
+
+from __future__ import annotations
+
+import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from appliance.store.blocks import BlockError, find, find_many, pack, unpack
+
+
+def records(n: int) -> list[tuple[str, bytes]]:
+    return [(f"CVE-2024-{i:05d}", b'{"id":"CVE-2024-%05d","epss":"0.1"}' % i) for i in range(n)]
+
+
+def test_blocks_keep_order_bytes_and_ids() -> None:
+    lines = records(1300)
+    blocks = list(pack(lines, size=512))
+    assert [b.first_id for b in blocks] == ["CVE-2024-00000", "CVE-2024-00512", "CVE-2024-01024"]
+    assert [len(b.ids.split(b"\n")) for b in blocks] == [512, 512, 276]
+    back = [line for b in blocks for line in unpack(b.body, where="t")]
+    assert back == [line for _, line in lines]
+
+
+def test_same_lines_same_key_different_lines_different_key() -> None:
+    one, again = list(pack(records(10))), list(pack(records(10)))
+    assert one[0].key == again[0].key
+    changed = records(10)
+    changed[3] = (changed[3][0], changed[3][1].replace(b"0.1", b"0.2"))
+    assert next(iter(pack(changed))).key != one[0].key
+
+
+def test_find_one_and_many() -> None:
+    (block,) = pack(records(100))
+    assert find(block.ids, block.body, "CVE-2024-00042", where="t") == (
+        b'{"id":"CVE-2024-00042","epss":"0.1"}'
+    )
+    assert find(block.ids, block.body, "CVE-2024-00042x", where="t") is None
+    assert find(block.ids, block.body, "CVE-2025-00000", where="t") is None
+    got = find_many(
+        block.ids, block.body, ["CVE-2024-00099", "CVE-1999-0001", "CVE-2024-00000"], where="t"
+    )
+    assert set(got) == {"CVE-2024-00099", "CVE-2024-00000"}
+    assert got["CVE-2024-00000"].startswith(b'{"id":"CVE-2024-00000"')
+    assert find_many(block.ids, block.body, ["nope"], where="t") == {}
+
+
+def test_damaged_block_is_a_store_error() -> None:
+    (block,) = pack(records(3))
+    with pytest.raises(BlockError, match="blk: block does not decompress"):
+        unpack(block.body[:-4], where="blk")
+    short = zstandard.ZstdCompressor().compress(b'{"id":"a"}\n')
+    with pytest.raises(BlockError, match="blk: 1 lines for 3 ids"):
+        find(block.ids, short, "CVE-2024-00001", where="blk")
+
+
+@given(
+    st.lists(st.binary(min_size=1).filter(lambda b: b"\n" not in b), max_size=60), st.integers(1, 9)
+)
+def test_any_lines_round_trip(lines: list[bytes], size: int) -> None:
+    pairs = [(f"{i:04d}", line) for i, line in enumerate(lines)]
+    blocks = list(pack(pairs, size=size))
+    assert [x for b in blocks for x in unpack(b.body, where="t")] == lines
+    for rid, line in pairs:
+        holder = [b for b in blocks if b.first_id <= rid][-1]
+        assert find(holder.ids, holder.body, rid, where="t") == line
