@@ -9,6 +9,13 @@ token obtained from the ``WWW-Authenticate`` challenge's realm; credentials come
 loopback registries or registries the caller explicitly allows, as docker does for
 "insecure registries": HTTPS first, HTTP when the TLS handshake fails.
 
+It talks through urllib3 directly (connection pools, TLS, timeouts), not requests: requests
+adds nothing the client uses and costs a noticeable share of the command's start-up. What
+requests did for free is done here explicitly: redirects are followed hop by hop (credentials
+never go to another origin, each hop picks its own proxy) and the proxy environment
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) is honoured, except for
+loopback hosts.
+
 oras-py was weighed for this and not used for transfers: its client parses manifests into
 dicts (the bytes are the identity here), does not verify blobs while they stream, cannot
 resume a blob, and keeps one token for all repositories. See docs/images.md.
@@ -18,21 +25,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import ipaddress
 import json
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Final
+from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
-import requests
-import requests.adapters
 import urllib3
+from urllib3.exceptions import (
+    ClosedPoolError,
+    MaxRetryError,
+    ProtocolError,
+    ProxyError,
+    ResponseError,
+)
 
 from bundles import __version__
 from bundles.digest import Digest
@@ -53,6 +66,16 @@ DOCKER_HUB_API: Final = "registry-1.docker.io"
 MANIFEST_ACCEPT: Final = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 CHUNK: Final = 1 << 20
 MAX_JOBS: Final = 32  # concurrent blob transfers one client keeps connections for
+MAX_REDIRECTS: Final = 30  # as requests allowed; a registry sends one (blob -> storage)
+_REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+# urllib3's own list of headers that must not follow a redirect to another origin.
+_CROSS_ORIGIN_DROP: Final = frozenset(
+    h.lower() for h in urllib3.Retry.DEFAULT_REMOVE_HEADERS_ON_REDIRECT
+)
+# What requests asked of urllib3: no retries of its own (this module retries with back-off),
+# failed connections reported as MaxRetryError naming the cause, read errors raised as is.
+_NO_RETRIES: Final = urllib3.Retry(0, read=False, redirect=False)
+_DRAIN_LIMIT: Final = 1 << 16  # unread body bytes worth reading to keep a connection
 
 # distribution/reference grammar (reference/regexp.go), anchored pieces.
 _PATH_COMPONENT: Final = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -182,6 +205,55 @@ def is_loopback_host(registry: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url``, or None to connect directly.
+
+    Read as requests read it: the scheme's variable (``HTTPS_PROXY``, ``HTTP_PROXY``), else
+    ``ALL_PROXY``; ``NO_PROXY`` names hosts (and domain suffixes, ``host:port`` pairs, CIDR
+    ranges for IP addresses, or ``*``) to reach directly. Loopback hosts never use a proxy:
+    their traffic does not leave the machine.
+    """
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    if not netloc or is_loopback_host(netloc):
+        return None
+    import urllib.request  # here, not at the top: loopback-only runs never pay for it
+
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy:
+        return None
+    if urllib.request.proxy_bypass(netloc) or _in_no_proxy_range(
+        parts.hostname or "", proxies.get("no", "")
+    ):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _in_no_proxy_range(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY`` entries that are CIDR ranges (``10.0.0.0/8``), which the standard
+    library's matching of names and suffixes does not cover."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    for entry in no_proxy.split(","):
+        try:
+            if address in ipaddress.ip_network(entry.strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port with the scheme's default port filled in: the unit urllib3's
+    ``is_same_host`` compares before it lets ``Authorization`` follow a redirect."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 # ------------------------------------------------------------------------------ credentials
@@ -327,7 +399,8 @@ class RegistryClient:
     """A pull client for one registry (host[:port]); it serves every repository there.
 
     Thread-safe for concurrent blob transfers: tokens are obtained under a lock and kept per
-    repository scope. ``sleep`` is injectable so tests do not wait for back-off.
+    repository scope, and urllib3's pools hand each thread its own connection (up to
+    ``MAX_JOBS`` kept per host). ``sleep`` is injectable so tests do not wait for back-off.
     """
 
     def __init__(
@@ -336,7 +409,6 @@ class RegistryClient:
         options: RegistryOptions | None = None,
         *,
         credentials: Credentials | None = None,
-        session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.registry = registry
@@ -344,22 +416,21 @@ class RegistryClient:
         if credentials is None and self.options.docker_config is not None:
             credentials = load_docker_credentials(self.options.docker_config, registry)
         self.credentials = credentials
-        if session is None:
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=MAX_JOBS)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        self.session = session
-        self.session.headers["User-Agent"] = f"stella-mirror/{__version__}"
+        self.user_agent = f"stella-mirror/{__version__}"
         self.sleep = sleep
         self._host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
         self._base: str | None = None
         self._lock = threading.Lock()
         self._tokens: dict[str, str] = {}
         self._basic = False
+        self._pools: dict[str, urllib3.PoolManager] = {}  # by proxy URL, "" for direct
+        self._pools_lock = threading.Lock()
 
     def close(self) -> None:
-        self.session.close()
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.clear()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -367,9 +438,98 @@ class RegistryClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- transport --------------------------------------------------------------------------
+
     @property
-    def _verify(self) -> str | bool:
-        return str(self.options.ca_bundle) if self.options.ca_bundle is not None else True
+    def _timeout(self) -> urllib3.Timeout:
+        return urllib3.Timeout(connect=min(15.0, self.options.timeout), read=self.options.timeout)
+
+    def _ca_certs(self) -> str | None:
+        """``--ca-bundle`` if given; else certifi's bundle, which requests verified with,
+        when it is installed; else None, for the system's trust store."""
+        if self.options.ca_bundle is not None:
+            return str(self.options.ca_bundle)
+        try:
+            import certifi
+        except ImportError:
+            return None
+        return str(certifi.where())
+
+    def _pool(self, url: str) -> urllib3.PoolManager:
+        """The connection pools for ``url``: direct, or through the environment's proxy."""
+        proxy = proxy_for(url)
+        key = proxy or ""
+        with self._pools_lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                return pool
+            settings: dict[str, Any] = {
+                "maxsize": MAX_JOBS,
+                "ca_certs": self._ca_certs(),
+                "timeout": self._timeout,
+                "retries": _NO_RETRIES,
+            }
+            if proxy is None:
+                pool = urllib3.PoolManager(**settings)
+            else:
+                parsed = urllib3.util.parse_url(proxy)
+                if parsed.scheme not in ("http", "https") or not parsed.host:
+                    raise RegistryError(
+                        f"proxy {parsed.scheme}://{parsed.host or ''} from the environment "
+                        f"(for {urlsplit(url).netloc}) is not an http:// or https:// proxy",
+                        hint="point HTTPS_PROXY / HTTP_PROXY at an HTTP proxy, or add the "
+                        "registry to NO_PROXY",
+                    )
+                headers = None
+                if parsed.auth:
+                    headers = urllib3.make_headers(proxy_basic_auth=unquote(parsed.auth))
+                pool = urllib3.ProxyManager(proxy, proxy_headers=headers, **settings)
+            self._pools[key] = pool
+            return pool
+
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], *, decode: bool = True
+    ) -> urllib3.BaseHTTPResponse:
+        """One request, redirects followed; the body is left unread (``preload_content``
+        off). ``decode`` off keeps the body as the registry sent it (blobs). The response's
+        ``url`` is the last hop's. Raises urllib3's (and the OS's) exceptions.
+
+        Redirects are followed here rather than by urllib3 so that each hop gets its own
+        proxy decision (a registry's storage may be on the other side of the proxy), and so
+        that the cross-origin rule is urllib3's (scheme, host and port; see
+        ``Retry.remove_headers_on_redirect``) also through a proxy, where urllib3 compares
+        with the proxy's pool instead of the registry's.
+        """
+        sent = {"User-Agent": self.user_agent, **headers}
+        for _hop in range(MAX_REDIRECTS + 1):
+            resp = self._pool(url).urlopen(
+                method,
+                url,
+                headers=sent,
+                redirect=False,
+                preload_content=False,
+                decode_content=decode,
+            )
+            location = resp.headers.get("Location")
+            if resp.status not in _REDIRECT_STATUSES or not location:
+                resp.url = url
+                return resp
+            _release(resp)
+            target = urljoin(url, location)
+            if urlsplit(target).scheme not in ("http", "https"):
+                raise RegistryError(
+                    f"registry {self.registry} redirected {method} {url} to {target!r}, "
+                    "which is not an http(s) URL"
+                )
+            if _origin(target) != _origin(url):
+                sent = {k: v for k, v in sent.items() if k.lower() not in _CROSS_ORIGIN_DROP}
+            if resp.status == 303 and method != "HEAD":
+                method = "GET"
+            url = target
+        raise RegistryError(
+            f"registry {self.registry}: over {MAX_REDIRECTS} redirects, the last to {url}",
+            hint="the registry or its storage is misconfigured (a redirect loop)",
+        )
 
     # -- base URL ---------------------------------------------------------------------------
 
@@ -389,44 +549,36 @@ class RegistryClient:
                 return self._base
             https = f"https://{self._host}"
             try:
-                self.session.get(f"{https}/v2/", timeout=self._timeout, verify=self._verify).close()
+                _release(self._send("GET", f"{https}/v2/", {}))
                 self._base = https
-            except requests.exceptions.SSLError as e:
-                # a loopback registry has already been asked over plain HTTP
-                if loopback or not self.options.http_allowed(self.registry):
-                    raise RegistryError(
-                        f"TLS with registry {self.registry} failed: {_brief(e)}",
-                        hint="pass --ca-bundle FILE with the registry's CA certificate",
-                    ) from e
-                self._base = f"http://{self._host}"
-            except requests.exceptions.ConnectionError as e:
-                if not self.options.http_allowed(self.registry):
+            except _NETWORK as e:
+                if _is_tls_failure(e):
+                    # a loopback registry has already been asked over plain HTTP
+                    if loopback or not self.options.http_allowed(self.registry):
+                        raise RegistryError(
+                            f"TLS with registry {self.registry} failed: {_brief(e)}",
+                            hint="pass --ca-bundle FILE with the registry's CA certificate",
+                        ) from e
+                elif not _is_connection_failure(e) or not self.options.http_allowed(self.registry):
                     raise RegistryError(
                         f"cannot reach registry {self.registry}: {_brief(e)}",
                         hint="check the registry name and the network",
                     ) from e
                 self._base = f"http://{self._host}"
-            except requests.RequestException as e:
-                raise RegistryError(
-                    f"cannot reach registry {self.registry}: {_brief(e)}",
-                    hint="check the registry name and the network",
-                ) from e
             return self._base
 
     def _speaks_plain_http(self) -> bool:
         try:
-            response = self.session.get(f"http://{self._host}/v2/", timeout=self._timeout)
-        except requests.RequestException:
+            response = self._send("GET", f"http://{self._host}/v2/", {})
+        except _NETWORK:
             return False
-        with response:
+        try:
             return bool(
                 response.headers.get("Docker-Distribution-API-Version")
-                or response.status_code in (200, 401, 403)
+                or response.status in (200, 401, 403)
             )
-
-    @property
-    def _timeout(self) -> tuple[float, float]:
-        return (min(15.0, self.options.timeout), self.options.timeout)
+        finally:
+            _release(response)
 
     # -- authentication ---------------------------------------------------------------------
 
@@ -435,11 +587,12 @@ class RegistryClient:
         if token is not None:
             return f"Bearer {token}"
         if self._basic and self.credentials is not None:
-            pair = f"{self.credentials.username}:{self.credentials.password}".encode()
-            return "Basic " + base64.b64encode(pair).decode("ascii")
+            return _basic_auth(self.credentials)
         return None
 
-    def _authenticate(self, response: requests.Response, repository: str, retried: bool) -> None:
+    def _authenticate(
+        self, response: urllib3.BaseHTTPResponse, repository: str, retried: bool
+    ) -> None:
         header = response.headers.get("WWW-Authenticate", "")
         challenge = Challenge.parse(header)
         creds = self.credentials
@@ -495,41 +648,41 @@ class RegistryClient:
         params = {"scope": challenge.params.get("scope") or f"repository:{repository}:pull"}
         if challenge.params.get("service"):
             params["service"] = challenge.params["service"]
-        auth = None
+        headers = {}
         if self.credentials is not None:
-            auth = (self.credentials.username, self.credentials.password)
+            headers["Authorization"] = _basic_auth(self.credentials)
+        url = f"{realm}{'&' if realm_parts.query else '?'}{urlencode(params)}"
         try:
-            resp = self.session.get(
-                realm, params=params, auth=auth, timeout=self._timeout, verify=self._verify
-            )
-        except requests.RequestException as e:
+            resp = self._send("GET", url, headers)
+        except _NETWORK as e:
             raise RegistryAuthError(
                 f"cannot get a token for {self.registry}/{repository} from {realm}: {_brief(e)}"
             ) from e
-        with resp:
-            if resp.status_code in (401, 403):
+        with _holding(resp):
+            if resp.status in (401, 403):
                 if self.credentials is None:
                     raise RegistryAuthError(
                         f"token server {realm} refused anonymous access to "
-                        f"{self.registry}/{repository} (HTTP {resp.status_code})",
+                        f"{self.registry}/{repository} (HTTP {resp.status})",
                         hint="add an 'auths' entry for this registry to the docker config "
                         "(--docker-config FILE)",
                     )
                 raise RegistryAuthError(
                     f"token server {realm} refused the credentials of user "
                     f"{self.credentials.username!r} from {self.credentials.source} "
-                    f"(HTTP {resp.status_code})",
+                    f"(HTTP {resp.status})",
                     hint="check the user name and password, or log in again",
                 )
-            if resp.status_code != 200:
+            if resp.status != 200:
                 raise RegistryAuthError(
-                    f"token server {realm} answered HTTP {resp.status_code} for "
+                    f"token server {realm} answered HTTP {resp.status} for "
                     f"{self.registry}/{repository}"
                 )
-            try:
-                doc = json.loads(resp.content[: 1 << 20])
-            except ValueError as e:
-                raise RegistryAuthError(f"token server {realm} answered with non-JSON") from e
+            body = _read_limited(resp, 1 << 20, f"the answer of token server {realm}")
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            raise RegistryAuthError(f"token server {realm} answered with non-JSON") from e
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
         if not isinstance(token, str) or not token:
             raise RegistryAuthError(f"token server {realm} answered without a token")
@@ -544,10 +697,11 @@ class RegistryClient:
         repository: str,
         *,
         headers: Mapping[str, str] | None = None,
-        stream: bool = False,
         method: str = "GET",
-    ) -> requests.Response:
-        """One authenticated request, retried on connection errors, 429 and 5xx."""
+        decode: bool = True,
+    ) -> urllib3.BaseHTTPResponse:
+        """One authenticated request, retried on connection errors, 429 and 5xx. The body
+        is left to the caller, who releases the response (``_release``)."""
         url = path if path.startswith(("http://", "https://")) else self.base_url() + path
         attempt = 0
         retried_auth = False
@@ -557,15 +711,8 @@ class RegistryClient:
             if auth is not None:
                 sent["Authorization"] = auth
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    headers=sent,
-                    stream=stream,
-                    timeout=self._timeout,
-                    verify=self._verify,
-                )
-            except requests.RequestException as e:
+                resp = self._send(method, url, sent, decode=decode)
+            except _NETWORK as e:
                 attempt += 1
                 if attempt > self.options.retries:
                     raise RegistryError(
@@ -574,24 +721,24 @@ class RegistryClient:
                     ) from e
                 self.sleep(self.options.backoff * 2 ** (attempt - 1))
                 continue
-            if resp.status_code == 401:
-                resp.close()
+            if resp.status == 401:
+                _release(resp)
                 self._authenticate(resp, repository, retried_auth)
                 retried_auth = True
                 continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                resp.close()
+            if resp.status == 429 or resp.status >= 500:
+                _release(resp)
                 attempt += 1
                 if attempt > self.options.retries:
                     raise RegistryError(
-                        f"registry {self.registry} answered HTTP {resp.status_code} to "
+                        f"registry {self.registry} answered HTTP {resp.status} to "
                         f"{method} {url} (gave up after {attempt} attempts)",
                         hint="the registry is overloaded or failing; try again later",
                     )
                 self.sleep(self.options.backoff * 2 ** (attempt - 1))
                 continue
-            if resp.status_code == 403:
-                resp.close()
+            if resp.status == 403:
+                _release(resp)
                 raise RegistryAuthError(
                     f"registry {self.registry} denied access to {repository} (HTTP 403)",
                     hint="the account lacks pull permission on this repository",
@@ -612,20 +759,17 @@ class RegistryClient:
             f"/v2/{repository}/manifests/{reference}",
             repository,
             headers={"Accept": MANIFEST_ACCEPT},
-            stream=True,
         )
         separator = "@" if reference.startswith("sha256:") else ":"
         where = f"{self.registry}/{repository}{separator}{reference}"
-        with resp:
-            if resp.status_code == 404:
+        with _holding(resp):
+            if resp.status == 404:
                 raise NotFoundError(
                     f"registry has no manifest {where}",
                     hint="check the repository and tag (or digest)",
                 )
-            if resp.status_code != 200:
-                raise RegistryError(
-                    f"registry answered HTTP {resp.status_code} for manifest {where}"
-                )
+            if resp.status != 200:
+                raise RegistryError(f"registry answered HTTP {resp.status} for manifest {where}")
             raw = _read_limited(resp, MAX_MANIFEST_SIZE, f"manifest {where}")
             content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
             header_digest = resp.headers.get("Docker-Content-Digest")
@@ -676,12 +820,12 @@ class RegistryClient:
             headers={"Accept": MANIFEST_ACCEPT},
             method="HEAD",
         )
-        with resp:
-            if resp.status_code == 404:
+        with _holding(resp):
+            if resp.status == 404:
                 return None
-            if resp.status_code != 200:
+            if resp.status != 200:
                 raise RegistryError(
-                    f"registry answered HTTP {resp.status_code} for HEAD of "
+                    f"registry answered HTTP {resp.status} for HEAD of "
                     f"{self.registry}/{repository}:{tag}"
                 )
             header = resp.headers.get("Docker-Content-Digest")
@@ -713,18 +857,18 @@ class RegistryClient:
                 raise RegistryError(
                     f"referrers of {self.registry}/{repository}@{subject} span over 100 pages"
                 )
-            resp = self._request(url, repository, headers={"Accept": OCI_INDEX}, stream=True)
-            with resp:
-                if resp.status_code in (404, 405) and pages == 1:
+            resp = self._request(url, repository, headers={"Accept": OCI_INDEX})
+            with _holding(resp):
+                if resp.status in (404, 405) and pages == 1:
                     return None
-                if resp.status_code != 200:
+                if resp.status != 200:
                     raise RegistryError(
-                        f"registry answered HTTP {resp.status_code} to the referrers of "
+                        f"registry answered HTTP {resp.status} to the referrers of "
                         f"{self.registry}/{repository}@{subject}"
                     )
                 raw = _read_limited(resp, MAX_MANIFEST_SIZE, f"referrers of {subject}")
                 link = resp.headers.get("Link", "")
-                current = resp.url
+                current = resp.url or url
             try:
                 index = parse_manifest(raw, OCI_INDEX, source=f"referrers of {subject}")
             except ManifestError as e:
@@ -769,7 +913,6 @@ class RegistryClient:
 
 
 _BROKEN: Final = (
-    requests.RequestException,
     urllib3.exceptions.HTTPError,
     ConnectionError,
     TimeoutError,
@@ -787,7 +930,7 @@ class BlobStream:
         self.descriptor = descriptor
         self.offset = 0
         self.resumes = 0
-        self._resp: requests.Response | None = None
+        self._resp: urllib3.BaseHTTPResponse | None = None
         self._where = f"blob {descriptor.digest} of {client.registry}/{repository}"
 
     def _open(self) -> None:
@@ -798,37 +941,37 @@ class BlobStream:
             f"/v2/{self.repository}/blobs/{self.descriptor.digest}",
             self.repository,
             headers=headers,
-            stream=True,
+            decode=False,
         )
-        if resp.status_code == 404:
-            resp.close()
+        if resp.status == 404:
+            _release(resp)
             raise NotFoundError(
                 f"registry has no {self._where}",
                 hint="the image is incomplete in the registry",
             )
-        if resp.status_code == 206:
+        if resp.status == 206:
             m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", ""))
             if m is None or int(m.group(1)) != self.offset:
-                resp.close()
+                _release(resp)
                 raise RegistryError(
                     f"{self._where}: resumed at byte {self.offset} but the registry sent "
                     f"Content-Range {resp.headers.get('Content-Range')!r}"
                 )
-        elif resp.status_code == 200:
+        elif resp.status == 200:
             skip = self.offset
             while skip:  # the server ignored Range: drop what was already received
                 try:
-                    chunk = resp.raw.read(min(skip, CHUNK))
+                    chunk = resp.read(min(skip, CHUNK), decode_content=False)
                 except _BROKEN:
-                    resp.close()
+                    _release(resp)
                     raise
                 if not chunk:
-                    resp.close()
+                    _release(resp)
                     raise RegistryError(f"{self._where}: ended before byte {self.offset}")
                 skip -= len(chunk)
         else:
-            resp.close()
-            raise RegistryError(f"registry answered HTTP {resp.status_code} for {self._where}")
+            _release(resp)
+            raise RegistryError(f"registry answered HTTP {resp.status} for {self._where}")
         self._resp = resp
 
     def _resume(self, cause: BaseException | None) -> None:
@@ -852,7 +995,7 @@ class BlobStream:
                 self._open()
             assert self._resp is not None
             try:
-                chunk = self._resp.raw.read(size, decode_content=False)
+                chunk = self._resp.read(size, decode_content=False)
             except _BROKEN as e:
                 self._resume(e)
                 continue
@@ -867,26 +1010,70 @@ class BlobStream:
 
     def close(self) -> None:
         if self._resp is not None:
-            self._resp.close()
+            _release(self._resp)
             self._resp = None
 
 
-def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
+def _read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
     parts: list[bytes] = []
     total = 0
     try:
-        for chunk in resp.iter_content(CHUNK):
+        for chunk in resp.stream(CHUNK):
             total += len(chunk)
             if total > limit:
                 raise RegistryError(f"{what} is over the size limit of {limit} bytes")
             parts.append(chunk)
-    except requests.RequestException as e:
+    except _NETWORK as e:
         raise RegistryError(f"{what}: the transfer broke: {_brief(e)}") from e
     return b"".join(parts)
 
 
+def _release(resp: urllib3.BaseHTTPResponse) -> None:
+    """Hand the response's connection back to its pool. A small unread rest of the body is
+    read so the connection can be reused; a large one (a blob left half-read) is not worth
+    reading, and the connection is closed instead."""
+    left = resp.length_remaining
+    if left is not None and left <= _DRAIN_LIMIT:
+        resp.drain_conn()  # a body read to its end gives the connection back by itself
+    resp.close()  # closes the connection if it is still held: unread bytes remain
+    resp.release_conn()
+
+
+@contextlib.contextmanager
+def _holding(resp: urllib3.BaseHTTPResponse) -> Iterator[urllib3.BaseHTTPResponse]:
+    try:
+        yield resp
+    finally:
+        _release(resp)
+
+
+def _basic_auth(credentials: Credentials) -> str:
+    """An HTTP Basic ``Authorization`` value (UTF-8, as docker sends it)."""
+    pair = f"{credentials.username}:{credentials.password}".encode()
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+_NETWORK: Final = (urllib3.exceptions.HTTPError, OSError)
+
+
+def _is_tls_failure(e: BaseException) -> bool:
+    """A TLS handshake or certificate failure (what requests raised as ``SSLError``)."""
+    reason = e.reason if isinstance(e, MaxRetryError) else e
+    return isinstance(reason, urllib3.exceptions.SSLError)
+
+
+def _is_connection_failure(e: BaseException) -> bool:
+    """No connection was made or it was dropped before an answer (what requests raised as
+    ``ConnectionError``): not a read timeout or a malformed URL or answer."""
+    if isinstance(e, MaxRetryError):
+        return not isinstance(e.reason, ResponseError)
+    if isinstance(e, ProtocolError | ClosedPoolError | ProxyError):
+        return True
+    return isinstance(e, OSError) and not isinstance(e, urllib3.exceptions.HTTPError)
+
+
 def _brief(e: BaseException | None) -> str:
-    """A foreign exception as a short phrase (requests nests long reprs)."""
+    """A foreign exception as a short phrase (urllib3 nests long reprs)."""
     if e is None:
         return "connection ended early"
     text = str(e)

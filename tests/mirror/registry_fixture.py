@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import os
@@ -521,6 +522,8 @@ class FakeRegistry:
     half their bytes on the first request (the connection is closed), then served with
     ``Range`` support; ``auth`` is ``None``, ``("basic", user, password)`` or
     ``("bearer", user, password)`` (a token endpoint at ``/token`` checks the password).
+    With ``redirect_blobs`` (a base URL), blob GETs that pass authentication are answered
+    ``307`` to the same path there, as registries send blobs to their storage.
     """
 
     manifests: dict[str, tuple[bytes, str]] = field(default_factory=dict)
@@ -531,6 +534,7 @@ class FakeRegistry:
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     token: str = "fake-token-123"
     realm: str | None = None
+    redirect_blobs: str | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -629,6 +633,9 @@ class FakeRegistry:
             digest = "sha256:" + hashlib.sha256(raw).hexdigest()
             self._send(h, 200, raw, {"Content-Type": media_type, "Docker-Content-Digest": digest})
             return
+        if self.redirect_blobs is not None:
+            self._send(h, 307, b"", {"Location": self.redirect_blobs + h.path})
+            return
         data = self.blobs.get(ref)
         if data is None:
             self._send(h, 404, b"", {})
@@ -660,6 +667,54 @@ class FakeRegistry:
         h.send_header("Content-Length", str(len(data) - start))
         h.end_headers()
         h.wfile.write(data[start:])
+
+
+class ForwardProxy:
+    """A plain-HTTP forward proxy on loopback that sends every request to one ``upstream``
+    (host:port), whatever host the request names, so a registry name that resolves nowhere
+    is reachable through it. It records ``(method, target, headers)``; ``CONNECT`` (HTTPS
+    through the proxy) is answered 502, as a proxy that cannot reach the host would."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._lock = threading.Lock()
+        self.http = LoopbackHTTP(self._handle, ("GET", "HEAD", "CONNECT"))
+        self.url = f"http://127.0.0.1:{self.http.port}"
+
+    def __enter__(self) -> ForwardProxy:
+        self.http.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.stop()
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        with self._lock:
+            self.requests.append((method, h.path, dict(h.headers)))
+        if method == "CONNECT":
+            h.send_response(502)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        target = urlsplit(h.path)
+        path = target.path + (f"?{target.query}" if target.query else "")
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in ("proxy-authorization",)}
+        conn = http.client.HTTPConnection(self.upstream, timeout=10)
+        try:
+            conn.request(method, path, headers=headers)
+            upstream = conn.getresponse()
+            body = upstream.read()
+            h.send_response(upstream.status)
+            for key, value in upstream.getheaders():
+                if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                    h.send_header(key, value)
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            if method != "HEAD":
+                h.wfile.write(body)
+        finally:
+            conn.close()
 
 
 def _repo_of(path: str) -> str:
@@ -699,6 +754,7 @@ __all__ = [
     "SPDX_JSON",
     "DockerRegistry",
     "FakeRegistry",
+    "ForwardProxy",
     "TokenServer",
     "artifact_manifest",
     "build_image",
