@@ -20,9 +20,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+import orjson
 import zstandard
 
 from appliance.store.db import StoreError
+from bundles import canonical
 
 BLOCK_RECORDS: Final = 512
 LEVEL: Final = 3
@@ -73,42 +75,65 @@ def pack(lines: Iterable[tuple[str, bytes]], *, size: int = BLOCK_RECORDS) -> It
         yield block()
 
 
-def unpack(body: bytes, *, where: str) -> list[bytes]:
-    """A block's lines (without their newlines)."""
+def _decompress(body: bytes, *, where: str) -> bytes:
     try:
         raw = zstandard.ZstdDecompressor().decompress(body, max_output_size=_MAX_BLOCK)
     except zstandard.ZstdError as e:
         raise BlockError(f"{where}: block does not decompress: {e}") from e
     if not raw.endswith(b"\n"):
         raise BlockError(f"{where}: block does not end with a newline")
+    return raw
+
+
+def _lines(raw: bytes) -> list[bytes]:
     return raw[:-1].split(b"\n")
+
+
+def unpack(body: bytes, *, where: str) -> list[bytes]:
+    """A block's lines (without their newlines)."""
+    return _lines(_decompress(body, where=where))
 
 
 def find(ids: bytes, body: bytes, record_id: str, *, where: str) -> bytes | None:
     """The line of ``record_id`` in a block, or None when the block does not hold it."""
-    names = ids.decode().split("\n")
-    at = bisect.bisect_left(names, record_id)
-    if at == len(names) or names[at] != record_id:
-        return None
-    lines = unpack(body, where=where)
-    if len(lines) != len(names):
-        raise BlockError(f"{where}: {len(lines)} lines for {len(names)} ids")
-    return lines[at]
+    return find_many(ids, body, [record_id], where=where).get(record_id)
 
 
 def find_many(
     ids: bytes, body: bytes, record_ids: Sequence[str], *, where: str
 ) -> dict[str, bytes]:
-    """The lines of those of ``record_ids`` the block holds (decompressed at most once)."""
+    """The lines of those of ``record_ids`` the block holds (decompressed at most once).
+
+    A lookup touches a few lines of a block, so each is found by searching the text for its
+    ``"id":`` member (canonical JSON escapes every quote inside a string, so the pattern
+    only occurs as a member) instead of splitting all the lines; a line whose own id is not
+    the one asked for (the member of a nested object) sends that block the long way."""
     names = ids.decode().split("\n")
-    wanted: dict[str, int] = {}
-    for rid in record_ids:
-        at = bisect.bisect_left(names, rid)
-        if at < len(names) and names[at] == rid:
-            wanted[rid] = at
+    wanted = [
+        rid
+        for rid in record_ids
+        if (at := bisect.bisect_left(names, rid)) < len(names) and names[at] == rid
+    ]
     if not wanted:
         return {}
-    lines = unpack(body, where=where)
-    if len(lines) != len(names):
-        raise BlockError(f"{where}: {len(lines)} lines for {len(names)} ids")
-    return {rid: lines[at] for rid, at in wanted.items()}
+    raw = _decompress(body, where=where)
+    found: dict[str, bytes] = {}
+    for rid in wanted:
+        pos = raw.find(b'"id":' + canonical.dumps(rid))
+        start = raw.rfind(b"\n", 0, pos) + 1
+        line = raw[start : raw.find(b"\n", pos)]
+        if pos < 0 or _id_of(line) != rid:
+            lines = _lines(raw)
+            if len(lines) != len(names):
+                raise BlockError(f"{where}: {len(lines)} lines for {len(names)} ids")
+            return {rid: lines[names.index(rid)] for rid in wanted}
+        found[rid] = line
+    return found
+
+
+def _id_of(line: bytes) -> object:
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return doc.get("id") if isinstance(doc, dict) else None

@@ -65,3 +65,17 @@ def test_any_lines_round_trip(lines: list[bytes], size: int) -> None:
     for rid, line in pairs:
         holder = [b for b in blocks if b.first_id <= rid][-1]
         assert find(holder.ids, holder.body, rid, where="t") == line
+
+
+def test_an_id_inside_another_record_does_not_fool_the_search() -> None:
+    lines = [
+        ("A", b'{"id":"A","see":{"id":"B"}}'),
+        ("B", b'{"id":"B","v":1}'),
+        ("C", b'{"id":"C","v":"\\"id\\":\\"A\\""}'),
+    ]
+    (block,) = pack(lines)
+    assert find_many(block.ids, block.body, ["B", "A"], where="t") == {
+        "B": b'{"id":"B","v":1}',
+        "A": b'{"id":"A","see":{"id":"B"}}',
+    }
+    assert find(block.ids, block.body, "C", where="t") == lines[2][1]
