@@ -24,7 +24,6 @@ import orjson
 import zstandard
 
 from appliance.store.db import StoreError
-from bundles import canonical
 
 BLOCK_RECORDS: Final = 512
 LEVEL: Final = 3
@@ -102,32 +101,33 @@ def find(ids: bytes, body: bytes, record_id: str, *, where: str) -> bytes | None
 def find_many(
     ids: bytes, body: bytes, record_ids: Sequence[str], *, where: str
 ) -> dict[str, bytes]:
-    """The lines of those of ``record_ids`` the block holds (decompressed at most once).
+    """The lines of those of ``record_ids`` the block holds (decompressed once).
 
     A lookup touches a few lines of a block, so each is found by searching the text for its
-    ``"id":`` member (canonical JSON escapes every quote inside a string, so the pattern
-    only occurs as a member) instead of splitting all the lines; a line whose own id is not
-    the one asked for (the member of a nested object) sends that block the long way."""
-    names = ids.decode().split("\n")
-    wanted = [
-        rid
-        for rid in record_ids
-        if (at := bisect.bisect_left(names, rid)) < len(names) and names[at] == rid
-    ]
-    if not wanted:
-        return {}
+    ``"id":`` member (canonical JSON escapes every quote inside a string, so the pattern can
+    only be a member) instead of splitting all the lines. When the search finds nothing, or
+    finds the member of a nested object, the block's ids decide, the long way."""
     raw = _decompress(body, where=where)
     found: dict[str, bytes] = {}
-    for rid in wanted:
-        pos = raw.find(b'"id":' + canonical.dumps(rid))
-        start = raw.rfind(b"\n", 0, pos) + 1
-        line = raw[start : raw.find(b"\n", pos)]
-        if pos < 0 or _id_of(line) != rid:
+    names: list[str] | None = None
+    lines: list[bytes] | None = None
+    for rid in record_ids:
+        pos = raw.find(b'"id":' + orjson.dumps(rid))
+        if pos >= 0:
+            line = raw[raw.rfind(b"\n", 0, pos) + 1 : raw.find(b"\n", pos)]
+            if _id_of(line) == rid:
+                found[rid] = line
+                continue
+        if names is None:
+            names = ids.decode().split("\n")
+        at = bisect.bisect_left(names, rid)
+        if at == len(names) or names[at] != rid:
+            continue
+        if lines is None:
             lines = _lines(raw)
             if len(lines) != len(names):
                 raise BlockError(f"{where}: {len(lines)} lines for {len(names)} ids")
-            return {rid: lines[names.index(rid)] for rid in wanted}
-        found[rid] = line
+        found[rid] = lines[at]
     return found
 
 

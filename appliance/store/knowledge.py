@@ -661,15 +661,19 @@ class KnowledgeStore:
             if at >= 0:
                 wanted.setdefault(starts[at], []).append(rid)
         answer: dict[str, bytes] = {}
-        for first, in_block in wanted.items():
-            row = self._conn.execute(
-                "SELECT b.ids, b.body FROM dataset_blocks x JOIN blocks b ON b.id = x.block "
-                "WHERE x.dataset = ? AND x.first_id = ?",
-                (dataset, first),
-            ).fetchone()
-            answer.update(
-                find_many(row[0], row[1], in_block, where=f"dataset {dataset} block {first}")
+        firsts = list(wanted)
+        for start in range(0, len(firsts), QUERY_CHUNK):
+            chunk = firsts[start : start + QUERY_CHUNK]
+            marks = ", ".join("?" for _ in chunk)  # placeholders only
+            rows = self._conn.execute(
+                "SELECT x.first_id, b.ids, b.body FROM dataset_blocks x "  # noqa: S608
+                "JOIN blocks b ON b.id = x.block "
+                f"WHERE x.dataset = ? AND x.first_id IN ({marks})",
+                [dataset, *chunk],
             )
+            for first, block_ids, body in rows:
+                where = f"dataset {dataset} block {first}"
+                answer.update(find_many(block_ids, body, wanted[first], where=where))
         return answer
 
     def ecosystems(self, snapshot: Digest | None = None) -> frozenset[str]:
