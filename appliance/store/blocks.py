@@ -115,7 +115,8 @@ def find_many(
         pos = raw.find(b'"id":' + orjson.dumps(rid))
         if pos >= 0:
             line = raw[raw.rfind(b"\n", 0, pos) + 1 : raw.find(b"\n", pos)]
-            if _id_of(line) == rid:
+            # every stored line has a top-level "id" member: when it has only one, that is it
+            if line.count(b'"id":') == 1 or _id_of(line) == rid:
                 found[rid] = line
                 continue
         if names is None:
