@@ -21,6 +21,7 @@ change and its audit record commit together or not at all.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,6 +99,24 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """Set WAL mode and return the journal mode now in force.
+
+    When two processes convert the same new file at once, both hold a shared lock and want
+    an exclusive one; SQLite refuses one of them "database is locked" at once, without the
+    busy handler (waiting could deadlock), so two commands starting together on a new home
+    saw one of them fail. Retry here, up to the busy timeout, as for any other lock.
+    """
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Database:
     """One connection to one SQLite database file, configured as every store needs it.
 
@@ -130,7 +149,7 @@ class Database:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn, busy_timeout)
             if str(mode).lower() != "wal":
                 raise DatabaseError(
                     f"{path}: cannot switch the database to WAL mode (journal mode is {mode})",
