@@ -12,12 +12,13 @@ lowest other id (numbers compared as numbers), so the choice never depends on in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 
+@lru_cache(maxsize=65536)
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
     """``CVE-2021-9999`` before ``CVE-2021-10000``: dash-separated parts, numbers as numbers
     (tagged, so a number never meets a string in a comparison)."""
@@ -36,6 +37,26 @@ def _rank(identifier: str) -> tuple[int, tuple[tuple[int, int | str], ...]]:
 def preferred(ids: Sequence[str] | frozenset[str] | set[str]) -> str:
     """The id a finding is shown under."""
     return min(ids, key=_rank)
+
+
+def _ordered(ids: Iterable[str]) -> list[str]:
+    """``ids`` sorted as by :func:`_rank` (the preferred first): CVEs, then GHSAs, then the
+    others; the numbers-as-numbers key is computed only to order two ids of one kind, and
+    most kinds hold one id."""
+    cves: list[str] = []
+    ghsas: list[str] = []
+    others: list[str] = []
+    for i in ids:
+        if i.startswith("CVE-"):
+            cves.append(i)
+        elif i.startswith("GHSA-"):
+            ghsas.append(i)
+        else:
+            others.append(i)
+    for kind in (cves, ghsas, others):
+        if len(kind) > 1:
+            kind.sort(key=_natural)
+    return cves + ghsas + others
 
 
 def record_ids(record: Mapping[str, Any]) -> tuple[str, ...]:
@@ -85,16 +106,40 @@ class _UnionFind:
                 self.parent[ra] = rb
 
 
+def _apart(entries: Sequence[Sequence[str]]) -> bool:
+    """Whether no id is in two entries and no entry names two CVEs: then every entry is a
+    vulnerability of its own, and the union-find would only confirm it."""
+    seen: set[str] = set()
+    for ids in entries:
+        cves = 0
+        for i in ids:
+            if i in seen:
+                return False
+            seen.add(i)
+            if i.startswith("CVE-"):
+                cves += 1
+        if cves > 1:
+            return False
+    return True
+
+
 def merge(entries: Sequence[Sequence[str]]) -> list[Group]:
     """Group entries (each: a record's id followed by its aliases) into vulnerabilities."""
-    if len(entries) == 1 and sum(1 for i in entries[0] if is_cve(i)) < 2:
-        only = set(entries[0])
-        shown = preferred(only)
-        return [Group(shown, tuple(sorted(only - {shown}, key=_rank)), (0,))]
+    if len(entries) == 1 and sum(1 for i in entries[0] if i.startswith("CVE-")) < 2:
+        ordered = _ordered(set(entries[0]))
+        return [Group(ordered[0], tuple(ordered[1:]), (0,))]
+    if _apart(entries):
+        # nothing to merge, the common case: one group per entry
+        groups = []
+        for index, ids in enumerate(entries):
+            ordered = _ordered(set(ids))
+            groups.append(Group(ordered[0], tuple(ordered[1:]), (index,)))
+        groups.sort(key=lambda g: _rank(g.id))
+        return groups
     uf = _UnionFind()
     anchors: list[list[str]] = []
     for ids in entries:
-        cves = [i for i in ids if is_cve(i)]
+        cves = [i for i in ids if i.startswith("CVE-")]
         if len(cves) >= 2:
             for cve in cves:
                 uf.find(cve)
@@ -113,19 +158,12 @@ def merge(entries: Sequence[Sequence[str]]) -> list[Group]:
             members.setdefault(root, []).append(index)
             known = names.setdefault(root, set())
             if fan_out:
-                known.update(i for i in ids if not is_cve(i) or i == key)
+                known.update(i for i in ids if not i.startswith("CVE-") or i == key)
             else:
                 known.update(ids)
     groups = []
     for root, indexes in members.items():
-        ids_of_group = names[root]
-        shown = preferred(ids_of_group)
-        groups.append(
-            Group(
-                shown,
-                tuple(sorted(ids_of_group - {shown}, key=_rank)),
-                tuple(sorted(set(indexes))),
-            )
-        )
+        ordered = _ordered(names[root])
+        groups.append(Group(ordered[0], tuple(ordered[1:]), tuple(sorted(set(indexes)))))
     groups.sort(key=lambda g: _rank(g.id))
     return groups

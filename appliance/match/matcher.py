@@ -100,34 +100,33 @@ class Matcher:
         findings: list[Finding] = []
         unknowns: list[MatchUnknown] = []
         known = self.source.ecosystems()
-        plan: list[tuple[Package, str, str | tuple[UnknownKind, str]]] = [
-            (
-                package,
-                package_purl(package, os_info),
-                self._ecosystem(package, os_info, distro, known),
-            )
+        # a package's purl is made only when something is reported about it
+        plan: list[tuple[Package, str | tuple[UnknownKind, str]]] = [
+            (package, self._ecosystem(package, os_info, distro, known))
             for package in inventory.packages
             if package not in delegated
         ]
         prefetch: Prefetching | None = self.source if isinstance(self.source, Prefetching) else None
         if prefetch is not None:
             # every package's records at once: a store answers a batch far faster
-            prefetch.prefetch([(e, lookup(p)[0]) for p, _, e in plan if not isinstance(e, tuple)])
+            prefetch.prefetch([(e, lookup(p)[0]) for p, e in plan if not isinstance(e, tuple)])
         affected: list[tuple[Package, str, str, list[_Hit]]] = []
-        for package, purl, ecosystem in plan:
+        for package, ecosystem in plan:
             if isinstance(ecosystem, tuple):
-                unknowns.append(MatchUnknown(purl, *ecosystem))
+                unknowns.append(MatchUnknown(package_purl(package, os_info), *ecosystem))
                 continue
-            hits, missed = self._hits(package, purl, ecosystem)
-            unknowns.extend(missed)
-            if hits:
-                affected.append((package, purl, ecosystem, hits))
+            hits, missed = self._hits(package, ecosystem)
+            if hits or missed:
+                purl = package_purl(package, os_info)
+                unknowns.extend(MatchUnknown(purl, *m) for m in missed)
+                if hits:
+                    affected.append((package, purl, ecosystem, hits))
         if prefetch is not None:
             # the KEV and EPSS rows every finding will ask for, at once: a finding's CVEs
             # are among its records' ids and aliases
-            records = {id(h.advisory): h.advisory.record for *_, hits in affected for h in hits}
+            cited = {id(h.advisory): h.advisory for *_, hits in affected for h in hits}
             prefetch.prefetch_cves(
-                {i for r in records.values() for i in aliases.record_ids(r) if aliases.is_cve(i)}
+                {i for a in cited.values() for i in a.ids if i.startswith("CVE-")}
             )
         for package, purl, ecosystem, hits in affected:
             fact = reach.get(purl)
@@ -180,15 +179,15 @@ class Matcher:
         return distro
 
     def _hits(
-        self, package: Package, purl: str, ecosystem: str
-    ) -> tuple[list[_Hit], list[MatchUnknown]]:
+        self, package: Package, ecosystem: str
+    ) -> tuple[list[_Hit], list[tuple[UnknownKind, str, str]]]:
         """Every affected entry of the package's records that covers its version, and what
-        could not be decided."""
+        could not be decided (kind, reason, record id)."""
         name, version = lookup(package)
         is_distro = package.type in OS_TYPES
         key = normalize_name(ecosystem, name)
         hits: list[_Hit] = []
-        unknowns: list[MatchUnknown] = []
+        unknowns: list[tuple[UnknownKind, str, str]] = []
         for advisory in self.source.advisories(ecosystem, name):
             record = advisory.record
             if record.get("withdrawn"):
@@ -205,8 +204,11 @@ class Matcher:
                 if (
                     not (type(pkg) is dict or isinstance(pkg, Mapping))
                     or pkg.get("ecosystem") != ecosystem
-                    or not isinstance(pkg.get("name"), str)
-                    or (pkg["name"] != name and normalize_name(ecosystem, pkg["name"]) != key)
+                ):
+                    continue
+                written = pkg.get("name")
+                if not isinstance(written, str) or (
+                    written != name and normalize_name(ecosystem, written) != key
                 ):
                     continue
                 if is_distro:
@@ -214,7 +216,7 @@ class Matcher:
                 else:
                     outcome = evaluate(entry, ecosystem, version)
                 if isinstance(outcome, Affected):
-                    record_hits.append(_Hit(advisory, outcome, f"{ecosystem}/{pkg['name']}", entry))
+                    record_hits.append(_Hit(advisory, outcome, f"{ecosystem}/{written}", entry))
                 elif isinstance(outcome, Undecided) and undecided is None:
                     undecided = outcome
             if record_hits:
@@ -222,7 +224,7 @@ class Matcher:
             elif undecided is not None:
                 # an installed version that does not parse is one unknown, not one per record
                 rid = "" if undecided.kind is UnknownKind.BAD_VERSION else advisory.id
-                unknowns.append(MatchUnknown(purl, undecided.kind, undecided.reason, rid))
+                unknowns.append((undecided.kind, undecided.reason, rid))
         return hits, unknowns
 
     def _findings(
@@ -237,9 +239,7 @@ class Matcher:
         for hit in hits:
             by_record.setdefault(hit.advisory.id, []).append(hit)
         record_order = sorted(by_record)
-        groups = aliases.merge(
-            [aliases.record_ids(by_record[r][0].advisory.record) for r in record_order]
-        )
+        groups = aliases.merge([by_record[r][0].advisory.ids for r in record_order])
         findings = [
             self._finding(
                 group,
@@ -261,20 +261,20 @@ class Matcher:
         evidence: Evidence,
     ) -> Finding:
         snapshot = self.source.snapshot
-        details: set[MatchDetail] = set()
+        details: list[MatchDetail] = []
         fixed: set[str] = set()
         notes: list[tuple[str, str]] = []
         scores = []
         words = []
         seen: set[str] = set()
         for hit in hits:
-            record = hit.advisory.record
+            advisory = hit.advisory
+            record = advisory.record
+            record_id = advisory.id
             out = hit.outcome
-            details.add(
+            details.append(
                 MatchDetail(
-                    RecordRef(
-                        hit.advisory.id, hit.advisory.digest, str(record.get("modified", ""))
-                    ),
+                    RecordRef(record_id, advisory.digest, str(record.get("modified", ""))),
                     out.kind,
                     out.scheme,
                     out.range,
@@ -290,17 +290,20 @@ class Matcher:
             word = enrich.database_severity(record, out.notes)
             if word is not None:
                 words.append(word)
-            if hit.advisory.id not in seen:
-                seen.add(hit.advisory.id)
-                entries = [h.entry for h in hits if h.advisory is hit.advisory]
+            if record_id not in seen:
+                seen.add(record_id)
+                entries = [h.entry for h in hits if h.advisory is advisory]
                 for vector in enrich.cvss_vectors(record, entries):
-                    score = enrich.score_vector(vector, hit.advisory.id)
+                    score = enrich.score_vector(vector, record_id)
                     if score is not None:
                         scores.append(score)
         level, source, statement = enrich.severity(scores, words)
-        cves = [i for i in (group.id, *group.aliases) if aliases.is_cve(i)]
-        ordered = sorted(details)
-        first = min(hits, key=lambda h: h.advisory.id).advisory.record
+        cves = [i for i in (group.id, *group.aliases) if i.startswith("CVE-")]
+        # most findings rest on one hit: nothing to deduplicate or order
+        ordered = details if len(details) == 1 else sorted(set(details))
+        first = (
+            hits[0] if len(hits) == 1 else min(hits, key=lambda h: h.advisory.id)
+        ).advisory.record
         return Finding(
             id=group.id,
             aliases=group.aliases,

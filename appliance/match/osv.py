@@ -20,7 +20,6 @@ from typing import Any, Final
 
 from appliance.match.model import MatchKind, UnknownKind
 from appliance.versions import (
-    Event,
     EventKind,
     InvalidRange,
     InvalidVersion,
@@ -33,6 +32,7 @@ from appliance.versions import (
     scheme_for_ecosystem,
 )
 from appliance.versions.npm_range import parse_range
+from appliance.versions.osv_range import EventPairs, prepare_pairs
 
 NPM_SEMVER: Final = "npm-semver"
 # Schemes whose versions are SemVer already: a SEMVER range is compared in them directly, so
@@ -78,29 +78,49 @@ def entry_scheme(entry: Mapping[str, Any], ecosystem: str) -> str:
     return scheme_for_ecosystem(ecosystem).name
 
 
-@lru_cache(maxsize=65536)
-def _event(key: str, value: str) -> Event | None:
-    """The :class:`Event` of ``{key: value}``, made once per run: a few events (``introduced:
-    0``) recur in most ranges."""
-    kind = _KINDS.get(key)
-    return None if kind is None else Event(kind, value)
+@lru_cache(maxsize=1024)
+def _ecosystem_scheme(ecosystem: str) -> VersionScheme:
+    """The ecosystem's scheme, looked up once per ecosystem (a registry miss raises and is
+    not remembered)."""
+    return scheme_for_ecosystem(ecosystem)
 
 
-def _events(raw: Sequence[Any]) -> list[Event | Mapping[str, object]]:
-    """Events as :class:`Event` values; odd shapes are left for :func:`prepare` to refuse
-    with its own message."""
-    out: list[Event | Mapping[str, object]] = []
+def _scheme(entry: Mapping[str, Any], ecosystem: str) -> VersionScheme | None:
+    """:func:`entry_scheme` as the scheme itself, None for legacy npm ranges."""
+    specific = entry.get("database_specific")
+    named = (
+        specific.get("version_scheme")
+        if type(specific) is dict or isinstance(specific, Mapping)
+        else None
+    )
+    if named is None:
+        return _ecosystem_scheme(ecosystem)
+    if named == NPM_SEMVER:
+        return None
+    if isinstance(named, str):
+        return scheme_for(named)
+    return _ecosystem_scheme(ecosystem)
+
+
+def _pairs(raw: Sequence[Any]) -> EventPairs | None:
+    """A range's events as ``(kind, version)`` text pairs, the cheap cache key of its
+    prepared form; None when an event has another shape (then :func:`prepare` refuses it
+    with its own message)."""
+    out = []
     for item in raw:
-        # records parsed from JSON hold dicts: the exact type test skips the slower ABC check
-        if (type(item) is dict or isinstance(item, Mapping)) and len(item) == 1:
+        # records parsed from JSON hold dicts: the exact type tests skip the slower ABC checks
+        if type(item) is dict and len(item) == 1:
             ((key, value),) = item.items()
-            if isinstance(key, str) and isinstance(value, str):
-                event = _event(key, value)
-                if event is not None:
-                    out.append(event)
-                    continue
-        out.append(item)
-    return out
+            if key in _KINDS and type(value) is str:
+                out.append((key, value))
+                continue
+        return None
+    return tuple(out)
+
+
+def _prepare_events(events: Any, scheme: VersionScheme) -> PreparedRange:
+    pairs = _pairs(events)
+    return prepare(events, scheme) if pairs is None else prepare_pairs(pairs, scheme)
 
 
 def _text(bound: Version | None) -> str:
@@ -110,15 +130,16 @@ def _text(bound: Version | None) -> str:
 def _interval(prepared: PreparedRange, version: Version) -> str:
     """The events bounding the interval that contains ``version`` (as published text)."""
     walk = prepared.walk
+    key = version.key  # the range and the version are of one scheme: keys compare
     start = -1
     for index, (kind, bound) in enumerate(walk):
         if kind is EventKind.INTRODUCED:
-            if bound is None or version >= bound:
+            if bound is None or key >= bound.key:
                 start = index
         elif kind is EventKind.FIXED:
-            if bound is not None and version >= bound:
+            if bound is not None and key >= bound.key:
                 start = -1
-        elif bound is not None and version > bound:
+        elif bound is not None and key > bound.key:
             start = -1
     parts = [f"introduced {_text(walk[start][1])}"] if start >= 0 else []
     for kind, bound in walk[start + 1 :]:
@@ -131,10 +152,11 @@ def _interval(prepared: PreparedRange, version: Version) -> str:
 
 
 def _fixed_above(prepared: PreparedRange, version: Version) -> list[str]:
+    key = version.key
     return [
         bound.text
         for kind, bound in prepared.walk
-        if kind is EventKind.FIXED and bound is not None and bound > version
+        if kind is EventKind.FIXED and bound is not None and bound.key > key
     ]
 
 
@@ -156,9 +178,11 @@ def _in_versions(listed: Sequence[Any], version: Version, scheme: VersionScheme)
         ]
     else:
         candidates = [item for item in listed if isinstance(item, str)]
+    key = version.key  # ``version`` is of ``scheme``: equal keys are equal versions
+    parse = scheme.parse
     for item in candidates:
         try:
-            if scheme.parse(item) == version:
+            if parse(item).key == key:
                 return True
         except InvalidVersion:
             continue
@@ -198,12 +222,11 @@ def _npm_legacy(entry: Mapping[str, Any], version_text: str) -> Outcome:
 def evaluate(entry: Mapping[str, Any], ecosystem: str, version_text: str) -> Outcome:
     """Whether the ``affected`` entry covers ``version_text`` (a version of ``ecosystem``)."""
     try:
-        scheme_name = entry_scheme(entry, ecosystem)
+        scheme = _scheme(entry, ecosystem)
     except UnknownScheme as e:
         return Undecided(UnknownKind.NO_SCHEME, e.diagnostics())
-    if scheme_name == NPM_SEMVER:
+    if scheme is None:
         return _npm_legacy(entry, version_text)
-    scheme = scheme_for(scheme_name)
     try:
         version = scheme.parse(version_text)
     except InvalidVersion as e:
@@ -225,7 +248,7 @@ def evaluate(entry: Mapping[str, Any], ecosystem: str, version_text: str) -> Out
             range_scheme = scheme_for("semver")
         try:
             candidate = version if range_scheme is scheme else range_scheme.parse(version_text)
-            prepared = prepare(_events(rng.get("events") or ()), range_scheme)
+            prepared = _prepare_events(rng.get("events") or (), range_scheme)
         except InvalidVersion as e:
             return Undecided(UnknownKind.BAD_VERSION, e.diagnostics())
         except InvalidRange as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -72,10 +73,19 @@ class KnowledgeAdvisories:
             advisory = parsed.get(record)
             if advisory is None:
                 advisory = parsed[record] = Advisory(orjson.loads(line), line=line)
-            found.setdefault(key, []).append((record_id, record, advisory))
+            rows = found.get(key)
+            if rows is None:
+                found[key] = [(record_id, record, advisory)]
+            else:
+                rows.append((record_id, record, advisory))
+        by_id = itemgetter(0, 1)
         for key in missing:
-            rows = sorted(found.get(key, ()), key=lambda row: (row[0], row[1]))
-            self._advisories[key] = [advisory for *_, advisory in rows]
+            rows = found.get(key)
+            if rows is None:
+                self._advisories[key] = []
+            else:
+                rows.sort(key=by_id)
+                self._advisories[key] = [advisory for *_, advisory in rows]
 
     def prefetch_cves(self, cves: Iterable[str]) -> None:
         """Load the KEV and EPSS rows of every CVE not loaded yet (None when it has none)."""

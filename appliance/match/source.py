@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from appliance.ecosystems import normalize_name
+from appliance.match.aliases import record_ids
 from bundles import canonical
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
@@ -62,18 +63,27 @@ class Advisory:
     stored canonical line when there is one (a hash, no re-serializing), else from the
     record itself: a record no finding cites never needs its digest."""
 
-    __slots__ = ("_digest", "line", "record")
+    __slots__ = ("_digest", "_ids", "line", "record")
 
     def __init__(
         self, record: Mapping[str, Any], digest: str | None = None, line: bytes | None = None
     ) -> None:
         self.record = record
         self._digest = digest
+        self._ids: tuple[str, ...] | None = None
         self.line = line
 
     @property
     def id(self) -> str:
         return str(self.record["id"])
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The record's id and aliases (:func:`~appliance.match.aliases.record_ids`), read
+        once: the matcher asks for them to prefetch CVEs and again to merge findings."""
+        if self._ids is None:
+            self._ids = record_ids(self.record)
+        return self._ids
 
     @property
     def digest(self) -> str:
@@ -146,6 +156,7 @@ class MemoryAdvisories:
                     if key not in seen:
                         seen.add(key)
                         self._index.setdefault(key, []).append(advisory)
+        self._ecosystems: frozenset[str] | None = None
         self._kev = {str(r["id"]): r for r in kev}
         self._epss = {str(r["id"]): r for r in epss}
 
@@ -163,4 +174,6 @@ class MemoryAdvisories:
         return self._epss.get(cve)
 
     def ecosystems(self) -> frozenset[str] | None:
-        return frozenset(eco for eco, _ in self._index)
+        if self._ecosystems is None:  # the index does not change: made once
+            self._ecosystems = frozenset(eco for eco, _ in self._index)
+        return self._ecosystems

@@ -106,18 +106,24 @@ def find_many(
     A lookup touches a few lines of a block, so each is found by searching the text for its
     ``"id":`` member (canonical JSON escapes every quote inside a string, so the pattern can
     only be a member) instead of splitting all the lines. When the search finds nothing, or
-    finds the member of a nested object, the block's ids decide, the long way."""
+    finds the member of a nested object, the block's ids decide, the long way. Lines are
+    in id order: when ids are asked in increasing order, each search starts after the line
+    found before it."""
     raw = _decompress(body, where=where)
     found: dict[str, bytes] = {}
     names: list[str] | None = None
     lines: list[bytes] | None = None
+    previous = ""
+    after = 0  # where the line of ``previous`` ends
     for rid in record_ids:
-        pos = raw.find(b'"id":' + orjson.dumps(rid))
+        pos = raw.find(b'"id":' + orjson.dumps(rid), after if rid > previous else 0)
         if pos >= 0:
-            line = raw[raw.rfind(b"\n", 0, pos) + 1 : raw.find(b"\n", pos)]
+            end = raw.find(b"\n", pos)
+            line = raw[raw.rfind(b"\n", 0, pos) + 1 : end]
             # every stored line has a top-level "id" member: when it has only one, that is it
             if line.count(b'"id":') == 1 or _id_of(line) == rid:
                 found[rid] = line
+                previous, after = rid, end
                 continue
         if names is None:
             names = ids.decode().split("\n")

@@ -565,27 +565,27 @@ class KnowledgeStore:
             )
         if snap is None or not wanted:
             return
-        seen: set[tuple[str, str, int]] = set()  # a record two datasets of the snapshot hold
         keys = list(wanted)
         for start in range(0, len(keys), QUERY_CHUNK):
             chunk = keys[start : start + QUERY_CHUNK]
             values = ", ".join("(?, ?)" for _ in chunk)  # placeholders only
+            # EXISTS, not a join: a record two datasets of the snapshot hold is one row, so
+            # no set of rows seen is kept; the body is read only for the rows kept
             rows = self._conn.execute(
                 f"WITH wanted(ecosystem, name) AS (VALUES {values}) "  # noqa: S608
                 "SELECT a.ecosystem, a.name, a.record_id, a.record, r.body FROM wanted w "
                 "JOIN affected a ON a.ecosystem = w.ecosystem AND a.name = w.name "
-                "JOIN snapshot_datasets sd ON sd.snapshot = ? "
+                "JOIN records r ON r.id = a.record "
+                "WHERE EXISTS (SELECT 1 FROM snapshot_datasets sd "
                 "JOIN dataset_records dr ON dr.dataset = sd.dataset "
                 "AND dr.record_id = a.record_id AND dr.record = a.record "
-                "JOIN records r ON r.id = a.record",
+                "WHERE sd.snapshot = ?)",
                 [*(v for key in chunk for v in key), str(snap)],
             )
+            # the columns are TEXT, INTEGER and BLOB: sqlite3 gives str, int and bytes
             for ecosystem, name, record_id, record, body in rows:
-                if (ecosystem, name, record) in seen:
-                    continue
-                seen.add((ecosystem, name, record))
                 for asked in wanted[(ecosystem, name)]:
-                    yield asked, str(record_id), int(record), bytes(body)
+                    yield asked, record_id, record, body
 
     def lookup(
         self, dataset_type: DatasetType, record_id: str, snapshot: Digest | None = None

@@ -72,17 +72,19 @@ class PreparedRange:
             raise TypeError(
                 f"range events are {self.scheme} versions; {version.text!r} is {version.scheme}"
             )
-        if self.limits and not any(lim is None or version < lim for lim in self.limits):
+        # keys compared directly: the scheme is checked once above, not in each comparison
+        key = version.key
+        if self.limits and not any(lim is None or key < lim.key for lim in self.limits):
             return False
         affected = False
         for kind, bound in self.walk:
             if kind is EventKind.INTRODUCED:
-                if bound is None or version >= bound:
+                if bound is None or key >= bound.key:
                     affected = True
             elif kind is EventKind.FIXED:
-                if bound is not None and version >= bound:
+                if bound is not None and key >= bound.key:
                     affected = False
-            elif bound is not None and version > bound:  # LAST_AFFECTED
+            elif bound is not None and key > bound.key:  # LAST_AFFECTED
                 affected = False
         return affected
 
@@ -92,28 +94,34 @@ def _sort_key(item: tuple[EventKind, Version | None]) -> tuple[int, tuple[object
     return (0, ()) if bound is None else (1, bound.key)
 
 
+_KINDS = {kind.value: kind for kind in EventKind}
+# A range's events as plain ``(kind, version)`` text pairs: the cache key of a prepared
+# range. Strings and tuples hash in C; a tuple of :class:`Event` values would hash and
+# compare each event through Python code on every lookup.
+EventPairs = tuple[tuple[str, str], ...]
+
+
 @lru_cache(maxsize=65536)
-def _prepare(events: tuple[Event, ...], scheme: VersionScheme) -> PreparedRange:
+def _prepare(events: EventPairs, scheme: VersionScheme) -> PreparedRange:
     walk: list[tuple[EventKind, Version | None]] = []
     limits: list[Version | None] = []
-    for event in events:
+    for name, text in events:
+        kind = _KINDS[name]
         try:
-            if event.kind is EventKind.LIMIT:
-                limits.append(None if "*" in event.version else scheme.parse(event.version))
-            elif event.kind is EventKind.INTRODUCED and event.version == "0":
-                walk.append((event.kind, None))
+            if kind is EventKind.LIMIT:
+                limits.append(None if "*" in text else scheme.parse(text))
+            elif kind is EventKind.INTRODUCED and text == "0":
+                walk.append((kind, None))
             else:
-                walk.append((event.kind, scheme.parse(event.version)))
+                walk.append((kind, scheme.parse(text)))
         except InvalidVersion as e:
             raise InvalidRange(
-                scheme.name,
-                f"{event.kind}: {event.version}",
-                f"the version is not valid: {e.reason}",
+                scheme.name, f"{name}: {text}", f"the version is not valid: {e.reason}"
             ) from e
     if not any(kind is EventKind.INTRODUCED for kind, _ in walk):
         raise InvalidRange(
             scheme.name,
-            ", ".join(f"{e.kind}: {e.version}" for e in events) or "no events",
+            ", ".join(f"{name}: {text}" for name, text in events) or "no events",
             "an OSV range needs at least one introduced event",
         )
     walk.sort(key=_sort_key)
@@ -122,8 +130,19 @@ def _prepare(events: tuple[Event, ...], scheme: VersionScheme) -> PreparedRange:
 
 def prepare(events: Sequence[Event | Mapping[str, object]], scheme: VersionScheme) -> PreparedRange:
     """Parse and sort a range's events once (cached by events and scheme)."""
-    normalized = tuple(e if isinstance(e, Event) else Event.from_json(e) for e in events)
-    return _prepare(normalized, scheme)
+    pairs = []
+    for e in events:
+        event = e if isinstance(e, Event) else Event.from_json(e)
+        pairs.append((event.kind.value, event.version))
+    return _prepare(tuple(pairs), scheme)
+
+
+def prepare_pairs(events: EventPairs, scheme: VersionScheme) -> PreparedRange:
+    """:func:`prepare` for events already read as ``(kind, version)`` pairs of the four
+    known kinds (``("introduced", "0")``): the matcher's path, which reads them straight
+    from the record without building an :class:`Event` each. Raises :class:`KeyError` for
+    an unknown kind, :class:`InvalidRange` as :func:`prepare` does."""
+    return _prepare(events, scheme)
 
 
 def affected(

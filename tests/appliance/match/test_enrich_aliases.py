@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.match import Inventory, MemoryAdvisories, Severity, SeveritySource, match
+from appliance.match import Inventory, MemoryAdvisories, Severity, SeveritySource, aliases, match
 from appliance.match.aliases import merge
 from appliance.match.enrich import database_severity, score_vector, severity
 from appliance.scanner.model import Package, PackageType
@@ -35,6 +37,30 @@ def test_merge_does_not_depend_on_input_order(order: list[int]) -> None:
         )
 
     assert canon([ENTRIES[i] for i in order]) == canon(ENTRIES)
+
+
+_POOL = ["CVE-2024-1", "CVE-2024-10", "CVE-2023-5", "GHSA-a", "GHSA-b", "GO-2024-1", "PYSEC-9"]
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(_POOL), min_size=1, max_size=3, unique=True),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_merge_shortcut_for_entries_apart_equals_the_union_find(entries: list[list[str]]) -> None:
+    with patch.object(aliases, "_apart", return_value=False):
+        full = aliases.merge(entries)
+    assert aliases.merge(entries) == full
+    if aliases._apart(entries):  # each entry is a vulnerability of its own
+        assert sorted(g.members for g in full) == [(i,) for i in range(len(entries))]
+
+
+def test_ids_order_like_the_rank() -> None:
+    ids = ["PYSEC-2024-10", "CVE-2024-10000", "GHSA-b", "CVE-2024-9999", "GHSA-a", "GO-2024-9"]
+    assert aliases._ordered(ids) == sorted(ids, key=aliases._rank)
+    assert aliases._ordered(ids)[0] == aliases.preferred(ids) == "CVE-2024-9999"
 
 
 def test_cvss_scores_from_the_library() -> None:

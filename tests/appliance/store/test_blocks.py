@@ -79,3 +79,29 @@ def test_an_id_inside_another_record_does_not_fool_the_search() -> None:
         "A": b'{"id":"A","see":{"id":"B"}}',
     }
     assert find(block.ids, block.body, "C", where="t") == lines[2][1]
+
+
+def test_ids_asked_in_order_are_each_found_after_the_last() -> None:
+    lines = [
+        ("A", b'{"id":"A","see":{"id":"C"}}'),  # C's pattern before C's line, after A's start
+        ("B", b'{"id":"B","v":1}'),
+        ("C", b'{"id":"C","v":2}'),
+        ("E", b'{"id":"E","v":3}'),
+    ]
+    (block,) = pack(lines)
+    asked = ["A", "B", "C", "D", "E"]
+    assert find_many(block.ids, block.body, asked, where="t") == {rid: line for rid, line in lines}
+    # out of order, and again after a miss: the search starts from the top again
+    assert find_many(block.ids, block.body, ["E", "A", "D", "C"], where="t") == {
+        "E": b'{"id":"E","v":3}',
+        "A": b'{"id":"A","see":{"id":"C"}}',
+        "C": b'{"id":"C","v":2}',
+    }
+
+
+@given(st.lists(st.integers(0, 120), max_size=40))
+def test_find_many_equals_find_one_by_one(wanted: list[int]) -> None:
+    (block,) = pack(records(100))
+    ids = [f"CVE-2024-{i:05d}" for i in sorted(set(wanted))]
+    expected = {rid: line for rid in ids if (line := find(block.ids, block.body, rid, where="t"))}
+    assert find_many(block.ids, block.body, ids, where="t") == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.versions import Event, EventKind, InvalidRange, affected, prepare, scheme_for
+from appliance.versions.osv_range import prepare_pairs
 
 PYPI = scheme_for("pep440")
 DPKG = scheme_for("dpkg")
@@ -94,6 +95,18 @@ def test_prepare_is_cached_and_reusable() -> None:
     assert first.contains(PYPI.parse("0.5"))
     with pytest.raises(TypeError, match="range events are pep440 versions"):
         first.contains(DPKG.parse("0.5"))
+
+
+def test_prepare_pairs_is_prepare_for_plain_pairs() -> None:
+    pairs = (("introduced", "0"), ("fixed", "2.0"), ("limit", "*"))
+    prepared = prepare_pairs(pairs, PYPI)
+    assert prepared is prepare([{"introduced": "0"}, {"fixed": "2.0"}, {"limit": "*"}], PYPI)
+    assert prepared.contains(PYPI.parse("1.9"))
+    assert not prepared.contains(PYPI.parse("2.0.0"))
+    with pytest.raises(InvalidRange, match="fixed: not a version!"):
+        prepare_pairs((("introduced", "0"), ("fixed", "not a version!")), PYPI)
+    with pytest.raises(InvalidRange, match="needs at least one introduced event"):
+        prepare_pairs((("fixed", "1.0"),), PYPI)
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.version import Version as PackagingVersion
 
 from appliance.versions import InvalidVersion, scheme_for
 from appliance.versions.pep440 import packaging_version
@@ -102,3 +105,33 @@ def test_packaging_value_is_exposed() -> None:
     assert packaging_version(PEP440.parse("2.0rc1")).is_prerelease
     with pytest.raises(TypeError, match="not a pep440 version"):
         packaging_version(scheme_for("npm").parse("1.0.0"))
+
+
+_NUMBER = st.sampled_from(["0", "1", "2", "10", "01", "00"])
+_PEP440_TEXT = st.builds(
+    lambda epoch, release, pre, post, dev, local: epoch + release + pre + post + dev + local,
+    st.sampled_from(["", "1!", "0!"]),
+    st.lists(_NUMBER, min_size=1, max_size=4).map(".".join),
+    st.sampled_from(["", "a1", "b0", "rc2", "c1", ".alpha", "-pre3"]),
+    st.sampled_from(["", ".post1", "-2", ".rev", "post0"]),
+    st.sampled_from(["", ".dev0", "dev3"]),
+    st.sampled_from(["", "+abc", "+1", "+abc.5", "+5.abc", "+Ubuntu-1", "+01"]),
+)
+
+
+@given(_PEP440_TEXT, _PEP440_TEXT)
+def test_keys_order_as_packaging_orders(a: str, b: str) -> None:
+    """The plain key (and its shortcut for digits-and-dots text) orders exactly as the
+    reference implementation."""
+    mine_a, mine_b = PEP440.parse(a), PEP440.parse(b)
+    ref_a, ref_b = PackagingVersion(a), PackagingVersion(b)
+    assert (mine_a < mine_b) == (ref_a < ref_b)
+    assert (mine_a == mine_b) == (ref_a == ref_b)
+    assert (mine_a > mine_b) == (ref_a > ref_b)
+
+
+@pytest.mark.parametrize("text", ["1", "1.0", "1.0.0", "01.2", "0", "0.0", "2.0.1.0.0", "10"])
+def test_release_only_shortcut_gives_the_full_parse_key(text: str) -> None:
+    full = PEP440.parse("0!" + text)  # an epoch: the shortcut does not apply
+    assert PEP440.parse(text).key == full.key
+    assert PEP440.parse(text).text == text
