@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from bundles.digest import Digest
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import gated_home, make_home
-from tests.mirror.registry_fixture import clean_env, free_port
+from tests.mirror.registry_fixture import clean_env, free_port, loopback_certificate
 
 USER = ("builder", "correct horse")
 WRONG = ("builder", "wrong horse")
@@ -295,39 +294,7 @@ def test_read_only_by_default_and_serves_anonymously(tmp_path: Path) -> None:
 
 
 def test_tls(tmp_path: Path) -> None:
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_file, key_file = loopback_certificate(tmp_path / "tls")
     home = make_home(tmp_path / "home")
     with _server(home, tls_cert=cert_file, tls_key=key_file) as server:
         assert server.scheme == "https"
