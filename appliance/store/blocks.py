@@ -93,11 +93,6 @@ def unpack(body: bytes, *, where: str) -> list[bytes]:
     return _lines(_decompress(body, where=where))
 
 
-def find(ids: bytes, body: bytes, record_id: str, *, where: str) -> bytes | None:
-    """The line of ``record_id`` in a block, or None when the block does not hold it."""
-    return find_many(ids, body, [record_id], where=where).get(record_id)
-
-
 def find_many(
     ids: bytes, body: bytes, record_ids: Sequence[str], *, where: str
 ) -> dict[str, bytes]:
