@@ -108,6 +108,19 @@ class Hasher:
     def digest(self) -> Digest:
         return Digest(self._h.hexdigest())
 
+    def check(self, *, expected: Digest | None = None, size: int | None = None) -> Digest:
+        """The digest of what was hashed, after comparing it (and the byte count) with what
+        was declared."""
+        actual = self.digest()
+        if size is not None and self.size != size:
+            raise SizeLimitError(
+                f"stream is {self.size} bytes, expected {size}",
+                hint="the input is truncated or corrupt",
+            )
+        if expected is not None and actual != expected:
+            raise DigestError(f"content digest mismatch: expected {expected}, got {actual}")
+        return actual
+
 
 class DigestReader:
     """Wrap a readable stream, hashing what passes through under a limit.
@@ -143,12 +156,4 @@ class DigestReader:
         return self._hasher.digest()
 
     def check(self) -> Digest:
-        actual = self._hasher.digest()
-        if self.expected_size is not None and self._hasher.size != self.expected_size:
-            raise SizeLimitError(
-                f"stream is {self._hasher.size} bytes, expected {self.expected_size}",
-                hint="the input is truncated or corrupt",
-            )
-        if self.expected is not None and actual != self.expected:
-            raise DigestError(f"content digest mismatch: expected {self.expected}, got {actual}")
-        return actual
+        return self._hasher.check(expected=self.expected, size=self.expected_size)

@@ -308,8 +308,7 @@ class OCILayout:
             return Descriptor(media_type, expected, existing)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         reader = DigestReader(stream, expected=expected, size=size, limit=limit)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="blob-", suffix=".tmp")
-        tmp = Path(tmp_name)
+        fd, tmp = self._new_blob_file()
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := reader.read(CHUNK):
@@ -317,21 +316,34 @@ class OCILayout:
                 try:
                     digest = reader.check()
                 except (DigestError, SizeLimitError) as e:
-                    raise type(e)(f"blob refused by {self.path}: {e.message}", hint=e.hint) from e
+                    raise self._refused(e) from e
                 out.flush()
                 os.fsync(out.fileno())
-            target = self.blob_path(digest)
-            if target.is_file():
-                tmp.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp.chmod(FILE_MODE)
-                os.replace(tmp, target)
-                fsync_dir(target.parent)
+            self._place_blob(tmp, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         return Descriptor(media_type, digest, reader.size)
+
+    def _new_blob_file(self) -> tuple[int, Path]:
+        """A temporary file in the layout for a blob being written: (descriptor, path)."""
+        fd, name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="blob-", suffix=".tmp")
+        return fd, Path(name)
+
+    def _refused(self, error: DigestError | SizeLimitError) -> DigestError | SizeLimitError:
+        return type(error)(f"blob refused by {self.path}: {error.message}", hint=error.hint)
+
+    def _place_blob(self, tmp: Path, digest: Digest) -> None:
+        """Move a written, synced and verified temporary file into ``blobs/`` (dropping it
+        when the blob is already there), and make the rename durable."""
+        target = self.blob_path(digest)
+        if target.is_file():
+            tmp.unlink()
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.chmod(FILE_MODE)
+        os.replace(tmp, target)
+        fsync_dir(target.parent)
 
     def blob_sink(
         self,

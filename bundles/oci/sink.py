@@ -16,15 +16,12 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from bundles.digest import Digest, Hasher
 from bundles.errors import DigestError, SizeLimitError
 from bundles.oci.descriptor import Descriptor
-from bundles.oci.files import FILE_MODE, fsync_dir
 
 if TYPE_CHECKING:
     from bundles.oci.layout import OCILayout
@@ -53,8 +50,7 @@ class BlobSink:
         self._error: BaseException | None = None
         self._sync = False
         self._closed = False
-        fd, tmp_name = tempfile.mkstemp(dir=layout._tmp_dir(), prefix="blob-", suffix=".tmp")
-        self._tmp = Path(tmp_name)
+        fd, self._tmp = layout._new_blob_file()
         self._thread = threading.Thread(target=self._run, args=(fd,), name="blob-sink")
         self._thread.start()
 
@@ -104,33 +100,14 @@ class BlobSink:
     def commit(self) -> Descriptor:
         """Wait for the writer, check digest and size, and move the blob into place."""
         self._finish(sync=True)
-        where = f"blob refused by {self._layout.path}"
         try:
-            if isinstance(self._error, SizeLimitError):
-                raise SizeLimitError(
-                    f"{where}: more than the declared {self.size} bytes", hint=self._error.hint
-                ) from self._error
             if self._error is not None:
                 raise self._error
-            if self._hasher.size != self.size:
-                raise SizeLimitError(
-                    f"{where}: {self._hasher.size} bytes, {self.size} were declared",
-                    hint="the data is truncated or the descriptor's size is wrong",
-                )
-            actual = self._hasher.digest()
-            if actual != self.expected:
-                raise DigestError(
-                    f"{where}: content is {actual}, {self.expected} was expected",
-                    hint="the data was altered; fetch or carry it again",
-                )
-            target = self._layout.blob_path(actual)
-            if target.is_file():
-                self._tmp.unlink()
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self._tmp.chmod(FILE_MODE)
-                os.replace(self._tmp, target)
-                fsync_dir(target.parent)
+            actual = self._hasher.check(expected=self.expected, size=self.size)
+            self._layout._place_blob(self._tmp, actual)
+        except (DigestError, SizeLimitError) as e:
+            self._tmp.unlink(missing_ok=True)
+            raise self._layout._refused(e) from e
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise

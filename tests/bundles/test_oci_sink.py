@@ -66,7 +66,10 @@ def test_chunks_land_as_one_verified_blob(layout: OCILayout) -> None:
 
 def test_wrong_content_never_lands(layout: OCILayout) -> None:
     claimed = Digest.of_bytes(b"something else")
-    with pytest.raises(DigestError, match=r"blob refused by .*: content is sha256:"):
+    with pytest.raises(
+        DigestError,
+        match=r"blob refused by .*: content digest mismatch: expected sha256:[0-9a-f]{64}, got",
+    ):
         store(layout, chunks(DATA), claimed, len(DATA))
     assert not layout.has_blob(claimed)
     assert not layout.has_blob(Digest.of_bytes(DATA))
@@ -74,7 +77,14 @@ def test_wrong_content_never_lands(layout: OCILayout) -> None:
 
 
 @pytest.mark.parametrize(
-    ("declared", "message"), [(10, "more than the declared 10"), (len(DATA) + 1, "were declared")]
+    ("declared", "message"),
+    [
+        (10, r"blob refused by .*: stream exceeds its size limit of 10 bytes"),
+        (
+            len(DATA) + 1,
+            rf"blob refused by .*: stream is {len(DATA)} bytes, expected {len(DATA) + 1}",
+        ),
+    ],
 )
 def test_wrong_size_never_lands(layout: OCILayout, declared: int, message: str) -> None:
     digest = Digest.of_bytes(DATA)
