@@ -232,15 +232,11 @@ class KnowledgeStore:
 
     # -- datasets --------------------------------------------------------------------------
 
-    def _dataset_id(self, digest: Digest) -> int | None:
-        row = self._conn.execute("SELECT id FROM datasets WHERE digest = ?", (str(digest),))
-        found = row.fetchone()
-        return int(found[0]) if found else None
-
     def has_dataset(self, digest: Digest) -> bool:
-        return self._dataset_id(digest) is not None
+        return self._dataset_layout(digest) is not None
 
     def _dataset_layout(self, digest: Digest) -> tuple[int, Layout] | None:
+        """The dataset's row id and layout, or None when it is not stored."""
         row = self._conn.execute(
             "SELECT id, layout FROM datasets WHERE digest = ?", (str(digest),)
         ).fetchone()
