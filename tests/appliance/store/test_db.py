@@ -217,3 +217,35 @@ def test_split_statements_refuses_an_unfinished_statement() -> None:
 def test_schema_is_validated(component: str, migrations: tuple[str, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Schema(component, migrations)
+
+
+class _LockedAtFirst:
+    """A connection whose WAL switch is refused ``times`` times, as SQLite refuses one of two
+    processes converting the same new file (failure injection)."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.calls = 0
+
+    def execute(self, sql: str) -> sqlite3.Cursor:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise sqlite3.OperationalError("database is locked")
+        return sqlite3.connect(":memory:").execute("SELECT 'wal'")
+
+
+def test_wal_switch_waits_for_the_other_process() -> None:
+    from appliance.store.db import _switch_to_wal
+
+    conn = _LockedAtFirst(times=3)
+    assert _switch_to_wal(conn, busy_timeout=5.0) == "wal"  # type: ignore[arg-type]
+    assert conn.calls == 4
+
+
+def test_wal_switch_gives_up_at_the_busy_timeout() -> None:
+    from appliance.store.db import _switch_to_wal
+
+    conn = _LockedAtFirst(times=10**9)
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        _switch_to_wal(conn, busy_timeout=0.05)  # type: ignore[arg-type]
+    assert 1 < conn.calls < 100
