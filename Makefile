@@ -9,8 +9,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # Debian tools the tests drive for real: image layouts, a registry and its htpasswd, zstd, npm
 # for the fixture image's node_modules, and systemd's offline analyzers for the unit files.
-SYSTEM_TOOLS := umoci skopeo mmdebstrap docker-registry zstd htpasswd npm systemd-analyze systemd-sysusers systemd-tmpfiles unshare tmux
-SYSTEM_PKGS  := umoci skopeo mmdebstrap docker-registry zstd apache2-utils npm python3-venv systemd util-linux tmux
+# Each is TOOL:PACKAGE; only the packages of missing tools are installed, so a machine whose
+# node and npm came from elsewhere (whose nodejs conflicts with Debian's npm) keeps them.
+SYSTEM_TOOLS := umoci:umoci skopeo:skopeo mmdebstrap:mmdebstrap docker-registry:docker-registry \
+  zstd:zstd htpasswd:apache2-utils npm:npm systemd-analyze:systemd systemd-sysusers:systemd \
+  systemd-tmpfiles:systemd unshare:util-linux tmux:tmux
 PYTEST_ARGS ?=
 
 .PHONY: all venv sysdeps images images-clean appliance-image node-deps demo test lint units bench clean
@@ -35,12 +38,14 @@ $(STAMP): pyproject.toml
 
 # System packages for the tests. As root they are installed; otherwise missing ones are named.
 sysdeps:
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=""; pkgs=""; for tp in $(SYSTEM_TOOLS); do t=$${tp%%:*}; p=$${tp#*:}; \
+	  command -v $$t >/dev/null 2>&1 && continue; missing="$$missing $$t"; \
+	  case " $$pkgs " in *" $$p "*) ;; *) pkgs="$$pkgs $$p";; esac; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; \
-	  else echo "make: missing tools:$$missing — run 'sudo apt-get install $(SYSTEM_PKGS)'"; exit 1; fi; \
+	    echo "installing Debian packages:$$pkgs (for$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs >/dev/null; \
+	  else echo "make: missing tools:$$missing — run 'sudo apt-get install$$pkgs'"; exit 1; fi; \
 	fi
 
 # Fixture images for the scanner's tests and the demo. They need Debian's archive, PyPI and npm
