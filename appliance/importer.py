@@ -8,7 +8,9 @@
 2. Every other member streams straight into one ``knowledge.db`` transaction while it is
    hashed; a member whose digest or size differs from the signed statement, a dataset whose
    records disagree with the manifest, or a delta that does not rebuild the target digests
-   exactly, aborts the transaction: nothing is half-written.
+   exactly, aborts the transaction: nothing is half-written. Image blobs (which sort first)
+   are written and synced on writer threads while the datasets load, and are moved into the
+   OCI store, verified, before the transaction commits.
 3. The new snapshot is activated in that same transaction. Any failure leaves the previous
    snapshot active; the bundle goes to ``quarantine/`` with a reason file.
 
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,11 +65,13 @@ from bundles.bundle import (
 from bundles.digest import Digest, Hasher
 from bundles.errors import BundleError, StellaError
 from bundles.oci import Descriptor, OCILayout
+from bundles.oci.sink import BlobSink
 from bundles.parts import PartsIncompleteError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
 MANIFEST_LIMIT: Final = 64 << 20
+PENDING_BLOBS: Final = 16  # blobs still syncing on their own threads while the import goes on
 
 
 class ImportRefusedError(BundleError):
@@ -332,8 +338,8 @@ class Importer:
                 trust_rotated_to=chain[-1].version if chain else None,
             )
             try:
-                with knowledge.db.transaction("import bundle"):
-                    self._load(reader, stream, bundle, knowledge, result, now)
+                with knowledge.db.transaction("import bundle"), ExitStack() as sinks:
+                    self._load(reader, stream, bundle, knowledge, result, now, sinks)
                     if expected is not None and result.bundle != expected:
                         raise BundleError(
                             f"{source}: reassembled bundle is {result.bundle}, the parts "
@@ -383,8 +389,11 @@ class Importer:
         knowledge: KnowledgeStore,
         result: ImportResult,
         now: datetime,
+        sinks: ExitStack,
     ) -> None:
+        """Load every member; ``sinks`` discards the blobs not committed if this fails."""
         predicate = bundle.predicate
+        pending: deque[BlobSink] = deque()
         manifest: Manifest | None = None
         manifest_bytes = b""
         by_digest: dict[Digest, DatasetEntry] = {}
@@ -432,13 +441,18 @@ class Importer:
                         pass
                 else:
                     # The layer is hashed, written and synced on the sink's thread while
-                    # this one goes on decompressing and verifying the member.
-                    with self._oci().blob_sink(
-                        expected=member.spec.digest, size=member.spec.size
-                    ) as sink:
-                        for chunk in member.chunks():
-                            sink.write(chunk)
-                        sink.commit()
+                    # this one goes on decompressing and verifying the member, and then with
+                    # the members after it: blobs sort first, so their syncs overlap the
+                    # knowledge load. Each is committed (checked and moved into place) later.
+                    sink = sinks.enter_context(
+                        self._oci().blob_sink(expected=member.spec.digest, size=member.spec.size)
+                    )
+                    for chunk in member.chunks():
+                        sink.write(chunk)
+                    sink.end()
+                    pending.append(sink)
+                    if len(pending) > PENDING_BLOBS:
+                        pending.popleft().commit()
                     result.blobs_stored += 1
             elif name == IMAGES_INDEX:
                 doc = canonical.loads(member.read_all(limit=MANIFEST_LIMIT), source=name)
@@ -459,6 +473,8 @@ class Importer:
                     f"member {name} is of a kind this appliance does not understand",
                     hint="update the appliance software before importing this bundle",
                 )
+        while pending:
+            pending.popleft().commit()
         result.bundle = stream.finish()
         result.size = stream.hasher.size
         if result.images and not result.dry_run:

@@ -10,6 +10,11 @@ cores the store costs little more than the decompression.
 The sink verifies by itself, as :meth:`OCILayout.put_blob` does: nothing appears in ``blobs/``
 until :meth:`BlobSink.commit` has compared digest and size, and leaving the ``with`` block
 without committing (an error upstream, a digest mismatch) removes the temporary file.
+
+:meth:`BlobSink.end` hands over the end of the blob without waiting: the writer flushes and
+syncs it while the producer goes on with the rest of its stream (the disk is often slower than
+decompression; an import loads the knowledge store meanwhile), and :meth:`BlobSink.commit`
+later waits for it, checks it and moves it into place.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ class BlobSink:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DEPTH)
         self._error: BaseException | None = None
         self._sync = False
-        self._closed = False
+        self._closed = False  # no more chunks will come
+        self._settled = False  # committed, or discarded with its temporary file
         fd, self._tmp = layout._new_blob_file()
         self._thread = threading.Thread(target=self._run, args=(fd,), name="blob-sink")
         self._thread.start()
@@ -58,9 +64,12 @@ class BlobSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._closed:
-            self._finish(sync=False)
+        if not self._settled:
+            self._sync = False  # a blob being discarded need not reach the disk
+            self._close(sync=False)
+            self._thread.join()
             self._tmp.unlink(missing_ok=True)
+            self._settled = True
 
     def _run(self, fd: int) -> None:
         # Drain the queue to its end whatever happens, so the producer never blocks forever.
@@ -91,15 +100,24 @@ class BlobSink:
             raise ValueError("write to a finished blob sink")
         self._queue.put(chunk)
 
-    def _finish(self, *, sync: bool) -> None:
-        self._sync = sync
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join()
+    def _close(self, *, sync: bool) -> None:
+        if not self._closed:
+            self._sync = sync  # read by the writer only after it takes the end marker
+            self._closed = True
+            self._queue.put(None)
+
+    def end(self) -> None:
+        """No more chunks: the writer flushes and syncs the blob on its own thread while the
+        caller goes on. :meth:`commit` (or leaving the ``with`` block) must still follow."""
+        self._close(sync=True)
 
     def commit(self) -> Descriptor:
         """Wait for the writer, check digest and size, and move the blob into place."""
-        self._finish(sync=True)
+        if self._settled:
+            raise ValueError("commit of a finished blob sink")
+        self._close(sync=True)
+        self._thread.join()
+        self._settled = True
         try:
             if self._error is not None:
                 raise self._error

@@ -124,3 +124,43 @@ def test_blob_already_present_is_kept(layout: OCILayout) -> None:
         assert sink.commit().digest == stored.digest
     assert layout.blob_path(stored.digest).stat().st_ino == before
     assert leftovers(layout) == []
+
+
+def test_end_lets_the_producer_go_on_until_commit_places_the_blob(layout: OCILayout) -> None:
+    """After ``end`` the writer syncs on its own; only ``commit`` checks and places."""
+    digest = Digest.of_bytes(DATA)
+    with layout.blob_sink(expected=digest, size=len(DATA)) as sink:
+        for chunk in chunks(DATA):
+            sink.write(chunk)
+        sink.end()
+        with pytest.raises(ValueError, match="write to a finished blob sink"):
+            sink.write(b"late")
+        assert not layout.has_blob(digest)
+        assert sink.commit().digest == digest
+        with pytest.raises(ValueError, match="commit of a finished blob sink"):
+            sink.commit()
+    assert layout.read_blob(digest, limit=len(DATA)) == DATA
+    assert leftovers(layout) == []
+
+
+def test_ended_blob_never_committed_is_discarded(layout: OCILayout) -> None:
+    """An import that fails after a blob's end (a later member is corrupt) leaves no trace."""
+    digest = Digest.of_bytes(DATA)
+    with layout.blob_sink(expected=digest, size=len(DATA)) as sink:
+        for chunk in chunks(DATA):
+            sink.write(chunk)
+        sink.end()
+    assert not layout.has_blob(digest)
+    assert leftovers(layout) == []
+
+
+def test_ended_wrong_blob_is_refused_at_commit(layout: OCILayout) -> None:
+    claimed = Digest.of_bytes(b"something else")
+    with layout.blob_sink(expected=claimed, size=len(DATA)) as sink:
+        for chunk in chunks(DATA):
+            sink.write(chunk)
+        sink.end()
+        with pytest.raises(DigestError, match="content digest mismatch"):
+            sink.commit()
+    assert not layout.has_blob(claimed)
+    assert leftovers(layout) == []

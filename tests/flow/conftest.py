@@ -4,17 +4,36 @@ and an appliance home that trusts the mirror: the fixtures of the sneakernet flo
 from __future__ import annotations
 
 import copy
+import io
 import json
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zstandard
 from click.testing import CliRunner
 
 from appliance.cli import cli as stella
 from mirror.cli import cli as stella_mirror
 
 FEEDS = Path(__file__).resolve().parent.parent / "data" / "feeds"
+
+
+def rewrite_bundle(src: Path, dst: Path, edit) -> None:
+    """Decompress, let ``edit`` change the tar members, recompress (statement untouched)."""
+    raw = zstandard.ZstdDecompressor().decompressobj().decompress(src.read_bytes())
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(raw)) as tin,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tout,
+    ):
+        for info in tin.getmembers():
+            data = tin.extractfile(info).read()  # type: ignore[union-attr]
+            info, data = edit(info, data)
+            if info is not None:
+                tout.addfile(info, io.BytesIO(data))
+    dst.write_bytes(zstandard.ZstdCompressor().compress(out.getvalue()))
 
 
 def invoke(prog, *args: str) -> dict:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from bundles.oci import OCILayout
 from tests.bundles.oci_helpers import attach, build_image
-from tests.flow.conftest import Appliance, Mirror
+from tests.flow.conftest import Appliance, Mirror, rewrite_bundle
 
 REF = "registry.example/team/app:1.0"
 
@@ -72,3 +73,32 @@ def test_delta_without_the_base_blobs_is_refused_naming_them(
     assert "delta needs" in err
     assert "image blob(s) this appliance does not have: sha256:" in err
     assert "first import the full bundle that carried them" in err
+
+
+def test_refused_after_its_blobs_leaves_the_image_store_as_it_was(
+    image_mirror: Mirror, appliance: Appliance, tmp_path: Path
+) -> None:
+    """The blobs sort first and are still syncing when a later dataset member proves
+    tampered: the import is refused and none of them, nor a temporary file, is left. (Past
+    the importer's PENDING_BLOBS the earliest are already in place: verified, untagged, and
+    collected by ``stella gc``.)"""
+    s0 = image_mirror.snapshots[0]
+    full = tmp_path / "full.stella.tar.zst"
+    image_mirror.export(full, "--snapshot", s0, "--sequence", "1")
+
+    def flip(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+        if info.name.startswith("knowledge/datasets/"):
+            data = data.replace(b"CVE-", b"CVE_", 1)
+        return info, data
+
+    forged = tmp_path / "forged.stella.tar.zst"
+    rewrite_bundle(full, forged, flip)
+    code, err = appliance.fail("import", str(forged))
+    assert code == 1
+    assert "does not match the signed" in err
+    store = OCILayout.open(appliance.home / "oci")
+    assert store.tags() == {}
+    assert [p for p in (store.path / "blobs").rglob("*") if p.is_file()] == []
+    assert [p for p in store.path.rglob("*") if p.name.endswith(".tmp")] == []
+    assert appliance.run("import", str(full))["blobsStored"] >= 5
+    assert store.verify().ok

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import sqlite3
@@ -10,12 +9,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import zstandard
 
 from bundles.archive import ArchiveReader
 from bundles.bundle import peek_statement
 from mirror.cli import cli as stella_mirror
-from tests.flow.conftest import Appliance, Mirror, invoke
+from tests.flow.conftest import Appliance, Mirror, invoke, rewrite_bundle
 
 
 @pytest.fixture(scope="module")
@@ -138,22 +136,6 @@ def test_dry_run_changes_nothing(appliance: Appliance, bundles: dict[str, Path])
     assert appliance.run("import", str(bundles["full0"]))["sequence"] == 1
 
 
-def _rewrite(src: Path, dst: Path, edit) -> None:
-    """Decompress, let ``edit`` change the tar members, recompress (statement untouched)."""
-    raw = zstandard.ZstdDecompressor().decompressobj().decompress(src.read_bytes())
-    out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(raw)) as tin,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tout,
-    ):
-        for info in tin.getmembers():
-            data = tin.extractfile(info).read()  # type: ignore[union-attr]
-            info, data = edit(info, data)
-            if info is not None:
-                tout.addfile(info, io.BytesIO(data))
-    dst.write_bytes(zstandard.ZstdCompressor().compress(out.getvalue()))
-
-
 def test_tampered_member_is_refused_and_nothing_changes(
     appliance: Appliance, bundles: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -166,7 +148,7 @@ def test_tampered_member_is_refused_and_nothing_changes(
         return info, data
 
     forged = tmp_path / "forged.stella.tar.zst"
-    _rewrite(bundles["delta1"], forged, flip)
+    rewrite_bundle(bundles["delta1"], forged, flip)
     code, err = appliance.fail("import", str(forged))
     assert code == 1
     assert "does not match the signed" in err
@@ -195,7 +177,7 @@ def test_unlisted_member_is_refused(
         return info, data
 
     forged = tmp_path / "smuggled.stella.tar.zst"
-    _rewrite(bundles["full0"], forged, smuggle)
+    rewrite_bundle(bundles["full0"], forged, smuggle)
     code, err = appliance.fail("import", str(forged))
     assert code == 1
     assert "'knowledge/evil.json' is not listed in the signed statement" in err
