@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,9 @@ def images_part(d: Demo, layout: Path) -> None:
             + ", ".join(f"{k} {v}" for k, v in r["findings"].items() if v)
         ),
     )
-    at = "2026-11-23T12:00:00Z"
+    # Gated at the moment it runs, with an exception that expires 30 days on: the statements
+    # made in between are in force for the second gate whatever day the demo runs.
+    expires = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%d")
     rva = d.out / "app.rva.json"
     d.run(
         "Gate it with the site policy the snapshot carried: a signed Risk Verdict",
@@ -90,8 +93,6 @@ def images_part(d: Demo, layout: Path) -> None:
         "app:latest",
         "--out",
         rva,
-        "--at",
-        at,
         show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes']) or 'no reasons'}",
     )
     d.run(
@@ -113,7 +114,7 @@ def images_part(d: Demo, layout: Path) -> None:
         show=lambda r: f"signed statement {r['statements'][0]}, audit record {r['auditSeq']}",
     )
     d.run(
-        "Triage: accept urllib3's redirect issue until year end (an exception expires)",
+        "Triage: accept urllib3's redirect issue for 30 days (an exception expires)",
         "stella",
         "vex",
         "add",
@@ -129,7 +130,7 @@ def images_part(d: Demo, layout: Path) -> None:
         "--impact",
         "Redirects are disabled in the app's HTTP client.",
         "--expires",
-        "2026-12-31",
+        expires,
         show=lambda r: f"signed exception {r['statements'][0]}, audit record {r['auditSeq']}",
     )
     d.run(
@@ -139,8 +140,6 @@ def images_part(d: Demo, layout: Path) -> None:
         "app:latest",
         "--out",
         rva,
-        "--at",
-        at,
         show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes'])}; RVA written to {rva.name}",
     )
     auditor_part(d, rva)
