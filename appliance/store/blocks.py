@@ -51,27 +51,51 @@ def _key(raw: bytes) -> int:
 
 def pack(lines: Iterable[tuple[str, bytes]], *, size: int = BLOCK_RECORDS) -> Iterator[Block]:
     """Blocks of ``size`` consecutive ``(id, line)`` pairs (lines without their newline)."""
+
+    def runs() -> Iterator[tuple[list[str], list[bytes]]]:
+        ids: list[str] = []
+        body: list[bytes] = []
+        for rid, line in lines:
+            ids.append(rid)
+            body.append(line)
+            if len(ids) >= size:
+                yield ids, body
+                ids, body = [], []
+        if ids:
+            yield ids, body
+
+    return pack_runs(runs(), size=size)
+
+
+def pack_runs(
+    runs: Iterable[tuple[Sequence[str], Sequence[bytes]]], *, size: int = BLOCK_RECORDS
+) -> Iterator[Block]:
+    """The blocks :func:`pack` makes of the same lines, from runs of ``(ids, lines)`` of any
+    length: a loader that parses a chunk of lines at a time builds blocks without touching
+    each line again in Python."""
     compressor = zstandard.ZstdCompressor(level=LEVEL)
     ids: list[str] = []
     body: list[bytes] = []
-
-    def block() -> Block:
-        raw = b"".join(body)
-        return Block(
-            key=_key(raw),
-            first_id=ids[0],
-            ids=_ID_SEPARATOR.join(i.encode() for i in ids),
-            body=compressor.compress(raw),
-        )
-
-    for rid, line in lines:
-        ids.append(rid)
-        body.append(line + b"\n")
-        if len(ids) >= size:
-            yield block()
-            ids, body = [], []
+    for run_ids, run_lines in runs:
+        ids.extend(run_ids)
+        body.extend(run_lines)
+        start = 0
+        while len(ids) - start >= size:
+            yield _block(ids[start : start + size], body[start : start + size], compressor)
+            start += size
+        del ids[:start], body[:start]
     if ids:
-        yield block()
+        yield _block(ids, body, compressor)
+
+
+def _block(ids: list[str], lines: list[bytes], compressor: zstandard.ZstdCompressor) -> Block:
+    raw = b"\n".join(lines) + b"\n"
+    return Block(
+        key=_key(raw),
+        first_id=ids[0],
+        ids=_ID_SEPARATOR.decode().join(ids).encode(),
+        body=compressor.compress(raw),
+    )
 
 
 def _decompress(body: bytes, *, where: str) -> bytes:

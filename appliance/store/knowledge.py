@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import json
+import operator
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -41,7 +43,7 @@ from typing import Any, Final
 import orjson
 
 from appliance.ecosystems import normalize_name
-from appliance.store.blocks import find_many, pack, unpack
+from appliance.store.blocks import find_many, pack_runs, unpack
 from appliance.store.db import Database, Schema, StoreError
 from bundles.digest import Digest, Hasher
 from bundles.snapshot import DatasetEntry, DatasetType, Manifest
@@ -129,8 +131,6 @@ SCHEMA = Schema(
     ),
 )
 
-BATCH = 2000
-
 
 class Layout(StrEnum):
     """How a dataset's records are stored: one row each (deduplicated across datasets, the
@@ -174,16 +174,23 @@ class Patch:
     puts: dict[str, bytes]
 
 
-def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Lines (without their newline) from a stream of chunks; the stream must end in ``\\n``."""
+def line_batches(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The lines (without their newline) of each chunk of a stream, a list per chunk; the
+    stream must end in ``\\n``."""
     rest = b""
     for chunk in chunks:
-        data = rest + chunk
-        lines = data.split(b"\n")
+        lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
-        yield from lines
+        if lines:
+            yield lines
     if rest:
         raise KnowledgeError("dataset does not end with a newline (truncated?)")
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines (without their newline) from a stream of chunks; the stream must end in ``\\n``."""
+    for lines in line_batches(chunks):
+        yield from lines
 
 
 def _line_id(line: bytes, where: str) -> tuple[str, Any]:
@@ -195,6 +202,37 @@ def _line_id(line: bytes, where: str) -> tuple[str, Any]:
     if not isinstance(rid, str) or not rid:
         raise KnowledgeError(f"{where}: a record has no string id")
     return rid, doc
+
+
+_ID_OF: Final = operator.itemgetter("id")
+
+
+def _ids(lines: list[bytes], where: str) -> list[str]:
+    """The ids of many lines, as :func:`_line_id` finds them but with the loop in C, each
+    document dropped as soon as its id is taken (holding a chunk's documents alive makes the
+    cyclic garbage collector scan them again and again); a bad line is reported as
+    :func:`_line_id` reports it."""
+    try:
+        ids = list(map(_ID_OF, map(orjson.loads, lines)))
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        ids = []
+    if len(ids) != len(lines) or not set(map(type, ids)) <= {str} or "" in ids:
+        return [_line_id(line, where)[0] for line in lines]  # raises, naming what is wrong
+    return ids
+
+
+def _check_order(ids: list[str], previous: str | None, where: str) -> str | None:
+    """Record ids must strictly increase, from ``previous`` (the id before them) on; returns
+    the last."""
+    if not (
+        (previous is None or not ids or ids[0] > previous)
+        and all(map(operator.lt, ids, itertools.islice(ids, 1, None)))
+    ):
+        for rid in ids:  # find the first out of order, to name it
+            if previous is not None and rid <= previous:
+                raise KnowledgeError(f"{where}: record ids are not strictly increasing at {rid!r}")
+            previous = rid
+    return ids[-1] if ids else previous
 
 
 def _record_key(line: bytes) -> int:
@@ -250,9 +288,10 @@ class KnowledgeStore:
         )
         return int(cursor.lastrowid or 0)
 
-    def _insert_blocks(self, dataset: int, lines: Iterable[tuple[str, bytes, Any]]) -> None:
+    def _insert_blocks(self, dataset: int, runs: Iterable[tuple[list[str], list[bytes]]]) -> None:
+        """Store a table dataset as blocks, from runs of consecutive ``(ids, lines)``."""
         conn = self._conn
-        for block in pack((rid, line) for rid, line, _ in lines):
+        for block in pack_runs(runs):
             conn.execute(
                 "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (block.key, block.ids, block.body)
             )
@@ -260,40 +299,34 @@ class KnowledgeStore:
                 "INSERT INTO dataset_blocks VALUES (?, ?, ?)", (dataset, block.first_id, block.key)
             )
 
-    def _insert_lines(
-        self, dataset: int, dtype: DatasetType, lines: Iterable[tuple[str, bytes, Any]]
-    ) -> None:
-        if dtype in BLOCK_TYPES:
-            self._insert_blocks(dataset, lines)
-            return
+    def _insert_records(
+        self, dataset: int, dtype: DatasetType, runs: Iterable[Iterable[tuple[str, bytes, Any]]]
+    ) -> int:
+        """Store a dataset one row per record, from runs of consecutive ``(id, line, doc)``
+        (each document is dropped once its match-index rows are taken); returns the count."""
         conn = self._conn
-        records: list[tuple[int, bytes]] = []
-        members: list[tuple[int, str, int]] = []
-        index: list[tuple[str, str, str, int]] = []
         ecosystems: set[str] = set()
-
-        def flush() -> None:
+        count = 0
+        for run in runs:
+            records: list[tuple[int, bytes]] = []
+            members: list[tuple[int, str, int]] = []
+            index: list[tuple[str, str, str, int]] = []
+            for rid, line, doc in run:
+                record = _record_key(line)
+                records.append((record, line))
+                members.append((dataset, rid, record))
+                if dtype is DatasetType.OSV:
+                    index.extend(_index_rows(doc, rid, record))
             conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?)", records)
             conn.executemany("INSERT INTO dataset_records VALUES (?, ?, ?)", members)
             conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?, ?)", index)
             ecosystems.update(row[0] for row in index)
-            records.clear()
-            members.clear()
-            index.clear()
-
-        for rid, line, doc in lines:
-            record = _record_key(line)
-            records.append((record, line))
-            members.append((dataset, rid, record))
-            if dtype is DatasetType.OSV and doc is not None:
-                index.extend(_index_rows(doc, rid, record))
-            if len(members) >= BATCH:
-                flush()
-        flush()
+            count += len(members)
         conn.executemany(
             "INSERT OR IGNORE INTO dataset_ecosystems VALUES (?, ?)",
             [(dataset, e) for e in sorted(ecosystems)],
         )
+        return count
 
     def load_dataset(self, entry: DatasetEntry, chunks: Iterable[bytes]) -> None:
         """Load a full dataset streamed as ``chunks``, inside the caller's transaction.
@@ -307,22 +340,35 @@ class KnowledgeStore:
             return
         where = f"dataset {entry.name}"
         hasher = Hasher()
+        batches = line_batches(_tee(chunks, hasher))
+        dataset = self._new_dataset(entry)
         count = 0
         previous: str | None = None
+        if entry.type in BLOCK_TYPES:
 
-        def parsed() -> Iterator[tuple[str, bytes, Any]]:
-            nonlocal count, previous
-            for line in split_lines(_tee(chunks, hasher)):
-                rid, doc = _line_id(line, where)
-                if previous is not None and rid <= previous:
-                    raise KnowledgeError(
-                        f"{where}: record ids are not strictly increasing at {rid!r}"
-                    )
-                previous = rid
-                count += 1
-                yield rid, line, doc
+            def runs() -> Iterator[tuple[list[str], list[bytes]]]:
+                nonlocal count, previous
+                for lines in batches:
+                    ids = _ids(lines, where)
+                    previous = _check_order(ids, previous, where)
+                    count += len(ids)
+                    yield ids, lines
 
-        self._insert_lines(self._new_dataset(entry), entry.type, parsed())
+            self._insert_blocks(dataset, runs())
+        else:
+
+            def records(lines: list[bytes]) -> Iterator[tuple[str, bytes, Any]]:
+                nonlocal previous
+                for line in lines:
+                    rid, doc = _line_id(line, where)
+                    if previous is not None and rid <= previous:
+                        raise KnowledgeError(
+                            f"{where}: record ids are not strictly increasing at {rid!r}"
+                        )
+                    previous = rid
+                    yield rid, line, doc
+
+            count = self._insert_records(dataset, entry.type, map(records, batches))
         self._check(entry, hasher, count)
 
     def _check(self, entry: DatasetEntry, hasher: Hasher, count: int) -> None:
@@ -393,12 +439,15 @@ class KnowledgeStore:
                 hint="import the full bundle this delta was made against first",
             )
         hasher = Hasher()
+        blocks = entry.type in BLOCK_TYPES
 
         def merged() -> Iterator[tuple[str, bytes, Any]]:
             puts = sorted(patch.puts.items())
             i = 0
             for line in self.dataset_lines(patch.base):
                 rid, doc = _line_id(line, entry.name)
+                if blocks:
+                    doc = None  # not needed, and a third of a million kept alive cost GC time
                 while i < len(puts) and puts[i][0] < rid:
                     yield self._hashed(hasher, *puts[i])
                     i += 1
@@ -414,7 +463,10 @@ class KnowledgeStore:
 
         dataset = self._new_dataset(entry)
         rows = list(merged())  # materialize: reading and writing one table in one statement
-        self._insert_lines(dataset, entry.type, rows)
+        if blocks:
+            self._insert_blocks(dataset, [([r[0] for r in rows], [r[1] for r in rows])])
+        else:
+            self._insert_records(dataset, entry.type, [rows])
         self._check(entry, hasher, len(rows))
 
     @staticmethod

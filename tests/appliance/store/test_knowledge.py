@@ -103,6 +103,50 @@ def test_load_refuses_what_the_manifest_does_not_declare(
     assert store.advisories("PyPI", "jinja2") == []
 
 
+EPSS = [{"id": f"CVE-2024-{i:05d}", "epss": f"0.{i:05d}"} for i in range(1, 3001)]
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda d: d[:-1], "does not end with a newline"),
+        (  # two lines swapped far into the stream: the chunk's own check must catch it
+            lambda d: d.replace(b"CVE-2024-02001", b"CVE-2024-0200X", 1).replace(
+                b"CVE-2024-02002", b"CVE-2024-02001", 1
+            ),
+            "not strictly increasing at 'CVE-2024-02001'",
+        ),
+        (  # a chunk starting with an id before the last one of the chunk ahead of it
+            lambda d: d + b'{"epss":"0.9","id":"CVE-2024-00001"}\n',
+            "not strictly increasing at 'CVE-2024-00001'",
+        ),
+        (lambda d: d + b'{"epss":"0.9","id":"CVE-2024-03000"}\n', "not strictly increasing"),
+        (lambda d: d + b'{"no":"id"}\n', "has no string id"),
+        (lambda d: d + b'{"id":7}\n', "has no string id"),
+        (lambda d: d + b'{"id":""}\n', "has no string id"),
+        (lambda d: d + b'["id"]\n', "has no string id"),
+        (lambda d: d + b"not json\n", "is not JSON"),
+        (lambda d: d + b"\n", "is not JSON"),
+    ],
+)
+def test_block_dataset_refuses_bad_lines_by_name(
+    store: KnowledgeStore, mangle, message: str
+) -> None:
+    """A table dataset (EPSS) is parsed a chunk of lines at a time: every fault a line can
+    have is still found and named as the line-by-line path names it."""
+    entry, data = dataset(EPSS, "epss", DatasetType.EPSS)
+    with pytest.raises(KnowledgeError, match=message), store.db.transaction():
+        store.load_dataset(entry, chunks(mangle(data), 1 << 16))
+    assert not store.has_dataset(entry.digest)
+
+
+def test_block_dataset_keeps_its_bytes_across_chunk_sizes(store: KnowledgeStore) -> None:
+    entry, data = dataset(EPSS, "epss", DatasetType.EPSS)
+    with store.db.transaction():
+        store.load_dataset(entry, chunks(data, 4093))
+    assert store.dataset_bytes(entry.digest) == data
+
+
 def test_record_count_must_match(store: KnowledgeStore) -> None:
     entry, data = dataset(OSV)
     wrong = DatasetEntry(entry.name, entry.type, entry.source, entry.digest, 4, entry.size)
