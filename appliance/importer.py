@@ -11,8 +11,9 @@
    exactly, aborts the transaction: nothing is half-written. Image blobs (which sort first)
    are written and synced on writer threads while the datasets load, and are moved into the
    OCI store, verified, before the transaction commits.
-3. The new snapshot is activated in that same transaction. Any failure leaves the previous
-   snapshot active; the bundle goes to ``quarantine/`` with a reason file.
+3. The images' tags are written, then the new snapshot is activated in that same
+   transaction. Any failure up to its commit leaves the previous snapshot active; the bundle
+   goes to ``quarantine/`` with a reason file. Nothing after the commit refuses the bundle.
 
 Datasets are loaded into SQLite as they stream, never staged on disk, so an import needs no
 free space beyond what the knowledge store itself grows by.
@@ -113,6 +114,7 @@ class ImportResult:
     images: list[dict[str, str]] = field(default_factory=list)
     image_entries: list[Descriptor] = field(default_factory=list, repr=False)
     upstream_signatures: list[ImageVerification] = field(default_factory=list)
+    rotation: list[TrustRoot] = field(default_factory=list, repr=False)
 
 
 class _HashingReader:
@@ -224,6 +226,12 @@ class Importer:
             )
             raise ImportRefusedError(e, quarantined) from e
         if not dry_run:
+            # After the commit, outside the refusal handling above: the snapshot is active
+            # whatever happens here, so nothing below may quarantine the bundle. A failure
+            # leaves the import record missing, which the next import (or ``stella doctor``)
+            # reconciles; the rotation is carried again by every later bundle.
+            for root in result.rotation:
+                TrustStore(self.home.trust).store_rotation(root)
             if result.trust_rotated_to is not None:
                 record_decision(
                     self.home,
@@ -347,14 +355,15 @@ class Importer:
                         )
                     if dry_run:
                         raise _DryRun
+                    # Tags go in last before the commit, so a failure to write them refuses
+                    # the bundle honestly (only a failing commit can leave them behind: they
+                    # name verified images).
+                    self._apply_images(result.image_entries, result.upstream_signatures)
             except _DryRun:
                 pass
         finally:
             knowledge.close()
-        if not dry_run:
-            for root in chain:
-                TrustStore(self.home.trust).store_rotation(root)
-            self._apply_images(result.image_entries, result.upstream_signatures)
+        result.rotation = chain
         return result
 
     def _oci(self) -> OCILayout:
@@ -363,9 +372,9 @@ class Importer:
     def _apply_images(
         self, entries: list[Descriptor], verifications: list[ImageVerification]
     ) -> None:
-        """Make the imported images visible: tags, and untagged referrers, once the rest of the
-        import has committed (a refused bundle leaves no new tags behind); then attach each
-        image's upstream signature verification as evidence (docs/upstream-signatures.md)."""
+        """Make the imported images visible: tags, and untagged referrers, once every member
+        has verified (a refused bundle leaves no new tags behind); then attach each image's
+        upstream signature verification as evidence (docs/upstream-signatures.md)."""
         if not entries:
             return
         oci = self._oci()
@@ -439,6 +448,10 @@ class Importer:
                     # refused import is not stored twice, but the stream must be consumed.
                     for _ in member.chunks():
                         pass
+                    if not result.dry_run:
+                        # Unreferenced until this import tags it: young again, so that
+                        # ``stella gc`` (which spares young blobs) cannot take it meanwhile.
+                        os.utime(self._oci().blob_path(member.spec.digest))
                 else:
                     # The layer is hashed, written and synced on the sink's thread while
                     # this one goes on decompressing and verifying the member, and then with

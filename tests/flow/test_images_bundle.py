@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bundles.errors import OCILayoutError
 from bundles.oci import OCILayout
 from tests.bundles.oci_helpers import attach, build_image
 from tests.flow.conftest import Appliance, Mirror, rewrite_bundle
@@ -102,3 +103,53 @@ def test_refused_after_its_blobs_leaves_the_image_store_as_it_was(
     assert [p for p in store.path.rglob("*") if p.name.endswith(".tmp")] == []
     assert appliance.run("import", str(full))["blobsStored"] >= 5
     assert store.verify().ok
+
+
+def test_tags_that_cannot_be_written_refuse_the_bundle_and_keep_the_snapshot(
+    image_mirror: Mirror,
+    mirror: Mirror,
+    appliance: Appliance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Writing the tags is the import's last step before its commit: when it fails the
+    refusal is true, the previous snapshot stays active and the bundle can be imported later."""
+    s0, s1, _ = image_mirror.snapshots
+    plain = tmp_path / "plain.stella.tar.zst"
+    mirror.export(plain, "--snapshot", s0, "--sequence", "1")
+    appliance.run("import", str(plain))
+    full = tmp_path / "full.stella.tar.zst"
+    image_mirror.export(full, "--snapshot", s1, "--sequence", "2")
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OCILayoutError("cannot write index.json: No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(OCILayout, "tag", full_disk)
+        code, err = appliance.fail("import", str(full))
+    assert code == 1
+    assert "No space left on device" in err
+    assert appliance.active() == s0
+    assert [r["action"] for r in appliance.run("audit", "list")["records"]][-1] == (
+        "import.refused"
+    )
+    assert appliance.run("import", str(full))["snapshot"] == s1
+    assert REF in OCILayout.open(appliance.home / "oci").tags()
+
+
+def test_a_blob_kept_from_a_refused_import_is_young_again_when_reused(
+    image_mirror: Mirror, appliance: Appliance, tmp_path: Path
+) -> None:
+    """``stella gc`` spares young unreferenced blobs: one an import reuses (skipping its
+    write) is touched, so gc cannot take it before the import tags it."""
+    s0 = image_mirror.snapshots[0]
+    full = tmp_path / "full.stella.tar.zst"
+    image_mirror.export(full, "--snapshot", s0, "--sequence", "1")
+    blobs = (image_mirror.home / "mirror" / "oci" / "blobs" / "sha256").iterdir()
+    layer = max(blobs, key=lambda b: b.stat().st_size)  # the 300 kB layer
+    store = OCILayout.init(appliance.home / "oci", exist_ok=True)
+    kept = store.put_blob(layer.read_bytes()).digest
+    old = 1_000_000_000  # 2001: far past any grace period
+    os.utime(store.blob_path(kept), (old, old))
+    appliance.run("import", str(full))
+    assert store.blob_path(kept).stat().st_mtime > old + 3600
