@@ -28,8 +28,8 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
-import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -40,6 +40,7 @@ from bundles.digest import Digest
 from bundles.errors import BundleError, CanonicalJSONError, StellaError, TrustError
 from bundles.keys import PublicKey
 from bundles.oci import Descriptor, ImageManifest, OCILayout
+from bundles.oci.files import atomic_write, exclusive_lock
 from bundles.oci.manifest import Manifest
 from bundles.oci.mediatypes import EMPTY_JSON, EMPTY_JSON_DIGEST, OCI_EMPTY, OCI_MANIFEST
 
@@ -245,9 +246,13 @@ class PolicyStore:
 
     def save(self, policy: UpstreamPolicy) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_bytes(policy.to_bytes() + b"\n")
-        os.replace(tmp, self.path)
+        atomic_write(self.path, policy.to_bytes() + b"\n", tmp_dir=self.path.parent)
+
+    def locked(self) -> AbstractContextManager[None]:
+        """An exclusive lock for a load, change and save of the policy, so two concurrent
+        changes cannot lose one another's rule (taken by ``stella trust upstream``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return exclusive_lock(self.path.with_name(f".{self.path.name}.lock"))
 
 
 # ---------------------------------------------------------------- results
@@ -315,7 +320,10 @@ class ImageVerification:
         for rule in self.rules:
             if not rule.required or any(rule.name in s.verified_by for s in self.signatures):
                 continue
-            reasons = [s.reason for s in self.signatures if s.reason]
+            # a verified signature's reason is a caveat, not why the rule is unmet
+            reasons = [
+                s.reason for s in self.signatures if s.reason and s.result is not Outcome.VERIFIED
+            ]
             why = (
                 "the image carries no signature"
                 if not self.signatures

@@ -6,19 +6,25 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from appliance.cli import cli
+from appliance.home import Home
 from appliance.rva.sigstore import sign
 from appliance.upstream import (
     COSIGN_SIGNATURE,
     COSIGN_SIMPLESIGNING,
+    COSIGN_TLOG_BUNDLE,
     VERIFICATION_ARTIFACT,
     ImageVerification,
     Outcome,
     PolicyStore,
     Rule,
+    SignatureCheck,
     SignatureForm,
     UpstreamPolicy,
     UpstreamPolicyError,
@@ -34,8 +40,9 @@ from appliance.upstream import (
 )
 from bundles import canonical
 from bundles.digest import Digest
+from bundles.errors import StellaError
 from bundles.intoto import Statement, Subject
-from bundles.keys import PrivateKey
+from bundles.keys import KeyFormatError, PrivateKey
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
 from tests.bundles.oci_helpers import attach as attach_referrer
@@ -107,6 +114,31 @@ def test_policy_round_trip_add_replace_remove(tmp_path: Path, key: PrivateKey) -
     assert rest.rules == (key_rule(key, required=True),)
 
 
+def test_trust_upstream_changes_wait_for_the_policy_lock(tmp_path: Path, key: PrivateKey) -> None:
+    """``stella trust upstream add`` loads, changes and saves the policy under its lock, so a
+    change made meanwhile by another run is not lost."""
+    home = Home(tmp_path / "home")
+    home.init()
+    pub = tmp_path / "upstream.pub"
+    key.public_key.save(pub)
+    store = PolicyStore(home.trust)
+    done: list[Result] = []
+    args = ["--home", str(home.root), "trust", "upstream", "add", "--repository", REPO]
+    worker = threading.Thread(
+        target=lambda: done.append(CliRunner().invoke(cli, [*args, "--key", str(pub)]))
+    )
+    with store.locked():
+        worker.start()
+        worker.join(timeout=0.5)
+        assert worker.is_alive()  # waiting for the lock
+        # a change made while the lock is held (as another run would) is kept
+        store.save(UpstreamPolicy((Rule("ghcr.io/acme/*", identity=WHEEL_ID, issuer=ACTIONS),)))
+    worker.join(timeout=30)
+    (result,) = done
+    assert result.exit_code == 0, result.stderr
+    assert [r.repository for r in store.load().rules] == ["ghcr.io/acme/*", REPO]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -122,18 +154,32 @@ def test_bad_rules_are_refused(kwargs: dict[str, str], message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "error", "message"),
     [
-        (b"{", "not valid JSON"),
-        (b'{"version": 2, "rules": []}', "not a version 1 upstream signer policy"),
-        (b'{"version": 1, "rules": {}}', "'rules' must be an array"),
-        (b'{"version": 1, "rules": [{"repository": "x"}]}', r"rules\[0\]: the rule has neither"),
-        (b'{"version": 1, "rules": [{"repository": "x", "key": "nope"}]}', "not a PEM public key"),
+        (b"{", UpstreamPolicyError, "not valid JSON"),
+        (
+            b'{"version": 2, "rules": []}',
+            UpstreamPolicyError,
+            "not a version 1 upstream signer policy",
+        ),
+        (b'{"version": 1, "rules": {}}', UpstreamPolicyError, "'rules' must be an array"),
+        (
+            b'{"version": 1, "rules": [{"repository": "x"}]}',
+            UpstreamPolicyError,
+            r"rules\[0\]: the rule has neither",
+        ),
+        (
+            b'{"version": 1, "rules": [{"repository": "x", "key": "nope"}]}',
+            KeyFormatError,
+            "not a PEM public key",
+        ),
     ],
 )
-def test_bad_policy_files_name_the_file(tmp_path: Path, content: bytes, message: str) -> None:
+def test_bad_policy_files_name_the_file(
+    tmp_path: Path, content: bytes, error: type[StellaError], message: str
+) -> None:
     (tmp_path / "upstream.json").write_bytes(content)
-    with pytest.raises(Exception, match=message) as caught:
+    with pytest.raises(error, match=message) as caught:
         PolicyStore(tmp_path).load()
     assert str(tmp_path / "upstream.json") in caught.value.args[0]
 
@@ -381,6 +427,42 @@ def test_required_rule_unmet_is_refused_naming_image_rule_and_why(
     )
     assert result.summary == "unsigned"
     assert result.unmet()[0][1] == "the image carries no signature"
+
+
+def test_unmet_rule_names_failures_not_the_caveat_of_a_verified_signature(
+    key: PrivateKey, other: PrivateKey
+) -> None:
+    payload = simple_signing()
+    notes = {**legacy_annotations(key, payload), COSIGN_TLOG_BUNDLE: "{}"}
+    rules = (key_rule(key), key_rule(other, required=True))
+    judged = check_cosign_legacy(payload, notes, IMAGE, rules)
+    assert (judged.result, judged.reason) == (
+        Outcome.VERIFIED,
+        "transparency-log bundle annotation not checked",
+    )
+    verified = SignatureCheck(
+        Digest.of_bytes(b"sig"),
+        SignatureForm.COSIGN_LEGACY,
+        judged.kind,
+        judged.result,
+        judged.signer,
+        judged.reason,
+        judged.verified_by,
+    )
+    failed = SignatureCheck(
+        Digest.of_bytes(b"bundle"),
+        SignatureForm.SIGSTORE_BUNDLE,
+        "dsse",
+        Outcome.FAILED,
+        reason=f"key {other.keyid}: the signature does not verify",
+    )
+    policy = UpstreamPolicy(rules).digest
+    alone = ImageVerification(f"{REPO}:1.0", REPO, IMAGE, (verified,), rules, policy)
+    assert alone.unmet() == [(rules[1], f"no signature is by key {other.keyid}")]
+    both = ImageVerification(f"{REPO}:1.0", REPO, IMAGE, (verified, failed), rules, policy)
+    assert both.unmet() == [
+        (rules[1], f"no signature verifies: key {other.keyid}: the signature does not verify")
+    ]
 
 
 def test_no_policy_makes_every_signature_unverifiable(tmp_path: Path, key: PrivateKey) -> None:
