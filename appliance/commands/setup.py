@@ -15,6 +15,7 @@ from appliance.trust_store import TrustStore
 from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
+from bundles.errors import UsageError
 from bundles.keys import KeyType, PublicKey
 
 
@@ -171,33 +172,32 @@ def trust_upstream_add_cmd(
     """Trust a key (--key PUB) or a keyless identity (--certificate-identity ID
     --certificate-oidc-issuer URL) to sign images of the repositories matching PATTERN."""
     if key is not None and (identity or issuer):
-        raise UpstreamPolicyError(
+        raise UsageError(
             "--key and --certificate-identity/--certificate-oidc-issuer exclude each other",
             hint="add one rule per signer",
         )
     home = Home(ctx.home).require()
-    rule = Rule(
-        repository,
-        key=PublicKey.load(key) if key is not None else None,
-        identity=identity,
-        issuer=issuer,
-        required=required,
-    )
+    public = PublicKey.load(key) if key is not None else None
+    try:
+        rule = Rule(repository, key=public, identity=identity, issuer=issuer, required=required)
+    except UpstreamPolicyError as e:  # what the options say is not a rule
+        raise UsageError(e.message, hint=e.hint) from e
     store = PolicyStore(home.trust)
-    policy, changed = store.load().with_rule(rule)
     info = rule.describe()
-    if changed:
-        now = datetime.now(UTC)
-        store.save(policy)
-        record_decision(
-            home,
-            AuditAction.TRUST_ADD,
-            f"upstream {rule.name}",
-            command="trust upstream add",
-            time=now,
-            inputs={"key": str(key) if key else None, "policy": str(policy.digest)},
-            result=info,
-        )
+    with store.locked():  # load, change, save: a concurrent change is not lost
+        policy, changed = store.load().with_rule(rule)
+        if changed:
+            now = datetime.now(UTC)
+            store.save(policy)
+            record_decision(
+                home,
+                AuditAction.TRUST_ADD,
+                f"upstream {rule.name}",
+                command="trust upstream add",
+                time=now,
+                inputs={"key": str(key) if key else None, "policy": str(policy.digest)},
+                result=info,
+            )
     ctx.emit(
         {**info, "added": changed, "policy": str(policy.digest)},
         ("trusted upstream: " if changed else "already trusted upstream: ") + _rule_line(info),
@@ -223,26 +223,27 @@ def trust_upstream_remove_cmd(ctx: CliContext, pattern: str) -> None:
     """Remove every upstream signer rule whose repository pattern is exactly PATTERN."""
     home = Home(ctx.home).require()
     store = PolicyStore(home.trust)
-    current = store.load()
-    policy, removed = current.without(pattern)
-    if not removed:
-        known = ", ".join(sorted({r.repository for r in current.rules})) or "none"
-        raise UpstreamPolicyError(
-            f"no upstream signer rule has the repository pattern {pattern!r}",
-            hint=f"known patterns: {known}",
+    with store.locked():  # load, change, save: a concurrent change is not lost
+        current = store.load()
+        policy, removed = current.without(pattern)
+        if not removed:
+            known = ", ".join(sorted({r.repository for r in current.rules})) or "none"
+            raise UpstreamPolicyError(
+                f"no upstream signer rule has the repository pattern {pattern!r}",
+                hint=f"known patterns: {known}",
+            )
+        now = datetime.now(UTC)
+        store.save(policy)
+        infos = [r.describe() for r in removed]
+        record_decision(
+            home,
+            AuditAction.TRUST_REMOVE,
+            f"upstream {pattern}",
+            command="trust upstream remove",
+            time=now,
+            inputs={"pattern": pattern, "policy": str(policy.digest)},
+            result={"removed": infos},
         )
-    now = datetime.now(UTC)
-    store.save(policy)
-    infos = [r.describe() for r in removed]
-    record_decision(
-        home,
-        AuditAction.TRUST_REMOVE,
-        f"upstream {pattern}",
-        command="trust upstream remove",
-        time=now,
-        inputs={"pattern": pattern, "policy": str(policy.digest)},
-        result={"removed": infos},
-    )
     ctx.emit(
         {"removed": infos, "policy": str(policy.digest)},
         "\n".join("removed: " + _rule_line(i) for i in infos),

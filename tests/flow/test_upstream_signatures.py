@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from appliance.cli import cli as stella
 from appliance.rva.sigstore import sign
 from appliance.upstream import COSIGN_SIGNATURE, COSIGN_SIMPLESIGNING, VERIFICATION_ARTIFACT
 from bundles import canonical
@@ -218,17 +220,43 @@ def test_required_rule_satisfied_imports(appliance: Appliance, signed: dict[str,
     assert _by_reference(result)[f"{APP}:1.0"]["result"] == "verified"
 
 
+def test_dry_run_says_upstream_signatures_were_not_checked(
+    appliance: Appliance, signed: dict[str, Any]
+) -> None:
+    """A dry run does not store the image blobs, so it cannot check their signatures: it says
+    so instead of reporting them, even when a required rule would refuse the real import."""
+    appliance.run(
+        "trust", "upstream", "add", "--repository", TAMPERED, "--key", str(signed["key"]),
+        "--required",
+    )  # fmt: skip
+    result = appliance.run("import", "--dry-run", str(signed["bundle"]))
+    assert (result["dryRun"], result["upstreamSignatures"]) == (True, None)
+    text = CliRunner().invoke(
+        stella, ["--home", str(appliance.home), "import", "--dry-run", str(signed["bundle"])]
+    )
+    assert text.exit_code == 0, text.stderr
+    assert "upstream signatures: not checked in a dry run\n" in text.stdout
+    assert "upstream signatures verified" not in text.stdout
+    assert appliance.active() is None
+    code, _ = appliance.fail("import", str(signed["bundle"]))
+    assert code == 1
+
+
 def test_trust_upstream_usage_errors(appliance: Appliance, signed: dict[str, Any]) -> None:
     code, err = appliance.fail(
         "trust", "upstream", "add", "--repository", APP, "--key", str(signed["key"]),
         "--certificate-identity", "me",
     )  # fmt: skip
-    assert code == 1
+    assert code == 2
     assert "--key and --certificate-identity/--certificate-oidc-issuer exclude each other" in err
     code, err = appliance.fail(
         "trust", "upstream", "add", "--repository", APP, "--certificate-identity", "me"
     )
+    assert code == 2
     assert f"keyless rule for '{APP}' needs both an identity and an issuer" in err
+    code, err = appliance.fail("trust", "upstream", "add", "--repository", APP)
+    assert code == 2
+    assert f"rule for '{APP}' must name either a key or a keyless identity" in err
     code, err = appliance.fail("trust", "upstream", "remove", "nothing/*")
     assert "no upstream signer rule has the repository pattern 'nothing/*'" in err
     keyless = appliance.run(
