@@ -34,6 +34,15 @@ _MAX_BLOCK: Final = 64 << 20  # a decompressed block larger than this is damage,
 class BlockError(StoreError):
     """A stored block does not decode to what its row says (the database is damaged)."""
 
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or DAMAGED_HINT)
+
+
+DAMAGED_HINT: Final = (
+    "knowledge.db is damaged: restore the appliance home from a backup and import the bundles "
+    "made since (docs/runbooks.md, backup and restore)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Block:

@@ -389,12 +389,12 @@ class KnowledgeStore:
         dataset, layout = found
         if layout is Layout.BLOCKS:
             blocks = self._conn.execute(
-                "SELECT b.body FROM dataset_blocks x JOIN blocks b ON b.id = x.block "
+                "SELECT x.first_id, b.body FROM dataset_blocks x JOIN blocks b ON b.id = x.block "
                 "WHERE x.dataset = ? ORDER BY x.first_id",
                 (dataset,),
             )
-            for (body,) in blocks:
-                yield from unpack(body, where=f"dataset {digest}")
+            for first_id, body in blocks:
+                yield from unpack(body, where=f"{self.db.path}: dataset {digest} block {first_id}")
             return
         rows = self._conn.execute(
             "SELECT r.body FROM dataset_records dr JOIN records r ON r.id = dr.record "
@@ -573,26 +573,24 @@ class KnowledgeStore:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def advisories(
-        self, ecosystem: str, name: str, snapshot: Digest | None = None
-    ) -> list[dict[str, Any]]:
-        """OSV records of ``snapshot`` (default: the active one) affecting this package, in
-        record id order."""
-        lines = self.advisory_lines([(ecosystem, name)], snapshot)
-        return [orjson.loads(line) for *_, line in lines.get((ecosystem, name), ())]
-
     def advisory_lines(
         self, packages: Iterable[tuple[str, str]], snapshot: Digest | None = None
     ) -> dict[tuple[str, str], list[tuple[str, int, bytes]]]:
-        """For many (ecosystem, name) packages at once, the snapshot's OSV records affecting
-        each, as (record id, record key, canonical line) in record id order, each distinct
-        line once; the key is the line's 64-bit content key (same key, same line). A package
-        without records is absent from the answer. See :meth:`advisory_rows`."""
+        """For many (ecosystem, name) packages at once, the OSV records of ``snapshot``
+        (default: the active one) affecting each, as (record id, record key, canonical line)
+        in record id order, each distinct line once; the key is the line's 64-bit content key
+        (same key, same line). A package without records is absent from the answer. See
+        :meth:`advisory_rows`."""
         answer: dict[tuple[str, str], list[tuple[str, int, bytes]]] = {}
         for package, record_id, record, line in self.advisory_rows(packages, snapshot):
-            answer.setdefault(package, []).append((record_id, record, line))
+            rows = answer.get(package)
+            if rows is None:
+                answer[package] = [(record_id, record, line)]
+            else:
+                rows.append((record_id, record, line))
+        by_id = operator.itemgetter(0, 1)
         for rows in answer.values():
-            rows.sort(key=lambda row: (row[0], row[1]))  # never on the query plan's order
+            rows.sort(key=by_id)  # never on the query plan's order
         return answer
 
     def advisory_rows(
@@ -635,24 +633,13 @@ class KnowledgeStore:
                 for asked in wanted[(ecosystem, name)]:
                     yield asked, record_id, record, body
 
-    def lookup(
-        self, dataset_type: DatasetType, record_id: str, snapshot: Digest | None = None
-    ) -> list[dict[str, Any]]:
-        """Records with this id in the snapshot's datasets of this type (KEV and EPSS by CVE),
-        in dataset name order."""
-        return [
-            orjson.loads(lines[record_id])
-            for lines in self._lookup_each(dataset_type, [record_id], snapshot)
-            if record_id in lines
-        ]
-
     def lookup_lines(
         self, dataset_type: DatasetType, record_ids: Iterable[str], snapshot: Digest | None = None
     ) -> dict[str, bytes]:
-        """For many ids at once, the line of the first dataset (by name) of this type in the
-        snapshot that has a record with that id: ``lookup(...)[0]`` for each, unparsed, in
-        one query per :data:`QUERY_CHUNK` ids (or per block). Ids without a record are
-        absent."""
+        """For many ids at once (KEV and EPSS by CVE), the line of the first dataset (by name)
+        of this type in ``snapshot`` (default: the active one) that has a record with that
+        id, unparsed, in one query per :data:`QUERY_CHUNK` ids (or per block). Ids without a
+        record are absent."""
         answer: dict[str, bytes] = {}
         for lines in reversed(self._lookup_each(dataset_type, record_ids, snapshot)):
             answer.update(lines)  # the first dataset by name is applied last and wins
@@ -667,15 +654,16 @@ class KnowledgeStore:
         if snap is None or not ids:
             return []
         datasets = self._conn.execute(
-            "SELECT d.id, d.layout FROM snapshot_datasets sd JOIN datasets d ON d.id = sd.dataset "
+            "SELECT d.id, d.digest, d.layout FROM snapshot_datasets sd "
+            "JOIN datasets d ON d.id = sd.dataset "
             "WHERE sd.snapshot = ? AND sd.type = ? ORDER BY sd.name",
             (str(snap), dataset_type.value),
         ).fetchall()
         return [
-            self._block_lines(int(dataset), ids)
+            self._block_lines(int(dataset), str(digest), ids)
             if Layout(layout) is Layout.BLOCKS
             else self._record_lines(int(dataset), ids)
-            for dataset, layout in datasets
+            for dataset, digest, layout in datasets
         ]
 
     def _record_lines(self, dataset: int, ids: Sequence[str]) -> dict[str, bytes]:
@@ -693,9 +681,10 @@ class KnowledgeStore:
                 answer[str(record_id)] = bytes(body)
         return answer
 
-    def _block_lines(self, dataset: int, ids: Sequence[str]) -> dict[str, bytes]:
-        """The lines of ``ids`` (sorted) in a block-stored dataset: each id belongs to the
-        block with the greatest first id not above it; each block is read once."""
+    def _block_lines(self, dataset: int, digest: str, ids: Sequence[str]) -> dict[str, bytes]:
+        """The lines of ``ids`` (sorted) in a block-stored dataset (row ``dataset``, named by
+        ``digest`` in errors): each id belongs to the block with the greatest first id not
+        above it; each block is read once."""
         starts = [
             str(first)
             for (first,) in self._conn.execute(
@@ -720,7 +709,7 @@ class KnowledgeStore:
                 [dataset, *chunk],
             )
             for first, block_ids, body in rows:
-                where = f"dataset {dataset} block {first}"
+                where = f"{self.db.path}: dataset {digest} block {first}"
                 answer.update(find_many(block_ids, body, wanted[first], where=where))
         return answer
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.store.db import StoreError
+from appliance.store.blocks import BlockError
 from appliance.store.knowledge import (
     KnowledgeError,
     KnowledgeStore,
@@ -50,6 +50,22 @@ def load(store: KnowledgeStore, entry: DatasetEntry, data: bytes) -> None:
         store.load_dataset(entry, chunks(data))
 
 
+def advisories(
+    store: KnowledgeStore, ecosystem: str, name: str, snapshot: Digest | None = None
+) -> list[dict]:
+    """One package's OSV records, asked alone, parsed."""
+    lines = store.advisory_lines([(ecosystem, name)], snapshot)
+    return [canonical.loads(line) for *_, line in lines.get((ecosystem, name), ())]
+
+
+def lookup(
+    store: KnowledgeStore, dtype: DatasetType, record_id: str, snapshot: Digest | None = None
+) -> dict | None:
+    """One id's record in a table dataset, asked alone, parsed; None when there is none."""
+    line = store.lookup_lines(dtype, [record_id], snapshot).get(record_id)
+    return None if line is None else canonical.loads(line)
+
+
 def test_load_rebuild_and_query(store: KnowledgeStore) -> None:
     entry, data = dataset(OSV)
     kev_entry, kev = dataset([{"id": "CVE-1", "dateAdded": "2025-01-01"}], "kev", DatasetType.KEV)
@@ -73,10 +89,10 @@ def test_load_rebuild_and_query(store: KnowledgeStore) -> None:
         store.activate(snap, "c", 1)
     assert store.active() == snap
     assert store.last_sequence("c") == 1
-    assert [r["id"] for r in store.advisories("PyPI", "jinja2")] == ["A-1"]
-    assert [r["id"] for r in store.advisories("npm", "lodash")] == ["B-1"]
-    assert store.advisories("Debian:11", "zlib") == []
-    assert store.lookup(DatasetType.KEV, "CVE-1") == [{"id": "CVE-1", "dateAdded": "2025-01-01"}]
+    assert [r["id"] for r in advisories(store, "PyPI", "jinja2")] == ["A-1"]
+    assert [r["id"] for r in advisories(store, "npm", "lodash")] == ["B-1"]
+    assert advisories(store, "Debian:11", "zlib") == []
+    assert lookup(store, DatasetType.KEV, "CVE-1") == {"id": "CVE-1", "dateAdded": "2025-01-01"}
     assert store.counts(snap) == {"osv": 3, "kev": 1}
 
 
@@ -100,7 +116,7 @@ def test_load_refuses_what_the_manifest_does_not_declare(
     with pytest.raises(KnowledgeError, match=message), store.db.transaction():
         store.load_dataset(entry, chunks(mangle(data)))
     assert not store.has_dataset(entry.digest)
-    assert store.advisories("PyPI", "jinja2") == []
+    assert advisories(store, "PyPI", "jinja2") == []
 
 
 EPSS = [{"id": f"CVE-2024-{i:05d}", "epss": f"0.{i:05d}"} for i in range(1, 3001)]
@@ -260,8 +276,8 @@ def test_prune_forgets_old_snapshots_but_never_the_active_one(store: KnowledgeSt
     assert result.datasets == 1
     assert result.records == 1  # B-1 only lived in the pruned dataset
     assert [s.digest for s in store.snapshots()] == [newer]
-    assert [r["id"] for r in store.advisories("PyPI", "jinja2")] == ["A-1"]
-    assert store.advisories("npm", "lodash") == []
+    assert [r["id"] for r in advisories(store, "PyPI", "jinja2")] == ["A-1"]
+    assert advisories(store, "npm", "lodash") == []
     # Everything old, including the active snapshot's age: the active one stays.
     assert prune(store, before="2099-01-01T00:00:00Z").snapshots == ()
     assert store.active() == newer
@@ -340,7 +356,7 @@ def test_batch_answers_equal_per_package_answers_per_pinned_snapshot(
             assert [canonical.loads(line) for *_, line in lines] == expected
             assert [rid for rid, *_ in lines] == [r["id"] for r in expected]
             assert [line for *_, line in lines] == [canonical.dumps(r) for r in expected]
-            assert store.advisories(*package, snap) == expected
+            assert advisories(store, *package, snap) == expected
         rows = list(store.advisory_rows(PACKAGES, snap))
         assert len(rows) == len(set(rows)) == sum(len(v) for v in batch.values())
         assert {(p, *rest) for p, lines in batch.items() for rest in lines} == set(rows)
@@ -364,7 +380,7 @@ def test_a_record_two_datasets_of_a_snapshot_hold_is_answered_once(
 
 
 @pytest.mark.parametrize("chunk", [1, 400])
-def test_lookup_lines_equal_lookup_per_id(
+def test_lookup_lines_answer_from_the_first_dataset_by_name(
     store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
     from appliance.store import knowledge
@@ -375,7 +391,7 @@ def test_lookup_lines_equal_lookup_per_id(
     snap = install_snapshot(
         store,
         [
-            # the dataset named first answers an id both hold, as lookup() does
+            # the dataset named first answers an id both hold
             dataset(second, "epss-b", DatasetType.EPSS),
             dataset(first, "epss-a", DatasetType.EPSS),
             dataset([{"id": "CVE-3", "dateAdded": "x"}], "kev", DatasetType.KEV),
@@ -387,13 +403,14 @@ def test_lookup_lines_equal_lookup_per_id(
     ids = ["CVE-1", "CVE-2", "CVE-3", "CVE-4", "CVE-2"]
     found = store.lookup_lines(DatasetType.EPSS, ids, snap)
     assert set(found) == {"CVE-1", "CVE-2", "CVE-3"}
-    for cve in set(ids):
-        rows = store.lookup(DatasetType.EPSS, cve, snap)
-        if rows:
-            assert canonical.loads(found[cve]) == rows[0]
-        else:
-            assert cve not in found
-    assert canonical.loads(found["CVE-2"]) == {"id": "CVE-2", "epss": "0.2"}
+    assert {cve: canonical.loads(line) for cve, line in found.items()} == {
+        "CVE-1": {"id": "CVE-1", "epss": "0.1"},
+        "CVE-2": {"id": "CVE-2", "epss": "0.2"},
+        "CVE-3": {"id": "CVE-3", "epss": "0.3"},
+    }
+    for cve in set(ids):  # asked one at a time, the same answers
+        one = lookup(store, DatasetType.EPSS, cve, snap)
+        assert one == (canonical.loads(found[cve]) if cve in found else None)
     assert store.lookup_lines(DatasetType.KEV, ids, snap) == {
         "CVE-3": canonical.dumps({"id": "CVE-3", "dateAdded": "x"})
     }
@@ -430,9 +447,9 @@ def test_epss_is_stored_in_blocks_and_reads_back_exactly(store: KnowledgeStore) 
     assert store.dataset_bytes(entry.digest) == data
     for i in (0, 511, 512, 1023, 1024, 1299):
         cve = f"CVE-2024-{i:05d}"
-        assert store.lookup(DatasetType.EPSS, cve, snap) == [records[i]]
-    assert store.lookup(DatasetType.EPSS, "CVE-2024-01300", snap) == []
-    assert store.lookup(DatasetType.EPSS, "CVE-1999-0001", snap) == []
+        assert lookup(store, DatasetType.EPSS, cve, snap) == records[i]
+    assert lookup(store, DatasetType.EPSS, "CVE-2024-01300", snap) is None
+    assert lookup(store, DatasetType.EPSS, "CVE-1999-0001", snap) is None
     asked = ["CVE-2024-00000", "CVE-2024-00700", "CVE-2024-01299", "CVE-2099-1", "CVE-0"]
     found = store.lookup_lines(DatasetType.EPSS, asked, snap)
     assert found == {cve: canonical.dumps(records[int(cve[-5:])]) for cve in asked[:3]}
@@ -487,18 +504,33 @@ def test_prune_drops_blocks_no_dataset_uses(store: KnowledgeStore) -> None:
     result = prune(store, before="2026-01-01T00:00:00Z")
     assert (result.datasets, result.blocks) == (1, 1)
     assert table_rows(store, "blocks") == 2
-    assert store.lookup(DatasetType.EPSS, "CVE-2024-00599", newer) == [
-        {"id": "CVE-2024-00599", "epss": "0.9"}
-    ]
+    assert lookup(store, DatasetType.EPSS, "CVE-2024-00599", newer) == {
+        "id": "CVE-2024-00599",
+        "epss": "0.9",
+    }
 
 
 def test_a_damaged_block_is_a_clear_error(store: KnowledgeStore) -> None:
-    entry, data = dataset(epss(10), "epss", DatasetType.EPSS)
+    """The error names the database file, the dataset's digest and the block, and says what
+    to do; never an internal row id."""
+    entry, data = dataset(epss(600), "epss", DatasetType.EPSS)  # two blocks
     snap = install_snapshot(
         store, [(entry, data)], sequence=1, channel="c", created="2026-01-01T00:00:00Z"
     )
-    store.db.connection.execute("UPDATE blocks SET body = X'00'")
-    with pytest.raises(StoreError, match="block does not decompress"):
-        store.lookup(DatasetType.EPSS, "CVE-2024-00001", snap)
-    with pytest.raises(StoreError, match=f"dataset {entry.digest}: block does not decompress"):
-        store.dataset_bytes(entry.digest)
+    store.db.connection.execute(
+        "UPDATE blocks SET body = X'00' WHERE id = "
+        "(SELECT block FROM dataset_blocks WHERE first_id = 'CVE-2024-00512')"
+    )
+    assert lookup(store, DatasetType.EPSS, "CVE-2024-00001", snap) == epss(600)[1]
+    where = f"{store.db.path}: dataset {entry.digest} block CVE-2024-00512"
+    for read in (
+        lambda: lookup(store, DatasetType.EPSS, "CVE-2024-00513", snap),
+        lambda: store.dataset_bytes(entry.digest),
+    ):
+        with pytest.raises(BlockError) as caught:
+            read()
+        assert caught.value.message.startswith(f"{where}: block does not decompress: ")
+        assert caught.value.diagnostics().endswith(
+            "(knowledge.db is damaged: restore the appliance home from a backup and import "
+            "the bundles made since (docs/runbooks.md, backup and restore))"
+        )
