@@ -18,7 +18,6 @@ after a successful import) calls :func:`mark_activated`, which rewrites
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from appliance.vex.model import format_time
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
+from bundles.oci.files import atomic_write
 
 if TYPE_CHECKING:
     from appliance.rva.gate import GateResult
@@ -244,8 +244,6 @@ def mark_activated(home: Home, snapshot: Digest | None, when: datetime) -> Path:
     knowledge did not change but there is something new to gate (a bundle that carried
     images only)."""
     path = marker_path(home)
-    tmp = path.with_name(f".{ACTIVATED_MARKER}.tmp")
     body = {"snapshot": str(snapshot) if snapshot else None, "time": format_time(when)}
-    tmp.write_bytes(canonical.dumps(body))
-    os.replace(tmp, path)
+    atomic_write(path, canonical.dumps(body), tmp_dir=path.parent)
     return path

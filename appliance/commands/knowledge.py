@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +24,12 @@ from bundles.errors import UsageError
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
 )
-@click.option("--dry-run", is_flag=True, help="Verify everything, change nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Verify the bundle (signature, trust, every member), change nothing; upstream image "
+    "signatures are not checked.",
+)
 @pass_ctx
 def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
     """Verify a bundle (or every part of a split bundle, in any order) against the trust root
@@ -54,7 +60,10 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
             "signedBy": list(result.keyids),
             "images": result.images,
             "blobsStored": result.blobs_stored,
-            "upstreamSignatures": [v.to_dict() for v in result.upstream_signatures],
+            # None: not checked (a dry run does not store the image blobs they need)
+            "upstreamSignatures": None
+            if dry_run
+            else [v.to_dict() for v in result.upstream_signatures],
         },
         lambda: "\n".join(
             [
@@ -76,6 +85,7 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], dry_run: bool) -> None:
                 f"({len(v.signatures)} found, {len(v.rules)} rule(s) apply)"
                 for v in result.upstream_signatures
             ]
+            + (["upstream signatures: not checked in a dry run"] if dry_run else [])
         ),
     )
 
@@ -128,6 +138,24 @@ def snapshot_list_cmd(ctx: CliContext) -> None:
     )
 
 
+def _resolve(rows: Sequence[SnapshotRow], ref: str, *, refused: str = "") -> SnapshotRow:
+    """The one snapshot ``ref`` names: ``active``, a digest, or a unique prefix of one (case
+    does not matter; ``sha256:`` is optional; an empty prefix names nothing). ``refused`` is
+    added to the message when it names none or several."""
+    if ref == "active":
+        matches = [s for s in rows if s.active]
+    else:
+        prefix = ref.lower().removeprefix("sha256:")
+        matches = [s for s in rows if s.digest.hex.startswith(prefix)] if prefix else []
+    if len(matches) != 1:
+        what = "several snapshots match" if matches else "no snapshot matches"
+        raise UsageError(
+            f"{what} {ref!r}{refused}",
+            hint="give a digest or a unique prefix from 'stella snapshot list'",
+        )
+    return matches[0]
+
+
 @snapshot_group.command("show")
 @click.argument("ref", default="active")
 @pass_ctx
@@ -136,16 +164,7 @@ def snapshot_show_cmd(ctx: CliContext, ref: str) -> None:
     store = KnowledgeStore.open(Home(ctx.home).require().knowledge_db)
     now = datetime.now(UTC)
     try:
-        rows = store.snapshots()
-        if ref == "active":
-            matches = [s for s in rows if s.active]
-        else:
-            prefix = ref.removeprefix("sha256:")
-            matches = [s for s in rows if s.digest.hex.startswith(prefix)]
-        if len(matches) != 1:
-            what = "no snapshot matches" if not matches else "several snapshots match"
-            raise UsageError(f"{what} {ref!r}", hint="see 'stella snapshot list'")
-        snap = matches[0]
+        snap = _resolve(store.snapshots(), ref)
         manifest = store.manifest(snap.digest)
         counts = store.counts(snap.digest)
     finally:
@@ -230,16 +249,7 @@ def snapshot_activate_cmd(ctx: CliContext, ref: str) -> None:
         store = KnowledgeStore.open(home.knowledge_db)
         try:
             with store.db.transaction("activate snapshot"):
-                prefix = ref.lower().removeprefix("sha256:")
-                rows = store.snapshots() if prefix else []
-                matches = [s for s in rows if s.digest.hex.startswith(prefix)]
-                if len(matches) != 1:
-                    what = "several snapshots match" if len(matches) > 1 else "no snapshot matches"
-                    raise UsageError(
-                        f"{what} {ref!r}; nothing was changed",
-                        hint="give a digest or a unique prefix from 'stella snapshot list'",
-                    )
-                snap = matches[0]
+                snap = _resolve(store.snapshots(), ref, refused="; nothing was changed")
                 previous = store.active()
                 last = store.last_sequence(snap.channel)
                 kept = last if last is not None else snap.sequence

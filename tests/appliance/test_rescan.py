@@ -26,13 +26,12 @@ from appliance.rescan import (
 from appliance.rva.gate import GateResult
 from appliance.store import open_state
 from appliance.store.audit import AuditLog, AuditRecord
-from appliance.store.knowledge import KnowledgeStore, install_snapshot
+from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictStore
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
-from bundles.snapshot import DatasetType, build_dataset
-from tests.appliance.homes import KEV, SITE
+from tests.appliance.homes import KEV, SITE, install_knowledge
 from tests.appliance.homes import OSV_UNRATED as OSV
 from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
@@ -40,21 +39,14 @@ from tests.systemd.analyze import UNIT_DIR, Unit
 
 
 def snapshot(home: Home, sequence: int, *, kev: bool) -> Digest:
-    parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
-    if kev:
-        parts.append(build_dataset("kev", DatasetType.KEV, [KEV]))
-    store = KnowledgeStore.open(home.knowledge_db)
-    try:
-        return install_snapshot(
-            store,
-            parts,
-            sequence=sequence,
-            channel="stable",
-            created=f"2026-11-{10 + sequence}T00:00:00Z",
-            bundle=Digest.of_bytes(b"bundle %d" % sequence),
-        )
-    finally:
-        store.close()
+    return install_knowledge(
+        home,
+        osv=(OSV,),
+        kev=(KEV,) if kev else (),
+        sequence=sequence,
+        created=f"2026-11-{10 + sequence}T00:00:00Z",
+        bundle=Digest.of_bytes(b"bundle %d" % sequence),
+    )
 
 
 @pytest.fixture
@@ -230,17 +222,49 @@ def test_activating_the_active_snapshot_changes_nothing(home: Home) -> None:
 
 @pytest.mark.parametrize("ref", ["0000", "", "sha256:"])
 def test_activate_refuses_unknown_or_empty_references(home: Home, ref: str) -> None:
-    active = snapshot(home, 1, kev=False)
-    snapshot(home, 2, kev=True)
+    snapshot(home, 1, kev=False)
+    newest = snapshot(home, 2, kev=True)
     result = stella(home, "snapshot", "activate", ref)
     assert result.exit_code == 2
     assert f"no snapshot matches {ref!r}; nothing was changed" in result.stderr
     assert "stella snapshot list" in result.stderr
     store = KnowledgeStore.open(home.knowledge_db)
     try:
-        assert store.active() != active  # still the newest
+        assert store.active() == newest  # still the newest
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("ref", ["", "sha256:", "0000"])
+def test_show_refuses_an_empty_or_unknown_reference(home: Home, ref: str) -> None:
+    """Even with a single snapshot, an empty prefix names nothing (as for activate)."""
+    snapshot(home, 1, kev=False)
+    result = stella(home, "snapshot", "show", ref)
+    assert result.exit_code == 2
+    assert f"no snapshot matches {ref!r}" in result.stderr
+    assert "stella snapshot list" in result.stderr
+
+
+def test_show_and_activate_resolve_references_alike(home: Home) -> None:
+    # 17 snapshots of different content: two of them share their first hex digit
+    snaps = [
+        install_knowledge(
+            home, osv=({**OSV, "modified": f"2026-01-{n:02d}T00:00:00Z"},), sequence=n
+        )
+        for n in range(1, 18)
+    ]
+    assert len(set(snaps)) == 17
+    first = snaps[0]
+    for ref in (first.hex[:12].upper(), f"SHA256:{first.hex[:12]}", str(first)):
+        code, shown = stella_json(home, "snapshot", "show", ref)
+        assert (code, shown["digest"]) == (0, str(first))
+    digit = next(d for d in "0123456789abcdef" if sum(s.hex[0] == d for s in snaps) > 1)
+    for command in ("show", "activate"):
+        result = stella(home, "snapshot", command, digit)
+        assert result.exit_code == 2
+        assert f"several snapshots match {digit!r}" in result.stderr
+    code, shown = stella_json(home, "snapshot", "show", "active")
+    assert (code, shown["digest"]) == (0, str(snaps[-1]))
 
 
 def test_mark_activated_replaces_the_marker_atomically(tmp_path: Path) -> None:

@@ -7,11 +7,8 @@ from pathlib import Path
 
 from appliance.home import Home
 from appliance.rva.gate import GateResult, gate
-from appliance.store.knowledge import KnowledgeStore, install_snapshot
-from bundles.digest import Digest
-from bundles.snapshot import DatasetType, build_dataset
 from tests.appliance.homes import OSV_UNRATED as OSV
-from tests.appliance.homes import SITE
+from tests.appliance.homes import SITE, install_knowledge
 from tests.appliance.rva.factories import AT
 from tests.appliance.scanner.layouts import build_image, dist_info
 
@@ -21,18 +18,7 @@ def make_home(root: Path, tag: str = "app:1") -> Home:
     home = Home(root)
     home.init()
     build_image(home.oci, [dist_info("requests", "2.19.0", SITE)], tag=tag)
-    store = KnowledgeStore.open(home.knowledge_db)
-    try:
-        install_snapshot(
-            store,
-            [build_dataset("osv-pypi", DatasetType.OSV, [OSV])],
-            sequence=1,
-            channel="stable",
-            created="2026-11-20T00:00:00Z",
-            bundle=Digest.of_bytes(b"bundle"),
-        )
-    finally:
-        store.close()
+    install_knowledge(home, osv=(OSV,))
     return home
 
 
