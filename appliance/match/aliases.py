@@ -34,11 +34,6 @@ def _rank(identifier: str) -> tuple[int, tuple[tuple[int, int | str], ...]]:
     return (2, _natural(identifier))
 
 
-def preferred(ids: Sequence[str] | frozenset[str] | set[str]) -> str:
-    """The id a finding is shown under."""
-    return min(ids, key=_rank)
-
-
 def _ordered(ids: Iterable[str]) -> list[str]:
     """``ids`` sorted as by :func:`_rank` (the preferred first): CVEs, then GHSAs, then the
     others; the numbers-as-numbers key is computed only to order two ids of one kind, and
@@ -66,10 +61,6 @@ def record_ids(record: Mapping[str, Any]) -> tuple[str, ...]:
         if isinstance(alias, str) and alias and alias not in out:
             out.append(alias)
     return tuple(out)
-
-
-def is_cve(identifier: str) -> bool:
-    return identifier.startswith("CVE-")
 
 
 @dataclass(frozen=True, slots=True)

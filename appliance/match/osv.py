@@ -67,15 +67,11 @@ Outcome = Affected | Undecided | None
 
 
 def entry_scheme(entry: Mapping[str, Any], ecosystem: str) -> str:
-    """The scheme an entry's versions are written in: the record's ``version_scheme`` when
-    it names one, else the ecosystem's. Raises :class:`UnknownScheme`."""
-    specific = entry.get("database_specific")
-    named = specific.get("version_scheme") if isinstance(specific, Mapping) else None
-    if named == NPM_SEMVER:
-        return NPM_SEMVER
-    if isinstance(named, str):
-        return scheme_for(named).name
-    return scheme_for_ecosystem(ecosystem).name
+    """The name of the scheme an entry's versions are written in: the record's
+    ``version_scheme`` when it names one, else the ecosystem's. Raises
+    :class:`UnknownScheme`."""
+    scheme = _scheme(entry, ecosystem)
+    return NPM_SEMVER if scheme is None else scheme.name
 
 
 @lru_cache(maxsize=1024)
@@ -86,7 +82,8 @@ def _ecosystem_scheme(ecosystem: str) -> VersionScheme:
 
 
 def _scheme(entry: Mapping[str, Any], ecosystem: str) -> VersionScheme | None:
-    """:func:`entry_scheme` as the scheme itself, None for legacy npm ranges."""
+    """The scheme an entry's versions are written in (see :func:`entry_scheme`), None for
+    legacy npm ranges (``version_scheme: npm-semver``)."""
     specific = entry.get("database_specific")
     named = (
         specific.get("version_scheme")

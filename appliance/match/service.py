@@ -6,9 +6,7 @@ one snapshot (the active one unless named), so a scan and its replay read the sa
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -16,7 +14,7 @@ import orjson
 from appliance.match.matcher import match
 from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
 from appliance.match.source import Advisory
-from appliance.scanner.service import ScanResult
+from appliance.scanner.service import ScanResult, collection_paused
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from bundles.digest import Digest
 from bundles.snapshot import DatasetType
@@ -68,24 +66,15 @@ class KnowledgeAdvisories:
         if not missing:
             return
         parsed: dict[int, Advisory] = {}  # a record listed under several packages: once
-        found: dict[tuple[str, str], list[tuple[str, int, Advisory]]] = {}
-        for key, record_id, record, line in self.store.advisory_rows(missing, self._snapshot):
-            advisory = parsed.get(record)
-            if advisory is None:
-                advisory = parsed[record] = Advisory(orjson.loads(line), line=line)
-            rows = found.get(key)
-            if rows is None:
-                found[key] = [(record_id, record, advisory)]
-            else:
-                rows.append((record_id, record, advisory))
-        by_id = itemgetter(0, 1)
+        found = self.store.advisory_lines(missing, self._snapshot)
         for key in missing:
-            rows = found.get(key)
-            if rows is None:
-                self._advisories[key] = []
-            else:
-                rows.sort(key=by_id)
-                self._advisories[key] = [advisory for *_, advisory in rows]
+            advisories = []
+            for _, record, line in found.get(key, ()):
+                advisory = parsed.get(record)
+                if advisory is None:
+                    advisory = parsed[record] = Advisory(orjson.loads(line), line=line)
+                advisories.append(advisory)
+            self._advisories[key] = advisories
 
     def prefetch_cves(self, cves: Iterable[str]) -> None:
         """Load the KEV and EPSS rows of every CVE not loaded yet (None when it has none)."""
@@ -130,13 +119,8 @@ def match_inventory(
     The cyclic garbage collector is paused for the match, as for a scan: matching allocates
     many short-lived records and nothing in it forms cycles worth collecting mid-way; pausing
     saves about a quarter of a cold match."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with collection_paused():
         return match(inventory, KnowledgeAdvisories(store, snapshot))
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def inventory_of(scan: ScanResult) -> Inventory:

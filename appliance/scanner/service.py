@@ -312,7 +312,7 @@ def scan_image(
     layer. With an initialized home and ``audit``, the scan is recorded in the audit log
     (``now`` gives the record's time; the result itself never depends on it).
     """
-    with _collection_paused():
+    with collection_paused():
         result = _scan(home, ref, platform, cache, registry)
     if audit and home is not None and home.initialized:
         _record(home, result, now())
@@ -320,10 +320,10 @@ def scan_image(
 
 
 @contextmanager
-def _collection_paused() -> Iterator[None]:
+def collection_paused() -> Iterator[None]:
     """A scan builds a few hundred thousand small acyclic objects; the cyclic collector
     would walk the growing heap again and again (half the time of a cached scan). It is
-    paused for the scan and runs as usual afterwards."""
+    paused for the ``with`` body (a scan, a match) and runs as usual afterwards."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
