@@ -66,6 +66,7 @@ from bundles.bundle import (
 from bundles.digest import Digest, Hasher
 from bundles.errors import BundleError, StellaError
 from bundles.oci import Descriptor, OCILayout
+from bundles.oci.files import atomic_write
 from bundles.oci.sink import BlobSink
 from bundles.parts import PartsIncompleteError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest
@@ -551,9 +552,7 @@ class Importer:
                 "time": format_time(now),
             }
             reason_path = target.with_name(target.name + ".reason")
-            tmp = reason_path.with_name(f".{reason_path.name}.tmp")
-            tmp.write_bytes(canonical.dumps(reason) + b"\n")
-            os.replace(tmp, reason_path)
+            atomic_write(reason_path, canonical.dumps(reason) + b"\n", tmp_dir=quarantine)
             return reason_path
         except OSError:
             return None

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bundles.errors import TrustError, UsageError
+from bundles.oci.files import atomic_write
 from bundles.trust import TrustRoot
 
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -59,9 +60,7 @@ class TrustStore:
         (directory / "history").mkdir(parents=True, exist_ok=True)
         data = root.to_bytes()
         for path in (directory / "history" / f"{root.version}.json", directory / "root.json"):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            atomic_write(path, data, tmp_dir=path.parent)  # synced: a root must survive power loss
 
     def store_rotation(self, root: TrustRoot) -> None:
         """Persist a root whose succession was already checked (``check_successor``)."""
