@@ -38,9 +38,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from appliance.home import Home
 from appliance.images import load
-from appliance.rva import sigstore
-from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import GateResult, gate
+from appliance.rva.reader import read_verdict
 from appliance.vex.model import VexError, parse_time
 from bundles import __version__
 from bundles.digest import Digest
@@ -75,8 +74,8 @@ def release_evidence(home: Home, image_ref: str, out: Path, *, at: datetime) -> 
     tag = f"{IMAGE_NAME}:{__version__}"
     loaded = load(home, image_ref, tag=tag)
     result = gate(home, tag, at=at)
-    bundle = sigstore.read(result.bundle, source="the RVA just made")
-    sigstore.verify(bundle, [home.public_key()], predicate_type=PREDICATE_TYPE)
+    # what an auditor's 'stella verify' checks first: signature, schema, subject binding
+    read_verdict(result.bundle, [home.public_key()], source="the RVA just made")
     predicate = result.verdict.predicate
     sbom_ref = predicate["evidence"]["sbom"]
     out.mkdir(parents=True, exist_ok=True)
@@ -86,20 +85,9 @@ def release_evidence(home: Home, image_ref: str, out: Path, *, at: datetime) -> 
     for name, data in files.items():
         (out / name).write_bytes(data)
     summary = {
-        "image": {
-            "ref": image_ref,
-            "name": tag,
-            "digest": str(loaded.descriptor.digest),
-        },
-        "verdict": result.kind.value,
-        "reasonCodes": predicate["reasonCodes"],
-        "summary": predicate["summary"],
-        "knowledgeSnapshot": predicate["knowledgeSnapshot"],
-        "policy": predicate["policy"],
+        **result.summary(),
+        "image": {"ref": image_ref, "name": tag, "digest": str(loaded.descriptor.digest)},
         "engine": predicate["engine"],
-        "evaluationTime": predicate["evaluationTime"],
-        "statement": str(result.statement_digest),
-        "referrer": str(result.referrer.digest),
         "keyid": home.public_key().keyid,
         "files": [_file_entry(out / name) for name in sorted(files)],
     }
