@@ -51,6 +51,7 @@ from bundles.oci import (
     parse_manifest,
     referrer_descriptor,
 )
+from bundles.oci.distribution import fallback_tag as referrers_tag
 from bundles.oci.files import atomic_write
 from bundles.oci.mediatypes import CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES
 from mirror.registry import (
@@ -335,7 +336,7 @@ class _Copier:
         fallback_tag: str | None = None
         if listed is None:
             source = ReferrerSource.FALLBACK_TAG
-            fallback_tag = f"sha256-{subject.hex}"
+            fallback_tag = referrers_tag(subject)
             found = self.client.find_manifest(self.repo, fallback_tag)
             listed = []
             if found is not None:

@@ -51,6 +51,7 @@ from bundles import __version__
 from bundles.digest import Digest
 from bundles.errors import DigestError, StellaError, UsageError
 from bundles.oci import Descriptor, ManifestError, parse_manifest
+from bundles.oci.distribution import REPOSITORY, TAG, Challenge, is_loopback_host
 from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from bundles.oci.mediatypes import (
     DOCKER_MANIFEST,
@@ -77,15 +78,12 @@ _CROSS_ORIGIN_DROP: Final = frozenset(
 _NO_RETRIES: Final = urllib3.Retry(0, read=False, redirect=False)
 _DRAIN_LIMIT: Final = 1 << 16  # unread body bytes worth reading to keep a connection
 
-# distribution/reference grammar (reference/regexp.go), anchored pieces.
-_PATH_COMPONENT: Final = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# distribution/reference grammar (reference/regexp.go): the registry part; the repository
+# and tag grammar is shared (bundles.oci.distribution).
 _DOMAIN_COMPONENT: Final = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN: Final = re.compile(
     rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
 )
-_PATH: Final = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
-_TAG: Final = re.compile(r"[\w][\w.-]{0,127}")
-_CHALLENGE_PARAM: Final = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 _CONTENT_RANGE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _LINK_NEXT: Final = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
@@ -143,7 +141,7 @@ class ImageReference:
         colon = text.rfind(":")
         if colon > last_slash:
             text, tag = text[:colon], text[colon + 1 :]
-            if not _TAG.fullmatch(tag):
+            if not TAG.fullmatch(tag):
                 raise ImageReferenceError(
                     f"image reference {original!r}: tag {tag!r} is not valid",
                     hint="a tag is up to 128 letters, digits, '_', '.' or '-', not starting "
@@ -160,7 +158,7 @@ class ImageReference:
             raise ImageReferenceError(
                 f"image reference {original!r}: registry {registry!r} is not a host[:port]"
             )
-        if not _PATH.fullmatch(repository):
+        if not REPOSITORY.fullmatch(repository):
             raise ImageReferenceError(
                 f"image reference {original!r}: repository {repository!r} is not valid",
                 hint="repository names are lowercase letters and digits separated by "
@@ -190,21 +188,6 @@ class ImageReference:
             return str(self.digest)
         assert self.tag is not None
         return self.tag
-
-
-def is_loopback_host(registry: str) -> bool:
-    """True when ``registry`` (host[:port]) names this machine."""
-    host = registry
-    if host.startswith("["):
-        host = host[1 : host.find("]")]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def proxy_for(url: str) -> str | None:
@@ -354,25 +337,6 @@ class RegistryOptions:
 
     def http_allowed(self, registry: str) -> bool:
         return is_loopback_host(registry) or registry in self.allow_http
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate`` header (RFC 7235): scheme and parameters."""
-
-    scheme: str
-    params: Mapping[str, str]
-
-    @classmethod
-    def parse(cls, header: str) -> Challenge:
-        scheme, _, rest = header.strip().partition(" ")
-        params = {
-            m.group(1).lower(): (
-                m.group(2).replace('\\"', '"') if m.group(2) is not None else m.group(3)
-            )
-            for m in _CHALLENGE_PARAM.finditer(rest)
-        }
-        return cls(scheme=scheme.lower(), params=params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,10 +76,6 @@ class Authenticator:
         self._key = os.urandom(32)
         self._lock = threading.Lock()
 
-    @property
-    def users(self) -> tuple[str, ...]:
-        return tuple(sorted(self._users))
-
     @classmethod
     def from_htpasswd(cls, path: Path) -> Authenticator:
         try:
@@ -105,6 +101,11 @@ class Authenticator:
                     hint="write the file with 'htpasswd -B' (bcrypt)",
                 )
             users[name] = stored
+        if not users:
+            raise ServeConfigError(
+                f"htpasswd file {path} lists no users",
+                hint=f"add one with 'htpasswd -B {path} NAME'",
+            )
         return cls(users)
 
     @classmethod

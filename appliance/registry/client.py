@@ -10,48 +10,36 @@ and the referrers API. Plain HTTP is used only for loopback registries or when a
 from __future__ import annotations
 
 import json
-import re
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import BinaryIO, Final
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 
 from appliance.registry.auth import Credentials
 from appliance.registry.errors import RegistryAuthError, RegistryError
 from bundles import __version__
-from bundles.digest import Digest
+from bundles.digest import CHUNK, Digest
 from bundles.errors import DigestError
+from bundles.oci.distribution import Challenge, is_loopback_host
 from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from bundles.oci.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 
 MANIFEST_ACCEPT: Final = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
-_CHALLENGE_PARAM: Final = re.compile(r'(\w+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
-_LOOPBACK: Final = ("127.", "localhost", "[::1]", "::1")
-
-
-def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
-    return name.startswith(_LOOPBACK) or name == "localhost"
+ERROR_BODY_LIMIT: Final = 64 << 10  # an error answer's body is read only this far
+TOKEN_LIMIT: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
-class Challenge:
-    """A parsed ``WWW-Authenticate`` header: scheme and parameters."""
+class Reply:
+    """A registry's answer, its body read up to a limit (``request``'s ``limit``)."""
 
-    scheme: str
-    params: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, header: str) -> Challenge:
-        scheme, _, rest = header.strip().partition(" ")
-        params = {
-            m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-            for m in _CHALLENGE_PARAM.finditer(rest)
-        }
-        return cls(scheme.lower(), params)
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (requests' CaseInsensitiveDict)
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +64,7 @@ class PushClient:
     ) -> None:
         self.registry = registry
         self.credentials = credentials
-        scheme = "http" if plain_http or is_loopback(registry) else "https"
+        scheme = "http" if plain_http or is_loopback_host(registry) else "https"
         self.base = f"{scheme}://{registry}"
         self.session = requests.Session()
         self.session.trust_env = False  # the enclave's registry is reached directly
@@ -104,12 +92,14 @@ class PushClient:
         repository: str,
         *,
         headers: Mapping[str, str] | None = None,
-        data: bytes | BinaryIO | None = None,
+        data: bytes | BinaryIO | _Sized | None = None,
         ok: tuple[int, ...] = (200,),
-        allow: tuple[int, ...] = (),
-    ) -> requests.Response:
-        """One authenticated request; a 401 is answered once with credentials. Statuses in
-        ``ok`` and ``allow`` are returned, anything else raises naming the request."""
+        limit: int = ERROR_BODY_LIMIT,
+    ) -> Reply:
+        """One authenticated request; a 401 is answered once with credentials (a stream body
+        is rewound to where it started). Statuses in ``ok`` are returned with their body read
+        up to ``limit`` bytes (a longer one is refused); anything else raises naming the
+        request."""
         url = path if path.startswith(("http://", "https://")) else self.base + path
         for attempt in range(2):
             sent = dict(headers or {})
@@ -117,11 +107,17 @@ class PushClient:
                 auth = self._auth.get(repository) or self._auth.get("*")
             if auth:
                 sent["Authorization"] = auth
-            if attempt and hasattr(data, "seek"):
-                data.seek(0)  # type: ignore[union-attr]
+            if attempt and not isinstance(data, bytes | None):
+                data.seek(0)
             try:
                 resp = self.session.request(
-                    method, url, headers=sent, data=data, timeout=self.timeout, verify=self.verify
+                    method,
+                    url,
+                    headers=sent,
+                    data=data,
+                    timeout=self.timeout,
+                    verify=self.verify,
+                    stream=True,
                 )
             except requests.exceptions.SSLError as e:
                 raise RegistryError(
@@ -134,22 +130,34 @@ class PushClient:
                     hint="check the registry address and that it is running",
                 ) from e
             if resp.status_code == 401 and attempt == 0:
+                _read_limited(resp, ERROR_BODY_LIMIT)  # lets the connection be reused
                 self._authenticate(resp, repository)
                 continue
             break
-        if resp.status_code == 401:
+        status = resp.status_code
+        if status in ok:
+            body = self._body(resp, limit, f"its answer to {method} {urlsplit(url).path}")
+            return Reply(status, resp.headers, body)
+        error_body, _ = _read_limited(resp, ERROR_BODY_LIMIT)
+        resp.close()
+        if status == 401:
             raise self._refused(repository)
-        if resp.status_code == 403:
+        if status == 403:
             raise RegistryAuthError(
                 f"registry {self.registry} denied {method} on {repository} (HTTP 403)",
                 hint="the account lacks push permission on this repository",
             )
-        if resp.status_code in ok or resp.status_code in allow:
-            return resp
+        detail = _error_text(error_body, resp.reason)
         raise RegistryError(
-            f"registry {self.registry} answered HTTP {resp.status_code} to {method} "
-            f"{urlsplit(url).path}: {_error_text(resp)}",
+            f"registry {self.registry} answered HTTP {status} to {method} "
+            f"{urlsplit(url).path}: {detail}",
         )
+
+    def _body(self, resp: requests.Response, limit: int, what: str) -> bytes:
+        body, complete = _read_limited(resp, limit)
+        if not complete:
+            raise RegistryError(f"registry {self.registry}: {what} is over {limit} bytes")
+        return body
 
     def _refused(self, repository: str) -> RegistryAuthError:
         if self.credentials is None:
@@ -191,7 +199,7 @@ class PushClient:
         realm_host = urlsplit(realm).netloc
         if (
             urlsplit(realm).scheme == "http"
-            and not is_loopback(realm_host)
+            and not is_loopback_host(realm_host)
             and self.base.startswith("https://")
         ):
             raise RegistryAuthError(
@@ -206,16 +214,23 @@ class PushClient:
             auth = (self.credentials.username, self.credentials.password)
         try:
             resp = self.session.get(
-                f"{realm}?{urlencode(params)}", auth=auth, timeout=self.timeout, verify=self.verify
+                f"{realm}?{urlencode(params)}",
+                auth=auth,
+                timeout=self.timeout,
+                verify=self.verify,
+                stream=True,
             )
+            body, complete = _read_limited(resp, TOKEN_LIMIT)
         except requests.RequestException as e:
             raise RegistryAuthError(f"cannot get a token from {realm}: {_brief(e)}") from e
         if resp.status_code in (401, 403):
             raise self._refused(repository)
         if resp.status_code != 200:
             raise RegistryAuthError(f"token server {realm} answered HTTP {resp.status_code}")
+        if not complete:
+            raise RegistryAuthError(f"token server {realm} answered over {TOKEN_LIMIT} bytes")
         try:
-            doc = json.loads(resp.content[: 1 << 20])
+            doc = json.loads(body)
         except ValueError as e:
             raise RegistryAuthError(f"token server {realm} answered with non-JSON") from e
         token = (doc.get("token") or doc.get("access_token")) if isinstance(doc, dict) else None
@@ -231,11 +246,21 @@ class PushClient:
         self.request("GET", "/v2/", repository)
 
     def has_blob(self, repository: str, digest: Digest) -> bool:
-        resp = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", repository, allow=(404,))
-        return resp.status_code == 200
+        resp = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", repository, ok=(200, 404))
+        return resp.status == 200
 
-    def upload_blob(self, repository: str, digest: Digest, size: int, stream: BinaryIO) -> None:
-        """POST an upload session, then PUT the whole blob streamed (monolithic)."""
+    def upload_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        size: int,
+        stream: BinaryIO,
+        *,
+        reopen: Callable[[], BinaryIO] | None = None,
+    ) -> None:
+        """POST an upload session, then PUT the whole blob streamed (monolithic) from the
+        stream's current position. A PUT retried after a 401 sends it again from there: a
+        seekable stream is sought back, another one is opened again with ``reopen``."""
         start = self.request(
             "POST", f"/v2/{repository}/blobs/uploads/", repository, ok=(202,), data=b""
         )
@@ -246,14 +271,18 @@ class PushClient:
             )
         url = urljoin(self.base + "/", location)
         url += ("&" if "?" in url else "?") + urlencode({"digest": str(digest)})
-        self.request(
-            "PUT",
-            url,
-            repository,
-            headers={"Content-Type": "application/octet-stream"},
-            data=_Sized(stream, size),  # type: ignore[arg-type]
-            ok=(201,),
-        )
+        body = _Sized(stream, size, reopen)
+        try:
+            self.request(
+                "PUT",
+                url,
+                repository,
+                headers={"Content-Type": "application/octet-stream"},
+                data=body,
+                ok=(201,),
+            )
+        finally:
+            body.close()
 
     def put_manifest(
         self, repository: str, reference: str, raw: bytes, media_type: str
@@ -294,16 +323,12 @@ class PushClient:
             f"/v2/{repository}/manifests/{reference}",
             repository,
             headers={"Accept": MANIFEST_ACCEPT},
-            allow=(404,),
+            ok=(200, 404),
+            limit=MAX_MANIFEST_SIZE,
         )
-        if resp.status_code == 404:
+        if resp.status == 404:
             return None
-        raw = resp.content
-        if len(raw) > MAX_MANIFEST_SIZE:
-            raise RegistryError(
-                f"registry {self.registry}: manifest {repository}:{reference} is over "
-                f"{MAX_MANIFEST_SIZE} bytes"
-            )
+        raw = resp.body
         digest = Digest.of_bytes(raw)
         if reference.startswith("sha256:") and str(digest) != reference:
             raise RegistryError(
@@ -317,12 +342,16 @@ class PushClient:
     def referrers(self, repository: str, subject: Digest) -> dict[str, object] | None:
         """The referrers API's image index, or None where the registry has no referrers API."""
         resp = self.request(
-            "GET", f"/v2/{repository}/referrers/{subject}", repository, allow=(404,)
+            "GET",
+            f"/v2/{repository}/referrers/{subject}",
+            repository,
+            ok=(200, 404),
+            limit=MAX_MANIFEST_SIZE,
         )
-        if resp.status_code == 404:
+        if resp.status == 404:
             return None
         try:
-            doc = json.loads(resp.content[:MAX_MANIFEST_SIZE])
+            doc = json.loads(resp.body)
         except ValueError as e:
             raise RegistryError(
                 f"registry {self.registry}: referrers of {subject} are not JSON"
@@ -334,29 +363,84 @@ class PushClient:
 
 class _Sized:
     """A stream with a known length, so the body is sent with ``Content-Length`` (requests
-    would otherwise announce a chunked body for a stream it cannot measure)."""
+    would otherwise announce a chunked body for a stream it cannot measure).
 
-    def __init__(self, stream: BinaryIO, size: int) -> None:
+    It is read from the stream's position when wrapped; ``tell`` counts from there (requests
+    measures the body as ``len - tell``) and ``seek(0)`` rewinds to it for a retried request:
+    a seekable stream is sought back, another one (the store's verifying blob stream) is
+    opened again with ``reopen``. Streams it opened are closed by :meth:`close`."""
+
+    def __init__(
+        self, stream: BinaryIO, size: int, reopen: Callable[[], BinaryIO] | None = None
+    ) -> None:
         self._stream = stream
         self._size = size
+        self._reopen = reopen
+        self._start = stream.tell() if stream.seekable() else 0
+        self._read = 0
+        self._opened: list[BinaryIO] = []
 
     def __len__(self) -> int:
         return self._size
 
     def read(self, n: int = -1) -> bytes:
-        return self._stream.read(n)
+        data = self._stream.read(n)
+        self._read += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._read
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if offset != 0 or whence != 0:
+            raise ValueError("a request body can only be rewound to its start")
+        if self._read:
+            if self._stream.seekable():
+                self._stream.seek(self._start)
+            elif self._reopen is not None:
+                self._stream = self._reopen()
+                self._opened.append(self._stream)
+            else:
+                raise RegistryError("cannot send the blob again: its stream cannot be rewound")
+            self._read = 0
+        return 0
+
+    def close(self) -> None:
+        for stream in self._opened:
+            stream.close()
+        self._opened.clear()
 
 
-def _error_text(resp: requests.Response) -> str:
+def _read_limited(resp: requests.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of an untrusted body, and whether that was all of it. A body
+    over the limit is not read further: the connection is closed instead."""
+    parts: list[bytes] = []
+    total = 0
     try:
-        doc = json.loads(resp.content[:65536])
+        while chunk := resp.raw.read(min(CHUNK, limit + 1 - total), decode_content=True):
+            total += len(chunk)
+            if total > limit:
+                resp.close()
+                return b"".join(parts), False
+            parts.append(chunk)
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        resp.close()
+        host = urlsplit(resp.url).netloc
+        raise RegistryError(f"the answer of {host} broke off: {_brief(e)}") from e
+    return b"".join(parts), True
+
+
+def _error_text(body: bytes, reason: str | None) -> str:
+    try:
+        doc = json.loads(body)
         errors = doc.get("errors") if isinstance(doc, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
             return f"{first.get('code', '?')}: {first.get('message', '')}".strip()
     except ValueError:
         pass
-    return resp.text[:200].strip() or resp.reason or "no detail"
+    text = body[:200].decode("utf-8", "replace").strip()
+    return text or reason or "no detail"
 
 
 def _brief(e: BaseException) -> str:

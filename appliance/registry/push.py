@@ -5,14 +5,17 @@ their index, the image before its referrers. Each referrer (RVA, SBOM attestatio
 VEX) is PUT by digest; a registry with a referrers API answers ``OCI-Subject`` and is done.
 One without it (Debian's docker-registry 2.8) gets the distribution-spec fallback: the tag
 ``sha256-<hex of the subject>`` names an image index whose descriptors carry each referrer's
-``artifactType`` and annotations. That index is read, merged and written back, then read again
-to check that neither this push's referrers nor those another client had listed were lost
-(registries have no conditional PUT, so a concurrent writer is detected and the merge redone).
+``artifactType`` and annotations. That index is read, merged and written back, then read again;
+if an entry listed when we read it or one of this push's referrers is missing, the merge is
+redone. Registries have no conditional PUT, so this catches only a concurrent write that lands
+between our write and our re-read and drops entries we know of. It does not detect entries
+another client wrote between our read and our write (our write drops them; that client's own
+re-read catches it if it runs the same check), nor a write landing after our re-read that drops
+ours: the last writer wins.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,13 +32,10 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, UsageError
 from bundles.oci import Descriptor, ImageIndex, OCILayout
+from bundles.oci.distribution import REPOSITORY, TAG, fallback_tag
 from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 
 FALLBACK_ATTEMPTS: Final = 5
-_REPO: Final = re.compile(
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-)
-_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 class ReferrersMethod(StrEnum):
@@ -61,15 +61,13 @@ class Destination:
                 f"--to {text!r} is not REGISTRY/REPO[:TAG]",
                 hint="e.g. --to registry.enclave:5000/team/app:1.0",
             )
-        repository, colon, tag = rest.rpartition(":") if ":" in rest else (rest, "", "")
-        if not colon:
-            repository, tag = rest, ""
-        if not _REPO.fullmatch(repository):
+        repository, _, tag = rest.partition(":")
+        if not REPOSITORY.fullmatch(repository):
             raise UsageError(
                 f"--to {text!r}: repository {repository!r} is not a valid repository name",
                 hint="lower-case letters, digits and . _ - separated by /",
             )
-        if tag and not _TAG.fullmatch(tag):
+        if tag and not TAG.fullmatch(tag):
             raise UsageError(f"--to {text!r}: {tag!r} is not a valid tag")
         return cls(registry, repository, tag or None)
 
@@ -99,11 +97,6 @@ class PushResult:
         }
 
 
-def fallback_tag(subject: Digest) -> str:
-    """The distribution-spec referrers tag schema: ``<alg>-<ref>``."""
-    return f"{subject.algorithm}-{subject.encoded}"
-
-
 class _Pusher:
     def __init__(self, layout: OCILayout, client: PushClient, repository: str) -> None:
         self.layout = layout
@@ -124,8 +117,11 @@ class _Pusher:
             self.present += 1
             return
         size = self.layout.blob_size(descriptor.digest)
-        with self.layout.open_blob(descriptor.digest) as stream:
-            self.client.upload_blob(self.repository, descriptor.digest, size, stream)
+        digest = descriptor.digest
+        with self.layout.open_blob(digest) as stream:
+            self.client.upload_blob(
+                self.repository, digest, size, stream, reopen=lambda: self.layout.open_blob(digest)
+            )
         self.uploaded += 1
 
     def graph(self, root: Descriptor, reference: str | None = None) -> Digest | None:
@@ -154,7 +150,7 @@ def _merge_fallback(
 ) -> None:
     """Read-modify-write the ``sha256-<hex>`` index, keeping every entry already listed."""
     tag = fallback_tag(subject)
-    wanted = {d.digest for d in ours}
+    listed = {str(d.digest) for d in ours}
     for _ in range(FALLBACK_ATTEMPTS):
         found = client.get_manifest(repository, tag)
         doc: dict[str, Any]
@@ -177,7 +173,6 @@ def _merge_fallback(
             doc = loaded
         entries: list[Any] = list(doc["manifests"])
         before = {e.get("digest") for e in entries if isinstance(e, dict)}
-        listed = {str(d) for d in wanted}
         added = [d.to_dict() for d in ours if str(d.digest) not in before]
         if not added:
             return
@@ -192,7 +187,9 @@ def _merge_fallback(
                 after = {e.get("digest") for e in now["manifests"] if isinstance(e, dict)}
         if (before | listed) <= after:
             return
-        # Another client rewrote the index between our read and our write: merge again.
+        # A write that landed between our write and our re-read lost entries: merge again.
+        # Entries written between our read and our write (and dropped by our write) or a
+        # write after our re-read are not seen here (see the module docstring).
     raise RegistryError(
         f"the fallback referrers index {client.registry}/{repository}:{tag} kept changing "
         f"under {FALLBACK_ATTEMPTS} attempts",
@@ -213,9 +210,7 @@ def push(
     """Push IMAGE (a name in the store) and its referrers to ``to``; recorded in the audit log."""
     destination = Destination.parse(to)
     layout, descriptor, names = images.resolve(home, image)
-    tag = destination.tag or (names[0].rpartition(":")[2] if names else None)
-    if not tag:
-        raise UsageError(f"cannot tell which tag to push {image!r} as", hint="use --to REPO:TAG")
+    tag = destination.tag or names[0].rpartition(":")[2]  # resolve() names at least one tag
     with PushClient(
         destination.registry, credentials=credentials, plain_http=plain_http, ca_bundle=ca_bundle
     ) as client:

@@ -15,7 +15,7 @@ served under any repository name. Built on the standard library's ``ThreadingHTT
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import os
 import re
 import secrets
@@ -32,6 +32,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
 from appliance.home import Home
+from appliance.images import open_store
 from appliance.registry.auth import Authenticator
 from appliance.registry.bodies import BodyError, body_stream
 from appliance.registry.errors import ServeConfigError
@@ -47,13 +48,13 @@ from bundles.errors import (
     StellaError,
 )
 from bundles.oci import Descriptor, OCILayout, check_tag, parse_manifest
+from bundles.oci.distribution import REPOSITORY, is_loopback_host
 from bundles.oci.layout import DEFAULT_BLOB_LIMIT
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, ManifestError
 from bundles.oci.mediatypes import OCI_INDEX
 
 DEFAULT_LISTEN: Final = "127.0.0.1:5000"
-_NAME: Final = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+_NAME: Final = REPOSITORY.pattern
 _ROUTES: Final = (
     ("ping", re.compile(r"/v2/?")),
     ("catalog", re.compile(r"/v2/_catalog")),
@@ -89,12 +90,7 @@ class ListenAddress:
 
     @property
     def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(self.host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +124,7 @@ class ServeOptions:
 
 @dataclass(slots=True)
 class _Upload:
+    uuid: str
     name: str
     path: Path
     size: int
@@ -163,10 +160,7 @@ class RegistryServer:
     ) -> None:
         options.check()
         self.home = home.require()
-        path = home.oci
-        self.layout = OCILayout.open(path) if (path / "oci-layout").is_file() else None
-        if self.layout is None:
-            self.layout = OCILayout.init(path)
+        self.store: OCILayout = open_store(home)
         self.options = options
         self.log = log
         self.clock = clock
@@ -184,6 +178,7 @@ class RegistryServer:
             try:
                 context.load_cert_chain(options.tls_cert, options.tls_key)
             except (OSError, ssl.SSLError) as e:
+                self.httpd.server_close()
                 raise ServeConfigError(
                     f"cannot load TLS certificate {options.tls_cert} / key {options.tls_key}: {e}"
                 ) from e
@@ -232,11 +227,6 @@ class RegistryServer:
 
     # -- helpers used by the handler --------------------------------------------------------
 
-    @property
-    def store(self) -> OCILayout:
-        assert self.layout is not None
-        return self.layout
-
     def record(
         self, digest: Digest, name: str, reference: str, user: str, result: dict[str, Any]
     ) -> None:
@@ -255,13 +245,10 @@ class RegistryServer:
         uuid = secrets.token_hex(16)
         fd, tmp = tempfile.mkstemp(dir=self.upload_dir, prefix=f"{uuid}-", suffix=".part")
         os.close(fd)
-        upload = _Upload(name, Path(tmp), 0, threading.Lock())
+        upload = _Upload(uuid, name, Path(tmp), 0, threading.Lock())
         with self._uploads_lock:
             self.uploads[uuid] = upload
         return upload
-
-    def upload_id(self, upload: _Upload) -> str:
-        return upload.path.name.split("-", 1)[0]
 
     def get_upload(self, name: str, uuid: str) -> _Upload:
         with self._uploads_lock:
@@ -269,6 +256,11 @@ class RegistryServer:
         if upload is None or upload.name != name:
             raise _ApiError(404, "BLOB_UPLOAD_UNKNOWN", f"no upload {uuid} in {name}")
         return upload
+
+    def is_open(self, upload: _Upload) -> bool:
+        """Whether ``upload`` is still a live session (not finished, cancelled or dropped)."""
+        with self._uploads_lock:
+            return self.uploads.get(upload.uuid) is upload
 
     def drop_upload(self, uuid: str) -> None:
         with self._uploads_lock:
@@ -383,11 +375,18 @@ class _Handler(BaseHTTPRequestHandler):
         except BodyError as e:
             self.close_connection = True
             self._error(_ApiError(400, "BLOB_UPLOAD_INVALID", str(e)))
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         except StellaError as e:  # the store or the audit log failed under the request
             self.close_connection = True
             self._error(_ApiError(500, "UNKNOWN", e.diagnostics()))
+        except OSError as e:  # the disk failed under the request: full, EIO, EACCES
+            self.close_connection = True
+            where = f"{e.filename}: " if e.filename is not None else ""
+            message = f"{where}{e.strerror or e}"
+            self.log_message("%s %s failed: %s", method, url.path, message)
+            with contextlib.suppress(OSError):  # the client may be gone as well
+                self._error(_ApiError(500, "UNKNOWN", message))
 
     def _has_body(self) -> bool:
         return "Transfer-Encoding" in self.headers or self.headers.get(
@@ -414,7 +413,7 @@ class _Handler(BaseHTTPRequestHandler):
         repos: dict[str, list[str]] = {}
         for tag in self.server.app.store.tags():
             name, sep, ref = tag.rpartition(":")
-            if sep and re.fullmatch(_NAME, name):
+            if sep and REPOSITORY.fullmatch(name):
                 repos.setdefault(name, []).append(ref)
         return repos
 
@@ -568,15 +567,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(202, b"", self._upload_headers(name, upload))
 
     def _upload_headers(self, name: str, upload: _Upload) -> dict[str, str]:
-        uuid = self.server.app.upload_id(upload)
-        headers = {
-            "Location": f"/v2/{name}/blobs/uploads/{uuid}",
-            "Docker-Upload-UUID": uuid,
+        return {
+            "Location": f"/v2/{name}/blobs/uploads/{upload.uuid}",
+            "Docker-Upload-UUID": upload.uuid,
             "Range": f"0-{max(upload.size - 1, 0)}",
         }
-        if upload.size == 0:
-            headers["Range"] = "0-0"
-        return headers
 
     def _drain(self) -> None:
         body, _ = body_stream(self.headers, self.rfile)  # type: ignore[arg-type]
@@ -614,7 +609,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if method not in ("PATCH", "PUT"):
             raise _ApiError(405, "UNSUPPORTED", f"{method} of an upload is not supported")
+        digest: Digest | None = None
+        if method == "PUT":  # refused before its body is appended to the session
+            expected = self.query.get("digest")
+            if expected is None:
+                raise _ApiError(400, "DIGEST_INVALID", "PUT to finish an upload needs ?digest=")
+            digest = _digest(expected, "DIGEST_INVALID", status=400)
         with upload.lock:
+            if not app.is_open(upload):  # finished or cancelled while this request waited
+                raise _ApiError(404, "BLOB_UPLOAD_UNKNOWN", f"no upload {uuid} in {name}")
             content_range = self.headers.get("Content-Range")
             if method == "PATCH" and content_range:
                 match = _CONTENT_RANGE.fullmatch(content_range.strip())
@@ -633,13 +636,9 @@ class _Handler(BaseHTTPRequestHandler):
                         app.drop_upload(uuid)
                         raise _ApiError(400, "SIZE_INVALID", "blob over the store's size limit")
                     out.write(chunk)
-            if method == "PATCH":
+            if digest is None:  # PATCH
                 self._send(202, b"", self._upload_headers(name, upload))
                 return
-            expected = self.query.get("digest")
-            if expected is None:
-                raise _ApiError(400, "DIGEST_INVALID", "PUT to finish an upload needs ?digest=")
-            digest = _digest(expected, "DIGEST_INVALID", status=400)
             try:
                 with open(upload.path, "rb") as stream:
                     self._store_blob(stream, digest, upload.size)
@@ -659,8 +658,12 @@ class _Handler(BaseHTTPRequestHandler):
         is_digest = ref.startswith("sha256:")
         if is_digest and _digest(ref, "DIGEST_INVALID", status=400) != digest:
             raise _ApiError(400, "DIGEST_INVALID", f"manifest bytes hash to {digest}, not {ref}")
-        if not is_digest and not _TAG.fullmatch(ref):
-            raise _ApiError(400, "TAG_INVALID", f"{ref!r} is not a valid tag")
+        store_tag = None if is_digest else f"{name}:{ref}"
+        if store_tag is not None:  # the store's rules, checked before anything is stored
+            try:
+                check_tag(store_tag)
+            except OCILayoutError as e:
+                raise _ApiError(400, "TAG_INVALID", f"{ref!r} is not a valid tag: {e.hint}") from e
         media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip() or None
         try:
             manifest = parse_manifest(raw, media_type, source=f"manifest {name}:{ref}")
@@ -670,12 +673,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ManifestError, OCILayoutError) as e:
             raise _ApiError(400, "MANIFEST_INVALID", e.diagnostics()) from e
         result: dict[str, Any] = {"mediaType": manifest.media_type, "size": len(raw)}
-        store_tag = None if is_digest else f"{name}:{ref}"
         if store_tag is not None:
-            try:
-                check_tag(store_tag)
-            except OCILayoutError as e:
-                raise _ApiError(400, "TAG_INVALID", e.diagnostics()) from e
             result["tag"] = store_tag
         headers = {
             "Location": f"/v2/{name}/manifests/{digest}",
@@ -685,8 +683,11 @@ class _Handler(BaseHTTPRequestHandler):
             headers["OCI-Subject"] = str(manifest.subject.digest)
             result["subject"] = str(manifest.subject.digest)
             result["artifactType"] = descriptor.artifact_type
+        # A referrer is indexed by put_manifest above, so its record follows it (a failure
+        # here answers 500 with the referrer already in the store); a tag is recorded before
+        # it takes effect.
         if store_tag is not None or manifest.subject is not None:
-            app.record(digest, name, ref, self.user, result)  # recorded before it takes effect
+            app.record(digest, name, ref, self.user, result)
         if store_tag is not None:
             app.store.tag(store_tag, Descriptor(manifest.media_type, digest, len(raw)))
         self._send(201, b"", headers)

@@ -5,10 +5,14 @@ HTTP requests for the protocol's corners (auth, Range, HEAD, chunked uploads, re
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,10 +30,16 @@ from appliance.rva.gate import GateResult
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from bundles.digest import Digest
-from bundles.oci import OCILayout
+from bundles.oci import Descriptor, OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import gated_home, make_home
-from tests.mirror.registry_fixture import clean_env, free_port, loopback_certificate
+from tests.mirror.registry_fixture import (
+    SPDX_JSON,
+    artifact_manifest,
+    clean_env,
+    free_port,
+    loopback_certificate,
+)
 
 USER = ("builder", "correct horse")
 WRONG = ("builder", "wrong horse")
@@ -282,6 +292,95 @@ def test_manifest_put_refusals(served: tuple[Home, RegistryServer]) -> None:
     assert garbage.json()["errors"][0]["code"] == "MANIFEST_INVALID"
 
 
+def test_manifest_put_with_a_tag_the_store_refuses_stores_nothing(
+    served: tuple[Home, RegistryServer],
+) -> None:
+    home, server = served
+    base = f"http://{server.address}"
+    s = _session()
+    store = OCILayout.open(home.oci)
+    image = store.resolve("base:1")
+    subject = Descriptor(image.media_type, image.digest, image.size)
+    raw, blobs = artifact_manifest(subject, b'{"spdxVersion":"SPDX-2.3"}', SPDX_JSON,
+                                   artifact_type=SPDX_JSON)  # fmt: skip
+    for digest, data in blobs.items():
+        up = s.post(f"{base}/v2/base/blobs/uploads/?digest={digest}", data=data)
+        assert up.status_code == 201
+    with open_state(home) as db:
+        records = len(list(AuditLog(db).records()))
+    for tag in ("v1-", "_v1", "v1..2"):  # the route takes them, the store's tag rules do not
+        put = s.put(f"{base}/v2/base/manifests/{tag}", data=raw,
+                    headers={"Content-Type": OCI_MANIFEST})  # fmt: skip
+        assert put.status_code == 400
+        assert put.json()["errors"][0]["code"] == "TAG_INVALID"
+    store = OCILayout.open(home.oci)
+    assert not store.has_blob(Digest.of_bytes(raw))
+    assert store.referrers(image.digest) == []
+    with open_state(home) as db:
+        assert len(list(AuditLog(db).records())) == records
+
+
+def test_disk_failure_answers_500_naming_the_file(
+    served: tuple[Home, RegistryServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, server = served
+    part = str(server.upload_dir / "blob.part")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), part)
+
+    monkeypatch.setattr(OCILayout, "put_blob", full)
+    data = b"a blob that does not fit"
+    answer = _session().post(
+        f"http://{server.address}/v2/x/blobs/uploads/?digest={Digest.of_bytes(data)}", data=data
+    )
+    assert answer.status_code == 500
+    assert answer.headers["Connection"] == "close"
+    (error,) = answer.json()["errors"]
+    assert error["code"] == "UNKNOWN"
+    assert error["message"] == f"{part}: No space left on device"
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_upload_put_without_digest_appends_nothing(served: tuple[Home, RegistryServer]) -> None:
+    _, server = served
+    base = f"http://{server.address}"
+    s = _session()
+    location = base + s.post(f"{base}/v2/up/blobs/uploads/").headers["Location"]
+    assert s.patch(location, data=b"0123456789").headers["Range"] == "0-9"
+    refused = s.put(location, data=b"more")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["code"] == "DIGEST_INVALID"
+    assert s.get(location).headers["Range"] == "0-9"
+
+
+def test_upload_dropped_while_a_request_waits_is_unknown(
+    served: tuple[Home, RegistryServer],
+) -> None:
+    _, server = served
+    base = f"http://{server.address}"
+    s = _session()
+    start = s.post(f"{base}/v2/up/blobs/uploads/")
+    uuid = start.headers["Docker-Upload-UUID"]
+    upload = server.uploads[uuid]
+    answers: list[requests.Response] = []
+    with upload.lock:  # another request is busy with the session
+        location = base + start.headers["Location"]
+        waiting = threading.Thread(
+            target=lambda: answers.append(_session().patch(location, data=b"late"))
+        )
+        waiting.start()
+        time.sleep(0.5)  # the PATCH is now waiting for the session's lock
+        server.drop_upload(uuid)  # ... which finishes (or cancels) the session
+    waiting.join(10)
+    (answer,) = answers
+    assert answer.status_code == 404
+    assert answer.json()["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    assert list(server.upload_dir.iterdir()) == []
+
+
 def test_read_only_by_default_and_serves_anonymously(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
     with _server(home, allow_push=False) as server:
@@ -340,7 +439,6 @@ def test_htpasswd_bcrypt_and_sha(tmp_path: Path) -> None:
     path = tmp_path / "htpasswd"
     path.write_text(f"# users\n{line}\n{sha}\n")
     auth = Authenticator.from_htpasswd(path)
-    assert auth.users == ("builder", "legacy")
 
     def header(user: str, password: str) -> str:
         return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -357,6 +455,33 @@ def test_htpasswd_bcrypt_and_sha(tmp_path: Path) -> None:
     path.write_text(md5 + "\n")
     with pytest.raises(ServeConfigError, match=r"htpasswd:1: user 'old' .* unsupported"):
         Authenticator.from_htpasswd(path)
+
+
+def test_htpasswd_without_users_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "htpasswd"
+    path.write_text("# nobody yet\n\n")
+    with pytest.raises(ServeConfigError) as refused:
+        Authenticator.from_htpasswd(path)
+    assert refused.value.diagnostics() == (
+        f"htpasswd file {path} lists no users (add one with 'htpasswd -B {path} NAME')"
+    )
+
+
+def test_bad_tls_certificate_releases_the_port(tmp_path: Path) -> None:
+    _, key_file = loopback_certificate(tmp_path / "tls")
+    home = make_home(tmp_path / "home")
+    port = free_port()
+    options = ServeOptions(
+        ListenAddress("127.0.0.1", port),
+        True,
+        Authenticator.single(Credentials(*USER)),
+        tls_cert=key_file,  # not a certificate
+        tls_key=key_file,
+    )
+    with pytest.raises(ServeConfigError, match="cannot load TLS certificate"):
+        RegistryServer(home, options)
+    with socket.socket() as again:  # the port is free again: the socket was closed
+        again.bind(("127.0.0.1", port))
 
 
 def test_cli_serve_runs_and_answers(tmp_path: Path) -> None:
