@@ -814,15 +814,16 @@ class ApplianceService:
                     reason=e.cause.diagnostics(),
                     quarantined=str(e.quarantined) if e.quarantined else None,
                 )
+            # imported: its files leave the inbox before anything else can go wrong
+            leftovers = [self.home.inbox / f for f in (*entry.companions, name + WAITING_SUFFIX)]
+            for path in (*paths, *leftovers):
+                path.unlink(missing_ok=True)
             steps.append(
                 f"verified: signed by {', '.join(k[:16] for k in result.keyids)}; "
                 f"{result.kind} bundle, sequence {result.sequence} newer than the last on "
                 f"{result.channel}; every member's digest checked"
             )
             progress(ImportStep(2, total, steps[-1]))
-            leftovers = [self.home.inbox / f for f in (*entry.companions, name + WAITING_SUFFIX)]
-            for path in (*paths, *leftovers):
-                path.unlink(missing_ok=True)
             steps.append(
                 f"loaded: {len(result.datasets_loaded)} datasets loaded, "
                 f"{len(result.datasets_patched)} patched, {result.datasets_reused} unchanged; "

@@ -17,6 +17,7 @@ from textual.screen import Screen
 
 from appliance.service import Service
 from tui.screens.audit import AuditScreen
+from tui.screens.base import MODE_KEYS
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.help import HelpScreen
 from tui.screens.images import ImagesScreen
@@ -35,11 +36,11 @@ class StellaApp(App[None]):
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [
-        # shown in the footer by the four top-level screens (MODE_KEYS), active everywhere
-        Binding("d", "switch_mode('dashboard')", "Dashboard", show=False),
-        Binding("i", "switch_mode('images')", "Images", show=False),
-        Binding("m", "switch_mode('import')", "Import", show=False),
-        Binding("a", "switch_mode('audit')", "Audit", show=False),
+        # active everywhere; the four top-level screens show them in their footers (mode_keys)
+        *(
+            Binding(key, f"switch_mode('{mode}')", label, show=False)
+            for key, mode, label in MODE_KEYS
+        ),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]

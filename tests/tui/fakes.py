@@ -3,6 +3,7 @@ tests (snapshots) and the benchmark. The end-to-end tests use the real service."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from appliance.vex.model import VexStatus
 NOW = datetime(2026, 11, 23, 6, 0, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
 SNAPSHOT = "sha256:" + "5e" * 32
+REFUSED_BUNDLE = "2026-11-01-stable.stella.tar.zst"  # an operator's name for an old bundle
 SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.UNKNOWN)
 STATUSES = (
     VexStatus.AFFECTED,
@@ -111,14 +113,14 @@ class FakeService:
                 ImportEvent("2026-10-02T00:00:00Z", SNAPSHOT, True, "full seq 7 on stable"),
                 ImportEvent(
                     "2026-11-01T00:00:00Z",
-                    "old.stella.tar.zst",
+                    REFUSED_BUNDLE,
                     False,
                     "sequence 6 is not newer than 7 (rollback refused)",
                 ),
             ),
             quarantined=(
                 QuarantinedBundle(
-                    "old.stella.tar.zst",
+                    REFUSED_BUNDLE,
                     "2026-11-01T00:00:00Z",
                     "sequence 6 is not newer than 7 (rollback refused)",
                 ),
@@ -160,13 +162,18 @@ class FakeService:
         return ImageFindings(image, DIGEST, "2026-11-23T06:00:00Z", "stable/7", self.rows)
 
     def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]:
+        """One statement: the row's statement in force, or (for a row without one) a vendor's
+        statement about the vulnerability that the appliance does not apply to it."""
+        status = row.status.value if row.vex_statement else VexStatus.NOT_AFFECTED.value
         return (
             VexEntry(
-                key=f"urn:stella:vex:{row.id}#0",
-                status="not_affected",
+                key=row.vex_statement or f"urn:stella:vex:{row.id}#0",
+                status=status,
                 origin="vendor",
                 timestamp="2026-10-01T00:00:00Z",
-                justification="vulnerable_code_not_present",
+                justification="vulnerable_code_not_present"
+                if status == VexStatus.NOT_AFFECTED
+                else None,
                 text="",
                 expires=None,
                 revokes="",
@@ -268,3 +275,56 @@ class FakeService:
 
     def verify_audit(self) -> AuditCheck:
         return AuditCheck(True, 12, 12, None)
+
+
+@dataclass
+class SlowService(FakeService):
+    """A fake whose imports, exports, triages and revocations each wait for ``gate`` in the
+    worker's thread, so a test can act while one runs. Imports are accepted, reporting their
+    steps as the real service does; any error a progress report raised into the import is
+    kept in ``progress_errors``. ``calls`` lists the calls that changed something."""
+
+    gate: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    calls: list[str] = field(default_factory=list)
+    progress_errors: list[BaseException] = field(default_factory=list)
+    inbox_reads: int = 0
+
+    def inbox(self) -> tuple[InboxEntry, ...]:
+        self.inbox_reads += 1
+        return super().inbox()
+
+    def _wait(self, call: str) -> None:
+        self.calls.append(call)
+        if not self.gate.wait(timeout=10):
+            raise TimeoutError(f"{call}: the test never opened the gate")
+
+    def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:
+        try:
+            steps = (f"found {name}", f"verified {name}", f"loaded {name}")
+            self._report(progress, ImportStep(1, 3, steps[0]))
+            self._wait(f"import {name}")
+            for done, text in enumerate(steps[1:], start=2):
+                self._report(progress, ImportStep(done, 3, text))
+            return ImportOutcome(True, name, steps)
+        finally:
+            self.finished.set()
+
+    def _report(self, progress: Callable[[ImportStep], None], step: ImportStep) -> None:
+        try:
+            progress(step)
+        except BaseException as e:
+            self.progress_errors.append(e)
+            raise
+
+    def export_audit_package(self, image: str, out: Path) -> ExportedPackage:
+        self._wait(f"export {out}")
+        return super().export_audit_package(image, out)
+
+    def triage(self, request: TriageRequest) -> TriageResult:
+        self._wait(f"triage {request.vulnerability}")
+        return super().triage(request)
+
+    def revoke(self, request: RevokeRequest) -> TriageResult:
+        self._wait(f"revoke {request.statement}")
+        return super().revoke(request)

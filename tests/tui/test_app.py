@@ -26,10 +26,11 @@ from appliance.store.verdicts import VerdictStore
 from appliance.store.vex import VexStore
 from appliance.vex.model import Justification, VexStatus
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
-from tests.tui.fakes import FakeService, finding
+from tests.tui.fakes import REFUSED_BUNDLE, FakeService, SlowService, finding
 from tests.tui.homes import CVE, NOW, add_audit_records, excepted_home, gated_home
 from tui.app import StellaApp
 from tui.screens.audit import AuditScreen
+from tui.screens.base import short
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.export import ExportScreen
@@ -86,6 +87,16 @@ async def open_detail(pilot: Pilot[None]) -> None:
     assert isinstance(pilot.app.screen, DetailScreen)
 
 
+async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) -> None:
+    """Pause until ``condition`` holds (without waiting for workers: one may be held open on
+    purpose), or fail after about five seconds."""
+    for _ in range(500):
+        if condition():
+            return
+        await pilot.pause(0.01)
+    raise AssertionError(f"never happened: {what}")
+
+
 def current(app: StellaApp) -> Screen[Any]:
     """The active screen, read afresh (a call, so no earlier isinstance narrows it)."""
     return app.screen
@@ -93,6 +104,10 @@ def current(app: StellaApp) -> Screen[Any]:
 
 def messages(app: StellaApp) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+def warnings(app: StellaApp) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "warning"]
 
 
 def text_of(app: StellaApp, selector: str) -> str:
@@ -523,6 +538,10 @@ async def test_revoke_cancelled_changes_nothing() -> None:
         await pilot.press("r")
         await settle(pilot)
         assert isinstance(app.screen, RevokeScreen)
+        assert text_of(app, "#revoke-statement") == (
+            "urn:stella:vex:2#0\n"
+            "2026-10-01T00:00:00Z vendor not_affected (vulnerable_code_not_present)"
+        )
         await pilot.press(*"typed, then thought better", "escape")
         await settle(pilot)
         assert isinstance(app.screen, DetailScreen)
@@ -578,3 +597,157 @@ async def test_audit_pages_through_a_long_log(home: Home) -> None:
         assert text_of(app, "#audit-check") == (
             "chain intact: 122 records, head checkpoint signature valid"
         )
+
+
+@run
+async def test_a_second_enter_does_not_cancel_the_running_import() -> None:
+    service = SlowService()
+    app = StellaApp(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        reads = service.inbox_reads
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(service.calls), "the import started")
+        await pilot.press("enter")  # while the first import runs
+        await pilot.pause()
+        assert warnings(app) == ["an import is already running"]
+        service.gate.set()
+        await settle(pilot)
+        assert service.calls == ["import next.stella.tar.zst"]
+        assert text_of(app, "#import-reason") == "next.stella.tar.zst imported"
+        assert text_of(app, "#import-steps").splitlines() == [
+            "found next.stella.tar.zst",
+            "verified next.stella.tar.zst",
+            "loaded next.stella.tar.zst",
+        ]
+        assert service.inbox_reads == reads + 1  # the inbox was read again
+        await pilot.press("enter")  # and once it is done, the next import may start
+        await settle(pilot)
+        assert len(service.calls) == 2
+
+
+@run
+async def test_quitting_during_an_import_lets_it_finish() -> None:
+    service = SlowService()
+    app = StellaApp(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(service.calls), "the import started")
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
+    service.gate.set()
+    assert await asyncio.to_thread(service.finished.wait, 10)
+    assert service.progress_errors == []  # reporting a step never broke the import
+
+
+@run
+async def test_verifying_during_an_export_does_not_cancel_it(tmp_path: Path) -> None:
+    out = tmp_path / "audit.zip"
+    service = SlowService()
+    app = StellaApp(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, ExportScreen)
+        app.screen.query_one(Input).value = str(out)
+        await pilot.press("enter")
+        await until(pilot, lambda: bool(service.calls), "the export started")
+        await pilot.press("c")  # verify while the export is written
+        await until(
+            pilot,
+            lambda: text_of(app, "#verdict-action").startswith("verified FAIL"),
+            "the verdict was verified",
+        )
+        await pilot.press("x")  # a second export while the first runs: refused
+        await pilot.pause()
+        assert isinstance(app.screen, VerdictScreen)
+        assert warnings(app) == ["an export is already running"]
+        service.gate.set()
+        await settle(pilot)
+        assert text_of(app, "#verdict-action").startswith(f"wrote {out} (4096 bytes")
+    assert service.calls == [f"export {out}"]
+
+
+@run
+async def test_a_second_vex_change_waits_for_the_first() -> None:
+    service = SlowService(rows=(finding(2),))  # not_affected by urn:stella:vex:2#0
+    app = StellaApp(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_detail(pilot)
+        detail = app.screen
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press(*"no longer holds", "enter")
+        await until(pilot, lambda: bool(service.calls), "the revocation started")
+        assert current(app) is detail
+        for key in ("t", "r", "escape"):  # neither a triage, another revocation, nor leaving
+            await pilot.press(key)
+            await pilot.pause()
+            assert current(app) is detail
+        assert len(warnings(app)) == 3
+        assert warnings(app)[0] == "a VEX statement is already being signed; wait for its verdict"
+        service.gate.set()
+        await settle(pilot)
+        assert isinstance(app.screen, VerdictScreen)
+    assert service.calls == ["revoke urn:stella:vex:2#0"]
+    assert service.triaged == []
+
+
+@run
+async def test_enter_in_a_triage_text_field_signs() -> None:
+    service = FakeService(rows=(finding(0),))
+    app = StellaApp(service)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_triage(pilot)
+        assert isinstance(app.screen, TriageScreen)
+        app.screen.query_one("#text", Input).focus()
+        await pilot.press(*"the parser never sees input", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, VerdictScreen)
+    (request,) = service.triaged
+    assert request.text == "the parser never sees input"
+
+
+@run
+async def test_dashboard_shows_a_refused_bundle_by_its_whole_name() -> None:
+    app = StellaApp(FakeService())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        imports = text_of(app, "#imports")
+        assert f"REFUSED {REFUSED_BUNDLE}  sequence 6 is not newer" in imports
+
+
+def test_short_cuts_digests_only() -> None:
+    assert short("sha256:" + "ab" * 32) == "sha256:abababababab"
+    assert short("sha256:" + "ab" * 32, 4) == "sha256:abab"
+    assert short(REFUSED_BUNDLE) == REFUSED_BUNDLE
+    assert short("c:/bundles/x.stella.tar.zst") == "c:/bundles/x.stella.tar.zst"
+    assert short(None) == short("") == "-"
+
+
+@run
+async def test_findings_table_uses_every_line_at_80x24() -> None:
+    app = StellaApp(FakeService())  # 40 findings: more than fit
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        table = app.screen.query_one(FindingsTable)
+        assert table.show_vertical_scrollbar
+        assert not table.show_horizontal_scrollbar
+        assert table.scrollable_content_region.height == 1 + 18  # the header and 18 rows
+        await pilot.press("pagedown")  # a page is the 18 rows on screen
+        assert table.cursor == 18

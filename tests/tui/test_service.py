@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from appliance.home import Home
 from appliance.service import (
     AUDIT_PAGE,
     ApplianceService,
+    ImportStep,
     RevokeRequest,
     ServiceError,
     TriageRequest,
@@ -21,6 +23,7 @@ from appliance.vex import service as vex_service
 from appliance.vex.model import VexError, VexStatus
 from bundles import canonical
 from bundles.errors import StellaError
+from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 from tests.tui.homes import (
     CVE,
     EXCEPTED_AT,
@@ -266,3 +269,26 @@ def test_revoke_in_the_same_second_as_the_statement_is_refused(tmp_path: Path) -
     service = ApplianceService(home, clock=lambda: EXCEPTED_AT, settle=0)
     with pytest.raises(VexError, match="is not after the statement's"):
         _revoke(service, key)
+
+
+def test_an_imported_bundle_leaves_the_inbox_even_if_reporting_fails(
+    mirror: Mirror,  # noqa: F811
+    appliance: Appliance,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The bundle is imported once the importer returns: a progress report failing after
+    that (the UI gone) must not leave it in the inbox, to be quarantined later as a
+    rollback."""
+    bundle = tmp_path / "full.stella.tar.zst"
+    mirror.export(bundle, "--snapshot", mirror.snapshots[0], "--sequence", "1")
+    shutil.copy(bundle, appliance.home / "inbox" / bundle.name)
+    service = ApplianceService(Home(appliance.home), settle=0)
+
+    def progress(step: ImportStep) -> None:
+        if step.done > 1:
+            raise RuntimeError("the screen is gone")
+
+    with pytest.raises(RuntimeError, match="the screen is gone"):
+        service.import_bundle(bundle.name, progress)
+    assert list((appliance.home / "inbox").iterdir()) == []
+    assert appliance.active() == mirror.snapshots[0]

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Header, Static
 
 from appliance.service import Dashboard
 from bundles.errors import StellaError
-from tui.screens.base import describe, mode_keys, service_of, short
+from tui.screens.base import describe, label_grid, mode_keys, service_of, short
 
 VERDICT_STYLE = {
     "PASS": "green",
@@ -28,15 +28,8 @@ VERDICT_STYLE = {
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
-def _grid() -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
-    return table
-
-
 def knowledge_text(d: Dashboard) -> Table:
-    grid = _grid()
+    grid = label_grid()
     s = d.snapshot
     if s is None:
         grid.add_row("Knowledge", Text("no snapshot imported: import a bundle (m)", "bold red"))
@@ -50,7 +43,7 @@ def knowledge_text(d: Dashboard) -> Table:
 
 
 def images_text(d: Dashboard) -> Table:
-    grid = _grid()
+    grid = label_grid()
     verdicts = Text()
     for verdict, n in d.verdicts:
         verdicts.append(f"{verdict} {n}", VERDICT_STYLE.get(verdict, ""))
@@ -71,7 +64,7 @@ def images_text(d: Dashboard) -> Table:
 
 
 def imports_text(d: Dashboard) -> Table:
-    grid = _grid()
+    grid = label_grid()
     if not d.imports:
         grid.add_row("Imports", Text("none yet", "dim"))
     for i, event in enumerate(d.imports):

@@ -27,25 +27,20 @@ from appliance.service import (
     VexEntry,
 )
 from bundles.errors import StellaError
-from tui.screens.base import describe, service_of, short
+from tui.screens.base import describe, label_grid, service_of, short, vex_entry_text
 from tui.screens.dashboard import SEVERITY_STYLE
 from tui.screens.revoke import RevokeScreen
 from tui.screens.triage import TriageScreen
 from tui.screens.verdict import VerdictScreen
 
-
-def _grid() -> Table:
-    table = Table.grid(padding=(0, 1))
-    table.add_column(style="bold", no_wrap=True, min_width=9)
-    table.add_column(overflow="fold")
-    return table
+LABELS = 9  # the label column's width, so the finding's grid and the history's line up
 
 
 def finding_text(row: FindingRow) -> Group:
     head = Text(f"{row.id}  ", "bold")
     head.append(row.severity.value.upper(), SEVERITY_STYLE.get(row.severity.value, "bold"))
     head.append(f"  {row.package} {row.version}")
-    grid = _grid()
+    grid = label_grid(LABELS)
     grid.add_row("Summary", Text(row.summary) if row.summary else Text("none published", "dim"))
     grid.add_row("Aliases", Text(", ".join(row.aliases) or "-"))
     grid.add_row("Fixed in", Text(", ".join(row.fixed_versions) or f"no fix ({row.fix_state})"))
@@ -82,21 +77,11 @@ def finding_text(row: FindingRow) -> Group:
 
 
 def history_text(entries: tuple[VexEntry, ...]) -> Table:
-    grid = _grid()
+    grid = label_grid(LABELS)
     if not entries:
         grid.add_row("History", Text("no VEX statement names this vulnerability", "dim"))
     for i, e in enumerate(entries):
-        line = Text(f"{e.timestamp} {e.origin} ")
-        line.append(e.status, "bold")
-        if e.justification:
-            line.append(f" ({e.justification})")
-        if e.expires:
-            line.append(f" until {e.expires}", "yellow")
-        if e.revokes:
-            line.append(f" revokes {e.revokes}")
-        if e.text:
-            line.append(f"\n  {e.text}", "italic")
-        grid.add_row("History" if i == 0 else "", line)
+        grid.add_row("History" if i == 0 else "", vex_entry_text(e))
     return grid
 
 
@@ -116,6 +101,7 @@ class DetailScreen(Screen[bool]):
         self.row = row
         self.changed = False
         self.history: tuple[VexEntry, ...] = ()
+        self._signing = False  # a triage or revocation is under way: it is never cancelled
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -154,23 +140,39 @@ class DetailScreen(Screen[bool]):
             self.query_one("#finding", Static).update(finding_text(row))
 
     def action_back(self) -> None:
-        self.dismiss(self.changed)
+        if not self._busy():  # leaving would cancel the worker, not the signing
+            self.dismiss(self.changed)
+
+    def _busy(self) -> bool:
+        """Whether a triage or revocation is under way (and say so): one at a time."""
+        if self._signing:
+            self.notify(
+                "a VEX statement is already being signed; wait for its verdict",
+                severity="warning",
+            )
+        return self._signing
 
     def action_triage(self) -> None:
+        if self._busy():
+            return
         self.app.push_screen(TriageScreen(self.view, self.row), self._triage)
 
     def _triage(self, request: TriageRequest | None) -> None:
         if request is not None:
+            self._signing = True
             self.run_triage(request)
 
-    @work(exclusive=True, group="triage")
+    # Neither worker is exclusive: cancelling one would not stop the signing it waits for.
+    @work(group="triage")
     async def run_triage(self, request: TriageRequest) -> None:
-        self.notify(f"signing the VEX statement and gating {request.image}…", timeout=3)
         try:
+            self.notify(f"signing the VEX statement and gating {request.image}…", timeout=3)
             result = await asyncio.to_thread(service_of(self.app).triage, request)
         except (StellaError, OSError) as e:
             self.notify(describe(e), title="Triage refused", severity="error", timeout=10)
             return
+        finally:
+            self._signing = False
         self._changed(request.image, result)
 
     def _changed(self, image: str, result: TriageResult) -> None:
@@ -180,6 +182,8 @@ class DetailScreen(Screen[bool]):
         self.app.push_screen(VerdictScreen(image, triage=result))
 
     def action_revoke(self) -> None:
+        if self._busy():
+            return
         key = self.row.vex_statement
         if key is None:
             self.notify(
@@ -196,14 +200,17 @@ class DetailScreen(Screen[bool]):
     def _revoke(self, key: str, reason: str | None) -> None:
         """Revoke ``key``, the statement the form showed, once a reason was given."""
         if reason is not None:
+            self._signing = True
             self.run_revoke(RevokeRequest(self.view.name, self.view.digest, key, reason))
 
-    @work(exclusive=True, group="triage")
+    @work(group="triage")
     async def run_revoke(self, request: RevokeRequest) -> None:
-        self.notify(f"signing the revocation and gating {request.image}…", timeout=3)
         try:
+            self.notify(f"signing the revocation and gating {request.image}…", timeout=3)
             result = await asyncio.to_thread(service_of(self.app).revoke, request)
         except (StellaError, OSError) as e:
             self.notify(describe(e), title="Revoke refused", severity="error", timeout=10)
             return
+        finally:
+            self._signing = False
         self._changed(request.image, result)

@@ -21,9 +21,16 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("esc", "back"),
         ),
     ),
+    ("Dashboard", (("r", "re-read"),)),
     (
         "Images",
-        (("/", "filter"), ("s", "next sort"), ("enter", "findings"), ("v", "verdict")),
+        (
+            ("/", "filter"),
+            ("s", "next sort"),
+            ("enter", "findings"),
+            ("v", "verdict"),
+            ("r", "re-read"),
+        ),
     ),
     (
         "Findings",
@@ -43,8 +50,15 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("r", "revoke the statement in force, then re-gate"),
         ),
     ),
-    ("Verdict", (("c", "verify the signed verdict"), ("x", "export an audit package"))),
-    ("Triage", (("tab", "next field"), ("ctrl+s", "sign"), ("esc", "cancel"))),
+    (
+        "Verdict",
+        (
+            ("c", "verify the signed verdict"),
+            ("x", "export an audit package"),
+            ("r", "re-read the verdict"),
+        ),
+    ),
+    ("Triage", (("tab", "next field"), ("enter ctrl+s", "sign"), ("esc", "cancel"))),
     ("Revoke", (("enter ctrl+s", "sign the revocation"), ("esc", "cancel"))),
     ("Import", (("enter", "import the selected bundle"), ("r", "re-read the inbox"))),
     (

@@ -49,7 +49,7 @@ class ImagesScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Filter"),
         Binding("s", "sort", "Sort"),
-        Binding("enter", "findings", "Findings", show=True, priority=False),
+        # Enter is the table's own: it selects the row, and _selected opens its findings
         Binding("v", "verdict", "Verdict"),
         Binding("r", "refresh", "Refresh"),
         *mode_keys("images"),

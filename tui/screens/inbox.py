@@ -4,12 +4,14 @@ with a progress bar, and a refusal shows its reason (the bundle is then in quara
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
@@ -22,7 +24,7 @@ class ImportScreen(Screen[None]):
     """The inbox, and one import at a time."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "import", "Import"),
+        # Enter is the table's own: it selects the row, and _selected imports it
         Binding("r", "refresh", "Refresh"),
         *mode_keys("import"),
     ]
@@ -30,6 +32,7 @@ class ImportScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._steps: list[str] = []
+        self._importing = False  # an import is under way: it is never cancelled
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -86,17 +89,36 @@ class ImportScreen(Screen[None]):
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return
+        if self._importing:
+            self.notify("an import is already running", severity="warning")
+            return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         if key is not None:
+            self._importing = True  # at once, so a second Enter before the worker starts waits
             self.run_import(str(key))
 
-    def _progress(self, step: ImportStep) -> None:
+    class Progress(Message):
+        """A step of the running import, posted from the import's thread."""
+
+        def __init__(self, step: ImportStep) -> None:
+            super().__init__()
+            self.step = step
+
+    @on(Progress)
+    def _progress(self, message: Progress) -> None:
+        step = message.step
         self._steps.append(step.text)
         self.query_one(ProgressBar).update(total=step.total, progress=step.done)
         self.query_one("#import-steps", Static).update(Text("\n".join(self._steps)))
 
-    @work(exclusive=True, group="import")
+    @work(group="import")  # not exclusive: cancelling the worker would not stop the import
     async def run_import(self, name: str) -> None:
+        try:
+            await self._import(name)
+        finally:
+            self._importing = False
+
+    async def _import(self, name: str) -> None:
         self._steps = []
         self.query_one(ProgressBar).update(total=3, progress=0)
         self.query_one("#import-steps", Static).update(Text(f"importing {name}…"))
@@ -104,7 +126,11 @@ class ImportScreen(Screen[None]):
         reason.update("")
 
         def progress(step: ImportStep) -> None:
-            self.app.call_from_thread(self._progress, step)
+            # Runs in the import's thread, and neither waits for the UI nor raises into the
+            # import whatever befalls the UI (the screen gone, the app quit): the import goes
+            # on to its end.
+            with contextlib.suppress(Exception):
+                self.post_message(self.Progress(step))
 
         try:
             outcome: ImportOutcome = await asyncio.to_thread(

@@ -15,21 +15,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from appliance.service import FindingRow, VexEntry
+from tui.screens.base import vex_entry_text
 
 
 def statement_text(key: str, entry: VexEntry | None) -> Text:
     """The statement about to be revoked, as the history shows it."""
     text = Text(key, "bold")
-    if entry is None:
-        return text
-    text.append(f"\n{entry.timestamp} {entry.origin} ")
-    text.append(entry.status, "bold")
-    if entry.justification:
-        text.append(f" ({entry.justification})")
-    if entry.expires:
-        text.append(f" until {entry.expires}", "yellow")
-    if entry.text:
-        text.append(f"\n{entry.text}", "italic")
+    if entry is not None:
+        text.append("\n").append_text(vex_entry_text(entry))
     return text
 
 

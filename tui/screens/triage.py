@@ -1,6 +1,6 @@
 """The triage form (modal): OpenVEX status, justification from the spec's list, impact or
-action statement, optional expiry. Submitting dismisses with a :class:`TriageRequest`; the
-screen below signs it through the service and re-gates."""
+action statement, optional expiry. Submitting (ctrl+s, or Enter in a text field) dismisses
+with a :class:`TriageRequest`; the screen below signs it through the service and re-gates."""
 
 from __future__ import annotations
 
@@ -91,6 +91,10 @@ class TriageScreen(ModalScreen[TriageRequest | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    @on(Input.Submitted, "#text, #expires")
+    def _submitted(self) -> None:
+        self.action_submit()
 
     @on(Button.Pressed, "#sign")
     def _sign(self) -> None:

@@ -20,7 +20,7 @@ from textual.widgets import Footer, Header, Static
 
 from appliance.service import TriageResult, VerdictView
 from bundles.errors import StellaError
-from tui.screens.base import describe, service_of
+from tui.screens.base import describe, label_grid, service_of
 from tui.screens.dashboard import VERDICT_STYLE
 from tui.screens.export import ExportScreen
 
@@ -37,9 +37,7 @@ def verdict_text(v: VerdictView, triage: TriageResult | None) -> Group:
     head = Text(v.verdict, VERDICT_STYLE.get(v.verdict, "bold"))
     head.append(f"  {v.image}  evaluated {v.evaluation_time}", "bold")
     parts.append(head)
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
+    grid = label_grid()
     grid.add_row("Image", Text(v.digest))
     grid.add_row("Signed by", Text(f"key {v.signer[:16]} (signature verified)"))
     grid.add_row("Policy", Text(v.policy))
@@ -72,6 +70,7 @@ class VerdictScreen(Screen[None]):
         super().__init__()
         self.image = image
         self.triage = triage
+        self._exporting = False  # an export is being written: it is never cancelled
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -104,7 +103,7 @@ class VerdictScreen(Screen[None]):
     def action_check(self) -> None:
         self.check()
 
-    @work(exclusive=True, group="verdict-action")
+    @work(exclusive=True, group="verify")  # reads only: a newer check may replace it
     async def check(self) -> None:
         line = self.query_one("#verdict-action", Static)
         line.update("verifying the newest verdict…")
@@ -123,6 +122,9 @@ class VerdictScreen(Screen[None]):
         )
 
     def action_export(self) -> None:
+        if self._exporting:
+            self.notify("an export is already running", severity="warning")
+            return
         name = self.image.replace("/", "_").replace(":", "_").replace("@", "_")
         self.app.push_screen(
             ExportScreen(self.image, Path.cwd() / f"audit-{name}.zip"), self._export
@@ -130,17 +132,20 @@ class VerdictScreen(Screen[None]):
 
     def _export(self, out: Path | None) -> None:
         if out is not None:
+            self._exporting = True
             self.export(out)
 
-    @work(exclusive=True, group="verdict-action")
+    @work(group="export")  # not exclusive: cancelling the worker would not stop the writing
     async def export(self, out: Path) -> None:
         line = self.query_one("#verdict-action", Static)
-        line.update(Text(f"writing {out}…"))
         try:
+            line.update(Text(f"writing {out}…"))
             done = await asyncio.to_thread(
                 service_of(self.app).export_audit_package, self.image, out
             )
         except (StellaError, OSError) as e:
             line.update(Text(f"NOT EXPORTED: {describe(e)}", "bold red"))
             return
+        finally:
+            self._exporting = False
         line.update(Text(f"wrote {done.path} ({done.size} bytes, {done.digest})", "bold green"))

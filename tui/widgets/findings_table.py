@@ -92,7 +92,9 @@ class FindingsTable(ScrollView, can_focus=True):
     def set_rows(self, rows: Sequence[FindingRow]) -> None:
         """Show ``rows`` (already filtered and ordered); the cursor stays on its index."""
         self._rows = rows
-        self.virtual_size = Size(self.scrollable_content_region.width, len(rows) + 1)
+        # Width 0: the lines are drawn as wide as the view, never wider, so nothing scrolls
+        # sideways (the view's width is not known yet before the vertical scrollbar shows).
+        self.virtual_size = Size(0, len(rows) + 1)
         self.cursor = min(self.cursor, max(len(rows) - 1, 0))
         self._reveal()
         self.refresh()
@@ -138,9 +140,6 @@ class FindingsTable(ScrollView, can_focus=True):
         row = self.current
         if row is not None:
             self.post_message(self.Selected(row))
-
-    def on_resize(self) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self._rows) + 1)
 
     # -- rendering ---------------------------------------------------------------------
 
