@@ -11,7 +11,7 @@ import pytest
 from bundles.digest import Digest
 from bundles.errors import DigestError, SizeLimitError
 from bundles.oci import OCILayout
-from bundles.oci.sink import DEPTH
+from bundles.oci.sink import DEPTH, BlobSink
 
 DATA = os.urandom(3 << 20) + b"tail"
 
@@ -126,13 +126,18 @@ def test_blob_already_present_is_kept(layout: OCILayout) -> None:
     assert leftovers(layout) == []
 
 
+def hand_over(sink: BlobSink, parts: Iterable[bytes]) -> None:
+    """Write every chunk, then end the blob without waiting for the writer."""
+    for chunk in parts:
+        sink.write(chunk)
+    sink.end()
+
+
 def test_end_lets_the_producer_go_on_until_commit_places_the_blob(layout: OCILayout) -> None:
     """After ``end`` the writer syncs on its own; only ``commit`` checks and places."""
     digest = Digest.of_bytes(DATA)
     with layout.blob_sink(expected=digest, size=len(DATA)) as sink:
-        for chunk in chunks(DATA):
-            sink.write(chunk)
-        sink.end()
+        hand_over(sink, chunks(DATA))
         with pytest.raises(ValueError, match="write to a finished blob sink"):
             sink.write(b"late")
         assert not layout.has_blob(digest)
@@ -147,9 +152,7 @@ def test_ended_blob_never_committed_is_discarded(layout: OCILayout) -> None:
     """An import that fails after a blob's end (a later member is corrupt) leaves no trace."""
     digest = Digest.of_bytes(DATA)
     with layout.blob_sink(expected=digest, size=len(DATA)) as sink:
-        for chunk in chunks(DATA):
-            sink.write(chunk)
-        sink.end()
+        hand_over(sink, chunks(DATA))
     assert not layout.has_blob(digest)
     assert leftovers(layout) == []
 
@@ -157,9 +160,7 @@ def test_ended_blob_never_committed_is_discarded(layout: OCILayout) -> None:
 def test_ended_wrong_blob_is_refused_at_commit(layout: OCILayout) -> None:
     claimed = Digest.of_bytes(b"something else")
     with layout.blob_sink(expected=claimed, size=len(DATA)) as sink:
-        for chunk in chunks(DATA):
-            sink.write(chunk)
-        sink.end()
+        hand_over(sink, chunks(DATA))
         with pytest.raises(DigestError, match="content digest mismatch"):
             sink.commit()
     assert not layout.has_blob(claimed)

@@ -599,17 +599,24 @@ async def test_audit_pages_through_a_long_log(home: Home) -> None:
         )
 
 
+async def start_slow_import(pilot: Pilot[None], service: SlowService) -> int:
+    """Open the inbox and start an import that waits on ``service.gate``; returns how often
+    the inbox had been read before."""
+    await settle(pilot)
+    await pilot.press("m")
+    await settle(pilot)
+    reads = service.inbox_reads
+    await pilot.press("enter")
+    await until(pilot, lambda: bool(service.calls), "the import started")
+    return reads
+
+
 @run
 async def test_a_second_enter_does_not_cancel_the_running_import() -> None:
     service = SlowService()
     app = StellaApp(service)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("m")
-        await settle(pilot)
-        reads = service.inbox_reads
-        await pilot.press("enter")
-        await until(pilot, lambda: bool(service.calls), "the import started")
+        reads = await start_slow_import(pilot, service)
         await pilot.press("enter")  # while the first import runs
         await pilot.pause()
         assert warnings(app) == ["an import is already running"]
@@ -633,11 +640,7 @@ async def test_quitting_during_an_import_lets_it_finish() -> None:
     service = SlowService()
     app = StellaApp(service)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot)
-        await pilot.press("m")
-        await settle(pilot)
-        await pilot.press("enter")
-        await until(pilot, lambda: bool(service.calls), "the import started")
+        await start_slow_import(pilot, service)
         await pilot.press("q")
         await pilot.pause()
     assert not app.is_running
