@@ -27,7 +27,7 @@ from appliance.auditor.package import export_package
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import attached_verdicts, verify_in_home
 from appliance.home import Home
-from appliance.images import list_images
+from appliance.images import ImageSummary, list_images
 from appliance.importer import Importer, ImportRefusedError
 from appliance.inbox import DEFAULT_SETTLE, WAITING_SUFFIX, ImportLock, scan_inbox
 from appliance.match.model import Finding, Severity
@@ -46,6 +46,8 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.oci import OCILayout
+from bundles.oci.manifest import MAX_MANIFEST_SIZE, parse_manifest
+from bundles.oci.mediatypes import INDEX_TYPES
 from bundles.parts import PartsIncompleteError
 
 STALE_AFTER_DAYS: Final = 30
@@ -441,14 +443,26 @@ class ApplianceService:
         )
 
     def _verdicts(self) -> dict[str, VerdictRow]:
-        """The latest verdict per subject digest and per image name."""
+        """The latest verdict per subject digest."""
         with open_state(self.home) as db:
             history = VerdictStore(db).history()
-        latest: dict[str, VerdictRow] = {}
-        for row in history:
-            latest[row.subject] = row
-            latest[row.name] = row
-        return latest
+        return {row.subject: row for row in history}
+
+    def _verdict_of(
+        self, image: ImageSummary, latest: Mapping[str, VerdictRow]
+    ) -> VerdictRow | None:
+        """The newest verdict about the image a tag names now: by its digest or, for an index
+        (gated through one of its platform manifests), by the newest of its manifests'."""
+        row = latest.get(str(image.digest))
+        if row is not None or image.media_type not in INDEX_TYPES:
+            return row
+        try:
+            layout = OCILayout.open(self.home.oci)
+            parsed = parse_manifest(layout.read_blob(image.digest, limit=MAX_MANIFEST_SIZE))
+        except StellaError:
+            return None
+        rows = [r for c in parsed.children() if (r := latest.get(str(c.digest))) is not None]
+        return max(rows, key=lambda r: r.audit_seq, default=None)
 
     def _predicate(self, row: VerdictRow) -> tuple[Mapping[str, Any], str]:
         layout = OCILayout.open(self.home.oci)
@@ -472,7 +486,7 @@ class ApplianceService:
         latest = self._verdicts()
         rows = []
         for image in sorted(list_images(self.home), key=lambda i: i.tag):
-            verdict = latest.get(str(image.digest)) or latest.get(image.tag)
+            verdict = self._verdict_of(image, latest)
             severities: tuple[tuple[str, int], ...] = ()
             snapshot = None
             if verdict is not None:
@@ -532,7 +546,7 @@ class ApplianceService:
         severities: Counter[str] = Counter()
         under_investigation = kev = 0
         for image in images:
-            row = latest.get(str(image.digest)) or latest.get(image.tag)
+            row = self._verdict_of(image, latest)
             verdicts[row.verdict if row else "not gated"] += 1
             if row is None:
                 continue
@@ -600,7 +614,7 @@ class ApplianceService:
         """The latest verdict of a stored image (by tag), or of a verdict subject digest."""
         latest = self._verdicts()
         stored = next((i for i in list_images(self.home) if i.tag == image), None)
-        row = (latest.get(str(stored.digest)) or latest.get(stored.tag)) if stored else None
+        row = self._verdict_of(stored, latest) if stored else None
         if row is None and image.startswith("sha256:"):
             row = latest.get(image)
         if row is None:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from appliance.home import Home
+from appliance.images import list_images
+from appliance.rva.gate import gate
 from appliance.service import (
     AUDIT_PAGE,
     ApplianceService,
@@ -23,13 +25,17 @@ from appliance.vex import service as vex_service
 from appliance.vex.model import VexError, VexStatus
 from bundles import canonical
 from bundles.errors import StellaError
+from tests.appliance.homes import SITE
+from tests.appliance.scanner.layouts import build_image, build_index, dist_info
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 from tests.tui.homes import (
     CVE,
     EXCEPTED_AT,
+    GATED_AT,
     IMAGE,
     NOW,
     add_audit_records,
+    add_snapshot,
     excepted_home,
     gated_home,
 )
@@ -73,6 +79,38 @@ def test_dashboard_and_images(service: ApplianceService) -> None:
     (row,) = service.images()
     assert (row.name, row.verdict, row.snapshot) == (IMAGE, "FAIL", "stable/1")
     assert row.last_gate == row.last_scan == "2026-11-23T06:00:00Z"
+
+
+def test_a_verdict_stays_with_its_image_when_the_tag_moves(
+    home: Home, service: ApplianceService
+) -> None:
+    """The newest verdict under ``app:1`` is about the image the tag named then; once the tag
+    names another (ungated) image, the screens show that one as not gated."""
+    assert service.verdict(IMAGE) is not None
+    build_image(home.oci, [dist_info("requests", "2.31.0", SITE)], tag=IMAGE)
+    assert service.verdict(IMAGE) is None
+    (row,) = service.images()
+    assert (row.name, row.verdict, row.snapshot) == (IMAGE, None, None)
+    assert service.dashboard().verdicts == (("not gated", 1),)
+
+
+def test_an_index_shows_the_verdict_of_the_manifest_it_was_gated_through(
+    tmp_path: Path,
+) -> None:
+    home = Home(tmp_path / "home")
+    home.init()
+    layers = [dist_info("requests", "2.19.0", SITE)]
+    build_index(home.oci, {"amd64": layers, "arm64": layers}, tag="multi:1")
+    add_snapshot(home)
+    gated = gate(home, "multi:1", at=GATED_AT, now=lambda: GATED_AT)
+    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    (row,) = service.images()
+    assert (row.name, row.verdict) == ("multi:1", gated.kind.value)
+    view = service.verdict("multi:1")
+    assert view is not None
+    assert view.digest == gated.verdict.predicate["subject"]["digest"]
+    (stored,) = list_images(home)
+    assert str(stored.digest) != view.digest  # the tag names the index, the verdict a manifest
 
 
 def test_stale_snapshot_is_flagged(home: Home) -> None:
