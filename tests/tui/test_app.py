@@ -62,14 +62,18 @@ async def settle(pilot: Pilot[None]) -> None:
     await pilot.pause()
 
 
+async def press_settled(pilot: Pilot[None], *keys: str) -> None:
+    """Press each key in turn, settling after each (a key may start a worker or a screen)."""
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
 async def open_triage(pilot: Pilot[None]) -> None:
     """From the dashboard: the images screen, the first image's findings, the first finding's
     detail, then the triage form."""
     await settle(pilot)
-    await pilot.press("i")
-    await settle(pilot)
-    await pilot.press("enter")
-    await settle(pilot)
+    await press_settled(pilot, "i", "enter")
     await pilot.press("enter", "t")
     await settle(pilot)
 
@@ -78,10 +82,7 @@ async def open_detail(pilot: Pilot[None]) -> None:
     """From the dashboard: the images screen, the first image's findings, the first finding's
     detail with its VEX history loaded."""
     await settle(pilot)
-    await pilot.press("i")
-    await settle(pilot)
-    await pilot.press("enter")
-    await settle(pilot)
+    await press_settled(pilot, "i", "enter")
     await pilot.press("enter")
     await settle(pilot)
     assert isinstance(pilot.app.screen, DetailScreen)
@@ -166,10 +167,7 @@ async def test_triage_end_to_end_lands_the_vex_and_changes_the_verdict(home: Hom
         assert "After triage: FAIL -> PASS_WITH_EXCEPTIONS" in body
         assert "RISK.VEX.EXCEPTION_APPLIED" in body
         # back on the findings list, the finding now carries the exception
-        await pilot.press("escape")
-        await settle(pilot)
-        await pilot.press("escape")
-        await settle(pilot)
+        await press_settled(pilot, "escape", "escape")
         assert isinstance(app.screen, FindingsScreen)
         row = app.screen.query_one(FindingsTable).rows[0]
         assert row.status is VexStatus.NOT_AFFECTED
@@ -240,10 +238,7 @@ async def test_verdict_screen_reads_the_signed_verdict(home: Home) -> None:
     app = real_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("v")
-        await settle(pilot)
+        await press_settled(pilot, "i", "v")
         assert isinstance(app.screen, VerdictScreen)
         body = text_of(app, "#verdict-body")
         assert body.startswith("FAIL")
@@ -298,10 +293,7 @@ async def test_findings_filters_and_search() -> None:
     app = StellaApp(FakeService(count=200))
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
+        await press_settled(pilot, "i", "enter")
         table = app.screen.query_one(FindingsTable)
         assert len(table.rows) == 200
         await pilot.press("s")  # at least critical
@@ -391,10 +383,7 @@ async def test_verdict_screen_verifies_and_exports_an_audit_package(
     app = real_app(home)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("v")
-        await settle(pilot)
+        await press_settled(pilot, "i", "v")
         await pilot.press("c")
         await settle(pilot)
         line = text_of(app, "#verdict-action")
@@ -424,10 +413,7 @@ async def test_import_of_a_good_bundle_shows_each_step(
     app = StellaApp(ApplianceService(Home(appliance.home), settle=0))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("m")
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
+        await press_settled(pilot, "m", "enter")
         steps = text_of(app, "#import-steps").splitlines()
         assert steps[0].startswith("found full.stella.tar.zst: sequence 1 on channel ")
         assert steps[1].startswith("verified: signed by ")
@@ -656,10 +642,7 @@ async def test_verifying_during_an_export_does_not_cancel_it(tmp_path: Path) -> 
     app = StellaApp(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("v")
-        await settle(pilot)
+        await press_settled(pilot, "i", "v")
         await pilot.press("x")
         await settle(pilot)
         assert isinstance(app.screen, ExportScreen)
@@ -744,10 +727,7 @@ async def test_findings_table_uses_every_line_at_80x24() -> None:
     app = StellaApp(FakeService())  # 40 findings: more than fit
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("i")
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
+        await press_settled(pilot, "i", "enter")
         table = app.screen.query_one(FindingsTable)
         assert table.show_vertical_scrollbar
         assert not table.show_horizontal_scrollbar
