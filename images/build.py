@@ -207,13 +207,7 @@ def debian_rootfs(
 
 def dpkg_packages(tree: layers.Tree) -> dict[str, str]:
     """``package[:arch]`` -> version of every installed package in a tree's dpkg database."""
-    entry = tree.get("var/lib/dpkg/status")
-    if entry is None or entry.content is None:
-        return {}
-    content = entry.content
-    with open(content.source, "rb") as fh:
-        fh.seek(content.offset)
-        text = fh.read(content.size).decode("utf-8")
+    text = _text_of(tree, "var/lib/dpkg/status")
     installed: dict[str, str] = {}
     for para in Deb822.iter_paragraphs(text.splitlines()):
         if para.get("Status", "").endswith(" installed"):
@@ -274,9 +268,8 @@ def _build_wheel(
         )
     key = canonical.digest({"sdist": _sha256(sdist), "build": list(layer.build_requires)}).hex
     out = cache / "built" / key
-    found = sorted(out.glob("*.whl")) if out.is_dir() else []
-    if found:
-        return found[0]
+    if (cached := _cached_wheel(out)) is not None:
+        return cached
     if offline:
         raise FixtureMissingError(
             f"no wheel built from {sdist.name} is in the cache {cache / 'built'}",
@@ -288,11 +281,21 @@ def _build_wheel(
         argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", tmp]
         env = {**_env(recipe), "PIP_CONSTRAINT": str(constraints)}
         _run([*argv, str(sdist)], what=f"building a wheel from {sdist.name}", env=env)
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise BuildStepError(f"building {sdist.name} gave {len(wheels)} wheels, expected 1")
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.move(wheels[0], out / wheels[0].name)
+        return _keep_one_wheel(Path(tmp), out, what=sdist.name)
+
+
+def _cached_wheel(out: Path) -> Path | None:
+    found = sorted(out.glob("*.whl")) if out.is_dir() else []
+    return found[0] if found else None
+
+
+def _keep_one_wheel(built: Path, out: Path, *, what: str) -> Path:
+    """Move the one wheel a build left in ``built`` into the cache directory ``out``."""
+    wheels = sorted(built.glob("*.whl"))
+    if len(wheels) != 1:
+        raise BuildStepError(f"building {what} gave {len(wheels)} wheels, expected 1")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.move(wheels[0], out / wheels[0].name)
     return out / wheels[0].name
 
 
@@ -394,9 +397,8 @@ def project_wheel(recipe: Recipe, cache: Path) -> Path:
     backend of the running environment (no download, so an offline rebuild works) and
     SOURCE_DATE_EPOCH set; cached by :func:`project_key`."""
     out = cache / "project" / project_key()
-    found = sorted(out.glob("*.whl")) if out.is_dir() else []
-    if found:
-        return found[0]
+    if (cached := _cached_wheel(out)) is not None:
+        return cached
     with tempfile.TemporaryDirectory(prefix="project-") as tmp:
         src, dist = Path(tmp) / "src", Path(tmp) / "dist"
         for rel, path in project_sources().items():
@@ -405,12 +407,7 @@ def project_wheel(recipe: Recipe, cache: Path) -> Path:
         argv = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
         argv += ["--no-build-isolation", "-w", str(dist), str(src)]
         _run(argv, what=f"building the project's wheel for {recipe.name}", env=_env(recipe))
-        wheels = sorted(dist.glob("*.whl"))
-        if len(wheels) != 1:
-            raise BuildStepError(f"building the project gave {len(wheels)} wheels, expected 1")
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.move(wheels[0], out / wheels[0].name)
-    return out / wheels[0].name
+        return _keep_one_wheel(dist, out, what="the project")
 
 
 def _text_of(tree: layers.Tree, path: str) -> str:
