@@ -160,7 +160,7 @@ class Importer:
 
         The knowledge store and the audit log are two databases, so a process killed between
         an import's commit and its audit record leaves a snapshot the log lacks. The next
-        import (and ``stella doctor``) appends the missing record, marked ``recovered``."""
+        import appends the missing record, marked ``recovered``."""
         knowledge = KnowledgeStore.open(self.home.knowledge_db)
         try:
             snapshots = knowledge.snapshots()
@@ -229,8 +229,8 @@ class Importer:
         if not dry_run:
             # After the commit, outside the refusal handling above: the snapshot is active
             # whatever happens here, so nothing below may quarantine the bundle. A failure
-            # leaves the import record missing, which the next import (or ``stella doctor``)
-            # reconciles; the rotation is carried again by every later bundle.
+            # leaves the import record missing, which the next import reconciles; the
+            # rotation is carried again by every later bundle.
             for root in result.rotation:
                 TrustStore(self.home.trust).store_rotation(root)
             if result.trust_rotated_to is not None:

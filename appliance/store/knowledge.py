@@ -230,9 +230,13 @@ def _check_order(ids: list[str], previous: str | None, where: str) -> str | None
     ):
         for rid in ids:  # find the first out of order, to name it
             if previous is not None and rid <= previous:
-                raise KnowledgeError(f"{where}: record ids are not strictly increasing at {rid!r}")
+                raise _out_of_order(rid, where)
             previous = rid
     return ids[-1] if ids else previous
+
+
+def _out_of_order(rid: str, where: str) -> KnowledgeError:
+    return KnowledgeError(f"{where}: record ids are not strictly increasing at {rid!r}")
 
 
 def _record_key(line: bytes) -> int:
@@ -362,9 +366,7 @@ class KnowledgeStore:
                 for line in lines:
                     rid, doc = _line_id(line, where)
                     if previous is not None and rid <= previous:
-                        raise KnowledgeError(
-                            f"{where}: record ids are not strictly increasing at {rid!r}"
-                        )
+                        raise _out_of_order(rid, where)
                     previous = rid
                     yield rid, line, doc
 
