@@ -1,0 +1,160 @@
+"""Running a command on hostile input the way a user would, and checking nothing moved.
+
+Each case runs ``stella`` or ``stella-mirror`` in a child process whose address space is capped
+(``RLIMIT_AS``), so a regression that allocates what an input claims fails the case instead of
+swapping the machine; the child's peak RSS is read back from ``wait4``. :func:`state` captures
+what a user would look at before and after (snapshots, audit chain, images, doctor, leftover
+temporary files) so a case can assert that a refusal changed none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+REPO: Final = Path(__file__).resolve().parents[2]
+#: The address-space ceiling of every hostile run (the interpreter and its libraries need
+#: about 250 MiB of it before reading a byte).
+AS_LIMIT: Final = 768 << 20
+#: What the acceptance asks of peak RSS on any hostile input.
+RSS_CEILING: Final = 512 << 20
+_PROGRAMS: Final = {"stella": "appliance.cli", "stella-mirror": "mirror.cli"}
+_TMP_SUFFIXES: Final = (".tmp", ".part", ".partial")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    argv: tuple[str, ...]
+    code: int
+    out: str
+    err: str
+    peak_rss: int  # bytes
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.strip()]
+
+    def describe(self) -> str:
+        return (
+            f"{' '.join(self.argv)} -> exit {self.code}, peak {self.peak_rss >> 20} MiB\n"
+            f"stdout: {self.out[-2000:]}\nstderr: {self.err[-4000:]}"
+        )
+
+
+def run(
+    program: str,
+    *args: str | os.PathLike[str],
+    home: Path,
+    env: dict[str, str] | None = None,
+    as_limit: int = AS_LIMIT,
+    timeout: float = 300,
+    stdin: bytes = b"",
+) -> Run:
+    """``program --home HOME ARGS`` in a child capped at ``as_limit`` bytes of address space."""
+    module = _PROGRAMS[program]
+    argv = (program, "--home", str(home), *(os.fspath(a) for a in args))
+    code = f"import sys; sys.argv[0] = {program!r}; from {module} import main; main()"
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **(env or {}),
+    }
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (as_limit, as_limit))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv[1:]],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=child_env,
+        preexec_fn=cap_memory,
+    )
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout)),
+        threading.Thread(target=drain, args=("err", proc.stderr)),
+    ]
+    for reader in readers:
+        reader.start()
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for reader in readers:
+        reader.join()
+    proc.stdout.close()  # type: ignore[union-attr]
+    proc.stderr.close()  # type: ignore[union-attr]
+    return Run(
+        argv,
+        proc.returncode,
+        chunks["out"].decode(errors="replace"),
+        chunks["err"].decode(errors="replace"),
+        usage.ru_maxrss * 1024,
+    )
+
+
+def assert_refused(result: Run, message: str, *, code: int = 1) -> None:
+    """One line on stderr, exactly ``message`` (a prefix is enough when it ends in '…'),
+    the expected exit, no traceback, and within the memory ceiling."""
+    assert "Traceback" not in result.err, result.describe()
+    assert result.code == code, result.describe()
+    lines = result.error_lines
+    assert len(lines) == 1, result.describe()
+    if message.endswith("…"):
+        assert lines[0].startswith(message[:-1]), result.describe()
+    else:
+        assert lines[0] == message, result.describe()
+    assert result.peak_rss <= RSS_CEILING, result.describe()
+
+
+def _json(program: str, home: Path, *args: str) -> Any:
+    result = run(program, "--json", *args, home=home)
+    try:
+        return {"exit": result.code, "out": json.loads(result.out) if result.out else None}
+    except json.JSONDecodeError:
+        return {"exit": result.code, "out": result.out}
+
+
+def leftovers(root: Path) -> list[str]:
+    """Temporary files under ``root`` (what a crash or a refusal must not leave behind)."""
+    if not root.exists():
+        return []
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if path.is_file() and (path.name.endswith(_TMP_SUFFIXES) or "tmp" in relative.parent.parts):
+            found.append(str(relative))
+    return sorted(found)
+
+
+def state(home: Path) -> dict[str, Any]:
+    """What a user would look at on the appliance: equal before and after a refused input."""
+    return {
+        "snapshots": _json("stella", home, "snapshot", "list"),
+        "audit": _json("stella", home, "audit", "verify"),
+        "images": _json("stella", home, "images", "list"),
+        "leftovers": leftovers(home),
+    }
