@@ -2,7 +2,7 @@
 
 Usage: python bench/bench_bundle.py [FEEDS_DIR] [--image-mb N]
 
-1. Syncs the whole shared feed set (FEEDS_DIR, default ../shared/data/feeds) into a mirror
+1. Syncs the whole feed set (FEEDS_DIR, default bench/data/feeds) into a mirror
    workspace, adds a mirrored image of N MB of incompressible layers (default 480) so that the
    bundle is at least 500 MB, and exports a full bundle: export throughput.
 2. Times ``zstd -dc BUNDLE > /dev/null`` (decompression is the physical limit) and
@@ -131,12 +131,12 @@ def changed_osv(src: Path, dst: Path, fraction: float, rnd: random.Random) -> in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("feeds", nargs="?", type=Path, default=REPO.parent / "shared/data/feeds")
+    parser.add_argument("feeds", nargs="?", type=Path, default=REPO / "bench" / "data" / "feeds")
     parser.add_argument("--image-mb", type=int, default=480)
     args = parser.parse_args()
     feeds = args.feeds.resolve()
     if not (feeds / "pypi-osv.jsonl.gz").exists():
-        print(f"no shared feed data in {feeds}", file=sys.stderr)
+        print(f"no feed data in {feeds}", file=sys.stderr)
         return 1
     mirror_cli, stella_cli = BIN / "stella-mirror", BIN / "stella"
     rnd = random.Random(20261123)

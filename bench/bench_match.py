@@ -1,7 +1,7 @@
-"""Benchmark: match 1,000 components against the full shared knowledge set.
+"""Benchmark: match 1,000 components against the full knowledge set of bench/data/feeds.
 
 Usage: python bench/bench_match.py [FEEDS_DIR] [--no-store]
-FEEDS_DIR defaults to ../shared/data/feeds relative to the repository. The feeds are
+FEEDS_DIR defaults to bench/data/feeds (shipped with the repository). The feeds are
 normalized by the mirror's parsers, indexed in memory and loaded into a knowledge.db (not
 timed; ``--no-store`` skips the database). An inventory of 1,000 components (PyPI, Go, npm,
 RubyGems from the records' own packages, and Debian 11 source packages from the DSA/DLA
@@ -170,9 +170,7 @@ def clear_caches() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "feeds", nargs="?", type=Path, default=REPO.parent / "shared" / "data" / "feeds"
-    )
+    parser.add_argument("feeds", nargs="?", type=Path, default=REPO / "bench" / "data" / "feeds")
     parser.add_argument("--no-store", action="store_true", help="skip the knowledge.db run")
     args = parser.parse_args()
     t0 = time.perf_counter()
