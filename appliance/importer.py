@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,8 +44,9 @@ from appliance.upstream import (
     subject_of,
     verify_import,
 )
-from bundles import canonical
+from bundles import canonical, limits
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
+from bundles.bounded import capped_lines
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -65,6 +66,7 @@ from bundles.bundle import (
 )
 from bundles.digest import Digest, Hasher
 from bundles.errors import BundleError, StellaError
+from bundles.limits import Unit
 from bundles.oci import Descriptor, OCILayout
 from bundles.oci.files import atomic_write
 from bundles.oci.sink import BlobSink
@@ -73,6 +75,12 @@ from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
 MANIFEST_LIMIT: Final = 64 << 20
+DATASET_LINE: Final = limits.cap(
+    "bundle.dataset_line_bytes",
+    16 << 20,
+    Unit.BYTES,
+    "one record line of a dataset or patch member of a bundle",
+)
 PENDING_BLOBS: Final = 16  # blobs still syncing on their own threads while the import goes on
 
 
@@ -84,7 +92,7 @@ class ImportRefusedError(BundleError):
         if quarantined is not None:
             where = f"reason in {quarantined}"
             hint = f"{hint}; {where}" if hint else where
-        super().__init__(cause.message, hint=hint)
+        super().__init__(printable(cause.message), hint=printable(hint) if hint else None)
         self.cause = cause
         self.quarantined = quarantined
         self.exit_code = cause.exit_code
@@ -139,6 +147,22 @@ class _HashingReader:
         while self.read(1 << 20):
             pass
         return self.hasher.digest()
+
+
+def printable(name: str) -> str:
+    """A file name as text that can be printed and written in JSON: bytes that are not UTF-8
+    (kept by the file system as surrogates) become ``\\xNN`` escapes."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _lines_capped(member: MemberStream) -> Iterator[bytes]:
+    """A dataset member's chunks, refused at the first line over ``bundle.dataset_line_bytes``
+    (the store joins chunks into lines: a signed 1 GiB line must not grow one string)."""
+    return capped_lines(member.chunks(), DATASET_LINE, f"member {member.name}")
 
 
 def _choose_trust(
@@ -203,7 +227,14 @@ class Importer:
         try:
             if len(paths) == 1 and not is_part(path):
                 with open(path, "rb") as raw:
-                    result = self._run(raw, path.name, str(path), None, now=now, dry_run=dry_run)
+                    result = self._run(
+                        raw,
+                        printable(path.name),
+                        printable(str(path)),
+                        None,
+                        now=now,
+                        dry_run=dry_run,
+                    )
             else:
                 result = self._run_parts(paths, now=now, dry_run=dry_run)
         except PartsIncompleteError:
@@ -215,14 +246,14 @@ class Importer:
             record_decision(
                 self.home,
                 AuditAction.IMPORT_REFUSED,
-                path.name,
+                printable(path.name),
                 command="import",
                 time=now,
-                inputs={"paths": [str(p) for p in paths]},
+                inputs={"paths": [printable(str(p)) for p in paths]},
                 result={
-                    "reason": e.diagnostics(),
+                    "reason": printable(e.diagnostics()),
                     "error": type(e).__name__,
-                    "quarantine": str(quarantined) if quarantined else None,
+                    "quarantine": printable(str(quarantined)) if quarantined else None,
                 },
             )
             raise ImportRefusedError(e, quarantined) from e
@@ -241,7 +272,10 @@ class Importer:
                     command="import",
                     time=now,
                     inputs={"bundle": str(result.bundle)},
-                    result={"version": result.trust_rotated_to, "carriedBy": path.name},
+                    result={
+                        "version": result.trust_rotated_to,
+                        "carriedBy": printable(path.name),
+                    },
                 )
             record_decision(
                 self.home,
@@ -281,7 +315,7 @@ class Importer:
             return self._run(
                 stream,  # type: ignore[arg-type]
                 manifest.bundle_name,
-                ", ".join(str(p) for p in paths),
+                ", ".join(printable(str(p)) for p in paths),
                 manifest.bundle_digest,
                 now=now,
                 dry_run=dry_run,
@@ -436,11 +470,11 @@ class Importer:
                 entry = entry_for(member, DATASET_PREFIX)
                 if member.spec.digest != entry.digest:
                     raise BundleError(f"member {name} does not hold dataset {entry.digest}")
-                knowledge.load_dataset(entry, member.chunks())
+                knowledge.load_dataset(entry, _lines_capped(member))
                 result.datasets_loaded.append(entry.name)
             elif name.startswith(PATCH_PREFIX) and name.endswith(".jsonl"):
                 entry = entry_for(member, PATCH_PREFIX)
-                patch = knowledge.parse_patch(member.chunks(), name)
+                patch = knowledge.parse_patch(_lines_capped(member), name)
                 knowledge.apply_patch(entry, patch)
                 result.datasets_patched.append(entry.name)
             elif name.startswith(BLOB_PREFIX):
@@ -541,13 +575,13 @@ class Importer:
             for path in paths:
                 if path.exists() and path.resolve().parent == inbox:
                     shutil.move(str(path), quarantine / f"{stamp}-{path.name}")
-                    moved.append(path.name)
+                    moved.append(printable(path.name))
             target = quarantine / f"{stamp}-{paths[0].name}"
             reason = {
-                "bundle": paths[0].name,
-                "from": [str(p) for p in paths],
+                "bundle": printable(paths[0].name),
+                "from": [printable(str(p)) for p in paths],
                 "moved": moved,
-                "reason": error.diagnostics(),
+                "reason": printable(error.diagnostics()),
                 "error": type(error).__name__,
                 "time": format_time(now),
             }

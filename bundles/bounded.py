@@ -61,8 +61,8 @@ def _long(got: int, size: int) -> Exception:
 class Section(io.RawIOBase):
     """The next ``size`` bytes of ``source``, read at most once, in the caller's chunks.
 
-    With ``expected``, the bytes are hashed as they pass and checked when the last one has been
-    read (``mismatch`` builds the error). ``short`` builds the error for a source that ends
+    With ``expected``, the bytes are hashed as they pass and checked by the read that finds
+    their end (``mismatch`` builds the error). ``short`` builds the error for a source that ends
     early. With ``to_eof``, the source must end exactly where the section does (a whole file
     whose size was declared): a byte more is refused with ``long``. ``close_source`` closes the
     source with the section (a file opened for it); otherwise the source stays open, positioned
@@ -115,8 +115,6 @@ class Section(io.RawIOBase):
         if self._hasher is not None:
             self._hasher.update(view[:count])  # type: ignore[arg-type]
         self.left -= count
-        if self.left == 0:
-            self._finish()
         return int(count)
 
     def digest(self) -> Digest:

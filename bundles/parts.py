@@ -26,17 +26,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from bundles import dsse
+from bundles import dsse, limits
 from bundles.bundle import BundleRefusedError
 from bundles.digest import CHUNK, Digest, Hasher
 from bundles.errors import BundleError, SignatureError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
 from bundles.keys import PrivateKey
+from bundles.limits import Unit
 from bundles.trust import TrustRoot
 
 PARTS_PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/bundle-parts/v1"
 MAGIC: Final = b"STELLA-PART/1\n"
-HEADER_LIMIT: Final = 4 << 20
+PARTS_MANIFEST: Final = limits.cap(
+    "bundle.parts_manifest_bytes",
+    4 << 20,
+    Unit.BYTES,
+    "the signed parts manifest at the head of each part",
+)
+HEADER_LIMIT: Final = PARTS_MANIFEST.default
 _PART_NAME = re.compile(r"part-(\d{3,})-of-(\d{3,})$")
 _SIZE = re.compile(r"(\d+)([KMGT]?)(i?B?)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -221,8 +228,7 @@ def read_header(fh: BinaryIO, source: str) -> bytes:
     if len(raw) != 8:
         raise PartError(f"{source}: truncated part header")
     length = int.from_bytes(raw, "big")
-    if length > HEADER_LIMIT:
-        raise PartError(f"{source}: part header of {length} bytes is over the limit")
+    limits.check(PARTS_MANIFEST, length, f"{source}: part header")  # before reading it
     envelope = fh.read(length)
     if len(envelope) != length:
         raise PartError(f"{source}: truncated part header")

@@ -12,14 +12,23 @@ import gzip
 import io
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Final
 
-from bundles import canonical
-from bundles.digest import Digest
+from bundles import canonical, limits
+from bundles.digest import CHUNK, Digest
 from bundles.errors import SizeLimitError
+from bundles.limits import Unit
 from mirror.errors import FailureKind, FeedError
 
+UNPACKED: Final = limits.cap(
+    "feed.unpacked_bytes",
+    512 << 20,
+    Unit.BYTES,
+    "the unpacked members of one feed file (gzip, zip or tar), held in memory to parse",
+)
 _GZIP = b"\x1f\x8b"
 _ZIP = b"PK\x03\x04"
 _EMPTY_ZIP = b"PK\x05\x06"
@@ -108,16 +117,46 @@ def _strip_top(members: list[Member]) -> list[Member]:
 
 
 def _gunzip(data: bytes, limit: int, name: str) -> bytes:
+    """Decompress in chunks up to the bound: asking gzip for the whole limit in one read
+    allocates it (a MemoryError under an address-space cap), and a small bomb is refused once
+    its output passes the bound, not after it has expanded."""
+    bound = min(limit, UNPACKED.value())
+    out = bytearray()
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-            out = gz.read(limit + 1)
-    except (OSError, EOFError) as e:
+            while chunk := gz.read(min(CHUNK, bound + 1 - len(out))):
+                out += chunk
+                if len(out) > bound:
+                    raise _over(name, "gunzipped", bound, limit)
+    except MemoryError:
+        raise _over(name, "gunzipped", len(out), limit, memory=True) from None
+    except (OSError, EOFError, zlib.error) as e:
         raise FeedError(f"{name}: corrupt gzip data: {e}") from e
-    if len(out) > limit:
-        raise FeedError(
-            f"{name}: gunzipped size over the limit of {limit} bytes", kind=FailureKind.SIZE_LIMIT
+    return bytes(out)
+
+
+def _over(name: str, what: str, bound: int, limit: int, *, memory: bool = False) -> FeedError:
+    """The refusal of an unpacked feed over its bound: the source's own limit, or the
+    ``feed.unpacked_bytes`` cap (named, with the variable that raises it)."""
+    if memory:
+        return FeedError(
+            f"{name}: memory ran out after {bound:,} {what} bytes, below the "
+            f"{UNPACKED.name} cap of {UNPACKED.describe(UNPACKED.value())}",
+            kind=FailureKind.SIZE_LIMIT,
+            hint=f"lower {UNPACKED.env} to what this machine can hold (docs/limits.md)",
         )
-    return out
+    if bound < limit:
+        return FeedError(
+            f"{name}: {what} size is over the {UNPACKED.name} cap of {UNPACKED.describe(bound)}",
+            kind=FailureKind.SIZE_LIMIT,
+            hint=f"if this feed is trusted and that large, raise the cap with {UNPACKED.env}=N "
+            "(docs/limits.md)",
+        )
+    return FeedError(
+        f"{name}: {what} size over the limit of {limit} bytes",
+        kind=FailureKind.SIZE_LIMIT,
+        hint="raise max_size for this source if the feed really is that large",
+    )
 
 
 def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:
@@ -152,11 +191,8 @@ def _unzip(data: bytes, limit: int, name: str) -> list[Member]:
                 if info.is_dir() or info.filename.rsplit("/", 1)[-1].startswith("."):
                     continue
                 total += info.file_size
-                if total > limit:
-                    raise FeedError(
-                        f"{name}: unzipped size over the limit of {limit} bytes",
-                        kind=FailureKind.SIZE_LIMIT,
-                    )
+                if total > min(limit, UNPACKED.value()):
+                    raise _over(name, "unzipped", min(limit, UNPACKED.value()), limit)
                 out.append(Member(info.filename, zf.read(info)))
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise FeedError(f"{name}: corrupt zip archive: {e}") from e
@@ -175,10 +211,8 @@ def _untar(data: bytes, limit: int) -> list[Member]:
                 if base.startswith("."):
                     continue
                 total += info.size
-                if total > limit:
-                    raise FeedError(
-                        f"tar archive over the limit of {limit} bytes", kind=FailureKind.SIZE_LIMIT
-                    )
+                if total > min(limit, UNPACKED.value()):
+                    raise _over("tar archive", "unpacked", min(limit, UNPACKED.value()), limit)
                 fh = tf.extractfile(info)
                 if fh is None:
                     continue
