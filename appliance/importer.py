@@ -46,7 +46,7 @@ from appliance.upstream import (
 )
 from bundles import canonical, limits
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
-from bundles.bounded import capped_lines
+from bundles.bounded import capped_lines, printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -147,16 +147,6 @@ class _HashingReader:
         while self.read(1 << 20):
             pass
         return self.hasher.digest()
-
-
-def printable(name: str) -> str:
-    """A file name as text that can be printed and written in JSON: bytes that are not UTF-8
-    (kept by the file system as surrogates) become ``\\xNN`` escapes."""
-    try:
-        raw = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
-        raw = name.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def _lines_capped(member: MemberStream) -> Iterator[bytes]:

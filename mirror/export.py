@@ -54,6 +54,7 @@ from bundles.bundle import (
     sign_statement,
     verify_bundle,
 )
+from bundles.bounded import printable
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import BundleError
@@ -439,7 +440,7 @@ def verify_cmd(
         _verify_parts(ctx, list(files), trust, now, partial=partial)
         return
     with open(bundle, "rb") as fh:
-        statement = verify_bundle(fh, trust, now=now, source=bundle.name)
+        statement = verify_bundle(fh, trust, now=now, source=printable(bundle.name))
     predicate = statement.predicate
     digest, size = Digest.of_file(bundle)
     ctx.emit(
