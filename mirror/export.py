@@ -37,6 +37,7 @@ import click
 
 from bundles import canonical
 from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
+from bundles.bounded import printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -54,7 +55,6 @@ from bundles.bundle import (
     sign_statement,
     verify_bundle,
 )
-from bundles.bounded import printable
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import BundleError
