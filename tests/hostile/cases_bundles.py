@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import zstandard
@@ -33,39 +32,11 @@ from tests.hostile.bundlekit import (
     tar_stream,
     write_zst,
 )
+from tests.hostile.bundleplay import Build, Case
 
 NAME = "case.stella.tar.zst"
 GiB = 1 << 30
 MiB = 1 << 20
-
-Build = Callable[[Kit, Path], list[Path]]
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    build: Build
-
-    def __repr__(self) -> str:
-        return self.id
-
-    @property
-    def imported(self) -> str:
-        """The refusal line of ``stella import`` after ``stella: error: ``; ``{reason}`` stands
-        for the reason file's path. A line ending in '…' is a prefix."""
-        return EXPECTED[self.id][0]
-
-    @property
-    def cause(self) -> str:
-        """The refusal as the reason file and the audit record keep it (no reason path)."""
-        return self.imported.replace("; reason in {reason})", ")").replace(
-            " (reason in {reason})", ""
-        )
-
-    @property
-    def verified(self) -> str | None:
-        """The refusal of ``stella-mirror verify``; None: the bundle verifies (exit 0)."""
-        return EXPECTED[self.id][1]
 
 
 def _statement_entry(kit: Kit, **changes: object) -> Entry:
@@ -218,162 +189,162 @@ def _zero_bomb_member(kit: Kit) -> tuple[list[Entry], Digest | None]:
 BLOB = "images/blobs/sha256/" + Digest.of_bytes(b"abc").hex
 HUGE_PAX = pax({"size": "9" * 19})
 
-CASES: list[Case] = [
+_BUILDS: list[tuple[str, Build]] = [
     # --- class 1: memory before authentication: headers that claim sizes ---------------------
-    Case(
+    (
         "pax-header-1TiB-octal",
         before_statement(header(b"././@PaxHeader", 1 << 40, typeflag=b"x")),
     ),
-    Case(
+    (
         "pax-header-base256-2^80",
         before_statement(header(b"././@PaxHeader", 0, typeflag=b"x", size_field=base256(1 << 80))),
     ),
-    Case(
+    (
         "pax-header-negative-base256",
         before_statement(header(b"././@PaxHeader", 0, typeflag=b"x", size_field=base256(-1))),
     ),
-    Case(
+    (
         "gnu-longname-2GiB",
         before_statement(header(b"././@LongLink", 2 * GiB, typeflag=b"L")),
     ),
-    Case(
+    (
         "gnu-longlink-1GiB",
         before_statement(header(b"././@LongLink", GiB, typeflag=b"K")),
     ),
-    Case(
+    (
         "pax-global-16MiB",
         before_statement(header(b"././@PaxHeader", 16 * MiB, typeflag=b"g")),
     ),
-    Case(
+    (
         "pax-headers-add-up-past-the-cap",
         before_statement(
             ext(b"x", pax({"comment": "c" * (700 << 10)})),
             ext(b"x", pax({"comment": "d" * (700 << 10)})),
         ),
     ),
-    Case("pax-size-huge-on-statement", before_statement(ext(b"x", HUGE_PAX))),
-    Case("pax-size-negative", before_statement(ext(b"x", pax({"size": "-5"})))),
-    Case("pax-size-not-a-number", before_statement(ext(b"x", pax({"size": "1e9"})))),
-    Case(
+    ("pax-size-huge-on-statement", before_statement(ext(b"x", HUGE_PAX))),
+    ("pax-size-negative", before_statement(ext(b"x", pax({"size": "-5"})))),
+    ("pax-size-not-a-number", before_statement(ext(b"x", pax({"size": "1e9"})))),
+    (
         "pax-record-runs-past-its-header",
         before_statement(ext(b"x", b"900 path=statement.dsse.json\n")),
     ),
-    Case("pax-record-length-zero", before_statement(ext(b"x", b"0 path=x\n"))),
-    Case(
+    ("pax-record-length-zero", before_statement(ext(b"x", b"0 path=x\n"))),
+    (
         "statement-negative-base256-then-zeros",
         statement_as(size_field=base256(-(1 << 40)), data=repeat(b"\0", 64 * MiB)),
     ),
-    Case("statement-base256-2^64", statement_as(size_field=base256(1 << 64))),
-    Case("statement-octal-64GiB", statement_as(size_field=b"777777777777")),
-    Case("statement-declares-17MiB", statement_as(size=17 * MiB)),
-    Case(
+    ("statement-base256-2^64", statement_as(size_field=base256(1 << 64))),
+    ("statement-octal-64GiB", statement_as(size_field=b"777777777777")),
+    ("statement-declares-17MiB", statement_as(size=17 * MiB)),
+    (
         "statement-really-20MiB",
         statement_as(data=repeat(b" ", 20 * MiB)),
     ),
-    Case("statement-bad-octal", statement_as(size_field=b"12345678901x")),
-    Case(
+    ("statement-bad-octal", statement_as(size_field=b"12345678901x")),
+    (
         "600MB-record-before-statement",
         first_member(Entry("records.jsonl", repeat(b"\0", 600 << 20))),
     ),
-    Case(
+    (
         "1TiB-member-declared-before-statement",
         first_member(Entry("records.jsonl", b"", size=1 << 40)),
     ),
-    Case("directory-before-statement", first_member(Entry("data", typeflag=b"5"))),
-    Case(
+    ("directory-before-statement", first_member(Entry("data", typeflag=b"5"))),
+    (
         "statement-is-a-symlink",
         statement_as(typeflag=b"2", linkname=b"/etc/passwd", data=b""),
     ),
-    Case("statement-is-a-fifo", statement_as(typeflag=b"6", data=b"")),
-    Case("sparse-member-first", first_member(Entry("sparse", b"x" * 10, typeflag=b"S"))),
-    Case("empty-archive", raw_zst(lambda kit: [b"\0" * 1024])),
-    Case("not-a-bundle", _garbage),
-    Case("truncated-half", _truncated),
-    Case(
+    ("statement-is-a-fifo", statement_as(typeflag=b"6", data=b"")),
+    ("sparse-member-first", first_member(Entry("sparse", b"x" * 10, typeflag=b"S"))),
+    ("empty-archive", raw_zst(lambda kit: [b"\0" * 1024])),
+    ("not-a-bundle", _garbage),
+    ("truncated-half", _truncated),
+    (
         "truncated-non-utf8-name",
         lambda kit, d: _truncated(kit, d, b"caf\xe9-\xff.stella.tar.zst"),
     ),
-    Case("zstd-window-1GiB", _wide_window),
-    Case(
+    ("zstd-window-1GiB", _wide_window),
+    (
         "zstd-bomb-after-the-end",
         lambda kit, d: [_bomb_tail(kit, d)],
     ),
-    Case(
+    (
         "data-after-the-end",
         lambda kit, d: [_tail(kit, d, b"\0" * 1024 + b"smuggled" + b"\0" * 504)],
     ),
     # --- members the statement does not cover -----------------------------------------------
-    Case("unlisted-member", members_then(Entry("extra.bin", b"x" * 100))),
-    Case(
+    ("unlisted-member", members_then(Entry("extra.bin", b"x" * 100))),
+    (
         "unlisted-member-declares-1TiB",
         members_then(Entry("extra.bin", b"", size=1 << 40)),
     ),
-    Case(
+    (
         "member-header-disagrees-with-statement",
         members_then(
             Entry("blob.bin", b"", size=1 << 40),
             signed_extra=[MemberSpec("blob.bin", Digest.of_bytes(b"abc"), 3)],
         ),
     ),
-    Case(
+    (
         "duplicate-member",
         members_then(
             Entry("knowledge.json", b"{}"),
         ),
     ),
-    Case(
+    (
         "declared-member-missing",
         members_then(signed_extra=[MemberSpec("zz.bin", Digest.of_bytes(b"abc"), 3)]),
     ),
-    Case(
+    (
         "member-digest-mismatch",
         members_then(
             Entry(BLOB, b"abd"),
             signed_extra=[MemberSpec(BLOB, Digest.of_bytes(b"abc"), 3)],
         ),
     ),
-    Case(
+    (
         "traversal-member",
         members_then(
             Entry("../evil", b"abc"),
             signed_extra=[MemberSpec("../evil", Digest.of_bytes(b"abc"), 3)],
         ),
     ),
-    Case(
+    (
         "pax-path-traversal",
         members_then(
             Entry("zz.bin", b"abc", before=[ext(b"x", pax({"path": "../../etc/passwd"}))]),
             signed_extra=[MemberSpec("zz.bin", Digest.of_bytes(b"abc"), 3)],
         ),
     ),
-    Case(
+    (
         "non-utf8-member-name",
         members_then(Entry(b"caf\xe9.bin", b"abc")),
     ),
-    Case(
+    (
         "hard-link-member",
         members_then(Entry("zz.bin", b"", typeflag=b"1", linkname=b"knowledge.json")),
     ),
-    Case(
+    (
         "device-member",
         members_then(Entry("zz.bin", b"", typeflag=b"3")),
     ),
     # --- statements and documents --------------------------------------------------------------
-    Case(
+    (
         "statement-200k-deep-json",
         statement_as(data=b"[" * 200_000 + b"]" * 200_000),
     ),
-    Case(
+    (
         "signed-payload-200k-deep",
         _signed_payload(b'{"_type":' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
     ),
-    Case("statement-not-json", statement_as(data=b"\xff\xfe not json")),
-    Case("statement-untrusted-signer", _untrusted),
-    Case("manifest-100k-deep", signed_members(_deep_manifest)),
-    Case("images-index-200k-deep", signed_members(_deep_index)),
-    Case("dataset-line-100k-deep", signed_members(_deep_line)),
-    Case("dataset-1GiB-line", signed_members(_gib_line)),
-    Case("dataset-without-final-newline", signed_members(_no_newline)),
+    ("statement-not-json", statement_as(data=b"\xff\xfe not json")),
+    ("statement-untrusted-signer", _untrusted),
+    ("manifest-100k-deep", signed_members(_deep_manifest)),
+    ("images-index-200k-deep", signed_members(_deep_index)),
+    ("dataset-line-100k-deep", signed_members(_deep_line)),
+    ("dataset-1GiB-line", signed_members(_gib_line)),
+    ("dataset-without-final-newline", signed_members(_no_newline)),
 ]
 
 
@@ -603,3 +574,5 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
         None,
     ),
 }
+
+CASES: list[Case] = [Case(i, build, *EXPECTED[i]) for i, build in _BUILDS]
