@@ -9,8 +9,13 @@ one initialised home that trusts the test key and already holds a snapshot.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+
 import pytest
 
+from bundles.bounded import printable
 from tests.hostile.bundleplay import (
     Case,
     Outcome,
@@ -19,10 +24,11 @@ from tests.hostile.bundleplay import (
     check_verify,
     make_world,
     play_selected,
+    refused_records,
     worst,
 )
 from tests.hostile.cases_bundles import CASES
-from tests.hostile.harness import RSS_CEILING
+from tests.hostile.harness import RSS_CEILING, run, state
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +65,34 @@ def test_worst_peak_is_reported(
     assert peak.peak_rss <= RSS_CEILING
     with capsys.disabled():
         print(f"\nhostile bundles: {len(outcomes)} cases, worst peak {peak.peak_rss >> 20} MiB")
+
+
+def test_inbox_quarantines_a_truncated_bundle_named_in_no_encoding(world: World) -> None:
+    """The inbox's unattended pass: a truncated bundle whose file name is not UTF-8 is refused
+    with its reason, quarantined, recorded, and reported in JSON with the name escaped."""
+    home = world.root / "inbox-home"
+    shutil.copytree(world.template, home, symlinks=True)
+    whole = world.kit.good(world.root / "inbox-whole.stella.tar.zst").read_bytes()
+    dropped = home / "inbox" / os.fsdecode(b"caf\xe9-\xff.stella.tar.zst")
+    dropped.write_bytes(whole[: len(whole) // 2])
+    result = run("stella", "--json", "inbox", "process", "--settle", "0", home=home)
+    assert "Traceback" not in result.err, result.describe()
+    assert result.code == 1, result.describe()
+    assert result.peak_rss <= RSS_CEILING
+    report = json.loads(result.out)
+    cause = (
+        "caf\\xe9-\\xff.stella.tar.zst: the archive is empty, or truncated before its first "
+        "member (copy the bundle again)"
+    )
+    (refused,) = report["refused"]
+    assert (refused["bundle"], refused["reason"]) == ("caf\\xe9-\\xff.stella.tar.zst", cause)
+    assert not dropped.exists()
+    (reason_path,) = (home / "quarantine").glob("*.reason")
+    assert refused["quarantine"] == printable(str(reason_path))
+    assert json.loads(reason_path.read_bytes())["reason"] == cause
+    records = refused_records(home)
+    assert [r["result"]["reason"] for r in records] == [cause]
+    after = state(home)
+    assert after["snapshots"] == world.before["snapshots"]
+    assert after["audit"]["out"]["ok"] is True
+    assert after["leftovers"] == []
