@@ -219,10 +219,19 @@ def read_tar(
             pending = {}
         pending_bytes = 0
         if typeflag == ord("S") and header[482]:  # old GNU sparse: more headers follow
+            sparse = 0
             while True:
                 extra = read(_BLOCK)
                 if len(extra) < _BLOCK:
                     raise TarError("unexpected end of data inside a sparse header")
+                sparse += _BLOCK  # extension headers count as extended headers do
+                if sparse > bound:
+                    raise TarError(
+                        f"the sparse headers of {name!r} are over the {EXTENDED_HEADER.name} "
+                        f"cap of {EXTENDED_HEADER.describe(bound)}",
+                        cap=EXTENDED_HEADER,
+                        found=sparse,
+                    )
                 if not extra[504]:
                     break
         if typeflag == ord("5"):

@@ -7,6 +7,7 @@ Each builder writes its bundle under ``dir`` and returns the paths to give the c
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from bundles.digest import Digest
 from bundles.intoto import PAYLOAD_TYPE
 from bundles.keys import PrivateKey
 from tests.hostile.bundlekit import (
+    BLOCK,
     Entry,
     Kit,
     base256,
@@ -186,6 +188,26 @@ def _zero_bomb_member(kit: Kit) -> tuple[list[Entry], Digest | None]:
     return members, snapshot
 
 
+def _sparse_headers(count: int) -> bytes:
+    """An old GNU sparse header saying more follow, and ``count`` extensions that all say so."""
+    head = bytearray(header(b"sparse", 0, typeflag=b"S"))
+    head[482] = 1
+    head[148:156] = b" " * 8
+    head[148:156] = f"{sum(head):06o}\0 ".encode()
+    extension = bytearray(BLOCK)
+    extension[504] = 1
+    return bytes(head) + bytes(extension) * count
+
+
+def _truncated_member(kit: Kit, d: Path) -> list[Path]:
+    """A bundle carrying a 2 MiB image blob, cut inside that blob."""
+    blob = random.Random(7).randbytes(2 * MiB)  # incompressible, and the same each run
+    name = "images/blobs/sha256/" + Digest.of_bytes(blob).hex
+    path = kit.bundle(d / NAME, [Entry(name, blob)])
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+    return [path]
+
+
 BLOB = "images/blobs/sha256/" + Digest.of_bytes(b"abc").hex
 HUGE_PAX = pax({"size": "9" * 19})
 
@@ -265,6 +287,8 @@ _BUILDS: list[tuple[str, Build]] = [
         lambda kit, d: _truncated(kit, d, b"caf\xe9-\xff.stella.tar.zst"),
     ),
     ("zstd-window-1GiB", _wide_window),
+    ("truncated-inside-a-member", _truncated_member),
+    ("endless-sparse-headers", before_statement(_sparse_headers(8192))),
     (
         "zstd-bomb-after-the-end",
         lambda kit, d: [_bomb_tail(kit, d)],
@@ -369,6 +393,14 @@ __all__ = ["CASES", "NAME", "Case", "octal"]
 
 
 EXPECTED: dict[str, tuple[str, str | None]] = {
+    "truncated-inside-a-member": (
+        "member images/blobs/sha256/26649717d226f4ae5b0fcd2a1265a0ae7a242270e03991c50a7139c32f217324: stream is truncated or corrupt: unexpected end of data inside a file (1397435 of 2097152 bytes) (reason in {reason})",
+        "member images/blobs/sha256/26649717d226f4ae5b0fcd2a1265a0ae7a242270e03991c50a7139c32f217324: stream is truncated or corrupt: unexpected end of data inside a file (1397435 of 2097152 bytes)",
+    ),
+    "endless-sparse-headers": (
+        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,049,088 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,049,088 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+    ),
     "pax-header-1TiB-octal": (
         "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
         "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
