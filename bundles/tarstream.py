@@ -25,7 +25,7 @@ EXTENDED_HEADER: Final = limits.cap(
     "tar.extended_header_bytes",
     1 << 20,
     Unit.BYTES,
-    "the PAX and GNU long-name headers of one tar member",
+    "the size of the extended (PAX, GNU long-name and sparse) headers of one tar member",
 )
 
 

@@ -44,7 +44,13 @@ Chunks = Callable[[], Iterable[bytes]]
 
 
 def octal(size: int, width: int = 12) -> bytes:
-    return f"{size:0{width - 1}o}\0".encode()
+    """An octal size field: NUL-terminated when it fits, all digits up to 8**12, else the GNU
+    base-256 form (as tar writers do)."""
+    if size < 8 ** (width - 1):
+        return f"{size:0{width - 1}o}\0".encode()
+    if size < 8**width:
+        return f"{size:0{width}o}".encode()
+    return base256(size, width)
 
 
 def base256(size: int, width: int = 12) -> bytes:
@@ -78,6 +84,7 @@ def header(
     h[263:265] = b"00"
     h[148:156] = b" " * 8
     h[148:156] = f"{sum(h):06o}\0 ".encode()
+    assert len(h) == BLOCK, "a header field overflowed"
     return bytes(h)
 
 

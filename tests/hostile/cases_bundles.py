@@ -393,41 +393,33 @@ __all__ = ["CASES", "NAME", "Case", "octal"]
 
 
 EXPECTED: dict[str, tuple[str, str | None]] = {
-    "truncated-inside-a-member": (
-        "member images/blobs/sha256/26649717d226f4ae5b0fcd2a1265a0ae7a242270e03991c50a7139c32f217324: stream is truncated or corrupt: unexpected end of data inside a file (1397435 of 2097152 bytes) (reason in {reason})",
-        "member images/blobs/sha256/26649717d226f4ae5b0fcd2a1265a0ae7a242270e03991c50a7139c32f217324: stream is truncated or corrupt: unexpected end of data inside a file (1397435 of 2097152 bytes)",
-    ),
-    "endless-sparse-headers": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,049,088 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,049,088 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
-    ),
     "pax-header-1TiB-octal": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1024 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1024 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     ),
     "pax-header-base256-2^80": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1125899906842624 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1125899906842624 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1125899906842624 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1125899906842624 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     ),
     "pax-header-negative-base256": (
         "case.stella.tar.zst: not a well-formed tar stream: a tar header declares a negative size (-1) (reason in {reason})",
         "case.stella.tar.zst: not a well-formed tar stream: a tar header declares a negative size (-1)",
     ),
     "gnu-longname-2GiB": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 2 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 2 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 2 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 2 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     ),
     "gnu-longlink-1GiB": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1 GiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     ),
     "pax-global-16MiB": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 16 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     ),
     "pax-headers-add-up-past-the-cap": (
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,433,632 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
-        "case.stella.tar.zst: a tar header: the PAX and GNU long-name headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,433,632 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,433,632 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,433,632 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     ),
     "pax-size-huge-on-statement": (
         "case.stella.tar.zst: statement.dsse.json is 9,999,999,999,999,999,999 bytes, over the bundle.statement_bytes cap of 16 MiB (a bundle statement is far smaller; if this bundle is trusted, raise the cap with STELLA_LIMIT_BUNDLE_STATEMENT_BYTES=N (docs/limits.md); reason in {reason})",
@@ -517,6 +509,14 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
         "case.stella.tar.zst: a zstd frame: the zstd window a bundle's frames ask the decoder to hold is over the bundle.zstd_window_bytes cap of 128 MiB (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_ZSTD_WINDOW_BYTES=N (docs/limits.md); reason in {reason})",
         "case.stella.tar.zst: a zstd frame: the zstd window a bundle's frames ask the decoder to hold is over the bundle.zstd_window_bytes cap of 128 MiB (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_ZSTD_WINDOW_BYTES=N (docs/limits.md))",
     ),
+    "truncated-inside-a-member": (
+        "member images/blobs/sha256/26649717d226f4ae5b0fcd2a1265a0ae7a242270e03991c50a7139c32f217324: stream is truncated or corrupt: unexpected end of data inside a file (1397435 of 2097152 bytes) (reason in {reason})",
+        "member images/blobs/sha256/26649717d226f4ae5b0fcd2a1265a0ae7a242270e03991c50a7139c32f217324: stream is truncated or corrupt: unexpected end of data inside a file (1397435 of 2097152 bytes)",
+    ),
+    "endless-sparse-headers": (
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,049,088 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md); reason in {reason})",
+        "case.stella.tar.zst: a tar header: the size of the extended (PAX, GNU long-name and sparse) headers of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 1,049,088 bytes) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
+    ),
     "zstd-bomb-after-the-end": (
         "case.stella.tar.zst: the zero padding after a bundle's end-of-archive marker is over the bundle.trailing_bytes cap of 1 MiB (found 2 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_TRAILING_BYTES=N (docs/limits.md); reason in {reason})",
         "case.stella.tar.zst: the zero padding after a bundle's end-of-archive marker is over the bundle.trailing_bytes cap of 1 MiB (found 2 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_TRAILING_BYTES=N (docs/limits.md))",
@@ -534,8 +534,8 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
         "case.stella.tar.zst: member 'extra.bin' is not listed in the signed statement",
     ),
     "member-header-disagrees-with-statement": (
-        "case.stella.tar.zst: member 'blob.bin' header says 17179869184 bytes, the statement declares 3 (reason in {reason})",
-        "case.stella.tar.zst: member 'blob.bin' header says 17179869184 bytes, the statement declares 3",
+        "case.stella.tar.zst: member 'blob.bin' header says 1099511627776 bytes, the statement declares 3 (reason in {reason})",
+        "case.stella.tar.zst: member 'blob.bin' header says 1099511627776 bytes, the statement declares 3",
     ),
     "duplicate-member": (
         "case.stella.tar.zst: member 'knowledge.json' appears twice (reason in {reason})",

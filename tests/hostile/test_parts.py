@@ -133,7 +133,7 @@ _BUILDS: list[tuple[str, Build]] = [
     ("parts-of-a-negative-size-statement", _hostile("statement-negative-base256-then-zeros")),
     ("parts-of-600MB-before-statement", _hostile("600MB-record-before-statement")),
     ("parts-of-a-zstd-bomb", _hostile("zstd-bomb-after-the-end")),
-    ("parts-of-a-1GiB-line", _hostile("dataset-1GiB-line")),
+    ("parts-of-a-200k-deep-statement", _hostile("statement-200k-deep-json")),
 ]
 #: An incomplete set is not refused for good: it waits for its other parts.
 _WAITING = {"part-missing", "two-parts-missing"}
@@ -212,11 +212,12 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
         "split.stella.tar.zst: the zero padding after a bundle's end-of-archive marker is over the bundle.trailing_bytes cap of 1 MiB (found 2 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_TRAILING_BYTES=N (docs/limits.md); reason in {reason})",
         "split.stella.tar.zst: the zero padding after a bundle's end-of-archive marker is over the bundle.trailing_bytes cap of 1 MiB (found 2 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_TRAILING_BYTES=N (docs/limits.md))",
     ),
-    "parts-of-a-1GiB-line": (
-        "member knowledge/datasets/f9a108326e4009e4f98ea9c561f953e3feb59de2a5d9bf8b1e8eb5012e790075.jsonl: one record line of a dataset or patch member of a bundle is over the bundle.dataset_line_bytes cap of 16 MiB (found 17 MiB) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_BUNDLE_DATASET_LINE_BYTES=N (docs/limits.md); reason in {reason})",
-        None,
+    "parts-of-a-200k-deep-statement": (
+        "split.stella.tar.zst: statement.dsse.json: the nesting of arrays and objects in a JSON document is over the json.depth cap of 128 (found 200,000) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_JSON_DEPTH=N (docs/limits.md); reason in {reason})",
+        "split.stella.tar.zst: statement.dsse.json: the nesting of arrays and objects in a JSON document is over the json.depth cap of 128 (found 200,000) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_JSON_DEPTH=N (docs/limits.md))",
     ),
 }
+
 
 CASES: list[Case] = [
     Case(i, build, *EXPECTED[i], quarantined=i not in _WAITING) for i, build in _BUILDS
