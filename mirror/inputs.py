@@ -97,12 +97,16 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
 
 
 def _read(path: Path, limit: int) -> bytes:
+    """A feed file read whole (it is parsed in memory): refused by its size on disk first."""
     size = path.stat().st_size
     if size > limit:
         raise FeedError(
             f"{path}: {size} bytes, over the limit of {limit}", kind=FailureKind.SIZE_LIMIT
         )
-    return path.read_bytes()
+    if size > UNPACKED.value():
+        raise _over(path.name, "file", UNPACKED.value(), limit)
+    with open(path, "rb") as fh:
+        return fh.read(size + 1)
 
 
 def _strip_top(members: list[Member]) -> list[Member]:

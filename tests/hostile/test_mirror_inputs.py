@@ -119,6 +119,18 @@ def _plain(data: bytes, name: str = "feed.json") -> Make:
     return make
 
 
+def _sparse(size: int) -> Make:
+    """A file of ``size`` bytes that takes no room (a hole)."""
+
+    def make(d: Path) -> Path:
+        path = d / "feed.json"
+        with open(path, "wb") as out:
+            out.truncate(size)
+        return path
+
+    return make
+
+
 DEEP = b'{"vulnerabilities":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
 CAP_HINT = "(if this feed is trusted and that large, raise the cap with STELLA_LIMIT_FEED_UNPACKED_BYTES=N (docs/limits.md))"
 
@@ -181,6 +193,12 @@ CASES = [
         _garbage_gzip,
         "feed.json.gz: corrupt gzip data: Unknown compression method",
         kind="parse",
+    ),
+    FeedCase(
+        "plain-file-over-the-cap",
+        _sparse(64 * MiB),
+        f"feed.json: file size is over the feed.unpacked_bytes cap of 8 MiB {CAP_HINT}",
+        env={"STELLA_LIMIT_FEED_UNPACKED_BYTES": "8M"},
     ),
     FeedCase(
         "kev-200k-deep",
