@@ -157,6 +157,8 @@ def toolchain_note(package: Package, owners: Mapping[str, Package]) -> str:
     """The finding's explanation for an embedded Go release: the binary, its owner, the
     release, e.g. "/usr/bin/docker-registry (deb docker-registry 2.8.2+ds1-1) embeds go1.19.8"."""
     path, owner = _owner_of(package, owners)
+    if not path:
+        return ""  # no binary is known (a component read from elsewhere than a file)
     who = (
         f"{owner.type.value} {owner.name} {owner.full_version}"
         if owner is not None
