@@ -13,7 +13,8 @@ import pytest
 
 from mirror.config import SourceKind
 from mirror.datasets import build_dataset
-from mirror.inputs import Member, Upstream
+from mirror.errors import FeedError
+from mirror.inputs import Member, Upstream, unpack
 from mirror.sources import SOURCES, ParseResult
 from mirror.sources.redhat import rpm_key
 from mirror.sources.ubuntu import ecosystem as ubuntu_ecosystem
@@ -409,3 +410,18 @@ def test_directory_and_tarball_give_the_same_dataset(
     a, b = parse(kind, feeds / path), parse(kind, tarball)
     assert a.records
     assert build_dataset(a).digest == build_dataset(b).digest
+
+
+def test_redhat_archive_as_published_tar_zst(feeds: Path, tmp_path: Path) -> None:
+    """Red Hat publishes the whole VEX tree as one ``csaf_vex_<date>.tar.zst``."""
+    archive = tmp_path / "csaf_vex_2026-08-30.tar.zst"
+    subprocess.run(
+        ["tar", "--zstd", "-cf", str(archive), "-C", str(feeds / "redhat-csaf"), "."], check=True
+    )
+    a = parse(SourceKind.REDHAT_CSAF, feeds / "redhat-csaf")
+    b = parse(SourceKind.REDHAT_CSAF, archive)
+    assert build_dataset(a).digest == build_dataset(b).digest
+    data = archive.read_bytes()
+    limit = 2 * len(data)  # the compressed bytes fit, the decompressed ones do not
+    with pytest.raises(FeedError, match=f"decompressed size over the limit of {limit} bytes"):
+        unpack(archive.name, data, limit=limit)
