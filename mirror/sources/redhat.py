@@ -356,6 +356,9 @@ class _Document:
             rpm = _purl_rpm(purl, module)
             if rpm is None:
                 return None
+            if not rpm.version and (m := _NEVRA.fullmatch(comp)):  # versionless purl
+                evr = f"{m['version']}-{m['release']}"
+                rpm = _Rpm(rpm.name, m["epoch"] or "0", evr, rpm.arch or m["arch"], rpm.module)
             if comp.endswith(".src") and not rpm.arch:
                 rpm = _Rpm(rpm.name, rpm.epoch, rpm.version, "src", rpm.module)
             return rpm

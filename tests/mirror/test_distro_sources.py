@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mirror.config import SourceKind
+from mirror.config import SourceKind, load_config
 from mirror.datasets import build_dataset
 from mirror.errors import FeedError
 from mirror.inputs import Member, Upstream, unpack
@@ -425,3 +425,18 @@ def test_redhat_archive_as_published_tar_zst(feeds: Path, tmp_path: Path) -> Non
     limit = 2 * len(data)  # the compressed bytes fit, the decompressed ones do not
     with pytest.raises(FeedError, match=f"decompressed size over the limit of {limit} bytes"):
         unpack(archive.name, data, limit=limit)
+
+
+def test_docs_stanzas_for_the_distro_kinds_are_valid_config(tmp_path: Path) -> None:
+    """Every ``mirror.toml`` example of docs/mirror.md's distribution section loads."""
+    docs = (Path(__file__).parents[2] / "docs" / "mirror.md").read_text(encoding="utf-8")
+    section = docs.split("## Distribution feeds", 1)[1].split("\n## ", 1)[0]
+    blocks = section.split("```toml\n")[1:]
+    kinds = set()
+    for block in blocks:
+        config = tmp_path / "mirror.toml"
+        config.write_text(block.split("```", 1)[0], encoding="utf-8")
+        kinds |= {s.kind for s in load_config(config).sources}
+    assert {k.value for k in kinds} == {
+        "redhat-csaf", "rocky-osv", "alma-osv", "ubuntu-osv", "wolfi-secdb", "chainguard-secdb",
+    }  # fmt: skip
