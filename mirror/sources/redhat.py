@@ -137,6 +137,8 @@ def _purl_rpm(purl: str, module: str | None) -> _Rpm | None:
     qualifiers = dict(q.partition("=")[::2] for q in query.split("&") if q)
     _namespace, _, name_version = path.partition("/")
     name, _, version = name_version.partition("@")
+    if "/" in name:  # a container image written as an rpm purl (``rhel9/ruby-30``)
+        return None
     rpmmod = qualifiers.get("rpmmod")
     if rpmmod:
         module = ":".join(unquote(rpmmod).split(":")[:2])

@@ -45,7 +45,7 @@ def test_distro_datasets_snapshot_export_delta_and_import(feeds: Path, tmp_path:
     manifest = run(stella_mirror, mirror, "snapshot", "show", s0)["manifest"]
     records = {d["name"]: (d["type"], d["records"]) for d in manifest["datasets"]}
     assert records == {
-        "redhat": ("osv", 4), "rocky": ("osv", 1), "alma": ("osv", 8), "ubuntu": ("osv", 3),
+        "redhat": ("osv", 6), "rocky": ("osv", 1), "alma": ("osv", 8), "ubuntu": ("osv", 3),
         "wolfi": ("osv", 84), "chainguard": ("osv", 84),
     }  # fmt: skip
     kinds = {s["name"]: (s["kind"], s["status"], s["unknowns"]) for s in manifest["sources"]}

@@ -87,7 +87,8 @@ def test_redhat_fix_deferred_and_non_rhel_products(feeds: Path) -> None:
         "note": "Fix deferred",
     }
     # In-Vehicle OS, JBoss Core Services and OpenShift are products, not distributions.
-    assert result.meta["skipped_products_other"] == "3"
+    alone = parse(SourceKind.REDHAT_CSAF, feeds / "redhat-csaf/2024/cve-2024-9681.json")
+    assert alone.meta["skipped_products_other"] == "3"
     glibc = by_id(result)["CVE-2019-1010022"]
     assert {a["database_specific"]["status"] for a in glibc["affected"]} == {"not-affected"}
     assert [a["package"]["ecosystem"] for a in glibc["affected"]] == [
@@ -119,6 +120,29 @@ def _relation(component: str, platform: str) -> dict[str, Any]:
         "product_reference": component,
         "relates_to_product_reference": platform,
     }
+
+
+def test_redhat_module_streams_rhel10_and_container_images(feeds: Path) -> None:
+    result = parse(SourceKind.REDHAT_CSAF, feeds / "redhat-csaf/2024/cve-2024-13176.json")
+    assert result.unknowns == []
+    got = {
+        (a["package"]["ecosystem"], a["package"]["name"], a["database_specific"].get("module")): a
+        for a in result.records[0]["affected"]
+    }
+    # mysql:8.4/mysql (purl ...?arch=src&rpmmod=mysql:8.4) is the module stream's own entry.
+    assert got["Red Hat:9", "mysql", "mysql:8.4"]["database_specific"]["status"] == "postponed"
+    assert ("Red Hat:9", "mysql", None) in got
+    assert got["Red Hat:8", "mysql", "mysql:8.0"]["database_specific"]["note"] == "Fix deferred"
+    assert got["Red Hat:10", "openssl", None]["database_specific"] == {
+        "version_scheme": "rpm",
+        "severity": "Low",
+        "status": "postponed",
+        "note": "Fix deferred",
+    }
+    assert got["Red Hat:6", "mysql", None]["database_specific"]["status"] == "not-affected"
+    # Container images written as rpm purls (rhel9/ruby-30, ubi9/ruby-33) are not packages.
+    assert not [k for k in got if "/" in k[1]]
+    assert result.meta["skipped_products_other"] == "12"  # 7 other products, 5 images
 
 
 def _module_doc() -> dict[str, Any]:
