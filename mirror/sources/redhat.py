@@ -64,6 +64,9 @@ _NO_FIX: Final = {
 _CVSS: Final = (("cvss_v4", "CVSS_V4"), ("cvss_v3", "CVSS_V3"), ("cvss_v2", "CVSS_V2"))
 
 
+_JSON_TYPE: Final[dict[type, str]] = {str: "a string", list: "a list", dict: "an object"}
+
+
 class _Bad(Exception):
     """A document field that cannot be used; carries the one-line reason."""
 
@@ -108,6 +111,10 @@ class RedHatCSAFSource(FeedSource):
                 result.records.extend(_Document(doc, member.name, result, skipped).records())
             except _Bad as e:
                 result.skip(member.name, str(e))
+            except (AttributeError, TypeError, KeyError, ValueError) as e:
+                # A field of an unexpected JSON type deep in the tree: the document is unusable,
+                # the rest of the feed is not.
+                result.skip(member.name, f"malformed CSAF document: {type(e).__name__}: {e}")
         result.meta.update({f"skipped_products_{k}": str(v) for k, v in skipped.items()})
         return result
 
@@ -118,8 +125,18 @@ def _get(obj: Any, path: str, kind: type, where: str) -> Any:
     for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
     if not isinstance(value, kind):
-        raise _Bad(f"field '{where}{path}' missing or not a {kind.__name__}")
+        raise _Bad(f"field '{where}{path}' missing or not {_JSON_TYPE[kind]}")
     return value
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: optional fields of the wrong type
+    are treated as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _arr(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _walk(branches: Any) -> Iterator[dict[str, Any]]:
@@ -165,12 +182,12 @@ class _Document:
         self.tracking_id = _get(doc, "document.tracking.id", str, "")
         self.products: dict[str, dict[str, Any]] = {
             p["product_id"]: p
-            for p in _walk((doc.get("product_tree") or {}).get("branches"))
+            for p in _walk(_obj(doc.get("product_tree")).get("branches"))
             if isinstance(p.get("product_id"), str)
         }
         self.relations: dict[str, tuple[str, str]] = {}
-        for rel in (doc.get("product_tree") or {}).get("relationships") or []:
-            pid = (rel.get("full_product_name") or {}).get("product_id")
+        for rel in map(_obj, _arr(_obj(doc.get("product_tree")).get("relationships"))):
+            pid = _obj(rel.get("full_product_name")).get("product_id")
             comp, plat = rel.get("product_reference"), rel.get("relates_to_product_reference")
             if isinstance(pid, str) and isinstance(comp, str) and isinstance(plat, str):
                 self.relations[pid] = (comp, plat)
@@ -193,20 +210,21 @@ class _Document:
         self, vuln: dict[str, Any], rid: str, cve: str | None, where: str
     ) -> dict[str, Any]:
         document = self.doc["document"]
-        aggregate = (document.get("aggregate_severity") or {}).get("text")
+        aggregate = _obj(document.get("aggregate_severity")).get("text")
         remedies = self._by_product(vuln.get("remediations"), where + "remediations")
         impacts = {
             pid: t["details"]
-            for t in vuln.get("threats") or []
-            if isinstance(t, dict) and t.get("category") == "impact"
-            and isinstance(t.get("details"), str)
-            for pid in t.get("product_ids") or []
+            for t in map(_obj, _arr(vuln.get("threats")))
+            if t.get("category") == "impact" and isinstance(t.get("details"), str)
+            for pid in _arr(t.get("product_ids"))
+            if isinstance(pid, str)
         }  # fmt: skip
         flags = {
             pid: f["label"]
-            for f in vuln.get("flags") or []
-            if isinstance(f, dict) and isinstance(f.get("label"), str)
-            for pid in f.get("product_ids") or []
+            for f in map(_obj, _arr(vuln.get("flags")))
+            if isinstance(f.get("label"), str)
+            for pid in _arr(f.get("product_ids"))
+            if isinstance(pid, str)
         }
         status = vuln.get("product_status") or {}
         if not isinstance(status, dict):
@@ -260,22 +278,21 @@ class _Document:
             "affected": affected,
             "database_specific": {"source": "redhat-csaf"},
         }
-        published = (document.get("tracking") or {}).get("initial_release_date")
+        published = _obj(document.get("tracking")).get("initial_release_date")
         if isinstance(published, str):
             record["published"] = published
         if isinstance(vuln.get("title") or document.get("title"), str):
             record["summary"] = vuln.get("title") or document.get("title")
         details = [
             n["text"]
-            for n in vuln.get("notes") or []
-            if isinstance(n, dict) and n.get("category") == "description"
-            and isinstance(n.get("text"), str)
+            for n in map(_obj, _arr(vuln.get("notes")))
+            if n.get("category") == "description" and isinstance(n.get("text"), str)
         ]  # fmt: skip
         if details:
             record["details"] = details[0]
         if isinstance(aggregate, str):
             record["database_specific"]["severity"] = aggregate
-        cwe = (vuln.get("cwe") or {}).get("id")
+        cwe = _obj(vuln.get("cwe")).get("id")
         if isinstance(cwe, str):
             record["database_specific"]["cwe_ids"] = [cwe]
         severity = self._severity(vuln.get("scores"))
@@ -283,8 +300,8 @@ class _Document:
             record["severity"] = severity
         refs = [
             {"type": "ADVISORY" if r.get("category") == "self" else "WEB", "url": r["url"]}
-            for r in vuln.get("references") or []
-            if isinstance(r, dict) and isinstance(r.get("url"), str)
+            for r in map(_obj, _arr(vuln.get("references")))
+            if isinstance(r.get("url"), str)
         ]
         seen = {r["url"] for r in refs}
         fixes = sorted({url for rs in remedies.values() for _c, _d, url in rs if url} - seen)
@@ -297,13 +314,14 @@ class _Document:
         self, remediations: Any, where: str
     ) -> dict[str, list[tuple[str, str, str | None]]]:
         out: dict[str, list[tuple[str, str, str | None]]] = {}
-        for index, rem in enumerate(remediations or []):
+        for index, rem in enumerate(_arr(remediations)):
             if not isinstance(rem, dict) or not isinstance(rem.get("category"), str):
                 raise _Bad(f"field '{where}[{index}].category' missing or not a string")
             details: str = rem["details"] if isinstance(rem.get("details"), str) else ""
             url: str | None = rem["url"] if isinstance(rem.get("url"), str) else None
-            for pid in rem.get("product_ids") or []:
-                out.setdefault(pid, []).append((rem["category"], details, url))
+            for pid in _arr(rem.get("product_ids")):
+                if isinstance(pid, str):
+                    out.setdefault(pid, []).append((rem["category"], details, url))
         return out
 
     @staticmethod
@@ -332,9 +350,8 @@ class _Document:
         if platform in self.relations:  # a module stream, itself a component of a platform
             module_ref, platform = self.relations[platform]
             module = ":".join(module_ref.split(":")[:2])
-        cpe = ((self.products.get(platform) or {}).get("product_identification_helper") or {}).get(
-            "cpe"
-        )
+        product = _obj(self.products.get(platform))
+        cpe = _obj(product.get("product_identification_helper")).get("cpe")
         major = _MAIN_CPE.match(cpe) if isinstance(cpe, str) else None
         if major is None:
             fallback = re.fullmatch(r"red_hat_enterprise_linux_(\d+)|ubi(\d+)", platform)
@@ -352,8 +369,8 @@ class _Document:
         return number, rpm
 
     def _rpm(self, comp: str, module: str | None) -> _Rpm | None:
-        product = self.products.get(comp) or {}
-        purl = (product.get("product_identification_helper") or {}).get("purl")
+        product = _obj(self.products.get(comp))
+        purl = _obj(product.get("product_identification_helper")).get("purl")
         if isinstance(purl, str):
             rpm = _purl_rpm(purl, module)
             if rpm is None:
@@ -400,9 +417,9 @@ class _Document:
     @staticmethod
     def _severity(scores: Any) -> list[dict[str, str]]:
         found = set()
-        for score in scores if isinstance(scores, list) else []:
+        for score in map(_obj, _arr(scores)):
             for key, kind in _CVSS:
-                vector = ((score or {}).get(key) or {}).get("vectorString")
+                vector = _obj(score.get(key)).get("vectorString")
                 if isinstance(vector, str):
                     found.add((kind, vector))
         return [{"type": kind, "score": vector} for kind, vector in sorted(found)]

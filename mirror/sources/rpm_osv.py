@@ -68,6 +68,12 @@ class RpmOSVSource(FeedSource):
     def _add(self, record: Any, item: str, result: ParseResult) -> None:
         if record is None:
             return
+        try:
+            self._normalize(record, item, result)
+        except (AttributeError, TypeError, KeyError) as e:
+            result.skip(item, f"malformed record: {type(e).__name__}: {e}")
+
+    def _normalize(self, record: Any, item: str, result: ParseResult) -> None:
         problem = osv_problem(record)
         rid = record.get("id") if isinstance(record, dict) else None
         label = f"{item} ({rid})" if isinstance(rid, str) else item
@@ -77,7 +83,8 @@ class RpmOSVSource(FeedSource):
         word = severity_word(record)
         kept = []
         for index, entry in enumerate(record.get("affected", [])):
-            eco = (entry.get("package") or {}).get("ecosystem")
+            package = entry.get("package")
+            eco = package.get("ecosystem") if isinstance(package, dict) else None
             normal = self.ecosystem(eco) if isinstance(eco, str) else None
             if normal is None:
                 result.skip(
@@ -85,7 +92,8 @@ class RpmOSVSource(FeedSource):
                     f"ecosystem {eco!r} is not {self.distro}:<release>; entry left out",
                 )
                 continue
-            specific = dict(entry.get("database_specific") or {})
+            given = entry.get("database_specific")
+            specific = dict(given) if isinstance(given, dict) else {}
             specific["version_scheme"] = SCHEME
             if word is not None:
                 specific.setdefault("severity", word)
@@ -99,15 +107,17 @@ class RpmOSVSource(FeedSource):
         if not kept:
             result.skip(label, f"no affected entry for {self.distro}")
             return
-        cves = set(record.get("aliases") or [])
+        aliases = record.get("aliases")
+        cves = {a for a in aliases if isinstance(a, str)} if isinstance(aliases, list) else set()
         for field in ("related", "upstream"):
             values = record.get(field) or []
             if isinstance(values, list):
                 cves |= {v for v in values if isinstance(v, str) and _CVE.fullmatch(v)}
         out = {**record, "affected": kept, "aliases": sorted(cves)}
         if word is not None:
+            given = record.get("database_specific")
             out["database_specific"] = {
-                **(record.get("database_specific") or {}),
+                **(given if isinstance(given, dict) else {}),
                 "severity": word,
             }
         result.records.append(out)

@@ -46,34 +46,41 @@ def ecosystem(upstream: str) -> str | None:
     return f"Ubuntu:Pro:{releases[0]}" if pro else f"Ubuntu:{releases[0]}"
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _arr(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _highest(words: list[str]) -> str | None:
     known = [w for w in words if w in PRIORITIES]
     return max(known, key=PRIORITIES.index) if known else None
 
 
 def _priority(entry: dict[str, Any]) -> str | None:
-    specific = entry.get("ecosystem_specific")
-    if isinstance(specific, dict) and isinstance(specific.get("ubuntu_priority"), str):
+    specific = _obj(entry.get("ecosystem_specific"))
+    if isinstance(specific.get("ubuntu_priority"), str):
         return str(specific["ubuntu_priority"])
-    cves = ((entry.get("database_specific") or {}).get("cves_map") or {}).get("cves") or []
+    cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
     words = [
         s.get("score")
-        for c in cves
-        if isinstance(c, dict)
-        for s in c.get("severity") or []
-        if isinstance(s, dict) and s.get("type") == "Ubuntu"
+        for c in map(_obj, cves)
+        for s in map(_obj, _arr(c.get("severity")))
+        if s.get("type") == "Ubuntu"
     ]
     return _highest([w for w in words if isinstance(w, str)])
 
 
 def _cves_of(record: dict[str, Any]) -> set[str]:
     found: set[str] = set()
-    for value in [record["id"], *(record.get("aliases") or []), *(record.get("upstream") or [])]:
+    for value in [record["id"], *_arr(record.get("aliases")), *_arr(record.get("upstream"))]:
         if isinstance(value, str):
             found |= set(_CVE.findall(value))
-    for entry in record.get("affected") or []:
-        cves = ((entry.get("database_specific") or {}).get("cves_map") or {}).get("cves") or []
-        found |= {c["id"] for c in cves if isinstance(c, dict) and isinstance(c.get("id"), str)}
+    for entry in map(_obj, _arr(record.get("affected"))):
+        cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
+        found |= {c["id"] for c in map(_obj, cves) if isinstance(c.get("id"), str)}
     return found
 
 
@@ -88,8 +95,12 @@ class UbuntuOSVSource(FeedSource):
                 result.ignored.append(member.name)
                 continue
             record = load_json(member.data, member.name, result)
-            if record is not None:
+            if record is None:
+                continue
+            try:
                 self._add(record, member.name, result)
+            except (AttributeError, TypeError, KeyError) as e:
+                result.skip(member.name, f"malformed record: {type(e).__name__}: {e}")
         return result
 
     @staticmethod
@@ -102,7 +113,7 @@ class UbuntuOSVSource(FeedSource):
             return
         affected = []
         for index, entry in enumerate(record.get("affected", [])):
-            eco = (entry.get("package") or {}).get("ecosystem")
+            eco = _obj(entry.get("package")).get("ecosystem")
             normal = ecosystem(eco) if isinstance(eco, str) else None
             if normal is None:
                 result.skip(f"{label} affected[{index}]", f"unknown Ubuntu ecosystem {eco!r}")
@@ -130,5 +141,5 @@ class UbuntuOSVSource(FeedSource):
         if not fixed:
             out.pop("ranges", None)
             specific["status"] = "open"
-        out["database_specific"] = {**(entry.get("database_specific") or {}), **specific}
+        out["database_specific"] = {**_obj(entry.get("database_specific")), **specific}
         return out

@@ -237,7 +237,7 @@ CURL_SRC = "red_hat_enterprise_linux_9:curl.src"
         (lambda d: d["document"].update(category="csaf_security_advisory"), "d.json",
          "field 'document.category' is 'csaf_security_advisory', not 'csaf_vex'"),
         (lambda d: d["document"]["tracking"].pop("id"), "d.json",
-         "field 'document.tracking.id' missing or not a str"),
+         "field 'document.tracking.id' missing or not a string"),
         (lambda d: d.pop("vulnerabilities"), "d.json",
          "field 'vulnerabilities' missing or not a list"),
         (lambda d: d["vulnerabilities"][0]["product_status"]["known_affected"].append("nope:x"),
@@ -464,3 +464,37 @@ def test_docs_stanzas_for_the_distro_kinds_are_valid_config(tmp_path: Path) -> N
     assert {k.value for k in kinds} == {
         "redhat-csaf", "rocky-osv", "alma-osv", "ubuntu-osv", "wolfi-secdb", "chainguard-secdb",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [(SourceKind.REDHAT_CSAF, "redhat-csaf/2022/cve-2022-3715.json"),
+     (SourceKind.ALMA_OSV, "alma-osv/almalinux9/ALSA-2023:0340.json"),
+     (SourceKind.UBUNTU_OSV, "ubuntu-osv/osv/usn/USN-5844-1.json")],
+)  # fmt: skip
+def test_values_of_the_wrong_json_type_never_crash_a_parser(
+    feeds: Path, kind: SourceKind, path: str
+) -> None:
+    """Every object and list of a real record, one at a time, replaced by a number or a list:
+    the parser either uses the record or names the field in an unknown, and never raises."""
+    original = json.loads((feeds / path).read_text())
+
+    def holes(node: Any, trail: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        found = [trail] if trail else []
+        children = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in children:
+            if isinstance(child, dict | list) and len(found) < 400:
+                found += holes(child, (*trail, key))
+        return found
+
+    for trail in holes(original):
+        for junk in (7, ["x"]):
+            doc = copy.deepcopy(original)
+            target = doc
+            for key in trail[:-1]:
+                target = target[key]
+            target[trail[-1]] = junk
+            result = SOURCES[kind].parse([Member("x.json", json.dumps(doc).encode())])
+            assert result.records or result.unknowns, trail
+            # ... and an unknown names the field, not a Python exception.
+            assert not [u for u in result.unknowns if u.reason.startswith("malformed")], trail
