@@ -125,28 +125,31 @@ def _gunzip(data: bytes, limit: int, name: str) -> bytes:
 
 
 def _unzstd(data: bytes, limit: int, name: str) -> bytes:
+    """Decompress in 1 MiB reads, refusing the output as soon as it passes ``limit`` (one read
+    of the whole limit would allocate it)."""
+    out = io.BytesIO()
+    size = 0
     try:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
-            out = reader.read(limit + 1)
+            while chunk := reader.read(min(1 << 20, limit + 1 - size)):
+                size += out.write(chunk)
+                if size > limit:
+                    raise FeedError(
+                        f"{name}: decompressed size over the limit of {limit} bytes",
+                        kind=FailureKind.SIZE_LIMIT,
+                        hint="raise max_size for this source if the feed really is that large",
+                    )
     except (zstandard.ZstdError, OSError, EOFError) as e:
         raise FeedError(f"{name}: corrupt zstd data: {e}") from e
-    if len(out) > limit:
-        raise FeedError(
-            f"{name}: decompressed size over the limit of {limit} bytes",
-            kind=FailureKind.SIZE_LIMIT,
-        )
-    return out
+    return out.getvalue()
 
 
 def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:
     """Open ``data`` by its content (magic bytes), not its name: zip, tar (optionally gzipped or
     zstd-compressed), a gzipped or zstd-compressed single file, or a plain file."""
     try:
-        if data.startswith(_ZSTD):
-            inner = _unzstd(data, limit, name)
-            if _is_tar(inner):
-                return _strip_top(_untar(inner, limit))
-            return [Member(name.removesuffix(".zst"), inner)]
+        if data.startswith(_ZSTD):  # a .tar.zst is opened as the tar it holds
+            return unpack(name.removesuffix(".zst"), _unzstd(data, limit, name), limit=limit)
         if data.startswith((_ZIP, _EMPTY_ZIP)):
             return _strip_top(_unzip(data, limit, name))
         if data.startswith(_GZIP):

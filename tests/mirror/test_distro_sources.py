@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from mirror.config import SourceKind, load_config
 from mirror.datasets import build_dataset
@@ -498,3 +499,14 @@ def test_values_of_the_wrong_json_type_never_crash_a_parser(
             assert result.records or result.unknowns, trail
             # ... and an unknown names the field, not a Python exception.
             assert not [u for u in result.unknowns if u.reason.startswith("malformed")], trail
+
+
+def test_a_zstd_compressed_single_file_is_the_file(feeds: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "security.json.zst"
+    source = feeds / "wolfi-secdb/security.json"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(source.read_bytes()))
+    members = Upstream(packed, packed.name).members(limit=LIMIT)
+    assert [m.name for m in members] == ["security.json"]
+    a = parse(SourceKind.WOLFI_SECDB, source)
+    b = SOURCES[SourceKind.WOLFI_SECDB].parse(members)
+    assert build_dataset(a).digest == build_dataset(b).digest
