@@ -34,8 +34,8 @@ from pkcs11.types import Session, Token
 
 from bundles.keys import KeyType, PublicKey
 from bundles.signer import (
-    Pkcs11ModuleError,
     Pkcs11KeyMissingError,
+    Pkcs11ModuleError,
     Pkcs11ObjectError,
     Pkcs11PinError,
     Pkcs11TokenError,

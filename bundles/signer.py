@@ -107,6 +107,7 @@ _UNSUPPORTED: Final = {
 }
 _QUERY_ATTRS: Final = frozenset({"module-path", "pin-source"})
 _NAME: Final = re.compile(r"[a-z][a-z0-9-]*\Z")
+_PIN_VALUE: Final = re.compile(r"([?&;:])pin-value=[^&;#]*", re.IGNORECASE)
 _PCT: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
 # RFC 3986 unreserved + RFC 7512 pk11-res-avail / pk11-qchar (ASCII, without % and the
 # separators of the part they stand in): anything else must be percent-encoded.
@@ -208,13 +209,6 @@ def _attributes(part: str, sep: str, uri: str, allowed: frozenset[str]) -> dict[
                 f"{uri}: {item!r} is not a name=value attribute",
                 hint=f"attributes are separated by {sep!r}, e.g. token=stella;object=appliance",
             )
-        if name == "pin-value":
-            raise Pkcs11PinError(
-                f"{uri}: the URI carries the PIN (pin-value); a PIN on a command line or in "
-                "a stored URI is readable by other users and kept in shell history and logs",
-                hint=f"remove pin-value and put the PIN in a file named by pin-source=file:… "
-                f"(mode 0600) or in the environment variable {PIN_ENV}",
-            )
         if name in _UNSUPPORTED:
             raise Pkcs11UriError(
                 f"{uri}: attribute {name!r} is not supported", hint=_UNSUPPORTED[name]
@@ -274,6 +268,15 @@ def parse_pkcs11_uri(text: str) -> Pkcs11Uri:
         raise Pkcs11UriError(
             f"{text[:80]!r} is not a pkcs11: URI",
             hint="write pkcs11:token=LABEL;object=LABEL?module-path=/path/to/module.so",
+        )
+    if _PIN_VALUE.search(text):  # refused first, and the PIN is never echoed
+        shown = _PIN_VALUE.sub(r"\1pin-value=…", text)
+        raise Pkcs11PinError(
+            f"{shown}: the URI carries the PIN (pin-value); a "
+            "PIN on a command line or in a stored URI is readable by other users and kept in "
+            "shell history and logs",
+            hint=f"remove pin-value and put the PIN in a file named by pin-source=file:… "
+            f"(mode 0600) or in the environment variable {PIN_ENV}",
         )
     body = text[len(PKCS11_SCHEME) :]
     if "#" in body:
