@@ -37,6 +37,7 @@ from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
 from bundles.signer import (
     Pkcs11KeyMissingError,
     Signer,
+    close_signer,
     generate_signer,
     is_pkcs11_uri,
     load_signer,
@@ -171,9 +172,7 @@ class Home:
         try:
             opened.public_key.save(self.appliance_pub)
         finally:
-            close = getattr(opened, "close", None)
-            if close is not None:
-                close()
+            close_signer(opened)
         self._write_config({"signer": signer})
 
     def _write_config(self, settings: Mapping[str, Any]) -> None:

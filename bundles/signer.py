@@ -382,6 +382,32 @@ def token_pin(uri: Pkcs11Uri, environ: Mapping[str, str] | None = None) -> str:
     return pin
 
 
+def read_uri_file(path: Path) -> str:
+    """The ``pkcs11:`` URI a ``*.uri`` file holds (its first line)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(URI_LIMIT + 2)
+    except FileNotFoundError as e:
+        raise SignerError(f"{path}: no such signer file", hint="check the path") from e
+    except OSError as e:
+        raise SignerError(f"{path}: cannot read signer file: {e.strerror}") from e
+    lines = data.decode("utf-8", "replace").splitlines()
+    text = lines[0].strip() if lines else ""
+    if not is_pkcs11_uri(text):
+        raise SignerError(
+            f"{path}: does not hold a pkcs11: URI",
+            hint="a .uri file holds one line: the signer's pkcs11: URI",
+        )
+    return text
+
+
+def close_signer(signer: Signer) -> None:
+    """Give up what a signer holds open (a token session); a key file holds nothing."""
+    close = getattr(signer, "close", None)
+    if callable(close):
+        close()
+
+
 def load_signer(
     reference: str | Path,
     *,
@@ -389,8 +415,10 @@ def load_signer(
     environ: Mapping[str, str] | None = None,
 ) -> Signer:
     """Open the signer ``reference`` names: a ``pkcs11:`` URI opens the key in its token
-    (the PIN from pin-source or ``$STELLA_PKCS11_PIN``); anything else is a PEM key file
-    (decrypted with ``passphrase`` when it is encrypted)."""
+    (the PIN from pin-source or ``$STELLA_PKCS11_PIN``); a file named ``*.uri`` holds such a
+    URI; anything else is a PEM key file (decrypted with ``passphrase`` when encrypted)."""
+    if isinstance(reference, Path) and reference.suffix == ".uri":
+        reference = read_uri_file(reference)
     if is_pkcs11_uri(reference):
         from bundles import pkcs11  # the token's library is loaded only when a URI asks for it
 

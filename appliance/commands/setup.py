@@ -17,7 +17,7 @@ from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import UsageError
 from bundles.keys import KeyType, PublicKey, passphrase_from_env
-from bundles.signer import PIN_ENV, generate_signer, is_pkcs11_uri
+from bundles.signer import PIN_ENV, close_signer, generate_signer, is_pkcs11_uri
 
 _SIGNER_HELP = (
     "pkcs11:token=…;object=…?module-path=…[&pin-source=file:…] to keep the key in a PKCS#11 "
@@ -99,9 +99,7 @@ def keys_generate_cmd(ctx: CliContext, signer: str, key_type: str | None, out: P
         signer, _key_type_for(signer, key_type), passphrase=passphrase_from_env()
     )
     public = created.public_key
-    close = getattr(created, "close", None)
-    if close is not None:
-        close()
+    close_signer(created)
     if out is not None:
         public.save(out)
     ctx.emit(
