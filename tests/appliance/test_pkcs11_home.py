@@ -29,6 +29,7 @@ from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
 from tests.node.test_verify_rva import _node, _run
 from tests.softhsm import MODULE, PIN, SoftHsm, softhsm
+from tests.test_runbooks import ROOT, check_command, shown_commands
 
 _labels = itertools.count()
 
@@ -221,3 +222,9 @@ def test_token_problems_are_one_line_naming_the_uri_part(
     code, _, err = stella(tmp_path, "keys", "generate", "--signer", hsm.uri(label()))
     assert "no PIN for the token" in _one_line(err)
     assert str(MODULE) in err
+
+
+def test_the_commands_docs_keys_shows_exist() -> None:
+    shown = shown_commands(ROOT / "docs" / "keys.md")
+    paths = {check_command(c.argv) for c in shown}
+    assert {"stella init", "stella keys export-public", "stella-mirror keys generate"} <= paths

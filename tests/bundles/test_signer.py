@@ -179,3 +179,15 @@ def test_no_pin_at_all_names_both_sources() -> None:
     assert caught.value.hint is not None
     assert PIN_ENV in caught.value.hint
     assert "pin-source=file:" in caught.value.hint
+
+
+def test_a_uri_file_names_the_signer(tmp_path: Path) -> None:
+    missing = tmp_path / "signing.uri"
+    with pytest.raises(SignerError, match="no such signer file"):
+        load_signer(missing)
+    missing.write_text("/etc/keys/signing.key\n")
+    with pytest.raises(SignerError, match="does not hold a pkcs11: URI"):
+        load_signer(missing)
+    missing.write_text("pkcs11:token=t;object=o\n")  # read, then parsed like any URI
+    with pytest.raises(Pkcs11UriError, match="module-path is missing"):
+        load_signer(missing)
