@@ -4,8 +4,11 @@ needed here; tests/bundles/test_signer_pkcs11.py signs with a real SoftHSM2 toke
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bundles import dsse
 from bundles.errors import KeyError_
@@ -191,3 +194,17 @@ def test_a_uri_file_names_the_signer(tmp_path: Path) -> None:
     missing.write_text("pkcs11:token=t;object=o\n")  # read, then parsed like any URI
     with pytest.raises(Pkcs11UriError, match="module-path is missing"):
         load_signer(missing)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    token=st.text(min_size=1, max_size=40).filter(lambda s: "\x00" not in s),
+    obj=st.text(min_size=1, max_size=40),
+    key_id=st.binary(min_size=1, max_size=20),
+)
+def test_any_percent_encoded_label_reads_back_exactly(token: str, obj: str, key_id: bytes) -> None:
+    uri = parse_pkcs11_uri(
+        f"pkcs11:token={quote(token, safe='')};object={quote(obj, safe='')};"
+        f"id={quote(key_id, safe='')}?{SO}"
+    )
+    assert (uri.token, uri.object, uri.id) == (token, obj, key_id)
