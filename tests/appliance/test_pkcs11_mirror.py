@@ -68,6 +68,18 @@ def test_bundles_signed_in_the_token_are_imported(
     assert run(stella, "--home", appliance, "import", first)["sequence"] == 1
     assert run(stella, "--home", appliance, "import", second)["sequence"] == 2
 
+    # Split: the parts manifest is signed in the token too.
+    split = tmp_path / "b3.stella.tar.zst"
+    made = run(
+        stella_mirror, "--home", home, "export", "--out", split, "--key", keys / "signing.uri",
+        "--split", "64K",
+    )  # fmt: skip
+    parts = made["parts"]  # one part for so small a bundle, with its signed parts manifest
+    assert Path(made["partsManifest"]).is_file()
+    whole = run(stella_mirror, "--home", home, "verify", *reversed(parts), "--trust-root", root)
+    assert whole["complete"] is True
+    assert run(stella, "--home", appliance, "import", *parts)["sequence"] == 3
+
 
 def test_a_token_signing_key_is_always_ecdsa(hsm: SoftHsm, tmp_path: Path) -> None:
     result = CliRunner().invoke(
