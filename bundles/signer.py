@@ -109,12 +109,14 @@ _QUERY_ATTRS: Final = frozenset({"module-path", "pin-source"})
 _NAME: Final = re.compile(r"[a-z][a-z0-9-]*\Z")
 _PIN_VALUE: Final = re.compile(r"([?&;:])pin-value=[^&;#]*", re.IGNORECASE)
 _PCT: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
-# RFC 3986 unreserved + RFC 7512 pk11-res-avail / pk11-qchar (ASCII, without % and the
-# separators of the part they stand in): anything else must be percent-encoded.
-_PATH_CHARS: Final = frozenset(
+# RFC 7512 §2.3: unreserved characters and pk11-res-avail, plus "&" in the path
+# (pk11-path-res-avail) or "/", "?", "|" in the query (pk11-query-res-avail); anything else
+# must be percent-encoded.
+_RES_AVAIL: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:[]@!$'()*+,="
 )
-_QUERY_CHARS: Final = _PATH_CHARS | frozenset("/?|")
+_PATH_CHARS: Final = _RES_AVAIL | frozenset("&")
+_QUERY_CHARS: Final = _RES_AVAIL | frozenset("/?|")
 
 
 @dataclass(frozen=True, slots=True)

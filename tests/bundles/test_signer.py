@@ -86,6 +86,8 @@ def test_uri_fields_are_percent_decoded() -> None:
     assert uri.pin_source == Path("/run/stella/pin")
     assert str(uri).startswith("pkcs11:token=My%20Token;")
     assert uri.key_name == "object=appliance;id=%01%ff"
+    assert parse_pkcs11_uri(f"pkcs11:token=R&D;object=a=b?{SO}").token == "R&D"
+    assert parse_pkcs11_uri(f"pkcs11:token=R&D;object=a=b?{SO}").object == "a=b"
 
 
 @pytest.mark.parametrize(
@@ -111,6 +113,8 @@ BAD_URIS = [
     ("pkcs11:token=t;object=o;type=public?" + SO, "type=public names no signing key"),
     ("pkcs11:token=t;object=o;slot-id=0x1?" + SO, "slot-id=0x1 is not a decimal number"),
     ("pkcs11:token=a b;object=o?" + SO, "attribute 'token' contains ' ', which must be"),
+    ("pkcs11:token=a/b;object=o?" + SO, "attribute 'token' contains '/', which must be"),
+    ("pkcs11:token=t;object=o?" + SO + "&pin-source=/a;b", "'pin-source' contains ';'"),
     ("pkcs11:token=a%2;object=o?" + SO, "'%' not followed by two hex digits"),
     ("pkcs11:token=a%zz;object=o?" + SO, "'%' not followed by two hex digits"),
     ("pkcs11:token=%ff;object=o?" + SO, "attribute 'token' is not UTF-8 once decoded"),
