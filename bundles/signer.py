@@ -266,7 +266,7 @@ def parse_pkcs11_uri(text: str) -> Pkcs11Uri:
     :class:`Pkcs11PinError` for a PIN written into the URI) naming the attribute."""
     if len(text) > URI_LIMIT:
         raise Pkcs11UriError(f"pkcs11: URI of {len(text)} characters exceeds {URI_LIMIT}")
-    if not text.startswith(PKCS11_SCHEME):
+    if not is_pkcs11_uri(text):  # the scheme is case-insensitive (RFC 3986 §3.1)
         raise Pkcs11UriError(
             f"{text[:80]!r} is not a pkcs11: URI",
             hint="write pkcs11:token=LABEL;object=LABEL?module-path=/path/to/module.so",

@@ -87,6 +87,7 @@ def test_uri_fields_are_percent_decoded() -> None:
     assert str(uri).startswith("pkcs11:token=My%20Token;")
     assert uri.key_name == "object=appliance;id=%01%ff"
     assert parse_pkcs11_uri(f"pkcs11:token=R&D;object=a=b?{SO}").token == "R&D"
+    assert parse_pkcs11_uri(f"PKCS11:token=t;object=o?{SO}").token == "t"
     assert parse_pkcs11_uri(f"pkcs11:token=R&D;object=a=b?{SO}").object == "a=b"
 
 
