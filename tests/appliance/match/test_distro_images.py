@@ -94,6 +94,33 @@ APK_BY_HAND: dict[tuple[str, str], int] = {
     ("2.39-r2", "2.39-r5"): -1,  # revision 2 < 5
     ("2.39-r2", "2.40-r6"): -1,  # 39 < 40
     ("1.36.1-r2", "1.35.0-r3"): 1,  # 36 > 35
+    # the pairs the Wolfi secdb test data adds
+    ("8.7.1-r0", "7.86.0-r0"): 1,  # 8 > 7 in the first number
+    ("8.7.1-r0", "7.87.0-r0"): 1,  # 8 > 7 in the first number
+    ("8.7.1-r0", "8.5.0-r0"): 1,  # 7 > 5
+    ("8.7.1-r0", "8.6.0-r0"): 1,  # 7 > 6
+    ("8.7.1-r0", "8.10.0-r0"): -1,  # 7 < 10
+    ("8.7.1-r0", "8.11.1-r0"): -1,  # 7 < 11
+    ("8.7.1-r0", "8.12.0-r0"): -1,  # 7 < 12
+    ("2.39-r2", "2.36-r1"): 1,  # 39 > 36
+    ("2.39-r2", "2.37-r1"): 1,  # 39 > 37
+    ("2.39-r2", "2.38-r2"): 1,  # 39 > 38; the revision does not matter
+    ("2.39-r2", "2.38-r3"): 1,  # 39 > 38
+    ("2.39-r2", "2.38-r5"): 1,  # 39 > 38
+    ("2.39-r2", "2.38-r11"): 1,  # 39 > 38
+    ("3.1.1-r3", "3.0.7-r0"): 1,  # 1 > 0 in the second number
+    ("3.1.1-r3", "3.1.0-r1"): 1,  # 1 > 0 in the third number
+    ("3.1.1-r3", "3.1.0-r2"): 1,  # 1 > 0 in the third number
+    ("3.1.1-r3", "3.1.0-r5"): 1,  # 1 > 0 in the third number, whatever the revision
+    ("3.1.1-r3", "3.1.1-r0"): 1,  # revision 3 > 0
+    ("3.1.1-r3", "3.1.4-r0"): -1,  # 1 < 4 in the third number
+    ("3.1.1-r3", "3.1.4-r1"): -1,  # 1 < 4 in the third number
+    ("3.1.1-r3", "3.3.0-r5"): -1,  # 1 < 3 in the second number
+    ("3.1.1-r3", "3.3.0-r8"): -1,  # 1 < 3 in the second number
+    ("3.1.1-r3", "3.3.1-r3"): -1,  # 1 < 3 in the second number
+    ("3.1.1-r3", "3.3.2-r0"): -1,  # 1 < 3 in the second number
+    ("3.1.1-r3", "3.3.2-r2"): -1,  # 1 < 3 in the second number
+    ("3.1.1-r3", "3.4.0-r6"): -1,  # 1 < 4 in the second number
 }
 
 
@@ -161,7 +188,8 @@ def independent_reading(
                 introduced = next(e["introduced"] for e in rng["events"] if "introduced" in e)
                 fixed = [e["fixed"] for e in rng["events"] if "fixed" in e]
                 after = introduced == "0" or signs[(version, introduced)] >= 0
-                before = not fixed or signs[(version, fixed[0])] < 0
+                # "fixed 0" (secdb: never affected): no version is below it
+                before = not fixed or (fixed[0] != "0" and signs[(version, fixed[0])] < 0)
                 if after and before:
                     affected.add((package.name, rid))
             continue
