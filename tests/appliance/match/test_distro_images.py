@@ -415,3 +415,44 @@ def test_chainguard_images_use_chainguard_records() -> None:
     assert {f.id for f in report.findings} == {"CVE-2023-45853"}
     wolfi_only = match(Inventory.of([zlib], chainguard), MemoryAdvisories(distro_records.wolfi()))
     assert [u.kind for u in wolfi_only.unknowns] == [UnknownKind.NO_DATA]
+
+
+# --- through knowledge.db ----------------------------------------------------------------
+
+
+@needs_rpm
+def test_the_store_answers_binary_and_source_names_in_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """knowledge.db gives the memory index's findings, reading the records of every rpm
+    under both its names in one batch."""
+    from appliance.match.service import match_inventory
+    from appliance.store.knowledge import KnowledgeStore, install_snapshot
+    from bundles import canonical
+    from bundles.snapshot import DatasetType, build_dataset
+
+    records = [*distro_records.redhat9(), *distro_records.rocky9(), *distro_records.wolfi()]
+    store = KnowledgeStore.open(tmp_path / "knowledge.db")
+    dataset = build_dataset("distros", DatasetType.OSV, records)
+    install_snapshot(store, [dataset], sequence=1, channel="c", created="2026-01-01T00:00:00Z")
+    calls: list[int] = []
+    real = KnowledgeStore.advisory_lines
+
+    def counting(self: KnowledgeStore, keys: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(keys))
+        return real(self, keys, *args, **kwargs)
+
+    monkeypatch.setattr(KnowledgeStore, "advisory_lines", counting)
+    inv = inventory(SCANNER / "rhel9")
+    try:
+        from_store = match_inventory(store, inv)
+        snapshot = str(store.active())
+    finally:
+        store.close()
+    memory = match(inv, MemoryAdvisories(records, snapshot=snapshot))
+    assert canonical.dumps(from_store.to_dict()) == canonical.dumps(memory.to_dict())
+    assert from_store.findings
+    # one batch: every binary name and every source rpm name (14 rpms, 17 distinct names)
+    names = {n for p in inv.packages for n in (p.name, p.source_name) if n}
+    assert len(names) == 17
+    assert calls == [len(names)]
