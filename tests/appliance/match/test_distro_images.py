@@ -10,6 +10,7 @@ Debian: apk pairs come from a table checked by hand (each line says why).
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from appliance.cli import cli as stella
+from appliance.home import Home
 from appliance.match import FixState, Inventory, MemoryAdvisories, UnknownKind, match
 from appliance.match.model import FindingsReport
+from appliance.match.service import match_inventory
 from appliance.scanner.model import OSInfo, Package, PackageType
 from appliance.scanner.rootfs import scan_rootfs
+from appliance.store.knowledge import KnowledgeStore, install_snapshot
+from bundles import canonical
+from bundles.snapshot import DatasetType, build_dataset
+from tests.appliance.homes import install_knowledge
 from tests.appliance.match import distro_records
 from tests.appliance.match.data import SNAPSHOT
 
@@ -426,11 +435,6 @@ def test_the_store_answers_binary_and_source_names_in_one_batch(
 ) -> None:
     """knowledge.db gives the memory index's findings, reading the records of every rpm
     under both its names in one batch."""
-    from appliance.match.service import match_inventory
-    from appliance.store.knowledge import KnowledgeStore, install_snapshot
-    from bundles import canonical
-    from bundles.snapshot import DatasetType, build_dataset
-
     records = [*distro_records.redhat9(), *distro_records.rocky9(), *distro_records.wolfi()]
     store = KnowledgeStore.open(tmp_path / "knowledge.db")
     dataset = build_dataset("distros", DatasetType.OSV, records)
@@ -456,3 +460,32 @@ def test_the_store_answers_binary_and_source_names_in_one_batch(
     names = {n for p in inv.packages for n in (p.name, p.source_name) if n}
     assert len(names) == 17
     assert calls == [len(names)]
+
+
+# --- what an operator runs ---------------------------------------------------------------
+
+
+def test_stella_scan_of_a_ubi9_rootfs(home: Path) -> None:
+    """``stella scan dir:PATH --format json`` on the RHEL 9 rootfs with Red Hat data, and on
+    the Wolfi rootfs, whose ecosystem the snapshot lacks."""
+
+    def run(*args: str) -> Any:
+        result = CliRunner().invoke(stella, ["--home", str(home), *args])
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    run("init")
+    install_knowledge(Home(Path(home)), osv=distro_records.redhat9())
+    report = json.loads(run("scan", f"dir:{SCANNER / 'rhel9'}", "--format", "json"))["findings"]
+    found = {
+        (f["component"]["name"], m["record"]["id"])
+        for f in report["findings"]
+        for m in f["matches"]
+    }
+    assert ("libcurl-minimal", "CVE-2024-9681") in found
+    assert ("bash", "CVE-2022-3715") in found
+    assert report["distro"] == "Red Hat:9"
+    wolfi = json.loads(run("scan", f"dir:{SCANNER / 'wolfi'}", "--format", "json"))["findings"]
+    assert wolfi["findings"] == []
+    reasons = {u["reason"] for u in wolfi["unknowns"]}
+    assert reasons == {"the knowledge snapshot has no Wolfi records (Wolfi)"}
