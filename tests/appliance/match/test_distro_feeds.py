@@ -141,3 +141,16 @@ def test_a_release_without_records_is_an_explicit_unknown() -> None:
     assert report.findings == ()
     assert {u.kind for u in report.unknowns} == {UnknownKind.NO_DATA}
     assert "the knowledge snapshot has no Red Hat:9 records" in report.unknowns[0].reason
+
+
+def test_chainguard_with_chainguard_secdb(tmp_path: Path) -> None:
+    """The Chainguard kind reads the same secdb format (the Wolfi file serves as its data);
+    an image with ``ID=chainguard`` is judged by those records only."""
+    recs = list(records("CHAINGUARD_SECDB", "wolfi-secdb"))
+    root = tmp_path / "chainguard"
+    shutil.copytree(SCANNER / "wolfi", root)
+    (root / "etc/os-release").write_text(
+        'ID=chainguard\nNAME="Chainguard"\nPRETTY_NAME="Chainguard"\nVERSION_ID=20231201\n'
+    )
+    report = agree(inventory(root), recs, "Chainguard", apk_compare)
+    assert "CVE-2023-45853" in {i for f in report.findings for i in f.ids}
