@@ -1,9 +1,9 @@
-"""Benchmark: the whole shared feed set synced from local paths into one snapshot.
+"""Benchmark: the whole feed set (bench/data/feeds) synced from local paths into one snapshot.
 
 Usage: python bench/bench_snapshot.py [FEEDS_DIR] [--keep DIR]
-FEEDS_DIR defaults to ../shared/data/feeds relative to the repository. Prints wall time,
+FEEDS_DIR defaults to bench/data/feeds (shipped with the repository). Prints wall time,
 records normalized per second and peak RSS (resource.getrusage ru_maxrss), one JSON line at the
-end. Target (shared data, 2 cores): under 20 s and under 500 MB RSS.
+end. Target (that data, 2 cores): under 20 s and under 500 MB RSS.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ FILES = (
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("feeds", nargs="?", type=Path, default=REPO.parent / "shared/data/feeds")
+    parser.add_argument("feeds", nargs="?", type=Path, default=REPO / "bench" / "data" / "feeds")
     parser.add_argument("--keep", type=Path, help="workspace directory to keep (default: temp)")
     args = parser.parse_args()
     feeds: Path = args.feeds.resolve()
