@@ -113,3 +113,17 @@ def test_the_table_refuses_duplicates_and_entries_without_data_or_reason() -> No
 
     with pytest.raises(ValueError, match="'fedora' needs either an ecosystem or a no-data"):
         _index((replace(BY_ID["fedora"], no_data=""),))
+
+
+def test_the_registry_reads_the_language_table_too() -> None:
+    from appliance.ecosystems import LANGUAGE_ECOSYSTEMS, LANGUAGES
+    from appliance.versions import UnknownScheme, supported_ecosystems
+
+    for lang in LANGUAGES:
+        assert LANGUAGE_ECOSYSTEMS[lang.package_type] == lang.ecosystem
+        if lang.scheme:
+            assert scheme_for_ecosystem(lang.ecosystem).name == lang.scheme
+        else:  # Packagist: no PHP ordering, so its packages stay unknown
+            assert lang.ecosystem not in supported_ecosystems()
+            with pytest.raises(UnknownScheme):
+                scheme_for_ecosystem(lang.ecosystem)
