@@ -81,6 +81,11 @@ def test_rhel9_with_red_hat_csaf_vex() -> None:
     assert ("bash", "CVE-2022-3715") in affected
     assert {n for n, r in affected if r == "CVE-2024-9681"} == {"curl-minimal", "libcurl-minimal"}
     assert not {r for _, r in affected} & {"CVE-2019-1010022", "CVE-2022-46908"}
+    # mysql 8.4 is a module stream build: the record's mysql:8.4 entry judges it, the
+    # non-modular mysql entry does not (both say "Fix deferred")
+    assert {n for n, r in affected if r == "CVE-2024-13176"} >= {"mysql", "mysql-common"}
+    mysql = by(report, "mysql-common")["CVE-2024-13176"]
+    assert mysql.component.lookup_name == "mysql"
     curl = by(report, "curl-minimal")["CVE-2024-9681"]
     assert curl.fix_state is FixState.WONT_FIX
     assert curl.component.lookup_name == "curl"

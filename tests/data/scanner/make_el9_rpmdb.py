@@ -39,6 +39,14 @@ SOURCES: list[tuple[str, int | None, str, str, tuple[str, ...], str]] = [
         ("nodejs",),
         "nodejs:18:9020020230301063216:rhel9",
     ),
+    (
+        "mysql",
+        None,
+        "8.4.0",
+        "1.module+el9.5.0+22159+8c1f8e5d",
+        ("mysql", "mysql-common"),
+        "mysql:8.4:9050020240618084521:rhel9",
+    ),
 ]
 
 

@@ -68,7 +68,7 @@ def test_rhel9_rpmdb_epochs_source_rpms_and_module_streams() -> None:
     result = run(RpmAnalyzer(), SQLITE, fixture_bytes("rhel9", SQLITE))
     assert result.unknowns == ()
     packages = by_name(result)
-    assert len(packages) == 14
+    assert len(packages) == 16
     libs = packages["openssl-libs"]
     assert (libs.epoch, libs.version, libs.release) == (1, "3.0.1", "43.el9_0")
     assert libs.full_version == "1:3.0.1-43.el9_0"
@@ -78,7 +78,14 @@ def test_rhel9_rpmdb_epochs_source_rpms_and_module_streams() -> None:
     assert packages["python3-libs"].source_name == "python3.9"
     nodejs = packages["nodejs"]
     assert nodejs.qualifiers == (("modularitylabel", "nodejs:18:9020020230301063216:rhel9"),)
-    assert [p for p in packages.values() if p.qualifiers] == [nodejs]
+    assert packages["mysql-common"].qualifiers == (
+        ("modularitylabel", "mysql:8.4:9050020240618084521:rhel9"),
+    )
+    assert sorted(p.name for p in packages.values() if p.qualifiers) == [
+        "mysql",
+        "mysql-common",
+        "nodejs",
+    ]
 
 
 def test_sqlite_reader_leaves_input_alone() -> None:
