@@ -68,7 +68,8 @@ def test_os_release_selects_the_release() -> None:
     assert os_ecosystem(OSInfo("debian", None, "trixie")) == "Debian:13"
     assert os_ecosystem(OSInfo("alpine", "3.20.3")) == "Alpine:v3.20"
     assert os_ecosystem(OSInfo("alpine", "3.21_alpha20240807")) == "Alpine:edge"
-    assert os_ecosystem(OSInfo("ubuntu", "22.04")) is None
+    assert os_ecosystem(OSInfo("ubuntu", "22.04")) == "Ubuntu:22.04"
+    assert os_ecosystem(OSInfo("fedora", "40")) is None  # no feed: an unknown with a reason
     assert os_ecosystem(None) is None
 
 
