@@ -40,6 +40,8 @@ class SourceKind(StrEnum):
     POLICY = "policy"
     RUBYSEC = "rubysec"
     NPM_LEGACY = "npm-legacy"
+    GHSA = "ghsa"
+    CVE = "cve"
 
 
 class DatasetType(StrEnum):
@@ -50,6 +52,7 @@ class DatasetType(StrEnum):
     EPSS = "epss"  # EPSS scores keyed by CVE (decimal strings as published)
     OPENVEX = "openvex"  # OpenVEX documents keyed by @id
     POLICY = "policy"  # Rego policy bundle files keyed by path
+    CVE = "cve"  # CVSS ratings of a CVE by who gave them (CNA, ADP, NVD), keyed by CVE
 
 
 class SourceStatus(StrEnum):
