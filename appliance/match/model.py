@@ -425,6 +425,19 @@ class Finding:
         return bool(self.fixed_versions)
 
     @property
+    def score(self) -> float | None:
+        """The CVSS base score behind the severity: the highest score the deciding source
+        gave, else the highest of the matched records' vectors, else None."""
+        chosen = [
+            r.score
+            for r in self.ratings
+            if r.source is self.severity_source and r.score is not None
+        ]
+        if chosen:
+            return max(chosen)
+        return max((c.base_score for c in self.cvss), default=None)
+
+    @property
     def reachable(self) -> Reachability:
         return self.evidence.reachability
 
