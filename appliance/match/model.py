@@ -426,15 +426,14 @@ class Finding:
 
     @property
     def score(self) -> float | None:
-        """The CVSS base score behind the severity: the highest score the deciding source
-        gave, else the highest of the matched records' vectors, else None."""
-        chosen = [
-            r.score
-            for r in self.ratings
-            if r.source is self.severity_source and r.score is not None
-        ]
-        if chosen:
-            return max(chosen)
+        """The CVSS base score behind the severity: the highest score of the newest CVSS
+        version the deciding source gave (v4.0, then v3.x, then v2), else the highest of the
+        matched records' vectors, else None."""
+        source = self.severity_source
+        scored = [r for r in self.ratings if r.source is source and r.score is not None]
+        if scored:
+            newest = max(r.version[:1] for r in scored)
+            return max(r.score for r in scored if r.version[:1] == newest and r.score is not None)
         return max((c.base_score for c in self.cvss), default=None)
 
     @property
