@@ -161,5 +161,4 @@ def test_every_demo_pypi_finding_is_rated_with_the_sample_feeds() -> None:
     report = match(Inventory.of(packages), MemoryAdvisories([*pypi(), *ghsa()], cve=cve()))
     unrated = [f.id for f in report.findings if f.severity_source is SeveritySource.NONE]
     assert len(report.findings) >= 40
-    # CVE-2023-43665 is rated by no record in the sample (NVD had not analysed it then)
-    assert unrated == ["CVE-2023-43665"]
+    assert unrated == []
