@@ -143,7 +143,7 @@ SCHEMA = Schema(
             SELECT DISTINCT j.value, dr.record_id, dr.record
             FROM dataset_records dr
             JOIN datasets d ON d.id = dr.dataset AND d.type = 'osv'
-            JOIN records r ON r.id = dr.record, json_each(r.body, '$.aliases') j
+            JOIN records r ON r.id = dr.record, json_each(CAST(r.body AS TEXT), '$.aliases') j
             WHERE dr.record_id LIKE 'GHSA-%' AND j.type = 'text';
         """,
     ),

@@ -101,3 +101,22 @@ def test_prune_forgets_the_aliases_of_forgotten_records(store: KnowledgeStore) -
     prune(store, before="2026-01-09T00:00:00Z")
     rows = store.db.connection.execute("SELECT COUNT(*) FROM advisory_aliases").fetchone()
     assert rows[0] == 1
+
+
+def test_the_alias_index_is_backfilled_when_an_older_store_is_opened(tmp_path: Path) -> None:
+    path = tmp_path / "knowledge.db"
+    store = KnowledgeStore.open(path)
+    install(store, [build_dataset("ghsa", DatasetType.OSV, list(ghsa()))], 1)
+    with store.db.transaction() as conn:  # what a store written before the index looks like
+        conn.execute("DROP TABLE advisory_aliases")
+        conn.execute("UPDATE schema_versions SET version = 3 WHERE component = 'knowledge'")
+    store.close()
+    reopened = KnowledgeStore.open(path)
+    try:
+        found = reopened.alias_lines(["CVE-2020-14343", "CVE-2023-46695"])
+        assert {a: [rid for rid, _ in rows] for a, rows in found.items()} == {
+            "CVE-2020-14343": ["GHSA-8q59-q68h-6hv4"],
+            "CVE-2023-46695": ["GHSA-qmf9-6jqf-j8fq"],
+        }
+    finally:
+        reopened.close()
