@@ -2,7 +2,7 @@
 
 Usage: python bench/bench_bundle.py [FEEDS_DIR] [--image-mb N]
 
-1. Syncs the whole shared feed set (FEEDS_DIR, default ../shared/data/feeds) into a mirror
+1. Syncs the whole feed set (FEEDS_DIR, default bench/data/feeds) into a mirror
    workspace, adds a mirrored image of N MB of incompressible layers (default 480) so that the
    bundle is at least 500 MB, and exports a full bundle: export throughput.
 2. Times ``zstd -dc BUNDLE > /dev/null`` (decompression is the physical limit) and
@@ -35,6 +35,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench import figures  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 
 BUILD_IMAGES = """
 import os, sys
@@ -131,12 +133,12 @@ def changed_osv(src: Path, dst: Path, fraction: float, rnd: random.Random) -> in
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("feeds", nargs="?", type=Path, default=REPO.parent / "shared/data/feeds")
+    parser.add_argument("feeds", nargs="?", type=Path, default=REPO / "bench" / "data" / "feeds")
     parser.add_argument("--image-mb", type=int, default=480)
     args = parser.parse_args()
     feeds = args.feeds.resolve()
     if not (feeds / "pypi-osv.jsonl.gz").exists():
-        print(f"no shared feed data in {feeds}", file=sys.stderr)
+        print(f"no feed data in {feeds}", file=sys.stderr)
         return 1
     mirror_cli, stella_cli = BIN / "stella-mirror", BIN / "stella"
     rnd = random.Random(20261123)
@@ -284,6 +286,25 @@ def main() -> int:
         f"for the full feed bundle = {100 * delta_bytes / full_bytes:.2f}% (target <= 3%)"
     )
     print(json.dumps(result))
+    figures.record(
+        "bundle",
+        [
+            Figure(
+                "delta for ~1% changed records vs the full feed bundle",
+                f"{100 * delta_bytes / full_bytes:.2f}%",
+                "≤ 3%",
+                delta_bytes / full_bytes <= 0.03,
+            ),
+            Figure(f"bundle export ({mb:.0f} MB)", f"{t_export:.2f} s, {mb / t_export:.0f} MB/s"),
+            Figure(
+                f"bundle import ({mb:.0f} MB: {records:,} records + {args.image_mb} MB of layers)",
+                f"{t_import:.2f} s, {rss_kb / 1024:.0f} MB; {t_zstd / t_import:.2f} × "
+                f"`zstd -dc`, {t_zstd_disk / t_import:.2f} × `zstd -dc > file && sync`",
+                "≥ 0.5 × `zstd -dc`, ≤ 300 MB",
+                t_zstd / t_import >= 0.5 and rss_kb / 1024 <= 300,
+            ),
+        ],
+    )
     missed = [
         what
         for what, ok in (

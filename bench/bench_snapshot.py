@@ -1,7 +1,7 @@
-"""Benchmark: the whole shared feed set synced from local paths into one snapshot.
+"""Benchmark: the whole feed set (bench/data/feeds) synced from local paths into one snapshot.
 
 Usage: python bench/bench_snapshot.py [FEEDS_DIR] [--keep DIR]
-FEEDS_DIR defaults to ../shared/data/feeds relative to the repository; the GitHub advisories
+FEEDS_DIR defaults to bench/data/feeds (shipped with the repository); the GitHub advisories
 and CVE records come from bench/data/ghsa and bench/data/cve (real records, see
 bench/data/SOURCES.md) and go through the same sync and build. Prints wall time, records
 normalized per second and peak RSS (resource.getrusage ru_maxrss), each also per 400k
@@ -50,7 +50,7 @@ TARGET_MB = 500.0
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("feeds", nargs="?", type=Path, default=REPO.parent / "shared/data/feeds")
+    parser.add_argument("feeds", nargs="?", type=Path, default=REPO / "bench" / "data" / "feeds")
     parser.add_argument("--keep", type=Path, help="workspace directory to keep (default: temp)")
     args = parser.parse_args()
     feeds: Path = args.feeds.resolve()

@@ -162,3 +162,27 @@ def test_every_demo_pypi_finding_is_rated_with_the_sample_feeds() -> None:
     unrated = [f.id for f in report.findings if f.severity_source is SeveritySource.NONE]
     assert len(report.findings) >= 40
     assert unrated == []
+
+
+def test_the_distribution_feeds_words_rate_as_the_distro() -> None:
+    """Real Ubuntu and Rocky records through their parsers: the vendor's word in the matched
+    entry (the distro contract's ``database_specific.severity``) decides."""
+    from pathlib import Path
+
+    from mirror.config import SourceKind
+    from mirror.inputs import Upstream
+    from mirror.sources import source_for
+
+    feeds = Path(__file__).resolve().parents[2] / "data" / "feeds"
+    expected = {
+        "ubuntu-osv": ("UBUNTU-CVE-2022-3715", Severity.MEDIUM, "severity medium"),
+        "rocky-osv": ("RLSA-2023:0340", Severity.MEDIUM, "severity Moderate"),
+    }
+    for kind, (rid, level, word) in expected.items():
+        root = feeds / kind
+        parsed = source_for(SourceKind(kind)).parse(
+            Upstream(root, root.name).members(limit=1 << 28)
+        )
+        record = next(r for r in parsed.records if r["id"] == rid)
+        a = assess([(record, record["affected"][:1])], os_package=True)
+        assert (a.severity, a.source, a.detail) == (level, SeveritySource.DISTRO, f"{rid} {word}")
