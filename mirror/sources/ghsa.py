@@ -6,8 +6,10 @@ GHSA records are OSV, so this is the ``osv`` parser with what GitHub adds checke
 ``GHSA-`` id, ``database_specific.severity`` is one of GitHub's four words, each ``severity[]``
 entry is a CVSS v3.x or v4.0 vector the ``cvss`` library accepts, and whether GitHub reviewed
 the advisory (the folder it was published in, kept as ``database_specific.github_reviewed``
-when the record does not say). A record with a bad rating is kept (its ranges still match)
-and the bad field is named in an unknown; a record that is not usable OSV is skipped.
+when the record does not say). Every ecosystem GitHub publishes (PyPI, npm, Go, Maven,
+RubyGems, NuGet, crates.io, Packagist, Pub, SwiftURL, …) is kept as written. A record with a
+bad rating is kept (its ranges still match) and the bad field is named in an unknown; a record
+that is not usable OSV is skipped.
 """
 
 from __future__ import annotations
@@ -27,24 +29,6 @@ from mirror.sources.osv import osv_problem
 GHSA_ID: Final = re.compile(r"GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}")
 #: GitHub's severity words (``database_specific.severity``).
 SEVERITY_WORDS: Final = frozenset({"LOW", "MODERATE", "HIGH", "CRITICAL"})
-#: The ecosystems GitHub reviews advisories for, as OSV names them.
-ECOSYSTEMS: Final = frozenset(
-    {
-        "PyPI",
-        "npm",
-        "Go",
-        "Maven",
-        "RubyGems",
-        "NuGet",
-        "crates.io",
-        "Packagist",
-        "Pub",
-        "SwiftURL",
-        "Hex",
-        "GitHub Actions",
-        "Erlang",
-    }
-)
 _FOLDERS: Final = {"github-reviewed": True, "github-unreviewed": False}
 
 
