@@ -45,8 +45,8 @@ from appliance.match.model import (
     UnknownKind,
 )
 from appliance.match.osv import Affected, Undecided, evaluate
-from appliance.match.source import Advisory, AdvisorySource, Prefetching
-from appliance.scanner.model import OSInfo, Package
+from appliance.match.source import Advisory, AdvisorySource, Prefetching, Rated
+from appliance.scanner.model import OSInfo, Package, PackageType
 from appliance.scanner.purl import package_purl
 from appliance.versions import UnknownScheme, scheme_for
 
@@ -108,6 +108,7 @@ class Matcher:
 
     def __init__(self, source: AdvisorySource) -> None:
         self.source = source
+        self._rated = source if isinstance(source, Rated) else None
 
     def match(self, inventory: Inventory) -> FindingsReport:
         os_info = inventory.os
@@ -330,7 +331,7 @@ class Matcher:
         fixed: set[str] = set()
         notes: list[tuple[str, str]] = []
         scores = []
-        words = []
+        matched: list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = []
         seen: set[str] = set()
         for hit in hits:
             advisory = hit.advisory
@@ -352,18 +353,24 @@ class Matcher:
             )
             fixed.update(out.fixed)
             notes.extend(out.notes)
-            word = enrich.database_severity(record, out.notes)
-            if word is not None:
-                words.append(word)
             if record_id not in seen:
                 seen.add(record_id)
                 entries = [h.entry for h in hits if h.advisory is advisory]
+                matched.append((record, entries))
                 for vector in enrich.cvss_vectors(record, entries):
                     score = enrich.score_vector(vector, record_id)
                     if score is not None:
                         scores.append(score)
-        level, source, statement = enrich.severity(scores, words)
         cves = [i for i in (group.id, *group.aliases) if i.startswith("CVE-")]
+        rated = self._rated
+        assessed = enrich.assess(
+            matched,
+            notes,
+            cves,
+            os_package=PackageType(component.type) in OS_TYPES,
+            ghsa=rated.ghsa_records if rated is not None else None,
+            cve=rated.cve_records if rated is not None else None,
+        )
         # most findings rest on one hit: nothing to deduplicate or order
         ordered = details if len(details) == 1 else sorted(set(details))
         first = (
@@ -375,15 +382,16 @@ class Matcher:
             component=component,
             fixed_versions=_sort_versions(fixed, ordered[0].scheme),
             fix_state=fix_state(fixed, notes),
-            severity=level,
-            severity_source=source,
-            severity_detail=statement,
+            severity=assessed.severity,
+            severity_source=assessed.source,
+            severity_detail=assessed.detail,
             matches=tuple(ordered),
             evidence=evidence,
             cvss=tuple(sorted(set(scores))),
             kev=enrich.kev(cves, self.source.kev),
             epss=enrich.epss(cves, self.source.epss),
             summary=_summary(first),
+            ratings=assessed.ratings,
         )
 
 

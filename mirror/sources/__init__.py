@@ -12,8 +12,10 @@ from typing import Final
 from mirror.config import SourceKind
 from mirror.sources.alpine import AlpineSecdbSource
 from mirror.sources.chainguard import ChainguardSecdbSource
+from mirror.sources.cve import CVESource
 from mirror.sources.debian import DebianTrackerSource
 from mirror.sources.epss import EPSSSource
+from mirror.sources.ghsa import GHSASource
 from mirror.sources.interface import DatasetType, FeedSource, ParseResult, Unknown
 from mirror.sources.kev import KEVSource
 from mirror.sources.npm_legacy import NpmLegacySource
@@ -56,6 +58,9 @@ SOURCES: Final = _table(
     UbuntuOSVSource(),
     WolfiSecdbSource(),
     ChainguardSecdbSource(),
+    # severity feeds
+    GHSASource(),
+    CVESource(),
 )
 
 

@@ -99,7 +99,7 @@ def test_epochs_and_no_dsa() -> None:
     assert fixed.component.version == "2:9.0.1378-2"
     assert fixed.matches[0].version == "2:9.0.1378-2"
     assert fixed.severity is Severity.LOW
-    assert fixed.severity_source is SeveritySource.DATABASE
+    assert fixed.severity_source is SeveritySource.DISTRO
     minor = found["CVE-2023-48231"]
     assert minor.fix_state is FixState.WONT_FIX
     assert minor.fixed_versions == ()
