@@ -163,12 +163,15 @@ def _distro_words(
     record: Mapping[str, Any],
     entries: Sequence[Mapping[str, Any]],
     notes: Iterable[tuple[str, str]],
+    cves: Iterable[str] = (),
 ) -> list[tuple[Severity, str]]:
     """The distribution's own words for the matched entries: ``database_specific.severity``
-    or ``.urgency`` of each entry (the record's when an entry has none), Debian's urgency
-    note; each as (severity, "<record> <field> <word>")."""
+    or ``.urgency`` of each entry (the record's when an entry has none), else the word a
+    notice gives each of its CVEs (``cve_priorities``: Ubuntu's USN) for the finding's CVEs,
+    else Debian's urgency note; each as (severity, "<record> <field> <word>")."""
     rid = str(record.get("id", ""))
     found: list[tuple[Severity, str]] = []
+    wanted = sorted(set(cves))
     specifics = [e.get("database_specific") for e in entries] + [record.get("database_specific")]
     for specific in specifics:
         if not isinstance(specific, Mapping):
@@ -179,6 +182,13 @@ def _distro_words(
                 level = _DISTRO_WORDS.get(word.strip().rstrip("*").strip().lower())
                 if level is not None:
                     found.append((level, f"{rid} {'urgency' if key == 'urgency' else key} {word}"))
+        per_cve = specific.get("cve_priorities")
+        if not found and isinstance(per_cve, Mapping):
+            for cve in wanted:
+                word = per_cve.get(cve)
+                level = _DISTRO_WORDS.get(word.strip().lower()) if isinstance(word, str) else None
+                if level is not None:
+                    found.append((level, f"{rid} priority {word} for {cve}"))
         if found:
             break  # the entry's word overrides the record's
     if not found:
@@ -214,13 +224,15 @@ def record_ratings(
     notes: Iterable[tuple[str, str]] = (),
     *,
     os_package: bool = False,
+    cves: Iterable[str] = (),
 ) -> list[Rating]:
     """Every rating one advisory gives: as the distribution's (an OS package's record), as
-    GitHub's (a ``GHSA-`` record), or as the matched advisory's own."""
+    GitHub's (a ``GHSA-`` record), or as the matched advisory's own. ``cves`` are the
+    finding's CVEs (a distribution notice may rate each of its CVEs apart)."""
     rid = str(record.get("id", ""))
     vectors = cvss_vectors(record, entries)
     if os_package:
-        words = _distro_words(record, entries, notes)
+        words = _distro_words(record, entries, notes, cves)
         return [
             Rating(SeveritySource.DISTRO, rid, level, note=text) for level, text in words
         ] + _vector_ratings(SeveritySource.DISTRO, rid, vectors)
@@ -336,10 +348,10 @@ def assess(
     notes = tuple(notes)
     ratings: set[Rating] = set()
     seen: set[str] = set()
+    wanted = sorted(set(cves))
     for record, entries in matched:
         seen.add(str(record.get("id", "")))
-        ratings.update(record_ratings(record, entries, notes, os_package=os_package))
-    wanted = sorted(set(cves))
+        ratings.update(record_ratings(record, entries, notes, os_package=os_package, cves=wanted))
     if ghsa is not None:
         for cve_id in wanted:
             for record in ghsa(cve_id):

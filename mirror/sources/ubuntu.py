@@ -12,8 +12,12 @@ Normalization, so Ubuntu is matched like Debian:
   ``Ubuntu:Pro:<release>``, which images without Pro never match; the upstream ecosystem is kept
   in ``database_specific.upstream_ecosystem``;
 - names are the source packages Canonical publishes, versions dpkg (``version_scheme``);
-- the Ubuntu priority (``ecosystem_specific.ubuntu_priority``, or for a USN the highest
-  ``Ubuntu`` priority of its CVEs) is ``database_specific.severity``; ``severity[]`` is kept;
+- the Ubuntu priority (``ecosystem_specific.ubuntu_priority``) is ``database_specific.severity``;
+  a USN names several CVEs, each with its own priority (``cves_map``): the notice gets one
+  ``severity`` only when all of them agree, since a finding is about one CVE and the notice's
+  highest would overstate the others; the per-CVE priorities are kept in
+  ``database_specific.cve_priorities`` either way (the ``UBUNTU-CVE-…`` record of each CVE,
+  when the feed has it, rates its findings); ``severity[]`` is kept;
 - an entry whose only event is ``introduced 0`` (affected, no fix published) carries no range
   and ``database_specific.status = "open"``.
 """
@@ -59,18 +63,29 @@ def _highest(words: list[str]) -> str | None:
     return max(known, key=PRIORITIES.index) if known else None
 
 
+def cve_priorities(entry: dict[str, Any]) -> dict[str, str]:
+    """A USN entry's CVEs with the Ubuntu priority of each (``cves_map``)."""
+    cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
+    out: dict[str, str] = {}
+    for cve in map(_obj, cves):
+        words = [
+            s.get("score")
+            for s in map(_obj, _arr(cve.get("severity")))
+            if s.get("type") == "Ubuntu" and isinstance(s.get("score"), str)
+        ]
+        word = _highest([str(w) for w in words])
+        if isinstance(cve.get("id"), str) and word is not None:
+            out[str(cve["id"])] = word
+    return dict(sorted(out.items()))
+
+
 def _priority(entry: dict[str, Any]) -> str | None:
+    """The entry's one Ubuntu priority: its own, or the one all of a USN's CVEs share."""
     specific = _obj(entry.get("ecosystem_specific"))
     if isinstance(specific.get("ubuntu_priority"), str):
         return str(specific["ubuntu_priority"])
-    cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
-    words = [
-        s.get("score")
-        for c in map(_obj, cves)
-        for s in map(_obj, _arr(c.get("severity")))
-        if s.get("type") == "Ubuntu"
-    ]
-    return _highest([w for w in words if isinstance(w, str)])
+    words = set(cve_priorities(entry).values())
+    return words.pop() if len(words) == 1 else None
 
 
 def _cves_of(record: dict[str, Any]) -> set[str]:
@@ -133,6 +148,8 @@ class UbuntuOSVSource(FeedSource):
         priority = _priority(entry)
         if priority is not None:
             specific["severity"] = priority
+        if per_cve := cve_priorities(entry):
+            specific["cve_priorities"] = per_cve
         out = {**entry, "package": {**entry["package"], "ecosystem": eco}}
         ranges = entry.get("ranges") or []
         fixed = [

@@ -371,9 +371,15 @@ def test_ubuntu_cve_and_usn_records(feeds: Path) -> None:
     usn = recs["USN-5844-1"]
     assert len(usn["aliases"]) == 8
     assert "CVE-2023-0401" in usn["aliases"]
-    # The notice's priority is the highest of its CVEs' (CVE-2023-0286 is high).
+    # The notice's CVEs have their own priorities (CVE-2023-0286 high, the others medium or
+    # low): the notice gets no one severity, which would overstate the others; each CVE's
+    # priority is kept.
     jammy = entries(usn)["Ubuntu:22.04", "openssl"]
-    assert jammy["database_specific"]["severity"] == "high"
+    assert "severity" not in jammy["database_specific"]
+    priorities = jammy["database_specific"]["cve_priorities"]
+    assert priorities["CVE-2023-0286"] == "high"
+    assert sorted(priorities) == sorted(usn["aliases"])
+    assert set(priorities.values()) != {"high"}
     assert jammy["database_specific"]["cves_map"]["ecosystem"] == "Ubuntu:22.04:LTS"
 
 

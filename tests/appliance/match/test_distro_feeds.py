@@ -89,6 +89,13 @@ def test_rhel9_with_red_hat_csaf_vex() -> None:
     curl = by(report, "curl-minimal")["CVE-2024-9681"]
     assert curl.fix_state is FixState.WONT_FIX
     assert curl.component.lookup_name == "curl"
+    # Red Hat's own impact rates them
+    assert (curl.severity.value, curl.severity_source.value) == ("low", "distro")
+    bash = by(report, "bash")["CVE-2022-3715"]
+    assert (bash.severity.value, bash.severity_detail) == (
+        "medium",
+        "CVE-2022-3715 severity Moderate",
+    )
 
 
 @needs_rpm
@@ -124,6 +131,14 @@ def test_ubuntu2204_with_ubuntu_osv() -> None:
     assert ("openssl", "UBUNTU-CVE-2023-0286") in affected
     assert ("libnode72", "UBUNTU-CVE-2023-0286") in affected
     assert ("bash", "UBUNTU-CVE-2022-3715") not in affected  # 5.1-6ubuntu1.1 is the fix
+    # Ubuntu's own priority rates each CVE: the notice's per-CVE word, not its highest
+    openssl = by(report, "openssl")
+    rated = {cve: (f.severity.value, f.severity_source.value) for cve, f in openssl.items()}
+    assert rated["CVE-2023-0286"] == ("high", "distro")
+    assert rated["CVE-2022-4450"] == ("medium", "distro")
+    assert (
+        openssl["CVE-2022-4450"].severity_detail == "USN-5844-1 priority medium for CVE-2022-4450"
+    )
 
 
 def test_wolfi_with_wolfi_secdb() -> None:
