@@ -13,7 +13,8 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # node and npm came from elsewhere (whose nodejs conflicts with Debian's npm) keeps them.
 SYSTEM_TOOLS := umoci:umoci skopeo:skopeo mmdebstrap:mmdebstrap docker-registry:docker-registry \
   zstd:zstd htpasswd:apache2-utils npm:npm systemd-analyze:systemd systemd-sysusers:systemd \
-  systemd-tmpfiles:systemd unshare:util-linux tmux:tmux
+  systemd-tmpfiles:systemd unshare:util-linux tmux:tmux softhsm2-util:softhsm2 rpm:rpm \
+  rpmbuild:rpm dpkg:dpkg
 PYTEST_ARGS ?=
 
 .PHONY: all venv sysdeps images images-clean appliance-image node-deps demo test lint units bench clean
@@ -82,10 +83,12 @@ lint: venv
 units: venv sysdeps
 	$(BIN)/python -m tests.systemd.analyze
 
-# Every benchmark runs and prints its figures; the target fails at the end if any missed or
+# Every benchmark runs and prints its figures, and records them in bench/results; README.md's
+# measured table is then made from those records. The target fails at the end if any missed or
 # failed. They drive skopeo, docker-registry and zstd, and scan the fixture images.
 bench: venv sysdeps images
 	@failed=""; for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || failed="$$failed $$b"; done; \
+	$(BIN)/python bench/figures.py; \
 	if [ -n "$$failed" ]; then echo "benchmarks failed or over target:$$failed"; exit 1; fi
 
 clean:

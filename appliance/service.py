@@ -153,6 +153,9 @@ class FindingRow:
     fix_state: str
     summary: str
     explanations: tuple[str, ...]
+    severity_source: str = ""
+    # every rating seen: source, provider, severity, score, vector (docs/matching.md)
+    ratings: tuple[tuple[str, str, str, float | None, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -191,6 +194,10 @@ class FindingRow:
             fix_state=f.fix_state.value,
             summary=f.summary,
             explanations=tuple(m.explain() for m in f.matches),
+            severity_source=f.severity_source.value,
+            ratings=tuple(
+                (r.source.value, r.provider, r.severity.value, r.score, r.vector) for r in f.ratings
+            ),
         )
 
 

@@ -35,6 +35,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from bench import figures  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 
 BUILD_IMAGES = """
 import os, sys
@@ -284,6 +286,25 @@ def main() -> int:
         f"for the full feed bundle = {100 * delta_bytes / full_bytes:.2f}% (target <= 3%)"
     )
     print(json.dumps(result))
+    figures.record(
+        "bundle",
+        [
+            Figure(
+                "delta for ~1% changed records vs the full feed bundle",
+                f"{100 * delta_bytes / full_bytes:.2f}%",
+                "≤ 3%",
+                delta_bytes / full_bytes <= 0.03,
+            ),
+            Figure(f"bundle export ({mb:.0f} MB)", f"{t_export:.2f} s, {mb / t_export:.0f} MB/s"),
+            Figure(
+                f"bundle import ({mb:.0f} MB: {records:,} records + {args.image_mb} MB of layers)",
+                f"{t_import:.2f} s, {rss_kb / 1024:.0f} MB; {t_zstd / t_import:.2f} × "
+                f"`zstd -dc`, {t_zstd_disk / t_import:.2f} × `zstd -dc > file && sync`",
+                "≥ 0.5 × `zstd -dc`, ≤ 300 MB",
+                t_zstd / t_import >= 0.5 and rss_kb / 1024 <= 300,
+            ),
+        ],
+    )
     missed = [
         what
         for what, ok in (

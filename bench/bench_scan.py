@@ -26,7 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench import figures  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 from images.build import require_image  # noqa: E402
 
 CHILD = """
@@ -147,6 +148,24 @@ def main() -> int:
         print(f"{'PASS' if ok else 'MISS'}  {text}")
     # not a target: what a second image that shares every layer waits for
     print(f"INFO  warm scan from layer records only = {layers:.3f} s")
+    figures.record(
+        "scan",
+        [
+            Figure(
+                f"cold scan of the {fixture.name} image ({packages} packages) vs trivy cold",
+                f"{ratio:.2f} × ({row['ours-cold']['scan']:.3f} s)",
+                "≤ 1.0 ×",
+                checks[0][1],
+            ),
+            Figure("warm scan (from cached layers)", f"{warm:.3f} s", "≤ 0.15 s", checks[1][1]),
+            Figure(
+                "scan peak RSS",
+                f"{rss_ours:.0f} MB (trivy {rss_trivy:.0f} MB)",
+                "≤ 250 MB",
+                checks[2][1],
+            ),
+        ],
+    )
     return 0 if all(ok for _, ok in checks) else 1
 
 

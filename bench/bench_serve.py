@@ -24,7 +24,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
+from bench import figures  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 from bundles.oci import OCILayout  # noqa: E402
 from tests.mirror.registry_fixture import (  # noqa: E402
     DockerRegistry,
@@ -127,6 +128,15 @@ def main() -> None:
             f"(reading the blobs alone: {mb / cat_seconds:.0f} MB/s)"
         )
         print(json.dumps(result))
+        figures.record(
+            "serve",
+            [
+                Figure(
+                    f"`stella serve` pull with skopeo ({mb:.0f} MB)",
+                    f"{mb / best:.0f} MB/s (docker-registry 2.8: {mb / best_ref:.0f} MB/s)",
+                )
+            ],
+        )
     finally:
         if proc is not None:
             proc.terminate()

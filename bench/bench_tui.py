@@ -21,9 +21,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
 from textual.widgets import Input  # noqa: E402
 
+from bench import figures  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 from tests.tui.fakes import FakeService  # noqa: E402
 from tui.app import StellaApp  # noqa: E402
 from tui.screens.findings import FindingsScreen  # noqa: E402
@@ -111,6 +112,17 @@ def main() -> int:
                 "ok": ok,
             }
         )
+    )
+    figures.record(
+        "tui",
+        [
+            Figure(
+                f"TUI: {args.findings:,} findings mount and paint / worst filter",
+                f"{statistics.median(mounts):.2f} s / {statistics.median(worst) * 1000:.0f} ms",
+                f"≤ {MOUNT_TARGET} s / ≤ {FILTER_TARGET * 1000:.0f} ms",
+                ok,
+            )
+        ],
     )
     return 0 if ok else 1
 

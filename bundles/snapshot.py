@@ -40,6 +40,16 @@ class SourceKind(StrEnum):
     POLICY = "policy"
     RUBYSEC = "rubysec"
     NPM_LEGACY = "npm-legacy"
+    # distribution feeds (issue 17)
+    REDHAT_CSAF = "redhat-csaf"
+    ROCKY_OSV = "rocky-osv"
+    ALMA_OSV = "alma-osv"
+    UBUNTU_OSV = "ubuntu-osv"
+    WOLFI_SECDB = "wolfi-secdb"
+    CHAINGUARD_SECDB = "chainguard-secdb"
+    # severity feeds (issue 17)
+    GHSA = "ghsa"
+    CVE = "cve"
 
 
 class DatasetType(StrEnum):
@@ -50,6 +60,7 @@ class DatasetType(StrEnum):
     EPSS = "epss"  # EPSS scores keyed by CVE (decimal strings as published)
     OPENVEX = "openvex"  # OpenVEX documents keyed by @id
     POLICY = "policy"  # Rego policy bundle files keyed by path
+    CVE = "cve"  # CVSS ratings of a CVE by who gave them (CNA, ADP, NVD), keyed by CVE
 
 
 class SourceStatus(StrEnum):

@@ -80,6 +80,7 @@ def images_part(d: Demo, layout: Path) -> None:
         show=lambda r: (
             f"{r['packages']} packages; findings by severity: "
             + ", ".join(f"{k} {v}" for k, v in r["findings"].items() if v)
+            + " (rated by the distribution, GHSA, the advisory or the CVE record; see SOURCE)"
         ),
     )
     # Gated at the moment it runs, with an exception that expires 30 days on: the statements
@@ -93,7 +94,10 @@ def images_part(d: Demo, layout: Path) -> None:
         "app:latest",
         "--out",
         rva,
-        show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes']) or 'no reasons'}",
+        show=lambda r: (
+            f"{r['verdict']}: {', '.join(r['reasonCodes']) or 'no reasons'} "
+            f"({r['summary']['bySeverity']['critical']} critical findings)"
+        ),
     )
     d.run(
         "Triage: idna's DoS is not reachable with untrusted input (signed OpenVEX)",
@@ -134,13 +138,17 @@ def images_part(d: Demo, layout: Path) -> None:
         show=lambda r: f"signed exception {r['statements'][0]}, audit record {r['auditSeq']}",
     )
     d.run(
-        "Gate again: the verdict changes, and says why",
+        "Gate again: the triaged findings no longer count; the criticals still fail it",
         "stella",
         "gate",
         "app:latest",
         "--out",
         rva,
-        show=lambda r: f"{r['verdict']}: {', '.join(r['reasonCodes'])}; RVA written to {rva.name}",
+        show=lambda r: (
+            f"{r['verdict']}: {', '.join(r['reasonCodes'])}; "
+            f"{r['summary']['exceptions']} exception, {r['summary']['notAffected']} not affected; "
+            f"RVA written to {rva.name}"
+        ),
     )
     auditor_part(d, rva)
 

@@ -25,10 +25,12 @@ def test_demo_runs_the_golden_path(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     for expected in (
-        "verified: 11 members",
+        "verified: 13 members",
         "bundle sequence 1 is not newer than the last imported sequence 1",
-        "FAIL: RISK.CVE.REACHABLE",
-        "PASS_WITH_EXCEPTIONS: RISK.VEX.EXCEPTION_APPLIED",
+        "FAIL: RISK.CVE.REACHABLE, RISK.POLICY.THRESHOLD_EXCEEDED (7 critical findings)",
+        "critical 7, high 21, medium 15 (",
+        "1 exception, 2 not affected",
+        "verified: FAIL",
         "MATCH: the predicate is byte-identical",
         "package verified:",
         "audit log ok:",

@@ -20,6 +20,7 @@ from appliance.match.model import (
     MatchDetail,
     MatchKind,
     MatchUnknown,
+    Rating,
     Reachability,
     ReachabilityFact,
     RecordRef,
@@ -32,6 +33,7 @@ from appliance.match.source import (
     AdvisorySource,
     MemoryAdvisories,
     Prefetching,
+    Rated,
     record_digest,
 )
 
@@ -56,6 +58,8 @@ __all__ = [
     "Matcher",
     "MemoryAdvisories",
     "Prefetching",
+    "Rated",
+    "Rating",
     "Reachability",
     "ReachabilityFact",
     "RecordRef",

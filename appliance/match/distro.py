@@ -1,7 +1,11 @@
-"""Distribution packages: which release's data applies, what a status means, who owns what.
+"""Distribution packages: which names and version are looked up, what a status means, which
+module stream an entry is about, who owns what.
 
-Debian is judged by source package and release (``Debian:12`` from os-release), Alpine by
-origin package and branch (``Alpine:v3.20``). The tracker's statuses, as the mirror keeps
+Which distribution an image is, which release's data applies and by which package name is
+the distribution table's answer (:mod:`appliance.distros`): Debian and Ubuntu are judged by
+source package and release (``Debian:12``, ``Ubuntu:22.04``), Alpine and Wolfi by origin
+package (``Alpine:v3.20``, ``Wolfi``), the RHEL family by binary and source rpm name and the
+major release (``Red Hat:9``). The tracker's statuses, as the mirror keeps
 them: a fixed version (affected below it; ``0`` = never affected), ``open`` (affected, no fix
 yet), ``<not-affected>``, ``<no-dsa>``/``ignored``/``postponed``/``end-of-life`` (affected,
 and the release will not get a fix) and ``undetermined`` (an unknown, not a guess).
@@ -13,64 +17,62 @@ language advisories: Debian backports fixes without changing the upstream versio
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from appliance.distros import DISTROS, OS_TYPES, distro_of
+from appliance.distros import os_ecosystem as os_ecosystem
 from appliance.match.model import Delegated, FixState, MatchKind, UnknownKind
 from appliance.match.osv import Affected, Outcome, Undecided, entry_scheme, evaluate
 from appliance.scanner.model import OSInfo, Package, PackageType
 from appliance.scanner.purl import package_purl
 from appliance.versions import UnknownScheme
 
-OS_TYPES: Final = frozenset({PackageType.DEB, PackageType.APK, PackageType.RPM})
-
-# Debian codenames without a VERSION_ID in os-release (testing, sid).
-_DEBIAN_CODENAMES: Final = {
-    "bullseye": "11",
-    "bookworm": "12",
-    "trixie": "13",
-    "forky": "14",
-    "duke": "15",
-    "sid": "unstable",
-}
-_ALPINE_RELEASE = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
 # Statuses of a release entry without a range.
 _NOT_AFFECTED: Final = frozenset({"not-affected"})
 _WONT_FIX: Final = frozenset({"no-dsa", "ignored", "postponed", "end-of-life"})
 _UNFIXED: Final = frozenset({"unfixed", "open"})
 _NOTE_KEYS: Final = ("status", "urgency", "nodsa", "nodsa_reason", "note")
-# Directories only the distribution's package manager writes to.
-_DISTRO_PATHS: Final = {
-    "debian": ("usr/lib/python3/dist-packages/", "usr/share/nodejs/", "usr/lib/nodejs/"),
-}
+# Directories only the distribution's package manager writes to, from the distribution table.
+_DISTRO_PATHS: Final = {d.id: d.install_paths for d in DISTROS if d.install_paths}
+_MODULARITY_LABEL: Final = "modularitylabel"
+# The rule of each OS package type, for a package whose image names no distribution.
+_BY_TYPE: Final = {d.package_type: d for d in reversed(DISTROS)}
 
 
-def os_ecosystem(os_info: OSInfo | None) -> str | None:
-    """The OSV ecosystem of the image's distribution release, None when no data can exist."""
-    if os_info is None:
-        return None
-    if os_info.id == "debian":
-        if os_info.version_id:
-            return f"Debian:{os_info.version_id.split('.')[0]}"
-        release = _DEBIAN_CODENAMES.get(os_info.version_codename or "")
-        return f"Debian:{release}" if release else None
-    if os_info.id == "alpine" and os_info.version_id:
-        m = _ALPINE_RELEASE.fullmatch(os_info.version_id)
-        if m:
-            return f"Alpine:v{m.group(1)}.{m.group(2)}"
-        return "Alpine:edge"  # "3.21_alpha20240807" and other edge snapshots
+def lookup_names(package: Package, os_info: OSInfo | None = None) -> tuple[tuple[str, ...], str]:
+    """Every package name records may be keyed by, and the version they compare against:
+    the source package and its version for Debian and Ubuntu, the origin for Alpine and
+    Wolfi, the binary and the source rpm name with the installed EVR for the RHEL family
+    (the image's distribution entry decides; without one, the package type's usual rule)."""
+    distro = distro_of(os_info)
+    if distro is None or distro.package_type is not package.type:
+        distro = _BY_TYPE.get(package.type)
+    if distro is None:
+        return (package.name,), package.full_version
+    return distro.lookup_names(package), distro.lookup_version(package)
+
+
+def module_stream(package: Package) -> str | None:
+    """``name:stream`` of a modular rpm (from its ``MODULARITYLABEL``
+    ``name:stream:version:context``), None for a non-modular package."""
+    for key, value in package.qualifiers:
+        if key == _MODULARITY_LABEL and value:
+            name, _, rest = value.partition(":")
+            stream = rest.partition(":")[0]
+            return f"{name}:{stream}" if name and stream else value
     return None
 
 
-def lookup(package: Package) -> tuple[str, str]:
-    """The package name records are keyed by and the version they compare against: the
-    source package and its version for Debian, the origin for Alpine."""
-    if package.type is PackageType.DEB:
-        return package.source_name or package.name, package.source_version or package.full_version
-    if package.type is PackageType.APK:
-        return package.source_name or package.name, package.full_version
-    return package.name, package.full_version
+def entry_applies(entry: Mapping[str, Any], stream: str | None) -> bool:
+    """Whether an entry of a feed that names module streams applies to a package of the
+    module stream ``stream`` (None: not modular): an entry naming a module applies only to
+    that ``name:stream``, an entry without one only to non-modular packages."""
+    specific = entry.get("database_specific")
+    module = specific.get("module") if isinstance(specific, Mapping) else None
+    if not isinstance(module, str) or not module:
+        return stream is None
+    return module == stream
 
 
 def _notes(specific: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -124,23 +126,93 @@ def fix_state(fixed: Iterable[str], notes: Iterable[tuple[str, str]]) -> FixStat
     return FixState.NOT_FIXED
 
 
-def delegations(packages: Iterable[Package], os_info: OSInfo | None) -> dict[Package, Delegated]:
-    """Language packages installed by the distribution, with the owner that judges them.
-
-    A package is distro-installed when a file it was read from is owned by an OS package
-    (dpkg ``.list``, apk's file list, the rpm database), or, when ownership is not known,
-    when it lies in a directory only the distribution's package manager writes to.
-    """
-    packages = list(packages)
+def file_owners(packages: Iterable[Package]) -> dict[str, Package]:
+    """Image path (no leading ``/``) -> the OS package that installed it (dpkg ``.list``,
+    apk's file list, the rpm database); the first package listing a path keeps it."""
     owner_of: dict[str, Package] = {}
     for package in packages:
         if package.type in OS_TYPES:
             for path in package.installed_files:
                 owner_of.setdefault(path.lstrip("/"), package)
+    return owner_of
+
+
+#: What a Go binary embeds of the Go release that built it, by Go vulndb's package names.
+GO_RELEASE_PARTS: Final = frozenset({"stdlib", "toolchain"})
+
+
+def is_embedded_toolchain(package: Package) -> bool:
+    """Whether ``package`` is the Go standard library (or the Go toolchain) a binary embeds:
+    judged by the Go release it names, whatever package owns the binary."""
+    return package.type is PackageType.GOLANG and package.name in GO_RELEASE_PARTS
+
+
+def _owner_of(package: Package, owners: Mapping[str, Package]) -> tuple[str, Package | None]:
+    for location in package.locations:
+        path = location.lstrip("/")
+        if path in owners:
+            return path, owners[path]
+    return (package.locations[0].lstrip("/") if package.locations else ""), None
+
+
+def toolchain_note(package: Package, owners: Mapping[str, Package]) -> str:
+    """The finding's explanation for an embedded Go release: the binary, its owner, the
+    release, e.g. "/usr/bin/docker-registry (deb docker-registry 2.8.2+ds1-1) embeds go1.19.8"."""
+    path, owner = _owner_of(package, owners)
+    if not path:
+        return ""  # no binary is known (a component read from elsewhere than a file)
+    who = (
+        f"{owner.type.value} {owner.name} {owner.full_version}"
+        if owner is not None
+        else "no OS package owns it"
+    )
+    release = "go" + package.version.removeprefix("v")
+    if package.name == "toolchain":
+        return f"/{path} ({who}) is the go command of {release}"
+    return f"/{path} ({who}) embeds {release}"
+
+
+def delegations(
+    packages: Iterable[Package],
+    os_info: OSInfo | None,
+    owners: Mapping[str, Package] | None = None,
+) -> dict[Package, Delegated]:
+    """Language packages installed by the distribution, with the owner that judges them.
+
+    A package is distro-installed when a file it was read from is owned by an OS package
+    (dpkg ``.list``, apk's file list, the rpm database; ``owners`` when the caller has it
+    from :func:`file_owners`), or, when ownership is not known, when it lies in a directory
+    only the distribution's package manager writes to.
+
+    The Go release a binary embeds (``stdlib``, ``toolchain``) is never delegated to the
+    binary's owner: distributions file Go's advisories under their Go package and do not
+    rebuild the programs built with it, so the embedded version is what counts. The one
+    exception is the distribution's Go package itself (the OS package that installed a
+    ``go`` command, and every Go binary it installed): its data is about that Go release.
+    The binary's modules stay with the owner, whose data judges what it built and patched.
+    """
+    packages = list(packages)
+    owner_of = file_owners(packages) if owners is None else owners
+    go_packages: set[Package] = set()  # the OS packages that installed a go command
+    for package in packages:
+        if package.type is PackageType.GOLANG and package.name == "toolchain":
+            owner = _owner_of(package, owner_of)[1]
+            if owner is not None:
+                go_packages.add(owner)
     prefixes = _DISTRO_PATHS.get(os_info.id, ()) if os_info else ()
     out: dict[Package, Delegated] = {}
     for package in packages:
         if package.type in OS_TYPES:
+            continue
+        if is_embedded_toolchain(package):
+            path, owner = _owner_of(package, owner_of)
+            if owner is not None and owner in go_packages:
+                out[package] = Delegated(
+                    package_purl(package, os_info),
+                    package_purl(owner, os_info),
+                    f"{path} belongs to the {owner.type.value} package {owner.name}, the "
+                    "distribution's Go release; it is judged by the distribution's data",
+                )
             continue
         for location in package.locations:
             path = location.lstrip("/")

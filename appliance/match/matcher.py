@@ -3,23 +3,34 @@
 For each package: distribution packages are looked up by source/origin package in the
 release's ecosystem (``Debian:12``, ``Alpine:v3.20``); language packages by their normalized
 name in their ecosystem, unless the distribution installed them (then the distribution's data
-judges them through their owner, see :mod:`appliance.match.distro`). Each record's affected
-entries for that package are evaluated; withdrawn records are ignored; records that name one
-vulnerability are merged into one finding (:mod:`appliance.match.aliases`); what cannot be
-decided becomes a :class:`MatchUnknown`. No I/O: everything comes from the
-:class:`AdvisorySource`.
+judges them through their owner, see :mod:`appliance.match.distro`); the Go release a binary
+embeds (``stdlib``, ``toolchain``) is matched whatever owns the binary, and its evidence names
+the binary and the owner. Each record's affected entries for that package are evaluated;
+withdrawn records are ignored; records that name one vulnerability are merged into one finding
+(:mod:`appliance.match.aliases`); what cannot be decided becomes a :class:`MatchUnknown`. No
+I/O: everything comes from the :class:`AdvisorySource`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from appliance.ecosystems import base_ecosystem, normalize_name
+from appliance.distros import OS_TYPES, Distro, distro_of
+from appliance.ecosystems import LANGUAGE_ECOSYSTEMS, normalize_name
 from appliance.match import aliases, enrich
-from appliance.match.distro import OS_TYPES, delegations, evaluate_distro, fix_state, lookup
-from appliance.match.distro import os_ecosystem as distro_ecosystem
+from appliance.match.distro import (
+    delegations,
+    entry_applies,
+    evaluate_distro,
+    file_owners,
+    fix_state,
+    is_embedded_toolchain,
+    lookup_names,
+    module_stream,
+    toolchain_note,
+)
 from appliance.match.model import (
     Component,
     Evidence,
@@ -34,24 +45,13 @@ from appliance.match.model import (
     UnknownKind,
 )
 from appliance.match.osv import Affected, Undecided, evaluate
-from appliance.match.source import Advisory, AdvisorySource, Prefetching
+from appliance.match.source import Advisory, AdvisorySource, Prefetching, Rated
 from appliance.scanner.model import OSInfo, Package, PackageType
 from appliance.scanner.purl import package_purl
 from appliance.versions import UnknownScheme, scheme_for
 
-#: Package type -> OSV ecosystem of language packages.
-LANGUAGE_ECOSYSTEMS: Final = {
-    PackageType.PYPI: "PyPI",
-    PackageType.NPM: "npm",
-    PackageType.GOLANG: "Go",
-    PackageType.MAVEN: "Maven",
-    PackageType.GEM: "RubyGems",
-    PackageType.NUGET: "NuGet",
-    PackageType.COMPOSER: "Packagist",
-}
 _SUMMARY_LIMIT: Final = 200
-# The package type each distribution's records are about.
-_DISTRO_TYPES: Final = {"Debian": PackageType.DEB, "Alpine": PackageType.APK}
+__all__ = ["LANGUAGE_ECOSYSTEMS", "Matcher", "match"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +85,37 @@ def _sort_versions(versions: set[str], scheme: str) -> tuple[str, ...]:
         return tuple(sorted(versions))
 
 
+def _embedded_evidence(
+    evidence: Evidence, package: Package, owners: Mapping[str, Package], os_info: OSInfo | None
+) -> Evidence:
+    """A binary's embedded Go release: each file with the OS package that owns it, and the
+    note that names binary, owner and release."""
+    files = tuple(
+        FileEvidence(
+            f.path,
+            f.layer,
+            package_purl(owners[f.path.lstrip("/")], os_info)
+            if f.path.lstrip("/") in owners
+            else "",
+        )
+        for f in evidence.files
+    )
+    return replace(evidence, files=files, note=toolchain_note(package, owners))
+
+
 class Matcher:
     """Matches inventories against one advisory source (one knowledge snapshot)."""
 
     def __init__(self, source: AdvisorySource) -> None:
         self.source = source
+        self._rated = source if isinstance(source, Rated) else None
 
     def match(self, inventory: Inventory) -> FindingsReport:
         os_info = inventory.os
-        distro = distro_ecosystem(os_info)
-        delegated = delegations(inventory.packages, os_info)
+        entry = distro_of(os_info)
+        distro = entry.ecosystem_of(os_info) if entry is not None and os_info else None
+        owners = file_owners(inventory.packages)
+        delegated = delegations(inventory.packages, os_info, owners)
         layers = dict(inventory.file_layers)
         reach = {r.purl: r for r in inventory.reachability}
         findings: list[Finding] = []
@@ -102,20 +123,27 @@ class Matcher:
         known = self.source.ecosystems()
         # a package's purl is made only when something is reported about it
         plan: list[tuple[Package, str | tuple[UnknownKind, str]]] = [
-            (package, self._ecosystem(package, os_info, distro, known))
+            (package, self._ecosystem(package, os_info, entry, distro, known))
             for package in inventory.packages
             if package not in delegated
         ]
         prefetch: Prefetching | None = self.source if isinstance(self.source, Prefetching) else None
         if prefetch is not None:
             # every package's records at once: a store answers a batch far faster
-            prefetch.prefetch([(e, lookup(p)[0]) for p, e in plan if not isinstance(e, tuple)])
+            prefetch.prefetch(
+                [
+                    (e, name)
+                    for p, e in plan
+                    if not isinstance(e, tuple)
+                    for name in lookup_names(p, os_info)[0]
+                ]
+            )
         affected: list[tuple[Package, str, str, list[_Hit]]] = []
         for package, ecosystem in plan:
             if isinstance(ecosystem, tuple):
                 unknowns.append(MatchUnknown(package_purl(package, os_info), *ecosystem))
                 continue
-            hits, missed = self._hits(package, ecosystem)
+            hits, missed = self._hits(package, ecosystem, os_info, entry)
             if hits or missed:
                 purl = package_purl(package, os_info)
                 unknowns.extend(MatchUnknown(purl, *m) for m in missed)
@@ -138,7 +166,9 @@ class Matcher:
                 fact.state if fact else Reachability.UNKNOWN,
                 tuple(sorted(set(fact.entrypoints))) if fact else (),
             )
-            findings.extend(self._findings(package, purl, ecosystem, evidence, hits))
+            if is_embedded_toolchain(package):
+                evidence = _embedded_evidence(evidence, package, owners, os_info)
+            findings.extend(self._findings(package, purl, ecosystem, evidence, hits, os_info))
         return FindingsReport.build(
             findings,
             unknowns,
@@ -153,6 +183,7 @@ class Matcher:
     def _ecosystem(
         package: Package,
         os_info: OSInfo | None,
+        entry: Distro | None,
         distro: str | None,
         known: frozenset[str] | None,
     ) -> str | tuple[UnknownKind, str]:
@@ -166,10 +197,18 @@ class Matcher:
                 )
             return language
         where = (os_info.pretty_name or os_info.distro) if os_info else "an unknown OS"
-        if distro is None or _DISTRO_TYPES.get(base_ecosystem(distro)) is not package.type:
+        if entry is None or entry.package_type is not package.type:
             return (
                 UnknownKind.NO_DATA,
                 f"no vulnerability data is kept for {package.type.value} packages of {where}",
+            )
+        if entry.no_data:
+            return (UnknownKind.NO_DATA, f"{where}: {entry.no_data}")
+        if distro is None:
+            return (
+                UnknownKind.NO_DATA,
+                f"os-release of {where} does not name the {entry.title} release "
+                f"({entry.release_rule.value}), so no release's data can be chosen",
             )
         if known is not None and distro not in known:
             return (
@@ -179,19 +218,37 @@ class Matcher:
         return distro
 
     def _hits(
-        self, package: Package, ecosystem: str
+        self,
+        package: Package,
+        ecosystem: str,
+        os_info: OSInfo | None = None,
+        distro: Distro | None = None,
     ) -> tuple[list[_Hit], list[tuple[UnknownKind, str, str]]]:
         """Every affected entry of the package's records that covers its version, and what
-        could not be decided (kind, reason, record id)."""
-        name, version = lookup(package)
+        could not be decided (kind, reason, record id). An RPM package's records are read
+        under its binary and its source rpm name; a record found under both is read once."""
+        names, version = lookup_names(package, os_info)
         is_distro = package.type in OS_TYPES
-        key = normalize_name(ecosystem, name)
+        keys = {normalize_name(ecosystem, n) for n in names}
+        # a modular rpm's entries are chosen by module stream when the feed names streams
+        streams = distro is not None and distro.module_streams and is_distro
+        stream = module_stream(package) if streams else None
         hits: list[_Hit] = []
         unknowns: list[tuple[UnknownKind, str, str]] = []
-        for advisory in self.source.advisories(ecosystem, name):
+        seen: set[str] = set()
+        advisories = (
+            self.source.advisories(ecosystem, names[0])
+            if len(names) == 1
+            else [a for n in names for a in self.source.advisories(ecosystem, n)]
+        )
+        for advisory in advisories:
             record = advisory.record
             if record.get("withdrawn"):
                 continue
+            if len(names) > 1:
+                if advisory.id in seen:
+                    continue
+                seen.add(advisory.id)
             record_hits: list[_Hit] = []
             undecided: Undecided | None = None
             for entry in record.get("affected") or ():
@@ -208,8 +265,10 @@ class Matcher:
                     continue
                 written = pkg.get("name")
                 if not isinstance(written, str) or (
-                    written != name and normalize_name(ecosystem, written) != key
+                    written not in names and normalize_name(ecosystem, written) not in keys
                 ):
+                    continue
+                if streams and not entry_applies(entry, stream):
                     continue
                 if is_distro:
                     outcome = evaluate_distro(entry, ecosystem, version)
@@ -228,28 +287,35 @@ class Matcher:
         return hits, unknowns
 
     def _findings(
-        self, package: Package, purl: str, ecosystem: str, evidence: Evidence, hits: list[_Hit]
+        self,
+        package: Package,
+        purl: str,
+        ecosystem: str,
+        evidence: Evidence,
+        hits: list[_Hit],
+        os_info: OSInfo | None = None,
     ) -> list[Finding]:
         """The package's findings: its hits merged into one finding per vulnerability."""
-        name, version = lookup(package)
+        names, version = lookup_names(package, os_info)
         component = Component(
-            purl, package.type.value, package.name, package.full_version, ecosystem, name
+            purl, package.type.value, package.name, package.full_version, ecosystem, names[0]
         )
         by_record: dict[str, list[_Hit]] = {}
         for hit in hits:
             by_record.setdefault(hit.advisory.id, []).append(hit)
         record_order = sorted(by_record)
         groups = aliases.merge([by_record[r][0].advisory.ids for r in record_order])
-        findings = [
-            self._finding(
-                group,
-                [h for i in group.members for h in by_record[record_order[i]]],
-                component,
-                version,
-                evidence,
-            )
-            for group in groups
-        ]
+        findings = []
+        for group in groups:
+            group_hits = [h for i in group.members for h in by_record[record_order[i]]]
+            found = component
+            if len(names) > 1:
+                # the name the finding's records were found under (the source rpm's when
+                # records name both)
+                written = sorted({h.package.partition("/")[2] for h in group_hits})
+                name = names[1] if names[1] in written else written[0]
+                found = replace(component, lookup_name=name)
+            findings.append(self._finding(group, group_hits, found, version, evidence))
         return findings
 
     def _finding(
@@ -265,7 +331,7 @@ class Matcher:
         fixed: set[str] = set()
         notes: list[tuple[str, str]] = []
         scores = []
-        words = []
+        matched: list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = []
         seen: set[str] = set()
         for hit in hits:
             advisory = hit.advisory
@@ -287,18 +353,24 @@ class Matcher:
             )
             fixed.update(out.fixed)
             notes.extend(out.notes)
-            word = enrich.database_severity(record, out.notes)
-            if word is not None:
-                words.append(word)
             if record_id not in seen:
                 seen.add(record_id)
                 entries = [h.entry for h in hits if h.advisory is advisory]
+                matched.append((record, entries))
                 for vector in enrich.cvss_vectors(record, entries):
                     score = enrich.score_vector(vector, record_id)
                     if score is not None:
                         scores.append(score)
-        level, source, statement = enrich.severity(scores, words)
         cves = [i for i in (group.id, *group.aliases) if i.startswith("CVE-")]
+        rated = self._rated
+        assessed = enrich.assess(
+            matched,
+            notes,
+            cves,
+            os_package=PackageType(component.type) in OS_TYPES,
+            ghsa=rated.ghsa_records if rated is not None else None,
+            cve=rated.cve_records if rated is not None else None,
+        )
         # most findings rest on one hit: nothing to deduplicate or order
         ordered = details if len(details) == 1 else sorted(set(details))
         first = (
@@ -310,15 +382,16 @@ class Matcher:
             component=component,
             fixed_versions=_sort_versions(fixed, ordered[0].scheme),
             fix_state=fix_state(fixed, notes),
-            severity=level,
-            severity_source=source,
-            severity_detail=statement,
+            severity=assessed.severity,
+            severity_source=assessed.source,
+            severity_detail=assessed.detail,
             matches=tuple(ordered),
             evidence=evidence,
             cvss=tuple(sorted(set(scores))),
             kev=enrich.kev(cves, self.source.kev),
             epss=enrich.epss(cves, self.source.epss),
             summary=_summary(first),
+            ratings=assessed.ratings,
         )
 
 

@@ -50,12 +50,34 @@ _RANK = {
 
 
 class SeveritySource(enum.StrEnum):
-    """Where a finding's severity came from, in the order they are preferred."""
+    """Where a finding's severity came from, in the order they are preferred
+    (docs/matching.md, "Severity"):
 
+    ``distro``: the distribution's own rating of an OS package (Debian urgency, Red Hat
+    impact, Ubuntu priority, or the vendor's CVSS vector); ``ghsa``: a GitHub Security
+    Advisory for the same vulnerability (matched, or reached through an alias); ``cvss-v4``,
+    ``cvss-v3``, ``database-specific``: the matched advisory's own CVSS vector or severity
+    word (PyPA, Go, npm, RustSec records); ``cve-cna``, ``nvd``, ``cve-adp``: the CVE record's
+    CVSS from its CNA, from NVD's own analysis, from an ADP container (CISA vulnrichment);
+    ``none``: no source rates it."""
+
+    DISTRO = "distro"
+    GHSA = "ghsa"
     CVSS_V4 = "cvss-v4"
     CVSS_V3 = "cvss-v3"
     DATABASE = "database-specific"
+    CVE_CNA = "cve-cna"
+    NVD = "nvd"
+    CVE_ADP = "cve-adp"
     NONE = "none"
+
+    @property
+    def rank(self) -> int:
+        """Lower is preferred."""
+        return _SOURCE_ORDER.index(self)
+
+
+_SOURCE_ORDER: tuple[SeveritySource, ...] = tuple(SeveritySource)
 
 
 class FixState(enum.StrEnum):
@@ -147,6 +169,49 @@ class CvssScore:
 
 
 @dataclass(frozen=True, slots=True)
+class Rating:
+    """One rating of the finding's vulnerability by one source (trivy's ``VendorSeverity``,
+    with the vector): the source, who gave it (a record id, a CNA, NVD, an ADP), the severity,
+    and for CVSS the version, vector and base score; ``note`` says what was unusual (a vector
+    that does not parse, whose published score was used)."""
+
+    source: SeveritySource
+    provider: str
+    severity: Severity
+    version: str = ""  # CVSS version ("4.0", "3.1", "3.0", "2.0"); "" for a severity word
+    vector: str = ""
+    score: float | None = None
+    note: str = ""
+
+    def sort_key(self) -> tuple[int, str, str, str, str]:
+        return (self.source.rank, self.provider, self.version, self.vector, self.severity.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.value,
+            "provider": self.provider,
+            "severity": self.severity.value,
+            "version": self.version,
+            "vector": self.vector,
+            "score": self.score,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rating:
+        score = data.get("score")
+        return cls(
+            SeveritySource(data["source"]),
+            data["provider"],
+            Severity(data["severity"]),
+            data.get("version", ""),
+            data.get("vector", ""),
+            float(score) if score is not None else None,
+            data.get("note", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Kev:
     """The CISA KEV entry for one of the finding's CVEs."""
 
@@ -200,36 +265,47 @@ class Epss:
 
 @dataclass(frozen=True, slots=True, order=True)
 class FileEvidence:
-    """A file the component was read from, and the layer that supplied it (None when the
-    caller did not say)."""
+    """A file the component was read from, the layer that supplied it (None when the
+    caller did not say), and the purl of the OS package that installed the file, when one did
+    and the component is judged apart from it (a Go binary's standard library)."""
 
     path: str
     layer: str | None = None
+    owner: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "layer": self.layer}
+        out: dict[str, Any] = {"path": self.path, "layer": self.layer}
+        if self.owner:
+            out["owner"] = self.owner
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FileEvidence:
-        return cls(data["path"], data.get("layer"))
+        return cls(data["path"], data.get("layer"), data.get("owner", ""))
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """The chain package -> file -> layer -> entrypoint reachability."""
+    """The chain package -> file -> layer -> entrypoint reachability. ``note`` says how the
+    component sits in its file when that is not plain, e.g. "/usr/bin/docker-registry (deb
+    docker-registry 2.8.2+ds1-1) embeds go1.19.8"."""
 
     purl: str
     files: tuple[FileEvidence, ...] = ()
     reachability: Reachability = Reachability.UNKNOWN
     entrypoints: tuple[str, ...] = ()
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "purl": self.purl,
             "files": [f.to_dict() for f in self.files],
             "reachability": self.reachability.value,
             "entrypoints": list(self.entrypoints),
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
@@ -238,6 +314,7 @@ class Evidence:
             tuple(FileEvidence.from_dict(f) for f in data.get("files", ())),
             Reachability(data.get("reachability", "unknown")),
             tuple(data.get("entrypoints", ())),
+            data.get("note", ""),
         )
 
 
@@ -348,6 +425,7 @@ class Finding:
     kev: Kev | None = None
     epss: Epss | None = None
     summary: str = ""
+    ratings: tuple[Rating, ...] = ()  # every rating seen, in precedence order
 
     @property
     def ids(self) -> frozenset[str]:
@@ -357,6 +435,18 @@ class Finding:
     @property
     def fix_available(self) -> bool:
         return bool(self.fixed_versions)
+
+    @property
+    def score(self) -> float | None:
+        """The CVSS base score behind the severity: the highest score of the newest CVSS
+        version the deciding source gave (v4.0, then v3.x, then v2), else the highest of the
+        matched records' vectors, else None."""
+        source = self.severity_source
+        scored = [r for r in self.ratings if r.source is source and r.score is not None]
+        if scored:
+            newest = max(r.version[:1] for r in scored)
+            return max(r.score for r in scored if r.version[:1] == newest and r.score is not None)
+        return max((c.base_score for c in self.cvss), default=None)
 
     @property
     def reachable(self) -> Reachability:
@@ -381,6 +471,7 @@ class Finding:
             "severity": self.severity.value,
             "severity_source": self.severity_source.value,
             "severity_detail": self.severity_detail,
+            "ratings": [r.to_dict() for r in self.ratings],
             "cvss": [c.to_dict() for c in self.cvss],
             "kev": self.kev.to_dict() if self.kev else None,
             "epss": self.epss.to_dict() if self.epss else None,
@@ -406,6 +497,7 @@ class Finding:
             kev=Kev.from_dict(data["kev"]) if data.get("kev") else None,
             epss=Epss.from_dict(data["epss"]) if data.get("epss") else None,
             summary=data.get("summary", ""),
+            ratings=tuple(Rating.from_dict(r) for r in data.get("ratings", ())),
         )
 
 

@@ -53,6 +53,8 @@ class KnowledgeAdvisories:
             DatasetType.KEV: {},
             DatasetType.EPSS: {},
         }
+        self._cve: dict[str, list[Mapping[str, Any]]] = {}
+        self._ghsa: dict[str, list[Mapping[str, Any]]] = {}
         self._ecosystems: frozenset[str] | None = None
 
     @property
@@ -77,7 +79,8 @@ class KnowledgeAdvisories:
             self._advisories[key] = advisories
 
     def prefetch_cves(self, cves: Iterable[str]) -> None:
-        """Load the KEV and EPSS rows of every CVE not loaded yet (None when it has none)."""
+        """Load the KEV and EPSS rows, the ``cve`` table records and the aliasing GitHub
+        advisories of every CVE not loaded yet (None or empty when it has none)."""
         wanted = set(cves)
         for dtype, table in self._tables.items():
             missing = wanted.difference(table)
@@ -86,6 +89,26 @@ class KnowledgeAdvisories:
                 for cve in missing:
                     line = lines.get(cve)
                     table[cve] = orjson.loads(line) if line is not None else None
+        missing = wanted.difference(self._cve)
+        if missing:
+            found = self.store.lookup_all(DatasetType.CVE, missing, self._snapshot)
+            for cve in missing:
+                self._cve[cve] = [orjson.loads(line) for line in found.get(cve, ())]
+        missing = wanted.difference(self._ghsa)
+        if missing:
+            aliased = self.store.alias_lines(missing, self._snapshot)
+            for cve in missing:
+                self._ghsa[cve] = [orjson.loads(line) for _, line in aliased.get(cve, ())]
+
+    def cve_records(self, cve: str) -> Sequence[Mapping[str, Any]]:
+        if cve not in self._cve:
+            self.prefetch_cves([cve])
+        return self._cve[cve]
+
+    def ghsa_records(self, cve: str) -> Sequence[Mapping[str, Any]]:
+        if cve not in self._ghsa:
+            self.prefetch_cves([cve])
+        return self._ghsa[cve]
 
     def advisories(self, ecosystem: str, name: str) -> Sequence[Advisory]:
         key = (ecosystem, name)

@@ -1,13 +1,14 @@
 """Where the matcher reads advisories from: one small protocol, and an in-memory index.
 
 The matcher asks three questions: the OSV records for an (ecosystem, package name), the KEV
-entry of a CVE, the EPSS row of a CVE. :class:`KnowledgeAdvisories` in
-:mod:`appliance.match.service` answers them from ``knowledge.db``; :class:`MemoryAdvisories`
-answers them from records held in memory (tests, benchmarks, replay of an exported slice).
-Each record travels with the SHA-256 of its canonical bytes, which is how the knowledge store
-and the snapshot's dataset files name it. A source that answers in batches faster than one
-question at a time (a database) is also :class:`Prefetching`; the matcher then tells it
-everything it will ask before it asks.
+entry of a CVE, the EPSS row of a CVE; a source that is also :class:`Rated` answers two more
+for severity: the GitHub advisories that alias a CVE, and the CVE's ``cve`` table records.
+:class:`KnowledgeAdvisories` in :mod:`appliance.match.service` answers them from
+``knowledge.db``; :class:`MemoryAdvisories` answers them from records held in memory (tests,
+benchmarks, replay of an exported slice). Each record travels with the SHA-256 of its canonical
+bytes, which is how the knowledge store and the snapshot's dataset files name it. A source that
+answers in batches faster than one question at a time (a database) is also
+:class:`Prefetching`; the matcher then tells it everything it will ask before it asks.
 """
 
 from __future__ import annotations
@@ -129,6 +130,17 @@ class Prefetching(Protocol):
     def prefetch_cves(self, cves: Iterable[str]) -> None: ...
 
 
+@runtime_checkable
+class Rated(Protocol):
+    """An :class:`AdvisorySource` that also answers who else rates a vulnerability: the
+    GitHub advisories that alias a CVE, and the CVE's records in the ``cve`` table (CVSS by
+    CNA, NVD and ADP). Without it a finding is rated by its matched records only."""
+
+    def ghsa_records(self, cve: str) -> Sequence[Mapping[str, Any]]: ...
+
+    def cve_records(self, cve: str) -> Sequence[Mapping[str, Any]]: ...
+
+
 class MemoryAdvisories:
     """An :class:`AdvisorySource` over records in memory, indexed like ``knowledge.db``."""
 
@@ -138,11 +150,17 @@ class MemoryAdvisories:
         *,
         kev: Iterable[Mapping[str, Any]] = (),
         epss: Iterable[Mapping[str, Any]] = (),
+        cve: Iterable[Mapping[str, Any]] = (),
         snapshot: str | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._index: dict[tuple[str, str], list[Advisory]] = {}
+        self._aliases: dict[str, list[Mapping[str, Any]]] = {}
         for record in records:
+            rid = str(record.get("id", ""))
+            if rid.startswith("GHSA-"):
+                for alias in record.get("aliases") or ():
+                    self._aliases.setdefault(str(alias), []).append(record)
             # digests are computed here, once, as the knowledge store computes them at import
             advisory = Advisory(record, record_digest(record))
             seen: set[tuple[str, str]] = set()
@@ -159,6 +177,11 @@ class MemoryAdvisories:
         self._ecosystems: frozenset[str] | None = None
         self._kev = {str(r["id"]): r for r in kev}
         self._epss = {str(r["id"]): r for r in epss}
+        self._cve: dict[str, list[Mapping[str, Any]]] = {}
+        for r in cve:
+            self._cve.setdefault(str(r["id"]), []).append(r)
+        for rows in self._aliases.values():
+            rows.sort(key=lambda r: str(r["id"]))
 
     @property
     def snapshot(self) -> str | None:
@@ -172,6 +195,12 @@ class MemoryAdvisories:
 
     def epss(self, cve: str) -> Mapping[str, Any] | None:
         return self._epss.get(cve)
+
+    def ghsa_records(self, cve: str) -> Sequence[Mapping[str, Any]]:
+        return self._aliases.get(cve, ())
+
+    def cve_records(self, cve: str) -> Sequence[Mapping[str, Any]]:
+        return self._cve.get(cve, ())
 
     def ecosystems(self) -> frozenset[str] | None:
         if self._ecosystems is None:  # the index does not change: made once

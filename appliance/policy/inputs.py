@@ -75,7 +75,7 @@ def _number(text: str) -> float:
 def finding_input(m: MergedFinding) -> dict[str, Any]:
     f = m.finding
     vex = m.vex
-    best_cvss = max((c.base_score for c in f.cvss), default=None)
+    best_cvss = f.score
     return {
         "id": f.id,
         "aliases": sorted(f.aliases),
@@ -84,6 +84,12 @@ def finding_input(m: MergedFinding) -> dict[str, Any]:
         "version": f.component.version,
         "type": f.component.type,
         "severity": f.severity.value,
+        "severitySource": f.severity_source.value,
+        "ratings": [
+            {"source": r.source.value, "provider": r.provider, "severity": r.severity.value}
+            | ({"score": r.score} if r.score is not None else {})
+            for r in f.ratings
+        ],
         "cvss": best_cvss,
         "kev": f.kev is not None,
         "epss": _number(f.epss.score) if f.epss else None,
@@ -103,6 +109,8 @@ def finding_input(m: MergedFinding) -> dict[str, Any]:
             "timestamp": format_time(vex.timestamp),
         },
         "expiredExceptions": list(m.expired),
+        # how the component sits in its file, when that is not plain (a binary's embedded Go)
+        **({"evidenceNote": f.evidence.note} if f.evidence.note else {}),
     }
 
 

@@ -25,7 +25,7 @@ _SEVERITY: Final = {
     Severity.NONE: "none",
     Severity.UNKNOWN: "unknown",
 }
-_METHOD: Final = {"4.0": "CVSSv4", "3.1": "CVSSv31", "3.0": "CVSSv3"}
+_METHOD: Final = {"4.0": "CVSSv4", "3.1": "CVSSv31", "3.0": "CVSSv3", "2.0": "CVSSv2"}
 
 
 def _source(identifier: str) -> dict[str, str]:
@@ -34,6 +34,22 @@ def _source(identifier: str) -> dict[str, str]:
 
 
 def _ratings(f: Finding) -> list[dict[str, Any]]:
+    """One rating per source that rated the finding, in precedence order (the first decided
+    the severity); findings read back from before ratings were kept fall back to their CVSS
+    scores and database word."""
+    if f.ratings:
+        out: list[dict[str, Any]] = []
+        for r in f.ratings:
+            rating: dict[str, Any] = {"source": {"name": r.provider}}
+            if r.score is not None:
+                rating["score"] = r.score
+            rating["severity"] = _SEVERITY[r.severity]
+            rating["method"] = _METHOD.get(r.version, "other")
+            if r.vector:
+                rating["vector"] = r.vector
+            rating["justification"] = f"{r.source.value}: {r.note}" if r.note else r.source.value
+            out.append(rating)
+        return out
     ratings: list[dict[str, Any]] = [
         {
             "source": {"name": c.source},
@@ -60,6 +76,7 @@ def _properties(f: Finding) -> list[dict[str, str]]:
     props = [
         ("stella:severity", f.severity.value),
         ("stella:severity-source", f.severity_source.value),
+        ("stella:severity-detail", f.severity_detail),
         ("stella:fix-state", f.fix_state.value),
         ("stella:kev", "true" if f.kev else "false"),
     ]

@@ -44,8 +44,8 @@ _BAND_SCORE: Final = {
 
 
 def _security_severity(f: Finding) -> str:
-    scores = [c.base_score for c in f.cvss]
-    return f"{max(scores):.1f}" if scores else _BAND_SCORE[f.severity]
+    score = f.score
+    return f"{score:.1f}" if score is not None else _BAND_SCORE[f.severity]
 
 
 def _rule(f: Finding) -> dict[str, Any]:
@@ -91,6 +91,8 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
             "fixState": f.fix_state.value,
             "severity": f.severity.value,
             "severitySource": f.severity_source.value,
+            "severityDetail": f.severity_detail,
+            "ratings": [r.to_dict() for r in f.ratings],
             "kev": f.kev is not None,
             "epss": f.epss.score if f.epss else None,
             "epssPercentile": f.epss.percentile if f.epss else None,

@@ -1,22 +1,34 @@
 """A plain-text table for people at a terminal: worst first, one finding a line.
 
 Column widths come from the content only (never from the terminal), so the text is as
-deterministic as the report. Unknowns and delegated packages are listed after the table:
-they are part of the answer, not noise.
+deterministic as the report. SOURCE says which source decided the severity (docs/matching.md).
+Unknowns and delegated packages are listed after the table: they are part of the answer, not
+noise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from appliance.match.model import Finding, FindingsReport
+from appliance.match.model import Finding, FindingsReport, SeveritySource
 
-HEADERS = ("SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED IN", "KEV", "EPSS", "REACHABLE")
+HEADERS = (
+    "SEVERITY",
+    "SOURCE",
+    "ID",
+    "PACKAGE",
+    "INSTALLED",
+    "FIXED IN",
+    "KEV",
+    "EPSS",
+    "REACHABLE",
+)
 
 
 def _row(f: Finding) -> tuple[str, ...]:
     return (
         f.severity.value.upper(),
+        f.severity_source.value,
         f.id,
         f.component.name,
         f.component.version,
@@ -44,10 +56,12 @@ def render_table(report: FindingsReport) -> str:
         out.append("No vulnerabilities found.")
     counts = report.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    rated = sum(1 for f in report.findings if f.severity_source is not SeveritySource.NONE)
     out.append("")
     out.append(
         f"{len(report.findings)} findings in {report.components} components"
         + (f" ({summary})" if summary else "")
+        + (f"; {rated} rated by a source" if report.findings else "")
         + (f"; knowledge snapshot {report.snapshot}" if report.snapshot else "")
     )
     if report.unknowns:

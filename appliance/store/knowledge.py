@@ -19,6 +19,8 @@ Tables (component ``knowledge``):
 - ``affected(ecosystem, name, record_id, record)``: the match index, (ecosystem, normalized
   package name) → OSV record; a query joins it to a snapshot's datasets by (dataset,
   record_id), the primary key of the membership table;
+- ``advisory_aliases(alias, record_id, record)``: GitHub advisories (``GHSA-…`` records) by
+  each id they alias, so a finding known by a CVE reaches GitHub's rating of it;
 - ``knowledge_state``: the active snapshot and, per channel, the last accepted sequence.
 
 Loading a dataset verifies what the signed manifest says about it (digest, record count, ids
@@ -128,6 +130,22 @@ SCHEMA = Schema(
             PRIMARY KEY (dataset, first_id)
         ) WITHOUT ROWID;
         """,
+        # 4: GitHub advisories by the ids they alias (CVE -> GHSA), so a finding from any
+        # feed reaches GitHub's rating of the same vulnerability.
+        """
+        CREATE TABLE advisory_aliases (
+            alias TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            record INTEGER NOT NULL,
+            PRIMARY KEY (alias, record_id, record)
+        ) WITHOUT ROWID;
+        INSERT OR IGNORE INTO advisory_aliases
+            SELECT DISTINCT j.value, dr.record_id, dr.record
+            FROM dataset_records dr
+            JOIN datasets d ON d.id = dr.dataset AND d.type = 'osv'
+            JOIN records r ON r.id = dr.record, json_each(CAST(r.body AS TEXT), '$.aliases') j
+            WHERE dr.record_id LIKE 'GHSA-%' AND j.type = 'text';
+        """,
     ),
 )
 
@@ -141,8 +159,9 @@ class Layout(StrEnum):
 
 
 # Datasets of these types are hundreds of thousands of small records that change daily and
-# are only ever read by id or whole: blocks make their import a few hundred rows.
-BLOCK_TYPES: Final = frozenset({DatasetType.EPSS})
+# are only ever read by id or whole (EPSS scores, CVE ratings): blocks make their import a
+# few hundred rows.
+BLOCK_TYPES: Final = frozenset({DatasetType.EPSS, DatasetType.CVE})
 # Packages or ids per batch query: 2 parameters each stays under SQLite's oldest limit (999).
 QUERY_CHUNK = 400
 
@@ -244,6 +263,14 @@ def _record_key(line: bytes) -> int:
     return int.from_bytes(hashlib.sha256(line).digest()[:8], "big", signed=True)
 
 
+def _alias_rows(doc: Any, rid: str, record: int) -> Iterator[tuple[str, str, int]]:
+    """The alias index rows of a GitHub advisory (none for other records)."""
+    if rid.startswith("GHSA-"):
+        for alias in doc.get("aliases") or ():
+            if isinstance(alias, str):
+                yield alias, rid, record
+
+
 def _index_rows(doc: Any, rid: str, record: int) -> Iterator[tuple[str, str, str, int]]:
     for affected in doc.get("affected") or ():
         package = affected.get("package") if isinstance(affected, dict) else None
@@ -315,15 +342,18 @@ class KnowledgeStore:
             records: list[tuple[int, bytes]] = []
             members: list[tuple[int, str, int]] = []
             index: list[tuple[str, str, str, int]] = []
+            aliases: list[tuple[str, str, int]] = []
             for rid, line, doc in run:
                 record = _record_key(line)
                 records.append((record, line))
                 members.append((dataset, rid, record))
                 if dtype is DatasetType.OSV:
                     index.extend(_index_rows(doc, rid, record))
+                    aliases.extend(_alias_rows(doc, rid, record))
             conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?)", records)
             conn.executemany("INSERT INTO dataset_records VALUES (?, ?, ?)", members)
             conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?, ?)", index)
+            conn.executemany("INSERT OR IGNORE INTO advisory_aliases VALUES (?, ?, ?)", aliases)
             ecosystems.update(row[0] for row in index)
             count += len(members)
         conn.executemany(
@@ -647,6 +677,46 @@ class KnowledgeStore:
             answer.update(lines)  # the first dataset by name is applied last and wins
         return answer
 
+    def lookup_all(
+        self, dataset_type: DatasetType, record_ids: Iterable[str], snapshot: Digest | None = None
+    ) -> dict[str, list[bytes]]:
+        """Like :meth:`lookup_lines`, but the lines of every dataset of the type that has the
+        id, in dataset name order (CVE ratings from NVD and from the CVE list add up)."""
+        answer: dict[str, list[bytes]] = {}
+        for lines in self._lookup_each(dataset_type, record_ids, snapshot):
+            for rid, line in lines.items():
+                answer.setdefault(rid, []).append(line)
+        return answer
+
+    def alias_lines(
+        self, aliases: Iterable[str], snapshot: Digest | None = None
+    ) -> dict[str, list[tuple[str, bytes]]]:
+        """For many ids at once (CVEs), the GitHub advisories of ``snapshot`` (default: the
+        active one) that alias each, as (record id, canonical line) in record id order, each
+        distinct line once. Ids no advisory aliases are absent."""
+        snap = snapshot or self.active()
+        wanted = sorted(set(aliases))
+        answer: dict[str, list[tuple[str, bytes]]] = {}
+        if snap is None or not wanted:
+            return answer
+        for start in range(0, len(wanted), QUERY_CHUNK):
+            chunk = wanted[start : start + QUERY_CHUNK]
+            marks = ", ".join("?" for _ in chunk)  # placeholders only
+            rows = self._conn.execute(
+                "SELECT a.alias, a.record_id, r.body FROM advisory_aliases a "  # noqa: S608
+                "JOIN records r ON r.id = a.record "
+                f"WHERE a.alias IN ({marks}) AND EXISTS (SELECT 1 FROM snapshot_datasets sd "
+                "JOIN dataset_records dr ON dr.dataset = sd.dataset "
+                "AND dr.record_id = a.record_id AND dr.record = a.record "
+                "WHERE sd.snapshot = ?)",
+                [*chunk, str(snap)],
+            )
+            for alias, record_id, body in rows:
+                answer.setdefault(str(alias), []).append((str(record_id), bytes(body)))
+        for found in answer.values():
+            found.sort()
+        return answer
+
     def _lookup_each(
         self, dataset_type: DatasetType, record_ids: Iterable[str], snapshot: Digest | None
     ) -> list[dict[str, bytes]]:
@@ -786,6 +856,10 @@ def prune(
         if orphans:
             conn.execute(
                 "DELETE FROM affected WHERE record NOT IN (SELECT record FROM dataset_records)"
+            )
+            conn.execute(
+                "DELETE FROM advisory_aliases "
+                "WHERE record NOT IN (SELECT record FROM dataset_records)"
             )
             records = conn.execute(
                 "DELETE FROM records WHERE id NOT IN (SELECT record FROM dataset_records)"

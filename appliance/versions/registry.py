@@ -1,6 +1,8 @@
 """The explicit table of version schemes and of the OSV ecosystems they serve.
 
-One ordered table each, checked for duplicates when the module loads; no plug-in discovery.
+The ecosystems come from the distributions' table (:mod:`appliance.distros`), the language
+ecosystems' table (:mod:`appliance.ecosystems`) and a short list of others. One ordered table
+each, checked for duplicates when the module loads; no plug-in discovery.
 Ecosystems not listed (Packagist, Pub, Hackage, CRAN, GitHub Actions, ...) have no scheme:
 their PHP, Dart or Haskell ordering rules are not implemented, and guessing with a similar
 scheme would turn unknowns into wrong answers. Callers report such packages as unknown.
@@ -11,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from appliance.distros import ecosystem_schemes
+from appliance.ecosystems import LANGUAGES
 from appliance.versions.apk import ApkScheme
 from appliance.versions.cargo import CargoScheme
 from appliance.versions.dpkg import DpkgScheme
@@ -38,32 +42,32 @@ SCHEMES: tuple[VersionScheme, ...] = (
     CargoScheme(),
 )
 
-# OSV ecosystem name (the part before any ":") -> scheme name.
-ECOSYSTEMS: tuple[tuple[str, str], ...] = (
-    ("AlmaLinux", "rpm"),
-    ("Alpine", "apk"),
-    ("Chainguard", "apk"),
+# OSV ecosystems served here with no distribution or language entry: crates.io and Hex
+# records can be read although no analyzer finds their packages yet, and the RPM and apk
+# distributions without an entry in appliance.distros still get their ordering right.
+_OTHER_ECOSYSTEMS: tuple[tuple[str, str], ...] = (
     ("crates.io", "cargo"),
-    ("Debian", "dpkg"),
-    ("Go", "go"),
     ("Hex", "semver"),
     ("Mageia", "rpm"),
-    ("Maven", "maven"),
     ("MinimOS", "apk"),
-    ("npm", "npm"),
-    ("NuGet", "nuget"),
     ("openEuler", "rpm"),
     ("openSUSE", "rpm"),
     ("Photon OS", "rpm"),
-    ("PyPI", "pep440"),
-    ("Red Hat", "rpm"),
-    ("Rocky Linux", "rpm"),
-    ("RubyGems", "rubygems"),
     ("SUSE", "rpm"),
-    ("Ubuntu", "dpkg"),
-    ("Wolfi", "apk"),
 )
 
+# OSV ecosystem name (the part before any ":") -> scheme name: the distributions' table,
+# the language ecosystems' table, and the others above.
+ECOSYSTEMS: tuple[tuple[str, str], ...] = tuple(
+    sorted(
+        (
+            *ecosystem_schemes(),
+            *((lang.ecosystem, lang.scheme) for lang in LANGUAGES if lang.scheme),
+            *_OTHER_ECOSYSTEMS,
+        ),
+        key=lambda pair: pair[0].lower(),
+    )
+)
 
 _T = TypeVar("_T")
 

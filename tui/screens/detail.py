@@ -44,6 +44,24 @@ def finding_text(row: FindingRow) -> Group:
     grid.add_row("Summary", Text(row.summary) if row.summary else Text("none published", "dim"))
     grid.add_row("Aliases", Text(", ".join(row.aliases) or "-"))
     grid.add_row("Fixed in", Text(", ".join(row.fixed_versions) or f"no fix ({row.fix_state})"))
+    grid.add_row(
+        "Severity",
+        Text(f"{row.severity.value} from {row.severity_source or '?'}: {row.severity_detail}")
+        if row.severity_source and row.severity_source != "none"
+        else Text(f"unknown: {row.severity_detail or 'no source rates it'}", "dim"),
+    )
+    if row.ratings:
+        grid.add_row(
+            "Ratings",
+            Text(
+                "\n".join(
+                    f"{source} {severity}"
+                    + (f" {score:.1f}" if score is not None else "")
+                    + f" ({provider})"
+                    for source, provider, severity, score, _ in row.ratings
+                )
+            ),
+        )
     for version, score, vector in row.cvss:
         grid.add_row("CVSS", Text(f"{score:.1f} (v{version}) {vector}"))
     if not row.cvss:

@@ -57,3 +57,29 @@ def alpine320() -> tuple[dict[str, Any], ...]:
     path = FEEDS / "alpine-secdb/v3.20/main.json"
     result = AlpineSecdbSource().parse([Member("v3.20/main.json", path.read_bytes())])
     return tuple(result.records)
+
+
+def _parsed(source: Any, root: Path) -> tuple[dict[str, Any], ...]:
+    from mirror.inputs import Upstream
+
+    members = Upstream(root, root.name).members(limit=1 << 26)
+    result = source.parse(members)
+    assert not result.unknowns, result.unknowns
+    return tuple(result.records)
+
+
+@cache
+def ghsa() -> tuple[dict[str, Any], ...]:
+    """The GitHub advisories of tests/data/feeds/ghsa, through the ``ghsa`` parser."""
+    from mirror.sources.ghsa import GHSASource
+
+    return _parsed(GHSASource(), FEEDS / "ghsa")
+
+
+@cache
+def cve() -> tuple[dict[str, Any], ...]:
+    """The CVE rating records of tests/data/feeds/cve (NVD API 2.0 and CVE JSON 5), through
+    the ``cve`` parser."""
+    from mirror.sources.cve import CVESource
+
+    return _parsed(CVESource(), FEEDS / "cve")

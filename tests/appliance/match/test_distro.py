@@ -68,7 +68,8 @@ def test_os_release_selects_the_release() -> None:
     assert os_ecosystem(OSInfo("debian", None, "trixie")) == "Debian:13"
     assert os_ecosystem(OSInfo("alpine", "3.20.3")) == "Alpine:v3.20"
     assert os_ecosystem(OSInfo("alpine", "3.21_alpha20240807")) == "Alpine:edge"
-    assert os_ecosystem(OSInfo("ubuntu", "22.04")) is None
+    assert os_ecosystem(OSInfo("ubuntu", "22.04")) == "Ubuntu:22.04"
+    assert os_ecosystem(OSInfo("fedora", "40")) is None  # no feed: an unknown with a reason
     assert os_ecosystem(None) is None
 
 
@@ -98,7 +99,7 @@ def test_epochs_and_no_dsa() -> None:
     assert fixed.component.version == "2:9.0.1378-2"
     assert fixed.matches[0].version == "2:9.0.1378-2"
     assert fixed.severity is Severity.LOW
-    assert fixed.severity_source is SeveritySource.DATABASE
+    assert fixed.severity_source is SeveritySource.DISTRO
     minor = found["CVE-2023-48231"]
     assert minor.fix_state is FixState.WONT_FIX
     assert minor.fixed_versions == ()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from appliance.match import Inventory, MemoryAdvisories, Severity, SeveritySource, aliases, match
 from appliance.match.aliases import merge
-from appliance.match.enrich import database_severity, score_vector, severity
+from appliance.match.enrich import assess, database_severity, score_vector
 from appliance.scanner.model import Package, PackageType
 
 ENTRIES = [
@@ -82,19 +82,32 @@ def test_cvss_scores_from_the_library() -> None:
     assert score_vector("AV:N/AC:L/Au:N/C:P/I:P/A:P", "R-1") is None  # CVSS v2: not used
 
 
+def _rec(rid: str, vectors: list[str] = (), word: str | None = None) -> dict[str, object]:
+    rec: dict[str, object] = {
+        "id": rid,
+        "severity": [
+            {"type": "CVSS_V4" if v.startswith("CVSS:4") else "CVSS_V3", "score": v}
+            for v in vectors
+        ],
+    }
+    if word is not None:
+        rec["database_specific"] = {"severity": word}
+    return rec
+
+
 def test_severity_precedence_and_source() -> None:
-    low4 = score_vector("CVSS:4.0/AV:L/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N", "A")
-    high3 = score_vector("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "B")
-    assert low4 is not None
-    assert high3 is not None
-    level, source, _ = severity([high3, low4], [(Severity.HIGH, "x")])
-    assert (level, source) == (low4.severity, SeveritySource.CVSS_V4)
-    assert severity([high3], [])[1] is SeveritySource.CVSS_V3
-    assert severity([], [(Severity.LOW, "a"), (Severity.HIGH, "b")])[:2] == (
-        Severity.HIGH,
-        SeveritySource.DATABASE,
-    )
-    assert severity([], [])[:2] == (Severity.UNKNOWN, SeveritySource.NONE)
+    low4 = "CVSS:4.0/AV:L/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N"
+    high3 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    low4_score = score_vector(low4, "A")
+    assert low4_score is not None
+    # the matched record's own vectors: v4.0 before v3.x, whatever the scores
+    a = assess([(_rec("PYSEC-1", [high3, low4], "HIGH"), [])])
+    assert (a.severity, a.source) == (low4_score.severity, SeveritySource.CVSS_V4)
+    assert assess([(_rec("PYSEC-1", [high3]), [])]).source is SeveritySource.CVSS_V3
+    words = assess([(_rec("PYSEC-1", word="LOW"), []), (_rec("PYSEC-2", word="HIGH"), [])])
+    assert (words.severity, words.source) == (Severity.HIGH, SeveritySource.DATABASE)
+    none = assess([])
+    assert (none.severity, none.source) == (Severity.UNKNOWN, SeveritySource.NONE)
     assert database_severity({"id": "G", "database_specific": {"severity": "MODERATE"}}) == (
         Severity.MEDIUM,
         "G severity MODERATE",

@@ -23,7 +23,7 @@ from appliance.match import (
 from appliance.report import Format, render
 from appliance.report.cyclonedx_vex import cyclonedx_document
 from appliance.report.sarif import sarif_document
-from tests.appliance.match.data import SNAPSHOT, debian12, npm, pypi
+from tests.appliance.match.data import SNAPSHOT, cve, debian12, ghsa, npm, pypi
 from tests.appliance.match.test_app_image import APP
 from tests.appliance.match.test_distro import BOOKWORM, IMAGE
 
@@ -36,7 +36,9 @@ EPSS = [{"id": "CVE-2023-4911", "epss": "0.83", "percentile": "0.99"}]
 
 
 def report() -> FindingsReport:
-    source = MemoryAdvisories([*pypi(), *npm(), *debian12()], kev=KEV, epss=EPSS, snapshot=SNAPSHOT)
+    source = MemoryAdvisories(
+        [*pypi(), *npm(), *debian12(), *ghsa()], kev=KEV, epss=EPSS, cve=cve(), snapshot=SNAPSHOT
+    )
     inventory = Inventory.of(
         [*APP[:2], APP[5], *IMAGE[4:]],
         BOOKWORM,

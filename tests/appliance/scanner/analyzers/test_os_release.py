@@ -25,6 +25,22 @@ def test_alpine_unquoted_values() -> None:
     assert (info.id, info.version_id, info.distro) == ("alpine", "3.20.3", "alpine-3.20.3")
 
 
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("rhel9", ("rhel", "9.4", None, ("fedora",), "rhel-9.4")),
+        ("rocky9", ("rocky", "9.3", None, ("rhel", "centos", "fedora"), "rocky-9.3")),
+        ("ubuntu2204", ("ubuntu", "22.04", "jammy", ("debian",), "ubuntu-22.04")),
+        ("wolfi", ("wolfi", "20230201", None, (), "wolfi-20230201")),
+    ],
+)
+def test_distribution_os_releases(fixture: str, expected: tuple[object, ...]) -> None:
+    info = parse_os_release(fixture_bytes(fixture, "etc/os-release"))
+    assert (info.id, info.version_id, info.version_codename, info.id_like, info.distro) == (
+        expected
+    )
+
+
 def test_quoting_comments_and_id_like() -> None:
     data = (
         b'# comment\n\nID="rhel"\nID_LIKE="fedora centos"\n'

@@ -64,6 +64,30 @@ def test_real_rpmdb_sqlite() -> None:
     assert base.locations == (SQLITE,)
 
 
+def test_rhel9_rpmdb_epochs_source_rpms_and_module_streams() -> None:
+    result = run(RpmAnalyzer(), SQLITE, fixture_bytes("rhel9", SQLITE))
+    assert result.unknowns == ()
+    packages = by_name(result)
+    assert len(packages) == 16
+    libs = packages["openssl-libs"]
+    assert (libs.epoch, libs.version, libs.release) == (1, "3.0.1", "43.el9_0")
+    assert libs.full_version == "1:3.0.1-43.el9_0"
+    # the source rpm's file name carries no epoch
+    assert (libs.source_name, libs.source_version) == ("openssl", "3.0.1-43.el9_0")
+    assert packages["curl-minimal"].source_name == "curl"
+    assert packages["python3-libs"].source_name == "python3.9"
+    nodejs = packages["nodejs"]
+    assert nodejs.qualifiers == (("modularitylabel", "nodejs:18:9020020230301063216:rhel9"),)
+    assert packages["mysql-common"].qualifiers == (
+        ("modularitylabel", "mysql:8.4:9050020240618084521:rhel9"),
+    )
+    assert sorted(p.name for p in packages.values() if p.qualifiers) == [
+        "mysql",
+        "mysql-common",
+        "nodejs",
+    ]
+
+
 def test_sqlite_reader_leaves_input_alone() -> None:
     data = fixture_bytes("rpm-sqlite", SQLITE)
     assert data[18:20] == b"\x02\x02"  # rpm leaves the database in WAL mode
