@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,19 @@ def run(
     """``program --home HOME ARGS`` in a child capped at ``as_limit`` bytes of address space."""
     module = _PROGRAMS[program]
     argv = (program, "--home", str(home), *(os.fspath(a) for a in args))
-    code = f"import sys; sys.argv[0] = {program!r}; from {module} import main; main()"
+    # The child reports its own high-water mark (VmHWM of the address space it exec'd into) as
+    # it exits: the kernel's ru_maxrss also counts the pages of this process it was forked
+    # from, which in a long test session would hide the child behind the parent's size.
+    hwm = tempfile.NamedTemporaryFile(prefix="stella-hwm-", delete=False)  # noqa: SIM115
+    hwm.close()
+    code = (
+        "import atexit, sys\n"
+        f"def _hwm(path={hwm.name!r}):\n"
+        "    with open('/proc/self/status') as s, open(path, 'w') as out:\n"
+        "        out.write(next(l.split()[1] for l in s if l.startswith('VmHWM:')))\n"
+        "atexit.register(_hwm)\n"
+        f"sys.argv[0] = {program!r}\nfrom {module} import main\nmain()\n"
+    )
     child_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -112,8 +125,19 @@ def run(
         proc.returncode,
         chunks["out"].decode(errors="replace"),
         chunks["err"].decode(errors="replace"),
-        usage.ru_maxrss * 1024,
+        _peak(hwm.name, usage.ru_maxrss),
     )
+
+
+def _peak(hwm: str, ru_maxrss: int) -> int:
+    """The child's own peak RSS in bytes; the kernel's figure (an upper bound) when the child
+    died before it could say (killed, or out of memory)."""
+    try:
+        with open(hwm) as fh:
+            text = fh.read().strip()
+        return int(text) * 1024 if text else ru_maxrss * 1024
+    finally:
+        os.unlink(hwm)
 
 
 def assert_refused(result: Run, message: str, *, code: int = 1) -> None:

@@ -64,7 +64,10 @@ def test_worst_peak_is_reported(
     peak = worst(outcomes)
     assert peak.peak_rss <= RSS_CEILING
     with capsys.disabled():
-        print(f"\nhostile bundles: {len(outcomes)} cases, worst peak {peak.peak_rss >> 20} MiB")
+        print(
+            f"\nhostile bundles: {len(outcomes)} cases, worst peak {peak.peak_rss >> 20} MiB "
+            f"({' '.join(peak.argv[3:5])})"
+        )
 
 
 def test_inbox_quarantines_a_truncated_bundle_named_in_no_encoding(world: World) -> None:
