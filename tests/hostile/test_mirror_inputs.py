@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from tests.hostile.harness import Run, assert_refused, leftovers, run
 
@@ -37,6 +38,16 @@ def gzip_of(chunks: Callable[[], list[bytes]], name: str = "feed.json.gz") -> Ma
         return path
 
     return make
+
+
+def _zstd_bomb(d: Path) -> Path:
+    path = d / "feed.json.zst"
+    with open(path, "wb") as out:
+        writer = zstandard.ZstdCompressor(level=1).stream_writer(out, closefd=False)
+        for chunk in _zeros(256 * MiB)():
+            writer.write(chunk)
+        writer.flush(zstandard.FLUSH_FRAME)
+    return path
 
 
 def _tar_gz_bomb(d: Path) -> Path:
@@ -158,6 +169,12 @@ CASES = [
         "gzip-bomb-under-a-lowered-cap",
         gzip_of(_zeros(64 * MiB)),
         f"feed.json.gz: gunzipped size is over the feed.unpacked_bytes cap of 8 MiB {CAP_HINT}",
+        env={"STELLA_LIMIT_FEED_UNPACKED_BYTES": "8M"},
+    ),
+    FeedCase(
+        "zstd-bomb",
+        _zstd_bomb,
+        f"feed.json.zst: decompressed size is over the feed.unpacked_bytes cap of 8 MiB {CAP_HINT}",
         env={"STELLA_LIMIT_FEED_UNPACKED_BYTES": "8M"},
     ),
     FeedCase(
