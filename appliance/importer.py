@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,8 +44,9 @@ from appliance.upstream import (
     subject_of,
     verify_import,
 )
-from bundles import canonical
+from bundles import canonical, limits
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
+from bundles.bounded import Section, capped_lines, printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -63,8 +64,9 @@ from bundles.bundle import (
     roots_from_json,
     verify_statement,
 )
-from bundles.digest import Digest, Hasher
+from bundles.digest import Digest
 from bundles.errors import BundleError, StellaError
+from bundles.limits import Unit
 from bundles.oci import Descriptor, OCILayout
 from bundles.oci.files import atomic_write
 from bundles.oci.sink import BlobSink
@@ -73,6 +75,12 @@ from bundles.snapshot import DatasetEntry, Manifest
 from bundles.trust import TrustRoot
 
 MANIFEST_LIMIT: Final = 64 << 20
+DATASET_LINE: Final = limits.cap(
+    "bundle.dataset_line_bytes",
+    16 << 20,
+    Unit.BYTES,
+    "one record line of a dataset or patch member of a bundle",
+)
 PENDING_BLOBS: Final = 16  # blobs still syncing on their own threads while the import goes on
 
 
@@ -84,7 +92,7 @@ class ImportRefusedError(BundleError):
         if quarantined is not None:
             where = f"reason in {quarantined}"
             hint = f"{hint}; {where}" if hint else where
-        super().__init__(cause.message, hint=hint)
+        super().__init__(printable(cause.message), hint=printable(hint) if hint else None)
         self.cause = cause
         self.quarantined = quarantined
         self.exit_code = cause.exit_code
@@ -118,27 +126,30 @@ class ImportResult:
     rotation: list[TrustRoot] = field(default_factory=list, repr=False)
 
 
-class _HashingReader:
-    """Hashes the bundle file's bytes as the decompressor reads them."""
+def _hashed(raw: BinaryIO, size: int, source: str) -> Section:
+    """The bundle's bytes as the decompressor reads them, hashed on the way (its identity in
+    the audit log): exactly ``size`` bytes, the size the file (or the parts manifest) has."""
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.hasher = Hasher()
+    def short(got: int, size: int) -> BundleError:
+        return BundleError(
+            f"{source}: the bundle ends after {got:,} of its {size:,} bytes",
+            hint="the file changed while it was being imported; copy it again",
+        )
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self.hasher.update(data)
-        return data
+    def long(_got: int, size: int) -> BundleError:
+        return BundleError(
+            f"{source}: the bundle grew past its {size:,} bytes while it was read",
+            hint="the file changed while it was being imported; copy it again",
+        )
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    # to_eof: the source's own end is read too, where the parts' stream checks its last part.
+    return Section(raw, size, hash=True, short=short, long=long, to_eof=True)
 
-    def finish(self) -> Digest:
-        while self.read(1 << 20):
-            pass
-        return self.hasher.digest()
+
+def _lines_capped(member: MemberStream) -> Iterator[bytes]:
+    """A dataset member's chunks, refused at the first line over ``bundle.dataset_line_bytes``
+    (the store joins chunks into lines: a signed 1 GiB line must not grow one string)."""
+    return capped_lines(member.chunks(), DATASET_LINE, f"member {member.name}")
 
 
 def _choose_trust(
@@ -203,7 +214,15 @@ class Importer:
         try:
             if len(paths) == 1 and not is_part(path):
                 with open(path, "rb") as raw:
-                    result = self._run(raw, path.name, str(path), None, now=now, dry_run=dry_run)
+                    result = self._run(
+                        raw,
+                        os.fstat(raw.fileno()).st_size,
+                        printable(path.name),
+                        printable(str(path)),
+                        None,
+                        now=now,
+                        dry_run=dry_run,
+                    )
             else:
                 result = self._run_parts(paths, now=now, dry_run=dry_run)
         except PartsIncompleteError:
@@ -215,14 +234,14 @@ class Importer:
             record_decision(
                 self.home,
                 AuditAction.IMPORT_REFUSED,
-                path.name,
+                printable(path.name),
                 command="import",
                 time=now,
-                inputs={"paths": [str(p) for p in paths]},
+                inputs={"paths": [printable(str(p)) for p in paths]},
                 result={
-                    "reason": e.diagnostics(),
+                    "reason": printable(e.diagnostics()),
                     "error": type(e).__name__,
-                    "quarantine": str(quarantined) if quarantined else None,
+                    "quarantine": printable(str(quarantined)) if quarantined else None,
                 },
             )
             raise ImportRefusedError(e, quarantined) from e
@@ -241,7 +260,10 @@ class Importer:
                     command="import",
                     time=now,
                     inputs={"bundle": str(result.bundle)},
-                    result={"version": result.trust_rotated_to, "carriedBy": path.name},
+                    result={
+                        "version": result.trust_rotated_to,
+                        "carriedBy": printable(path.name),
+                    },
                 )
             record_decision(
                 self.home,
@@ -280,8 +302,9 @@ class Importer:
         with stream:
             return self._run(
                 stream,  # type: ignore[arg-type]
+                manifest.bundle_size,
                 manifest.bundle_name,
-                ", ".join(str(p) for p in paths),
+                ", ".join(printable(str(p)) for p in paths),
                 manifest.bundle_digest,
                 now=now,
                 dry_run=dry_run,
@@ -290,6 +313,7 @@ class Importer:
     def _run(
         self,
         raw: BinaryIO,
+        size: int,
         source: str,
         where: str,
         expected: Digest | None,
@@ -299,8 +323,8 @@ class Importer:
     ) -> ImportResult:
         knowledge = KnowledgeStore.open(self.home.knowledge_db)
         try:
-            stream = _HashingReader(raw)
-            reader = ArchiveReader(stream, source=source)  # type: ignore[arg-type]
+            stream = _hashed(raw, size, source)
+            reader = ArchiveReader(stream.buffered(), source=source)
             envelope = reader.read_first(STATEMENT_MEMBER)
             peeked = peek_statement(envelope, source=source)
             carried = carried_roots(peeked, source=source)
@@ -394,7 +418,7 @@ class Importer:
     def _load(
         self,
         reader: ArchiveReader,
-        stream: _HashingReader,
+        stream: Section,
         bundle: BundleStatement,
         knowledge: KnowledgeStore,
         result: ImportResult,
@@ -436,11 +460,11 @@ class Importer:
                 entry = entry_for(member, DATASET_PREFIX)
                 if member.spec.digest != entry.digest:
                     raise BundleError(f"member {name} does not hold dataset {entry.digest}")
-                knowledge.load_dataset(entry, member.chunks())
+                knowledge.load_dataset(entry, _lines_capped(member))
                 result.datasets_loaded.append(entry.name)
             elif name.startswith(PATCH_PREFIX) and name.endswith(".jsonl"):
                 entry = entry_for(member, PATCH_PREFIX)
-                patch = knowledge.parse_patch(member.chunks(), name)
+                patch = knowledge.parse_patch(_lines_capped(member), name)
                 knowledge.apply_patch(entry, patch)
                 result.datasets_patched.append(entry.name)
             elif name.startswith(BLOB_PREFIX):
@@ -489,8 +513,9 @@ class Importer:
                 )
         while pending:
             pending.popleft().commit()
-        result.bundle = stream.finish()
-        result.size = stream.hasher.size
+        stream.skip()  # whatever follows the archive is part of the file and of its digest
+        result.bundle = stream.digest()
+        result.size = stream.size
         if result.images and not result.dry_run:
             # Before the transaction commits: a required upstream signer unmet refuses it all.
             result.upstream_signatures = verify_import(
@@ -541,13 +566,13 @@ class Importer:
             for path in paths:
                 if path.exists() and path.resolve().parent == inbox:
                     shutil.move(str(path), quarantine / f"{stamp}-{path.name}")
-                    moved.append(path.name)
+                    moved.append(printable(path.name))
             target = quarantine / f"{stamp}-{paths[0].name}"
             reason = {
-                "bundle": paths[0].name,
-                "from": [str(p) for p in paths],
+                "bundle": printable(paths[0].name),
+                "from": [printable(str(p)) for p in paths],
                 "moved": moved,
-                "reason": error.diagnostics(),
+                "reason": printable(error.diagnostics()),
                 "error": type(error).__name__,
                 "time": format_time(now),
             }

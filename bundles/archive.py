@@ -31,14 +31,33 @@ from typing import IO, BinaryIO, Final
 
 import zstandard
 
+from bundles import limits
 from bundles.digest import CHUNK, Digest, Hasher
-from bundles.errors import BundleError, DigestError, SizeLimitError
+from bundles.errors import BundleError, DigestError, SizeLimitError, StellaError
+from bundles.limits import Unit
 from bundles.tarstream import TarError, TarMember, read_tar
 
 ZSTD_WINDOW_LOG: Final = 27  # 128 MiB long-distance window, as `zstd --long=27`
-MAX_WINDOW_LOG: Final = 31  # the largest window a reader accepts (decoder memory bound)
 DEFAULT_LEVEL: Final = 3
-STATEMENT_LIMIT: Final = 32 << 20  # the signed statement of a very large bundle stays far below
+STATEMENT: Final = limits.cap(
+    "bundle.statement_bytes",
+    16 << 20,
+    Unit.BYTES,
+    "the signed statement (the first member of a bundle)",
+)
+ZSTD_WINDOW: Final = limits.cap(
+    "bundle.zstd_window_bytes",
+    1 << ZSTD_WINDOW_LOG,
+    Unit.BYTES,
+    "the zstd window a bundle's frames ask the decoder to hold",
+)
+TRAILING: Final = limits.cap(
+    "bundle.trailing_bytes",
+    1 << 20,
+    Unit.BYTES,
+    "the zero padding after a bundle's end-of-archive marker",
+)
+STATEMENT_LIMIT: Final = STATEMENT.default
 
 
 STREAM_SPOOL: Final = 64 << 10  # members above this stream in chunks, whatever their size
@@ -92,6 +111,10 @@ def check_member_name(name: str) -> str:
     """Refuse names that could escape a staging directory or mean two things."""
     if not name or "\\" in name or "\x00" in name:
         raise MemberRefusedError(f"member name {name!r} is not a plain relative path")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MemberRefusedError(f"member name {name!r} is not UTF-8") from None
     path = PurePosixPath(name)
     if path.is_absolute():
         raise MemberRefusedError(f"member {name!r} has an absolute path")
@@ -236,10 +259,9 @@ class ArchiveReader:
         stream: BinaryIO,
         *,
         source: str = "bundle",
-        max_window_log: int = MAX_WINDOW_LOG,
     ) -> None:
         self.source = source
-        dctx = zstandard.ZstdDecompressor(max_window_size=1 << max_window_log)
+        dctx = zstandard.ZstdDecompressor(max_window_size=ZSTD_WINDOW.value())
         self._zstream = dctx.stream_reader(stream, read_across_frames=True)
         self._entries = read_tar(self._zstream, spool_limit=STREAM_SPOOL)
         self._first_read = False
@@ -247,10 +269,19 @@ class ArchiveReader:
     def _next(self) -> tuple[TarMember, Callable[[], BinaryIO]] | None:
         try:
             return next(self._entries, None)
+        except TarError as e:
+            if e.cap is not None:
+                raise limits.exceeded(e.cap, f"{self.source}: a tar header", found=e.found) from e
+            raise ArchiveError(f"{self.source}: not a well-formed tar stream: {e}") from e
         except _STREAM_ERRORS as e:
-            raise ArchiveError(
-                f"{self.source}: not a zstd-compressed tar stream, or truncated or corrupt: {e}"
-            ) from e
+            raise self._stream_error(e) from e
+
+    def _stream_error(self, e: Exception) -> StellaError:
+        if isinstance(e, zstandard.ZstdError) and "too much memory" in str(e):
+            return limits.exceeded(ZSTD_WINDOW, f"{self.source}: a zstd frame")
+        return ArchiveError(
+            f"{self.source}: not a zstd-compressed tar stream, or truncated or corrupt: {e}"
+        )
 
     def _refuse_special(self, member: TarMember) -> None:
         if member.issym() or member.islnk():
@@ -260,8 +291,10 @@ class ArchiveReader:
         if not member.isreg():
             raise MemberRefusedError(f"{self.source}: member {member.name!r} is not a regular file")
 
-    def read_first(self, expected_name: str, *, limit: int = STATEMENT_LIMIT) -> bytes:
-        """Return the first member's bytes; it must be named ``expected_name``."""
+    def read_first(self, expected_name: str, *, limit: int | None = None) -> bytes:
+        """Return the first member's bytes; it must be named ``expected_name`` and be within
+        the ``bundle.statement_bytes`` cap (checked on its header, before a byte is read):
+        nothing before it is read but at most one member's capped extended headers."""
         if self._first_read:
             raise ArchiveError("the first member was already read")
         self._first_read = True
@@ -278,15 +311,21 @@ class ArchiveReader:
                 f"{self.source}: first member is {member.name!r}, expected {expected_name!r}",
                 hint="this is not a Stella Ops bundle, or it was repacked",
             )
-        if member.size > limit:
-            raise ArchiveError(
-                f"{self.source}: {expected_name} is {member.size} bytes, over the "
-                f"{limit}-byte limit"
+        bound = STATEMENT.value() if limit is None else limit
+        if member.size > bound:
+            raise limits.LimitError(
+                f"{self.source}: {expected_name} is {member.size:,} bytes, over the "
+                f"{STATEMENT.name} cap of {STATEMENT.describe(bound)}",
+                cap=STATEMENT,
+                hint=f"a bundle statement is far smaller; if this bundle is trusted, raise the "
+                f"cap with {STATEMENT.env}=N (docs/limits.md)",
             )
         try:
             data = opener().read()
+        except TarError as e:
+            raise ArchiveError(f"{self.source}: {expected_name} is truncated: {e}") from e
         except _STREAM_ERRORS as e:
-            raise ArchiveError(f"{self.source}: stream is truncated or corrupt: {e}") from e
+            raise self._stream_error(e) from e
         if len(data) != member.size:
             raise ArchiveError(f"{self.source}: {expected_name} is truncated")
         return data
@@ -339,10 +378,16 @@ class ArchiveReader:
         self._drain()
 
     def _drain(self) -> None:
-        """After the tar end marker, refuse anything but padding (data smuggled after the end)."""
+        """After the tar end marker, refuse anything but padding (data smuggled after the end),
+        and more padding than a tar writer leaves (a small frame that expands to zeros)."""
+        bound = TRAILING.value()
+        seen = 0
         try:
             while chunk := self._zstream.read(CHUNK):
                 if chunk.strip(b"\x00"):
                     raise ArchiveError(f"{self.source}: data after the end of the archive")
+                seen += len(chunk)
+                if seen > bound:
+                    raise limits.exceeded(TRAILING, self.source, found=seen)
         except zstandard.ZstdError as e:
-            raise ArchiveError(f"{self.source}: stream is truncated or corrupt: {e}") from e
+            raise self._stream_error(e) from e

@@ -26,17 +26,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from bundles import dsse
+from bundles import dsse, limits
+from bundles.bounded import printable
 from bundles.bundle import BundleRefusedError
 from bundles.digest import CHUNK, Digest, Hasher
 from bundles.errors import BundleError, SignatureError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
+from bundles.limits import Unit
 from bundles.signer import Signer
 from bundles.trust import TrustRoot
 
 PARTS_PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/bundle-parts/v1"
 MAGIC: Final = b"STELLA-PART/1\n"
-HEADER_LIMIT: Final = 4 << 20
+PARTS_MANIFEST: Final = limits.cap(
+    "bundle.parts_manifest_bytes",
+    4 << 20,
+    Unit.BYTES,
+    "the signed parts manifest at the head of each part",
+)
+HEADER_LIMIT: Final = PARTS_MANIFEST.default
 _PART_NAME = re.compile(r"part-(\d{3,})-of-(\d{3,})$")
 _SIZE = re.compile(r"(\d+)([KMGT]?)(i?B?)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -221,8 +229,7 @@ def read_header(fh: BinaryIO, source: str) -> bytes:
     if len(raw) != 8:
         raise PartError(f"{source}: truncated part header")
     length = int.from_bytes(raw, "big")
-    if length > HEADER_LIMIT:
-        raise PartError(f"{source}: part header of {length} bytes is over the limit")
+    limits.check(PARTS_MANIFEST, length, f"{source}: part header")  # before reading it
     envelope = fh.read(length)
     if len(envelope) != length:
         raise PartError(f"{source}: truncated part header")
@@ -248,14 +255,16 @@ class PartCheck:
 def verify_part(path: Path, trust: TrustRoot) -> PartCheck:
     """One part, on its own: the manifest's signature, then the chunk's digest and size."""
     with open(path, "rb") as fh:
-        manifest = verify_manifest(read_header(fh, path.name), trust, source=path.name)
+        manifest = verify_manifest(
+            read_header(fh, printable(path.name)), trust, source=printable(path.name)
+        )
         hasher = Hasher()
         while data := fh.read(CHUNK):
             hasher.update(data)
     spec = manifest.by_digest().get(hasher.digest())
     if spec is None or spec.size != hasher.size:
         raise PartError(
-            f"{path.name}: content matches no part of the signed manifest of "
+            f"{printable(path.name)}: content matches no part of the signed manifest of "
             f"{manifest.bundle_name}",
             hint="this part is corrupt; copy it again from the connected side",
         )
@@ -264,7 +273,7 @@ def verify_part(path: Path, trust: TrustRoot) -> PartCheck:
 
 def first_header(paths: Sequence[Path]) -> tuple[bytes, str]:
     with open(paths[0], "rb") as fh:
-        return read_header(fh, paths[0].name), paths[0].name
+        return read_header(fh, printable(paths[0].name)), printable(paths[0].name)
 
 
 def assemble(paths: Iterable[Path], trust: TrustRoot) -> tuple[PartsManifest, io.RawIOBase]:
@@ -278,20 +287,21 @@ def assemble(paths: Iterable[Path], trust: TrustRoot) -> tuple[PartsManifest, io
     index_of: dict[int, Path] = {}
     for path in files:
         with open(path, "rb") as fh:
-            if read_header(fh, path.name) != envelope:
+            if read_header(fh, printable(path.name)) != envelope:
                 raise PartError(
-                    f"{path.name}: belongs to another bundle than {source}",
+                    f"{printable(path.name)}: belongs to another bundle than {source}",
                     hint="import the parts of one bundle together",
                 )
         m = _PART_NAME.search(path.name)
         if m is None or int(m.group(2)) != manifest.count:
             raise PartError(
-                f"{path.name}: name does not say which of the {manifest.count} parts it is",
+                f"{printable(path.name)}: name does not say which of the {manifest.count} "
+                "parts it is",
                 hint="keep the part-NNN-of-MMM names the export wrote",
             )
         index = int(m.group(1))
         if index in index_of:
-            raise PartError(f"{path.name}: part {index} given twice")
+            raise PartError(f"{printable(path.name)}: part {index} given twice")
         index_of[index] = path
     missing = [i for i in range(1, manifest.count + 1) if i not in index_of]
     if missing:
@@ -324,8 +334,8 @@ class _ChunkedStream(io.RawIOBase):
             return False
         self._spec, self._path = self._queue.pop(0)
         self._fh = open(self._path, "rb")  # noqa: SIM115 - closed when its chunk ends
-        read_header(self._fh, self._path.name)
-        self._hasher = Hasher(limit=self._spec.size)
+        read_header(self._fh, printable(self._path.name))
+        self._hasher = Hasher()
         return True
 
     def _finish_part(self) -> None:
@@ -335,8 +345,8 @@ class _ChunkedStream(io.RawIOBase):
         self._fh = None
         if self._hasher.size != self._spec.size or self._hasher.digest() != self._spec.digest:
             raise PartError(
-                f"{self._path.name}: part {self._spec.index} is corrupt (its content does not "
-                f"match the signed parts manifest)",
+                f"{printable(self._path.name)}: part {self._spec.index} is corrupt (its content "
+                "does not match the signed parts manifest)",
                 hint="copy that part again from the connected side",
             )
 
@@ -349,7 +359,13 @@ class _ChunkedStream(io.RawIOBase):
                     )
                 return 0
             assert self._fh is not None
-            data = self._fh.read(len(buffer))
+            assert self._spec is not None
+            want = min(len(buffer), self._spec.size - self._hasher.size)
+            # A part is read up to its signed size, never past it: bytes beyond are refused
+            # as a corrupt part (not hashed in as a generic overflow).
+            data = self._fh.read(want) if want > 0 else b""
+            if not data and want <= 0 and self._fh.read(1):
+                self._hasher.update(b"\0")  # one byte over: the size check names the part
             if data:
                 self._hasher.update(data)
                 self._whole.update(data)

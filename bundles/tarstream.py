@@ -13,14 +13,32 @@ import io
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
+
+from bundles import limits
+from bundles.bounded import Section, read_exact
+from bundles.limits import Unit
 
 SPOOL_LIMIT: Final = 32 << 20  # members up to this size are read in one piece by ``open()``
 _CHUNK: Final = 1 << 20
+EXTENDED_HEADER: Final = limits.cap(
+    "tar.extended_header_bytes",
+    1 << 20,
+    Unit.BYTES,
+    "the size of the extended (PAX, GNU long-name and sparse) headers of one tar member",
+)
 
 
 class TarError(Exception):
-    """A tar stream is malformed (bad checksum, truncated, bad number)."""
+    """A tar stream is malformed (bad checksum, truncated, bad number, a size out of range).
+    ``cap`` is set when a header passed a cap (the caller names it in its refusal)."""
+
+    def __init__(
+        self, message: str, *, cap: limits.Cap | None = None, found: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.cap = cap
+        self.found = found
 
 
 _BLOCK: Final = 512
@@ -68,48 +86,29 @@ class TarMember:
 _NO_DATA: Final = frozenset(b"123456")
 
 
-class _Section(io.RawIOBase):
-    """A member's content: the next ``size`` bytes of the tar stream, read at most once."""
+def _truncated(got: int, size: int) -> TarError:
+    return TarError(f"unexpected end of data inside a file ({got} of {size} bytes)")
 
-    def __init__(self, stream: BinaryIO, size: int, spool_limit: int = SPOOL_LIMIT) -> None:
-        self._spool_limit = spool_limit
-        self._stream = stream
-        self.left = size
-        self._size = size
 
-    def open(self) -> BinaryIO:
-        if self.left != self._size:
+def _opener(stream: BinaryIO, section: Section, spool_limit: int) -> Callable[[], BinaryIO]:
+    def open_member() -> BinaryIO:
+        if section.read_so_far:
             raise TarError("a tar member's content was read twice")
-        if self._size <= self._spool_limit:  # small: one read, one copy
-            data = self._stream.read(self._size)
-            if len(data) < self._size:
-                raise TarError("unexpected end of data inside a file")
-            self.left = 0
-            return io.BytesIO(data)
-        return io.BufferedReader(self, _CHUNK)
+        if section.size <= spool_limit:  # small: one read, one copy
+            return io.BytesIO(read_exact(section, section.size, _truncated))
+        return section.buffered(_CHUNK)
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.left <= 0:
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), self.left)]
-        count = self._stream.readinto(view)  # type: ignore[attr-defined]
-        if not count:
-            raise TarError("unexpected end of data inside a file")
-        self.left -= count
-        return int(count)
-
-    def close(self) -> None:  # the tar stream stays open for the next member
-        super().close()
+    return open_member
 
 
 def _number(field: bytes) -> int:
-    """A numeric header field: octal text, or GNU base-256 when the high bit is set."""
+    """A numeric header field: octal text, or GNU base-256 when the high bit is set (the
+    second-highest bit makes it negative, in two's complement)."""
     if field and field[0] & 0x80:
-        value = int.from_bytes(field[1:], "big")
-        return -value if field[0] & 0x40 else value
+        value = int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+        if field[0] & 0x40:
+            value -= 1 << (8 * len(field) - 1)
+        return value
     text = field.split(b"\0", 1)[0].strip()
     if not text:
         return 0
@@ -131,11 +130,11 @@ def _pax(data: bytes) -> dict[str, str]:
         space = data.find(b" ", at)
         if space < 0:
             break
-        try:
-            length = int(data[at:space])
-        except ValueError:
-            raise TarError("bad PAX record length") from None
-        if length <= 0:
+        digits = data[at:space]
+        if not digits.isdigit() or len(digits) > 20:
+            raise TarError("bad PAX record length")
+        length = int(digits)
+        if length <= space - at or at + length > len(data):
             raise TarError("bad PAX record length")
         record = data[space + 1 : at + length - 1]
         key, eq, value = record.partition(b"=")
@@ -161,7 +160,9 @@ def read_tar(
     """
     read = stream.read
     pending: dict[str, str] = {}
+    pending_bytes = 0
     zero_blocks = 0
+    bound = EXTENDED_HEADER.value()
     while True:
         header = read(_BLOCK)
         if not header:
@@ -182,12 +183,20 @@ def read_tar(
                 raise TarError("tar header checksum mismatch")
         typeflag = header[156]
         size = _number(header[124:136])
-        padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
+        if size < 0:
+            raise TarError(f"a tar header declares a negative size ({size})")
         if typeflag in (ord("x"), ord("g"), ord("L"), ord("K")):
-            data = read(padded)
-            if len(data) < padded:
-                raise TarError("unexpected end of data inside an extended header")
-            data = data[:size]
+            # Checked before a byte of it is read: an extended header is held whole.
+            pending_bytes += size
+            if pending_bytes > bound:
+                raise TarError(
+                    f"an extended tar header of {size:,} bytes is over the "
+                    f"{EXTENDED_HEADER.name} cap of {EXTENDED_HEADER.describe(bound)}",
+                    cap=EXTENDED_HEADER,
+                    found=pending_bytes,
+                )
+            padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
+            data = read_exact(stream, padded, _header_truncated)[:size]
             if typeflag == ord("x"):
                 pending.update(_pax(data))
             elif typeflag == ord("L"):
@@ -203,29 +212,43 @@ def read_tar(
             name = pending.get("path", name)
             linkname = pending.get("linkpath", linkname)
             if "size" in pending:
-                try:
-                    size = int(pending["size"])
-                except ValueError:
-                    raise TarError("bad PAX size") from None
-                padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
+                text = pending["size"]
+                if not text.isascii() or not text.isdigit() or len(text) > 20:
+                    raise TarError(f"bad PAX size {text[:24]!r}")
+                size = int(text)
             pending = {}
+        pending_bytes = 0
         if typeflag == ord("S") and header[482]:  # old GNU sparse: more headers follow
+            sparse = 0
             while True:
                 extra = read(_BLOCK)
                 if len(extra) < _BLOCK:
                     raise TarError("unexpected end of data inside a sparse header")
+                sparse += _BLOCK  # extension headers count as extended headers do
+                if sparse > bound:
+                    raise TarError(
+                        f"the sparse headers of {name!r} are over the {EXTENDED_HEADER.name} "
+                        f"cap of {EXTENDED_HEADER.describe(bound)}",
+                        cap=EXTENDED_HEADER,
+                        found=sparse,
+                    )
                 if not extra[504]:
                     break
         if typeflag == ord("5"):
             name = name.rstrip("/")
         if typeflag in _NO_DATA:
-            size = padded = 0  # as tar itself: links, devices and directories carry no data
+            size = 0  # as tar itself: links, devices and directories carry no data
+        padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
         member = TarMember(name, typeflag, _number(header[100:108]), size, linkname)
-        section = _Section(stream, size, spool_limit)
-        yield member, section.open
-        skip = padded - (size - section.left)
+        section = Section(stream, size, short=_truncated)
+        yield member, _opener(stream, section, spool_limit)
+        skip = padded - section.read_so_far
         while skip > 0:
             chunk = read(min(skip, _CHUNK))
             if not chunk:
                 raise TarError("unexpected end of data inside a file")
             skip -= len(chunk)
+
+
+def _header_truncated(got: int, size: int) -> TarError:
+    return TarError("unexpected end of data inside an extended header")

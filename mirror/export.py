@@ -37,6 +37,7 @@ import click
 
 from bundles import canonical
 from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
+from bundles.bounded import printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -60,10 +61,12 @@ from bundles.errors import BundleError
 from bundles.keys import passphrase_from_env
 from bundles.oci import OCILayout
 from bundles.parts import (
+    PartError,
     assemble,
     first_header,
     is_part,
     parse_size,
+    part_name,
     peek_manifest,
     split_bundle,
     verify_part,
@@ -418,19 +421,27 @@ def export_cmd(
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The trust-root.json the appliances hold.",
 )
+@click.option(
+    "--partial",
+    is_flag=True,
+    help="Check only the parts given, each on its own; without it a missing part is an error.",
+)
 @pass_ctx
-def verify_cmd(ctx: CliContext, files: tuple[Path, ...], trust_root: Path) -> None:
+def verify_cmd(
+    ctx: CliContext, files: tuple[Path, ...], trust_root: Path, partial: bool = False
+) -> None:
     """Check a bundle, or its parts, before they are carried: signature, trust, expiry, every
-    member. Each part is checked on its own; a complete set is also checked as a whole."""
+    member. Each part is checked on its own; a complete set is also checked as a whole, and
+    a set with a part missing fails unless --partial says only these parts are checked."""
     trust = TrustRoot.load(trust_root)
     now = datetime.now(UTC)
     trust.check_signed(now=now)
     bundle = files[0]
     if len(files) > 1 or is_part(bundle):
-        _verify_parts(ctx, list(files), trust, now)
+        _verify_parts(ctx, list(files), trust, now, partial=partial)
         return
     with open(bundle, "rb") as fh:
-        statement = verify_bundle(fh, trust, now=now, source=bundle.name)
+        statement = verify_bundle(fh, trust, now=now, source=printable(bundle.name))
     predicate = statement.predicate
     digest, size = Digest.of_file(bundle)
     ctx.emit(
@@ -455,7 +466,9 @@ def verify_cmd(ctx: CliContext, files: tuple[Path, ...], trust_root: Path) -> No
     )
 
 
-def _verify_parts(ctx: CliContext, files: list[Path], trust: TrustRoot, now: datetime) -> None:
+def _verify_parts(
+    ctx: CliContext, files: list[Path], trust: TrustRoot, now: datetime, *, partial: bool
+) -> None:
     header, source = first_header(files)
     carried = roots_from_json(peek_manifest(header, source=source).trust_roots, source=source)
     newest, _ = newest_root(trust, carried, now=now)
@@ -469,6 +482,13 @@ def _verify_parts(ctx: CliContext, files: list[Path], trust: TrustRoot, now: dat
         with stream:
             statement = verify_bundle(stream, trust, now=now, source=manifest.bundle_name)  # type: ignore[arg-type]
     missing = sorted(set(range(1, manifest.count + 1)) - present)
+    if missing and not partial:
+        names = ", ".join(part_name(manifest.bundle_name, i, manifest.count) for i in missing)
+        raise PartError(
+            f"{manifest.bundle_name}: {len(missing)} of {manifest.count} parts missing: {names}",
+            hint="give every part to check the set as a whole, or pass --partial to check only "
+            "the parts given",
+        )
     ctx.emit(
         {
             "bundle": manifest.bundle_name,

@@ -13,16 +13,25 @@ import gzip
 import io
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Final
 
 import zstandard
 
-from bundles import canonical
-from bundles.digest import Digest
+from bundles import canonical, limits
+from bundles.digest import CHUNK, Digest
 from bundles.errors import SizeLimitError
+from bundles.limits import Unit
 from mirror.errors import FailureKind, FeedError
 
+UNPACKED: Final = limits.cap(
+    "feed.unpacked_bytes",
+    384 << 20,
+    Unit.BYTES,
+    "the unpacked members of one feed file (gzip, zstd, zip or tar), held in memory to parse",
+)
 _GZIP = b"\x1f\x8b"
 _ZSTD = b"\x28\xb5\x2f\xfd"
 _ZIP = b"PK\x03\x04"
@@ -92,12 +101,16 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
 
 
 def _read(path: Path, limit: int) -> bytes:
+    """A feed file read whole (it is parsed in memory): refused by its size on disk first."""
     size = path.stat().st_size
     if size > limit:
         raise FeedError(
             f"{path}: {size} bytes, over the limit of {limit}", kind=FailureKind.SIZE_LIMIT
         )
-    return path.read_bytes()
+    if size > UNPACKED.value():
+        raise _over(path.name, "file", UNPACKED.value(), limit)
+    with open(path, "rb") as fh:
+        return fh.read(size + 1)
 
 
 def _strip_top(members: list[Member]) -> list[Member]:
@@ -112,33 +125,63 @@ def _strip_top(members: list[Member]) -> list[Member]:
 
 
 def _gunzip(data: bytes, limit: int, name: str) -> bytes:
+    """Decompress in chunks up to the bound: asking gzip for the whole limit in one read
+    allocates it (a MemoryError under an address-space cap), and a small bomb is refused once
+    its output passes the bound, not after it has expanded."""
+    bound = min(limit, UNPACKED.value())
+    out = io.BytesIO()  # getvalue() hands over its buffer: the output is never held twice
+    size = 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-            out = gz.read(limit + 1)
-    except (OSError, EOFError) as e:
+            while chunk := gz.read(min(CHUNK, bound + 1 - size)):
+                size += out.write(chunk)
+                if size > bound:
+                    raise _over(name, "gunzipped", bound, limit)
+    except MemoryError:
+        raise _over(name, "gunzipped", size, limit, memory=True) from None
+    except (OSError, EOFError, zlib.error) as e:
         raise FeedError(f"{name}: corrupt gzip data: {e}") from e
-    if len(out) > limit:
-        raise FeedError(
-            f"{name}: gunzipped size over the limit of {limit} bytes", kind=FailureKind.SIZE_LIMIT
+    return out.getvalue()
+
+
+def _over(name: str, what: str, bound: int, limit: int, *, memory: bool = False) -> FeedError:
+    """The refusal of an unpacked feed over its bound: the source's own limit, or the
+    ``feed.unpacked_bytes`` cap (named, with the variable that raises it)."""
+    if memory:
+        return FeedError(
+            f"{name}: memory ran out after {bound:,} {what} bytes, below the "
+            f"{UNPACKED.name} cap of {UNPACKED.describe(UNPACKED.value())}",
+            kind=FailureKind.SIZE_LIMIT,
+            hint=f"lower {UNPACKED.env} to what this machine can hold (docs/limits.md)",
         )
-    return out
+    if bound < limit:
+        return FeedError(
+            f"{name}: {what} size is over the {UNPACKED.name} cap of {UNPACKED.describe(bound)}",
+            kind=FailureKind.SIZE_LIMIT,
+            hint=f"if this feed is trusted and that large, raise the cap with {UNPACKED.env}=N "
+            "(docs/limits.md)",
+        )
+    return FeedError(
+        f"{name}: {what} size over the limit of {limit} bytes",
+        kind=FailureKind.SIZE_LIMIT,
+        hint="raise max_size for this source if the feed really is that large",
+    )
 
 
 def _unzstd(data: bytes, limit: int, name: str) -> bytes:
-    """Decompress in 1 MiB reads, refusing the output as soon as it passes ``limit`` (one read
-    of the whole limit would allocate it)."""
+    """Decompress in chunks, refusing the output as soon as it passes the bound (one read of
+    the whole limit would allocate it), as :func:`_gunzip` does."""
+    bound = min(limit, UNPACKED.value())
     out = io.BytesIO()
     size = 0
     try:
         with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
-            while chunk := reader.read(min(1 << 20, limit + 1 - size)):
+            while chunk := reader.read(min(CHUNK, bound + 1 - size)):
                 size += out.write(chunk)
-                if size > limit:
-                    raise FeedError(
-                        f"{name}: decompressed size over the limit of {limit} bytes",
-                        kind=FailureKind.SIZE_LIMIT,
-                        hint="raise max_size for this source if the feed really is that large",
-                    )
+                if size > bound:
+                    raise _over(name, "decompressed", bound, limit)
+    except MemoryError:
+        raise _over(name, "decompressed", size, limit, memory=True) from None
     except (zstandard.ZstdError, OSError, EOFError) as e:
         raise FeedError(f"{name}: corrupt zstd data: {e}") from e
     return out.getvalue()
@@ -155,11 +198,11 @@ def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:
         if data.startswith(_GZIP):
             inner = _gunzip(data, limit, name)
             if _is_tar(inner):
-                return _strip_top(_untar(inner, limit))
+                return _strip_top(_untar(inner, limit, name))
             base = name[:-3] if name.endswith(".gz") else name
             return [Member(base, inner)]
         if _is_tar(data):
-            return _strip_top(_untar(data, limit))
+            return _strip_top(_untar(data, limit, name))
     except SizeLimitError as e:
         raise FeedError(f"{name}: {e.message}", kind=FailureKind.SIZE_LIMIT) from e
     return [Member(name, data)]
@@ -178,18 +221,15 @@ def _unzip(data: bytes, limit: int, name: str) -> list[Member]:
                 if info.is_dir() or info.filename.rsplit("/", 1)[-1].startswith("."):
                     continue
                 total += info.file_size
-                if total > limit:
-                    raise FeedError(
-                        f"{name}: unzipped size over the limit of {limit} bytes",
-                        kind=FailureKind.SIZE_LIMIT,
-                    )
+                if total > min(limit, UNPACKED.value()):
+                    raise _over(name, "unzipped", min(limit, UNPACKED.value()), limit)
                 out.append(Member(info.filename, zf.read(info)))
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise FeedError(f"{name}: corrupt zip archive: {e}") from e
     return out
 
 
-def _untar(data: bytes, limit: int) -> list[Member]:
+def _untar(data: bytes, limit: int, name: str) -> list[Member]:
     out = []
     total = 0
     try:
@@ -201,14 +241,12 @@ def _untar(data: bytes, limit: int) -> list[Member]:
                 if base.startswith("."):
                     continue
                 total += info.size
-                if total > limit:
-                    raise FeedError(
-                        f"tar archive over the limit of {limit} bytes", kind=FailureKind.SIZE_LIMIT
-                    )
+                if total > min(limit, UNPACKED.value()):
+                    raise _over(name, "untarred", min(limit, UNPACKED.value()), limit)
                 fh = tf.extractfile(info)
                 if fh is None:
                     continue
                 out.append(Member(info.name.removeprefix("./"), fh.read()))
     except tarfile.TarError as e:
-        raise FeedError(f"corrupt tar archive: {e}") from e
+        raise FeedError(f"{name}: corrupt tar archive: {e}") from e
     return out

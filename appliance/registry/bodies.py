@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 from typing import Any, BinaryIO, Final
 
+from bundles.bounded import Section
+
 _LINE_LIMIT: Final = 4096
 
 
@@ -18,26 +20,15 @@ class BodyError(Exception):
     """The request body is malformed (bad chunk framing, or shorter than declared)."""
 
 
-class LengthReader(io.RawIOBase):
+class LengthReader(Section):
     """Exactly ``length`` bytes of ``source``."""
 
     def __init__(self, source: BinaryIO, length: int) -> None:
-        super().__init__()
-        self._source = source
-        self._left = length
+        super().__init__(source, length, short=_ended_early)
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), self._left)]
-        count = self._source.readinto(view)  # type: ignore[attr-defined]
-        if not count:
-            raise BodyError(f"request body ended {self._left} bytes early")
-        self._left -= count
-        return int(count)
+def _ended_early(got: int, size: int) -> BodyError:
+    return BodyError(f"request body ended {size - got} bytes early")
 
 
 class ChunkedReader(io.RawIOBase):

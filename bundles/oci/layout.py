@@ -18,7 +18,6 @@ are; ``.stella/`` is created on the first write. See docs/oci-layout.md.
 from __future__ import annotations
 
 import errno
-import hashlib
 import io
 import os
 import re
@@ -31,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
 from bundles import canonical
+from bundles.bounded import Section
 from bundles.digest import CHUNK, Digest, DigestReader
 from bundles.errors import (
     BlobNotFoundError,
@@ -118,47 +118,38 @@ class VerifyReport:
         return not self.bad and not self.missing
 
 
-class _VerifiedRaw(io.RawIOBase):
+def _verified_raw(path: Path, digest: Digest, size: int, layout: Path) -> Section:
     """A blob file that checks size and digest when its end is reached."""
 
-    def __init__(self, path: Path, digest: Digest, size: int, layout: Path) -> None:
-        super().__init__()
-        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
-        self._digest = digest
-        self._size = size
-        self._layout = layout
-        self._hash = hashlib.sha256()
-        self._seen = 0
-        self._checked = False
+    def corrupt(actual: Digest, _size: int) -> DigestError:
+        return DigestError(
+            f"blob {digest} in {layout} is corrupt: its content hashes to {actual}",
+            hint="run verify on the layout and copy the image again",
+        )
 
-    def readable(self) -> bool:
-        return True
+    def short(got: int, _size: int) -> DigestError:
+        return DigestError(
+            f"blob {digest} in {layout} is corrupt: it ends after {got} of its {size} bytes",
+            hint="run verify on the layout and copy the image again",
+        )
 
-    def readinto(self, buffer: Any) -> int:
-        n = self._fh.readinto(buffer)
-        if n:
-            self._hash.update(memoryview(buffer)[:n])
-            self._seen += n
-            if self._seen > self._size:
-                raise DigestError(
-                    f"blob {self._digest} in {self._layout} grew past its size {self._size} "
-                    "while being read",
-                    hint="run verify on the layout",
-                )
-        elif not self._checked:
-            self._checked = True
-            actual = Digest(self._hash.hexdigest())
-            if actual != self._digest or self._seen != self._size:
-                raise DigestError(
-                    f"blob {self._digest} in {self._layout} is corrupt: its content hashes to "
-                    f"{actual}",
-                    hint="run verify on the layout and copy the image again",
-                )
-        return n or 0
+    def grew(_got: int, _size: int) -> DigestError:
+        return DigestError(
+            f"blob {digest} in {layout} grew past its size {size} while being read",
+            hint="run verify on the layout",
+        )
 
-    def close(self) -> None:
-        self._fh.close()
-        super().close()
+    handle = open(path, "rb")  # noqa: SIM115 - closed with the section
+    return Section(
+        handle,
+        size,
+        expected=digest,
+        mismatch=corrupt,
+        short=short,
+        long=grew,
+        to_eof=True,
+        close_source=True,
+    )
 
 
 class OCILayout:
@@ -364,7 +355,7 @@ class OCILayout:
         content does not match ``digest``. Close it (or use ``with``)."""
         size = self.blob_size(digest)
         try:
-            raw = _VerifiedRaw(self.blob_path(digest), digest, size, self.path)
+            raw = _verified_raw(self.blob_path(digest), digest, size, self.path)
         except FileNotFoundError as e:
             raise self._missing(digest) from e
         return io.BufferedReader(raw, CHUNK)

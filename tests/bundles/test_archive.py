@@ -22,6 +22,7 @@ from bundles.archive import (
 )
 from bundles.digest import Digest
 from bundles.errors import DigestError
+from bundles.limits import LimitError
 
 FIRST = "statement.dsse.json"
 
@@ -151,7 +152,7 @@ def test_first_member_must_be_the_statement() -> None:
 
 def test_oversized_statement_is_refused_before_reading() -> None:
     data = raw_archive([reg(FIRST, b"x" * 100)])
-    with pytest.raises(ArchiveError, match="over the 10-byte limit"):
+    with pytest.raises(LimitError, match="over the bundle.statement_bytes cap of 10 bytes"):
         ArchiveReader(io.BytesIO(data)).read_first(FIRST, limit=10)
 
 

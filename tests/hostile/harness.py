@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,19 @@ def run(
     """``program --home HOME ARGS`` in a child capped at ``as_limit`` bytes of address space."""
     module = _PROGRAMS[program]
     argv = (program, "--home", str(home), *(os.fspath(a) for a in args))
-    code = f"import sys; sys.argv[0] = {program!r}; from {module} import main; main()"
+    # The child reports its own high-water mark (VmHWM of the address space it exec'd into) as
+    # it exits: the kernel's ru_maxrss also counts the pages of this process it was forked
+    # from, which in a long test session would hide the child behind the parent's size.
+    hwm = tempfile.NamedTemporaryFile(prefix="stella-hwm-", delete=False)  # noqa: SIM115
+    hwm.close()
+    code = (
+        "import atexit, sys\n"
+        f"def _hwm(path={hwm.name!r}):\n"
+        "    with open('/proc/self/status') as s, open(path, 'w') as out:\n"
+        "        out.write(next(l.split()[1] for l in s if l.startswith('VmHWM:')))\n"
+        "atexit.register(_hwm)\n"
+        f"sys.argv[0] = {program!r}\nfrom {module} import main\nmain()\n"
+    )
     child_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -112,8 +125,19 @@ def run(
         proc.returncode,
         chunks["out"].decode(errors="replace"),
         chunks["err"].decode(errors="replace"),
-        usage.ru_maxrss * 1024,
+        _peak(hwm.name, usage.ru_maxrss),
     )
+
+
+def _peak(hwm: str, ru_maxrss: int) -> int:
+    """The child's own peak RSS in bytes; the kernel's figure (an upper bound) when the child
+    died before it could say (killed, or out of memory)."""
+    try:
+        with open(hwm) as fh:
+            text = fh.read().strip()
+        return int(text) * 1024 if text else ru_maxrss * 1024
+    finally:
+        os.unlink(hwm)
 
 
 def assert_refused(result: Run, message: str, *, code: int = 1) -> None:
@@ -138,6 +162,65 @@ def _json(program: str, home: Path, *args: str) -> Any:
         return {"exit": result.code, "out": result.out}
 
 
+# One child runs every look of :func:`state` in turn, each as the command line would (click's
+# runner, a fresh invocation each): one interpreter start instead of one per command.
+_OBSERVE: Final = """
+import json, sys
+from click.testing import CliRunner
+from appliance.cli import cli
+home, looks = sys.argv[1], json.loads(sys.argv[2])
+seen = []
+for look in looks:
+    result = CliRunner().invoke(cli, ["--home", home, "--json", *look])
+    try:
+        out = json.loads(result.stdout) if result.stdout else None
+    except json.JSONDecodeError:
+        out = result.stdout
+    seen.append({"exit": result.exit_code, "out": out})
+print(json.dumps(seen))
+"""
+
+
+def observe(home: Path, *looks: tuple[str, ...]) -> list[Any]:
+    """``stella --json LOOK`` for each look, in one child process: ``{"exit", "out"}`` each."""
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _OBSERVE, str(home), json.dumps(looks)],
+        capture_output=True,
+        env=child_env,
+        timeout=300,
+        check=True,
+    )
+    return list(json.loads(done.stdout))
+
+
+_LOOKING: Final = threading.Lock()
+
+
+def look(home: Path, *looks: tuple[str, ...]) -> list[Any]:
+    """``stella --json LOOK`` for each look, run here through click's runner (a fresh
+    invocation each, as the command line would run it): what :func:`observe` gives, without an
+    interpreter start per call. Serialised, since the runner swaps this process's stdio."""
+    from click.testing import CliRunner
+
+    from appliance.cli import cli
+
+    seen = []
+    with _LOOKING:
+        for args in looks:
+            result = CliRunner().invoke(cli, ["--home", str(home), "--json", *args])
+            try:
+                out = json.loads(result.stdout) if result.stdout else None
+            except json.JSONDecodeError:
+                out = result.stdout
+            seen.append({"exit": result.exit_code, "out": out})
+    return seen
+
+
 def leftovers(root: Path) -> list[str]:
     """Temporary files under ``root`` (what a crash or a refusal must not leave behind)."""
     if not root.exists():
@@ -152,9 +235,7 @@ def leftovers(root: Path) -> list[str]:
 
 def state(home: Path) -> dict[str, Any]:
     """What a user would look at on the appliance: equal before and after a refused input."""
-    return {
-        "snapshots": _json("stella", home, "snapshot", "list"),
-        "audit": _json("stella", home, "audit", "verify"),
-        "images": _json("stella", home, "images", "list"),
-        "leftovers": leftovers(home),
-    }
+    snapshots, audit, images = look(
+        home, ("snapshot", "list"), ("audit", "verify"), ("images", "list")
+    )
+    return {"snapshots": snapshots, "audit": audit, "images": images, "leftovers": leftovers(home)}
