@@ -11,7 +11,6 @@ one only untags it, the blobs stay until garbage collection.
 
 from __future__ import annotations
 
-import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from appliance.scanner.image import (
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
+from bundles.bounded import Section
 from bundles.digest import Digest
 from bundles.errors import OCILayoutError, UsageError
 from bundles.oci.descriptor import Descriptor
@@ -187,7 +187,7 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
             expected = known or (ids[index] if compression is Compression.NONE else None)
             archive.seek(member.offset_data)
             stored = dst.put_blob(
-                io.BufferedReader(_Bounded(archive, member.size), 1 << 20),
+                Section(archive, member.size).buffered(),
                 expected=expected,
                 size=member.size,
                 media_type=_LAYER_TYPES[compression],
@@ -205,25 +205,6 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     descriptor = dst.put_manifest(raw, OCI_MANIFEST)
     tagged = dst.tag(target, descriptor)
     return LoadedImage(target, tagged, len(layers) + 2, copied + len(raw), 0)
-
-
-class _Bounded(io.RawIOBase):
-    """``size`` bytes of a file from its current position, as a stream."""
-
-    def __init__(self, handle: Any, size: int) -> None:
-        self._handle = handle
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), self._left)]
-        count: int = self._handle.readinto(view)
-        self._left -= count
-        return count
 
 
 def load(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import io
 import json
 import platform as host_platform
 import tarfile
@@ -27,6 +26,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
+from bundles.bounded import Section
+from bundles.decompress import Format, sniff
 from bundles.digest import Digest
 from bundles.errors import DigestError, OCILayoutError, StellaError, UsageError
 from bundles.oci.descriptor import Descriptor, Platform
@@ -37,8 +38,8 @@ from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
 CONFIG_LIMIT: Final = 8 << 20
 ARCHIVE_MANIFEST_LIMIT: Final = 4 << 20
 DEFAULT_TAG: Final = "latest"
-_GZIP_MAGIC: Final = b"\x1f\x8b"
-_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+Compression = Format  # what a layer blob is packed with
+sniff_compression = sniff
 _MACHINE_TO_ARCH: Final = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -66,21 +67,6 @@ class InputKind(enum.StrEnum):
     OCI = "oci"
     DOCKER_ARCHIVE = "docker-archive"
     DIR = "dir"
-
-
-class Compression(enum.StrEnum):
-    NONE = "none"
-    GZIP = "gzip"
-    ZSTD = "zstd"
-
-
-def sniff_compression(head: bytes) -> Compression:
-    """What a layer blob is compressed with, from its first bytes (media types lie)."""
-    if head.startswith(_GZIP_MAGIC):
-        return Compression.GZIP
-    if head.startswith(_ZSTD_MAGIC):
-        return Compression.ZSTD
-    return Compression.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,51 +150,28 @@ class LayerBlob:
         """The blob's bytes, as stored (compressed or not), checked against ``digest`` at EOF."""
         handle = open(self.file, "rb")  # noqa: SIM115 - owned by the returned reader
         handle.seek(self.offset)
-        return io.BufferedReader(_VerifyingRaw(handle, self), 1 << 20)
 
-
-class _VerifyingRaw(io.RawIOBase):
-    def __init__(self, handle: Any, blob: LayerBlob) -> None:
-        self._handle = handle
-        self._blob = blob
-        self._left = blob.size
-        self._hash = hashlib.sha256()
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            self._check()
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), self._left)]
-        count: int = self._handle.readinto(view)
-        if not count:
-            raise ImageInputError(
-                f"{self._blob.file}: layer {self._blob.digest} ends after "
-                f"{self._blob.size - self._left} of {self._blob.size} bytes",
+        def short(got: int, size: int) -> ImageInputError:
+            return ImageInputError(
+                f"{self.file}: layer {self.digest} ends after {got} of {size} bytes",
                 hint="the image was copied incompletely; copy it again",
             )
-        self._hash.update(view[:count])
-        self._left -= count
-        return count
 
-    def _check(self) -> None:
-        if self._checked:
-            return
-        self._checked = True
-        actual = self._hash.hexdigest()
-        if actual != self._blob.digest.hex:
-            raise DigestError(
-                f"{self._blob.file}: layer content is sha256:{actual}, expected "
-                f"{self._blob.digest}",
+        def mismatch(actual: Digest, _size: int) -> DigestError:
+            return DigestError(
+                f"{self.file}: layer content is {actual}, expected {self.digest}",
                 hint="the image is damaged or was tampered with; copy it again",
             )
 
-    def close(self) -> None:
-        self._handle.close()
-        super().close()
+        section = Section(
+            handle,
+            self.size,
+            expected=self.digest,
+            short=short,
+            mismatch=mismatch,
+            close_source=True,
+        )
+        return section.buffered(1 << 20)
 
 
 @dataclass(frozen=True, slots=True)

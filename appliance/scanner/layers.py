@@ -21,43 +21,40 @@ import os
 import posixpath
 import stat
 import tempfile
-import types
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
-import zstandard
-
 from appliance.scanner.analyzers.interface import AnalyzerInput, AnalyzerKind
 from appliance.scanner.analyzers.registry import Registry
 from appliance.scanner.collect import Collector, run_analyzer
 from appliance.scanner.entrytrace import python_imports
-from appliance.scanner.image import Compression, LayerBlob, sniff_compression
+from appliance.scanner.image import LayerBlob
 from appliance.scanner.model import AnalysisResult, Package, Unknown
+from bundles import limits
+from bundles.decompress import BoundedReader, Budget, DecompressError
 from bundles.errors import StellaError
+from bundles.limits import LimitError, Unit
 from bundles.tarstream import TarError, TarMember, read_tar
 
-_inflate_module: types.ModuleType
-try:  # ISA-L inflates gzip about twice as fast as zlib; zlib is the fallback
-    from isal import isal_zlib
+_LAYER_ERRORS: Final[tuple[type[Exception], ...]] = (TarError, DecompressError, EOFError)
 
-    _inflate_module = isal_zlib
-except ImportError:  # pragma: no cover - depends on the installation
-    _inflate_module = zlib
-
-
-_LAYER_ERRORS: Final[tuple[type[Exception], ...]] = (
-    TarError,
-    EOFError,
-    zstandard.ZstdError,
-    zlib.error,
-    _inflate_module.error,
+LAYER_BYTES: Final = limits.cap(
+    "scan.layer_bytes", 16 << 30, Unit.BYTES, "the uncompressed tar of one image layer"
+)
+LAYER_RATIO: Final = limits.cap(
+    "scan.layer_ratio",
+    200,
+    Unit.RATIO,
+    "the expansion of a compressed layer (uncompressed bytes per compressed byte)",
+)
+IMAGE_BYTES: Final = limits.cap(
+    "scan.image_bytes", 64 << 30, Unit.BYTES, "the uncompressed layers of one image together"
 )
 
-WALK_VERSION: Final = 1
+WALK_VERSION: Final = 2
 """Bumped whenever what a walk records changes; part of every layer-cache key."""
 
 WHITEOUT: Final = ".wh."
@@ -123,6 +120,7 @@ class LayerRecord:
     scripts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     imports: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     unknowns: tuple[Unknown, ...] = ()
+    size: int = 0  # uncompressed bytes of the layer's tar
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +134,7 @@ class LayerRecord:
             "scripts": dict(sorted(self.scripts.items())),
             "imports": {p: list(v) for p, v in sorted(self.imports.items())},
             "unknowns": [u.to_dict() for u in self.unknowns],
+            "size": self.size,
         }
 
     @classmethod
@@ -151,74 +150,28 @@ class LayerRecord:
             scripts=dict(data["scripts"]),
             imports={p: tuple(v) for p, v in data["imports"].items()},
             unknowns=tuple(Unknown.from_dict(u) for u in data["unknowns"]),
+            size=int(data.get("size", 0)),
         )
 
 
 # ---------------------------------------------------------------- decompression
 
 
-class _Inflating(io.RawIOBase):
-    """A decompressing reader over a compressed stream (gzip members concatenated, or zstd)."""
-
-    def __init__(self, raw: BinaryIO, compression: Compression) -> None:
-        self._raw = raw
-        self._compression = compression
-        self._decoder: Any = self._new_decoder()
-        self._buffer = b""
-        self._pos = 0
-        self._eof = False
-
-    def _new_decoder(self) -> Any:
-        if self._compression is Compression.GZIP:
-            return _inflate_module.decompressobj(31)
-        return zstandard.ZstdDecompressor().decompressobj()
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> None:
-        while self._pos >= len(self._buffer) and not self._eof:
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
-                self._eof = True
-                if self._compression is Compression.GZIP:
-                    self._buffer, self._pos = self._decoder.flush(), 0
-                return
-            out = self._decoder.decompress(chunk)
-            unused = getattr(self._decoder, "unused_data", b"")
-            if self._compression is Compression.GZIP and unused and self._decoder.eof:
-                self._decoder = self._new_decoder()  # a multi-member gzip stream
-                out += self._decoder.decompress(unused)
-            self._buffer, self._pos = out, 0
-
-    def readinto(self, buffer: Any) -> int:
-        self._fill()
-        available = len(self._buffer) - self._pos
-        if available <= 0:
-            return 0
-        count = min(len(buffer), available)
-        buffer[:count] = self._buffer[self._pos : self._pos + count]
-        self._pos += count
-        return count
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-def open_tar_stream(raw: BinaryIO) -> BinaryIO:
-    """The uncompressed tar bytes of a layer blob, whatever it is compressed with."""
-    stream: Any = raw
-    buffered: Any = (
-        stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, _CHUNK)
+def open_tar_stream(
+    raw: BinaryIO, *, subject: str = "layer", budget: Budget | None = None, close: bool = False
+) -> io.BufferedReader:
+    """The uncompressed tar bytes of a layer blob, whatever it is compressed with, within the
+    layer caps (``scan.layer_bytes``, ``scan.layer_ratio``) and ``budget``; ``close`` closes
+    ``raw`` with the stream."""
+    reader = BoundedReader(
+        raw,
+        subject=subject,
+        total=LAYER_BYTES,
+        ratio=LAYER_RATIO,
+        budget=budget,
+        close_source=close,
     )
-    compression = sniff_compression(buffered.peek(4)[:4])
-    if compression is Compression.NONE:
-        return buffered  # type: ignore[no-any-return]
-    try:
-        return io.BufferedReader(_Inflating(buffered, compression), _CHUNK)
-    except _LAYER_ERRORS as e:  # pragma: no cover - decoders fail lazily, on read
-        raise LayerError(f"cannot decompress the layer: {e}") from e
+    return io.BufferedReader(reader, _CHUNK)
 
 
 # ---------------------------------------------------------------- paths
@@ -481,15 +434,50 @@ def _resolve_pending(
                 walk.hardlink(link, data)
 
 
+LAYERS: Final = "layers"  # the analyzer name of unknowns about a whole layer
+
+
+def over_cap(digest: object, cap: limits.Cap, message: str, size: int = 0) -> LayerRecord:
+    """A layer left out of the scan because it passed a cap: nothing but its unknown.
+
+    Nothing of a layer cut short is kept (a half-read layer would squash into a file system
+    that never existed); the unknown names the layer, the cap and how to raise it."""
+    reason = f"{message}; the layer is left out (raise the cap with {cap.env})"
+    return LayerRecord(unknowns=(Unknown(str(digest), reason, LAYERS),), size=size)
+
+
 def walk_blob(blob: LayerBlob, registry: Registry) -> LayerRecord:
-    """Walk a layer blob: decompress, walk, and check the digest at the end."""
-    with blob.open() as raw:
-        return walk_tar(
-            open_tar_stream(raw),
-            registry,
-            source=f"layer {blob.digest}",
-            reopen=lambda: open_tar_stream(blob.open()),
-        )
+    """Walk a layer blob: decompress (within the layer caps), walk, and check the digest at
+    the end. A layer over a cap is returned as :func:`over_cap`; a damaged one raises."""
+    subject = f"layer {blob.digest}"
+    try:
+        limits.check(LAYER_BYTES, blob.size, subject)  # a stored (uncompressed) tar's own size
+        with blob.open() as raw:
+            stream = open_tar_stream(raw, subject=subject)
+            record = walk_tar(
+                stream,
+                registry,
+                source=subject,
+                reopen=lambda: open_tar_stream(blob.open(), subject=subject, close=True),
+            )
+            produced = stream.raw.produced  # type: ignore[attr-defined]
+    except LimitError as e:
+        return over_cap(blob.digest, e.cap, _without_subject(e.message, subject))
+    except LayerError as e:
+        cause = e.__cause__
+        if isinstance(cause, TarError) and cause.cap is not None:
+            found = "" if cause.found is None else f" (found {cause.cap.describe(cause.found)})"
+            message = (
+                f"a tar header claims {cause.cap.what}, over the {cause.cap.name} cap of "
+                f"{cause.cap.describe(cause.cap.value())}{found}"
+            )
+            return over_cap(blob.digest, cause.cap, message)
+        raise
+    return replace(record, size=produced)
+
+
+def _without_subject(message: str, subject: str) -> str:
+    return message.removeprefix(subject + ": ")
 
 
 def walk_rootfs(root: Path, registry: Registry) -> LayerRecord:
