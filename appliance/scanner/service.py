@@ -397,7 +397,7 @@ def _scan_layers(image: OpenedImage, registry: Registry, cache: LayerCache | Non
     return result
 
 
-SCAN_VERSION: Final = 1
+SCAN_VERSION: Final = 2
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 

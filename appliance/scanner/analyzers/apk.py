@@ -118,6 +118,8 @@ class ApkAnalyzer(Analyzer):
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
 
+    databases = (INSTALLED,)
+
     def required(self, path: str, mode: int) -> bool:
         return path == INSTALLED
 

@@ -182,6 +182,8 @@ class DpkgAnalyzer(Analyzer):
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
 
+    databases = (STATUS,)
+
     def required(self, path: str, mode: int) -> bool:
         if path == STATUS:
             return True

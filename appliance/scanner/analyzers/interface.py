@@ -102,6 +102,9 @@ class Analyzer(ABC):
     version: ClassVar[int]
     kind: ClassVar[AnalyzerKind]
     size_limit: ClassVar[int] = DEFAULT_SIZE_LIMIT
+    databases: ClassVar[tuple[str, ...]] = ()
+    """The exact paths of the package database this analyzer reads (if it has one): a scan
+    reports such a path that is a link, a directory or reached through a link as an unknown."""
 
     @abstractmethod
     def required(self, path: str, mode: int) -> bool:

@@ -52,6 +52,8 @@ class OSReleaseAnalyzer(Analyzer):
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS
     size_limit: ClassVar[int] = _LIMIT
 
+    databases = PATHS
+
     def required(self, path: str, mode: int) -> bool:
         return path in PATHS
 

@@ -102,6 +102,8 @@ class RpmAnalyzer(Analyzer):
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
     size_limit: ClassVar[int] = 512 << 20
 
+    databases = tuple(d + name for d in _DIRS for name in _READERS)
+
     def required(self, path: str, mode: int) -> bool:
         directory, _, base = path.rpartition("/")
         return base in _READERS and directory + "/" in _DIRS
