@@ -21,7 +21,7 @@ from typing import Any
 from appliance import upstream
 from appliance.home import Home
 from appliance.scanner.image import (
-    CONFIG_LIMIT,
+    CONFIG_BYTES,
     DEFAULT_TAG,
     Compression,
     ImageInputError,
@@ -34,9 +34,9 @@ from appliance.scanner.image import (
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
-from bundles.bounded import Section
+from bundles.bounded import Section, check_json
 from bundles.digest import Digest
-from bundles.errors import OCILayoutError, UsageError
+from bundles.errors import OCILayoutError, SizeLimitError, UsageError
 from bundles.oci.descriptor import Descriptor
 from bundles.oci.layout import OCILayout, check_tag
 from bundles.oci.manifest import ImageIndex, ImageManifest
@@ -170,6 +170,7 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     if name is None:
         raise UsageError(f"{ref}: the archive names no tag", hint="give one with --tag NAME:TAG")
     target = store_tag(name.removeprefix("docker.io/library/"))
+    check_json(image.config_raw, source=f"{ref} config")
     try:
         config = json.loads(image.config_raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -259,8 +260,9 @@ def _platforms_and_size(layout: OCILayout, descriptor: Descriptor) -> tuple[tupl
 
 def _config_platform(layout: OCILayout, manifest: ImageManifest) -> str:
     try:
-        config = json.loads(layout.read_blob(manifest.config.digest, limit=CONFIG_LIMIT))
-    except (ValueError, OCILayoutError):
+        raw = layout.read_blob(manifest.config.digest, limit=CONFIG_BYTES.value())
+        config = json.loads(check_json(raw, source=f"config {manifest.config.digest}"))
+    except (ValueError, OCILayoutError, SizeLimitError):
         return ""  # an artifact's config, or none: no platform to show
     if isinstance(config, dict) and config.get("os") and config.get("architecture"):
         return f"{config['os']}/{config['architecture']}"

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
-from appliance.scanner.analyzers.interface import AnalyzerInput, AnalyzerKind
+from appliance.scanner.analyzers.interface import AnalyzerInput, AnalyzerKind, InputTooLargeError
 from appliance.scanner.analyzers.registry import Registry
 from appliance.scanner.collect import Collector, run_analyzer
 from appliance.scanner.entrytrace import python_imports
@@ -244,6 +244,11 @@ class _Walk:
         if not needed:
             self.results.pop(path, None)
             return
+        if not (wants_script or wants_imports) and size > max(a.size_limit for a in wanted):
+            # over every cap of the analyzers that want it: each refuses it on its size,
+            # so not a byte is read (nor spooled to disk)
+            self.analyze(path, mode, size, _never_opened)
+            return
         spool: Any = None
         if size > SPOOL_LIMIT:
             spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
@@ -304,6 +309,10 @@ class _Walk:
         if not self.registry.required(entry.path, entry.mode):
             return
         self.analyze(entry.path, entry.mode, len(data), lambda: io.BytesIO(data))
+
+
+def _never_opened() -> BinaryIO:
+    raise InputTooLargeError("the file is over the size cap of every analyzer that wants it")
 
 
 class _Unclosable(io.BufferedReader):

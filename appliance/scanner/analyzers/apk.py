@@ -124,7 +124,7 @@ class ApkAnalyzer(Analyzer):
         return path == INSTALLED
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        packages, problems = parse_installed(inp.read(self.size_limit))
+        packages, problems = parse_installed(inp.read(self.size_cap))
         if not packages and problems:
             raise ParseError(f"no package could be read: {problems[0]}")
         return AnalysisResult(
