@@ -21,7 +21,6 @@ import errno
 import io
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -40,7 +39,15 @@ from bundles.errors import (
     SizeLimitError,
 )
 from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
-from bundles.oci.files import FILE_MODE, atomic_write, exclusive_lock, fsync_dir
+from bundles.oci.files import (
+    FILE_MODE,
+    Leftover,
+    atomic_write,
+    exclusive_lock,
+    fsync_dir,
+    owned_temp,
+    stale_temporary,
+)
 from bundles.oci.graph import Graph, Node, load_cache
 from bundles.oci.manifest import (
     MAX_MANIFEST_SIZE,
@@ -57,6 +64,8 @@ DEFAULT_BLOB_LIMIT: Final = 16 << 30  # the largest blob accepted unless a calle
 DEFAULT_READ_LIMIT: Final = 64 << 20  # the largest blob read into memory by read_blob
 INDEX_LIMIT: Final = 64 << 20
 _LAYOUT_FILE_LIMIT: Final = 64 << 10
+UNOWNED_TMP_AGE: Final = 3600.0
+"""Age after which a temporary file named after no writer (``atomic_write``'s) is stale."""
 _PRIVATE_DIR: Final = ".stella"
 _CACHE_FILE: Final = "manifests.json"
 _READ_ONLY_ERRNOS: Final = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -155,12 +164,13 @@ def _verified_raw(path: Path, digest: Digest, size: int, layout: Path) -> Sectio
 class OCILayout:
     """An OCI image layout directory. Use :meth:`init` to create one, :meth:`open` to read one."""
 
-    __slots__ = ("_memo", "path")
+    __slots__ = ("_memo", "_reclaimed", "path")
 
     def __init__(self, path: Path) -> None:
         """Open the layout at ``path``, checking that it is one (same as :meth:`open`)."""
         self.path = Path(path)
         self._memo: Graph | None = None
+        self._reclaimed = False
         self._check()
 
     # ---------------------------------------------------------------- creation and opening
@@ -317,9 +327,20 @@ class OCILayout:
         return Descriptor(media_type, digest, reader.size)
 
     def _new_blob_file(self) -> tuple[int, Path]:
-        """A temporary file in the layout for a blob being written: (descriptor, path)."""
-        fd, name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="blob-", suffix=".tmp")
-        return fd, Path(name)
+        """A temporary file in the layout for a blob being written: (descriptor, path). The
+        first one a process asks for removes what killed writers left (:meth:`leftovers`)."""
+        tmp = self._tmp_dir()
+        if not self._reclaimed:
+            self._reclaimed = True
+            self.leftovers(remove=True)
+        return owned_temp(tmp, prefix="blob-")
+
+    def leftovers(
+        self, *, remove: bool = False, unowned_age: float = UNOWNED_TMP_AGE
+    ) -> list[Leftover]:
+        """Temporary files in ``.stella/tmp`` that no live process is writing (their writer
+        was killed), and unowned ones older than ``unowned_age`` seconds; removed if asked."""
+        return stale_temporary(self._private("tmp"), unowned_age=unowned_age, remove=remove)
 
     def _refused(self, error: DigestError | SizeLimitError) -> DigestError | SizeLimitError:
         return type(error)(f"blob refused by {self.path}: {error.message}", hint=error.hint)
