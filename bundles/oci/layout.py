@@ -17,6 +17,7 @@ are; ``.stella/`` is created on the first write. See docs/oci-layout.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -161,6 +162,49 @@ def _verified_raw(path: Path, digest: Digest, size: int, layout: Path) -> Sectio
     )
 
 
+class Staging:
+    """Blobs of one image waiting to enter a layout (see :meth:`OCILayout.staging`)."""
+
+    def __init__(self, layout: OCILayout) -> None:
+        self._layout = layout
+        self._pending: list[tuple[Path, Digest]] = []
+
+    def put_blob(
+        self,
+        data: bytes | BinaryIO,
+        *,
+        expected: Digest | None = None,
+        size: int | None = None,
+        media_type: str = OCTET_STREAM,
+        limit: int = DEFAULT_BLOB_LIMIT,
+    ) -> Descriptor:
+        """As :meth:`OCILayout.put_blob`, but the blob enters ``blobs/`` only with the others."""
+        written = self._layout._write_blob(data, expected=expected, size=size, limit=limit)
+        if isinstance(written, Descriptor):
+            return Descriptor(media_type, written.digest, written.size)
+        tmp, digest, length = written
+        self._pending.append((tmp, digest))
+        return Descriptor(media_type, digest, length)
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self._layout.has_blob(digest) or any(d == digest for _, d in self._pending)
+
+    def place(self) -> None:
+        while self._pending:
+            tmp, digest = self._pending.pop(0)
+            try:
+                self._layout._place_blob(tmp, digest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                self.discard()
+                raise
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
+
 class OCILayout:
     """An OCI image layout directory. Use :meth:`init` to create one, :meth:`open` to read one."""
 
@@ -294,6 +338,27 @@ class OCILayout:
         :class:`SizeLimitError` is raised and nothing is left behind. ``limit`` always caps the
         bytes read. Storing a blob that is already present is a no-op.
         """
+        written = self._write_blob(data, expected=expected, size=size, limit=limit)
+        if isinstance(written, Descriptor):
+            return Descriptor(media_type, written.digest, written.size)
+        tmp, digest, length = written
+        try:
+            self._place_blob(tmp, digest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return Descriptor(media_type, digest, length)
+
+    def _write_blob(
+        self,
+        data: bytes | BinaryIO,
+        *,
+        expected: Digest | None,
+        size: int | None,
+        limit: int,
+    ) -> Descriptor | tuple[Path, Digest, int]:
+        """Write and verify a blob into a temporary file: (path, digest, size), not yet in
+        ``blobs/``; or the descriptor of the blob already there."""
         if size is not None and (size < 0 or size > limit):
             raise SizeLimitError(
                 f"blob of declared size {size} refused by {self.path}: the limit is {limit} bytes",
@@ -306,7 +371,7 @@ class OCILayout:
                     f"blob {expected} in {self.path} is {existing} bytes, but {size} were declared",
                     hint="the descriptor's size is wrong",
                 )
-            return Descriptor(media_type, expected, existing)
+            return Descriptor(OCTET_STREAM, expected, existing)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         reader = DigestReader(stream, expected=expected, size=size, limit=limit)
         fd, tmp = self._new_blob_file()
@@ -320,11 +385,24 @@ class OCILayout:
                     raise self._refused(e) from e
                 out.flush()
                 os.fsync(out.fileno())
-            self._place_blob(tmp, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return Descriptor(media_type, digest, reader.size)
+        return tmp, digest, reader.size
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Staging]:
+        """Blobs written and verified first, moved into ``blobs/`` together when the ``with``
+        body ends without an error, all discarded when it raises: a refused image leaves no
+        blob behind. (A process killed meanwhile leaves temporary files, which the next
+        writer removes: see :meth:`leftovers`.)"""
+        stage = Staging(self)
+        try:
+            yield stage
+        except BaseException:
+            stage.discard()
+            raise
+        stage.place()
 
     def _new_blob_file(self) -> tuple[int, Path]:
         """A temporary file in the layout for a blob being written: (descriptor, path). The
