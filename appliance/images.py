@@ -36,7 +36,7 @@ from appliance.store.audit import AuditAction
 from bundles import canonical
 from bundles.bounded import Section, check_json
 from bundles.digest import Digest
-from bundles.errors import OCILayoutError, SizeLimitError, UsageError
+from bundles.errors import DigestError, OCILayoutError, SizeLimitError, UsageError
 from bundles.oci.descriptor import Descriptor
 from bundles.oci.layout import OCILayout, Staging, check_tag
 from bundles.oci.manifest import ImageIndex, ImageManifest, StoredManifest
@@ -200,12 +200,18 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
         for index, (member, compression, known) in enumerate(image.layers):
             expected = known or (ids[index] if compression is Compression.NONE else None)
             archive.seek(member.offset_data)
-            stored = stage.put_blob(
-                Section(archive, member.size).buffered(),
-                expected=expected,
-                size=member.size,
-                media_type=_LAYER_TYPES[compression],
-            )
+            try:
+                stored = stage.put_blob(
+                    Section(archive, member.size).buffered(),
+                    expected=expected,
+                    size=member.size,
+                    media_type=_LAYER_TYPES[compression],
+                )
+            except DigestError as e:
+                raise DigestError(
+                    f"{ref}: layer {member.name!r} is not the layer the image names: {e.message}",
+                    hint="the archive is damaged or was tampered with; write it again",
+                ) from e
             layers.append(stored)
             copied += member.size
         config_desc = stage.put_blob(image.config_raw, media_type=OCI_CONFIG)

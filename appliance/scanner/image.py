@@ -442,7 +442,10 @@ def check_archive_headers(path: Path, source: str) -> None:
             try:
                 size = tarfile.nti(header[124:136])  # type: ignore[attr-defined]
             except tarfile.HeaderError as e:
-                raise ImageInputError(f"{source}: a tar header has a bad size field") from e
+                raise ImageInputError(
+                    f"{source}: not a tar archive (a header's size field is not a number)",
+                    hint="a docker-archive is what 'docker save' or 'skopeo copy' writes",
+                ) from e
             if size < 0 or fh.tell() + size > end:
                 raise ImageInputError(
                     f"{source}: a tar header claims {size} bytes, past the end of the archive",
@@ -452,7 +455,7 @@ def check_archive_headers(path: Path, source: str) -> None:
                 limits.check(EXTENDED_HEADER, size, f"{source}: an extended tar header")
             else:
                 members += 1
-                limits.check(ARCHIVE_MEMBERS, members, f"{source}: the archive")
+                limits.check(ARCHIVE_MEMBERS, members, source)
             fh.seek((size + _BLOCK - 1) // _BLOCK * _BLOCK, os.SEEK_CUR)
 
 
