@@ -291,7 +291,7 @@ class Doctor:
         oci = self.home.oci
         if not (oci / "oci-layout").is_file():
             return Check("leftovers", Status.OK, "no image store yet")
-        found = OCILayout.open(oci).leftovers()
+        found = [f for f in OCILayout.open(oci).leftovers() if not f.lock]
         if not found:
             return Check("leftovers", Status.OK, "no temporary files left by interrupted writers")
         size = sum(f.size for f in found)

@@ -183,7 +183,8 @@ def collect(
             removed.append(Collected(digest, stat.st_size))
             if not dry_run:
                 path.unlink(missing_ok=True)
-        stale = len(layout.leftovers(remove=not dry_run, unowned_age=grace))
+        swept = layout.leftovers(remove=not dry_run, unowned_age=grace)
+        stale = sum(1 for f in swept if not f.lock)
     report = GcReport(
         dry_run=dry_run,
         examined=examined,

@@ -131,10 +131,12 @@ def _token_of(name: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Leftover:
-    """A temporary file no live process is writing."""
+    """A temporary file no live process is writing (``lock``: the lock file of a writer that is
+    gone, empty, removed with its files but not worth reporting on its own)."""
 
     path: Path
     size: int
+    lock: bool = False
 
 
 def stale_temporary(tmp_dir: Path, *, unowned_age: float, remove: bool) -> list[Leftover]:
@@ -183,7 +185,7 @@ def stale_temporary(tmp_dir: Path, *, unowned_age: float, remove: bool) -> list[
                 path.unlink(missing_ok=True)
         for token in dead:
             owner_file = writers / f"{token}{OWNER_SUFFIX}"
-            found.append(Leftover(owner_file, 0))
+            found.append(Leftover(owner_file, 0, lock=True))
             if remove:
                 owner_file.unlink(missing_ok=True)
     finally:

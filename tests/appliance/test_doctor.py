@@ -256,6 +256,6 @@ def test_temporary_files_of_a_killed_writer_are_reported(healthy: Home) -> None:
     subprocess.run([sys.executable, "-c", code, str(healthy.oci)], check=False)
     check = _doctor(healthy)["leftovers"]
     assert check.status is Status.WARN
-    assert check.detail.startswith("2 temporary file(s) (4.9 KiB) left in ")
+    assert check.detail.startswith("1 temporary file(s) (4.9 KiB) left in ")
     assert check.fix == "run 'stella gc' (the next import or load also removes them)"
     assert OCILayout.open(healthy.oci).leftovers()  # reported, not removed
