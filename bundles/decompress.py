@@ -92,15 +92,19 @@ class Budget:
 class _Counting(io.RawIOBase):
     """Counts the compressed bytes a decoder has taken from ``raw``."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, head: bytes = b"") -> None:
         self._raw = raw
+        self._head = head  # bytes already read from ``raw`` (to sniff its format)
         self.count = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        data = self._raw.read(len(buffer))
+        if self._head:
+            data, self._head = self._head[: len(buffer)], self._head[len(buffer) :]
+        else:
+            data = self._raw.read(len(buffer))
         buffer[: len(data)] = data
         self.count += len(data)
         return len(data)
@@ -127,15 +131,20 @@ class BoundedReader(io.RawIOBase):
         super().__init__()
         self._raw = raw
         self._close_source = close_source
-        buffered: Any = raw
-        if not isinstance(raw, io.BufferedReader):
-            buffered = io.BufferedReader(raw, _CHUNK)
-        self.format = fmt if fmt is not None else sniff(buffered.peek(4)[:4])
+        head = b""
+        if fmt is None:
+            if isinstance(raw, io.BufferedReader):
+                fmt = sniff(raw.peek(4)[:4])
+            else:  # read the magic and hand it back first (wrapping ``raw`` would close it)
+                while len(head) < 4 and (more := raw.read(4 - len(head))):
+                    head += more
+                fmt = sniff(head)
+        self.format = fmt
         self.subject = subject
         self._total = total
         self._ratio = ratio
         self._budget = budget
-        self._source = _Counting(buffered)
+        self._source = _Counting(raw, head)
         self.produced = 0
         self._zstd: Any = None
         self._gzip: Any = None

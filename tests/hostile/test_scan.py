@@ -558,3 +558,38 @@ def test_hostile_image_scans(name: str, ran: tuple[Path, dict[str, Run]]) -> Non
         assert (path, analyzer) == (want_path, want_analyzer), found
         assert _matches(reason, want_reason), (reason, want_reason)
     assert len(doc["packages"]) == expected["packages"], doc["packages"]
+
+
+# ---------------------------------------------------------------- the policy sees them
+
+
+@pytest.mark.parametrize(
+    ("entries", "path"),
+    [
+        ([sym(DPKG, "status")], DPKG),
+        ([F("etc/os-release", OS_RELEASE), bomb(200, "zstd")], "{layer}"),
+    ],
+    ids=["hidden-dpkg-status", "bomb-layer"],
+)
+def test_the_gate_counts_them_as_unknown_inputs(
+    tmp_path: Path, entries: list[Any], path: str
+) -> None:
+    """What a scan could not read reaches the policy input as an unknown, and the verdict
+    says so (the default policy's RISK.UNKNOWN.UNDECIDED), never a silent clean pass."""
+    from appliance.home import Home
+    from appliance.rva.gate import gate
+    from tests.appliance.homes import install_knowledge
+    from tests.appliance.rva.factories import AT
+
+    home = Home(tmp_path / "home")
+    home.init()
+    layers = [x if isinstance(x, Layer) else layer([x]) for x in entries]
+    digests = image(home.oci, layers, tag="app:1")
+    install_knowledge(home)
+    result = gate(home, "app:1", at=AT)
+    record = "file:" + path.replace("{layer}", str(digests[-1]))
+    policy_input = result.verdict.policy_input
+    notes = [u for u in policy_input["unknowns"] if u["record"] == record]
+    assert len(notes) == 1, policy_input["unknowns"]
+    assert "RISK.UNKNOWN.UNDECIDED" in result.verdict.predicate["reasonCodes"]
+    assert result.verdict.predicate["evidence"]["unknowns"]["digest"].startswith("sha256:")
