@@ -363,3 +363,35 @@ def test_layout_reader_raises_only_its_own_errors(
         opened.resolve(name)
     except StellaError:
         pass
+
+
+_listing_entry = st.fixed_dictionaries(
+    {},
+    optional={
+        "Config": st.sampled_from(["config.json", "nope.json", "l/layer.tar"]) | _json,
+        "RepoTags": st.lists(st.sampled_from(["a:1", "b:2"]), max_size=2) | _json,
+        "Layers": st.lists(st.sampled_from(["l/layer.tar", "x", "blobs/sha256/zz"]), max_size=2)
+        | _json,
+    },
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(
+    listing=st.lists(_listing_entry, max_size=3) | _json,
+    config=st.sampled_from([CONFIG, b"{}", b"[]", b'{"rootfs": 1}']),
+    tag=st.sampled_from([None, "a:1", "zz:9"]),
+)
+def test_docker_archive_reader_raises_only_its_own_errors(
+    tmp_path_factory: pytest.TempPathFactory, listing: Any, config: bytes, tag: str | None
+) -> None:
+    from appliance.scanner.image import ImageRef, open_docker_archive, read_docker_archive
+
+    where = tmp_path_factory.mktemp("fuzz-archive")
+    source = archive(where, listing=json.dumps(listing).encode(), config=config)
+    try:
+        read_docker_archive(Path(source.removeprefix("docker-archive:")), tag)
+        open_docker_archive(ImageRef.parse(source))
+    except StellaError:
+        pass
