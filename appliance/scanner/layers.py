@@ -437,6 +437,12 @@ def _resolve_pending(
             path = clean_path(member.name)
             if path is None or path not in walk.pending or not member.isreg():
                 continue
+            links = walk.pending[path]
+            wanted = [a for link in links for a in walk.registry.required(link.path, link.mode)]
+            if member.size > max((a.size_limit for a in wanted), default=0):
+                for link in walk.pending.pop(path):  # over every cap: refused on its size
+                    walk.analyze(link.path, link.mode, member.size, _never_opened)
+                continue
             with read() as handle:
                 data = handle.read()
             for link in walk.pending.pop(path):

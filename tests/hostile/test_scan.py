@@ -459,6 +459,25 @@ case(
         )
     ],
 )
+_LINKED = _DIST + "z.dist-info/METADATA"
+case(
+    "hard-link-to-a-huge-file",
+    [layer([*BASE, F("opt/huge", bytes(2 * MiB)), hard(_LINKED, "opt/huge")])],
+    [
+        (
+            _LINKED,
+            file_reason(
+                _LINKED,
+                "a Python METADATA, PKG-INFO or RECORD file",
+                "scan.python_metadata_bytes",
+                "1 MiB",
+                "2 MiB",
+            ),
+            "python-packages",
+        )
+    ],
+    env={"STELLA_LIMIT_SCAN_PYTHON_METADATA_BYTES": "1M"},
+)
 _PAX = tarfile.TarInfo("opt/x")
 _PAX.pax_headers = {"comment": "A" * (2 * MiB)}
 case(
