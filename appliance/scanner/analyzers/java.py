@@ -191,7 +191,7 @@ class JavaAnalyzer(Analyzer):
         "scan.jar_bytes",
         512 << 20,
         Unit.BYTES,
-        "a Java archive (jar, war, ear), read from disk, not memory",
+        "a Java archive (jar, war, ear)",
     )
 
     def required(self, path: str, mode: int) -> bool:
