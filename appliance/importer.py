@@ -47,7 +47,7 @@ from appliance.upstream import (
 )
 from bundles import canonical, limits
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
-from bundles.bounded import capped_lines
+from bundles.bounded import Section, capped_lines, printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -65,7 +65,7 @@ from bundles.bundle import (
     roots_from_json,
     verify_statement,
 )
-from bundles.digest import Digest, Hasher
+from bundles.digest import Digest
 from bundles.errors import BundleError, StellaError
 from bundles.limits import Unit
 from bundles.oci import Descriptor, OCILayout
@@ -127,37 +127,24 @@ class ImportResult:
     rotation: list[TrustRoot] = field(default_factory=list, repr=False)
 
 
-class _HashingReader:
-    """Hashes the bundle file's bytes as the decompressor reads them."""
+def _hashed(raw: BinaryIO, size: int, source: str) -> Section:
+    """The bundle's bytes as the decompressor reads them, hashed on the way (its identity in
+    the audit log): exactly ``size`` bytes, the size the file (or the parts manifest) has."""
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.hasher = Hasher()
+    def short(got: int, size: int) -> BundleError:
+        return BundleError(
+            f"{source}: the bundle ends after {got:,} of its {size:,} bytes",
+            hint="the file changed while it was being imported; copy it again",
+        )
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self.hasher.update(data)
-        return data
+    def long(_got: int, size: int) -> BundleError:
+        return BundleError(
+            f"{source}: the bundle grew past its {size:,} bytes while it was read",
+            hint="the file changed while it was being imported; copy it again",
+        )
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def finish(self) -> Digest:
-        while self.read(1 << 20):
-            pass
-        return self.hasher.digest()
-
-
-def printable(name: str) -> str:
-    """A file name as text that can be printed and written in JSON: bytes that are not UTF-8
-    (kept by the file system as surrogates) become ``\\xNN`` escapes."""
-    try:
-        raw = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
-        raw = name.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
+    # to_eof: the source's own end is read too, where the parts' stream checks its last part.
+    return Section(raw, size, hash=True, short=short, long=long, to_eof=True)
 
 
 def _lines_capped(member: MemberStream) -> Iterator[bytes]:
@@ -230,6 +217,7 @@ class Importer:
                 with open(path, "rb") as raw:
                     result = self._run(
                         raw,
+                        os.fstat(raw.fileno()).st_size,
                         printable(path.name),
                         printable(str(path)),
                         None,
@@ -316,6 +304,7 @@ class Importer:
         with stream:
             return self._run(
                 stream,  # type: ignore[arg-type]
+                manifest.bundle_size,
                 manifest.bundle_name,
                 ", ".join(printable(str(p)) for p in paths),
                 manifest.bundle_digest,
@@ -326,6 +315,7 @@ class Importer:
     def _run(
         self,
         raw: BinaryIO,
+        size: int,
         source: str,
         where: str,
         expected: Digest | None,
@@ -335,8 +325,8 @@ class Importer:
     ) -> ImportResult:
         knowledge = KnowledgeStore.open(self.home.knowledge_db)
         try:
-            stream = _HashingReader(raw)
-            reader = ArchiveReader(stream, source=source)  # type: ignore[arg-type]
+            stream = _hashed(raw, size, source)
+            reader = ArchiveReader(stream.buffered(), source=source)
             envelope = reader.read_first(STATEMENT_MEMBER)
             peeked = peek_statement(envelope, source=source)
             carried = carried_roots(peeked, source=source)
@@ -432,7 +422,7 @@ class Importer:
     def _load(
         self,
         reader: ArchiveReader,
-        stream: _HashingReader,
+        stream: Section,
         bundle: BundleStatement,
         knowledge: KnowledgeStore,
         result: ImportResult,
@@ -529,8 +519,9 @@ class Importer:
         while pending:
             pending.popleft().commit()
         fault("import.after-blobs")
-        result.bundle = stream.finish()
-        result.size = stream.hasher.size
+        stream.skip()  # whatever follows the archive is part of the file and of its digest
+        result.bundle = stream.digest()
+        result.size = stream.size
         if result.images and not result.dry_run:
             # Before the transaction commits: a required upstream signer unmet refuses it all.
             result.upstream_signatures = verify_import(

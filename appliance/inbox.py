@@ -43,6 +43,7 @@ from typing import Any, Final
 from appliance.home import Home
 from appliance.importer import Importer, ImportRefusedError
 from bundles.archive import ArchiveReader
+from bundles.bounded import printable
 from bundles.bundle import STATEMENT_MEMBER, peek_statement
 from bundles.errors import StellaError
 from bundles.parts import PartsIncompleteError, part_name, peek_manifest, read_header
@@ -95,14 +96,14 @@ class InboxBundle:
     def waiting_text(self) -> str:
         have = self.count - len(self.missing)
         return (
-            f"{self.name}: {have} of {self.count} parts here, waiting for "
+            f"{printable(self.name)}: {have} of {self.count} parts here, waiting for "
             f"{len(self.missing)}: {', '.join(self.missing)}\n"
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "bundle": self.name,
-            "files": [p.name for p in self.files],
+            "bundle": printable(self.name),
+            "files": [printable(p.name) for p in self.files],
             "parts": self.count if self.split else None,
             "missing": list(self.missing),
             "sequence": self.sequence,
@@ -124,9 +125,9 @@ class InboxScan:
         return {
             "ready": [b.to_dict() for b in self.ready],
             "waiting": [b.to_dict() for b in self.waiting],
-            "settling": [p.name for p in self.settling],
-            "other": [p.name for p in self.other],
-            "unreadable": [p.name for p in self.unreadable],
+            "settling": [printable(p.name) for p in self.settling],
+            "other": [printable(p.name) for p in self.other],
+            "unreadable": [printable(p.name) for p in self.unreadable],
         }
 
 
@@ -141,8 +142,8 @@ class Imported:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "bundle": self.bundle.name,
-            "files": [p.name for p in self.bundle.files],
+            "bundle": printable(self.bundle.name),
+            "files": [printable(p.name) for p in self.bundle.files],
             "digest": self.digest,
             "sequence": self.sequence,
             "channel": self.channel,
@@ -159,10 +160,10 @@ class Refused:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "bundle": self.bundle.name,
-            "files": [p.name for p in self.bundle.files],
+            "bundle": printable(self.bundle.name),
+            "files": [printable(p.name) for p in self.bundle.files],
             "reason": self.reason,
-            "quarantine": str(self.quarantine) if self.quarantine else None,
+            "quarantine": printable(str(self.quarantine)) if self.quarantine else None,
         }
 
 
@@ -184,9 +185,9 @@ class InboxReport:
             "imported": [i.to_dict() for i in self.imported],
             "refused": [r.to_dict() for r in self.refused],
             "waiting": [b.to_dict() for b in self.waiting],
-            "settling": [p.name for p in self.settling],
-            "other": [p.name for p in self.other],
-            "unreadable": [p.name for p in self.unreadable],
+            "settling": [printable(p.name) for p in self.settling],
+            "other": [printable(p.name) for p in self.other],
+            "unreadable": [printable(p.name) for p in self.unreadable],
         }
 
 
@@ -206,8 +207,8 @@ def unreadable_text(path: Path) -> str:
     except OSError:
         owner = ""
     return (
-        f"{path.name}: the appliance user cannot read it{owner}; left in the inbox. Copy "
-        "bundles in as the appliance user, or chown them to it"
+        f"{printable(path.name)}: the appliance user cannot read it{owner}; left in the inbox. "
+        "Copy bundles in as the appliance user, or chown them to it"
     )
 
 
@@ -415,7 +416,7 @@ class InboxProcessor:
                     return outcome
                 self.report(
                     f"waiting for {len(scan.settling)} file(s) still being copied: "
-                    + ", ".join(p.name for p in scan.settling)
+                    + ", ".join(printable(p.name) for p in scan.settling)
                 )
                 self.sleep(max(0.2, min(self.settle, 5.0)))
 
@@ -424,7 +425,7 @@ class InboxProcessor:
         try:
             result = Importer(self.home).run(list(bundle.files), now=self.now())
         except PartsIncompleteError as e:
-            self.report(f"{bundle.name}: {e.message}")
+            self.report(f"{printable(bundle.name)}: {e.message}")
             return InboxBundle(
                 bundle.name,
                 bundle.files,
@@ -437,13 +438,13 @@ class InboxProcessor:
             )
         except ImportRefusedError as e:
             self._quarantine_companions(bundle, e.quarantined)
-            self.report(f"{bundle.name}: refused: {e.diagnostics()}")
-            outcome.refused.append(Refused(bundle, e.cause.diagnostics(), e.quarantined))
+            self.report(f"{printable(bundle.name)}: refused: {e.diagnostics()}")
+            outcome.refused.append(Refused(bundle, printable(e.cause.diagnostics()), e.quarantined))
             return None
         disposal = self._dispose(bundle)
         self.report(
-            f"{bundle.name}: imported, sequence {result.sequence} on channel {result.channel}; "
-            f"snapshot {result.snapshot} active; files {disposal}"
+            f"{printable(bundle.name)}: imported, sequence {result.sequence} on channel "
+            f"{result.channel}; snapshot {result.snapshot} active; files {disposal}"
         )
         outcome.imported.append(
             Imported(

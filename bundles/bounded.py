@@ -206,6 +206,16 @@ def drain(source: Any, cap: Cap, subject: str, *, chunk: int = CHUNK) -> int:
     return total
 
 
+def printable(name: str) -> str:
+    """A name from outside (a file name, a member name) as text that can be printed and
+    written in JSON: bytes that are not UTF-8 (kept as surrogates) become ``\\xNN``."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
 # --- JSON ---------------------------------------------------------------------------------
 
 _STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from bundles import dsse, limits
+from bundles.bounded import printable
 from bundles.bundle import BundleRefusedError
 from bundles.digest import CHUNK, Digest, Hasher
 from bundles.errors import BundleError, SignatureError
@@ -254,14 +255,16 @@ class PartCheck:
 def verify_part(path: Path, trust: TrustRoot) -> PartCheck:
     """One part, on its own: the manifest's signature, then the chunk's digest and size."""
     with open(path, "rb") as fh:
-        manifest = verify_manifest(read_header(fh, path.name), trust, source=path.name)
+        manifest = verify_manifest(
+            read_header(fh, printable(path.name)), trust, source=printable(path.name)
+        )
         hasher = Hasher()
         while data := fh.read(CHUNK):
             hasher.update(data)
     spec = manifest.by_digest().get(hasher.digest())
     if spec is None or spec.size != hasher.size:
         raise PartError(
-            f"{path.name}: content matches no part of the signed manifest of "
+            f"{printable(path.name)}: content matches no part of the signed manifest of "
             f"{manifest.bundle_name}",
             hint="this part is corrupt; copy it again from the connected side",
         )
@@ -270,7 +273,7 @@ def verify_part(path: Path, trust: TrustRoot) -> PartCheck:
 
 def first_header(paths: Sequence[Path]) -> tuple[bytes, str]:
     with open(paths[0], "rb") as fh:
-        return read_header(fh, paths[0].name), paths[0].name
+        return read_header(fh, printable(paths[0].name)), printable(paths[0].name)
 
 
 def assemble(paths: Iterable[Path], trust: TrustRoot) -> tuple[PartsManifest, io.RawIOBase]:
@@ -284,20 +287,21 @@ def assemble(paths: Iterable[Path], trust: TrustRoot) -> tuple[PartsManifest, io
     index_of: dict[int, Path] = {}
     for path in files:
         with open(path, "rb") as fh:
-            if read_header(fh, path.name) != envelope:
+            if read_header(fh, printable(path.name)) != envelope:
                 raise PartError(
-                    f"{path.name}: belongs to another bundle than {source}",
+                    f"{printable(path.name)}: belongs to another bundle than {source}",
                     hint="import the parts of one bundle together",
                 )
         m = _PART_NAME.search(path.name)
         if m is None or int(m.group(2)) != manifest.count:
             raise PartError(
-                f"{path.name}: name does not say which of the {manifest.count} parts it is",
+                f"{printable(path.name)}: name does not say which of the {manifest.count} "
+                "parts it is",
                 hint="keep the part-NNN-of-MMM names the export wrote",
             )
         index = int(m.group(1))
         if index in index_of:
-            raise PartError(f"{path.name}: part {index} given twice")
+            raise PartError(f"{printable(path.name)}: part {index} given twice")
         index_of[index] = path
     missing = [i for i in range(1, manifest.count + 1) if i not in index_of]
     if missing:
@@ -330,8 +334,8 @@ class _ChunkedStream(io.RawIOBase):
             return False
         self._spec, self._path = self._queue.pop(0)
         self._fh = open(self._path, "rb")  # noqa: SIM115 - closed when its chunk ends
-        read_header(self._fh, self._path.name)
-        self._hasher = Hasher(limit=self._spec.size)
+        read_header(self._fh, printable(self._path.name))
+        self._hasher = Hasher()
         return True
 
     def _finish_part(self) -> None:
@@ -341,8 +345,8 @@ class _ChunkedStream(io.RawIOBase):
         self._fh = None
         if self._hasher.size != self._spec.size or self._hasher.digest() != self._spec.digest:
             raise PartError(
-                f"{self._path.name}: part {self._spec.index} is corrupt (its content does not "
-                f"match the signed parts manifest)",
+                f"{printable(self._path.name)}: part {self._spec.index} is corrupt (its content "
+                "does not match the signed parts manifest)",
                 hint="copy that part again from the connected side",
             )
 
@@ -355,7 +359,13 @@ class _ChunkedStream(io.RawIOBase):
                     )
                 return 0
             assert self._fh is not None
-            data = self._fh.read(len(buffer))
+            assert self._spec is not None
+            want = min(len(buffer), self._spec.size - self._hasher.size)
+            # A part is read up to its signed size, never past it: bytes beyond are refused
+            # as a corrupt part (not hashed in as a generic overflow).
+            data = self._fh.read(want) if want > 0 else b""
+            if not data and want <= 0 and self._fh.read(1):
+                self._hasher.update(b"\0")  # one byte over: the size check names the part
             if data:
                 self._hasher.update(data)
                 self._whole.update(data)

@@ -25,7 +25,7 @@ EXTENDED_HEADER: Final = limits.cap(
     "tar.extended_header_bytes",
     1 << 20,
     Unit.BYTES,
-    "the PAX and GNU long-name headers of one tar member",
+    "the size of the extended (PAX, GNU long-name and sparse) headers of one tar member",
 )
 
 
@@ -219,10 +219,19 @@ def read_tar(
             pending = {}
         pending_bytes = 0
         if typeflag == ord("S") and header[482]:  # old GNU sparse: more headers follow
+            sparse = 0
             while True:
                 extra = read(_BLOCK)
                 if len(extra) < _BLOCK:
                     raise TarError("unexpected end of data inside a sparse header")
+                sparse += _BLOCK  # extension headers count as extended headers do
+                if sparse > bound:
+                    raise TarError(
+                        f"the sparse headers of {name!r} are over the {EXTENDED_HEADER.name} "
+                        f"cap of {EXTENDED_HEADER.describe(bound)}",
+                        cap=EXTENDED_HEADER,
+                        found=sparse,
+                    )
                 if not extra[504]:
                     break
         if typeflag == ord("5"):

@@ -37,6 +37,7 @@ import click
 
 from bundles import canonical
 from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
+from bundles.bounded import printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -439,7 +440,7 @@ def verify_cmd(
         _verify_parts(ctx, list(files), trust, now, partial=partial)
         return
     with open(bundle, "rb") as fh:
-        statement = verify_bundle(fh, trust, now=now, source=bundle.name)
+        statement = verify_bundle(fh, trust, now=now, source=printable(bundle.name))
     predicate = statement.predicate
     digest, size = Digest.of_file(bundle)
     ctx.emit(

@@ -25,7 +25,7 @@ from mirror.errors import FailureKind, FeedError
 
 UNPACKED: Final = limits.cap(
     "feed.unpacked_bytes",
-    512 << 20,
+    384 << 20,
     Unit.BYTES,
     "the unpacked members of one feed file (gzip, zip or tar), held in memory to parse",
 )
@@ -97,12 +97,16 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
 
 
 def _read(path: Path, limit: int) -> bytes:
+    """A feed file read whole (it is parsed in memory): refused by its size on disk first."""
     size = path.stat().st_size
     if size > limit:
         raise FeedError(
             f"{path}: {size} bytes, over the limit of {limit}", kind=FailureKind.SIZE_LIMIT
         )
-    return path.read_bytes()
+    if size > UNPACKED.value():
+        raise _over(path.name, "file", UNPACKED.value(), limit)
+    with open(path, "rb") as fh:
+        return fh.read(size + 1)
 
 
 def _strip_top(members: list[Member]) -> list[Member]:
@@ -121,18 +125,19 @@ def _gunzip(data: bytes, limit: int, name: str) -> bytes:
     allocates it (a MemoryError under an address-space cap), and a small bomb is refused once
     its output passes the bound, not after it has expanded."""
     bound = min(limit, UNPACKED.value())
-    out = bytearray()
+    out = io.BytesIO()  # getvalue() hands over its buffer: the output is never held twice
+    size = 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-            while chunk := gz.read(min(CHUNK, bound + 1 - len(out))):
-                out += chunk
-                if len(out) > bound:
+            while chunk := gz.read(min(CHUNK, bound + 1 - size)):
+                size += out.write(chunk)
+                if size > bound:
                     raise _over(name, "gunzipped", bound, limit)
     except MemoryError:
-        raise _over(name, "gunzipped", len(out), limit, memory=True) from None
+        raise _over(name, "gunzipped", size, limit, memory=True) from None
     except (OSError, EOFError, zlib.error) as e:
         raise FeedError(f"{name}: corrupt gzip data: {e}") from e
-    return bytes(out)
+    return out.getvalue()
 
 
 def _over(name: str, what: str, bound: int, limit: int, *, memory: bool = False) -> FeedError:
@@ -168,11 +173,11 @@ def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:
         if data.startswith(_GZIP):
             inner = _gunzip(data, limit, name)
             if _is_tar(inner):
-                return _strip_top(_untar(inner, limit))
+                return _strip_top(_untar(inner, limit, name))
             base = name[:-3] if name.endswith(".gz") else name
             return [Member(base, inner)]
         if _is_tar(data):
-            return _strip_top(_untar(data, limit))
+            return _strip_top(_untar(data, limit, name))
     except SizeLimitError as e:
         raise FeedError(f"{name}: {e.message}", kind=FailureKind.SIZE_LIMIT) from e
     return [Member(name, data)]
@@ -199,7 +204,7 @@ def _unzip(data: bytes, limit: int, name: str) -> list[Member]:
     return out
 
 
-def _untar(data: bytes, limit: int) -> list[Member]:
+def _untar(data: bytes, limit: int, name: str) -> list[Member]:
     out = []
     total = 0
     try:
@@ -212,11 +217,11 @@ def _untar(data: bytes, limit: int) -> list[Member]:
                     continue
                 total += info.size
                 if total > min(limit, UNPACKED.value()):
-                    raise _over("tar archive", "unpacked", min(limit, UNPACKED.value()), limit)
+                    raise _over(name, "untarred", min(limit, UNPACKED.value()), limit)
                 fh = tf.extractfile(info)
                 if fh is None:
                     continue
                 out.append(Member(info.name.removeprefix("./"), fh.read()))
     except tarfile.TarError as e:
-        raise FeedError(f"corrupt tar archive: {e}") from e
+        raise FeedError(f"{name}: corrupt tar archive: {e}") from e
     return out

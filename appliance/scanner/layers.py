@@ -481,12 +481,8 @@ def walk_blob(blob: LayerBlob, registry: Registry) -> LayerRecord:
     except LayerError as e:
         cause = e.__cause__
         if isinstance(cause, TarError) and cause.cap is not None:
-            found = "" if cause.found is None else f" (found {cause.cap.describe(cause.found)})"
-            message = (
-                f"a tar header claims {cause.cap.what}, over the {cause.cap.name} cap of "
-                f"{cause.cap.describe(cause.cap.value())}{found}"
-            )
-            return over_cap(blob.digest, cause.cap, message)
+            refused = limits.exceeded(cause.cap, subject, found=cause.found)
+            return over_cap(blob.digest, cause.cap, _without_subject(refused.message, subject))
         raise
     return replace(record, size=produced)
 

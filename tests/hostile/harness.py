@@ -130,39 +130,63 @@ def assert_refused(result: Run, message: str, *, code: int = 1) -> None:
     assert result.peak_rss <= RSS_CEILING, result.describe()
 
 
-_PROBE: Final = """
+# One child runs every look of :func:`state` in turn, each as the command line would (click's
+# runner, a fresh invocation each): one interpreter start instead of one per command.
+_OBSERVE: Final = """
 import json, sys
 from click.testing import CliRunner
 from appliance.cli import cli
-home, commands = sys.argv[1], json.loads(sys.argv[2])
-out = {}
-for key, args in commands.items():
-    result = CliRunner().invoke(cli, ["--home", home, "--json", *args])
+home, looks = sys.argv[1], json.loads(sys.argv[2])
+seen = []
+for look in looks:
+    result = CliRunner().invoke(cli, ["--home", home, "--json", *look])
     try:
-        doc = json.loads(result.stdout) if result.stdout else None
-    except ValueError:
-        doc = result.stdout
-    out[key] = {"exit": result.exit_code, "out": doc}
-print(json.dumps(out))
+        out = json.loads(result.stdout) if result.stdout else None
+    except json.JSONDecodeError:
+        out = result.stdout
+    seen.append({"exit": result.exit_code, "out": out})
+print(json.dumps(seen))
 """
 
 
-def _probe(home: Path, commands: dict[str, list[str]]) -> dict[str, Any]:
-    """Several ``stella --json`` commands run in one child (start-up is most of their cost)."""
+def observe(home: Path, *looks: tuple[str, ...]) -> list[Any]:
+    """``stella --json LOOK`` for each look, in one child process: ``{"exit", "out"}`` each."""
     child_env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(home), json.dumps(commands)],
+        [sys.executable, "-c", _OBSERVE, str(home), json.dumps(looks)],
         capture_output=True,
         env=child_env,
-        check=False,
+        timeout=300,
+        check=True,
     )
-    assert done.returncode == 0, done.stderr.decode()
-    found: dict[str, Any] = json.loads(done.stdout)
-    return found
+    return list(json.loads(done.stdout))
+
+
+_LOOKING: Final = threading.Lock()
+
+
+def look(home: Path, *looks: tuple[str, ...]) -> list[Any]:
+    """``stella --json LOOK`` for each look, run here through click's runner (a fresh
+    invocation each, as the command line would run it): what :func:`observe` gives, without an
+    interpreter start per call. Serialised, since the runner swaps this process's stdio."""
+    from click.testing import CliRunner
+
+    from appliance.cli import cli
+
+    seen = []
+    with _LOOKING:
+        for args in looks:
+            result = CliRunner().invoke(cli, ["--home", str(home), "--json", *args])
+            try:
+                out = json.loads(result.stdout) if result.stdout else None
+            except json.JSONDecodeError:
+                out = result.stdout
+            seen.append({"exit": result.exit_code, "out": out})
+    return seen
 
 
 def leftovers(root: Path) -> list[str]:
@@ -181,16 +205,17 @@ def state(home: Path, *, doctor: bool = False) -> dict[str, Any]:
     """What a user would look at on the appliance: equal before and after a refused input.
     With ``doctor``, also each ``stella doctor`` check's status (not its detail, which holds
     free space and such)."""
-    commands = {
-        "snapshots": ["snapshot", "list"],
-        "audit": ["audit", "verify"],
-        "images": ["images", "list"],
+    looks: list[tuple[str, ...]] = [("snapshot", "list"), ("audit", "verify"), ("images", "list")]
+    if doctor:
+        looks.append(("doctor",))
+    seen = look(home, *looks)
+    found = {
+        "snapshots": seen[0],
+        "audit": seen[1],
+        "images": seen[2],
+        "leftovers": leftovers(home),
     }
     if doctor:
-        commands["doctor"] = ["doctor"]
-    found = _probe(home, commands)
-    if doctor:
-        checks = (found["doctor"]["out"] or {}).get("checks", [])
+        checks = (seen[3]["out"] or {}).get("checks", [])
         found["doctor"] = {c["name"]: c["status"] for c in checks}
-    found["leftovers"] = leftovers(home)
     return found

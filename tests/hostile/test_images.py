@@ -26,6 +26,7 @@ from bundles import canonical
 from bundles.errors import StellaError
 from bundles.oci import OCILayout
 from bundles.oci.manifest import parse_manifest
+from bundles.tarstream import EXTENDED_HEADER
 from tests.appliance.scanner.layouts import OS_RELEASE, F, build_image, tar_bytes
 from tests.hostile.harness import RSS_CEILING, Run, leftovers, run
 from tests.hostile.imagekit import MiB, docker_archive, header
@@ -212,9 +213,9 @@ EXPECT: dict[str, str] = {
     "archive-too-many-members": _A + ": the members of a docker-archive is over the "
     "image.archive_members cap of 8 (found 9) (if this input is trusted and that large, raise "
     "the cap with STELLA_LIMIT_IMAGE_ARCHIVE_MEMBERS=N (docs/limits.md))",
-    "archive-huge-pax-header": _A + ": an extended tar header: the PAX and GNU long-name headers "
-    "of one tar member is over the tar.extended_header_bytes cap of 1 MiB (found 2,097,169 "
-    "bytes) (if this input is trusted and that large, raise the cap with "
+    "archive-huge-pax-header": _A + f": an extended tar header: {EXTENDED_HEADER.what} is over "
+    "the tar.extended_header_bytes cap of 1 MiB (found 2,097,169 bytes) (if this input is "
+    "trusted and that large, raise the cap with "
     "STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES=N (docs/limits.md))",
     "archive-claims-past-its-end": _A + ": a tar header claims 1073741824 bytes, past the end of "
     "the archive (the archive is damaged or truncated; write it again)",

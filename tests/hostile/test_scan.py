@@ -23,6 +23,7 @@ import zstandard
 
 from bundles.limits import Unit, human
 from bundles.oci.mediatypes import OCI_LAYER_GZIP
+from bundles.tarstream import EXTENDED_HEADER
 from tests.appliance.scanner.layouts import OS_RELEASE, STATUS_BASE, F, d, hard, sym
 from tests.hostile.harness import RSS_CEILING, Run, leftovers
 from tests.hostile.imagekit import (
@@ -542,8 +543,7 @@ def _matches(reason: str, expected: str) -> bool:
         return re.fullmatch(pattern, reason) is not None
     if kind == "PAX" and cap:
         pattern = (
-            r"a tar header claims the PAX and GNU long-name headers of one tar member, over the "
-            + re.escape(f"{cap} cap of 1 MiB")
+            re.escape(f"{EXTENDED_HEADER.what} is over the {cap} cap of 1 MiB")
             + r"( \(found [\d,]+ bytes\))?"
             + re.escape(LEFT_OUT.format(env="STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES"))
         )
