@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 FILE_MODE = 0o644
 
@@ -77,15 +78,17 @@ def exclusive_lock(lock_file: Path) -> Iterator[None]:
 # ``atomic_write``, or by older versions) are removed only once they are older than an age.
 
 OWNER_SUFFIX = ".owner"
-_OWNERS: dict[tuple[str, int], str] = {}  # (tmp dir, pid) -> this process's token there
-_OWNER_FDS: list[int] = []
+_OWNERS: dict[tuple[str, int], tuple[str, int]] = {}  # (tmp dir, pid) -> (token, its lock fd)
+_HELD: Final = 256  # owner locks one process keeps before it lets idle ones go
 
 
 def _owner_token(tmp_dir: Path) -> str:
     key = (os.path.realpath(tmp_dir), os.getpid())  # a forked child gets its own owner
-    token = _OWNERS.get(key)
-    if token is not None:
-        return token
+    held = _OWNERS.get(key)
+    if held is not None:
+        return held[0]
+    if len(_OWNERS) >= _HELD:
+        _release_idle()
     while True:
         token = secrets.token_hex(8)
         writers = _writers(tmp_dir)
@@ -96,18 +99,37 @@ def _owner_token(tmp_dir: Path) -> str:
         if os.fstat(fd).st_nlink == 0:  # taken for a dead owner's between create and lock
             os.close(fd)
             continue
-        _OWNERS[key] = token
-        _OWNER_FDS.append(fd)
-        if len(_OWNERS) == 1:
+        if not _OWNERS:
             atexit.register(_release_owners)
+        _OWNERS[key] = (token, fd)
         return token
+
+
+def _release(key: tuple[str, int]) -> None:
+    token, fd = _OWNERS.pop(key)
+    (_writers(Path(key[0])) / f"{token}{OWNER_SUFFIX}").unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _release_idle() -> None:
+    """Let go of the locks of directories where this process has no temporary file now (a
+    long-lived process that wrote to many layouts keeps one descriptor per busy one only)."""
+    for key, (token, _) in list(_OWNERS.items()):
+        if key[1] != os.getpid():
+            continue
+        try:
+            busy = any(_token_of(name) == token for name in os.listdir(key[0]))
+        except FileNotFoundError:
+            busy = False
+        if not busy:
+            _release(key)
 
 
 def _release_owners() -> None:
     """At a normal exit: drop this process's owner files (its temporary files are gone)."""
-    for (tmp_dir, pid), token in list(_OWNERS.items()):
-        if pid == os.getpid():
-            (_writers(Path(tmp_dir)) / f"{token}{OWNER_SUFFIX}").unlink(missing_ok=True)
+    for key in list(_OWNERS):
+        if key[1] == os.getpid():
+            _release(key)
 
 
 def _writers(tmp_dir: Path) -> Path:
