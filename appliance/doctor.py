@@ -125,6 +125,7 @@ class Doctor:
         checks += list(self.check_databases())
         checks += [
             self._guard("oci", self.check_oci),
+            self._guard("leftovers", self.check_leftovers),
             self._guard("trust", self.check_trust),
             self._guard("snapshot", self.check_snapshot),
             self._guard("audit", self.check_audit),
@@ -284,6 +285,25 @@ class Doctor:
             Status.OK,
             f"{len(sample)} of {len(blobs)} blobs re-hashed, every referenced blob present "
             "(--full re-hashes all)",
+        )
+
+    def check_leftovers(self) -> Check:
+        """Temporary files of the OCI store that no live process is writing (a killed import,
+        load or gate): reported, never removed here (``stella gc`` and the next write do)."""
+        oci = self.home.oci
+        if not (oci / "oci-layout").is_file():
+            return Check("leftovers", Status.OK, "no image store yet")
+        found = [f for f in OCILayout.open(oci).leftovers() if not f.lock]
+        if not found:
+            return Check("leftovers", Status.OK, "no temporary files left by interrupted writers")
+        size = sum(f.size for f in found)
+        names = ", ".join(f.path.name for f in found[:3]) + (" …" if len(found) > 3 else "")
+        return Check(
+            "leftovers",
+            Status.WARN,
+            f"{len(found)} temporary file(s) ({_size(size)}) left in {oci}/.stella by interrupted "
+            f"writers: {names}",
+            "run 'stella gc' (the next import or load also removes them)",
         )
 
     # -- trust, knowledge, audit -----------------------------------------------------------

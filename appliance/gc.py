@@ -12,6 +12,10 @@ an index's children):
 - blobs younger than ``grace`` (an upload to ``stella serve`` whose manifest has not arrived
   yet must not be collected under it).
 
+Temporary files in ``.stella/tmp`` whose writer was killed (its lock is free) are removed
+whatever their age; a live writer's are never touched; files of no known writer go once older
+than ``grace``.
+
 The sweep runs under the store's ``index.json`` lock, so no tag or referrer can be added while
 the set of roots is computed and blobs are deleted. A dry run lists what would go and deletes
 nothing; a real run is recorded in the audit log, naming every blob it deleted (a blob that
@@ -28,7 +32,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import Home
@@ -180,7 +183,8 @@ def collect(
             removed.append(Collected(digest, stat.st_size))
             if not dry_run:
                 path.unlink(missing_ok=True)
-        stale = _temporary_files(layout.path / ".stella" / "tmp", cutoff, dry_run)
+        swept = layout.leftovers(remove=not dry_run, unowned_age=grace)
+        stale = sum(1 for f in swept if not f.lock)
     report = GcReport(
         dry_run=dry_run,
         examined=examined,
@@ -204,15 +208,3 @@ def collect(
             },
         )
     return report
-
-
-def _temporary_files(tmp: Path, cutoff: float, dry_run: bool) -> int:
-    count = 0
-    if not tmp.is_dir():
-        return 0
-    for path in tmp.iterdir():
-        if path.is_file() and path.stat().st_mtime <= cutoff:
-            count += 1
-            if not dry_run:
-                path.unlink(missing_ok=True)
-    return count

@@ -11,7 +11,6 @@ one only untags it, the blobs stay until garbage collection.
 
 from __future__ import annotations
 
-import io
 import json
 from collections import defaultdict
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 from appliance import upstream
 from appliance.home import Home
 from appliance.scanner.image import (
-    CONFIG_LIMIT,
+    CONFIG_BYTES,
     DEFAULT_TAG,
     Compression,
     ImageInputError,
@@ -35,11 +34,12 @@ from appliance.scanner.image import (
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
+from bundles.bounded import Section, check_json
 from bundles.digest import Digest
-from bundles.errors import OCILayoutError, UsageError
+from bundles.errors import DigestError, OCILayoutError, SizeLimitError, UsageError
 from bundles.oci.descriptor import Descriptor
-from bundles.oci.layout import OCILayout, check_tag
-from bundles.oci.manifest import ImageIndex, ImageManifest
+from bundles.oci.layout import OCILayout, Staging, check_tag
+from bundles.oci.manifest import ImageIndex, ImageManifest, StoredManifest
 from bundles.oci.mediatypes import (
     MANIFEST_TYPES,
     OCI_CONFIG,
@@ -108,11 +108,11 @@ def store_tag(text: str) -> str:
 # ---------------------------------------------------------------- load
 
 
-def _copy_blob(src: OCILayout, dst: OCILayout, descriptor: Descriptor) -> int:
-    if dst.has_blob(descriptor.digest):
+def _copy_blob(src: OCILayout, stage: Staging, descriptor: Descriptor) -> int:
+    if stage.has_blob(descriptor.digest):
         return 0
     with src.open_blob(descriptor.digest) as stream:
-        dst.put_blob(
+        stage.put_blob(
             stream,
             expected=descriptor.digest,
             size=descriptor.size,
@@ -121,22 +121,25 @@ def _copy_blob(src: OCILayout, dst: OCILayout, descriptor: Descriptor) -> int:
     return descriptor.size
 
 
-def _copy_graph(src: OCILayout, dst: OCILayout, root: Descriptor) -> tuple[int, int]:
-    """Copy a manifest or index with everything below it, children before parents."""
-    stored = list(src.walk(root))
+def _stage_graph(src: OCILayout, stage: Staging, stored: list[StoredManifest]) -> tuple[int, int]:
+    """Stage the configs and layers the manifests of ``stored`` name (verified as copied)."""
     blobs = copied = 0
-    for item in reversed(stored):  # walk yields parents first
+    for item in stored:
         manifest = item.manifest
         if isinstance(manifest, ImageManifest):
             for child in manifest.children():
                 if "urls" in child.extra and not src.has_blob(child.digest):
                     continue  # a non-distributable layer: not carried
-                copied += _copy_blob(src, dst, child)
+                copied += _copy_blob(src, stage, child)
                 blobs += 1
-        dst.put_manifest(item.raw, item.descriptor.media_type)
-        blobs += 1
-        copied += len(item.raw)
     return blobs, copied
+
+
+def _put_manifests(dst: OCILayout, stored: list[StoredManifest]) -> tuple[int, int]:
+    """Store the manifests of ``stored`` children before parents (walk yields parents first)."""
+    for item in reversed(stored):
+        dst.put_manifest(item.raw, item.descriptor.media_type)
+    return len(stored), sum(len(item.raw) for item in stored)
 
 
 def _load_oci(home: Home, ref: ImageRef, tag: str | None) -> LoadedImage:
@@ -150,12 +153,22 @@ def _load_oci(home: Home, ref: ImageRef, tag: str | None) -> LoadedImage:
         )
     target = store_tag(name)
     dst = open_store(home)
-    blobs, copied = _copy_graph(src, dst, entry)
-    referrers = 0
-    for item in src.walk(entry):
-        for referrer in src.referrers(item.descriptor.digest):
-            more_blobs, more = _copy_graph(src, dst, referrer)
-            blobs, copied, referrers = blobs + more_blobs, copied + more, referrers + 1
+    # Every manifest is read and every blob verified before any of it enters the store.
+    graphs = [list(src.walk(entry))]
+    graphs += [
+        list(src.walk(referrer))
+        for item in graphs[0]
+        for referrer in src.referrers(item.descriptor.digest)
+    ]
+    blobs = copied = 0
+    with dst.staging() as stage:
+        for stored in graphs:
+            more_blobs, more = _stage_graph(src, stage, stored)
+            blobs, copied = blobs + more_blobs, copied + more
+    for stored in graphs:
+        more_blobs, more = _put_manifests(dst, stored)
+        blobs, copied = blobs + more_blobs, copied + more
+    referrers = len(graphs) - 1
     plain = Descriptor(entry.media_type, entry.digest, entry.size, platform=entry.platform)
     tagged = dst.tag(target, plain)
     return LoadedImage(target, tagged, blobs, copied, referrers)
@@ -170,6 +183,7 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     if name is None:
         raise UsageError(f"{ref}: the archive names no tag", hint="give one with --tag NAME:TAG")
     target = store_tag(name.removeprefix("docker.io/library/"))
+    check_json(image.config_raw, source=f"{ref} config")
     try:
         config = json.loads(image.config_raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -182,19 +196,25 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     dst = open_store(home)
     layers = []
     copied = 0
-    with open(path, "rb") as archive:
+    with open(path, "rb") as archive, dst.staging() as stage:
         for index, (member, compression, known) in enumerate(image.layers):
             expected = known or (ids[index] if compression is Compression.NONE else None)
             archive.seek(member.offset_data)
-            stored = dst.put_blob(
-                io.BufferedReader(_Bounded(archive, member.size), 1 << 20),
-                expected=expected,
-                size=member.size,
-                media_type=_LAYER_TYPES[compression],
-            )
+            try:
+                stored = stage.put_blob(
+                    Section(archive, member.size).buffered(),
+                    expected=expected,
+                    size=member.size,
+                    media_type=_LAYER_TYPES[compression],
+                )
+            except DigestError as e:
+                raise DigestError(
+                    f"{ref}: layer {member.name!r} is not the layer the image names: {e.message}",
+                    hint="the archive is damaged or was tampered with; write it again",
+                ) from e
             layers.append(stored)
             copied += member.size
-    config_desc = dst.put_blob(image.config_raw, media_type=OCI_CONFIG)
+        config_desc = stage.put_blob(image.config_raw, media_type=OCI_CONFIG)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -205,25 +225,6 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     descriptor = dst.put_manifest(raw, OCI_MANIFEST)
     tagged = dst.tag(target, descriptor)
     return LoadedImage(target, tagged, len(layers) + 2, copied + len(raw), 0)
-
-
-class _Bounded(io.RawIOBase):
-    """``size`` bytes of a file from its current position, as a stream."""
-
-    def __init__(self, handle: Any, size: int) -> None:
-        self._handle = handle
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), self._left)]
-        count: int = self._handle.readinto(view)
-        self._left -= count
-        return count
 
 
 def load(
@@ -278,8 +279,9 @@ def _platforms_and_size(layout: OCILayout, descriptor: Descriptor) -> tuple[tupl
 
 def _config_platform(layout: OCILayout, manifest: ImageManifest) -> str:
     try:
-        config = json.loads(layout.read_blob(manifest.config.digest, limit=CONFIG_LIMIT))
-    except (ValueError, OCILayoutError):
+        raw = layout.read_blob(manifest.config.digest, limit=CONFIG_BYTES.value())
+        config = json.loads(check_json(raw, source=f"config {manifest.config.digest}"))
+    except (ValueError, OCILayoutError, SizeLimitError):
         return ""  # an artifact's config, or none: no platform to show
     if isinstance(config, dict) and config.get("os") and config.get("architecture"):
         return f"{config['os']}/{config['architecture']}"

@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from appliance.faults import fault
 from appliance.home import Home
 from appliance.rescan import mark_activated
 from appliance.store import open_state, record_decision
@@ -246,6 +247,7 @@ class Importer:
             )
             raise ImportRefusedError(e, quarantined) from e
         if not dry_run:
+            fault("import.after-commit")
             # After the commit, outside the refusal handling above: the snapshot is active
             # whatever happens here, so nothing below may quarantine the bundle. A failure
             # leaves the import record missing, which the next import reconciles; the
@@ -339,6 +341,7 @@ class Importer:
                 last_sequence=knowledge.last_sequence(channel),
                 source=source,
             )
+            fault("import.after-verify")
             predicate = bundle.predicate
             base = predicate.base_snapshot
             if base is not None and not knowledge.has_snapshot(base):
@@ -384,6 +387,7 @@ class Importer:
                     # the bundle honestly (only a failing commit can leave them behind: they
                     # name verified images).
                     self._apply_images(result.image_entries, result.upstream_signatures)
+                    fault("import.before-commit")
             except _DryRun:
                 pass
         finally:
@@ -488,6 +492,7 @@ class Importer:
                     for chunk in member.chunks():
                         sink.write(chunk)
                     sink.end()
+                    fault("import.blob-written")
                     pending.append(sink)
                     if len(pending) > PENDING_BLOBS:
                         pending.popleft().commit()
@@ -513,6 +518,7 @@ class Importer:
                 )
         while pending:
             pending.popleft().commit()
+        fault("import.after-blobs")
         stream.skip()  # whatever follows the archive is part of the file and of its digest
         result.bundle = stream.digest()
         result.size = stream.size

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from appliance.faults import fault
 from appliance.home import Home
 from appliance.match.model import FindingsReport
 from appliance.match.service import inventory_of, match_inventory
@@ -240,6 +241,7 @@ def sign_and_attach(
     created = format_time(inputs.at)
     layout = _store_layout(home)
     referrer = attach_attestation(layout, descriptor, bundle, PREDICATE_TYPE, created)
+    fault("gate.after-attach")
     evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
     sbom_referrer = None
     if inputs.sbom is not None:
@@ -251,6 +253,7 @@ def sign_and_attach(
             layout, descriptor, sbom_bundle, CYCLONEDX_PREDICATE, created
         )
     predicate = verdict.predicate
+    fault("gate.before-record")
     with open_state(home) as db:
         verdicts, log = VerdictStore(db), AuditLog(db, key=key)
         with db.transaction("record a verdict"):  # the index row and its audit record
@@ -291,6 +294,7 @@ def sign_and_attach(
                     audit_seq=record.seq,
                 )
             )
+    fault("gate.after-record")
     return GateResult(
         verdict=verdict,
         bundle=bundle,
@@ -322,6 +326,7 @@ def gate(
         raise GateError(f"evaluation time {at.isoformat()} has no time zone")
     key = home.signing_key()
     scan = scan_image(home, image_ref, platform=platform, now=now)
+    fault("gate.after-scan")
     inputs, descriptor = prepare(home, scan, at=at, policy_dir=policy_dir)
     verdict = evaluate(inputs)
     return sign_and_attach(home, inputs, verdict, descriptor, key=key, now=now())

@@ -23,6 +23,7 @@ from typing import Any, Final
 from appliance.scanner.analyzers.registry import Registry
 from appliance.scanner.layers import WALK_VERSION, LayerRecord
 from appliance.store.db import Database, Schema
+from bundles import limits
 from bundles.digest import Digest
 
 CACHE_FILE: Final = "scan-cache.db"
@@ -50,9 +51,11 @@ SCHEMA: Final = Schema(
 
 
 def analyzers_key(registry: Registry) -> str:
-    """The part of a cache key the analyzers contribute (walk version included)."""
+    """The part of a cache key the analyzers contribute (walk version included), and the
+    scan caps in force: what a layer over a cap yields changes when the cap is raised."""
     versions: Mapping[str, int] = registry.versions()
-    text = json.dumps({"walk": WALK_VERSION, "analyzers": versions}, sort_keys=True)
+    caps = {name: cap.value() for name, cap in limits.CAPS.items() if name.startswith("scan.")}
+    text = json.dumps({"walk": WALK_VERSION, "analyzers": versions, "caps": caps}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

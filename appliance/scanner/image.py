@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import io
 import json
+import os
 import platform as host_platform
 import tarfile
 from collections.abc import Mapping
@@ -27,18 +27,33 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
+from bundles import limits
+from bundles.bounded import Section, check_json
+from bundles.decompress import Format, sniff
 from bundles.digest import Digest
 from bundles.errors import DigestError, OCILayoutError, StellaError, UsageError
+from bundles.limits import Unit
 from bundles.oci.descriptor import Descriptor, Platform
 from bundles.oci.layout import OCILayout
 from bundles.oci.manifest import ImageIndex, ImageManifest
 from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
+from bundles.tarstream import EXTENDED_HEADER
 
-CONFIG_LIMIT: Final = 8 << 20
-ARCHIVE_MANIFEST_LIMIT: Final = 4 << 20
+CONFIG_BYTES: Final = limits.cap(
+    "image.config_bytes", 8 << 20, Unit.BYTES, "an image's config blob, read whole"
+)
+ARCHIVE_MEMBERS: Final = limits.cap(
+    "image.archive_members", 100_000, Unit.COUNT, "the members of a docker-archive"
+)
+ARCHIVE_MANIFEST_BYTES: Final = limits.cap(
+    "image.archive_manifest_bytes",
+    4 << 20,
+    Unit.BYTES,
+    "the manifest.json of a docker-archive, read whole",
+)
 DEFAULT_TAG: Final = "latest"
-_GZIP_MAGIC: Final = b"\x1f\x8b"
-_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+Compression = Format  # what a layer blob is packed with
+sniff_compression = sniff
 _MACHINE_TO_ARCH: Final = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -66,21 +81,6 @@ class InputKind(enum.StrEnum):
     OCI = "oci"
     DOCKER_ARCHIVE = "docker-archive"
     DIR = "dir"
-
-
-class Compression(enum.StrEnum):
-    NONE = "none"
-    GZIP = "gzip"
-    ZSTD = "zstd"
-
-
-def sniff_compression(head: bytes) -> Compression:
-    """What a layer blob is compressed with, from its first bytes (media types lie)."""
-    if head.startswith(_GZIP_MAGIC):
-        return Compression.GZIP
-    if head.startswith(_ZSTD_MAGIC):
-        return Compression.ZSTD
-    return Compression.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,51 +164,28 @@ class LayerBlob:
         """The blob's bytes, as stored (compressed or not), checked against ``digest`` at EOF."""
         handle = open(self.file, "rb")  # noqa: SIM115 - owned by the returned reader
         handle.seek(self.offset)
-        return io.BufferedReader(_VerifyingRaw(handle, self), 1 << 20)
 
-
-class _VerifyingRaw(io.RawIOBase):
-    def __init__(self, handle: Any, blob: LayerBlob) -> None:
-        self._handle = handle
-        self._blob = blob
-        self._left = blob.size
-        self._hash = hashlib.sha256()
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._left <= 0:
-            self._check()
-            return 0
-        view = memoryview(buffer)[: min(len(buffer), self._left)]
-        count: int = self._handle.readinto(view)
-        if not count:
-            raise ImageInputError(
-                f"{self._blob.file}: layer {self._blob.digest} ends after "
-                f"{self._blob.size - self._left} of {self._blob.size} bytes",
+        def short(got: int, size: int) -> ImageInputError:
+            return ImageInputError(
+                f"{self.file}: layer {self.digest} ends after {got} of {size} bytes",
                 hint="the image was copied incompletely; copy it again",
             )
-        self._hash.update(view[:count])
-        self._left -= count
-        return count
 
-    def _check(self) -> None:
-        if self._checked:
-            return
-        self._checked = True
-        actual = self._hash.hexdigest()
-        if actual != self._blob.digest.hex:
-            raise DigestError(
-                f"{self._blob.file}: layer content is sha256:{actual}, expected "
-                f"{self._blob.digest}",
+        def mismatch(actual: Digest, _size: int) -> DigestError:
+            return DigestError(
+                f"{self.file}: layer content is {actual}, expected {self.digest}",
                 hint="the image is damaged or was tampered with; copy it again",
             )
 
-    def close(self) -> None:
-        self._handle.close()
-        super().close()
+        section = Section(
+            handle,
+            self.size,
+            expected=self.digest,
+            short=short,
+            mismatch=mismatch,
+            close_source=True,
+        )
+        return section.buffered(1 << 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,6 +245,7 @@ def parse_platform(text: str) -> tuple[str, str, str | None]:
 
 
 def _config_doc(raw: bytes, source: str) -> dict[str, Any]:
+    check_json(raw, source=source)
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -371,7 +349,7 @@ def open_layout_image(
     manifest = stored.manifest
     if not isinstance(manifest, ImageManifest):
         raise ImageInputError(f"{source}: {chosen.digest} is not an image manifest")
-    config_raw = layout.read_blob(manifest.config.digest, limit=CONFIG_LIMIT)
+    config_raw = read_config(layout, manifest.config.digest, source)
     config = _config_doc(config_raw, f"{source} config {manifest.config.digest}")
     ids = diff_ids(config, source)
     if len(ids) != len(manifest.layers):
@@ -419,6 +397,12 @@ def open_layout_image(
     )
 
 
+def read_config(layout: OCILayout, digest: Digest, source: str) -> bytes:
+    """An image's config blob, refused over ``image.config_bytes`` before it is read."""
+    limits.check(CONFIG_BYTES, layout.blob_size(digest), f"{source} config {digest}")
+    return layout.read_blob(digest, limit=CONFIG_BYTES.value())
+
+
 def image_name(ref_name: str | None, fallback: str) -> str:
     """The repository part of a tag (``app:latest`` -> ``app``); ``fallback`` without one."""
     if not ref_name:
@@ -440,32 +424,85 @@ class ArchiveImage:
     layers: tuple[tuple[tarfile.TarInfo, Compression, Digest | None], ...]
 
 
+_BLOCK: Final = 512
+
+
+def check_archive_headers(path: Path, source: str) -> None:
+    """Walk a docker-archive's tar headers (seeking over contents) and refuse what
+    :mod:`tarfile` would allocate for before it does: an extended header (PAX, GNU long
+    name) over ``tar.extended_header_bytes``, a negative or unreadable size, more members than
+    ``image.archive_members``."""
+    members = 0
+    with open(path, "rb") as fh:
+        end = os.fstat(fh.fileno()).st_size
+        while True:
+            header = fh.read(_BLOCK)
+            if len(header) < _BLOCK or not header.strip(b"\0"):
+                return
+            try:
+                size = tarfile.nti(header[124:136])  # type: ignore[attr-defined]
+            except tarfile.HeaderError as e:
+                raise ImageInputError(
+                    f"{source}: not a tar archive (a header's size field is not a number)",
+                    hint="a docker-archive is what 'docker save' or 'skopeo copy' writes",
+                ) from e
+            if size < 0 or fh.tell() + size > end:
+                raise ImageInputError(
+                    f"{source}: a tar header claims {size} bytes, past the end of the archive",
+                    hint="the archive is damaged or truncated; write it again",
+                )
+            if header[156:157] in (b"x", b"g", b"L", b"K"):
+                limits.check(EXTENDED_HEADER, size, f"{source}: an extended tar header")
+            else:
+                members += 1
+                limits.check(ARCHIVE_MEMBERS, members, source)
+            fh.seek((size + _BLOCK - 1) // _BLOCK * _BLOCK, os.SEEK_CUR)
+
+
+def _entries(listing: object, source: str) -> list[dict[str, Any]]:
+    if not isinstance(listing, list) or not listing:
+        raise ImageInputError(f"{source}: manifest.json lists no image")
+    if not all(isinstance(e, dict) for e in listing):
+        raise ImageInputError(f"{source}: manifest.json holds an entry that is not an object")
+    for entry in listing:
+        tags = entry.get("RepoTags")
+        if tags is not None and (
+            not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+        ):
+            raise ImageInputError(f"{source}: manifest.json RepoTags is not a list of names")
+    return listing
+
+
 def read_docker_archive(path: Path, wanted_tag: str | None = None) -> ArchiveImage:
     """Parse a docker-archive's ``manifest.json``, its config and where each layer is."""
     source = f"docker-archive:{path}"
     try:
+        check_archive_headers(path, source)
         archive = tarfile.open(path, "r:")  # noqa: SIM115 - closed below
     except (OSError, tarfile.TarError) as e:
         raise ImageInputError(f"{source}: cannot read the archive: {e}") from e
     with archive:
-        members = {m.name.removeprefix("./"): m for m in archive.getmembers()}
+        try:
+            found = archive.getmembers()
+        except (OSError, tarfile.TarError) as e:
+            raise ImageInputError(f"{source}: cannot read the archive: {e}") from e
+        members = {m.name.removeprefix("./"): m for m in found}
 
-        def read(name: str, limit: int) -> bytes:
+        def read(name: str, cap: limits.Cap) -> bytes:
             member = members.get(name)
             if member is None or not member.isfile():
                 raise ImageInputError(f"{source}: member {name!r} is missing")
-            if member.size > limit:
-                raise ImageInputError(f"{source}: member {name!r} is over {limit} bytes")
+            limits.check(cap, member.size, f"{source}: member {name!r}")
             handle = archive.extractfile(member)
             assert handle is not None
             return handle.read()
 
+        raw = read("manifest.json", ARCHIVE_MANIFEST_BYTES)
+        check_json(raw, source=f"{source}: manifest.json")
         try:
-            listing = json.loads(read("manifest.json", ARCHIVE_MANIFEST_LIMIT))
-        except json.JSONDecodeError as e:
+            listing = _entries(json.loads(raw), source)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ImageInputError(f"{source}: manifest.json is not JSON: {e}") from e
-        if not isinstance(listing, list) or not listing:
-            raise ImageInputError(f"{source}: manifest.json lists no image")
         chosen = listing[0]
         if wanted_tag is not None or len(listing) > 1:
             tagged = [
@@ -480,7 +517,7 @@ def read_docker_archive(path: Path, wanted_tag: str | None = None) -> ArchiveIma
             chosen = tagged[0]
         if not isinstance(chosen.get("Config"), str) or not isinstance(chosen.get("Layers"), list):
             raise ImageInputError(f"{source}: manifest.json entry lacks Config or Layers")
-        config_raw = read(chosen["Config"], CONFIG_LIMIT)
+        config_raw = read(chosen["Config"], CONFIG_BYTES)
         layers = []
         for name in chosen["Layers"]:
             member = members.get(str(name).removeprefix("./"))

@@ -21,43 +21,40 @@ import os
 import posixpath
 import stat
 import tempfile
-import types
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
-import zstandard
-
-from appliance.scanner.analyzers.interface import AnalyzerInput, AnalyzerKind
+from appliance.scanner.analyzers.interface import AnalyzerInput, AnalyzerKind, InputTooLargeError
 from appliance.scanner.analyzers.registry import Registry
 from appliance.scanner.collect import Collector, run_analyzer
 from appliance.scanner.entrytrace import python_imports
-from appliance.scanner.image import Compression, LayerBlob, sniff_compression
+from appliance.scanner.image import LayerBlob
 from appliance.scanner.model import AnalysisResult, Package, Unknown
+from bundles import limits
+from bundles.decompress import BoundedReader, Budget, DecompressError
 from bundles.errors import StellaError
+from bundles.limits import LimitError, Unit
 from bundles.tarstream import TarError, TarMember, read_tar
 
-_inflate_module: types.ModuleType
-try:  # ISA-L inflates gzip about twice as fast as zlib; zlib is the fallback
-    from isal import isal_zlib
+_LAYER_ERRORS: Final[tuple[type[Exception], ...]] = (TarError, DecompressError, EOFError)
 
-    _inflate_module = isal_zlib
-except ImportError:  # pragma: no cover - depends on the installation
-    _inflate_module = zlib
-
-
-_LAYER_ERRORS: Final[tuple[type[Exception], ...]] = (
-    TarError,
-    EOFError,
-    zstandard.ZstdError,
-    zlib.error,
-    _inflate_module.error,
+LAYER_BYTES: Final = limits.cap(
+    "scan.layer_bytes", 16 << 30, Unit.BYTES, "the uncompressed tar of one image layer"
+)
+LAYER_RATIO: Final = limits.cap(
+    "scan.layer_ratio",
+    200,
+    Unit.RATIO,
+    "the expansion of a compressed layer (uncompressed bytes per compressed byte)",
+)
+IMAGE_BYTES: Final = limits.cap(
+    "scan.image_bytes", 64 << 30, Unit.BYTES, "the uncompressed layers of one image together"
 )
 
-WALK_VERSION: Final = 1
+WALK_VERSION: Final = 2
 """Bumped whenever what a walk records changes; part of every layer-cache key."""
 
 WHITEOUT: Final = ".wh."
@@ -123,6 +120,7 @@ class LayerRecord:
     scripts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     imports: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     unknowns: tuple[Unknown, ...] = ()
+    size: int = 0  # uncompressed bytes of the layer's tar
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +134,7 @@ class LayerRecord:
             "scripts": dict(sorted(self.scripts.items())),
             "imports": {p: list(v) for p, v in sorted(self.imports.items())},
             "unknowns": [u.to_dict() for u in self.unknowns],
+            "size": self.size,
         }
 
     @classmethod
@@ -151,74 +150,28 @@ class LayerRecord:
             scripts=dict(data["scripts"]),
             imports={p: tuple(v) for p, v in data["imports"].items()},
             unknowns=tuple(Unknown.from_dict(u) for u in data["unknowns"]),
+            size=int(data.get("size", 0)),
         )
 
 
 # ---------------------------------------------------------------- decompression
 
 
-class _Inflating(io.RawIOBase):
-    """A decompressing reader over a compressed stream (gzip members concatenated, or zstd)."""
-
-    def __init__(self, raw: BinaryIO, compression: Compression) -> None:
-        self._raw = raw
-        self._compression = compression
-        self._decoder: Any = self._new_decoder()
-        self._buffer = b""
-        self._pos = 0
-        self._eof = False
-
-    def _new_decoder(self) -> Any:
-        if self._compression is Compression.GZIP:
-            return _inflate_module.decompressobj(31)
-        return zstandard.ZstdDecompressor().decompressobj()
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> None:
-        while self._pos >= len(self._buffer) and not self._eof:
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
-                self._eof = True
-                if self._compression is Compression.GZIP:
-                    self._buffer, self._pos = self._decoder.flush(), 0
-                return
-            out = self._decoder.decompress(chunk)
-            unused = getattr(self._decoder, "unused_data", b"")
-            if self._compression is Compression.GZIP and unused and self._decoder.eof:
-                self._decoder = self._new_decoder()  # a multi-member gzip stream
-                out += self._decoder.decompress(unused)
-            self._buffer, self._pos = out, 0
-
-    def readinto(self, buffer: Any) -> int:
-        self._fill()
-        available = len(self._buffer) - self._pos
-        if available <= 0:
-            return 0
-        count = min(len(buffer), available)
-        buffer[:count] = self._buffer[self._pos : self._pos + count]
-        self._pos += count
-        return count
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-def open_tar_stream(raw: BinaryIO) -> BinaryIO:
-    """The uncompressed tar bytes of a layer blob, whatever it is compressed with."""
-    stream: Any = raw
-    buffered: Any = (
-        stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, _CHUNK)
+def open_tar_stream(
+    raw: BinaryIO, *, subject: str = "layer", budget: Budget | None = None, close: bool = False
+) -> io.BufferedReader:
+    """The uncompressed tar bytes of a layer blob, whatever it is compressed with, within the
+    layer caps (``scan.layer_bytes``, ``scan.layer_ratio``) and ``budget``; ``close`` closes
+    ``raw`` with the stream."""
+    reader = BoundedReader(
+        raw,
+        subject=subject,
+        total=LAYER_BYTES,
+        ratio=LAYER_RATIO,
+        budget=budget,
+        close_source=close,
     )
-    compression = sniff_compression(buffered.peek(4)[:4])
-    if compression is Compression.NONE:
-        return buffered  # type: ignore[no-any-return]
-    try:
-        return io.BufferedReader(_Inflating(buffered, compression), _CHUNK)
-    except _LAYER_ERRORS as e:  # pragma: no cover - decoders fail lazily, on read
-        raise LayerError(f"cannot decompress the layer: {e}") from e
+    return io.BufferedReader(reader, _CHUNK)
 
 
 # ---------------------------------------------------------------- paths
@@ -291,6 +244,11 @@ class _Walk:
         if not needed:
             self.results.pop(path, None)
             return
+        if not (wants_script or wants_imports) and size > max(a.size_limit for a in wanted):
+            # over every cap of the analyzers that want it: each refuses it on its size,
+            # so not a byte is read (nor spooled to disk)
+            self.analyze(path, mode, size, _never_opened)
+            return
         spool: Any = None
         if size > SPOOL_LIMIT:
             spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
@@ -351,6 +309,10 @@ class _Walk:
         if not self.registry.required(entry.path, entry.mode):
             return
         self.analyze(entry.path, entry.mode, len(data), lambda: io.BytesIO(data))
+
+
+def _never_opened() -> BinaryIO:
+    raise InputTooLargeError("the file is over the size cap of every analyzer that wants it")
 
 
 class _Unclosable(io.BufferedReader):
@@ -475,21 +437,58 @@ def _resolve_pending(
             path = clean_path(member.name)
             if path is None or path not in walk.pending or not member.isreg():
                 continue
+            links = walk.pending[path]
+            wanted = [a for link in links for a in walk.registry.required(link.path, link.mode)]
+            if member.size > max((a.size_limit for a in wanted), default=0):
+                for link in walk.pending.pop(path):  # over every cap: refused on its size
+                    walk.analyze(link.path, link.mode, member.size, _never_opened)
+                continue
             with read() as handle:
                 data = handle.read()
             for link in walk.pending.pop(path):
                 walk.hardlink(link, data)
 
 
+LAYERS: Final = "layers"  # the analyzer name of unknowns about a whole layer
+
+
+def over_cap(digest: object, cap: limits.Cap, message: str, size: int = 0) -> LayerRecord:
+    """A layer left out of the scan because it passed a cap: nothing but its unknown.
+
+    Nothing of a layer cut short is kept (a half-read layer would squash into a file system
+    that never existed); the unknown names the layer, the cap and how to raise it."""
+    reason = f"{message}; the layer is left out (raise the cap with {cap.env})"
+    return LayerRecord(unknowns=(Unknown(str(digest), reason, LAYERS),), size=size)
+
+
 def walk_blob(blob: LayerBlob, registry: Registry) -> LayerRecord:
-    """Walk a layer blob: decompress, walk, and check the digest at the end."""
-    with blob.open() as raw:
-        return walk_tar(
-            open_tar_stream(raw),
-            registry,
-            source=f"layer {blob.digest}",
-            reopen=lambda: open_tar_stream(blob.open()),
-        )
+    """Walk a layer blob: decompress (within the layer caps), walk, and check the digest at
+    the end. A layer over a cap is returned as :func:`over_cap`; a damaged one raises."""
+    subject = f"layer {blob.digest}"
+    try:
+        limits.check(LAYER_BYTES, blob.size, subject)  # a stored (uncompressed) tar's own size
+        with blob.open() as raw:
+            stream = open_tar_stream(raw, subject=subject)
+            record = walk_tar(
+                stream,
+                registry,
+                source=subject,
+                reopen=lambda: open_tar_stream(blob.open(), subject=subject, close=True),
+            )
+            produced = stream.raw.produced  # type: ignore[attr-defined]
+    except LimitError as e:
+        return over_cap(blob.digest, e.cap, _without_subject(e.message, subject))
+    except LayerError as e:
+        cause = e.__cause__
+        if isinstance(cause, TarError) and cause.cap is not None:
+            refused = limits.exceeded(cause.cap, subject, found=cause.found)
+            return over_cap(blob.digest, cause.cap, _without_subject(refused.message, subject))
+        raise
+    return replace(record, size=produced)
+
+
+def _without_subject(message: str, subject: str) -> str:
+    return message.removeprefix(subject + ": ")
 
 
 def walk_rootfs(root: Path, registry: Registry) -> LayerRecord:
@@ -681,6 +680,91 @@ class Squashed:
     unknowns: tuple[Unknown, ...]
 
 
+_DATABASE_KINDS: Final = (AnalyzerKind.OS, AnalyzerKind.OS_PACKAGES)
+_AS_FILE: Final = stat.S_IFREG | 0o644
+
+
+def link_problem(tree: FileTree, path: str) -> str:
+    """Follow the symbolic links of ``path`` as its own last component (each target taken
+    inside the image root): "" when they end on a path that is not a link, else why they
+    never do (a loop, too many links)."""
+    chain = [path]
+    current = path
+    for _ in range(FileTree.MAX_LINKS):
+        located = tree.get(current)
+        if located is None or located.entry.kind is not EntryKind.SYMLINK:
+            return ""
+        target = located.entry.link
+        base = "/" if target.startswith("/") else "/" + posixpath.dirname(current)
+        current = posixpath.normpath(posixpath.join(base, target)).lstrip("/")
+        if current in chain:
+            return "symbolic link loop: " + " -> ".join([*chain, current])
+        chain.append(current)
+    located = tree.get(current)
+    if located is not None and located.entry.kind is EntryKind.SYMLINK:
+        return f"a chain of more than {FileTree.MAX_LINKS} symbolic links"
+    return ""
+
+
+def _database_problem(tree: FileTree, path: str, registry: Registry) -> str:
+    """Why the package database at ``path`` was not read, or "" when it was (or is absent)."""
+    located = tree.get(path)
+    if located is None:
+        resolved = tree.resolve(path)
+        if resolved is None or resolved[0] == path or not tree.is_file(resolved[0]):
+            return ""  # absent: an image without this package manager
+        return (
+            f"reached through the symbolic link {resolved[1][0]} (it is {resolved[0]}); "
+            "a package database is read only at its own path"
+        )
+    kind = located.entry.kind
+    if kind in (EntryKind.FILE, EntryKind.HARDLINK):
+        return ""
+    if kind is EntryKind.DIR:
+        return "is a directory, not the package database file"
+    if kind is EntryKind.OTHER:
+        return "is a device, socket or pipe, not the package database file"
+    link = located.entry.link
+    stopped = link_problem(tree, path)
+    if stopped:
+        return stopped
+    resolved = tree.resolve(path)
+    if resolved is None:
+        return f"symbolic link to {link}, which is not in the image (links resolve inside it)"
+    target = resolved[0]
+    if tree.is_file(target) and registry.required(target, _AS_FILE):
+        return ""  # read at its own path (etc/os-release -> ../usr/lib/os-release)
+    if tree.is_dir(target):
+        return f"symbolic link to {link}, which is a directory"
+    return (
+        f"symbolic link to {link} ({target}); a package database is read only at its "
+        "own path, never through a link"
+    )
+
+
+def unread_databases(tree: FileTree, registry: Registry) -> list[Unknown]:
+    """Package databases (dpkg status, apk installed, rpmdb, os-release) that exist in some
+    form but could not be read as files: a link (loop, long chain, dangling, absolute, to
+    another file), a directory, a device, or a path reached through a linked directory. An
+    image that hides its package database this way must not look clean."""
+    databases = registry.select(_DATABASE_KINDS)
+    out = []
+    paths = {p for a in databases for p in a.databases}
+    paths |= {
+        path
+        for path, located in tree.entries.items()
+        if located.entry.kind is not EntryKind.FILE
+        and located.entry.kind is not EntryKind.HARDLINK
+        and databases.required(path, _AS_FILE)
+    }
+    for path in sorted(paths):
+        reason = _database_problem(tree, path, databases)
+        if reason:
+            analyzer = databases.required(path, _AS_FILE)
+            out.append(Unknown(path, reason, analyzer[0].name if analyzer else ""))
+    return out
+
+
 def squash(records: Iterable[LayerRecord], registry: Registry) -> Squashed:
     """Apply the layers bottom-up and merge the analyzers' surviving partial results."""
     tree = FileTree()
@@ -695,6 +779,7 @@ def squash(records: Iterable[LayerRecord], registry: Registry) -> Squashed:
         unknowns.extend(record.unknowns)
     scripts = {p: s for p, s in scripts.items() if tree.is_file(p)}
     imports = {p: i for p, i in imports.items() if tree.is_file(p)}
+    unknowns.extend(unread_databases(tree, registry))
     return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns))
 
 

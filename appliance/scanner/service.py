@@ -29,8 +29,10 @@ from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key
 from appliance.scanner.entrytrace import EntryTrace, trace
 from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, open_image
 from appliance.scanner.layers import (
+    IMAGE_BYTES,
     LayerRecord,
     origin_layers,
+    over_cap,
     package_key,
     squash,
     walk_blob,
@@ -40,7 +42,7 @@ from appliance.scanner.model import AnalysisResult, Package, Unknown
 from appliance.scanner.purl import package_purl
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
-from bundles import __version__
+from bundles import __version__, limits
 from bundles.digest import Digest
 from bundles.errors import StellaError
 
@@ -220,7 +222,22 @@ def layer_records(
         for digest, record in walked.items():
             cache.put(digest, key, record)
     found.update(walked)
-    return [found[layer.digest] for layer in image.layers], hits
+    return within_image_cap(image.layers, [found[layer.digest] for layer in image.layers]), hits
+
+
+def within_image_cap(layers: Sequence[Layer], records: list[LayerRecord]) -> list[LayerRecord]:
+    """Bottom first, the layers whose uncompressed bytes together stay within
+    ``scan.image_bytes``; every layer from the one that passes it is left out as an unknown
+    (each layer alone was already bounded by ``scan.layer_bytes`` while it was read)."""
+    total = 0
+    out = []
+    for layer, record in zip(layers, records, strict=True):
+        total += record.size
+        if total > IMAGE_BYTES.value():
+            error = limits.exceeded(IMAGE_BYTES, "image", found=total)
+            record = over_cap(layer.digest, IMAGE_BYTES, error.message.removeprefix("image: "))
+        out.append(record)
+    return out
 
 
 # ---------------------------------------------------------------- the scan
@@ -380,7 +397,7 @@ def _scan_layers(image: OpenedImage, registry: Registry, cache: LayerCache | Non
     return result
 
 
-SCAN_VERSION: Final = 1
+SCAN_VERSION: Final = 2
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from appliance.faults import fault
 from appliance.home import Home
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
@@ -114,6 +115,7 @@ def _store(
     )
     key = home.signing_key()
     envelope = sign_statement(statement, key).to_json()
+    fault("vex.after-sign")
     digest = str(canonical.digest(document))
     with open_state(home) as db:
         store, log = VexStore(db), AuditLog(db, key=key)
@@ -130,6 +132,7 @@ def _store(
                 ),
                 statements,
             )
+            fault("vex.before-commit")
             record = log.append(
                 action,
                 str(subject.sha256),
@@ -145,6 +148,7 @@ def _store(
                     **({"expires": format_time(expires)} if expires else {}),
                 },
             )
+    fault("vex.after-commit")
     return Recorded(digest, statements, envelope, record.seq, new)
 
 

@@ -17,11 +17,11 @@ are; ``.stella/`` is created on the first write. See docs/oci-layout.md.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -40,7 +40,15 @@ from bundles.errors import (
     SizeLimitError,
 )
 from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
-from bundles.oci.files import FILE_MODE, atomic_write, exclusive_lock, fsync_dir
+from bundles.oci.files import (
+    FILE_MODE,
+    Leftover,
+    atomic_write,
+    exclusive_lock,
+    fsync_dir,
+    owned_temp,
+    stale_temporary,
+)
 from bundles.oci.graph import Graph, Node, load_cache
 from bundles.oci.manifest import (
     MAX_MANIFEST_SIZE,
@@ -57,6 +65,8 @@ DEFAULT_BLOB_LIMIT: Final = 16 << 30  # the largest blob accepted unless a calle
 DEFAULT_READ_LIMIT: Final = 64 << 20  # the largest blob read into memory by read_blob
 INDEX_LIMIT: Final = 64 << 20
 _LAYOUT_FILE_LIMIT: Final = 64 << 10
+UNOWNED_TMP_AGE: Final = 3600.0
+"""Age after which a temporary file named after no writer (``atomic_write``'s) is stale."""
 _PRIVATE_DIR: Final = ".stella"
 _CACHE_FILE: Final = "manifests.json"
 _READ_ONLY_ERRNOS: Final = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -152,15 +162,59 @@ def _verified_raw(path: Path, digest: Digest, size: int, layout: Path) -> Sectio
     )
 
 
+class Staging:
+    """Blobs of one image waiting to enter a layout (see :meth:`OCILayout.staging`)."""
+
+    def __init__(self, layout: OCILayout) -> None:
+        self._layout = layout
+        self._pending: list[tuple[Path, Digest]] = []
+
+    def put_blob(
+        self,
+        data: bytes | BinaryIO,
+        *,
+        expected: Digest | None = None,
+        size: int | None = None,
+        media_type: str = OCTET_STREAM,
+        limit: int = DEFAULT_BLOB_LIMIT,
+    ) -> Descriptor:
+        """As :meth:`OCILayout.put_blob`, but the blob enters ``blobs/`` only with the others."""
+        written = self._layout._write_blob(data, expected=expected, size=size, limit=limit)
+        if isinstance(written, Descriptor):
+            return Descriptor(media_type, written.digest, written.size)
+        tmp, digest, length = written
+        self._pending.append((tmp, digest))
+        return Descriptor(media_type, digest, length)
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self._layout.has_blob(digest) or any(d == digest for _, d in self._pending)
+
+    def place(self) -> None:
+        while self._pending:
+            tmp, digest = self._pending.pop(0)
+            try:
+                self._layout._place_blob(tmp, digest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                self.discard()
+                raise
+
+    def discard(self) -> None:
+        for tmp, _ in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+
+
 class OCILayout:
     """An OCI image layout directory. Use :meth:`init` to create one, :meth:`open` to read one."""
 
-    __slots__ = ("_memo", "path")
+    __slots__ = ("_memo", "_reclaimed", "path")
 
     def __init__(self, path: Path) -> None:
         """Open the layout at ``path``, checking that it is one (same as :meth:`open`)."""
         self.path = Path(path)
         self._memo: Graph | None = None
+        self._reclaimed = False
         self._check()
 
     # ---------------------------------------------------------------- creation and opening
@@ -284,6 +338,27 @@ class OCILayout:
         :class:`SizeLimitError` is raised and nothing is left behind. ``limit`` always caps the
         bytes read. Storing a blob that is already present is a no-op.
         """
+        written = self._write_blob(data, expected=expected, size=size, limit=limit)
+        if isinstance(written, Descriptor):
+            return Descriptor(media_type, written.digest, written.size)
+        tmp, digest, length = written
+        try:
+            self._place_blob(tmp, digest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return Descriptor(media_type, digest, length)
+
+    def _write_blob(
+        self,
+        data: bytes | BinaryIO,
+        *,
+        expected: Digest | None,
+        size: int | None,
+        limit: int,
+    ) -> Descriptor | tuple[Path, Digest, int]:
+        """Write and verify a blob into a temporary file: (path, digest, size), not yet in
+        ``blobs/``; or the descriptor of the blob already there."""
         if size is not None and (size < 0 or size > limit):
             raise SizeLimitError(
                 f"blob of declared size {size} refused by {self.path}: the limit is {limit} bytes",
@@ -296,7 +371,7 @@ class OCILayout:
                     f"blob {expected} in {self.path} is {existing} bytes, but {size} were declared",
                     hint="the descriptor's size is wrong",
                 )
-            return Descriptor(media_type, expected, existing)
+            return Descriptor(OCTET_STREAM, expected, existing)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         reader = DigestReader(stream, expected=expected, size=size, limit=limit)
         fd, tmp = self._new_blob_file()
@@ -310,16 +385,40 @@ class OCILayout:
                     raise self._refused(e) from e
                 out.flush()
                 os.fsync(out.fileno())
-            self._place_blob(tmp, digest)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return Descriptor(media_type, digest, reader.size)
+        return tmp, digest, reader.size
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Staging]:
+        """Blobs written and verified first, moved into ``blobs/`` together when the ``with``
+        body ends without an error, all discarded when it raises: a refused image leaves no
+        blob behind. (A process killed meanwhile leaves temporary files, which the next
+        writer removes: see :meth:`leftovers`.)"""
+        stage = Staging(self)
+        try:
+            yield stage
+        except BaseException:
+            stage.discard()
+            raise
+        stage.place()
 
     def _new_blob_file(self) -> tuple[int, Path]:
-        """A temporary file in the layout for a blob being written: (descriptor, path)."""
-        fd, name = tempfile.mkstemp(dir=self._tmp_dir(), prefix="blob-", suffix=".tmp")
-        return fd, Path(name)
+        """A temporary file in the layout for a blob being written: (descriptor, path). The
+        first one a process asks for removes what killed writers left (:meth:`leftovers`)."""
+        tmp = self._tmp_dir()
+        if not self._reclaimed:
+            self._reclaimed = True
+            self.leftovers(remove=True)
+        return owned_temp(tmp, prefix="blob-")
+
+    def leftovers(
+        self, *, remove: bool = False, unowned_age: float = UNOWNED_TMP_AGE
+    ) -> list[Leftover]:
+        """Temporary files in ``.stella/tmp`` that no live process is writing (their writer
+        was killed), and unowned ones older than ``unowned_age`` seconds; removed if asked."""
+        return stale_temporary(self._private("tmp"), unowned_age=unowned_age, remove=remove)
 
     def _refused(self, error: DigestError | SizeLimitError) -> DigestError | SizeLimitError:
         return type(error)(f"blob refused by {self.path}: {error.message}", hint=error.hint)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,7 @@ def test_a_healthy_home_passes_every_check(healthy: Home) -> None:
         "knowledge.db": "ok",
         "state.db": "ok",
         "oci": "ok",
+        "leftovers": "ok",
         "trust": "ok",
         "snapshot": "ok",
         "audit": "ok",
@@ -240,3 +243,19 @@ def test_a_check_that_cannot_read_its_input_fails_alone(healthy: Home) -> None:
     assert checks["trust"].status is Status.FAIL
     assert "root.json" in checks["trust"].detail
     assert checks["audit"].status is Status.OK
+
+
+def test_temporary_files_of_a_killed_writer_are_reported(healthy: Home) -> None:
+    code = (
+        "import os, signal, sys\n"
+        "from bundles.oci import OCILayout\n"
+        "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+        "os.write(fd, b'x' * 5000)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(healthy.oci)], check=False)
+    check = _doctor(healthy)["leftovers"]
+    assert check.status is Status.WARN
+    assert check.detail.startswith("1 temporary file(s) (4.9 KiB) left in ")
+    assert check.fix == "run 'stella gc' (the next import or load also removes them)"
+    assert OCILayout.open(healthy.oci).leftovers()  # reported, not removed

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,3 +142,25 @@ def test_stale_temporary_files_are_removed(gated: tuple[Home, GateResult]) -> No
     assert gc.collect(home).temporary_files == 1
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_a_killed_writers_files_go_at_once_a_live_ones_stay(gated: tuple[Home, GateResult]) -> None:
+    home, _ = gated
+    live_fd, live = OCILayout.open(home.oci)._new_blob_file()  # a concurrent import's blob
+    code = (
+        "import os, signal, sys\n"
+        "from bundles.oci import OCILayout\n"
+        "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+        "os.write(fd, b'x' * 100)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(home.oci)], check=False)
+    tmp = home.oci / ".stella" / "tmp"
+    killed = [p for p in tmp.iterdir() if p != live]
+    assert len(killed) == 1
+    try:
+        assert gc.collect(home).temporary_files == 1  # the blob (its writer's lock goes too)
+        assert sorted(tmp.iterdir()) == [live]
+    finally:
+        os.close(live_fd)
+        live.unlink()

@@ -154,14 +154,6 @@ def assert_refused(result: Run, message: str, *, code: int = 1) -> None:
     assert result.peak_rss <= RSS_CEILING, result.describe()
 
 
-def _json(program: str, home: Path, *args: str) -> Any:
-    result = run(program, "--json", *args, home=home)
-    try:
-        return {"exit": result.code, "out": json.loads(result.out) if result.out else None}
-    except json.JSONDecodeError:
-        return {"exit": result.code, "out": result.out}
-
-
 # One child runs every look of :func:`state` in turn, each as the command line would (click's
 # runner, a fresh invocation each): one interpreter start instead of one per command.
 _OBSERVE: Final = """
@@ -233,9 +225,21 @@ def leftovers(root: Path) -> list[str]:
     return sorted(found)
 
 
-def state(home: Path) -> dict[str, Any]:
-    """What a user would look at on the appliance: equal before and after a refused input."""
-    snapshots, audit, images = look(
-        home, ("snapshot", "list"), ("audit", "verify"), ("images", "list")
-    )
-    return {"snapshots": snapshots, "audit": audit, "images": images, "leftovers": leftovers(home)}
+def state(home: Path, *, doctor: bool = False) -> dict[str, Any]:
+    """What a user would look at on the appliance: equal before and after a refused input.
+    With ``doctor``, also each ``stella doctor`` check's status (not its detail, which holds
+    free space and such)."""
+    looks: list[tuple[str, ...]] = [("snapshot", "list"), ("audit", "verify"), ("images", "list")]
+    if doctor:
+        looks.append(("doctor",))
+    seen = look(home, *looks)
+    found = {
+        "snapshots": seen[0],
+        "audit": seen[1],
+        "images": seen[2],
+        "leftovers": leftovers(home),
+    }
+    if doctor:
+        checks = (seen[3]["out"] or {}).get("checks", [])
+        found["doctor"] = {c["name"]: c["status"] for c in checks}
+    return found

@@ -118,11 +118,13 @@ class ApkAnalyzer(Analyzer):
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
 
+    databases = (INSTALLED,)
+
     def required(self, path: str, mode: int) -> bool:
         return path == INSTALLED
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        packages, problems = parse_installed(inp.read(self.size_limit))
+        packages, problems = parse_installed(inp.read(self.size_cap))
         if not packages and problems:
             raise ParseError(f"no package could be read: {problems[0]}")
         return AnalysisResult(

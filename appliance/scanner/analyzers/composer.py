@@ -11,6 +11,8 @@ from typing import Any, ClassVar, Final
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 INSTALLED: Final = "vendor/composer/installed.json"
 
@@ -62,13 +64,15 @@ class ComposerAnalyzer(Analyzer):
     name: ClassVar[str] = "composer"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
-    size_limit: ClassVar[int] = 16 << 20
+    size_cap = limits.cap(
+        "scan.composer_bytes", 16 << 20, Unit.BYTES, "a PHP composer installed.json"
+    )
 
     def required(self, path: str, mode: int) -> bool:
         return path == INSTALLED or path.endswith("/" + INSTALLED)
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        packages, problems = parse_installed_json(inp.read(self.size_limit))
+        packages, problems = parse_installed_json(inp.read(self.size_cap))
         return AnalysisResult(
             packages=tuple(replace(p, locations=(inp.path,)) for p in packages),
             unknowns=tuple(Unknown(inp.path, reason, self.name) for reason in problems),

@@ -10,6 +10,8 @@ from typing import ClassVar
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 
 def parse_deps_json(data: bytes) -> tuple[list[Package], list[str]]:
@@ -45,13 +47,13 @@ class DotnetDepsAnalyzer(Analyzer):
     name: ClassVar[str] = "dotnet-deps"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
-    size_limit: ClassVar[int] = 16 << 20
+    size_cap = limits.cap("scan.dotnet_deps_bytes", 16 << 20, Unit.BYTES, "a .NET deps.json")
 
     def required(self, path: str, mode: int) -> bool:
         return path.endswith(".deps.json")
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        packages, problems = parse_deps_json(inp.read(self.size_limit))
+        packages, problems = parse_deps_json(inp.read(self.size_cap))
         return AnalysisResult(
             packages=tuple(replace(p, locations=(inp.path,)) for p in packages),
             unknowns=tuple(Unknown(inp.path, reason, self.name) for reason in problems),

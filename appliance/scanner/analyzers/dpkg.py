@@ -182,6 +182,8 @@ class DpkgAnalyzer(Analyzer):
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
 
+    databases = (STATUS,)
+
     def required(self, path: str, mode: int) -> bool:
         if path == STATUS:
             return True
@@ -193,7 +195,7 @@ class DpkgAnalyzer(Analyzer):
         return False
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        data = inp.read(self.size_limit)
+        data = inp.read(self.size_cap)
         if inp.path.startswith(INFO):
             owner = inp.path[len(INFO) : -len(".list")]
             return AnalysisResult(ownership=(FileOwnership(owner, parse_list(data), inp.path),))

@@ -12,6 +12,8 @@ from typing import ClassVar, Final
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.model import AnalysisResult, Package, PackageType
+from bundles import limits
+from bundles.limits import Unit
 
 _STRING: Final = r"""(?:"([^"]*)"|'([^']*)'|%q<([^>]*)>|%q\{([^}]*)\})"""
 _NAME = re.compile(r"^\s*\w+\.name\s*=\s*" + _STRING, re.MULTILINE)
@@ -50,7 +52,7 @@ class GemAnalyzer(Analyzer):
     name: ClassVar[str] = "gem"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
-    size_limit: ClassVar[int] = 1 << 20
+    size_cap = limits.cap("scan.gemspec_bytes", 1 << 20, Unit.BYTES, "a Ruby gemspec")
 
     def required(self, path: str, mode: int) -> bool:
         parts = path.split("/")
@@ -61,5 +63,5 @@ class GemAnalyzer(Analyzer):
         return len(parts) >= 3 and parts[-3:-1] == ["specifications", "default"]
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        package = parse_gemspec(inp.read(self.size_limit))
+        package = parse_gemspec(inp.read(self.size_cap))
         return AnalysisResult(packages=(replace(package, locations=(inp.path,)),))

@@ -30,8 +30,11 @@ from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
     InputTooLargeError,
     ParseError,
+    check_size,
 )
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 Buffer = bytes | bytearray | mmap.mmap
 
@@ -339,16 +342,18 @@ class GoBinaryAnalyzer(Analyzer):
     name: ClassVar[str] = "go-binary"
     version: ClassVar[int] = 2
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.BINARY
-    size_limit: ClassVar[int] = 512 << 20
+    size_cap = limits.cap(
+        "scan.go_binary_bytes",
+        256 << 20,
+        Unit.BYTES,
+        "an executable searched for Go build information",
+    )
 
     def required(self, path: str, mode: int) -> bool:
         return stat.S_ISREG(mode) and bool(mode & 0o111)
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        if inp.size > self.size_limit:
-            raise InputTooLargeError(
-                f"{inp.path}: {inp.size} bytes exceeds the {self.size_limit}-byte limit"
-            )
+        check_size(inp, self.size_cap)
         with inp.open() as fh:
             head = fh.read(4)
             if head != _ELF_MAGIC:
@@ -356,11 +361,10 @@ class GoBinaryAnalyzer(Analyzer):
             try:  # a file on disk is mapped, so only the pages searched are read
                 view: Buffer = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError, AttributeError):  # a stream (e.g. a tar member)
-                view = head + fh.read(self.size_limit)
-                if len(view) > self.size_limit:
-                    raise InputTooLargeError(
-                        f"{inp.path}: more than {self.size_limit} bytes"
-                    ) from None
+                limit = self.size_limit
+                view = head + fh.read(limit)
+                if len(view) > limit:
+                    raise InputTooLargeError(f"{inp.path}: more than {limit} bytes") from None
             try:
                 info = parse_buildinfo(view)
             finally:

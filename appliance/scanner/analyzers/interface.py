@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from typing import BinaryIO, ClassVar, Final
 
 from appliance.scanner.model import AnalysisResult
+from bundles import limits
 from bundles.errors import SizeLimitError, StellaError
+from bundles.limits import Cap, Unit
 
 REGULAR_FILE_MODE: Final = 0o100644
-DEFAULT_SIZE_LIMIT: Final = 64 << 20
+FILE_BYTES: Final = limits.cap(
+    "scan.file_bytes",
+    64 << 20,
+    Unit.BYTES,
+    "a package database read whole (dpkg status and lists, apk installed)",
+)
+DEFAULT_SIZE_LIMIT: Final = FILE_BYTES.default
 
 
 class AnalyzerError(StellaError):
@@ -74,20 +82,35 @@ class AnalyzerInput:
     def open(self) -> BinaryIO:
         return self.opener()
 
-    def read(self, limit: int = DEFAULT_SIZE_LIMIT) -> bytes:
-        """All the bytes, or :class:`InputTooLargeError` when there are more than ``limit``."""
-        if self.size > limit:
-            raise InputTooLargeError(
-                f"{self.path}: {self.size} bytes exceeds the {limit}-byte limit for this file",
-                hint="raise the analyzer's size_limit if such files are expected",
-            )
+    def read(self, limit: int | Cap = FILE_BYTES) -> bytes:
+        """All the bytes, or :class:`InputTooLargeError` when there are more than ``limit``
+        (a number, or a cap whose refusal names it)."""
+        check_size(self, limit)
+        bound = limit.value() if isinstance(limit, Cap) else limit
         with self.open() as fh:
-            data = fh.read(limit + 1)
-        if len(data) > limit:
+            data = fh.read(bound + 1)
+        if len(data) > bound:
+            if isinstance(limit, Cap):
+                error = limits.exceeded(limit, self.path)
+                raise InputTooLargeError(error.message, hint=error.hint)
             raise InputTooLargeError(
-                f"{self.path}: more than {limit} bytes", hint="the file grew while being read"
+                f"{self.path}: more than {bound} bytes", hint="the file grew while being read"
             )
         return data
+
+
+def check_size(inp: AnalyzerInput, limit: int | Cap) -> None:
+    """Refuse a file whose size is over ``limit`` before a byte of it is read."""
+    if isinstance(limit, Cap):
+        if inp.size > limit.value():
+            error = limits.exceeded(limit, inp.path, found=inp.size)
+            raise InputTooLargeError(error.message, hint=error.hint)
+        return
+    if inp.size > limit:
+        raise InputTooLargeError(
+            f"{inp.path}: {inp.size} bytes exceeds the {limit}-byte limit for this file",
+            hint="raise the analyzer's size_limit if such files are expected",
+        )
 
 
 class Analyzer(ABC):
@@ -101,7 +124,11 @@ class Analyzer(ABC):
     name: ClassVar[str]
     version: ClassVar[int]
     kind: ClassVar[AnalyzerKind]
-    size_limit: ClassVar[int] = DEFAULT_SIZE_LIMIT
+    size_cap: ClassVar[Cap] = FILE_BYTES
+    """The largest file this analyzer reads (a declared cap, docs/limits.md)."""
+    databases: ClassVar[tuple[str, ...]] = ()
+    """The exact paths of the package database this analyzer reads (if it has one): a scan
+    reports such a path that is a link, a directory or reached through a link as an unknown."""
 
     @abstractmethod
     def required(self, path: str, mode: int) -> bool:
@@ -111,6 +138,10 @@ class Analyzer(ABC):
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
         """Read one file. Raise :class:`AnalyzerError` for a file that cannot be read; a
         partial read returns what was found plus its unknowns."""
+
+    @property
+    def size_limit(self) -> int:
+        return self.size_cap.value()
 
     def merge(self, partials: Mapping[str, AnalysisResult]) -> AnalysisResult:
         """Combine the per-file results of one squashed image, keyed by path. The default

@@ -21,13 +21,26 @@ from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
     InputTooLargeError,
     ParseError,
+    check_size,
 )
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 ARCHIVE_SUFFIXES: Final = (".jar", ".war", ".ear", ".par", ".jpi", ".hpi")
 MAX_DEPTH: Final = 4
-MAX_NESTED_SIZE: Final = 128 << 20
-MAX_METADATA_SIZE: Final = 1 << 20
+NESTED_BYTES: Final = limits.cap(
+    "scan.jar_nested_bytes",
+    64 << 20,
+    Unit.BYTES,
+    "an archive nested in a Java archive, inflated into memory (up to 4 levels deep)",
+)
+MEMBER_BYTES: Final = limits.cap(
+    "scan.jar_member_bytes", 1 << 20, Unit.BYTES, "a pom.properties or manifest in a Java archive"
+)
+ENTRIES: Final = limits.cap(
+    "scan.jar_entries", 200_000, Unit.COUNT, "the entries a Java archive's directory lists"
+)
 MANIFEST: Final = "META-INF/MANIFEST.MF"
 NAME: Final = "java"
 
@@ -75,14 +88,25 @@ def parse_manifest(data: bytes) -> dict[str, str]:
     return attributes
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: limits.Cap) -> bytes:
+    limit = cap.value()
     if info.file_size > limit:
-        raise InputTooLargeError(f"{info.filename}: {info.file_size} bytes exceeds {limit}")
+        error = limits.exceeded(cap, info.filename, found=info.file_size)
+        raise InputTooLargeError(error.message, hint=error.hint)
     with archive.open(info) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
-        raise InputTooLargeError(f"{info.filename}: more than {limit} bytes when inflated")
+        error = limits.exceeded(cap, info.filename + " (inflated)")
+        raise InputTooLargeError(error.message, hint=error.hint)
     return data
+
+
+def _entry_count(stream: BinaryIO) -> int | None:
+    """What the archive's end record says its directory lists, read before :mod:`zipfile`
+    builds an object per entry (None when there is no end record: zipfile refuses it)."""
+    record = zipfile._EndRecData(stream)  # type: ignore[attr-defined]
+    stream.seek(0)
+    return None if not record else int(record[4])
 
 
 def _from_manifest(attributes: dict[str, str]) -> Package | None:
@@ -104,7 +128,7 @@ def _scan_archive(archive: zipfile.ZipFile, location: str, depth: int) -> _Found
             continue
         try:
             if name.startswith("META-INF/maven/") and name.endswith("/pom.properties"):
-                props = parse_properties(_read_member(archive, info, MAX_METADATA_SIZE))
+                props = parse_properties(_read_member(archive, info, MEMBER_BYTES))
                 group, artifact = props.get("groupId"), props.get("artifactId")
                 version = props.get("version")
                 if not (group and artifact and version):
@@ -115,12 +139,12 @@ def _scan_archive(archive: zipfile.ZipFile, location: str, depth: int) -> _Found
                     )
                 )
             elif name == MANIFEST:
-                manifest = parse_manifest(_read_member(archive, info, MAX_METADATA_SIZE))
+                manifest = parse_manifest(_read_member(archive, info, MEMBER_BYTES))
             elif name.lower().endswith(ARCHIVE_SUFFIXES):
                 inner = f"{location}!/{name}"
                 if depth >= MAX_DEPTH:
                     raise ParseError(f"archives nested deeper than {MAX_DEPTH} are not opened")
-                nested = _read_member(archive, info, MAX_NESTED_SIZE)
+                nested = _read_member(archive, info, NESTED_BYTES)
                 found = scan_jar(io.BytesIO(nested), inner, depth + 1)
                 packages.extend(found.packages)
                 unknowns.extend(found.unknowns)
@@ -146,6 +170,10 @@ def scan_jar(stream: BinaryIO, location: str, depth: int = 0) -> _Found:
     """Packages of one archive and everything nested in it; ``location`` names the archive
     in the results (the parser itself opens no paths)."""
     try:
+        entries = _entry_count(stream)
+        if entries is not None and entries > ENTRIES.value():
+            error = limits.exceeded(ENTRIES, location, found=entries)
+            raise InputTooLargeError(error.message, hint=error.hint)
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
         if depth == 0:
@@ -159,15 +187,19 @@ class JavaAnalyzer(Analyzer):
     name: ClassVar[str] = NAME
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
-    size_limit: ClassVar[int] = 512 << 20
+    size_cap = limits.cap(
+        "scan.jar_bytes",
+        512 << 20,
+        Unit.BYTES,
+        "a Java archive (jar, war, ear)",
+    )
 
     def required(self, path: str, mode: int) -> bool:
         return stat.S_ISREG(mode) and path.lower().endswith(ARCHIVE_SUFFIXES)
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        if inp.size > self.size_limit:
-            raise InputTooLargeError(f"{inp.path}: {inp.size} bytes exceeds {self.size_limit}")
+        check_size(inp, self.size_cap)
         with inp.open() as fh:
-            stream: BinaryIO = fh if fh.seekable() else io.BytesIO(inp.read(self.size_limit))
+            stream: BinaryIO = fh if fh.seekable() else io.BytesIO(inp.read(self.size_cap))
             found = scan_jar(stream, inp.path)
         return AnalysisResult(packages=found.packages, unknowns=found.unknowns)

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Final
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 _NODE_MODULES: Final = "node_modules/"
 _LOCKFILE: Final = "package-lock.json"
@@ -146,13 +148,13 @@ class NpmAnalyzer(Analyzer):
     name: ClassVar[str] = "node-packages"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
-    size_limit: ClassVar[int] = 4 << 20
+    size_cap = limits.cap("scan.package_json_bytes", 4 << 20, Unit.BYTES, "an npm package.json")
 
     def required(self, path: str, mode: int) -> bool:
         return _is_installed_manifest(path)
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        package = parse_package_json(inp.read(self.size_limit))
+        package = parse_package_json(inp.read(self.size_cap))
         return AnalysisResult(packages=(replace(package, locations=(inp.path,)),))
 
 
@@ -162,13 +164,15 @@ class NpmLockAnalyzer(Analyzer):
     name: ClassVar[str] = "npm-lockfile"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LOCKFILE
-    size_limit: ClassVar[int] = 64 << 20
+    size_cap = limits.cap(
+        "scan.lockfile_bytes", 64 << 20, Unit.BYTES, "a lock file (package-lock.json)"
+    )
 
     def required(self, path: str, mode: int) -> bool:
         return path.rpartition("/")[2] == _LOCKFILE and "node_modules/" not in path
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        packages, problems = parse_package_lock(inp.read(self.size_limit))
+        packages, problems = parse_package_lock(inp.read(self.size_cap))
         return AnalysisResult(
             packages=tuple(replace(p, locations=(inp.path,)) for p in packages),
             unknowns=tuple(Unknown(inp.path, reason, self.name) for reason in problems),

@@ -9,6 +9,8 @@ from typing import ClassVar, Final
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.model import AnalysisResult, OSInfo
+from bundles import limits
+from bundles.limits import Unit
 
 PATHS: Final = ("etc/os-release", "usr/lib/os-release")
 _LIMIT: Final = 64 << 10
@@ -50,13 +52,15 @@ class OSReleaseAnalyzer(Analyzer):
     name: ClassVar[str] = "os-release"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS
-    size_limit: ClassVar[int] = _LIMIT
+    size_cap = limits.cap("scan.os_release_bytes", _LIMIT, Unit.BYTES, "an os-release file")
+
+    databases = PATHS
 
     def required(self, path: str, mode: int) -> bool:
         return path in PATHS
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        return AnalysisResult(os=parse_os_release(inp.read(self.size_limit)))
+        return AnalysisResult(os=parse_os_release(inp.read(self.size_cap)))
 
     def merge(self, partials: Mapping[str, AnalysisResult]) -> AnalysisResult:
         ordered = [partials[p] for p in PATHS if p in partials]

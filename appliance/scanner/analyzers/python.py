@@ -21,6 +21,8 @@ from packaging.utils import canonicalize_name
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.model import AnalysisResult, FileOwnership, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 _LICENSE_CLASSIFIER = "License :: "
 
@@ -102,7 +104,12 @@ class PythonAnalyzer(Analyzer):
     name: ClassVar[str] = "python-packages"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
-    size_limit: ClassVar[int] = 8 << 20
+    size_cap = limits.cap(
+        "scan.python_metadata_bytes",
+        8 << 20,
+        Unit.BYTES,
+        "a Python METADATA, PKG-INFO or RECORD file",
+    )
 
     def required(self, path: str, mode: int) -> bool:
         directory, _, base = path.rpartition("/")
@@ -114,7 +121,7 @@ class PythonAnalyzer(Analyzer):
         return base.endswith(".egg-info") and stat.S_ISREG(mode)  # distutils: a single file
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        data = inp.read(self.size_limit)
+        data = inp.read(self.size_cap)
         directory, _, base = inp.path.rpartition("/")
         if base == "RECORD":
             files = parse_record(data, directory.rpartition("/")[0])

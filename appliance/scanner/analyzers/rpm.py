@@ -16,6 +16,8 @@ from appliance.scanner.analyzers import rpmdb
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind, ParseError
 from appliance.scanner.analyzers.rpmheader import Header, Tag, parse_header
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
+from bundles import limits
+from bundles.limits import Unit
 
 _DIRS: Final = ("var/lib/rpm/", "usr/lib/sysimage/rpm/", "usr/share/rpm/")
 _READERS: Final = {
@@ -100,7 +102,14 @@ class RpmAnalyzer(Analyzer):
     name: ClassVar[str] = "rpm"
     version: ClassVar[int] = 1
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.OS_PACKAGES
-    size_limit: ClassVar[int] = 512 << 20
+    size_cap = limits.cap(
+        "scan.rpmdb_bytes",
+        256 << 20,
+        Unit.BYTES,
+        "an rpm database (sqlite, BerkeleyDB or ndb), read whole",
+    )
+
+    databases = tuple(d + name for d in _DIRS for name in _READERS)
 
     def required(self, path: str, mode: int) -> bool:
         directory, _, base = path.rpartition("/")
@@ -108,7 +117,7 @@ class RpmAnalyzer(Analyzer):
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
         reader = _READERS[inp.path.rpartition("/")[2]]
-        blobs, skipped = reader(inp.read(self.size_limit))
+        blobs, skipped = reader(inp.read(self.size_cap))
         packages, problems = parse_blobs(blobs)
         problems = skipped + problems
         if not packages and problems:

@@ -98,8 +98,9 @@ def test_read_errors_and_size_limits_are_unknowns() -> None:
     big = AnalyzerInput(STATUS, 0o100644, 1 << 40, unreadable)  # type: ignore[arg-type]
     result = run_analyzer(DpkgAnalyzer(), big)
     assert result.unknowns[0].reason == (
-        f"{1 << 40} bytes exceeds the {64 << 20}-byte limit for this file "
-        "(raise the analyzer's size_limit if such files are expected)"
+        "a package database read whole (dpkg status and lists, apk installed) is over the "
+        "scan.file_bytes cap of 64 MiB (found 1024 GiB) (if this input is trusted and that "
+        "large, raise the cap with STELLA_LIMIT_SCAN_FILE_BYTES=N (docs/limits.md))"
     )
 
 
