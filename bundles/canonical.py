@@ -15,10 +15,11 @@ from typing import Any, Final
 
 import rfc8785
 
+from bundles.bounded import JSON_BYTES, check_json
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, SizeLimitError
 
-DEFAULT_LIMIT: Final = 64 << 20  # 64 MiB: larger documents are refused unless asked for
+DEFAULT_LIMIT: Final = JSON_BYTES.default  # larger documents are refused unless asked for
 
 
 def dumps(value: Any) -> bytes:
@@ -85,15 +86,14 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def loads(data: bytes | str, *, limit: int = DEFAULT_LIMIT, source: str = "document") -> Any:
-    """Parse JSON strictly: size-limited, no duplicate keys, no NaN or Infinity.
+def loads(data: bytes | str, *, limit: int | None = None, source: str = "document") -> Any:
+    """Parse JSON strictly: size- and depth-limited (checked before parsing, docs/limits.md),
+    no duplicate keys, no NaN or Infinity.
 
-    ``source`` names the file or member in error messages.
+    ``limit`` is a caller's bound below the ``json.document_bytes`` cap; ``source`` names the
+    file or member in error messages.
     """
-    if len(data) > limit:
-        raise SizeLimitError(
-            f"{source}: {len(data)} bytes exceeds the JSON size limit of {limit} bytes"
-        )
+    check_json(data, source=source, limit=limit)
     try:
         return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except CanonicalJSONError as e:
@@ -102,13 +102,20 @@ def loads(data: bytes | str, *, limit: int = DEFAULT_LIMIT, source: str = "docum
         raise CanonicalJSONError(f"{source}: not valid JSON: {e}") from e
 
 
-def load_file(path: Path, *, limit: int = DEFAULT_LIMIT) -> Any:
+def load_file(path: Path, *, limit: int | None = None) -> Any:
     """Read and strictly parse a JSON file, naming it in any error."""
     try:
         size = path.stat().st_size
-        if size > limit:
-            raise SizeLimitError(f"{path}: {size} bytes exceeds the JSON size limit of {limit}")
-        data = path.read_bytes()
+        bound = JSON_BYTES.value() if limit is None else limit
+        if size > bound:
+            raise SizeLimitError(
+                f"{path}: {size:,} bytes is over the {JSON_BYTES.name} cap of "
+                f"{JSON_BYTES.describe(bound)}",
+                hint=f"if this document is trusted and that large, raise the cap with "
+                f"{JSON_BYTES.env}=N (docs/limits.md)",
+            )
+        with open(path, "rb") as fh:
+            data = fh.read(bound + 1)
     except OSError as e:
         raise CanonicalJSONError(f"{path}: cannot read: {e.strerror}") from e
     return loads(data, limit=limit, source=str(path))
