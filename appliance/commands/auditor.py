@@ -19,7 +19,10 @@ from appliance.auditor.package import CHECKS, export_package, verify_package
 from appliance.auditor.replay import ReplayOutcome, replay
 from appliance.auditor.sigstore_verify import (
     Artifact,
+    BundleForm,
     SigstoreResult,
+    classify,
+    read_bundle_file,
     verify_keyless,
     verify_with_key,
 )
@@ -33,16 +36,14 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
-from appliance.rva.sigstore import ACCEPTED
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
-from bundles.errors import CanonicalJSONError, UsageError
+from bundles.errors import UsageError
 from bundles.keys import PublicKey
 from bundles.oci import OCILayout
 
 EXIT_DIFF = 3
-_LIMIT = 32 << 20
 
 _key_option = click.option(
     "--key",
@@ -78,29 +79,7 @@ def _policy(ctx: CliContext, keys: Sequence[Path], trust_policy: Path | None) ->
 
 
 def _read(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > _LIMIT:
-            raise UsageError(f"{path}: larger than {_LIMIT} bytes")
-        return path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror}") from e
-
-
-def _is_appliance_form(data: bytes, source: str) -> bool:
-    """A v0.3 key-hinted DSSE bundle with no log entries: what the appliance signs."""
-    try:
-        doc = canonical.loads(data, limit=_LIMIT, source=source)
-    except CanonicalJSONError:
-        return False
-    if not isinstance(doc, dict) or doc.get("mediaType") not in ACCEPTED:
-        return False
-    material = doc.get("verificationMaterial") or {}
-    return (
-        "dsseEnvelope" in doc
-        and "publicKey" in material
-        and not material.get("tlogEntries")
-        and not material.get("timestampVerificationData")
-    )
+    return read_bundle_file(path)
 
 
 def _own_verdict(
@@ -225,7 +204,7 @@ def verify_cmd(
         ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
         return
     path = Path(target)
-    if path.is_file() and not _is_appliance_form(_read(path), str(path)):
+    if path.is_file() and classify(_read(path), str(path)) is BundleForm.STANDARD:
         if len(keys) != 1 or trust_policy is not None:
             raise UsageError(
                 f"{path} is a standard Sigstore bundle: pass exactly one --key PUB, or "

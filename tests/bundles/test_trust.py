@@ -132,7 +132,8 @@ def test_keyid_must_match_the_key(keys, signer) -> None:
     doc = json.loads(TrustRoot.create(keys[:1], [signer.public_key], now=NOW).to_bytes())
     key = doc["signed"]["keys"].pop(signer.keyid)
     doc["signed"]["keys"]["ab" * 32] = key
-    doc["signed"]["roles"]["targets"]["keyids"] = ["ab" * 32]
+    for role in ("targets", "snapshot", "timestamp"):
+        doc["signed"]["roles"][role]["keyids"] = ["ab" * 32]
     with pytest.raises(TrustRootFormatError, match=f"keyid {'ab' * 32} does not match its key"):
         TrustRoot.from_bytes(json.dumps(doc).encode(), source="x.json")
 
