@@ -25,21 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from pydantic import ValidationError
-from sigstore.errors import Error as SigstoreError
-from sigstore.hashes import Hashed
-from sigstore.models import Bundle as KeylessBundle
-from sigstore.models import TrustedRoot
-from sigstore.verify import Verifier
-from sigstore.verify.policy import Identity
-from sigstore_models.bundle.v1 import Bundle as ModelBundle
-from sigstore_models.common.v1 import HashAlgorithm
 
 from appliance.auditor.errors import SigstoreVerifyError
 from appliance.rva.sigstore import ACCEPTED
@@ -50,6 +41,9 @@ from bundles.intoto import Statement
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.trust import kind_of
+
+if TYPE_CHECKING:  # sigstore-python takes a second to import: only the checks that need it do
+    from sigstore.models import TrustedRoot
 
 DEFAULT_TRUSTED_ROOT: Final = (
     Path(__file__).resolve().parent.parent / "data" / "sigstore-public-good-trusted-root.json"
@@ -212,9 +206,13 @@ class LogKey:
 def read_trusted_root(path: Path | None) -> tuple[TrustedRoot, tuple[LogKey, ...]]:
     """The trusted root at ``path`` (default: the public-good root shipped with the
     appliance) and its transparency logs' keys."""
+    from pydantic import ValidationError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import TrustedRoot
+
     path = path or DEFAULT_TRUSTED_ROOT
     try:
-        raw = path.read_bytes()
+        raw = read_bundle_file(path)
         root = TrustedRoot.from_file(str(path))
     except OSError as e:
         raise SigstoreVerifyError(f"{path}: cannot read trusted root: {e.strerror}") from e
@@ -224,8 +222,11 @@ def read_trusted_root(path: Path | None) -> tuple[TrustedRoot, tuple[LogKey, ...
             hint="expected application/vnd.dev.sigstore.trustedroot+json",
         ) from e
     doc = canonical.loads(raw, limit=BUNDLE_LIMIT, source=str(path))
+    tlogs = doc.get("tlogs", []) if isinstance(doc, dict) else None
+    if not isinstance(tlogs, list):
+        raise SigstoreVerifyError(f"{path}: tlogs is not an array of transparency logs")
     keys = []
-    for i, tlog in enumerate(doc.get("tlogs", [])):
+    for i, tlog in enumerate(tlogs):
         try:
             log_id = base64.b64decode(tlog["logId"]["keyId"], validate=True)
             der = base64.b64decode(tlog["publicKey"]["rawBytes"], validate=True)
@@ -414,6 +415,9 @@ def verify_tlog_entry(
 
 
 def _parse(data: bytes, source: str) -> dict[str, Any]:
+    from pydantic import ValidationError
+    from sigstore_models.bundle.v1 import Bundle as ModelBundle
+
     doc = canonical.loads(data, limit=BUNDLE_LIMIT, source=source)
     if not isinstance(doc, dict):
         raise SigstoreVerifyError(f"{source}: a Sigstore bundle must be a JSON object")
@@ -443,6 +447,14 @@ def verify_keyless(
     source: str = "bundle",
 ) -> SigstoreResult:
     """A certificate-signed bundle, by sigstore-python against the trusted root, offline."""
+    from pydantic import ValidationError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle as KeylessBundle
+    from sigstore.verify import Verifier
+    from sigstore.verify.policy import Identity
+    from sigstore_models.common.v1 import HashAlgorithm
+
     doc = _parse(data, source)
     root, _ = read_trusted_root(trusted_root)
     try:
