@@ -8,12 +8,19 @@ committed. The bench (bench/bench_hostile.py) runs the worst of them.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import shutil
 import struct
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
+
+from bundles.keys import PrivateKey
+from bundles.trust import TrustRoot
 
 IMAGE_PURL: Final = "pkg:oci/acme-app@sha256%3A" + "8d" * 32
 
@@ -121,8 +128,6 @@ def zip_of(path: Path, members: dict[str, bytes], *, method: int = zipfile.ZIP_D
 
 
 def manifest_for(members: dict[str, bytes]) -> bytes:
-    import hashlib
-
     return json.dumps(
         {
             "version": 1,
@@ -192,3 +197,75 @@ def zip_end_claiming(path: Path, entries: int, directory: int) -> Path:
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
     path.write_bytes(body + zip64_end + locator + end)
     return path
+
+
+# ---------------------------------------------------------------- the home cases run against
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """An initialised appliance home that trusts one mirror root and holds one vendor VEX
+    document, with the keys that made the root (for rotation cases)."""
+
+    home: Path
+    root_key: PrivateKey
+    bundle_key: PrivateKey
+    trust_root: Path  # the trusted root's file (version 1)
+    public_key: Path  # the appliance's public key (PEM)
+
+
+_TEMPLATES: dict[Path, Template] = {}
+
+
+def template(base: Path) -> Template:
+    """The template home under ``base``, made once per ``base`` (three ``stella`` runs)."""
+    if base in _TEMPLATES:
+        return _TEMPLATES[base]
+    from tests.hostile.harness import run
+
+    base.mkdir(parents=True, exist_ok=True)
+    home = base / "home"
+    root_key, bundle_key = PrivateKey.generate(), PrivateKey.generate()
+    root = TrustRoot.create([root_key], [bundle_key.public_key], now=datetime.now(UTC))
+    trust_root = base / "trust-root.json"
+    trust_root.write_bytes(root.to_bytes())
+    vex = write_json(base / "vendor.openvex.json", OPENVEX)
+    public = base / "appliance.pub"
+    for argv in (
+        ("init",),
+        ("trust", "add", trust_root),
+        ("vex", "import", vex),
+        ("keys", "export-public", "--out", public),
+    ):
+        result = run("stella", *argv, home=home)
+        assert result.code == 0, result.describe()
+    made = Template(home, root_key, bundle_key, trust_root, public)
+    _TEMPLATES[base] = made
+    return made
+
+
+def copy_home(made: Template, to: Path) -> Path:
+    shutil.copytree(made.home, to, symlinks=True)
+    return to
+
+
+def fingerprint(home: Path) -> dict[str, str]:
+    """Every file of ``home`` by its SHA-256: a refusal must leave each byte as it was
+    (SQLite's shared-memory index is not content and is left out)."""
+    return {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and not p.name.endswith("-shm")
+    }
+
+
+def documents_state(home: Path) -> dict[str, Any]:
+    """What a user would look at after handing the appliance a document: the harness's
+    state, the VEX statements and the trusted roots."""
+    from tests.hostile.harness import run, state
+
+    out = state(home)
+    for name, argv in (("vex", ("vex", "list")), ("trust", ("trust", "list"))):
+        result = run("stella", "--json", *argv, home=home)
+        out[name] = {"exit": result.code, "out": json.loads(result.out) if result.out else None}
+    return out
