@@ -18,6 +18,7 @@ Every check takes ``now`` explicitly: no function here reads the clock.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -353,6 +354,7 @@ class TrustRoot:
     def load(cls, path: Path) -> TrustRoot:
         try:
             with open(path, "rb") as fh:
+                limits.check(ROOT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
                 data = fh.read(ROOT_BYTES.value() + 1)
         except OSError as e:
             raise TrustRootFormatError(f"{path}: cannot read trust root: {e.strerror}") from e
