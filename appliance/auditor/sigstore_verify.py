@@ -100,7 +100,13 @@ def classify(data: bytes, source: str) -> BundleForm:
         )
     media_type = doc.get("mediaType")
     if not isinstance(media_type, str) or not media_type.startswith(MEDIA_TYPE_PREFIX):
-        shown = "missing" if media_type is None else f"{str(media_type)[:80]!r}"
+        shown = (
+            "missing"
+            if media_type is None
+            else repr(media_type[:80])
+            if isinstance(media_type, str)
+            else kind_of(media_type)
+        )
         raise SigstoreVerifyError(
             f"{source}: mediaType is {shown}, so it is not a Sigstore bundle", hint=_EXPECTED
         )

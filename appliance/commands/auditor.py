@@ -79,7 +79,10 @@ def _policy(ctx: CliContext, keys: Sequence[Path], trust_policy: Path | None) ->
 
 
 def _read(path: Path) -> bytes:
-    return read_bundle_file(path)
+    """A verdict or Sigstore bundle file, refused with what it is not when it is not one."""
+    data = read_bundle_file(path)
+    classify(data, str(path))
+    return data
 
 
 def _own_verdict(
@@ -89,6 +92,8 @@ def _own_verdict(
     of its OCI store and the gate's audit record."""
     home = _home(ctx)
     if home is not None and policy.rule_for(home.public_key().keyid) is not None:
+        # the file's own faults (form, signer, predicate) first, then this appliance's records
+        verify_rva(data, policy, source=source, subject=subject)
         blobs = LayoutBlobs(OCILayout.open(home.oci))
         return verify_in_home(home, data, policy, source=source, subject=subject), blobs
     return verify_rva(data, policy, source=source, subject=subject), None
@@ -204,7 +209,7 @@ def verify_cmd(
         ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
         return
     path = Path(target)
-    if path.is_file() and classify(_read(path), str(path)) is BundleForm.STANDARD:
+    if path.is_file() and classify(read_bundle_file(path), str(path)) is BundleForm.STANDARD:
         if len(keys) != 1 or trust_policy is not None:
             raise UsageError(
                 f"{path} is a standard Sigstore bundle: pass exactly one --key PUB, or "
