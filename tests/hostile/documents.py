@@ -10,17 +10,22 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import shutil
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from bundles.keys import PrivateKey
 from bundles.trust import TrustRoot
+from tests.hostile.harness import Run
+
+C = TypeVar("C")
 
 IMAGE_PURL: Final = "pkg:oci/acme-app@sha256%3A" + "8d" * 32
 
@@ -269,3 +274,39 @@ def documents_state(home: Path) -> dict[str, Any]:
         result = run("stella", "--json", *argv, home=home)
         out[name] = {"exit": result.code, "out": json.loads(result.out) if result.out else None}
     return out
+
+
+_STATES: dict[Path, dict[str, Any]] = {}
+
+
+def template_state(made: Template) -> dict[str, Any]:
+    """:func:`documents_state` of the template home, taken once (nothing ever changes it)."""
+    if made.home not in _STATES:
+        _STATES[made.home] = documents_state(made.home)
+    return _STATES[made.home]
+
+
+Outcome = tuple[Run, dict[str, Any], dict[str, str]]  # the run, its message fields, the home after
+
+
+def run_cases(
+    cases: Sequence[C],
+    home: Path,
+    base: Path,
+    execute: Callable[[C, Path], tuple[Run, dict[str, Any]]],
+) -> tuple[dict[str, str], dict[str, Outcome]]:
+    """Run every case against ``home`` (one ``stella`` each, as many at once as there are
+    cores: a refusal writes nothing, so they cannot disturb one another) and fingerprint the
+    home after each. Returns the fingerprint before, and each case's outcome by id: any write
+    by any case shows as a changed fingerprint."""
+    initial = fingerprint(home)
+
+    def one(case: C) -> tuple[str, Outcome]:
+        ident = str(case.id)  # type: ignore[attr-defined]
+        tmp = base / ident
+        tmp.mkdir(parents=True)
+        result, fields = execute(case, tmp)
+        return ident, (result, fields, fingerprint(home))
+
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        return initial, dict(pool.map(one, cases))

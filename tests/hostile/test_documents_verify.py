@@ -24,16 +24,18 @@ from bundles.digest import Digest
 from bundles.intoto import Statement, Subject
 from bundles.keys import PrivateKey
 from tests.hostile.documents import (
+    Outcome,
     Template,
     copy_home,
     deep_json,
     documents_state,
-    fingerprint,
+    run_cases,
     sparse_file,
     template,
+    template_state,
     write_json,
 )
-from tests.hostile.harness import assert_refused, run
+from tests.hostile.harness import Run, assert_refused, run
 
 E = "stella: error: "
 NOT_BUNDLE = " (expected a Sigstore bundle (JSON), such as 'stella gate --out' writes)"
@@ -208,21 +210,37 @@ def home(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_home(made, tmp_path_factory.mktemp("verify") / "home")
 
 
+def _execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
+    argv, fields = case.build(tmp, made)
+    return run("stella", *argv, home=home), fields
+
+
+@pytest.fixture(scope="module")
+def outcomes(
+    made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, str], dict[str, Outcome]]:
+    base = tmp_path_factory.mktemp("verify-cases")
+    return run_cases(CASES, home, base, lambda case, tmp: _execute(case, tmp, made, home))
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_file_is_refused(case: Case, made: Template, home: Path, tmp_path: Path) -> None:
-    argv, fields = case.build(tmp_path, made)
-    before = fingerprint(home)
-    result = run("stella", *argv, home=home)
+def test_hostile_file_is_refused(
+    case: Case, outcomes: tuple[dict[str, str], dict[str, Outcome]]
+) -> None:
+    initial, done = outcomes
+    result, fields, after = done[case.id]
     assert_refused(result, EXPECTED[case.id].format(**fields), code=case.code)
-    assert fingerprint(home) == before
+    assert after == initial, "the refusal changed the home"
 
 
 def test_every_case_has_its_line() -> None:
     assert sorted(EXPECTED) == sorted(c.id for c in CASES)
 
 
-def test_what_a_user_sees_is_unchanged_after_every_refusal(made: Template, home: Path) -> None:
-    assert documents_state(home) == documents_state(made.home)
+def test_what_a_user_sees_is_unchanged_after_every_refusal(
+    made: Template, home: Path, outcomes: tuple[dict[str, str], dict[str, Outcome]]
+) -> None:
+    assert documents_state(home) == template_state(made)
 
 
 def test_a_bundle_is_still_verified(made: Template, tmp_path: Path) -> None:
