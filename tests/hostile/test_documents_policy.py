@@ -151,7 +151,7 @@ def home(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_home(made, tmp_path_factory.mktemp("policy") / "home")
 
 
-def _execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
+def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
     policy = tmp / "policy"
     policy.mkdir()
     case.build(policy)
@@ -164,7 +164,7 @@ def outcomes(
     made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, str], dict[str, Outcome]]:
     base = tmp_path_factory.mktemp("policy-cases")
-    return run_cases(CASES, home, base, lambda case, tmp: _execute(case, tmp, made, home))
+    return run_cases(CASES, home, base, lambda case, tmp: execute(case, tmp, made, home))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

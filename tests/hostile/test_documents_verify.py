@@ -210,7 +210,7 @@ def home(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_home(made, tmp_path_factory.mktemp("verify") / "home")
 
 
-def _execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
+def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
     argv, fields = case.build(tmp, made)
     return run("stella", *argv, home=home), fields
 
@@ -220,7 +220,7 @@ def outcomes(
     made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[dict[str, str], dict[str, Outcome]]:
     base = tmp_path_factory.mktemp("verify-cases")
-    return run_cases(CASES, home, base, lambda case, tmp: _execute(case, tmp, made, home))
+    return run_cases(CASES, home, base, lambda case, tmp: execute(case, tmp, made, home))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
