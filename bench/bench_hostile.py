@@ -7,8 +7,10 @@ that caused it, and how many cases were refused cleanly (the exact line, the exi
 traceback, the home unchanged). Target: peak RSS <= 512 MiB for every command on every input;
 every case refused cleanly.
 
-A suite is a module of tests/hostile that defines ``CASES``, ``EXPECTED`` and
-``execute(case, tmp, template, home)``; register a new one in :data:`SUITES`.
+A document suite is a module of tests/hostile that defines ``CASES``, ``EXPECTED`` and
+``execute(case, tmp, template, home)`` (:data:`DOCUMENT_SUITES`); the bundle suite (``stella
+import`` and ``stella-mirror verify``) and the scan suite are played by their own kits when
+they are in the tree (:data:`SUITES`), and reported as absent otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Final
@@ -32,8 +37,8 @@ from bench.figures import Figure  # noqa: E402
 from tests.hostile.documents import copy_home, run_cases, template  # noqa: E402
 from tests.hostile.harness import RSS_CEILING, Run, assert_refused  # noqa: E402
 
-#: The hostile suites this bench runs (module names under tests.hostile).
-SUITES: Final = (
+#: The document suites (module names under tests.hostile), played by :func:`measure`.
+DOCUMENT_SUITES: Final = (
     "test_documents_vex",
     "test_documents_trust",
     "test_documents_verify",
@@ -82,15 +87,78 @@ def measure(name: str, base: Path) -> list[Measured]:
     return out
 
 
+def _why(check: Callable[[], object]) -> str:
+    try:
+        check()
+    except AssertionError as e:
+        return (str(e).splitlines() or ["assertion failed"])[0][:200]
+    return ""
+
+
+def measure_bundles(base: Path) -> list[Measured] | None:
+    """tests/hostile/cases_bundles.py: ``stella import`` and ``stella-mirror verify`` of each
+    hostile bundle, checked as its tests check them."""
+    try:
+        from tests.hostile.bundleplay import check_import, check_verify, make_world, play
+        from tests.hostile.cases_bundles import CASES
+    except ImportError:
+        return None
+    world = make_world(base / "bundles")
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        played = list(pool.map(lambda c: (c, play(world, c)), CASES))
+    out = []
+    for case, o in played:
+        why = _why(lambda: check_import(case, world, o))  # noqa: B023 - called at once
+        out.append(Measured("bundles", case.id, "import", o.imported.peak_rss, not why, why))
+        why = _why(lambda: check_verify(case, o))  # noqa: B023 - called at once
+        peak = o.verified.peak_rss
+        out.append(Measured("bundles", case.id, "stella-mirror verify", peak, not why, why))
+    return out
+
+
+def measure_scans(base: Path) -> list[Measured] | None:
+    """tests/hostile/test_scan.py: ``stella scan`` of each hostile image. A scan reports a bomb
+    as an unknown and goes on, so a clean run here is one without a traceback and with an exit
+    code of 0 or 1 (the unknowns themselves are the tests' to check)."""
+    try:
+        from tests.hostile.imagekit import run_all
+        from tests.hostile.test_scan import CASES
+    except ImportError:
+        return None
+    runs = run_all(CASES, base / "scan")
+    out = []
+    for case in CASES:
+        result = runs[case.name]
+        why = "traceback" if "Traceback" in result.err else ""
+        why = why or ("" if result.code in (0, 1) else f"exit {result.code}")
+        out.append(Measured("scan", case.name, "scan", result.peak_rss, not why, why))
+    return out
+
+
+#: Every suite, by name: the document suites and the bundle and scan kits.
+SUITES: Final[dict[str, Callable[[Path], list[Measured] | None]]] = {
+    **{name: partial(measure, name) for name in DOCUMENT_SUITES},
+    "bundles": measure_bundles,
+    "scan": measure_scans,
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=SUITES, help="run only these suites")
+    parser.add_argument("--only", nargs="*", choices=list(SUITES), help="run only these suites")
     args = parser.parse_args()
     started = time.monotonic()
     measured: list[Measured] = []
+    absent = []
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
         for name in args.only or SUITES:
-            measured.extend(measure(name, Path(tmp)))
+            found = SUITES[name](Path(tmp))
+            if found is None:
+                absent.append(name)
+            else:
+                measured.extend(found)
+    if absent:
+        print(f"absent from this tree (not measured): {', '.join(absent)}")
     wall = time.monotonic() - started
     worst: dict[str, Measured] = {}
     for m in measured:
