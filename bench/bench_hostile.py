@@ -103,6 +103,7 @@ def measure_bundles(base: Path) -> list[Measured] | None:
         from tests.hostile.cases_bundles import CASES
     except ImportError:
         return None
+    (base / "bundles").mkdir(parents=True)
     world = make_world(base / "bundles")
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         played = list(pool.map(lambda c: (c, play(world, c)), CASES))
