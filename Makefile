@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # node and npm came from elsewhere (whose nodejs conflicts with Debian's npm) keeps them.
 SYSTEM_TOOLS := umoci:umoci skopeo:skopeo mmdebstrap:mmdebstrap docker-registry:docker-registry \
   zstd:zstd htpasswd:apache2-utils npm:npm systemd-analyze:systemd systemd-sysusers:systemd \
-  systemd-tmpfiles:systemd unshare:util-linux tmux:tmux
+  systemd-tmpfiles:systemd unshare:util-linux tmux:tmux softhsm2-util:softhsm2
 PYTEST_ARGS ?=
 
 .PHONY: all venv sysdeps images images-clean appliance-image node-deps demo test lint units bench clean

@@ -164,7 +164,9 @@ class Doctor:
             problems.append(f"missing directories: {', '.join(missing)}")
             fixes.append(f"run 'stella --home {root} init' (it keeps the existing key)")
         key = self.home.appliance_key
-        if not key.is_file():
+        if self.home.signer_reference() is not None:
+            pass  # the key lives in the token config.json names, not in keys/
+        elif not key.is_file():
             problems.append(f"appliance key {key} is missing")
             fixes.append("restore keys/ from a backup: verdicts and the audit log are signed by it")
         elif key.stat().st_mode & 0o077:

@@ -7,29 +7,54 @@
       state.db       SQLite: images, scans, findings, VEX, verdicts, audit log
       oci/           OCI image layout: images, referrers, evidence blobs
       keys/          appliance.key (signs VEX and verdicts), appliance.pub
+      config.json    the home's settings: the signer URI when the key lives in a token
       trust/         trusted roots, one directory per channel, with their history
       inbox/         bundles dropped for import
       quarantine/    refused bundles, each with a .reason file
       staging/       imports in progress (same filesystem, so commits are renames)
 
 The home is private to the appliance user (mode 0700); nothing in it is world-readable.
+
+The appliance key is either the file ``keys/appliance.key`` (the default) or a key inside a
+PKCS#11 token, chosen once by ``stella init --signer pkcs11:…`` and recorded as that URI in
+``config.json`` (never the PIN: see docs/keys.md). Either way ``keys/appliance.pub`` holds the
+public key, so verifying never needs the token.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
-from bundles.errors import UsageError
+from bundles import canonical
+from bundles.errors import CanonicalJSONError, ConfigError, UsageError
 from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
+from bundles.signer import (
+    Pkcs11KeyMissingError,
+    Signer,
+    close_signer,
+    generate_signer,
+    is_pkcs11_uri,
+    load_signer,
+    parse_pkcs11_uri,
+)
 
 MARKER = ".stella-home"
 SUBDIRS = ("oci", "keys", "trust", "inbox", "quarantine", "staging")
+CONFIG_LIMIT: Final = 64 << 10
 
 
 class HomeNotInitializedError(UsageError):
     """The directory is not an appliance home yet."""
+
+
+class SignerMismatchError(UsageError):
+    """The signer asked for is not the one the home signs with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +102,10 @@ class Home:
         return self.keys / "appliance.pub"
 
     @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
     def initialized(self) -> bool:
         return (self.root / MARKER).is_file()
 
@@ -89,18 +118,26 @@ class Home:
             )
         return self
 
-    def init(self, key_type: KeyType = KeyType.ECDSA_P256) -> bool:
+    def init(self, key_type: KeyType = KeyType.ECDSA_P256, *, signer: str | None = None) -> bool:
         """Create the directories and the appliance key; True when anything was created.
 
-        Idempotent: an existing home keeps its key (a new key would orphan every signature
-        made so far).
+        With ``signer`` (a ``pkcs11:`` URI) the key lives in that token: the key the URI
+        names is used when it exists, else generated there; the URI is recorded in
+        ``config.json``. Idempotent: an existing home keeps its key (a new key would orphan
+        every signature made so far), so asking for another signer is refused.
         """
+        current = self.signer_reference() if self.config.is_file() else None
+        if signer is not None:
+            self._check_new_signer(signer, current)
         created = not self.initialized
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         for name in SUBDIRS:
             (self.root / name).mkdir(exist_ok=True)
-        if not self.appliance_key.exists():
+        if signer is not None and current is None:
+            self._adopt_token_key(signer)
+            created = True
+        elif current is None and not self.appliance_key.exists():
             key = PrivateKey.generate(key_type)
             key.save(self.appliance_key, passphrase_from_env())
             key.public_key.save(self.appliance_pub)
@@ -108,8 +145,85 @@ class Home:
         (self.root / MARKER).write_text("stella appliance home\n")
         return created
 
+    def _check_new_signer(self, signer: str, current: str | None) -> None:
+        if not is_pkcs11_uri(signer):
+            raise UsageError(
+                f"--signer {signer!r} is not a pkcs11: URI",
+                hint="leave --signer out to keep the key in keys/appliance.key",
+            )
+        parse_pkcs11_uri(signer)  # a malformed URI is refused before anything is created
+        if current is not None and current != signer:
+            raise SignerMismatchError(
+                f"{self.config}: this home already signs with {current}",
+                hint="a home's key is chosen once, at init; use a new home for another key",
+            )
+        if current is None and self.appliance_key.exists():
+            raise SignerMismatchError(
+                f"{self.root} already signs with the key file {self.appliance_key}",
+                hint="a home's key is chosen once, at init; use a new home for a token key",
+            )
+
+    def _adopt_token_key(self, signer: str) -> None:
+        """Open (or generate) the token key, then record its public key and the URI."""
+        try:
+            opened = load_signer(signer)
+        except Pkcs11KeyMissingError:
+            opened = generate_signer(signer)
+        try:
+            opened.public_key.save(self.appliance_pub)
+        finally:
+            close_signer(opened)
+        self._write_config({"signer": signer})
+
+    def _write_config(self, settings: Mapping[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=self.root)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(canonical.dumps(dict(settings)) + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.config)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def signer_reference(self) -> str | None:
+        """The signer URI ``config.json`` records, or ``None`` for the key file."""
+        try:
+            with open(self.config, "rb") as fh:
+                data = fh.read(CONFIG_LIMIT + 1)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise ConfigError(f"{self.config}: cannot read: {e.strerror}") from e
+        try:
+            settings = canonical.loads(data, limit=CONFIG_LIMIT, source=str(self.config))
+        except CanonicalJSONError as e:
+            raise ConfigError(e.message, hint="restore config.json from a backup") from e
+        signer = settings.get("signer") if isinstance(settings, dict) else None
+        if signer is not None and not (isinstance(signer, str) and is_pkcs11_uri(signer)):
+            raise ConfigError(
+                f"{self.config}: field 'signer' must be a pkcs11: URI, got {signer!r}",
+                hint="restore config.json from a backup",
+            )
+        return signer
+
     def public_key(self) -> PublicKey:
         return PublicKey.load(self.require().appliance_pub)
 
-    def signing_key(self) -> PrivateKey:
-        return PrivateKey.load(self.require().appliance_key, passphrase_from_env())
+    def signing_key(self) -> Signer:
+        """The appliance's signer: the token key ``config.json`` names, else the key file.
+        A token key must be the one ``keys/appliance.pub`` records."""
+        reference = self.require().signer_reference()
+        if reference is None:
+            return PrivateKey.load(self.appliance_key, passphrase_from_env())
+        signer = load_signer(reference)
+        expected = self.public_key()
+        if signer.keyid != expected.keyid:
+            raise SignerMismatchError(
+                f"{reference}: the token's key {signer.keyid[:16]} is not the appliance key "
+                f"{expected.keyid[:16]} in {self.appliance_pub}",
+                hint="insert the appliance's own token, or correct the URI in config.json",
+            )
+        return signer

@@ -32,7 +32,7 @@ from bundles.archive import ArchiveReader, MemberSpec
 from bundles.digest import Digest
 from bundles.errors import BundleError, DigestError, SignatureError, TrustError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
-from bundles.keys import PrivateKey
+from bundles.signer import Signer
 from bundles.trust import TrustRoot
 
 BUNDLE_PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/bundle/v1"
@@ -185,7 +185,7 @@ def make_statement(predicate: BundlePredicate, members: Iterable[MemberSpec]) ->
     return Statement(subjects, BUNDLE_PREDICATE_TYPE, body)
 
 
-def sign_statement(statement: Statement, keys: PrivateKey | Iterable[PrivateKey]) -> bytes:
+def sign_statement(statement: Statement, keys: Signer | Iterable[Signer]) -> bytes:
     """The envelope bytes that become the bundle's first member."""
     return dsse.sign(statement.to_bytes(), PAYLOAD_TYPE, keys).to_json()
 

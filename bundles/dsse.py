@@ -21,7 +21,8 @@ from typing import Any, Final
 
 from bundles import canonical
 from bundles.errors import CanonicalJSONError, SignatureError, SizeLimitError
-from bundles.keys import PrivateKey, PublicKey
+from bundles.keys import PublicKey
+from bundles.signer import Signer
 
 ENVELOPE_LIMIT: Final = 16 << 20
 """Default size limit for an envelope read from outside (16 MiB)."""
@@ -212,18 +213,18 @@ def _b64decode(text: str) -> bytes:
         raise ValueError(str(e)) from e
 
 
-def sign(payload: bytes, payload_type: str, keys: PrivateKey | Iterable[PrivateKey]) -> Envelope:
-    """Sign ``payload`` as ``payload_type`` with one key or several (each key signs once)."""
+def sign(payload: bytes, payload_type: str, keys: Signer | Iterable[Signer]) -> Envelope:
+    """Sign ``payload`` as ``payload_type`` with one signer or several (each signs once)."""
     envelope = Envelope(payload=bytes(payload), payload_type=payload_type)
-    key_list = [keys] if isinstance(keys, PrivateKey) else list(keys)
+    key_list = [keys] if isinstance(keys, Signer) else list(keys)
     if not key_list:
-        raise ValueError("sign() needs at least one private key")
+        raise ValueError("sign() needs at least one private key (signer)")
     for key in key_list:
         envelope = add_signature(envelope, key)
     return envelope
 
 
-def add_signature(envelope: Envelope, key: PrivateKey) -> Envelope:
+def add_signature(envelope: Envelope, key: Signer) -> Envelope:
     """A copy of ``envelope`` with ``key``'s signature added, for signers who sign one after
     another. A key that already signed is not added twice."""
     if any(s.keyid == key.keyid for s in envelope.signatures):

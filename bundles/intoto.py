@@ -23,7 +23,7 @@ from typing import Any, Final
 from bundles import canonical, dsse
 from bundles.digest import SHA256, Digest
 from bundles.errors import CanonicalJSONError, SizeLimitError, StatementError
-from bundles.keys import PrivateKey
+from bundles.signer import Signer
 
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
@@ -262,7 +262,7 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def sign_statement(statement: Statement, keys: PrivateKey | Iterable[PrivateKey]) -> dsse.Envelope:
+def sign_statement(statement: Statement, keys: Signer | Iterable[Signer]) -> dsse.Envelope:
     """Sign a statement's canonical bytes as a DSSE envelope of type :data:`PAYLOAD_TYPE`."""
     return dsse.sign(statement.to_bytes(), PAYLOAD_TYPE, keys)
 

@@ -31,7 +31,7 @@ from bundles.bundle import BundleRefusedError
 from bundles.digest import CHUNK, Digest, Hasher
 from bundles.errors import BundleError, SignatureError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
-from bundles.keys import PrivateKey
+from bundles.signer import Signer
 from bundles.trust import TrustRoot
 
 PARTS_PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/bundle-parts/v1"
@@ -170,7 +170,7 @@ def peek_manifest(envelope_bytes: bytes, *, source: str) -> PartsManifest:
 def split_bundle(
     bundle: Path,
     part_size: int,
-    key: PrivateKey,
+    key: Signer,
     channel: str,
     trust_roots: Sequence[Any] = (),
 ) -> tuple[list[Path], Path]:

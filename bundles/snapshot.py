@@ -40,6 +40,13 @@ class SourceKind(StrEnum):
     POLICY = "policy"
     RUBYSEC = "rubysec"
     NPM_LEGACY = "npm-legacy"
+    # distribution feeds (issue 17)
+    REDHAT_CSAF = "redhat-csaf"
+    ROCKY_OSV = "rocky-osv"
+    ALMA_OSV = "alma-osv"
+    UBUNTU_OSV = "ubuntu-osv"
+    WOLFI_SECDB = "wolfi-secdb"
+    CHAINGUARD_SECDB = "chainguard-secdb"
 
 
 class DatasetType(StrEnum):

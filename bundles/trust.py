@@ -35,8 +35,9 @@ from tuf.api.serialization.json import JSONSerializer
 
 from bundles import canonical, limits
 from bundles.errors import CanonicalJSONError, KeyError_, TrustError
-from bundles.keys import PrivateKey, PublicKey
+from bundles.keys import PublicKey
 from bundles.limits import Unit
+from bundles.signer import Signer as KeySigner
 
 CHANNEL_FIELD: Final = "x-stella-channel"
 DEFAULT_CHANNEL: Final = "default"
@@ -81,9 +82,9 @@ class TrustRootRollbackError(TrustError):
 
 
 class _KeySigner(Signer):
-    """Lets python-tuf sign through our :class:`PrivateKey` without seeing key material."""
+    """Lets python-tuf sign through one of our signers without seeing key material."""
 
-    def __init__(self, key: PrivateKey) -> None:
+    def __init__(self, key: KeySigner) -> None:
         self._key = key
         self._public = _sslib_key(key.public_key)
 
@@ -363,7 +364,7 @@ class TrustRoot:
     @classmethod
     def create(
         cls,
-        root_keys: Sequence[PrivateKey],
+        root_keys: Sequence[KeySigner],
         bundle_keys: Iterable[PublicKey],
         *,
         now: datetime,
@@ -503,7 +504,7 @@ class TrustRoot:
 
 
 def sign_root(
-    metadata: Metadata[Root], keys: Iterable[PrivateKey], *, source: str = "trust root"
+    metadata: Metadata[Root], keys: Iterable[KeySigner], *, source: str = "trust root"
 ) -> TrustRoot:
     """Add signatures by ``keys`` to an unsigned or partly signed root."""
     for key in keys:

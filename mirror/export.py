@@ -57,7 +57,7 @@ from bundles.bundle import (
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import BundleError
-from bundles.keys import PrivateKey, passphrase_from_env
+from bundles.keys import passphrase_from_env
 from bundles.oci import OCILayout
 from bundles.parts import (
     assemble,
@@ -68,6 +68,7 @@ from bundles.parts import (
     split_bundle,
     verify_part,
 )
+from bundles.signer import Signer, is_pkcs11_uri, load_signer
 from bundles.snapshot import Manifest, record_id
 from bundles.trust import TrustRoot
 from mirror.snapshot import SnapshotStore
@@ -211,7 +212,7 @@ def export_bundle(
     workspace: Path,
     out: Path,
     *,
-    key: PrivateKey,
+    key: Signer,
     trust: TrustRoot | None,
     key_dir: Path | None,
     now: datetime,
@@ -306,13 +307,15 @@ def export_bundle(
     return result
 
 
-def _load_signing_key(home: Path, key: Path | None) -> tuple[PrivateKey, Path]:
-    path = key or home / "mirror" / "keys" / "signing.key"
+def _load_signing_key(home: Path, key: str | None) -> tuple[Signer, Path]:
+    if key is not None and is_pkcs11_uri(key):  # the trust root: in the workspace's keys/
+        return load_signer(key), home / "mirror" / "keys" / "signing.uri"
+    path = Path(key) if key else home / "mirror" / "keys" / "signing.key"
     if key is None and not path.exists():
         raise BundleError(
             "no signing key given", hint="pass --key DIR/signing.key (from 'keys generate')"
         )
-    return PrivateKey.load(path, passphrase_from_env()), path
+    return load_signer(path, passphrase=passphrase_from_env()), path
 
 
 @click.command("export")
@@ -328,9 +331,7 @@ def _load_signing_key(home: Path, key: Path | None) -> tuple[PrivateKey, Path]:
 @click.option(
     "--base", "base_ref", default=None, help="Export a delta against this older snapshot."
 )
-@click.option(
-    "--key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Signing key."
-)
+@click.option("--key", help="Signing key: a key file, DIR/signing.uri, or a pkcs11: URI.")
 @click.option("--channel", default=None, help="Channel [default: the trust root's beside the key].")
 @click.option("--sequence", type=click.IntRange(1), default=None, help="[default: last export + 1]")
 @click.option("--expires-days", type=click.IntRange(1, 3650), default=30, show_default=True)
@@ -348,7 +349,7 @@ def export_cmd(
     out: Path,
     snapshot_ref: str,
     base_ref: str | None,
-    key: Path | None,
+    key: str | None,
     channel: str | None,
     sequence: int | None,
     expires_days: int,

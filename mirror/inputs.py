@@ -1,9 +1,10 @@
 """Upstream content as a sorted sequence of named members, whatever container it came in.
 
 A feed arrives as one file (JSON, JSON lines, CSV, YAML, gzipped or not), an archive (zip, tar,
-tar.gz) or a local directory. Parsers only ever see :class:`Member` values (name + bytes) in
-name order, so the same upstream content gives the same parse regardless of how it was packed
-or in which order the file system lists it. Every decompression is size-limited.
+tar.gz, tar.zst as Red Hat publishes its CSAF archives) or a local directory. Parsers only ever
+see :class:`Member` values (name + bytes) in name order, so the same upstream content gives the
+same parse regardless of how it was packed or in which order the file system lists it. Every
+decompression is size-limited.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import zstandard
+
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import SizeLimitError
 from mirror.errors import FailureKind, FeedError
 
 _GZIP = b"\x1f\x8b"
+_ZSTD = b"\x28\xb5\x2f\xfd"
 _ZIP = b"PK\x03\x04"
 _EMPTY_ZIP = b"PK\x05\x06"
 
@@ -120,10 +124,32 @@ def _gunzip(data: bytes, limit: int, name: str) -> bytes:
     return out
 
 
-def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:
-    """Open ``data`` by its content (magic bytes), not its name: zip, tar (optionally gzipped),
-    gzipped single file, or a plain file."""
+def _unzstd(data: bytes, limit: int, name: str) -> bytes:
+    """Decompress in 1 MiB reads, refusing the output as soon as it passes ``limit`` (one read
+    of the whole limit would allocate it)."""
+    out = io.BytesIO()
+    size = 0
     try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
+            while chunk := reader.read(min(1 << 20, limit + 1 - size)):
+                size += out.write(chunk)
+                if size > limit:
+                    raise FeedError(
+                        f"{name}: decompressed size over the limit of {limit} bytes",
+                        kind=FailureKind.SIZE_LIMIT,
+                        hint="raise max_size for this source if the feed really is that large",
+                    )
+    except (zstandard.ZstdError, OSError, EOFError) as e:
+        raise FeedError(f"{name}: corrupt zstd data: {e}") from e
+    return out.getvalue()
+
+
+def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:
+    """Open ``data`` by its content (magic bytes), not its name: zip, tar (optionally gzipped or
+    zstd-compressed), a gzipped or zstd-compressed single file, or a plain file."""
+    try:
+        if data.startswith(_ZSTD):  # a .tar.zst is opened as the tar it holds
+            return unpack(name.removesuffix(".zst"), _unzstd(data, limit, name), limit=limit)
         if data.startswith((_ZIP, _EMPTY_ZIP)):
             return _strip_top(_unzip(data, limit, name))
         if data.startswith(_GZIP):

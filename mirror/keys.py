@@ -7,6 +7,11 @@
   the mirror, so that a stolen signing key can be revoked by a new root;
 - ``trust-root.json``: TUF root metadata (version 1) naming both, for ``stella trust add``.
 
+``keys generate --out DIR --signer pkcs11:…`` keeps the bundle signing key in a PKCS#11 token
+instead (generated there, never extractable): ``signing.key`` is not written; ``signing.uri``
+holds the URI (never the PIN), and ``export --key DIR/signing.uri`` (or ``--key pkcs11:…``)
+signs with the token. The root key stays a file, to be kept offline apart from the mirror.
+
 ``keys rotate --keys DIR [--signing] [--root]`` writes trust root version N + 1: with a new
 signing key (the old one is revoked), a new root key (the new root is signed by the old and the
 new root key, as TUF requires), or neither (only the expiry moves). Retired keys move to
@@ -27,6 +32,13 @@ import click
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 from bundles.keys import KeyType, PrivateKey, passphrase_from_env
+from bundles.signer import (
+    Signer,
+    close_signer,
+    generate_signer,
+    is_pkcs11_uri,
+    parse_pkcs11_uri,
+)
 from bundles.trust import DEFAULT_CHANNEL, TrustRoot, sign_root
 
 SIGNING_KEY = "signing.key"
@@ -34,6 +46,7 @@ SIGNING_PUB = "signing.pub"
 ROOT_KEY = "root.key"
 ROOT_PUB = "root.pub"
 TRUST_ROOT = "trust-root.json"
+SIGNING_URI = "signing.uri"
 
 
 def generate(
@@ -44,22 +57,42 @@ def generate(
     validity: timedelta,
     now: datetime,
     passphrase: bytes | None,
+    signer: str | None = None,
 ) -> TrustRoot:
-    """Write a fresh key set and its version-1 trust root into ``out``."""
-    targets = [out / n for n in (SIGNING_KEY, SIGNING_PUB, ROOT_KEY, ROOT_PUB, TRUST_ROOT)]
-    existing = [p.name for p in targets if p.exists()]
+    """Write a fresh key set and its version-1 trust root into ``out``; with ``signer`` (a
+    ``pkcs11:`` URI) the signing key is generated in that token instead of a file."""
+    names = (SIGNING_KEY, SIGNING_PUB, SIGNING_URI, ROOT_KEY, ROOT_PUB, TRUST_ROOT)
+    existing = [n for n in names if (out / n).exists()]
     if existing:
         raise UsageError(
             f"{out}: already holds {', '.join(existing)}",
             hint="choose an empty directory; existing keys are never overwritten",
         )
+    if signer is not None:
+        if not is_pkcs11_uri(signer):
+            raise UsageError(
+                f"--signer {signer!r} is not a pkcs11: URI",
+                hint="leave --signer out to write signing.key",
+            )
+        if key_type is not KeyType.ECDSA_P256:
+            raise UsageError(
+                f"--type {key_type} does not go with a pkcs11: signer",
+                hint="a token key is always ECDSA P-256: leave --type out",
+            )
+        parse_pkcs11_uri(signer)  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    signing = PrivateKey.generate(key_type)
+    signing: Signer = (
+        generate_signer(signer) if signer is not None else PrivateKey.generate(key_type)
+    )
+    close_signer(signing)  # only its public key is needed from here on
     root = PrivateKey.generate(key_type)
     trust = TrustRoot.create(
         [root], [signing.public_key], now=now, channel=channel, validity=validity
     )
-    signing.save(out / SIGNING_KEY, passphrase)
+    if isinstance(signing, PrivateKey):
+        signing.save(out / SIGNING_KEY, passphrase)
+    else:
+        (out / SIGNING_URI).write_text(f"{signer}\n")
     signing.public_key.save(out / SIGNING_PUB)
     root.save(out / ROOT_KEY, passphrase)
     root.public_key.save(out / ROOT_PUB)
@@ -156,9 +189,21 @@ def keys_group() -> None:
     show_default=True,
     help="Days until the trust root expires.",
 )
+@click.option(
+    "--signer",
+    default=None,
+    metavar="URI",
+    help="pkcs11:token=…;object=…?module-path=…[&pin-source=file:…]: generate the bundle "
+    "signing key in this PKCS#11 token (PIN from pin-source or $STELLA_PKCS11_PIN).",
+)
 @pass_ctx
 def generate_cmd(
-    ctx: CliContext, out: Path, key_type: str, channel: str, validity_days: int
+    ctx: CliContext,
+    out: Path,
+    key_type: str,
+    channel: str,
+    validity_days: int,
+    signer: str | None,
 ) -> None:
     """Generate a signing key, a root key and a version-1 trust root."""
     passphrase = passphrase_from_env()
@@ -169,13 +214,15 @@ def generate_cmd(
         validity=timedelta(days=validity_days),
         now=datetime.now(UTC),
         passphrase=passphrase,
+        signer=signer,
     )
     info = trust.describe()
     signing_keyid = info["bundleKeys"][0]
+    signing_ref = signer if signer is not None else str(out / SIGNING_KEY)
     ctx.emit(
         {
             "out": str(out),
-            "signingKey": str(out / SIGNING_KEY),
+            "signingKey": signing_ref,
             "signingKeyid": signing_keyid,
             "rootKey": str(out / ROOT_KEY),
             "rootKeyid": info["rootKeys"][0],
@@ -185,7 +232,7 @@ def generate_cmd(
             "encrypted": passphrase is not None,
         },
         lambda: (
-            f"signing key  {out / SIGNING_KEY}  keyid {signing_keyid[:16]}\n"
+            f"signing key  {signing_ref}  keyid {signing_keyid[:16]}\n"
             f"root key     {out / ROOT_KEY}  keyid {info['rootKeys'][0][:16]}  (keep offline)\n"
             f"trust root   {out / TRUST_ROOT}  channel {trust.channel}, expires {info['expires']}\n"
             f"next: carry {TRUST_ROOT} to the appliance and run 'stella trust add {TRUST_ROOT}'"

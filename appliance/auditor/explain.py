@@ -35,7 +35,9 @@ class Format(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Chain:
     """Why one finding blocks: the package, where its files are, the layer that added them,
-    and the entrypoint that reaches it (when traced)."""
+    and the entrypoint that reaches it (when traced). ``note`` says how the package sits in its
+    file when that is not plain: the binary, its owning OS package and the Go release it
+    embeds, for a Go binary's standard library."""
 
     vulnerability: str
     severity: str
@@ -44,9 +46,10 @@ class Chain:
     layer: str
     reachability: str
     entrypoints: tuple[str, ...]
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "vulnerability": self.vulnerability,
             "severity": self.severity,
             "purl": self.purl,
@@ -55,6 +58,9 @@ class Chain:
             "reachability": self.reachability,
             "entrypoints": list(self.entrypoints),
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +143,7 @@ def _chains(findings: Sequence[Mapping[str, Any]], sbom: Any, reach: Any) -> tup
                 layer=f"layer {index} {layer}" if layer else "",
                 reachability=str(r.get("reachability", f.get("reachability", "unknown"))),
                 entrypoints=entry,
+                note=str(f.get("evidenceNote", "")),
             )
         )
     return tuple(chains)
@@ -281,6 +288,7 @@ def _sections(e: Explanation) -> list[tuple[str, list[str]]]:
             if c.entrypoints
             else f"entrypoint: reachability {c.reachability}"
         )
+        + (f" [{c.note}]" if c.note else "")
         for c in e.blocking
     ] or ["none"]
     vex = [

@@ -3,12 +3,15 @@ snapshot is active -- the vulnerabilities they have, in the format asked for.
 
 Formats: ``table`` (findings, or packages when no snapshot is imported), ``packages`` (the
 package table), ``json`` (inventory, unknowns, entry trace and findings), ``cyclonedx`` (the
-CycloneDX 1.6 SBOM), ``cyclonedx-vex`` (CycloneDX vulnerabilities), ``sarif`` (SARIF 2.1.0).
+CycloneDX 1.6 SBOM), ``cyclonedx-vex`` (CycloneDX vulnerabilities), ``sarif`` (SARIF 2.1.0),
+``spdx`` (SPDX 3.0.1: packages, and with a snapshot the vulnerabilities and the VEX assessment
+deciding each, as of ``--at``).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -17,8 +20,13 @@ from appliance.home import Home
 from appliance.match.model import FindingsReport
 from appliance.match.service import inventory_of, match_inventory
 from appliance.report import Format, render
+from appliance.report.spdx import render_spdx
 from appliance.scanner.service import ScanResult, scan_image
 from appliance.store.knowledge import KnowledgeStore
+from appliance.vex.merge import MergedFinding, merge
+from appliance.vex.model import parse_time
+from appliance.vex.products import ImageIdentity
+from appliance.vex.service import snapshot_statements, stored_statements
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
@@ -73,16 +81,51 @@ def _findings(home: Home, result: ScanResult) -> FindingsReport | None:
         store.close()
 
 
+def _with_vex(home: Home, result: ScanResult, at: datetime) -> tuple[MergedFinding, ...] | None:
+    """The findings with the VEX statement deciding each at ``at``, as the gate merges them
+    (operators' statements and the snapshot's vendor statements); None without a snapshot."""
+    if not home.initialized or not home.knowledge_db.exists():
+        return None
+    store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        snapshot = store.active()
+        if snapshot is None:
+            return None
+        report = match_inventory(store, inventory_of(result), snapshot)
+        vendor, _ = snapshot_statements(store, snapshot)
+    finally:
+        store.close()
+    digests = [str(d) for d in (result.manifest_digest, result.index_digest) if d is not None]
+    image = (
+        ImageIdentity.of(
+            digests[0], index_digest=digests[1] if len(digests) > 1 else None, names=(result.name,)
+        )
+        if digests
+        else ImageIdentity(frozenset())
+    )
+    statements = [*stored_statements(home), *vendor]
+    return merge(report.findings, statements, image, at).findings
+
+
 @click.command("scan")
 @click.argument("image")
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "packages", "json", "cyclonedx", "cyclonedx-vex", "sarif"]),
+    type=click.Choice(["table", "packages", "json", "cyclonedx", "cyclonedx-vex", "sarif", "spdx"]),
     default="table",
     show_default=True,
     help="table: findings (packages without a snapshot); packages; json: inventory and findings; "
-    "cyclonedx: SBOM; cyclonedx-vex: vulnerabilities; sarif: SARIF 2.1.0.",
+    "cyclonedx: SBOM; cyclonedx-vex: vulnerabilities; sarif: SARIF 2.1.0; spdx: SPDX 3.0.1 "
+    "with vulnerabilities and VEX.",
+)
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    metavar="TIME",
+    help="RFC 3339 time the VEX statements are judged at and the SPDX document is dated "
+    "(--format spdx; default: now).",
 )
 @click.option(
     "--out",
@@ -100,6 +143,7 @@ def scan_cmd(
     out: Path | None,
     platform: str | None,
     no_cache: bool,
+    at_text: str | None,
 ) -> None:
     """Find the packages in IMAGE (NAME:TAG, NAME@sha256:..., oci:DIR[:TAG],
     docker-archive:FILE or dir:ROOTFS), offline, with where each came from."""
@@ -112,7 +156,15 @@ def scan_cmd(
             f"--format {fmt} reports vulnerabilities, and no knowledge snapshot is imported",
             hint="import a knowledge bundle with 'stella import' first",
         )
-    if fmt == "cyclonedx":
+    if at_text is not None and fmt != "spdx":
+        raise UsageError(
+            "--at applies to --format spdx only", hint="drop --at, or add --format spdx"
+        )
+    if fmt == "spdx":
+        at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
+        at = at.astimezone(UTC).replace(microsecond=0)
+        data = render_spdx(result, _with_vex(home, result, at), created=at)
+    elif fmt == "cyclonedx":
         data = result.sbom_bytes()
     elif fmt == "json":
         doc = dict(result.inventory())

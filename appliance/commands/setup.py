@@ -1,5 +1,5 @@
-"""``stella init``, ``stella keys export-public``, ``stella trust add|list|rotate`` and
-``stella trust upstream add|list|remove``."""
+"""``stella init``, ``stella keys generate|export-public``, ``stella trust add|list|rotate``
+and ``stella trust upstream add|list|remove``."""
 
 from __future__ import annotations
 
@@ -16,34 +16,53 @@ from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import UsageError
-from bundles.keys import KeyType, PublicKey
+from bundles.keys import KeyType, PublicKey, passphrase_from_env
+from bundles.signer import PIN_ENV, close_signer, generate_signer, is_pkcs11_uri
+
+_SIGNER_HELP = (
+    "pkcs11:token=…;object=…?module-path=…[&pin-source=file:…] to keep the key in a PKCS#11 "
+    f"token (the PIN comes from pin-source or ${PIN_ENV}, never from the command line)"
+)
+
+
+def _key_type_for(signer: str | None, key_type: str | None) -> KeyType:
+    chosen = KeyType(key_type) if key_type else KeyType.ECDSA_P256
+    if signer is not None and is_pkcs11_uri(signer) and chosen is not KeyType.ECDSA_P256:
+        raise UsageError(
+            f"--key-type {chosen} does not go with a pkcs11: signer",
+            hint="a token key is always ECDSA P-256: leave --key-type out",
+        )
+    return chosen
 
 
 @click.command("init")
 @click.option(
     "--key-type",
     type=click.Choice([t.value for t in KeyType]),
-    default=KeyType.ECDSA_P256.value,
-    show_default=True,
-    help="Algorithm of the appliance key (signs VEX and verdicts).",
+    default=None,
+    help="Algorithm of the appliance key (signs VEX and verdicts)  [default: ecdsa-p256].",
 )
+@click.option("--signer", default=None, metavar="URI", help=_SIGNER_HELP + ".")
 @pass_ctx
-def init_cmd(ctx: CliContext, key_type: str) -> None:
+def init_cmd(ctx: CliContext, key_type: str | None, signer: str | None) -> None:
     """Create the appliance home and its signing key (idempotent)."""
     home = Home(ctx.home)
-    created = home.init(KeyType(key_type))
+    created = home.init(_key_type_for(signer, key_type), signer=signer)
     key = home.public_key()
+    reference = home.signer_reference()
     ctx.emit(
         {
             "home": str(home.root),
             "created": created,
             "keyid": key.keyid,
             "keyType": str(key.key_type),
+            "signer": reference or str(home.appliance_key),
         },
         lambda: (
             f"{'created' if created else 'already initialized'}: {home.root}\n"
-            f"appliance key {key.key_type} keyid {key.keyid[:16]}\n"
-            "next: 'stella trust add trust-root.json' with the mirror's trust root"
+            f"appliance key {key.key_type} keyid {key.keyid[:16]}"
+            + (f" in {reference}" if reference else "")
+            + "\nnext: 'stella trust add trust-root.json' with the mirror's trust root"
         ),
     )
 
@@ -51,6 +70,48 @@ def init_cmd(ctx: CliContext, key_type: str) -> None:
 @click.group("keys")
 def keys_group() -> None:
     """The appliance's own signing key."""
+
+
+@keys_group.command("generate")
+@click.option(
+    "--signer",
+    required=True,
+    metavar="URI|FILE",
+    help=_SIGNER_HELP + "; or the path of a new PEM key file (its .pub is written beside it).",
+)
+@click.option(
+    "--key-type",
+    type=click.Choice([t.value for t in KeyType]),
+    default=None,
+    help="Algorithm of a key file  [default: ecdsa-p256; a token key is always ecdsa-p256].",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the new public key (PEM) here.",
+)
+@pass_ctx
+def keys_generate_cmd(ctx: CliContext, signer: str, key_type: str | None, out: Path | None) -> None:
+    """Create a signing key: inside a PKCS#11 token (sensitive, never extractable) or in a
+    key file. Existing keys are never replaced. The home's own key is not changed."""
+    created = generate_signer(
+        signer, _key_type_for(signer, key_type), passphrase=passphrase_from_env()
+    )
+    public = created.public_key
+    close_signer(created)
+    if out is not None:
+        public.save(out)
+    ctx.emit(
+        {
+            "signer": signer,
+            "keyid": public.keyid,
+            "keyType": str(public.key_type),
+            "out": str(out) if out else None,
+        },
+        f"generated {public.key_type} key keyid {public.keyid} in {signer}"
+        + (f"\npublic key: {out}" if out else ""),
+    )
 
 
 @keys_group.command("export-public")

@@ -124,23 +124,93 @@ def fix_state(fixed: Iterable[str], notes: Iterable[tuple[str, str]]) -> FixStat
     return FixState.NOT_FIXED
 
 
-def delegations(packages: Iterable[Package], os_info: OSInfo | None) -> dict[Package, Delegated]:
-    """Language packages installed by the distribution, with the owner that judges them.
-
-    A package is distro-installed when a file it was read from is owned by an OS package
-    (dpkg ``.list``, apk's file list, the rpm database), or, when ownership is not known,
-    when it lies in a directory only the distribution's package manager writes to.
-    """
-    packages = list(packages)
+def file_owners(packages: Iterable[Package]) -> dict[str, Package]:
+    """Image path (no leading ``/``) -> the OS package that installed it (dpkg ``.list``,
+    apk's file list, the rpm database); the first package listing a path keeps it."""
     owner_of: dict[str, Package] = {}
     for package in packages:
         if package.type in OS_TYPES:
             for path in package.installed_files:
                 owner_of.setdefault(path.lstrip("/"), package)
+    return owner_of
+
+
+#: What a Go binary embeds of the Go release that built it, by Go vulndb's package names.
+GO_RELEASE_PARTS: Final = frozenset({"stdlib", "toolchain"})
+
+
+def is_embedded_toolchain(package: Package) -> bool:
+    """Whether ``package`` is the Go standard library (or the Go toolchain) a binary embeds:
+    judged by the Go release it names, whatever package owns the binary."""
+    return package.type is PackageType.GOLANG and package.name in GO_RELEASE_PARTS
+
+
+def _owner_of(package: Package, owners: Mapping[str, Package]) -> tuple[str, Package | None]:
+    for location in package.locations:
+        path = location.lstrip("/")
+        if path in owners:
+            return path, owners[path]
+    return (package.locations[0].lstrip("/") if package.locations else ""), None
+
+
+def toolchain_note(package: Package, owners: Mapping[str, Package]) -> str:
+    """The finding's explanation for an embedded Go release: the binary, its owner, the
+    release, e.g. "/usr/bin/docker-registry (deb docker-registry 2.8.2+ds1-1) embeds go1.19.8"."""
+    path, owner = _owner_of(package, owners)
+    if not path:
+        return ""  # no binary is known (a component read from elsewhere than a file)
+    who = (
+        f"{owner.type.value} {owner.name} {owner.full_version}"
+        if owner is not None
+        else "no OS package owns it"
+    )
+    release = "go" + package.version.removeprefix("v")
+    if package.name == "toolchain":
+        return f"/{path} ({who}) is the go command of {release}"
+    return f"/{path} ({who}) embeds {release}"
+
+
+def delegations(
+    packages: Iterable[Package],
+    os_info: OSInfo | None,
+    owners: Mapping[str, Package] | None = None,
+) -> dict[Package, Delegated]:
+    """Language packages installed by the distribution, with the owner that judges them.
+
+    A package is distro-installed when a file it was read from is owned by an OS package
+    (dpkg ``.list``, apk's file list, the rpm database; ``owners`` when the caller has it
+    from :func:`file_owners`), or, when ownership is not known, when it lies in a directory
+    only the distribution's package manager writes to.
+
+    The Go release a binary embeds (``stdlib``, ``toolchain``) is never delegated to the
+    binary's owner: distributions file Go's advisories under their Go package and do not
+    rebuild the programs built with it, so the embedded version is what counts. The one
+    exception is the distribution's Go package itself (the OS package that installed a
+    ``go`` command, and every Go binary it installed): its data is about that Go release.
+    The binary's modules stay with the owner, whose data judges what it built and patched.
+    """
+    packages = list(packages)
+    owner_of = file_owners(packages) if owners is None else owners
+    go_packages: set[Package] = set()  # the OS packages that installed a go command
+    for package in packages:
+        if package.type is PackageType.GOLANG and package.name == "toolchain":
+            owner = _owner_of(package, owner_of)[1]
+            if owner is not None:
+                go_packages.add(owner)
     prefixes = _DISTRO_PATHS.get(os_info.id, ()) if os_info else ()
     out: dict[Package, Delegated] = {}
     for package in packages:
         if package.type in OS_TYPES:
+            continue
+        if is_embedded_toolchain(package):
+            path, owner = _owner_of(package, owner_of)
+            if owner is not None and owner in go_packages:
+                out[package] = Delegated(
+                    package_purl(package, os_info),
+                    package_purl(owner, os_info),
+                    f"{path} belongs to the {owner.type.value} package {owner.name}, the "
+                    "distribution's Go release; it is judged by the distribution's data",
+                )
             continue
         for location in package.locations:
             path = location.lstrip("/")

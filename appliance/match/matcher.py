@@ -3,22 +3,32 @@
 For each package: distribution packages are looked up by source/origin package in the
 release's ecosystem (``Debian:12``, ``Alpine:v3.20``); language packages by their normalized
 name in their ecosystem, unless the distribution installed them (then the distribution's data
-judges them through their owner, see :mod:`appliance.match.distro`). Each record's affected
-entries for that package are evaluated; withdrawn records are ignored; records that name one
-vulnerability are merged into one finding (:mod:`appliance.match.aliases`); what cannot be
-decided becomes a :class:`MatchUnknown`. No I/O: everything comes from the
-:class:`AdvisorySource`.
+judges them through their owner, see :mod:`appliance.match.distro`); the Go release a binary
+embeds (``stdlib``, ``toolchain``) is matched whatever owns the binary, and its evidence names
+the binary and the owner. Each record's affected entries for that package are evaluated;
+withdrawn records are ignored; records that name one vulnerability are merged into one finding
+(:mod:`appliance.match.aliases`); what cannot be decided becomes a :class:`MatchUnknown`. No
+I/O: everything comes from the :class:`AdvisorySource`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from appliance.ecosystems import base_ecosystem, normalize_name
 from appliance.match import aliases, enrich
-from appliance.match.distro import OS_TYPES, delegations, evaluate_distro, fix_state, lookup
+from appliance.match.distro import (
+    OS_TYPES,
+    delegations,
+    evaluate_distro,
+    file_owners,
+    fix_state,
+    is_embedded_toolchain,
+    lookup,
+    toolchain_note,
+)
 from appliance.match.distro import os_ecosystem as distro_ecosystem
 from appliance.match.model import (
     Component,
@@ -85,6 +95,24 @@ def _sort_versions(versions: set[str], scheme: str) -> tuple[str, ...]:
         return tuple(sorted(versions))
 
 
+def _embedded_evidence(
+    evidence: Evidence, package: Package, owners: Mapping[str, Package], os_info: OSInfo | None
+) -> Evidence:
+    """A binary's embedded Go release: each file with the OS package that owns it, and the
+    note that names binary, owner and release."""
+    files = tuple(
+        FileEvidence(
+            f.path,
+            f.layer,
+            package_purl(owners[f.path.lstrip("/")], os_info)
+            if f.path.lstrip("/") in owners
+            else "",
+        )
+        for f in evidence.files
+    )
+    return replace(evidence, files=files, note=toolchain_note(package, owners))
+
+
 class Matcher:
     """Matches inventories against one advisory source (one knowledge snapshot)."""
 
@@ -94,7 +122,8 @@ class Matcher:
     def match(self, inventory: Inventory) -> FindingsReport:
         os_info = inventory.os
         distro = distro_ecosystem(os_info)
-        delegated = delegations(inventory.packages, os_info)
+        owners = file_owners(inventory.packages)
+        delegated = delegations(inventory.packages, os_info, owners)
         layers = dict(inventory.file_layers)
         reach = {r.purl: r for r in inventory.reachability}
         findings: list[Finding] = []
@@ -138,6 +167,8 @@ class Matcher:
                 fact.state if fact else Reachability.UNKNOWN,
                 tuple(sorted(set(fact.entrypoints))) if fact else (),
             )
+            if is_embedded_toolchain(package):
+                evidence = _embedded_evidence(evidence, package, owners, os_info)
             findings.extend(self._findings(package, purl, ecosystem, evidence, hits))
         return FindingsReport.build(
             findings,

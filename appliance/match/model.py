@@ -200,36 +200,47 @@ class Epss:
 
 @dataclass(frozen=True, slots=True, order=True)
 class FileEvidence:
-    """A file the component was read from, and the layer that supplied it (None when the
-    caller did not say)."""
+    """A file the component was read from, the layer that supplied it (None when the
+    caller did not say), and the purl of the OS package that installed the file, when one did
+    and the component is judged apart from it (a Go binary's standard library)."""
 
     path: str
     layer: str | None = None
+    owner: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "layer": self.layer}
+        out: dict[str, Any] = {"path": self.path, "layer": self.layer}
+        if self.owner:
+            out["owner"] = self.owner
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FileEvidence:
-        return cls(data["path"], data.get("layer"))
+        return cls(data["path"], data.get("layer"), data.get("owner", ""))
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """The chain package -> file -> layer -> entrypoint reachability."""
+    """The chain package -> file -> layer -> entrypoint reachability. ``note`` says how the
+    component sits in its file when that is not plain, e.g. "/usr/bin/docker-registry (deb
+    docker-registry 2.8.2+ds1-1) embeds go1.19.8"."""
 
     purl: str
     files: tuple[FileEvidence, ...] = ()
     reachability: Reachability = Reachability.UNKNOWN
     entrypoints: tuple[str, ...] = ()
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "purl": self.purl,
             "files": [f.to_dict() for f in self.files],
             "reachability": self.reachability.value,
             "entrypoints": list(self.entrypoints),
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
@@ -238,6 +249,7 @@ class Evidence:
             tuple(FileEvidence.from_dict(f) for f in data.get("files", ())),
             Reachability(data.get("reachability", "unknown")),
             tuple(data.get("entrypoints", ())),
+            data.get("note", ""),
         )
 
 

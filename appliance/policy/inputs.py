@@ -103,6 +103,8 @@ def finding_input(m: MergedFinding) -> dict[str, Any]:
             "timestamp": format_time(vex.timestamp),
         },
         "expiredExceptions": list(m.expired),
+        # how the component sits in its file, when that is not plain (a binary's embedded Go)
+        **({"evidenceNote": f.evidence.note} if f.evidence.note else {}),
     }
 
 

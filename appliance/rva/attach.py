@@ -6,7 +6,9 @@ Sigstore bundle JSON, ``subject`` = the image manifest, and the annotations
 ``dev.sigstore.bundle.content`` and ``dev.sigstore.bundle.predicateType``. Evidence blobs go
 into one more referrer (``application/vnd.stella-ops.rva-evidence.v1+json``), one layer per
 piece, each annotated with its role, so the verdict's evidence is reachable (never garbage)
-and addressable by the digests the predicate cites.
+and addressable by the digests the predicate cites. Every layer carries
+``org.opencontainers.image.title`` (``risk-verdict.sigstore.json``, ``sbom.json``, …), the
+file name ``oras pull`` saves it under.
 
 Manifests are canonical JSON and carry no wall-clock time (``created`` is the evaluation time),
 so attaching the same verdict twice stores the same manifest once.
@@ -14,6 +16,7 @@ so attaching the same verdict twice stores the same manifest once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -34,6 +37,24 @@ EVIDENCE_ARTIFACT: Final = "application/vnd.stella-ops.rva-evidence.v1+json"
 ANNOTATION_CONTENT: Final = "dev.sigstore.bundle.content"
 ANNOTATION_PREDICATE: Final = "dev.sigstore.bundle.predicateType"
 ANNOTATION_ROLE: Final = "org.stella-ops.evidence.role"
+ANNOTATION_TITLE: Final = "org.opencontainers.image.title"
+_VERSION_PART: Final = re.compile(r"v?\d+(\.\d+)*")
+_TITLE_SAFE: Final = re.compile(r"[^a-z0-9._-]+")
+
+
+def layer_title(predicate_type: str) -> str:
+    """The file name of an attestation layer: the predicate type's last name that is not a
+    version (``…/risk-verdict/v1`` -> ``risk-verdict.sigstore.json``; OpenVEX's ``…/ns/v0.2.0``
+    -> ``openvex.sigstore.json``)."""
+    if predicate_type.startswith("https://openvex.dev/"):
+        return "openvex.sigstore.json"
+    parts = [
+        p
+        for p in re.split(r"[/:#?]", predicate_type.lower())
+        if p and not _VERSION_PART.fullmatch(p)
+    ]
+    name = _TITLE_SAFE.sub("-", parts[-1]).strip("-.") if parts else ""
+    return f"{name or 'attestation'}.sigstore.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +92,7 @@ def attestation_manifest(
                 "mediaType": SIGSTORE_BUNDLE_V03,
                 "digest": str(Digest.of_bytes(bundle)),
                 "size": len(bundle),
+                "annotations": {ANNOTATION_TITLE: layer_title(predicate_type)},
             }
         ],
         "subject": {
@@ -111,7 +133,7 @@ def attach_evidence(
                 "mediaType": blob.media_type,
                 "digest": str(stored.digest),
                 "size": stored.size,
-                "annotations": {ANNOTATION_ROLE: blob.role},
+                "annotations": {ANNOTATION_ROLE: blob.role, ANNOTATION_TITLE: f"{blob.role}.json"},
             }
         )
     doc = {

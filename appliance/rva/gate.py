@@ -46,8 +46,8 @@ from bundles import __version__, canonical
 from bundles.digest import Digest
 from bundles.errors import OCILayoutError, StellaError
 from bundles.intoto import Statement, Subject
-from bundles.keys import PrivateKey
 from bundles.oci import Descriptor, OCILayout
+from bundles.signer import Signer
 from bundles.snapshot import DatasetType
 
 CYCLONEDX_PREDICATE: Final = "https://cyclonedx.org/bom"
@@ -229,7 +229,7 @@ def sign_and_attach(
     verdict: Verdict,
     descriptor: Descriptor,
     *,
-    key: PrivateKey,
+    key: Signer,
     now: datetime,
 ) -> GateResult:
     """Steps 5 and 6: sign the RVA (and the SBOM as a CycloneDX attestation), store both and

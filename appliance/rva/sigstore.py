@@ -15,7 +15,7 @@ from typing import Any, Final
 from bundles import canonical, dsse
 from bundles.errors import CanonicalJSONError, SignatureError
 from bundles.intoto import Statement, verify_statement
-from bundles.keys import PrivateKey
+from bundles.signer import Signer
 
 MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 ACCEPTED: Final = frozenset(
@@ -52,7 +52,7 @@ class SigstoreBundle:
         return canonical.dumps(self.to_dict())
 
 
-def sign(statement: Statement, key: PrivateKey) -> SigstoreBundle:
+def sign(statement: Statement, key: Signer) -> SigstoreBundle:
     envelope = dsse.sign(statement.to_bytes(), "application/vnd.in-toto+json", key)
     return SigstoreBundle(envelope, key.keyid, 0, False)
 

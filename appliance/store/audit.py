@@ -32,7 +32,8 @@ from appliance.store.db import Database, Schema, StoreError
 from bundles import canonical, dsse
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, DigestError, SignatureError, StellaError
-from bundles.keys import PrivateKey, PublicKey
+from bundles.keys import PublicKey
+from bundles.signer import Signer
 
 LOG_NAME: Final = "stella-ops audit log v1"
 GENESIS: Final = str(Digest.of_bytes(LOG_NAME.encode("utf-8")))
@@ -370,7 +371,7 @@ class AuditLog:
     __slots__ = ("db", "key", "public_key")
 
     def __init__(
-        self, db: Database, *, key: PrivateKey | None = None, public_key: PublicKey | None = None
+        self, db: Database, *, key: Signer | None = None, public_key: PublicKey | None = None
     ) -> None:
         self.db = db
         self.key = key

@@ -10,7 +10,17 @@ The cases where scanners are known to miss a statement are handled here, once:
   ``library/``) and scheme prefixes;
 - a component purl matches when type, namespace and name agree after decoding, the version
   agrees when the statement gives one, and every qualifier the statement gives is present
-  with the same value (a statement without ``arch`` covers every architecture).
+  with the same value (a statement without ``arch`` covers every architecture);
+- the spellings other scanners write for the same package agree (table-tested against syft's
+  and trivy's real output): a distro epoch in the version (``@1:2.5.1-4``, syft) or as the
+  ``epoch`` qualifier (trivy, this appliance), epoch ``0`` as no epoch; ``upstream`` and
+  ``distro`` describe the package rather than name it, so they are compared only when the
+  component has them too, ``distro`` by release (``debian-12`` = ``debian-12.15`` = trivy's
+  bare ``3.20.3`` for ``alpine-3.20.3``), ``upstream`` by source name (syft's
+  ``util-linux@2.38.1-5`` = ``util-linux``); a distro purl without a namespace
+  (``pkg:rpm/NAME``, syft without an os-release) names every vendor's package; PyPI names
+  and versions compare as PEP 503 and PEP 440 say (``5.3`` = ``5.3.0``), Go versions with or
+  without the ``v`` (and ``go`` for the standard library).
 
 Parsing is done by ``packageurl-python``; results are memoized, because one gate compares
 the same few product strings against a thousand findings.
@@ -18,14 +28,28 @@ the same few product strings against a thousand findings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Final
 from urllib.parse import unquote
 
 from packageurl import PackageURL
+from packaging.utils import canonicalize_name, canonicalize_version
 
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "hub.docker.com"})
+#: Package types whose versions may carry a distro epoch (``E:V-R``).
+_EPOCH_TYPES: Final = frozenset({"deb", "rpm", "alpm"})
+#: Distro package types, whose namespace is the vendor.
+_DISTRO_TYPES: Final = frozenset({"deb", "rpm", "apk", "alpm"})
+#: Qualifiers that describe a package rather than name it: compared only when both sides
+#: have them.
+_DESCRIPTIVE: Final = frozenset({"upstream", "distro"})
+_EPOCH: Final = re.compile(r"(\d+):(.+)")
+_DISTRO: Final = re.compile(r"(?:([a-z][a-z0-9_]*?)-)?(\d[0-9a-z_.]*)")
+# the same distribution under the names scanners give it
+_DISTRO_NAMES: Final = {"redhat": "rhel", "red_hat": "rhel", "centos": "rhel", "ubi": "rhel"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +96,56 @@ def parse_purl(text: str) -> ParsedPurl | None:
         version=unquote(purl.version or ""),
         qualifiers=tuple(sorted((k.lower(), unquote(v)) for k, v in qualifiers.items())),
     )
+
+
+@lru_cache(maxsize=65536)
+def canonical_purl(text: str) -> ParsedPurl | None:
+    """A purl's parts in the one spelling comparisons use (see the module docstring)."""
+    purl = parse_purl(text)
+    if purl is None:
+        return None
+    qualifiers = dict(purl.qualifiers)
+    version, name = purl.version, purl.name.lower()
+    if purl.type in _EPOCH_TYPES and (m := _EPOCH.fullmatch(version)):
+        qualifiers.setdefault("epoch", m.group(1))
+        version = m.group(2)
+    if qualifiers.get("epoch") == "0":
+        del qualifiers["epoch"]
+    if purl.type == "pypi":
+        name = canonicalize_name(purl.name)
+        version = canonicalize_version(version) if version else ""
+    elif purl.type == "golang":
+        version = version.removeprefix("v")
+        if name == "stdlib":
+            version = version.removeprefix("go")
+    return replace(
+        purl,
+        namespace=purl.namespace.lower(),
+        name=name,
+        version=version,
+        qualifiers=tuple(sorted(qualifiers.items())),
+    )
+
+
+def _same_distro(wanted: str, have: str) -> bool:
+    """``debian-12`` names ``debian-12.15``; a bare release (trivy's ``3.20.3``) names any
+    distribution of that release."""
+    a, b = _DISTRO.fullmatch(wanted.lower()), _DISTRO.fullmatch(have.lower())
+    if a is None or b is None:
+        return wanted.lower() == have.lower()
+    name_a, name_b = (_DISTRO_NAMES.get(n, n) if n else None for n in (a.group(1), b.group(1)))
+    if name_a and name_b and name_a != name_b:
+        return False
+    short, long = sorted((a.group(2), b.group(2)), key=len)
+    return long == short or long.startswith(short + ".")
+
+
+def _same_qualifier(key: str, wanted: str, have: str) -> bool:
+    if key == "distro":
+        return _same_distro(wanted, have)
+    if key == "upstream":  # syft writes "SOURCE@VERSION" when the versions differ
+        return wanted.split("@", 1)[0] == have.split("@", 1)[0]
+    return wanted == have
 
 
 def normalize_repository(text: str) -> str:
@@ -128,17 +202,26 @@ def is_image_product(product: str) -> bool:
 def names_component(product: str, component_purl: str) -> bool:
     """Whether ``product`` (a purl, possibly without version or qualifiers) names the
     component ``component_purl``."""
-    wanted = parse_purl(product)
-    have = parse_purl(component_purl)
+    wanted = canonical_purl(product)
+    have = canonical_purl(component_purl)
     if wanted is None or have is None:
         return product == component_purl
-    if (wanted.type, wanted.namespace.lower(), wanted.name.lower()) != (
-        have.type,
-        have.namespace.lower(),
-        have.name.lower(),
+    if (wanted.type, wanted.name) != (have.type, have.name):
+        return False
+    if wanted.namespace != have.namespace and not (
+        wanted.type in _DISTRO_TYPES and not wanted.namespace
     ):
         return False
     if wanted.version and wanted.version != have.version:
         return False
     qualifiers = dict(have.qualifiers)
-    return all(qualifiers.get(k) == v for k, v in wanted.qualifiers)
+    for key, value in wanted.qualifiers:
+        if key not in qualifiers:
+            if key in _DESCRIPTIVE:
+                continue
+            return False
+        if not _same_qualifier(key, value, qualifiers[key]):
+            return False
+    # an epoch is part of the version: a statement's version without one names no package
+    # that has one (``@2.5.1-4`` is not ``1:2.5.1-4``)
+    return not wanted.version or dict(wanted.qualifiers).get("epoch") == qualifiers.get("epoch")

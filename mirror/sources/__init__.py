@@ -11,6 +11,7 @@ from typing import Final
 
 from mirror.config import SourceKind
 from mirror.sources.alpine import AlpineSecdbSource
+from mirror.sources.chainguard import ChainguardSecdbSource
 from mirror.sources.debian import DebianTrackerSource
 from mirror.sources.epss import EPSSSource
 from mirror.sources.interface import DatasetType, FeedSource, ParseResult, Unknown
@@ -19,7 +20,11 @@ from mirror.sources.npm_legacy import NpmLegacySource
 from mirror.sources.openvex import OpenVEXSource
 from mirror.sources.osv import OSVSource
 from mirror.sources.policy import PolicySource
+from mirror.sources.redhat import RedHatCSAFSource
+from mirror.sources.rpm_osv import AlmaOSVSource, RockyOSVSource
 from mirror.sources.rubysec import RubySecSource
+from mirror.sources.ubuntu import UbuntuOSVSource
+from mirror.sources.wolfi import WolfiSecdbSource
 
 
 def _table(*sources: FeedSource) -> MappingProxyType[SourceKind, FeedSource]:
@@ -44,6 +49,13 @@ SOURCES: Final = _table(
     PolicySource(),
     RubySecSource(),
     NpmLegacySource(),
+    # distribution feeds
+    RedHatCSAFSource(),
+    RockyOSVSource(),
+    AlmaOSVSource(),
+    UbuntuOSVSource(),
+    WolfiSecdbSource(),
+    ChainguardSecdbSource(),
 )
 
 

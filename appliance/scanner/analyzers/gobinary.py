@@ -7,11 +7,18 @@ strings; before 1.18 the header holds two pointers to Go string headers in the d
 The module information is tab-separated lines (``path``, ``mod``, ``dep``, ``=>`` for a
 replacement of the line before, ``build``) wrapped in 16-byte sentinels. This follows the
 standard library's ``debug/buildinfo`` and ``runtime/debug`` readers.
+
+Besides its modules, a Go program embeds the standard library of the Go release that built it.
+That release becomes a ``stdlib`` package at the version Go vulndb's ranges use, and the ``go``
+command of a Go installation (build path ``cmd/go``) also becomes a ``toolchain`` package. A Go
+version that names no release (a ``devel`` build) is an unknown naming the binary, never
+silence.
 """
 
 from __future__ import annotations
 
 import mmap
+import re
 import stat
 import struct
 from dataclasses import dataclass
@@ -24,7 +31,7 @@ from appliance.scanner.analyzers.interface import (
     InputTooLargeError,
     ParseError,
 )
-from appliance.scanner.model import AnalysisResult, Package, PackageType
+from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
 
 Buffer = bytes | bytearray | mmap.mmap
 
@@ -278,16 +285,41 @@ def parse_buildinfo(data: Buffer) -> BuildInfo | None:
     return BuildInfo(go_version, path, main, deps, settings)
 
 
-def _stdlib_version(go_version: str) -> str | None:
-    word = go_version.split()[0] if go_version.split() else ""
-    if not word.startswith("go") or not word[2:3].isdigit():
-        return None  # "devel …" toolchains have no release to match
-    return "v" + word[2:]
+#: The names Go vulndb files the Go release's own code under (``affected[].package.name``).
+STDLIB: Final = "stdlib"
+TOOLCHAIN: Final = "toolchain"
+# A Go release tag (golang.org/x/pkgsite's stdlib.VersionForTag): go1, go1.19, go1.19.8,
+# go1.21rc2, go1.19beta1; and the BoringCrypto branch's go1.16.15b7 (go1.16.15 with BoringSSL).
+_GO_TAG: Final = re.compile(
+    r"go(?P<major>0|[1-9][0-9]*)(?:\.(?P<minor>0|[1-9][0-9]*))?(?:\.(?P<patch>0|[1-9][0-9]*))?"
+    r"(?:(?P<pre>beta|rc)(?P<number>[0-9]+)|b[0-9]+)?"
+)
+
+
+def stdlib_version(go_version: str) -> str | None:
+    """The version Go vulndb's ``stdlib`` ranges compare (SemVer, here with Go's ``v``) for the
+    toolchain version a binary records, or None when it names no release.
+
+    ``go1.19.8`` -> ``v1.19.8``; ``go1.19`` -> ``v1.19.0``; ``go1.21rc2`` -> ``v1.21.0-rc.2``;
+    GOEXPERIMENT suffixes are dropped (``go1.22.0 X:boringcrypto``, also written
+    ``go1.22.0-X:boringcrypto``); ``devel go1.23-abc…`` and ``go1.23-devel_…`` are None.
+    """
+    words = go_version.split()
+    if not words:
+        return None
+    tag = words[0].partition("-X:")[0]
+    m = _GO_TAG.fullmatch(tag)
+    if m is None:
+        return None
+    version = f"v{m['major']}.{m['minor'] or 0}.{m['patch'] or 0}"
+    if m["pre"]:
+        version += f"-{m['pre']}.{m['number']}"
+    return version
 
 
 def packages_from_buildinfo(info: BuildInfo) -> tuple[Package, ...]:
-    """The main module, each dependency (replacements applied), and ``stdlib`` at the Go
-    release that built the program."""
+    """The main module, each dependency (replacements applied), ``stdlib`` at the Go release
+    that built the program, and ``toolchain`` at that release for the ``go`` command itself."""
     packages = []
     if info.main is not None:
         packages.append(Package(PackageType.GOLANG, info.main.path, info.main.version))
@@ -296,14 +328,16 @@ def packages_from_buildinfo(info: BuildInfo) -> tuple[Package, ...]:
         if dep.replaced_by is not None and not dep.replaced_by.path.startswith((".", "/")):
             module = dep.replaced_by  # a module replacement; a local directory keeps the name
         packages.append(Package(PackageType.GOLANG, module.path, module.version))
-    if version := _stdlib_version(info.go_version):
-        packages.append(Package(PackageType.GOLANG, "stdlib", version))
+    if version := stdlib_version(info.go_version):
+        packages.append(Package(PackageType.GOLANG, STDLIB, version))
+        if info.path == "cmd/go" and info.main is None:  # only GOROOT code is named cmd/...
+            packages.append(Package(PackageType.GOLANG, TOOLCHAIN, version))
     return tuple(packages)
 
 
 class GoBinaryAnalyzer(Analyzer):
     name: ClassVar[str] = "go-binary"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.BINARY
     size_limit: ClassVar[int] = 512 << 20
 
@@ -334,9 +368,20 @@ class GoBinaryAnalyzer(Analyzer):
                     view.close()
         if info is None:
             return AnalysisResult()
+        unknowns: tuple[Unknown, ...] = ()
+        if stdlib_version(info.go_version) is None:
+            unknowns = (
+                Unknown(
+                    inp.path,
+                    f"built by Go {info.go_version[:80]!r}, which names no Go release: the "
+                    "standard library it embeds cannot be matched against Go vulndb",
+                    self.name,
+                ),
+            )
         return AnalysisResult(
             packages=tuple(
                 Package(p.type, p.name, p.version, locations=(inp.path,))
                 for p in packages_from_buildinfo(info)
-            )
+            ),
+            unknowns=unknowns,
         )

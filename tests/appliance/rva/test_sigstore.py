@@ -19,6 +19,7 @@ from appliance.rva.attach import (
     attach_attestation,
     attach_evidence,
     attestations,
+    layer_title,
 )
 from appliance.rva.evaluate import PREDICATE_TYPE, evaluate
 from bundles.digest import Digest
@@ -142,7 +143,27 @@ def test_attached_as_a_referrer_in_cosign_v3_form(tmp_path: Path, key: PrivateKe
     assert [(layer["mediaType"], layer["size"]) for layer in manifest["layers"]] == [
         (SIGSTORE_BUNDLE_V03, len(bundle))
     ]
+    # the file name oras pull saves the layer under
+    assert manifest["layers"][0]["annotations"] == {
+        "org.opencontainers.image.title": "risk-verdict.sigstore.json"
+    }
     assert attestations(layout, image.digest) == [(found, bundle)]
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "title"),
+    [
+        ("https://stella-ops.org/attestations/risk-verdict/v1", "risk-verdict.sigstore.json"),
+        ("https://cyclonedx.org/bom", "bom.sigstore.json"),
+        ("https://cyclonedx.org/bom/v1.6", "bom.sigstore.json"),
+        ("https://openvex.dev/ns/v0.2.0", "openvex.sigstore.json"),
+        ("https://slsa.dev/provenance/v1", "provenance.sigstore.json"),
+        ("https://example.com/a b/V2/", "a-b.sigstore.json"),
+        ("v1", "attestation.sigstore.json"),
+    ],
+)
+def test_layer_titles(predicate_type: str, title: str) -> None:
+    assert layer_title(predicate_type) == title
 
 
 def test_evidence_referrer_names_every_blob(tmp_path: Path) -> None:
@@ -159,6 +180,10 @@ def test_evidence_referrer_names_every_blob(tmp_path: Path) -> None:
     }
     cited = verdict.predicate["evidence"]
     assert roles == {role: cited[role]["digest"] for role in cited if cited[role]}
+    titles = [
+        layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
+    ]
+    assert titles == [f"{role}.json" for role in sorted(roles)]
     for digest in roles.values():
         assert layout.has_blob(Digest.parse(digest))
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from appliance.vex.products import (
@@ -113,3 +116,67 @@ def test_component_purls_that_do_not_match(product: str) -> None:
 def test_scoped_npm_and_pypi_name_normalization() -> None:
     assert names_component("pkg:npm/%40angular/core@16.0.0", "pkg:npm/@angular/core@16.0.0")
     assert names_component("pkg:pypi/Django_REST@1.0", "pkg:pypi/django-rest@1.0")
+
+
+SPELLINGS = json.loads(
+    (Path(__file__).resolve().parents[2] / "data/vex/purl-spellings.json").read_bytes()
+)
+
+
+@pytest.mark.parametrize("scanner", ["syft", "trivy"])
+def test_other_scanners_spellings_name_our_components(scanner: str) -> None:
+    rows = [r for r in SPELLINGS if r[scanner]]
+    assert len(rows) >= 140 if scanner == "syft" else len(rows) >= 138
+    missed = [r for r in rows if not names_component(r[scanner], r["stella"])]
+    assert missed == []
+
+
+@pytest.mark.parametrize("scanner", ["syft", "trivy"])
+def test_other_scanners_spellings_name_no_other_component(scanner: str) -> None:
+    ours = [r["stella"] for r in SPELLINGS]
+    wrong = [
+        (r[scanner], other)
+        for r in SPELLINGS
+        if r[scanner]
+        for other in ours
+        if other != r["stella"] and names_component(r[scanner], other)
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    ("product", "component", "expected"),
+    [
+        # the epoch: in the version (syft), as a qualifier (trivy, ours), or 0 as none
+        ("pkg:deb/debian/libattr1@1:2.5.1-4", "pkg:deb/debian/libattr1@2.5.1-4?epoch=1", True),
+        ("pkg:deb/debian/libattr1@2:2.5.1-4", "pkg:deb/debian/libattr1@2.5.1-4?epoch=1", False),
+        ("pkg:deb/debian/libattr1@2.5.1-4", "pkg:deb/debian/libattr1@2.5.1-4?epoch=1", False),
+        ("pkg:deb/debian/libattr1", "pkg:deb/debian/libattr1@2.5.1-4?epoch=1", True),
+        ("pkg:rpm/redhat/bash@0:5.1.8-9.el9", "pkg:rpm/redhat/bash@5.1.8-9.el9", True),
+        ("pkg:rpm/redhat/bash@5.1.8-9.el9?epoch=0", "pkg:rpm/redhat/bash@5.1.8-9.el9", True),
+        # descriptive qualifiers: compared only when both have them
+        ("pkg:deb/debian/libc6?upstream=glibc", "pkg:deb/debian/libc6@2.36-9", True),
+        ("pkg:deb/debian/libc6?upstream=eglibc", "pkg:deb/debian/libc6@2.36?upstream=glibc", False),
+        ("pkg:deb/debian/libc6?distro=debian-12.15", "pkg:deb/debian/libc6?distro=debian-12", True),
+        ("pkg:deb/debian/libc6?distro=debian-11", "pkg:deb/debian/libc6?distro=debian-12", False),
+        ("pkg:deb/debian/libc6?distro=ubuntu-12", "pkg:deb/debian/libc6?distro=debian-12", False),
+        ("pkg:deb/debian/libc6?distro=debian-1", "pkg:deb/debian/libc6?distro=debian-12", False),
+        ("pkg:rpm/redhat/bash?distro=redhat-9.4", "pkg:rpm/redhat/bash?distro=rhel-9", True),
+        ("pkg:apk/alpine/musl?distro=3.20.3", "pkg:apk/alpine/musl?distro=alpine-3.20.3", True),
+        # a distro purl without a namespace names every vendor's; other types keep theirs
+        ("pkg:rpm/bash@5.1.8-9.el9", "pkg:rpm/redhat/bash@5.1.8-9.el9", True),
+        ("pkg:npm/core@16.0.0", "pkg:npm/%40angular/core@16.0.0", False),
+        # PEP 503 / PEP 440; Go's v and go prefixes
+        ("pkg:pypi/PyYAML@5.3.0", "pkg:pypi/pyyaml@5.3", True),
+        ("pkg:pypi/pyyaml@5.3.1", "pkg:pypi/pyyaml@5.3", False),
+        (
+            "pkg:golang/github.com/gin-gonic/gin@v1.7.0",
+            "pkg:golang/github.com/gin-gonic/gin@1.7.0",
+            True,
+        ),
+        ("pkg:golang/stdlib@go1.19.8", "pkg:golang/stdlib@v1.19.8", True),
+        ("pkg:golang/stdlib@1.19.9", "pkg:golang/stdlib@v1.19.8", False),
+    ],
+)
+def test_spelling_rules(product: str, component: str, expected: bool) -> None:
+    assert names_component(product, component) is expected

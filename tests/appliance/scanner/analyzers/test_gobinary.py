@@ -16,6 +16,7 @@ from appliance.scanner.analyzers.gobinary import (
     Module,
     parse_buildinfo,
     parse_modinfo,
+    stdlib_version,
 )
 from appliance.scanner.analyzers.interface import AnalyzerInput, ParseError
 from appliance.scanner.collect import run_analyzer
@@ -190,6 +191,7 @@ def test_real_go_binary_docker_registry() -> None:
     stdlib = [p for p in result.packages if p.name == "stdlib"]
     assert [p.version for p in stdlib] == ["v" + info.go_version.removeprefix("go")]
     assert {p.name for p in result.packages} >= {"stdlib"}
+    assert "toolchain" not in {p.name for p in result.packages}  # a program, not the go command
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="no Go toolchain installed")
@@ -326,3 +328,62 @@ def test_forward_only_streams_are_read_whole() -> None:
     result = run_analyzer(GoBinaryAnalyzer(), inp)
     assert result.unknowns == ()
     assert len(result.packages) == len(EXPECTED) + 1
+
+
+@pytest.mark.parametrize(
+    ("go_version", "expected"),
+    [
+        ("go1.19.8", "v1.19.8"),
+        ("go1.19", "v1.19.0"),  # the first release of a line had no patch number before 1.21
+        ("go1", "v1.0.0"),
+        ("go1.21.0", "v1.21.0"),
+        ("go1.21rc2", "v1.21.0-rc.2"),  # Go vulndb writes 1.21.0-rc.4
+        ("go1.19beta1", "v1.19.0-beta.1"),
+        ("go1.22.0 X:boringcrypto", "v1.22.0"),  # GOEXPERIMENT, as the linker writes it
+        ("go1.21.5 X:loopvar,boringcrypto", "v1.21.5"),
+        ("go1.22.0-X:boringcrypto", "v1.22.0"),
+        ("go1.16.15b7", "v1.16.15"),  # the BoringCrypto branch: go1.16.15 plus BoringSSL
+        ("devel go1.23-2ea8d2b Tue Jan 2 15:04:05 2024 +0000", None),
+        ("go1.23-devel_2ea8d2b", None),
+        ("go1.019", None),
+        ("gotip", None),
+        ("", None),
+    ],
+)
+def test_stdlib_version_as_go_vulndb_writes_it(go_version: str, expected: str | None) -> None:
+    assert stdlib_version(go_version) == expected
+
+
+def test_a_devel_toolchain_is_an_unknown_naming_the_binary() -> None:
+    version = "devel go1.23-2ea8d2b Tue Jan 2 15:04:05 2024 +0000"
+    data = make_elf(inline_payload(version=version), sections=True)
+    result = run(GoBinaryAnalyzer(), "usr/local/bin/tool", data, EXECUTABLE)
+    assert [(p.name, p.version) for p in result.packages] == EXPECTED  # modules still matched
+    (unknown,) = result.unknowns
+    assert unknown.path == "usr/local/bin/tool"
+    assert unknown.analyzer == "go-binary"
+    assert unknown.reason == (
+        f"built by Go {version!r}, which names no Go release: the standard library it "
+        "embeds cannot be matched against Go vulndb"
+    )
+
+
+# What the go command of Debian's golang-1.19-go 1.19.8-2 records (`go version -m`): the
+# build path cmd/go, no main module, no dependencies.
+GO_COMMAND = "path\tcmd/go\nbuild\t-compiler=gc\nbuild\tCGO_ENABLED=1\nbuild\tGOOS=linux\n"
+
+
+@pytest.mark.parametrize(
+    ("modinfo", "names"),
+    [
+        (GO_COMMAND, ["stdlib", "toolchain"]),
+        (GO_COMMAND.replace("cmd/go", "cmd/gofmt"), ["stdlib"]),  # a tool, not the go command
+        (GO_COMMAND.replace("cmd/go", "example.com/cmd/go"), ["stdlib"]),
+    ],
+    ids=["go-command", "gofmt", "a-program-named-go"],
+)
+def test_the_go_command_is_the_toolchain(modinfo: str, names: list[str]) -> None:
+    data = make_elf(inline_payload(version="go1.19.8", modinfo=modinfo), sections=True)
+    result = run(GoBinaryAnalyzer(), "usr/lib/go-1.19/bin/go", data, EXECUTABLE)
+    assert result.unknowns == ()
+    assert [(p.name, p.version) for p in result.packages] == [(n, "v1.19.8") for n in names]

@@ -1,0 +1,145 @@
+"""Canonical's OSV records (``canonical/ubuntu-security-notices``): ``osv/cve/YYYY/*.json``
+(one record per CVE, ``UBUNTU-CVE-…``; older files name it ``CVE-…``) and ``osv/usn/*.json``
+(one record per notice, ``USN-…``).
+
+Normalization, so Ubuntu is matched like Debian:
+
+- ids: a bare ``CVE-…`` id becomes ``UBUNTU-CVE-…`` (the current upstream naming, and never the
+  same id as another feed's record); every record's CVEs are its ``aliases`` (from the id, from
+  ``upstream``'s ``UBUNTU-CVE-…`` entries, and from USN ``cves_map``);
+- ecosystems: ``Ubuntu:22.04:LTS`` -> ``Ubuntu:22.04`` (what os-release's ``VERSION_ID`` gives);
+  every Ubuntu Pro / ESM stream (``Ubuntu:Pro:16.04:LTS``, ``Ubuntu:Pro:FIPS…:22.04:LTS``) ->
+  ``Ubuntu:Pro:<release>``, which images without Pro never match; the upstream ecosystem is kept
+  in ``database_specific.upstream_ecosystem``;
+- names are the source packages Canonical publishes, versions dpkg (``version_scheme``);
+- the Ubuntu priority (``ecosystem_specific.ubuntu_priority``, or for a USN the highest
+  ``Ubuntu`` priority of its CVEs) is ``database_specific.severity``; ``severity[]`` is kept;
+- an entry whose only event is ``introduced 0`` (affected, no fix published) carries no range
+  and ``database_specific.status = "open"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from mirror.config import SourceKind
+from mirror.inputs import Member
+from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
+from mirror.sources.osv import osv_problem
+
+SCHEME: Final = "dpkg"
+#: Ubuntu's priorities, lowest first.
+PRIORITIES: Final = ("negligible", "low", "medium", "high", "critical")
+_CVE: Final = re.compile(r"CVE-\d{4}-\d{4,}")
+_RELEASE: Final = re.compile(r"\d+\.\d+")
+
+
+def ecosystem(upstream: str) -> str | None:
+    """``Ubuntu:22.04:LTS`` -> ``Ubuntu:22.04``; Pro streams -> ``Ubuntu:Pro:<release>``."""
+    parts = upstream.split(":")
+    releases = [p for p in parts if _RELEASE.fullmatch(p)]
+    if parts[0] != "Ubuntu" or len(releases) != 1:
+        return None
+    pro = any(p.startswith(("Pro", "ESM", "FIPS")) for p in parts[1:])
+    return f"Ubuntu:Pro:{releases[0]}" if pro else f"Ubuntu:{releases[0]}"
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _arr(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _highest(words: list[str]) -> str | None:
+    known = [w for w in words if w in PRIORITIES]
+    return max(known, key=PRIORITIES.index) if known else None
+
+
+def _priority(entry: dict[str, Any]) -> str | None:
+    specific = _obj(entry.get("ecosystem_specific"))
+    if isinstance(specific.get("ubuntu_priority"), str):
+        return str(specific["ubuntu_priority"])
+    cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
+    words = [
+        s.get("score")
+        for c in map(_obj, cves)
+        for s in map(_obj, _arr(c.get("severity")))
+        if s.get("type") == "Ubuntu"
+    ]
+    return _highest([w for w in words if isinstance(w, str)])
+
+
+def _cves_of(record: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for value in [record["id"], *_arr(record.get("aliases")), *_arr(record.get("upstream"))]:
+        if isinstance(value, str):
+            found |= set(_CVE.findall(value))
+    for entry in map(_obj, _arr(record.get("affected"))):
+        cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
+        found |= {c["id"] for c in map(_obj, cves) if isinstance(c.get("id"), str)}
+    return found
+
+
+class UbuntuOSVSource(FeedSource):
+    kind = SourceKind.UBUNTU_OSV
+    dataset_type = DatasetType.OSV
+
+    def parse(self, members: Sequence[Member]) -> ParseResult:
+        result = ParseResult()
+        for member in members:
+            if not member.name.endswith(".json"):
+                result.ignored.append(member.name)
+                continue
+            record = load_json(member.data, member.name, result)
+            if record is None:
+                continue
+            try:
+                self._add(record, member.name, result)
+            except (AttributeError, TypeError, KeyError) as e:
+                result.skip(member.name, f"malformed record: {type(e).__name__}: {e}")
+        return result
+
+    @staticmethod
+    def _add(record: Any, item: str, result: ParseResult) -> None:
+        problem = osv_problem(record)
+        rid = record.get("id") if isinstance(record, dict) else None
+        label = f"{item} ({rid})" if isinstance(rid, str) else item
+        if problem:
+            result.skip(label, problem)
+            return
+        affected = []
+        for index, entry in enumerate(record.get("affected", [])):
+            eco = _obj(entry.get("package")).get("ecosystem")
+            normal = ecosystem(eco) if isinstance(eco, str) else None
+            if normal is None:
+                result.skip(f"{label} affected[{index}]", f"unknown Ubuntu ecosystem {eco!r}")
+                continue
+            affected.append(UbuntuOSVSource._entry(entry, normal, str(eco)))
+        if not affected:
+            result.skip(label, "no affected entry with an Ubuntu release")
+            return
+        out = {**record, "affected": affected, "aliases": sorted(_cves_of(record))}
+        if str(rid).startswith("CVE-"):
+            out["id"] = f"UBUNTU-{rid}"
+        result.records.append(out)
+
+    @staticmethod
+    def _entry(entry: dict[str, Any], eco: str, upstream: str) -> dict[str, Any]:
+        specific: dict[str, Any] = {"version_scheme": SCHEME, "upstream_ecosystem": upstream}
+        priority = _priority(entry)
+        if priority is not None:
+            specific["severity"] = priority
+        out = {**entry, "package": {**entry["package"], "ecosystem": eco}}
+        ranges = entry.get("ranges") or []
+        fixed = [
+            e for r in ranges for e in r.get("events", []) if isinstance(e, dict) and "fixed" in e
+        ]
+        if not fixed:
+            out.pop("ranges", None)
+            specific["status"] = "open"
+        out["database_specific"] = {**_obj(entry.get("database_specific")), **specific}
+        return out
