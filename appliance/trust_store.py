@@ -17,9 +17,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from bundles import limits
 from bundles.errors import TrustError, UsageError
+from bundles.limits import Unit
 from bundles.oci.files import atomic_write
 from bundles.trust import TrustRoot
+
+ROTATION_FILES = limits.cap(
+    "trust.rotation_files", 64, Unit.COUNT, "the trust root files given to one 'trust rotate'"
+)
 
 _CHANNEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -89,6 +95,7 @@ class TrustStore:
 
     def rotate(self, paths: Sequence[Path], *, now: datetime) -> list[TrustRoot]:
         """Apply new root versions in order; nothing is stored unless every step verifies."""
+        limits.check(ROTATION_FILES, len(paths), "trust rotate")
         roots = sorted((TrustRoot.load(p) for p in paths), key=lambda r: r.version)
         if not roots:
             raise UsageError("no trust root files given")

@@ -35,18 +35,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from bundles import canonical
+from bundles import canonical, limits
 from bundles.digest import Digest
 from bundles.errors import BundleError, CanonicalJSONError, StellaError, TrustError
 from bundles.keys import PublicKey
+from bundles.limits import Unit
 from bundles.oci import Descriptor, ImageManifest, OCILayout
 from bundles.oci.files import atomic_write, exclusive_lock
 from bundles.oci.manifest import Manifest
 from bundles.oci.mediatypes import EMPTY_JSON, EMPTY_JSON_DIGEST, OCI_EMPTY, OCI_MANIFEST
+from bundles.trust import kind_of
 
 POLICY_FILE: Final = "upstream.json"
 POLICY_VERSION: Final = 1
 POLICY_LIMIT: Final = 4 << 20
+POLICY_RULES: Final = limits.cap(
+    "upstream.rules", 10_000, Unit.COUNT, "the rules of the upstream signer policy"
+)
 SIGNATURE_LIMIT: Final = 32 << 20
 VERIFICATION_ARTIFACT: Final = "application/vnd.stella-ops.upstream-verification.v1+json"
 SIGSTORE_BUNDLE_TYPES: Final = frozenset(
@@ -157,24 +162,41 @@ class Rule:
     @classmethod
     def from_dict(cls, doc: Any, *, source: str) -> Rule:
         if not isinstance(doc, Mapping):
-            raise UpstreamPolicyError(f"{source}: a rule must be a JSON object")
+            raise UpstreamPolicyError(f"{source}: a rule must be a JSON object, not {kind_of(doc)}")
         repository = doc.get("repository")
-        required = doc.get("required", False)
-        if not isinstance(repository, str) or not isinstance(required, bool):
+        if not isinstance(repository, str):
             raise UpstreamPolicyError(
-                f"{source}: 'repository' must be a string and 'required' a boolean"
+                f"{source}: 'repository' must be a string, not {kind_of(repository)}",
+                hint="give registry/repository, with * wildcards, e.g. docker.io/library/*",
+            )
+        required = doc.get("required", False)
+        if not isinstance(required, bool):
+            raise UpstreamPolicyError(
+                f"{source}: 'required' must be true or false, not {kind_of(required)}"
             )
         pem, keyless = doc.get("key"), doc.get("keyless")
+        if pem is not None and keyless is not None:
+            raise UpstreamPolicyError(f"{source}: the rule has both 'key' and 'keyless'")
         if pem is not None:
             if not isinstance(pem, str):
-                raise UpstreamPolicyError(f"{source}: 'key' must be a PEM string")
-            key = PublicKey.from_pem(pem.encode("ascii"), source=f"{source} key")
+                raise UpstreamPolicyError(
+                    f"{source}: 'key' must be a PEM string, not {kind_of(pem)}"
+                )
+            key = PublicKey.from_pem(pem.encode("utf-8", "replace"), source=f"{source} key")
             return cls(repository, key=key, required=required)
-        if not isinstance(keyless, Mapping):
+        if keyless is None:
             raise UpstreamPolicyError(f"{source}: the rule has neither 'key' nor 'keyless'")
+        if not isinstance(keyless, Mapping):
+            raise UpstreamPolicyError(
+                f"{source}: 'keyless' must be an object, not {kind_of(keyless)}",
+                hint='give {"identity": "...", "issuer": "..."}',
+            )
         identity, issuer = keyless.get("identity"), keyless.get("issuer")
-        if not isinstance(identity, str) or not isinstance(issuer, str):
-            raise UpstreamPolicyError(f"{source}: keyless.identity and keyless.issuer are strings")
+        for name, value in (("identity", identity), ("issuer", issuer)):
+            if not isinstance(value, str):
+                raise UpstreamPolicyError(
+                    f"{source}: 'keyless.{name}' must be a string, not {kind_of(value)}"
+                )
         return cls(repository, identity=identity, issuer=issuer, required=required)
 
 
@@ -223,7 +245,8 @@ class UpstreamPolicy:
             )
         rules = doc.get("rules")
         if not isinstance(rules, list):
-            raise UpstreamPolicyError(f"{source}: 'rules' must be an array")
+            raise UpstreamPolicyError(f"{source}: 'rules' must be an array, not {kind_of(rules)}")
+        limits.check(POLICY_RULES, len(rules), f"{source}: rules")
         return cls(
             tuple(Rule.from_dict(r, source=f"{source} rules[{i}]") for i, r in enumerate(rules))
         )
@@ -237,7 +260,8 @@ class PolicyStore:
 
     def load(self) -> UpstreamPolicy:
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as fh:
+                data = fh.read(POLICY_LIMIT + 1)
         except FileNotFoundError:
             return UpstreamPolicy()
         except OSError as e:

@@ -18,6 +18,8 @@ Every check takes ``now`` explicitly: no function here reads the clock.
 from __future__ import annotations
 
 import copy
+import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,8 +33,10 @@ from tuf.api.metadata import Metadata, Role, Root
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
-from bundles.errors import TrustError
+from bundles import canonical, limits
+from bundles.errors import CanonicalJSONError, KeyError_, TrustError
 from bundles.keys import PublicKey
+from bundles.limits import Unit
 from bundles.signer import Signer as KeySigner
 
 CHANNEL_FIELD: Final = "x-stella-channel"
@@ -40,7 +44,25 @@ DEFAULT_CHANNEL: Final = "default"
 BUNDLE_ROLE: Final = "targets"
 ROOT_ROLE: Final = "root"
 DEFAULT_VALIDITY: Final = timedelta(days=365)
-TRUST_ROOT_LIMIT: Final = 1 << 20
+ROOT_BYTES: Final = limits.cap("trust.root_bytes", 1 << 20, Unit.BYTES, "a trust root file")
+ROOT_KEYS: Final = limits.cap(
+    "trust.root_keys",
+    256,
+    Unit.COUNT,
+    "the keys, signatures or keyids of one role in a trust root",
+)
+TRUST_ROOT_LIMIT: Final = ROOT_BYTES.default
+#: The roles a trust root must define (TUF's four top-level roles).
+ROLES: Final = ("root", "targets", "snapshot", "timestamp")
+_EXPIRES: Final = "%Y-%m-%dT%H:%M:%SZ"
+#: The (keytype, scheme) pairs a trust root may use: the key types Stella Ops verifies with.
+KEY_FORMS: Final = frozenset(
+    {
+        ("ecdsa", "ecdsa-sha2-nistp256"),
+        ("ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256"),
+        ("ed25519", "ed25519"),
+    }
+)
 
 
 class TrustRootFormatError(TrustError):
@@ -89,10 +111,22 @@ def _public_key(key: SSlibKeyBase, source: str) -> PublicKey:
     if key.keytype == "ed25519" and isinstance(pem, str):
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
-        raw = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(pem))
+        try:
+            raw = ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(pem))
+        except ValueError:
+            raise TrustRootFormatError(
+                f"{source}: signed.keys[{key.keyid[:64]!r}].keyval.public is not an Ed25519 "
+                "public key (64 hex digits)"
+            ) from None
         public = PublicKey.from_crypto(raw, source=source)
     elif isinstance(pem, str):
-        public = PublicKey.from_pem(pem.encode(), source=source)
+        try:
+            public = PublicKey.from_pem(pem.encode(), source=source)
+        except KeyError_ as e:
+            raise TrustRootFormatError(
+                f"{source}: signed.keys[{key.keyid[:64]!r}].keyval.public is not a PEM public key",
+                hint=e.hint,
+            ) from e
     else:
         raise TrustRootFormatError(f"{source}: key {key.keyid} has no public key value")
     if public.keyid != key.keyid:
@@ -101,6 +135,139 @@ def _public_key(key: SSlibKeyBase, source: str) -> PublicKey:
             hint="keyids are the SHA-256 of the key's SubjectPublicKeyInfo",
         )
     return public
+
+
+def kind_of(value: Any) -> str:
+    """What a JSON value is, in the words an error message uses."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _format_error(source: str, field: str, message: str) -> TrustRootFormatError:
+    return TrustRootFormatError(
+        f"{source}: {field} {message}",
+        hint="use the trust-root.json written by 'stella-mirror keys generate'",
+    )
+
+
+def _field(
+    doc: Mapping[str, Any], name: str, want: type | tuple[type, ...], where: str, source: str
+) -> Any:
+    field = f"{where}.{name}" if where else name
+    if name not in doc:
+        raise _format_error(source, field, "is missing")
+    value = doc[name]
+    expected = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a whole number",
+        bool: "true or false",
+    }
+    wanted = want if isinstance(want, tuple) else (want,)
+    ok = isinstance(value, wanted) and not (bool not in wanted and isinstance(value, bool))
+    if not ok:
+        raise _format_error(
+            source,
+            field,
+            f"must be {' or '.join(expected[w] for w in wanted)}, not {kind_of(value)}",
+        )
+    return value
+
+
+def check_shape(doc: Any, source: str) -> None:
+    """Refuse a trust root whose fields are not the types TUF root metadata gives them,
+    naming the first field that is wrong (python-tuf's own errors name Python internals)."""
+    if not isinstance(doc, Mapping):
+        raise _format_error(source, "the document", f"must be a JSON object, not {kind_of(doc)}")
+    signatures = _field(doc, "signatures", list, "", source)
+    limits.check(ROOT_KEYS, len(signatures), f"{source}: signatures")
+    for i, sig in enumerate(signatures):
+        where = f"signatures[{i}]"
+        if not isinstance(sig, Mapping):
+            raise _format_error(source, where, f"must be an object, not {kind_of(sig)}")
+        _field(sig, "keyid", str, where, source)
+        _field(sig, "sig", str, where, source)
+    signed = _field(doc, "signed", dict, "", source)
+    kind = _field(signed, "_type", str, "signed", source)
+    if kind != "root":
+        raise _format_error(source, "signed._type", f"is {kind[:64]!r}, not 'root'")
+    spec = _field(signed, "spec_version", str, "signed", source)
+    if not re.fullmatch(r"1\.[0-9]{1,6}(\.[0-9]{1,6})?", spec):
+        raise _format_error(
+            source, "signed.spec_version", f"is {spec[:64]!r}, not a TUF 1.x specification version"
+        )
+    version = _field(signed, "version", int, "signed", source)
+    if version < 1:
+        raise _format_error(source, "signed.version", f"is {version}, not a positive number")
+    expires = _field(signed, "expires", str, "signed", source)
+    try:
+        datetime.strptime(expires, _EXPIRES)
+    except ValueError:
+        raise _format_error(
+            source,
+            "signed.expires",
+            f"is {expires[:64]!r}, not a UTC time like 2030-01-01T00:00:00Z",
+        ) from None
+    if "consistent_snapshot" in signed:
+        _field(signed, "consistent_snapshot", bool, "signed", source)
+    if CHANNEL_FIELD in signed:
+        _field(signed, CHANNEL_FIELD, str, "signed", source)
+    keys = _field(signed, "keys", dict, "signed", source)
+    limits.check(ROOT_KEYS, len(keys), f"{source}: signed.keys")
+    for keyid, key in keys.items():
+        where = f"signed.keys[{keyid[:64]!r}]"
+        if not isinstance(key, Mapping):
+            raise _format_error(source, where, f"must be an object, not {kind_of(key)}")
+        keytype = _field(key, "keytype", str, where, source)
+        scheme = _field(key, "scheme", str, where, source)
+        if (keytype, scheme) not in KEY_FORMS:
+            raise _format_error(
+                source,
+                where,
+                f"is a {keytype[:32]!r} key with scheme {scheme[:32]!r}; trust roots use "
+                "ecdsa (ecdsa-sha2-nistp256) or ed25519 keys",
+            )
+        keyval = _field(key, "keyval", dict, where, source)
+        _field(keyval, "public", str, f"{where}.keyval", source)
+    roles = _field(signed, "roles", dict, "signed", source)
+    extra = sorted(set(roles) - set(ROLES))
+    if extra:
+        raise _format_error(
+            source,
+            "signed.roles",
+            f"names role {extra[0][:64]!r}; a trust root has exactly {', '.join(ROLES)}",
+        )
+    for role in ROLES:
+        where = f"signed.roles.{role}"
+        body = _field(roles, role, dict, "signed.roles", source)
+        keyids = _field(body, "keyids", list, where, source)
+        limits.check(ROOT_KEYS, len(keyids), f"{source}: {where}.keyids")
+        threshold = _field(body, "threshold", int, where, source)
+        for j, keyid in enumerate(keyids):
+            if not isinstance(keyid, str):
+                raise _format_error(
+                    source, f"{where}.keyids[{j}]", f"must be a string, not {kind_of(keyid)}"
+                )
+            if keyid not in keys:
+                raise _format_error(
+                    source, f"{where}.keyids[{j}]", f"{keyid[:64]!r} is not in signed.keys"
+                )
+        if len(set(keyids)) != len(keyids):
+            raise _format_error(source, f"{where}.keyids", "names a key twice")
+        if not 1 <= threshold <= len(keyids):
+            raise _format_error(
+                source, f"{where}.threshold", f"is {threshold}, not within 1..{len(keyids)}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +328,14 @@ class TrustRoot:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = "trust-root.json") -> TrustRoot:
-        if len(data) > TRUST_ROOT_LIMIT:
-            raise TrustRootFormatError(f"{source}: {len(data)} bytes is too large for a trust root")
+        limits.check(ROOT_BYTES, len(data), source)
+        try:
+            doc = canonical.loads(data, source=source)
+        except CanonicalJSONError as e:
+            raise TrustRootFormatError(
+                e.message, hint="use the trust-root.json written by 'stella-mirror keys generate'"
+            ) from e
+        check_shape(doc, source)
         try:
             metadata = Metadata[Root].from_bytes(data)
         except (DeserializationError, ValueError, KeyError, TypeError) as e:
@@ -181,7 +354,9 @@ class TrustRoot:
     @classmethod
     def load(cls, path: Path) -> TrustRoot:
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                limits.check(ROOT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
+                data = fh.read(ROOT_BYTES.value() + 1)
         except OSError as e:
             raise TrustRootFormatError(f"{path}: cannot read trust root: {e.strerror}") from e
         return cls.from_bytes(data, source=str(path))
@@ -350,5 +525,7 @@ __all__ = [
     "TrustRootFormatError",
     "TrustRootRollbackError",
     "TrustRootSignatureError",
+    "check_shape",
+    "kind_of",
     "sign_root",
 ]

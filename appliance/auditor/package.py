@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from appliance.auditor import explain
 from appliance.auditor.errors import AuditPackageError, AuditRecordError
@@ -50,15 +51,44 @@ from appliance.rva import sigstore
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore
-from bundles import canonical, dsse
+from bundles import canonical, dsse, limits
+from bundles.bounded import read_capped
 from bundles.digest import Digest
-from bundles.errors import SignatureError, StellaError
+from bundles.errors import CanonicalJSONError, SignatureError, StellaError
 from bundles.keys import PublicKey
+from bundles.limits import Unit
 from bundles.oci import OCILayout
+from bundles.trust import kind_of
 
 FORMAT_VERSION: Final = 1
-MEMBER_LIMIT: Final = 256 << 20
-PACKAGE_LIMIT: Final = 1 << 30
+PACKAGE_MEMBERS: Final = limits.cap(
+    "audit_package.members", 10_000, Unit.COUNT, "the member count of an audit package ZIP"
+)
+DIRECTORY_BYTES: Final = limits.cap(
+    "audit_package.directory_bytes",
+    16 << 20,
+    Unit.BYTES,
+    "the central directory of an audit package ZIP",
+)
+MEMBER_BYTES: Final = limits.cap(
+    "audit_package.member_bytes",
+    64 << 20,
+    Unit.BYTES,
+    "the unpacked size of an audit package member",
+)
+TOTAL_BYTES: Final = limits.cap(
+    "audit_package.total_bytes",
+    256 << 20,
+    Unit.BYTES,
+    "the unpacked size of all audit package members together",
+)
+MEMBER_RATIO: Final = limits.cap(
+    "audit_package.ratio",
+    200,
+    Unit.RATIO,
+    "the compression ratio of an audit package member over 1 MiB",
+)
+RATIO_FLOOR: Final = 1 << 20  # smaller members cannot be bombs worth refusing
 TRUSTED_ROOT: Final = (
     Path(__file__).resolve().parent.parent / "data" / ("sigstore-public-good-trusted-root.json")
 )
@@ -220,28 +250,148 @@ def _with_audit(checked: RvaVerification, record: AuditRecord) -> RvaVerificatio
 # ---------------------------------------------------------------- verification
 
 
-def read_package(data: bytes, *, source: str) -> dict[str, bytes]:
-    """Every member of the ZIP, with size limits; refuses paths that escape or repeat."""
-    if len(data) > PACKAGE_LIMIT:
-        raise AuditPackageError(f"{source}: larger than {PACKAGE_LIMIT} bytes")
+def _zip_directory(fh: BinaryIO, source: str) -> None:
+    """Refuse a ZIP whose end record declares more members or a larger central directory than
+    the caps, before :mod:`zipfile` reads the directory into memory."""
     try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
+        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # the end record, zip64 too
+    except OSError as e:
+        raise AuditPackageError(f"{source}: cannot read: {e.strerror}") from e
+    if not end:
+        raise AuditPackageError(
+            f"{source}: not a ZIP file (no end of central directory record)",
+            hint="pass the FILE.zip written by 'stella export-audit-package'",
+        )
+    fields = (zipfile._ECD_ENTRIES_TOTAL, zipfile._ECD_SIZE)  # type: ignore[attr-defined]
+    limits.check(PACKAGE_MEMBERS, int(end[fields[0]]), source)
+    limits.check(DIRECTORY_BYTES, int(end[fields[1]]), source)
+
+
+def _bad_name(name: str) -> str | None:
+    """Why a member name is not acceptable in a package, or None."""
+    if not name or "\x00" in name:
+        return "is empty or holds a NUL byte"
+    if name.startswith("/") or "\\" in name or (len(name) > 1 and name[1] == ":"):
+        return "is an absolute or Windows path"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "has an empty, '.' or '..' component"
+    return None
+
+
+def _check_members(infos: list[zipfile.ZipInfo], source: str) -> None:
+    """Names, encryption, compression, declared sizes and ratios of every member, checked from
+    the central directory before any member is read."""
+    seen: set[str] = set()
+    total = 0
+    for info in infos:
+        name = info.filename
+        subject = f"{source}: member {name[:200]!r}"
+        if info.is_dir():
+            continue
+        why = _bad_name(name)
+        if why is not None:
+            raise AuditPackageError(
+                f"{subject} {why}", hint="a package holds only relative paths inside it"
+            )
+        if name in seen:
+            raise AuditPackageError(
+                f"{subject} appears twice", hint="a package holds each path once"
+            )
+        seen.add(name)
+        if info.flag_bits & 0x1:
+            raise AuditPackageError(
+                f"{subject} is encrypted", hint="audit packages are never encrypted"
+            )
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise AuditPackageError(
+                f"{subject} uses compression method {info.compress_type}",
+                hint="audit packages are stored or deflated",
+            )
+        limits.check(MEMBER_BYTES, info.file_size, subject)
+        if info.file_size > RATIO_FLOOR:
+            ratio = info.file_size // max(info.compress_size, 1)
+            limits.check(MEMBER_RATIO, ratio, subject)
+        total += info.file_size
+        limits.check(TOTAL_BYTES, total, source)
+
+
+def _listed_paths(manifest: Any, source: str) -> dict[str, Mapping[str, Any]]:
+    """manifest.json's files by path, each field checked for its type."""
+    where = f"{source}: manifest.json"
+    if not isinstance(manifest, Mapping):
+        raise AuditPackageError(f"{where} is {kind_of(manifest)}, not an object")
+    if manifest.get("version") != FORMAT_VERSION:
+        raise AuditPackageError(f"{where} is not an audit package manifest v{FORMAT_VERSION}")
+    for name in ("subject", "statement"):
+        if not isinstance(manifest.get(name), str):
+            raise AuditPackageError(
+                f"{where}: {name} must be a string, not {kind_of(manifest.get(name))}"
+            )
+    entries = manifest.get("files")
+    if not isinstance(entries, list):
+        raise AuditPackageError(f"{where}: files must be an array, not {kind_of(entries)}")
+    listed: dict[str, Mapping[str, Any]] = {}
+    for i, entry in enumerate(entries):
+        here = f"{where}: files[{i}]"
+        if not isinstance(entry, Mapping):
+            raise AuditPackageError(f"{here} must be an object, not {kind_of(entry)}")
+        for name, kind in (("path", str), ("sha256", str), ("size", int)):
+            value = entry.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise AuditPackageError(
+                    f"{here}.{name} must be {'a string' if kind is str else 'a whole number'}, "
+                    f"not {kind_of(value)}"
+                )
+        listed[entry["path"]] = entry
+    return listed
+
+
+def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, source: str) -> bytes:
+    subject = f"{source}: member {info.filename}"
+    try:
+        with z.open(info) as member:
+            data = read_capped(member, MEMBER_BYTES, subject, limit=info.file_size)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise AuditPackageError(f"{subject} cannot be read: {e}") from e
+    if len(data) != info.file_size:
+        raise AuditPackageError(
+            f"{subject} holds {len(data)} bytes, its ZIP entry declares {info.file_size}"
+        )
+    return data
+
+
+def read_package(data: bytes | BinaryIO, *, source: str) -> dict[str, bytes]:
+    """Every member of the ZIP, each read within the caps; refuses what an audit package never
+    holds before reading it: too many members, paths that escape or repeat, encrypted or
+    oddly compressed members, declared sizes or ratios past the caps, and members that
+    manifest.json does not list."""
+    fh: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+    _zip_directory(fh, source)
+    try:
+        z = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, ValueError, EOFError) as e:
         raise AuditPackageError(f"{source}: not a ZIP file: {e}") from e
     files: dict[str, bytes] = {}
     with z:
-        for info in z.infolist():
-            name = info.filename
-            if info.is_dir():
-                continue
-            if name.startswith("/") or ".." in name.split("/") or name in files:
-                raise AuditPackageError(f"{source}: member {name!r} is not acceptable")
-            if info.file_size > MEMBER_LIMIT:
-                raise AuditPackageError(f"{source}: member {name} is larger than {MEMBER_LIMIT}")
+        infos = [i for i in z.infolist() if not i.is_dir()]
+        _check_members(infos, source)
+        by_name = {i.filename: i for i in infos}
+        if "manifest.json" in by_name:
+            files["manifest.json"] = _read_member(z, by_name["manifest.json"], source)
             try:
-                files[name] = z.read(info)
-            except (zipfile.BadZipFile, OSError) as e:
-                raise AuditPackageError(f"{source}: member {name} cannot be read: {e}") from e
+                manifest = canonical.loads(files["manifest.json"], source=f"{source} manifest.json")
+            except CanonicalJSONError as e:
+                raise AuditPackageError(e.message) from e
+            listed = _listed_paths(manifest, source)
+            for name in by_name:
+                if name not in listed and name not in ("manifest.json", "SHA256SUMS"):
+                    raise AuditPackageError(
+                        f"{source}: {name} is not listed in manifest.json", hint="a file was added"
+                    )
+        for info in infos:
+            if info.filename not in files:
+                files[info.filename] = _read_member(z, info, source)
     return files
 
 
@@ -253,9 +403,7 @@ def _need(files: Mapping[str, bytes], path: str, source: str) -> bytes:
 
 def _check_listing(files: Mapping[str, bytes], source: str) -> None:
     manifest = canonical.loads(_need(files, "manifest.json", source), source=f"{source} manifest")
-    if not isinstance(manifest, Mapping) or manifest.get("version") != FORMAT_VERSION:
-        raise AuditPackageError(f"{source}: manifest.json is not an audit package manifest v1")
-    listed: dict[str, Mapping[str, Any]] = {str(f["path"]): f for f in manifest["files"]}
+    listed = _listed_paths(manifest, source)
     for path, data in files.items():
         if path in ("manifest.json", "SHA256SUMS"):
             continue
@@ -337,6 +485,10 @@ def check_audit_chain(
     count = 0
     for n, line in enumerate(records_data.splitlines(), 1):
         doc = canonical.loads(line, source=f"{source} audit/records.jsonl line {n}")
+        if not isinstance(doc, dict):
+            raise AuditRecordError(
+                f"{source}: audit/records.jsonl line {n} is {kind_of(doc)}, not an audit record"
+            )
         body = {k: v for k, v in doc.items() if k != "hash"}
         seq = doc.get("seq")
         if AuditRecord.hash_of(body) != doc.get("hash"):
@@ -379,7 +531,9 @@ def check_audit_chain(
     return found
 
 
-def verify_package(data: bytes, key: PublicKey, *, source: str = "audit package") -> PackageReport:
+def verify_package(
+    data: bytes | BinaryIO, key: PublicKey, *, source: str = "audit package"
+) -> PackageReport:
     """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`)."""
     files = read_package(data, source=source)
     _check_listing(files, source)

@@ -20,38 +20,113 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from pydantic import ValidationError
-from sigstore.errors import Error as SigstoreError
-from sigstore.hashes import Hashed
-from sigstore.models import Bundle as KeylessBundle
-from sigstore.models import TrustedRoot
-from sigstore.verify import Verifier
-from sigstore.verify.policy import Identity
-from sigstore_models.bundle.v1 import Bundle as ModelBundle
-from sigstore_models.common.v1 import HashAlgorithm
 
 from appliance.auditor.errors import SigstoreVerifyError
-from bundles import canonical, dsse
+from appliance.rva.sigstore import ACCEPTED
+from bundles import canonical, dsse, limits
 from bundles.digest import Digest
-from bundles.errors import StellaError
+from bundles.errors import CanonicalJSONError, StellaError
 from bundles.intoto import Statement
 from bundles.keys import PublicKey
+from bundles.limits import Unit
+from bundles.trust import kind_of
+
+if TYPE_CHECKING:  # sigstore-python takes a second to import: only the checks that need it do
+    from sigstore.models import TrustedRoot
 
 DEFAULT_TRUSTED_ROOT: Final = (
     Path(__file__).resolve().parent.parent / "data" / "sigstore-public-good-trusted-root.json"
 )
-BUNDLE_LIMIT: Final = 32 << 20
+BUNDLE_BYTES: Final = limits.cap(
+    "sigstore.bundle_bytes",
+    32 << 20,
+    Unit.BYTES,
+    "a Sigstore bundle or RVA file given to verify, explain or replay",
+)
+BUNDLE_LIMIT: Final = BUNDLE_BYTES.default
+#: Every Sigstore bundle media type starts so (v0.1 and v0.2 add ``+json;version=0.N``).
+MEDIA_TYPE_PREFIX: Final = "application/vnd.dev.sigstore.bundle"
 _NOTE_DASH: Final = "\u2014 "
+
+
+class BundleForm(StrEnum):
+    """What a file given to ``stella verify`` is, once it is known to be a Sigstore bundle."""
+
+    APPLIANCE = "appliance"  # key-hinted DSSE, no log entries: what the appliance signs
+    STANDARD = "standard"  # any other Sigstore bundle (keyless, logged, message signature)
+
+
+_EXPECTED: Final = "expected a Sigstore bundle (JSON), such as 'stella gate --out' writes"
+
+
+def read_bundle_file(path: Path) -> bytes:
+    """The bytes of a bundle file, refused past the ``sigstore.bundle_bytes`` cap before they
+    are read."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            limits.check(BUNDLE_BYTES, size, str(path))
+            data = fh.read(BUNDLE_BYTES.value() + 1)
+    except OSError as e:
+        raise SigstoreVerifyError(f"{path}: cannot read: {e.strerror}") from e
+    limits.check(BUNDLE_BYTES, len(data), str(path))
+    return data
+
+
+def classify(data: bytes, source: str) -> BundleForm:
+    """Which kind of Sigstore bundle ``data`` is; anything that is not one at all is refused
+    with what it is instead (not JSON, not an object, no Sigstore media type, no verification
+    material), never taken for a bundle of another kind."""
+    try:
+        doc = canonical.loads(data, limit=BUNDLE_BYTES.value(), source=source)
+    except CanonicalJSONError as e:
+        raise SigstoreVerifyError(
+            f"{e.message}, so it is not a Sigstore bundle", hint=_EXPECTED
+        ) from e
+    if not isinstance(doc, dict):
+        raise SigstoreVerifyError(
+            f"{source}: is {kind_of(doc)}, not a Sigstore bundle (a JSON object)", hint=_EXPECTED
+        )
+    media_type = doc.get("mediaType")
+    if not isinstance(media_type, str) or not media_type.startswith(MEDIA_TYPE_PREFIX):
+        shown = (
+            "missing"
+            if media_type is None
+            else repr(media_type[:80])
+            if isinstance(media_type, str)
+            else kind_of(media_type)
+        )
+        raise SigstoreVerifyError(
+            f"{source}: mediaType is {shown}, so it is not a Sigstore bundle", hint=_EXPECTED
+        )
+    material = doc.get("verificationMaterial")
+    if not isinstance(material, dict):
+        raise SigstoreVerifyError(
+            f"{source}: verificationMaterial is "
+            + ("missing" if material is None else kind_of(material))
+            + ", so it is not a Sigstore bundle",
+            hint=_EXPECTED,
+        )
+    if (
+        media_type in ACCEPTED
+        and "dsseEnvelope" in doc
+        and "publicKey" in material
+        and not material.get("tlogEntries")
+        and not material.get("timestampVerificationData")
+    ):
+        return BundleForm.APPLIANCE
+    return BundleForm.STANDARD
 
 
 class SignatureKind(StrEnum):
@@ -137,9 +212,13 @@ class LogKey:
 def read_trusted_root(path: Path | None) -> tuple[TrustedRoot, tuple[LogKey, ...]]:
     """The trusted root at ``path`` (default: the public-good root shipped with the
     appliance) and its transparency logs' keys."""
+    from pydantic import ValidationError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import TrustedRoot
+
     path = path or DEFAULT_TRUSTED_ROOT
     try:
-        raw = path.read_bytes()
+        raw = read_bundle_file(path)
         root = TrustedRoot.from_file(str(path))
     except OSError as e:
         raise SigstoreVerifyError(f"{path}: cannot read trusted root: {e.strerror}") from e
@@ -149,8 +228,11 @@ def read_trusted_root(path: Path | None) -> tuple[TrustedRoot, tuple[LogKey, ...
             hint="expected application/vnd.dev.sigstore.trustedroot+json",
         ) from e
     doc = canonical.loads(raw, limit=BUNDLE_LIMIT, source=str(path))
+    tlogs = doc.get("tlogs", []) if isinstance(doc, dict) else None
+    if not isinstance(tlogs, list):
+        raise SigstoreVerifyError(f"{path}: tlogs is not an array of transparency logs")
     keys = []
-    for i, tlog in enumerate(doc.get("tlogs", [])):
+    for i, tlog in enumerate(tlogs):
         try:
             log_id = base64.b64decode(tlog["logId"]["keyId"], validate=True)
             der = base64.b64decode(tlog["publicKey"]["rawBytes"], validate=True)
@@ -339,6 +421,9 @@ def verify_tlog_entry(
 
 
 def _parse(data: bytes, source: str) -> dict[str, Any]:
+    from pydantic import ValidationError
+    from sigstore_models.bundle.v1 import Bundle as ModelBundle
+
     doc = canonical.loads(data, limit=BUNDLE_LIMIT, source=source)
     if not isinstance(doc, dict):
         raise SigstoreVerifyError(f"{source}: a Sigstore bundle must be a JSON object")
@@ -368,6 +453,14 @@ def verify_keyless(
     source: str = "bundle",
 ) -> SigstoreResult:
     """A certificate-signed bundle, by sigstore-python against the trusted root, offline."""
+    from pydantic import ValidationError
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle as KeylessBundle
+    from sigstore.verify import Verifier
+    from sigstore.verify.policy import Identity
+    from sigstore_models.common.v1 import HashAlgorithm
+
     doc = _parse(data, source)
     root, _ = read_trusted_root(trusted_root)
     try:

@@ -19,7 +19,10 @@ from appliance.auditor.package import CHECKS, export_package, verify_package
 from appliance.auditor.replay import ReplayOutcome, replay
 from appliance.auditor.sigstore_verify import (
     Artifact,
+    BundleForm,
     SigstoreResult,
+    classify,
+    read_bundle_file,
     verify_keyless,
     verify_with_key,
 )
@@ -33,16 +36,14 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
-from appliance.rva.sigstore import ACCEPTED
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
-from bundles.errors import CanonicalJSONError, UsageError
+from bundles.errors import UsageError
 from bundles.keys import PublicKey
 from bundles.oci import OCILayout
 
 EXIT_DIFF = 3
-_LIMIT = 32 << 20
 
 _key_option = click.option(
     "--key",
@@ -78,29 +79,10 @@ def _policy(ctx: CliContext, keys: Sequence[Path], trust_policy: Path | None) ->
 
 
 def _read(path: Path) -> bytes:
-    try:
-        if path.stat().st_size > _LIMIT:
-            raise UsageError(f"{path}: larger than {_LIMIT} bytes")
-        return path.read_bytes()
-    except OSError as e:
-        raise UsageError(f"{path}: cannot read: {e.strerror}") from e
-
-
-def _is_appliance_form(data: bytes, source: str) -> bool:
-    """A v0.3 key-hinted DSSE bundle with no log entries: what the appliance signs."""
-    try:
-        doc = canonical.loads(data, limit=_LIMIT, source=source)
-    except CanonicalJSONError:
-        return False
-    if not isinstance(doc, dict) or doc.get("mediaType") not in ACCEPTED:
-        return False
-    material = doc.get("verificationMaterial") or {}
-    return (
-        "dsseEnvelope" in doc
-        and "publicKey" in material
-        and not material.get("tlogEntries")
-        and not material.get("timestampVerificationData")
-    )
+    """A verdict or Sigstore bundle file, refused with what it is not when it is not one."""
+    data = read_bundle_file(path)
+    classify(data, str(path))
+    return data
 
 
 def _own_verdict(
@@ -110,6 +92,8 @@ def _own_verdict(
     of its OCI store and the gate's audit record."""
     home = _home(ctx)
     if home is not None and policy.rule_for(home.public_key().keyid) is not None:
+        # the file's own faults (form, signer, predicate) first, then this appliance's records
+        verify_rva(data, policy, source=source, subject=subject)
         blobs = LayoutBlobs(OCILayout.open(home.oci))
         return verify_in_home(home, data, policy, source=source, subject=subject), blobs
     return verify_rva(data, policy, source=source, subject=subject), None
@@ -225,7 +209,7 @@ def verify_cmd(
         ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
         return
     path = Path(target)
-    if path.is_file() and not _is_appliance_form(_read(path), str(path)):
+    if path.is_file() and classify(read_bundle_file(path), str(path)) is BundleForm.STANDARD:
         if len(keys) != 1 or trust_policy is not None:
             raise UsageError(
                 f"{path} is a standard Sigstore bundle: pass exactly one --key PUB, or "
@@ -363,11 +347,13 @@ def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path
 @pass_ctx
 def verify_package_cmd(ctx: CliContext, file: Path, key: Path) -> None:
     """Check an audit package with only the package and a public key: no home, no network."""
+    public = PublicKey.load(key)
     try:
-        data = file.read_bytes()
+        fh = open(file, "rb")  # noqa: SIM115 - a with block below; members are read one by one
     except OSError as e:
         raise UsageError(f"{file}: cannot read: {e.strerror}") from e
-    report = verify_package(data, PublicKey.load(key), source=str(file))
+    with fh:
+        report = verify_package(fh, public, source=str(file))
     v = report.verification
     text = "\n".join(
         [

@@ -150,7 +150,7 @@ def import_cmd(ctx: CliContext, files: tuple[Path, ...], at_text: str | None) ->
     """Import vendor OpenVEX documents (plain, or in-toto/DSSE-wrapped)."""
     home = Home(ctx.home).require()
     at = _time(at_text, "--at")
-    results = [service.import_file(home, path, at=at) for path in files]
+    results = service.import_files(home, files, at=at)
     ctx.emit(
         {
             "documents": [

@@ -9,18 +9,33 @@ computes the same), so a bundle delivered in a knowledge snapshot and the same f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
-from bundles import canonical
+from bundles import canonical, limits
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, StellaError
+from bundles.limits import Unit
+from bundles.trust import kind_of
 
 DEFAULT_DIR: Final = Path(__file__).parent / "default"
-FILE_LIMIT: Final = 4 << 20
+FILE_BYTES: Final = limits.cap(
+    "policy.file_bytes", 4 << 20, Unit.BYTES, "one .rego file of a policy bundle"
+)
+DATA_BYTES: Final = limits.cap(
+    "policy.data_bytes", 16 << 20, Unit.BYTES, "one data.json file of a policy bundle"
+)
+TOTAL_BYTES: Final = limits.cap(
+    "policy.total_bytes", 32 << 20, Unit.BYTES, "the files of a policy bundle together"
+)
+FILE_COUNT: Final = limits.cap(
+    "policy.files", 1_000, Unit.COUNT, "the .rego and data.json files of a policy bundle"
+)
 DATA_FILE: Final = "data.json"
 
 
@@ -95,12 +110,19 @@ class PolicyBundle:
         digest = canonical.digest([{"path": f.path, "sha256": f.sha256} for f in ordered])
         mode_text = meta.get("mode", PolicyMode.ENFORCE.value)
         try:
-            mode = PolicyMode(mode_text)
+            mode = PolicyMode(mode_text if isinstance(mode_text, str) else "")
         except ValueError:
+            shown = repr(mode_text[:64]) if isinstance(mode_text, str) else kind_of(mode_text)
             raise PolicyLoadError(
-                f"{source}: stella.bundle.mode is {mode_text!r}",
+                f"{source}: stella.bundle.mode is {shown}",
                 hint="use 'enforce' or 'audit'",
             ) from None
+        for name in ("id", "version"):
+            value = meta.get(name)
+            if (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
+                raise PolicyLoadError(
+                    f"{source}: stella.bundle.{name} must be a string, not {kind_of(value)}"
+                )
         return cls(
             files=ordered,
             source=source,
@@ -112,27 +134,30 @@ class PolicyBundle:
 
     @classmethod
     def from_directory(cls, path: Path) -> PolicyBundle:
-        """Every ``.rego`` file and ``data.json`` under ``path`` (relative paths, ``/``)."""
+        """Every ``.rego`` file and ``data.json`` under ``path`` (relative paths, ``/``), each
+        a regular file inside the directory, read within the ``policy.*`` caps."""
         if not path.is_dir():
             raise PolicyLoadError(
                 f"policy directory {path} does not exist",
                 hint="pass a directory of .rego files (and data.json)",
             )
+        root = path.resolve()
         files = []
-        for item in sorted(path.rglob("*")):
-            if not item.is_file() or not (item.suffix == ".rego" or item.name == DATA_FILE):
-                continue
-            if item.name.endswith("_test.rego"):
-                continue  # OPA's convention for policy unit tests: not part of the decision
-            raw = item.read_bytes()
-            if len(raw) > FILE_LIMIT:
-                raise PolicyLoadError(f"{item}: {len(raw)} bytes exceeds {FILE_LIMIT}")
+        total = 0
+        for item in _policy_files(path, root):
+            rel = item.relative_to(path).as_posix()
+            raw = _read_policy_file(item, root)
+            total += len(raw)
+            limits.check(TOTAL_BYTES, total, str(path))
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise PolicyLoadError(f"{item}: not UTF-8 text ({e.reason})") from e
-            rel = item.relative_to(path).as_posix()
+                raise PolicyLoadError(
+                    f"{item}: not UTF-8 text ({e.reason} at byte {e.start})",
+                    hint="policy files are UTF-8 text",
+                ) from e
             files.append(PolicyFile(rel, text, Digest.of_bytes(raw).hex))
+            limits.check(FILE_COUNT, len(files), str(path))
         return cls.build(files, source=str(path))
 
     @classmethod
@@ -159,6 +184,56 @@ class PolicyBundle:
     def default(cls) -> PolicyBundle:
         """The policy that ships with the appliance (docs/policy.md)."""
         return cls.from_directory(DEFAULT_DIR)
+
+
+def _policy_files(path: Path, root: Path) -> Iterator[Path]:
+    """The policy files under ``path`` in a stable order, without following links to
+    directories; a link that leads out of the directory is refused."""
+    for here, dirs, names in os.walk(path, followlinks=False):
+        base = Path(here)
+        for name in sorted(dirs):
+            link = base / name
+            if link.is_symlink():
+                _inside(link, root)  # a link to a directory inside is walked at its target
+        dirs.sort()
+        for name in sorted(names):
+            if not (name.endswith(".rego") or name == DATA_FILE):
+                continue
+            if name.endswith("_test.rego"):
+                continue  # OPA's convention for policy unit tests: not part of the decision
+            yield base / name
+
+
+def _inside(item: Path, root: Path) -> Path:
+    """Where ``item`` leads, refused when that is outside the policy directory ``root``."""
+    target = item.resolve()
+    if target != root and root not in target.parents:
+        raise PolicyLoadError(
+            f"{item}: is a symbolic link to {target}, outside the policy directory {root}",
+            hint="copy the file into the policy directory instead of linking it",
+        )
+    return target
+
+
+def _read_policy_file(item: Path, root: Path) -> bytes:
+    """A regular file's bytes within its cap, checked by the open file's own size."""
+    cap = DATA_BYTES if item.name == DATA_FILE else FILE_BYTES
+    if item.is_symlink():
+        _inside(item, root)
+    try:
+        fd = os.open(item, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise PolicyLoadError(f"{item}: cannot read: {e.strerror}") from e
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise PolicyLoadError(
+                f"{item}: is not a regular file", hint="a policy bundle holds only files"
+            )
+        limits.check(cap, info.st_size, str(item))
+        data = fh.read(cap.value() + 1)
+    limits.check(cap, len(data), str(item))
+    return data
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], where: str) -> dict[str, Any]:

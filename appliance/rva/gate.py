@@ -325,6 +325,8 @@ def gate(
     if at.tzinfo is None or at.utcoffset() is None:
         raise GateError(f"evaluation time {at.isoformat()} has no time zone")
     key = home.signing_key()
+    if policy_dir is not None:  # a bad bundle is refused before the scan records anything
+        PolicyBundle.from_directory(policy_dir)
     scan = scan_image(home, image_ref, platform=platform, now=now)
     fault("gate.after-scan")
     inputs, descriptor = prepare(home, scan, at=at, policy_dir=policy_dir)

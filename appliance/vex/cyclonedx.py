@@ -22,9 +22,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from appliance.vex.model import VexError
+from appliance.vex.model import VexError, arr, count_statements, obj, opt_str, shown
 from appliance.vex.openvex import CONTEXT
 from bundles import canonical
+from bundles.trust import kind_of
 
 STATES: Final = {
     "not_affected": "not_affected",
@@ -48,9 +49,10 @@ def is_cyclonedx(doc: Any) -> bool:
     return isinstance(doc, Mapping) and doc.get("bomFormat") == "CycloneDX"
 
 
-def _purls(doc: Mapping[str, Any]) -> dict[str, str]:
+def _purls(doc: Mapping[str, Any], source: str) -> dict[str, str]:
     refs: dict[str, str] = {}
-    stack: list[Any] = [doc.get("metadata", {}).get("component"), *(doc.get("components") or [])]
+    metadata = obj(doc, "metadata", source)
+    stack: list[Any] = [metadata.get("component"), *arr(doc, "components", source)]
     while stack:
         item = stack.pop()
         if not isinstance(item, Mapping):
@@ -58,37 +60,42 @@ def _purls(doc: Mapping[str, Any]) -> dict[str, str]:
         ref, purl = item.get("bom-ref"), item.get("purl")
         if isinstance(ref, str) and isinstance(purl, str):
             refs[ref] = purl
-        stack.extend(item.get("components") or [])
+        stack.extend(arr(item, "components", f"{source}: component {shown(ref)}"))
     return refs
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def to_openvex(doc: Mapping[str, Any], *, source: str) -> dict[str, Any]:
     """The OpenVEX v0.2.0 document saying what the CycloneDX VEX ``doc`` says."""
-    stamp = doc.get("metadata", {}).get("timestamp")
-    if not isinstance(stamp, str) or not stamp:
+    metadata = obj(doc, "metadata", source)
+    stamp = opt_str(metadata, "timestamp", f"{source}: metadata")
+    if not stamp:
         raise VexError(
             f"{source}: CycloneDX VEX has no metadata.timestamp",
             hint="a VEX statement needs the time it was made",
         )
-    refs = _purls(doc)
+    refs = _purls(doc, source)
     statements = []
-    for i, vuln in enumerate(doc.get("vulnerabilities") or []):
+    for i, vuln in enumerate(arr(doc, "vulnerabilities", source)):
         where = f"{source}: vulnerabilities[{i}]"
         if not isinstance(vuln, Mapping) or not isinstance(vuln.get("id"), str):
-            raise VexError(f"{where}: has no id")
-        analysis = vuln.get("analysis") or {}
+            raise VexError(f"{where}: has no id (a string)")
+        analysis = obj(vuln, "analysis", where)
         state = analysis.get("state")
         if state is None:
             continue
-        if state not in STATES:
-            raise VexError(f"{where}: analysis.state {state!r} is not a CycloneDX state")
+        if not isinstance(state, str) or state not in STATES:
+            raise VexError(f"{where}: analysis.state {shown(state)} is not a CycloneDX state")
         products = []
-        for j, affect in enumerate(vuln.get("affects") or []):
+        for j, affect in enumerate(arr(vuln, "affects", where)):
             ref = affect.get("ref") if isinstance(affect, Mapping) else None
             purl = refs.get(ref, ref) if isinstance(ref, str) else None
             if not isinstance(purl, str) or not purl.startswith("pkg:"):
                 raise VexError(
-                    f"{where}.affects[{j}]: ref {ref!r} names no component with a purl",
+                    f"{where}.affects[{j}]: ref {shown(ref)} names no component with a purl",
                     hint="give the component a purl, or reference it by purl",
                 )
             products.append({"@id": purl, "identifiers": {"purl": purl}})
@@ -99,8 +106,12 @@ def to_openvex(doc: Mapping[str, Any], *, source: str) -> dict[str, Any]:
             "products": products,
             "status": STATES[state],
         }
-        detail = analysis.get("detail") if isinstance(analysis.get("detail"), str) else ""
+        detail = _text(analysis.get("detail"))
         justification = analysis.get("justification")
+        if justification is not None and not isinstance(justification, str):
+            raise VexError(
+                f"{where}: analysis.justification must be a string, not {kind_of(justification)}"
+            )
         if STATES[state] == "not_affected":
             if justification in JUSTIFICATIONS:
                 statement["justification"] = JUSTIFICATIONS[justification]
@@ -108,19 +119,24 @@ def to_openvex(doc: Mapping[str, Any], *, source: str) -> dict[str, Any]:
                     statement["impact_statement"] = detail
             else:
                 statement["impact_statement"] = ": ".join(
-                    p for p in (str(justification or "not affected"), detail) if p
+                    p for p in (justification or "not affected", detail) if p
                 )
         elif STATES[state] == "affected":
-            responses = analysis.get("response") or []
-            statement["action_statement"] = detail or ", ".join(map(str, responses)) or "see vendor"
+            responses = [
+                r for r in arr(analysis, "response", f"{where}.analysis") if isinstance(r, str)
+            ]
+            statement["action_statement"] = detail or ", ".join(responses) or "see vendor"
         elif detail:
             statement["status_notes"] = detail
         statements.append(statement)
+        count_statements(len(statements), source)
     if not statements:
         raise VexError(f"{source}: the CycloneDX document has no vulnerability with an analysis")
+    supplier = metadata.get("supplier")
+    author = supplier.get("name") if isinstance(supplier, Mapping) else None
     body = {
         "@context": CONTEXT,
-        "author": str(doc.get("metadata", {}).get("supplier", {}).get("name") or "CycloneDX VEX"),
+        "author": author if isinstance(author, str) and author else "CycloneDX VEX",
         "timestamp": stamp,
         "version": 1,
         "tooling": "stella-ops (from CycloneDX VEX)",

@@ -2,16 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
+from bundles import limits
 from bundles.errors import StellaError
+from bundles.limits import Unit
+from bundles.trust import kind_of
+
+STATEMENTS: Final = limits.cap(
+    "vex.statements",
+    50_000,
+    Unit.COUNT,
+    "the statements of one VEX document (OpenVEX, or read from CSAF or CycloneDX)",
+)
+_SHOWN: Final = 80  # characters of a bad value quoted in an error
 
 
 class VexError(StellaError):
     """A VEX document or statement is malformed or cannot be applied."""
+
+
+def shown(value: Any) -> str:
+    """A bad value as an error quotes it: its repr, cut short (a hostile value can be huge)."""
+    if isinstance(value, list | dict):
+        return kind_of(value)
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def obj(doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    """``doc[key]`` when it is an object; an absent or null field is an empty object."""
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise VexError(f"{where}: field {key!r} must be an object, not {kind_of(value)}")
+    return value
+
+
+def arr(doc: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """``doc[key]`` when it is an array; an absent or null field is an empty array."""
+    value = doc.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise VexError(f"{where}: field {key!r} must be an array, not {kind_of(value)}")
+    return value
+
+
+def opt_str(doc: Mapping[str, Any], key: str, where: str) -> str | None:
+    """``doc[key]`` when it is a string; absent or null is None."""
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise VexError(f"{where}: field {key!r} must be a string, not {kind_of(value)}")
+    return value
+
+
+def count_statements(count: int, source: str) -> None:
+    """Refuse a document past the ``vex.statements`` cap (call as statements are made)."""
+    limits.check(STATEMENTS, count, source)
 
 
 class VexStatus(StrEnum):
@@ -58,7 +113,7 @@ def format_time(value: datetime) -> str:
 def parse_time(text: str, *, where: str) -> datetime:
     """An RFC 3339 time (``Z`` or an offset; a date alone means midnight UTC), as aware UTC."""
     if not isinstance(text, str) or not text:
-        raise VexError(f"{where}: time must be a non-empty string, got {text!r}")
+        raise VexError(f"{where}: time must be a non-empty string, got {shown(text)}")
     raw = text.strip()
     try:
         if len(raw) == 10:
@@ -67,12 +122,13 @@ def parse_time(text: str, *, where: str) -> datetime:
             value = datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError as e:
         raise VexError(
-            f"{where}: {text!r} is not an RFC 3339 time",
+            f"{where}: {shown(text)} is not an RFC 3339 time",
             hint="write e.g. 2026-12-31 or 2026-12-31T23:59:59Z",
         ) from e
     if value.tzinfo is None:
         raise VexError(
-            f"{where}: {text!r} has no time zone", hint="append Z for UTC or an offset like +01:00"
+            f"{where}: {shown(text)} has no time zone",
+            hint="append Z for UTC or an offset like +01:00",
         )
     return value.astimezone(UTC)
 

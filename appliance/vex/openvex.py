@@ -23,10 +23,13 @@ from appliance.vex.model import (
     VexError,
     VexStatement,
     VexStatus,
+    count_statements,
     format_time,
     parse_time,
+    shown,
 )
 from bundles import canonical
+from bundles.trust import kind_of
 
 CONTEXT: Final = "https://openvex.dev/ns/v0.2.0"
 CONTEXT_PREFIX: Final = "https://openvex.dev/ns"
@@ -40,7 +43,7 @@ def _str(doc: Mapping[str, Any], key: str, where: str, *, required: bool = False
             raise VexError(f"{where}: required field {key!r} is missing")
         return ""
     if not isinstance(value, str):
-        raise VexError(f"{where}: field {key!r} must be a string, got {value!r}")
+        raise VexError(f"{where}: field {key!r} must be a string, not {kind_of(value)}")
     return value
 
 
@@ -48,7 +51,9 @@ def _component_id(raw: Any, where: str) -> str:
     if isinstance(raw, str) and raw:
         return raw  # OpenVEX 0.0.x wrote products as plain strings
     if not isinstance(raw, Mapping):
-        raise VexError(f"{where}: must be an object with '@id' or 'identifiers', got {raw!r}")
+        raise VexError(
+            f"{where}: must be an object with '@id' or 'identifiers', not {kind_of(raw)}"
+        )
     identifiers = raw.get("identifiers")
     if isinstance(identifiers, Mapping) and isinstance(identifiers.get("purl"), str):
         purl: str = identifiers["purl"]
@@ -66,13 +71,13 @@ def _products(raw: Any, where: str) -> tuple[Product, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise VexError(f"{where}: field 'products' must be an array, got {raw!r}")
+        raise VexError(f"{where}: field 'products' must be an array, not {kind_of(raw)}")
     out = []
     for i, item in enumerate(raw):
         here = f"{where}.products[{i}]"
         subs = item.get("subcomponents") if isinstance(item, Mapping) else None
         if subs is not None and not isinstance(subs, list):
-            raise VexError(f"{here}: field 'subcomponents' must be an array")
+            raise VexError(f"{here}: field 'subcomponents' must be an array, not {kind_of(subs)}")
         out.append(
             Product(
                 id=_component_id(item, here),
@@ -92,7 +97,10 @@ def _vulnerability(raw: Any, where: str) -> tuple[str, tuple[str, ...]]:
         aliases = raw.get("aliases") or []
         if isinstance(name, str) and name and isinstance(aliases, list):
             return name, tuple(str(a) for a in aliases if isinstance(a, str) and a)
-    raise VexError(f"{where}: field 'vulnerability' must name the vulnerability, got {raw!r}")
+    raise VexError(
+        f"{where}: field 'vulnerability' must name the vulnerability (a string, or an object "
+        f"with a string 'name' and an array 'aliases'), not {shown(raw)}"
+    )
 
 
 def statements_of(
@@ -106,11 +114,11 @@ def statements_of(
     """The statements of one OpenVEX document. ``source`` names it in errors; ``expires`` and
     ``revokes`` (by statement index) come from the signed envelope that carried it."""
     if not isinstance(doc, Mapping):
-        raise VexError(f"{source}: an OpenVEX document must be a JSON object")
+        raise VexError(f"{source}: an OpenVEX document must be a JSON object, not {kind_of(doc)}")
     context = _str(doc, "@context", source, required=True)
     if not context.startswith(CONTEXT_PREFIX):
         raise VexError(
-            f"{source}: '@context' is {context!r}, not an OpenVEX context",
+            f"{source}: '@context' is {shown(context)}, not an OpenVEX context",
             hint=f"expected {CONTEXT}",
         )
     doc_id = _str(doc, "@id", source, required=True)
@@ -118,20 +126,23 @@ def statements_of(
     default_time = parse_time(doc_time, where=f"{source}: timestamp")
     raw_statements = doc.get("statements")
     if not isinstance(raw_statements, list):
-        raise VexError(f"{source}: field 'statements' must be an array")
+        raise VexError(
+            f"{source}: field 'statements' must be an array, not {kind_of(raw_statements)}"
+        )
+    count_statements(len(raw_statements), source)
     digest = str(canonical.digest(dict(doc)))
     out: list[VexStatement] = []
     for i, st in enumerate(raw_statements):
         where = f"{source}: statements[{i}]"
         if not isinstance(st, Mapping):
-            raise VexError(f"{where}: must be an object")
+            raise VexError(f"{where}: must be an object, not {kind_of(st)}")
         name, aliases = _vulnerability(st.get("vulnerability"), where)
         status_text = _str(st, "status", where, required=True)
         try:
             status = VexStatus(status_text)
         except ValueError:
             raise VexError(
-                f"{where}: status {status_text!r} is not an OpenVEX status",
+                f"{where}: status {shown(status_text)} is not an OpenVEX status",
                 hint=f"use one of {', '.join(s.value for s in VexStatus)}",
             ) from None
         justification = None
@@ -141,7 +152,7 @@ def statements_of(
                 justification = Justification(just_text)
             except ValueError:
                 raise VexError(
-                    f"{where}: justification {just_text!r} is not an OpenVEX justification",
+                    f"{where}: justification {shown(just_text)} is not an OpenVEX justification",
                     hint=f"use one of {', '.join(j.value for j in Justification)}",
                 ) from None
         impact = _str(st, "impact_statement", where)

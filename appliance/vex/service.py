@@ -10,6 +10,7 @@ statement a revocation supersedes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,14 +37,18 @@ from appliance.vex.model import (
     parse_time,
 )
 from appliance.vex.openvex import authored_document, statements_of
-from bundles import __version__, canonical
+from bundles import __version__, canonical, limits
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError
 from bundles.intoto import Statement, Subject, sign_statement
+from bundles.limits import Unit
 from bundles.snapshot import DatasetType
+from bundles.trust import kind_of
 
 PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/vex/v1"
-IMPORT_LIMIT: Final = 16 << 20
+DOCUMENT_BYTES: Final = limits.cap(
+    "vex.document_bytes", 16 << 20, Unit.BYTES, "a VEX document given to 'stella vex import'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,28 +268,46 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
     )
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, refused past the ``vex.document_bytes`` cap before they are read."""
+    try:
+        with open(path, "rb") as fh:
+            limits.check(DOCUMENT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
+            data = fh.read(DOCUMENT_BYTES.value() + 1)
+    except FileNotFoundError as e:
+        raise VexError(f"{path}: no such file", hint="check the path") from e
+    except IsADirectoryError as e:
+        raise VexError(f"{path}: is a directory, not a VEX document") from e
+    except OSError as e:
+        raise VexError(f"{path}: cannot read: {e.strerror}") from e
+    limits.check(DOCUMENT_BYTES, len(data), str(path))
+    return data
+
+
 def read_document(path: Path) -> dict[str, Any]:
     """An OpenVEX document from a file: the plain JSON document, an in-toto Statement
     (DSSE-wrapped or not) whose predicate is one, as ``vexctl attest`` writes, or a CycloneDX
     VEX or CSAF VEX document (converted by :mod:`appliance.vex.cyclonedx` or
     :mod:`appliance.vex.csaf`)."""
+    data = _read_bytes(path)
     try:
-        doc = canonical.load_file(path, limit=IMPORT_LIMIT)
+        doc = canonical.loads(data, source=str(path))
+        if isinstance(doc, dict) and "payload" in doc and "payloadType" in doc:
+            from bundles.dsse import Envelope
+
+            envelope = Envelope.from_dict(doc, source=str(path))
+            doc = canonical.loads(envelope.payload, source=f"{path} payload")
     except CanonicalJSONError as e:
         raise VexError(e.message, hint="expected an OpenVEX v0.2.0 JSON document") from e
-    if isinstance(doc, dict) and "payload" in doc and "payloadType" in doc:
-        from bundles.dsse import Envelope
-
-        envelope = Envelope.from_dict(doc, source=str(path))
-        doc = canonical.loads(envelope.payload, source=f"{path} payload")
-    if isinstance(doc, dict) and doc.get("_type", "").startswith("https://in-toto.io/Statement"):
+    kind = doc.get("_type") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind.startswith("https://in-toto.io/Statement"):
         doc = doc.get("predicate")
     if is_cyclonedx(doc):
         doc = cyclonedx.to_openvex(doc, source=str(path))
     elif is_csaf(doc):
         doc = csaf.to_openvex(doc, source=str(path))
     if not isinstance(doc, dict):
-        raise VexError(f"{path}: not an OpenVEX document (a JSON object)")
+        raise VexError(f"{path}: not an OpenVEX document (a JSON object), but {kind_of(doc)}")
     return doc
 
 
@@ -292,21 +315,32 @@ def import_file(home: Home, path: Path, *, at: datetime) -> Recorded:
     """Import a vendor's OpenVEX document: validated, then signed by the appliance (the
     operator vouches for having imported it), stored and audited. Its statements keep the
     vendor origin."""
-    document = read_document(path)
-    statements_of(document, origin=Origin.VENDOR, source=str(path))  # refuse before signing
-    digest = canonical.digest(document)
-    return _store(
-        home,
-        document=document,
-        subject=Subject.of(path.name, digest),
-        origin=Origin.VENDOR,
-        expires=None,
-        revokes="",
-        action=AuditAction.VEX_IMPORT,
-        command="vex import",
-        at=at,
-        source=str(path),
-    )
+    return import_files(home, [path], at=at)[0]
+
+
+def import_files(home: Home, paths: Sequence[Path], *, at: datetime) -> list[Recorded]:
+    """Import several documents: every one is read and validated before any is stored, so a
+    bad file among them stores nothing."""
+    documents = []
+    for path in paths:
+        document = read_document(path)
+        statements_of(document, origin=Origin.VENDOR, source=str(path))  # refuse before signing
+        documents.append((path, document))
+    return [
+        _store(
+            home,
+            document=document,
+            subject=Subject.of(path.name, canonical.digest(document)),
+            origin=Origin.VENDOR,
+            expires=None,
+            revokes="",
+            action=AuditAction.VEX_IMPORT,
+            command="vex import",
+            at=at,
+            source=str(path),
+        )
+        for path, document in documents
+    ]
 
 
 def stored_statements(home: Home) -> list[VexStatement]:
@@ -328,6 +362,9 @@ def snapshot_statements(
             continue
         for line in store.dataset_lines(entry.digest):
             record = canonical.loads(line, source=f"dataset {entry.name}")
+            if not isinstance(record, dict):
+                problems.append(("?", f"dataset {entry.name}: a record is {kind_of(record)}"))
+                continue
             rid = str(record.get("id", "?"))
             try:
                 statements.extend(

@@ -132,7 +132,8 @@ def test_keyid_must_match_the_key(keys, signer) -> None:
     doc = json.loads(TrustRoot.create(keys[:1], [signer.public_key], now=NOW).to_bytes())
     key = doc["signed"]["keys"].pop(signer.keyid)
     doc["signed"]["keys"]["ab" * 32] = key
-    doc["signed"]["roles"]["targets"]["keyids"] = ["ab" * 32]
+    for role in ("targets", "snapshot", "timestamp"):
+        doc["signed"]["roles"][role]["keyids"] = ["ab" * 32]
     with pytest.raises(TrustRootFormatError, match=f"keyid {'ab' * 32} does not match its key"):
         TrustRoot.from_bytes(json.dumps(doc).encode(), source="x.json")
 
@@ -148,3 +149,54 @@ def test_malformed_roots_are_refused(data: bytes) -> None:
 def test_bad_thresholds_are_refused(keys, signer) -> None:
     with pytest.raises(TrustError, match="root threshold 2 is not within 1..1"):
         TrustRoot.create(keys[:1], [signer.public_key], now=NOW, root_threshold=2)
+
+
+def _shape_error(edit) -> str:  # type: ignore[no-untyped-def]
+    root_key, bundle_key = PrivateKey.generate(), PrivateKey.generate()
+    doc = json.loads(TrustRoot.create([root_key], [bundle_key.public_key], now=NOW).to_bytes())
+    edit(doc)
+    with pytest.raises(TrustRootFormatError) as raised:
+        TrustRoot.from_bytes(json.dumps(doc).encode(), source="r.json")
+    return raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda d: d["signed"].update(keys=[]),
+            "r.json: signed.keys must be an object, not an array",
+        ),
+        (
+            lambda d: d["signed"].update(roles="root"),
+            "r.json: signed.roles must be an object, not a string",
+        ),
+        (
+            lambda d: d.update(signatures=[1]),
+            "r.json: signatures[0] must be an object, not a number",
+        ),
+        (
+            lambda d: d["signed"].update(version=False),
+            "r.json: signed.version must be a whole number, not true/false",
+        ),
+        (
+            lambda d: d["signed"]["roles"].pop("snapshot"),
+            "r.json: signed.roles.snapshot is missing",
+        ),
+        (
+            lambda d: d["signed"]["roles"]["root"].update(threshold=2),
+            "r.json: signed.roles.root.threshold is 2, not within 1..1",
+        ),
+        (
+            lambda d: d["signed"]["roles"]["root"].update(keyids=[None]),
+            "r.json: signed.roles.root.keyids[0] must be a string, not null",
+        ),
+        (
+            lambda d: d["signed"].update(expires="2030-01-01"),
+            "r.json: signed.expires is '2030-01-01', not a UTC time like 2030-01-01T00:00:00Z",
+        ),
+    ],
+    ids=["keys", "roles", "signature", "version", "role", "threshold", "keyid", "expires"],
+)
+def test_a_malformed_field_is_named(edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    assert _shape_error(edit) == message

@@ -3,6 +3,7 @@ bundle's name and mode from data.json, and clear load errors."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from appliance.policy.bundle import DEFAULT_DIR, PolicyBundle, PolicyLoadError, PolicyMode
 from bundles import canonical
 from bundles.digest import Digest
+from bundles.limits import LimitError
 
 REGO = "package stella.policy\n\ndeny contains 1 if false\n"
 
@@ -98,3 +100,38 @@ def test_missing_directory_and_tampered_record(tmp_path: Path) -> None:
     record = {"id": "p.rego", "content": REGO, "sha256": "0" * 64, "size": 1}
     with pytest.raises(PolicyLoadError, match="its record says"):
         PolicyBundle.from_records([record], source="snapshot dataset policy")
+
+
+def test_a_link_out_of_the_directory_is_refused(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"a.rego": REGO})
+    (root / "evil.rego").symlink_to("/etc/passwd")
+    with pytest.raises(PolicyLoadError, match="evil.rego: is a symbolic link to /etc/passwd"):
+        PolicyBundle.from_directory(root)
+
+
+def test_a_link_inside_the_directory_is_read(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"lib/a.rego": REGO})
+    (root / "b.rego").symlink_to(root / "lib" / "a.rego")
+    bundle = PolicyBundle.from_directory(root)
+    assert [f.path for f in bundle.files] == ["b.rego", "lib/a.rego"]
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"a.rego": REGO})
+    os.mkfifo(root / "wait.rego")
+    with pytest.raises(PolicyLoadError, match="wait.rego: is not a regular file"):
+        PolicyBundle.from_directory(root)
+
+
+def test_file_caps_are_checked_before_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = write(tmp_path / "p", {"a.rego": REGO, "b.rego": REGO})
+    monkeypatch.setenv("STELLA_LIMIT_POLICY_FILES", "1")
+    with pytest.raises(LimitError, match="policy.files"):
+        PolicyBundle.from_directory(root)
+    monkeypatch.delenv("STELLA_LIMIT_POLICY_FILES")
+    with open(root / "data.json", "wb") as fh:
+        fh.truncate(17 << 20)
+    with pytest.raises(LimitError, match="policy.data_bytes"):
+        PolicyBundle.from_directory(root)
