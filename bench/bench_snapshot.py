@@ -21,7 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
+from bench import figures  # noqa: E402
+from bench.figures import Figure  # noqa: E402
 from mirror.config import MirrorConfig, SourceConfig, SourceKind  # noqa: E402
 from mirror.sync import build_snapshot, sync  # noqa: E402
 from mirror.workspace import Workspace  # noqa: E402
@@ -107,6 +108,18 @@ def main() -> int:
     )
     failed = [o.name for o in outcomes if o.error]
     missed = per_seconds > TARGET_SECONDS or per_mb > TARGET_MB
+    figures.record(
+        "snapshot",
+        [
+            Figure(
+                f"whole feed set with GHSA and CVE ({records:,} records) into a snapshot",
+                f"{total:.1f} s, {peak_mb:.0f} MB ({per_seconds:.1f} s, {per_mb:.0f} MB "
+                f"per {PER:,} records)",
+                f"≤ {TARGET_SECONDS:.0f} s, ≤ {TARGET_MB:.0f} MB per {PER:,} records",
+                not missed and not failed,
+            )
+        ],
+    )
     if missed:
         print("target missed", file=sys.stderr)
     return 1 if failed or missed else 0
