@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
@@ -24,7 +24,7 @@ from mirror.sources.interface import (
     DatasetType,
     FeedSource,
     ParseResult,
-    load_json,
+    json_documents,
 )
 
 SCHEME: Final = "apk"
@@ -66,13 +66,7 @@ def parse_secdb(members: Sequence[Member], flavour: SecdbFlavour) -> ParseResult
     """Parse secdb JSON members (``{"packages": [{"pkg": {"name", "secfixes"}}], ...}``)."""
     result = ParseResult()
     records: dict[str, dict[str, Any]] = {}
-    for member in members:
-        if not member.name.endswith(".json"):
-            result.ignored.append(member.name)
-            continue
-        doc = load_json(member.data, member.name, result)
-        if doc is None:
-            continue
+    for member, doc in json_documents(members, result):
         eco = flavour.ecosystem(doc) if isinstance(doc, dict) else None
         if eco is None or not isinstance(doc.get("packages"), list):
             result.skip(member.name, f"not a secdb file ({flavour.needs})")
@@ -137,9 +131,22 @@ def _add(
         rec["affected"].append(affected)
 
 
-class AlpineSecdbSource(FeedSource):
-    kind = SourceKind.ALPINE_SECDB
+def one_ecosystem(ecosystem: str, prefix: str, source: str) -> SecdbFlavour:
+    """The flavour of a secdb published for one ecosystem as a whole (Wolfi, Chainguard): no
+    ``distroversion``, so every document needs only ``packages``."""
+    return SecdbFlavour(lambda _doc: ecosystem, prefix, source, "needs packages")
+
+
+class SecdbSource(FeedSource):
+    """One secdb publisher; subclasses name the kind and the :class:`SecdbFlavour`."""
+
     dataset_type = DatasetType.OSV
+    flavour: ClassVar[SecdbFlavour]
 
     def parse(self, members: Sequence[Member]) -> ParseResult:
-        return parse_secdb(members, ALPINE)
+        return parse_secdb(members, self.flavour)
+
+
+class AlpineSecdbSource(SecdbSource):
+    kind = SourceKind.ALPINE_SECDB
+    flavour = ALPINE

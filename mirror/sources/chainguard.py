@@ -6,25 +6,14 @@ Records are ``CHAINGUARD-<id>``; names are origin package names; versions are ap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from mirror.config import SourceKind
-from mirror.inputs import Member
-from mirror.sources.alpine import SecdbFlavour, parse_secdb
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult
+from mirror.sources.alpine import SecdbSource, one_ecosystem
+
+CHAINGUARD: Final = one_ecosystem("Chainguard", "CHAINGUARD-", "chainguard-secdb")
 
 
-def _chainguard(_doc: dict[str, Any]) -> str:
-    return "Chainguard"
-
-
-CHAINGUARD: Final = SecdbFlavour(_chainguard, "CHAINGUARD-", "chainguard-secdb", "needs packages")
-
-
-class ChainguardSecdbSource(FeedSource):
+class ChainguardSecdbSource(SecdbSource):
     kind = SourceKind.CHAINGUARD_SECDB
-    dataset_type = DatasetType.OSV
-
-    def parse(self, members: Sequence[Member]) -> ParseResult:
-        return parse_secdb(members, CHAINGUARD)
+    flavour = CHAINGUARD

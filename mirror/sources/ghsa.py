@@ -15,16 +15,14 @@ that is not usable OSV is skipped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any, Final
 
 from cvss import CVSS3, CVSS4, CVSSError
 
 from mirror.config import SourceKind
-from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
-from mirror.sources.osv import osv_problem
+from mirror.sources.interface import ParseResult
+from mirror.sources.osv import OSVFeed, osv_label, osv_problem
 
 GHSA_ID: Final = re.compile(r"GHSA(?:-[23456789cfghjmpqrvwx]{4}){3}")
 #: GitHub's severity words (``database_specific.severity``).
@@ -59,32 +57,14 @@ def reviewed_folder(name: str) -> bool | None:
     return None
 
 
-class GHSASource(FeedSource):
+class GHSASource(OSVFeed):
     kind = SourceKind.GHSA
-    dataset_type = DatasetType.OSV
-
-    def parse(self, members: Sequence[Member]) -> ParseResult:
-        result = ParseResult()
-        for member in members:
-            name = member.name
-            if name.endswith(".json"):
-                self._add(load_json(member.data, name, result), name, result)
-            elif name.endswith((".jsonl", ".ndjson")):
-                for lineno, line in enumerate(member.data.splitlines(), start=1):
-                    if line.strip():
-                        item = f"{name}:{lineno}"
-                        self._add(load_json(line, item, result), item, result)
-            else:
-                result.ignored.append(name)
-        return result
 
     @staticmethod
     def _add(record: Any, item: str, result: ParseResult) -> None:
-        if record is None:
-            return
         problem = osv_problem(record)
         rid = record.get("id") if isinstance(record, dict) else None
-        where = f"{item} ({rid})" if isinstance(rid, str) else item
+        where = osv_label(record, item)
         if problem is None and not GHSA_ID.fullmatch(str(rid)):
             problem = f"field 'id': {rid!r} is not a GHSA id"
         if problem:

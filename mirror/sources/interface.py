@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
@@ -30,6 +30,8 @@ __all__ = [
     "FeedSource",
     "ParseResult",
     "Unknown",
+    "json_documents",
+    "json_records",
     "load_json",
 ]
 ADVISORY_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]*")
@@ -69,3 +71,36 @@ def load_json(data: bytes, item: str, result: ParseResult) -> Any | None:
     except CanonicalJSONError as e:
         result.skip(item, e.message.removeprefix(f"{item}: "))
         return None
+
+
+def json_documents(members: Sequence[Member], result: ParseResult) -> Iterator[tuple[Member, Any]]:
+    """Each ``*.json`` member with its parsed document, in member order. Other members are
+    named in ``result.ignored``; one that is not JSON gets an unknown and is not yielded."""
+    for member in members:
+        if not member.name.endswith(".json"):
+            result.ignored.append(member.name)
+            continue
+        doc = load_json(member.data, member.name, result)
+        if doc is not None:
+            yield member, doc
+
+
+def json_records(members: Sequence[Member], result: ParseResult) -> Iterator[tuple[str, Any]]:
+    """Each record of ``*.json`` members (one document) and of ``*.jsonl``/``*.ndjson`` members
+    (one per non-blank line), with the item naming it (``name`` or ``name:line``), in order.
+    Other members are named in ``result.ignored``; a record that is not JSON gets an unknown
+    and is not yielded."""
+    for member in members:
+        name = member.name
+        if name.endswith(".json"):
+            items = [(name, member.data)]
+        elif name.endswith((".jsonl", ".ndjson")):
+            lines = enumerate(member.data.splitlines(), start=1)
+            items = [(f"{name}:{lineno}", line) for lineno, line in lines if line.strip()]
+        else:
+            result.ignored.append(name)
+            continue
+        for item, data in items:
+            record = load_json(data, item, result)
+            if record is not None:
+                yield item, record

@@ -13,7 +13,7 @@ from typing import Any, Final
 from bundles.digest import Digest
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
+from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_documents
 
 STATUSES: Final = frozenset({"not_affected", "affected", "fixed", "under_investigation"})
 CONTEXT_PREFIX: Final = "https://openvex.dev/ns"
@@ -51,13 +51,7 @@ class OpenVEXSource(FeedSource):
 
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
-        for member in members:
-            if not member.name.endswith(".json"):
-                result.ignored.append(member.name)
-                continue
-            doc = load_json(member.data, member.name, result)
-            if doc is None:
-                continue
+        for member, doc in json_documents(members, result):
             problem = openvex_problem(doc)
             if problem:
                 result.skip(member.name, problem)

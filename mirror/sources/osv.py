@@ -3,12 +3,13 @@ lines (gzipped too). Records are kept byte-for-byte in meaning; only malformed o
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
+from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_records
 
 
 def osv_problem(record: Any) -> str | None:
@@ -44,32 +45,37 @@ def osv_problem(record: Any) -> str | None:
     return None
 
 
-class OSVSource(FeedSource):
-    kind = SourceKind.OSV
+def osv_label(record: Any, item: str) -> str:
+    """How an unknown names a record: ``item (id)`` when it has a string id, else ``item``."""
+    rid = record.get("id") if isinstance(record, dict) else None
+    return f"{item} ({rid})" if isinstance(rid, str) else item
+
+
+class OSVFeed(FeedSource):
+    """OSV records as published (``*.json`` documents or JSON lines). The OSV-based feeds
+    (plain OSV, GHSA, the RPM rebuilds) differ only in :meth:`_add`, which checks one parsed
+    record and keeps it (normalized) or skips it with an unknown."""
+
     dataset_type = DatasetType.OSV
 
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
-        for member in members:
-            name = member.name
-            if name.endswith(".json"):
-                self._add(load_json(member.data, name, result), name, result)
-            elif name.endswith((".jsonl", ".ndjson")):
-                for lineno, line in enumerate(member.data.splitlines(), start=1):
-                    if line.strip():
-                        item = f"{name}:{lineno}"
-                        self._add(load_json(line, item, result), item, result)
-            else:
-                result.ignored.append(name)
+        for item, record in json_records(members, result):
+            self._add(record, item, result)
         return result
+
+    @abstractmethod
+    def _add(self, record: Any, item: str, result: ParseResult) -> None:
+        """Keep ``record`` (parsed from ``item``) in ``result``, or name it in an unknown."""
+
+
+class OSVSource(OSVFeed):
+    kind = SourceKind.OSV
 
     @staticmethod
     def _add(record: Any, item: str, result: ParseResult) -> None:
-        if record is None:
-            return
         problem = osv_problem(record)
         if problem:
-            rid = record.get("id") if isinstance(record, dict) else None
-            result.skip(f"{item} ({rid})" if isinstance(rid, str) else item, problem)
+            result.skip(osv_label(record, item), problem)
             return
         result.records.append(record)

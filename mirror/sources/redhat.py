@@ -41,7 +41,7 @@ from urllib.parse import unquote
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
+from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_documents
 
 SCHEME: Final = "rpm"
 ECOSYSTEM: Final = "Red Hat"
@@ -100,13 +100,7 @@ class RedHatCSAFSource(FeedSource):
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
         skipped = {"extended_support": 0, "other": 0}
-        for member in members:
-            if not member.name.endswith(".json"):
-                result.ignored.append(member.name)
-                continue
-            doc = load_json(member.data, member.name, result)
-            if doc is None:
-                continue
+        for member, doc in json_documents(members, result):
             try:
                 result.records.extend(_Document(doc, member.name, result, skipped).records())
             except _Bad as e:

@@ -18,13 +18,11 @@ skipped with its reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any, ClassVar, Final
 
 from mirror.config import SourceKind
-from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
-from mirror.sources.osv import osv_problem
+from mirror.sources.interface import ParseResult
+from mirror.sources.osv import OSVFeed, osv_label, osv_problem
 
 SCHEME: Final = "rpm"
 _CVE: Final = re.compile(r"CVE-\d{4}-\d{4,}")
@@ -44,30 +42,12 @@ def severity_word(record: dict[str, Any]) -> str | None:
     return None
 
 
-class RpmOSVSource(FeedSource):
+class RpmOSVSource(OSVFeed):
     """OSV records of one RPM distribution; subclasses name the kind and ecosystem prefix."""
 
-    dataset_type = DatasetType.OSV
     distro: ClassVar[str]
 
-    def parse(self, members: Sequence[Member]) -> ParseResult:
-        result = ParseResult()
-        for member in members:
-            name = member.name
-            if name.endswith(".json"):
-                self._add(load_json(member.data, name, result), name, result)
-            elif name.endswith((".jsonl", ".ndjson")):
-                for lineno, line in enumerate(member.data.splitlines(), start=1):
-                    if line.strip():
-                        item = f"{name}:{lineno}"
-                        self._add(load_json(line, item, result), item, result)
-            else:
-                result.ignored.append(name)
-        return result
-
     def _add(self, record: Any, item: str, result: ParseResult) -> None:
-        if record is None:
-            return
         try:
             self._normalize(record, item, result)
         except (AttributeError, TypeError, KeyError) as e:
@@ -75,8 +55,7 @@ class RpmOSVSource(FeedSource):
 
     def _normalize(self, record: Any, item: str, result: ParseResult) -> None:
         problem = osv_problem(record)
-        rid = record.get("id") if isinstance(record, dict) else None
-        label = f"{item} ({rid})" if isinstance(rid, str) else item
+        label = osv_label(record, item)
         if problem:
             result.skip(label, problem)
             return

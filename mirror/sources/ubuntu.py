@@ -30,8 +30,8 @@ from typing import Any, Final
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
-from mirror.sources.osv import osv_problem
+from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_documents
+from mirror.sources.osv import osv_label, osv_problem
 
 SCHEME: Final = "dpkg"
 #: Ubuntu's priorities, lowest first.
@@ -105,13 +105,7 @@ class UbuntuOSVSource(FeedSource):
 
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
-        for member in members:
-            if not member.name.endswith(".json"):
-                result.ignored.append(member.name)
-                continue
-            record = load_json(member.data, member.name, result)
-            if record is None:
-                continue
+        for member, record in json_documents(members, result):
             try:
                 self._add(record, member.name, result)
             except (AttributeError, TypeError, KeyError) as e:
@@ -122,7 +116,7 @@ class UbuntuOSVSource(FeedSource):
     def _add(record: Any, item: str, result: ParseResult) -> None:
         problem = osv_problem(record)
         rid = record.get("id") if isinstance(record, dict) else None
-        label = f"{item} ({rid})" if isinstance(rid, str) else item
+        label = osv_label(record, item)
         if problem:
             result.skip(label, problem)
             return

@@ -7,25 +7,14 @@ Records are ``WOLFI-<id>``; names are origin package names; versions are apk ver
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from mirror.config import SourceKind
-from mirror.inputs import Member
-from mirror.sources.alpine import SecdbFlavour, parse_secdb
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult
+from mirror.sources.alpine import SecdbSource, one_ecosystem
+
+WOLFI: Final = one_ecosystem("Wolfi", "WOLFI-", "wolfi-secdb")
 
 
-def _wolfi(_doc: dict[str, Any]) -> str:
-    return "Wolfi"
-
-
-WOLFI: Final = SecdbFlavour(_wolfi, "WOLFI-", "wolfi-secdb", "needs packages")
-
-
-class WolfiSecdbSource(FeedSource):
+class WolfiSecdbSource(SecdbSource):
     kind = SourceKind.WOLFI_SECDB
-    dataset_type = DatasetType.OSV
-
-    def parse(self, members: Sequence[Member]) -> ParseResult:
-        return parse_secdb(members, WOLFI)
+    flavour = WOLFI
