@@ -17,17 +17,16 @@ from typing import Any
 import pytest
 
 from tests.hostile.documents import (
-    Outcome,
+    Outcomes,
     Template,
-    copy_home,
+    assert_case_refused,
+    case_fixtures,
     deep_json,
     documents_state,
-    run_cases,
     sparse_file,
-    template,
     template_state,
 )
-from tests.hostile.harness import Run, assert_refused, run
+from tests.hostile.harness import Run, run
 
 E = "stella: error: "
 RAISE = " (if this input is trusted and that large, raise the cap with {env}=N (docs/limits.md))"
@@ -141,16 +140,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return template(tmp_path_factory.getbasetemp() / "documents-template")
-
-
-@pytest.fixture(scope="module")
-def home(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_home(made, tmp_path_factory.mktemp("policy") / "home")
-
-
 def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
     policy = tmp / "policy"
     policy.mkdir()
@@ -159,22 +148,12 @@ def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dic
     return run("stella", *argv, home=home, env=case.env), {"d": policy}
 
 
-@pytest.fixture(scope="module")
-def outcomes(
-    made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, str], dict[str, Outcome]]:
-    base = tmp_path_factory.mktemp("policy-cases")
-    return run_cases(CASES, home, base, lambda case, tmp: execute(case, tmp, made, home))
+made, home, outcomes = case_fixtures("policy", CASES, execute)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_policy_bundle_is_refused(
-    case: Case, outcomes: tuple[dict[str, str], dict[str, Outcome]]
-) -> None:
-    initial, done = outcomes
-    result, fields, after = done[case.id]
-    assert_refused(result, EXPECTED[case.id].format(**fields))
-    assert after == initial, "the refusal changed the home"
+def test_hostile_policy_bundle_is_refused(case: Case, outcomes: Outcomes) -> None:
+    assert_case_refused(outcomes, case.id, EXPECTED[case.id])
 
 
 def test_every_case_has_its_line() -> None:
@@ -182,6 +161,6 @@ def test_every_case_has_its_line() -> None:
 
 
 def test_what_a_user_sees_is_unchanged_after_every_refusal(
-    made: Template, home: Path, outcomes: tuple[dict[str, str], dict[str, Outcome]]
+    made: Template, home: Path, outcomes: Outcomes
 ) -> None:
     assert documents_state(home) == template_state(made)
