@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import pytest
 
@@ -28,6 +28,14 @@ from bundles.trust import TrustRoot
 from tests.hostile.harness import Run, assert_refused
 
 C = TypeVar("C")
+
+
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+K = TypeVar("K", bound=Identified)
 
 IMAGE_PURL: Final = "pkg:oci/acme-app@sha256%3A" + "8d" * 32
 
@@ -356,3 +364,41 @@ def assert_case_refused(outcomes: Outcomes, ident: str, expected: str, *, code: 
         f for f in initial.keys() | after.keys() if initial.get(f) != after.get(f)
     )
     assert after == initial, f"the refusal changed the home: {changed_files}"
+
+
+def case_tests(cases: Sequence[K], expected: dict[str, str]) -> tuple[Any, Any, Any]:
+    """The three tests every document module keeps, for a module to bind to its own names:
+    each case is refused with its exact line from ``expected`` and its exit (``case.code``,
+    else 1) and leaves every byte of the home as it was; every case has its line; and what a
+    user sees afterwards is what they saw in the untouched template::
+
+        (
+            test_hostile_vex_is_refused,
+            test_every_case_has_its_line,
+            test_what_a_user_sees_is_unchanged_after_every_refusal,
+        ) = case_tests(CASES, EXPECTED)
+
+    (This module's asserts are not rewritten by pytest, so each says what differs.)
+    """
+
+    @pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
+    def refused(case: K, outcomes: Outcomes) -> None:
+        assert_case_refused(outcomes, case.id, expected[case.id], code=getattr(case, "code", 1))
+
+    def every_case_has_its_line() -> None:
+        ids = [c.id for c in cases]
+        unmatched = sorted(set(ids) ^ set(expected))
+        assert sorted(expected) == sorted(ids), (
+            f"a case without a line, or a line without a case: {unmatched}"
+        )
+
+    def unchanged(made: Template, home: Path, outcomes: Outcomes) -> None:
+        before, after = template_state(made), documents_state(home)
+        differ = {
+            k: (before.get(k), after.get(k))
+            for k in before.keys() | after.keys()
+            if before.get(k) != after.get(k)
+        }
+        assert after == before, f"what a user sees changed (template, now): {differ}"
+
+    return refused, every_case_has_its_line, unchanged

@@ -15,17 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.hostile.documents import (
-    Outcomes,
     Template,
-    assert_case_refused,
     case_fixtures,
+    case_tests,
     deep_json,
-    documents_state,
     manifest_for,
-    template_state,
     zip_bomb,
     zip_declaring,
     zip_end_claiming,
@@ -236,16 +231,8 @@ def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dic
 made, home, outcomes = case_fixtures("audit-package", CASES, execute)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_audit_package_is_refused(case: Case, outcomes: Outcomes) -> None:
-    assert_case_refused(outcomes, case.id, EXPECTED[case.id])
-
-
-def test_every_case_has_its_line() -> None:
-    assert sorted(EXPECTED) == sorted(c.id for c in CASES)
-
-
-def test_what_a_user_sees_is_unchanged_after_every_refusal(
-    made: Template, home: Path, outcomes: Outcomes
-) -> None:
-    assert documents_state(home) == template_state(made)
+(
+    test_hostile_audit_package_is_refused,
+    test_every_case_has_its_line,
+    test_what_a_user_sees_is_unchanged_after_every_refusal,
+) = case_tests(CASES, EXPECTED)

@@ -15,23 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.appliance.vex.test_csaf import CSAF
 from tests.hostile.documents import (
     CYCLONEDX_VEX,
     OPENVEX,
-    Outcomes,
     Template,
-    assert_case_refused,
     case_fixtures,
+    case_tests,
     changed,
     deep_in_field,
     deep_json,
-    documents_state,
     many_statements,
     sparse_file,
-    template_state,
     write_json,
 )
 from tests.hostile.harness import Run, run
@@ -280,16 +275,8 @@ def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dic
 made, home, outcomes = case_fixtures("vex", CASES, execute)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_vex_is_refused(case: Case, outcomes: Outcomes) -> None:
-    assert_case_refused(outcomes, case.id, EXPECTED[case.id], code=case.code)
-
-
-def test_every_case_has_its_line() -> None:
-    assert sorted(EXPECTED) == sorted(c.id for c in CASES)
-
-
-def test_what_a_user_sees_is_unchanged_after_every_refusal(
-    made: Template, home: Path, outcomes: Outcomes
-) -> None:
-    assert documents_state(home) == template_state(made)
+(
+    test_hostile_vex_is_refused,
+    test_every_case_has_its_line,
+    test_what_a_user_sees_is_unchanged_after_every_refusal,
+) = case_tests(CASES, EXPECTED)
