@@ -5,11 +5,9 @@ parallel children; what the home then shows, its reason files and its refusal re
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 
 from bundles.bounded import printable
 from tests.hostile.bundlekit import Kit
-from tests.hostile.harness import RSS_CEILING, Run, assert_refused, run, state
+from tests.hostile.harness import RSS_CEILING, Run, assert_refused, play_selected, run, state
 
 Build = Callable[[Kit, Path], list[Path]]
 
@@ -115,19 +113,23 @@ def play(world: World, case: Case) -> Outcome:
     return outcome
 
 
-def play_selected(
-    world: World, cases: Sequence[Case], request: pytest.FixtureRequest
-) -> dict[str, Outcome]:
-    """Every case the session selected, played once, in parallel children."""
-    chosen = {
-        getattr(item.callspec.params["case"], "id", None)  # other modules have their own cases
-        for item in request.session.items
-        if hasattr(item, "callspec") and "case" in item.callspec.params
-    }
-    wanted = [c for c in cases if c.id in chosen]
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        played = pool.map(lambda c: play(world, c), wanted)
-        return {c.id: o for c, o in zip(wanted, played, strict=True)}
+def world_fixtures(label: str, cases: Sequence[Case]) -> tuple[Any, Any]:
+    """A bundle module's module-scoped fixtures ``world`` (made under ``label``) and
+    ``outcomes`` (every case the session selected, played once in parallel children). A module
+    binds them to those names::
+
+        world, outcomes = world_fixtures("hostile-bundles", CASES)
+    """
+
+    @pytest.fixture(scope="module", name="world")
+    def world_fixture(tmp_path_factory: pytest.TempPathFactory) -> World:
+        return make_world(tmp_path_factory.mktemp(label))
+
+    @pytest.fixture(scope="module", name="outcomes")
+    def outcomes_fixture(world: World, request: pytest.FixtureRequest) -> dict[str, Outcome]:
+        return play_selected(cases, request, lambda c: play(world, c))
+
+    return world_fixture, outcomes_fixture
 
 
 def _matches(text: str, expected: str) -> bool:

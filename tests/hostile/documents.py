@@ -19,13 +19,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
+
+import pytest
 
 from bundles.keys import PrivateKey
 from bundles.trust import TrustRoot
-from tests.hostile.harness import Run
+from tests.hostile.harness import Run, assert_refused
 
 C = TypeVar("C")
+
+
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+K = TypeVar("K", bound=Identified)
 
 IMAGE_PURL: Final = "pkg:oci/acme-app@sha256%3A" + "8d" * 32
 
@@ -287,6 +297,7 @@ def template_state(made: Template) -> dict[str, Any]:
 
 
 Outcome = tuple[Run, dict[str, Any], dict[str, str]]  # the run, its message fields, the home after
+Outcomes = tuple[dict[str, str], dict[str, Outcome]]  # the home before, each case's outcome by id
 
 
 def run_cases(
@@ -310,3 +321,84 @@ def run_cases(
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         return initial, dict(pool.map(one, cases))
+
+
+def case_fixtures(
+    label: str,
+    cases: Sequence[C],
+    execute: Callable[[C, Path, Template, Path], tuple[Run, dict[str, Any]]],
+) -> tuple[Any, Any, Any]:
+    """A document module's module-scoped fixtures ``made`` (the shared template), ``home``
+    (this module's copy of it, under ``label``) and ``outcomes`` (every case run once against
+    that copy by :func:`run_cases`). A module binds them to those names::
+
+        made, home, outcomes = case_fixtures("vex", CASES, execute)
+    """
+
+    @pytest.fixture(scope="module", name="made")
+    def made_fixture(tmp_path_factory: pytest.TempPathFactory) -> Template:
+        return template(tmp_path_factory.getbasetemp() / "documents-template")
+
+    @pytest.fixture(scope="module", name="home")
+    def home_fixture(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        return copy_home(made, tmp_path_factory.mktemp(label) / "home")
+
+    @pytest.fixture(scope="module", name="outcomes")
+    def outcomes_fixture(
+        made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
+    ) -> Outcomes:
+        base = tmp_path_factory.mktemp(f"{label}-cases")
+        return run_cases(cases, home, base, lambda case, tmp: execute(case, tmp, made, home))
+
+    return made_fixture, home_fixture, outcomes_fixture
+
+
+def assert_case_refused(outcomes: Outcomes, ident: str, expected: str, *, code: int = 1) -> None:
+    """Case ``ident`` was refused with exactly ``expected`` (its ``{...}`` filled from the
+    case's fields) and exit ``code`` (see :func:`assert_refused`), and every byte of the home
+    is as it was before any case ran."""
+    initial, done = outcomes
+    result, fields, after = done[ident]
+    assert_refused(result, expected.format(**fields), code=code)
+    changed_files = sorted(
+        f for f in initial.keys() | after.keys() if initial.get(f) != after.get(f)
+    )
+    assert after == initial, f"the refusal changed the home: {changed_files}"
+
+
+def case_tests(cases: Sequence[K], expected: dict[str, str]) -> tuple[Any, Any, Any]:
+    """The three tests every document module keeps, for a module to bind to its own names:
+    each case is refused with its exact line from ``expected`` and its exit (``case.code``,
+    else 1) and leaves every byte of the home as it was; every case has its line; and what a
+    user sees afterwards is what they saw in the untouched template::
+
+        (
+            test_hostile_vex_is_refused,
+            test_every_case_has_its_line,
+            test_what_a_user_sees_is_unchanged_after_every_refusal,
+        ) = case_tests(CASES, EXPECTED)
+
+    (This module's asserts are not rewritten by pytest, so each says what differs.)
+    """
+
+    @pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
+    def refused(case: K, outcomes: Outcomes) -> None:
+        assert_case_refused(outcomes, case.id, expected[case.id], code=getattr(case, "code", 1))
+
+    def every_case_has_its_line() -> None:
+        ids = [c.id for c in cases]
+        unmatched = sorted(set(ids) ^ set(expected))
+        assert sorted(expected) == sorted(ids), (
+            f"a case without a line, or a line without a case: {unmatched}"
+        )
+
+    def unchanged(made: Template, home: Path, outcomes: Outcomes) -> None:
+        before, after = template_state(made), documents_state(home)
+        differ = {
+            k: (before.get(k), after.get(k))
+            for k in before.keys() | after.keys()
+            if before.get(k) != after.get(k)
+        }
+        assert after == before, f"what a user sees changed (template, now): {differ}"
+
+    return refused, every_case_has_its_line, unchanged

@@ -16,9 +16,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+if TYPE_CHECKING:
+    import pytest
+
+C = TypeVar("C")
+R = TypeVar("R")
 
 REPO: Final = Path(__file__).resolve().parents[2]
 #: The address-space ceiling of every hostile run (the interpreter and its libraries need
@@ -243,3 +251,19 @@ def state(home: Path, *, doctor: bool = False) -> dict[str, Any]:
         checks = (seen[3]["out"] or {}).get("checks", [])
         found["doctor"] = {c["name"]: c["status"] for c in checks}
     return found
+
+
+def play_selected(
+    cases: Sequence[C], request: pytest.FixtureRequest, play: Callable[[C], R]
+) -> dict[str, R]:
+    """Every case of ``cases`` that the session selected (by its tests' ``case`` parameter),
+    played once by ``play``, as many at once as there are cores; the outcomes by case id."""
+    chosen = {
+        getattr(item.callspec.params["case"], "id", None)  # other modules have their own cases
+        for item in request.session.items
+        if hasattr(item, "callspec") and "case" in item.callspec.params
+    }
+    wanted = [c for c in cases if c.id in chosen]  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        played = pool.map(play, wanted)
+        return {c.id: o for c, o in zip(wanted, played, strict=True)}  # type: ignore[attr-defined]

@@ -22,23 +22,14 @@ from tests.hostile.bundleplay import (
     World,
     check_import,
     check_verify,
-    make_world,
-    play_selected,
     refused_records,
+    world_fixtures,
     worst,
 )
 from tests.hostile.cases_bundles import CASES
 from tests.hostile.harness import RSS_CEILING, run, state
 
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return make_world(tmp_path_factory.mktemp("hostile-bundles"))
-
-
-@pytest.fixture(scope="module")
-def outcomes(world: World, request: pytest.FixtureRequest) -> dict[str, Outcome]:
-    return play_selected(world, CASES, request)
+world, outcomes = world_fixtures("hostile-bundles", CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -15,25 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.hostile.documents import (
-    Outcome,
     Template,
-    copy_home,
+    case_fixtures,
+    case_tests,
     deep_json,
-    documents_state,
     manifest_for,
-    run_cases,
-    template,
-    template_state,
     zip_bomb,
     zip_declaring,
     zip_end_claiming,
     zip_of,
     zip_with_flags,
 )
-from tests.hostile.harness import Run, assert_refused, run
+from tests.hostile.harness import Run, run
 
 E = "stella: error: "
 RAISE = " (if this input is trusted and that large, raise the cap with {env}=N (docs/limits.md))"
@@ -228,45 +222,17 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return template(tmp_path_factory.getbasetemp() / "documents-template")
-
-
-@pytest.fixture(scope="module")
-def home(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_home(made, tmp_path_factory.mktemp("audit-package") / "home")
-
-
 def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
     package = case.build(tmp / "package.zip")
     argv = ["verify-audit-package", package, "--key", made.public_key]
     return run("stella", *argv, home=home, env=case.env), {"f": package}
 
 
-@pytest.fixture(scope="module")
-def outcomes(
-    made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, str], dict[str, Outcome]]:
-    base = tmp_path_factory.mktemp("audit-package-cases")
-    return run_cases(CASES, home, base, lambda case, tmp: execute(case, tmp, made, home))
+made, home, outcomes = case_fixtures("audit-package", CASES, execute)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_audit_package_is_refused(
-    case: Case, outcomes: tuple[dict[str, str], dict[str, Outcome]]
-) -> None:
-    initial, done = outcomes
-    result, fields, after = done[case.id]
-    assert_refused(result, EXPECTED[case.id].format(**fields))
-    assert after == initial, "the refusal changed the home"
-
-
-def test_every_case_has_its_line() -> None:
-    assert sorted(EXPECTED) == sorted(c.id for c in CASES)
-
-
-def test_what_a_user_sees_is_unchanged_after_every_refusal(
-    made: Template, home: Path, outcomes: tuple[dict[str, str], dict[str, Outcome]]
-) -> None:
-    assert documents_state(home) == template_state(made)
+(
+    test_hostile_audit_package_is_refused,
+    test_every_case_has_its_line,
+    test_what_a_user_sees_is_unchanged_after_every_refusal,
+) = case_tests(CASES, EXPECTED)

@@ -15,27 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.appliance.vex.test_csaf import CSAF
 from tests.hostile.documents import (
     CYCLONEDX_VEX,
     OPENVEX,
-    Outcome,
     Template,
+    case_fixtures,
+    case_tests,
     changed,
-    copy_home,
     deep_in_field,
     deep_json,
-    documents_state,
     many_statements,
-    run_cases,
     sparse_file,
-    template,
-    template_state,
     write_json,
 )
-from tests.hostile.harness import Run, assert_refused, run
+from tests.hostile.harness import Run, run
 
 E = "stella: error: "
 DEPTH = (
@@ -273,44 +267,16 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Template:
-    return template(tmp_path_factory.getbasetemp() / "documents-template")
-
-
-@pytest.fixture(scope="module")
-def home(made: Template, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return copy_home(made, tmp_path_factory.mktemp("vex") / "home")
-
-
 def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
     argv, handed = case.build(tmp, made)
     return run("stella", *argv, home=home, env=case.env), {"f": handed}
 
 
-@pytest.fixture(scope="module")
-def outcomes(
-    made: Template, home: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, str], dict[str, Outcome]]:
-    base = tmp_path_factory.mktemp("vex-cases")
-    return run_cases(CASES, home, base, lambda case, tmp: execute(case, tmp, made, home))
+made, home, outcomes = case_fixtures("vex", CASES, execute)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_vex_is_refused(
-    case: Case, outcomes: tuple[dict[str, str], dict[str, Outcome]]
-) -> None:
-    initial, done = outcomes
-    result, fields, after = done[case.id]
-    assert_refused(result, EXPECTED[case.id].format(**fields), code=case.code)
-    assert after == initial, "the refusal changed the home"
-
-
-def test_every_case_has_its_line() -> None:
-    assert sorted(EXPECTED) == sorted(c.id for c in CASES)
-
-
-def test_what_a_user_sees_is_unchanged_after_every_refusal(
-    made: Template, home: Path, outcomes: tuple[dict[str, str], dict[str, Outcome]]
-) -> None:
-    assert documents_state(home) == template_state(made)
+(
+    test_hostile_vex_is_refused,
+    test_every_case_has_its_line,
+    test_what_a_user_sees_is_unchanged_after_every_refusal,
+) = case_tests(CASES, EXPECTED)

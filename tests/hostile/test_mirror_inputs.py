@@ -12,14 +12,13 @@ import os
 import tarfile
 import zipfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import zstandard
 
-from tests.hostile.harness import Run, assert_refused, leftovers, run
+from tests.hostile.harness import Run, assert_refused, leftovers, play_selected, run
 
 MiB = 1 << 20
 Make = Callable[[Path], Path]
@@ -247,15 +246,7 @@ def outcomes(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> dict[str, tuple[Run, Path]]:
     root = tmp_path_factory.mktemp("hostile-feeds")
-    chosen = {
-        getattr(item.callspec.params["case"], "id", None)  # other modules have their own cases
-        for item in request.session.items
-        if hasattr(item, "callspec") and "case" in item.callspec.params
-    }
-    wanted = [c for c in CASES if c.id in chosen]
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        played = pool.map(lambda c: _play(root, c), wanted)
-        return {c.id: o for c, o in zip(wanted, played, strict=True)}
+    return play_selected(CASES, request, lambda c: _play(root, c))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

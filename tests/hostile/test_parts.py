@@ -20,8 +20,7 @@ from tests.hostile.bundleplay import (
     World,
     check_import,
     check_verify,
-    make_world,
-    play_selected,
+    world_fixtures,
     worst,
 )
 from tests.hostile.cases_bundles import CASES as BUNDLES
@@ -224,14 +223,7 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return make_world(tmp_path_factory.mktemp("hostile-parts"))
-
-
-@pytest.fixture(scope="module")
-def outcomes(world: World, request: pytest.FixtureRequest) -> dict[str, Outcome]:
-    return play_selected(world, CASES, request)
+world, outcomes = world_fixtures("hostile-parts", CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
