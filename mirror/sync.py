@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from bundles.digest import Digest
+from bundles.limits import LimitError
 from mirror.config import MirrorConfig, SourceConfig
 from mirror.datasets import build_dataset
 from mirror.errors import FailureKind, FeedError, SnapshotError
@@ -171,6 +172,10 @@ def _parse(
     members = upstream.members(limit=max(src.max_size * 8, 1 << 30))
     try:
         parsed = parser.parse(members)
+    except LimitError as e:  # one hostile source fails alone; the others still sync
+        raise FeedError(
+            f"source {src.name!r}: {e.message}", kind=FailureKind.SIZE_LIMIT, hint=e.hint
+        ) from e
     except (ValueError, TypeError, KeyError, UnicodeDecodeError) as e:
         raise FeedError(f"source {src.name!r}: cannot parse {upstream.name}: {e}") from e
     if not parsed.records and parsed.unknowns:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Final
 
 from bundles import canonical
 from bundles.errors import CanonicalJSONError
+from bundles.limits import LimitError
 from bundles.snapshot import DatasetType, Unknown
 from mirror.config import SourceKind
 from mirror.inputs import Member
@@ -65,10 +66,11 @@ class FeedSource(ABC):
 
 
 def load_json(data: bytes, item: str, result: ParseResult) -> Any | None:
-    """Strictly parse one JSON document; on failure record an unknown and return None."""
+    """Strictly parse one JSON document; on failure (not JSON, or over a size or nesting
+    cap) record an unknown and return None."""
     try:
         return canonical.loads(data, source=item)
-    except CanonicalJSONError as e:
+    except (CanonicalJSONError, LimitError) as e:
         result.skip(item, e.message.removeprefix(f"{item}: "))
         return None
 

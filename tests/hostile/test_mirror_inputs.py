@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import tarfile
 import zipfile
@@ -219,8 +220,10 @@ CASES = [
     FeedCase(
         "kev-200k-deep",
         _plain(DEEP),
-        "",
-        line="stella-mirror: error: feed.json: the nesting of arrays and objects in a JSON document is over the json.depth cap of 128 (found 200,001) (if this input is trusted and that large, raise the cap with STELLA_LIMIT_JSON_DEPTH=N (docs/limits.md))",
+        "source 'kev': no usable record in feed.json (1 skipped, first: feed.json: the nesting "
+        "of arrays and objects in a JSON document is over the json.depth cap of 128 "
+        "(found 200,001)) (is this really a kev feed?)",
+        kind="parse",
     ),
 ]
 
@@ -262,3 +265,33 @@ def test_sync_refuses_hostile_feed(case: FeedCase, outcomes: dict[str, tuple[Run
         assert result.out.split("failed", 1)[1].strip() == case.failure, result.describe()
     assert "MemoryError" not in result.err + result.out
     assert leftovers(home) == []
+
+
+def test_a_hostile_source_fails_alone(tmp_path: Path) -> None:
+    """A source refused by a cap is one failed source: the others in the same sync still sync
+    and go into the next snapshot."""
+    deep = _plain(DEEP)(tmp_path)
+    good = tmp_path / "good.json"
+    good.write_text(
+        '{"title": "KEV", "catalogVersion": "1", "dateReleased": "2025-01-01T00:00:00Z", '
+        '"count": 1, "vulnerabilities": [{"cveID": "CVE-2021-44228", "vendorProject": "Apache", '
+        '"product": "Log4j", "vulnerabilityName": "Log4Shell", "dateAdded": "2021-12-10", '
+        '"shortDescription": "x", "requiredAction": "y", "dueDate": "2021-12-24", '
+        '"knownRansomwareCampaignUse": "Known", "notes": ""}]}'
+    )
+    config = tmp_path / "mirror.toml"
+    config.write_text(
+        f'[[source]]\nname = "deep"\nkind = "kev"\npath = "{deep}"\n'
+        f'[[source]]\nname = "good"\nkind = "kev"\npath = "{good}"\n'
+    )
+    home = tmp_path / "home"
+    result = run("stella-mirror", "--json", "sync", "--config", config, home=home)
+    assert_refused(
+        result,
+        "stella-mirror: error: 1 of 2 sources failed: deep (parse) (their last good data is kept "
+        "and the next snapshot records the failure)",
+    )
+    sources = {s["name"]: s for s in json.loads(result.out)["sources"]}
+    assert sources["deep"]["status"] == "failed"
+    assert sources["good"]["status"] == "updated"
+    assert sources["good"]["records"] == 1
