@@ -9,8 +9,8 @@ every case refused cleanly.
 
 A document suite is a module of tests/hostile that defines ``CASES``, ``EXPECTED`` and
 ``execute(case, tmp, template, home)`` (:data:`DOCUMENT_SUITES`); the bundle suite (``stella
-import`` and ``stella-mirror verify``) and the scan suite are played by their own kits when
-they are in the tree (:data:`SUITES`), and reported as absent otherwise.
+import`` and ``stella-mirror verify``) and the scan suite are played by their own kits
+(:data:`SUITES`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,17 @@ sys.path.insert(0, str(REPO))
 
 from bench import figures  # noqa: E402
 from bench.figures import Figure  # noqa: E402
-from tests.hostile.documents import copy_home, run_cases, template  # noqa: E402
-from tests.hostile.harness import RSS_CEILING, Run, assert_refused  # noqa: E402
+from tests.hostile.bundleplay import check_import, check_verify, make_world, play  # noqa: E402
+from tests.hostile.cases_bundles import CASES as BUNDLE_CASES  # noqa: E402
+from tests.hostile.documents import (  # noqa: E402
+    assert_case_refused,
+    copy_home,
+    run_cases,
+    template,
+)
+from tests.hostile.harness import RSS_CEILING, Run  # noqa: E402
+from tests.hostile.imagekit import run_all  # noqa: E402
+from tests.hostile.test_scan import CASES as SCAN_CASES  # noqa: E402
 
 #: The document suites (module names under tests.hostile), played by :func:`measure`.
 DOCUMENT_SUITES: Final = (
@@ -69,20 +78,15 @@ def measure(name: str, base: Path) -> list[Measured]:
     module: ModuleType = importlib.import_module(f"tests.hostile.{name}")
     made = template(base / "template")
     home = copy_home(made, base / f"{name}-home")
-    initial, done = run_cases(
+    outcomes = run_cases(
         module.CASES, home, base / name, lambda c, tmp: module.execute(c, tmp, made, home)
     )
     out = []
     for case in module.CASES:
-        result, fields, after = done[case.id]
-        why = ""
-        try:
-            assert_refused(
-                result, module.EXPECTED[case.id].format(**fields), code=getattr(case, "code", 1)
-            )
-            assert after == initial, "the home changed"
-        except AssertionError as e:
-            why = str(e).splitlines()[0][:200]
+        result = outcomes[1][case.id][0]
+        code = getattr(case, "code", 1)
+        expected = module.EXPECTED[case.id]
+        why = _why(partial(assert_case_refused, outcomes, case.id, expected, code=code))
         out.append(Measured(name, case.id, command_of(result), result.peak_rss, not why, why))
     return out
 
@@ -95,40 +99,30 @@ def _why(check: Callable[[], object]) -> str:
     return ""
 
 
-def measure_bundles(base: Path) -> list[Measured] | None:
+def measure_bundles(base: Path) -> list[Measured]:
     """tests/hostile/cases_bundles.py: ``stella import`` and ``stella-mirror verify`` of each
     hostile bundle, checked as its tests check them."""
-    try:
-        from tests.hostile.bundleplay import check_import, check_verify, make_world, play
-        from tests.hostile.cases_bundles import CASES
-    except ImportError:
-        return None
     (base / "bundles").mkdir(parents=True)
     world = make_world(base / "bundles")
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        played = list(pool.map(lambda c: (c, play(world, c)), CASES))
+        played = list(pool.map(lambda c: (c, play(world, c)), BUNDLE_CASES))
     out = []
     for case, o in played:
-        why = _why(lambda: check_import(case, world, o))  # noqa: B023 - called at once
+        why = _why(partial(check_import, case, world, o))
         out.append(Measured("bundles", case.id, "import", o.imported.peak_rss, not why, why))
-        why = _why(lambda: check_verify(case, o))  # noqa: B023 - called at once
+        why = _why(partial(check_verify, case, o))
         peak = o.verified.peak_rss
         out.append(Measured("bundles", case.id, "stella-mirror verify", peak, not why, why))
     return out
 
 
-def measure_scans(base: Path) -> list[Measured] | None:
+def measure_scans(base: Path) -> list[Measured]:
     """tests/hostile/test_scan.py: ``stella scan`` of each hostile image. A scan reports a bomb
     as an unknown and goes on, so a clean run here is one without a traceback and with an exit
     code of 0 or 1 (the unknowns themselves are the tests' to check)."""
-    try:
-        from tests.hostile.imagekit import run_all
-        from tests.hostile.test_scan import CASES
-    except ImportError:
-        return None
-    runs = run_all(CASES, base / "scan")
+    runs = run_all(SCAN_CASES, base / "scan")
     out = []
-    for case in CASES:
+    for case in SCAN_CASES:
         result = runs[case.name]
         why = "traceback" if "Traceback" in result.err else ""
         why = why or ("" if result.code in (0, 1) else f"exit {result.code}")
@@ -137,7 +131,7 @@ def measure_scans(base: Path) -> list[Measured] | None:
 
 
 #: Every suite, by name: the document suites and the bundle and scan kits.
-SUITES: Final[dict[str, Callable[[Path], list[Measured] | None]]] = {
+SUITES: Final[dict[str, Callable[[Path], list[Measured]]]] = {
     **{name: partial(measure, name) for name in DOCUMENT_SUITES},
     "bundles": measure_bundles,
     "scan": measure_scans,
@@ -150,16 +144,9 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     measured: list[Measured] = []
-    absent = []
     with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp:
         for name in args.only or SUITES:
-            found = SUITES[name](Path(tmp))
-            if found is None:
-                absent.append(name)
-            else:
-                measured.extend(found)
-    if absent:
-        print(f"absent from this tree (not measured): {', '.join(absent)}")
+            measured.extend(SUITES[name](Path(tmp)))
     wall = time.monotonic() - started
     worst: dict[str, Measured] = {}
     for m in measured:
