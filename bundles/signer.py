@@ -107,7 +107,9 @@ _UNSUPPORTED: Final = {
 }
 _QUERY_ATTRS: Final = frozenset({"module-path", "pin-source"})
 _NAME: Final = re.compile(r"[a-z][a-z0-9-]*\Z")
-_PIN_VALUE: Final = re.compile(r"([?&;:])pin-value=[^&;#]*", re.IGNORECASE)
+# Blanks around the name are tolerated so that "; pin-value=…" is refused here too, rather
+# than echoed by the message for a malformed attribute.
+_PIN_VALUE: Final = re.compile(r"([?&;:]\s*)pin-value\s*=[^&;#]*", re.IGNORECASE)
 _PCT: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
 # RFC 7512 §2.3: unreserved characters and pk11-res-avail, plus "&" in the path
 # (pk11-path-res-avail) or "/", "?", "|" in the query (pk11-query-res-avail); anything else
