@@ -1,7 +1,7 @@
 """Signers: the one interface behind every signature Stella Ops makes.
 
 A :class:`Signer` knows its key's identity (``keyid``, the hex SHA-256 of the public key's
-SubjectPublicKeyInfo DER), its algorithm and its public key, and signs bytes:
+SubjectPublicKeyInfo DER) and its public key (which names the algorithm), and signs bytes:
 ECDSA P-256 over SHA-256 with a DER signature, or plain Ed25519, the forms DSSE, TUF and
 cosign verify. Nothing else about a signer is assumed, so every signature (RVAs, SBOM and
 VEX attestations, the audit log head, bundle statements, trust roots) is made the same way
@@ -46,11 +46,6 @@ class Signer(Protocol):
     @property
     def keyid(self) -> str:
         """Hex SHA-256 of the public key's SubjectPublicKeyInfo DER."""
-        ...
-
-    @property
-    def algorithm(self) -> KeyType:
-        """The key's algorithm (ECDSA P-256 or Ed25519)."""
         ...
 
     @property

@@ -39,7 +39,7 @@ def test_a_key_file_is_a_signer_with_unchanged_signatures(
     signer = load_signer(path)
     assert isinstance(signer, Signer)
     assert isinstance(signer, PrivateKey)
-    assert (signer.keyid, signer.algorithm, signer.public_key) == (
+    assert (signer.keyid, signer.public_key.key_type, signer.public_key) == (
         key.keyid,
         key_type,
         key.public_key,

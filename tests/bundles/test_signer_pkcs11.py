@@ -68,7 +68,7 @@ def test_a_key_generated_in_the_token_signs_what_every_verifier_accepts(
     with generate_signer(hsm.uri(label)) as signer:
         assert isinstance(signer, Pkcs11Signer)
         assert isinstance(signer, Signer)
-        assert signer.algorithm is KeyType.ECDSA_P256
+        assert signer.public_key.key_type is KeyType.ECDSA_P256
         der = signer.public_key.der
         assert signer.keyid == hashlib.sha256(der).hexdigest()
         signature = signer.sign(b"the data")
