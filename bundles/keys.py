@@ -351,11 +351,6 @@ class PrivateKey:
         return self._public.keyid
 
     @property
-    def algorithm(self) -> KeyType:
-        """The key's algorithm, as every :class:`bundles.signer.Signer` names it."""
-        return self.key_type
-
-    @property
     def scheme(self) -> str:
         return self.key_type.scheme
 

@@ -32,7 +32,7 @@ from pkcs11.types import PrivateKey as P11PrivateKey
 from pkcs11.types import PublicKey as P11PublicKey
 from pkcs11.types import Session, Token
 
-from bundles.keys import KeyType, PublicKey
+from bundles.keys import PublicKey
 from bundles.signer import (
     Pkcs11KeyMissingError,
     Pkcs11ModuleError,
@@ -284,16 +284,8 @@ class Pkcs11Signer:
         return self._public.keyid
 
     @property
-    def algorithm(self) -> KeyType:
-        return KeyType.ECDSA_P256
-
-    @property
     def public_key(self) -> PublicKey:
         return self._public
-
-    @property
-    def source(self) -> str:
-        return str(self.uri)
 
     def sign(self, data: bytes) -> bytes:
         """ECDSA P-256 over SHA-256 of ``data``, made by the token, as a DER signature."""

@@ -1,7 +1,7 @@
 """Signers: the one interface behind every signature Stella Ops makes.
 
 A :class:`Signer` knows its key's identity (``keyid``, the hex SHA-256 of the public key's
-SubjectPublicKeyInfo DER), its algorithm and its public key, and signs bytes:
+SubjectPublicKeyInfo DER) and its public key (which names the algorithm), and signs bytes:
 ECDSA P-256 over SHA-256 with a DER signature, or plain Ed25519, the forms DSSE, TUF and
 cosign verify. Nothing else about a signer is assumed, so every signature (RVAs, SBOM and
 VEX attestations, the audit log head, bundle statements, trust roots) is made the same way
@@ -46,11 +46,6 @@ class Signer(Protocol):
     @property
     def keyid(self) -> str:
         """Hex SHA-256 of the public key's SubjectPublicKeyInfo DER."""
-        ...
-
-    @property
-    def algorithm(self) -> KeyType:
-        """The key's algorithm (ECDSA P-256 or Ed25519)."""
         ...
 
     @property
@@ -107,7 +102,9 @@ _UNSUPPORTED: Final = {
 }
 _QUERY_ATTRS: Final = frozenset({"module-path", "pin-source"})
 _NAME: Final = re.compile(r"[a-z][a-z0-9-]*\Z")
-_PIN_VALUE: Final = re.compile(r"([?&;:])pin-value=[^&;#]*", re.IGNORECASE)
+# Blanks around the name are tolerated so that "; pin-value=…" is refused here too, rather
+# than echoed by the message for a malformed attribute.
+_PIN_VALUE: Final = re.compile(r"([?&;:]\s*)pin-value\s*=[^&;#]*", re.IGNORECASE)
 _PCT: Final = re.compile(rb"%([0-9A-Fa-f]{2})")
 # RFC 7512 §2.3: unreserved characters and pk11-res-avail, plus "&" in the path
 # (pk11-path-res-avail) or "/", "?", "|" in the query (pk11-query-res-avail); anything else

@@ -110,7 +110,7 @@ def _retire(directory: Path, name: str, keyid: str) -> None:
     retired = directory / "retired"
     retired.mkdir(exist_ok=True)
     stem, suffix = name.split(".")
-    for ext in (suffix, "pub"):
+    for ext in (suffix, "uri", "pub"):  # a token key's .uri, so export cannot pick it up again
         src = directory / f"{stem}.{ext}"
         if src.exists():
             src.replace(retired / f"{stem}-{keyid[:16]}.{ext}")

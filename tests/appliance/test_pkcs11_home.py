@@ -218,6 +218,7 @@ def test_token_problems_are_one_line_naming_the_uri_part(
     code, _, err = stella(tmp_path, "keys", "generate", "--signer", hsm.uri("k", token="pin-test"))
     assert code == 1
     assert "refused the PIN from STELLA_PKCS11_PIN (wrong PIN)" in _one_line(err)
+    assert "wrong-pin" not in err
     monkeypatch.delenv(PIN_ENV)
     code, _, err = stella(tmp_path, "keys", "generate", "--signer", hsm.uri(label()))
     assert "no PIN for the token" in _one_line(err)

@@ -90,3 +90,20 @@ def test_a_token_signing_key_is_always_ecdsa(hsm: SoftHsm, tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "--type ed25519 does not go with a pkcs11: signer" in result.stderr
     assert not (tmp_path / "k").exists()
+
+
+def test_rotating_away_from_a_token_key_retires_its_uri(
+    hsm: SoftHsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PIN_ENV, PIN)
+    keys, home = tmp_path / "keys", tmp_path / "mirror"
+    run(stella_mirror, "--home", home, "keys", "generate", "--out", keys, "--signer",
+        hsm.uri("rotated-away"))  # fmt: skip
+    old = PublicKey.load(keys / "signing.pub").keyid
+    run(stella_mirror, "--home", home, "keys", "rotate", "--keys", keys, "--signing")
+    # The revoked token key must not stay where 'export --key DIR/signing.uri' would use it.
+    assert not (keys / "signing.uri").exists()
+    assert (keys / "retired" / f"signing-{old[:16]}.uri").is_file()
+    trust = TrustRoot.load(keys / "trust-root.json")
+    assert list(trust.bundle_keys) == [PublicKey.load(keys / "signing.pub").keyid]
+    assert (keys / "signing.key").is_file()

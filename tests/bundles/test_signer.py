@@ -39,7 +39,7 @@ def test_a_key_file_is_a_signer_with_unchanged_signatures(
     signer = load_signer(path)
     assert isinstance(signer, Signer)
     assert isinstance(signer, PrivateKey)
-    assert (signer.keyid, signer.algorithm, signer.public_key) == (
+    assert (signer.keyid, signer.public_key.key_type, signer.public_key) == (
         key.keyid,
         key_type,
         key.public_key,
@@ -149,6 +149,13 @@ def test_a_pin_in_the_uri_is_refused_with_the_reason() -> None:
     with pytest.raises(Pkcs11PinError) as caught:
         parse_pkcs11_uri(f"pkcs11:token=a b;pin-value=99%2099;object=o?{SO}")
     assert "99" not in caught.value.diagnostics()
+    for spaced in (
+        f"pkcs11:token=t; pin-value=4321;object=o?{SO}",
+        f"pkcs11:token=t;object=o?{SO}&\tpin-value =4321",
+    ):
+        with pytest.raises(Pkcs11PinError) as caught:
+            parse_pkcs11_uri(spaced)
+        assert "4321" not in caught.value.diagnostics()
 
 
 def test_pin_comes_from_the_pin_source_file_first(tmp_path: Path) -> None:

@@ -68,7 +68,7 @@ def test_a_key_generated_in_the_token_signs_what_every_verifier_accepts(
     with generate_signer(hsm.uri(label)) as signer:
         assert isinstance(signer, Pkcs11Signer)
         assert isinstance(signer, Signer)
-        assert signer.algorithm is KeyType.ECDSA_P256
+        assert signer.public_key.key_type is KeyType.ECDSA_P256
         der = signer.public_key.der
         assert signer.keyid == hashlib.sha256(der).hexdigest()
         signature = signer.sign(b"the data")
@@ -185,11 +185,15 @@ def test_wrong_pin_is_named_with_its_source(
 ) -> None:
     # pin-test is a token no signer of this process is logged in to: a login is attempted.
     monkeypatch.setenv(PIN_ENV, "not-the-pin")
-    with pytest.raises(Pkcs11PinError, match=r"refused the PIN from STELLA_PKCS11_PIN \(wrong"):
+    with pytest.raises(
+        Pkcs11PinError, match=r"refused the PIN from STELLA_PKCS11_PIN \(wrong"
+    ) as caught:
         load_signer(hsm.uri("k", token="pin-test"))
-    uri = hsm.uri("k", token="pin-test", pin_source=hsm.pin_file(tmp_path, "0000"))
-    with pytest.raises(Pkcs11PinError, match="refused the PIN from pin-source="):
+    assert "not-the-pin" not in caught.value.diagnostics()
+    uri = hsm.uri("k", token="pin-test", pin_source=hsm.pin_file(tmp_path, "not-this-pin-either"))
+    with pytest.raises(Pkcs11PinError, match="refused the PIN from pin-source=") as caught:
         load_signer(uri)
+    assert "not-this-pin-either" not in caught.value.diagnostics()
 
 
 def test_missing_module_is_named(hsm: SoftHsm, pin_env: None, tmp_path: Path) -> None:
