@@ -31,6 +31,8 @@ __all__ = [
     "FeedSource",
     "ParseResult",
     "Unknown",
+    "as_list",
+    "as_object",
     "json_documents",
     "json_records",
     "load_json",
@@ -63,6 +65,17 @@ class FeedSource(ABC):
     @abstractmethod
     def parse(self, members: Sequence[Member]) -> ParseResult:
         """Turn upstream members (sorted by name) into records and unknowns."""
+
+
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: an optional field of the wrong type
+    is treated as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one (see :func:`as_object`)."""
+    return value if isinstance(value, list) else []
 
 
 def load_json(data: bytes, item: str, result: ParseResult) -> Any | None:

@@ -41,7 +41,14 @@ from urllib.parse import unquote
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_documents
+from mirror.sources.interface import (
+    DatasetType,
+    FeedSource,
+    ParseResult,
+    as_list,
+    as_object,
+    json_documents,
+)
 
 SCHEME: Final = "rpm"
 ECOSYSTEM: Final = "Red Hat"
@@ -123,16 +130,6 @@ def _get(obj: Any, path: str, kind: type, where: str) -> Any:
     return value
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one: optional fields of the wrong type
-    are treated as absent."""
-    return value if isinstance(value, dict) else {}
-
-
-def _arr(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _walk(branches: Any) -> Iterator[dict[str, Any]]:
     for branch in branches if isinstance(branches, list) else []:
         if isinstance(branch, dict):
@@ -176,12 +173,12 @@ class _Document:
         self.tracking_id = _get(doc, "document.tracking.id", str, "")
         self.products: dict[str, dict[str, Any]] = {
             p["product_id"]: p
-            for p in _walk(_obj(doc.get("product_tree")).get("branches"))
+            for p in _walk(as_object(doc.get("product_tree")).get("branches"))
             if isinstance(p.get("product_id"), str)
         }
         self.relations: dict[str, tuple[str, str]] = {}
-        for rel in map(_obj, _arr(_obj(doc.get("product_tree")).get("relationships"))):
-            pid = _obj(rel.get("full_product_name")).get("product_id")
+        for rel in map(as_object, as_list(as_object(doc.get("product_tree")).get("relationships"))):
+            pid = as_object(rel.get("full_product_name")).get("product_id")
             comp, plat = rel.get("product_reference"), rel.get("relates_to_product_reference")
             if isinstance(pid, str) and isinstance(comp, str) and isinstance(plat, str):
                 self.relations[pid] = (comp, plat)
@@ -204,20 +201,20 @@ class _Document:
         self, vuln: dict[str, Any], rid: str, cve: str | None, where: str
     ) -> dict[str, Any]:
         document = self.doc["document"]
-        aggregate = _obj(document.get("aggregate_severity")).get("text")
+        aggregate = as_object(document.get("aggregate_severity")).get("text")
         remedies = self._by_product(vuln.get("remediations"), where + "remediations")
         impacts = {
             pid: t["details"]
-            for t in map(_obj, _arr(vuln.get("threats")))
+            for t in map(as_object, as_list(vuln.get("threats")))
             if t.get("category") == "impact" and isinstance(t.get("details"), str)
-            for pid in _arr(t.get("product_ids"))
+            for pid in as_list(t.get("product_ids"))
             if isinstance(pid, str)
         }  # fmt: skip
         flags = {
             pid: f["label"]
-            for f in map(_obj, _arr(vuln.get("flags")))
+            for f in map(as_object, as_list(vuln.get("flags")))
             if isinstance(f.get("label"), str)
-            for pid in _arr(f.get("product_ids"))
+            for pid in as_list(f.get("product_ids"))
             if isinstance(pid, str)
         }
         status = vuln.get("product_status") or {}
@@ -272,21 +269,21 @@ class _Document:
             "affected": affected,
             "database_specific": {"source": "redhat-csaf"},
         }
-        published = _obj(document.get("tracking")).get("initial_release_date")
+        published = as_object(document.get("tracking")).get("initial_release_date")
         if isinstance(published, str):
             record["published"] = published
         if isinstance(vuln.get("title") or document.get("title"), str):
             record["summary"] = vuln.get("title") or document.get("title")
         details = [
             n["text"]
-            for n in map(_obj, _arr(vuln.get("notes")))
+            for n in map(as_object, as_list(vuln.get("notes")))
             if n.get("category") == "description" and isinstance(n.get("text"), str)
         ]  # fmt: skip
         if details:
             record["details"] = details[0]
         if isinstance(aggregate, str):
             record["database_specific"]["severity"] = aggregate
-        cwe = _obj(vuln.get("cwe")).get("id")
+        cwe = as_object(vuln.get("cwe")).get("id")
         if isinstance(cwe, str):
             record["database_specific"]["cwe_ids"] = [cwe]
         severity = self._severity(vuln.get("scores"))
@@ -294,7 +291,7 @@ class _Document:
             record["severity"] = severity
         refs = [
             {"type": "ADVISORY" if r.get("category") == "self" else "WEB", "url": r["url"]}
-            for r in map(_obj, _arr(vuln.get("references")))
+            for r in map(as_object, as_list(vuln.get("references")))
             if isinstance(r.get("url"), str)
         ]
         seen = {r["url"] for r in refs}
@@ -308,12 +305,12 @@ class _Document:
         self, remediations: Any, where: str
     ) -> dict[str, list[tuple[str, str, str | None]]]:
         out: dict[str, list[tuple[str, str, str | None]]] = {}
-        for index, rem in enumerate(_arr(remediations)):
+        for index, rem in enumerate(as_list(remediations)):
             if not isinstance(rem, dict) or not isinstance(rem.get("category"), str):
                 raise _Bad(f"field '{where}[{index}].category' missing or not a string")
             details: str = rem["details"] if isinstance(rem.get("details"), str) else ""
             url: str | None = rem["url"] if isinstance(rem.get("url"), str) else None
-            for pid in _arr(rem.get("product_ids")):
+            for pid in as_list(rem.get("product_ids")):
                 if isinstance(pid, str):
                     out.setdefault(pid, []).append((rem["category"], details, url))
         return out
@@ -344,8 +341,8 @@ class _Document:
         if platform in self.relations:  # a module stream, itself a component of a platform
             module_ref, platform = self.relations[platform]
             module = ":".join(module_ref.split(":")[:2])
-        product = _obj(self.products.get(platform))
-        cpe = _obj(product.get("product_identification_helper")).get("cpe")
+        product = as_object(self.products.get(platform))
+        cpe = as_object(product.get("product_identification_helper")).get("cpe")
         major = _MAIN_CPE.match(cpe) if isinstance(cpe, str) else None
         if major is None:
             fallback = re.fullmatch(r"red_hat_enterprise_linux_(\d+)|ubi(\d+)", platform)
@@ -363,8 +360,8 @@ class _Document:
         return number, rpm
 
     def _rpm(self, comp: str, module: str | None) -> _Rpm | None:
-        product = _obj(self.products.get(comp))
-        purl = _obj(product.get("product_identification_helper")).get("purl")
+        product = as_object(self.products.get(comp))
+        purl = as_object(product.get("product_identification_helper")).get("purl")
         if isinstance(purl, str):
             rpm = _purl_rpm(purl, module)
             if rpm is None:
@@ -411,9 +408,9 @@ class _Document:
     @staticmethod
     def _severity(scores: Any) -> list[dict[str, str]]:
         found = set()
-        for score in map(_obj, _arr(scores)):
+        for score in map(as_object, as_list(scores)):
             for key, kind in _CVSS:
-                vector = _obj(score.get(key)).get("vectorString")
+                vector = as_object(score.get(key)).get("vectorString")
                 if isinstance(vector, str):
                     found.add((kind, vector))
         return [{"type": kind, "score": vector} for kind, vector in sorted(found)]
