@@ -120,18 +120,18 @@ class RedHatCSAFSource(FeedSource):
         return result
 
 
-def _get(obj: Any, path: str, kind: type, where: str) -> Any:
+def _get(obj: Any, path: str, kind: type) -> Any:
     """``obj[a][b]…`` for ``path`` ``a.b…``, checked to be a ``kind``; raises _Bad naming it."""
     value = obj
     for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
     if not isinstance(value, kind):
-        raise _Bad(f"field '{where}{path}' missing or not {_JSON_TYPE[kind]}")
+        raise _Bad(f"field '{path}' missing or not {_JSON_TYPE[kind]}")
     return value
 
 
 def _walk(branches: Any) -> Iterator[dict[str, Any]]:
-    for branch in branches if isinstance(branches, list) else []:
+    for branch in as_list(branches):
         if isinstance(branch, dict):
             if isinstance(branch.get("product"), dict):
                 yield branch["product"]
@@ -163,14 +163,14 @@ class _Document:
     def __init__(self, doc: Any, member: str, result: ParseResult, skipped: dict[str, int]) -> None:
         if not isinstance(doc, dict):
             raise _Bad("not a CSAF document (a JSON object with 'document')")
-        category = _get(doc, "document.category", str, "")
+        category = _get(doc, "document.category", str)
         if category != "csaf_vex":
             raise _Bad(f"field 'document.category' is {category!r}, not 'csaf_vex'")
         self.doc = doc
         self.member = member
         self.result = result
         self.skipped = skipped
-        self.tracking_id = _get(doc, "document.tracking.id", str, "")
+        self.tracking_id = _get(doc, "document.tracking.id", str)
         self.products: dict[str, dict[str, Any]] = {
             p["product_id"]: p
             for p in _walk(as_object(doc.get("product_tree")).get("branches"))
@@ -184,7 +184,7 @@ class _Document:
                 self.relations[pid] = (comp, plat)
 
     def records(self) -> list[dict[str, Any]]:
-        vulns = _get(self.doc, "vulnerabilities", list, "")
+        vulns = _get(self.doc, "vulnerabilities", list)
         out = []
         for index, vuln in enumerate(vulns):
             where = f"vulnerabilities[{index}]."
@@ -264,7 +264,7 @@ class _Document:
         ]
         record: dict[str, Any] = {
             "id": rid,
-            "modified": _get(self.doc, "document.tracking.current_release_date", str, ""),
+            "modified": _get(self.doc, "document.tracking.current_release_date", str),
             "aliases": [cve] if cve else [],
             "affected": affected,
             "database_specific": {"source": "redhat-csaf"},
