@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -53,6 +53,8 @@ from mirror.sources.interface import (
 SCHEME: Final = "rpm"
 ECOSYSTEM: Final = "Red Hat"
 _MAIN_CPE: Final = re.compile(r"cpe:/[aoh]:redhat:(?:enterprise_linux|ubi):(\d+)(?:$|[:.])")
+#: A platform product id without a CPE, as older documents name the main streams.
+_MAIN_PLATFORM: Final = re.compile(r"(?:red_hat_enterprise_linux_|ubi)(\d+)")
 _EXTENDED_CPE: Final = re.compile(r"cpe:/[aoh]:redhat:rhel_(?:eus|aus|e4s|tus|els)\b")
 _NEVRA: Final = re.compile(
     r"(?P<name>.+)-(?:(?P<epoch>\d+):)?(?P<version>[^-:]+)-(?P<release>[^-:]+)\.(?P<arch>[^.]+)"
@@ -203,6 +205,60 @@ class _Document:
         document = self.doc["document"]
         aggregate = as_object(document.get("aggregate_severity")).get("text")
         remedies = self._by_product(vuln.get("remediations"), where + "remediations")
+        gathered = self._gather(vuln, remedies, rid, where)
+        affected = [
+            self._affected(major, name, module, entry, aggregate)
+            for (major, name, module), entry in sorted(
+                gathered.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+            )
+        ]
+        record: dict[str, Any] = {
+            "id": rid,
+            "modified": _get(self.doc, "document.tracking.current_release_date", str),
+            "aliases": [cve] if cve else [],
+            "affected": affected,
+            "database_specific": {"source": "redhat-csaf"},
+        }
+        published = as_object(document.get("tracking")).get("initial_release_date")
+        if isinstance(published, str):
+            record["published"] = published
+        if isinstance(vuln.get("title") or document.get("title"), str):
+            record["summary"] = vuln.get("title") or document.get("title")
+        details = [
+            n["text"]
+            for n in map(as_object, as_list(vuln.get("notes")))
+            if n.get("category") == "description" and isinstance(n.get("text"), str)
+        ]  # fmt: skip
+        if details:
+            record["details"] = details[0]
+        if isinstance(aggregate, str):
+            record["database_specific"]["severity"] = aggregate
+        cwe = as_object(vuln.get("cwe")).get("id")
+        if isinstance(cwe, str):
+            record["database_specific"]["cwe_ids"] = [cwe]
+        severity = self._severity(vuln.get("scores"))
+        if severity:
+            record["severity"] = severity
+        refs = [
+            {"type": "ADVISORY" if r.get("category") == "self" else "WEB", "url": r["url"]}
+            for r in map(as_object, as_list(vuln.get("references")))
+            if isinstance(r.get("url"), str)
+        ]
+        seen = {r["url"] for r in refs}
+        fixes = sorted({url for rs in remedies.values() for _c, _d, url in rs if url} - seen)
+        refs += [{"type": "ADVISORY", "url": url} for url in fixes]
+        if refs:
+            record["references"] = refs
+        return record
+
+    def _gather(
+        self,
+        vuln: dict[str, Any],
+        remedies: dict[str, list[tuple[str, str, str | None]]],
+        rid: str,
+        where: str,
+    ) -> dict[tuple[int, str, str | None], _Entry]:
+        """What each (release, package, module) of the vulnerability's product statuses says."""
         impacts = {
             pid: t["details"]
             for t in map(as_object, as_list(vuln.get("threats")))
@@ -256,50 +312,7 @@ class _Document:
                     continue
                 word, note = self._status(category, remedies.get(pid, []), flags.get(pid))
                 entry.statuses.setdefault(word, note)
-        affected = [
-            self._affected(major, name, module, entry, aggregate)
-            for (major, name, module), entry in sorted(
-                gathered.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
-            )
-        ]
-        record: dict[str, Any] = {
-            "id": rid,
-            "modified": _get(self.doc, "document.tracking.current_release_date", str),
-            "aliases": [cve] if cve else [],
-            "affected": affected,
-            "database_specific": {"source": "redhat-csaf"},
-        }
-        published = as_object(document.get("tracking")).get("initial_release_date")
-        if isinstance(published, str):
-            record["published"] = published
-        if isinstance(vuln.get("title") or document.get("title"), str):
-            record["summary"] = vuln.get("title") or document.get("title")
-        details = [
-            n["text"]
-            for n in map(as_object, as_list(vuln.get("notes")))
-            if n.get("category") == "description" and isinstance(n.get("text"), str)
-        ]  # fmt: skip
-        if details:
-            record["details"] = details[0]
-        if isinstance(aggregate, str):
-            record["database_specific"]["severity"] = aggregate
-        cwe = as_object(vuln.get("cwe")).get("id")
-        if isinstance(cwe, str):
-            record["database_specific"]["cwe_ids"] = [cwe]
-        severity = self._severity(vuln.get("scores"))
-        if severity:
-            record["severity"] = severity
-        refs = [
-            {"type": "ADVISORY" if r.get("category") == "self" else "WEB", "url": r["url"]}
-            for r in map(as_object, as_list(vuln.get("references")))
-            if isinstance(r.get("url"), str)
-        ]
-        seen = {r["url"] for r in refs}
-        fixes = sorted({url for rs in remedies.values() for _c, _d, url in rs if url} - seen)
-        refs += [{"type": "ADVISORY", "url": url} for url in fixes]
-        if refs:
-            record["references"] = refs
-        return record
+        return gathered
 
     def _by_product(
         self, remediations: Any, where: str
@@ -343,21 +356,16 @@ class _Document:
             module = ":".join(module_ref.split(":")[:2])
         product = as_object(self.products.get(platform))
         cpe = as_object(product.get("product_identification_helper")).get("cpe")
-        major = _MAIN_CPE.match(cpe) if isinstance(cpe, str) else None
+        cpe = cpe if isinstance(cpe, str) else ""
+        major = _MAIN_CPE.match(cpe) or _MAIN_PLATFORM.fullmatch(platform)
         if major is None:
-            fallback = re.fullmatch(r"red_hat_enterprise_linux_(\d+)|ubi(\d+)", platform)
-            if fallback is None:
-                extended = isinstance(cpe, str) and _EXTENDED_CPE.match(cpe)
-                self.skipped["extended_support" if extended else "other"] += 1
-                return None
-            number = int(fallback.group(1) or fallback.group(2))
-        else:
-            number = int(major.group(1))
+            self.skipped["extended_support" if _EXTENDED_CPE.match(cpe) else "other"] += 1
+            return None
         rpm = self._rpm(comp, module)
         if rpm is None:
             self.skipped["other"] += 1
             return None
-        return number, rpm
+        return int(major.group(1)), rpm
 
     def _rpm(self, comp: str, module: str | None) -> _Rpm | None:
         product = as_object(self.products.get(comp))
@@ -368,9 +376,9 @@ class _Document:
                 return None
             if not rpm.version and (m := _NEVRA.fullmatch(comp)):  # versionless purl
                 evr = f"{m['version']}-{m['release']}"
-                rpm = _Rpm(rpm.name, m["epoch"] or "0", evr, rpm.arch or m["arch"], rpm.module)
+                rpm = replace(rpm, epoch=m["epoch"] or "0", version=evr, arch=rpm.arch or m["arch"])
             if comp.endswith(".src") and not rpm.arch:
-                rpm = _Rpm(rpm.name, rpm.epoch, rpm.version, "src", rpm.module)
+                rpm = replace(rpm, arch="src")
             return rpm
         if m := _NEVRA.fullmatch(comp):
             return _Rpm(
