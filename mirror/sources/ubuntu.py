@@ -1,6 +1,6 @@
 """Canonical's OSV records (``canonical/ubuntu-security-notices``): ``osv/cve/YYYY/*.json``
 (one record per CVE, ``UBUNTU-CVE-…``; older files name it ``CVE-…``) and ``osv/usn/*.json``
-(one record per notice, ``USN-…``).
+(one record per notice, ``USN-…``); like every OSV feed, JSON lines are read too.
 
 Normalization, so Ubuntu is matched like Debian:
 
@@ -25,20 +25,15 @@ Normalization, so Ubuntu is matched like Debian:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any, Final
 
 from mirror.config import SourceKind
-from mirror.inputs import Member
 from mirror.sources.interface import (
-    DatasetType,
-    FeedSource,
     ParseResult,
     as_list,
     as_object,
-    json_documents,
 )
-from mirror.sources.osv import osv_label, osv_problem
+from mirror.sources.osv import OSVFeed, osv_label, osv_problem
 
 SCHEME: Final = "dpkg"
 #: Ubuntu's priorities, lowest first.
@@ -100,18 +95,8 @@ def _cves_of(record: dict[str, Any]) -> set[str]:
     return found
 
 
-class UbuntuOSVSource(FeedSource):
+class UbuntuOSVSource(OSVFeed):
     kind = SourceKind.UBUNTU_OSV
-    dataset_type = DatasetType.OSV
-
-    def parse(self, members: Sequence[Member]) -> ParseResult:
-        result = ParseResult()
-        for member, record in json_documents(members, result):
-            try:
-                self._add(record, member.name, result)
-            except (AttributeError, TypeError, KeyError) as e:
-                result.skip(member.name, f"malformed record: {type(e).__name__}: {e}")
-        return result
 
     @staticmethod
     def _add(record: Any, item: str, result: ParseResult) -> None:
