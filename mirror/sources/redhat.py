@@ -222,8 +222,9 @@ class _Document:
         published = as_object(document.get("tracking")).get("initial_release_date")
         if isinstance(published, str):
             record["published"] = published
-        if isinstance(vuln.get("title") or document.get("title"), str):
-            record["summary"] = vuln.get("title") or document.get("title")
+        title = vuln.get("title") or document.get("title")
+        if isinstance(title, str):
+            record["summary"] = title
         details = [
             n["text"]
             for n in map(as_object, as_list(vuln.get("notes")))
