@@ -6,14 +6,11 @@ Records are ``CHAINGUARD-<id>``; names are origin package names; versions are ap
 
 from __future__ import annotations
 
-from typing import Final
-
 from mirror.config import SourceKind
-from mirror.sources.alpine import SecdbSource, one_ecosystem
-
-CHAINGUARD: Final = one_ecosystem("Chainguard", "CHAINGUARD-", "chainguard-secdb")
+from mirror.sources.alpine import SecdbSource
 
 
 class ChainguardSecdbSource(SecdbSource):
     kind = SourceKind.CHAINGUARD_SECDB
-    flavour = CHAINGUARD
+    ecosystem = "Chainguard"
+    prefix = "CHAINGUARD-"

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, load_json
+from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_records
 
 CVE_ID: Final = re.compile(r"CVE-\d{4}-\d{4,}")
 #: CISA's ADP organisation id: NVD lists its vectors as ``Secondary`` with this source.
@@ -64,28 +64,20 @@ class CVESource(FeedSource):
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
         merged: dict[str, dict[str, Any]] = {}
+        records = []
         for member in members:
-            name = member.name
-            if name.endswith(".json"):
-                if name.rsplit("/", 1)[-1] in ("delta.json", "deltaLog.json"):
-                    result.ignored.append(name)  # cvelistV5's change logs, not records
-                    continue
-                self._document(load_json(member.data, name, result), name, result, merged)
-            elif name.endswith((".jsonl", ".ndjson")):
-                for lineno, line in enumerate(member.data.splitlines(), start=1):
-                    if line.strip():
-                        item = f"{name}:{lineno}"
-                        self._document(load_json(line, item, result), item, result, merged)
+            if member.name.rsplit("/", 1)[-1] in ("delta.json", "deltaLog.json"):
+                result.ignored.append(member.name)  # cvelistV5's change logs, not records
             else:
-                result.ignored.append(name)
+                records.append(member)
+        for item, doc in json_records(records, result):
+            self._document(doc, item, result, merged)
         result.records.extend(merged[k] for k in sorted(merged))
         return result
 
     def _document(
         self, doc: Any, item: str, result: ParseResult, merged: dict[str, dict[str, Any]]
     ) -> None:
-        if doc is None:
-            return
         if not isinstance(doc, dict):
             result.skip(item, f"not a JSON object but {type(doc).__name__}")
         elif "cveMetadata" in doc or doc.get("dataType") == "CVE_RECORD":

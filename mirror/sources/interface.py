@@ -31,6 +31,8 @@ __all__ = [
     "FeedSource",
     "ParseResult",
     "Unknown",
+    "as_list",
+    "as_object",
     "json_documents",
     "json_records",
     "load_json",
@@ -65,25 +67,48 @@ class FeedSource(ABC):
         """Turn upstream members (sorted by name) into records and unknowns."""
 
 
-def load_json(data: bytes, item: str, result: ParseResult) -> Any | None:
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one: an optional field of the wrong type
+    is treated as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a JSON array, else an empty one (see :func:`as_object`)."""
+    return value if isinstance(value, list) else []
+
+
+#: What :func:`_loads` returns for a document that is not usable JSON (``None`` is ``null``).
+_NOT_JSON: Final = object()
+
+
+def _loads(data: bytes, item: str, result: ParseResult) -> Any:
     """Strictly parse one JSON document; on failure (not JSON, or over a size or nesting
-    cap) record an unknown and return None."""
+    cap) record an unknown and return :data:`_NOT_JSON`."""
     try:
         return canonical.loads(data, source=item)
     except (CanonicalJSONError, LimitError) as e:
         result.skip(item, e.message.removeprefix(f"{item}: "))
-        return None
+        return _NOT_JSON
+
+
+def load_json(data: bytes, item: str, result: ParseResult) -> Any | None:
+    """Strictly parse one JSON document; on failure (not JSON, or over a size or nesting
+    cap) record an unknown and return None."""
+    doc = _loads(data, item, result)
+    return None if doc is _NOT_JSON else doc
 
 
 def json_documents(members: Sequence[Member], result: ParseResult) -> Iterator[tuple[Member, Any]]:
     """Each ``*.json`` member with its parsed document, in member order. Other members are
-    named in ``result.ignored``; one that is not JSON gets an unknown and is not yielded."""
+        named in ``result.ignored``; one that is not JSON gets an unknown and is not yielded (a
+    ``null`` document is yielded, for the parser to name)."""
     for member in members:
         if not member.name.endswith(".json"):
             result.ignored.append(member.name)
             continue
-        doc = load_json(member.data, member.name, result)
-        if doc is not None:
+        doc = _loads(member.data, member.name, result)
+        if doc is not _NOT_JSON:
             yield member, doc
 
 
@@ -103,6 +128,6 @@ def json_records(members: Sequence[Member], result: ParseResult) -> Iterator[tup
             result.ignored.append(name)
             continue
         for item, data in items:
-            record = load_json(data, item, result)
-            if record is not None:
+            record = _loads(data, item, result)
+            if record is not _NOT_JSON:
                 yield item, record

@@ -12,7 +12,13 @@ from typing import Any, Final
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import UNKNOWN_TIME, DatasetType, FeedSource, ParseResult, load_json
+from mirror.sources.interface import (
+    UNKNOWN_TIME,
+    DatasetType,
+    FeedSource,
+    ParseResult,
+    json_records,
+)
 
 SCHEME: Final = "npm-semver"
 
@@ -29,22 +35,12 @@ class NpmLegacySource(FeedSource):
 
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
-        for member in members:
-            if member.name.endswith(".json"):
-                self._add(load_json(member.data, member.name, result), member.name, result)
-            elif member.name.endswith((".jsonl", ".ndjson")):
-                for lineno, line in enumerate(member.data.splitlines(), start=1):
-                    if line.strip():
-                        item = f"{member.name}:{lineno}"
-                        self._add(load_json(line, item, result), item, result)
-            else:
-                result.ignored.append(member.name)
+        for item, doc in json_records(members, result):
+            self._add(doc, item, result)
         return result
 
     @classmethod
     def _add(cls, doc: Any, item: str, result: ParseResult) -> None:
-        if doc is None:
-            return
         if (
             isinstance(doc, dict)
             and doc

@@ -61,7 +61,12 @@ class OSVFeed(FeedSource):
     def parse(self, members: Sequence[Member]) -> ParseResult:
         result = ParseResult()
         for item, record in json_records(members, result):
-            self._add(record, item, result)
+            try:
+                self._add(record, item, result)
+            except (AttributeError, TypeError, KeyError) as e:
+                # A field of an unexpected JSON type the checks did not foresee: the record is
+                # unusable, the rest of the feed is not.
+                result.skip(item, f"malformed record: {type(e).__name__}: {e}")
         return result
 
     @abstractmethod

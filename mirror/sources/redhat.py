@@ -35,17 +35,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import unquote
 
 from mirror.config import SourceKind
 from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_documents
+from mirror.sources.interface import (
+    DatasetType,
+    FeedSource,
+    ParseResult,
+    as_list,
+    as_object,
+    json_documents,
+)
 
 SCHEME: Final = "rpm"
 ECOSYSTEM: Final = "Red Hat"
 _MAIN_CPE: Final = re.compile(r"cpe:/[aoh]:redhat:(?:enterprise_linux|ubi):(\d+)(?:$|[:.])")
+#: A platform product id without a CPE, as older documents name the main streams.
+_MAIN_PLATFORM: Final = re.compile(r"(?:red_hat_enterprise_linux_|ubi)(\d+)")
 _EXTENDED_CPE: Final = re.compile(r"cpe:/[aoh]:redhat:rhel_(?:eus|aus|e4s|tus|els)\b")
 _NEVRA: Final = re.compile(
     r"(?P<name>.+)-(?:(?P<epoch>\d+):)?(?P<version>[^-:]+)-(?P<release>[^-:]+)\.(?P<arch>[^.]+)"
@@ -113,28 +122,18 @@ class RedHatCSAFSource(FeedSource):
         return result
 
 
-def _get(obj: Any, path: str, kind: type, where: str) -> Any:
+def _get(obj: Any, path: str, kind: type) -> Any:
     """``obj[a][b]…`` for ``path`` ``a.b…``, checked to be a ``kind``; raises _Bad naming it."""
     value = obj
     for key in path.split("."):
         value = value.get(key) if isinstance(value, dict) else None
     if not isinstance(value, kind):
-        raise _Bad(f"field '{where}{path}' missing or not {_JSON_TYPE[kind]}")
+        raise _Bad(f"field '{path}' missing or not {_JSON_TYPE[kind]}")
     return value
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one: optional fields of the wrong type
-    are treated as absent."""
-    return value if isinstance(value, dict) else {}
-
-
-def _arr(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _walk(branches: Any) -> Iterator[dict[str, Any]]:
-    for branch in branches if isinstance(branches, list) else []:
+    for branch in as_list(branches):
         if isinstance(branch, dict):
             if isinstance(branch.get("product"), dict):
                 yield branch["product"]
@@ -166,28 +165,28 @@ class _Document:
     def __init__(self, doc: Any, member: str, result: ParseResult, skipped: dict[str, int]) -> None:
         if not isinstance(doc, dict):
             raise _Bad("not a CSAF document (a JSON object with 'document')")
-        category = _get(doc, "document.category", str, "")
+        category = _get(doc, "document.category", str)
         if category != "csaf_vex":
             raise _Bad(f"field 'document.category' is {category!r}, not 'csaf_vex'")
         self.doc = doc
         self.member = member
         self.result = result
         self.skipped = skipped
-        self.tracking_id = _get(doc, "document.tracking.id", str, "")
+        self.tracking_id = _get(doc, "document.tracking.id", str)
         self.products: dict[str, dict[str, Any]] = {
             p["product_id"]: p
-            for p in _walk(_obj(doc.get("product_tree")).get("branches"))
+            for p in _walk(as_object(doc.get("product_tree")).get("branches"))
             if isinstance(p.get("product_id"), str)
         }
         self.relations: dict[str, tuple[str, str]] = {}
-        for rel in map(_obj, _arr(_obj(doc.get("product_tree")).get("relationships"))):
-            pid = _obj(rel.get("full_product_name")).get("product_id")
+        for rel in map(as_object, as_list(as_object(doc.get("product_tree")).get("relationships"))):
+            pid = as_object(rel.get("full_product_name")).get("product_id")
             comp, plat = rel.get("product_reference"), rel.get("relates_to_product_reference")
             if isinstance(pid, str) and isinstance(comp, str) and isinstance(plat, str):
                 self.relations[pid] = (comp, plat)
 
     def records(self) -> list[dict[str, Any]]:
-        vulns = _get(self.doc, "vulnerabilities", list, "")
+        vulns = _get(self.doc, "vulnerabilities", list)
         out = []
         for index, vuln in enumerate(vulns):
             where = f"vulnerabilities[{index}]."
@@ -204,20 +203,75 @@ class _Document:
         self, vuln: dict[str, Any], rid: str, cve: str | None, where: str
     ) -> dict[str, Any]:
         document = self.doc["document"]
-        aggregate = _obj(document.get("aggregate_severity")).get("text")
+        aggregate = as_object(document.get("aggregate_severity")).get("text")
         remedies = self._by_product(vuln.get("remediations"), where + "remediations")
+        gathered = self._gather(vuln, remedies, rid, where)
+        affected = [
+            self._affected(major, name, module, entry, aggregate)
+            for (major, name, module), entry in sorted(
+                gathered.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
+            )
+        ]
+        record: dict[str, Any] = {
+            "id": rid,
+            "modified": _get(self.doc, "document.tracking.current_release_date", str),
+            "aliases": [cve] if cve else [],
+            "affected": affected,
+            "database_specific": {"source": "redhat-csaf"},
+        }
+        published = as_object(document.get("tracking")).get("initial_release_date")
+        if isinstance(published, str):
+            record["published"] = published
+        title = vuln.get("title") or document.get("title")
+        if isinstance(title, str):
+            record["summary"] = title
+        details = [
+            n["text"]
+            for n in map(as_object, as_list(vuln.get("notes")))
+            if n.get("category") == "description" and isinstance(n.get("text"), str)
+        ]  # fmt: skip
+        if details:
+            record["details"] = details[0]
+        if isinstance(aggregate, str):
+            record["database_specific"]["severity"] = aggregate
+        cwe = as_object(vuln.get("cwe")).get("id")
+        if isinstance(cwe, str):
+            record["database_specific"]["cwe_ids"] = [cwe]
+        severity = self._severity(vuln.get("scores"))
+        if severity:
+            record["severity"] = severity
+        refs = [
+            {"type": "ADVISORY" if r.get("category") == "self" else "WEB", "url": r["url"]}
+            for r in map(as_object, as_list(vuln.get("references")))
+            if isinstance(r.get("url"), str)
+        ]
+        seen = {r["url"] for r in refs}
+        fixes = sorted({url for rs in remedies.values() for _c, _d, url in rs if url} - seen)
+        refs += [{"type": "ADVISORY", "url": url} for url in fixes]
+        if refs:
+            record["references"] = refs
+        return record
+
+    def _gather(
+        self,
+        vuln: dict[str, Any],
+        remedies: dict[str, list[tuple[str, str, str | None]]],
+        rid: str,
+        where: str,
+    ) -> dict[tuple[int, str, str | None], _Entry]:
+        """What each (release, package, module) of the vulnerability's product statuses says."""
         impacts = {
             pid: t["details"]
-            for t in map(_obj, _arr(vuln.get("threats")))
+            for t in map(as_object, as_list(vuln.get("threats")))
             if t.get("category") == "impact" and isinstance(t.get("details"), str)
-            for pid in _arr(t.get("product_ids"))
+            for pid in as_list(t.get("product_ids"))
             if isinstance(pid, str)
         }  # fmt: skip
         flags = {
             pid: f["label"]
-            for f in map(_obj, _arr(vuln.get("flags")))
+            for f in map(as_object, as_list(vuln.get("flags")))
             if isinstance(f.get("label"), str)
-            for pid in _arr(f.get("product_ids"))
+            for pid in as_list(f.get("product_ids"))
             if isinstance(pid, str)
         }
         status = vuln.get("product_status") or {}
@@ -259,61 +313,18 @@ class _Document:
                     continue
                 word, note = self._status(category, remedies.get(pid, []), flags.get(pid))
                 entry.statuses.setdefault(word, note)
-        affected = [
-            self._affected(major, name, module, entry, aggregate)
-            for (major, name, module), entry in sorted(
-                gathered.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")
-            )
-        ]
-        record: dict[str, Any] = {
-            "id": rid,
-            "modified": _get(self.doc, "document.tracking.current_release_date", str, ""),
-            "aliases": [cve] if cve else [],
-            "affected": affected,
-            "database_specific": {"source": "redhat-csaf"},
-        }
-        published = _obj(document.get("tracking")).get("initial_release_date")
-        if isinstance(published, str):
-            record["published"] = published
-        if isinstance(vuln.get("title") or document.get("title"), str):
-            record["summary"] = vuln.get("title") or document.get("title")
-        details = [
-            n["text"]
-            for n in map(_obj, _arr(vuln.get("notes")))
-            if n.get("category") == "description" and isinstance(n.get("text"), str)
-        ]  # fmt: skip
-        if details:
-            record["details"] = details[0]
-        if isinstance(aggregate, str):
-            record["database_specific"]["severity"] = aggregate
-        cwe = _obj(vuln.get("cwe")).get("id")
-        if isinstance(cwe, str):
-            record["database_specific"]["cwe_ids"] = [cwe]
-        severity = self._severity(vuln.get("scores"))
-        if severity:
-            record["severity"] = severity
-        refs = [
-            {"type": "ADVISORY" if r.get("category") == "self" else "WEB", "url": r["url"]}
-            for r in map(_obj, _arr(vuln.get("references")))
-            if isinstance(r.get("url"), str)
-        ]
-        seen = {r["url"] for r in refs}
-        fixes = sorted({url for rs in remedies.values() for _c, _d, url in rs if url} - seen)
-        refs += [{"type": "ADVISORY", "url": url} for url in fixes]
-        if refs:
-            record["references"] = refs
-        return record
+        return gathered
 
     def _by_product(
         self, remediations: Any, where: str
     ) -> dict[str, list[tuple[str, str, str | None]]]:
         out: dict[str, list[tuple[str, str, str | None]]] = {}
-        for index, rem in enumerate(_arr(remediations)):
+        for index, rem in enumerate(as_list(remediations)):
             if not isinstance(rem, dict) or not isinstance(rem.get("category"), str):
                 raise _Bad(f"field '{where}[{index}].category' missing or not a string")
             details: str = rem["details"] if isinstance(rem.get("details"), str) else ""
             url: str | None = rem["url"] if isinstance(rem.get("url"), str) else None
-            for pid in _arr(rem.get("product_ids")):
+            for pid in as_list(rem.get("product_ids")):
                 if isinstance(pid, str):
                     out.setdefault(pid, []).append((rem["category"], details, url))
         return out
@@ -344,36 +355,31 @@ class _Document:
         if platform in self.relations:  # a module stream, itself a component of a platform
             module_ref, platform = self.relations[platform]
             module = ":".join(module_ref.split(":")[:2])
-        product = _obj(self.products.get(platform))
-        cpe = _obj(product.get("product_identification_helper")).get("cpe")
-        major = _MAIN_CPE.match(cpe) if isinstance(cpe, str) else None
+        product = as_object(self.products.get(platform))
+        cpe = as_object(product.get("product_identification_helper")).get("cpe")
+        cpe = cpe if isinstance(cpe, str) else ""
+        major = _MAIN_CPE.match(cpe) or _MAIN_PLATFORM.fullmatch(platform)
         if major is None:
-            fallback = re.fullmatch(r"red_hat_enterprise_linux_(\d+)|ubi(\d+)", platform)
-            if fallback is None:
-                extended = isinstance(cpe, str) and _EXTENDED_CPE.match(cpe)
-                self.skipped["extended_support" if extended else "other"] += 1
-                return None
-            number = int(fallback.group(1) or fallback.group(2))
-        else:
-            number = int(major.group(1))
+            self.skipped["extended_support" if _EXTENDED_CPE.match(cpe) else "other"] += 1
+            return None
         rpm = self._rpm(comp, module)
         if rpm is None:
             self.skipped["other"] += 1
             return None
-        return number, rpm
+        return int(major.group(1)), rpm
 
     def _rpm(self, comp: str, module: str | None) -> _Rpm | None:
-        product = _obj(self.products.get(comp))
-        purl = _obj(product.get("product_identification_helper")).get("purl")
+        product = as_object(self.products.get(comp))
+        purl = as_object(product.get("product_identification_helper")).get("purl")
         if isinstance(purl, str):
             rpm = _purl_rpm(purl, module)
             if rpm is None:
                 return None
             if not rpm.version and (m := _NEVRA.fullmatch(comp)):  # versionless purl
                 evr = f"{m['version']}-{m['release']}"
-                rpm = _Rpm(rpm.name, m["epoch"] or "0", evr, rpm.arch or m["arch"], rpm.module)
+                rpm = replace(rpm, epoch=m["epoch"] or "0", version=evr, arch=rpm.arch or m["arch"])
             if comp.endswith(".src") and not rpm.arch:
-                rpm = _Rpm(rpm.name, rpm.epoch, rpm.version, "src", rpm.module)
+                rpm = replace(rpm, arch="src")
             return rpm
         if m := _NEVRA.fullmatch(comp):
             return _Rpm(
@@ -411,9 +417,9 @@ class _Document:
     @staticmethod
     def _severity(scores: Any) -> list[dict[str, str]]:
         found = set()
-        for score in map(_obj, _arr(scores)):
+        for score in map(as_object, as_list(scores)):
             for key, kind in _CVSS:
-                vector = _obj(score.get(key)).get("vectorString")
+                vector = as_object(score.get(key)).get("vectorString")
                 if isinstance(vector, str):
                     found.add((kind, vector))
         return [{"type": kind, "score": vector} for kind, vector in sorted(found)]

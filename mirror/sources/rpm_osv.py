@@ -48,12 +48,6 @@ class RpmOSVSource(OSVFeed):
     distro: ClassVar[str]
 
     def _add(self, record: Any, item: str, result: ParseResult) -> None:
-        try:
-            self._normalize(record, item, result)
-        except (AttributeError, TypeError, KeyError) as e:
-            result.skip(item, f"malformed record: {type(e).__name__}: {e}")
-
-    def _normalize(self, record: Any, item: str, result: ParseResult) -> None:
         problem = osv_problem(record)
         label = osv_label(record, item)
         if problem:

@@ -1,6 +1,6 @@
 """Canonical's OSV records (``canonical/ubuntu-security-notices``): ``osv/cve/YYYY/*.json``
 (one record per CVE, ``UBUNTU-CVE-…``; older files name it ``CVE-…``) and ``osv/usn/*.json``
-(one record per notice, ``USN-…``).
+(one record per notice, ``USN-…``); like every OSV feed, JSON lines are read too.
 
 Normalization, so Ubuntu is matched like Debian:
 
@@ -25,13 +25,15 @@ Normalization, so Ubuntu is matched like Debian:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any, Final
 
 from mirror.config import SourceKind
-from mirror.inputs import Member
-from mirror.sources.interface import DatasetType, FeedSource, ParseResult, json_documents
-from mirror.sources.osv import osv_label, osv_problem
+from mirror.sources.interface import (
+    ParseResult,
+    as_list,
+    as_object,
+)
+from mirror.sources.osv import OSVFeed, osv_label, osv_problem
 
 SCHEME: Final = "dpkg"
 #: Ubuntu's priorities, lowest first.
@@ -50,14 +52,6 @@ def ecosystem(upstream: str) -> str | None:
     return f"Ubuntu:Pro:{releases[0]}" if pro else f"Ubuntu:{releases[0]}"
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _arr(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _highest(words: list[str]) -> str | None:
     known = [w for w in words if w in PRIORITIES]
     return max(known, key=PRIORITIES.index) if known else None
@@ -65,12 +59,12 @@ def _highest(words: list[str]) -> str | None:
 
 def cve_priorities(entry: dict[str, Any]) -> dict[str, str]:
     """A USN entry's CVEs with the Ubuntu priority of each (``cves_map``)."""
-    cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
+    cves = as_list(as_object(as_object(entry.get("database_specific")).get("cves_map")).get("cves"))
     out: dict[str, str] = {}
-    for cve in map(_obj, cves):
+    for cve in map(as_object, cves):
         words = [
             s.get("score")
-            for s in map(_obj, _arr(cve.get("severity")))
+            for s in map(as_object, as_list(cve.get("severity")))
             if s.get("type") == "Ubuntu" and isinstance(s.get("score"), str)
         ]
         word = _highest([str(w) for w in words])
@@ -81,7 +75,7 @@ def cve_priorities(entry: dict[str, Any]) -> dict[str, str]:
 
 def _priority(entry: dict[str, Any]) -> str | None:
     """The entry's one Ubuntu priority: its own, or the one all of a USN's CVEs share."""
-    specific = _obj(entry.get("ecosystem_specific"))
+    specific = as_object(entry.get("ecosystem_specific"))
     if isinstance(specific.get("ubuntu_priority"), str):
         return str(specific["ubuntu_priority"])
     words = set(cve_priorities(entry).values())
@@ -90,27 +84,19 @@ def _priority(entry: dict[str, Any]) -> str | None:
 
 def _cves_of(record: dict[str, Any]) -> set[str]:
     found: set[str] = set()
-    for value in [record["id"], *_arr(record.get("aliases")), *_arr(record.get("upstream"))]:
+    for value in [record["id"], *as_list(record.get("aliases")), *as_list(record.get("upstream"))]:
         if isinstance(value, str):
             found |= set(_CVE.findall(value))
-    for entry in map(_obj, _arr(record.get("affected"))):
-        cves = _arr(_obj(_obj(entry.get("database_specific")).get("cves_map")).get("cves"))
-        found |= {c["id"] for c in map(_obj, cves) if isinstance(c.get("id"), str)}
+    for entry in map(as_object, as_list(record.get("affected"))):
+        cves = as_list(
+            as_object(as_object(entry.get("database_specific")).get("cves_map")).get("cves")
+        )
+        found |= {c["id"] for c in map(as_object, cves) if isinstance(c.get("id"), str)}
     return found
 
 
-class UbuntuOSVSource(FeedSource):
+class UbuntuOSVSource(OSVFeed):
     kind = SourceKind.UBUNTU_OSV
-    dataset_type = DatasetType.OSV
-
-    def parse(self, members: Sequence[Member]) -> ParseResult:
-        result = ParseResult()
-        for member, record in json_documents(members, result):
-            try:
-                self._add(record, member.name, result)
-            except (AttributeError, TypeError, KeyError) as e:
-                result.skip(member.name, f"malformed record: {type(e).__name__}: {e}")
-        return result
 
     @staticmethod
     def _add(record: Any, item: str, result: ParseResult) -> None:
@@ -122,7 +108,7 @@ class UbuntuOSVSource(FeedSource):
             return
         affected = []
         for index, entry in enumerate(record.get("affected", [])):
-            eco = _obj(entry.get("package")).get("ecosystem")
+            eco = as_object(entry.get("package")).get("ecosystem")
             normal = ecosystem(eco) if isinstance(eco, str) else None
             if normal is None:
                 result.skip(f"{label} affected[{index}]", f"unknown Ubuntu ecosystem {eco!r}")
@@ -152,5 +138,5 @@ class UbuntuOSVSource(FeedSource):
         if not fixed:
             out.pop("ranges", None)
             specific["status"] = "open"
-        out["database_specific"] = {**_obj(entry.get("database_specific")), **specific}
+        out["database_specific"] = {**as_object(entry.get("database_specific")), **specific}
         return out

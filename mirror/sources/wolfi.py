@@ -7,14 +7,11 @@ Records are ``WOLFI-<id>``; names are origin package names; versions are apk ver
 
 from __future__ import annotations
 
-from typing import Final
-
 from mirror.config import SourceKind
-from mirror.sources.alpine import SecdbSource, one_ecosystem
-
-WOLFI: Final = one_ecosystem("Wolfi", "WOLFI-", "wolfi-secdb")
+from mirror.sources.alpine import SecdbSource
 
 
 class WolfiSecdbSource(SecdbSource):
     kind = SourceKind.WOLFI_SECDB
-    flavour = WOLFI
+    ecosystem = "Wolfi"
+    prefix = "WOLFI-"

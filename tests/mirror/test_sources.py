@@ -300,3 +300,17 @@ def test_duplicate_ids_keep_latest_modified_and_record_the_rest() -> None:
     assert built.unknowns[0].reason.startswith(
         "duplicate id: dropped the version modified 2024-01-01"
     )
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in SourceKind if k not in (SourceKind.DEBIAN_TRACKER, SourceKind.EPSS,
+                                        SourceKind.KEV, SourceKind.POLICY, SourceKind.RUBYSEC)],
+)  # fmt: skip
+def test_a_null_document_is_named_not_dropped(kind: SourceKind) -> None:
+    """``null`` is valid JSON but no record: every JSON parser names the file in an unknown."""
+    result = SOURCES[kind].parse([Member("x.json", b"null"), Member("y.jsonl", b"null\n")])
+    items = {u.item for u in result.unknowns}
+    assert "x.json" in items, result.unknowns
+    assert "y.jsonl:1" in items or result.ignored == ["y.jsonl"], result.unknowns
+    assert result.records == []

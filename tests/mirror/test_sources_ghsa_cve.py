@@ -232,3 +232,16 @@ def test_cve_tarball_of_the_cve_list_equals_the_directory(tmp_path: Path) -> Non
         CVESource().parse(members(tar)).records
         == CVESource().parse(members(FEEDS / "cve" / "cvelistV5")).records
     )
+
+
+def test_cve_json_lines_equal_the_files_and_change_logs_are_not_records() -> None:
+    files = members(FEEDS / "cve")
+    lines = b"\n".join(json.dumps(json.loads(m.data)).encode() for m in files) + b"\n\n"
+    logs = [
+        Member("cves/delta.json", b'{"new": [], "updated": []}'),
+        Member("cves/deltaLog.json", b"[]"),
+    ]
+    result = CVESource().parse([*logs, Member("cves.jsonl", lines)])
+    assert result.unknowns == []
+    assert sorted(result.ignored) == ["cves/delta.json", "cves/deltaLog.json"]
+    assert result.records == CVESource().parse(files).records
