@@ -30,7 +30,6 @@ FILE_BYTES: Final = limits.cap(
     Unit.BYTES,
     "a package database read whole (dpkg status and lists, apk installed)",
 )
-DEFAULT_SIZE_LIMIT: Final = FILE_BYTES.default
 
 
 class AnalyzerError(StellaError):
