@@ -23,7 +23,7 @@ from appliance.home import Home
 from appliance.scanner.image import (
     CONFIG_BYTES,
     DEFAULT_TAG,
-    Compression,
+    LAYER_TYPES,
     ImageInputError,
     ImageRef,
     InputKind,
@@ -35,6 +35,7 @@ from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
 from bundles.bounded import Section, check_json
+from bundles.decompress import Format
 from bundles.digest import Digest
 from bundles.errors import DigestError, OCILayoutError, SizeLimitError, UsageError
 from bundles.oci.descriptor import Descriptor
@@ -43,17 +44,8 @@ from bundles.oci.manifest import ImageIndex, ImageManifest, StoredManifest
 from bundles.oci.mediatypes import (
     MANIFEST_TYPES,
     OCI_CONFIG,
-    OCI_LAYER_GZIP,
-    OCI_LAYER_TAR,
-    OCI_LAYER_ZSTD,
     OCI_MANIFEST,
 )
-
-_LAYER_TYPES = {
-    Compression.NONE: OCI_LAYER_TAR,
-    Compression.GZIP: OCI_LAYER_GZIP,
-    Compression.ZSTD: OCI_LAYER_ZSTD,
-}
 
 
 class ImageStoreError(ImageInputError):
@@ -198,14 +190,14 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     copied = 0
     with open(path, "rb") as archive, dst.staging() as stage:
         for index, (member, compression, known) in enumerate(image.layers):
-            expected = known or (ids[index] if compression is Compression.NONE else None)
+            expected = known or (ids[index] if compression is Format.NONE else None)
             archive.seek(member.offset_data)
             try:
                 stored = stage.put_blob(
                     Section(archive, member.size).buffered(),
                     expected=expected,
                     size=member.size,
-                    media_type=_LAYER_TYPES[compression],
+                    media_type=LAYER_TYPES[compression],
                 )
             except DigestError as e:
                 raise DigestError(
