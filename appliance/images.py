@@ -21,7 +21,6 @@ from typing import Any
 from appliance import upstream
 from appliance.home import Home
 from appliance.scanner.image import (
-    CONFIG_BYTES,
     DEFAULT_TAG,
     LAYER_TYPES,
     ImageInputError,
@@ -29,6 +28,7 @@ from appliance.scanner.image import (
     InputKind,
     diff_ids,
     pick_entry,
+    read_config,
     read_docker_archive,
 )
 from appliance.store import record_decision
@@ -271,7 +271,7 @@ def _platforms_and_size(layout: OCILayout, descriptor: Descriptor) -> tuple[tupl
 
 def _config_platform(layout: OCILayout, manifest: ImageManifest) -> str:
     try:
-        raw = layout.read_blob(manifest.config.digest, limit=CONFIG_BYTES.value())
+        raw = read_config(layout, manifest.config.digest, "image store")
         config = json.loads(check_json(raw, source=f"config {manifest.config.digest}"))
     except (ValueError, OCILayoutError, SizeLimitError):
         return ""  # an artifact's config, or none: no platform to show
