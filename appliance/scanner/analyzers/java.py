@@ -21,7 +21,6 @@ from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
     InputTooLargeError,
     ParseError,
-    check_size,
     too_large,
 )
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
@@ -196,8 +195,7 @@ class JavaAnalyzer(Analyzer):
         return stat.S_ISREG(mode) and path.lower().endswith(ARCHIVE_SUFFIXES)
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        check_size(inp, self.size_cap)
-        with inp.open() as fh:
+        with inp.open() as fh:  # run_analyzer refused it unopened if over size_cap
             stream: BinaryIO = fh if fh.seekable() else io.BytesIO(inp.read(self.size_cap))
             found = scan_jar(stream, inp.path)
         return AnalysisResult(packages=found.packages, unknowns=found.unknowns)
