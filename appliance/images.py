@@ -21,20 +21,21 @@ from typing import Any
 from appliance import upstream
 from appliance.home import Home
 from appliance.scanner.image import (
-    CONFIG_BYTES,
     DEFAULT_TAG,
-    Compression,
+    LAYER_TYPES,
     ImageInputError,
     ImageRef,
     InputKind,
     diff_ids,
     pick_entry,
+    read_config,
     read_docker_archive,
 )
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
 from bundles.bounded import Section, check_json
+from bundles.decompress import Format
 from bundles.digest import Digest
 from bundles.errors import DigestError, OCILayoutError, SizeLimitError, UsageError
 from bundles.oci.descriptor import Descriptor
@@ -43,17 +44,8 @@ from bundles.oci.manifest import ImageIndex, ImageManifest, StoredManifest
 from bundles.oci.mediatypes import (
     MANIFEST_TYPES,
     OCI_CONFIG,
-    OCI_LAYER_GZIP,
-    OCI_LAYER_TAR,
-    OCI_LAYER_ZSTD,
     OCI_MANIFEST,
 )
-
-_LAYER_TYPES = {
-    Compression.NONE: OCI_LAYER_TAR,
-    Compression.GZIP: OCI_LAYER_GZIP,
-    Compression.ZSTD: OCI_LAYER_ZSTD,
-}
 
 
 class ImageStoreError(ImageInputError):
@@ -198,14 +190,14 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     copied = 0
     with open(path, "rb") as archive, dst.staging() as stage:
         for index, (member, compression, known) in enumerate(image.layers):
-            expected = known or (ids[index] if compression is Compression.NONE else None)
+            expected = known or (ids[index] if compression is Format.NONE else None)
             archive.seek(member.offset_data)
             try:
                 stored = stage.put_blob(
                     Section(archive, member.size).buffered(),
                     expected=expected,
                     size=member.size,
-                    media_type=_LAYER_TYPES[compression],
+                    media_type=LAYER_TYPES[compression],
                 )
             except DigestError as e:
                 raise DigestError(
@@ -279,7 +271,7 @@ def _platforms_and_size(layout: OCILayout, descriptor: Descriptor) -> tuple[tupl
 
 def _config_platform(layout: OCILayout, manifest: ImageManifest) -> str:
     try:
-        raw = layout.read_blob(manifest.config.digest, limit=CONFIG_BYTES.value())
+        raw = read_config(layout, manifest.config.digest, "image store")
         config = json.loads(check_json(raw, source=f"config {manifest.config.digest}"))
     except (ValueError, OCILayoutError, SizeLimitError):
         return ""  # an artifact's config, or none: no platform to show

@@ -15,7 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from appliance.scanner.analyzers.interface import Analyzer, AnalyzerError, AnalyzerInput
+from appliance.scanner.analyzers.interface import (
+    Analyzer,
+    AnalyzerError,
+    AnalyzerInput,
+    check_size,
+)
 from appliance.scanner.analyzers.registry import DEFAULT, Registry
 from appliance.scanner.model import AnalysisResult, Unknown
 
@@ -23,8 +28,10 @@ IMAGE: Final = ""  # the Unknown path for failures that belong to no single file
 
 
 def run_analyzer(analyzer: Analyzer, inp: AnalyzerInput) -> AnalysisResult:
-    """One analyzer on one file; a failure is returned as an unknown, never raised."""
+    """One analyzer on one file, refused unread when it is over the analyzer's ``size_cap``;
+    a failure is returned as an unknown, never raised."""
     try:
+        check_size(inp, analyzer.size_cap)
         return analyzer.analyze(inp)
     except AnalyzerError as e:
         reason = e.diagnostics()

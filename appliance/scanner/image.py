@@ -36,7 +36,13 @@ from bundles.limits import Unit
 from bundles.oci.descriptor import Descriptor, Platform
 from bundles.oci.layout import OCILayout
 from bundles.oci.manifest import ImageIndex, ImageManifest
-from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES
+from bundles.oci.mediatypes import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_TAR,
+    OCI_LAYER_ZSTD,
+)
 from bundles.tarstream import EXTENDED_HEADER
 
 CONFIG_BYTES: Final = limits.cap(
@@ -52,8 +58,12 @@ ARCHIVE_MANIFEST_BYTES: Final = limits.cap(
     "the manifest.json of a docker-archive, read whole",
 )
 DEFAULT_TAG: Final = "latest"
-Compression = Format  # what a layer blob is packed with
-sniff_compression = sniff
+LAYER_TYPES: Final = {
+    Format.NONE: OCI_LAYER_TAR,
+    Format.GZIP: OCI_LAYER_GZIP,
+    Format.ZSTD: OCI_LAYER_ZSTD,
+}
+"""The OCI media type of a layer blob, by what it is compressed with."""
 _MACHINE_TO_ARCH: Final = {
     "x86_64": "amd64",
     "amd64": "amd64",
@@ -421,7 +431,7 @@ class ArchiveImage:
 
     config_raw: bytes
     repo_tags: tuple[str, ...]
-    layers: tuple[tuple[tarfile.TarInfo, Compression, Digest | None], ...]
+    layers: tuple[tuple[tarfile.TarInfo, Format, Digest | None], ...]
 
 
 _BLOCK: Final = 512
@@ -526,7 +536,7 @@ def read_docker_archive(path: Path, wanted_tag: str | None = None) -> ArchiveIma
             handle = archive.fileobj
             assert handle is not None
             handle.seek(member.offset_data)
-            compression = sniff_compression(handle.read(4))
+            compression = sniff(handle.read(4))
             known: Digest | None = None
             parts = str(name).split("/")
             if len(parts) == 3 and parts[0] == "blobs" and parts[1] == "sha256":
@@ -567,22 +577,17 @@ def open_docker_archive(ref: ImageRef) -> OpenedImage:
     for i, (member, compression, known) in enumerate(image.layers):
         if known is not None:
             digest = known
-        elif compression is Compression.NONE:
+        elif compression is Format.NONE:
             digest = ids[i]  # an uncompressed layer's digest is its diff_id; checked on read
         else:
             digest = _hash_range(path, member.offset_data, member.size)
-        media = {
-            Compression.NONE: "application/vnd.oci.image.layer.v1.tar",
-            Compression.GZIP: "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression.ZSTD: "application/vnd.oci.image.layer.v1.tar+zstd",
-        }[compression]
         layers.append(
             Layer(
                 index=i,
                 digest=digest,
                 diff_id=ids[i],
                 size=member.size,
-                media_type=media,
+                media_type=LAYER_TYPES[compression],
                 blob=LayerBlob(digest, str(path), member.offset_data, member.size),
             )
         )

@@ -27,7 +27,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO, Final
 
-from appliance.scanner.analyzers.interface import AnalyzerInput, AnalyzerKind, InputTooLargeError
+from appliance.scanner.analyzers.interface import (
+    Analyzer,
+    AnalyzerInput,
+    AnalyzerKind,
+    InputTooLargeError,
+)
 from appliance.scanner.analyzers.registry import Registry
 from appliance.scanner.collect import Collector, run_analyzer
 from appliance.scanner.entrytrace import python_imports
@@ -244,9 +249,9 @@ class _Walk:
         if not needed:
             self.results.pop(path, None)
             return
-        if not (wants_script or wants_imports) and size > max(a.size_limit for a in wanted):
-            # over every cap of the analyzers that want it: each refuses it on its size,
-            # so not a byte is read (nor spooled to disk)
+        if not (wants_script or wants_imports) and _over_every_cap(size, wanted):
+            # each analyzer that wants it refuses it on its size: not a byte is read (nor
+            # spooled to disk)
             self.analyze(path, mode, size, _never_opened)
             return
         spool: Any = None
@@ -309,6 +314,11 @@ class _Walk:
         if not self.registry.required(entry.path, entry.mode):
             return
         self.analyze(entry.path, entry.mode, len(data), lambda: io.BytesIO(data))
+
+
+def _over_every_cap(size: int, wanted: Iterable[Analyzer]) -> bool:
+    """Whether a file of ``size`` bytes is over the size cap of every analyzer in ``wanted``."""
+    return size > max((a.size_limit for a in wanted), default=0)
 
 
 def _never_opened() -> BinaryIO:
@@ -439,8 +449,8 @@ def _resolve_pending(
                 continue
             links = walk.pending[path]
             wanted = [a for link in links for a in walk.registry.required(link.path, link.mode)]
-            if member.size > max((a.size_limit for a in wanted), default=0):
-                for link in walk.pending.pop(path):  # over every cap: refused on its size
+            if _over_every_cap(member.size, wanted):
+                for link in walk.pending.pop(path):  # refused on its size
                     walk.analyze(link.path, link.mode, member.size, _never_opened)
                 continue
             with read() as handle:

@@ -212,6 +212,7 @@ def test_every_step_is_documented() -> None:
 def test_fault_points_do_nothing_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(faults.ENV, raising=False)
     faults.fault("import.after-verify")  # still alive
+    faults.fault("import.typo")  # unset: not even the name is looked at
     monkeypatch.setenv(faults.ENV, "gate.after-scan")
     faults.fault("import.after-verify")  # another step: still alive
     with pytest.raises(ValueError, match="unknown fault point 'import.typo'"):

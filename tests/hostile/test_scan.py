@@ -525,27 +525,32 @@ def _expected_unknown(name: str, path: str, reason: str, analyzer: str) -> tuple
     return path, reason, analyzer
 
 
+_CAPPED: dict[str, tuple[str, str, str, str]] = {
+    # kind: (what the cap bounds, its value, the pattern of what was found, its variable)
+    "RATIO": (RATIO, "200:1", r" \(found [\d,]+:1\)", "STELLA_LIMIT_SCAN_LAYER_RATIO"),
+    "IMAGE": (
+        "the uncompressed layers of one image together",
+        "3 MiB",
+        r" \(found [\d,]+ (bytes|KiB|MiB)\)",
+        "STELLA_LIMIT_SCAN_IMAGE_BYTES",
+    ),
+    "PAX": (
+        EXTENDED_HEADER.what,
+        "1 MiB",
+        r"( \(found [\d,]+ bytes\))?",
+        "STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES",
+    ),
+}
+
+
 def _matches(reason: str, expected: str) -> bool:
     kind, _, cap = expected.partition(":")
-    if kind == "RATIO" and cap:
+    if kind in _CAPPED and cap:
+        what, value, found, env = _CAPPED[kind]
         pattern = (
-            re.escape(f"{RATIO} is over the {cap} cap of 200:1 (found ")
-            + r"[\d,]+:1\)"
-            + re.escape(LEFT_OUT.format(env="STELLA_LIMIT_SCAN_LAYER_RATIO"))
-        )
-        return re.fullmatch(pattern, reason) is not None
-    if kind == "IMAGE" and cap:
-        pattern = (
-            re.escape(f"the uncompressed layers of one image together is over the {cap} cap of ")
-            + r"3 MiB \(found [\d,]+ (bytes|KiB|MiB)\)"
-            + re.escape(LEFT_OUT.format(env="STELLA_LIMIT_SCAN_IMAGE_BYTES"))
-        )
-        return re.fullmatch(pattern, reason) is not None
-    if kind == "PAX" and cap:
-        pattern = (
-            re.escape(f"{EXTENDED_HEADER.what} is over the {cap} cap of 1 MiB")
-            + r"( \(found [\d,]+ bytes\))?"
-            + re.escape(LEFT_OUT.format(env="STELLA_LIMIT_TAR_EXTENDED_HEADER_BYTES"))
+            re.escape(f"{what} is over the {cap} cap of {value}")
+            + found
+            + re.escape(LEFT_OUT.format(env=env))
         )
         return re.fullmatch(pattern, reason) is not None
     return reason == expected

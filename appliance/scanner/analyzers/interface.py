@@ -30,7 +30,6 @@ FILE_BYTES: Final = limits.cap(
     Unit.BYTES,
     "a package database read whole (dpkg status and lists, apk installed)",
 )
-DEFAULT_SIZE_LIMIT: Final = FILE_BYTES.default
 
 
 class AnalyzerError(StellaError):
@@ -91,20 +90,25 @@ class AnalyzerInput:
             data = fh.read(bound + 1)
         if len(data) > bound:
             if isinstance(limit, Cap):
-                error = limits.exceeded(limit, self.path)
-                raise InputTooLargeError(error.message, hint=error.hint)
+                raise too_large(limit, self.path)
             raise InputTooLargeError(
                 f"{self.path}: more than {bound} bytes", hint="the file grew while being read"
             )
         return data
 
 
+def too_large(cap: Cap, subject: str, *, found: int | None = None) -> InputTooLargeError:
+    """The refusal of ``subject`` for passing ``cap`` (worded as every cap's refusal is), as
+    the error a scan reports as an unknown of the file."""
+    error = limits.exceeded(cap, subject, found=found)
+    return InputTooLargeError(error.message, hint=error.hint)
+
+
 def check_size(inp: AnalyzerInput, limit: int | Cap) -> None:
     """Refuse a file whose size is over ``limit`` before a byte of it is read."""
     if isinstance(limit, Cap):
         if inp.size > limit.value():
-            error = limits.exceeded(limit, inp.path, found=inp.size)
-            raise InputTooLargeError(error.message, hint=error.hint)
+            raise too_large(limit, inp.path, found=inp.size)
         return
     if inp.size > limit:
         raise InputTooLargeError(

@@ -21,7 +21,7 @@ from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
     InputTooLargeError,
     ParseError,
-    check_size,
+    too_large,
 )
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
 from bundles import limits
@@ -91,13 +91,11 @@ def parse_manifest(data: bytes) -> dict[str, str]:
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: limits.Cap) -> bytes:
     limit = cap.value()
     if info.file_size > limit:
-        error = limits.exceeded(cap, info.filename, found=info.file_size)
-        raise InputTooLargeError(error.message, hint=error.hint)
+        raise too_large(cap, info.filename, found=info.file_size)
     with archive.open(info) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
-        error = limits.exceeded(cap, info.filename + " (inflated)")
-        raise InputTooLargeError(error.message, hint=error.hint)
+        raise too_large(cap, info.filename + " (inflated)")
     return data
 
 
@@ -172,8 +170,7 @@ def scan_jar(stream: BinaryIO, location: str, depth: int = 0) -> _Found:
     try:
         entries = _entry_count(stream)
         if entries is not None and entries > ENTRIES.value():
-            error = limits.exceeded(ENTRIES, location, found=entries)
-            raise InputTooLargeError(error.message, hint=error.hint)
+            raise too_large(ENTRIES, location, found=entries)
         archive = zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
         if depth == 0:
@@ -198,8 +195,7 @@ class JavaAnalyzer(Analyzer):
         return stat.S_ISREG(mode) and path.lower().endswith(ARCHIVE_SUFFIXES)
 
     def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
-        check_size(inp, self.size_cap)
-        with inp.open() as fh:
+        with inp.open() as fh:  # run_analyzer refused it unopened if over size_cap
             stream: BinaryIO = fh if fh.seekable() else io.BytesIO(inp.read(self.size_cap))
             found = scan_jar(stream, inp.path)
         return AnalysisResult(packages=found.packages, unknowns=found.unknowns)

@@ -111,3 +111,35 @@ def test_input_read_limit_counts_real_bytes() -> None:
         lying.read(limit=5)
     assert caught.value.message == "x: more than 5 bytes"
     assert honest.read(limit=10) == b"0123456789"
+
+
+class Streaming(Analyzer):
+    """An analyzer that opens its file itself (as one reading an archive does)."""
+
+    name: ClassVar[str] = "streaming"
+    version: ClassVar[int] = 1
+    kind: ClassVar[AnalyzerKind] = AnalyzerKind.LANGUAGE_PACKAGES
+
+    def required(self, path: str, mode: int) -> bool:
+        return True
+
+    def analyze(self, inp: AnalyzerInput) -> AnalysisResult:
+        with inp.open() as fh:
+            return AnalysisResult(unknowns=(Unknown(inp.path, f"read {len(fh.read())}", "s"),))
+
+
+def test_a_file_over_the_analyzers_cap_is_refused_before_it_is_opened() -> None:
+    def never() -> object:
+        raise AssertionError("opened")
+
+    big = AnalyzerInput("x.jar", 0o100644, (64 << 20) + 1, never)  # type: ignore[arg-type]
+    result = run_analyzer(Streaming(), big)
+    assert result.unknowns == (
+        Unknown(
+            "x.jar",
+            "a package database read whole (dpkg status and lists, apk installed) is over the "
+            "scan.file_bytes cap of 64 MiB (found 67,108,865 bytes) (if this input is trusted "
+            "and that large, raise the cap with STELLA_LIMIT_SCAN_FILE_BYTES=N (docs/limits.md))",
+            "streaming",
+        ),
+    )
