@@ -22,7 +22,7 @@ the finding is known by.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -375,6 +375,20 @@ def assess(
     best = usable[0]
     return Assessment(
         best.severity, best.source, _statement(best), tuple(sorted(ratings, key=Rating.sort_key))
+    )
+
+
+def published_scores(ratings: Iterable[Rating], records: Collection[str]) -> tuple[CvssScore, ...]:
+    """The CVSS vectors the matched ``records`` themselves publish, scored (a finding's
+    ``cvss``): read off the ratings :func:`assess` already scored, never scored again."""
+    return tuple(
+        sorted(
+            {
+                CvssScore(r.version, r.vector, r.score, r.severity, r.provider)
+                for r in ratings
+                if r.provider in records and r.vector and r.score is not None
+            }
+        )
     )
 
 
