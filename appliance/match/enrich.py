@@ -138,10 +138,9 @@ def cvss_vectors(record: Mapping[str, Any], entries: Iterable[Mapping[str, Any]]
     return vectors
 
 
-def database_severity(
-    record: Mapping[str, Any], notes: Iterable[tuple[str, str]] = ()
-) -> tuple[Severity, str] | None:
-    """The advisory's own severity word and where it was read, or None."""
+def database_severity(record: Mapping[str, Any]) -> tuple[Severity, str] | None:
+    """The advisory's own severity word and where it was read, or None (a distribution's
+    words, Debian's urgency among them, are :func:`_distro_words`')."""
     specific = record.get("database_specific")
     if isinstance(specific, Mapping):
         word = specific.get("severity")
@@ -151,11 +150,6 @@ def database_severity(
         word = npm.get("severity") if isinstance(npm, Mapping) else None
         if isinstance(word, str) and word.strip().lower() in _CVSS_WORDS:
             return _CVSS_WORDS[word.strip().lower()], f"{record['id']} npm severity {word}"
-    for key, value in notes:
-        if key == "urgency":
-            level = _DEBIAN_URGENCY.get(value.strip().rstrip("*").strip().lower())
-            if level is not None:
-                return level, f"{record['id']} urgency {value}"
     return None
 
 
@@ -227,7 +221,8 @@ def record_ratings(
     cves: Iterable[str] = (),
 ) -> list[Rating]:
     """Every rating one advisory gives: as the distribution's (an OS package's record), as
-    GitHub's (a ``GHSA-`` record), or as the matched advisory's own. ``cves`` are the
+    GitHub's (a ``GHSA-`` record), or as the matched advisory's own. ``notes`` are the
+    distribution's annotations of an OS package's match (Debian urgency); ``cves`` are the
     finding's CVEs (a distribution notice may rate each of its CVEs apart)."""
     rid = str(record.get("id", ""))
     vectors = cvss_vectors(record, entries)
@@ -243,7 +238,7 @@ def record_ratings(
             out.append(Rating(SeveritySource.GHSA, rid, word[0], note=word[1]))
         return out
     out = _vector_ratings(None, rid, vectors)
-    word = database_severity(record, notes)
+    word = database_severity(record)
     if word is not None:
         out.append(Rating(SeveritySource.DATABASE, rid, word[0], note=word[1]))
     return out
