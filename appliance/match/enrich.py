@@ -291,8 +291,9 @@ def cve_ratings(record: Mapping[str, Any]) -> list[Rating]:
     return out
 
 
-def _preference(rating: Rating) -> tuple[int, int, int, float, str, str]:
-    """Sort key: source precedence, then kind (word / v4 / v3 / v2), then most severe."""
+def _preference(rating: Rating) -> tuple[int, int, int, float, str, str, str, str]:
+    """Sort key: source precedence, then kind (word / v4 / v3 / v2), then most severe; the
+    rest of the rating breaks ties, so the order never depends on the order seen."""
     if not rating.version:
         kind = 0 if rating.source in _WORD_FIRST else 3
     else:
@@ -304,6 +305,8 @@ def _preference(rating: Rating) -> tuple[int, int, int, float, str, str]:
         -(rating.score or 0.0),
         rating.provider,
         rating.vector,
+        rating.version,
+        rating.note,
     )
 
 
@@ -358,19 +361,19 @@ def assess(
         for cve_id in wanted:
             for record in cve(cve_id):
                 ratings.update(cve_ratings(record))
-    ordered = sorted(ratings, key=_preference)
-    usable = [r for r in ordered if r.severity is not Severity.UNKNOWN]
-    if not usable:
+    # the ratings in precedence order, the usable ones first: the first one decides
+    ordered = tuple(
+        sorted(ratings, key=lambda r: (r.severity is Severity.UNKNOWN, *_preference(r)))
+    )
+    if not ordered or ordered[0].severity is Severity.UNKNOWN:
         return Assessment(
             Severity.UNKNOWN,
             SeveritySource.NONE,
             "no source rates it (no distribution rating, GHSA, CVSS vector or CVE record)",
-            tuple(sorted(ratings, key=Rating.sort_key)),
+            ordered,
         )
-    best = usable[0]
-    return Assessment(
-        best.severity, best.source, _statement(best), tuple(sorted(ratings, key=Rating.sort_key))
-    )
+    best = ordered[0]
+    return Assessment(best.severity, best.source, _statement(best), ordered)
 
 
 def published_scores(ratings: Iterable[Rating], records: Collection[str]) -> tuple[CvssScore, ...]:
