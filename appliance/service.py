@@ -154,8 +154,8 @@ class FindingRow:
     summary: str
     explanations: tuple[str, ...]
     severity_source: str = ""
-    # every rating seen: source, provider, severity, score, vector (docs/matching.md)
-    ratings: tuple[tuple[str, str, str, float | None, str], ...] = ()
+    # every rating seen, the deciding one first: source, provider, severity, score
+    ratings: tuple[tuple[str, str, str, float | None], ...] = ()
 
     @property
     def key(self) -> str:
@@ -196,7 +196,7 @@ class FindingRow:
             explanations=tuple(m.explain() for m in f.matches),
             severity_source=f.severity_source.value,
             ratings=tuple(
-                (r.source.value, r.provider, r.severity.value, r.score, r.vector) for r in f.ratings
+                (r.source.value, r.provider, r.severity.value, r.score) for r in f.ratings
             ),
         )
 

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from appliance.distros import DISTROS, OS_TYPES, distro_of
-from appliance.distros import os_ecosystem as os_ecosystem
 from appliance.match.model import Delegated, FixState, MatchKind, UnknownKind
 from appliance.match.osv import Affected, Outcome, Undecided, entry_scheme, evaluate
 from appliance.scanner.model import OSInfo, Package, PackageType

@@ -22,7 +22,7 @@ the finding is known by.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -138,10 +138,9 @@ def cvss_vectors(record: Mapping[str, Any], entries: Iterable[Mapping[str, Any]]
     return vectors
 
 
-def database_severity(
-    record: Mapping[str, Any], notes: Iterable[tuple[str, str]] = ()
-) -> tuple[Severity, str] | None:
-    """The advisory's own severity word and where it was read, or None."""
+def database_severity(record: Mapping[str, Any]) -> tuple[Severity, str] | None:
+    """The advisory's own severity word and where it was read, or None (a distribution's
+    words, Debian's urgency among them, are :func:`_distro_words`')."""
     specific = record.get("database_specific")
     if isinstance(specific, Mapping):
         word = specific.get("severity")
@@ -151,11 +150,6 @@ def database_severity(
         word = npm.get("severity") if isinstance(npm, Mapping) else None
         if isinstance(word, str) and word.strip().lower() in _CVSS_WORDS:
             return _CVSS_WORDS[word.strip().lower()], f"{record['id']} npm severity {word}"
-    for key, value in notes:
-        if key == "urgency":
-            level = _DEBIAN_URGENCY.get(value.strip().rstrip("*").strip().lower())
-            if level is not None:
-                return level, f"{record['id']} urgency {value}"
     return None
 
 
@@ -227,7 +221,8 @@ def record_ratings(
     cves: Iterable[str] = (),
 ) -> list[Rating]:
     """Every rating one advisory gives: as the distribution's (an OS package's record), as
-    GitHub's (a ``GHSA-`` record), or as the matched advisory's own. ``cves`` are the
+    GitHub's (a ``GHSA-`` record), or as the matched advisory's own. ``notes`` are the
+    distribution's annotations of an OS package's match (Debian urgency); ``cves`` are the
     finding's CVEs (a distribution notice may rate each of its CVEs apart)."""
     rid = str(record.get("id", ""))
     vectors = cvss_vectors(record, entries)
@@ -243,7 +238,7 @@ def record_ratings(
             out.append(Rating(SeveritySource.GHSA, rid, word[0], note=word[1]))
         return out
     out = _vector_ratings(None, rid, vectors)
-    word = database_severity(record, notes)
+    word = database_severity(record)
     if word is not None:
         out.append(Rating(SeveritySource.DATABASE, rid, word[0], note=word[1]))
     return out
@@ -296,8 +291,9 @@ def cve_ratings(record: Mapping[str, Any]) -> list[Rating]:
     return out
 
 
-def _preference(rating: Rating) -> tuple[int, int, int, float, str, str]:
-    """Sort key: source precedence, then kind (word / v4 / v3 / v2), then most severe."""
+def _preference(rating: Rating) -> tuple[int, int, int, float, str, str, str, str]:
+    """Sort key: source precedence, then kind (word / v4 / v3 / v2), then most severe; the
+    rest of the rating breaks ties, so the order never depends on the order seen."""
     if not rating.version:
         kind = 0 if rating.source in _WORD_FIRST else 3
     else:
@@ -309,6 +305,8 @@ def _preference(rating: Rating) -> tuple[int, int, int, float, str, str]:
         -(rating.score or 0.0),
         rating.provider,
         rating.vector,
+        rating.version,
+        rating.note,
     )
 
 
@@ -363,18 +361,32 @@ def assess(
         for cve_id in wanted:
             for record in cve(cve_id):
                 ratings.update(cve_ratings(record))
-    ordered = sorted(ratings, key=_preference)
-    usable = [r for r in ordered if r.severity is not Severity.UNKNOWN]
-    if not usable:
+    # the ratings in precedence order, the usable ones first: the first one decides
+    ordered = tuple(
+        sorted(ratings, key=lambda r: (r.severity is Severity.UNKNOWN, *_preference(r)))
+    )
+    if not ordered or ordered[0].severity is Severity.UNKNOWN:
         return Assessment(
             Severity.UNKNOWN,
             SeveritySource.NONE,
             "no source rates it (no distribution rating, GHSA, CVSS vector or CVE record)",
-            tuple(sorted(ratings, key=Rating.sort_key)),
+            ordered,
         )
-    best = usable[0]
-    return Assessment(
-        best.severity, best.source, _statement(best), tuple(sorted(ratings, key=Rating.sort_key))
+    best = ordered[0]
+    return Assessment(best.severity, best.source, _statement(best), ordered)
+
+
+def published_scores(ratings: Iterable[Rating], records: Collection[str]) -> tuple[CvssScore, ...]:
+    """The CVSS vectors the matched ``records`` themselves publish, scored (a finding's
+    ``cvss``): read off the ratings :func:`assess` already scored, never scored again."""
+    return tuple(
+        sorted(
+            {
+                CvssScore(r.version, r.vector, r.score, r.severity, r.provider)
+                for r in ratings
+                if r.provider in records and r.vector and r.score is not None
+            }
+        )
     )
 
 

@@ -330,7 +330,6 @@ class Matcher:
         details: list[MatchDetail] = []
         fixed: set[str] = set()
         notes: list[tuple[str, str]] = []
-        scores = []
         matched: list[tuple[Mapping[str, Any], list[Mapping[str, Any]]]] = []
         seen: set[str] = set()
         for hit in hits:
@@ -357,10 +356,6 @@ class Matcher:
                 seen.add(record_id)
                 entries = [h.entry for h in hits if h.advisory is advisory]
                 matched.append((record, entries))
-                for vector in enrich.cvss_vectors(record, entries):
-                    score = enrich.score_vector(vector, record_id)
-                    if score is not None:
-                        scores.append(score)
         cves = [i for i in (group.id, *group.aliases) if i.startswith("CVE-")]
         rated = self._rated
         assessed = enrich.assess(
@@ -387,7 +382,7 @@ class Matcher:
             severity_detail=assessed.detail,
             matches=tuple(ordered),
             evidence=evidence,
-            cvss=tuple(sorted(set(scores))),
+            cvss=enrich.published_scores(assessed.ratings, seen),
             kev=enrich.kev(cves, self.source.kev),
             epss=enrich.epss(cves, self.source.epss),
             summary=_summary(first),

@@ -183,9 +183,6 @@ class Rating:
     score: float | None = None
     note: str = ""
 
-    def sort_key(self) -> tuple[int, str, str, str, str]:
-        return (self.source.rank, self.provider, self.version, self.vector, self.severity.value)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.value,
@@ -425,7 +422,7 @@ class Finding:
     kev: Kev | None = None
     epss: Epss | None = None
     summary: str = ""
-    ratings: tuple[Rating, ...] = ()  # every rating seen, in precedence order
+    ratings: tuple[Rating, ...] = ()  # every rating seen, in precedence order: first decides
 
     @property
     def ids(self) -> frozenset[str]:

@@ -58,7 +58,7 @@ def finding_text(row: FindingRow) -> Group:
                     f"{source} {severity}"
                     + (f" {score:.1f}" if score is not None else "")
                     + f" ({provider})"
-                    for source, provider, severity, score, _ in row.ratings
+                    for source, provider, severity, score in row.ratings
                 )
             ),
         )

@@ -3,6 +3,7 @@ undetermined, epochs, and language packages the distribution installed."""
 
 from __future__ import annotations
 
+from appliance.distros import os_ecosystem
 from appliance.match import (
     FixState,
     Inventory,
@@ -13,7 +14,6 @@ from appliance.match import (
     UnknownKind,
     match,
 )
-from appliance.match.distro import os_ecosystem
 from appliance.scanner.model import OSInfo, Package, PackageType
 from tests.appliance.match.data import SNAPSHOT, alpine320, debian12, pypi
 

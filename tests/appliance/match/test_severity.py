@@ -11,12 +11,11 @@ from appliance.match import (
     Finding,
     Inventory,
     MemoryAdvisories,
-    Rating,
     Severity,
     SeveritySource,
     match,
 )
-from appliance.match.enrich import assess, cve_ratings
+from appliance.match.enrich import _preference, assess, cve_ratings
 from appliance.scanner.model import OSInfo, Package, PackageType
 from tests.appliance.match.data import cve, debian12, ghsa, pypi
 
@@ -56,7 +55,7 @@ def test_pyyaml_critical_from_github_and_nvd_alike() -> None:
     assert g.severity_detail.startswith(
         "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H (9.8) from nvd@nist.gov for CVE-2020-14343"
     )
-    assert [r.version for r in g.ratings] == ["2.0", "3.1"]  # all kept, sorted
+    assert [r.version for r in g.ratings] == ["3.1", "2.0"]  # all kept, the decider first
     # and with neither, as before: unknown, no source
     bare = one(match(Inventory.of([pyyaml]), MemoryAdvisories(pypi())).findings, "CVE-2020-14343")
     assert (bare.severity, bare.severity_source, bare.ratings) == (
@@ -135,12 +134,32 @@ def test_an_invalid_vector_with_a_published_score_uses_the_score_and_says_so() -
     assert [r.version for r in cve_ratings(rec)] == ["2.0"]
 
 
-def test_ratings_are_sorted_and_round_trip() -> None:
+def test_ratings_are_in_precedence_order_and_round_trip() -> None:
     source = MemoryAdvisories([*pypi(), *ghsa()], cve=cve())
     report = match(Inventory.of([Package(PackageType.PYPI, "urllib3", "1.24.1")]), source)
+    assert report.findings
     for f in report.findings:
-        assert list(f.ratings) == sorted(f.ratings, key=Rating.sort_key)
+        assert list(f.ratings) == sorted(f.ratings, key=_preference)
+        assert (f.ratings[0].severity, f.ratings[0].source) == (f.severity, f.severity_source)
         assert Finding.from_dict(f.to_dict()) == f
+
+
+def test_the_first_rating_is_the_one_that_decided() -> None:
+    """Within one source a CVSS v4.0 vector decides before v3.x (and v3.x before v2), so it
+    comes first in the kept ratings, whatever the version strings sort as."""
+    v3 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    v4 = "CVSS:4.0/AV:L/AC:H/AT:P/PR:H/UI:A/VC:L/VI:N/VA:N/SC:N/SI:N/SA:N"
+    record = {
+        "id": "RHSA-2024:0002",
+        "severity": [{"type": "CVSS_V3", "score": v3}, {"type": "CVSS_V4", "score": v4}],
+    }
+    a = assess([(record, [])], os_package=True)
+    assert [(r.version, r.severity) for r in a.ratings] == [
+        ("4.0", a.severity),
+        ("3.1", Severity.CRITICAL),
+    ]
+    assert a.severity is Severity.LOW
+    assert a.detail.startswith(v4)
 
 
 def test_every_demo_pypi_finding_is_rated_with_the_sample_feeds() -> None:

@@ -1,0 +1,36 @@
+"""The finding detail's text: the severity's source and every rating, the deciding one first."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rich.console import Console
+
+from appliance.service import FindingRow
+from tests.tui.fakes import finding
+from tui.screens.detail import finding_text
+
+
+def render(row: FindingRow) -> str:
+    console = Console(width=160, record=True, color_system=None)
+    console.print(finding_text(row))
+    return console.export_text()
+
+
+def test_ratings_are_listed_in_the_order_kept_with_scores_when_given() -> None:
+    row = replace(
+        finding(1),
+        severity_source="nvd",
+        ratings=(
+            ("nvd", "nvd@nist.gov for CVE-2026-10001", "high", 7.5),
+            ("nvd", "nvd@nist.gov for CVE-2026-10001", "medium", 5.0),
+            ("cve-adp", "CISA-ADP for CVE-2026-10001", "low", None),
+        ),
+    )
+    text = render(row)
+    assert "from nvd: CVSS:3.1 from DSA-TEST" in text
+    first = text.index("nvd high 7.5 (nvd@nist.gov for CVE-2026-10001)")
+    second = text.index("nvd medium 5.0 (nvd@nist.gov for CVE-2026-10001)")
+    third = text.index("cve-adp low (CISA-ADP for CVE-2026-10001)")
+    assert first < second < third
+    assert "Ratings" not in render(finding(1))
