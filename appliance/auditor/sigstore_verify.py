@@ -54,7 +54,6 @@ BUNDLE_BYTES: Final = limits.cap(
     Unit.BYTES,
     "a Sigstore bundle or RVA file given to verify, explain or replay",
 )
-BUNDLE_LIMIT: Final = BUNDLE_BYTES.default
 #: Every Sigstore bundle media type starts so (v0.1 and v0.2 add ``+json;version=0.N``).
 MEDIA_TYPE_PREFIX: Final = "application/vnd.dev.sigstore.bundle"
 _NOTE_DASH: Final = "\u2014 "
@@ -227,7 +226,7 @@ def read_trusted_root(path: Path | None) -> tuple[TrustedRoot, tuple[LogKey, ...
             f"{path}: not a Sigstore trusted root: {e}",
             hint="expected application/vnd.dev.sigstore.trustedroot+json",
         ) from e
-    doc = canonical.loads(raw, limit=BUNDLE_LIMIT, source=str(path))
+    doc = canonical.loads(raw, limit=BUNDLE_BYTES.value(), source=str(path))
     tlogs = doc.get("tlogs", []) if isinstance(doc, dict) else None
     if not isinstance(tlogs, list):
         raise SigstoreVerifyError(f"{path}: tlogs is not an array of transparency logs")
@@ -424,7 +423,8 @@ def _parse(data: bytes, source: str) -> dict[str, Any]:
     from pydantic import ValidationError
     from sigstore_models.bundle.v1 import Bundle as ModelBundle
 
-    doc = canonical.loads(data, limit=BUNDLE_LIMIT, source=source)
+    limits.check(BUNDLE_BYTES, len(data), source)
+    doc = canonical.loads(data, limit=BUNDLE_BYTES.value(), source=source)
     if not isinstance(doc, dict):
         raise SigstoreVerifyError(f"{source}: a Sigstore bundle must be a JSON object")
     try:

@@ -209,14 +209,15 @@ def verify_cmd(
         ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
         return
     path = Path(target)
-    if path.is_file() and classify(read_bundle_file(path), str(path)) is BundleForm.STANDARD:
+    data = read_bundle_file(path) if path.is_file() else None
+    if data is not None and classify(data, str(path)) is BundleForm.STANDARD:
         if len(keys) != 1 or trust_policy is not None:
             raise UsageError(
                 f"{path} is a standard Sigstore bundle: pass exactly one --key PUB, or "
                 "--certificate-identity and --certificate-oidc-issuer for a keyless one"
             )
         result = verify_with_key(
-            _read(path),
+            data,
             PublicKey.load(keys[0]),
             artifact=art,
             trusted_root=trusted_root,

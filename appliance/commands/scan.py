@@ -21,12 +21,13 @@ from appliance.match.model import FindingsReport
 from appliance.match.service import inventory_of, match_inventory
 from appliance.report import Format, render
 from appliance.report.spdx import render_spdx
+from appliance.rva.gate import read_snapshot
 from appliance.scanner.service import ScanResult, scan_image
 from appliance.store.knowledge import KnowledgeStore
 from appliance.vex.merge import MergedFinding, merge
 from appliance.vex.model import parse_time
 from appliance.vex.products import ImageIdentity
-from appliance.vex.service import snapshot_statements, stored_statements
+from appliance.vex.service import stored_statements
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
@@ -88,13 +89,11 @@ def _with_vex(home: Home, result: ScanResult, at: datetime) -> tuple[MergedFindi
         return None
     store = KnowledgeStore.open(home.knowledge_db)
     try:
-        snapshot = store.active()
-        if snapshot is None:
-            return None
-        report = match_inventory(store, inventory_of(result), snapshot)
-        vendor, _ = snapshot_statements(store, snapshot)
+        reading = read_snapshot(store, result)
     finally:
         store.close()
+    if reading is None:
+        return None
     digests = [str(d) for d in (result.manifest_digest, result.index_digest) if d is not None]
     image = (
         ImageIdentity.of(
@@ -103,8 +102,8 @@ def _with_vex(home: Home, result: ScanResult, at: datetime) -> tuple[MergedFindi
         if digests
         else ImageIdentity(frozenset())
     )
-    statements = [*stored_statements(home), *vendor]
-    return merge(report.findings, statements, image, at).findings
+    statements = [*stored_statements(home), *reading.vendor]
+    return merge(reading.report.findings, statements, image, at).findings
 
 
 @click.command("scan")

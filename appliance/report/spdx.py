@@ -78,24 +78,20 @@ class _Graph:
         self.base = f"{_BASE}{_image_key(scan)}/"
         self.created = format_time(created)
         self.elements: dict[str, dict[str, Any]] = {}
-        self.tool = self.add(
-            "tool/stella", {"type": "Tool", "name": f"stella {__version__}"}, listed=False
-        )
+        self.tool = self.add("tool/stella", {"type": "Tool", "name": f"stella {__version__}"})
         self.agent = self.add(
-            "agent/stella-ops",
-            {"type": "Organization", "name": "Stella Ops appliance"},
-            listed=False,
+            "agent/stella-ops", {"type": "Organization", "name": "Stella Ops appliance"}
         )
-        self.listed: list[str] = []
 
-    def add(self, local: str, body: dict[str, Any], *, listed: bool = True) -> str:
+    def add(self, local: str, body: dict[str, Any]) -> str:
         spdx_id = self.base + local
-        if spdx_id in self.elements:
-            return spdx_id
-        self.elements[spdx_id] = {"spdxId": spdx_id, "creationInfo": _CREATION, **body}
-        if listed:
-            self.listed.append(spdx_id)
+        if spdx_id not in self.elements:
+            self.elements[spdx_id] = {"spdxId": spdx_id, "creationInfo": _CREATION, **body}
         return spdx_id
+
+    def described(self) -> list[str]:
+        """What the document describes: every element but the tool and agent that made it."""
+        return sorted(k for k in self.elements if k not in (self.tool, self.agent))
 
     def relationship(self, kind: str, source: str, targets: Iterable[str], **extra: Any) -> str:
         to = sorted(set(targets))
@@ -212,7 +208,7 @@ def render_spdx(
         ]
     image = graph.add("image", image_body)
     by_purl = _package_ids(graph, scan.packages)
-    every = sorted(e for ids in by_purl.values() for e in ids)
+    every = [e for ids in by_purl.values() for e in ids]
     if every:
         graph.relationship("contains", image, every, completeness="complete")
     for merged in sorted(findings or (), key=lambda m: m.finding.sort_key()):
@@ -231,9 +227,8 @@ def render_spdx(
             "name": f"SBOM and vulnerabilities of {scan.ref}",
             "profileConformance": ["core", "software", "security"],
             "rootElement": [image],
-            "element": sorted(graph.listed),
+            "element": graph.described(),
         },
-        listed=False,
     )
     creation = {
         "@id": _CREATION,

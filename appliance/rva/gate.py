@@ -173,6 +173,36 @@ def choose_policy(
     return PolicyBundle.default()
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotReading:
+    """What the active knowledge snapshot says of one scan: its findings and the vendor VEX
+    statements it carries (with the records that could not be read as statements)."""
+
+    snapshot: Digest
+    info: KnowledgeInfo
+    report: FindingsReport
+    vendor: tuple[VexStatement, ...]
+    problems: tuple[tuple[str, str], ...]  # (record id, why)
+
+
+def read_snapshot(store: KnowledgeStore, scan: ScanResult) -> SnapshotReading | None:
+    """Match ``scan`` against the active snapshot and read its vendor statements, as the gate
+    does; None when no snapshot is active."""
+    snapshot = store.active()
+    if snapshot is None:
+        return None
+    row = next(r for r in store.snapshots() if r.digest == snapshot)
+    report = match_inventory(store, inventory_of(scan), snapshot)
+    vendor, problems = snapshot_statements(store, snapshot)
+    return SnapshotReading(
+        snapshot=snapshot,
+        info=KnowledgeInfo(str(snapshot), f"{row.channel}/{row.sequence}", row.created),
+        report=report,
+        vendor=tuple(vendor),
+        problems=tuple(problems),
+    )
+
+
 def prepare(
     home: Home, scan: ScanResult, *, at: datetime, policy_dir: Path | None
 ) -> tuple[GateInputs, Descriptor]:
@@ -188,22 +218,16 @@ def prepare(
     )
     statements: list[VexStatement] = stored_statements(home)
     notes: list[tuple[str, str]] = [(f"file:{u.path}", u.reason) for u in scan.unknowns]
-    report: FindingsReport | None = None
-    knowledge: KnowledgeInfo | None = None
+    reading: SnapshotReading | None = None
     store: KnowledgeStore | None = None
-    snapshot: Digest | None = None
     if home.knowledge_db.is_file():
         store = KnowledgeStore.open(home.knowledge_db)
     try:
-        snapshot = store.active() if store is not None else None
-        if store is not None and snapshot is not None:
-            row = next(r for r in store.snapshots() if r.digest == snapshot)
-            knowledge = KnowledgeInfo(str(snapshot), f"{row.channel}/{row.sequence}", row.created)
-            report = match_inventory(store, inventory_of(scan), snapshot)
-            vendor, problems = snapshot_statements(store, snapshot)
-            statements.extend(vendor)
-            notes.extend((f"openvex:{rid}", why) for rid, why in problems)
-        policy = choose_policy(policy_dir, store, snapshot)
+        reading = read_snapshot(store, scan) if store is not None else None
+        if reading is not None:
+            statements.extend(reading.vendor)
+            notes.extend((f"openvex:{rid}", why) for rid, why in reading.problems)
+        policy = choose_policy(policy_dir, store, reading.snapshot if reading else None)
     finally:
         if store is not None:
             store.close()
@@ -213,9 +237,9 @@ def prepare(
         subject=subject,
         at=at,
         policy=policy,
-        report=report,
+        report=reading.report if reading else None,
         statements=tuple(statements),
-        knowledge=knowledge,
+        knowledge=reading.info if reading else None,
         sbom=scan.sbom_bytes(),
         attestations=attached_attestations(layout, descriptor.digest, own),
         notes=tuple(notes),

@@ -23,8 +23,10 @@ from appliance.vex.model import (
     VexError,
     VexStatement,
     VexStatus,
+    arr,
     count_statements,
     format_time,
+    opt_str,
     parse_time,
     shown,
 )
@@ -37,14 +39,10 @@ MEDIA_TYPE: Final = "application/openvex+json"
 
 
 def _str(doc: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str:
-    value = doc.get(key)
-    if value is None:
-        if required:
-            raise VexError(f"{where}: required field {key!r} is missing")
-        return ""
-    if not isinstance(value, str):
-        raise VexError(f"{where}: field {key!r} must be a string, not {kind_of(value)}")
-    return value
+    value = opt_str(doc, key, where)
+    if value is None and required:
+        raise VexError(f"{where}: required field {key!r} is missing")
+    return value or ""
 
 
 def _component_id(raw: Any, where: str) -> str:
@@ -67,22 +65,16 @@ def _component_id(raw: Any, where: str) -> str:
     )
 
 
-def _products(raw: Any, where: str) -> tuple[Product, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise VexError(f"{where}: field 'products' must be an array, not {kind_of(raw)}")
+def _products(statement: Mapping[str, Any], where: str) -> tuple[Product, ...]:
     out = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(arr(statement, "products", where)):
         here = f"{where}.products[{i}]"
-        subs = item.get("subcomponents") if isinstance(item, Mapping) else None
-        if subs is not None and not isinstance(subs, list):
-            raise VexError(f"{here}: field 'subcomponents' must be an array, not {kind_of(subs)}")
+        subs = arr(item, "subcomponents", here) if isinstance(item, Mapping) else []
         out.append(
             Product(
                 id=_component_id(item, here),
                 subcomponents=tuple(
-                    _component_id(s, f"{here}.subcomponents[{j}]") for j, s in enumerate(subs or ())
+                    _component_id(s, f"{here}.subcomponents[{j}]") for j, s in enumerate(subs)
                 ),
             )
         )
@@ -162,7 +154,7 @@ def statements_of(
         if status is VexStatus.AFFECTED and not action:
             raise VexError(f"{where}: affected needs an action_statement")
         stamp = _str(st, "timestamp", where)
-        products = _products(st.get("products"), where)
+        products = _products(st, where)
         if not products:
             raise VexError(f"{where}: names no products", hint="a statement must name a product")
         out.append(

@@ -34,7 +34,6 @@ from appliance.vex.model import (
     VexStatement,
     VexStatus,
     format_time,
-    parse_time,
 )
 from appliance.vex.openvex import authored_document, statements_of
 from bundles import __version__, canonical, limits
@@ -377,7 +376,3 @@ def snapshot_statements(
             except VexError as e:
                 problems.append((rid, e.message))
     return statements, problems
-
-
-def parse_expiry(text: str | None) -> datetime | None:
-    return parse_time(text, where="--expires") if text else None

@@ -31,6 +31,7 @@ from appliance.home import Home
 from appliance.rva.gate import GateResult
 from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
+from bundles.limits import LimitError
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sigstore"
 STAGING_ROOT = DATA / "staging-trusted-root.json"
@@ -304,3 +305,14 @@ def test_cli_key_signed_standard_bundle(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, [*base, "--artifact", str(artifact)])
     assert out.exit_code == 2
     assert "is a standard Sigstore bundle: pass exactly one --key PUB" in out.output
+
+
+def test_the_bundle_cap_in_force_bounds_every_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator's sigstore.bundle_bytes bounds the bundle parse too, not only the file read."""
+    key = PrivateKey.generate()
+    bundle = _message_bundle(key, b"x")
+    monkeypatch.setenv("STELLA_LIMIT_SIGSTORE_BUNDLE_BYTES", str(len(bundle) - 1))
+    with pytest.raises(LimitError, match="sigstore.bundle_bytes"):
+        verify_with_key(bundle, key.public_key, artifact=None, source="a.sigstore.json")
+    with pytest.raises(LimitError, match="sigstore.bundle_bytes"):
+        verify_keyless(WHEEL.read_bytes(), identity=WHEEL_ID, issuer=ACTIONS, artifact=None)
