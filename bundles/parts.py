@@ -44,7 +44,6 @@ PARTS_MANIFEST: Final = limits.cap(
     Unit.BYTES,
     "the signed parts manifest at the head of each part",
 )
-HEADER_LIMIT: Final = PARTS_MANIFEST.default
 _PART_NAME = re.compile(r"part-(\d{3,})-of-(\d{3,})$")
 _SIZE = re.compile(r"(\d+)([KMGT]?)(i?B?)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
