@@ -493,7 +493,9 @@ def _verify_parts(
         {
             "bundle": manifest.bundle_name,
             "digest": str(manifest.bundle_digest),
-            "parts": [{"file": str(c.path), "index": c.index, "verified": True} for c in checks],
+            "parts": [
+                {"file": printable(str(c.path)), "index": c.index, "verified": True} for c in checks
+            ],
             "count": manifest.count,
             "missing": missing,
             "verified": True,
@@ -501,7 +503,7 @@ def _verify_parts(
             "sequence": statement.predicate.sequence if statement else None,
         },
         lambda: "\n".join(
-            [f"{c.path.name}: OK — part {c.index} of {c.count}" for c in checks]
+            [f"{printable(c.path.name)}: OK — part {c.index} of {c.count}" for c in checks]
             + (
                 [f"{manifest.bundle_name}: complete set verified as a whole"]
                 if complete
