@@ -446,7 +446,7 @@ def verify_cmd(
     digest, size = Digest.of_file(bundle)
     ctx.emit(
         {
-            "bundle": str(bundle),
+            "bundle": printable(str(bundle)),
             "digest": str(digest),
             "size": size,
             "verified": True,
@@ -459,8 +459,9 @@ def verify_cmd(
             "keyids": list(statement.keyids),
         },
         lambda: (
-            f"{bundle}: OK — {predicate.kind} bundle, sequence {predicate.sequence}, channel "
-            f"{predicate.channel}, {len(statement.members)} members verified, expires "
+            f"{printable(str(bundle))}: OK — {predicate.kind} bundle, sequence "
+            f"{predicate.sequence}, channel {predicate.channel}, {len(statement.members)} "
+            "members verified, expires "
             f"{format_time(predicate.expires)}"
         ),
     )

@@ -16,6 +16,7 @@ import shutil
 import pytest
 
 from bundles.bounded import printable
+from bundles.digest import Digest
 from tests.hostile.bundleplay import (
     Case,
     Outcome,
@@ -90,3 +91,25 @@ def test_inbox_quarantines_a_truncated_bundle_named_in_no_encoding(world: World)
     assert after["snapshots"] == world.before["snapshots"]
     assert after["audit"]["out"]["ok"] is True
     assert after["leftovers"] == []
+
+
+def test_mirror_verify_reports_a_good_bundle_named_in_no_encoding(world: World) -> None:
+    """A good bundle whose file name is not UTF-8 verifies, and the JSON report names it
+    escaped, with the digest and size of its bytes."""
+    d = world.root / "odd-name"
+    d.mkdir()
+    bundle = world.kit.good(d / os.fsdecode(b"caf\xe9.stella.tar.zst"))
+    result = run(
+        "stella-mirror",
+        "--json",
+        "verify",
+        bundle,
+        "--trust-root",
+        world.kit.trust_root,
+        home=d / "mirror",
+    )
+    assert result.code == 0, result.describe()
+    report = json.loads(result.out)
+    assert report["bundle"] == str(d) + "/caf\\xe9.stella.tar.zst"
+    digest, size = Digest.of_file(bundle)
+    assert (report["digest"], report["size"]) == (str(digest), size)
