@@ -17,6 +17,8 @@ import pytest
 
 from bundles.bounded import printable
 from bundles.digest import Digest
+from bundles.errors import BundleError
+from mirror.export import _whole_file
 from tests.hostile.bundleplay import (
     Case,
     Outcome,
@@ -113,3 +115,19 @@ def test_mirror_verify_reports_a_good_bundle_named_in_no_encoding(world: World) 
     assert report["bundle"] == str(d) + "/caf\\xe9.stella.tar.zst"
     digest, size = Digest.of_file(bundle)
     assert (report["digest"], report["size"]) == (str(digest), size)
+
+
+def test_mirror_verify_refuses_a_bundle_that_grows_while_it_is_read(world: World) -> None:
+    """The bundle is hashed in the pass that verifies it: bytes appended meanwhile are not
+    silently left out of the digest it reports."""
+    path = world.kit.good(world.root / "growing.stella.tar.zst")
+    with open(path, "rb") as fh:
+        stream = _whole_file(fh, "growing.stella.tar.zst")
+        with open(path, "ab") as out:
+            out.write(b"\0" * 512)
+        with pytest.raises(BundleError) as caught:
+            stream.skip()
+    assert caught.value.diagnostics() == (
+        "growing.stella.tar.zst: the file changed while it was being verified "
+        "(verify it again once it is no longer being written)"
+    )
