@@ -31,13 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import Final
 
 import click
 
 from bundles import canonical
 from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
-from bundles.bounded import Section, printable
+from bundles.bounded import printable
 from bundles.bundle import (
     BLOB_PREFIX,
     DATASET_PREFIX,
@@ -49,6 +49,7 @@ from bundles.bundle import (
     BundleKind,
     BundlePredicate,
     format_time,
+    hashed_file,
     make_statement,
     newest_root,
     roots_from_json,
@@ -441,7 +442,12 @@ def verify_cmd(
         _verify_parts(ctx, list(files), trust, now, partial=partial)
         return
     with open(bundle, "rb") as fh:  # hashed as it is verified: one read of the file, not two
-        stream = _whole_file(fh, printable(str(bundle)))
+        stream = hashed_file(
+            fh,
+            os.fstat(fh.fileno()).st_size,
+            printable(str(bundle)),
+            hint="the file changed while it was being verified; verify it again",
+        )
         statement = verify_bundle(stream.buffered(), trust, now=now, source=printable(bundle.name))
         stream.skip()  # whatever follows the archive is part of the file and of its digest
     predicate = statement.predicate
@@ -467,19 +473,6 @@ def verify_cmd(
             f"{format_time(predicate.expires)}"
         ),
     )
-
-
-def _whole_file(fh: BinaryIO, name: str) -> Section:
-    """The file's bytes, hashed as they are read, exactly the size it had when opened."""
-
-    def changed(_got: int, _size: int) -> BundleError:
-        return BundleError(
-            f"{name}: the file changed while it was being verified",
-            hint="verify it again once it is no longer being written",
-        )
-
-    size = os.fstat(fh.fileno()).st_size
-    return Section(fh, size, hash=True, short=changed, long=changed, to_eof=True)
 
 
 def _verify_parts(
