@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Final
 from bundles.bounded import Section
 
 _LINE_LIMIT: Final = 4096
+_TRAILERS: Final = 64  # trailer lines after the last chunk (each up to _LINE_LIMIT)
 _CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
 """A chunk size as RFC 9112 writes it: hex digits only (no sign, prefix or underscore, which
 ``int(text, 16)`` would take: a negative size would read the rest of the connection)."""
@@ -62,8 +63,11 @@ class ChunkedReader(io.RawIOBase):
                 raise BodyError(f"chunked body: bad chunk size {size_text[:20]!r}")
             self._left = int(size_text, 16)
             if self._left == 0:
-                while self._line():  # trailers, up to the empty line
-                    pass
+                for _ in range(_TRAILERS + 1):  # trailers, then the empty line
+                    if not self._line():
+                        break
+                else:
+                    raise BodyError(f"chunked body: more than {_TRAILERS} trailer lines")
                 self._done = True
                 return 0
         view = memoryview(buffer)[: min(len(buffer), self._left)]

@@ -64,3 +64,11 @@ def test_content_length_that_is_not_plain_decimal_is_refused(length: str, messag
 def test_body_shorter_than_its_length_is_refused() -> None:
     with pytest.raises(BodyError, match="request body ended 2 bytes early"):
         _read({"Content-Length": "5"}, b"abc")
+
+
+def test_endless_trailers_are_refused() -> None:
+    raw = b"2\r\nab\r\n0\r\n" + b"X-Trailer: x\r\n" * 65 + b"\r\n"
+    with pytest.raises(BodyError) as caught:
+        _read(CHUNKED, raw)
+    assert str(caught.value) == "chunked body: more than 64 trailer lines"
+    assert _read(CHUNKED, b"2\r\nab\r\n0\r\n" + b"X-Trailer: x\r\n" * 64 + b"\r\n") == b"ab"
