@@ -60,6 +60,7 @@ from bundles.bundle import (
     BundleStatement,
     carried_roots,
     format_time,
+    hashed_file,
     newest_root,
     peek_statement,
     roots_from_json,
@@ -125,26 +126,6 @@ class ImportResult:
     image_entries: list[Descriptor] = field(default_factory=list, repr=False)
     upstream_signatures: list[ImageVerification] = field(default_factory=list)
     rotation: list[TrustRoot] = field(default_factory=list, repr=False)
-
-
-def _hashed(raw: BinaryIO, size: int, source: str) -> Section:
-    """The bundle's bytes as the decompressor reads them, hashed on the way (its identity in
-    the audit log): exactly ``size`` bytes, the size the file (or the parts manifest) has."""
-
-    def short(got: int, size: int) -> BundleError:
-        return BundleError(
-            f"{source}: the bundle ends after {got:,} of its {size:,} bytes",
-            hint="the file changed while it was being imported; copy it again",
-        )
-
-    def long(_got: int, size: int) -> BundleError:
-        return BundleError(
-            f"{source}: the bundle grew past its {size:,} bytes while it was read",
-            hint="the file changed while it was being imported; copy it again",
-        )
-
-    # to_eof: the source's own end is read too, where the parts' stream checks its last part.
-    return Section(raw, size, hash=True, short=short, long=long, to_eof=True)
 
 
 def _lines_capped(member: MemberStream) -> Iterator[bytes]:
@@ -325,7 +306,12 @@ class Importer:
     ) -> ImportResult:
         knowledge = KnowledgeStore.open(self.home.knowledge_db)
         try:
-            stream = _hashed(raw, size, source)
+            stream = hashed_file(
+                raw,
+                size,
+                source,
+                hint="the file changed while it was being imported; copy it again",
+            )
             reader = ArchiveReader(stream.buffered(), source=source)
             envelope = reader.read_first(STATEMENT_MEMBER)
             peeked = peek_statement(envelope, source=source)

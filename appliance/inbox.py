@@ -46,7 +46,7 @@ from bundles.archive import ArchiveReader
 from bundles.bounded import printable
 from bundles.bundle import STATEMENT_MEMBER, peek_statement
 from bundles.errors import StellaError
-from bundles.parts import PartsIncompleteError, part_name, peek_manifest, read_header
+from bundles.parts import PartsIncompleteError, is_part, part_name, peek_manifest, read_header
 
 BUNDLE_SUFFIX: Final = ".stella.tar.zst"
 MANIFEST_SUFFIX: Final = ".parts.json"
@@ -59,7 +59,6 @@ pauses of a slow USB copy; a copy that stalls for longer is imported truncated, 
 quarantined, and its reason file says so."""
 
 _PART_INDEX = re.compile(r"\.part-(\d{3,})-of-(\d{3,})$")
-_PART_MAGIC: Final = b"STELLA-PART/1\n"
 
 
 class Disposal(StrEnum):
@@ -87,7 +86,7 @@ class InboxBundle:
 
     @property
     def split(self) -> bool:
-        return any(_is_part_file(p) for p in self.files)
+        return any(is_part(p) for p in self.files)
 
     @property
     def complete(self) -> bool:
@@ -191,14 +190,6 @@ class InboxReport:
         }
 
 
-def _is_part_file(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(_PART_MAGIC)) == _PART_MAGIC
-    except OSError:
-        return False
-
-
 def unreadable_text(path: Path) -> str:
     """Why a file is left in the inbox unread, and what to do."""
     try:
@@ -265,7 +256,7 @@ def scan_inbox(inbox: Path, *, now: float, settle: float = DEFAULT_SETTLE) -> In
             continue
         if path.name.endswith(MANIFEST_SUFFIX):
             manifests[path.name.removesuffix(MANIFEST_SUFFIX)] = path
-        elif _is_part_file(path):
+        elif is_part(path):
             try:
                 with open(path, "rb") as fh:
                     manifest = peek_manifest(read_header(fh, path.name), source=path.name)

@@ -57,7 +57,6 @@ TRAILING: Final = limits.cap(
     Unit.BYTES,
     "the zero padding after a bundle's end-of-archive marker",
 )
-STATEMENT_LIMIT: Final = STATEMENT.default
 
 
 STREAM_SPOOL: Final = 64 << 10  # members above this stream in chunks, whatever their size

@@ -22,7 +22,6 @@ reader serves every boundary and each refusal still names its file.
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
@@ -30,7 +29,7 @@ from typing import Any, BinaryIO, Final
 
 from bundles import limits
 from bundles.digest import CHUNK, Digest, Hasher
-from bundles.errors import CanonicalJSONError, DigestError, SizeLimitError, StellaError
+from bundles.errors import DigestError, SizeLimitError, StellaError
 from bundles.limits import Cap, Unit
 
 JSON_BYTES: Final = limits.cap(
@@ -194,18 +193,6 @@ def read_capped(
     return bytes(out)
 
 
-def drain(source: Any, cap: Cap, subject: str, *, chunk: int = CHUNK) -> int:
-    """Read ``source`` to its end without keeping it; refuse it past the cap. Returns the
-    number of bytes read."""
-    bound = cap.value()
-    total = 0
-    while data := source.read(chunk):
-        total += len(data)
-        if total > bound:
-            raise limits.exceeded(cap, subject)
-    return total
-
-
 def printable(name: str) -> str:
     """A name from outside (a file name, a member name) as text that can be printed and
     written in JSON: bytes that are not UTF-8 (kept as surrogates) become ``\\xNN``."""
@@ -263,16 +250,6 @@ def check_json(
     return data
 
 
-def parse_json(data: bytes | str, *, source: str, limit: int | None = None) -> Any:
-    """Plain :func:`json.loads` after :func:`check_json` (for documents that are not signed:
-    signed ones go through :func:`bundles.canonical.loads`, which also refuses duplicate keys)."""
-    check_json(data, source=source, limit=limit)
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CanonicalJSONError(f"{source}: not valid JSON: {e}") from e
-
-
 # --- lines --------------------------------------------------------------------------------
 
 
@@ -307,15 +284,3 @@ def _longest_inner(chunk: bytes, first: int, last: int) -> int:
     if last - first - 1 <= 0:
         return 0
     return max(map(len, chunk[first + 1 : last].split(b"\n")))
-
-
-def iter_lines(chunks: Iterable[bytes], cap: Cap, subject: str) -> Iterator[bytes]:
-    """Complete lines (without their newline) of a stream of chunks, each under the cap; a
-    last line without a newline is yielded as it is."""
-    rest = b""
-    for chunk in capped_lines(chunks, cap, subject):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest

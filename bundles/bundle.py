@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Final
 
 from bundles import canonical, dsse
 from bundles.archive import ArchiveReader, MemberSpec
+from bundles.bounded import Section
 from bundles.digest import Digest
 from bundles.errors import BundleError, DigestError, SignatureError, TrustError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
@@ -294,6 +295,25 @@ def roots_from_json(raw: Any, *, source: str = "bundle") -> list[TrustRoot]:
         for i, doc in enumerate(raw)
     ]
     return sorted(roots, key=lambda r: r.version)
+
+
+def hashed_file(raw: BinaryIO, size: int, source: str, *, hint: str) -> Section:
+    """A bundle file's bytes as the decompressor reads them, hashed on the way (its identity):
+    exactly ``size`` bytes, the size the file (or its parts manifest) has; ``hint`` says what
+    to do when the file changes meanwhile. Read it to its end (``skip``) before ``digest``."""
+
+    def short(got: int, size: int) -> BundleError:
+        return BundleError(
+            f"{source}: the bundle ends after {got:,} of its {size:,} bytes", hint=hint
+        )
+
+    def long(_got: int, size: int) -> BundleError:
+        return BundleError(
+            f"{source}: the bundle grew past its {size:,} bytes while it was read", hint=hint
+        )
+
+    # to_eof: the source's own end is read too, where the parts' stream checks its last part.
+    return Section(raw, size, hash=True, short=short, long=long, to_eof=True)
 
 
 def verify_bundle(

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import rfc8785
 
-from bundles.bounded import JSON_BYTES, check_json
+from bundles.bounded import JSON_BYTES, check_json, read_capped
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, SizeLimitError
 
@@ -114,8 +114,8 @@ def load_file(path: Path, *, limit: int | None = None) -> Any:
                 hint=f"if this document is trusted and that large, raise the cap with "
                 f"{JSON_BYTES.env}=N (docs/limits.md)",
             )
-        with open(path, "rb") as fh:
-            data = fh.read(bound + 1)
+        with open(path, "rb") as fh:  # in chunks: one read(bound + 1) allocates the bound
+            data = read_capped(fh, JSON_BYTES, str(path), limit=bound)
     except OSError as e:
         raise CanonicalJSONError(f"{path}: cannot read: {e.strerror}") from e
     return loads(data, limit=limit, source=str(path))

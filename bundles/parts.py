@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from bundles import dsse, limits
-from bundles.bounded import printable
+from bundles.bounded import Section, printable
 from bundles.bundle import BundleRefusedError
 from bundles.digest import CHUNK, Digest, Hasher
 from bundles.errors import BundleError, SignatureError
@@ -44,7 +44,6 @@ PARTS_MANIFEST: Final = limits.cap(
     Unit.BYTES,
     "the signed parts manifest at the head of each part",
 )
-HEADER_LIMIT: Final = PARTS_MANIFEST.default
 _PART_NAME = re.compile(r"part-(\d{3,})-of-(\d{3,})$")
 _SIZE = re.compile(r"(\d+)([KMGT]?)(i?B?)?", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -315,15 +314,13 @@ def assemble(paths: Iterable[Path], trust: TrustRoot) -> tuple[PartsManifest, io
 
 
 class _ChunkedStream(io.RawIOBase):
-    """The bundle's bytes, read part after part, each chunk's digest checked at its end."""
+    """The bundle's bytes, read part after part, each chunk's size and digest checked at its
+    end (a :class:`~bundles.bounded.Section` of its part file, never read past its size)."""
 
     def __init__(self, ordered: list[tuple[PartSpec, Path]], manifest: PartsManifest) -> None:
         self._queue = list(ordered)
         self._manifest = manifest
-        self._fh: BinaryIO | None = None
-        self._spec: PartSpec | None = None
-        self._path: Path | None = None
-        self._hasher = Hasher()
+        self._part: Section | None = None
         self._whole = Hasher()
 
     def readable(self) -> bool:
@@ -332,49 +329,52 @@ class _ChunkedStream(io.RawIOBase):
     def _open_next(self) -> bool:
         if not self._queue:
             return False
-        self._spec, self._path = self._queue.pop(0)
-        self._fh = open(self._path, "rb")  # noqa: SIM115 - closed when its chunk ends
-        read_header(self._fh, printable(self._path.name))
-        self._hasher = Hasher()
-        return True
+        spec, path = self._queue.pop(0)
+        name = printable(path.name)
 
-    def _finish_part(self) -> None:
-        if self._fh is None or self._spec is None or self._path is None:
-            return
-        self._fh.close()
-        self._fh = None
-        if self._hasher.size != self._spec.size or self._hasher.digest() != self._spec.digest:
-            raise PartError(
-                f"{printable(self._path.name)}: part {self._spec.index} is corrupt (its content "
-                "does not match the signed parts manifest)",
+        def corrupt(*_: object) -> PartError:
+            return PartError(
+                f"{name}: part {spec.index} is corrupt (its content does not match the signed "
+                "parts manifest)",
                 hint="copy that part again from the connected side",
             )
 
+        fh = open(path, "rb")  # noqa: SIM115 - closed with its section
+        try:
+            read_header(fh, name)
+        except BaseException:
+            fh.close()
+            raise
+        self._part = Section(
+            fh,
+            spec.size,
+            expected=spec.digest,
+            short=corrupt,
+            long=corrupt,
+            mismatch=corrupt,
+            to_eof=True,
+            close_source=True,
+        )
+        return True
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while True:
-            if self._fh is None and not self._open_next():
+            if self._part is None and not self._open_next():
                 if self._whole.digest() != self._manifest.bundle_digest:
                     raise PartError(
                         f"{self._manifest.bundle_name}: reassembled bundle digest differs"
                     )
                 return 0
-            assert self._fh is not None
-            assert self._spec is not None
-            want = min(len(buffer), self._spec.size - self._hasher.size)
-            # A part is read up to its signed size, never past it: bytes beyond are refused
-            # as a corrupt part (not hashed in as a generic overflow).
-            data = self._fh.read(want) if want > 0 else b""
-            if not data and want <= 0 and self._fh.read(1):
-                self._hasher.update(b"\0")  # one byte over: the size check names the part
-            if data:
-                self._hasher.update(data)
-                self._whole.update(data)
-                buffer[: len(data)] = data
-                return len(data)
-            self._finish_part()
+            assert self._part is not None
+            count = self._part.readinto(buffer)
+            if count:
+                self._whole.update(memoryview(buffer)[:count])  # type: ignore[arg-type]
+                return count
+            self._part.close()
+            self._part = None
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._part is not None:
+            self._part.close()
+            self._part = None
         super().close()

@@ -90,7 +90,7 @@ def _truncated(got: int, size: int) -> TarError:
     return TarError(f"unexpected end of data inside a file ({got} of {size} bytes)")
 
 
-def _opener(stream: BinaryIO, section: Section, spool_limit: int) -> Callable[[], BinaryIO]:
+def _opener(section: Section, spool_limit: int) -> Callable[[], BinaryIO]:
     def open_member() -> BinaryIO:
         if section.read_so_far:
             raise TarError("a tar member's content was read twice")
@@ -241,7 +241,7 @@ def read_tar(
         padded = (size + _BLOCK - 1) // _BLOCK * _BLOCK
         member = TarMember(name, typeflag, _number(header[100:108]), size, linkname)
         section = Section(stream, size, short=_truncated)
-        yield member, _opener(stream, section, spool_limit)
+        yield member, _opener(section, spool_limit)
         skip = padded - section.read_so_far
         while skip > 0:
             chunk = read(min(skip, _CHUNK))

@@ -49,6 +49,7 @@ from bundles.bundle import (
     BundleKind,
     BundlePredicate,
     format_time,
+    hashed_file,
     make_statement,
     newest_root,
     roots_from_json,
@@ -440,13 +441,20 @@ def verify_cmd(
     if len(files) > 1 or is_part(bundle):
         _verify_parts(ctx, list(files), trust, now, partial=partial)
         return
-    with open(bundle, "rb") as fh:
-        statement = verify_bundle(fh, trust, now=now, source=printable(bundle.name))
+    with open(bundle, "rb") as fh:  # hashed as it is verified: one read of the file, not two
+        stream = hashed_file(
+            fh,
+            os.fstat(fh.fileno()).st_size,
+            printable(str(bundle)),
+            hint="the file changed while it was being verified; verify it again",
+        )
+        statement = verify_bundle(stream.buffered(), trust, now=now, source=printable(bundle.name))
+        stream.skip()  # whatever follows the archive is part of the file and of its digest
     predicate = statement.predicate
-    digest, size = Digest.of_file(bundle)
+    digest, size = stream.digest(), stream.size
     ctx.emit(
         {
-            "bundle": str(bundle),
+            "bundle": printable(str(bundle)),
             "digest": str(digest),
             "size": size,
             "verified": True,
@@ -459,8 +467,9 @@ def verify_cmd(
             "keyids": list(statement.keyids),
         },
         lambda: (
-            f"{bundle}: OK — {predicate.kind} bundle, sequence {predicate.sequence}, channel "
-            f"{predicate.channel}, {len(statement.members)} members verified, expires "
+            f"{printable(str(bundle))}: OK — {predicate.kind} bundle, sequence "
+            f"{predicate.sequence}, channel {predicate.channel}, {len(statement.members)} "
+            "members verified, expires "
             f"{format_time(predicate.expires)}"
         ),
     )
@@ -493,7 +502,9 @@ def _verify_parts(
         {
             "bundle": manifest.bundle_name,
             "digest": str(manifest.bundle_digest),
-            "parts": [{"file": str(c.path), "index": c.index, "verified": True} for c in checks],
+            "parts": [
+                {"file": printable(str(c.path)), "index": c.index, "verified": True} for c in checks
+            ],
             "count": manifest.count,
             "missing": missing,
             "verified": True,
@@ -501,7 +512,7 @@ def _verify_parts(
             "sequence": statement.predicate.sequence if statement else None,
         },
         lambda: "\n".join(
-            [f"{c.path.name}: OK — part {c.index} of {c.count}" for c in checks]
+            [f"{printable(c.path.name)}: OK — part {c.index} of {c.count}" for c in checks]
             + (
                 [f"{manifest.bundle_name}: complete set verified as a whole"]
                 if complete

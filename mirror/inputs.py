@@ -14,9 +14,11 @@ import io
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Final
+from typing import Final, Protocol
 
 import zstandard
 
@@ -124,23 +126,57 @@ def _strip_top(members: list[Member]) -> list[Member]:
     return members
 
 
+class _Reader(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 def _gunzip(data: bytes, limit: int, name: str) -> bytes:
-    """Decompress in chunks up to the bound: asking gzip for the whole limit in one read
-    allocates it (a MemoryError under an address-space cap), and a small bomb is refused once
-    its output passes the bound, not after it has expanded."""
+    return _inflate(
+        lambda: gzip.GzipFile(fileobj=io.BytesIO(data)),
+        (OSError, EOFError, zlib.error),
+        limit,
+        name,
+        what="gunzipped",
+        corrupt="gzip",
+    )
+
+
+def _unzstd(data: bytes, limit: int, name: str) -> bytes:
+    return _inflate(
+        lambda: zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)),
+        (zstandard.ZstdError, OSError, EOFError),
+        limit,
+        name,
+        what="decompressed",
+        corrupt="zstd",
+    )
+
+
+def _inflate(
+    open_reader: Callable[[], AbstractContextManager[_Reader]],
+    damaged: tuple[type[Exception], ...],
+    limit: int,
+    name: str,
+    *,
+    what: str,
+    corrupt: str,
+) -> bytes:
+    """Decompress in chunks up to the bound: asking the decoder for the whole limit in one
+    read allocates it (a MemoryError under an address-space cap), and a small bomb is refused
+    once its output passes the bound, not after it has expanded."""
     bound = min(limit, UNPACKED.value())
     out = io.BytesIO()  # getvalue() hands over its buffer: the output is never held twice
     size = 0
     try:
-        with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
-            while chunk := gz.read(min(CHUNK, bound + 1 - size)):
+        with open_reader() as reader:
+            while chunk := reader.read(min(CHUNK, bound + 1 - size)):
                 size += out.write(chunk)
                 if size > bound:
-                    raise _over(name, "gunzipped", bound, limit)
+                    raise _over(name, what, bound, limit)
     except MemoryError:
-        raise _over(name, "gunzipped", size, limit, memory=True) from None
-    except (OSError, EOFError, zlib.error) as e:
-        raise FeedError(f"{name}: corrupt gzip data: {e}") from e
+        raise _over(name, what, size, limit, memory=True) from None
+    except damaged as e:
+        raise FeedError(f"{name}: corrupt {corrupt} data: {e}") from e
     return out.getvalue()
 
 
@@ -166,25 +202,6 @@ def _over(name: str, what: str, bound: int, limit: int, *, memory: bool = False)
         kind=FailureKind.SIZE_LIMIT,
         hint="raise max_size for this source if the feed really is that large",
     )
-
-
-def _unzstd(data: bytes, limit: int, name: str) -> bytes:
-    """Decompress in chunks, refusing the output as soon as it passes the bound (one read of
-    the whole limit would allocate it), as :func:`_gunzip` does."""
-    bound = min(limit, UNPACKED.value())
-    out = io.BytesIO()
-    size = 0
-    try:
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data)) as reader:
-            while chunk := reader.read(min(CHUNK, bound + 1 - size)):
-                size += out.write(chunk)
-                if size > bound:
-                    raise _over(name, "decompressed", bound, limit)
-    except MemoryError:
-        raise _over(name, "decompressed", size, limit, memory=True) from None
-    except (zstandard.ZstdError, OSError, EOFError) as e:
-        raise FeedError(f"{name}: corrupt zstd data: {e}") from e
-    return out.getvalue()
 
 
 def unpack(name: str, data: bytes, *, limit: int) -> list[Member]:

@@ -9,11 +9,16 @@ are never held whole in memory.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any, BinaryIO, Final
 
 from bundles.bounded import Section
 
 _LINE_LIMIT: Final = 4096
+_TRAILERS: Final = 64  # trailer lines after the last chunk (each up to _LINE_LIMIT)
+_CHUNK_SIZE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
+"""A chunk size as RFC 9112 writes it: hex digits only (no sign, prefix or underscore, which
+``int(text, 16)`` would take: a negative size would read the rest of the connection)."""
 
 
 class BodyError(Exception):
@@ -54,13 +59,15 @@ class ChunkedReader(io.RawIOBase):
             return 0
         if self._left == 0:
             size_text = self._line().split(b";", 1)[0].strip()
-            try:
-                self._left = int(size_text, 16)
-            except ValueError as e:
-                raise BodyError(f"chunked body: bad chunk size {size_text[:20]!r}") from e
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                raise BodyError(f"chunked body: bad chunk size {size_text[:20]!r}")
+            self._left = int(size_text, 16)
             if self._left == 0:
-                while self._line():  # trailers, up to the empty line
-                    pass
+                for _ in range(_TRAILERS + 1):  # trailers, then the empty line
+                    if not self._line():
+                        break
+                else:
+                    raise BodyError(f"chunked body: more than {_TRAILERS} trailer lines")
                 self._done = True
                 return 0
         view = memoryview(buffer)[: min(len(buffer), self._left)]
@@ -77,11 +84,13 @@ def body_stream(headers: Any, source: BinaryIO) -> tuple[BinaryIO, int | None]:
     """The request body as a buffered stream and its declared length (None when chunked)."""
     if "chunked" in headers.get("Transfer-Encoding", "").lower():
         return io.BufferedReader(ChunkedReader(source), 1 << 20), None
-    length_text = headers.get("Content-Length") or "0"
+    length_text = (headers.get("Content-Length") or "0").strip(" \t")  # a field's own OWS
     try:
         length = int(length_text)
     except ValueError as e:
         raise BodyError(f"Content-Length {length_text!r} is not a number") from e
     if length < 0:
         raise BodyError(f"Content-Length {length} is negative")
+    if not (length_text.isascii() and length_text.isdigit()):  # int() also takes "+1", "1_0"
+        raise BodyError(f"Content-Length {length_text!r} is not a plain decimal number")
     return io.BufferedReader(LengthReader(source, length), 1 << 20), length

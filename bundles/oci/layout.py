@@ -338,16 +338,12 @@ class OCILayout:
         :class:`SizeLimitError` is raised and nothing is left behind. ``limit`` always caps the
         bytes read. Storing a blob that is already present is a no-op.
         """
-        written = self._write_blob(data, expected=expected, size=size, limit=limit)
-        if isinstance(written, Descriptor):
-            return Descriptor(media_type, written.digest, written.size)
-        tmp, digest, length = written
-        try:
-            self._place_blob(tmp, digest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return Descriptor(media_type, digest, length)
+        stage = Staging(self)  # a stage of one blob, placed at once
+        descriptor = stage.put_blob(
+            data, expected=expected, size=size, media_type=media_type, limit=limit
+        )
+        stage.place()
+        return descriptor
 
     def _write_blob(
         self,

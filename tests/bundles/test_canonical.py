@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import tracemalloc
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -162,3 +164,16 @@ def test_is_canonical_detects_whitespace_and_order() -> None:
 
 def test_dumps_lines() -> None:
     assert canonical.dumps_lines([{"b": 1, "a": 2}, [1]]) == b'{"a":2,"b":1}\n[1]\n'
+
+
+def test_load_file_holds_what_the_file_holds_not_the_cap(tmp_path: Path) -> None:
+    # One read(cap + 1) allocates the whole 64 MiB cap for a small document.
+    path = tmp_path / "small.json"
+    path.write_bytes(b'{"a": 1}')
+    tracemalloc.start()
+    try:
+        assert canonical.load_file(path) == {"a": 1}
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20

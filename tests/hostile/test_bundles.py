@@ -16,6 +16,9 @@ import shutil
 import pytest
 
 from bundles.bounded import printable
+from bundles.bundle import hashed_file
+from bundles.digest import Digest
+from bundles.errors import BundleError
 from tests.hostile.bundleplay import (
     Case,
     Outcome,
@@ -90,3 +93,42 @@ def test_inbox_quarantines_a_truncated_bundle_named_in_no_encoding(world: World)
     assert after["snapshots"] == world.before["snapshots"]
     assert after["audit"]["out"]["ok"] is True
     assert after["leftovers"] == []
+
+
+def test_mirror_verify_reports_a_good_bundle_named_in_no_encoding(world: World) -> None:
+    """A good bundle whose file name is not UTF-8 verifies, and the JSON report names it
+    escaped, with the digest and size of its bytes."""
+    d = world.root / "odd-name"
+    d.mkdir()
+    bundle = world.kit.good(d / os.fsdecode(b"caf\xe9.stella.tar.zst"))
+    result = run(
+        "stella-mirror",
+        "--json",
+        "verify",
+        bundle,
+        "--trust-root",
+        world.kit.trust_root,
+        home=d / "mirror",
+    )
+    assert result.code == 0, result.describe()
+    report = json.loads(result.out)
+    assert report["bundle"] == str(d) + "/caf\\xe9.stella.tar.zst"
+    digest, size = Digest.of_file(bundle)
+    assert (report["digest"], report["size"]) == (str(digest), size)
+
+
+def test_a_bundle_that_grows_while_it_is_hashed_is_refused(world: World) -> None:
+    """A bundle is hashed in the pass that reads it (import, mirror verify): bytes appended
+    meanwhile are not silently left out of the digest reported for it."""
+    path = world.kit.good(world.root / "growing.stella.tar.zst")
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        stream = hashed_file(fh, size, "growing.stella.tar.zst", hint="read it again")
+        with open(path, "ab") as out:
+            out.write(b"\0" * 512)
+        with pytest.raises(BundleError) as caught:
+            stream.skip()
+    assert caught.value.diagnostics() == (
+        f"growing.stella.tar.zst: the bundle grew past its {size:,} bytes while it was read "
+        "(read it again)"
+    )

@@ -5,6 +5,7 @@ length or nest too deep, and well-signed parts that reassemble into a hostile bu
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from tests.hostile.bundleplay import (
     worst,
 )
 from tests.hostile.cases_bundles import CASES as BUNDLES
-from tests.hostile.harness import RSS_CEILING
+from tests.hostile.harness import RSS_CEILING, run
 
 NAME = "split.stella.tar.zst"
 
@@ -242,3 +243,29 @@ def test_worst_peak_of_parts(outcomes: dict[str, Outcome]) -> None:
     if not outcomes:
         pytest.skip("no case selected")
     assert worst(outcomes).peak_rss <= RSS_CEILING
+
+
+def test_mirror_verify_reports_good_parts_named_in_no_encoding(world: World) -> None:
+    """Parts whose file names are not UTF-8 verify, and the JSON report names them escaped
+    (the names are the carrier's, not the signer's)."""
+    d = world.root / "odd-names"
+    d.mkdir()
+    first, second = parts_of(world.kit, d, count=2)
+    odd = second.rename(d / os.fsdecode(b"\xff" + second.name.encode()))
+    result = run(
+        "stella-mirror",
+        "--json",
+        "verify",
+        first,
+        odd,
+        "--trust-root",
+        world.kit.trust_root,
+        home=d / "mirror",
+    )
+    assert result.code == 0, result.describe()
+    report = json.loads(result.out)
+    assert report["complete"] is True
+    assert [p["file"] for p in report["parts"]] == [
+        str(first),
+        str(d) + "/\\xff" + second.name,
+    ]
