@@ -87,7 +87,11 @@ class AnalyzerInput:
         check_size(self, limit)
         bound = limit.value() if isinstance(limit, Cap) else limit
         with self.open() as fh:
-            data = fh.read(bound + 1)
+            # the declared size and one byte more: a read as large as the cap would allocate
+            # the whole cap for every small file
+            data = fh.read(min(self.size, bound) + 1)
+            if len(data) > self.size:  # the file grew while being read: read on to the cap
+                data += fh.read(bound + 1 - len(data))
         if len(data) > bound:
             if isinstance(limit, Cap):
                 raise too_large(limit, self.path)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tracemalloc
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -111,6 +113,22 @@ def test_input_read_limit_counts_real_bytes() -> None:
         lying.read(limit=5)
     assert caught.value.message == "x: more than 5 bytes"
     assert honest.read(limit=10) == b"0123456789"
+    # a file that grew past its declared size but stays within the limit is read whole
+    grown = AnalyzerInput("x", honest.mode, 4, honest.opener)
+    assert grown.read(limit=10) == b"0123456789"
+
+
+def test_reading_a_small_file_allocates_its_size_not_the_cap(tmp_path: Path) -> None:
+    path = tmp_path / "small"
+    path.write_bytes(b"x" * 100)
+    small = AnalyzerInput("small", 0o100644, 100, lambda: path.open("rb"))
+    tracemalloc.start()
+    try:
+        assert small.read() == b"x" * 100  # the default cap is 64 MiB
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 class Streaming(Analyzer):
