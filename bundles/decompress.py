@@ -236,8 +236,10 @@ def open_bounded(
     total: Cap,
     ratio: Cap | None = None,
     budget: Budget | None = None,
+    close_source: bool = False,
 ) -> io.BufferedReader:
     """A buffered :class:`BoundedReader` (the usual way to read one)."""
-    return io.BufferedReader(
-        BoundedReader(raw, subject=subject, total=total, ratio=ratio, budget=budget), _CHUNK
+    reader = BoundedReader(
+        raw, subject=subject, total=total, ratio=ratio, budget=budget, close_source=close_source
     )
+    return io.BufferedReader(reader, _CHUNK)

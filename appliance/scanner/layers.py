@@ -39,7 +39,7 @@ from appliance.scanner.entrytrace import python_imports
 from appliance.scanner.image import LayerBlob
 from appliance.scanner.model import AnalysisResult, Package, Unknown
 from bundles import limits
-from bundles.decompress import BoundedReader, Budget, DecompressError
+from bundles.decompress import Budget, DecompressError, open_bounded
 from bundles.errors import StellaError
 from bundles.limits import LimitError, Unit
 from bundles.tarstream import TarError, TarMember, read_tar
@@ -168,7 +168,7 @@ def open_tar_stream(
     """The uncompressed tar bytes of a layer blob, whatever it is compressed with, within the
     layer caps (``scan.layer_bytes``, ``scan.layer_ratio``) and ``budget``; ``close`` closes
     ``raw`` with the stream."""
-    reader = BoundedReader(
+    return open_bounded(
         raw,
         subject=subject,
         total=LAYER_BYTES,
@@ -176,7 +176,6 @@ def open_tar_stream(
         budget=budget,
         close_source=close,
     )
-    return io.BufferedReader(reader, _CHUNK)
 
 
 # ---------------------------------------------------------------- paths
