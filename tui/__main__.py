@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from appliance.console.backend import HomeConsole
 from appliance.home import Home
-from appliance.service import ApplianceService
 from bundles.errors import StellaError
 from tui.app import StellaApp
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, required=True, help="the appliance home")
     args = parser.parse_args(argv)
     try:
-        service = ApplianceService(Home(args.home))
+        service = HomeConsole(Home(args.home))
     except StellaError as e:
         print(f"stella tui: {e.diagnostics()}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """``stella tui``: the operators' terminal UI.
 
 The app declares its screens and bindings only. Data comes from a
-:class:`appliance.service.Service`; every call to it runs in a worker; styles are in
+:class:`appliance.console.views.Console`; every call to it runs in a worker; styles are in
 ``styles/app.tcss``. It uses the terminal's own ANSI colors, so it reads the same on a
 16-color console over SSH.
 """
@@ -15,7 +15,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from appliance.service import Service
+from appliance.console.views import Console
 from tui.screens.audit import AuditScreen
 from tui.screens.base import MODE_KEYS
 from tui.screens.dashboard import DashboardScreen
@@ -45,7 +45,7 @@ class StellaApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Console) -> None:
         super().__init__()
         self.service = service
 

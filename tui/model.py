@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from appliance.console.views import FindingRow
 from appliance.match.model import Severity
-from appliance.service import FindingRow
 from appliance.vex.model import VexStatus
 
 SEVERITY_STEPS: tuple[Severity | None, ...] = (

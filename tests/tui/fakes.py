@@ -1,4 +1,4 @@
-"""A fake :class:`appliance.service.Service` with fixed data and a fixed clock, for rendering
+"""A fake :class:`appliance.console.views.Console` with fixed data and a fixed clock, for rendering
 tests (snapshots) and the benchmark. The end-to-end tests use the real service."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from appliance.match.model import Severity
-from appliance.service import (
+from appliance.console.views import (
     AUDIT_PAGE,
     AuditCheck,
     AuditEntry,
@@ -33,6 +32,7 @@ from appliance.service import (
     VerdictView,
     VexEntry,
 )
+from appliance.match.model import Severity
 from appliance.vex.model import VexStatus
 
 NOW = datetime(2026, 11, 23, 6, 0, 0, tzinfo=UTC)

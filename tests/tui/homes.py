@@ -1,6 +1,6 @@
 """A real appliance home with one gated image, built through the appliance's own services:
 ``stella init``, an image in the local store, a knowledge snapshot (OSV + KEV) and a gate.
-The TUI's end-to-end tests drive it through :class:`appliance.service.ApplianceService`."""
+The TUI's end-to-end tests drive it through :class:`appliance.console.backend.HomeConsole`."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Input, ProgressBar, Select, Static
 
 from appliance.auditor.package import verify_package
+from appliance.console.backend import HomeConsole
 from appliance.home import Home
-from appliance.service import ApplianceService
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from appliance.store.verdicts import VerdictStore
@@ -126,7 +126,7 @@ def home(tmp_path: Path) -> Home:
 
 
 def real_app(home: Home) -> StellaApp:
-    return StellaApp(ApplianceService(home, clock=lambda: NOW, settle=0))
+    return StellaApp(HomeConsole(home, clock=lambda: NOW, settle=0))
 
 
 @run
@@ -410,7 +410,7 @@ async def test_import_of_a_good_bundle_shows_each_step(
     bundle = tmp_path / "full.stella.tar.zst"
     mirror.export(bundle, "--snapshot", mirror.snapshots[0], "--sequence", "1")
     shutil.copy(bundle, appliance.home / "inbox" / bundle.name)
-    app = StellaApp(ApplianceService(Home(appliance.home), settle=0))
+    app = StellaApp(HomeConsole(Home(appliance.home), settle=0))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await press_settled(pilot, "m", "enter")

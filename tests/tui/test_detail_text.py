@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from rich.console import Console
 
-from appliance.service import FindingRow
+from appliance.console.views import FindingRow
 from tests.tui.fakes import finding
 from tui.screens.detail import finding_text
 

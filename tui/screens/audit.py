@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from appliance.service import AuditEntry, AuditPage
+from appliance.console.views import AuditEntry, AuditPage
 from bundles.errors import StellaError
 from tui.screens.base import describe, mode_keys, service_of
 

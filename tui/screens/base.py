@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 
-from appliance.service import Service, VexEntry
+from appliance.console.views import Console, VexEntry
 from bundles.errors import StellaError
 
 # (key, mode, footer label): the four top-level screens. The app binds the keys everywhere;
@@ -25,10 +25,10 @@ MODE_KEYS: tuple[tuple[str, str, str], ...] = (
 
 
 class HasService(Protocol):
-    service: Service
+    service: Console
 
 
-def service_of(app: App[object]) -> Service:
+def service_of(app: App[object]) -> Console:
     """The service of the running :class:`tui.app.StellaApp`."""
     return cast(HasService, app).service
 

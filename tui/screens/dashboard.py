@@ -15,7 +15,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from appliance.service import Dashboard
+from appliance.console.views import Dashboard
 from bundles.errors import StellaError
 from tui.screens.base import describe, label_grid, mode_keys, service_of, short
 

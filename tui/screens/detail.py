@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from appliance.service import (
+from appliance.console.views import (
     FindingRow,
     ImageFindings,
     RevokeRequest,

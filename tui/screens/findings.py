@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
-from appliance.service import ImageFindings
+from appliance.console.views import ImageFindings
 from bundles.errors import StellaError
 from tui.model import FindingFilter, FindingsModel, Flag
 from tui.screens.base import describe, service_of, short

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from appliance.service import ImageRow
+from appliance.console.views import ImageRow
 from bundles.errors import StellaError
 from tui.screens.base import describe, mode_keys, service_of
 from tui.screens.dashboard import VERDICT_STYLE

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from appliance.service import ImportOutcome, ImportStep
+from appliance.console.views import ImportOutcome, ImportStep
 from bundles.errors import StellaError
 from tui.screens.base import describe, mode_keys, service_of
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from appliance.service import FindingRow, VexEntry
+from appliance.console.views import FindingRow, VexEntry
 from tui.screens.base import vex_entry_text
 
 

@@ -14,7 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from appliance.service import FindingRow, ImageFindings, TriageRequest
+from appliance.console.views import FindingRow, ImageFindings, TriageRequest
 from appliance.vex.model import Justification, VexError, VexStatus, parse_time
 
 

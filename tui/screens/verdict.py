@@ -18,7 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from appliance.service import TriageResult, VerdictView
+from appliance.console.views import TriageResult, VerdictView
 from bundles.errors import StellaError
 from tui.screens.base import describe, label_grid, service_of
 from tui.screens.dashboard import VERDICT_STYLE

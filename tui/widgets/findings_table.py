@@ -20,7 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from appliance.service import FindingRow
+from appliance.console.views import FindingRow
 
 STATUS_LABELS = {
     "affected": "affected",

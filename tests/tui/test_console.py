@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from appliance.console.backend import HomeConsole
+from appliance.console.views import (
+    AUDIT_PAGE,
+    ConsoleError,
+    ImportStep,
+    RevokeRequest,
+    TriageRequest,
+)
 from appliance.home import Home
 from appliance.images import list_images
 from appliance.rva.gate import gate
-from appliance.service import (
-    AUDIT_PAGE,
-    ApplianceService,
-    ImportStep,
-    RevokeRequest,
-    ServiceError,
-    TriageRequest,
-)
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from appliance.store.vex import VexStore
@@ -47,8 +47,8 @@ def home(tmp_path: Path) -> Home:
 
 
 @pytest.fixture
-def service(home: Home) -> ApplianceService:
-    return ApplianceService(home, clock=lambda: NOW, settle=0)
+def service(home: Home) -> HomeConsole:
+    return HomeConsole(home, clock=lambda: NOW, settle=0)
 
 
 def _records(home: Home) -> int:
@@ -56,7 +56,7 @@ def _records(home: Home) -> int:
         return AuditLog(db).count()
 
 
-def test_reading_changes_nothing(home: Home, service: ApplianceService) -> None:
+def test_reading_changes_nothing(home: Home, service: HomeConsole) -> None:
     before = _records(home)
     service.dashboard()
     service.images()
@@ -68,7 +68,7 @@ def test_reading_changes_nothing(home: Home, service: ApplianceService) -> None:
     assert _records(home) == before
 
 
-def test_dashboard_and_images(service: ApplianceService) -> None:
+def test_dashboard_and_images(service: HomeConsole) -> None:
     d = service.dashboard()
     assert d.snapshot is not None
     assert (d.snapshot.id, d.snapshot.age_days, d.snapshot.stale) == ("stable/1", 3, False)
@@ -82,7 +82,7 @@ def test_dashboard_and_images(service: ApplianceService) -> None:
 
 
 def test_a_verdict_stays_with_its_image_when_the_tag_moves(
-    home: Home, service: ApplianceService
+    home: Home, service: HomeConsole
 ) -> None:
     """The newest verdict under ``app:1`` is about the image the tag named then; once the tag
     names another (ungated) image, the screens show that one as not gated."""
@@ -103,7 +103,7 @@ def test_an_index_shows_the_verdict_of_the_manifest_it_was_gated_through(
     build_index(home.oci, {"amd64": layers, "arm64": layers}, tag="multi:1")
     add_snapshot(home)
     gated = gate(home, "multi:1", at=GATED_AT, now=lambda: GATED_AT)
-    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    service = HomeConsole(home, clock=lambda: NOW, settle=0)
     (row,) = service.images()
     assert (row.name, row.verdict) == ("multi:1", gated.kind.value)
     view = service.verdict("multi:1")
@@ -114,14 +114,14 @@ def test_an_index_shows_the_verdict_of_the_manifest_it_was_gated_through(
 
 
 def test_stale_snapshot_is_flagged(home: Home) -> None:
-    later = ApplianceService(home, clock=lambda: NOW.replace(month=12, day=31))
+    later = HomeConsole(home, clock=lambda: NOW.replace(month=12, day=31))
     snapshot = later.dashboard().snapshot
     assert snapshot is not None
     assert snapshot.age_days == 41
     assert snapshot.stale
 
 
-def test_findings_carry_the_evidence_chain(service: ApplianceService) -> None:
+def test_findings_carry_the_evidence_chain(service: HomeConsole) -> None:
     view = service.findings(IMAGE)
     (row,) = view.rows
     assert (row.id, row.package, row.version, row.status) == (
@@ -139,7 +139,7 @@ def test_findings_carry_the_evidence_chain(service: ApplianceService) -> None:
     assert "PYSEC-2018-0001 PyPI/requests: 2.19.0 in [" in row.explanations[0]
 
 
-def test_triage_then_history_and_verdict(home: Home, service: ApplianceService) -> None:
+def test_triage_then_history_and_verdict(home: Home, service: HomeConsole) -> None:
     view = service.findings(IMAGE)
     row = view.rows[0]
     result = service.triage(
@@ -167,7 +167,7 @@ def test_triage_then_history_and_verdict(home: Home, service: ApplianceService) 
     assert service.verify_audit().ok
 
 
-def test_quarantined_bundles_and_refusals_are_listed(home: Home, service: ApplianceService) -> None:
+def test_quarantined_bundles_and_refusals_are_listed(home: Home, service: HomeConsole) -> None:
     bad = home.inbox / "junk.stella.tar.zst"
     bad.write_bytes(b"junk")
     outcome = service.import_bundle("junk.stella.tar.zst", lambda _: None)
@@ -185,12 +185,12 @@ def test_quarantined_bundles_and_refusals_are_listed(home: Home, service: Applia
     assert d.imports[1].accepted
 
 
-def test_unknown_bundle_is_an_error(service: ApplianceService) -> None:
-    with pytest.raises(ServiceError, match="no bundle 'nope.stella.tar.zst' in "):
+def test_unknown_bundle_is_an_error(service: HomeConsole) -> None:
+    with pytest.raises(ConsoleError, match="no bundle 'nope.stella.tar.zst' in "):
         service.import_bundle("nope.stella.tar.zst", lambda _: None)
 
 
-def test_tampered_audit_log_is_reported(home: Home, service: ApplianceService) -> None:
+def test_tampered_audit_log_is_reported(home: Home, service: HomeConsole) -> None:
     with open_state(home) as db, db.transaction("tamper") as conn:
         conn.execute("DROP TRIGGER audit_log_no_update")
         conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
@@ -200,7 +200,7 @@ def test_tampered_audit_log_is_reported(home: Home, service: ApplianceService) -
     assert (check.records, check.verified) == (2, 0)
 
 
-def test_audit_pages_by_sequence_number(home: Home, service: ApplianceService) -> None:
+def test_audit_pages_by_sequence_number(home: Home, service: HomeConsole) -> None:
     add_audit_records(home, 2 * AUDIT_PAGE + 8)  # + scan and gate: 110 records
     newest = service.audit()
     assert [e.seq for e in newest.entries] == list(range(110, 60, -1))
@@ -222,13 +222,13 @@ def test_audit_pages_by_sequence_number(home: Home, service: ApplianceService) -
     assert service.audit(after=60) == newest
 
 
-def _revoke(service: ApplianceService, key: str | None, reason: str = "now reachable") -> None:
+def _revoke(service: HomeConsole, key: str | None, reason: str = "now reachable") -> None:
     service.revoke(RevokeRequest(IMAGE, service.findings(IMAGE).digest, key, reason))
 
 
 def test_revoke_supersedes_the_exception_and_regates(tmp_path: Path) -> None:
     home, key = excepted_home(tmp_path / "home")
-    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    service = HomeConsole(home, clock=lambda: NOW, settle=0)
     view = service.findings(IMAGE)
     (row,) = view.rows
     assert (row.status, row.vex_statement) == (VexStatus.NOT_AFFECTED, key)
@@ -271,9 +271,9 @@ def test_revoke_refusals_change_nothing(
     tmp_path: Path, statement: str | None, reason: str, message: str
 ) -> None:
     home, key = excepted_home(tmp_path / "home")
-    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    service = HomeConsole(home, clock=lambda: NOW, settle=0)
     before = _records(home)
-    with pytest.raises(ServiceError) as caught:
+    with pytest.raises(ConsoleError) as caught:
         _revoke(service, key if statement == "KEY" else statement, reason)
     assert message.replace("KEY", key) in caught.value.message
     assert _records(home) == before
@@ -281,19 +281,19 @@ def test_revoke_refusals_change_nothing(
 
 def test_a_revocation_and_a_revoked_statement_cannot_be_revoked(tmp_path: Path) -> None:
     home, key = excepted_home(tmp_path / "home")
-    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    service = HomeConsole(home, clock=lambda: NOW, settle=0)
     revocation = vex_service.revoke(home, key, reason="by the CLI", at=NOW).statements[0].key
     before = _records(home)
     with pytest.raises(VexError, match=f"VEX statement {key} is already revoked by"):
         _revoke(service, key)  # a finding read before the CLI revoked it
-    with pytest.raises(ServiceError, match=f"{revocation} is itself the revocation of {key}"):
+    with pytest.raises(ConsoleError, match=f"{revocation} is itself the revocation of {key}"):
         _revoke(service, revocation)
     assert _records(home) == before
 
 
 def test_revoke_without_the_signing_key_is_an_error(tmp_path: Path) -> None:
     home, key = excepted_home(tmp_path / "home")
-    service = ApplianceService(home, clock=lambda: NOW, settle=0)
+    service = HomeConsole(home, clock=lambda: NOW, settle=0)
     home.appliance_key.rename(tmp_path / "elsewhere.key")
     with pytest.raises(StellaError) as caught:
         _revoke(service, key)
@@ -304,7 +304,7 @@ def test_revoke_without_the_signing_key_is_an_error(tmp_path: Path) -> None:
 
 def test_revoke_in_the_same_second_as_the_statement_is_refused(tmp_path: Path) -> None:
     home, key = excepted_home(tmp_path / "home")
-    service = ApplianceService(home, clock=lambda: EXCEPTED_AT, settle=0)
+    service = HomeConsole(home, clock=lambda: EXCEPTED_AT, settle=0)
     with pytest.raises(VexError, match="is not after the statement's"):
         _revoke(service, key)
 
@@ -320,7 +320,7 @@ def test_an_imported_bundle_leaves_the_inbox_even_if_reporting_fails(
     bundle = tmp_path / "full.stella.tar.zst"
     mirror.export(bundle, "--snapshot", mirror.snapshots[0], "--sequence", "1")
     shutil.copy(bundle, appliance.home / "inbox" / bundle.name)
-    service = ApplianceService(Home(appliance.home), settle=0)
+    service = HomeConsole(Home(appliance.home), settle=0)
 
     def progress(step: ImportStep) -> None:
         if step.done > 1:

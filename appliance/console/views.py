@@ -1,0 +1,357 @@
+"""What the operators' console shows and takes: the values and the :class:`Console` interface.
+
+The TUI never touches a store, a layout or a file in the home itself; it calls a
+:class:`Console` (:class:`appliance.console.backend.HomeConsole` over a home, or in rendering
+tests a fake with the same interface). Every answer is a frozen value the UI can render without
+further I/O. Each call is blocking and may take seconds (a findings view re-scans from the layer
+cache and re-matches), so the UI runs them in worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Final, Protocol
+
+from appliance.match.model import Finding, Severity
+from appliance.vex.merge import MergedFinding
+from appliance.vex.model import Justification, VexStatus, format_time
+from bundles.errors import StellaError
+
+STALE_AFTER_DAYS: Final = 30
+"""A snapshot older than this is shown as stale: the default policy's
+``max_snapshot_age_days``, past which gates report ``RISK.KNOWLEDGE.STALE``."""
+
+SEVERITY_ORDER: Final = tuple(sorted(Severity, key=lambda s: -s.rank))
+"""Severities worst first, the order every count is shown in."""
+
+AUDIT_PAGE: Final = 50
+"""Audit records per page: a few screenfuls on an 80x24 terminal, one cheap keyset query."""
+
+
+class ConsoleError(StellaError):
+    """The service cannot answer: an image or verdict the UI asked for does not exist."""
+
+
+# ---------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """The active knowledge snapshot, with its age at the time asked."""
+
+    digest: str
+    channel: str
+    sequence: int
+    created: str
+    imported: str
+    age_days: int
+    counts: tuple[tuple[str, int], ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.channel}/{self.sequence}"
+
+    @property
+    def stale(self) -> bool:
+        return self.age_days > STALE_AFTER_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class ImportEvent:
+    """One import or refused import, from the audit log."""
+
+    time: str
+    bundle: str
+    accepted: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedBundle:
+    name: str
+    time: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    snapshot: SnapshotInfo | None
+    imports: tuple[ImportEvent, ...]
+    quarantined: tuple[QuarantinedBundle, ...]
+    images: int
+    verdicts: tuple[tuple[str, int], ...]  # verdict (or "not gated") -> images
+    severities: tuple[tuple[str, int], ...]  # over the latest verdict of every image
+    under_investigation: int
+    kev: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRow:
+    name: str
+    digest: str
+    verdict: str | None
+    severities: tuple[tuple[str, int], ...]
+    last_scan: str | None
+    last_gate: str | None
+    snapshot: str | None  # id (channel/sequence) of the snapshot the verdict used
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """One finding of one image after the VEX merge, with all its detail."""
+
+    id: str
+    aliases: tuple[str, ...]
+    package: str
+    version: str
+    purl: str
+    severity: Severity
+    severity_detail: str
+    status: VexStatus
+    vex_statement: str | None
+    exception_expires: str | None
+    kev: str | None  # date added to KEV, "" when unknown; None when not in KEV
+    epss: tuple[str, str] | None  # score, percentile
+    cvss: tuple[tuple[str, float, str], ...]  # version, base score, vector
+    reachability: str
+    entrypoints: tuple[str, ...]
+    files: tuple[tuple[str, str | None], ...]  # path, layer digest
+    fixed_versions: tuple[str, ...]
+    fix_state: str
+    summary: str
+    explanations: tuple[str, ...]
+    severity_source: str = ""
+    # every rating seen, the deciding one first: source, provider, severity, score
+    ratings: tuple[tuple[str, str, str, float | None], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.id} {self.purl}"
+
+    @property
+    def fix_available(self) -> bool:
+        return bool(self.fixed_versions)
+
+    @property
+    def reachable(self) -> bool:
+        return self.reachability == "reachable"
+
+    @classmethod
+    def of(cls, merged: MergedFinding) -> FindingRow:
+        f: Finding = merged.finding
+        vex = merged.vex
+        return cls(
+            id=f.id,
+            aliases=f.aliases,
+            package=f.component.name,
+            version=f.component.version,
+            purl=f.component.purl,
+            severity=f.severity,
+            severity_detail=f.severity_detail,
+            status=merged.status,
+            vex_statement=vex.key if vex else None,
+            exception_expires=format_time(vex.expires) if vex and vex.expires else None,
+            kev=f.kev.date_added if f.kev else None,
+            epss=(f.epss.score, f.epss.percentile) if f.epss else None,
+            cvss=tuple((c.version, c.base_score, c.vector) for c in f.cvss),
+            reachability=f.reachable.value,
+            entrypoints=f.evidence.entrypoints,
+            files=tuple((e.path, e.layer) for e in f.evidence.files),
+            fixed_versions=f.fixed_versions,
+            fix_state=f.fix_state.value,
+            summary=f.summary,
+            explanations=tuple(m.explain() for m in f.matches),
+            severity_source=f.severity_source.value,
+            ratings=tuple(
+                (r.source.value, r.provider, r.severity.value, r.score) for r in f.ratings
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFindings:
+    """An image's findings at ``at``, as the gate would see them now."""
+
+    name: str
+    digest: str
+    at: str
+    snapshot: str | None
+    rows: tuple[FindingRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VexEntry:
+    """One statement about a vulnerability, for a finding's history."""
+
+    key: str
+    status: str
+    origin: str
+    timestamp: str
+    justification: str | None
+    text: str  # impact, action or notes
+    expires: str | None
+    revokes: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriageRequest:
+    """An operator's decision about one finding of one image."""
+
+    image: str
+    digest: str
+    vulnerability: str
+    purl: str
+    status: VexStatus
+    justification: Justification | None
+    text: str  # impact statement (not_affected) or action statement (affected)
+    expires: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeRequest:
+    """An operator's revocation of the statement in force for one finding of one image."""
+
+    image: str
+    digest: str
+    statement: str | None  # the key of the statement in force; None when none is
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TriageResult:
+    """A VEX change (a triage or a revocation) and the image's verdict before and after."""
+
+    statement: str
+    vex_audit_seq: int
+    before: str | None
+    after: str
+    reason_codes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictView:
+    """The latest verdict of an image, read back from its verified signed bundle."""
+
+    image: str
+    digest: str
+    verdict: str
+    evaluation_time: str
+    reason_codes: tuple[str, ...]
+    reasons: tuple[tuple[str, str], ...]  # code, message
+    explanation: str
+    evidence: tuple[tuple[str, str], ...]  # role, digest
+    policy: str
+    snapshot: str | None
+    bundle: str
+    referrer: str
+    audit_seq: int
+    signer: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictCheck:
+    """What verifying an image's newest signed verdict proved."""
+
+    verdict: str
+    statement: str
+    signer: str
+    evidence: int  # evidence blobs present and matching their digests
+    audit_seq: int | None  # the gate's record in the (verified) audit chain
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedPackage:
+    path: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    name: str
+    files: tuple[str, ...]
+    ready: bool
+    sequence: int | None
+    channel: str | None
+    missing: tuple[str, ...]
+    companions: tuple[str, ...] = ()  # e.g. the parts manifest travelling with the parts
+
+
+@dataclass(frozen=True, slots=True)
+class ImportStep:
+    """One step of an import as the UI shows it: ``done`` of ``total`` once it finished."""
+
+    done: int
+    total: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcome:
+    accepted: bool
+    bundle: str
+    steps: tuple[str, ...]
+    reason: str | None = None
+    quarantined: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    time: str
+    actor: str
+    action: str
+    subject: str
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """A page of the audit log, newest first, and where it lies: ``newer`` records come
+    before it in that order and ``older`` after it, of ``total``."""
+
+    entries: tuple[AuditEntry, ...]
+    total: int
+    newer: int
+    older: int
+
+    @property
+    def first(self) -> int:
+        """The page's first entry counted from the newest record (1-based); 0 when empty."""
+        return self.newer + 1 if self.entries else 0
+
+    @property
+    def last(self) -> int:
+        return self.newer + len(self.entries)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditCheck:
+    ok: bool
+    records: int
+    verified: int
+    problem: str | None
+
+
+class Console(Protocol):
+    """What the TUI may ask of the appliance."""
+
+    def now(self) -> datetime: ...
+    def dashboard(self) -> Dashboard: ...
+    def images(self) -> tuple[ImageRow, ...]: ...
+    def findings(self, image: str) -> ImageFindings: ...
+    def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]: ...
+    def triage(self, request: TriageRequest) -> TriageResult: ...
+    def revoke(self, request: RevokeRequest) -> TriageResult: ...
+    def verdict(self, image: str) -> VerdictView | None: ...
+    def verify_verdict(self, image: str) -> VerdictCheck: ...
+    def export_audit_package(self, image: str, out: Path) -> ExportedPackage: ...
+    def inbox(self) -> tuple[InboxEntry, ...]: ...
+    def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome: ...
+    def audit(
+        self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE
+    ) -> AuditPage: ...
+    def verify_audit(self) -> AuditCheck: ...
