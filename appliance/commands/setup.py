@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from appliance.home import Home
+from appliance.intake.trust_store import TrustStore
+from appliance.intake.upstream import PolicyStore, Rule, UpstreamPolicyError
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
-from appliance.trust_store import TrustStore
-from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import UsageError

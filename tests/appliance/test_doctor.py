@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from appliance.cli import cli as stella
 from appliance.doctor import Check, Doctor, Limits, Status
 from appliance.home import Home
+from appliance.intake.trust_store import TrustStore
 from appliance.store.db import Database
-from appliance.trust_store import TrustStore
 from bundles.oci.layout import OCILayout
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 

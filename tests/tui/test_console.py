@@ -16,7 +16,7 @@ from appliance.console.views import (
     TriageRequest,
 )
 from appliance.home import Home
-from appliance.images import list_images
+from appliance.imagestore.catalog import list_images
 from appliance.rva.gate import gate
 from appliance.store import open_state
 from appliance.store.audit import AuditLog

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from appliance import gc
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.images import remove
+from appliance.imagestore import gc
+from appliance.imagestore.catalog import remove
 from appliance.rva.gate import GateResult
 from appliance.store import open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from appliance.auditor.errors import SigstoreVerifyError
-from appliance.rva.sigstore import ACCEPTED
+from appliance.sigstore.bundle import ACCEPTED
 from bundles import canonical, dsse, limits
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, StellaError
