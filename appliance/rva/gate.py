@@ -35,7 +35,8 @@ from appliance.rva.evaluate import (
     evaluate,
 )
 from appliance.scanner.image import ImageRef, InputKind
-from appliance.scanner.service import ScanResult, scan_image
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import scan_image
 from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
