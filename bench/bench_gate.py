@@ -61,7 +61,8 @@ from bundles.intoto import Statement, Subject  # noqa: E402
 from bundles.keys import PrivateKey  # noqa: E402
 from bundles.oci import Descriptor, OCILayout  # noqa: E402
 from bundles.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST  # noqa: E402
-from bundles.signer import PIN_ENV, Signer, generate_signer  # noqa: E402
+from bundles.pkcs11_uri import PIN_ENV  # noqa: E402
+from bundles.signer import Signer, generate_signer  # noqa: E402
 
 AT = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 TARGET = 0.5

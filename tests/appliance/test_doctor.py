@@ -249,7 +249,7 @@ def test_temporary_files_of_a_killed_writer_are_reported(healthy: Home) -> None:
     code = (
         "import os, signal, sys\n"
         "from bundles.oci import OCILayout\n"
-        "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+        "fd, _ = OCILayout.open(sys.argv[1]).new_blob_file()\n"
         "os.write(fd, b'x' * 5000)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -23,7 +23,7 @@ from appliance.vex import service as vex_service
 from bundles import dsse
 from bundles.intoto import verify_statement
 from bundles.keys import PublicKey
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info

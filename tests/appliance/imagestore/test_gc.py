@@ -146,11 +146,11 @@ def test_stale_temporary_files_are_removed(gated: tuple[Home, GateResult]) -> No
 
 def test_a_killed_writers_files_go_at_once_a_live_ones_stay(gated: tuple[Home, GateResult]) -> None:
     home, _ = gated
-    live_fd, live = OCILayout.open(home.oci)._new_blob_file()  # a concurrent import's blob
+    live_fd, live = OCILayout.open(home.oci).new_blob_file()  # a concurrent import's blob
     code = (
         "import os, signal, sys\n"
         "from bundles.oci import OCILayout\n"
-        "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+        "fd, _ = OCILayout.open(sys.argv[1]).new_blob_file()\n"
         "os.write(fd, b'x' * 100)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
