@@ -10,7 +10,6 @@ statement a revocation supersedes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +36,7 @@ from appliance.vex.model import (
 )
 from appliance.vex.openvex import authored_document, statements_of
 from bundles import __version__, canonical, limits
+from bundles.bounded import read_open_file
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError
 from bundles.intoto import Statement, Subject, sign_statement
@@ -272,16 +272,13 @@ def _read_bytes(path: Path) -> bytes:
     """The file's bytes, refused past the ``vex.document_bytes`` cap before they are read."""
     try:
         with open(path, "rb") as fh:
-            limits.check(DOCUMENT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
-            data = fh.read(DOCUMENT_BYTES.value() + 1)
+            return read_open_file(fh, DOCUMENT_BYTES, str(path))
     except FileNotFoundError as e:
         raise VexError(f"{path}: no such file", hint="check the path") from e
     except IsADirectoryError as e:
         raise VexError(f"{path}: is a directory, not a VEX document") from e
     except OSError as e:
         raise VexError(f"{path}: cannot read: {e.strerror}") from e
-    limits.check(DOCUMENT_BYTES, len(data), str(path))
-    return data
 
 
 def read_document(path: Path) -> dict[str, Any]:
