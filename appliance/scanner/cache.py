@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from appliance.scanner.analyzers.registry import Registry
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.layers import WALK_VERSION, LayerRecord
 from appliance.store.db import Database, Schema
 from bundles import limits
@@ -50,7 +50,7 @@ SCHEMA: Final = Schema(
 )
 
 
-def analyzers_key(registry: Registry) -> str:
+def analyzers_key(registry: AnalyzerTable) -> str:
     """The part of a cache key the analyzers contribute (walk version included), and the
     scan caps in force: what a layer over a cap yields changes when the cap is raised."""
     versions: Mapping[str, int] = registry.versions()

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from appliance.home import Home
 from appliance.scanner import cyclonedx
-from appliance.scanner.analyzers.registry import DEFAULT, IMAGE_KINDS, Registry
+from appliance.scanner.analyzers.table import DEFAULT, IMAGE_KINDS, AnalyzerTable
 from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key
 from appliance.scanner.entrytrace import EntryTrace, trace
 from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, open_image
@@ -48,12 +48,12 @@ IMAGE_REGISTRY = DEFAULT.select(IMAGE_KINDS)
 
 
 def _walk_in_child(blob: LayerBlob, names: tuple[str, ...]) -> dict[str, Any]:
-    registry = Registry(DEFAULT.get(n) for n in names)
+    registry = AnalyzerTable(DEFAULT.get(n) for n in names)
     return walk_blob(blob, registry).to_dict()
 
 
 def walk_layers(
-    layers: Sequence[Layer], registry: Registry, *, jobs: int | None = None
+    layers: Sequence[Layer], registry: AnalyzerTable, *, jobs: int | None = None
 ) -> dict[Digest, LayerRecord]:
     """Walk the given layers, in parallel processes when there are several and several CPUs
     (the analyzers of ``registry`` must be in the default table, as the children rebuild it)."""
@@ -80,7 +80,7 @@ def walk_layers(
 
 def layer_records(
     image: OpenedImage,
-    registry: Registry,
+    registry: AnalyzerTable,
     cache: LayerCache | None,
 ) -> tuple[list[LayerRecord], tuple[Digest, ...]]:
     """Each layer's record, bottom first; and which layers came from the cache."""
@@ -122,7 +122,7 @@ def within_image_cap(layers: Sequence[Layer], records: list[LayerRecord]) -> lis
 def build_result(
     image: OpenedImage,
     records: Sequence[LayerRecord],
-    registry: Registry,
+    registry: AnalyzerTable,
     cached: tuple[Digest, ...] = (),
 ) -> ScanResult:
     squashed = squash(records, registry)
@@ -156,7 +156,7 @@ def build_result(
 
 def _result(
     image: OpenedImage,
-    registry: Registry,
+    registry: AnalyzerTable,
     analysis: AnalysisResult,
     found: tuple[FoundPackage, ...],
     entry_trace: EntryTrace,
@@ -194,7 +194,7 @@ def scan_image(
     *,
     platform: str | None = None,
     cache: bool | Path | LayerCache = True,
-    registry: Registry = IMAGE_REGISTRY,
+    registry: AnalyzerTable = IMAGE_REGISTRY,
     audit: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ScanResult:
@@ -232,7 +232,7 @@ def _scan(
     ref: str,
     platform: str | None,
     cache: bool | Path | LayerCache,
-    registry: Registry,
+    registry: AnalyzerTable,
 ) -> ScanResult:
     image = open_image(
         ImageRef.parse(ref), store=home.oci if home is not None else None, platform=platform
@@ -256,7 +256,9 @@ def _scan(
     return result
 
 
-def _scan_layers(image: OpenedImage, registry: Registry, cache: LayerCache | None) -> ScanResult:
+def _scan_layers(
+    image: OpenedImage, registry: AnalyzerTable, cache: LayerCache | None
+) -> ScanResult:
     """The same image (config and layers) scanned before with the same analyzers is one
     cache row; otherwise each layer's record comes from the cache or a walk."""
     key = image_key(image, registry)
@@ -278,7 +280,7 @@ SCAN_VERSION: Final = 2
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 
-def image_key(image: OpenedImage, registry: Registry) -> str:
+def image_key(image: OpenedImage, registry: AnalyzerTable) -> str:
     text = json.dumps(
         {
             "scan": SCAN_VERSION,
@@ -300,7 +302,9 @@ def result_to_cache(result: ScanResult) -> dict[str, Any]:
     }
 
 
-def result_from_cache(image: OpenedImage, registry: Registry, stored: dict[str, Any]) -> ScanResult:
+def result_from_cache(
+    image: OpenedImage, registry: AnalyzerTable, stored: dict[str, Any]
+) -> ScanResult:
     analysis = AnalysisResult.from_dict(stored["analysis"])
     found = tuple(
         FoundPackage(package, purl, tuple(Evidence.from_dict(e) for e in evidence))

@@ -16,7 +16,7 @@ from typing import Final
 from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
 )
-from appliance.scanner.analyzers.registry import Registry
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.collect import Collector
 from appliance.scanner.filetree import FileTree
 from appliance.scanner.layers import EntryKind, LayerRecord
@@ -60,7 +60,7 @@ def link_problem(tree: FileTree, path: str) -> str:
     return ""
 
 
-def _database_problem(tree: FileTree, path: str, registry: Registry) -> str:
+def _database_problem(tree: FileTree, path: str, registry: AnalyzerTable) -> str:
     """Why the package database at ``path`` was not read, or "" when it was (or is absent)."""
     located = tree.get(path)
     if located is None:
@@ -96,7 +96,7 @@ def _database_problem(tree: FileTree, path: str, registry: Registry) -> str:
     )
 
 
-def unread_databases(tree: FileTree, registry: Registry) -> list[Unknown]:
+def unread_databases(tree: FileTree, registry: AnalyzerTable) -> list[Unknown]:
     """Package databases (dpkg status, apk installed, rpmdb, os-release) that exist in some
     form but could not be read as files: a link (loop, long chain, dangling, absolute, to
     another file), a directory, a device, or a path reached through a linked directory. An
@@ -119,7 +119,7 @@ def unread_databases(tree: FileTree, registry: Registry) -> list[Unknown]:
     return out
 
 
-def squash(records: Iterable[LayerRecord], registry: Registry) -> Squashed:
+def squash(records: Iterable[LayerRecord], registry: AnalyzerTable) -> Squashed:
     """Apply the layers bottom-up and merge the analyzers' surviving partial results."""
     tree = FileTree()
     collector = Collector(registry)

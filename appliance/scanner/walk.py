@@ -25,7 +25,7 @@ from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
     InputTooLargeError,
 )
-from appliance.scanner.analyzers.registry import Registry
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.collect import run_analyzer
 from appliance.scanner.entrytrace import python_imports
 from appliance.scanner.image import LayerBlob
@@ -104,7 +104,7 @@ def is_python_source(path: str) -> bool:
 class _Walk:
     """State of one layer's walk."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: AnalyzerTable) -> None:
         self.registry = registry
         self.entries: list[Entry] = []
         self.whiteouts: list[str] = []
@@ -232,7 +232,7 @@ class _Unclosable(io.BufferedReader):
 
 def walk_tar(
     stream: BinaryIO,
-    registry: Registry,
+    registry: AnalyzerTable,
     *,
     source: str = "layer",
     reopen: Callable[[], BinaryIO] | None = None,
@@ -365,7 +365,7 @@ def over_cap(digest: object, cap: limits.Cap, message: str, size: int = 0) -> La
     return LayerRecord(unknowns=(Unknown(str(digest), reason, LAYERS),), size=size)
 
 
-def walk_blob(blob: LayerBlob, registry: Registry) -> LayerRecord:
+def walk_blob(blob: LayerBlob, registry: AnalyzerTable) -> LayerRecord:
     """Walk a layer blob: decompress (within the layer caps), walk, and check the digest at
     the end. A layer over a cap is returned as :func:`over_cap`; a damaged one raises."""
     subject = f"layer {blob.digest}"
@@ -395,7 +395,7 @@ def _without_subject(message: str, subject: str) -> str:
     return message.removeprefix(subject + ": ")
 
 
-def walk_rootfs(root: Path, registry: Registry) -> LayerRecord:
+def walk_rootfs(root: Path, registry: AnalyzerTable) -> LayerRecord:
     """An unpacked root file system (``dir:``) as a single layer; symlinks are not followed."""
     base = Path(root)
     walk = _Walk(registry)

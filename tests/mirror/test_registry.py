@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from bundles.digest import Digest
 from bundles.oci import OCILayout
 from mirror.cli import cli
-from mirror.images import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
+from mirror.image_copy import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
 from mirror.registry import (
     Challenge,
     Credentials,

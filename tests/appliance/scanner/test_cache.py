@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind
-from appliance.scanner.analyzers.registry import DEFAULT, Registry
+from appliance.scanner.analyzers.table import DEFAULT, AnalyzerTable
 from appliance.scanner.cache import LayerCache, analyzers_key
 from appliance.scanner.layers import LayerRecord
 from appliance.scanner.model import AnalysisResult, Package, PackageType
@@ -56,8 +56,10 @@ def test_round_trip_and_miss(tmp_path: Path) -> None:
 
 
 def test_key_changes_with_any_analyzer_version() -> None:
-    assert analyzers_key(Registry([CountingAnalyzer()])) != analyzers_key(Registry([CountingV2()]))
-    assert analyzers_key(DEFAULT) == analyzers_key(Registry(list(DEFAULT)))
+    assert analyzers_key(AnalyzerTable([CountingAnalyzer()])) != analyzers_key(
+        AnalyzerTable([CountingV2()])
+    )
+    assert analyzers_key(DEFAULT) == analyzers_key(AnalyzerTable(list(DEFAULT)))
 
 
 def test_prune_and_damaged_entries(tmp_path: Path) -> None:
@@ -75,7 +77,7 @@ def test_second_image_sharing_the_base_layer_reuses_it(tmp_path: Path) -> None:
     base = [*BASE, F("opt/base.marker", b"from-base")]
     build_image(tmp_path / "a", [base, [F("opt/a.marker", b"only-a")]], tag="a:1")
     build_image(tmp_path / "b", [base, [F("opt/b.marker", b"only-b")]], tag="b:1")
-    registry = Registry([*IMAGE_REGISTRY, CountingAnalyzer()])
+    registry = AnalyzerTable([*IMAGE_REGISTRY, CountingAnalyzer()])
     CountingAnalyzer.calls.clear()
     with LayerCache.open(tmp_path / "cache.db") as cache:
         first = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
@@ -93,7 +95,7 @@ def test_new_analyzer_version_walks_again(tmp_path: Path) -> None:
     build_image(tmp_path / "a", [[F("x.marker", b"pkg")]], tag="a:1")
     CountingAnalyzer.calls.clear()
     with LayerCache.open(tmp_path / "cache.db") as cache:
-        for registry in (Registry([CountingAnalyzer()]), Registry([CountingV2()])):
+        for registry in (AnalyzerTable([CountingAnalyzer()]), AnalyzerTable([CountingV2()])):
             scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
     assert CountingAnalyzer.calls == ["x.marker", "x.marker"]
 
@@ -107,7 +109,7 @@ def test_no_cache_without_home(tmp_path: Path) -> None:
 
 def test_same_image_again_is_one_cached_row(tmp_path: Path) -> None:
     build_image(tmp_path / "a", [BASE, [F("opt/a.marker", b"only-a")]], tag="a:1")
-    registry = Registry([*IMAGE_REGISTRY, CountingAnalyzer()])
+    registry = AnalyzerTable([*IMAGE_REGISTRY, CountingAnalyzer()])
     with LayerCache.open(tmp_path / "cache.db") as cache:
         first = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
         with cache.db.transaction() as conn:

@@ -14,7 +14,7 @@ from appliance.scanner.analyzers.interface import (
     InputTooLargeError,
 )
 from appliance.scanner.analyzers.os_release import OSReleaseAnalyzer
-from appliance.scanner.analyzers.registry import Registry
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.collect import Collector, analyze_file, run_analyzer
 from appliance.scanner.model import AnalysisResult, Unknown
 
@@ -52,7 +52,7 @@ class BadMerge(Exploding):
 
 
 def test_upper_layer_replaces_and_whiteout_removes() -> None:
-    collector = Collector(Registry([OSReleaseAnalyzer(), DpkgAnalyzer()]))
+    collector = Collector(AnalyzerTable([OSReleaseAnalyzer(), DpkgAnalyzer()]))
     collector.add(AnalyzerInput.from_bytes(STATUS, status("base", "old")))
     collector.add(AnalyzerInput.from_bytes("var/lib/dpkg/info/old.list", b"/usr/bin/old\n"))
     collector.add(AnalyzerInput.from_bytes("etc/os-release", b"ID=debian\nVERSION_ID=12\n"))
@@ -78,7 +78,7 @@ def test_cached_results_are_replayed_with_set() -> None:
 
 
 def test_a_crashing_analyzer_is_an_unknown_and_the_rest_goes_on() -> None:
-    collector = Collector(Registry([Exploding(), DpkgAnalyzer(), BadMerge()]))
+    collector = Collector(AnalyzerTable([Exploding(), DpkgAnalyzer(), BadMerge()]))
     collector.add(AnalyzerInput.from_bytes(STATUS, status("app")))
     result = collector.finish()
     assert [p.name for p in result.packages] == ["app"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.scanner.analyzers.registry import DEFAULT
+from appliance.scanner.analyzers.table import DEFAULT
 from appliance.scanner.filetree import FileTree
 from appliance.scanner.image import ImageRef, open_image
 from appliance.scanner.layers import EntryKind, LayerError, LayerRecord

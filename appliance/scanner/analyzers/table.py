@@ -16,7 +16,7 @@ from appliance.scanner.analyzers.dotnet import DotnetDepsAnalyzer
 from appliance.scanner.analyzers.dpkg import DpkgAnalyzer
 from appliance.scanner.analyzers.gem import GemAnalyzer
 from appliance.scanner.analyzers.gobinary import GoBinaryAnalyzer
-from appliance.scanner.analyzers.interface import Analyzer, AnalyzerKind, RegistryError
+from appliance.scanner.analyzers.interface import Analyzer, AnalyzerKind, AnalyzerTableError
 from appliance.scanner.analyzers.java import JavaAnalyzer
 from appliance.scanner.analyzers.npm import NpmAnalyzer, NpmLockAnalyzer
 from appliance.scanner.analyzers.os_release import OSReleaseAnalyzer
@@ -24,7 +24,7 @@ from appliance.scanner.analyzers.python import PythonAnalyzer
 from appliance.scanner.analyzers.rpm import RpmAnalyzer
 
 
-class Registry:
+class AnalyzerTable:
     """An ordered, name-unique set of analyzers."""
 
     __slots__ = ("_analyzers", "_by_name")
@@ -34,7 +34,7 @@ class Registry:
         self._by_name: dict[str, Analyzer] = {}
         for analyzer in self._analyzers:
             if analyzer.name in self._by_name:
-                raise RegistryError(
+                raise AnalyzerTableError(
                     f"analyzer name {analyzer.name!r} is registered twice "
                     f"({type(self._by_name[analyzer.name]).__name__} and "
                     f"{type(analyzer).__name__})",
@@ -55,7 +55,7 @@ class Registry:
         try:
             return self._by_name[name]
         except KeyError:
-            raise RegistryError(
+            raise AnalyzerTableError(
                 f"no analyzer named {name!r}", hint=f"known: {', '.join(self.names())}"
             ) from None
 
@@ -63,22 +63,22 @@ class Registry:
         """Name -> version, the part of a layer cache key that analyzers contribute."""
         return {a.name: a.version for a in self._analyzers}
 
-    def select(self, kinds: Iterable[AnalyzerKind]) -> Registry:
+    def select(self, kinds: Iterable[AnalyzerKind]) -> AnalyzerTable:
         """The analyzers of the given kinds, in table order."""
         wanted = frozenset(kinds)
-        return Registry(a for a in self._analyzers if a.kind in wanted)
+        return AnalyzerTable(a for a in self._analyzers if a.kind in wanted)
 
-    def without(self, names: Sequence[str]) -> Registry:
+    def without(self, names: Sequence[str]) -> AnalyzerTable:
         for name in names:
             self.get(name)
-        return Registry(a for a in self._analyzers if a.name not in names)
+        return AnalyzerTable(a for a in self._analyzers if a.name not in names)
 
     def required(self, path: str, mode: int) -> tuple[Analyzer, ...]:
         """The analyzers that want this file (no I/O)."""
         return tuple(a for a in self._analyzers if a.required(path, mode))
 
 
-DEFAULT: Final = Registry(
+DEFAULT: Final = AnalyzerTable(
     (
         OSReleaseAnalyzer(),
         DpkgAnalyzer(),

@@ -12,7 +12,7 @@ from appliance.versions import (
     scheme_names,
     supported_ecosystems,
 )
-from appliance.versions.registry import _unique
+from appliance.versions.schemes import _unique
 
 
 def test_every_scheme_is_registered_once() -> None:
