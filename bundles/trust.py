@@ -34,6 +34,7 @@ from tuf.api.serialization.json import JSONSerializer
 
 from bundles import canonical, limits
 from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.errors import CanonicalJSONError, KeyError_, TrustError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
@@ -135,21 +136,6 @@ def _public_key(key: SSlibKeyBase, source: str) -> PublicKey:
             hint="keyids are the SHA-256 of the key's SubjectPublicKeyInfo",
         )
     return public
-
-
-def kind_of(value: Any) -> str:
-    """What a JSON value is, in the words an error message uses."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
 
 
 def _format_error(source: str, field: str, message: str) -> TrustRootFormatError:
@@ -525,6 +511,5 @@ __all__ = [
     "TrustRootRollbackError",
     "TrustRootSignatureError",
     "check_shape",
-    "kind_of",
     "sign_root",
 ]

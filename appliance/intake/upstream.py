@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from bundles import canonical, limits
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import BundleError, CanonicalJSONError, StellaError, TrustError
 from bundles.keys import PublicKey
@@ -44,7 +45,6 @@ from bundles.oci import Descriptor, ImageManifest, OCILayout
 from bundles.oci.files import atomic_write, exclusive_lock
 from bundles.oci.manifest import Manifest
 from bundles.oci.mediatypes import EMPTY_JSON, EMPTY_JSON_DIGEST, OCI_EMPTY, OCI_MANIFEST
-from bundles.trust import kind_of
 
 POLICY_FILE: Final = "upstream.json"
 POLICY_VERSION: Final = 1

@@ -19,10 +19,10 @@ from typing import Any, Final
 
 from bundles import canonical, limits
 from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, StellaError
 from bundles.limits import Unit
-from bundles.trust import kind_of
 
 DEFAULT_DIR: Final = Path(__file__).parent / "default"
 FILE_BYTES: Final = limits.cap(

@@ -35,12 +35,12 @@ from appliance.auditor.errors import SigstoreVerifyError
 from appliance.sigstore.bundle import ACCEPTED
 from bundles import canonical, dsse, limits
 from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, StellaError
 from bundles.intoto import Statement
 from bundles.keys import PublicKey
 from bundles.limits import Unit
-from bundles.trust import kind_of
 
 if TYPE_CHECKING:  # sigstore-python takes a second to import: only the checks that need it do
     from sigstore.models import TrustedRoot

@@ -9,9 +9,9 @@ from enum import StrEnum
 from typing import Any, Final
 
 from bundles import limits
+from bundles.canonical import kind_of
 from bundles.errors import StellaError
 from bundles.limits import Unit
-from bundles.trust import kind_of
 
 STATEMENTS: Final = limits.cap(
     "vex.statements",

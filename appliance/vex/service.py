@@ -37,12 +37,12 @@ from appliance.vex.model import (
 from appliance.vex.openvex import authored_document, statements_of
 from bundles import __version__, canonical, limits
 from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError
 from bundles.intoto import Statement, Subject, sign_statement
 from bundles.limits import Unit
 from bundles.snapshot import DatasetType
-from bundles.trust import kind_of
 
 PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/vex/v1"
 DOCUMENT_BYTES: Final = limits.cap(

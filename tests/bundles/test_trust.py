@@ -177,7 +177,7 @@ def _shape_error(edit) -> str:  # type: ignore[no-untyped-def]
         ),
         (
             lambda d: d["signed"].update(version=False),
-            "r.json: signed.version must be a whole number, not true/false",
+            "r.json: signed.version must be a whole number, not a boolean",
         ),
         (
             lambda d: d["signed"]["roles"].pop("snapshot"),
