@@ -17,7 +17,6 @@ from appliance.scanner.layers import (
     LayerError,
     LayerRecord,
     clean_path,
-    read_tar,
     squash,
     walk_blob,
     walk_tar,
@@ -25,6 +24,7 @@ from appliance.scanner.layers import (
 from appliance.scanner.model import PackageType
 from appliance.scanner.service import IMAGE_REGISTRY
 from bundles.errors import DigestError
+from bundles.tarstream import read_tar
 from tests.appliance.scanner.layouts import (
     OS_RELEASE,
     STATUS_BASE,
