@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import SUBDIRS, Home
-from appliance.inbox import scan_inbox, unreadable_text
+from appliance.intake.inbox import scan_inbox, unreadable_text
+from appliance.intake.trust_store import TrustStore
 from appliance.store.audit import AuditLog
 from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
-from appliance.trust_store import TrustStore
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.keys import PublicKey

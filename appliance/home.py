@@ -34,15 +34,8 @@ from typing import Any, Final
 from bundles import canonical
 from bundles.errors import CanonicalJSONError, ConfigError, UsageError
 from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
-from bundles.signer import (
-    Pkcs11KeyMissingError,
-    Signer,
-    close_signer,
-    generate_signer,
-    is_pkcs11_uri,
-    load_signer,
-    parse_pkcs11_uri,
-)
+from bundles.pkcs11_uri import Pkcs11KeyMissingError, is_pkcs11_uri, parse_pkcs11_uri
+from bundles.signer import Signer, close_signer, generate_signer, load_signer
 
 MARKER = ".stella-home"
 SUBDIRS = ("oci", "keys", "trust", "inbox", "quarantine", "staging")

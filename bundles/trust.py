@@ -18,7 +18,6 @@ Every check takes ``now`` explicitly: no function here reads the clock.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
 from bundles import canonical, limits
+from bundles.bounded import read_open_file
 from bundles.errors import CanonicalJSONError, KeyError_, TrustError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
@@ -355,8 +355,7 @@ class TrustRoot:
     def load(cls, path: Path) -> TrustRoot:
         try:
             with open(path, "rb") as fh:
-                limits.check(ROOT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
-                data = fh.read(ROOT_BYTES.value() + 1)
+                data = read_open_file(fh, ROOT_BYTES, str(path))
         except OSError as e:
             raise TrustRootFormatError(f"{path}: cannot read trust root: {e.strerror}") from e
         return cls.from_bytes(data, source=str(path))

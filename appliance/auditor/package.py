@@ -47,7 +47,7 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from appliance import images
 from appliance.home import Home
+from appliance.imagestore import catalog as images
 from bundles.clikit import CliContext, pass_ctx
 
 

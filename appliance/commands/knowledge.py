@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from appliance.home import Home
-from appliance.importer import Importer
-from appliance.inbox import ImportLock
+from appliance.intake.importer import Importer
+from appliance.intake.inbox import ImportLock
 from appliance.rescan import mark_activated
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction

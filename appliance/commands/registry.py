@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from appliance import gc
 from appliance.home import Home
+from appliance.imagestore import gc
 from appliance.registry.auth import Authenticator, credentials_from_env
 from appliance.registry.errors import ServeConfigError
 from bundles.clikit import CliContext, pass_ctx

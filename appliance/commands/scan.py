@@ -22,7 +22,8 @@ from appliance.match.service import inventory_of, match_inventory
 from appliance.report import Format, render
 from appliance.report.spdx import render_spdx
 from appliance.rva.gate import read_snapshot
-from appliance.scanner.service import ScanResult, scan_image
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import scan_image
 from appliance.store.knowledge import KnowledgeStore
 from appliance.vex.merge import MergedFinding, merge
 from appliance.vex.model import parse_time

@@ -32,7 +32,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
 from appliance.home import Home
-from appliance.images import open_store
+from appliance.imagestore.catalog import open_store
 from appliance.registry.auth import Authenticator
 from appliance.registry.bodies import BodyError, body_stream
 from appliance.registry.errors import ServeConfigError

@@ -29,7 +29,7 @@ from appliance.vex.model import Justification, VexStatus, format_time
 from bundles import __version__, canonical
 
 if TYPE_CHECKING:
-    from appliance.scanner.service import FoundPackage, ScanResult
+    from appliance.scanner.result import FoundPackage, ScanResult
 
 CONTEXT: Final = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
 SPEC_VERSION: Final = "3.0.1"

@@ -10,7 +10,6 @@ statement a revocation supersedes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from appliance.home import Home
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore
-from appliance.store.vex import StoredDocument, VexStore
+from appliance.store.vex import StatementRow, StoredDocument, VexStore
 from appliance.vex import csaf, cyclonedx
 from appliance.vex.csaf import is_csaf
 from appliance.vex.cyclonedx import is_cyclonedx
@@ -37,6 +36,7 @@ from appliance.vex.model import (
 )
 from appliance.vex.openvex import authored_document, statements_of
 from bundles import __version__, canonical, limits
+from bundles.bounded import read_open_file
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError
 from bundles.intoto import Statement, Subject, sign_statement
@@ -134,7 +134,7 @@ def _store(
                     added=format_time(at),
                     actor=os_actor(command),
                 ),
-                statements,
+                [_row(s) for s in statements],
             )
             fault("vex.before-commit")
             record = log.append(
@@ -221,7 +221,8 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
     and in the audit log, and the merge ignores it from ``at`` on."""
     with open_state(home) as db:
         store = VexStore(db)
-        old = store.statement(key)
+        found = store.statement(key)
+        old = VexStatement.from_dict(found) if found is not None else None
         if old is None:
             raise VexError(
                 f"no VEX statement {key!r} on this appliance",
@@ -271,16 +272,13 @@ def _read_bytes(path: Path) -> bytes:
     """The file's bytes, refused past the ``vex.document_bytes`` cap before they are read."""
     try:
         with open(path, "rb") as fh:
-            limits.check(DOCUMENT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
-            data = fh.read(DOCUMENT_BYTES.value() + 1)
+            return read_open_file(fh, DOCUMENT_BYTES, str(path))
     except FileNotFoundError as e:
         raise VexError(f"{path}: no such file", hint="check the path") from e
     except IsADirectoryError as e:
         raise VexError(f"{path}: is a directory, not a VEX document") from e
     except OSError as e:
         raise VexError(f"{path}: cannot read: {e.strerror}") from e
-    limits.check(DOCUMENT_BYTES, len(data), str(path))
-    return data
 
 
 def read_document(path: Path) -> dict[str, Any]:
@@ -342,10 +340,23 @@ def import_files(home: Home, paths: Sequence[Path], *, at: datetime) -> list[Rec
     ]
 
 
+def _row(statement: VexStatement) -> StatementRow:
+    """A statement as the store keeps it."""
+    return StatementRow(
+        key=statement.key,
+        vulnerability=statement.vulnerability,
+        status=statement.status.value,
+        timestamp=format_time(statement.timestamp),
+        expires=format_time(statement.expires) if statement.expires else None,
+        revokes=statement.revokes,
+        body=statement.to_dict(),
+    )
+
+
 def stored_statements(home: Home) -> list[VexStatement]:
     """Every statement authored or imported on this appliance."""
     with open_state(home) as db:
-        return VexStore(db).statements()
+        return [VexStatement.from_dict(body) for body in VexStore(db).statements()]
 
 
 def snapshot_statements(

@@ -16,15 +16,15 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva import sigstore
 from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.vex import VexStore
 from appliance.vex import service as vex_service
 from bundles import dsse
 from bundles.intoto import verify_statement
 from bundles.keys import PublicKey
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli as stella
 from bundles.keys import PublicKey
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from bundles.trust import TrustRoot
 from mirror.cli import cli as stella_mirror
 from tests.softhsm import PIN, SoftHsm, softhsm

@@ -30,17 +30,15 @@ from bundles.bundle import (
 from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
 from bundles.pkcs11 import Pkcs11Signer, key_protection
-from bundles.signer import (
+from bundles.pkcs11_uri import (
     PIN_ENV,
     Pkcs11KeyMissingError,
     Pkcs11ModuleError,
     Pkcs11ObjectError,
     Pkcs11PinError,
     Pkcs11TokenError,
-    Signer,
-    generate_signer,
-    load_signer,
 )
+from bundles.signer import Signer, generate_signer, load_signer
 from bundles.trust import TrustRoot
 from tests.softhsm import MODULE, PIN, SoftHsm, softhsm
 

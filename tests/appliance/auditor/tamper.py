@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from bundles import canonical
 from bundles.intoto import Statement
 from bundles.signer import Signer

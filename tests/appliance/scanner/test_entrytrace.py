@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from appliance.scanner.entrytrace import StepKind, python_imports
-from appliance.scanner.service import ScanResult, scan_image
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import scan_image
 from tests.appliance.scanner.layouts import OS_RELEASE, F, build_image, d, dist_info, sym
 
 SITE = "usr/local/lib/python3.11/dist-packages"

@@ -15,8 +15,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from appliance import images
 from appliance.home import Home
+from appliance.imagestore import catalog as images
 from appliance.scanner.service import scan_image
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog

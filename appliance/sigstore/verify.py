@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,8 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from appliance.auditor.errors import SigstoreVerifyError
-from appliance.rva.sigstore import ACCEPTED
+from appliance.sigstore.bundle import ACCEPTED
 from bundles import canonical, dsse, limits
+from bundles.bounded import read_open_file
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, StellaError
 from bundles.intoto import Statement
@@ -74,13 +74,9 @@ def read_bundle_file(path: Path) -> bytes:
     are read."""
     try:
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            limits.check(BUNDLE_BYTES, size, str(path))
-            data = fh.read(BUNDLE_BYTES.value() + 1)
+            return read_open_file(fh, BUNDLE_BYTES, str(path))
     except OSError as e:
         raise SigstoreVerifyError(f"{path}: cannot read: {e.strerror}") from e
-    limits.check(BUNDLE_BYTES, len(data), str(path))
-    return data
 
 
 def classify(data: bytes, source: str) -> BundleForm:

@@ -15,8 +15,7 @@ from click.testing import CliRunner, Result
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva.sigstore import sign
-from appliance.upstream import (
+from appliance.intake.upstream import (
     COSIGN_SIGNATURE,
     COSIGN_SIMPLESIGNING,
     COSIGN_TLOG_BUNDLE,
@@ -39,6 +38,7 @@ from appliance.upstream import (
     subject_of,
     verify_image,
 )
+from appliance.sigstore.bundle import sign
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
@@ -49,7 +49,7 @@ from bundles.oci.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
 from tests.bundles.oci_helpers import attach as attach_referrer
 from tests.bundles.oci_helpers import build_image
 
-SIGSTORE = Path(__file__).resolve().parents[1] / "data" / "sigstore"
+SIGSTORE = Path(__file__).resolve().parents[2] / "data" / "sigstore"
 WHEEL = SIGSTORE / "rfc8785-0.1.2-py3-none-any.whl.sigstore"
 WHEEL_DIGEST = Digest.parse(
     "sha256:c4e92e9ecc828bef2aa7dba1de8ac983511f7532a0df11c770d39099a25cf201"

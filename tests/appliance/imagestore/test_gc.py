@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from appliance import gc
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.images import remove
+from appliance.imagestore import gc
+from appliance.imagestore.catalog import remove
 from appliance.rva.gate import GateResult
 from appliance.store import open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog
@@ -146,11 +146,11 @@ def test_stale_temporary_files_are_removed(gated: tuple[Home, GateResult]) -> No
 
 def test_a_killed_writers_files_go_at_once_a_live_ones_stay(gated: tuple[Home, GateResult]) -> None:
     home, _ = gated
-    live_fd, live = OCILayout.open(home.oci)._new_blob_file()  # a concurrent import's blob
+    live_fd, live = OCILayout.open(home.oci).new_blob_file()  # a concurrent import's blob
     code = (
         "import os, signal, sys\n"
         "from bundles.oci import OCILayout\n"
-        "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+        "fd, _ = OCILayout.open(sys.argv[1]).new_blob_file()\n"
         "os.write(fd, b'x' * 100)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

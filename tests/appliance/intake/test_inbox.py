@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli as stella
 from appliance.home import Home
-from appliance.inbox import ImportLock, InboxProcessor, scan_inbox
+from appliance.intake.inbox import ImportLock, InboxProcessor, scan_inbox
 from tests.conftest import require_tools
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import Home
-from appliance.importer import Importer, ImportRefusedError
+from appliance.intake.importer import Importer, ImportRefusedError
 from bundles.archive import ArchiveReader
 from bundles.bounded import printable
 from bundles.bundle import STATEMENT_MEMBER, peek_statement

@@ -16,7 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.auditor.errors import SigstoreVerifyError
-from appliance.auditor.sigstore_verify import (
+from appliance.cli import cli
+from appliance.home import Home
+from appliance.rva.gate import GateResult
+from appliance.sigstore.verify import (
     DEFAULT_TRUSTED_ROOT,
     Artifact,
     SignatureKind,
@@ -26,9 +29,6 @@ from appliance.auditor.sigstore_verify import (
     verify_tlog_entry,
     verify_with_key,
 )
-from appliance.cli import cli
-from appliance.home import Home
-from appliance.rva.gate import GateResult
 from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
 from bundles.limits import LimitError

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from appliance import upstream
 from appliance.home import Home
+from appliance.intake import upstream
 from appliance.scanner.image import (
     DEFAULT_TAG,
     LAYER_TYPES,

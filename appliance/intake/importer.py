@@ -33,18 +33,18 @@ from typing import BinaryIO, Final
 
 from appliance.faults import fault
 from appliance.home import Home
-from appliance.rescan import mark_activated
-from appliance.store import open_state, record_decision
-from appliance.store.audit import AuditAction, AuditLog
-from appliance.store.knowledge import KnowledgeError, KnowledgeStore
-from appliance.trust_store import TrustStore
-from appliance.upstream import (
+from appliance.intake.trust_store import TrustStore
+from appliance.intake.upstream import (
     ImageVerification,
     PolicyStore,
     attach,
     subject_of,
     verify_import,
 )
+from appliance.rescan import mark_activated
+from appliance.store import open_state, record_decision
+from appliance.store.audit import AuditAction, AuditLog
+from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from bundles import canonical, limits
 from bundles.archive import ArchiveReader, MemberRefusedError, MemberStream
 from bundles.bounded import Section, capped_lines, printable

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 
-from appliance.rva import sigstore
 from appliance.rva.attach import (
     ANNOTATION_CONTENT,
     ANNOTATION_PREDICATE,
@@ -22,6 +21,7 @@ from appliance.rva.attach import (
     layer_title,
 )
 from appliance.rva.evaluate import PREDICATE_TYPE, evaluate
+from appliance.sigstore import bundle as sigstore
 from bundles.digest import Digest
 from bundles.dsse import InvalidSignatureError
 from bundles.intoto import PredicateTypeMismatchError, Statement, Subject

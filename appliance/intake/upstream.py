@@ -13,7 +13,7 @@ appliance keeps one, ``trust/upstream.json``::
 
 ``repository`` is an ``fnmatch`` pattern over ``registry/repository``. At import every
 signature of every image is checked against every rule matching its repository, fully offline
-(:mod:`appliance.auditor.sigstore_verify` against the shipped Sigstore trusted root), with the
+(:mod:`appliance.sigstore.verify` against the shipped Sigstore trusted root), with the
 image's manifest digest as the artifact. Each signature comes out ``verified``, ``failed``
 (an applicable rule was tried and it did not verify, with the reason) or ``unverifiable`` (no
 rule matches the repository, or none of the matching rules can judge this form of signature).
@@ -483,7 +483,7 @@ def check_sigstore_bundle(
         return Judgement(kind, Outcome.UNVERIFIABLE, reason=reason)
     # Imported here: sigstore takes a third of a second to import, and most bundles carry
     # no upstream signature to verify.
-    from appliance.auditor.sigstore_verify import Artifact, verify_keyless, verify_with_key
+    from appliance.sigstore.verify import Artifact, verify_keyless, verify_with_key
 
     artifact = Artifact(image)
     signer, reasons, verified = None, [], []
