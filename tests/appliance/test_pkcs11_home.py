@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -49,10 +50,11 @@ def stella(home: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def stella_json(home: Path, *args: str) -> dict:
+def stella_json(home: Path, *args: str) -> dict[str, Any]:
     code, out, err = stella(home, "--json", *args)
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 def label() -> str:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -25,10 +27,11 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     return softhsm(tmp_path_factory)
 
 
-def run(prog, *args: str) -> dict:
+def run(prog: click.Command, *args: str | Path) -> dict[str, Any]:
     result = CliRunner().invoke(prog, ["--json", *map(str, args)])
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
 
 
 def test_bundles_signed_in_the_token_are_imported(

@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def test_redhat_module_streams_rhel10_and_container_images(feeds: Path) -> None:
 def _module_doc() -> dict[str, Any]:
     """The real bash document reshaped into the forms other Red Hat documents take: a module
     stream, an EUS stream, UBI, a Will-not-fix product and one under investigation."""
-    doc = json.loads(BASH_DOC.read_text())
+    doc: dict[str, Any] = json.loads(BASH_DOC.read_text())
     tree = doc["product_tree"]
     family = tree["branches"][0]["branches"]
     platforms = [
@@ -221,8 +222,8 @@ def test_redhat_earliest_fixed_evr_of_a_release_wins() -> None:
     assert [a["ranges"] for a in nine] == [fixed("5.1.8-6.el9_1")]
 
 
-def _bad(edit: Any) -> dict[str, Any]:
-    doc = json.loads(
+def _bad(edit: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(
         (Path(__file__).parents[1] / "data/feeds/redhat-csaf/2024/cve-2024-9681.json").read_text()
     )
     edit(doc)

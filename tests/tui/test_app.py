@@ -7,7 +7,7 @@ import asyncio
 import functools
 import io
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,12 @@ from tui.screens.verdict import VerdictScreen
 from tui.widgets.findings_table import FindingsTable
 
 
-def run(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+def run(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async pilot test on its own event loop (no async plugin needed)."""
 
     @functools.wraps(test)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))  # type: ignore[arg-type]
+        asyncio.run(test(*args, **kwargs))
 
     return wrapper
 

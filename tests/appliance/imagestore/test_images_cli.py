@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +13,7 @@ from appliance.cli import cli as stella
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.oci import OCILayout
+from bundles.oci.manifest import ImageManifest
 from bundles.oci.mediatypes import OCI_EMPTY, OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.scanner.layouts import (
     OS_RELEASE,
@@ -30,10 +32,11 @@ def run(home: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def ok_json(home: Path, *args: str) -> dict:  # type: ignore[type-arg]
+def ok_json(home: Path, *args: str) -> dict[str, Any]:
     code, out, err = run(home, "--json", *args)
     assert code == 0, err
-    return json.loads(out)  # type: ignore[no-any-return]
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 @pytest.fixture
@@ -105,8 +108,9 @@ def test_load_docker_archive_keeps_config_bytes(initialized: Path, tmp_path: Pat
     assert loaded["name"] == "arch:7"
     store = OCILayout.open(initialized / "oci")
     manifest = store.get_manifest(store.resolve("arch:7")).manifest
-    assert store.read_blob(manifest.config.digest) == config  # type: ignore[union-attr]
-    assert [layer.digest for layer in manifest.layers] == digests  # type: ignore[union-attr]
+    assert isinstance(manifest, ImageManifest)
+    assert store.read_blob(manifest.config.digest) == config
+    assert [layer.digest for layer in manifest.layers] == digests
     summary = ok_json(initialized, "scan", "arch:7")
     assert summary["packages"] == 3
     assert summary["os"] == "debian-12"

@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -148,9 +149,9 @@ def test_trust_upstream_changes_wait_for_the_policy_lock(tmp_path: Path, key: Pr
         ({"repository": "x/*", "identity": "me"}, "keyless rule for 'x/*' needs both"),
     ],
 )
-def test_bad_rules_are_refused(kwargs: dict[str, str], message: str) -> None:
+def test_bad_rules_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(UpstreamPolicyError, match=message.replace("*", r"\*")):
-        Rule(**kwargs)  # type: ignore[arg-type]
+        Rule(**kwargs)
 
 
 @pytest.mark.parametrize(

@@ -45,9 +45,9 @@ USER = ("builder", "correct horse")
 WRONG = ("builder", "wrong horse")
 
 
-def _server(home: Home, *, allow_push: bool = True, **kw: object) -> RegistryServer:
+def _server(home: Home, *, allow_push: bool = True, **kw: Path | None) -> RegistryServer:
     auth = Authenticator.single(Credentials(*USER)) if allow_push else None
-    options = ServeOptions(ListenAddress("127.0.0.1", 0), allow_push, auth, **kw)  # type: ignore[arg-type]
+    options = ServeOptions(ListenAddress("127.0.0.1", 0), allow_push, auth, **kw)
     return RegistryServer(home, options)
 
 

@@ -61,7 +61,7 @@ def run(home: Home, *args: str) -> tuple[int, str, str]:
 def spdx(home: Home, at: str = AT) -> dict[str, Any]:
     code, out, err = run(home, "scan", "app:1", "--format", "spdx", "--at", at)
     assert code == 0, err
-    doc = json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
     validate(doc)
     return doc
 
