@@ -33,7 +33,7 @@ from appliance.vex.model import format_time
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
-from bundles.oci.files import atomic_write
+from bundles.files import atomic_write
 
 if TYPE_CHECKING:
     from appliance.rva.gate import GateResult

@@ -41,6 +41,7 @@ from bundles.errors import (
     StellaError,
     UsageError,
 )
+from bundles.files import atomic_write
 from bundles.oci import (
     Descriptor,
     ImageIndex,
@@ -52,7 +53,6 @@ from bundles.oci import (
     referrer_descriptor,
 )
 from bundles.oci.distribution import fallback_tag as referrers_tag
-from bundles.oci.files import atomic_write
 from bundles.oci.mediatypes import CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES
 from mirror.registry import (
     MAX_JOBS,

@@ -41,8 +41,8 @@ from appliance.store.verdicts import VerdictStore
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, DigestError, OCILayoutError, SizeLimitError
+from bundles.files import exclusive_lock
 from bundles.oci import OCILayout, parse_manifest
-from bundles.oci.files import exclusive_lock
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, ManifestError
 
 DEFAULT_GRACE: Final = 3600.0  # seconds

@@ -68,9 +68,9 @@ from bundles.bundle import (
 )
 from bundles.digest import Digest
 from bundles.errors import BundleError, StellaError
+from bundles.files import atomic_write
 from bundles.limits import Unit
 from bundles.oci import Descriptor, OCILayout
-from bundles.oci.files import atomic_write
 from bundles.oci.sink import BlobSink
 from bundles.parts import PartsIncompleteError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest

@@ -46,6 +46,7 @@ from bundles.archive import ArchiveReader
 from bundles.bounded import printable
 from bundles.bundle import STATEMENT_MEMBER, peek_statement
 from bundles.errors import StellaError
+from bundles.files import atomic_write
 from bundles.parts import PartsIncompleteError, is_part, part_name, peek_manifest, read_header
 
 BUNDLE_SUFFIX: Final = ".stella.tar.zst"
@@ -486,6 +487,4 @@ class InboxProcessor:
             if path.is_file() and path.read_text(encoding="utf-8") == text:
                 continue
             self.report(text.rstrip("\n"))
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write(path, text.encode("utf-8"))

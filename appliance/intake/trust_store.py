@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bundles import limits
 from bundles.errors import TrustError, UsageError
+from bundles.files import atomic_write
 from bundles.limits import Unit
-from bundles.oci.files import atomic_write
 from bundles.trust import TrustRoot
 
 ROTATION_FILES = limits.cap(

@@ -39,10 +39,10 @@ from bundles import canonical, limits
 from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import BundleError, CanonicalJSONError, StellaError, TrustError
+from bundles.files import atomic_write, exclusive_lock
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.oci import Descriptor, ImageManifest, OCILayout
-from bundles.oci.files import atomic_write, exclusive_lock
 from bundles.oci.manifest import Manifest
 from bundles.oci.mediatypes import EMPTY_JSON, EMPTY_JSON_DIGEST, OCI_EMPTY, OCI_MANIFEST
 

@@ -39,8 +39,7 @@ from bundles.errors import (
     OCILayoutError,
     SizeLimitError,
 )
-from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
-from bundles.oci.files import (
+from bundles.files import (
     FILE_MODE,
     Leftover,
     atomic_write,
@@ -49,6 +48,7 @@ from bundles.oci.files import (
     owned_temp,
     stale_temporary,
 )
+from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
 from bundles.oci.graph import Graph, Node, load_cache
 from bundles.oci.manifest import (
     MAX_MANIFEST_SIZE,

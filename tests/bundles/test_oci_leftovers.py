@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bundles import files as oci_files
 from bundles.oci import OCILayout
-from bundles.oci import files as oci_files
 
 _KILLED_WRITER = (
     "import os, signal, sys\n"

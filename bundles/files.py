@@ -1,6 +1,7 @@
-"""Crash-safe file updates for the layout: temp file, fsync, rename, and an exclusive lock.
+"""Crash-safe file updates: temp file, fsync, rename, and an exclusive lock; used by the OCI
+layout, the stores' files, key files and the mirror's snapshots.
 
-A reader of the layout never sees a half-written file: everything is written to a temporary
+A reader never sees a half-written file: everything is written to a temporary
 file on the same filesystem, flushed to disk, then renamed over its target, and the directory
 is synced so the rename itself survives a power cut. Writers of shared files (``index.json``)
 serialize on ``flock`` of a separate lock file, because a lock on the file being replaced would
@@ -33,16 +34,24 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(target: Path, data: bytes, *, tmp_dir: Path) -> None:
-    """Replace ``target`` with ``data`` atomically; ``tmp_dir`` must share its filesystem."""
-    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=f"{target.name}.", suffix=".tmp")
+def atomic_write(
+    target: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int = FILE_MODE
+) -> None:
+    """Replace ``target`` with ``data`` atomically and durably, the file given ``mode`` before
+    any byte is written (a private key is never readable by others, not even for a moment);
+    ``tmp_dir`` (default: the target's directory) must share its filesystem."""
+    fd, tmp_name = tempfile.mkstemp(
+        dir=target.parent if tmp_dir is None else tmp_dir,
+        prefix=f"{target.name}.",
+        suffix=".tmp",
+    )
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        tmp.chmod(FILE_MODE)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
