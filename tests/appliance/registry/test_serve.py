@@ -502,6 +502,9 @@ def test_cli_serve_runs_and_answers(tmp_path: Path) -> None:
             "auth": True,
             "listen": f"127.0.0.1:{port}",
             "scheme": "http",
+            "maps": {},
+            "repositories": {"app": "app"},
+            "collisions": {},
         }
         s = _session()
         assert s.get(f"http://127.0.0.1:{port}/v2/app/tags/list").json()["tags"] == ["1"]
