@@ -353,7 +353,12 @@ def resolve(home: Home, image: str) -> tuple[OCILayout, Descriptor, list[str]]:
         raise ImageStoreError(f"image {image!r} is not in the local store (it is empty)")
     ref = ImageRef.parse(image)
     if ref.kind is not InputKind.STORE:
-        raise UsageError(f"{image!r} is not a name in the local store", hint="use NAME:TAG")
+        raise UsageError(
+            f"{image!r} is not a name in the local store: this command works on stored images",
+            hint=f"load it first with 'stella images load {image}', then use the name it prints"
+            if ref.kind is not InputKind.DIR
+            else "a root file system cannot be stored; 'stella scan' reads it as it is",
+        )
     tags = layout.tags()
     if ref.reference and ref.reference.startswith("sha256:"):
         digest = Digest.parse(ref.reference)

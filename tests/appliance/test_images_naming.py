@@ -136,3 +136,18 @@ def test_an_archive_without_repo_tags_is_named_after_its_file(
     )
     loaded = load(initialized, f"docker-archive:{tmp_path / 'tool.tar'}")
     assert (loaded["name"], loaded["namedFrom"]) == ("tool:latest", "the file's name")
+
+
+def test_store_only_commands_say_to_load_a_layout_first(initialized: Path, tmp_path: Path) -> None:
+    build_image(tmp_path / "web", [BASE], tag="1")
+    load(initialized, f"oci:{tmp_path / 'web'}:1")
+    code, out, err = run(initialized, "images", "rm", f"oci:{tmp_path / 'web'}:1")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"stella: error: 'oci:{tmp_path / 'web'}:1' is not a name in the local store: this "
+        "command works on stored images (load it first with 'stella images load "
+        f"oci:{tmp_path / 'web'}:1', then use the name it prints)\n"
+    )
+    code, out, err = run(initialized, "--json", "images", "inspect", f"dir:{tmp_path}")
+    assert code == 2
+    assert err.endswith("(a root file system cannot be stored; 'stella scan' reads it as it is)\n")
