@@ -32,7 +32,7 @@ from tuf.api.metadata import Metadata, Role, Root
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
-from bundles import canonical, limits
+from bundles import canonical, limits, rfc3339
 from bundles.bounded import read_open_file
 from bundles.canonical import kind_of
 from bundles.errors import CanonicalJSONError, KeyError_, TrustError
@@ -55,7 +55,6 @@ ROOT_KEYS: Final = limits.cap(
 TRUST_ROOT_LIMIT: Final = ROOT_BYTES.default
 #: The roles a trust root must define (TUF's four top-level roles).
 ROLES: Final = ("root", "targets", "snapshot", "timestamp")
-_EXPIRES: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: The (keytype, scheme) pairs a trust root may use: the key types Stella Ops verifies with.
 KEY_FORMS: Final = frozenset(
     {
@@ -196,14 +195,12 @@ def check_shape(doc: Any, source: str) -> None:
     if version < 1:
         raise _format_error(source, "signed.version", f"is {version}, not a positive number")
     expires = _field(signed, "expires", str, "signed", source)
-    try:
-        datetime.strptime(expires, _EXPIRES)
-    except ValueError:
+    if not rfc3339.is_canonical(expires):  # TUF: exactly YYYY-MM-DDTHH:MM:SSZ
         raise _format_error(
             source,
             "signed.expires",
             f"is {expires[:64]!r}, not a UTC time like 2030-01-01T00:00:00Z",
-        ) from None
+        )
     if "consistent_snapshot" in signed:
         _field(signed, "consistent_snapshot", bool, "signed", source)
     if CHANNEL_FIELD in signed:

@@ -85,6 +85,15 @@ def push_cmd(
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="STORED=SERVED",
+    help="Serve stored names under STORED/ as SERVED/ (repeatable; SERVED may be empty). "
+    "By default a mirrored image's registry host is dropped: 127.0.0.1:22775/hidden/app is "
+    "served as hidden/app.",
+)
 @pass_ctx
 def serve_cmd(
     ctx: CliContext,
@@ -96,9 +105,11 @@ def serve_cmd(
     tls_cert: Path | None,
     tls_key: Path | None,
     access_log: bool,
+    maps: tuple[str, ...],
 ) -> None:
     """Serve the store as an OCI registry (pull, tags, catalog, referrers API); read-only
     unless --allow-push."""
+    from appliance.registry.names import PrefixMap
     from appliance.registry.server import (
         DEFAULT_LISTEN,
         ListenAddress,
@@ -115,21 +126,29 @@ def serve_cmd(
         auth = Authenticator.from_htpasswd(htpasswd)
     elif credentials is not None:
         auth = Authenticator.single(credentials)
-    options = ServeOptions(address, allow_push, auth, tls_cert, tls_key)
+    prefixes = tuple(PrefixMap.parse(m) for m in maps)
+    options = ServeOptions(address, allow_push, auth, tls_cert, tls_key, prefixes)
     server = RegistryServer(
         Home(ctx.home), options, log=(lambda m: click.echo(m, err=True)) if access_log else None
     )
     mode = "read-write" if allow_push else "read-only"
+    served, _ = server.served_names()
+    collisions = served.describe_collisions()
     ctx.emit(
         {
             "listen": server.address,
             "scheme": server.scheme,
             "allowPush": allow_push,
             "auth": auth is not None,
+            "maps": {m.stored: m.served for m in prefixes},
+            "repositories": dict(sorted(served.repositories.items())),
+            "collisions": {n: list(r) for n, r in sorted(served.collisions.items())},
         },
         f"serving {Home(ctx.home).oci} on {server.scheme}://{server.address} ({mode}"
-        f"{', authenticated' if auth else ''})",
+        f"{', authenticated' if auth else ''}; {len(served.repositories)} repositories)",
     )
+    for line in collisions:
+        click.echo(f"stella: warning: {line}", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -60,7 +60,7 @@ from appliance.vex import service as vex_service
 from appliance.vex.merge import merge
 from appliance.vex.model import VexStatement, VexStatus, format_time
 from appliance.vex.products import ImageIdentity
-from bundles import canonical
+from bundles import canonical, rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.oci import OCILayout
@@ -75,7 +75,7 @@ def _now() -> datetime:
 
 def _days(created: str, at: datetime) -> int:
     return int(
-        (at - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds() // 86400
+        (at - rfc3339.parse_time(created, where="snapshot created")).total_seconds() // 86400
     )
 
 

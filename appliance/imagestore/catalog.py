@@ -12,11 +12,12 @@ one only untags it, the blobs stay until garbage collection.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from appliance.home import Home
 from appliance.intake import upstream
@@ -42,10 +43,16 @@ from bundles.oci.descriptor import Descriptor
 from bundles.oci.layout import OCILayout, Staging, check_tag
 from bundles.oci.manifest import ImageIndex, ImageManifest, StoredManifest
 from bundles.oci.mediatypes import (
+    ANNOTATION_REF_NAME,
     MANIFEST_TYPES,
     OCI_CONFIG,
     OCI_MANIFEST,
 )
+
+ANNOTATION_CONTAINERD_NAME: Final = "io.containerd.image.name"
+_BARE_TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # distribution-spec tag
+_REPOSITORY: Final = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_NOT_IN_NAME: Final = re.compile(r"[^a-z0-9._-]+")
 
 
 class ImageStoreError(ImageInputError):
@@ -59,6 +66,7 @@ class LoadedImage:
     blobs: int
     bytes: int
     referrers: int
+    named_from: str  # "--tag", or which annotation or name of the source gave the name
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +142,52 @@ def _put_manifests(dst: OCILayout, stored: list[StoredManifest]) -> tuple[int, i
     return len(stored), sum(len(item.raw) for item in stored)
 
 
+def _repository_from_path(path: Path, ref: ImageRef) -> str:
+    """A repository name made of a directory's or file's name: lower case, runs of characters
+    a repository name cannot hold turned into ``-`` (``My Image_v2`` -> ``my-image_v2``)."""
+    raw = path.resolve().name.lower()
+    name = _NOT_IN_NAME.sub("-", raw).strip("-._")
+    if not name or not _REPOSITORY.fullmatch(name):
+        raise UsageError(
+            f"{ref}: no image name can be made from {raw!r} and the layout names none",
+            hint="give one with --tag NAME:TAG",
+        )
+    return name
+
+
+def name_from_layout(ref: ImageRef, entry: Descriptor) -> tuple[str, str]:
+    """The store name for an image loaded without ``--tag``, and where it came from.
+
+    In order: a full ``NAME:TAG`` ``org.opencontainers.image.ref.name`` (as the store and
+    ``stella-mirror`` write it); containerd's ``io.containerd.image.name`` (buildkit, nerdctl);
+    a bare tag in ``ref.name`` (umoci, skopeo, buildah) under the directory's name; else the
+    directory's name with the tag asked for (or ``latest``). ``org.opencontainers.image.base.name``
+    is not used: the image-spec defines it as the image this one was built *from*.
+    """
+    ref_name = entry.ref_name
+    if ref_name is not None and (":" in ref_name or "@" in ref_name):
+        return ref_name, f"the layout's {ANNOTATION_REF_NAME} annotation"
+    containerd = entry.annotations.get(ANNOTATION_CONTAINERD_NAME)
+    if isinstance(containerd, str) and containerd:
+        return containerd.removeprefix("docker.io/library/"), (
+            f"the layout's {ANNOTATION_CONTAINERD_NAME} annotation"
+        )
+    directory = _repository_from_path(Path(ref.location), ref)
+    if ref_name is not None and _BARE_TAG.fullmatch(ref_name):
+        return f"{directory}:{ref_name}", (
+            f"the directory's name and the layout's tag {ref_name!r}"
+        )
+    if ref_name is not None:
+        return ref_name, f"the layout's {ANNOTATION_REF_NAME} annotation"
+    wanted = ref.reference
+    tag = wanted if wanted and _BARE_TAG.fullmatch(wanted) else DEFAULT_TAG
+    return f"{directory}:{tag}", "the directory's name"
+
+
 def _load_oci(home: Home, ref: ImageRef, tag: str | None) -> LoadedImage:
     src = OCILayout.open(Path(ref.location))
     entry = pick_entry(src, ref.reference, str(ref))
-    name = tag or entry.ref_name
-    if name is None or (":" not in name and "@" not in name and tag is None):
-        raise UsageError(
-            f"{ref}: the image has no NAME:TAG name (ref name {entry.ref_name!r})",
-            hint="give one with --tag NAME:TAG",
-        )
+    name, named_from = (tag, "--tag") if tag else name_from_layout(ref, entry)
     target = store_tag(name)
     dst = open_store(home)
     # Every manifest is read and every blob verified before any of it enters the store.
@@ -163,7 +208,7 @@ def _load_oci(home: Home, ref: ImageRef, tag: str | None) -> LoadedImage:
     referrers = len(graphs) - 1
     plain = Descriptor(entry.media_type, entry.digest, entry.size, platform=entry.platform)
     tagged = dst.tag(target, plain)
-    return LoadedImage(target, tagged, blobs, copied, referrers)
+    return LoadedImage(target, tagged, blobs, copied, referrers, named_from)
 
 
 def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedImage:
@@ -171,9 +216,13 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     if not path.is_file():
         raise ImageInputError(f"docker-archive:{path}: no such file")
     image = read_docker_archive(path)
-    name = tag or (image.repo_tags[0] if image.repo_tags else None)
-    if name is None:
-        raise UsageError(f"{ref}: the archive names no tag", hint="give one with --tag NAME:TAG")
+    if tag:
+        name, named_from = tag, "--tag"
+    elif image.repo_tags:
+        name, named_from = image.repo_tags[0], "the archive's RepoTags"
+    else:
+        stem = path.with_name(path.name.split(".")[0] or path.name)
+        name, named_from = f"{_repository_from_path(stem, ref)}:{DEFAULT_TAG}", "the file's name"
     target = store_tag(name.removeprefix("docker.io/library/"))
     check_json(image.config_raw, source=f"{ref} config")
     try:
@@ -216,7 +265,7 @@ def _load_docker_archive(home: Home, ref: ImageRef, tag: str | None) -> LoadedIm
     raw = canonical.dumps(manifest)
     descriptor = dst.put_manifest(raw, OCI_MANIFEST)
     tagged = dst.tag(target, descriptor)
-    return LoadedImage(target, tagged, len(layers) + 2, copied + len(raw), 0)
+    return LoadedImage(target, tagged, len(layers) + 2, copied + len(raw), 0, named_from)
 
 
 def load(
@@ -240,7 +289,12 @@ def load(
         command="images load",
         time=now or datetime.now(UTC),
         inputs={"source": source},
-        result={"tag": loaded.tag, "blobs": loaded.blobs, "bytes": loaded.bytes},
+        result={
+            "tag": loaded.tag,
+            "namedFrom": loaded.named_from,
+            "blobs": loaded.blobs,
+            "bytes": loaded.bytes,
+        },
     )
     return loaded
 
@@ -299,7 +353,12 @@ def resolve(home: Home, image: str) -> tuple[OCILayout, Descriptor, list[str]]:
         raise ImageStoreError(f"image {image!r} is not in the local store (it is empty)")
     ref = ImageRef.parse(image)
     if ref.kind is not InputKind.STORE:
-        raise UsageError(f"{image!r} is not a name in the local store", hint="use NAME:TAG")
+        raise UsageError(
+            f"{image!r} is not a name in the local store: this command works on stored images",
+            hint=f"load it first with 'stella images load {image}', then use the name it prints"
+            if ref.kind is not InputKind.DIR
+            else "a root file system cannot be stored; 'stella scan' reads it as it is",
+        )
     tags = layout.tags()
     if ref.reference and ref.reference.startswith("sha256:"):
         digest = Digest.parse(ref.reference)

@@ -25,7 +25,7 @@ from typing import Any, Final
 from appliance.home import Home
 from appliance.scanner import cyclonedx
 from appliance.scanner.analyzers.table import DEFAULT, IMAGE_KINDS, AnalyzerTable
-from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key
+from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key, open_home_cache
 from appliance.scanner.entrytrace import EntryTrace, trace
 from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, open_image
 from appliance.scanner.layers import IMAGE_BYTES, LayerRecord
@@ -200,8 +200,8 @@ def scan_image(
 ) -> ScanResult:
     """Scan one image (see :class:`~appliance.scanner.image.ImageRef` for ``ref``).
 
-    ``cache``: True uses ``$STELLA_HOME/scan-cache.db`` of an initialized home (else no
-    cache), a path
+    ``cache``: True uses ``$STELLA_HOME/scan-cache.db`` of ``home``, initialised or not
+    (no cache without a home), a path
     names another cache file, a :class:`LayerCache` is used as given, False walks every
     layer. With an initialized home and ``audit``, the scan is recorded in the audit log
     (``now`` gives the record's time; the result itself never depends on it).
@@ -246,8 +246,8 @@ def _scan(
             opened = cache
         elif isinstance(cache, Path):
             opened = LayerCache.open(cache)
-        elif cache and home is not None and home.initialized:
-            opened = LayerCache.open(default_cache_path(home))
+        elif cache and home is not None:
+            opened = open_home_cache(home)
         try:
             result = _scan_layers(image, registry, opened)
         finally:

@@ -134,8 +134,11 @@ def _sign_raw(signer: PrivateKey, predicate_doc: dict[str, object]) -> bytes:
     [
         ({"kind": "partial"}, "predicate.kind is 'partial', expected full or delta"),
         ({"sequence": "7"}, "predicate.sequence must be an integer"),
-        ({"created": "yesterday"}, "predicate.created is not an RFC 3339 time"),
-        ({"expires": "2026-12-01T00:00:00"}, "predicate.expires has no time zone"),
+        ({"created": "yesterday"}, "predicate.created: 'yesterday' is not an RFC 3339 time"),
+        (
+            {"expires": "2026-12-01T00:00:00"},
+            "predicate.expires: '2026-12-01T00:00:00' has no time zone",
+        ),
         ({"snapshot": "md5:abc"}, "predicate.snapshot: unsupported digest algorithm"),
         ({"sizes": {"datasets/a.jsonl": 100}}, "no valid size for 'datasets/b.jsonl'"),
         ({"kind": "delta"}, "a delta bundle names its base snapshot"),

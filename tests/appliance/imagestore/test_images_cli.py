@@ -89,10 +89,8 @@ def test_load_list_inspect_rm(initialized: Path, tmp_path: Path) -> None:
 
 def test_load_with_tag_and_multi_platform(initialized: Path, tmp_path: Path) -> None:
     build_index(tmp_path / "l", {"amd64": [BASE], "arm64": [BASE]}, tag="latest")
-    code, _, err = run(initialized, "images", "load", f"oci:{tmp_path / 'l'}")
-    assert code == 2
-    assert "has no NAME:TAG name" in err
-    assert "--tag NAME:TAG" in err
+    named = ok_json(initialized, "images", "load", f"oci:{tmp_path / 'l'}")
+    assert named["name"] == "l:latest"
     loaded = ok_json(initialized, "images", "load", f"oci:{tmp_path / 'l'}", "--tag", "multi:2")
     assert loaded["name"] == "multi:2"
     listed = ok_json(initialized, "images", "list")["images"]

@@ -143,9 +143,9 @@ def test_time_is_stored_as_utc_seconds() -> None:
     with pytest.raises(AuditError, match=r"audit time 2026-01-02T03:04:05 has no time zone"):
         format_time(datetime(2026, 1, 2, 3, 4, 5))
     assert parse_time("2026-01-02T03:04:05Z") == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-    with pytest.raises(AuditError, match=r"time 'yesterday' is not an RFC 3339 time"):
+    with pytest.raises(AuditError, match=r"time: 'yesterday' is not an RFC 3339 time"):
         parse_time("yesterday")
-    with pytest.raises(AuditError, match=r"time '2026-01-02T03:04:05' has no time zone"):
+    with pytest.raises(AuditError, match=r"time: '2026-01-02T03:04:05' has no time zone"):
         parse_time("2026-01-02T03:04:05")
 
 
