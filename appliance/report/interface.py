@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
-from appliance.match.model import Finding, FindingsReport
+from appliance.match.model import FindingsReport
 from appliance.vex.merge import MergedFinding, MergeResult
 from appliance.vex.model import VexStatement, VexStatus, format_time
 from bundles.errors import StellaError
@@ -76,12 +75,6 @@ class FindingsView:
         """The findings VEX waives (``not_affected`` or ``fixed``)."""
         return tuple(m for m in self.findings if m.waived)
 
-    def merged_of(self, finding: Finding) -> MergedFinding:
-        for m in self.findings:
-            if m.finding is finding:
-                return m
-        return MergedFinding(finding)
-
     def status_counts(self) -> dict[str, int]:
         """Findings per VEX status (every status, zeros included)."""
         out = {s.value: 0 for s in VexStatus}
@@ -120,7 +113,6 @@ class ReportInput:
     view: FindingsView | None = None
     created: datetime | None = None
     show_suppressed: bool = False
-    notes: Sequence[str] = field(default=())
 
     def require_view(self, fmt: Format) -> FindingsView:
         if self.view is None:

@@ -103,6 +103,18 @@ def test_revoked_and_expired_statements_are_not_in_force(home: Home) -> None:
     assert after["status"] == "under_investigation"
     assert after["status_notes"].startswith(f"revokes {key}")
     OPENVEX.validate(json.loads(export(home, "--at", "2026-11-25T00:00:00Z")))
+    # the revocation attached a new referrer; the newest says what is in force now
+    referrers = sorted(
+        _vex_referrers(home), key=lambda r: r.annotations["org.opencontainers.image.created"]
+    )
+    assert [r.annotations["org.opencontainers.image.created"] for r in referrers] == [
+        "2026-11-22T00:00:00Z",
+        "2026-11-24T00:00:00Z",
+    ]
+    layout = OCILayout.open(home.oci)
+    layer = json.loads(layout.read_blob(referrers[-1].digest))["layers"][0]["digest"]
+    newest = _statement(layout.read_blob(Digest.parse(layer)), home)["predicate"]
+    assert [s["status"] for s in newest["statements"]] == ["under_investigation"]
 
 
 def _statement(bundle: bytes, home: Home) -> dict[str, Any]:
