@@ -194,11 +194,14 @@ def served(tmp_path: Path) -> Iterator[tuple[Home, RegistryServer]]:
 def test_pushed_and_served_the_referrers_api_finds_the_vex_referrer(
     home: Home, served: tuple[Home, RegistryServer]
 ) -> None:
-    add(home)
-    (referrer,) = _vex_referrers(home)
+    key = add(home)["statements"][0]
+    (first,) = _vex_referrers(home)
+    code, _, err = run(home, "vex", "revoke", key, "--at", "2026-11-24T00:00:00Z")
+    assert code == 0, err
+    (current,) = [r for r in _vex_referrers(home) if r.digest != first.digest]
     _target, server = served
     pushed = push(home, "app:1", f"{server.address}/team/app:1", credentials=Credentials(*USER))
-    assert referrer.digest in pushed.referrers
+    assert {first.digest, current.digest} <= set(pushed.referrers)
     image = OCILayout.open(home.oci).resolve("app:1")
     url = f"http://{server.address}/v2/team/app/referrers/{image.digest}"
     found = requests.get(url, params={"artifactType": SIGSTORE_BUNDLE_V03}, auth=USER, timeout=10)
@@ -209,8 +212,16 @@ def test_pushed_and_served_the_referrers_api_finds_the_vex_referrer(
         for d in found.json()["manifests"]
         if d["annotations"]["dev.sigstore.bundle.predicateType"] == PREDICATE
     ]
-    assert [d["digest"] for d in vex] == [str(referrer.digest)]
-    assert vex[0]["artifactType"] == SIGSTORE_BUNDLE_V03
+    # newest first: a client taking the first OpenVEX attestation (trivy) takes the current one
+    assert [d["digest"] for d in vex] == [str(current.digest), str(first.digest)]
+    assert {d["artifactType"] for d in vex} == {SIGSTORE_BUNDLE_V03}
+    manifest = requests.get(
+        f"http://{server.address}/v2/team/app/manifests/{vex[0]['digest']}", auth=USER, timeout=10
+    ).json()
+    layer = manifest["layers"][0]["digest"]
+    blob = requests.get(f"http://{server.address}/v2/team/app/blobs/{layer}", auth=USER, timeout=10)
+    predicate = _statement(blob.content, home)["predicate"]
+    assert [s["status"] for s in predicate["statements"]] == ["under_investigation"]
     other = requests.get(
         url, params={"artifactType": "application/spdx+json"}, auth=USER, timeout=10
     )
