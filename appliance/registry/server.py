@@ -55,7 +55,7 @@ from bundles.oci import Descriptor, OCILayout, check_tag, parse_manifest
 from bundles.oci.distribution import REPOSITORY, is_loopback_host
 from bundles.oci.layout import DEFAULT_BLOB_LIMIT
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, ManifestError
-from bundles.oci.mediatypes import OCI_INDEX
+from bundles.oci.mediatypes import ANNOTATION_CREATED, OCI_INDEX
 
 DEFAULT_LISTEN: Final = "127.0.0.1:5000"
 _NAME: Final = REPOSITORY.pattern
@@ -553,6 +553,9 @@ class _Handler(BaseHTTPRequestHandler):
         subject = _digest(digest, "DIGEST_INVALID", status=400)
         artifact_type = self.query.get("artifactType")
         found = self.server.app.store.referrers(subject, artifact_type=artifact_type)
+        # newest first (by creation annotation, then digest): a client that takes the first
+        # attestation of a kind, as trivy's --vex oci does, takes the current one
+        found = sorted(found, key=lambda d: d.annotations.get(ANNOTATION_CREATED, ""), reverse=True)
         doc = {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,

@@ -6,6 +6,12 @@ inputs being kept.
 The signed predicate (type :data:`PREDICATE_TYPE`) carries the OpenVEX document unchanged
 plus what OpenVEX has no field for: who made it (``origin``), an exception's expiry and the
 statement a revocation supersedes.
+
+After a change is recorded, every image in the store that one of its statements names by
+digest gets a new OCI referrer: the OpenVEX document of the statements in force for that
+image at the change's time, DSSE-signed with the appliance key as cosign attaches
+``cosign attest --type openvex`` (:mod:`appliance.vex.export`), so it travels with
+``stella push`` and ``stella serve`` answers it (docs/vex.md).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.vex import StatementRow, StoredDocument, VexStore
-from appliance.vex import csaf, cyclonedx
+from appliance.vex import csaf, cyclonedx, export
 from appliance.vex.csaf import is_csaf
 from appliance.vex.cyclonedx import is_cyclonedx
 from appliance.vex.model import (
@@ -35,6 +41,7 @@ from appliance.vex.model import (
     format_time,
 )
 from appliance.vex.openvex import authored_document, statements_of
+from appliance.vex.products import ImageIdentity
 from bundles import __version__, canonical, limits
 from bundles.bounded import read_open_file
 from bundles.canonical import kind_of
@@ -42,6 +49,8 @@ from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError
 from bundles.intoto import Statement, Subject, sign_statement
 from bundles.limits import Unit
+from bundles.oci import OCILayout
+from bundles.signer import Signer
 from bundles.snapshot import DatasetType
 
 PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/vex/v1"
@@ -53,13 +62,15 @@ DOCUMENT_BYTES: Final = limits.cap(
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """What one ``vex add``/``revoke``/``import`` stored: the document digest, its
-    statements, the signed envelope, and the audit sequence number."""
+    statements, the signed envelope, the audit sequence number, and the OpenVEX referrers
+    attached to images in the store."""
 
     document: str
     statements: tuple[VexStatement, ...]
     envelope: bytes
     audit_seq: int
     new: bool
+    attached: tuple[export.Attached, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +164,53 @@ def _store(
                 },
             )
     fault("vex.after-commit")
-    return Recorded(digest, statements, envelope, record.seq, new)
+    attached = attach_openvex(home, statements, at=at, key=key) if new else ()
+    return Recorded(digest, statements, envelope, record.seq, new, attached)
+
+
+def author(home: Home) -> str:
+    """The author of the OpenVEX documents this appliance exports."""
+    return f"stella-ops appliance (key {home.public_key().keyid[:16]})"
+
+
+def _image_name(layout: OCILayout, digest: Digest) -> str:
+    for tag, descriptor in layout.tags().items():
+        if descriptor.digest == digest:
+            return tag
+    return "image"
+
+
+def in_force_for(home: Home, image: ImageIdentity | None, at: datetime) -> list[VexStatement]:
+    """The statements authored or imported here that are in force at ``at``; with
+    ``image``, only those that may apply to it (:func:`export.about_image`)."""
+    statements = export.in_force(stored_statements(home), at)
+    return export.about_image(statements, image) if image is not None else statements
+
+
+def attach_openvex(
+    home: Home, changed: Sequence[VexStatement], *, at: datetime, key: Signer | None = None
+) -> tuple[export.Attached, ...]:
+    """Attach the OpenVEX attestation of the statements in force at ``at`` to every image in
+    the store that ``changed`` names by digest; images not in the store are left alone."""
+    if not (home.oci / "oci-layout").is_file():
+        return ()
+    layout = OCILayout.open(home.oci)
+    out = []
+    for digest in export.image_digests(changed):
+        subject = export.stored_subject(layout, digest)
+        if subject is None:
+            continue
+        name = _image_name(layout, digest)
+        statements = in_force_for(home, ImageIdentity.of(str(digest), names=(name,)), at)
+        if not statements:
+            continue
+        signer = key if key is not None else home.signing_key()
+        out.append(
+            export.attach(
+                layout, subject, name, statements, author=author(home), key=signer, created=at
+            )
+        )
+    return tuple(out)
 
 
 def add(
