@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from appliance.ecosystems import normalize_name
 from appliance.store.blocks import find_many
 from appliance.store.knowledge.schema import (
-    QUERY_CHUNK,
     Layout,
+    in_chunks,
 )
 from appliance.store.knowledge.snapshots import Snapshots
 from bundles.digest import Digest
@@ -60,9 +60,7 @@ class Queries(Snapshots):
         if snap is None or not wanted:
             return
         keys = list(wanted)
-        for start in range(0, len(keys), QUERY_CHUNK):
-            chunk = keys[start : start + QUERY_CHUNK]
-            values = ", ".join("(?, ?)" for _ in chunk)  # placeholders only
+        for chunk, values in in_chunks(keys, "(?, ?)"):
             # EXISTS, not a join: a record two datasets of the snapshot hold is one row, so
             # no set of rows seen is kept; the body is read only for the rows kept
             rows = self._conn.execute(
@@ -115,9 +113,7 @@ class Queries(Snapshots):
         answer: dict[str, list[tuple[str, bytes]]] = {}
         if snap is None or not wanted:
             return answer
-        for start in range(0, len(wanted), QUERY_CHUNK):
-            chunk = wanted[start : start + QUERY_CHUNK]
-            marks = ", ".join("?" for _ in chunk)  # placeholders only
+        for chunk, marks in in_chunks(wanted):
             rows = self._conn.execute(
                 "SELECT a.alias, a.record_id, r.body FROM advisory_aliases a "  # noqa: S608
                 "JOIN records r ON r.id = a.record "
@@ -156,9 +152,7 @@ class Queries(Snapshots):
 
     def _record_lines(self, dataset: int, ids: Sequence[str]) -> dict[str, bytes]:
         answer: dict[str, bytes] = {}
-        for start in range(0, len(ids), QUERY_CHUNK):
-            chunk = ids[start : start + QUERY_CHUNK]
-            marks = ", ".join("?" for _ in chunk)  # placeholders only
+        for chunk, marks in in_chunks(ids):
             rows = self._conn.execute(
                 f"SELECT dr.record_id, r.body FROM dataset_records dr "  # noqa: S608
                 "JOIN records r ON r.id = dr.record "
@@ -187,9 +181,7 @@ class Queries(Snapshots):
                 wanted.setdefault(starts[at], []).append(rid)
         answer: dict[str, bytes] = {}
         firsts = list(wanted)
-        for start in range(0, len(firsts), QUERY_CHUNK):
-            chunk = firsts[start : start + QUERY_CHUNK]
-            marks = ", ".join("?" for _ in chunk)  # placeholders only
+        for chunk, marks in in_chunks(firsts):
             rows = self._conn.execute(
                 "SELECT x.first_id, b.ids, b.body FROM dataset_blocks x "  # noqa: S608
                 "JOIN blocks b ON b.id = x.block "

@@ -4,10 +4,11 @@ them, and the open database every part of the store works on."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
 from appliance.store.db import Database, Schema, StoreError
 from bundles.digest import Digest
@@ -125,8 +126,17 @@ class Layout(StrEnum):
 # are only ever read by id or whole (EPSS scores, CVE ratings): blocks make their import a
 # few hundred rows.
 BLOCK_TYPES: Final = frozenset({DatasetType.EPSS, DatasetType.CVE})
+_T = TypeVar("_T")
 # Packages or ids per batch query: 2 parameters each stays under SQLite's oldest limit (999).
 QUERY_CHUNK = 400
+
+
+def in_chunks(items: Sequence[_T], mark: str = "?") -> Iterator[tuple[Sequence[_T], str]]:
+    """``items`` in batches of :data:`QUERY_CHUNK`, each with the placeholders of its batch
+    (``mark`` once per item, comma-separated): only placeholders ever enter the SQL text."""
+    for start in range(0, len(items), QUERY_CHUNK):
+        chunk = items[start : start + QUERY_CHUNK]
+        yield chunk, ", ".join(mark for _ in chunk)
 
 
 class KnowledgeError(StoreError):
