@@ -13,7 +13,7 @@ import click
 from appliance import tlog
 from appliance.home import Home
 from appliance.rva import sigstore
-from bundles import canonical
+from bundles import canonical, dsse
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 from bundles.keys import PrivateKey, passphrase_from_env
@@ -142,22 +142,28 @@ def _same_tree(log: TileLog, size: int, root: bytes, source: str) -> None:
 @click.argument("file", type=_FILE)
 @pass_ctx
 def prove_cmd(ctx: CliContext, file: Path) -> None:
-    """Prove that the attestation FILE (a Sigstore bundle) is in the log: its entry's proof,
-    and a fresh inclusion proof under the current checkpoint."""
+    """Prove that the attestation FILE (a Sigstore bundle, or a DSSE envelope such as a VEX
+    statement) is in the log: its entry's proof, and a fresh inclusion proof under the
+    current checkpoint."""
     home = Home(ctx.home).require()
     log = _reader(ctx)
     with open(file, "rb") as fh:
         data = fh.read(sigstore.LIMIT + 1)
-    bundle = sigstore.read(data, source=str(file))
+    doc = canonical.loads(data, limit=sigstore.LIMIT, source=str(file))
+    if isinstance(doc, dict) and "payloadType" in doc:  # a bare DSSE envelope (a VEX document)
+        envelope, entries = dsse.Envelope.from_dict(doc, source=str(file)), ()
+    else:
+        bundle = sigstore.read(data, source=str(file))
+        envelope, entries = bundle.envelope, bundle.entries
     carried = None
-    check, _, why = tlog.check_bundle_entries(bundle.entries, bundle.envelope, [log.verifier])
+    check, _, why = tlog.check_bundle_entries(entries, envelope, [log.verifier])
     if check is not None:
         body, index = check.body, check.log_index
         _same_tree(log, check.tree_size, check.checkpoint.checkpoint.root, f"{file} checkpoint")
         carried = {"logIndex": index, "treeSize": check.tree_size}
     else:
         keys = {home.public_key().keyid: home.public_key()}
-        body = dsse_body(bundle.envelope, keys)
+        body = dsse_body(envelope, keys)
         found = log.find(body)
         if found is None:
             raise TlogError(

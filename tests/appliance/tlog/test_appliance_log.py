@@ -25,6 +25,8 @@ from appliance.policy.inputs import AttestationInfo
 from appliance.rva import sigstore
 from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import GateResult, attestation_info, gate
+from appliance.store import open_state
+from appliance.store.vex import VexStore
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
@@ -285,3 +287,20 @@ def test_kill_between_logging_and_attaching(tmp_path: Path, home: Home) -> None:
     result = gate(home, "app:1", at=AT)
     assert _entry(result.bundle)["logIndex"] == "1"
     assert stella_json(home, "log", "verify")["size"] == 3
+
+
+def test_vex_statements_are_logged_before_they_are_stored(tmp_path: Path, home: Home) -> None:
+    added = stella_json(
+        home, "vex", "add", "CVE-2018-18074", "--image", "app:1", "--status", "not_affected",
+        "--justification", "vulnerable_code_not_present", "--at", "2026-12-01T00:00:00Z",
+    )  # fmt: skip
+    assert tlog.open_home_log(home).size == 1
+    records = stella_json(home, "audit", "list", "--action", "vex")["records"]
+    assert records[-1]["inputs"]["tlog"]["logIndex"] == 0
+    envelope = tmp_path / "vex.dsse.json"
+    with open_state(home) as db:
+        (stored,) = VexStore(db).documents()
+    envelope.write_bytes(stored.envelope)
+    proved = stella_json(home, "log", "prove", str(envelope))
+    assert (proved["logIndex"], proved["carried"]) == (0, None)
+    assert added
