@@ -304,16 +304,17 @@ class TileLog:
                 writes[tile_path(level, count // WIDTH, len(hashes))] = b"".join(hashes)
         # Entry bundles first, then hash tiles, then the checkpoint (the commit).
         order = sorted(writes, key=lambda p: (not p.startswith("tile/entries/"), p))
-        dirs: set[Path] = set()
+        dirs: set[Path] = set()  # every directory a file was renamed into or made in
         for path in order:
-            write_durably(self.root / path, writes[path], sync_dir=False)
-            parent = (self.root / path).parent
-            while parent != self.root and parent not in dirs:
-                dirs.add(parent)
-                parent = parent.parent
+            target = self.root / path
+            missing = target.parent
+            while not missing.is_dir():
+                dirs.add(missing.parent)
+                missing = missing.parent
+            write_durably(target, writes[path], sync_dir=False)
+            dirs.add(target.parent)
         for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
             _fsync_dir(d)
-        _fsync_dir(self.root)
         self.size = size
         self._cache.clear()
         signed = SignedCheckpoint.sign(
