@@ -71,6 +71,8 @@ def _origin(home: Home) -> str:
 def verifier(home: Home) -> Verifier:
     """The log's verifier key, from ``tlog/origin`` and ``tlog/log.pub``."""
     name = _origin(home)
+    if not (root(home) / "log.pub").is_file():  # a new shard before its first entry
+        raise LogNotStartedError(f"{root(home)}: this log shard has no key yet")
     return Verifier(name, raw_ed25519(PublicKey.load(root(home) / "log.pub")))
 
 
@@ -84,10 +86,11 @@ def _signer(home: Home) -> NoteSigner:
         with contextlib.suppress(KeyError_):  # another process made it first: use theirs
             key.save(key_path, passphrase_from_env())
     key = PrivateKey.load(key_path, passphrase_from_env())
-    if not (directory / "origin").is_file():
+    if not (directory / "log.pub").is_file():  # a new log, or a new shard after a rotation
         key.public_key.save(directory / "log.pub")
         started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         write_durably(directory / "started", (started + "\n").encode())
+    if not (directory / "origin").is_file():
         write_durably(directory / "origin", (origin_for(home) + "\n").encode())
     signer = NoteSigner(_origin(home), key)
     if signer.verifier != verifier(home):
@@ -201,8 +204,8 @@ def trusted_root(home: Home) -> dict[str, Any]:
         v = Verifier(name, raw_ed25519(key))
         start = (shard / "started").read_text().strip() if (shard / "started").is_file() else ""
         valid: dict[str, str] = {"start": start or "1970-01-01T00:00:00Z"}
-        if (shard / "frozen").is_file():
-            valid["end"] = (shard / "frozen").read_text().strip()
+        if (shard / "frozen-at").is_file():
+            valid["end"] = (shard / "frozen-at").read_text().strip()
         tlogs.append(
             {
                 "baseUrl": f"https://{name}",

@@ -304,3 +304,29 @@ def test_vex_statements_are_logged_before_they_are_stored(tmp_path: Path, home: 
     proved = stella_json(home, "log", "prove", str(envelope))
     assert (proved["logIndex"], proved["carried"]) == (0, None)
     assert added
+
+
+def test_a_rotated_log_keeps_trusting_its_frozen_shard(tmp_path: Path, home: Home) -> None:
+    first = gate(home, "app:1", at=AT)
+    shard = tlog.root(home) / "frozen" / "1"
+    shard.parent.mkdir()
+    kept = tmp_path / "shard"
+    shutil.move(tlog.root(home), kept)
+    (kept / "log.key").unlink()
+    tlog.root(home).mkdir()
+    shutil.move(kept, shard)
+    (shard / "frozen-at").write_text("2026-12-01T00:00:00Z\n")
+    (tlog.root(home) / "origin").write_text(tlog.origin_for(home) + "/2\n")
+    second = gate(home, "app:1", at=AT)
+    assert _entry(second.bundle)["logIndex"] == "0"
+    logs = tlog.trusted_logs(home)
+    assert [v.name for v in logs] == [tlog.origin_for(home) + "/2", tlog.origin_for(home)]
+    for result in (first, second):
+        info = attestation_info(
+            "sha256:" + "d" * 64, PREDICATE_TYPE, sigstore.read(result.bundle), logs
+        )
+        assert info.inclusion_proof
+    root = tmp_path / "root.json"
+    assert stella(home, "log", "trusted-root", "--out", str(root)).exit_code == 0
+    tlogs = json.loads(root.read_text())["tlogs"]
+    assert [t["publicKey"]["validFor"].get("end") for t in tlogs] == [None, "2026-12-01T00:00:00Z"]
