@@ -157,15 +157,15 @@ def one_round(inputs: GateInputs, policy: CompiledPolicy, key: Signer, root: Pat
     started = time.perf_counter()
     verdict = evaluate(inputs, policy)
     statement = Statement((Subject.of("app", subject.digest),), PREDICATE_TYPE, verdict.predicate)
-    bundle = sign_and_log(home, statement, key)
-    created = verdict.predicate["evaluationTime"]
-    attach_attestation(layout, subject, bundle, PREDICATE_TYPE, created)
     sbom = Statement(
         (Subject.of("app", subject.digest),),
         "https://cyclonedx.org/bom",
         canonical.loads(inputs.sbom or b"{}"),
     )
-    attach_attestation(layout, subject, sign_and_log(home, sbom, key), sbom.predicate_type, created)
+    bundle, sbom_bundle = sign_and_log(home, [statement, sbom], key)
+    created = verdict.predicate["evaluationTime"]
+    attach_attestation(layout, subject, bundle, PREDICATE_TYPE, created)
+    attach_attestation(layout, subject, sbom_bundle, sbom.predicate_type, created)
     attach_evidence(layout, subject, verdict.evidence, created)
     return time.perf_counter() - started
 

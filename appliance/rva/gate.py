@@ -181,12 +181,13 @@ def attached_attestations(
     return tuple(sorted(out))
 
 
-def sign_and_log(home: Home, statement: Statement, key: Signer) -> bytes:
-    """Sign ``statement`` and append it to the appliance's transparency log: the Sigstore
-    bundle JSON, carrying its entry and inclusion proof. Nothing is attached yet."""
-    signed = sigstore.sign(statement, key)
-    entry = tlog.log_envelope(home, signed.envelope, {key.keyid: key.public_key})
-    return sigstore.with_entry(signed, entry).to_json()
+def sign_and_log(home: Home, statements: Sequence[Statement], key: Signer) -> list[bytes]:
+    """Sign ``statements`` and append them to the appliance's transparency log in one durable
+    append: the Sigstore bundles' JSON, each carrying its entry and inclusion proof. Nothing is
+    attached yet."""
+    signed = [sigstore.sign(s, key) for s in statements]
+    entries = tlog.log_envelopes(home, [b.envelope for b in signed], {key.keyid: key.public_key})
+    return [sigstore.with_entry(b, e).to_json() for b, e in zip(signed, entries, strict=True)]
 
 
 def choose_policy(
@@ -296,7 +297,13 @@ def sign_and_attach(
     the evidence as referrers of the image, index the verdict and append the audit record."""
     subject = Subject.of(inputs.subject.name, descriptor.digest)
     statement = Statement((subject,), PREDICATE_TYPE, verdict.predicate)
-    bundle = sign_and_log(home, statement, key)
+    signing = [statement]
+    if inputs.sbom is not None:
+        sbom_statement = Statement(
+            (subject,), CYCLONEDX_PREDICATE, canonical.loads(inputs.sbom, source="SBOM")
+        )
+        signing.append(sbom_statement)
+    bundle, *sbom_bundles = sign_and_log(home, signing, key)  # logged before attached
     fault("gate.after-log")
     created = format_time(inputs.at)
     layout = _store_layout(home)
@@ -304,11 +311,7 @@ def sign_and_attach(
     fault("gate.after-attach")
     evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
     sbom_referrer = None
-    if inputs.sbom is not None:
-        sbom_statement = Statement(
-            (subject,), CYCLONEDX_PREDICATE, canonical.loads(inputs.sbom, source="SBOM")
-        )
-        sbom_bundle = sign_and_log(home, sbom_statement, key)
+    for sbom_bundle in sbom_bundles:
         sbom_referrer = attach_attestation(
             layout, descriptor, sbom_bundle, CYCLONEDX_PREDICATE, created
         )

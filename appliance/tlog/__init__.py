@@ -136,16 +136,27 @@ def witnesses(home: Home, extra: Sequence[Path] = ()) -> list[Verifier]:
     return out
 
 
+def log_envelopes(
+    home: Home, envelopes: Sequence[dsse.Envelope], keys: Mapping[str, PublicKey]
+) -> list[dict[str, Any]]:
+    """Append ``envelopes`` to the log in one append; their ``tlogEntries`` items, each with
+    its inclusion proof under the new checkpoint. Returns once the entries and the checkpoint
+    are durable."""
+    bodies = [dsse_body(e, keys) for e in envelopes]
+    log = open_home_log(home, write=True)
+    first, _ = log.append(bodies)
+    assert log.head is not None
+    return [
+        tlog_entry(log.verifier, first + n, body, log.prove_inclusion(first + n), log.head)
+        for n, body in enumerate(bodies)
+    ]
+
+
 def log_envelope(
     home: Home, envelope: dsse.Envelope, keys: Mapping[str, PublicKey]
 ) -> dict[str, Any]:
-    """Append ``envelope`` to the log; its ``tlogEntries`` item, with the inclusion proof
-    under the new checkpoint. Returns once the entry and the checkpoint are durable."""
-    body = dsse_body(envelope, keys)
-    log = open_home_log(home, write=True)
-    index, _ = log.append([body])
-    assert log.head is not None
-    return tlog_entry(log.verifier, index, body, log.prove_inclusion(index), log.head)
+    """Append one envelope (see :func:`log_envelopes`)."""
+    return log_envelopes(home, [envelope], keys)[0]
 
 
 def check_bundle_entries(

@@ -161,7 +161,7 @@ def test_checkpoint_verify_and_prove(tmp_path: Path, home: Home, gated: GateResu
     assert verified["transparency"] == {"witnesses": 0, "witnessNames": []}
     proved = stella_json(home, "log", "prove", str(rva))
     assert (proved["logIndex"], proved["treeSize"]) == (0, 2)
-    assert proved["carried"] == {"logIndex": 0, "treeSize": 1}
+    assert proved["carried"] == {"logIndex": 0, "treeSize": 2}  # logged with the SBOM's
     # an attestation the log never saw
     key = home.signing_key()
     assert isinstance(key, PrivateKey)
@@ -279,14 +279,14 @@ def test_kill_between_logging_and_attaching(tmp_path: Path, home: Home) -> None:
     )  # fmt: skip
     assert killed.code == -9, killed.describe()
     # the log verifies and holds the verdict; nothing is attached to the image
-    assert stella_json(home, "log", "verify")["size"] == 1
+    assert stella_json(home, "log", "verify")["size"] == 2  # the RVA and the SBOM attestation
     layout = OCILayout.open(home.oci)
     image = layout.resolve("app:1")
     assert layout.referrers(image.digest, artifact_type=SIGSTORE_BUNDLE_V03) == []
     # the next gate logs and attaches; the log still verifies
     result = gate(home, "app:1", at=AT)
-    assert _entry(result.bundle)["logIndex"] == "1"
-    assert stella_json(home, "log", "verify")["size"] == 3
+    assert _entry(result.bundle)["logIndex"] == "2"
+    assert stella_json(home, "log", "verify")["size"] == 4
 
 
 def test_vex_statements_are_logged_before_they_are_stored(tmp_path: Path, home: Home) -> None:
