@@ -338,6 +338,7 @@ def sign_and_attach(
                     "reasonCodes": predicate["reasonCodes"],
                     "statement": str(statement.digest()),
                     "referrer": str(referrer.digest),
+                    "tlog": _logged(bundle),
                 },
                 rule_digest=str(inputs.policy.digest),
             )
@@ -368,6 +369,13 @@ def sign_and_attach(
         audit_seq=record.seq,
         mode=inputs.policy.mode,
     )
+
+
+def _logged(bundle: bytes) -> dict[str, object]:
+    """Where the verdict is in the transparency log, for its audit record: the signed audit
+    chain so vouches for the log an audit package names."""
+    (entry,) = sigstore.read(bundle).entries
+    return {"logIndex": int(entry["logIndex"]), "logId": entry["logId"]["keyId"]}
 
 
 def gate(
