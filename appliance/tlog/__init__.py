@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import Home
-from bundles import dsse
-from bundles.errors import KeyError_
+from appliance.rva.sigstore import read as sigstore_read
+from bundles import canonical, dsse
+from bundles.errors import CanonicalJSONError, KeyError_, StellaError
 from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
 from bundles.tlog import TlogError
 from bundles.tlog.entry import EntryCheck, EntryError, check_entry, dsse_body, log_id, tlog_entry
@@ -43,6 +44,7 @@ from bundles.tlog.note import (
 
 DIRNAME: Final = "tlog"
 VKEY_LIMIT: Final = 4096
+TRUSTED_ROOT_LIMIT: Final = 1 << 20
 
 
 class LogNotStartedError(TlogError):
@@ -252,3 +254,38 @@ def read_checkpoint(path: Path) -> SignedCheckpoint:
     except OSError as e:
         raise NoteError(f"{path}: cannot read: {e.strerror}") from e
     return SignedCheckpoint.parse(data, source=str(path))
+
+
+def logs_of_trusted_root(path: Path) -> list[Verifier]:
+    """The appliance logs a Sigstore trusted root lists (Ed25519 keys whose log id is the
+    note key hash of the origin its ``baseUrl`` names); other logs are left out."""
+    with open(path, "rb") as fh:
+        data = fh.read(TRUSTED_ROOT_LIMIT + 1)
+    if len(data) > TRUSTED_ROOT_LIMIT:
+        raise TlogError(f"{path}: larger than {TRUSTED_ROOT_LIMIT} bytes")
+    try:
+        doc = canonical.loads(data, limit=TRUSTED_ROOT_LIMIT, source=str(path))
+    except CanonicalJSONError as e:
+        raise TlogError(e.message, hint="expected a Sigstore trusted_root.json") from e
+    out = []
+    for t in doc.get("tlogs", []) if isinstance(doc, dict) else []:
+        try:
+            origin = str(t["baseUrl"]).removeprefix("https://")
+            key = PublicKey(base64.b64decode(t["publicKey"]["rawBytes"]), source=str(path))
+            v = Verifier(origin, raw_ed25519(key))
+            if base64.b64encode(log_id(v)).decode() == t["logId"]["keyId"]:
+                out.append(v)
+        except (KeyError, TypeError, ValueError, StellaError):
+            continue
+    return out
+
+
+def check_logged(data: bytes, logs: Sequence[Verifier], *, source: str) -> dict[str, Any]:
+    """Whether an appliance bundle's entry verifies against ``logs`` (raises when an entry
+    names one of them and does not verify: that is tampering, not absence)."""
+    bundle = sigstore_read(data, source=source)
+    own = [e for e in bundle.entries if is_own_log_entry(e, logs)]
+    if not own:
+        return {"inclusionProof": False, "entries": len(bundle.entries)}
+    check = check_entry(own[0], logs, bundle.envelope)
+    return {"inclusionProof": True, "entries": len(bundle.entries), **check.to_dict()}

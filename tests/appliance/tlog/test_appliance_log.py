@@ -330,3 +330,30 @@ def test_a_rotated_log_keeps_trusting_its_frozen_shard(tmp_path: Path, home: Hom
     assert stella(home, "log", "trusted-root", "--out", str(root)).exit_code == 0
     tlogs = json.loads(root.read_text())["tlogs"]
     assert [t["publicKey"]["validFor"].get("end") for t in tlogs] == [None, "2026-12-01T00:00:00Z"]
+
+
+def test_verify_reports_the_log_entry(tmp_path: Path, home: Home, gated: GateResult) -> None:
+    rva = tmp_path / "rva.json"
+    rva.write_bytes(gated.bundle)
+    pub = tmp_path / "appliance.pub"
+    home.public_key().save(pub)
+    root = tmp_path / "trusted_root.json"
+    stella(home, "log", "trusted-root", "--out", str(root))
+    # an auditor away from the appliance: the key and the log's trusted root only
+    away = ["--home", str(tmp_path / "nohome"), "verify", str(rva), "--key", str(pub)]
+    out = CliRunner().invoke(cli, [*away, "--trusted-root", str(root)])
+    assert out.exit_code == 0, out.output
+    assert "logged: entry 0 of stella." in out.stdout
+    assert "inclusion proof and checkpoint (size 2) verified" in out.stdout
+    # on the appliance, its own log is trusted
+    doc = stella_json(home, "verify", str(rva), "--key", str(pub))
+    assert doc["transparency"]["logIndex"] == 0
+    # an entry that names the log but does not verify is tampering, not absence
+    bundle = json.loads(gated.bundle)
+    bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["rootHash"] = (
+        base64.b64encode(b"\x02" * 32).decode()
+    )
+    rva.write_bytes(canonical.dumps(bundle))
+    out = CliRunner().invoke(cli, [*away, "--trusted-root", str(root)])
+    assert out.exit_code == 1
+    assert "transparency-log entry 0: inclusion proof of leaf 0" in out.stderr
