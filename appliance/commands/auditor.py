@@ -273,10 +273,20 @@ def explain_cmd(
     policy = _policy(ctx, keys, trust_policy)
     verified, blobs = _target(ctx, target, policy, None)
     explanation = explaining.build(verified, blobs)
+    logs = _home_logs(ctx)
+    path = Path(target)
+    logged = (
+        tlog.check_logged(_read(path), logs, source=str(path)) if logs and path.is_file() else None
+    )
     if ctx.json:
-        ctx.emit(explanation.to_dict())
+        ctx.emit({**explanation.to_dict(), **({"transparency": logged} if logged else {})})
         return
     click.echo(explaining.render(explanation, explaining.Format(fmt)), nl=False)
+    if logged and logged["inclusionProof"] and fmt == explaining.Format.TEXT.value:
+        click.echo(
+            f"Transparency log: entry {logged['logIndex']} of {logged['log']}, proven under "
+            f"the checkpoint of size {logged['treeSize']} (root {logged['rootHash'][:16]}…)"
+        )
 
 
 def _diff_text(result: Any) -> str:

@@ -357,3 +357,12 @@ def test_verify_reports_the_log_entry(tmp_path: Path, home: Home, gated: GateRes
     out = CliRunner().invoke(cli, [*away, "--trusted-root", str(root)])
     assert out.exit_code == 1
     assert "transparency-log entry 0: inclusion proof of leaf 0" in out.stderr
+
+
+def test_explain_shows_the_log_entry(tmp_path: Path, home: Home, gated: GateResult) -> None:
+    rva = tmp_path / "rva.json"
+    rva.write_bytes(gated.bundle)
+    out = stella(home, "explain", str(rva))
+    assert out.exit_code == 0, out.output
+    assert f"Transparency log: entry 0 of {tlog.origin_for(home)}, proven under the " in out.stdout
+    assert stella_json(home, "explain", str(rva))["transparency"]["treeSize"] == 2
