@@ -156,7 +156,9 @@ def prove_cmd(ctx: CliContext, file: Path) -> None:
         bundle = sigstore.read(data, source=str(file))
         envelope, entries = bundle.envelope, bundle.entries
     carried = None
-    check, _, why = tlog.check_bundle_entries(entries, envelope, [log.verifier])
+    check, _, why = tlog.check_bundle_entries(entries, envelope, tlog.trusted_logs(home))
+    if check is not None and check.origin != log.origin:  # logged in a frozen shard
+        log = tlog.open_shard(home, check.origin)
     if check is not None:
         body, index = check.body, check.log_index
         _same_tree(log, check.tree_size, check.checkpoint.checkpoint.root, f"{file} checkpoint")
@@ -252,9 +254,7 @@ def cosign_cmd(
     consistent with the last head this home cosigned for that log."""
     home = Home(ctx.home).require()
     if log_key is not None:
-        verifier = Verifier.from_vkey(
-            log_key.read_text(encoding="utf-8")[:4096], source=str(log_key)
-        )
+        verifier = Verifier.from_vkey(tlog.small_text(log_key), source=str(log_key))
     else:
         verifier = tlog.verifier(home)
     signed = tlog.read_checkpoint(checkpoint_file)

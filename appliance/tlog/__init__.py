@@ -51,6 +51,15 @@ class LogNotStartedError(TlogError):
     """The home has no transparency log yet."""
 
 
+def small_text(path: Path, limit: int = VKEY_LIMIT) -> str:
+    """A one-line file (an origin, a time, a verifier key), read up to ``limit`` bytes."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise TlogError(f"{path}: larger than {limit} bytes", hint="expected one short line")
+    return data.decode("utf-8", "replace").strip()
+
+
 def root(home: Home) -> Path:
     return home.root / DIRNAME
 
@@ -62,7 +71,7 @@ def origin_for(home: Home) -> str:
 def _origin(home: Home) -> str:
     path = root(home) / "origin"
     try:
-        return path.read_text(encoding="utf-8")[:256].strip()
+        return small_text(path)
     except FileNotFoundError as e:
         raise LogNotStartedError(
             f"{root(home)}: this appliance has no transparency log yet",
@@ -119,9 +128,18 @@ def trusted_logs(home: Home) -> list[Verifier]:
     frozen = root(home) / "frozen"
     if frozen.is_dir():
         for shard in sorted(frozen.iterdir()):
-            name = (shard / "origin").read_text(encoding="utf-8")[:256].strip()
+            name = small_text(shard / "origin")
             logs.append(Verifier(name, raw_ed25519(PublicKey.load(shard / "log.pub"))))
     return logs
+
+
+def open_shard(home: Home, origin: str) -> TileLog:
+    """The frozen shard named ``origin``, read-only."""
+    frozen = root(home) / "frozen"
+    for shard in sorted(frozen.iterdir()) if frozen.is_dir() else []:
+        if small_text(shard / "origin") == origin:
+            return open_log(shard, Verifier(origin, raw_ed25519(PublicKey.load(shard / "log.pub"))))
+    raise LogNotStartedError(f"{frozen}: no frozen shard of the log {origin}")
 
 
 def witnesses(home: Home, extra: Sequence[Path] = ()) -> list[Verifier]:
@@ -129,9 +147,7 @@ def witnesses(home: Home, extra: Sequence[Path] = ()) -> list[Verifier]:
     found = sorted((root(home) / "witnesses").glob("*.vkey")) if home.initialized else []
     out = []
     for path in [*found, *extra]:
-        with open(path, "rb") as fh:
-            text = fh.read(VKEY_LIMIT).decode("utf-8", "replace")
-        w = Verifier.from_vkey(text, source=str(path))
+        w = Verifier.from_vkey(small_text(path), source=str(path))
         if w.kind != COSIGNATURE_V1:
             raise NoteError(f"{path}: not a witness (cosignature/v1) key")
         out.append(w)
@@ -213,12 +229,12 @@ def trusted_root(home: Home) -> dict[str, Any]:
         if not (shard / "log.pub").is_file():
             continue
         key = PublicKey.load(shard / "log.pub")
-        name = (shard / "origin").read_text(encoding="utf-8")[:256].strip()
+        name = small_text(shard / "origin")
         v = Verifier(name, raw_ed25519(key))
-        start = (shard / "started").read_text().strip() if (shard / "started").is_file() else ""
+        start = small_text(shard / "started") if (shard / "started").is_file() else ""
         valid: dict[str, str] = {"start": start or "1970-01-01T00:00:00Z"}
         if (shard / "frozen-at").is_file():
-            valid["end"] = (shard / "frozen-at").read_text().strip()
+            valid["end"] = small_text(shard / "frozen-at")
         tlogs.append(
             {
                 "baseUrl": f"https://{name}",

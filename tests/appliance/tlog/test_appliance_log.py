@@ -326,6 +326,11 @@ def test_a_rotated_log_keeps_trusting_its_frozen_shard(tmp_path: Path, home: Hom
             "sha256:" + "d" * 64, PREDICATE_TYPE, sigstore.read(result.bundle), logs
         )
         assert info.inclusion_proof
+    old_rva = tmp_path / "old.json"
+    old_rva.write_bytes(first.bundle)
+    proved = stella_json(home, "log", "prove", str(old_rva))
+    assert (proved["logIndex"], proved["treeSize"]) == (0, 2)
+    assert proved["checkpoint"].startswith(tlog.origin_for(home) + "\n")
     root = tmp_path / "root.json"
     assert stella(home, "log", "trusted-root", "--out", str(root)).exit_code == 0
     tlogs = json.loads(root.read_text())["tlogs"]
