@@ -371,3 +371,46 @@ def test_explain_shows_the_log_entry(tmp_path: Path, home: Home, gated: GateResu
     assert out.exit_code == 0, out.output
     assert f"Transparency log: entry 0 of {tlog.origin_for(home)}, proven under the " in out.stdout
     assert stella_json(home, "explain", str(rva))["transparency"]["treeSize"] == 2
+
+
+def test_a_second_appliance_witnesses_the_log(tmp_path: Path, home: Home) -> None:
+    gate(home, "app:1", at=AT)
+    witness = Home(tmp_path / "witness")
+    witness.init()
+    key, vkey = _witness(tmp_path, "witness.example")
+    log_key = tmp_path / "log.vkey"
+    log_key.write_text(stella_json(home, "log", "checkpoint")["logKey"] + "\n")
+    first = tmp_path / "first"
+    stella_json(home, "log", "checkpoint", "--out", str(first))
+    args = ["--key", str(key), "--name", "witness.example", "--log-key", str(log_key)]
+    logdir = ["--log-dir", str(tlog.root(home))]
+    stella_json(witness, "log", "cosign", str(first), *args)  # its first head: nothing to prove
+    gate(home, "app:1", at=AT)
+    second = tmp_path / "second"
+    stella_json(home, "log", "checkpoint", "--out", str(second))
+    cosigned = tmp_path / "second.cosigned"
+    stella_json(witness, "log", "cosign", str(second), *args, *logdir, "--out", str(cosigned))
+    doc = stella_json(
+        home, "log", "verify", "--checkpoint", str(cosigned), "--witness", str(vkey),
+        "--min-witnesses", "1",
+    )  # fmt: skip
+    assert doc["transparency"]["witnesses"] == 1
+    # a head of the same size with another root, signed by the log key: a fork, refused
+    signer = NoteSigner(tlog.origin_for(home), PrivateKey.load(tlog.root(home) / "log.key"))
+    forked = tmp_path / "forked"
+    forked.write_text(
+        SignedCheckpoint.sign(Checkpoint(signer.name, 4, b"\x09" * 32), signer).to_text()
+    )
+    out = stella(witness, "log", "cosign", str(forked), *args, *logdir)
+    assert out.exit_code == 1
+    assert "two heads of size 4 have different root hashes: the log forked" in out.stderr
+    # a head the log's own tiles do not back
+    gate(home, "app:1", at=AT)
+    stale = tmp_path / "stale-tiles"
+    shutil.copytree(tlog.root(home), stale)
+    signed = SignedCheckpoint.sign(Checkpoint(signer.name, 6, b"\x0a" * 32), signer)
+    bogus = tmp_path / "bogus"
+    bogus.write_text(signed.to_text())
+    out = stella(witness, "log", "cosign", str(bogus), *args, "--log-dir", str(stale))
+    assert out.exit_code == 1
+    assert "the head does not match the log's tiles at size 6: the log forked" in out.stderr

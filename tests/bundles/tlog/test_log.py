@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from sigstore._internal.rekor.checkpoint import SignedCheckpoint as SigstoreChec
 
 from bundles.keys import KeyType, PrivateKey
 from bundles.tlog import merkle as m
+from bundles.tlog.entry import log_id
 from bundles.tlog.log import LogStateError, TileLog, open_log
 from bundles.tlog.note import (
     COSIGNATURE_V1,
@@ -180,3 +183,32 @@ def test_witness_cosignatures_are_counted_and_missing_ones_named() -> None:
 def test_malformed_checkpoints_are_refused(text: str, message: str) -> None:
     with pytest.raises(NoteError, match=message):
         SignedCheckpoint.parse(text)
+
+
+SIGSTORE_DATA = Path(__file__).parents[2] / "data" / "sigstore"
+
+
+def test_a_real_rekor_v2_entry_verifies_with_this_code() -> None:
+    """A Sigstore staging Rekor v2 (tile log) entry: its inclusion proof in a tree of four
+    million entries and its checkpoint, signed by the log and cosigned by three witnesses."""
+    bundle = json.loads((SIGSTORE_DATA / "a.dsse.staging-rekor-v2.txt.sigstore.json").read_text())
+    (entry,) = bundle["verificationMaterial"]["tlogEntries"]
+    root_doc = json.loads((SIGSTORE_DATA / "staging-trusted-root.json").read_text())
+    logs = []
+    for t in root_doc["tlogs"]:
+        if t["publicKey"]["keyDetails"] == "PKIX_ED25519":
+            raw = base64.b64decode(t["publicKey"]["rawBytes"])[-32:]
+            logs.append(Verifier(t["baseUrl"].removeprefix("https://"), raw))
+    (log,) = [v for v in logs if base64.b64encode(log_id(v)).decode() == entry["logId"]["keyId"]]
+    proof = entry["inclusionProof"]
+    leaf = m.leaf_hash(base64.b64decode(entry["canonicalizedBody"]))
+    hashes = [base64.b64decode(h) for h in proof["hashes"]]
+    root = base64.b64decode(proof["rootHash"])
+    m.verify_inclusion(int(proof["logIndex"]), int(proof["treeSize"]), leaf, hashes, root)
+    signed = SignedCheckpoint.parse(proof["checkpoint"]["envelope"])
+    head = signed.verify(log)
+    assert (head.size, head.root) == (int(proof["treeSize"]), root)
+    assert len(signed.note.signatures) == 4  # the log's and three witnesses'
+    bad = [hashes[0], bytes([hashes[1][0] ^ 1]) + hashes[1][1:], *hashes[2:]]
+    with pytest.raises(m.ProofError, match="does not lead to the root hash"):
+        m.verify_inclusion(int(proof["logIndex"]), int(proof["treeSize"]), leaf, bad, root)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sigstore._internal import merkle as sigstore_merkle
 
 from bundles.tlog import merkle as m
@@ -103,3 +105,21 @@ def test_forked_and_rolled_back_heads_are_named() -> None:
     proof = m.consistency_proof(6, 8, m.nodes_of(leaves))
     with pytest.raises(m.ProofError, match="not consistent with the head of size 6"):
         m.verify_consistency(6, 8, forked, root8, proof)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3000), st.data())
+def test_proofs_of_random_trees_verify_and_bind(size: int, data: st.DataObject) -> None:
+    leaves = [m.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    source = m.nodes_of(leaves)
+    root = m.tree_root(size, source)
+    index = data.draw(st.integers(0, size - 1))
+    proof = m.inclusion_proof(index, size, source)
+    m.verify_inclusion(index, size, leaves[index], proof, root)
+    assert _sigstore_root(index, size, leaves[index], proof) == root
+    if index + 1 < size:  # the proof of one leaf does not prove its neighbour
+        with pytest.raises(m.ProofError):
+            m.verify_inclusion(index + 1, size, leaves[index + 1], proof, root)
+    old = data.draw(st.integers(0, size))
+    old_root = m.tree_root(old, m.nodes_of(leaves[:old]))
+    m.verify_consistency(old, size, old_root, root, m.consistency_proof(old, size, source))
