@@ -414,3 +414,24 @@ def test_a_second_appliance_witnesses_the_log(tmp_path: Path, home: Home) -> Non
     out = stella(witness, "log", "cosign", str(bogus), *args, "--log-dir", str(stale))
     assert out.exit_code == 1
     assert "the head does not match the log's tiles at size 6: the log forked" in out.stderr
+
+
+def test_doctor_checks_the_log(tmp_path: Path, home: Home) -> None:
+    def tlog_check() -> dict[str, Any]:
+        doc = CliRunner().invoke(cli, ["--home", str(home.root), "--json", "doctor"])
+        (check,) = [c for c in json.loads(doc.stdout)["checks"] if c["name"] == "tlog"]
+        assert isinstance(check, dict)
+        return check
+
+    assert tlog_check()["status"] == "ok"  # not started yet
+    gate(home, "app:1", at=AT)
+    assert tlog_check()["detail"].endswith(": 2 entries, checkpoint verified")
+    kept = (tlog.root(home) / "checkpoint").read_bytes()
+    gate(home, "app:1", at=AT)
+    (tlog.root(home) / "checkpoint").write_bytes(kept)  # as if the last append was cut short
+    assert tlog_check()["status"] == "warn"
+    tile = tlog.root(home) / "tile" / "0" / "000.p" / "2"
+    tile.write_bytes(b"\x00" * 64)
+    check = tlog_check()
+    assert check["status"] == "fail"
+    assert "do not hash to the root of the checkpoint of size 2" in check["detail"]
