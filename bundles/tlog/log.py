@@ -103,6 +103,17 @@ def write_durably(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
         _fsync_dir(path.parent)
 
 
+def _sweep(directory: Path) -> None:
+    """Remove the temporary files a writer killed mid-write left in ``directory`` (called
+    under the append lock, so no live writer owns one)."""
+    if not directory.is_dir():
+        return
+    for entry in os.scandir(directory):
+        if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
 class TileLog:
     """One log directory. ``signer`` is needed to append; reading needs the log's verifier
     key only."""
@@ -311,6 +322,8 @@ class TileLog:
             while not missing.is_dir():
                 dirs.add(missing.parent)
                 missing = missing.parent
+            if target.parent not in dirs:
+                _sweep(target.parent)
             write_durably(target, writes[path], sync_dir=False)
             dirs.add(target.parent)
         for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
@@ -320,6 +333,7 @@ class TileLog:
         signed = SignedCheckpoint.sign(
             Checkpoint(self.origin, size, self._edge_root()), self.signer
         )
+        _sweep(self.root)
         write_durably(self.root / CHECKPOINT, signed.to_text().encode())
         self.head = signed
         self.pending = 0

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -212,3 +216,53 @@ def test_a_real_rekor_v2_entry_verifies_with_this_code() -> None:
     bad = [hashes[0], bytes([hashes[1][0] ^ 1]) + hashes[1][1:], *hashes[2:]]
     with pytest.raises(m.ProofError, match="does not lead to the root hash"):
         m.verify_inclusion(int(proof["logIndex"]), int(proof["treeSize"]), leaf, bad, root)
+
+
+_KILLER = """
+import os, signal, sys
+from pathlib import Path
+from bundles.keys import PrivateKey
+from bundles.tlog import log as tl
+from bundles.tlog.note import NoteSigner
+
+real = tl.write_durably
+def write(path, data, *, sync_dir=True):
+    if str(path).endswith(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # as a power cut would, mid-append
+    real(path, data, sync_dir=sync_dir)
+tl.write_durably = write
+signer = NoteSigner("example.test/log", PrivateKey.load(Path(sys.argv[2])))
+log = tl.TileLog(Path(sys.argv[1]), signer.verifier, signer)
+log.append([b"entry %d" % i for i in range(log.size, log.size + 300)])
+"""
+
+
+@pytest.mark.parametrize(
+    ("at", "pending"),
+    [("/checkpoint", 300), ("tile/0/000", 300), ("tile/entries/000", 0)],
+    ids=["before the checkpoint", "amid the hash tiles", "amid the entry bundles"],
+)
+def test_kill_9_during_an_append(tmp_path: Path, at: str, pending: int) -> None:
+    key = PrivateKey.generate(KeyType.ED25519)
+    key.save(tmp_path / "log.key")
+    signer = NoteSigner(ORIGIN, key)
+    root = tmp_path / "log"
+    TileLog(root, signer.verifier, signer).append([b"entry %d" % i for i in range(20)])
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLER, str(root), str(tmp_path / "log.key"), at],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+        capture_output=True,
+        check=False,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    (root / ".checkpoint.x.tmp").write_bytes(b"half")  # what a kill mid-write leaves
+    reader = TileLog(root, signer.verifier)
+    assert reader.size == 20  # the head that was acknowledged
+    reader.verify()
+    # what reached the disk past it is reported, then taken in by the next append
+    assert reader.pending == pending
+    writer = TileLog(root, signer.verifier, signer)
+    writer.append([b"after"])
+    assert writer.size == 20 + reader.pending + 1
+    assert TileLog(root, signer.verifier).verify().size == writer.size
+    assert list(root.rglob("*.tmp")) == []
