@@ -25,7 +25,8 @@ from appliance.policy.inputs import AttestationInfo
 from appliance.rva import sigstore
 from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import GateResult, attestation_info, gate
-from appliance.store import open_state
+from appliance.store import open_state, record_decision
+from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.vex import VexStore
 from bundles import canonical
 from bundles.digest import Digest
@@ -435,3 +436,24 @@ def test_doctor_checks_the_log(tmp_path: Path, home: Home) -> None:
     check = tlog_check()
     assert check["status"] == "fail"
     assert "do not hash to the root of the checkpoint of size 2" in check["detail"]
+
+
+def test_decisions_log_the_signed_audit_head(home: Home) -> None:
+    record = record_decision(
+        home,
+        AuditAction.IMPORT,
+        "sha256:" + "e" * 64,
+        command="import",
+        time=t("2026-11-23T06:30:00Z"),
+        inputs={"bundle": "b.stella.tar.zst"},
+        result={"snapshot": "sha256:" + "f" * 64},
+    )
+    log = tlog.open_home_log(home)
+    assert log.size == 1
+    with open_state(home) as db:
+        head = AuditLog(db, public_key=home.public_key()).head()
+    assert head is not None
+    assert head.seq == record.seq
+    body = json.loads(log.entry(0))
+    digest = body["spec"]["dsseV002"]["payloadHash"]["digest"]
+    assert base64.b64decode(digest) == bytes.fromhex(Digest.of_bytes(head.envelope.payload).hex)
