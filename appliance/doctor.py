@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tlog
 from appliance.home import SUBDIRS, Home
 from appliance.intake.inbox import scan_inbox, unreadable_text
 from appliance.intake.trust_store import TrustStore
@@ -130,6 +131,7 @@ class Doctor:
             self._guard("trust", self.check_trust),
             self._guard("snapshot", self.check_snapshot),
             self._guard("audit", self.check_audit),
+            self._guard("tlog", self.check_tlog),
             self._guard("inbox", self.check_inbox),
         ]
         return Diagnosis(tuple(checks))
@@ -177,6 +179,23 @@ class Doctor:
         if problems:
             return Check("home", Status.FAIL, "; ".join(problems), "; ".join(fixes))
         return Check("home", Status.OK, f"{root}: mode 0700, owned by uid {self.uid}")
+
+    def check_tlog(self) -> Check:
+        """The transparency log: its checkpoint signed and backed by its right-edge tiles
+        (``stella log verify`` recomputes every tile)."""
+        try:
+            log = tlog.open_home_log(self.home)
+        except tlog.LogNotStartedError:
+            return Check("tlog", Status.OK, "not started yet (nothing signed so far)")
+        detail = f"{log.origin}: {log.size} entries, checkpoint verified"
+        if log.pending:
+            return Check(
+                "tlog",
+                Status.WARN,
+                f"{detail}; {log.pending} entries past it (an append was interrupted)",
+                "nothing to do: the next signed attestation includes them",
+            )
+        return Check("tlog", Status.OK, detail)
 
     def check_disk(self) -> Check:
         free = self.free_space(self.home.root)

@@ -15,6 +15,7 @@ Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
     evidence/<role>.json       each evidence blob the verdict cites
     explanation/explanation.html, explanation/explanation.md
     keys/appliance.pub         the appliance public key (compare it with one you hold)
+    keys/tlog.vkey             the verifier key of the transparency log holding the RVA
     keys/trust-policy.json     which key may sign which predicate type
     keys/sigstore-trusted-root.json   the Sigstore trusted root shipped with the appliance
     keys/trust/<channel>.json  the knowledge-bundle trust roots of the appliance
@@ -26,6 +27,7 @@ Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
 
 from __future__ import annotations
 
+import base64
 import io
 import zipfile
 import zlib
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from appliance import tlog
 from appliance.auditor import explain
 from appliance.auditor.errors import AuditPackageError, AuditRecordError
 from appliance.auditor.replay import find_policy
@@ -59,6 +62,9 @@ from bundles.errors import CanonicalJSONError, SignatureError, StellaError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.oci import OCILayout
+from bundles.tlog import TlogError
+from bundles.tlog.entry import check_entry, log_id
+from bundles.tlog.note import Verifier
 
 FORMAT_VERSION: Final = 1
 PACKAGE_MEMBERS: Final = limits.cap(
@@ -120,6 +126,8 @@ CHECKS: Final = (
     "every evidence file matches the digest the signed predicate pins",
     "policy files digest and knowledge manifest digest equal the pinned ones",
     "audit chain from genesis to the signed head; the gate record names this statement",
+    "the RVA's transparency-log entry: inclusion proof and checkpoint under the log the gate "
+    "record names (keys/tlog.vkey)",
     "explanation files are the rendering of the verified verdict",
 )
 
@@ -227,6 +235,11 @@ def export_package(
     files["explanation/explanation.html"] = explain.render_html(explanation).encode("utf-8")
     files["explanation/explanation.md"] = explain.render_markdown(explanation).encode("utf-8")
     files["keys/appliance.pub"] = home.public_key().pem()
+    logged = record.result.get("tlog")
+    if isinstance(logged, Mapping):
+        for log in tlog.trusted_logs(home):
+            if base64.b64encode(log_id(log)).decode() == logged.get("logId"):
+                files["keys/tlog.vkey"] = (log.vkey() + "\n").encode()
     files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())
     files["keys/sigstore-trusted-root.json"] = TRUSTED_ROOT.read_bytes()
     for root in sorted(home.trust.glob("*/*.json")):
@@ -530,6 +543,33 @@ def check_audit_chain(
     return found
 
 
+def _check_log_entry(
+    files: Mapping[str, bytes], bundle: bytes, record: AuditRecord, source: str
+) -> None:
+    """The verdict's transparency-log entry verifies under the log key the package carries,
+    and that key is the log the signed gate record names (so the appliance key vouches for
+    it). Verdicts made before the appliance logged them carry no entry and no record of one."""
+    logged = record.result.get("tlog")
+    read = sigstore.read(bundle, source=f"{source} rva/rva.sigstore.json")
+    if not isinstance(logged, Mapping):
+        if read.entries:
+            raise AuditPackageError(
+                f"{source}: the RVA carries a log entry its gate record does not name"
+            )
+        return
+    vkey = _need(files, "keys/tlog.vkey", source)
+    log = Verifier.from_vkey(vkey.decode("utf-8", "replace"), source=f"{source} keys/tlog.vkey")
+    if base64.b64encode(log_id(log)).decode() != logged.get("logId"):
+        raise AuditPackageError(
+            f"{source}: keys/tlog.vkey is not the log the signed gate record names",
+            hint="the log key was swapped",
+        )
+    try:
+        check_entry(next(iter(read.entries), None), [log], read.envelope)
+    except TlogError as e:
+        raise AuditPackageError(f"{source}: rva/rva.sigstore.json: {e.message}", hint=e.hint) from e
+
+
 def verify_package(
     data: bytes | BinaryIO, key: PublicKey, *, source: str = "audit package"
 ) -> PackageReport:
@@ -563,6 +603,7 @@ def verify_package(
         source=source,
     )
     checked = _with_audit(checked, record)
+    _check_log_entry(files, bundle, record, source)
     explanation = explain.build(checked, evidence)
     for path, render in (
         ("explanation/explanation.html", explain.render_html),

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from appliance import tlog
 from appliance.auditor import explain as explaining
 from appliance.auditor.package import CHECKS, export_package, verify_package
 from appliance.auditor.replay import ReplayOutcome, replay
@@ -42,6 +43,7 @@ from bundles.digest import Digest
 from bundles.errors import UsageError
 from bundles.keys import PublicKey
 from bundles.oci import OCILayout
+from bundles.tlog.note import Verifier
 
 EXIT_DIFF = 3
 
@@ -228,7 +230,23 @@ def verify_cmd(
         return
     policy = _policy(ctx, keys, trust_policy)
     verified, _ = _target(ctx, target, policy, art.digest if art else None)
-    ctx.emit(verified.to_dict(), _verdict_text(verified))
+    doc, text = verified.to_dict(), _verdict_text(verified)
+    logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else _home_logs(ctx)
+    if data is not None and logs:
+        logged = tlog.check_logged(data, logs, source=str(path))
+        doc["transparency"] = logged
+        text += "\n" + (
+            f"logged: entry {logged['logIndex']} of {logged['log']}; inclusion proof and "
+            f"checkpoint (size {logged['treeSize']}) verified"
+            if logged["inclusionProof"]
+            else "not logged in a transparency log trusted here"
+        )
+    ctx.emit(doc, text)
+
+
+def _home_logs(ctx: CliContext) -> list[Verifier]:
+    home = _home(ctx)
+    return tlog.trusted_logs(home) if home is not None else []
 
 
 @click.command("explain")
@@ -255,10 +273,20 @@ def explain_cmd(
     policy = _policy(ctx, keys, trust_policy)
     verified, blobs = _target(ctx, target, policy, None)
     explanation = explaining.build(verified, blobs)
+    logs = _home_logs(ctx)
+    path = Path(target)
+    logged = (
+        tlog.check_logged(_read(path), logs, source=str(path)) if logs and path.is_file() else None
+    )
     if ctx.json:
-        ctx.emit(explanation.to_dict())
+        ctx.emit({**explanation.to_dict(), **({"transparency": logged} if logged else {})})
         return
     click.echo(explaining.render(explanation, explaining.Format(fmt)), nl=False)
+    if logged and logged["inclusionProof"] and fmt == explaining.Format.TEXT.value:
+        click.echo(
+            f"Transparency log: entry {logged['logIndex']} of {logged['log']}, proven under "
+            f"the checkpoint of size {logged['treeSize']} (root {logged['rootHash'][:16]}…)"
+        )
 
 
 def _diff_text(result: Any) -> str:

@@ -68,10 +68,18 @@ _ROUTES: Final = (
     ("upload", re.compile(rf"/v2/(?P<name>{_NAME})/blobs/uploads/(?P<uuid>[0-9a-f]{{32}})")),
     ("blob", re.compile(rf"/v2/(?P<name>{_NAME})/blobs/(?P<digest>[^/]+)")),
     ("referrers", re.compile(rf"/v2/(?P<name>{_NAME})/referrers/(?P<digest>[^/]+)")),
+    # the appliance's transparency log, read-only at the C2SP tlog-tiles paths under /tlog/
+    (
+        "tlog",
+        re.compile(
+            r"/tlog/(?P<path>checkpoint|tile/(?:entries|\d{1,2})(?:/x\d{3})*/\d{3}(?:\.p/\d{1,3})?)"
+        ),
+    ),
 )
 _RANGE: Final = re.compile(r"bytes=(\d+)-(\d*)")
 _CONTENT_RANGE: Final = re.compile(r"(?:bytes )?(\d+)-(\d+)")
 _API_HEADER: Final = ("Docker-Distribution-API-Version", "registry/2.0")
+_TLOG_FILE_LIMIT: Final = 256 * (2 + 0xFFFF)  # the largest entry bundle
 
 
 # ------------------------------------------------------------------------------ options
@@ -418,6 +426,24 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     # -- read side --------------------------------------------------------------------------
+
+    def _tlog(self, method: str, path: str) -> None:
+        if method not in ("GET", "HEAD"):
+            raise _ApiError(405, "UNSUPPORTED", f"{method} refused: the log is read-only")
+        try:
+            with open(self.server.app.home.root / "tlog" / path, "rb") as fh:
+                data = fh.read(_TLOG_FILE_LIMIT)
+        except (FileNotFoundError, IsADirectoryError) as e:
+            raise _ApiError(404, "NOT_FOUND", f"no {path} in the transparency log") from e
+        immutable = path != "checkpoint" and ".p/" not in path
+        self._send(
+            200,
+            data,
+            {"Cache-Control": "max-age=31536000, immutable" if immutable else "no-cache"},
+            content_type="text/plain; charset=utf-8"
+            if path == "checkpoint"
+            else "application/octet-stream",
+        )
 
     def _ping(self, method: str) -> None:
         if method not in ("GET", "HEAD"):

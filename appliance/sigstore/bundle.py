@@ -1,8 +1,9 @@
 """The Sigstore bundle v0.3 form of a signed statement, as cosign v3 writes attestations.
 
 A key-signed bundle names its key by hint (``verificationMaterial.publicKey.hint``, the same
-keyid the DSSE signature carries) and holds the DSSE envelope. There is no transparency-log
-entry: the appliance is offline. Reading is strict and keeps the envelope's exact payload;
+keyid the DSSE signature carries) and holds the DSSE envelope. The appliance logs what it
+signs in its own transparency log and carries the entry in ``tlogEntries`` (Rekor v2 form,
+see appliance/tlog). Reading is strict and keeps the envelope's exact payload;
 verification checks the signature over those bytes and then parses them.
 """
 
@@ -37,19 +38,26 @@ class SigstoreBundle:
     key_hint: str
     tlog_entries: int
     inclusion_proof: bool
+    entries: tuple[Any, ...] = ()  # the tlogEntries items as read (or as logged)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mediaType": MEDIA_TYPE,
             "verificationMaterial": {
                 "publicKey": {"hint": self.key_hint},
-                "tlogEntries": [],
+                "tlogEntries": list(self.entries),
             },
             "dsseEnvelope": self.envelope.to_dict(),
         }
 
     def to_json(self) -> bytes:
         return canonical.dumps(self.to_dict())
+
+
+def with_entry(bundle: SigstoreBundle, entry: Mapping[str, Any]) -> SigstoreBundle:
+    """The bundle carrying one more transparency-log entry (with its inclusion proof)."""
+    entries = (*bundle.entries, entry)
+    return SigstoreBundle(bundle.envelope, bundle.key_hint, len(entries), True, entries)
 
 
 def sign(statement: Statement, key: Signer) -> SigstoreBundle:
@@ -90,7 +98,7 @@ def read(data: bytes, *, source: str = "bundle") -> SigstoreBundle:
             hint="only DSSE attestations are read here (not message signatures)",
         )
     envelope = dsse.Envelope.from_dict(raw_env, source=f"{source}: dsseEnvelope")
-    return SigstoreBundle(envelope, hint, len(entries), proof)
+    return SigstoreBundle(envelope, hint, len(entries), proof, tuple(entries))
 
 
 def verify(bundle: SigstoreBundle, keys: dsse.TrustedKeys, *, predicate_type: str) -> Statement:

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from appliance.auditor.errors import SigstoreVerifyError
 from appliance.sigstore.bundle import ACCEPTED
+from appliance.tlog import is_appliance_entry
 from bundles import canonical, dsse, limits
 from bundles.bounded import read_open_file
 from bundles.canonical import kind_of
@@ -62,7 +63,7 @@ _NOTE_DASH: Final = "\u2014 "
 class BundleForm(StrEnum):
     """What a file given to ``stella verify`` is, once it is known to be a Sigstore bundle."""
 
-    APPLIANCE = "appliance"  # key-hinted DSSE, no log entries: what the appliance signs
+    APPLIANCE = "appliance"  # key-hinted DSSE, logged in an appliance log only: what it signs
     STANDARD = "standard"  # any other Sigstore bundle (keyless, logged, message signature)
 
 
@@ -117,7 +118,7 @@ def classify(data: bytes, source: str) -> BundleForm:
         media_type in ACCEPTED
         and "dsseEnvelope" in doc
         and "publicKey" in material
-        and not material.get("tlogEntries")
+        and all(is_appliance_entry(e) for e in material.get("tlogEntries") or [])
         and not material.get("timestampVerificationData")
     ):
         return BundleForm.APPLIANCE
@@ -328,6 +329,15 @@ def _binding(body: Mapping[str, Any], signature: bytes, digest: Digest) -> None:
         if sig != signature or value != digest.hex:
             raise SigstoreVerifyError(
                 "transparency-log entry is about another signature or artifact than the bundle's"
+            )
+        return
+    if kind == "dsse" and "dsseV002" in spec:  # Rekor v2 (and the appliance's own logs)
+        v2 = spec["dsseV002"]
+        sigs = {base64.b64decode(s["content"]) for s in v2.get("signatures", [])}
+        payload_hash = base64.b64decode(v2.get("payloadHash", {}).get("digest", "")).hex()
+        if signature not in sigs or payload_hash != digest.hex:
+            raise SigstoreVerifyError(
+                "transparency-log entry is about another envelope than the bundle's"
             )
         return
     if kind == "dsse":
@@ -578,6 +588,8 @@ def verify_with_key(
             )
         kind = SignatureKind.MESSAGE
     entries = material.get("tlogEntries") or []
+    if trusted_root is None:  # an appliance's own log is checked against its trusted root only
+        entries = [e for e in entries if not is_appliance_entry(e)]
     if require_tlog and not entries:
         raise SigstoreVerifyError(f"{source}: the bundle carries no transparency-log entry")
     tlog: tuple[TlogCheck, ...] = ()

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
 from appliance.store import open_state
@@ -129,7 +130,9 @@ def _store(
         predicate=_predicate(document, origin, expires, revokes),
     )
     key = home.signing_key()
-    envelope = sign_statement(statement, key).to_json()
+    signed = sign_statement(statement, key)
+    entry = tlog.log_envelope(home, signed, {key.keyid: key.public_key})  # before it is stored
+    envelope = signed.to_json()
     fault("vex.after-sign")
     digest = str(canonical.digest(document))
     with open_state(home) as db:
@@ -153,7 +156,11 @@ def _store(
                 str(subject.sha256),
                 actor=os_actor(command),
                 time=at,
-                inputs={"document": digest, "envelope": str(Digest.of_bytes(envelope))},
+                inputs={
+                    "document": digest,
+                    "envelope": str(Digest.of_bytes(envelope)),
+                    "tlog": {"logIndex": int(entry["logIndex"]), "log": entry["logId"]["keyId"]},
+                },
                 versions={"stella": __version__},
                 result={
                     "statements": [s.key for s in statements],

@@ -28,7 +28,7 @@ from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
-from tests.node.test_verify_rva import _node, _run
+from tests.node.test_verify_rva import _node, _run, trusted_root
 from tests.softhsm import MODULE, PIN, SoftHsm, softhsm
 from tests.test_runbooks import ROOT, check_command, shown_commands
 
@@ -110,7 +110,7 @@ def test_every_appliance_signature_verifies_with_either_backend(
     assert audit["records"] == audit["verified"] >= 3
     # An implementation independent of ours.
     node = _node()
-    code, out = _run(node, rva, pub)
+    code, out = _run(node, rva, pub, trusted_root(home, tmp_path))
     assert code == 0, out
     assert out["keyid"] == key.keyid
     # Nowhere in the home is the PIN kept.
