@@ -36,6 +36,7 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
+from appliance.keyring import load_ring
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
@@ -75,7 +76,7 @@ def _policy(ctx: CliContext, keys: Sequence[Path], trust_policy: Path | None) ->
             f"no key to verify with: {ctx.home} is not an appliance home",
             hint="pass --key PUB (the appliance's public key) or --trust-policy FILE",
         )
-    return TrustPolicy.appliance(home.public_key())
+    return TrustPolicy.of_ring(load_ring(home))
 
 
 def _read(path: Path) -> bytes:
@@ -91,7 +92,7 @@ def _own_verdict(
     """Verify an appliance-signed bundle; on the appliance that signed it, with the evidence
     of its OCI store and the gate's audit record."""
     home = _home(ctx)
-    if home is not None and policy.rule_for(home.public_key().keyid) is not None:
+    if home is not None and any(policy.rule_for(e.keyid) for e in load_ring(home).entries):
         # the file's own faults (form, signer, predicate) first, then this appliance's records
         verify_rva(data, policy, source=source, subject=subject)
         blobs = LayoutBlobs(OCILayout.open(home.oci))
@@ -318,7 +319,7 @@ def replay_cmd(
 def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path | None) -> None:
     """Write one ZIP proving a verdict (IMAGE's newest, or FILE) to an auditor."""
     home = Home(ctx.home).require()
-    policy = TrustPolicy.appliance(home.public_key())
+    policy = TrustPolicy.of_ring(load_ring(home))
     path = Path(target)
     if path.is_file():
         data = _read(path)
@@ -341,14 +342,28 @@ def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--key",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The appliance's public key (PEM), obtained independently of the package.",
 )
+@click.option(
+    "--trust-policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Instead of --key: the appliance's keys with their validity windows "
+    "('stella keys export-public --keys-out'), for a verdict made before a rotation.",
+)
 @pass_ctx
-def verify_package_cmd(ctx: CliContext, file: Path, key: Path) -> None:
+def verify_package_cmd(
+    ctx: CliContext, file: Path, key: Path | None, trust_policy: Path | None
+) -> None:
     """Check an audit package with only the package and a public key: no home, no network."""
-    public = PublicKey.load(key)
+    if (key is None) == (trust_policy is None):
+        raise UsageError(
+            "pass exactly one of --key PUB and --trust-policy FILE",
+            hint="the appliance's public key or its exported keys, obtained independently",
+        )
+    public: PublicKey | TrustPolicy = (
+        PublicKey.load(key) if key is not None else TrustPolicy.load(trust_policy)  # type: ignore[arg-type]
+    )
     try:
         fh = open(file, "rb")  # noqa: SIM115 - a with block below; members are read one by one
     except OSError as e:

@@ -348,7 +348,7 @@ def gate(
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
         raise GateError(f"evaluation time {at.isoformat()} has no time zone")
-    key = home.signing_key()
+    key = home.signing_key(at=at, now=now())
     if policy_dir is not None:  # a bad bundle is refused before the scan records anything
         PolicyBundle.from_directory(policy_dir)
     scan = scan_image(home, image_ref, platform=platform, now=now)

@@ -77,6 +77,7 @@ def test_a_healthy_home_passes_every_check(healthy: Home) -> None:
         "trust": "ok",
         "snapshot": "ok",
         "audit": "ok",
+        "keys": "ok",
         "inbox": "ok",
     }
     assert checks["oci"].detail.startswith("2 of 2 blobs re-hashed")
