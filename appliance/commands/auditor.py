@@ -9,6 +9,7 @@ naming what); 3 ``replay`` found a DIFF.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from appliance.auditor.verify import (
 )
 from appliance.home import Home
 from appliance.keyring import load_ring
+from appliance.notation import service as notation_service
+from appliance.notation.trust import TrustPolicyDocument, TrustStore
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
@@ -177,6 +180,18 @@ def _sigstore_text(r: SigstoreResult, source: str) -> str:
 @click.option(
     "--require-tlog", is_flag=True, help="Key-signed bundles must carry a transparency-log entry."
 )
+@click.option(
+    "--notation",
+    is_flag=True,
+    help="Verify IMAGE's newest verdict by its Notary Project signature, against a Notation "
+    "trust store and trust policy (--trust-policy is then Notation's trustpolicy.json).",
+)
+@click.option(
+    "--trust-store",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="With --notation: Notation trust store directory (x509/ca/NAME/*.pem). "
+    "Default: the appliance's own CA.",
+)
 @pass_ctx
 def verify_cmd(
     ctx: CliContext,
@@ -188,9 +203,14 @@ def verify_cmd(
     trusted_root: Path | None,
     artifact: str | None,
     require_tlog: bool,
+    notation: bool,
+    trust_store: Path | None,
 ) -> None:
     """Verify a signed verdict (IMAGE's newest, or FILE) or a standard Sigstore bundle,
     offline."""
+    if notation or trust_store is not None:
+        _verify_notation(ctx, target, notation, trust_store, trust_policy, bool(keys))
+        return
     art = Artifact.parse(artifact) if artifact else None
     if certificate_identity or certificate_oidc_issuer:
         if not (certificate_identity and certificate_oidc_issuer):
@@ -230,6 +250,49 @@ def verify_cmd(
     policy = _policy(ctx, keys, trust_policy)
     verified, _ = _target(ctx, target, policy, art.digest if art else None)
     ctx.emit(verified.to_dict(), _verdict_text(verified))
+
+
+def _verify_notation(
+    ctx: CliContext,
+    target: str,
+    notation: bool,
+    trust_store: Path | None,
+    trust_policy: Path | None,
+    keys: bool,
+) -> None:
+    if not notation:
+        raise UsageError("--trust-store goes with --notation")
+    if keys:
+        raise UsageError(
+            "--key does not go with --notation", hint="Notation trusts certificates, not keys"
+        )
+    home = _home(ctx)
+    if home is None:
+        raise UsageError(
+            f"--notation verifies an image in the appliance store, and {ctx.home} is not an "
+            "appliance home",
+            hint="pass --home",
+        )
+    if trust_store is None or trust_policy is None:
+        store, policy = notation_service.own_trust(home)  # the appliance's own CA and identity
+    if trust_store is not None:
+        store = TrustStore.load(trust_store)
+    if trust_policy is not None:
+        policy = TrustPolicyDocument.load(trust_policy)
+    result = notation_service.verify_image(
+        home, target, store=store, policy=policy, now=datetime.now(UTC)
+    )
+    v = result.verification
+    lines = [
+        f"OK  {target} verdict {result.referrer.digest}: Notary Project signature "
+        f"{result.signature.digest}",
+        f"trust policy {v.policy!r} at level {v.level}",
+        f"signed by {v.signer}",
+        f"verdict {result.statement.predicate.get('verdict')} at "
+        f"{result.statement.predicate.get('evaluationTime')}",
+        *(f"logged: {line}" for line in v.logged),
+    ]
+    ctx.emit(result.to_dict(), "\n".join(lines))
 
 
 @click.command("explain")

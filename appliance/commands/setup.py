@@ -13,6 +13,7 @@ import click
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
 from appliance.keyring import load_ring, revoke, rotate, rotation_days, rotation_plan
+from appliance.notation import ca as notation_ca
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from appliance.trust_store import TrustStore
@@ -464,4 +465,67 @@ def trust_upstream_remove_cmd(ctx: CliContext, pattern: str) -> None:
     ctx.emit(
         {"removed": infos, "policy": str(policy.digest)},
         "\n".join("removed: " + _rule_line(i) for i in infos),
+    )
+
+
+@keys_group.group("notation")
+def keys_notation_group() -> None:
+    """Notary Project signatures of verdicts: the appliance's own small CA (docs/keys.md)."""
+
+
+@keys_notation_group.command("init")
+@click.option(
+    "--subject",
+    default=None,
+    metavar="DN",
+    help="Subject of the signing certificates, e.g. 'C=DE, ST=Berlin, O=Example, CN=gate-1' "
+    "(C, ST and O required)  [default: kept, else "
+    "'C=ZZ, ST=Enclave, O=Stella Ops, OU=appliance, CN=stella-appliance'].",
+)
+@pass_ctx
+def keys_notation_init_cmd(ctx: CliContext, subject: str | None) -> None:
+    """Create the appliance's Notation CA (root key and certificate in keys/notation/) and
+    turn Notary Project signing on: every verdict the gate signs then also carries a Notary
+    Project signature, attached as a referrer of the verdict."""
+    home = Home(ctx.home).require()
+    now = datetime.now(UTC)
+    root = notation_ca.init_ca(home, now=now, subject_text=subject)
+    leaf = notation_ca.chain_for(home, home.signing_key(now=now), now=now)[0]
+    ctx.emit(
+        {
+            "root": root.subject.rfc4514_string(),
+            "rootFingerprint": notation_ca.fingerprint(root),
+            "signingCertificate": leaf.subject.rfc4514_string(),
+            "enabled": True,
+        },
+        f"Notation CA {root.subject.rfc4514_string()} (sha256 {notation_ca.fingerprint(root)})\n"
+        f"signing certificate {leaf.subject.rfc4514_string()}\n"
+        "every verdict is now also signed the Notary Project way\n"
+        "next: 'stella keys notation export --out DIR' for verifiers",
+    )
+
+
+@keys_notation_group.command("export")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write truststore/ and trustpolicy.json into (Notation's layout).",
+)
+@pass_ctx
+def keys_notation_export_cmd(ctx: CliContext, out: Path) -> None:
+    """Write a Notation trust store (the appliance's root) and a trust policy trusting the
+    appliance's signing identity, for 'stella verify --notation' and the notation CLI."""
+    home = Home(ctx.home).require()
+    files = notation_ca.trust_files(home)
+    for relative, data in files.items():
+        target = out / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        except OSError as e:
+            raise UsageError(f"{target}: cannot write: {e.strerror}") from e
+    ctx.emit(
+        {"out": str(out), "files": sorted(files)},
+        "\n".join(f"wrote {out / name}" for name in sorted(files)),
     )

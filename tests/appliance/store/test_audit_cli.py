@@ -122,7 +122,8 @@ def test_list_filters(home: Path) -> None:
         (
             ["--action", "exfiltrate"],
             "stella: error: --action: unknown action 'exfiltrate' (use one of: gate, gc, image, "
-            "image.load, image.remove, import, import.refused, push, rescan, scan, snapshot, "
+            "image.load, image.remove, import, import.refused, key, key.revoke, key.rotate, "
+            "key.switch, push, rescan, scan, snapshot, "
             "snapshot.activate, snapshot.prune, trust, trust.add, trust.remove, trust.rotate, vex, "
             "vex.add, vex.import, vex.revoke)",
         ),
