@@ -1,6 +1,6 @@
 """The appliance as its own small certificate authority, for Notary Project signatures.
 
-``stella notation init`` makes a root: an ECDSA P-256 key (``keys/notation/ca.key``, mode
+``stella keys notation init`` makes a root: an ECDSA P-256 key (``keys/notation/ca.key``, mode
 0600, encrypted with ``$STELLA_KEY_PASSPHRASE`` when set) and a self-signed CA certificate
 (``keys/notation/ca.pem``, ten years). For each appliance signing key the CA issues a
 code-signing leaf certificate (``keys/notation/leaf-<keyid>.pem``, one year) for that key's
@@ -10,7 +10,7 @@ is ``notation.subject`` in config.json (default :data:`DEFAULT_SUBJECT`), the id
 trust policy names.
 
 Signing is on once ``config.json`` has ``"notation": {"enabled": true, …}``, which
-``stella notation init`` writes: every verdict the gate signs then also gets a Notary
+``stella keys notation init`` writes: every verdict the gate signs then also gets a Notary
 Project signature.
 """
 
@@ -145,7 +145,7 @@ def root_certificate(home: Home) -> x509.Certificate:
         return x509.load_pem_x509_certificate(path.read_bytes())
     except FileNotFoundError as e:
         raise NotationError(
-            f"{path}: the appliance has no Notation CA yet", hint="run 'stella notation init'"
+            f"{path}: the appliance has no Notation CA yet", hint="run 'stella keys notation init'"
         ) from e
     except ValueError as e:
         raise NotationError(f"{path}: not a PEM certificate: {e}") from e

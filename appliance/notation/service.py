@@ -28,7 +28,7 @@ from bundles.signer import Signer
 def sign_verdict(
     home: Home, layout: OCILayout, referrer: Descriptor, key: Signer, now: datetime
 ) -> Descriptor | None:
-    """When Notary Project signing is on (``stella notation init``), sign the verdict's
+    """When Notary Project signing is on (``stella keys notation init``), sign the verdict's
     referrer manifest and attach the signature to it; else nothing."""
     if not ca.enabled(home):
         return None
@@ -39,7 +39,7 @@ def sign_verdict(
 
 def own_trust(home: Home) -> tuple[TrustStore, TrustPolicyDocument]:
     """The trust store and policy trusting this appliance's own CA (what
-    ``stella notation export`` writes)."""
+    ``stella keys notation export`` writes)."""
     files = ca.trust_files(home)
     store = TrustStore(
         Path(f"{home.keys}/notation (the appliance's own CA)"),
@@ -125,7 +125,7 @@ def verify_image(
     if not found:
         raise NotationError(
             f"the verdict of {image} (referrer {referrer.digest}) has no Notary Project signature",
-            hint="turn Notary Project signing on with 'stella notation init', then gate again",
+            hint="turn Notary Project signing on with 'stella keys notation init', then gate again",
         )
     target: Mapping[str, Any] = target_descriptor(referrer)
     failure: NotationError | None = None
