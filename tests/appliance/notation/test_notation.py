@@ -41,9 +41,11 @@ from appliance.notation.trust import TrustPolicyDocument, TrustStore, verify
 from appliance.rva.attach import attestations
 from appliance.rva.gate import gate
 from bundles.oci import OCILayout
+from bundles.signer import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
+from tests.softhsm import PIN, softhsm
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SCHEMA = json.loads((DATA / "schemas" / "notation-jws-envelope.schema.json").read_text())
@@ -426,3 +428,24 @@ def test_a_bad_subject_is_refused_at_init(tmp_path: Path) -> None:
     code, _, err = _stella(home.root, "keys", "notation", "init", "--subject", "CN=only")
     assert code == 1
     assert "must name C, ST and O" in err
+
+
+def test_a_token_key_signs_notation_envelopes(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hsm = softhsm(tmp_path_factory)
+    monkeypatch.setenv(PIN_ENV, PIN)
+    root = tmp_path / "home"
+    code, _, err = _stella(root, "init", "--signer", hsm.uri("notation-signer"))
+    assert code == 0, err
+    home = Home(root)
+    build_image(home.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
+    code, _, err = _stella(root, "keys", "notation", "init")
+    assert code == 0, err
+    gate(home, "app:1", at=NOW, now=lambda: NOW)
+    store, policy = own_trust(home)
+    result = verify_image(home, "app:1", store=store, policy=policy, now=NOW)
+    assert result.verification.envelope is not None
+    leaf = result.verification.envelope.chain[0]
+    spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    assert spki == home.public_key().der  # the token's key is the certified one
