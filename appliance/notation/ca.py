@@ -69,16 +69,21 @@ def subject(home: Home) -> dict[str, str]:
     text = settings(home).get("subject", DEFAULT_SUBJECT)
     if not isinstance(text, str):
         raise NotationError(f"{home.config}: notation.subject must be a string")
-    attributes = parse_dn(text, where=f"{home.config}: notation.subject")
+    return check_subject(text, where=f"{home.config}: notation.subject")
+
+
+def check_subject(text: str, *, where: str) -> dict[str, str]:
+    """The attributes of a signing certificate subject: C (two letters), ST and O required;
+    L, OU and CN allowed."""
+    attributes = parse_dn(text, where=where)
     unknown = [a for a in attributes if a not in _NAMES]
     if unknown or not all(a in attributes for a in ("C", "ST", "O")):
         raise NotationError(
-            f"{home.config}: notation.subject {text!r} must name C, ST and O (and may name "
-            "L, OU, CN only)",
+            f"{where} {text!r} must name C, ST and O (and may name L, OU, CN only)",
             hint=f"for example {DEFAULT_SUBJECT!r}",
         )
     if len(attributes["C"]) != 2:
-        raise NotationError(f"{home.config}: notation.subject C must be a two-letter country code")
+        raise NotationError(f"{where}: C must be a two-letter country code")
     return attributes
 
 
@@ -91,11 +96,11 @@ def init_ca(home: Home, *, now: datetime, subject_text: str | None = None) -> x5
     current = dict(home.settings())
     notation = dict(settings(home))
     if subject_text is not None:
+        check_subject(subject_text, where="--subject")
         notation["subject"] = subject_text
     notation["enabled"] = True
     current["notation"] = notation
     home.write_settings(current)
-    subject(home)  # a bad subject is refused now, not at the first gate
     directory = _dir(home)
     directory.mkdir(mode=0o700, exist_ok=True)
     cert_path = directory / "ca.pem"
@@ -103,26 +108,69 @@ def init_ca(home: Home, *, now: datetime, subject_text: str | None = None) -> x5
         return root_certificate(home)
     key = PrivateKey.generate(KeyType.ECDSA_P256)
     key.save(directory / "ca.key", passphrase_from_env())
+    cert = make_root(_crypto(key), subject(home), now=now)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert
+
+
+def _crypto(key: PrivateKey) -> ec.EllipticCurvePrivateKey:
     crypto = serialization.load_pem_private_key(key.pem(), None)
     assert isinstance(crypto, ec.EllipticCurvePrivateKey)
-    attributes = {**subject(home), "CN": "Stella Ops appliance root"}
-    attributes.pop("OU", None)
-    name = _name(attributes)
-    cert = (
+    return crypto
+
+
+def make_root(
+    key: ec.EllipticCurvePrivateKey, attributes: Mapping[str, str], *, now: datetime
+) -> x509.Certificate:
+    """A self-signed CA certificate (ten years, path length 0) for ``attributes`` (its CN
+    replaced by the root's name)."""
+    names = {k: v for k, v in attributes.items() if k != "OU"}
+    names["CN"] = "Stella Ops appliance root"
+    name = _name(names)
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
-        .public_key(crypto.public_key())
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + ROOT_LIFETIME)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(crypto.public_key()), False)
-        .sign(crypto, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+        .sign(key, hashes.SHA256())
     )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert
+
+
+def make_leaf(
+    ca_key: ec.EllipticCurvePrivateKey,
+    root: x509.Certificate,
+    public: ec.EllipticCurvePublicKey,
+    attributes: Mapping[str, str],
+    *,
+    now: datetime,
+) -> x509.Certificate:
+    """A code-signing leaf certificate for ``public`` (one year, within the root's life)."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(attributes))
+        .issuer_name(root.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(min(now + LEAF_LIFETIME, root.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
 
 
 def _usage(*, cert_sign: bool) -> x509.KeyUsage:
@@ -173,28 +221,10 @@ def chain_for(home: Home, signer: Signer, *, now: datetime) -> list[x509.Certifi
 
 
 def _issue(home: Home, root: x509.Certificate, signer: Signer, now: datetime) -> x509.Certificate:
-    ca_key = PrivateKey.load(_dir(home) / "ca.key", passphrase_from_env())
-    crypto = serialization.load_pem_private_key(ca_key.pem(), None)
-    assert isinstance(crypto, ec.EllipticCurvePrivateKey)
+    ca_key = _crypto(PrivateKey.load(_dir(home) / "ca.key", passphrase_from_env()))
     public = signer.public_key.crypto
-    return (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject(home)))
-        .issuer_name(root.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(min(now + LEAF_LIFETIME, root.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_usage(cert_sign=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
-        .sign(crypto, hashes.SHA256())
-    )
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    return make_leaf(ca_key, root, public, subject(home), now=now)
 
 
 def trust_files(home: Home) -> dict[str, bytes]:

@@ -427,7 +427,9 @@ def test_a_bad_subject_is_refused_at_init(tmp_path: Path) -> None:
     home.init()
     code, _, err = _stella(home.root, "keys", "notation", "init", "--subject", "CN=only")
     assert code == 1
-    assert "must name C, ST and O" in err
+    assert "--subject 'CN=only' must name C, ST and O" in err
+    assert "notation" not in home.settings()  # nothing was turned on
+    assert not (home.keys / "notation").exists()
 
 
 def test_a_token_key_signs_notation_envelopes(
