@@ -240,9 +240,14 @@ def keys_rotate_cmd(
     """Create the next appliance key and publish it with a validity window starting at
     --at; the current key signs until then and verifies what it signed for ever after."""
     home = Home(ctx.home).require()
-    done = rotate(
-        home, at=_time(at, "--at"), signer=signer, key_type=_key_type_for(signer, key_type)
-    )
+    chosen = _key_type_for(signer, key_type)
+    if chosen is not KeyType.ECDSA_P256 and notation_ca.enabled(home):
+        raise UsageError(
+            f"--key-type {chosen}: this home signs verdicts the Notary Project way too, "
+            "which needs an ECDSA P-256 key",
+            hint="leave --key-type out",
+        )
+    done = rotate(home, at=_time(at, "--at"), signer=signer, key_type=chosen)
     now = datetime.now(UTC)
     infos = [_entry_info(e, now) for e in (done.previous, done.next_key)]
     ctx.emit(
@@ -489,8 +494,10 @@ def keys_notation_init_cmd(ctx: CliContext, subject: str | None) -> None:
     Project signature, attached as a referrer of the verdict."""
     home = Home(ctx.home).require()
     now = datetime.now(UTC)
+    signer = home.signing_key(now=now)
+    notation_ca.require_ecdsa(signer)  # before anything is turned on
     root = notation_ca.init_ca(home, now=now, subject_text=subject)
-    leaf = notation_ca.chain_for(home, home.signing_key(now=now), now=now)[0]
+    leaf = notation_ca.chain_for(home, signer, now=now)[0]
     ctx.emit(
         {
             "root": root.subject.rfc4514_string(),

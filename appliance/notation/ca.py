@@ -199,15 +199,20 @@ def root_certificate(home: Home) -> x509.Certificate:
         raise NotationError(f"{path}: not a PEM certificate: {e}") from e
 
 
-def chain_for(home: Home, signer: Signer, *, now: datetime) -> list[x509.Certificate]:
-    """The leaf certificate for ``signer``'s key (issued now when there is none, or it is
-    within 30 days of expiring) and the root: the ``x5c`` of an envelope."""
+def require_ecdsa(signer: Signer) -> None:
+    """Notary Project signatures have no EdDSA: the appliance key must be ECDSA P-256."""
     if signer.public_key.key_type is not KeyType.ECDSA_P256:
         raise NotationError(
             f"the appliance key {signer.keyid[:16]} is {signer.public_key.key_type}; Notary "
             "Project signatures need an ECDSA P-256 key",
             hint="rotate to an ECDSA P-256 key ('stella keys rotate --key-type ecdsa-p256')",
         )
+
+
+def chain_for(home: Home, signer: Signer, *, now: datetime) -> list[x509.Certificate]:
+    """The leaf certificate for ``signer``'s key (issued now when there is none, or it is
+    within 30 days of expiring) and the root: the ``x5c`` of an envelope."""
+    require_ecdsa(signer)
     root = root_certificate(home)
     path = _dir(home) / f"leaf-{signer.keyid[:16]}.pem"
     if path.exists():

@@ -451,3 +451,19 @@ def test_a_token_key_signs_notation_envelopes(
     leaf = result.verification.envelope.chain[0]
     spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     assert spki == home.public_key().der  # the token's key is the certified one
+
+
+def test_an_ed25519_home_cannot_turn_notation_on(tmp_path: Path) -> None:
+    home = Home(tmp_path / "ed")
+    code, _, err = _stella(home.root, "init", "--key-type", "ed25519")
+    assert code == 0, err
+    code, _, err = _stella(home.root, "keys", "notation", "init")
+    assert code == 1
+    assert "Notary Project signatures need an ECDSA P-256 key" in err
+    assert "notation" not in home.settings()
+
+
+def test_a_notation_home_rotates_to_ecdsa_keys_only(signed: Home, tmp_path: Path) -> None:
+    code, _, err = _stella(signed.root, "keys", "rotate", "--key-type", "ed25519")
+    assert code == 2
+    assert "needs an ECDSA P-256 key" in err
