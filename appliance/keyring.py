@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from typing import Any, Final
 from appliance.home import Home, SignerMismatchError
 from bundles import canonical
 from bundles.errors import CanonicalJSONError, UsageError
+from bundles.files import atomic_write
 from bundles.keys import (
     KeyEntry,
     KeyRevokedError,
@@ -44,15 +44,8 @@ from bundles.keys import (
     format_instant,
     passphrase_from_env,
 )
-from bundles.signer import (
-    Pkcs11KeyMissingError,
-    Signer,
-    close_signer,
-    generate_signer,
-    is_pkcs11_uri,
-    load_signer,
-    parse_pkcs11_uri,
-)
+from bundles.pkcs11_uri import Pkcs11KeyMissingError, is_pkcs11_uri, parse_pkcs11_uri
+from bundles.signer import Signer, close_signer, generate_signer, load_signer
 
 RING_LIMIT: Final = 1 << 20
 ROTATION_DAYS: Final = 90
@@ -92,19 +85,7 @@ def load_ring(home: Home) -> KeyRing:
 
 def save_ring(home: Home, ring: KeyRing) -> None:
     """Write ``keyring.json`` atomically (it holds public keys and signer names only)."""
-    path = home.key_ring_file
-    fd, tmp = tempfile.mkstemp(prefix=".keyring.", suffix=".tmp", dir=home.keys)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(canonical.dumps(ring.to_dict()) + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(home.key_ring_file, canonical.dumps(ring.to_dict()) + b"\n", mode=0o644)
 
 
 def start_ring(home: Home, key: PublicKey, *, now: datetime | None = None) -> None:

@@ -12,14 +12,11 @@ crash never leaves half a key and other users never see one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
@@ -32,7 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
+from bundles import rfc3339
 from bundles.errors import KeyError_
+from bundles.files import atomic_write
 
 PASSPHRASE_ENV: Final = "STELLA_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 """Environment variable the command-line programs read a private key's passphrase from."""
@@ -162,28 +161,8 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, overwrite: bool) ->
             f"{path}: a key file already exists there",
             hint="move it away first, or choose another path",
         )
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise KeyFileError(f"{path}: cannot write key file: {e.strerror}") from e
-    try:
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, data, mode=mode)
     except OSError as e:
         raise KeyFileError(f"{path}: cannot write key file: {e.strerror}") from e
 
@@ -402,29 +381,17 @@ class KeyRingError(KeyError_):
 
 
 def format_instant(value: datetime) -> str:
-    """RFC 3339 UTC to the second, the one form key windows are written in."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise KeyRingError(f"time {value.isoformat()} has no time zone", hint="pass an aware time")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC to the second (:func:`bundles.rfc3339.format_time`)."""
+    return rfc3339.format_time(value)
 
 
 def parse_instant(text: object, *, where: str) -> datetime:
-    """An RFC 3339 time with ``Z`` or an offset, as aware UTC; anything else is refused."""
-    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
-        raise KeyRingError(
-            f"{where}: {str(text)[:80]!r} is not an RFC 3339 time",
-            hint="write it like 2027-03-01T00:00:00Z",
-        )
+    """An RFC 3339 time as aware UTC (:func:`bundles.rfc3339.parse_time`), refused as a
+    :class:`KeyRingError` naming ``where``."""
     try:
-        value = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
-    except ValueError as e:
-        raise KeyRingError(f"{where}: {text!r} is not a valid time: {e}") from e
-    return value.astimezone(UTC)
-
-
-_RFC3339: Final = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+        return rfc3339.parse_time(text, where=where)
+    except rfc3339.TimeFormatError as e:
+        raise KeyRingError(e.message, hint=e.hint) from e
 
 
 @dataclass(frozen=True, slots=True)

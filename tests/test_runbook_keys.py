@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from bundles.intoto import Statement
 from bundles.keys import PrivateKey, format_instant
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot

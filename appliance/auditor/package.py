@@ -47,18 +47,18 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore
 from bundles import canonical, dsse, limits
-from bundles.bounded import read_capped
+from bundles.bounded import read_capped, zip_directory
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, SignatureError, StellaError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.oci import OCILayout
-from bundles.trust import kind_of
 
 FORMAT_VERSION: Final = 1
 PACKAGE_MEMBERS: Final = limits.cap(
@@ -254,7 +254,7 @@ def _zip_directory(fh: BinaryIO, source: str) -> None:
     """Refuse a ZIP whose end record declares more members or a larger central directory than
     the caps, before :mod:`zipfile` reads the directory into memory."""
     try:
-        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # the end record, zip64 too
+        end = zip_directory(fh)
     except OSError as e:
         raise AuditPackageError(f"{source}: cannot read: {e.strerror}") from e
     if not end:
@@ -262,9 +262,8 @@ def _zip_directory(fh: BinaryIO, source: str) -> None:
             f"{source}: not a ZIP file (no end of central directory record)",
             hint="pass the FILE.zip written by 'stella export-audit-package'",
         )
-    fields = (zipfile._ECD_ENTRIES_TOTAL, zipfile._ECD_SIZE)  # type: ignore[attr-defined]
-    limits.check(PACKAGE_MEMBERS, int(end[fields[0]]), source)
-    limits.check(DIRECTORY_BYTES, int(end[fields[1]]), source)
+    limits.check(PACKAGE_MEMBERS, end.entries, source)
+    limits.check(DIRECTORY_BYTES, end.size, source)
 
 
 def _bad_name(name: str) -> str | None:

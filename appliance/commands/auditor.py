@@ -18,15 +18,6 @@ import click
 from appliance.auditor import explain as explaining
 from appliance.auditor.package import CHECKS, export_package, verify_package
 from appliance.auditor.replay import ReplayOutcome, replay
-from appliance.auditor.sigstore_verify import (
-    Artifact,
-    BundleForm,
-    SigstoreResult,
-    classify,
-    read_bundle_file,
-    verify_keyless,
-    verify_with_key,
-)
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import (
     BlobSource,
@@ -40,6 +31,15 @@ from appliance.home import Home
 from appliance.keyring import load_ring
 from appliance.notation import service as notation_service
 from appliance.notation.trust import TrustPolicyDocument, TrustStore
+from appliance.sigstore.verify import (
+    Artifact,
+    BundleForm,
+    SigstoreResult,
+    classify,
+    read_bundle_file,
+    verify_keyless,
+    verify_with_key,
+)
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest

@@ -12,12 +12,12 @@ import click
 
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
+from appliance.intake.trust_store import TrustStore
+from appliance.intake.upstream import PolicyStore, Rule, UpstreamPolicyError
 from appliance.keyring import load_ring, revoke, rotate, rotation_days, rotation_plan
 from appliance.notation import ca as notation_ca
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
-from appliance.trust_store import TrustStore
-from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
@@ -31,7 +31,8 @@ from bundles.keys import (
     parse_instant,
     passphrase_from_env,
 )
-from bundles.signer import PIN_ENV, close_signer, generate_signer, is_pkcs11_uri
+from bundles.pkcs11_uri import PIN_ENV, is_pkcs11_uri
+from bundles.signer import close_signer, generate_signer
 
 _SIGNER_HELP = (
     "pkcs11:token=…;object=…?module-path=…[&pin-source=file:…] to keep the key in a PKCS#11 "

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from appliance import images
 from appliance.home import Home
+from appliance.imagestore import catalog as images
 from appliance.registry.auth import Credentials
 from appliance.registry.client import PushClient
 from appliance.registry.errors import RegistryError

@@ -20,8 +20,8 @@ from appliance.cli import cli
 from appliance.doctor import Doctor, Status
 from appliance.home import Home
 from appliance.keyring import load_ring, revoke, rotate, rotation_plan
-from appliance.rva import sigstore
 from appliance.rva.gate import GateResult, gate
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from bundles.errors import UsageError
@@ -33,7 +33,8 @@ from bundles.keys import (
     PrivateKey,
     format_instant,
 )
-from bundles.signer import PIN_ENV, Signer
+from bundles.pkcs11_uri import PIN_ENV
+from bundles.signer import Signer
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info

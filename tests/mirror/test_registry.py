@@ -13,17 +13,16 @@ from click.testing import CliRunner
 
 from bundles.digest import Digest
 from bundles.oci import OCILayout
+from bundles.oci.distribution import Challenge, is_loopback_host
 from mirror.cli import cli
-from mirror.images import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
+from mirror.image_copy import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
 from mirror.registry import (
-    Challenge,
     Credentials,
     ImageReference,
     ImageReferenceError,
     RegistryAuthError,
     RegistryClient,
     RegistryOptions,
-    is_loopback_host,
     load_docker_credentials,
 )
 from tests.mirror.registry_fixture import FakeRegistry, fake_image, layer_digests

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bundles.oci import OCILayout
-from mirror.images import copy_image
+from mirror.image_copy import copy_image
 from mirror.registry import (
     MAX_REDIRECTS,
     Credentials,

@@ -41,7 +41,7 @@ from appliance.notation.trust import TrustPolicyDocument, TrustStore, verify
 from appliance.rva.attach import attestations
 from appliance.rva.gate import gate
 from bundles.oci import OCILayout
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
