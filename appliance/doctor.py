@@ -24,13 +24,14 @@ from appliance import tlog
 from appliance.home import SUBDIRS, Home
 from appliance.intake.inbox import scan_inbox, unreadable_text
 from appliance.intake.trust_store import TrustStore
+from appliance.keyring import rotation_days, rotation_plan
 from appliance.store.audit import AuditLog
 from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
 from bundles import rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
-from bundles.keys import PublicKey
+from bundles.keys import PublicKey, format_instant
 from bundles.oci.layout import OCILayout
 
 GiB: Final = 1 << 30
@@ -132,6 +133,7 @@ class Doctor:
             self._guard("snapshot", self.check_snapshot),
             self._guard("audit", self.check_audit),
             self._guard("tlog", self.check_tlog),
+            self._guard("keys", self.check_keys),
             self._guard("inbox", self.check_inbox),
         ]
         return Diagnosis(tuple(checks))
@@ -409,6 +411,41 @@ class Doctor:
                 "('stella audit verify --anchor'); see docs/audit-log.md",
             )
         return Check("audit", Status.OK, f"{outcome.records} records, hash chain and head intact")
+
+    def check_keys(self) -> Check:
+        """The signing key: not revoked, and rotated on schedule (a warning 14 days before
+        its planned rotation date, ``keyRotationDays`` in config.json, default quarterly)."""
+        plan = rotation_plan(self.home, now=self.now)
+        key = plan.key
+        short = key.keyid[:16]
+        due = format_instant(plan.due)
+        if key.revoked is not None and self.now >= key.revoked.at:
+            return Check(
+                "keys",
+                Status.FAIL,
+                f"signing key {short} was revoked at {format_instant(key.revoked.at)} "
+                f"({key.revoked.reason}); nothing can be signed",
+                "rotate to a new key now: 'stella keys rotate' (docs/runbooks.md)",
+            )
+        if plan.next_key is not None:
+            start = plan.next_key.valid_for.start
+            assert start is not None
+            return Check(
+                "keys",
+                Status.OK,
+                f"signing key {short}; key {plan.next_key.keyid[:16]} takes over at "
+                f"{format_instant(start)}",
+            )
+        if plan.warn(self.now):
+            overdue = self.now >= plan.due
+            return Check(
+                "keys",
+                Status.WARN,
+                f"signing key {short} is {'past' if overdue else 'near'} its planned rotation "
+                f"date {due} ({rotation_days(self.home)} days after it took over)",
+                "plan the next key: 'stella keys rotate --at TIME' (docs/keys.md)",
+            )
+        return Check("keys", Status.OK, f"signing key {short}, rotation due {due}")
 
     def check_inbox(self) -> Check:
         scan = scan_inbox(self.home.inbox, now=self.now.timestamp(), settle=0)

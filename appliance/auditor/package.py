@@ -16,7 +16,7 @@ Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
     explanation/explanation.html, explanation/explanation.md
     keys/appliance.pub         the appliance public key (compare it with one you hold)
     keys/tlog.vkey             the verifier key of the transparency log holding the RVA
-    keys/trust-policy.json     which key may sign which predicate type
+    keys/trust-policy.json     every appliance key: what it may sign, its validFor window
     keys/sigstore-trusted-root.json   the Sigstore trusted root shipped with the appliance
     keys/trust/<channel>.json  the knowledge-bundle trust roots of the appliance
     audit/records.jsonl        the audit log up to its signed head, one canonical record a line
@@ -240,7 +240,7 @@ def export_package(
         for log in tlog.trusted_logs(home):
             if base64.b64encode(log_id(log)).decode() == logged.get("logId"):
                 files["keys/tlog.vkey"] = (log.vkey() + "\n").encode()
-    files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())
+    files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())  # every key, validFor
     files["keys/sigstore-trusted-root.json"] = TRUSTED_ROOT.read_bytes()
     for root in sorted(home.trust.glob("*/*.json")):
         files[f"keys/trust/{root.parent.name}/{root.name}"] = root.read_bytes()
@@ -483,13 +483,22 @@ def _check_inputs(files: Mapping[str, bytes], p: Mapping[str, Any], source: str)
 
 
 def check_audit_chain(
-    records_data: bytes, head_data: bytes, key: PublicKey, statement: Digest, *, source: str
+    records_data: bytes,
+    head_data: bytes,
+    key: PublicKey | TrustPolicy,
+    statement: Digest,
+    *,
+    source: str,
 ) -> AuditRecord:
     """Walk the exported audit log from genesis to its signed head; returns the gate record
-    that names ``statement``."""
+    that names ``statement``. The head may be signed by any key of a policy (after a
+    rotation, the newest)."""
+    keys = [key] if isinstance(key, PublicKey) else [r.key for r in reversed(key.rules)]
     try:
         envelope = dsse.Envelope.from_json(head_data, source=f"{source} audit/head.json")
-        head = AuditHead.from_envelope(envelope, key, source=f"{source} audit/head.json")
+        signers = {s.keyid for s in envelope.signatures}
+        chosen = next((k for k in keys if k.keyid in signers), keys[0])
+        head = AuditHead.from_envelope(envelope, chosen, source=f"{source} audit/head.json")
     except StellaError as e:
         raise AuditRecordError(f"{source}: audit head checkpoint: {e.message}") from e
     prev = GENESIS
@@ -571,13 +580,14 @@ def _check_log_entry(
 
 
 def verify_package(
-    data: bytes | BinaryIO, key: PublicKey, *, source: str = "audit package"
+    data: bytes | BinaryIO, key: PublicKey | TrustPolicy, *, source: str = "audit package"
 ) -> PackageReport:
-    """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`)."""
+    """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`):
+    the appliance's public key, or its exported keys with their validity windows."""
     files = read_package(data, source=source)
     _check_listing(files, source)
     bundle = _need(files, "rva/rva.sigstore.json", source)
-    policy = TrustPolicy.appliance(key)
+    policy = TrustPolicy.appliance(key) if isinstance(key, PublicKey) else key
     evidence = _evidence_blobs(files)
     checked = verify_rva(bundle, policy, source=f"{source} RVA", blobs=evidence)
     if not checked.is_verdict:

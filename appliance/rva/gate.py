@@ -23,6 +23,7 @@ from appliance.faults import fault
 from appliance.home import Home
 from appliance.match.model import FindingsReport
 from appliance.match.service import inventory_of, match_inventory
+from appliance.notation.service import sign_verdict
 from appliance.policy.bundle import PolicyBundle, PolicyMode
 from appliance.policy.engine import engine_version
 from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
@@ -309,6 +310,7 @@ def sign_and_attach(
     created = format_time(inputs.at)
     layout = _store_layout(home)
     referrer = attach_attestation(layout, descriptor, bundle, PREDICATE_TYPE, created)
+    sign_verdict(home, layout, referrer, key, now)  # a Notary Project signature too, when on
     fault("gate.after-attach")
     evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
     sbom_referrer = None
@@ -396,7 +398,7 @@ def gate(
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
         raise GateError(f"evaluation time {at.isoformat()} has no time zone")
-    key = home.signing_key()
+    key = home.signing_key(at=at, now=now())
     if policy_dir is not None:  # a bad bundle is refused before the scan records anything
         PolicyBundle.from_directory(policy_dir)
     scan = scan_image(home, image_ref, platform=platform, now=now)

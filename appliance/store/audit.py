@@ -101,6 +101,9 @@ class AuditAction(StrEnum):
     TRUST_REMOVE = "trust.remove"
     PUSH = "push"
     GC = "gc"
+    KEY_ROTATE = "key.rotate"
+    KEY_SWITCH = "key.switch"
+    KEY_REVOKE = "key.revoke"
 
 
 class AuditError(StoreError):

@@ -78,6 +78,7 @@ def test_a_healthy_home_passes_every_check(healthy: Home) -> None:
         "snapshot": "ok",
         "audit": "ok",
         "tlog": "ok",
+        "keys": "ok",
         "inbox": "ok",
     }
     assert checks["oci"].detail.startswith("2 of 2 blobs re-hashed")

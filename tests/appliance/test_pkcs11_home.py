@@ -231,3 +231,11 @@ def test_the_commands_docs_keys_shows_exist() -> None:
     shown = shown_commands(ROOT / "docs" / "keys.md")
     paths = {check_command(c.argv) for c in shown}
     assert {"stella init", "stella keys export-public", "stella-mirror keys generate"} <= paths
+    assert {
+        "stella keys rotate",
+        "stella keys revoke",
+        "stella keys list",
+        "stella keys notation init",
+        "stella keys notation export",
+        "stella verify",
+    } <= paths

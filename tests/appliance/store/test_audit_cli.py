@@ -134,7 +134,8 @@ def test_since_takes_a_date_as_gate_at_does(home: Path) -> None:
         (
             ["--action", "exfiltrate"],
             "stella: error: --action: unknown action 'exfiltrate' (use one of: gate, gc, image, "
-            "image.load, image.remove, import, import.refused, push, rescan, scan, snapshot, "
+            "image.load, image.remove, import, import.refused, key, key.revoke, key.rotate, "
+            "key.switch, push, rescan, scan, snapshot, "
             "snapshot.activate, snapshot.prune, trust, trust.add, trust.remove, trust.rotate, vex, "
             "vex.add, vex.import, vex.revoke)",
         ),
