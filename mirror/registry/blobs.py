@@ -1,0 +1,117 @@
+"""A blob streamed from a registry, resumed with ``Range`` when the connection breaks."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+import urllib3
+
+from bundles.oci import Descriptor
+from mirror.registry.errors import NotFoundError, RegistryError
+from mirror.registry.transport import CHUNK, brief, release
+
+if TYPE_CHECKING:
+    from mirror.registry.client import RegistryClient
+
+_CONTENT_RANGE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_BROKEN: Final = (
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class BlobStream:
+    """Reads one blob from a registry, reopening at the current offset with ``Range`` when
+    the connection breaks or ends early. Anything it yields is still to be verified by the
+    consumer (the layout hashes while writing)."""
+
+    def __init__(self, client: RegistryClient, repository: str, descriptor: Descriptor) -> None:
+        self.client = client
+        self.repository = repository
+        self.descriptor = descriptor
+        self.offset = 0
+        self.resumes = 0
+        self._resp: urllib3.BaseHTTPResponse | None = None
+        self._where = f"blob {descriptor.digest} of {client.registry}/{repository}"
+
+    def _open(self) -> None:
+        headers = {"Accept-Encoding": "identity"}
+        if self.offset:
+            headers["Range"] = f"bytes={self.offset}-"
+        resp = self.client._request(
+            f"/v2/{self.repository}/blobs/{self.descriptor.digest}",
+            self.repository,
+            headers=headers,
+            decode=False,
+        )
+        if resp.status == 404:
+            release(resp)
+            raise NotFoundError(
+                f"registry has no {self._where}",
+                hint="the image is incomplete in the registry",
+            )
+        if resp.status == 206:
+            m = _CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", ""))
+            if m is None or int(m.group(1)) != self.offset:
+                release(resp)
+                raise RegistryError(
+                    f"{self._where}: resumed at byte {self.offset} but the registry sent "
+                    f"Content-Range {resp.headers.get('Content-Range')!r}"
+                )
+        elif resp.status == 200:
+            skip = self.offset
+            while skip:  # the server ignored Range: drop what was already received
+                try:
+                    chunk = resp.read(min(skip, CHUNK), decode_content=False)
+                except _BROKEN:
+                    release(resp)
+                    raise
+                if not chunk:
+                    release(resp)
+                    raise RegistryError(f"{self._where}: ended before byte {self.offset}")
+                skip -= len(chunk)
+        else:
+            release(resp)
+            raise RegistryError(f"registry answered HTTP {resp.status} for {self._where}")
+        self._resp = resp
+
+    def _resume(self, cause: BaseException | None) -> None:
+        self.close()
+        self.resumes += 1
+        if self.resumes > max(self.client.options.retries, 1) * 2:
+            raise RegistryError(
+                f"{self._where}: the transfer broke {self.resumes} times, last at byte "
+                f"{self.offset} of {self.descriptor.size}"
+                + (f" ({brief(cause)})" if cause is not None else ""),
+                hint="check the network and run the command again; verified blobs are kept",
+            )
+        self.client.sleep(self.client.options.backoff * 2 ** (self.resumes - 1))
+
+    def read(self, n: int = -1) -> bytes:
+        size = n if n > 0 else CHUNK
+        while True:
+            if self._resp is None:
+                if self.offset >= self.descriptor.size and self.offset > 0:
+                    return b""
+                self._open()
+            assert self._resp is not None
+            try:
+                chunk = self._resp.read(size, decode_content=False)
+            except _BROKEN as e:
+                self._resume(e)
+                continue
+            if not chunk:
+                if self.offset < self.descriptor.size:
+                    self._resume(None)
+                    continue
+                self.close()
+                return b""
+            self.offset += len(chunk)
+            return bytes(chunk)
+
+    def close(self) -> None:
+        if self._resp is not None:
+            release(self._resp)
+            self._resp = None

@@ -1,0 +1,527 @@
+"""The registry client: the distribution API's read side for one registry.
+
+Manifests (Docker schema 2 and OCI, kept as the exact bytes the registry served), blobs
+(streamed, resumed with ``Range`` when a connection breaks), tags and the referrers API. It
+authenticates anonymously, with HTTP Basic, or with a bearer token obtained from the
+``WWW-Authenticate`` challenge's realm. TLS is verified (optionally against a CA bundle); plain
+HTTP is used only for loopback registries or registries the caller explicitly allows, as docker
+does for "insecure registries": HTTPS first, HTTP when the TLS handshake fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import urllib3
+
+from bundles import __version__
+from bundles.digest import Digest
+from bundles.errors import DigestError
+from bundles.oci import Descriptor, ManifestError, parse_manifest
+from bundles.oci.distribution import Challenge, is_loopback_host
+from bundles.oci.manifest import MAX_MANIFEST_SIZE
+from bundles.oci.mediatypes import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
+from mirror.registry.blobs import BlobStream
+from mirror.registry.credentials import Credentials, basic_auth, load_docker_credentials
+from mirror.registry.errors import NotFoundError, RegistryAuthError, RegistryError
+from mirror.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+from mirror.registry.transport import (
+    CHUNK,
+    NETWORK,
+    Transport,
+    brief,
+    holding,
+    is_connection_failure,
+    is_tls_failure,
+    read_limited,
+    release,
+)
+
+MANIFEST_ACCEPT: Final = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
+_LINK_NEXT: Final = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOptions:
+    """How to reach registries: credentials file, CA bundle, which may use plain HTTP."""
+
+    docker_config: Path | None = None
+    ca_bundle: Path | None = None
+    allow_http: frozenset[str] = frozenset()
+    timeout: float = 60.0
+    retries: int = 3
+    backoff: float = 0.5
+
+    def http_allowed(self, registry: str) -> bool:
+        return is_loopback_host(registry) or registry in self.allow_http
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryManifest:
+    """A manifest exactly as the registry served it: bytes, media type, digest of the bytes."""
+
+    raw: bytes
+    media_type: str
+    digest: Digest
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.raw))
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+# ------------------------------------------------------------------------------ the client
+
+
+class RegistryClient:
+    """A pull client for one registry (host[:port]); it serves every repository there.
+
+    Thread-safe for concurrent blob transfers: tokens are obtained under a lock and kept per
+    repository scope, and urllib3's pools hand each thread its own connection (up to
+    ``MAX_JOBS`` kept per host). ``sleep`` is injectable so tests do not wait for back-off.
+    """
+
+    def __init__(
+        self,
+        registry: str,
+        options: RegistryOptions | None = None,
+        *,
+        credentials: Credentials | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.registry = registry
+        self.options = options or RegistryOptions()
+        if credentials is None and self.options.docker_config is not None:
+            credentials = load_docker_credentials(self.options.docker_config, registry)
+        self.credentials = credentials
+        self.user_agent = f"stella-mirror/{__version__}"
+        self.sleep = sleep
+        self._transport = Transport(
+            registry,
+            timeout=self.options.timeout,
+            ca_certs=self._ca_certs(),
+            user_agent=self.user_agent,
+        )
+        self._host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+        self._base: str | None = None
+        self._lock = threading.Lock()
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ca_certs(self) -> str | None:
+        """``--ca-bundle`` if given; else certifi's bundle, which requests verified with,
+        when it is installed; else None, for the system's trust store."""
+        if self.options.ca_bundle is not None:
+            return str(self.options.ca_bundle)
+        try:
+            import certifi
+        except ImportError:
+            return None
+        return str(certifi.where())
+
+    # -- base URL ---------------------------------------------------------------------------
+
+    def base_url(self) -> str:
+        """``https://host`` or, for a loopback or explicitly allowed registry whose TLS
+        handshake fails, ``http://host``. Decided once, by ``GET /v2/``.
+
+        A loopback registry is asked over plain HTTP first (its traffic never leaves the
+        host, and a failed TLS handshake costs more than the rest of a small copy); only an
+        answer that is a registry's (the distribution API header, or 200/401/403) is taken."""
+        with self._lock:
+            if self._base is not None:
+                return self._base
+            loopback = is_loopback_host(self.registry)
+            if loopback and self._speaks_plain_http():
+                self._base = f"http://{self._host}"
+                return self._base
+            https = f"https://{self._host}"
+            try:
+                release(self._transport.send("GET", f"{https}/v2/", {}))
+                self._base = https
+            except NETWORK as e:
+                if is_tls_failure(e):
+                    # a loopback registry has already been asked over plain HTTP
+                    if loopback or not self.options.http_allowed(self.registry):
+                        raise RegistryError(
+                            f"TLS with registry {self.registry} failed: {brief(e)}",
+                            hint="pass --ca-bundle FILE with the registry's CA certificate",
+                        ) from e
+                elif not is_connection_failure(e) or not self.options.http_allowed(self.registry):
+                    raise RegistryError(
+                        f"cannot reach registry {self.registry}: {brief(e)}",
+                        hint="check the registry name and the network",
+                    ) from e
+                self._base = f"http://{self._host}"
+            return self._base
+
+    def _speaks_plain_http(self) -> bool:
+        try:
+            response = self._transport.send("GET", f"http://{self._host}/v2/", {})
+        except NETWORK:
+            return False
+        try:
+            return bool(
+                response.headers.get("Docker-Distribution-API-Version")
+                or response.status in (200, 401, 403)
+            )
+        finally:
+            release(response)
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def _auth_header(self, repository: str) -> str | None:
+        token = self._tokens.get(repository)
+        if token is not None:
+            return f"Bearer {token}"
+        if self._basic and self.credentials is not None:
+            return basic_auth(self.credentials)
+        return None
+
+    def _authenticate(
+        self, response: urllib3.BaseHTTPResponse, repository: str, retried: bool
+    ) -> None:
+        header = response.headers.get("WWW-Authenticate", "")
+        challenge = Challenge.parse(header)
+        creds = self.credentials
+        if retried or not header:
+            if creds is None:
+                raise RegistryAuthError(
+                    f"registry {self.registry} requires credentials for {repository} and none "
+                    "were found",
+                    hint="add an 'auths' entry for this registry to the docker config "
+                    "(--docker-config FILE)",
+                )
+            raise RegistryAuthError(
+                f"registry {self.registry} refused the credentials of user "
+                f"{creds.username!r} from {creds.source} for {repository} (HTTP 401)",
+                hint="check the user name and password, or log in again",
+            )
+        if challenge.scheme == "basic":
+            if creds is None:
+                raise RegistryAuthError(
+                    f"registry {self.registry} requires a user name and password (Basic) "
+                    f"for {repository} and none were found",
+                    hint="add an 'auths' entry for this registry to the docker config "
+                    "(--docker-config FILE)",
+                )
+            with self._lock:
+                self._basic = True
+            return
+        if challenge.scheme == "bearer":
+            self._fetch_token(challenge, repository)
+            return
+        raise RegistryAuthError(
+            f"registry {self.registry} asks for authentication scheme "
+            f"{challenge.scheme or header!r}, which is not supported",
+            hint="only Basic and Bearer (token) authentication are supported",
+        )
+
+    def _fetch_token(self, challenge: Challenge, repository: str) -> None:
+        realm = challenge.params.get("realm")
+        if not realm:
+            raise RegistryAuthError(
+                f"registry {self.registry} sent a Bearer challenge without a realm",
+                hint="the registry's token authentication is misconfigured",
+            )
+        realm_parts = urlsplit(realm)
+        realm_host = realm_parts.netloc.rpartition("@")[2]
+        if realm_parts.scheme == "http" and not self.options.http_allowed(realm_host):
+            raise RegistryAuthError(
+                f"registry {self.registry} sends tokens from plain-HTTP realm {realm}",
+                hint="credentials are only sent over HTTPS, or to loopback or --allow-http hosts",
+            )
+        if realm_parts.scheme not in ("http", "https"):
+            raise RegistryAuthError(f"registry {self.registry}: token realm {realm!r} is not a URL")
+        params = {"scope": challenge.params.get("scope") or f"repository:{repository}:pull"}
+        if challenge.params.get("service"):
+            params["service"] = challenge.params["service"]
+        headers = {}
+        if self.credentials is not None:
+            headers["Authorization"] = basic_auth(self.credentials)
+        url = f"{realm}{'&' if realm_parts.query else '?'}{urlencode(params)}"
+        try:
+            resp = self._transport.send("GET", url, headers)
+        except NETWORK as e:
+            raise RegistryAuthError(
+                f"cannot get a token for {self.registry}/{repository} from {realm}: {brief(e)}"
+            ) from e
+        with holding(resp):
+            if resp.status in (401, 403):
+                if self.credentials is None:
+                    raise RegistryAuthError(
+                        f"token server {realm} refused anonymous access to "
+                        f"{self.registry}/{repository} (HTTP {resp.status})",
+                        hint="add an 'auths' entry for this registry to the docker config "
+                        "(--docker-config FILE)",
+                    )
+                raise RegistryAuthError(
+                    f"token server {realm} refused the credentials of user "
+                    f"{self.credentials.username!r} from {self.credentials.source} "
+                    f"(HTTP {resp.status})",
+                    hint="check the user name and password, or log in again",
+                )
+            if resp.status != 200:
+                raise RegistryAuthError(
+                    f"token server {realm} answered HTTP {resp.status} for "
+                    f"{self.registry}/{repository}"
+                )
+            body = read_limited(resp, 1 << 20, f"the answer of token server {realm}")
+        try:
+            doc = json.loads(body)
+        except ValueError as e:
+            raise RegistryAuthError(f"token server {realm} answered with non-JSON") from e
+        token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RegistryAuthError(f"token server {realm} answered without a token")
+        with self._lock:
+            self._tokens[repository] = token
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        path: str,
+        repository: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        decode: bool = True,
+    ) -> urllib3.BaseHTTPResponse:
+        """One authenticated request, retried on connection errors, 429 and 5xx. The body
+        is left to the caller, who releases the response (``_release``)."""
+        url = path if path.startswith(("http://", "https://")) else self.base_url() + path
+        attempt = 0
+        retried_auth = False
+        while True:
+            sent = dict(headers or {})
+            auth = self._auth_header(repository)
+            if auth is not None:
+                sent["Authorization"] = auth
+            try:
+                resp = self._transport.send(method, url, sent, decode=decode)
+            except NETWORK as e:
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise RegistryError(
+                        f"cannot reach registry {self.registry} ({method} {url}): {brief(e)}",
+                        hint="check the network and try again",
+                    ) from e
+                self.sleep(self.options.backoff * 2 ** (attempt - 1))
+                continue
+            if resp.status == 401:
+                release(resp)
+                self._authenticate(resp, repository, retried_auth)
+                retried_auth = True
+                continue
+            if resp.status == 429 or resp.status >= 500:
+                release(resp)
+                attempt += 1
+                if attempt > self.options.retries:
+                    raise RegistryError(
+                        f"registry {self.registry} answered HTTP {resp.status} to "
+                        f"{method} {url} (gave up after {attempt} attempts)",
+                        hint="the registry is overloaded or failing; try again later",
+                    )
+                self.sleep(self.options.backoff * 2 ** (attempt - 1))
+                continue
+            if resp.status == 403:
+                release(resp)
+                raise RegistryAuthError(
+                    f"registry {self.registry} denied access to {repository} (HTTP 403)",
+                    hint="the account lacks pull permission on this repository",
+                )
+            return resp
+
+    # -- manifests --------------------------------------------------------------------------
+
+    def get_manifest(
+        self, repository: str, reference: str, *, expected: Descriptor | None = None
+    ) -> RegistryManifest:
+        """Fetch a manifest by tag or digest, byte for byte.
+
+        The digest is computed from the bytes received; by-digest requests (and
+        ``expected``) must match it, and a ``Docker-Content-Digest`` header must agree.
+        """
+        resp = self._request(
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            headers={"Accept": MANIFEST_ACCEPT},
+        )
+        separator = "@" if reference.startswith("sha256:") else ":"
+        where = f"{self.registry}/{repository}{separator}{reference}"
+        with holding(resp):
+            if resp.status == 404:
+                raise NotFoundError(
+                    f"registry has no manifest {where}",
+                    hint="check the repository and tag (or digest)",
+                )
+            if resp.status != 200:
+                raise RegistryError(f"registry answered HTTP {resp.status} for manifest {where}")
+            raw = read_limited(resp, MAX_MANIFEST_SIZE, f"manifest {where}")
+            content_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
+            header_digest = resp.headers.get("Docker-Content-Digest")
+        digest = Digest.of_bytes(raw)
+        wanted: list[tuple[str, str]] = []
+        if reference.startswith("sha256:"):
+            wanted.append(("the requested digest", reference))
+        if expected is not None:
+            wanted.append(("its descriptor", str(expected.digest)))
+        if header_digest:
+            wanted.append(("Docker-Content-Digest", header_digest))
+        for what, value in wanted:
+            if value != str(digest):
+                raise RegistryError(
+                    f"manifest {where} from the registry hashes to {digest}, but {what} says "
+                    f"{value}",
+                    hint="the registry or something between it and the mirror altered the "
+                    "manifest; nothing was stored",
+                )
+        if expected is not None and expected.size != len(raw):
+            raise RegistryError(
+                f"manifest {where} is {len(raw)} bytes, its descriptor says {expected.size}"
+            )
+        media_type = self._manifest_type(raw, content_type, expected, where)
+        return RegistryManifest(raw=raw, media_type=media_type, digest=digest)
+
+    def _manifest_type(
+        self, raw: bytes, content_type: str, expected: Descriptor | None, where: str
+    ) -> str:
+        known = MANIFEST_TYPES | INDEX_TYPES
+        media_type = expected.media_type if expected is not None else None
+        if media_type is None and content_type in known:
+            media_type = content_type
+        try:
+            parsed = parse_manifest(raw, media_type, source=f"manifest {where}")
+        except ManifestError as e:
+            raise RegistryError(
+                e.message,
+                hint="only Docker schema 2 and OCI manifests and indexes can be mirrored",
+            ) from e
+        return parsed.media_type
+
+    def manifest_digest(self, repository: str, tag: str) -> Digest | None:
+        """The digest a tag points at (``HEAD``), or None when the tag does not exist."""
+        resp = self._request(
+            f"/v2/{repository}/manifests/{tag}",
+            repository,
+            headers={"Accept": MANIFEST_ACCEPT},
+            method="HEAD",
+        )
+        with holding(resp):
+            if resp.status == 404:
+                return None
+            if resp.status != 200:
+                raise RegistryError(
+                    f"registry answered HTTP {resp.status} for HEAD of "
+                    f"{self.registry}/{repository}:{tag}"
+                )
+            header = resp.headers.get("Docker-Content-Digest")
+        if header:
+            try:
+                return Digest.parse(header)
+            except DigestError:
+                pass
+        return self.get_manifest(repository, tag).digest
+
+    def find_manifest(self, repository: str, tag: str) -> RegistryManifest | None:
+        """The manifest a tag points at, or None when the tag does not exist."""
+        try:
+            return self.get_manifest(repository, tag)
+        except NotFoundError:
+            return None
+
+    # -- referrers --------------------------------------------------------------------------
+
+    def referrers(self, repository: str, subject: Digest) -> list[Descriptor] | None:
+        """The referrers API's answer for ``subject`` (all pages), or None when the registry
+        has no referrers API (it answers 404, the signal to use the fallback tag)."""
+        url = f"/v2/{repository}/referrers/{subject}"
+        found: list[Descriptor] = []
+        pages = 0
+        while url:
+            pages += 1
+            if pages > 100:
+                raise RegistryError(
+                    f"referrers of {self.registry}/{repository}@{subject} span over 100 pages"
+                )
+            resp = self._request(url, repository, headers={"Accept": OCI_INDEX})
+            with holding(resp):
+                if resp.status in (404, 405) and pages == 1:
+                    return None
+                if resp.status != 200:
+                    raise RegistryError(
+                        f"registry answered HTTP {resp.status} to the referrers of "
+                        f"{self.registry}/{repository}@{subject}"
+                    )
+                raw = read_limited(resp, MAX_MANIFEST_SIZE, f"referrers of {subject}")
+                link = resp.headers.get("Link", "")
+                current = resp.url or url
+            try:
+                index = parse_manifest(raw, OCI_INDEX, source=f"referrers of {subject}")
+            except ManifestError as e:
+                raise RegistryError(e.message, hint="the registry's referrers API is broken") from e
+            found.extend(index.children())
+            m = _LINK_NEXT.search(link)
+            url = urljoin(current, m.group(1)) if m else ""
+        return found
+
+    # -- blobs ------------------------------------------------------------------------------
+
+    def open_blob(self, repository: str, descriptor: Descriptor) -> BlobStream:
+        """A stream of the blob's bytes that resumes with ``Range`` when the connection
+        breaks. It does not verify: hand it to ``OCILayout.put_blob`` with the digest."""
+        return BlobStream(self, repository, descriptor)
+
+    def read_blob(self, repository: str, descriptor: Descriptor, *, limit: int) -> bytes:
+        """A small blob (a config), read whole and verified against its descriptor."""
+        if descriptor.size > limit:
+            raise RegistryError(
+                f"blob {descriptor.digest} in {self.registry}/{repository} is "
+                f"{descriptor.size} bytes, over the limit of {limit}"
+            )
+        stream = self.open_blob(repository, descriptor)
+        parts: list[bytes] = []
+        try:
+            while chunk := stream.read(CHUNK):
+                parts.append(chunk)
+                if sum(map(len, parts)) > descriptor.size:
+                    break
+        finally:
+            stream.close()
+        data = b"".join(parts)
+        actual = Digest.of_bytes(data)
+        if actual != descriptor.digest or len(data) != descriptor.size:
+            raise RegistryError(
+                f"blob {descriptor.digest} served by {self.registry}/{repository} hashes to "
+                f"{actual} ({len(data)} bytes)",
+                hint="the registry served corrupt data; nothing was stored",
+            )
+        return data
