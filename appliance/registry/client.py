@@ -23,8 +23,9 @@ from appliance.registry.auth import Credentials
 from appliance.registry.errors import RegistryAuthError, RegistryError
 from bundles import __version__
 from bundles.digest import CHUNK, Digest
+from bundles.distribution.credentials import Challenge
+from bundles.distribution.reference import is_loopback_host
 from bundles.errors import DigestError
-from bundles.oci.distribution import Challenge, is_loopback_host
 from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from bundles.oci.mediatypes import DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST
 

@@ -30,9 +30,9 @@ from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
 from bundles.digest import Digest
+from bundles.distribution.reference import REPOSITORY, TAG, fallback_tag
 from bundles.errors import CanonicalJSONError, UsageError
 from bundles.oci import Descriptor, ImageIndex, OCILayout
-from bundles.oci.distribution import REPOSITORY, TAG, fallback_tag
 from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 
 FALLBACK_ATTEMPTS: Final = 5

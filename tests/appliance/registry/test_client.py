@@ -17,8 +17,9 @@ from appliance.registry.auth import Credentials
 from appliance.registry.client import PushClient
 from appliance.registry.errors import RegistryAuthError, RegistryError
 from bundles.digest import CHUNK, Digest
+from bundles.distribution.credentials import Challenge
+from bundles.distribution.reference import is_loopback_host
 from bundles.oci import OCILayout
-from bundles.oci.distribution import Challenge, is_loopback_host
 from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from tests.loopback import LoopbackHTTP
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Final
 
 import urllib3
 
+from bundles.distribution.errors import NotFoundError, RegistryError
+from bundles.distribution.transport import CHUNK, brief, release
 from bundles.oci import Descriptor
-from mirror.registry.errors import NotFoundError, RegistryError
-from mirror.registry.transport import CHUNK, brief, release
 
 if TYPE_CHECKING:
-    from mirror.registry.client import RegistryClient
+    from bundles.distribution.client import RegistryClient
 
 _CONTENT_RANGE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _BROKEN: Final = (

@@ -1,22 +1,61 @@
-"""Image references (``[REGISTRY/]REPOSITORY[:TAG][@DIGEST]``), parsed and normalized as
-docker does."""
+"""Names in the distribution API: registries (``host[:port]``, and which of them are this
+machine), repositories and tags (distribution/reference's grammar), image references
+(``[REGISTRY/]REPOSITORY[:TAG][@DIGEST]``, parsed and normalized as docker does), and the
+referrers fallback tag.
+
+Pure functions and values: the appliance's ``stella serve`` and the policy checks of both sides
+use them without loading an HTTP client."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Final
 
 from bundles.digest import Digest
+from bundles.distribution.errors import ImageReferenceError
 from bundles.errors import DigestError
-from bundles.oci.distribution import REPOSITORY, TAG
-from mirror.registry.errors import ImageReferenceError
 
 DOCKER_HUB: Final = "docker.io"
 DOCKER_HUB_API: Final = "registry-1.docker.io"
 
+
+def registry_host(registry: str) -> str:
+    """The host part of ``host[:port]``: ``[v6]:port`` and ``[v6]`` lose their brackets, a
+    bare IPv6 address (``::1``) is kept whole; anything else after ``]`` keeps it all."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+            return registry  # "[::1].example": not an address in brackets
+        return host
+    if registry.count(":") == 1:
+        return registry.partition(":")[0]
+    return registry
+
+
+def is_loopback_host(registry: str) -> bool:
+    """True when ``registry`` (``host[:port]``) names this machine: ``localhost`` or a
+    loopback IP address (127.0.0.0/8, ::1). Names are never matched by prefix, so
+    ``localhost.example.com`` or ``127.0.0.1.nip.io`` are not loopback."""
+    host = registry_host(registry)
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# distribution/reference grammar (reference/regexp.go): a repository is path components
+# separated by "/"; a tag is up to 128 ASCII word characters, "." and "-", not starting with
+# "." or "-". (The store's own tag rules, ``check_tag``, are stricter.)
+REPOSITORY_COMPONENT: Final = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY: Final = re.compile(rf"{REPOSITORY_COMPONENT}(?:/{REPOSITORY_COMPONENT})*")
+TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
 # distribution/reference grammar (reference/regexp.go): the registry part; the repository
-# and tag grammar is shared (bundles.oci.distribution).
+# and tag grammar is above.
 _DOMAIN_COMPONENT: Final = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN: Final = re.compile(
     rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
@@ -104,3 +143,9 @@ class ImageReference:
             return str(self.digest)
         assert self.tag is not None
         return self.tag
+
+
+def fallback_tag(subject: Digest) -> str:
+    """The referrers tag schema of distribution-spec v1.1: ``<alg>-<ref>``, the tag whose
+    image index lists ``subject``'s referrers on a registry without a referrers API."""
+    return f"{subject.algorithm}-{subject.encoded}"

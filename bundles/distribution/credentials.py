@@ -1,5 +1,6 @@
-"""Credentials for registries: a user name and password, from the command line or from a
-docker ``config.json`` (its ``auths`` entries; credential helpers are not run)."""
+"""Credentials for registries and the challenges that ask for them: a user name and password,
+from the command line or from a docker ``config.json`` (its ``auths`` entries; credential
+helpers are not run), as an HTTP Basic header; a parsed ``WWW-Authenticate`` header."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import base64
 import binascii
 import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
-from mirror.registry.errors import RegistryAuthError
-from mirror.registry.reference import DOCKER_HUB, DOCKER_HUB_API
+from bundles.distribution.errors import RegistryAuthError
+from bundles.distribution.reference import DOCKER_HUB, DOCKER_HUB_API
+
+_CHALLENGE_PARAM: Final = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)=(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +26,12 @@ class Credentials:
 
     username: str
     password: str = field(repr=False)
-    source: str = "command line"
+    source: str = ""  # where they were read, for messages: "FILE auths['HOST']"
+
+    @property
+    def described(self) -> str:
+        """``user 'NAME'``, and where the credentials came from when that is known."""
+        return f"user {self.username!r}" + (f" from {self.source}" if self.source else "")
 
 
 def default_docker_config() -> Path | None:
@@ -97,3 +108,23 @@ def basic_auth(credentials: Credentials) -> str:
     """An HTTP Basic ``Authorization`` value (UTF-8, as docker sends it)."""
     pair = f"{credentials.username}:{credentials.password}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A parsed ``WWW-Authenticate`` header (RFC 7235): scheme and parameters, names
+    lower-cased, quoted values unescaped."""
+
+    scheme: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, header: str) -> Challenge:
+        scheme, _, rest = header.strip().partition(" ")
+        params = {
+            m.group(1).lower(): (
+                re.sub(r"\\(.)", r"\1", m.group(2)) if m.group(2) is not None else m.group(3)
+            )
+            for m in _CHALLENGE_PARAM.finditer(rest)
+        }
+        return cls(scheme=scheme.lower(), params=params)

@@ -26,8 +26,8 @@ from urllib3.exceptions import (
     ResponseError,
 )
 
-from bundles.oci.distribution import is_loopback_host
-from mirror.registry.errors import RegistryError
+from bundles.distribution.errors import RegistryError
+from bundles.distribution.reference import is_loopback_host
 
 CHUNK: Final = 1 << 20
 MAX_JOBS: Final = 32  # concurrent blob transfers one client keeps connections for

@@ -17,30 +17,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
 from bundles import __version__
 from bundles.digest import Digest
-from bundles.errors import DigestError
-from bundles.oci import Descriptor, ManifestError, parse_manifest
-from bundles.oci.distribution import Challenge, is_loopback_host
-from bundles.oci.manifest import MAX_MANIFEST_SIZE
-from bundles.oci.mediatypes import (
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
-    INDEX_TYPES,
-    MANIFEST_TYPES,
-    OCI_INDEX,
-    OCI_MANIFEST,
+from bundles.distribution.blobs import BlobStream
+from bundles.distribution.credentials import (
+    Challenge,
+    Credentials,
+    basic_auth,
+    load_docker_credentials,
 )
-from mirror.registry.blobs import BlobStream
-from mirror.registry.credentials import Credentials, basic_auth, load_docker_credentials
-from mirror.registry.errors import NotFoundError, RegistryAuthError, RegistryError
-from mirror.registry.reference import DOCKER_HUB, DOCKER_HUB_API
-from mirror.registry.transport import (
+from bundles.distribution.errors import NotFoundError, RegistryAuthError, RegistryError
+from bundles.distribution.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopback_host
+from bundles.distribution.transport import (
     CHUNK,
     NETWORK,
     Transport,
@@ -50,6 +43,17 @@ from mirror.registry.transport import (
     is_tls_failure,
     read_limited,
     release,
+)
+from bundles.errors import DigestError
+from bundles.oci import Descriptor, ManifestError, parse_manifest
+from bundles.oci.manifest import MAX_MANIFEST_SIZE
+from bundles.oci.mediatypes import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
 )
 
 MANIFEST_ACCEPT: Final = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
@@ -88,16 +92,34 @@ class RegistryManifest:
         return self.media_type in INDEX_TYPES
 
 
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """What each side tells its user when a registry wants credentials: the two command lines
+    take them differently (a docker config file; ``--user`` and ``--password-env``)."""
+
+    missing: str  # the registry needs credentials and none were given
+    refused: str  # the credentials given were refused
+
+
 # ------------------------------------------------------------------------------ the client
 
 
 class RegistryClient:
-    """A pull client for one registry (host[:port]); it serves every repository there.
+    """A client for one registry (host[:port]); it serves every repository there. Each side
+    subclasses it to name itself (``user_agent``), say what it asks tokens for (``actions``)
+    and how its user gives credentials (``advice``).
 
     Thread-safe for concurrent blob transfers: tokens are obtained under a lock and kept per
     repository scope, and urllib3's pools hand each thread its own connection (up to
     ``MAX_JOBS`` kept per host). ``sleep`` is injectable so tests do not wait for back-off.
     """
+
+    user_agent: ClassVar[str] = f"stella/{__version__}"
+    actions: ClassVar[str] = "pull"  # what a token is asked for: "pull" or "pull,push"
+    advice: ClassVar[Advice] = Advice(
+        missing="give the registry's user name and password",
+        refused="check the user name and password",
+    )
 
     def __init__(
         self,
@@ -112,7 +134,6 @@ class RegistryClient:
         if credentials is None and self.options.docker_config is not None:
             credentials = load_docker_credentials(self.options.docker_config, registry)
         self.credentials = credentials
-        self.user_agent = f"stella-mirror/{__version__}"
         self.sleep = sleep
         self._transport = Transport(
             registry,
@@ -216,21 +237,19 @@ class RegistryClient:
                 raise RegistryAuthError(
                     f"registry {self.registry} requires credentials for {repository} and none "
                     "were found",
-                    hint="add an 'auths' entry for this registry to the docker config "
-                    "(--docker-config FILE)",
+                    hint=self.advice.missing,
                 )
             raise RegistryAuthError(
-                f"registry {self.registry} refused the credentials of user "
-                f"{creds.username!r} from {creds.source} for {repository} (HTTP 401)",
-                hint="check the user name and password, or log in again",
+                f"registry {self.registry} refused the credentials of {creds.described} "
+                f"for {repository} (HTTP 401)",
+                hint=self.advice.refused,
             )
         if challenge.scheme == "basic":
             if creds is None:
                 raise RegistryAuthError(
                     f"registry {self.registry} requires a user name and password (Basic) "
                     f"for {repository} and none were found",
-                    hint="add an 'auths' entry for this registry to the docker config "
-                    "(--docker-config FILE)",
+                    hint=self.advice.missing,
                 )
             with self._lock:
                 self._basic = True
@@ -256,11 +275,15 @@ class RegistryClient:
         if realm_parts.scheme == "http" and not self.options.http_allowed(realm_host):
             raise RegistryAuthError(
                 f"registry {self.registry} sends tokens from plain-HTTP realm {realm}",
-                hint="credentials are only sent over HTTPS, or to loopback or --allow-http hosts",
+                hint="credentials are only sent over HTTPS, or to loopback hosts and hosts "
+                "allowed plain HTTP",
             )
         if realm_parts.scheme not in ("http", "https"):
             raise RegistryAuthError(f"registry {self.registry}: token realm {realm!r} is not a URL")
-        params = {"scope": challenge.params.get("scope") or f"repository:{repository}:pull"}
+        # A pull asks for the scope the challenge names; a push asks for pull and push at
+        # once, so that one token serves the whole upload (a HEAD's challenge names pull).
+        named = challenge.params.get("scope") if self.actions == "pull" else None
+        params = {"scope": named or f"repository:{repository}:{self.actions}"}
         if challenge.params.get("service"):
             params["service"] = challenge.params["service"]
         headers = {}
@@ -279,14 +302,12 @@ class RegistryClient:
                     raise RegistryAuthError(
                         f"token server {realm} refused anonymous access to "
                         f"{self.registry}/{repository} (HTTP {resp.status})",
-                        hint="add an 'auths' entry for this registry to the docker config "
-                        "(--docker-config FILE)",
+                        hint=self.advice.missing,
                     )
                 raise RegistryAuthError(
-                    f"token server {realm} refused the credentials of user "
-                    f"{self.credentials.username!r} from {self.credentials.source} "
-                    f"(HTTP {resp.status})",
-                    hint="check the user name and password, or log in again",
+                    f"token server {realm} refused the credentials of "
+                    f"{self.credentials.described} (HTTP {resp.status})",
+                    hint=self.advice.refused,
                 )
             if resp.status != 200:
                 raise RegistryAuthError(
@@ -401,7 +422,7 @@ class RegistryClient:
                 raise RegistryError(
                     f"manifest {where} from the registry hashes to {digest}, but {what} says "
                     f"{value}",
-                    hint="the registry or something between it and the mirror altered the "
+                    hint="the registry or something between it and this machine altered the "
                     "manifest; nothing was stored",
                 )
         if expected is not None and expected.size != len(raw):
