@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Final
+from typing import BinaryIO, ClassVar, Final, Self
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
@@ -36,12 +36,14 @@ from bundles.distribution.reference import DOCKER_HUB, DOCKER_HUB_API, is_loopba
 from bundles.distribution.transport import (
     CHUNK,
     NETWORK,
+    Rewindable,
     Transport,
     brief,
     holding,
     is_connection_failure,
     is_tls_failure,
     read_limited,
+    read_some,
     release,
 )
 from bundles.errors import DigestError
@@ -56,13 +58,19 @@ from bundles.oci.mediatypes import (
     OCI_MANIFEST,
 )
 
+ERROR_BODY_LIMIT: Final = 64 << 10  # an error answer's body is read only this far
 MANIFEST_ACCEPT: Final = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_MANIFEST))
 _LINK_NEXT: Final = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
 @dataclass(frozen=True, slots=True)
 class RegistryOptions:
-    """How to reach registries: credentials file, CA bundle, which may use plain HTTP."""
+    """How to reach registries: credentials file, CA bundle, which may use plain HTTP.
+
+    ``scheme`` fixes ``http`` or ``https`` instead of asking the registry (``stella push``
+    knows which it wants); ``proxies`` off ignores the proxy environment (the enclave's
+    registry is reached directly); ``retries`` counts attempts after the first for connection
+    errors, 429 and 5xx."""
 
     docker_config: Path | None = None
     ca_bundle: Path | None = None
@@ -70,6 +78,8 @@ class RegistryOptions:
     timeout: float = 60.0
     retries: int = 3
     backoff: float = 0.5
+    scheme: str | None = None
+    proxies: bool = True
 
     def http_allowed(self, registry: str) -> bool:
         return is_loopback_host(registry) or registry in self.allow_http
@@ -90,6 +100,23 @@ class RegistryManifest:
     @property
     def is_index(self) -> bool:
         return self.media_type in INDEX_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class PushedManifest:
+    """The registry's answer to a manifest PUT."""
+
+    digest: Digest
+    subject: Digest | None  # the OCI-Subject header: the registry indexed the referrer
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A registry's answer whose body was read whole (``_call``)."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive (urllib3's HTTPHeaderDict)
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +167,7 @@ class RegistryClient:
             timeout=self.options.timeout,
             ca_certs=self._ca_certs(),
             user_agent=self.user_agent,
+            proxies=self.options.proxies,
         )
         self._host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
         self._base: str | None = None
@@ -150,7 +178,7 @@ class RegistryClient:
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self) -> RegistryClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -175,9 +203,13 @@ class RegistryClient:
 
         A loopback registry is asked over plain HTTP first (its traffic never leaves the
         host, and a failed TLS handshake costs more than the rest of a small copy); only an
-        answer that is a registry's (the distribution API header, or 200/401/403) is taken."""
+        answer that is a registry's (the distribution API header, or 200/401/403) is taken.
+        A ``scheme`` in the options is taken as it is, without asking."""
         with self._lock:
             if self._base is not None:
+                return self._base
+            if self.options.scheme is not None:
+                self._base = f"{self.options.scheme}://{self._host}"
                 return self._base
             loopback = is_loopback_host(self.registry)
             if loopback and self._speaks_plain_http():
@@ -335,9 +367,11 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         method: str = "GET",
         decode: bool = True,
+        body: bytes | Rewindable | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        """One authenticated request, retried on connection errors, 429 and 5xx. The body
-        is left to the caller, who releases the response (``_release``)."""
+        """One authenticated request, retried on connection errors, 429 and 5xx; a request
+        ``body`` is sent again from its start. The answer's body is left to the caller, who
+        releases the response (``release``)."""
         url = path if path.startswith(("http://", "https://")) else self.base_url() + path
         attempt = 0
         retried_auth = False
@@ -346,10 +380,17 @@ class RegistryClient:
             auth = self._auth_header(repository)
             if auth is not None:
                 sent["Authorization"] = auth
+            if (attempt or retried_auth) and body is not None and not isinstance(body, bytes):
+                body.seek(0)
             try:
-                resp = self._transport.send(method, url, sent, decode=decode)
+                resp = self._transport.send(method, url, sent, decode=decode, body=body)
             except NETWORK as e:
                 attempt += 1
+                if is_tls_failure(e):
+                    raise RegistryError(
+                        f"TLS with registry {self.registry} failed: {brief(e)}",
+                        hint="pass --ca-bundle FILE with the registry's CA certificate",
+                    ) from e
                 if attempt > self.options.retries:
                     raise RegistryError(
                         f"cannot reach registry {self.registry} ({method} {url}): {brief(e)}",
@@ -363,23 +404,70 @@ class RegistryClient:
                 retried_auth = True
                 continue
             if resp.status == 429 or resp.status >= 500:
-                release(resp)
                 attempt += 1
                 if attempt > self.options.retries:
+                    detail = self._error_detail(resp, url)
+                    tries = f" (gave up after {attempt} attempts)" if attempt > 1 else ""
                     raise RegistryError(
                         f"registry {self.registry} answered HTTP {resp.status} to "
-                        f"{method} {url} (gave up after {attempt} attempts)",
+                        f"{method} {url}: {detail}{tries}",
                         hint="the registry is overloaded or failing; try again later",
                     )
+                release(resp)
                 self.sleep(self.options.backoff * 2 ** (attempt - 1))
                 continue
             if resp.status == 403:
                 release(resp)
+                wanted = "pull" if method in ("GET", "HEAD") else "push"
                 raise RegistryAuthError(
-                    f"registry {self.registry} denied access to {repository} (HTTP 403)",
-                    hint="the account lacks pull permission on this repository",
+                    f"registry {self.registry} denied {method} on {repository} (HTTP 403)",
+                    hint=f"the account lacks {wanted} permission on this repository",
                 )
             return resp
+
+    def _error_detail(self, resp: urllib3.BaseHTTPResponse, url: str) -> str:
+        """The registry's own words for a failure: the first of the distribution API's
+        ``errors`` (``CODE: message``), else the start of the body, else the reason phrase.
+        The response is released."""
+        with holding(resp):
+            body, _ = read_some(resp, ERROR_BODY_LIMIT, f"the answer of {urlsplit(url).netloc}")
+        try:
+            doc = json.loads(body)
+            errors = doc.get("errors") if isinstance(doc, dict) else None
+            if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+                first = errors[0]
+                return f"{first.get('code', '?')}: {first.get('message', '')}".strip()
+        except ValueError:
+            pass
+        text = body[:200].decode("utf-8", "replace").strip()
+        return " ".join(text.split()) or resp.reason or "no detail"
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        repository: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | Rewindable | None = None,
+        ok: tuple[int, ...] = (200,),
+        limit: int = ERROR_BODY_LIMIT,
+    ) -> Reply:
+        """A request whose answer must have a status in ``ok``; its body is read whole up
+        to ``limit`` bytes (a longer one is refused). Any other status raises naming the
+        request and the registry's error."""
+        resp = self._request(path, repository, headers=headers, method=method, body=body)
+        url = resp.url or path
+        if resp.status not in ok:
+            detail = self._error_detail(resp, url)
+            raise RegistryError(
+                f"registry {self.registry} answered HTTP {resp.status} to {method} "
+                f"{urlsplit(url).path}: {detail}"
+            )
+        with holding(resp):
+            what = f"registry {self.registry}: its answer to {method} {urlsplit(url).path}"
+            data = read_limited(resp, limit, what)
+            return Reply(resp.status, resp.headers, data)
 
     # -- manifests --------------------------------------------------------------------------
 
@@ -391,6 +479,24 @@ class RegistryClient:
         The digest is computed from the bytes received; by-digest requests (and
         ``expected``) must match it, and a ``Docker-Content-Digest`` header must agree.
         """
+        raw, content_type, digest, where = self._read_manifest(repository, reference, expected)
+        media_type = self._manifest_type(raw, content_type, expected, where)
+        return RegistryManifest(raw=raw, media_type=media_type, digest=digest)
+
+    def find_manifest_bytes(self, repository: str, reference: str) -> tuple[bytes, str] | None:
+        """A manifest's exact bytes and the media type the registry named, checked against
+        its digest as :meth:`get_manifest` does but not parsed, or None when the registry has
+        none (the referrers fallback index is read this way; its reader judges its content)."""
+        try:
+            raw, content_type, _, _ = self._read_manifest(repository, reference, None)
+        except NotFoundError:
+            return None
+        return raw, content_type
+
+    def _read_manifest(
+        self, repository: str, reference: str, expected: Descriptor | None
+    ) -> tuple[bytes, str, Digest, str]:
+        """Bytes, Content-Type, digest and a name for messages of a manifest, verified."""
         resp = self._request(
             f"/v2/{repository}/manifests/{reference}",
             repository,
@@ -429,8 +535,7 @@ class RegistryClient:
             raise RegistryError(
                 f"manifest {where} is {len(raw)} bytes, its descriptor says {expected.size}"
             )
-        media_type = self._manifest_type(raw, content_type, expected, where)
-        return RegistryManifest(raw=raw, media_type=media_type, digest=digest)
+        return raw, content_type, digest, where
 
     def _manifest_type(
         self, raw: bytes, content_type: str, expected: Descriptor | None, where: str
@@ -546,3 +651,123 @@ class RegistryClient:
                 hint="the registry served corrupt data; nothing was stored",
             )
         return data
+
+    # -- pushing ----------------------------------------------------------------------------
+
+    def ping(self, repository: str) -> None:
+        """``GET /v2/``: reachable, speaks the distribution API, and the credentials work
+        (for ``repository``'s token scope)."""
+        self._call("GET", "/v2/", repository)
+
+    def has_blob(self, repository: str, digest: Digest) -> bool:
+        reply = self._call("HEAD", f"/v2/{repository}/blobs/{digest}", repository, ok=(200, 404))
+        return reply.status == 200
+
+    def upload_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        size: int,
+        stream: BinaryIO,
+        *,
+        reopen: Callable[[], BinaryIO] | None = None,
+    ) -> None:
+        """POST an upload session, then PUT the whole blob streamed (monolithic) from the
+        stream's current position. A PUT sent again (after a 401) starts there again: a
+        seekable stream is sought back, another one is opened again with ``reopen``."""
+        start = self._call(
+            "POST", f"/v2/{repository}/blobs/uploads/", repository, ok=(202,), body=b""
+        )
+        location = start.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                f"registry {self.registry} started an upload for {repository} without a Location"
+            )
+        url = urljoin(self.base_url() + "/", location)
+        url += ("&" if "?" in url else "?") + urlencode({"digest": str(digest)})
+        body = UploadBody(stream, reopen)
+        try:
+            self._call(
+                "PUT",
+                url,
+                repository,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+                body=body,
+                ok=(201,),
+            )
+        finally:
+            body.close()
+
+    def put_manifest(
+        self, repository: str, reference: str, raw: bytes, media_type: str
+    ) -> PushedManifest:
+        """PUT a manifest's exact bytes by tag or digest; the registry must store them as
+        they are (its ``Docker-Content-Digest`` must be theirs)."""
+        reply = self._call(
+            "PUT",
+            f"/v2/{repository}/manifests/{reference}",
+            repository,
+            headers={"Content-Type": media_type},
+            body=raw,
+            ok=(201,),
+        )
+        digest = Digest.of_bytes(raw)
+        answered = reply.headers.get("Docker-Content-Digest")
+        if answered and answered != str(digest):
+            raise RegistryError(
+                f"registry {self.registry} stored the manifest for {repository}:{reference} "
+                f"as {answered}, but its bytes hash to {digest}",
+                hint="the registry rewrote the manifest; it cannot keep signed references",
+            )
+        subject_header = reply.headers.get("OCI-Subject")
+        subject = None
+        if subject_header:
+            try:
+                subject = Digest.parse(subject_header)
+            except DigestError as e:
+                raise RegistryError(
+                    f"registry {self.registry} answered OCI-Subject {subject_header!r}, "
+                    "not a sha256 digest"
+                ) from e
+        return PushedManifest(digest, subject)
+
+
+class UploadBody:
+    """A blob's bytes for a PUT, read from a stream's current position; ``seek(0)`` rewinds
+    to that position for a request sent again: a seekable stream is sought back, another one
+    (the store's verifying blob stream) is opened again with ``reopen``. Streams it opened
+    are closed by :meth:`close`; the caller closes the one it gave."""
+
+    def __init__(self, stream: BinaryIO, reopen: Callable[[], BinaryIO] | None = None) -> None:
+        self._stream = stream
+        self._reopen = reopen
+        self._start = stream.tell() if stream.seekable() else 0
+        self._read = 0
+        self._opened: list[BinaryIO] = []
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._stream.read(n)
+        self._read += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._read
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        if offset != 0 or whence != 0:
+            raise ValueError("a request body can only be rewound to its start")
+        if self._read:
+            if self._stream.seekable():
+                self._stream.seek(self._start)
+            elif self._reopen is not None:
+                self._stream = self._reopen()
+                self._opened.append(self._stream)
+            else:
+                raise RegistryError("cannot send the blob again: its stream cannot be rewound")
+            self._read = 0
+        return 0
+
+    def close(self) -> None:
+        for stream in self._opened:
+            stream.close()
+        self._opened.clear()

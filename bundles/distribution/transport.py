@@ -14,7 +14,7 @@ import ipaddress
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
@@ -40,6 +40,7 @@ _CROSS_ORIGIN_DROP: Final = frozenset(
 # What requests asked of urllib3: no retries of its own (this module retries with back-off),
 # failed connections reported as MaxRetryError naming the cause, read errors raised as is.
 _NO_RETRIES: Final = urllib3.Retry(0, read=False, redirect=False)
+_BODY_HEADERS: Final = frozenset({"content-length", "content-type", "transfer-encoding"})
 _DRAIN_LIMIT: Final = 1 << 16  # unread body bytes worth reading to keep a connection
 
 
@@ -49,9 +50,16 @@ class Transport:
     connection (up to ``MAX_JOBS`` kept per host)."""
 
     def __init__(
-        self, registry: str, *, timeout: float, ca_certs: str | None, user_agent: str
+        self,
+        registry: str,
+        *,
+        timeout: float,
+        ca_certs: str | None,
+        user_agent: str,
+        proxies: bool = True,
     ) -> None:
         self.registry = registry
+        self.proxies = proxies  # honour the proxy environment (else always connect directly)
         self.timeout = timeout
         self.ca_certs = ca_certs  # a CA bundle file, or None for the system's trust store
         self.user_agent = user_agent
@@ -70,7 +78,7 @@ class Transport:
 
     def _pool(self, url: str) -> urllib3.PoolManager:
         """The connection pools for ``url``: direct, or through the environment's proxy."""
-        proxy = proxy_for(url)
+        proxy = proxy_for(url) if self.proxies else None
         key = proxy or ""
         with self._pools_lock:
             pool = self._pools.get(key)
@@ -101,11 +109,21 @@ class Transport:
             return pool
 
     def send(
-        self, method: str, url: str, headers: Mapping[str, str], *, decode: bool = True
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        decode: bool = True,
+        body: bytes | Rewindable | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """One request, redirects followed; the body is left unread (``preload_content``
         off). ``decode`` off keeps the body as the registry sent it (blobs). The response's
         ``url`` is the last hop's. Raises urllib3's (and the OS's) exceptions.
+
+        A request ``body`` (an upload) follows a 307 or 308 redirect, sent again from its
+        start; the other redirects turn a POST, PUT or PATCH into a GET without a body, as
+        browsers and requests do.
 
         Redirects are followed here rather than by urllib3 so that each hop gets its own
         proxy decision (a registry's storage may be on the other side of the proxy), and so
@@ -114,10 +132,13 @@ class Transport:
         with the proxy's pool instead of the registry's.
         """
         sent = {"User-Agent": self.user_agent, **headers}
-        for _hop in range(MAX_REDIRECTS + 1):
+        for hop in range(MAX_REDIRECTS + 1):
+            if hop and body is not None and not isinstance(body, bytes):
+                body.seek(0)
             resp = self._pool(url).urlopen(
                 method,
                 url,
+                body=body,
                 headers=sent,
                 redirect=False,
                 preload_content=False,
@@ -136,7 +157,10 @@ class Transport:
                 )
             if _origin(target) != _origin(url):
                 sent = {k: v for k, v in sent.items() if k.lower() not in _CROSS_ORIGIN_DROP}
-            if resp.status == 303 and method != "HEAD":
+            if resp.status not in (307, 308) and method not in ("GET", "HEAD"):
+                method, body = "GET", None
+                sent = {k: v for k, v in sent.items() if k.lower() not in _BODY_HEADERS}
+            elif resp.status == 303 and method != "HEAD":
                 method = "GET"
             url = target
         raise RegistryError(
@@ -194,18 +218,37 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+class Rewindable(Protocol):
+    """A request body streamed from a file: read in blocks, and rewound to its start when the
+    request is sent again (after a 401, or to a redirect's target)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+    def tell(self) -> int: ...
+
+
 def read_limited(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> bytes:
+    """An untrusted body whole, refused once it passes ``limit`` bytes: no more than one byte
+    over the limit is read (the connection is then closed, not drained)."""
+    body, complete = read_some(resp, limit, what)
+    if not complete:
+        raise RegistryError(f"{what} is over {limit} bytes")
+    return body
+
+
+def read_some(resp: urllib3.BaseHTTPResponse, limit: int, what: str) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of a body, and whether that was all of it."""
     parts: list[bytes] = []
     total = 0
     try:
-        for chunk in resp.stream(CHUNK):
+        while chunk := resp.read(min(CHUNK, limit + 1 - total)):
             total += len(chunk)
             if total > limit:
-                raise RegistryError(f"{what} is over the size limit of {limit} bytes")
+                return b"".join(parts), False
             parts.append(chunk)
     except NETWORK as e:
         raise RegistryError(f"{what}: the transfer broke: {brief(e)}") from e
-    return b"".join(parts)
+    return b"".join(parts), True
 
 
 def release(resp: urllib3.BaseHTTPResponse) -> None:
