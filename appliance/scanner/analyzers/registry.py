@@ -16,7 +16,7 @@ from appliance.scanner.analyzers.dotnet import DotnetDepsAnalyzer
 from appliance.scanner.analyzers.dpkg import DpkgAnalyzer
 from appliance.scanner.analyzers.gem import GemAnalyzer
 from appliance.scanner.analyzers.gobinary import GoBinaryAnalyzer
-from appliance.scanner.analyzers.interface import Analyzer, AnalyzerKind, RegistryError
+from appliance.scanner.analyzers.interface import Analyzer, AnalyzerKind, AnalyzerTableError
 from appliance.scanner.analyzers.java import JavaAnalyzer
 from appliance.scanner.analyzers.npm import NpmAnalyzer, NpmLockAnalyzer
 from appliance.scanner.analyzers.os_release import OSReleaseAnalyzer
@@ -34,7 +34,7 @@ class Registry:
         self._by_name: dict[str, Analyzer] = {}
         for analyzer in self._analyzers:
             if analyzer.name in self._by_name:
-                raise RegistryError(
+                raise AnalyzerTableError(
                     f"analyzer name {analyzer.name!r} is registered twice "
                     f"({type(self._by_name[analyzer.name]).__name__} and "
                     f"{type(analyzer).__name__})",
@@ -55,7 +55,7 @@ class Registry:
         try:
             return self._by_name[name]
         except KeyError:
-            raise RegistryError(
+            raise AnalyzerTableError(
                 f"no analyzer named {name!r}", hint=f"known: {', '.join(self.names())}"
             ) from None
 

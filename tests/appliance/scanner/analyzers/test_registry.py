@@ -8,7 +8,7 @@ from appliance.scanner.analyzers.interface import (
     Analyzer,
     AnalyzerInput,
     AnalyzerKind,
-    RegistryError,
+    AnalyzerTableError,
 )
 from appliance.scanner.analyzers.registry import DEFAULT, IMAGE_KINDS, Registry
 from appliance.scanner.model import AnalysisResult
@@ -45,7 +45,7 @@ def test_default_table_order_and_versions() -> None:
 
 
 def test_duplicate_names_are_refused() -> None:
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(AnalyzerTableError) as caught:
         Registry([*DEFAULT, _Named()])
     assert caught.value.diagnostics() == (
         "analyzer name 'dpkg' is registered twice (DpkgAnalyzer and _Named) "
@@ -55,13 +55,13 @@ def test_duplicate_names_are_refused() -> None:
 
 def test_get_and_select() -> None:
     assert DEFAULT.get("apk").name == "apk"
-    with pytest.raises(RegistryError, match="no analyzer named 'yarn'"):
+    with pytest.raises(AnalyzerTableError, match="no analyzer named 'yarn'"):
         DEFAULT.get("yarn")
     image = DEFAULT.select(IMAGE_KINDS)
     assert "npm-lockfile" not in image.names()
     assert len(image) == len(DEFAULT) - 1
     assert DEFAULT.without(["go-binary"]).names()[-1] == "dotnet-deps"
-    with pytest.raises(RegistryError):
+    with pytest.raises(AnalyzerTableError):
         DEFAULT.without(["nothing"])
 
 
