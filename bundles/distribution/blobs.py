@@ -1,9 +1,11 @@
-"""A blob streamed from a registry, resumed with ``Range`` when the connection breaks."""
+"""Blob bodies: one streamed from a registry and resumed with ``Range`` when the connection
+breaks; one streamed to a registry from a file, rewound when the request is sent again."""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import urllib3
 
@@ -115,3 +117,44 @@ class BlobStream:
         if self._resp is not None:
             release(self._resp)
             self._resp = None
+
+
+class UploadBody:
+    """A blob's bytes for a PUT, read from a stream's current position; ``seek(0)`` rewinds
+    to that position for a request sent again: a seekable stream is sought back, another one
+    (the store's verifying blob stream) is opened again with ``reopen``. Streams it opened
+    are closed by :meth:`close`; the caller closes the one it gave."""
+
+    def __init__(self, stream: BinaryIO, reopen: Callable[[], BinaryIO] | None = None) -> None:
+        self._stream = stream
+        self._reopen = reopen
+        self._start = stream.tell() if stream.seekable() else 0
+        self._read = 0
+        self._opened: list[BinaryIO] = []
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._stream.read(n)
+        self._read += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._read
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        if offset != 0 or whence != 0:
+            raise ValueError("a request body can only be rewound to its start")
+        if self._read:
+            if self._stream.seekable():
+                self._stream.seek(self._start)
+            elif self._reopen is not None:
+                self._stream = self._reopen()
+                self._opened.append(self._stream)
+            else:
+                raise RegistryError("cannot send the blob again: its stream cannot be rewound")
+            self._read = 0
+        return 0
+
+    def close(self) -> None:
+        for stream in self._opened:
+            stream.close()
+        self._opened.clear()

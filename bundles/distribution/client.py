@@ -1,11 +1,16 @@
-"""The registry client: the distribution API's read side for one registry.
+"""The registry client: the distribution API for one registry, both directions.
 
-Manifests (Docker schema 2 and OCI, kept as the exact bytes the registry served), blobs
-(streamed, resumed with ``Range`` when a connection breaks), tags and the referrers API. It
-authenticates anonymously, with HTTP Basic, or with a bearer token obtained from the
+Reading (``stella-mirror images add``): manifests (Docker schema 2 and OCI, kept as the exact
+bytes the registry served), blobs (streamed, resumed with ``Range`` when a connection breaks),
+tags and the referrers API. Writing (``stella push``): the ``/v2/`` ping, blob existence checks
+and monolithic uploads streamed from the store, manifest PUT (returning the ``OCI-Subject``
+answer that says whether the registry keeps a referrers index).
+
+It authenticates anonymously, with HTTP Basic, or with a bearer token obtained from the
 ``WWW-Authenticate`` challenge's realm. TLS is verified (optionally against a CA bundle); plain
 HTTP is used only for loopback registries or registries the caller explicitly allows, as docker
-does for "insecure registries": HTTPS first, HTTP when the TLS handshake fails.
+does for "insecure registries": HTTPS first, HTTP when the TLS handshake fails (unless the
+options fix the scheme).
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Final, Self
+from typing import BinaryIO, ClassVar, Final, Literal, Self
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
 from bundles import __version__
 from bundles.digest import Digest
-from bundles.distribution.blobs import BlobStream
+from bundles.distribution.blobs import BlobStream, UploadBody
 from bundles.distribution.credentials import (
     Challenge,
     Credentials,
@@ -78,7 +83,7 @@ class RegistryOptions:
     timeout: float = 60.0
     retries: int = 3
     backoff: float = 0.5
-    scheme: str | None = None
+    scheme: Literal["http", "https"] | None = None
     proxies: bool = True
 
     def http_allowed(self, registry: str) -> bool:
@@ -730,44 +735,3 @@ class RegistryClient:
                     "not a sha256 digest"
                 ) from e
         return PushedManifest(digest, subject)
-
-
-class UploadBody:
-    """A blob's bytes for a PUT, read from a stream's current position; ``seek(0)`` rewinds
-    to that position for a request sent again: a seekable stream is sought back, another one
-    (the store's verifying blob stream) is opened again with ``reopen``. Streams it opened
-    are closed by :meth:`close`; the caller closes the one it gave."""
-
-    def __init__(self, stream: BinaryIO, reopen: Callable[[], BinaryIO] | None = None) -> None:
-        self._stream = stream
-        self._reopen = reopen
-        self._start = stream.tell() if stream.seekable() else 0
-        self._read = 0
-        self._opened: list[BinaryIO] = []
-
-    def read(self, n: int = -1, /) -> bytes:
-        data = self._stream.read(n)
-        self._read += len(data)
-        return data
-
-    def tell(self) -> int:
-        return self._read
-
-    def seek(self, offset: int, whence: int = 0, /) -> int:
-        if offset != 0 or whence != 0:
-            raise ValueError("a request body can only be rewound to its start")
-        if self._read:
-            if self._stream.seekable():
-                self._stream.seek(self._start)
-            elif self._reopen is not None:
-                self._stream = self._reopen()
-                self._opened.append(self._stream)
-            else:
-                raise RegistryError("cannot send the blob again: its stream cannot be rewound")
-            self._read = 0
-        return 0
-
-    def close(self) -> None:
-        for stream in self._opened:
-            stream.close()
-        self._opened.clear()
