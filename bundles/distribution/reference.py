@@ -3,8 +3,8 @@ machine), repositories and tags (distribution/reference's grammar), image refere
 (``[REGISTRY/]REPOSITORY[:TAG][@DIGEST]``, parsed and normalized as docker does), and the
 referrers fallback tag.
 
-Pure functions and values: the appliance's ``stella serve`` and the policy checks of both sides
-use them without loading an HTTP client."""
+Pure functions and values: ``stella serve`` and ``stella push --to`` use them without loading
+an HTTP client."""
 
 from __future__ import annotations
 
