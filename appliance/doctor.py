@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import SUBDIRS, Home
-from appliance.inbox import scan_inbox, unreadable_text
+from appliance.intake.inbox import scan_inbox, unreadable_text
+from appliance.intake.trust_store import TrustStore
 from appliance.store.audit import AuditLog
 from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
-from appliance.trust_store import TrustStore
+from bundles import rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.keys import PublicKey
@@ -96,7 +97,7 @@ def _size(n: float) -> str:
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return rfc3339.parse_time(text, where="snapshot created")
 
 
 class Doctor:

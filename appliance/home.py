@@ -23,9 +23,7 @@ public key, so verifying never needs the token.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,16 +31,10 @@ from typing import Any, Final
 
 from bundles import canonical
 from bundles.errors import CanonicalJSONError, ConfigError, UsageError
+from bundles.files import atomic_write
 from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
-from bundles.signer import (
-    Pkcs11KeyMissingError,
-    Signer,
-    close_signer,
-    generate_signer,
-    is_pkcs11_uri,
-    load_signer,
-    parse_pkcs11_uri,
-)
+from bundles.pkcs11_uri import Pkcs11KeyMissingError, is_pkcs11_uri, parse_pkcs11_uri
+from bundles.signer import Signer, close_signer, generate_signer, load_signer
 
 MARKER = ".stella-home"
 SUBDIRS = ("oci", "keys", "trust", "inbox", "quarantine", "staging")
@@ -176,17 +168,7 @@ class Home:
         self._write_config({"signer": signer})
 
     def _write_config(self, settings: Mapping[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(canonical.dumps(dict(settings)) + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.config)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.config, canonical.dumps(dict(settings)) + b"\n", mode=0o600)
 
     def signer_reference(self) -> str | None:
         """The signer URI ``config.json`` records, or ``None`` for the key file."""

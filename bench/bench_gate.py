@@ -49,9 +49,9 @@ from appliance.match.model import (  # noqa: E402
 from appliance.policy.bundle import PolicyBundle  # noqa: E402
 from appliance.policy.engine import CompiledPolicy  # noqa: E402
 from appliance.policy.inputs import KnowledgeInfo  # noqa: E402
-from appliance.rva import sigstore  # noqa: E402
 from appliance.rva.attach import attach_attestation, attach_evidence  # noqa: E402
 from appliance.rva.evaluate import PREDICATE_TYPE, GateInputs, SubjectInfo, evaluate  # noqa: E402
+from appliance.sigstore import bundle as sigstore  # noqa: E402
 from appliance.vex.model import Justification, Origin, Product, VexStatement, VexStatus  # noqa: E402
 from bench import figures  # noqa: E402
 from bench.figures import Figure  # noqa: E402
@@ -61,7 +61,8 @@ from bundles.intoto import Statement, Subject  # noqa: E402
 from bundles.keys import PrivateKey  # noqa: E402
 from bundles.oci import Descriptor, OCILayout  # noqa: E402
 from bundles.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST  # noqa: E402
-from bundles.signer import PIN_ENV, Signer, generate_signer  # noqa: E402
+from bundles.pkcs11_uri import PIN_ENV  # noqa: E402
+from bundles.signer import Signer, generate_signer  # noqa: E402
 
 AT = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 TARGET = 0.5

@@ -22,6 +22,7 @@ reader serves every boundary and each refusal still names its file.
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
@@ -191,6 +192,14 @@ def read_capped(
         if len(out) > bound:
             raise limits.exceeded(cap, subject)
     return bytes(out)
+
+
+def read_open_file(fh: Any, cap: Cap, subject: str) -> bytes:
+    """The whole of an open file: refused by its size (``cap`` named) before anything is read,
+    then read in chunks so that only what it holds is allocated, and refused again if it grew
+    past the cap meanwhile. The caller turns ``OSError`` into its own one-line error."""
+    limits.check(cap, os.fstat(fh.fileno()).st_size, subject)
+    return read_capped(fh, cap, subject)
 
 
 def printable(name: str) -> str:

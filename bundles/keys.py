@@ -12,10 +12,8 @@ crash never leaves half a key and other users never see one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from bundles.errors import KeyError_
+from bundles.files import atomic_write
 
 PASSPHRASE_ENV: Final = "STELLA_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 """Environment variable the command-line programs read a private key's passphrase from."""
@@ -160,28 +159,8 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, overwrite: bool) ->
             f"{path}: a key file already exists there",
             hint="move it away first, or choose another path",
         )
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise KeyFileError(f"{path}: cannot write key file: {e.strerror}") from e
-    try:
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, data, mode=mode)
     except OSError as e:
         raise KeyFileError(f"{path}: cannot write key file: {e.strerror}") from e
 

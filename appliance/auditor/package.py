@@ -47,18 +47,18 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore
 from bundles import canonical, dsse, limits
 from bundles.bounded import read_capped
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, SignatureError, StellaError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.oci import OCILayout
-from bundles.trust import kind_of
 
 FORMAT_VERSION: Final = 1
 PACKAGE_MEMBERS: Final = limits.cap(

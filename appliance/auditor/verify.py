@@ -23,14 +23,15 @@ from appliance.auditor.errors import (
 )
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
-from appliance.rva import sigstore
 from appliance.rva.attach import ANNOTATION_PREDICATE, attestations
 from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.scanner.image import ImageRef, open_image
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord
 from bundles import canonical, dsse, schemas
 from bundles.digest import Digest
-from bundles.errors import SignatureError, StellaError
+from bundles.errors import SignatureError
 from bundles.intoto import PAYLOAD_TYPE, Statement
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import ANNOTATION_CREATED
@@ -322,25 +323,28 @@ def verify_in_home(
 
 def attached_verdicts(home: Home, image: str) -> tuple[Digest, list[tuple[str, bytes]]]:
     """The image's manifest digest and every RVA bundle attached to it in the store, newest
-    evaluation first (referrer digest, bundle bytes)."""
-    layout = OCILayout.open(home.oci)
-    reference = image.rpartition("@")[2] if "@sha256:" in image else image
-    try:
-        descriptor = layout.resolve(reference)
-    except StellaError as e:
+    evaluation first (referrer digest, bundle bytes). IMAGE takes the forms ``scan`` and
+    ``gate`` take, resolved the same way (:func:`open_image`): a store name, ``oci:DIR[:TAG]``,
+    ``docker-archive:FILE``; a verdict gated from an ``oci:`` layout is kept in the store."""
+    opened = open_image(ImageRef.parse(image), store=home.oci)
+    digests = [d for d in (opened.manifest_digest, opened.index_digest) if d is not None]
+    if not digests:
         raise AuditorError(
-            f"image {image} is not in the appliance store: {e.message}",
-            hint="name it as listed by 'stella images list', or pass the RVA file",
-        ) from e
-    found = [
-        (ref.annotations.get(ANNOTATION_CREATED, ""), str(ref.digest), data)
-        for ref, data in attestations(layout, descriptor.digest)
-        if ref.annotations.get(ANNOTATION_PREDICATE) == PREDICATE_TYPE
-    ]
-    if not found:
-        raise AuditorError(
-            f"image {image} ({descriptor.digest}) has no risk verdict attached",
-            hint="run 'stella gate' on it first",
+            f"image {image} has no manifest (a root file system or a docker-archive): a verdict "
+            "binds to a manifest digest",
+            hint="load it with 'stella images load', gate it by name, and name it so here",
         )
-    found.sort(reverse=True)
-    return descriptor.digest, [(ref, data) for _, ref, data in found]
+    layout = OCILayout.open(home.oci)
+    for digest in digests:
+        found = [
+            (ref.annotations.get(ANNOTATION_CREATED, ""), str(ref.digest), data)
+            for ref, data in attestations(layout, digest)
+            if ref.annotations.get(ANNOTATION_PREDICATE) == PREDICATE_TYPE
+        ]
+        if found:
+            found.sort(reverse=True)
+            return digest, [(ref, data) for _, ref, data in found]
+    raise AuditorError(
+        f"image {image} ({digests[0]}) has no risk verdict attached",
+        hint="run 'stella gate' on it first",
+    )

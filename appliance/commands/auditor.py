@@ -17,15 +17,6 @@ import click
 from appliance.auditor import explain as explaining
 from appliance.auditor.package import CHECKS, export_package, verify_package
 from appliance.auditor.replay import ReplayOutcome, replay
-from appliance.auditor.sigstore_verify import (
-    Artifact,
-    BundleForm,
-    SigstoreResult,
-    classify,
-    read_bundle_file,
-    verify_keyless,
-    verify_with_key,
-)
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import (
     BlobSource,
@@ -36,6 +27,15 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
+from appliance.sigstore.verify import (
+    Artifact,
+    BundleForm,
+    SigstoreResult,
+    classify,
+    read_bundle_file,
+    verify_keyless,
+    verify_with_key,
+)
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest

@@ -9,15 +9,16 @@ from pathlib import Path
 import click
 
 from appliance.home import Home
+from appliance.intake.trust_store import TrustStore
+from appliance.intake.upstream import PolicyStore, Rule, UpstreamPolicyError
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
-from appliance.trust_store import TrustStore
-from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import UsageError
 from bundles.keys import KeyType, PublicKey, passphrase_from_env
-from bundles.signer import PIN_ENV, close_signer, generate_signer, is_pkcs11_uri
+from bundles.pkcs11_uri import PIN_ENV, is_pkcs11_uri
+from bundles.signer import close_signer, generate_signer
 
 _SIGNER_HELP = (
     "pkcs11:token=…;object=…?module-path=…[&pin-source=file:…] to keep the key in a PKCS#11 "

@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from appliance import images
 from appliance.home import Home
+from appliance.imagestore import catalog as images
 from appliance.registry.client import PushClient
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction

@@ -25,7 +25,6 @@ from appliance.match.service import inventory_of, match_inventory
 from appliance.policy.bundle import PolicyBundle, PolicyMode
 from appliance.policy.engine import engine_version
 from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
-from appliance.rva import sigstore
 from appliance.rva.attach import attach_attestation, attach_evidence, attestations
 from appliance.rva.evaluate import (
     PREDICATE_TYPE,
@@ -36,7 +35,9 @@ from appliance.rva.evaluate import (
     evaluate,
 )
 from appliance.scanner.image import ImageRef, InputKind
-from appliance.scanner.service import ScanResult, scan_image
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import scan_image
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore

@@ -9,21 +9,22 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva import sigstore
 from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.vex import VexStore
 from appliance.vex import service as vex_service
 from bundles import dsse
 from bundles.intoto import verify_statement
 from bundles.keys import PublicKey
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
@@ -49,10 +50,11 @@ def stella(home: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def stella_json(home: Path, *args: str) -> dict:
+def stella_json(home: Path, *args: str) -> dict[str, Any]:
     code, out, err = stella(home, "--json", *args)
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 def label() -> str:

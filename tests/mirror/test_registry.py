@@ -18,7 +18,7 @@ from bundles.distribution.errors import ImageReferenceError, RegistryAuthError
 from bundles.distribution.reference import ImageReference, is_loopback_host
 from bundles.oci import OCILayout
 from mirror.cli import cli
-from mirror.images import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
+from mirror.image_copy import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
 from mirror.registry import PullClient
 from tests.mirror.registry_fixture import FakeRegistry, fake_image, layer_digests
 

@@ -15,7 +15,7 @@ from bundles.distribution.errors import RegistryError
 from bundles.distribution.reference import ImageReference
 from bundles.distribution.transport import MAX_REDIRECTS, proxy_for
 from bundles.oci import OCILayout
-from mirror.images import copy_image
+from mirror.image_copy import copy_image
 from mirror.registry import PullClient
 from tests.mirror.registry_fixture import FakeRegistry, ForwardProxy, fake_image, layer_digests
 

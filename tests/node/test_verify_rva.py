@@ -15,10 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from appliance.cli import cli
 from appliance.home import Home
 from bundles import canonical
+from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
+from bundles.oci import OCILayout
+from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot, gate_app, make_home
 
 HERE = Path(__file__).resolve().parent
@@ -91,3 +96,27 @@ def test_sigstore_js_refuses_tampering(tmp_path: Path, home: Home) -> None:
     code, out = _run(node, original, other)
     assert code == 1
     assert "no trusted key for hint" in str(out["error"])
+
+
+def test_sigstore_js_verifies_our_openvex_referrer(tmp_path: Path, home: Home) -> None:
+    """The OpenVEX attestation ``vex add`` attaches to the image verifies independently."""
+    node = _node()
+    added = CliRunner().invoke(
+        cli,
+        ["--home", str(home.root), "vex", "add", "CVE-2018-18074", "--image", "app:1",
+         "--status", "not_affected", "--justification", "vulnerable_code_not_present",
+         "--at", "2026-11-22T00:00:00Z"],
+    )  # fmt: skip
+    assert added.exit_code == 0, added.stderr
+    layout = OCILayout.open(home.oci)
+    (referrer,) = layout.referrers(
+        layout.resolve("app:1").digest, artifact_type=SIGSTORE_BUNDLE_V03
+    )
+    layer = json.loads(layout.read_blob(referrer.digest))["layers"][0]["digest"]
+    bundle, pub = tmp_path / "openvex.sigstore.json", tmp_path / "appliance.pub"
+    bundle.write_bytes(layout.read_blob(Digest.parse(layer)))
+    home.public_key().save(pub)
+    code, out = _run(node, bundle, pub)
+    assert code == 0, out
+    assert out["predicateType"] == "https://openvex.dev/ns/v0.2.0"
+    assert out["keyid"] == home.public_key().keyid

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -46,9 +47,9 @@ USER = ("builder", "correct horse")
 WRONG = ("builder", "wrong horse")
 
 
-def _server(home: Home, *, allow_push: bool = True, **kw: object) -> RegistryServer:
+def _server(home: Home, *, allow_push: bool = True, **kw: Any) -> RegistryServer:
     auth = Authenticator.single(Credentials(*USER)) if allow_push else None
-    options = ServeOptions(ListenAddress("127.0.0.1", 0), allow_push, auth, **kw)  # type: ignore[arg-type]
+    options = ServeOptions(ListenAddress("127.0.0.1", 0), allow_push, auth, **kw)
     return RegistryServer(home, options)
 
 
@@ -503,6 +504,9 @@ def test_cli_serve_runs_and_answers(tmp_path: Path) -> None:
             "auth": True,
             "listen": f"127.0.0.1:{port}",
             "scheme": "http",
+            "maps": {},
+            "repositories": {"app": "app"},
+            "collisions": {},
         }
         s = _session()
         assert s.get(f"http://127.0.0.1:{port}/v2/app/tags/list").json()["tags"] == ["1"]
