@@ -8,7 +8,7 @@ A copy has three phases so a failure leaves nothing half-done in the layout:
    are small, held in memory, and checked against their digests.
 2. **transfer**: every blob not yet in the layout is streamed into ``OCILayout.put_blob``,
    which hashes while writing and renames into ``blobs/`` only when the digest matches;
-   broken connections resume with ``Range`` (``mirror.registry.BlobStream``).
+   broken connections resume with ``Range`` (``bundles.distribution.blobs.BlobStream``).
 3. **commit**: manifests are stored byte for byte, children before parents, then the tags,
    then the record in ``images.json``. Blobs verified in a failed run stay (a retry reuses
    them); nothing refers to them until a commit does.
@@ -33,6 +33,12 @@ import click
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
+from bundles.distribution.client import RegistryClient, RegistryManifest, RegistryOptions
+from bundles.distribution.credentials import default_docker_config
+from bundles.distribution.errors import RegistryError
+from bundles.distribution.reference import ImageReference
+from bundles.distribution.reference import fallback_tag as referrers_tag
+from bundles.distribution.transport import MAX_JOBS
 from bundles.errors import (
     CanonicalJSONError,
     DigestError,
@@ -52,17 +58,8 @@ from bundles.oci import (
     parse_manifest,
     referrer_descriptor,
 )
-from bundles.oci.distribution import fallback_tag as referrers_tag
 from bundles.oci.mediatypes import CONFIG_TYPES, INDEX_TYPES, MANIFEST_TYPES
-from mirror.registry import (
-    MAX_JOBS,
-    ImageReference,
-    RegistryClient,
-    RegistryError,
-    RegistryManifest,
-    RegistryOptions,
-    default_docker_config,
-)
+from mirror.registry import PullClient
 
 IMAGES_FILE: Final = "images.json"
 IMAGES_VERSION: Final = 1
@@ -432,8 +429,8 @@ def copy_image(
     ``client``'s registry into ``layout`` and tag it there (:func:`ref_name_for`).
 
     The tag is resolved to a digest once; everything after is fetched by digest. Raises
-    :class:`ImagesError` (or a :class:`~mirror.registry.RegistryError`) on any failure, in
-    which case no manifest or tag of this image has been written.
+    :class:`ImagesError` (or a :class:`~bundles.distribution.errors.RegistryError`) on any
+    failure, in which case no manifest or tag of this image has been written.
     """
     if reference.registry != client.registry:
         raise ImagesError(
@@ -657,9 +654,7 @@ def add_images(
             try:
                 client = clients.get(reference.registry)
                 if client is None:
-                    client = clients[reference.registry] = RegistryClient(
-                        reference.registry, options
-                    )
+                    client = clients[reference.registry] = PullClient(reference.registry, options)
                 result = copy_image(
                     client,
                     reference,

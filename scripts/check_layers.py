@@ -27,7 +27,7 @@ ALLOWED = {
 # On the appliance: only the registry push client and the registry server, which serve the
 # enclave's own network and are never used by import, scan, match or gate.
 NETWORK_MODULES = {"requests", "urllib3", "httpx", "oras", "http.client", "urllib.request"}
-NETWORK_ALLOWED = ("mirror/fetch", "mirror/registry", "appliance/registry")
+NETWORK_ALLOWED = ("bundles/distribution", "mirror/fetch", "appliance/registry")
 
 # Only the stores touch SQLite; the TUI never does.
 SQLITE_MODULES = {"sqlite3", "sqlite_utils"}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from appliance.registry.errors import ServeConfigError
-from bundles.oci.distribution import REPOSITORY
+from bundles.distribution.reference import REPOSITORY
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import __version__, canonical
 from bundles.digest import CHUNK, Digest
+from bundles.distribution.reference import REPOSITORY, is_loopback_host
 from bundles.errors import (
     BlobNotFoundError,
     DigestError,
@@ -52,7 +53,6 @@ from bundles.errors import (
     StellaError,
 )
 from bundles.oci import Descriptor, OCILayout, check_tag, parse_manifest
-from bundles.oci.distribution import REPOSITORY, is_loopback_host
 from bundles.oci.layout import DEFAULT_BLOB_LIMIT
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, ManifestError
 from bundles.oci.mediatypes import ANNOTATION_CREATED, OCI_INDEX

@@ -15,9 +15,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.registry.auth import Credentials
-from appliance.registry.client import PushClient, PushedManifest
-from appliance.registry.errors import RegistryAuthError, RegistryError
+from appliance.registry.client import PushClient
 from appliance.registry.push import (
     Destination,
     ReferrersMethod,
@@ -28,9 +26,12 @@ from appliance.rva.gate import GateResult
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from bundles.digest import Digest
+from bundles.distribution.client import PushedManifest
+from bundles.distribution.credentials import Credentials
+from bundles.distribution.errors import RegistryAuthError, RegistryError
+from bundles.distribution.reference import fallback_tag
 from bundles.errors import UsageError
 from bundles.oci import Descriptor, OCILayout
-from bundles.oci.distribution import fallback_tag
 from bundles.oci.mediatypes import OCI_INDEX, SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import gated_home
 from tests.mirror.registry_fixture import (
@@ -138,7 +139,7 @@ def test_cli_push_and_wrong_credentials(
     )
     missing = runner.invoke(cli, argv)
     assert missing.exit_code == 1
-    assert "requires credentials for cli/app" in missing.stderr
+    assert "requires a user name and password (Basic) for cli/app" in missing.stderr
     monkeypatch.setenv("REG_PASSWORD", USER[1])
     ok = runner.invoke(cli, ["--json", *argv, "--user", USER[0], "--password-env", "REG_PASSWORD"])
     assert ok.exit_code == 0, ok.stderr
@@ -188,7 +189,7 @@ class _RacingRegistry:
         self.doc: dict[str, Any] = start
         self.puts = 0
 
-    def get_manifest(self, repository: str, reference: str) -> tuple[bytes, str] | None:
+    def find_manifest_bytes(self, repository: str, reference: str) -> tuple[bytes, str] | None:
         return json.dumps(self.doc).encode(), OCI_INDEX
 
     def put_manifest(

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.registry.auth import Authenticator, Credentials
+from appliance.registry.auth import Authenticator
 from appliance.registry.errors import ServeConfigError
 from appliance.registry.push import ReferrersMethod, push
 from appliance.registry.server import ListenAddress, RegistryServer, ServeOptions
@@ -31,6 +31,7 @@ from appliance.rva.gate import GateResult
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from bundles.digest import Digest
+from bundles.distribution.credentials import Credentials
 from bundles.oci import Descriptor, OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import gated_home, make_home
