@@ -17,10 +17,11 @@ import pytest
 import requests
 
 from appliance.home import Home
-from appliance.registry.auth import Authenticator, Credentials
+from appliance.registry.auth import Authenticator
 from appliance.registry.errors import ServeConfigError
 from appliance.registry.names import PrefixMap, ServedNames, served_name
 from appliance.registry.server import ListenAddress, RegistryServer, ServeOptions
+from bundles.distribution.credentials import Credentials
 from bundles.oci import OCILayout
 from tests.appliance.scanner.layouts import OS_RELEASE, STATUS_BASE, F, build_image
 from tests.mirror.registry_fixture import clean_env, free_port

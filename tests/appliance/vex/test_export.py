@@ -18,11 +18,12 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.registry.auth import Authenticator, Credentials
+from appliance.registry.auth import Authenticator
 from appliance.registry.push import push
 from appliance.registry.server import ListenAddress, RegistryServer, ServeOptions
 from appliance.sigstore import bundle as sigstore
 from bundles.digest import Digest
+from bundles.distribution.credentials import Credentials
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import make_home
