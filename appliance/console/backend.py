@@ -22,6 +22,7 @@ from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import attached_verdicts, verify_in_home
 from appliance.console.views import (
     AUDIT_PAGE,
+    Advisory,
     SEVERITY_ORDER,
     AuditCheck,
     AuditEntry,
@@ -53,7 +54,7 @@ from appliance.rva.gate import gate, prepare
 from appliance.rva.reader import read_verdict
 from appliance.scanner.service import scan_image
 from appliance.store import open_state
-from appliance.store.audit import AuditLog, AuditRecord
+from appliance.store.audit import AuditLog, AuditRecord, os_actor
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
 from appliance.vex import service as vex_service
@@ -67,6 +68,7 @@ from bundles.oci import OCILayout
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, parse_manifest
 from bundles.oci.mediatypes import INDEX_TYPES
 from bundles.parts import PartsIncompleteError
+from bundles.snapshot import DatasetType
 
 
 def _now() -> datetime:
@@ -92,7 +94,8 @@ class HomeConsole:
     """The :class:`Console` over one appliance home. ``clock`` gives every time it records or
     evaluates at (fixed in tests); ``settle`` is how long an inbox file must have been left
     unchanged (by the file system's clock) before it can be imported, as for the inbox
-    service."""
+    service; ``actor`` is who the audit log and the signed statements name for the
+    operator's changes (default: the OS user, ``alice (stella tui)``)."""
 
     def __init__(
         self,
@@ -100,10 +103,12 @@ class HomeConsole:
         *,
         clock: Callable[[], datetime] = _now,
         settle: float = DEFAULT_SETTLE,
+        actor: str | None = None,
     ) -> None:
         self.home = home.require()
         self._clock = clock
         self._settle = settle
+        self.actor = actor or os_actor("tui")
 
     def now(self) -> datetime:
         return self._clock()
@@ -299,6 +304,37 @@ class HomeConsole:
             for s in statements
         )
 
+    def advisory(self, row: FindingRow) -> Advisory | None:
+        """The advisory record behind a finding in the active snapshot (by its id, else by
+        an alias), whole: the matcher keeps a one-line summary only."""
+        if not self.home.knowledge_db.is_file():
+            return None
+        store = KnowledgeStore.open(self.home.knowledge_db)
+        try:
+            ids = (row.id, *row.aliases)
+            found = store.lookup_lines(DatasetType.OSV, ids)
+        finally:
+            store.close()
+        rid = next((i for i in ids if i in found), None)
+        if rid is None:
+            return None
+        record = canonical.loads(found[rid], source=f"advisory {rid}")
+        if not isinstance(record, dict):
+            return None
+        references = tuple(
+            str(r["url"])
+            for r in record.get("references") or ()
+            if isinstance(r, dict) and isinstance(r.get("url"), str)
+        )
+        return Advisory(
+            id=rid,
+            summary=str(record.get("summary") or ""),
+            details=str(record.get("details") or ""),
+            published=str(record["published"]) if record.get("published") else None,
+            modified=str(record["modified"]) if record.get("modified") else None,
+            references=references,
+        )
+
     def verdict(self, image: str) -> VerdictView | None:
         """The latest verdict of a stored image (by tag), or of a verdict subject digest."""
         latest = self._verdicts()
@@ -407,6 +443,7 @@ class HomeConsole:
             records=result.records,
             verified=result.verified,
             problem=result.problem.message if result.problem else None,
+            bad_seq=result.problem.seq if result.problem else None,
         )
 
     # -- changing --------------------------------------------------------------------------
@@ -428,6 +465,7 @@ class HomeConsole:
             action=request.text if needs_action else "",
             expires=request.expires,
             at=at,
+            author=self.actor,
         )
         return self._regate(request.image, at, recorded, before)
 
@@ -463,11 +501,17 @@ class HomeConsole:
             )
         at = self.now().replace(microsecond=0)
         before = self._verdicts().get(request.digest)
-        recorded = vex_service.revoke(self.home, key, reason=reason, at=at)
-        return self._regate(request.image, at, recorded, before)
+        recorded = vex_service.revoke(self.home, key, reason=reason, at=at, author=self.actor)
+        return self._regate(request.image, at, recorded, before, change="revocation")
 
     def _regate(
-        self, image: str, at: datetime, recorded: vex_service.Recorded, before: VerdictRow | None
+        self,
+        image: str,
+        at: datetime,
+        recorded: vex_service.Recorded,
+        before: VerdictRow | None,
+        *,
+        change: str = "triage",
     ) -> TriageResult:
         """Gate ``image`` again after the VEX change ``recorded``; the verdict before and
         after."""
@@ -478,6 +522,7 @@ class HomeConsole:
             before=before.verdict if before else None,
             after=result.kind.value,
             reason_codes=tuple(result.verdict.predicate["reasonCodes"]),
+            change=change,
         )
 
     def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:

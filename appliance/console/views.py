@@ -139,6 +139,12 @@ class FindingRow:
     def reachable(self) -> bool:
         return self.reachability == "reachable"
 
+    @property
+    def package_type(self) -> str:
+        """The purl's type (``deb``, ``pypi``, ``npm``...): the package's ecosystem."""
+        head = self.purl.removeprefix("pkg:").split("/", 1)[0]
+        return head.lower() or "unknown"
+
     @classmethod
     def of(cls, merged: MergedFinding) -> FindingRow:
         f: Finding = merged.finding
@@ -169,6 +175,18 @@ class FindingRow:
                 (r.source.value, r.provider, r.severity.value, r.score) for r in f.ratings
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    """The whole text of a finding's advisory, as the active snapshot's record has it."""
+
+    id: str  # the record's id (the finding's id or one of its aliases)
+    summary: str
+    details: str
+    published: str | None
+    modified: str | None
+    references: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +247,7 @@ class TriageResult:
     before: str | None
     after: str
     reason_codes: tuple[str, ...]
+    change: str = "triage"  # what changed the VEX: "triage" or "revocation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +353,7 @@ class AuditCheck:
     records: int
     verified: int
     problem: str | None
+    bad_seq: int | None = None  # the record verification found wrong, when it is one record
 
 
 class Console(Protocol):
@@ -344,6 +364,7 @@ class Console(Protocol):
     def images(self) -> tuple[ImageRow, ...]: ...
     def findings(self, image: str) -> ImageFindings: ...
     def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]: ...
+    def advisory(self, row: FindingRow) -> Advisory | None: ...
     def triage(self, request: TriageRequest) -> TriageResult: ...
     def revoke(self, request: RevokeRequest) -> TriageResult: ...
     def verdict(self, image: str) -> VerdictView | None: ...

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from appliance.console.views import (
     AUDIT_PAGE,
+    Advisory,
     AuditCheck,
     AuditEntry,
     AuditPage,
@@ -180,13 +181,36 @@ class FakeService:
             ),
         )
 
+    def advisory(self, row: FindingRow) -> Advisory | None:
+        """The whole record: a summary, details longer than the list's summary, dates and
+        references (none for every seventh finding, as for a record the snapshot lacks)."""
+        if int(row.id.rsplit("-", 1)[1]) % 7 == 6:
+            return None
+        return Advisory(
+            id=row.id,
+            summary=row.summary,
+            details=(
+                f"A crafted input makes the {row.package} parser write past the end of its "
+                "buffer. Applications that parse untrusted documents with it can be made to "
+                "crash or, on some platforms, to run code. The fix bounds the copy."
+            ),
+            published="2026-03-04T05:06:07Z",
+            modified="2026-04-01T00:00:00Z",
+            references=(
+                f"https://security-tracker.debian.org/tracker/{row.id}",
+                f"https://github.com/example/{row.package}/commit/0123456789abcdef0123",
+            ),
+        )
+
     def triage(self, request: TriageRequest) -> TriageResult:
         self.triaged.append(request)
         return TriageResult("urn:stella:vex:new#0", 9, "FAIL", "PASS_WITH_EXCEPTIONS", ())
 
     def revoke(self, request: RevokeRequest) -> TriageResult:
         self.revoked.append(request)
-        return TriageResult("urn:stella:vex:revocation#0", 10, "PASS_WITH_EXCEPTIONS", "FAIL", ())
+        return TriageResult(
+            "urn:stella:vex:revocation#0", 10, "PASS_WITH_EXCEPTIONS", "FAIL", (), "revocation"
+        )
 
     def verdict(self, image: str) -> VerdictView | None:
         if image != "app:1":

@@ -3,7 +3,6 @@ verdict and findings by severity (under_investigation and KEV counted apart)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from rich.table import Table
@@ -16,8 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from appliance.console.views import Dashboard
-from bundles.errors import StellaError
-from tui.screens.base import describe, label_grid, mode_keys, service_of, short
+from tui.screens.base import Failed, blocking, label_grid, mode_keys, service_of, short, shown
 
 VERDICT_STYLE = {
     "PASS": "green",
@@ -87,7 +85,7 @@ class DashboardScreen(Screen[None]):
     """The appliance at a glance."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Re-read"),
         *mode_keys("dashboard"),
     ]
 
@@ -110,10 +108,9 @@ class DashboardScreen(Screen[None]):
 
     @work(exclusive=True, group="dashboard")
     async def load(self) -> None:
-        try:
-            data = await asyncio.to_thread(service_of(self.app).dashboard)
-        except (StellaError, OSError) as e:
-            self.query_one("#knowledge", Static).update(Text(describe(e), "bold red"))
+        data = await blocking(self, service_of(self.app).dashboard)
+        if isinstance(data, Failed):
+            shown(self, data, "Cannot read the appliance", self.query_one("#knowledge", Static))
             return
         self.query_one("#knowledge", Static).update(knowledge_text(data))
         self.query_one("#images", Static).update(images_text(data))

@@ -3,7 +3,6 @@ snapshot the verdict used; filtered by name or verdict and sorted on a key."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from rich.text import Text
@@ -14,11 +13,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from appliance.console.views import ImageRow
-from bundles.errors import StellaError
-from tui.screens.base import describe, mode_keys, service_of
+from tui.screens.base import Failed, MessageLine, blocking, mode_keys, service_of, shown
 from tui.screens.dashboard import VERDICT_STYLE
 from tui.screens.findings import FindingsScreen
 from tui.screens.verdict import VerdictScreen
+from tui.widgets.table import Table
 
 VERDICT_RANK = {"FAIL": 0, "INDETERMINATE": 1, "PASS_WITH_EXCEPTIONS": 2, "PASS": 3}
 SORTS: tuple[str, ...] = ("name", "verdict", "critical", "last gate")
@@ -51,7 +50,7 @@ class ImagesScreen(Screen[None]):
         Binding("s", "sort", "Sort"),
         # Enter is the table's own: it selects the row, and _selected opens its findings
         Binding("v", "verdict", "Verdict"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Re-read"),
         *mode_keys("images"),
     ]
 
@@ -64,7 +63,8 @@ class ImagesScreen(Screen[None]):
         yield Header()
         yield Input(placeholder="filter: name or verdict (/)", id="image-filter")
         yield Static("", id="image-status", classes="status")
-        yield DataTable(id="images-table", cursor_type="row", zebra_stripes=False)
+        yield Table(id="images-table", cursor_type="row", zebra_stripes=False)
+        yield MessageLine()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -81,11 +81,11 @@ class ImagesScreen(Screen[None]):
 
     @work(exclusive=True, group="images")
     async def load(self) -> None:
-        try:
-            self._rows = await asyncio.to_thread(service_of(self.app).images)
-        except (StellaError, OSError) as e:
-            self.query_one("#image-status", Static).update(Text(describe(e), "bold red"))
+        rows = await blocking(self, service_of(self.app).images)
+        if isinstance(rows, Failed):
+            shown(self, rows, "Cannot list the images", self.query_one("#image-status", Static))
             return
+        self._rows = rows
         self._show()
 
     def _shown(self) -> list[ImageRow]:

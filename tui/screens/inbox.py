@@ -3,7 +3,6 @@ with a progress bar, and a refusal shows its reason (the bundle is then in quara
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import ClassVar
 
@@ -15,9 +14,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from appliance.console.views import ImportOutcome, ImportStep
-from bundles.errors import StellaError
-from tui.screens.base import describe, mode_keys, service_of
+from appliance.console.views import ImportStep
+from tui.screens.base import Failed, MessageLine, blocking, mode_keys, say, service_of, shown
+from tui.widgets.table import Table
 
 
 class ImportScreen(Screen[None]):
@@ -25,7 +24,7 @@ class ImportScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         # Enter is the table's own: it selects the row, and _selected imports it
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Re-read"),
         *mode_keys("import"),
     ]
 
@@ -37,10 +36,11 @@ class ImportScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="inbox-status", classes="status")
-        yield DataTable(id="inbox-table", cursor_type="row")
+        yield Table(id="inbox-table", cursor_type="row")
         yield ProgressBar(total=3, show_eta=False, id="import-progress")
         yield Static("", id="import-steps")
         yield Static("", id="import-reason")
+        yield MessageLine()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -57,10 +57,9 @@ class ImportScreen(Screen[None]):
     @work(exclusive=True, group="inbox")
     async def load(self) -> None:
         status = self.query_one("#inbox-status", Static)
-        try:
-            entries = await asyncio.to_thread(service_of(self.app).inbox)
-        except (StellaError, OSError) as e:
-            status.update(Text(describe(e), "bold red"))
+        entries = await blocking(self, service_of(self.app).inbox)
+        if isinstance(entries, Failed):
+            shown(self, entries, "Cannot read the inbox", status)
             return
         table = self.query_one(DataTable)
         table.clear()
@@ -90,7 +89,7 @@ class ImportScreen(Screen[None]):
         if table.row_count == 0:
             return
         if self._importing:
-            self.notify("an import is already running", severity="warning")
+            say(self, "an import is already running; wait for it", "warning")
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         if key is not None:
@@ -132,12 +131,9 @@ class ImportScreen(Screen[None]):
             with contextlib.suppress(Exception):
                 self.post_message(self.Progress(step))
 
-        try:
-            outcome: ImportOutcome = await asyncio.to_thread(
-                service_of(self.app).import_bundle, name, progress
-            )
-        except (StellaError, OSError) as e:
-            reason.update(Text(describe(e), "bold red"))
+        outcome = await blocking(self, service_of(self.app).import_bundle, name, progress)
+        if isinstance(outcome, Failed):
+            shown(self, outcome, f"{name} not imported", reason)
             return
         if outcome.accepted:
             reason.update(Text(f"{name} imported", "bold green"))

@@ -4,7 +4,6 @@ says what the verdict was before."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,8 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from appliance.console.views import TriageResult, VerdictView
-from bundles.errors import StellaError
-from tui.screens.base import describe, label_grid, service_of
+from tui.screens.base import Failed, MessageLine, blocking, label_grid, say, service_of, shown
 from tui.screens.dashboard import VERDICT_STYLE
 from tui.screens.export import ExportScreen
 
@@ -28,7 +26,7 @@ from tui.screens.export import ExportScreen
 def verdict_text(v: VerdictView, triage: TriageResult | None) -> Group:
     parts: list[Text | Table] = []
     if triage is not None:
-        change = Text("After triage: ", "bold")
+        change = Text(f"After the {triage.change}: ", "bold")
         change.append(triage.before or "not gated", VERDICT_STYLE.get(triage.before or "", ""))
         change.append(" -> ")
         change.append(triage.after, VERDICT_STYLE.get(triage.after, ""))
@@ -61,9 +59,9 @@ class VerdictScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("c", "check", "Verify"),
-        Binding("x", "export", "Export audit package"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("c", "check", "Check"),
+        Binding("w", "export", "Write package"),
+        Binding("r", "refresh", "Re-read"),
     ]
 
     def __init__(self, image: str, *, triage: TriageResult | None = None) -> None:
@@ -75,8 +73,8 @@ class VerdictScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="verdict"):
-            yield Static("", id="verdict-action")
             yield Static("reading the signed verdict…", id="verdict-body")
+        yield MessageLine()  # below the scrolled view: a result shows wherever it is scrolled
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -90,10 +88,9 @@ class VerdictScreen(Screen[None]):
     @work(exclusive=True, group="verdict")
     async def load(self) -> None:
         body = self.query_one("#verdict-body", Static)
-        try:
-            view = await asyncio.to_thread(service_of(self.app).verdict, self.image)
-        except (StellaError, OSError) as e:
-            body.update(Text(describe(e), "bold red"))
+        view = await blocking(self, service_of(self.app).verdict, self.image)
+        if isinstance(view, Failed):
+            shown(self, view, "Cannot read the verdict", body)
             return
         if view is None:
             body.update(Text(f"{self.image} has not been gated yet (stella gate)", "bold"))
@@ -105,15 +102,14 @@ class VerdictScreen(Screen[None]):
 
     @work(exclusive=True, group="verify")  # reads only: a newer check may replace it
     async def check(self) -> None:
-        line = self.query_one("#verdict-action", Static)
-        line.update("verifying the newest verdict…")
-        try:
-            c = await asyncio.to_thread(service_of(self.app).verify_verdict, self.image)
-        except (StellaError, OSError) as e:
-            line.update(Text(f"NOT VERIFIED: {describe(e)}", "bold red"))
+        say(self, "verifying the newest verdict…")
+        c = await blocking(self, service_of(self.app).verify_verdict, self.image)
+        if isinstance(c, Failed):
+            shown(self, c, "NOT VERIFIED")
             return
         where = f"gate record #{c.audit_seq} in the verified audit chain" if c.audit_seq else ""
-        line.update(
+        say(
+            self,
             Text(
                 f"verified {c.verdict}: signed by {c.signer}; statement {c.statement}; "
                 f"{c.evidence} evidence blobs match their digests; {where}",
@@ -123,7 +119,7 @@ class VerdictScreen(Screen[None]):
 
     def action_export(self) -> None:
         if self._exporting:
-            self.notify("an export is already running", severity="warning")
+            say(self, "an audit package is already being written; wait for it", "warning")
             return
         name = self.image.replace("/", "_").replace(":", "_").replace("@", "_")
         self.app.push_screen(
@@ -137,15 +133,12 @@ class VerdictScreen(Screen[None]):
 
     @work(group="export")  # not exclusive: cancelling the worker would not stop the writing
     async def export(self, out: Path) -> None:
-        line = self.query_one("#verdict-action", Static)
+        say(self, f"writing {out}…")
         try:
-            line.update(Text(f"writing {out}…"))
-            done = await asyncio.to_thread(
-                service_of(self.app).export_audit_package, self.image, out
-            )
-        except (StellaError, OSError) as e:
-            line.update(Text(f"NOT EXPORTED: {describe(e)}", "bold red"))
-            return
+            done = await blocking(self, service_of(self.app).export_audit_package, self.image, out)
         finally:
             self._exporting = False
-        line.update(Text(f"wrote {done.path} ({done.size} bytes, {done.digest})", "bold green"))
+        if isinstance(done, Failed):
+            shown(self, done, "NOT WRITTEN")
+            return
+        say(self, Text(f"wrote {done.path} ({done.size:,} bytes, {done.digest})", "bold green"))
