@@ -22,8 +22,8 @@ from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import attached_verdicts, verify_in_home
 from appliance.console.views import (
     AUDIT_PAGE,
-    Advisory,
     SEVERITY_ORDER,
+    Advisory,
     AuditCheck,
     AuditEntry,
     AuditPage,

@@ -118,6 +118,10 @@ class AuditScreen(Screen[None]):
             table.move_cursor(row=table.get_row_index(str(show)))
         self._show_current()
 
+    def action_choose(self) -> None:
+        """Enter: the selected record is already shown whole below the list."""
+        self._show_current()
+
     @on(DataTable.RowHighlighted, "#audit-table")
     def _highlighted(self) -> None:
         self._show_current()

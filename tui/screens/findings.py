@@ -24,6 +24,8 @@ from tui.widgets.findings_table import FindingsTable
 class FindingsScreen(Screen[None]):
     """Triage list of one image's findings."""
 
+    # the list, not the search field: keys typed ahead of the screen go to the list's keys
+    AUTO_FOCUS = "#findings-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search"),
@@ -112,10 +114,10 @@ class FindingsScreen(Screen[None]):
     def _searched(self) -> None:
         self.query_one(FindingsTable).focus()
 
-    @on(FindingsTable.Selected)
-    def _selected(self, event: FindingsTable.Selected) -> None:
-        if self.view is not None:
-            self.app.push_screen(DetailScreen(self.view, event.row), self._after_detail)
+    def action_choose(self) -> None:
+        row = self.query_one(FindingsTable).current
+        if self.view is not None and row is not None:
+            self.app.push_screen(DetailScreen(self.view, row), self._after_detail)
 
     def _after_detail(self, triaged: bool | None) -> None:
         if triaged:  # a VEX statement changed the findings: read them again

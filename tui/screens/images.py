@@ -45,10 +45,12 @@ def sort_key(kind: str, row: ImageRow) -> tuple[object, ...]:
 class ImagesScreen(Screen[None]):
     """Every image in the local store."""
 
+    # the list, not the search field: keys typed ahead of the screen go to the list's keys
+    AUTO_FOCUS = "#images-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "Filter"),
         Binding("s", "sort", "Sort"),
-        # Enter is the table's own: it selects the row, and _selected opens its findings
+        # Enter (the table's) opens the findings: action_choose
         Binding("v", "verdict", "Verdict"),
         Binding("r", "refresh", "Re-read"),
         *mode_keys("images"),
@@ -141,8 +143,7 @@ class ImagesScreen(Screen[None]):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         return str(key.value) if key.value is not None else None
 
-    @on(DataTable.RowSelected, "#images-table")
-    def _selected(self) -> None:
+    def action_choose(self) -> None:
         self.action_findings()
 
     def action_findings(self) -> None:

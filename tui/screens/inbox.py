@@ -23,7 +23,7 @@ class ImportScreen(Screen[None]):
     """The inbox, and one import at a time."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        # Enter is the table's own: it selects the row, and _selected imports it
+        # Enter (the table's) imports the selected bundle: action_choose
         Binding("r", "refresh", "Re-read"),
         *mode_keys("import"),
     ]
@@ -80,8 +80,7 @@ class ImportScreen(Screen[None]):
             else "the inbox is empty: copy a bundle into the home's inbox/ directory"
         )
 
-    @on(DataTable.RowSelected, "#inbox-table")
-    def _selected(self) -> None:
+    def action_choose(self) -> None:
         self.action_import()
 
     def action_import(self) -> None:

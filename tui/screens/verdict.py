@@ -114,7 +114,7 @@ class VerdictScreen(Screen[None]):
                 f"verified {c.verdict}: signed by {c.signer}; statement {c.statement}; "
                 f"{c.evidence} evidence blobs match their digests; {where}",
                 "bold green",
-            )
+            ),
         )
 
     def action_export(self) -> None:

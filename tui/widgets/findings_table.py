@@ -16,7 +16,6 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -29,6 +28,7 @@ STATUS_LABELS = {
     "fixed": "fixed",
     "under_investigation": "investigating",
 }
+
 
 @dataclass(frozen=True, slots=True)
 class Column:
@@ -92,7 +92,8 @@ mark for the last two)."""
 
 
 class FindingsTable(ScrollView, can_focus=True):
-    """Rows of findings with a cursor; Enter posts :class:`FindingsTable.Selected`."""
+    """Rows of findings with a cursor; Enter runs the screen's ``choose`` action, which
+    opens :attr:`current`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "cursor(-1)", "Up", show=False),
@@ -101,7 +102,8 @@ class FindingsTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home,g", "jump(0)", "First", show=False),
         Binding("end,G", "jump(-1)", "Last", show=False),
-        Binding("enter", "select", "Detail"),
+        # the screen's action, in the same turn as the key (see tui.widgets.table)
+        Binding("enter", "screen.choose", "Detail"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -116,13 +118,6 @@ class FindingsTable(ScrollView, can_focus=True):
     }
 
     cursor: reactive[int] = reactive(0)
-
-    class Selected(Message):
-        """The operator chose a finding."""
-
-        def __init__(self, row: FindingRow) -> None:
-            super().__init__()
-            self.row = row
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -193,11 +188,6 @@ class FindingsTable(ScrollView, can_focus=True):
         if self._rows:
             self.cursor = index % len(self._rows)
             self._reveal()
-
-    def action_select(self) -> None:
-        row = self.current
-        if row is not None:
-            self.post_message(self.Selected(row))
 
     # -- rendering ---------------------------------------------------------------------
 

@@ -1,5 +1,10 @@
 """The app's data table: Textual's ``DataTable`` with the movement keys every list of the
-app answers to (``j``/``k`` down and up, ``g``/``G`` first and last row)."""
+app answers to (``j``/``k`` down and up, ``g``/``G`` first and last row), and Enter handed to
+the screen's ``choose`` action at once.
+
+Enter runs the screen's action in the same turn as the key, not through a ``RowSelected``
+message: a message would be handled after the keys typed behind Enter, which would then go
+to the list instead of the screen Enter opens (``Enter t`` typed together would lose ``t``)."""
 
 from __future__ import annotations
 
@@ -15,4 +20,5 @@ class Table(DataTable[Any]):
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "First", show=False),
         Binding("G", "scroll_bottom", "Last", show=False),
+        Binding("enter", "screen.choose", "Open", show=False),
     ]
