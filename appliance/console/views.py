@@ -76,6 +76,62 @@ class QuarantinedBundle:
     reason: str
 
 
+EXPIRING_DAYS: Final = 14
+"""The dashboard lists exceptions that expire within this many days."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityCount:
+    """Findings of one severity over every image's latest verdict: ``open`` ones still
+    count against the image (affected, under_investigation), ``waived`` ones do not
+    (not_affected, fixed)."""
+
+    severity: str
+    open: int
+    waived: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringException:
+    vulnerability: str
+    expires: str
+    days: int  # whole days left
+    statement: str
+    product: str  # the image (or product) it is about
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFreshness:
+    """One dataset of the active snapshot and how new its data is: the newest record's
+    date (an advisory's ``modified``, the KEV catalog's release, the EPSS score date), not
+    when the snapshot was built."""
+
+    name: str
+    type: str
+    records: int
+    newest: str | None  # YYYY-MM-DD; None when the records carry no date
+    age_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoDistroData:
+    """An image with packages the active snapshot has no distro data for (its OS release
+    is not covered): they are unknowns, not clean."""
+
+    image: str
+    packages: int
+    reason: str  # the matcher's reason for the first of them
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChange:
+    """An image whose verdict changed since the last import."""
+
+    image: str
+    before: str
+    after: str
+
+
 @dataclass(frozen=True, slots=True)
 class Dashboard:
     snapshot: SnapshotInfo | None
@@ -86,6 +142,13 @@ class Dashboard:
     severities: tuple[tuple[str, int], ...]  # over the latest verdict of every image
     under_investigation: int
     kev: int
+    by_severity: tuple[SeverityCount, ...] = ()
+    expiring: tuple[ExpiringException, ...] = ()
+    audit: AuditCheck | None = None
+    feeds: tuple[FeedFreshness, ...] = ()
+    no_distro_data: tuple[NoDistroData, ...] = ()
+    changed: tuple[VerdictChange, ...] = ()
+    last_import: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

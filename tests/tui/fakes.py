@@ -16,7 +16,9 @@ from appliance.console.views import (
     AuditEntry,
     AuditPage,
     Dashboard,
+    ExpiringException,
     ExportedPackage,
+    FeedFreshness,
     FindingRow,
     ImageFindings,
     ImageRow,
@@ -24,11 +26,14 @@ from appliance.console.views import (
     ImportOutcome,
     ImportStep,
     InboxEntry,
+    NoDistroData,
     QuarantinedBundle,
     RevokeRequest,
+    SeverityCount,
     SnapshotInfo,
     TriageRequest,
     TriageResult,
+    VerdictChange,
     VerdictCheck,
     VerdictView,
     VexEntry,
@@ -139,6 +144,31 @@ class FakeService:
             ),
             under_investigation=8,
             kev=4,
+            by_severity=(
+                SeverityCount("critical", 6, 2),
+                SeverityCount("high", 6, 2),
+                SeverityCount("medium", 6, 2),
+                SeverityCount("low", 6, 2),
+                SeverityCount("unknown", 6, 2),
+                SeverityCount("negligible", 0, 0),
+                SeverityCount("none", 0, 0),
+            ),
+            expiring=(
+                ExpiringException(
+                    "CVE-2026-10002", "2026-11-30T00:00:00Z", 6, "urn:stella:vex:2#0", "app:1"
+                ),
+            ),
+            audit=AuditCheck(True, 12, 12, None),
+            feeds=(
+                FeedFreshness("debian-12", "osv", 41000, "2026-09-30", 54),
+                FeedFreshness("epss", "epss", 1200, "2026-09-29", 55),
+                FeedFreshness("kev", "kev", 1400, "2026-09-28", 56),
+            ),
+            no_distro_data=(
+                NoDistroData("tool:3", 12, "the knowledge snapshot has no Alpine:3.20 records"),
+            ),
+            changed=(VerdictChange("app:1", "PASS", "FAIL"),),
+            last_import="2026-10-02T00:00:00Z",
         )
 
     def images(self) -> tuple[ImageRow, ...]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from textual import events
@@ -17,7 +18,7 @@ from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from appliance.vex.model import VexStatus
 from tests.tui.fakes import FakeService, finding
-from tests.tui.homes import NOW, add_audit_records, gated_home
+from tests.tui.homes import NOW, add_audit_records, excepted_home, gated_home
 from tests.tui.test_app import (
     messages,
     open_detail,
@@ -29,6 +30,7 @@ from tests.tui.test_app import (
 )
 from tui.app import StellaApp
 from tui.screens.audit import AuditScreen
+from tui.screens.dashboard import DashboardScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.findings import FindingsScreen
 from tui.screens.images import ImagesScreen
@@ -248,3 +250,44 @@ async def test_13_words(tmp_path: Path) -> None:
     with open_state(home) as db:
         (record,) = AuditLog(db).records(action="vex.add")
     assert record.actor.endswith("(stella tui)")
+
+
+@run
+async def test_dashboard_counts_waived_apart_and_lists_expiring_exceptions(
+    tmp_path: Path,
+) -> None:
+    home, _ = excepted_home(tmp_path / "home")
+    soon = datetime(2026, 12, 20, tzinfo=UTC)  # 11 days before the exception expires
+    app = StellaApp(HomeConsole(home, clock=lambda: soon, settle=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        shown = screen.dashboard_text()
+        assert "Open       critical 0" in shown  # the one finding is not_affected: waived
+        assert "Waived     critical 1" in shown
+        assert "Expiring   CVE-2018-18074 on " in shown
+        assert "expires 2026-12-31 (in 11 days)" in shown
+        assert "Feeds      " in shown
+        assert "newest record 20" in shown
+        # each line opens its screen: the audit line the audit log
+        lines = shown.splitlines()
+        audit = next(i for i, ln in enumerate(lines) if ln.startswith("Audit "))
+        await press_settled(pilot, "g", *("j",) * audit, "enter")
+        assert isinstance(app.screen, AuditScreen)
+
+
+@run
+async def test_dashboard_warns_and_jumps_to_an_image() -> None:
+    app = StellaApp(FakeService())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        lines = screen.dashboard_text().splitlines()
+        assert any(ln.startswith("WARNING    tool:3: 12 packages without distro") for ln in lines)
+        changed = next(i for i, ln in enumerate(lines) if ln.startswith("Changed "))
+        assert "app:1: PASS -> FAIL since the last import" in lines[changed]
+        await press_settled(pilot, "g", *("j",) * changed, "enter")
+        assert isinstance(app.screen, VerdictScreen)
+        assert app.screen.image == "app:1"

@@ -30,6 +30,15 @@ MODE_KEYS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+VERDICT_STYLE = {
+    "PASS": "green",
+    "PASS_WITH_EXCEPTIONS": "yellow",
+    "FAIL": "bold red",
+    "INDETERMINATE": "magenta",
+}
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+
+
 class HasService(Protocol):
     service: Console
 

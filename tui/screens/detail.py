@@ -25,6 +25,7 @@ from appliance.console.views import (
     VexEntry,
 )
 from tui.screens.base import (
+    SEVERITY_STYLE,
     Failed,
     MessageLine,
     blocking,
@@ -35,7 +36,6 @@ from tui.screens.base import (
     shown,
     vex_entry_text,
 )
-from tui.screens.dashboard import SEVERITY_STYLE
 from tui.screens.revoke import RevokeScreen
 from tui.screens.triage import TriageScreen
 from tui.screens.verdict import VerdictScreen

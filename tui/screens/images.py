@@ -13,8 +13,15 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from appliance.console.views import ImageRow
-from tui.screens.base import Failed, MessageLine, blocking, mode_keys, service_of, shown
-from tui.screens.dashboard import VERDICT_STYLE
+from tui.screens.base import (
+    VERDICT_STYLE,
+    Failed,
+    MessageLine,
+    blocking,
+    mode_keys,
+    service_of,
+    shown,
+)
 from tui.screens.findings import FindingsScreen
 from tui.screens.verdict import VerdictScreen
 from tui.widgets.table import Table

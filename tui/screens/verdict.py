@@ -18,8 +18,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from appliance.console.views import TriageResult, VerdictView
-from tui.screens.base import Failed, MessageLine, blocking, label_grid, say, service_of, shown
-from tui.screens.dashboard import VERDICT_STYLE
+from tui.screens.base import (
+    VERDICT_STYLE,
+    Failed,
+    MessageLine,
+    blocking,
+    label_grid,
+    say,
+    service_of,
+    shown,
+)
 from tui.screens.export import ExportScreen
 
 
