@@ -536,7 +536,21 @@ class HomeConsole:
                 companions=tuple(p.name for p in b.companions),
             )
             for b in (*scan.ready, *scan.waiting)
+        ) + tuple(
+            InboxEntry(
+                name=p.name,
+                files=(p.name,),
+                ready=False,
+                sequence=None,
+                channel=None,
+                missing=(),
+                settling=True,
+            )
+            for p in scan.settling
         )
+
+    def inbox_dir(self) -> str:
+        return str(self.home.inbox)
 
     def audit(
         self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE

@@ -288,6 +288,9 @@ class FakeService:
             ),
         )
 
+    def inbox_dir(self) -> str:
+        return "/var/lib/stella/inbox"
+
     def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:
         progress(ImportStep(1, 3, f"found {name}: sequence 8 on channel stable"))
         return ImportOutcome(

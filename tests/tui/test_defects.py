@@ -291,3 +291,44 @@ async def test_dashboard_warns_and_jumps_to_an_image() -> None:
         await press_settled(pilot, "g", *("j",) * changed, "enter")
         assert isinstance(app.screen, VerdictScreen)
         assert app.screen.image == "app:1"
+
+
+@run
+async def test_9_the_import_screen_shows_a_file_being_copied_and_refreshes(
+    tmp_path: Path,
+) -> None:
+    home = gated_home(tmp_path / "home")
+    app = StellaApp(HomeConsole(home, clock=lambda: NOW, settle=30))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press_settled(pilot, "m")
+        assert text_of(app, "#inbox-status").startswith(f"the inbox {home.inbox} is empty")
+        (home.inbox / "next.stella.tar.zst").write_bytes(b"half copied")
+        await pilot.pause(5.5)  # no key: the screen re-reads by itself
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1
+        assert str(table.get_row_at(0)[1]) == "being copied"
+        assert text_of(app, "#inbox-status").startswith(f"inbox {home.inbox}: 1 bundle(s)")
+        await press_settled(pilot, "enter")
+        assert text_of(app, "MessageLine") == (
+            "next.stella.tar.zst is still being copied; it is offered once it settles"
+        )
+    assert (home.inbox / "next.stella.tar.zst").exists()
+
+
+@run
+async def test_9_a_part_set_names_its_missing_part() -> None:
+    service = FakeService()
+    app = StellaApp(service)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press_settled(pilot, "m", "j")
+        table = app.screen.query_one(DataTable)
+        assert str(table.get_row_at(1)[1]) == "waiting for big.stella.tar.zst.part-002-of-002"
+        await press_settled(pilot, "enter")
+        assert text_of(app, "MessageLine") == (
+            "big.stella.tar.zst waits for big.stella.tar.zst.part-002-of-002: "
+            "copy it into the inbox"
+        )
+        assert text_of(app, "#import-reason") == ""  # nothing was tried, nothing REFUSED
