@@ -38,7 +38,7 @@ class StellaApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         # active everywhere; the four top-level screens show them in their footers (mode_keys)
         *(Binding(key, f"section('{mode}')", label, show=False) for key, mode, label in MODE_KEYS),
-        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("question_mark", "help", "Keys", key_display="?", show=False),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.console.views import AuditEntry, AuditPage
-from tui.screens.base import Failed, MessageLine, blocking, mode_keys, service_of, shown
+from tui.screens.base import HELP, Failed, MessageLine, blocking, mode_keys, service_of, shown
 from tui.widgets.table import Table
 
 
@@ -36,6 +36,7 @@ class AuditScreen(Screen[None]):
     """Browse and verify the audit log."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("c", "verify", "Check"),
         Binding("r", "newest", "Newest"),
         # priority: the table would otherwise take these keys to scroll within the page

@@ -59,6 +59,11 @@ def short(digest: str | None, n: int = 12) -> str:
     return digest
 
 
+HELP = Binding("question_mark", "app.help", "Keys", key_display="?")
+"""First in every screen's footer, so even a footer too narrow for the rest shows where every
+key is listed."""
+
+
 def mode_keys(current: str) -> list[Binding]:
     """The keys to the other top-level screens, for a top-level screen's footer (the app
     keeps them active everywhere, but an 80-column footer has room for them only there)."""

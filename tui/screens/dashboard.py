@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from appliance.console.views import EXPIRING_DAYS, Dashboard
 from tui.screens.base import (
+    HELP,
     SEVERITY_STYLE,
     VERDICT_STYLE,
     Failed,
@@ -137,6 +138,7 @@ class DashboardScreen(Screen[None]):
     """The appliance at a glance."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("r", "refresh", "Re-read"),
         Binding("j", "move('cursor_down')", "Down", show=False),
         Binding("k", "move('cursor_up')", "Up", show=False),

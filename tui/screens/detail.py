@@ -25,6 +25,7 @@ from appliance.console.views import (
     VexEntry,
 )
 from tui.screens.base import (
+    HELP,
     SEVERITY_STYLE,
     Failed,
     MessageLine,
@@ -185,6 +186,7 @@ class DetailScreen(Screen[bool]):
     findings."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("escape", "back", "Back"),
         Binding("t", "triage", "Triage"),
         Binding("x", "revoke", "Revoke"),

@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from appliance.console.views import ImageFindings
 from tui.model import FindingFilter, FindingsModel, Flag, Sort
-from tui.screens.base import Failed, MessageLine, blocking, service_of, short, shown
+from tui.screens.base import HELP, Failed, MessageLine, blocking, service_of, short, shown
 from tui.screens.detail import DetailScreen
 from tui.screens.verdict import VerdictScreen
 from tui.widgets.findings_table import FindingsTable
@@ -27,6 +27,7 @@ class FindingsScreen(Screen[None]):
     # the list, not the search field: keys typed ahead of the screen go to the list's keys
     AUTO_FOCUS = "#findings-table"
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search"),
         Binding("s", "sort", "Sort"),

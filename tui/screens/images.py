@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from appliance.console.views import ImageRow
 from tui.screens.base import (
+    HELP,
     VERDICT_STYLE,
     Failed,
     MessageLine,
@@ -55,6 +56,7 @@ class ImagesScreen(Screen[None]):
     # the list, not the search field: keys typed ahead of the screen go to the list's keys
     AUTO_FOCUS = "#images-table"
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("slash", "search", "Filter"),
         Binding("s", "sort", "Sort"),
         # Enter (the table's) opens the findings: action_choose

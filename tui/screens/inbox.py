@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
 from appliance.console.views import ImportStep, InboxEntry
-from tui.screens.base import Failed, MessageLine, blocking, mode_keys, say, service_of, shown
+from tui.screens.base import HELP, Failed, MessageLine, blocking, mode_keys, say, service_of, shown
 from tui.widgets.table import Table
 
 REFRESH_SECONDS = 5
@@ -33,6 +33,7 @@ class ImportScreen(Screen[None]):
     """The inbox, and one import at a time."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         # Enter (the table's) imports the selected bundle: action_choose
         Binding("r", "refresh", "Re-read"),
         *mode_keys("import"),

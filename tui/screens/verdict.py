@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, Static
 
 from appliance.console.views import TriageResult, VerdictView
 from tui.screens.base import (
+    HELP,
     VERDICT_STYLE,
     Failed,
     MessageLine,
@@ -66,6 +67,7 @@ class VerdictScreen(Screen[None]):
     """The image's latest verdict."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("escape", "app.pop_screen", "Back"),
         Binding("c", "check", "Check"),
         Binding("w", "export", "Write package"),
