@@ -64,16 +64,18 @@ class FindingFilter:
         return replace(self, text=text.strip())
 
     def describe(self) -> str:
-        parts = [
-            f"severity {'≥ ' + self.severity.value if self.severity else 'all'}",
-            f"status {self.status.value if self.status else 'all'}",
-        ]
+        """The filters in force, briefly (a status line of 80 columns holds it)."""
+        parts = []
+        if self.severity:
+            parts.append(f"severity ≥ {self.severity.value}")
+        if self.status:
+            parts.append(f"status {self.status.value}")
         parts += [f.value for f in Flag if f in self.flags]
         if self.package_type:
             parts.append(f"type {self.package_type}")
         if self.text:
             parts.append(f"search {self.text!r}")
-        return ", ".join(parts)
+        return ", ".join(parts) or "no filter"
 
 
 def display_order(row: FindingRow) -> tuple[int, str, str]:

@@ -96,6 +96,7 @@ class FakeService:
     triaged: list[TriageRequest] = field(default_factory=list)
     revoked: list[RevokeRequest] = field(default_factory=list)
     audit_records: int = 12
+    tampered: int | None = None  # the audit record a check finds edited
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -331,7 +332,12 @@ class FakeService:
         )
 
     def verify_audit(self) -> AuditCheck:
-        return AuditCheck(True, 12, 12, None)
+        if self.tampered is not None:
+            bad = self.tampered
+            return AuditCheck(
+                False, self.audit_records, bad - 1, f"record {bad}: hash mismatch", bad
+            )
+        return AuditCheck(True, self.audit_records, self.audit_records, None)
 
 
 @dataclass

@@ -75,7 +75,7 @@ def test_each_key_has_one_meaning_on_each_screen(section: str) -> None:
     for key, meanings in bound.items():
         assert len(meanings) == 1, f"{section}: {key} means {meanings}"
     for key in keys_of(section):
-        if key in ("tab", "enter") or "+" in key and key != "ctrl+s":
+        if key in ("tab", "enter") or ("+" in key and key != "ctrl+s"):
             continue  # a widget's own (the form's fields, the list's selection)
         assert key in bound, f"{section}: the help lists {key}, the screen does not bind it"
 

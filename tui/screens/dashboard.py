@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,6 +25,7 @@ from tui.screens.base import (
     Failed,
     MessageLine,
     blocking,
+    label_grid,
     mode_keys,
     service_of,
     short,
@@ -34,16 +36,30 @@ from tui.screens.verdict import VerdictScreen
 LABEL = 11  # the label column's width
 
 
-def line(label: str, body: Text | str, style: str = "") -> Text:
-    text = Text(f"{label:<{LABEL}}", "bold")
-    text.append_text(body if isinstance(body, Text) else Text(body, style))
-    return text
+class Line:
+    """A dashboard line: a label and its text, folded under the text (not the label) when
+    it is longer than the width; plain text for tests through ``str``."""
+
+    def __init__(self, label: str, body: Text) -> None:
+        self.label, self.body = label, body
+
+    def __str__(self) -> str:
+        return f"{self.label:<{LABEL}}{self.body.plain}"
+
+    def __rich__(self) -> Table:
+        grid = label_grid(LABEL - 1)
+        grid.add_row(self.label, self.body)
+        return grid
 
 
-def dashboard_lines(d: Dashboard) -> list[tuple[Text, str]]:
+def line(label: str, body: Text | str, style: str = "") -> Line:
+    return Line(label, body if isinstance(body, Text) else Text(body, style))
+
+
+def dashboard_lines(d: Dashboard) -> list[tuple[Line, str]]:
     """Every line of the dashboard with where Enter on it goes: a section (``images``,
     ``import``, ``audit``), or an image's ``findings:NAME`` or ``verdict:NAME``."""
-    lines: list[tuple[Text, str]] = []
+    lines: list[tuple[Line, str]] = []
     s = d.snapshot
     if s is None:
         lines.append(

@@ -98,12 +98,12 @@ class FindingsScreen(Screen[None]):
     def _describe(self) -> None:
         table = self.query_one(FindingsTable)
         text = Text(
-            f"{len(table.rows):,} of {len(self.model.rows):,} findings, by {self.sort.value}; "
+            f"{len(table.rows):,} of {len(self.model.rows):,} findings by {self.sort.value}; "
             f"{self.filter.describe()}"
         )
         hidden = table.hidden_columns
         if hidden:
-            text.append(f"; too narrow for {', '.join(hidden)}", "dim")
+            text.append(f"; hidden: {', '.join(hidden)}", "dim")
         self.query_one("#findings-filter", Static).update(text)
 
     @on(Input.Changed, "#findings-search")

@@ -103,7 +103,7 @@ class FindingsTable(ScrollView, can_focus=True):
         Binding("home,g", "jump(0)", "First", show=False),
         Binding("end,G", "jump(-1)", "Last", show=False),
         # the screen's action, in the same turn as the key (see tui.widgets.table)
-        Binding("enter", "screen.choose", "Detail"),
+        Binding("enter", "screen.choose", "Detail", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
