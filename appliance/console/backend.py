@@ -468,6 +468,7 @@ class HomeConsole:
             return None
         predicate, keyid = self._predicate(row)
         evidence = predicate.get("evidence") or {}
+        unknowns = (self._evidence(predicate, "unknowns") or {}).get("unknowns", ())
         return VerdictView(
             image=row.name,
             digest=row.subject,
@@ -483,6 +484,15 @@ class HomeConsole:
             referrer=row.referrer,
             audit_seq=row.audit_seq,
             signer=keyid,
+            reason_findings=tuple(
+                (str(r.get("vulnerability", "")), str(r.get("component", "")))
+                for r in predicate.get("reasons", ())
+            ),
+            unknowns=tuple(
+                (str(u.get("purl", "")), str(u.get("kind", "")), str(u.get("reason", "")))
+                for u in unknowns
+                if isinstance(u, dict)
+            ),
         )
 
     def _newest_verdict(self, image: str) -> bytes:

@@ -331,6 +331,9 @@ class VerdictView:
     referrer: str
     audit_seq: int
     signer: str
+    # per reason (in ``reasons``' order): the finding it is about, vulnerability and purl
+    reason_findings: tuple[tuple[str, str], ...] = ()
+    unknowns: tuple[tuple[str, str, str], ...] = ()  # purl, kind, reason
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,6 +268,11 @@ class FakeService:
             referrer="sha256:" + "0e" * 32,
             audit_seq=12,
             signer="0123456789abcdef0123",
+            reason_findings=(("CVE-2026-10000", finding(0).purl), ("", "")),
+            unknowns=(
+                ("pkg:apk/alpine/musl@1.2.5", "no-distro-data", "no Alpine:3.20 records"),
+                ("pkg:npm/left-pad@1.3.0", "invalid-version", "'1.3.0-' does not parse"),
+            ),
         )
 
     def verify_verdict(self, image: str) -> VerdictCheck:

@@ -18,12 +18,13 @@ from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from appliance.vex.model import VexStatus
 from tests.tui.fakes import FakeService, finding
-from tests.tui.homes import NOW, add_audit_records, excepted_home, gated_home
+from tests.tui.homes import CVE, NOW, add_audit_records, excepted_home, gated_home
 from tests.tui.test_app import (
     messages,
     open_detail,
     open_triage,
     press_settled,
+    reasons_of,
     run,
     settle,
     text_of,
@@ -118,9 +119,11 @@ async def test_6_a_check_scrolled_away_from_the_top_still_shows() -> None:
     app = StellaApp(FakeService())
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await press_settled(pilot, "i", "v", "end", "c")
+        await press_settled(pilot, "i", "v")
         screen = app.screen
         scroll = screen.query_one("#verdict", VerticalScroll)
+        scroll.scroll_end(animate=False, immediate=True)
+        await press_settled(pilot, "c")
         assert scroll.scroll_y > 0
         line = screen.query_one("MessageLine")
         assert text_of(app, "MessageLine").startswith("verified FAIL")
@@ -332,3 +335,39 @@ async def test_9_a_part_set_names_its_missing_part() -> None:
             "copy it into the inbox"
         )
         assert text_of(app, "#import-reason") == ""  # nothing was tried, nothing REFUSED
+
+
+@run
+async def test_a_verdicts_reason_opens_its_finding(tmp_path: Path) -> None:
+    home = gated_home(tmp_path / "home")
+    app = StellaApp(HomeConsole(home, clock=lambda: NOW, settle=0))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await press_settled(pilot, "i", "v")
+        assert isinstance(app.screen, VerdictScreen)
+        assert reasons_of(app).startswith("Reasons   RISK.CVE.KEV ")
+        await press_settled(pilot, "enter")
+        assert isinstance(app.screen, DetailScreen)
+        assert app.screen.row.id == CVE
+
+
+@run
+async def test_the_verdicts_unknowns_are_listed_on_u() -> None:
+    app = StellaApp(FakeService())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await press_settled(pilot, "i", "v")
+        assert "Unknowns  2 (u lists them)" in text_of(app, "#verdict-tail")
+        assert "musl" not in reasons_of(app)
+        await press_settled(pilot, "u")
+        assert "Unknowns  pkg:apk/alpine/musl@1.2.5 no-distro-data" in reasons_of(app)
+
+
+@run
+async def test_ctrl_c_quits() -> None:
+    app = StellaApp(FakeService())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press_settled(pilot, "i", "enter", "slash")  # even from the search field
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+    assert not app.is_running

@@ -32,7 +32,7 @@ SCREENS: dict[str, tuple[type[DOMNode], type[DOMNode] | None]] = {
     "Images": (ImagesScreen, Table),
     "Findings": (FindingsScreen, FindingsTable),
     "Detail": (DetailScreen, None),
-    "Verdict": (VerdictScreen, None),
+    "Verdict": (VerdictScreen, OptionList),
     "Triage": (TriageScreen, None),
     "Revoke": (RevokeScreen, None),
     "Import": (ImportScreen, Table),

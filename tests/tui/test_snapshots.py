@@ -26,7 +26,8 @@ SCREENS = {
     "triage_refused": ("i", "enter", "enter", "t", "ctrl+s"),  # not_affected with nothing
     "revoke": ("i", "enter", "o", "enter", "x"),  # a not_affected finding's statement
     "verdict": ("i", "v"),
-    "verdict_checked": ("i", "v", "end", "c"),  # scrolled down: the result still shows
+    "verdict_checked": ("i", "v", "c"),  # the result on its own line above the footer
+    "verdict_unknowns": ("i", "v", "u"),
     "import_refused": ("m", "enter"),
     "audit": ("a", "c"),
     "audit_tampered": ("a", "c"),

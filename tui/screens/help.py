@@ -71,6 +71,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Verdict",
         (
+            ("enter", "the finding the selected reason is about"),
+            ("u", "list the unknowns (again: hide them)"),
             ("c", "check the signed verdict (as stella verify)"),
             ("w", "write an audit package"),
             ("r", "re-read"),
