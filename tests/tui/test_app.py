@@ -705,7 +705,7 @@ async def test_a_second_enter_does_not_cancel_the_running_import() -> None:
             "verified next.stella.tar.zst",
             "loaded next.stella.tar.zst",
         ]
-        assert service.inbox_reads == reads + 1  # the inbox was read again
+        assert service.inbox_reads >= reads + 1  # the inbox was read again
         await pilot.press("enter")  # and once it is done, the next import may start
         await settle(pilot)
         assert len(service.calls) == 2
