@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 
 from appliance.console.views import Console
 from tui.screens.audit import AuditScreen
@@ -37,12 +37,10 @@ class StellaApp(App[None]):
     DEFAULT_MODE = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [
         # active everywhere; the four top-level screens show them in their footers (mode_keys)
-        *(
-            Binding(key, f"switch_mode('{mode}')", label, show=False)
-            for key, mode, label in MODE_KEYS
-        ),
-        Binding("question_mark", "help", "Help", key_display="?"),
+        *(Binding(key, f"section('{mode}')", label, show=False) for key, mode, label in MODE_KEYS),
+        Binding("question_mark", "help", "Keys", key_display="?", show=False),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, service: Console) -> None:
@@ -54,3 +52,14 @@ class StellaApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    async def action_section(self, mode: str) -> None:
+        """Show a section's own list: its top screen, whatever was opened on it before. A
+        form or dialog on top keeps the keys to itself (it is closed with Esc)."""
+        if isinstance(self.screen, ModalScreen):
+            self.bell()
+            return
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()

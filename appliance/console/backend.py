@@ -13,22 +13,26 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from appliance.auditor.package import export_package
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import attached_verdicts, verify_in_home
 from appliance.console.views import (
     AUDIT_PAGE,
+    EXPIRING_DAYS,
     SEVERITY_ORDER,
+    Advisory,
     AuditCheck,
     AuditEntry,
     AuditPage,
     ConsoleError,
     Dashboard,
+    ExpiringException,
     ExportedPackage,
+    FeedFreshness,
     FindingRow,
     ImageFindings,
     ImageRow,
@@ -36,11 +40,14 @@ from appliance.console.views import (
     ImportOutcome,
     ImportStep,
     InboxEntry,
+    NoDistroData,
     QuarantinedBundle,
     RevokeRequest,
+    SeverityCount,
     SnapshotInfo,
     TriageRequest,
     TriageResult,
+    VerdictChange,
     VerdictCheck,
     VerdictView,
     VexEntry,
@@ -50,11 +57,12 @@ from appliance.imagestore.catalog import ImageSummary, list_images
 from appliance.intake.importer import Importer, ImportRefusedError
 from appliance.intake.inbox import DEFAULT_SETTLE, WAITING_SUFFIX, ImportLock, scan_inbox
 from appliance.keyring import load_ring
+from appliance.match.model import UnknownKind
 from appliance.rva.gate import gate, prepare
 from appliance.rva.reader import read_verdict
 from appliance.scanner.service import scan_image
 from appliance.store import open_state
-from appliance.store.audit import AuditLog, AuditRecord
+from appliance.store.audit import AuditLog, AuditRecord, os_actor
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
 from appliance.vex import service as vex_service
@@ -68,6 +76,7 @@ from bundles.oci import OCILayout
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, parse_manifest
 from bundles.oci.mediatypes import INDEX_TYPES
 from bundles.parts import PartsIncompleteError
+from bundles.snapshot import DatasetEntry, DatasetType
 
 
 def _now() -> datetime:
@@ -78,6 +87,31 @@ def _days(created: str, at: datetime) -> int:
     return int(
         (at - rfc3339.parse_time(created, where="snapshot created")).total_seconds() // 86400
     )
+
+
+_DATE_FIELDS: Final = (b'"modified":"', b'"published":"', b'"dateAdded":"')
+_META_DATES: Final = ("dateReleased", "score_date")
+
+
+def _newest_date(entry: DatasetEntry, store: KnowledgeStore) -> str | None:
+    """The newest date a dataset's records carry: the catalog's or score file's own date
+    when its manifest entry states one, else the latest ``modified`` (or ``published``,
+    ``dateAdded``) of its records, found by a byte search of each canonical line (no record
+    is parsed)."""
+    for key in _META_DATES:
+        if entry.meta.get(key):
+            return entry.meta[key][:10]
+    if entry.type not in (DatasetType.OSV, DatasetType.KEV, DatasetType.CVE):
+        return None
+    newest = b""
+    for line in store.dataset_lines(entry.digest):
+        for field in _DATE_FIELDS:
+            at = line.find(field)
+            if at >= 0:
+                value = line[at + len(field) : at + len(field) + 10]
+                newest = max(newest, value)
+                break
+    return newest.decode("ascii", "replace") or None
 
 
 def _brief(result: Mapping[str, Any]) -> str:
@@ -93,7 +127,8 @@ class HomeConsole:
     """The :class:`Console` over one appliance home. ``clock`` gives every time it records or
     evaluates at (fixed in tests); ``settle`` is how long an inbox file must have been left
     unchanged (by the file system's clock) before it can be imported, as for the inbox
-    service."""
+    service; ``actor`` is who the audit log and the signed statements name for the
+    operator's changes (default: the OS user, ``alice (stella tui)``)."""
 
     def __init__(
         self,
@@ -101,10 +136,13 @@ class HomeConsole:
         *,
         clock: Callable[[], datetime] = _now,
         settle: float = DEFAULT_SETTLE,
+        actor: str | None = None,
     ) -> None:
         self.home = home.require()
         self._clock = clock
         self._settle = settle
+        self.actor = actor or os_actor("tui")
+        self._newest: dict[str, str | None] = {}  # dataset digest -> its newest record's date
 
     def now(self) -> datetime:
         return self._clock()
@@ -230,11 +268,75 @@ class HomeConsole:
             found.append(QuarantinedBundle(name, time, reason.splitlines()[0] if reason else ""))
         return tuple(found)
 
+    def _feeds(self, snapshot: SnapshotInfo | None) -> tuple[FeedFreshness, ...]:
+        """Each dataset of the active snapshot with its newest record's date. A dataset is
+        immutable by digest, so its date is found once per console."""
+        if snapshot is None:
+            return ()
+        store = KnowledgeStore.open(self.home.knowledge_db)
+        try:
+            manifest = store.manifest(Digest.parse(snapshot.digest))
+            feeds = []
+            for entry in manifest.datasets:
+                key = str(entry.digest)
+                if key not in self._newest:
+                    self._newest[key] = _newest_date(entry, store)
+                newest = self._newest[key]
+                feeds.append(
+                    FeedFreshness(
+                        name=entry.name,
+                        type=entry.type.value,
+                        records=entry.records,
+                        newest=newest,
+                        age_days=_days(newest + "T00:00:00Z", self.now()) if newest else None,
+                    )
+                )
+        finally:
+            store.close()
+        return tuple(feeds)
+
+    def _expiring(self, at: datetime) -> tuple[ExpiringException, ...]:
+        """Exceptions in force that expire within :data:`EXPIRING_DAYS` days of ``at``."""
+        statements = vex_service.stored_statements(self.home)
+        revoked = {s.revokes for s in statements if s.revokes}
+        horizon = at + timedelta(days=EXPIRING_DAYS)
+        return tuple(
+            ExpiringException(
+                vulnerability=s.vulnerability,
+                expires=format_time(s.expires),
+                days=int((s.expires - at).total_seconds() // 86400),
+                statement=s.key,
+                product=", ".join(p.id for p in s.products),
+            )
+            for s in sorted(statements, key=lambda s: (s.expires or at, s.key))
+            if s.expires is not None and at < s.expires <= horizon and s.key not in revoked
+        )
+
+    def _changed(self, since: str | None) -> tuple[VerdictChange, ...]:
+        """Images whose newest verdict, made since ``since`` (the last import), differs from
+        their last one before it."""
+        if since is None:
+            return ()
+        with open_state(self.home) as db:
+            history = VerdictStore(db).history()
+        before: dict[str, VerdictRow] = {}
+        after: dict[str, VerdictRow] = {}
+        for row in history:
+            (after if row.evaluation_time >= since else before)[row.subject] = row
+        return tuple(
+            VerdictChange(row.name, before[subject].verdict, row.verdict)
+            for subject, row in sorted(after.items(), key=lambda kv: kv[1].name)
+            if subject in before and before[subject].verdict != row.verdict
+        )
+
     def dashboard(self) -> Dashboard:
         latest = self._verdicts()
         images = list_images(self.home)
         verdicts: Counter[str] = Counter()
         severities: Counter[str] = Counter()
+        open_counts: Counter[str] = Counter()
+        waived_counts: Counter[str] = Counter()
+        no_data: list[NoDistroData] = []
         under_investigation = kev = 0
         for image in images:
             row = self._verdict_of(image, latest)
@@ -246,16 +348,41 @@ class HomeConsole:
             severities.update({k: int(v) for k, v in summary["bySeverity"].items()})
             under_investigation += int(summary["underInvestigation"])
             policy_input = self._evidence(predicate, "policyInput") or {}
-            kev += sum(1 for f in policy_input.get("findings", ()) if f.get("kev"))
+            for f in policy_input.get("findings", ()):
+                kev += bool(f.get("kev"))
+                waived = f.get("status") in (VexStatus.NOT_AFFECTED, VexStatus.FIXED)
+                (waived_counts if waived else open_counts)[str(f.get("severity"))] += 1
+            missing = [
+                u
+                for u in policy_input.get("unknowns", ())
+                if isinstance(u, dict) and u.get("kind") == UnknownKind.NO_DATA
+            ]
+            if missing:
+                reason = str(missing[0].get("reason", ""))
+                no_data.append(NoDistroData(image.tag, len(missing), reason))
+        imports = self._imports(5)
+        last_import = next((e.time for e in reversed(imports) if e.accepted), None)
+        snapshot = self._snapshot()
+        at = self.now()
         return Dashboard(
-            snapshot=self._snapshot(),
-            imports=self._imports(5),
+            snapshot=snapshot,
+            imports=imports,
             quarantined=self._quarantined(),
             images=len(images),
             verdicts=tuple(sorted(verdicts.items())),
             severities=tuple((s.value, severities.get(s.value, 0)) for s in SEVERITY_ORDER),
             under_investigation=under_investigation,
             kev=kev,
+            by_severity=tuple(
+                SeverityCount(s.value, open_counts[s.value], waived_counts[s.value])
+                for s in SEVERITY_ORDER
+            ),
+            expiring=self._expiring(at),
+            audit=self.verify_audit(),
+            feeds=self._feeds(snapshot),
+            no_distro_data=tuple(no_data),
+            changed=self._changed(last_import),
+            last_import=last_import,
         )
 
     def findings(self, image: str) -> ImageFindings:
@@ -301,6 +428,37 @@ class HomeConsole:
             for s in statements
         )
 
+    def advisory(self, row: FindingRow) -> Advisory | None:
+        """The advisory record behind a finding in the active snapshot (by its id, else by
+        an alias), whole: the matcher keeps a one-line summary only."""
+        if not self.home.knowledge_db.is_file():
+            return None
+        store = KnowledgeStore.open(self.home.knowledge_db)
+        try:
+            ids = (row.id, *row.aliases)
+            found = store.lookup_lines(DatasetType.OSV, ids)
+        finally:
+            store.close()
+        rid = next((i for i in ids if i in found), None)
+        if rid is None:
+            return None
+        record = canonical.loads(found[rid], source=f"advisory {rid}")
+        if not isinstance(record, dict):
+            return None
+        references = tuple(
+            str(r["url"])
+            for r in record.get("references") or ()
+            if isinstance(r, dict) and isinstance(r.get("url"), str)
+        )
+        return Advisory(
+            id=rid,
+            summary=str(record.get("summary") or ""),
+            details=str(record.get("details") or ""),
+            published=str(record["published"]) if record.get("published") else None,
+            modified=str(record["modified"]) if record.get("modified") else None,
+            references=references,
+        )
+
     def verdict(self, image: str) -> VerdictView | None:
         """The latest verdict of a stored image (by tag), or of a verdict subject digest."""
         latest = self._verdicts()
@@ -312,6 +470,7 @@ class HomeConsole:
             return None
         predicate, keyid = self._predicate(row)
         evidence = predicate.get("evidence") or {}
+        unknowns = (self._evidence(predicate, "unknowns") or {}).get("unknowns", ())
         return VerdictView(
             image=row.name,
             digest=row.subject,
@@ -327,6 +486,15 @@ class HomeConsole:
             referrer=row.referrer,
             audit_seq=row.audit_seq,
             signer=keyid,
+            reason_findings=tuple(
+                (str(r.get("vulnerability", "")), str(r.get("component", "")))
+                for r in predicate.get("reasons", ())
+            ),
+            unknowns=tuple(
+                (str(u.get("purl", "")), str(u.get("kind", "")), str(u.get("reason", "")))
+                for u in unknowns
+                if isinstance(u, dict)
+            ),
         )
 
     def _newest_verdict(self, image: str) -> bytes:
@@ -380,7 +548,21 @@ class HomeConsole:
                 companions=tuple(p.name for p in b.companions),
             )
             for b in (*scan.ready, *scan.waiting)
+        ) + tuple(
+            InboxEntry(
+                name=p.name,
+                files=(p.name,),
+                ready=False,
+                sequence=None,
+                channel=None,
+                missing=(),
+                settling=True,
+            )
+            for p in scan.settling
         )
+
+    def inbox_dir(self) -> str:
+        return str(self.home.inbox)
 
     def audit(
         self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE
@@ -409,6 +591,7 @@ class HomeConsole:
             records=result.records,
             verified=result.verified,
             problem=result.problem.message if result.problem else None,
+            bad_seq=result.problem.seq if result.problem else None,
         )
 
     # -- changing --------------------------------------------------------------------------
@@ -430,6 +613,7 @@ class HomeConsole:
             action=request.text if needs_action else "",
             expires=request.expires,
             at=at,
+            author=self.actor,
         )
         return self._regate(request.image, at, recorded, before)
 
@@ -465,11 +649,17 @@ class HomeConsole:
             )
         at = self.now().replace(microsecond=0)
         before = self._verdicts().get(request.digest)
-        recorded = vex_service.revoke(self.home, key, reason=reason, at=at)
-        return self._regate(request.image, at, recorded, before)
+        recorded = vex_service.revoke(self.home, key, reason=reason, at=at, author=self.actor)
+        return self._regate(request.image, at, recorded, before, change="revocation")
 
     def _regate(
-        self, image: str, at: datetime, recorded: vex_service.Recorded, before: VerdictRow | None
+        self,
+        image: str,
+        at: datetime,
+        recorded: vex_service.Recorded,
+        before: VerdictRow | None,
+        *,
+        change: str = "triage",
     ) -> TriageResult:
         """Gate ``image`` again after the VEX change ``recorded``; the verdict before and
         after."""
@@ -480,6 +670,7 @@ class HomeConsole:
             before=before.verdict if before else None,
             after=result.kind.value,
             reason_codes=tuple(result.verdict.predicate["reasonCodes"]),
+            change=change,
         )
 
     def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:

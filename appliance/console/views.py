@@ -76,6 +76,62 @@ class QuarantinedBundle:
     reason: str
 
 
+EXPIRING_DAYS: Final = 14
+"""The dashboard lists exceptions that expire within this many days."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityCount:
+    """Findings of one severity over every image's latest verdict: ``open`` ones still
+    count against the image (affected, under_investigation), ``waived`` ones do not
+    (not_affected, fixed)."""
+
+    severity: str
+    open: int
+    waived: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringException:
+    vulnerability: str
+    expires: str
+    days: int  # whole days left
+    statement: str
+    product: str  # the image (or product) it is about
+
+
+@dataclass(frozen=True, slots=True)
+class FeedFreshness:
+    """One dataset of the active snapshot and how new its data is: the newest record's
+    date (an advisory's ``modified``, the KEV catalog's release, the EPSS score date), not
+    when the snapshot was built."""
+
+    name: str
+    type: str
+    records: int
+    newest: str | None  # YYYY-MM-DD; None when the records carry no date
+    age_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NoDistroData:
+    """An image with packages the active snapshot has no distro data for (its OS release
+    is not covered): they are unknowns, not clean."""
+
+    image: str
+    packages: int
+    reason: str  # the matcher's reason for the first of them
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChange:
+    """An image whose verdict changed since the last import."""
+
+    image: str
+    before: str
+    after: str
+
+
 @dataclass(frozen=True, slots=True)
 class Dashboard:
     snapshot: SnapshotInfo | None
@@ -86,6 +142,13 @@ class Dashboard:
     severities: tuple[tuple[str, int], ...]  # over the latest verdict of every image
     under_investigation: int
     kev: int
+    by_severity: tuple[SeverityCount, ...] = ()
+    expiring: tuple[ExpiringException, ...] = ()
+    audit: AuditCheck | None = None
+    feeds: tuple[FeedFreshness, ...] = ()
+    no_distro_data: tuple[NoDistroData, ...] = ()
+    changed: tuple[VerdictChange, ...] = ()
+    last_import: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +202,12 @@ class FindingRow:
     def reachable(self) -> bool:
         return self.reachability == "reachable"
 
+    @property
+    def package_type(self) -> str:
+        """The purl's type (``deb``, ``pypi``, ``npm``...): the package's ecosystem."""
+        head = self.purl.removeprefix("pkg:").split("/", 1)[0]
+        return head.lower() or "unknown"
+
     @classmethod
     def of(cls, merged: MergedFinding) -> FindingRow:
         f: Finding = merged.finding
@@ -169,6 +238,18 @@ class FindingRow:
                 (r.source.value, r.provider, r.severity.value, r.score) for r in f.ratings
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Advisory:
+    """The whole text of a finding's advisory, as the active snapshot's record has it."""
+
+    id: str  # the record's id (the finding's id or one of its aliases)
+    summary: str
+    details: str
+    published: str | None
+    modified: str | None
+    references: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +310,7 @@ class TriageResult:
     before: str | None
     after: str
     reason_codes: tuple[str, ...]
+    change: str = "triage"  # what changed the VEX: "triage" or "revocation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +331,9 @@ class VerdictView:
     referrer: str
     audit_seq: int
     signer: str
+    # per reason (in ``reasons``' order): the finding it is about, vulnerability and purl
+    reason_findings: tuple[tuple[str, str], ...] = ()
+    unknowns: tuple[tuple[str, str, str], ...] = ()  # purl, kind, reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +363,7 @@ class InboxEntry:
     channel: str | None
     missing: tuple[str, ...]
     companions: tuple[str, ...] = ()  # e.g. the parts manifest travelling with the parts
+    settling: bool = False  # changed in the last seconds: still being copied, not offered yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +420,7 @@ class AuditCheck:
     records: int
     verified: int
     problem: str | None
+    bad_seq: int | None = None  # the record verification found wrong, when it is one record
 
 
 class Console(Protocol):
@@ -344,12 +431,14 @@ class Console(Protocol):
     def images(self) -> tuple[ImageRow, ...]: ...
     def findings(self, image: str) -> ImageFindings: ...
     def vex_history(self, row: FindingRow) -> tuple[VexEntry, ...]: ...
+    def advisory(self, row: FindingRow) -> Advisory | None: ...
     def triage(self, request: TriageRequest) -> TriageResult: ...
     def revoke(self, request: RevokeRequest) -> TriageResult: ...
     def verdict(self, image: str) -> VerdictView | None: ...
     def verify_verdict(self, image: str) -> VerdictCheck: ...
     def export_audit_package(self, image: str, out: Path) -> ExportedPackage: ...
     def inbox(self) -> tuple[InboxEntry, ...]: ...
+    def inbox_dir(self) -> str: ...
     def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome: ...
     def audit(
         self, *, before: int | None = None, after: int | None = None, limit: int = AUDIT_PAGE

@@ -116,6 +116,7 @@ def _store(
     command: str,
     at: datetime,
     source: str,
+    actor: str | None = None,
 ) -> Recorded:
     statements = statements_of(
         document,
@@ -146,7 +147,7 @@ def _store(
                     subject=str(subject.sha256),
                     envelope=envelope,
                     added=format_time(at),
-                    actor=os_actor(command),
+                    actor=actor or os_actor(command),
                 ),
                 [_row(s) for s in statements],
             )
@@ -154,7 +155,7 @@ def _store(
             record = log.append(
                 action,
                 str(subject.sha256),
-                actor=os_actor(command),
+                actor=actor or os_actor(command),
                 time=at,
                 inputs={
                     "document": digest,
@@ -275,11 +276,14 @@ def add(
         action=AuditAction.VEX_ADD,
         command="vex add",
         at=at,
+        actor=author,
         source="authored statement",
     )
 
 
-def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
+def revoke(
+    home: Home, key: str, *, reason: str, at: datetime, author: str | None = None
+) -> Recorded:
     """Supersede statement ``key`` with a new signed ``under_investigation`` statement for
     the same vulnerability and products. Nothing is deleted: the old statement stays stored
     and in the audit log, and the merge ignores it from ``at`` on."""
@@ -310,7 +314,7 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
         impact="",
         action="",
         notes=f"revokes {key}" + (f": {reason}" if reason else ""),
-        author=os_actor("vex revoke"),
+        author=author or os_actor("vex revoke"),
         timestamp=at,
     )
     subject = (
@@ -328,6 +332,7 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
         action=AuditAction.VEX_REVOKE,
         command="vex revoke",
         at=at,
+        actor=author,
         source="revocation",
     )
 

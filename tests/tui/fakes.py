@@ -11,12 +11,15 @@ from pathlib import Path
 
 from appliance.console.views import (
     AUDIT_PAGE,
+    Advisory,
     AuditCheck,
     AuditEntry,
     AuditPage,
     Console,
     Dashboard,
+    ExpiringException,
     ExportedPackage,
+    FeedFreshness,
     FindingRow,
     ImageFindings,
     ImageRow,
@@ -24,11 +27,14 @@ from appliance.console.views import (
     ImportOutcome,
     ImportStep,
     InboxEntry,
+    NoDistroData,
     QuarantinedBundle,
     RevokeRequest,
+    SeverityCount,
     SnapshotInfo,
     TriageRequest,
     TriageResult,
+    VerdictChange,
     VerdictCheck,
     VerdictView,
     VexEntry,
@@ -91,6 +97,7 @@ class FakeService:
     triaged: list[TriageRequest] = field(default_factory=list)
     revoked: list[RevokeRequest] = field(default_factory=list)
     audit_records: int = 12
+    tampered: int | None = None  # the audit record a check finds edited
 
     def __post_init__(self) -> None:
         if not self.rows:
@@ -139,6 +146,31 @@ class FakeService:
             ),
             under_investigation=8,
             kev=4,
+            by_severity=(
+                SeverityCount("critical", 6, 2),
+                SeverityCount("high", 6, 2),
+                SeverityCount("medium", 6, 2),
+                SeverityCount("low", 6, 2),
+                SeverityCount("unknown", 6, 2),
+                SeverityCount("negligible", 0, 0),
+                SeverityCount("none", 0, 0),
+            ),
+            expiring=(
+                ExpiringException(
+                    "CVE-2026-10002", "2026-11-30T00:00:00Z", 6, "urn:stella:vex:2#0", "app:1"
+                ),
+            ),
+            audit=AuditCheck(True, 12, 12, None),
+            feeds=(
+                FeedFreshness("debian-12", "osv", 41000, "2026-09-30", 54),
+                FeedFreshness("epss", "epss", 1200, "2026-09-29", 55),
+                FeedFreshness("kev", "kev", 1400, "2026-09-28", 56),
+            ),
+            no_distro_data=(
+                NoDistroData("tool:3", 12, "the knowledge snapshot has no Alpine:3.20 records"),
+            ),
+            changed=(VerdictChange("app:1", "PASS", "FAIL"),),
+            last_import="2026-10-02T00:00:00Z",
         )
 
     def images(self) -> tuple[ImageRow, ...]:
@@ -181,13 +213,36 @@ class FakeService:
             ),
         )
 
+    def advisory(self, row: FindingRow) -> Advisory | None:
+        """The whole record: a summary, details longer than the list's summary, dates and
+        references (none for every seventh finding, as for a record the snapshot lacks)."""
+        if int(row.id.rsplit("-", 1)[1]) % 7 == 6:
+            return None
+        return Advisory(
+            id=row.id,
+            summary=row.summary,
+            details=(
+                f"A crafted input makes the {row.package} parser write past the end of its "
+                "buffer. Applications that parse untrusted documents with it can be made to "
+                "crash or, on some platforms, to run code. The fix bounds the copy."
+            ),
+            published="2026-03-04T05:06:07Z",
+            modified="2026-04-01T00:00:00Z",
+            references=(
+                f"https://security-tracker.debian.org/tracker/{row.id}",
+                f"https://github.com/example/{row.package}/commit/0123456789abcdef0123",
+            ),
+        )
+
     def triage(self, request: TriageRequest) -> TriageResult:
         self.triaged.append(request)
         return TriageResult("urn:stella:vex:new#0", 9, "FAIL", "PASS_WITH_EXCEPTIONS", ())
 
     def revoke(self, request: RevokeRequest) -> TriageResult:
         self.revoked.append(request)
-        return TriageResult("urn:stella:vex:revocation#0", 10, "PASS_WITH_EXCEPTIONS", "FAIL", ())
+        return TriageResult(
+            "urn:stella:vex:revocation#0", 10, "PASS_WITH_EXCEPTIONS", "FAIL", (), "revocation"
+        )
 
     def verdict(self, image: str) -> VerdictView | None:
         if image != "app:1":
@@ -214,6 +269,11 @@ class FakeService:
             referrer="sha256:" + "0e" * 32,
             audit_seq=12,
             signer="0123456789abcdef0123",
+            reason_findings=(("CVE-2026-10000", finding(0).purl), ("", "")),
+            unknowns=(
+                ("pkg:apk/alpine/musl@1.2.5", "no-distro-data", "no Alpine:3.20 records"),
+                ("pkg:npm/left-pad@1.3.0", "invalid-version", "'1.3.0-' does not parse"),
+            ),
         )
 
     def verify_verdict(self, image: str) -> VerdictCheck:
@@ -234,6 +294,9 @@ class FakeService:
                 ("big.stella.tar.zst.part-002-of-002",),
             ),
         )
+
+    def inbox_dir(self) -> str:
+        return "/var/lib/stella/inbox"
 
     def import_bundle(self, name: str, progress: Callable[[ImportStep], None]) -> ImportOutcome:
         progress(ImportStep(1, 3, f"found {name}: sequence 8 on channel stable"))
@@ -275,7 +338,12 @@ class FakeService:
         )
 
     def verify_audit(self) -> AuditCheck:
-        return AuditCheck(True, 12, 12, None)
+        if self.tampered is not None:
+            bad = self.tampered
+            return AuditCheck(
+                False, self.audit_records, bad - 1, f"record {bad}: hash mismatch", bad
+            )
+        return AuditCheck(True, self.audit_records, self.audit_records, None)
 
 
 @dataclass

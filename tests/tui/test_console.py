@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,61 @@ def test_an_imported_bundle_leaves_the_inbox_even_if_reporting_fails(
         service.import_bundle(bundle.name, progress)
     assert list((appliance.home / "inbox").iterdir()) == []
     assert appliance.active() == mirror.snapshots[0]
+
+
+def test_the_advisory_is_read_whole_from_the_snapshot(service: HomeConsole) -> None:
+    (row,) = service.findings(IMAGE).rows
+    advisory = service.advisory(row)
+    assert advisory is not None
+    assert advisory.id == "PYSEC-2018-0001"  # by the finding's alias
+    assert advisory.summary == "requests sends credentials on redirect"
+    assert advisory.modified == "2026-01-01T00:00:00Z"
+    assert advisory.references == ()
+
+
+def test_dashboard_counts_open_and_waived_and_knows_each_feeds_date(tmp_path: Path) -> None:
+    home, key = excepted_home(tmp_path / "home")
+    soon = datetime(2026, 12, 25, tzinfo=UTC)
+    d = HomeConsole(home, clock=lambda: soon, settle=0).dashboard()
+    counts = {c.severity: (c.open, c.waived) for c in d.by_severity}
+    assert counts["critical"] == (0, 1)
+    (expiring,) = d.expiring
+    assert (expiring.vulnerability, expiring.days, expiring.statement) == (CVE, 6, key)
+    assert d.audit is not None
+    assert d.audit.ok
+    feeds = {f.name: (f.type, f.newest) for f in d.feeds}
+    assert feeds["osv-pypi"] == ("osv", "2026-01-01")
+    assert d.no_distro_data == ()
+    later = HomeConsole(home, clock=lambda: datetime(2027, 1, 1, tzinfo=UTC)).dashboard()
+    assert later.expiring == ()  # expired: no longer "expiring"
+
+
+def test_a_tampered_record_is_named(home: Home, service: HomeConsole) -> None:
+    with open_state(home) as db, db.transaction("tamper") as conn:
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    assert service.verify_audit().bad_seq == 2
+
+
+def test_a_file_being_copied_is_listed_as_settling(home: Home) -> None:
+    (home.inbox / "next.stella.tar.zst").write_bytes(b"partial")
+    service = HomeConsole(home, clock=lambda: NOW, settle=30)
+    (entry,) = service.inbox()
+    assert (entry.name, entry.ready, entry.settling) == ("next.stella.tar.zst", False, True)
+    assert service.inbox_dir() == str(home.inbox)
+
+
+def test_the_operators_changes_are_audited_as_the_console_actor(
+    home: Home, service: HomeConsole
+) -> None:
+    view = service.findings(IMAGE)
+    (row,) = view.rows
+    service.triage(
+        TriageRequest(
+            IMAGE, view.digest, row.id, row.purl, VexStatus.AFFECTED, None, "upgrade", None
+        )
+    )
+    assert service.actor.endswith("(stella tui)")
+    with open_state(home) as db:
+        (record,) = AuditLog(db).records(action="vex.add")
+    assert record.actor == service.actor

@@ -1,6 +1,6 @@
-"""Every screen rendered at 80x24 and 120x40 from the fake service's fixed data, compared
-with the committed SVGs in ``__snapshots__`` (update with ``pytest --snapshot-update`` and
-review the diff)."""
+"""Every screen rendered at 80x24 and 120x40 (the main ones at 60x20, too) from the fake
+service's fixed data, compared with the committed SVGs in ``__snapshots__`` (update with
+``pytest --snapshot-update`` and review the diff)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,21 @@ SCREENS = {
     "dashboard": (),
     "images": ("i",),
     "findings": ("i", "enter"),
-    "findings_filtered": ("i", "enter", "s", "s", "f"),
+    "findings_filtered": ("i", "enter", "l", "l", "f"),
+    "findings_sorted": ("i", "enter", "end", "s"),  # by EPSS: the cursor back on the first row
     "detail": ("i", "enter", "enter"),
     "triage": ("i", "enter", "enter", "t"),
-    "revoke": ("i", "enter", "v", "enter", "r"),  # a not_affected finding's statement
+    "triage_refused": ("i", "enter", "enter", "t", "ctrl+s"),  # not_affected with nothing
+    "revoke": ("i", "enter", "o", "enter", "x"),  # a not_affected finding's statement
     "verdict": ("i", "v"),
+    "verdict_checked": ("i", "v", "c"),  # the result on its own line above the footer
+    "verdict_unknowns": ("i", "v", "u"),
     "import_refused": ("m", "enter"),
-    "audit": ("a", "v"),
+    "audit": ("a", "c"),
+    "audit_tampered": ("a", "c"),
     "help": ("question_mark",),
 }
+SERVICES = {"audit_tampered": lambda: FakeService(tampered=7)}
 
 
 def driver(keys: tuple[str, ...]) -> Callable[[Pilot[None]], object]:
@@ -46,5 +52,16 @@ def driver(keys: tuple[str, ...]) -> Callable[[Pilot[None]], object]:
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("screen", list(SCREENS))
 def test_screen(snap_compare: Callable[..., bool], screen: str, size: tuple[int, int]) -> None:
-    app = StellaApp(FakeService())
+    app = StellaApp(SERVICES.get(screen, FakeService)())
     assert snap_compare(app, terminal_size=size, run_before=driver(SCREENS[screen]))
+
+
+NARROW = ("dashboard", "findings", "detail", "triage")
+
+
+@pytest.mark.parametrize("screen", NARROW)
+def test_narrow_screen(snap_compare: Callable[..., bool], screen: str) -> None:
+    """60x20, below the 80x24 the TUI is made for: columns leave in order and say so, and
+    the footer starts with ? (every key)."""
+    app = StellaApp(FakeService())
+    assert snap_compare(app, terminal_size=(60, 20), run_before=driver(SCREENS[screen]))

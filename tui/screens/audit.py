@@ -1,10 +1,10 @@
 """Audit log: a page of records newest first (``PgDn`` older, ``PgUp`` newer, keyset-paged
 on the sequence number), which of how many records are shown, the selected record's result
-below, and ``v`` to verify the whole hash chain against the signed head checkpoint."""
+below, and ``c`` to check the whole hash chain against the signed head checkpoint. A record
+the check finds wrong is shown, marked, on its page, read afresh."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,8 +15,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.console.views import AuditEntry, AuditPage
-from bundles.errors import StellaError
-from tui.screens.base import describe, mode_keys, service_of
+from tui.screens.base import HELP, Failed, MessageLine, blocking, mode_keys, service_of, shown
+from tui.widgets.table import Table
 
 
 def range_text(page: AuditPage) -> Text:
@@ -36,7 +36,8 @@ class AuditScreen(Screen[None]):
     """Browse and verify the audit log."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("v", "verify", "Verify"),
+        HELP,
+        Binding("c", "verify", "Check"),
         Binding("r", "newest", "Newest"),
         # priority: the table would otherwise take these keys to scroll within the page
         Binding("pageup", "newer", "Newer", key_display="PgUp", priority=True),
@@ -51,13 +52,15 @@ class AuditScreen(Screen[None]):
         # the page to show: older than seq ``_before``, newer than ``_after``, or the newest
         self._before: int | None = None
         self._after: int | None = None
+        self._bad: int | None = None  # the record the last check found wrong
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("press v to verify the chain", id="audit-check", classes="status")
+        yield Static("press c to check the chain", id="audit-check", classes="status")
         yield Static("loading…", id="audit-range", classes="status")
-        yield DataTable(id="audit-table", cursor_type="row")
+        yield Table(id="audit-table", cursor_type="row")
         yield Static("", id="audit-record")
+        yield MessageLine()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -87,13 +90,13 @@ class AuditScreen(Screen[None]):
         self.load()
 
     @work(exclusive=True, group="audit")
-    async def load(self) -> None:
-        try:
-            page = await asyncio.to_thread(
-                service_of(self.app).audit, before=self._before, after=self._after
-            )
-        except (StellaError, OSError) as e:
-            self.query_one("#audit-check", Static).update(Text(describe(e), "bold red"))
+    async def load(self, show: int | None = None) -> None:
+        """Read the page asked for; ``show``: put the cursor on that record."""
+        page = await blocking(
+            self, service_of(self.app).audit, before=self._before, after=self._after
+        )
+        if isinstance(page, Failed):
+            shown(self, page, "Cannot read the audit log", self.query_one("#audit-check", Static))
             return
         if page.newer == 0:
             self._before = self._after = None  # at the head: a reload shows records added since
@@ -103,14 +106,21 @@ class AuditScreen(Screen[None]):
         table.clear()
         self._entries = {str(x.seq): x for x in page.entries}
         for entry in page.entries:
+            bad = entry.seq == self._bad
             table.add_row(
-                str(entry.seq),
+                Text(f"{entry.seq} BAD", "bold red reverse") if bad else str(entry.seq),
                 entry.time.replace("T", " ").removesuffix("Z"),
                 Text(entry.action),
                 Text(entry.subject if len(entry.subject) <= 24 else entry.subject[:23] + "…"),
                 Text(entry.actor),
                 key=str(entry.seq),
             )
+        if show is not None and str(show) in self._entries:
+            table.move_cursor(row=table.get_row_index(str(show)))
+        self._show_current()
+
+    def action_choose(self) -> None:
+        """Enter: the selected record is already shown whole below the list."""
         self._show_current()
 
     @on(DataTable.RowHighlighted, "#audit-table")
@@ -126,9 +136,10 @@ class AuditScreen(Screen[None]):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         entry = self._entries.get(str(key))
         if entry is not None:
-            record.update(
-                Text(f"#{entry.seq} {entry.action} {entry.subject}\n", "bold") + Text(entry.result)
-            )
+            text = Text(f"#{entry.seq} {entry.action} {entry.subject}\n", "bold")
+            if entry.seq == self._bad:
+                text = Text("TAMPERED: ", "bold red") + text
+            record.update(text + Text(f"by {entry.actor}\n") + Text(entry.result))
 
     def action_verify(self) -> None:
         self.verify()
@@ -136,23 +147,26 @@ class AuditScreen(Screen[None]):
     @work(exclusive=True, group="audit-verify")
     async def verify(self) -> None:
         label = self.query_one("#audit-check", Static)
-        label.update("verifying…")
-        try:
-            check = await asyncio.to_thread(service_of(self.app).verify_audit)
-        except (StellaError, OSError) as e:
-            label.update(Text(describe(e), "bold red"))
+        label.update("checking…")
+        check = await blocking(self, service_of(self.app).verify_audit)
+        if isinstance(check, Failed):
+            shown(self, check, "Cannot check the chain", label)
             return
+        self._bad = check.bad_seq
+        if check.bad_seq is not None:  # show the record as it is now, on its page, marked
+            self._before, self._after = check.bad_seq + 1, None
+        self.load(show=check.bad_seq)
         if check.ok:
             label.update(
                 Text(
-                    f"chain intact: {check.records} records, head checkpoint signature valid",
+                    f"chain intact: {check.records:,} records, head checkpoint signature valid",
                     "bold green",
                 )
             )
         else:
             label.update(
                 Text(
-                    f"TAMPERED: {check.problem} ({check.verified} of {check.records} records "
+                    f"TAMPERED: {check.problem} ({check.verified:,} of {check.records:,} records "
                     "chain correctly)",
                     "bold red",
                 )

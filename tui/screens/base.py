@@ -3,13 +3,19 @@ top-level screens; and the small renderers several screens use."""
 
 from __future__ import annotations
 
+import asyncio
 import string
-from typing import Protocol, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, ParamSpec, Protocol, TypeVar, cast
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
+from textual.dom import DOMNode
+from textual.widgets import Static
 
 from appliance.console.views import Console, VexEntry
 from bundles.errors import StellaError
@@ -22,6 +28,15 @@ MODE_KEYS: tuple[tuple[str, str, str], ...] = (
     ("m", "import", "Import"),
     ("a", "audit", "Audit"),
 )
+
+
+VERDICT_STYLE = {
+    "PASS": "green",
+    "PASS_WITH_EXCEPTIONS": "yellow",
+    "FAIL": "bold red",
+    "INDETERMINATE": "magenta",
+}
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
 class HasService(Protocol):
@@ -44,11 +59,16 @@ def short(digest: str | None, n: int = 12) -> str:
     return digest
 
 
+HELP = Binding("question_mark", "app.help", "Keys", key_display="?")
+"""First in every screen's footer, so even a footer too narrow for the rest shows where every
+key is listed."""
+
+
 def mode_keys(current: str) -> list[Binding]:
     """The keys to the other top-level screens, for a top-level screen's footer (the app
     keeps them active everywhere, but an 80-column footer has room for them only there)."""
     return [
-        Binding(key, f"app.switch_mode('{mode}')", label)
+        Binding(key, f"app.section('{mode}')", label)
         for key, mode, label in MODE_KEYS
         if mode != current
     ]
@@ -77,6 +97,69 @@ def vex_entry_text(entry: VexEntry) -> Text:
     if entry.text:
         line.append(f"\n  {entry.text}", "italic")
     return line
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Level = Literal["information", "warning", "error"]
+LEVEL_STYLE: dict[str, str] = {"information": "bold", "warning": "bold yellow", "error": "bold red"}
+
+
+class MessageLine(Static):
+    """The screen's line for what its actions did or why they were refused: it sits above
+    the footer, in the layout, so it never covers what it reports on (a toast would), and it
+    stays until the next message."""
+
+    DEFAULT_CLASSES = "message-line"
+
+    def on_mount(self) -> None:
+        self.display = False  # no line taken until there is something to say
+
+    def say(self, text: str | Text, level: Level = "information") -> None:
+        self.update(text if isinstance(text, Text) else Text(text, LEVEL_STYLE[level]))
+        self.display = bool(str(text))
+
+
+def say(node: DOMNode, text: str | Text, level: Level = "information") -> None:
+    """Show ``text`` on the message line of the screen ``node`` is on."""
+    try:
+        node.screen.query_one(MessageLine).say(text, level)
+    except NoMatches:  # a screen without a message line: a modal's own error field is used
+        node.app.notify(str(text), severity=level)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """What a call to the service met instead of an answer: one line saying why."""
+
+    message: str
+
+
+async def blocking(
+    node: DOMNode,
+    call: Callable[P, T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T | Failed:
+    """Run one blocking call to the service in a thread, as every screen's workers do; an
+    error the appliance or the file system raised becomes a :class:`Failed` with its one
+    line, so no worker dies with a traceback. Callers show the failure where it belongs
+    (``shown``)."""
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except (StellaError, OSError) as e:
+        return Failed(describe(e))
+
+
+def shown(node: DOMNode, failure: Failed, title: str, where: Static | None = None) -> None:
+    """Show ``failure``: in ``where`` when given (the part of the screen it stands for),
+    else on the screen's message line."""
+    text = Text(f"{title}: {failure.message}", "bold red")
+    if where is not None:
+        where.update(text)
+    else:
+        say(node, text, "error")
 
 
 def describe(error: StellaError | OSError) -> str:

@@ -1,14 +1,13 @@
 """Finding detail: advisory, fix, scores, the evidence chain package -> file -> layer ->
-entrypoint, the match explanation and the VEX history; ``t`` opens the triage form, ``r``
-revokes the statement in force. After either, the finding is read again."""
+entrypoint, the match explanation and the VEX history; ``t`` opens the triage form, ``x``
+revokes the statement in force. After either, the finding is read again and the new verdict
+shown."""
 
 from __future__ import annotations
 
-import asyncio
-from functools import partial
 from typing import ClassVar
 
-from rich.console import Group
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 from textual import work
@@ -19,29 +18,106 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from appliance.console.views import (
+    Advisory,
     FindingRow,
     ImageFindings,
-    RevokeRequest,
-    TriageRequest,
     TriageResult,
     VexEntry,
 )
-from bundles.errors import StellaError
-from tui.screens.base import describe, label_grid, service_of, short, vex_entry_text
-from tui.screens.dashboard import SEVERITY_STYLE
+from tui.screens.base import (
+    HELP,
+    SEVERITY_STYLE,
+    Failed,
+    MessageLine,
+    blocking,
+    label_grid,
+    say,
+    service_of,
+    short,
+    shown,
+    vex_entry_text,
+)
 from tui.screens.revoke import RevokeScreen
 from tui.screens.triage import TriageScreen
 from tui.screens.verdict import VerdictScreen
+from tui.widgets.findings_table import epss_text
 
 LABELS = 9  # the label column's width, so the finding's grid and the history's line up
 
 
-def finding_text(row: FindingRow) -> Group:
+def ordinal(n: int) -> str:
+    """``66`` -> ``66th``, ``1`` -> ``1st``, ``12`` -> ``12th``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def epss_words(score: str, percentile: str) -> str:
+    """``0.012070000``, ``0.657320000`` -> ``1.2% (66th percentile)``."""
+    try:
+        pct = float(percentile) * 100
+    except ValueError:
+        return f"{epss_text(score)} (percentile {percentile})"
+    return f"{epss_text(score)} chance of exploitation in 30 days ({ordinal(int(pct))} percentile)"
+
+
+def reach_words(row: FindingRow) -> str:
+    """The reachability and why it is what it is."""
+    if row.reachable:
+        return "reachable: an entrypoint of the image loads it (chain above)"
+    if row.reachability == "unreachable":
+        return "not reachable: no entrypoint of the image loads it"
+    if row.package_type == "pypi":
+        return (
+            "unknown: no entrypoint's Python imports reach it, but a static trace cannot "
+            "prove it unused"
+        )
+    return (
+        f"unknown: the entry trace follows executables and Python imports; it cannot tell "
+        f"whether a {row.package_type} package is used"
+    )
+
+
+class FoldedPath:
+    """A line naming a path, broken after a ``/`` rather than inside a name when it does not
+    fit (a path has no spaces for the usual wrapping to use)."""
+
+    def __init__(self, prefix: str, path: str, indent: int, style: str = "") -> None:
+        self.prefix, self.path, self.indent, self.style = prefix, path, indent, style
+
+    def lines(self, width: int) -> list[str]:
+        lines = [self.prefix]
+        pieces = [p + "/" for p in self.path.split("/")]
+        pieces[-1] = pieces[-1][:-1]
+        for piece in pieces:
+            if len(lines[-1]) + len(piece) > width and lines[-1].strip():
+                lines.append(" " * self.indent)
+            lines[-1] += piece
+        return lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        text = Text("\n".join(self.lines(options.max_width)), self.style)
+        text.overflow = "fold"  # a single name longer than the line still shows whole
+        yield text
+
+
+def finding_text(row: FindingRow, advisory: Advisory | None = None) -> Group:
     head = Text(f"{row.id}  ", "bold")
     head.append(row.severity.value.upper(), SEVERITY_STYLE.get(row.severity.value, "bold"))
     head.append(f"  {row.package} {row.version}")
     grid = label_grid(LABELS)
-    grid.add_row("Summary", Text(row.summary) if row.summary else Text("none published", "dim"))
+    summary = advisory.summary if advisory and advisory.summary else row.summary
+    grid.add_row("Summary", Text(summary) if summary else Text("none published", "dim"))
+    if advisory and advisory.details and advisory.details.strip() != summary.strip():
+        grid.add_row("Details", Text(advisory.details.strip()))
+    if advisory and (advisory.published or advisory.modified):
+        grid.add_row(
+            "Published",
+            Text(
+                f"{(advisory.published or '?')[:10]}"
+                + (f", modified {advisory.modified[:10]}" if advisory.modified else "")
+                + f" ({advisory.id})"
+            ),
+        )
     grid.add_row("Aliases", Text(", ".join(row.aliases) or "-"))
     grid.add_row("Fixed in", Text(", ".join(row.fixed_versions) or f"no fix ({row.fix_state})"))
     grid.add_row(
@@ -68,7 +144,7 @@ def finding_text(row: FindingRow) -> Group:
         grid.add_row("CVSS", Text(f"none; severity from {row.severity_detail or '?'}", "dim"))
     grid.add_row(
         "EPSS",
-        Text(f"{row.epss[0]} (percentile {row.epss[1]})") if row.epss else Text("not known", "dim"),
+        Text(epss_words(*row.epss)) if row.epss else Text("not known", "dim"),
     )
     grid.add_row(
         "KEV",
@@ -76,14 +152,14 @@ def finding_text(row: FindingRow) -> Group:
         if row.kev is not None
         else Text("no", "dim"),
     )
-    chain = Text(f"package {row.purl}")
+    chain: list[RenderableType] = [FoldedPath("package ", row.purl, 8)]
     for path, layer in row.files:
-        chain.append(f"\n -> file {path}")
-        chain.append(f"\n    -> layer {short(layer, 16)}" if layer else "\n    -> layer unknown")
+        chain.append(FoldedPath(" -> file ", path, 9))
+        chain.append(Text(f"    -> layer {short(layer, 16)}" if layer else "    -> layer unknown"))
     for entry in row.entrypoints:
-        chain.append(f"\n       -> entrypoint {entry}", "bold")
-    chain.append(f"\n({row.reachability})", "bold" if row.reachable else "dim")
-    grid.add_row("Evidence", chain)
+        chain.append(FoldedPath("       -> entrypoint ", entry, 21, "bold"))
+    chain.append(Text(f"({reach_words(row)})", "bold" if row.reachable else "dim"))
+    grid.add_row("Evidence", Group(*chain))
     grid.add_row("Match", Text("\n".join(row.explanations) or "-"))
     status = Text(row.status.value, "bold")
     if row.vex_statement:
@@ -91,6 +167,8 @@ def finding_text(row: FindingRow) -> Group:
     if row.exception_expires:
         status.append(f" (exception until {row.exception_expires})", "yellow")
     grid.add_row("VEX", status)
+    if advisory and advisory.references:
+        grid.add_row("Links", Group(*(FoldedPath("", url, 0) for url in advisory.references)))
     return Group(head, grid)
 
 
@@ -108,9 +186,11 @@ class DetailScreen(Screen[bool]):
     findings."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("escape", "back", "Back"),
         Binding("t", "triage", "Triage"),
-        Binding("r", "revoke", "Revoke"),
+        Binding("x", "revoke", "Revoke"),
+        Binding("v", "verdict", "Verdict"),
     ]
 
     def __init__(self, view: ImageFindings, row: FindingRow) -> None:
@@ -119,116 +199,79 @@ class DetailScreen(Screen[bool]):
         self.row = row
         self.changed = False
         self.history: tuple[VexEntry, ...] = ()
-        self._signing = False  # a triage or revocation is under way: it is never cancelled
+        self.advisory: Advisory | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="detail"):
             yield Static(finding_text(self.row), id="finding")
             yield Static("VEX history: loading…", id="history")
+        yield MessageLine()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = f"{self.row.id} in {self.view.name}"
         self.query_one("#detail").focus()
         self.load_history()
+        self.load_advisory()
 
     @work(exclusive=True, group="history")
     async def load_history(self) -> None:
-        try:
-            entries = await asyncio.to_thread(service_of(self.app).vex_history, self.row)
-        except (StellaError, OSError) as e:
-            self.query_one("#history", Static).update(Text(describe(e), "bold red"))
+        entries = await blocking(self, service_of(self.app).vex_history, self.row)
+        if isinstance(entries, Failed):
+            shown(self, entries, "VEX history", self.query_one("#history", Static))
             return
         self.history = entries
         self.query_one("#history", Static).update(history_text(entries))
+
+    @work(exclusive=True, group="advisory")
+    async def load_advisory(self) -> None:
+        advisory = await blocking(self, service_of(self.app).advisory, self.row)
+        if isinstance(advisory, Failed):
+            shown(self, advisory, "Cannot read the advisory")
+            return
+        self.advisory = advisory
+        self.query_one("#finding", Static).update(finding_text(self.row, advisory))
 
     @work(exclusive=True, group="row")
     async def reload_row(self) -> None:
         """Read the finding again after a VEX change, so the status shown, and the statement
         a revocation would revoke, are the ones now in force."""
-        try:
-            view = await asyncio.to_thread(service_of(self.app).findings, self.view.name)
-        except (StellaError, OSError) as e:
-            self.notify(describe(e), title="Cannot re-read the finding", severity="error")
+        view = await blocking(self, service_of(self.app).findings, self.view.name)
+        if isinstance(view, Failed):
+            shown(self, view, "Cannot re-read the finding")
             return
         row = next((r for r in view.rows if r.key == self.row.key), None)
         if row is not None:
             self.view, self.row = view, row
-            self.query_one("#finding", Static).update(finding_text(row))
+            self.query_one("#finding", Static).update(finding_text(row, self.advisory))
 
     def action_back(self) -> None:
-        if not self._busy():  # leaving would cancel the worker, not the signing
-            self.dismiss(self.changed)
-
-    def _busy(self) -> bool:
-        """Whether a triage or revocation is under way (and say so): one at a time."""
-        if self._signing:
-            self.notify(
-                "a VEX statement is already being signed; wait for its verdict",
-                severity="warning",
-            )
-        return self._signing
+        self.dismiss(self.changed)
 
     def action_triage(self) -> None:
-        if self._busy():
-            return
-        self.app.push_screen(TriageScreen(self.view, self.row), self._triage)
-
-    def _triage(self, request: TriageRequest | None) -> None:
-        if request is not None:
-            self._signing = True
-            self.run_triage(request)
-
-    # Neither worker is exclusive: cancelling one would not stop the signing it waits for.
-    @work(group="triage")
-    async def run_triage(self, request: TriageRequest) -> None:
-        try:
-            self.notify(f"signing the VEX statement and gating {request.image}…", timeout=3)
-            result = await asyncio.to_thread(service_of(self.app).triage, request)
-        except (StellaError, OSError) as e:
-            self.notify(describe(e), title="Triage refused", severity="error", timeout=10)
-            return
-        finally:
-            self._signing = False
-        self._changed(request.image, result)
-
-    def _changed(self, image: str, result: TriageResult) -> None:
-        self.changed = True
-        self.load_history()
-        self.reload_row()
-        self.app.push_screen(VerdictScreen(image, triage=result))
+        self.app.push_screen(TriageScreen(self.view, self.row), self._changed)
 
     def action_revoke(self) -> None:
-        if self._busy():
-            return
         key = self.row.vex_statement
         if key is None:
-            self.notify(
+            say(
+                self,
                 f"no VEX statement is in force for {self.row.id}: nothing to revoke "
                 "(press t to triage it)",
-                title="Revoke",
-                severity="error",
-                timeout=10,
+                "error",
             )
             return
         entry = next((e for e in self.history if e.key == key), None)
-        self.app.push_screen(RevokeScreen(self.row, key, entry), partial(self._revoke, key))
+        self.app.push_screen(RevokeScreen(self.view, self.row, key, entry), self._changed)
 
-    def _revoke(self, key: str, reason: str | None) -> None:
-        """Revoke ``key``, the statement the form showed, once a reason was given."""
-        if reason is not None:
-            self._signing = True
-            self.run_revoke(RevokeRequest(self.view.name, self.view.digest, key, reason))
+    def action_verdict(self) -> None:
+        self.app.push_screen(VerdictScreen(self.view.name))
 
-    @work(group="triage")
-    async def run_revoke(self, request: RevokeRequest) -> None:
-        try:
-            self.notify(f"signing the revocation and gating {request.image}…", timeout=3)
-            result = await asyncio.to_thread(service_of(self.app).revoke, request)
-        except (StellaError, OSError) as e:
-            self.notify(describe(e), title="Revoke refused", severity="error", timeout=10)
+    def _changed(self, result: TriageResult | None) -> None:
+        if result is None:
             return
-        finally:
-            self._signing = False
-        self._changed(request.image, result)
+        self.changed = True
+        self.load_history()
+        self.reload_row()
+        self.app.push_screen(VerdictScreen(self.view.name, triage=result))

@@ -1,38 +1,44 @@
-"""Findings of one image: a virtual table over the filtered model; keys filter by severity,
-VEX status, KEV, reachability and fix availability, ``/`` searches ids and packages."""
+"""Findings of one image: a virtual table over the filtered, sorted model. ``/`` searches
+ids and packages; keys filter by severity level, VEX status, KEV, reachability, fix and
+package type, and ``s`` changes the order. A new filter or order starts at the first row."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from appliance.console.views import ImageFindings
-from bundles.errors import StellaError
-from tui.model import FindingFilter, FindingsModel, Flag
-from tui.screens.base import describe, service_of, short
+from tui.model import FindingFilter, FindingsModel, Flag, Sort
+from tui.screens.base import HELP, Failed, MessageLine, blocking, service_of, short, shown
 from tui.screens.detail import DetailScreen
+from tui.screens.verdict import VerdictScreen
 from tui.widgets.findings_table import FindingsTable
 
 
 class FindingsScreen(Screen[None]):
     """Triage list of one image's findings."""
 
+    # the list, not the search field: keys typed ahead of the screen go to the list's keys
+    AUTO_FOCUS = "#findings-table"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back"),
+        HELP,
+        Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search"),
-        Binding("s", "severity", "Sev"),
-        Binding("v", "status", "VEX"),
-        Binding("k", "flag('kev')", "KEV"),
-        Binding("r", "flag('reachable')", "Reach"),
+        Binding("s", "sort", "Sort"),
+        Binding("l", "severity", "Level"),
+        Binding("o", "status", "VEX"),
+        Binding("e", "flag('kev')", "KEV"),
+        Binding("p", "flag('reachable')", "Reach"),
         Binding("f", "flag('fix')", "Fix"),
-        Binding("c", "clear", "Clear"),
+        Binding("y", "package_type", "Type"),
+        Binding("z", "clear", "Clear"),
+        Binding("v", "verdict", "Verdict"),
     ]
 
     def __init__(self, image: str) -> None:
@@ -41,6 +47,7 @@ class FindingsScreen(Screen[None]):
         self.view: ImageFindings | None = None
         self.model = FindingsModel(())
         self.filter = FindingFilter()
+        self.sort = Sort.SEVERITY
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -50,6 +57,7 @@ class FindingsScreen(Screen[None]):
         yield Input(placeholder="search id or package (/)", id="findings-search")
         yield Static("", id="findings-filter", classes="status")
         yield FindingsTable(id="findings-table")
+        yield MessageLine()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -60,30 +68,43 @@ class FindingsScreen(Screen[None]):
         if self.view is None:
             self.load()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._describe)
+
     @work(exclusive=True, group="findings")
     async def load(self) -> None:
-        try:
-            view = await asyncio.to_thread(service_of(self.app).findings, self.image)
-        except (StellaError, OSError) as e:
-            self.query_one("#findings-title", Static).update(Text(describe(e), "bold red"))
+        view = await blocking(self, service_of(self.app).findings, self.image)
+        if isinstance(view, Failed):
+            shown(self, view, "Cannot read the findings", self.query_one("#findings-title", Static))
             return
         self.show_view(view)
 
     def show_view(self, view: ImageFindings) -> None:
-        """Replace the model with ``view`` and repaint under the current filter."""
+        """Replace the model with ``view`` and repaint under the current filter and order,
+        the cursor staying on its finding when the image was shown before."""
+        again = self.view is not None
         self.view = view
         self.model = FindingsModel(view.rows)
         self.query_one("#findings-title", Static).update(
             f"{view.name} {short(view.digest)}  snapshot {view.snapshot or 'none'}  as of {view.at}"
         )
-        self.apply()
+        self.apply(keep=again)
 
-    def apply(self) -> None:
-        rows = self.model.select(self.filter)
-        self.query_one(FindingsTable).set_rows(rows)
-        self.query_one("#findings-filter", Static).update(
-            Text(f"{len(rows)} of {len(self.model.rows)} findings; {self.filter.describe()}")
+    def apply(self, *, keep: bool = False) -> None:
+        rows = self.model.select(self.filter, self.sort)
+        self.query_one(FindingsTable).set_rows(rows, keep=keep)
+        self._describe()
+
+    def _describe(self) -> None:
+        table = self.query_one(FindingsTable)
+        text = Text(
+            f"{len(table.rows):,} of {len(self.model.rows):,} findings by {self.sort.value}; "
+            f"{self.filter.describe()}"
         )
+        hidden = table.hidden_columns
+        if hidden:
+            text.append(f"; hidden: {', '.join(hidden)}", "dim")
+        self.query_one("#findings-filter", Static).update(text)
 
     @on(Input.Changed, "#findings-search")
     def _search(self, event: Input.Changed) -> None:
@@ -94,17 +115,31 @@ class FindingsScreen(Screen[None]):
     def _searched(self) -> None:
         self.query_one(FindingsTable).focus()
 
-    @on(FindingsTable.Selected)
-    def _selected(self, event: FindingsTable.Selected) -> None:
-        if self.view is not None:
-            self.app.push_screen(DetailScreen(self.view, event.row), self._after_detail)
+    def action_choose(self) -> None:
+        row = self.query_one(FindingsTable).current
+        if self.view is not None and row is not None:
+            self.app.push_screen(DetailScreen(self.view, row), self._after_detail)
 
     def _after_detail(self, triaged: bool | None) -> None:
         if triaged:  # a VEX statement changed the findings: read them again
             self.load()
 
+    def action_back(self) -> None:
+        """Esc in the search clears it, then closes it; elsewhere it goes back."""
+        search = self.query_one(Input)
+        if search.has_focus and search.value:
+            search.value = ""
+        elif search.has_focus:
+            self.query_one(FindingsTable).focus()
+        else:
+            self.app.pop_screen()
+
     def action_search(self) -> None:
         self.query_one(Input).focus()
+
+    def action_sort(self) -> None:
+        self.sort = self.sort.next()
+        self.apply()
 
     def action_severity(self) -> None:
         self.filter = self.filter.next_severity()
@@ -118,7 +153,14 @@ class FindingsScreen(Screen[None]):
         self.filter = self.filter.toggle(Flag(name))
         self.apply()
 
+    def action_package_type(self) -> None:
+        self.filter = self.filter.next_type(self.model.types)
+        self.apply()
+
     def action_clear(self) -> None:
         self.filter = FindingFilter()
         self.query_one(Input).value = ""
         self.apply()
+
+    def action_verdict(self) -> None:
+        self.app.push_screen(VerdictScreen(self.image))

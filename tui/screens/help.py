@@ -15,18 +15,30 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Everywhere",
         (
-            ("d i m a", "Dashboard, Images, Import, Audit log"),
-            ("?", "this help"),
-            ("q", "quit"),
-            ("esc", "back"),
+            ("d", "Dashboard"),
+            ("i", "Images"),
+            ("m", "Import"),
+            ("a", "Audit log"),
+            ("?", "this list of keys"),
+            ("q", "quit (also ctrl+c)"),
+            ("esc", "back, or close the form"),
         ),
     ),
-    ("Dashboard", (("r", "re-read"),)),
+    (
+        "Every list",
+        (
+            ("j k", "down, up (also the arrows)"),
+            ("g G", "first, last row (also home, end)"),
+            ("pgdn pgup", "a page down, up"),
+            ("enter", "open the selected line"),
+        ),
+    ),
+    ("Dashboard", (("enter", "the screen the line is about"), ("r", "re-read"))),
     (
         "Images",
         (
-            ("/", "filter"),
-            ("s", "next sort"),
+            ("/", "filter by name or verdict"),
+            ("s", "sort: name, verdict, critical, last gate"),
             ("enter", "findings"),
             ("v", "verdict"),
             ("r", "re-read"),
@@ -35,41 +47,50 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Findings",
         (
-            ("/", "search id or package"),
-            ("s", "severity: all, >= critical, >= high, ..."),
-            ("v", "VEX status: all, affected, not_affected, ..."),
-            ("k r f", "only KEV, reachable, with a fix (toggle)"),
-            ("c", "clear the filter"),
+            ("/", "search id, alias or package (esc clears, then closes)"),
+            ("s", "sort: severity, EPSS, KEV, id, package, fixable"),
+            ("l", "severity level: all, >= critical, >= high, ..."),
+            ("o", "OpenVEX status: all, affected, not_affected, ..."),
+            ("e", "only known exploited (KEV)"),
+            ("p", "only reachable from an entrypoint"),
+            ("f", "only with a fix"),
+            ("y", "package type: all, deb, pypi, ..."),
+            ("z", "clear every filter"),
             ("enter", "detail"),
+            ("v", "verdict"),
         ),
     ),
     (
         "Detail",
         (
             ("t", "triage: sign a VEX statement, then re-gate"),
-            ("r", "revoke the statement in force, then re-gate"),
+            ("x", "revoke the statement in force, then re-gate"),
+            ("v", "verdict"),
         ),
     ),
     (
         "Verdict",
         (
-            ("c", "verify the signed verdict"),
-            ("x", "export an audit package"),
-            ("r", "re-read the verdict"),
+            ("enter", "the finding the selected reason is about"),
+            ("u", "list the unknowns (again: hide them)"),
+            ("c", "check the signed verdict (as stella verify)"),
+            ("w", "write an audit package"),
+            ("r", "re-read"),
         ),
     ),
-    ("Triage", (("tab", "next field"), ("enter ctrl+s", "sign"), ("esc", "cancel"))),
-    ("Revoke", (("enter ctrl+s", "sign the revocation"), ("esc", "cancel"))),
+    ("Triage", (("tab", "next field"), ("ctrl+s", "sign (enter in a text field too)"))),
+    ("Revoke", (("ctrl+s", "sign the revocation (enter too)"),)),
     ("Import", (("enter", "import the selected bundle"), ("r", "re-read the inbox"))),
     (
         "Audit log",
         (
             ("pgdn pgup", "older, newer page"),
             ("r", "newest page, re-read"),
-            ("v", "verify the chain"),
+            ("c", "check the hash chain and the signed head"),
         ),
     ),
 )
+"""Every key, once per screen (docs/tui.md lists the same)."""
 
 
 def keys_table() -> Table:

@@ -3,7 +3,6 @@ snapshot the verdict used; filtered by name or verdict and sorted on a key."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from rich.text import Text
@@ -14,11 +13,19 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from appliance.console.views import ImageRow
-from bundles.errors import StellaError
-from tui.screens.base import describe, mode_keys, service_of
-from tui.screens.dashboard import VERDICT_STYLE
+from tui.screens.base import (
+    HELP,
+    VERDICT_STYLE,
+    Failed,
+    MessageLine,
+    blocking,
+    mode_keys,
+    service_of,
+    shown,
+)
 from tui.screens.findings import FindingsScreen
 from tui.screens.verdict import VerdictScreen
+from tui.widgets.table import Table
 
 VERDICT_RANK = {"FAIL": 0, "INDETERMINATE": 1, "PASS_WITH_EXCEPTIONS": 2, "PASS": 3}
 SORTS: tuple[str, ...] = ("name", "verdict", "critical", "last gate")
@@ -46,12 +53,15 @@ def sort_key(kind: str, row: ImageRow) -> tuple[object, ...]:
 class ImagesScreen(Screen[None]):
     """Every image in the local store."""
 
+    # the list, not the search field: keys typed ahead of the screen go to the list's keys
+    AUTO_FOCUS = "#images-table"
     BINDINGS: ClassVar[list[BindingType]] = [
+        HELP,
         Binding("slash", "search", "Filter"),
         Binding("s", "sort", "Sort"),
-        # Enter is the table's own: it selects the row, and _selected opens its findings
+        # Enter (the table's) opens the findings: action_choose
         Binding("v", "verdict", "Verdict"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Re-read"),
         *mode_keys("images"),
     ]
 
@@ -64,7 +74,8 @@ class ImagesScreen(Screen[None]):
         yield Header()
         yield Input(placeholder="filter: name or verdict (/)", id="image-filter")
         yield Static("", id="image-status", classes="status")
-        yield DataTable(id="images-table", cursor_type="row", zebra_stripes=False)
+        yield Table(id="images-table", cursor_type="row", zebra_stripes=False)
+        yield MessageLine()
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -81,11 +92,11 @@ class ImagesScreen(Screen[None]):
 
     @work(exclusive=True, group="images")
     async def load(self) -> None:
-        try:
-            self._rows = await asyncio.to_thread(service_of(self.app).images)
-        except (StellaError, OSError) as e:
-            self.query_one("#image-status", Static).update(Text(describe(e), "bold red"))
+        rows = await blocking(self, service_of(self.app).images)
+        if isinstance(rows, Failed):
+            shown(self, rows, "Cannot list the images", self.query_one("#image-status", Static))
             return
+        self._rows = rows
         self._show()
 
     def _shown(self) -> list[ImageRow]:
@@ -141,8 +152,7 @@ class ImagesScreen(Screen[None]):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
         return str(key.value) if key.value is not None else None
 
-    @on(DataTable.RowSelected, "#images-table")
-    def _selected(self) -> None:
+    def action_choose(self) -> None:
         self.action_findings()
 
     def action_findings(self) -> None:

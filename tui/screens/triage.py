@@ -1,25 +1,32 @@
 """The triage form (modal): OpenVEX status, justification from the spec's list, impact or
-action statement, optional expiry. Submitting (ctrl+s, or Enter in a text field) dismisses
-with a :class:`TriageRequest`; the screen below signs it through the service and re-gates."""
+action statement, optional expiry. Submitting (ctrl+s, or Enter in a text field) checks the
+decision as the VEX service would, then signs it through the service and re-gates; the form
+closes with the result. A refusal keeps the form and what was typed, marks the field and
+says why."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from appliance.console.views import FindingRow, ImageFindings, TriageRequest
+from appliance.console.views import FindingRow, ImageFindings, TriageRequest, TriageResult
 from appliance.vex.model import Justification, VexError, VexStatus, parse_time
+from tui.model import FormProblem, form_refusal, triage_problem
+from tui.screens.base import Failed, blocking, service_of
+
+FIELDS = ("status", "justification", "text", "expires")
 
 
-class TriageScreen(ModalScreen[TriageRequest | None]):
-    """Decide about one finding of one image."""
+class TriageScreen(ModalScreen[TriageResult | None]):
+    """Decide about one finding of one image; dismisses with the signed result."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -30,6 +37,7 @@ class TriageScreen(ModalScreen[TriageRequest | None]):
         super().__init__()
         self.view = view
         self.row = row
+        self.signing = False  # the statement is being signed: the form waits for the verdict
 
     def compose(self) -> ComposeResult:
         with Vertical(id="triage"):
@@ -81,15 +89,55 @@ class TriageScreen(ModalScreen[TriageRequest | None]):
             expires=parse_time(expires, where="expires") if expires else None,
         )
 
+    def refuse(self, problem: FormProblem) -> None:
+        """Keep the form, mark the field at fault, move to it and say why."""
+        for name in FIELDS:
+            self.query_one(f"#{name}").set_class(name == problem.field, "-refused")
+        field: Widget = self.query_one(f"#{problem.field}")
+        field.focus()
+        self.query_one("#triage-error", Static).update(Text(problem.message, "bold red"))
+
     def action_submit(self) -> None:
+        if self.signing:
+            return
         try:
             request = self.request()
         except VexError as e:
-            self.query_one("#triage-error", Static).update(Text(e.diagnostics(), "bold red"))
+            self.refuse(FormProblem("expires", form_refusal(e.diagnostics()).message))
             return
-        self.dismiss(request)
+        problem = triage_problem(
+            request.status,
+            request.justification,
+            request.text,
+            request.expires,
+            service_of(self.app).now(),
+        )
+        if problem is not None:
+            self.refuse(problem)
+            return
+        self.signing = True
+        self.query_one("#triage-error", Static).update(
+            Text(f"signing the VEX statement and gating {request.image}…", "bold")
+        )
+        self.sign(request)
+
+    @work(group="triage")  # not exclusive: cancelling it would not stop the signing
+    async def sign(self, request: TriageRequest) -> None:
+        try:
+            result = await blocking(self, service_of(self.app).triage, request)
+        finally:
+            self.signing = False
+        if isinstance(result, Failed):
+            self.refuse(form_refusal(f"refused: {result.message}"))
+            return
+        self.dismiss(result)
 
     def action_cancel(self) -> None:
+        if self.signing:
+            self.query_one("#triage-error", Static).update(
+                Text("the statement is being signed; wait for the verdict", "bold yellow")
+            )
+            return
         self.dismiss(None)
 
     @on(Input.Submitted, "#text, #expires")

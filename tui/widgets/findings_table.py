@@ -9,13 +9,13 @@ and one repaint. Line 0 is the column header and stays put while the rows scroll
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -29,15 +29,55 @@ STATUS_LABELS = {
     "under_investigation": "investigating",
 }
 
-# (title, fixed width or 0 for the flexible package column)
-COLUMNS: tuple[tuple[str, int], ...] = (
-    ("SEV", 5),
-    ("ID", 20),
-    ("PACKAGE", 0),
-    ("VERSION", 14),
-    ("STATUS", 13),
-    ("K R F", 5),
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column: its title, its width (0 for the one flexible column), and its rank: the
+    narrower the view, the fewer columns show, the lowest ranked leaving first."""
+
+    title: str
+    width: int
+    rank: int
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("SEVERITY", 8, 0),
+    Column("ID", 19, 0),
+    Column("PACKAGE", 0, 0),
+    Column("VERSION", 14, 3),
+    Column("FIXED IN", 14, 5),
+    Column("EPSS", 5, 6),
+    Column("STATUS", 13, 1),
+    Column("K R F", 5, 2),
 )
+MIN_FLEXIBLE = 12
+"""The package column never gets narrower than this; columns leave instead."""
+
+
+def layout(width: int) -> tuple[list[tuple[Column, int]], list[Column]]:
+    """The columns shown at ``width`` with their widths, and the columns hidden."""
+    shown = list(COLUMNS)
+    hidden: list[Column] = []
+
+    def fixed() -> int:
+        return sum(c.width for c in shown) + len(shown) - 1
+
+    for column in sorted(COLUMNS, key=lambda c: -c.rank):
+        if column.rank == 0 or width - fixed() >= MIN_FLEXIBLE:
+            break
+        shown.remove(column)
+        hidden.append(column)
+    flexible = max(width - fixed(), MIN_FLEXIBLE)
+    return [(c, c.width or flexible) for c in shown], [c for c in COLUMNS if c in hidden]
+
+
+def epss_text(score: str) -> str:
+    """An EPSS probability as a percentage: ``0.012070000`` -> ``1.2%``."""
+    try:
+        value = float(score) * 100
+    except ValueError:
+        return score
+    return f"{value:.0f}%" if value >= 10 else f"{value:.1f}%"
 
 
 def _cell(text: str, width: int) -> str:
@@ -46,17 +86,24 @@ def _cell(text: str, width: int) -> str:
     return text.ljust(width)
 
 
+REACH_MARK = {"reachable": "R", "unreachable": "-", "unknown": "?"}
+"""The R column: reached from an entrypoint, shown not reached, or not known (never the same
+mark for the last two)."""
+
+
 class FindingsTable(ScrollView, can_focus=True):
-    """Rows of findings with a cursor; Enter posts :class:`FindingsTable.Selected`."""
+    """Rows of findings with a cursor; Enter runs the screen's ``choose`` action, which
+    opens :attr:`current`."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor(-1)", "Up", show=False),
-        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "jump(0)", "First", show=False),
-        Binding("end", "jump(-1)", "Last", show=False),
-        Binding("enter", "select", "Detail"),
+        Binding("home,g", "jump(0)", "First", show=False),
+        Binding("end,G", "jump(-1)", "Last", show=False),
+        # the screen's action, in the same turn as the key (see tui.widgets.table)
+        Binding("enter", "screen.choose", "Detail", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -72,13 +119,6 @@ class FindingsTable(ScrollView, can_focus=True):
 
     cursor: reactive[int] = reactive(0)
 
-    class Selected(Message):
-        """The operator chose a finding."""
-
-        def __init__(self, row: FindingRow) -> None:
-            super().__init__()
-            self.row = row
-
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._rows: Sequence[FindingRow] = ()
@@ -89,15 +129,28 @@ class FindingsTable(ScrollView, can_focus=True):
     def rows(self) -> Sequence[FindingRow]:
         return self._rows
 
-    def set_rows(self, rows: Sequence[FindingRow]) -> None:
-        """Show ``rows`` (already filtered and ordered); the cursor stays on its index."""
+    def set_rows(self, rows: Sequence[FindingRow], *, keep: bool = False) -> None:
+        """Show ``rows`` (already filtered and ordered). A new filter or order puts the
+        cursor on the first (worst) row, at the top; ``keep`` (the same rows read again)
+        leaves it on its row."""
+        key = self.current.key if keep and self.current is not None else None
         self._rows = rows
         # Width 0: the lines are drawn as wide as the view, never wider, so nothing scrolls
         # sideways (the view's width is not known yet before the vertical scrollbar shows).
         self.virtual_size = Size(0, len(rows) + 1)
-        self.cursor = min(self.cursor, max(len(rows) - 1, 0))
+        if key is not None:
+            at = next((i for i, r in enumerate(rows) if r.key == key), self.cursor)
+            self.cursor = min(at, max(len(rows) - 1, 0))
+        else:
+            self.cursor = 0
+            self.scroll_to(y=0, animate=False, immediate=True)
         self._reveal()
         self.refresh()
+
+    @property
+    def hidden_columns(self) -> list[str]:
+        """The columns the view is too narrow for (the screen says which)."""
+        return [c.title for c in layout(self.scrollable_content_region.width)[1]]
 
     @property
     def current(self) -> FindingRow | None:
@@ -136,34 +189,32 @@ class FindingsTable(ScrollView, can_focus=True):
             self.cursor = index % len(self._rows)
             self._reveal()
 
-    def action_select(self) -> None:
-        row = self.current
-        if row is not None:
-            self.post_message(self.Selected(row))
-
     # -- rendering ---------------------------------------------------------------------
 
-    def _widths(self, width: int) -> list[int]:
-        fixed = sum(w for _, w in COLUMNS) + len(COLUMNS) - 1
-        flexible = max(width - fixed, 8)
-        return [w or flexible for _, w in COLUMNS]
-
-    def _cells(self, row: FindingRow) -> list[str]:
-        flags = " ".join(
-            (
-                "K" if row.kev is not None else "·",
-                "R" if row.reachable else "·",
-                "F" if row.fix_available else "·",
-            )
-        )
-        return [
-            row.severity.value[:4].upper(),
-            row.id,
-            row.package,
-            row.version,
-            STATUS_LABELS.get(row.status.value, row.status.value),
-            flags,
-        ]
+    def _cell_text(self, column: Column, row: FindingRow) -> str:
+        match column.title:
+            case "SEVERITY":
+                return row.severity.value.upper()
+            case "ID":
+                return row.id
+            case "PACKAGE":
+                return row.package
+            case "VERSION":
+                return row.version
+            case "FIXED IN":
+                return ", ".join(row.fixed_versions) or "-"
+            case "EPSS":
+                return epss_text(row.epss[0]) if row.epss else "-"
+            case "STATUS":
+                return STATUS_LABELS.get(row.status.value, row.status.value)
+            case _:
+                return " ".join(
+                    (
+                        "K" if row.kev is not None else "·",
+                        REACH_MARK.get(row.reachability, "?"),
+                        "F" if row.fix_available else "·",
+                    )
+                )
 
     def _row_style(self, row: FindingRow) -> Style:
         if row.status.value in ("not_affected", "fixed"):
@@ -175,16 +226,16 @@ class FindingsTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        widths = self._widths(width)
+        columns, _ = layout(width)
         if y == 0:
-            text = " ".join(_cell(title, w) for (title, _), w in zip(COLUMNS, widths, strict=True))
+            text = " ".join(_cell(c.title, w) for c, w in columns)
             style = self.get_component_rich_style("findings-table--header")
             return Strip([Segment(text, style)]).adjust_cell_length(width, style)
         index = round(self.scroll_y) + y - 1
         if index >= len(self._rows):
             return Strip.blank(width, self.rich_style)
         row = self._rows[index]
-        text = " ".join(_cell(c, w) for c, w in zip(self._cells(row), widths, strict=True))
+        text = " ".join(_cell(self._cell_text(c, row), w) for c, w in columns)
         style = self._row_style(row)
         if index == self.cursor and self.has_focus:
             style = style + self.get_component_rich_style("findings-table--cursor")
