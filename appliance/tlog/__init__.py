@@ -9,6 +9,7 @@
       witnesses/*.vkey       the witnesses this appliance trusts (C2SP verifier keys)
       witnessed/             heads this appliance cosigned as a witness, one per log
       frozen/<n>/            earlier shards after a rotation: read-only, still trusted
+      mirrors/               the last head of each mirror's log seen at an import, per channel
 
 The appliance id is the first 16 hex digits of the appliance key's keyid. The log key is
 made the first time something is logged, so homes made before the log existed gain one.
@@ -256,6 +257,26 @@ def trusted_root(home: Home) -> dict[str, Any]:
         "ctlogs": [],
         "timestampAuthorities": [],
     }
+
+
+def mirror_state(home: Home, origin: str, channel: str) -> Path:
+    """Where the last head of the mirror log ``origin`` seen importing ``channel`` is kept."""
+    name = hashlib.sha256(f"{origin}\n{channel}".encode()).hexdigest()[:16]
+    return root(home) / "mirrors" / f"{name}.checkpoint"
+
+
+def last_mirror_head(home: Home, origin: str, channel: str) -> SignedCheckpoint | None:
+    path = mirror_state(home, origin, channel)
+    if not path.is_file():
+        return None
+    return read_checkpoint(path)
+
+
+def store_mirror_head(home: Home, channel: str, head: SignedCheckpoint) -> None:
+    """Keep ``head`` (verified at an import that committed) as the last one seen."""
+    path = mirror_state(home, head.checkpoint.origin, channel)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_durably(path, head.to_text().encode())
 
 
 def witness_state(home: Home, origin: str) -> Path:
