@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from bundles.keys import KeyType
 from bundles.tlog.note import SignedCheckpoint
 from bundles.trust import TrustRoot
+from mirror.cli import cli as stella_mirror
 from mirror.keys import generate
 from tests.flow.conftest import Appliance, Mirror, copy_home, rewrite_bundle
 
@@ -201,7 +203,7 @@ def test_a_trust_root_without_a_log_key_imports_old_style_bundles(
     assert record["result"]["mirrorLog"] is None
 
 
-def test_rotating_the_trust_root_names_the_log(mirror: Mirror, tmp_path: Path) -> None:
+def test_a_rotation_that_names_the_log_turns_the_check_on(mirror: Mirror, tmp_path: Path) -> None:
     keys = tmp_path / "old-keys"
     generate(
         keys,
@@ -211,7 +213,47 @@ def test_rotating_the_trust_root_names_the_log(mirror: Mirror, tmp_path: Path) -
         now=datetime.now(UTC),
         passphrase=None,
     )
+    appliance = Appliance(tmp_path / "appliance")
+    appliance.run("init")
+    appliance.run("trust", "add", str(keys / "trust-root.json"))
     rotated = mirror.run("keys", "rotate", "--keys", str(keys), "--log")
     (vkey,) = rotated["logKeys"]
     assert vkey == TrustRoot.load(mirror.keys / "trust-root.json").log_keys[0].vkey()
-    assert TrustRoot.load(keys / "trust-root.json").version == 2
+    # The bundle carries trust root v2, which names the log: the appliance walks to it, and
+    # from then on a bundle must be logged.
+    bundle = tmp_path / "b.stella.tar.zst"
+    mirror.run(
+        "export", "--out", str(bundle), "--key", str(keys / "signing.key"),
+        "--snapshot", mirror.snapshots[0], "--sequence", "1",
+    )  # fmt: skip
+    unlogged = tmp_path / "unlogged.stella.tar.zst"
+    _drop_proof(bundle, unlogged)
+    _code, err = appliance.fail("import", str(unlogged))
+    assert "is not in the mirror's transparency log" in err
+    result = appliance.run("import", str(bundle))
+    assert result["trustRotatedTo"] == 2
+
+
+def test_a_garbled_proof_is_refused_by_import_and_by_verify(
+    mirror: Mirror, appliance: Appliance, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "b.stella.tar.zst"
+    mirror.export(bundle, "--snapshot", mirror.snapshots[0], "--sequence", "1")
+    junk = b'{"entry": {}, "consistency": [], "note": "anything else"}'
+
+    def garble(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo | None, bytes]:
+        if info.name == TLOG_MEMBER:
+            info.size = len(junk)
+            return info, junk
+        return info, data
+
+    garbled = tmp_path / "garbled.stella.tar.zst"
+    rewrite_bundle(bundle, garbled, garble)
+    _code, err = appliance.fail("import", str(garbled))
+    assert "statement.tlog.json: expected exactly the keys entry and consistency" in err
+    root = str(mirror.keys / "trust-root.json")
+    result = CliRunner().invoke(
+        stella_mirror, ["--home", str(mirror.home), "verify", str(garbled), "--trust-root", root]
+    )
+    assert result.exit_code == 1
+    assert "expected exactly the keys entry and consistency" in result.stderr
