@@ -29,7 +29,7 @@ import os
 import shutil
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -247,7 +247,10 @@ class Importer:
             for root in result.rotation:
                 TrustStore(self.home.trust).store_rotation(root)
             if result.logged is not None:
-                tlog.store_mirror_head(self.home, result.channel, result.logged.checkpoint)
+                # Lost only if this fails: the next import then checks against an older head
+                # of the mirror's log, which a consistent head still extends.
+                with suppress(OSError):
+                    tlog.store_mirror_head(self.home, result.channel, result.logged.checkpoint)
             if result.trust_rotated_to is not None:
                 record_decision(
                     self.home,
