@@ -27,7 +27,7 @@ bundle would be accepted instead.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, BinaryIO, Final
@@ -173,6 +173,7 @@ class BundleStatement:
     members: Mapping[str, MemberSpec]
     statement: Statement
     keyids: tuple[str, ...] = ()
+    logged: EntryCheck | None = None  # its entry in the mirror's log (verify_bundle)
 
     @property
     def total_size(self) -> int:
@@ -367,11 +368,11 @@ def verify_bundle(
     newest, _ = newest_root(trust, carried, now=now)
     bundle = verify_statement(envelope, newest, now=now, source=source)
     proof = reader.read_second(TLOG_MEMBER, limit=PROOF_LIMIT)
-    check_logged(envelope, proof, newest, source=source)
+    logged = check_logged(envelope, proof, newest, source=source)
     for member in reader.members(bundle.members):
         for _ in member.chunks():
             pass
-    return bundle
+    return replace(bundle, logged=logged[1]) if logged else bundle
 
 
 def newest_root(

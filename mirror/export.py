@@ -497,12 +497,18 @@ def verify_cmd(
             "snapshot": str(predicate.snapshot) if predicate.snapshot else None,
             "members": len(statement.members),
             "keyids": list(statement.keyids),
+            "log": statement.logged.to_dict() if statement.logged else None,
         },
         lambda: (
             f"{printable(str(bundle))}: OK — {predicate.kind} bundle, sequence "
             f"{predicate.sequence}, channel {predicate.channel}, {len(statement.members)} "
             "members verified, expires "
             f"{format_time(predicate.expires)}"
+            + (
+                f", logged in {statement.logged.origin} entry {statement.logged.log_index}"
+                if statement.logged
+                else ""
+            )
         ),
     )
 

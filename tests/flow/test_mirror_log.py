@@ -77,6 +77,7 @@ def test_a_logged_bundle_imports_and_its_head_is_kept(
         "verify", str(first), "--trust-root", str(mirror.keys / "trust-root.json")
     )
     assert verified["verified"] is True
+    assert (verified["log"]["log"], verified["log"]["logIndex"]) == (log_key.name, one["logIndex"])
     appliance.run("import", str(first))
     appliance.run("import", str(second))
     records = appliance.run("audit", "list", "--action", "import")["records"]
