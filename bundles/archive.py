@@ -1,17 +1,20 @@
 """The bundle archive: a deterministic tar stream, zstd-compressed, read in one verified pass.
 
-Writing (connected side): the signed statement is the FIRST member; every other member follows
-in name order. Member headers are fixed (mtime 0, uid/gid 0, no owner names, mode 0644, PAX
-format), and compression always runs zstd's worker mode, whose output does not depend on the
-number of threads, so the same members give the same bytes on any machine.
+Writing (connected side): the signed statement is the FIRST member; the statement's
+transparency proof (``statement.tlog.json``, bundles.tlog.carried), when the mirror logs its
+bundles, is the second; every other member follows in name order. Member headers are fixed
+(mtime 0, uid/gid 0, no owner names, mode 0644, PAX format), and compression always runs
+zstd's worker mode, whose output does not depend on the number of threads, so the same members
+give the same bytes on any machine.
 
 Reading (appliance): :class:`ArchiveReader` hands out the first member's bytes under a small
 size limit so the caller can verify its signature before anything else is read; then
 :meth:`ArchiveReader.members` yields each remaining member as a :class:`MemberStream` that
 hashes while the caller copies it, refusing path traversal, absolute paths, links, devices,
-duplicates, unlisted members, members over their declared size (decompression bombs), and
-digest mismatches. Nothing here writes to disk: the caller decides where bytes go and commits
-them only after the member verified.
+duplicates, unlisted members (the one exception: :meth:`ArchiveReader.read_second` hands
+out the transparency proof, capped, for the caller to verify against the statement), members
+over their declared size (decompression bombs), and digest mismatches. Nothing here writes to
+disk: the caller decides where bytes go and commits them only after the member verified.
 
 Integrity rests on the signed statement: every member's size and SHA-256 is declared there and
 checked as it streams, and members declared but absent are named. zstd's decoder stops quietly
@@ -149,19 +152,22 @@ def write_archive(
     *,
     level: int = DEFAULT_LEVEL,
     threads: int | None = None,
+    second: MemberSource | None = None,
 ) -> None:
-    """Write ``first`` then ``members`` (sorted by name) as a zstd-compressed tar stream.
+    """Write ``first``, then ``second`` (the statement's transparency proof, unlisted in it),
+    then ``members`` (sorted by name) as a zstd-compressed tar stream.
 
     Every member's bytes are re-hashed while written; a source that changed since its spec
     was computed aborts the export.
     """
     ordered = sorted(members, key=lambda m: m.spec.name)
-    names = [first.spec.name] + [m.spec.name for m in ordered]
+    leading = [first] if second is None else [first, second]
+    names = [m.spec.name for m in (*leading, *ordered)]
     if len(set(names)) != len(names):
         raise ArchiveError("duplicate member names in bundle export")
     writer = compressor(level, threads).stream_writer(out, closefd=False)
     with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for member in (first, *ordered):
+        for member in (*leading, *ordered):
             check_member_name(member.spec.name)
             with member.open() as src:
                 reader = _VerifyingReader(src, member.spec)
@@ -264,8 +270,13 @@ class ArchiveReader:
         self._zstream = dctx.stream_reader(stream, read_across_frames=True)
         self._entries = read_tar(self._zstream, spool_limit=STREAM_SPOOL)
         self._first_read = False
+        self._second_read = False
+        self._peeked: tuple[TarMember, Callable[[], BinaryIO]] | None = None
 
     def _next(self) -> tuple[TarMember, Callable[[], BinaryIO]] | None:
+        if self._peeked is not None:
+            entry, self._peeked = self._peeked, None
+            return entry
         try:
             return next(self._entries, None)
         except TarError as e:
@@ -327,6 +338,37 @@ class ArchiveReader:
             raise self._stream_error(e) from e
         if len(data) != member.size:
             raise ArchiveError(f"{self.source}: {expected_name} is truncated")
+        return data
+
+    def read_second(self, name: str, *, limit: int) -> bytes | None:
+        """The second member's bytes if it is named ``name`` (the statement's transparency
+        proof, which the statement cannot list), at most ``limit`` bytes; ``None`` when the
+        bundle has none. Call it after :meth:`read_first` and before :meth:`members`; the
+        caller verifies the bytes against the statement and uses them for nothing else."""
+        if not self._first_read or self._second_read:
+            raise ArchiveError("read the second member right after the first")
+        self._second_read = True
+        entry = self._next()
+        if entry is None:
+            return None
+        member, opener = entry
+        if member.name != name:
+            self._peeked = entry  # an ordinary member: members() takes it
+            return None
+        self._refuse_special(member)
+        if member.size > limit:
+            raise MemberRefusedError(
+                f"{self.source}: {name} is {member.size:,} bytes, over the {limit:,} a "
+                "transparency proof may have"
+            )
+        try:
+            data = opener().read()
+        except TarError as e:
+            raise ArchiveError(f"{self.source}: {name} is truncated: {e}") from e
+        except _STREAM_ERRORS as e:
+            raise self._stream_error(e) from e
+        if len(data) != member.size:
+            raise ArchiveError(f"{self.source}: {name} is truncated")
         return data
 
     def members(self, expected: Mapping[str, MemberSpec]) -> Iterator[MemberStream]:

@@ -14,6 +14,11 @@ archive, by name and SHA-256; its predicate says what the bundle is::
       "sizes": {"member/name": 1234, …}     # every subject's exact size (bomb protection)
     }
 
+The second member, ``statement.tlog.json``, when present, is the statement's transparency
+proof (bundles.tlog.carried): it cannot be a subject (it depends on the signature), so it is
+the one member accepted unlisted, and only as a proof verified against the statement. A trust
+root that names the mirror's log keys requires it (:func:`check_logged`).
+
 Fields a newer writer adds are kept and covered by the signature, never interpreted.
 Verification takes ``now`` and the last accepted sequence explicitly; each refusal says what
 bundle would be accepted instead.
@@ -22,7 +27,7 @@ bundle would be accepted instead.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, BinaryIO, Final
@@ -34,10 +39,14 @@ from bundles.digest import Digest
 from bundles.errors import BundleError, DigestError, SignatureError, TrustError
 from bundles.intoto import PAYLOAD_TYPE, Statement, Subject
 from bundles.signer import Signer
+from bundles.tlog import carried
+from bundles.tlog.carried import PROOF_LIMIT, BundleProofError, CarriedProof, check_proof
+from bundles.tlog.entry import EntryCheck
 from bundles.trust import TrustRoot
 
 BUNDLE_PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/bundle/v1"
 STATEMENT_MEMBER: Final = "statement.dsse.json"
+TLOG_MEMBER: Final = carried.MEMBER  # the statement's transparency proof (second, unlisted)
 BUNDLE_SUFFIX: Final = ".stella.tar.zst"
 
 # The members a bundle carries besides its statement (written by stella-mirror export, read by
@@ -164,6 +173,7 @@ class BundleStatement:
     members: Mapping[str, MemberSpec]
     statement: Statement
     keyids: tuple[str, ...] = ()
+    logged: EntryCheck | None = None  # its entry in the mirror's log (verify_bundle)
 
     @property
     def total_size(self) -> int:
@@ -174,8 +184,9 @@ def make_statement(predicate: BundlePredicate, members: Iterable[MemberSpec]) ->
     specs = sorted(members, key=lambda m: m.name)
     if not specs:
         raise BundleError("a bundle must carry at least one member besides its statement")
-    if any(m.name == STATEMENT_MEMBER for m in specs):
-        raise BundleError(f"member name {STATEMENT_MEMBER} is reserved for the statement")
+    for reserved in (STATEMENT_MEMBER, TLOG_MEMBER):
+        if any(m.name == reserved for m in specs):
+            raise BundleError(f"member name {reserved} is reserved for the statement")
     subjects = tuple(Subject.of(m.name, m.digest) for m in specs)
     body = predicate.to_dict({m.name: m.size for m in specs})
     return Statement(subjects, BUNDLE_PREDICATE_TYPE, body)
@@ -311,6 +322,37 @@ def hashed_file(raw: BinaryIO, size: int, source: str, *, hint: str) -> Section:
     return Section(raw, size, hash=True, short=short, long=long, to_eof=True)
 
 
+class BundleNotLoggedError(BundleRefusedError):
+    """The trust root names the mirror's log keys and the bundle proves no entry in them."""
+
+
+def check_logged(
+    envelope_bytes: bytes, proof: bytes | None, trust: TrustRoot, *, source: str = "bundle"
+) -> tuple[CarriedProof, EntryCheck] | None:
+    """Check a (verified) statement's transparency proof against the mirror's log keys
+    ``trust`` names. Without log keys a proof is still parsed strictly (it may carry nothing
+    else) but not relied on, and ``None`` is returned. Consistency with the log's earlier
+    heads is the caller's (it alone knows the last head it saw)."""
+    logs = trust.log_keys
+    if not logs:
+        if proof is not None:
+            carried.parse_proof(proof, source=source)
+        return None
+    if proof is None:
+        raise BundleNotLoggedError(
+            f"{source}: the bundle is signed by the mirror's key but its statement is not in "
+            f"the mirror's transparency log (no {TLOG_MEMBER})",
+            hint=f"trust root v{trust.version} requires bundles logged by "
+            f"{', '.join(k.name for k in logs)}; a signed but unlogged bundle may be made "
+            "with a stolen key: keep it as evidence",
+        )
+    envelope = dsse.Envelope.from_json(envelope_bytes, source=f"{source}: {STATEMENT_MEMBER}")
+    try:
+        return check_proof(proof, envelope, logs, source=source)
+    except BundleProofError as e:
+        raise BundleNotLoggedError(e.message, hint=e.hint) from e
+
+
 def verify_bundle(
     stream: BinaryIO,
     trust: TrustRoot,
@@ -325,10 +367,12 @@ def verify_bundle(
     carried = carried_roots(peek_statement(envelope, source=source), source=source)
     newest, _ = newest_root(trust, carried, now=now)
     bundle = verify_statement(envelope, newest, now=now, source=source)
+    proof = reader.read_second(TLOG_MEMBER, limit=PROOF_LIMIT)
+    logged = check_logged(envelope, proof, newest, source=source)
     for member in reader.members(bundle.members):
         for _ in member.chunks():
             pass
-    return bundle
+    return replace(bundle, logged=logged[1]) if logged else bundle
 
 
 def newest_root(

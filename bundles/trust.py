@@ -9,6 +9,9 @@ tool can read it and its rotation rules are the ones TUF specifies and python-tu
   keys as ``targets``, but Stella Ops gives them no meaning;
 - ``x-stella-channel`` (a signed field) names the appliance channel the root is for; a bundle
   for another channel is refused;
+- ``x-stella-log-keys`` (a signed field, optional) lists the C2SP verifier keys of the mirror's
+  transparency log (docs/transparency.md): when present, a bundle must carry a proof that its
+  statement is in one of those logs; a root without it accepts bundles as before;
 - a new root is accepted only with version ``N + 1`` and signatures meeting the threshold of
   BOTH the current root's keys and its own (TUF's rule), never when expired.
 
@@ -39,8 +42,10 @@ from bundles.errors import CanonicalJSONError, KeyError_, TrustError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.signer import Signer as KeySigner
+from bundles.tlog.note import ED25519, NoteError, Verifier
 
 CHANNEL_FIELD: Final = "x-stella-channel"
+LOG_KEYS_FIELD: Final = "x-stella-log-keys"
 DEFAULT_CHANNEL: Final = "default"
 BUNDLE_ROLE: Final = "targets"
 ROOT_ROLE: Final = "root"
@@ -205,6 +210,8 @@ def check_shape(doc: Any, source: str) -> None:
         _field(signed, "consistent_snapshot", bool, "signed", source)
     if CHANNEL_FIELD in signed:
         _field(signed, CHANNEL_FIELD, str, "signed", source)
+    if LOG_KEYS_FIELD in signed:
+        _log_keys(_field(signed, LOG_KEYS_FIELD, list, "signed", source), source)
     keys = _field(signed, "keys", dict, "signed", source)
     limits.check(ROOT_KEYS, len(keys), f"{source}: signed.keys")
     for keyid, key in keys.items():
@@ -253,6 +260,24 @@ def check_shape(doc: Any, source: str) -> None:
             )
 
 
+def _log_keys(values: Sequence[Any], source: str) -> list[Verifier]:
+    """The mirror's log keys a root names: C2SP verifier keys of Ed25519 (type 0x01) logs."""
+    limits.check(ROOT_KEYS, len(values), f"{source}: signed.{LOG_KEYS_FIELD}")
+    found = []
+    for i, value in enumerate(values):
+        field = f"signed.{LOG_KEYS_FIELD}[{i}]"
+        if not isinstance(value, str):
+            raise _format_error(source, field, f"must be a string, not {kind_of(value)}")
+        try:
+            key = Verifier.from_vkey(value, source=f"{source}: {field}")
+        except NoteError as e:
+            raise TrustRootFormatError(e.message, hint="expected name+hash+base64 key") from e
+        if key.kind != ED25519:
+            raise _format_error(source, field, "is not a log key (a type 0x01 Ed25519 key)")
+        found.append(key)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class TrustRoot:
     """A parsed trust root. Construct with :meth:`create` or :meth:`from_bytes`."""
@@ -276,6 +301,12 @@ class TrustRoot:
     def channel(self) -> str:
         value = self.root.unrecognized_fields.get(CHANNEL_FIELD, DEFAULT_CHANNEL)
         return str(value)
+
+    @property
+    def log_keys(self) -> list[Verifier]:
+        """The mirror's transparency-log keys (empty: bundles need not be logged)."""
+        values = self.root.unrecognized_fields.get(LOG_KEYS_FIELD, [])
+        return _log_keys(values, self.source) if isinstance(values, list) else []
 
     def _role_keys(self, role: str) -> dict[str, PublicKey]:
         return {
@@ -355,8 +386,10 @@ class TrustRoot:
         root_threshold: int = 1,
         bundle_threshold: int = 1,
         version: int = 1,
+        log_keys: Sequence[str] = (),
     ) -> TrustRoot:
-        """A new root, signed by every key in ``root_keys``."""
+        """A new root, signed by every key in ``root_keys``; ``log_keys`` are the C2SP
+        verifier keys of the mirror's transparency log, if bundles must be logged."""
         signers = list(root_keys)
         bundle = list(bundle_keys)
         if not signers or not bundle:
@@ -380,8 +413,12 @@ class TrustRoot:
             keys=dict(keys),
             roles=roles,
             consistent_snapshot=False,
-            unrecognized_fields={CHANNEL_FIELD: channel},
+            unrecognized_fields={
+                CHANNEL_FIELD: channel,
+                **({LOG_KEYS_FIELD: list(log_keys)} if log_keys else {}),
+            },
         )
+        _log_keys(list(log_keys), "log keys")
         metadata = Metadata(root)
         for key in signers:
             metadata.sign(_KeySigner(key), append=True)
@@ -396,10 +433,15 @@ class TrustRoot:
         root_threshold: int | None = None,
         bundle_threshold: int | None = None,
         validity: timedelta = DEFAULT_VALIDITY,
+        log_keys: Sequence[str] | None = None,
     ) -> Metadata[Root]:
-        """The unsigned next version (keys added, replaced or revoked); sign it with
-        :func:`sign_root` by enough old AND new root keys."""
+        """The unsigned next version (keys added, replaced or revoked; ``log_keys`` replaces
+        the mirror's log keys); sign it with :func:`sign_root` by enough old AND new root
+        keys."""
         root = copy.deepcopy(self.root)
+        if log_keys is not None:
+            _log_keys(list(log_keys), "log keys")
+            root.unrecognized_fields[LOG_KEYS_FIELD] = list(log_keys)
         root.version += 1
         root.expires = _whole_seconds(now + validity)
         for role, new_keys, threshold in (
@@ -474,6 +516,7 @@ class TrustRoot:
         new.check_unexpired(now=now)
 
     def describe(self) -> Mapping[str, Any]:
+        logs = {"logKeys": [k.vkey() for k in self.log_keys]} if self.log_keys else {}
         return {
             "version": self.version,
             "channel": self.channel,
@@ -482,6 +525,7 @@ class TrustRoot:
             "rootThreshold": self.root_threshold,
             "bundleKeys": sorted(self.bundle_keys),
             "bundleThreshold": self.bundle_threshold,
+            **logs,
         }
 
 
@@ -502,6 +546,7 @@ __all__ = [
     "BUNDLE_ROLE",
     "CHANNEL_FIELD",
     "DEFAULT_CHANNEL",
+    "LOG_KEYS_FIELD",
     "TrustRoot",
     "TrustRootExpiredError",
     "TrustRootFormatError",

@@ -3,6 +3,8 @@
 Members, in the order the archive writer fixes (statement first, then by name)::
 
     statement.dsse.json                   the signed statement (bundles.bundle)
+    statement.tlog.json                   its entry in the mirror's transparency log, with the
+                                          inclusion proof and the signed head (mirror.tlog)
     knowledge.json                        the snapshot manifest, exact canonical bytes
     knowledge/datasets/<hex>.jsonl        a whole dataset (full bundles; new datasets in deltas)
     knowledge/patches/<hex>.jsonl         a delta to dataset <hex>: a header line
@@ -18,6 +20,10 @@ after a signing-key rotation, only the newer root can vouch for).
 manifest before the datasets it describes and loads everything in one pass. Applying a delta
 must reproduce every target dataset digest and the target snapshot digest exactly, or the
 appliance applies nothing.
+
+Every statement is appended to the mirror's own transparency log before the archive is written
+(docs/transparency.md); a trust root that names the log's key makes appliances refuse a bundle
+without that proof, so a stolen signing key alone cannot make a bundle they accept unseen.
 
 Sequence numbers come from ``exports.jsonl`` in the workspace (the last one plus one) unless
 given; they must only ever go up per channel, or appliances refuse the bundle as a rollback.
@@ -35,7 +41,7 @@ from typing import Final
 
 import click
 
-from bundles import canonical
+from bundles import canonical, dsse
 from bundles.archive import DEFAULT_LEVEL, MemberSource, write_archive
 from bundles.bounded import printable
 from bundles.bundle import (
@@ -46,6 +52,7 @@ from bundles.bundle import (
     MANIFEST_MEMBER,
     PATCH_PREFIX,
     STATEMENT_MEMBER,
+    TLOG_MEMBER,
     BundleKind,
     BundlePredicate,
     format_time,
@@ -75,7 +82,9 @@ from bundles.parts import (
 from bundles.pkcs11_uri import is_pkcs11_uri
 from bundles.signer import Signer, load_signer
 from bundles.snapshot import Manifest, record_id
+from bundles.tlog.carried import parse_proof as parse_tlog_proof
 from bundles.trust import TrustRoot
+from mirror import tlog
 from mirror.snapshot import SnapshotStore
 
 DEFAULT_VALIDITY: Final = timedelta(days=30)
@@ -92,6 +101,8 @@ class ExportResult:
     base: Digest | None
     members: int
     payload_size: int
+    log_index: int | None = None
+    log: str | None = None
 
 
 def _lines(data: bytes) -> Iterator[tuple[str, bytes]]:
@@ -242,6 +253,14 @@ def export_bundle(
             f"signing key {key.keyid[:16]} is not a bundle key of trust root v{trust.version}",
             hint="appliances would refuse this bundle; sign with the key the trust root names",
         )
+    log_key = tlog.signer(workspace).verifier
+    if trust is not None and trust.log_keys and log_key not in trust.log_keys:
+        raise BundleError(
+            f"the mirror's log key {log_key.vkey()} is not a log key of trust root "
+            f"v{trust.version}",
+            hint="appliances would refuse this bundle as unlogged; rotate the trust root with "
+            "'stella-mirror keys rotate' to name this log",
+        )
     chosen_channel = channel or (trust.channel if trust else None)
     if chosen_channel is None:
         raise BundleError(
@@ -269,12 +288,17 @@ def export_bundle(
         extra=extra,
     )
     statement = make_statement(predicate, [m.spec for m in members])
-    first = MemberSource.from_bytes(STATEMENT_MEMBER, sign_statement(statement, key))
+    signed = sign_statement(statement, key)
+    first = MemberSource.from_bytes(STATEMENT_MEMBER, signed)
+    envelope = dsse.Envelope.from_json(signed, source=STATEMENT_MEMBER)
+    proof = tlog.log_statement(workspace, envelope, {key.keyid: key.public_key})
+    second = MemberSource.from_bytes(TLOG_MEMBER, proof)
+    log_index = int(parse_tlog_proof(proof, source=STATEMENT_MEMBER).entry["logIndex"])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            write_archive(fh, first, members, level=level, threads=threads)
+            write_archive(fh, first, members, level=level, threads=threads, second=second)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(out)
@@ -291,6 +315,8 @@ def export_bundle(
         base=base,
         members=len(members),
         payload_size=sum(m.spec.size for m in members),
+        log_index=log_index,
+        log=log_key.name,
     )
     with open(_exports_log(workspace), "ab") as log:
         log.write(
@@ -305,6 +331,8 @@ def export_bundle(
                     "snapshot": str(snapshot),
                     "base": str(base) if base else None,
                     "blobs": [str(d) for d in carried],
+                    "log": log_key.name,
+                    "logIndex": log_index,
                 }
             )
             + b"\n"
@@ -400,6 +428,8 @@ def export_cmd(
             "base": str(result.base) if result.base else None,
             "members": result.members,
             "payloadSize": result.payload_size,
+            "log": result.log,
+            "logIndex": result.log_index,
         },
         lambda: (
             f"{result.path}: {result.kind} bundle, sequence {result.sequence}, "
@@ -408,6 +438,7 @@ def export_cmd(
             f"snapshot {result.snapshot}"
             + (f"\nbase     {result.base}" if result.base else "")
             + f"\ndigest   {result.digest}"
+            + f"\nlogged   {result.log} entry {result.log_index}"
             + "".join(f"\npart     {p}" for p in parts)
         ),
     )
@@ -466,12 +497,18 @@ def verify_cmd(
             "snapshot": str(predicate.snapshot) if predicate.snapshot else None,
             "members": len(statement.members),
             "keyids": list(statement.keyids),
+            "log": statement.logged.to_dict() if statement.logged else None,
         },
         lambda: (
             f"{printable(str(bundle))}: OK — {predicate.kind} bundle, sequence "
             f"{predicate.sequence}, channel {predicate.channel}, {len(statement.members)} "
             "members verified, expires "
             f"{format_time(predicate.expires)}"
+            + (
+                f", logged in {statement.logged.origin} entry {statement.logged.log_index}"
+                if statement.logged
+                else ""
+            )
         ),
     )
 

@@ -5,7 +5,10 @@
 - ``signing.key`` / ``signing.pub``: signs bundles (the trust root's bundle role);
 - ``root.key`` / ``root.pub``: signs trust-root rotations only; keep it offline, apart from
   the mirror, so that a stolen signing key can be revoked by a new root;
-- ``trust-root.json``: TUF root metadata (version 1) naming both, for ``stella trust add``.
+- ``trust-root.json``: TUF root metadata (version 1) naming both, for ``stella trust add``,
+  and the mirror's transparency-log key (``x-stella-log-keys``; the key itself lives in the
+  workspace, ``HOME/mirror/tlog/``, made here if it is not there yet): appliances then refuse
+  a bundle whose statement the mirror did not log.
 
 ``keys generate --out DIR --signer pkcs11:…`` keeps the bundle signing key in a PKCS#11 token
 instead (generated there, never extractable): ``signing.key`` is not written; ``signing.uri``
@@ -16,7 +19,8 @@ signs with the token. The root key stays a file, to be kept offline apart from t
 signing key (the old one is revoked), a new root key (the new root is signed by the old and the
 new root key, as TUF requires), or neither (only the expiry moves). Retired keys move to
 ``DIR/retired/``; every version stays in ``DIR/history/`` so an appliance that missed one can
-still walk the chain with ``stella trust rotate``.
+still walk the chain with ``stella trust rotate``. ``--log`` also names the workspace's current
+log key in the new version (a trust root made before the mirror kept a log gains it so).
 
 Private keys are encrypted when ``STELLA_KEY_PASSPHRASE`` is set, and written with mode 0600.
 Nothing is overwritten: an existing key is a decision nobody should undo by accident.
@@ -35,6 +39,7 @@ from bundles.keys import KeyType, PrivateKey, passphrase_from_env
 from bundles.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
 from bundles.signer import Signer, close_signer, generate_signer
 from bundles.trust import DEFAULT_CHANNEL, TrustRoot, sign_root
+from mirror import tlog
 
 SIGNING_KEY = "signing.key"
 SIGNING_PUB = "signing.pub"
@@ -53,9 +58,11 @@ def generate(
     now: datetime,
     passphrase: bytes | None,
     signer: str | None = None,
+    log_key: str | None = None,
 ) -> TrustRoot:
     """Write a fresh key set and its version-1 trust root into ``out``; with ``signer`` (a
-    ``pkcs11:`` URI) the signing key is generated in that token instead of a file."""
+    ``pkcs11:`` URI) the signing key is generated in that token instead of a file;
+    ``log_key`` (a C2SP verifier key) names the mirror's transparency log."""
     names = (SIGNING_KEY, SIGNING_PUB, SIGNING_URI, ROOT_KEY, ROOT_PUB, TRUST_ROOT)
     existing = [n for n in names if (out / n).exists()]
     if existing:
@@ -82,7 +89,12 @@ def generate(
     close_signer(signing)  # only its public key is needed from here on
     root = PrivateKey.generate(key_type)
     trust = TrustRoot.create(
-        [root], [signing.public_key], now=now, channel=channel, validity=validity
+        [root],
+        [signing.public_key],
+        now=now,
+        channel=channel,
+        validity=validity,
+        log_keys=[log_key] if log_key else (),
     )
     if isinstance(signing, PrivateKey):
         signing.save(out / SIGNING_KEY, passphrase)
@@ -119,8 +131,10 @@ def rotate(
     validity: timedelta,
     now: datetime,
     passphrase: bytes | None,
+    log_key: str | None = None,
 ) -> TrustRoot:
-    """Write trust root version N + 1 into ``directory`` (see the module docstring)."""
+    """Write trust root version N + 1 into ``directory`` (see the module docstring);
+    ``log_key`` is added to the mirror log keys the root names."""
     current = TrustRoot.load(directory / TRUST_ROOT)
     old_root = PrivateKey.load(directory / ROOT_KEY, passphrase)
     if old_root.keyid not in current.root_keys:
@@ -138,6 +152,11 @@ def rotate(
         root_threshold=1 if root else None,
         bundle_threshold=1 if signing else None,
         validity=validity,
+        log_keys=(
+            [*(k.vkey() for k in current.log_keys if k.vkey() != log_key), log_key]
+            if log_key
+            else None
+        ),
     )
     signers = [old_root] + ([root] if root else [])
     trust = sign_root(unsigned, signers, source=str(directory / TRUST_ROOT))
@@ -202,6 +221,7 @@ def generate_cmd(
 ) -> None:
     """Generate a signing key, a root key and a version-1 trust root."""
     passphrase = passphrase_from_env()
+    log_key = tlog.signer(ctx.home / "mirror").verifier.vkey()
     trust = generate(
         out,
         key_type=KeyType(key_type),
@@ -210,6 +230,7 @@ def generate_cmd(
         now=datetime.now(UTC),
         passphrase=passphrase,
         signer=signer,
+        log_key=log_key,
     )
     info = trust.describe()
     signing_keyid = info["bundleKeys"][0]
@@ -225,11 +246,13 @@ def generate_cmd(
             "channel": trust.channel,
             "expires": info["expires"],
             "encrypted": passphrase is not None,
+            "logKey": log_key,
         },
         lambda: (
             f"signing key  {signing_ref}  keyid {signing_keyid[:16]}\n"
             f"root key     {out / ROOT_KEY}  keyid {info['rootKeys'][0][:16]}  (keep offline)\n"
             f"trust root   {out / TRUST_ROOT}  channel {trust.channel}, expires {info['expires']}\n"
+            f"log key      {log_key}\n"
             f"next: carry {TRUST_ROOT} to the appliance and run 'stella trust add {TRUST_ROOT}'"
         ),
     )
@@ -246,9 +269,15 @@ def generate_cmd(
 @click.option("--signing", is_flag=True, help="Replace (and revoke) the bundle signing key.")
 @click.option("--root", "root_", is_flag=True, help="Replace the root key.")
 @click.option("--validity-days", type=click.IntRange(1, 3650), default=365, show_default=True)
+@click.option("--log", "log_", is_flag=True, help="Name the workspace's transparency-log key too.")
 @pass_ctx
 def rotate_cmd(
-    ctx: CliContext, directory: Path, signing: bool, root_: bool, validity_days: int
+    ctx: CliContext,
+    directory: Path,
+    signing: bool,
+    root_: bool,
+    validity_days: int,
+    log_: bool = False,
 ) -> None:
     """Write the next trust-root version (new keys, or a new expiry only)."""
     trust = rotate(
@@ -258,6 +287,7 @@ def rotate_cmd(
         validity=timedelta(days=validity_days),
         now=datetime.now(UTC),
         passphrase=passphrase_from_env(),
+        log_key=tlog.signer(ctx.home / "mirror").verifier.vkey() if log_ else None,
     )
     info = trust.describe()
     ctx.emit(

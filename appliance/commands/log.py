@@ -1,10 +1,11 @@
-"""``stella log checkpoint|verify|prove|consistency|cosign|trusted-root``: the appliance's
-transparency log (docs/transparency.md)."""
+"""``stella log checkpoint|verify|prove|consistency|cosign|trusted-root|rotate``: the
+appliance's transparency log (docs/transparency.md)."""
 
 from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,26 @@ def trusted_root_cmd(ctx: CliContext, out: Path) -> None:
     doc = tlog.trusted_root(home)
     _write(out, canonical.dumps(doc) + b"\n")
     ctx.emit({"out": str(out), "tlogs": len(doc["tlogs"])}, f"wrote {out}")
+
+
+@log_group.command("rotate")
+@click.option("--origin", default=None, help="The new shard's name [default: stella.<id>/log/<n>].")
+@pass_ctx
+def rotate_cmd(ctx: CliContext, origin: str | None) -> None:
+    """Freeze the current log shard read-only (still trusted for its proofs) and start a new
+    one with a new key at the next attestation."""
+    home = Home(ctx.home).require()
+    frozen, old, new = tlog.rotate(home, now=datetime.now(UTC), origin=origin)
+    head = tlog.read_checkpoint(frozen / "checkpoint")
+    ctx.emit(
+        {
+            "frozen": str(frozen),
+            "origin": old,
+            "size": head.checkpoint.size,
+            "checkpoint": head.to_text(),
+            "newOrigin": new,
+        },
+        f"froze {old} at size {head.checkpoint.size} in {frozen} (read-only, still trusted)\n"
+        f"the next attestation starts {new} with a new key; run 'stella log trusted-root' "
+        "again for verifiers",
+    )

@@ -11,6 +11,10 @@
    exactly, aborts the transaction: nothing is half-written. Image blobs (which sort first)
    are written and synced on writer threads while the datasets load, and are moved into the
    OCI store, verified, before the transaction commits.
+   If the trust root names the mirror's transparency-log keys, the statement's proof
+   (``statement.tlog.json``) must verify against them and the mirror log's head must extend
+   the last head of that log this appliance saw on the channel (docs/transparency.md): an
+   unlogged bundle, a forked or a rolled-back log is refused before anything is loaded.
 3. The images' tags are written, then the new snapshot is activated in that same
    transaction. Any failure up to its commit leaves the previous snapshot active; the bundle
    goes to ``quarantine/`` with a reason file. Nothing after the commit refuses the bundle.
@@ -25,12 +29,13 @@ import os
 import shutil
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
 from appliance.intake.trust_store import TrustStore
@@ -56,9 +61,12 @@ from bundles.bundle import (
     MANIFEST_MEMBER,
     PATCH_PREFIX,
     STATEMENT_MEMBER,
+    TLOG_MEMBER,
     BundleKind,
+    BundleNotLoggedError,
     BundleStatement,
     carried_roots,
+    check_logged,
     format_time,
     hashed_file,
     newest_root,
@@ -74,6 +82,8 @@ from bundles.oci import Descriptor, OCILayout
 from bundles.oci.sink import BlobSink
 from bundles.parts import PartsIncompleteError, assemble, first_header, is_part, peek_manifest
 from bundles.snapshot import DatasetEntry, Manifest
+from bundles.tlog.carried import PROOF_LIMIT, BundleProofError, check_extends
+from bundles.tlog.entry import EntryCheck
 from bundles.trust import TrustRoot
 
 MANIFEST_LIMIT: Final = 64 << 20
@@ -126,6 +136,7 @@ class ImportResult:
     image_entries: list[Descriptor] = field(default_factory=list, repr=False)
     upstream_signatures: list[ImageVerification] = field(default_factory=list)
     rotation: list[TrustRoot] = field(default_factory=list, repr=False)
+    logged: EntryCheck | None = field(default=None, repr=False)
 
 
 def _lines_capped(member: MemberStream) -> Iterator[bytes]:
@@ -235,6 +246,11 @@ class Importer:
             # rotation is carried again by every later bundle.
             for root in result.rotation:
                 TrustStore(self.home.trust).store_rotation(root)
+            if result.logged is not None:
+                # Lost only if this fails: the next import then checks against an older head
+                # of the mirror's log, which a consistent head still extends.
+                with suppress(OSError):
+                    tlog.store_mirror_head(self.home, result.channel, result.logged.checkpoint)
             if result.trust_rotated_to is not None:
                 record_decision(
                     self.home,
@@ -271,6 +287,7 @@ class Importer:
                     "images": result.images,
                     "blobsStored": result.blobs_stored,
                     "upstreamSignatures": [v.to_dict() for v in result.upstream_signatures],
+                    "mirrorLog": result.logged.to_dict() if result.logged else None,
                 },
             )
             mark_activated(self.home, result.snapshot, now)  # wakes stella-rescan.path
@@ -327,6 +344,7 @@ class Importer:
                 last_sequence=knowledge.last_sequence(channel),
                 source=source,
             )
+            logged = self._check_logged(reader, envelope, trust, channel, source)
             fault("import.after-verify")
             predicate = bundle.predicate
             base = predicate.base_snapshot
@@ -358,6 +376,7 @@ class Importer:
                 keyids=bundle.keyids,
                 dry_run=dry_run,
                 trust_rotated_to=chain[-1].version if chain else None,
+                logged=logged,
             )
             try:
                 with knowledge.db.transaction("import bundle"), ExitStack() as sinks:
@@ -380,6 +399,28 @@ class Importer:
             knowledge.close()
         result.rotation = chain
         return result
+
+    def _check_logged(
+        self,
+        reader: ArchiveReader,
+        envelope: bytes,
+        trust: TrustRoot,
+        channel: str,
+        source: str,
+    ) -> EntryCheck | None:
+        """The statement's entry in the mirror's log, when the trust root names the log: its
+        proof verified, and its head consistent with the last head seen on this channel."""
+        proof = reader.read_second(TLOG_MEMBER, limit=PROOF_LIMIT)
+        checked = check_logged(envelope, proof, trust, source=source)
+        if checked is None:
+            return None
+        carried, entry = checked
+        last = tlog.last_mirror_head(self.home, entry.origin, channel)
+        try:
+            check_extends(carried, entry, last, source=source)
+        except BundleProofError as e:
+            raise BundleNotLoggedError(e.message, hint=e.hint) from e
+        return entry
 
     def _oci(self) -> OCILayout:
         return OCILayout.init(self.home.oci, exist_ok=True)

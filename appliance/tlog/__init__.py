@@ -9,6 +9,7 @@
       witnesses/*.vkey       the witnesses this appliance trusts (C2SP verifier keys)
       witnessed/             heads this appliance cosigned as a witness, one per log
       frozen/<n>/            earlier shards after a rotation: read-only, still trusted
+      mirrors/               the last head of each mirror's log seen at an import, per channel
 
 The appliance id is the first 16 hex digits of the appliance key's keyid. The log key is
 made the first time something is logged, so homes made before the log existed gain one.
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -112,8 +115,91 @@ def _signer(home: Home) -> NoteSigner:
     return signer
 
 
+ROTATING: Final = ".rotating"  # a shard being frozen (see rotate)
+SHARD_FILES: Final = ("checkpoint", "tile", "log.pub", "origin", "started", "log.key")
+
+
+def _check_not_rotating(home: Home) -> None:
+    if (root(home) / ROTATING).exists():
+        raise TlogError(
+            f"{root(home) / ROTATING}: a rotation of the log was interrupted",
+            hint="run 'stella log rotate' again to finish it",
+        )
+
+
+@contextlib.contextmanager
+def _append_lock(home: Home) -> Iterator[None]:
+    """The lock appends take (bundles.tlog.log), so a rotation never runs amid one."""
+    with open(root(home) / ".lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def rotate(home: Home, *, now: datetime, origin: str | None = None) -> tuple[Path, str, str]:
+    """Freeze the current shard read-only under ``tlog/frozen/<n>/`` (its key deleted, its
+    freezing time in ``frozen-at``) and name the next shard ``origin`` (default
+    ``stella.<id>/log/<n+1>``); the next attestation logged makes the new shard's key.
+    Returns the frozen shard's directory, its origin and the new origin.
+
+    Crash-safe in steps: the shard's files move into ``tlog/.rotating/`` (appends refuse
+    while it exists), the new origin is written, then ``.rotating`` becomes
+    ``frozen/<n>``; an interrupted rotation is finished by running it again."""
+    home.require()
+    directory = root(home)
+    staging = directory / ROTATING
+    if not staging.exists():
+        if not (directory / "checkpoint").is_file():
+            raise LogNotStartedError(
+                f"{directory}: this log shard has no entry yet, there is nothing to freeze",
+                hint="the current shard starts with the next attestation signed",
+            )
+        open_home_log(home, write=True).repair()  # entries a crash left past the head
+    with _append_lock(home):
+        if not staging.exists():
+            log = open_home_log(home)
+            if log.pending:
+                raise TlogError(f"{directory}: entries past the checkpoint; run it again")
+            staging.mkdir(mode=0o700)
+        old_origin = small_text(
+            staging / "origin" if (staging / "origin").exists() else directory / "origin"
+        )
+        for name in SHARD_FILES:
+            if (directory / name).exists() and not (staging / name).exists():
+                os.replace(directory / name, staging / name)
+        frozen = directory / "frozen"
+        frozen.mkdir(exist_ok=True)
+        taken = {p.name for p in frozen.iterdir()}
+        number = next(n for n in range(1, len(taken) + 2) if str(n) not in taken)
+        new_origin = origin or f"{origin_for(home)}/{number + 1}"
+        if new_origin == old_origin or any(
+            small_text(frozen / n / "origin") == new_origin for n in taken
+        ):
+            raise TlogError(f"origin {new_origin!r} is already a shard of this log")
+        write_durably(directory / "origin", (new_origin + "\n").encode())
+        with contextlib.suppress(FileNotFoundError):
+            (staging / "log.key").unlink()
+        stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        write_durably(staging / "frozen-at", (stamp + "\n").encode())
+        for path in staging.rglob("*"):
+            if path.is_file():
+                path.chmod(0o444)
+        target = frozen / str(number)
+        os.replace(staging, target)
+        for synced in (frozen, directory):
+            fd = os.open(synced, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return target, old_origin, new_origin
+
+
 def open_home_log(home: Home, *, write: bool = False) -> TileLog:
     home.require()
+    _check_not_rotating(home)
     if write:
         signer = _signer(home)
         return open_log(root(home), signer.verifier, signer)
@@ -256,6 +342,26 @@ def trusted_root(home: Home) -> dict[str, Any]:
         "ctlogs": [],
         "timestampAuthorities": [],
     }
+
+
+def mirror_state(home: Home, origin: str, channel: str) -> Path:
+    """Where the last head of the mirror log ``origin`` seen importing ``channel`` is kept."""
+    name = hashlib.sha256(f"{origin}\n{channel}".encode()).hexdigest()[:16]
+    return root(home) / "mirrors" / f"{name}.checkpoint"
+
+
+def last_mirror_head(home: Home, origin: str, channel: str) -> SignedCheckpoint | None:
+    path = mirror_state(home, origin, channel)
+    if not path.is_file():
+        return None
+    return read_checkpoint(path)
+
+
+def store_mirror_head(home: Home, channel: str, head: SignedCheckpoint) -> None:
+    """Keep ``head`` (verified at an import that committed) as the last one seen."""
+    path = mirror_state(home, head.checkpoint.origin, channel)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_durably(path, head.to_text().encode())
 
 
 def witness_state(home: Home, origin: str) -> Path:

@@ -12,6 +12,7 @@ import pytest
 
 from bundles.errors import TrustError
 from bundles.keys import KeyType, PrivateKey
+from bundles.tlog.note import COSIGNATURE_V1, NoteSigner, Verifier
 from bundles.trust import (
     TrustRoot,
     TrustRootExpiredError,
@@ -211,3 +212,44 @@ def _shape_error(edit: Callable[[dict[str, Any]], object]) -> str:
 )
 def test_a_malformed_field_is_named(edit: Callable[[dict[str, Any]], object], message: str) -> None:
     assert _shape_error(edit) == message
+
+
+def test_a_root_may_name_the_mirror_log_keys_and_old_roots_name_none(
+    keys: list[PrivateKey], signer: PrivateKey
+) -> None:
+    log = NoteSigner("stella-mirror.test/log", PrivateKey.generate(KeyType.ED25519)).verifier
+    old = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW))
+    assert old.log_keys == []
+    assert "logKeys" not in old.describe()
+    named = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW, log_keys=[log.vkey()]))
+    assert named.log_keys == [log]
+    assert named.describe()["logKeys"] == [log.vkey()]
+    # a rotation keeps them, or replaces them, under the root keys' signatures
+    kept = reload(sign_root(named.successor(now=NOW), keys[:1]))
+    assert kept.log_keys == [log]
+    added = reload(sign_root(old.successor(now=NOW, log_keys=[log.vkey()]), keys[:1]))
+    old.check_successor(added, now=NOW)
+    assert added.log_keys == [log]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not-a-list", "x-stella-log-keys must be an array"),
+        ([7], r"x-stella-log-keys\[0\] must be a string"),
+        (["example+00000000+AAAA"], "not a C2SP verifier key"),
+    ],
+)
+def test_a_malformed_log_key_field_is_refused(
+    keys: list[PrivateKey], signer: PrivateKey, value: object, message: str
+) -> None:
+    doc = json.loads(TrustRoot.create(keys[:1], [signer.public_key], now=NOW).to_bytes())
+    doc["signed"]["x-stella-log-keys"] = value
+    with pytest.raises(TrustRootFormatError, match=message):
+        TrustRoot.from_bytes(json.dumps(doc).encode())
+
+
+def test_a_witness_key_is_not_a_log_key(keys: list[PrivateKey], signer: PrivateKey) -> None:
+    witness = Verifier("w.example", b"\x01" * 32, COSIGNATURE_V1)
+    with pytest.raises(TrustRootFormatError, match="is not a log key"):
+        TrustRoot.create(keys[:1], [signer.public_key], now=NOW, log_keys=[witness.vkey()])

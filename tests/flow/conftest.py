@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import shutil
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ def rewrite_bundle(src: Path, dst: Path, edit: MemberEdit) -> None:
             if edited is not None:
                 tout.addfile(edited, io.BytesIO(data))
     dst.write_bytes(zstandard.ZstdCompressor().compress(out.getvalue()))
+
+
+def copy_home(src: Path, dst: Path) -> None:
+    """A copy of a mirror home that is the same mirror: it shares the one transparency log
+    (two copies of a log that both grow are a fork, which appliances refuse)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("tlog"))
+    (dst / "mirror" / "tlog").symlink_to(src / "mirror" / "tlog")
 
 
 def invoke(prog: click.Command, *args: str) -> dict[str, Any]:

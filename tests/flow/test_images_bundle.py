@@ -4,7 +4,6 @@ a delta omits the blobs its base carried, and an appliance without them refuses 
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from bundles.errors import OCILayoutError
 from bundles.oci import OCILayout
 from tests.bundles.oci_helpers import attach, build_image
-from tests.flow.conftest import Appliance, Mirror, rewrite_bundle
+from tests.flow.conftest import Appliance, Mirror, copy_home, rewrite_bundle
 
 REF = "registry.example/team/app:1.0"
 
@@ -23,7 +22,7 @@ def image_mirror(mirror: Mirror, tmp_path_factory: pytest.TempPathFactory) -> Mi
     """A copy of the mirror workspace with one image (and a signature referrer) mirrored."""
     root = tmp_path_factory.mktemp("imirror")
     home = root / "home"
-    shutil.copytree(mirror.home, home)
+    copy_home(mirror.home, home)
     layout = OCILayout.init(home / "mirror" / "oci", exist_ok=True)
     image = build_image(
         layout, {"etc/os-release": b"ID=debian\n", "app/big": os.urandom(300_000)}, tag=REF
@@ -62,12 +61,12 @@ def test_delta_without_the_base_blobs_is_refused_naming_them(
     image_mirror: Mirror, appliance: Appliance, tmp_path: Path, mirror: Mirror
 ) -> None:
     s0, s1, _ = image_mirror.snapshots
-    image_mirror.export(tmp_path / "full.stella.tar.zst", "--snapshot", s0, "--sequence", "1")
-    delta = tmp_path / "delta.stella.tar.zst"
-    image_mirror.export(delta, "--snapshot", s1, "--base", s0, "--sequence", "2")
     # This appliance got the base snapshot from a bundle without images.
     plain = tmp_path / "plain.stella.tar.zst"
     mirror.export(plain, "--snapshot", s0, "--sequence", "1")
+    image_mirror.export(tmp_path / "full.stella.tar.zst", "--snapshot", s0, "--sequence", "1")
+    delta = tmp_path / "delta.stella.tar.zst"
+    image_mirror.export(delta, "--snapshot", s1, "--base", s0, "--sequence", "2")
     appliance.run("import", str(plain))
     code, err = appliance.fail("import", str(delta))
     assert code == 1

@@ -12,8 +12,7 @@ import pytest
 
 from bundles.archive import ArchiveReader
 from bundles.bundle import peek_statement
-from mirror.cli import cli as stella_mirror
-from tests.flow.conftest import Appliance, Mirror, invoke, rewrite_bundle
+from tests.flow.conftest import Appliance, Mirror, rewrite_bundle
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +79,13 @@ def test_export_is_deterministic_for_the_same_inputs(mirror: Mirror, tmp_path: P
     mirror.export(a, "--snapshot", mirror.snapshots[0], "--sequence", "9")
     mirror.export(b, "--snapshot", mirror.snapshots[0], "--sequence", "9")
 
-    # The statement carries its creation time; every other member is byte-identical.
+    # The statement carries its creation time, and each export is a new entry of the mirror's
+    # log (its own proof); every other member is byte-identical.
     def members(p: Path) -> dict[str, bytes]:
         with open(p, "rb") as fh:
             reader = ArchiveReader(fh)
             bundle = peek_statement(reader.read_first("statement.dsse.json"))
+            assert reader.read_second("statement.tlog.json", limit=1 << 20) is not None
             return {m.name: m.read_all() for m in reader.members(bundle.members)}
 
     assert members(a) == members(b)
@@ -186,7 +187,7 @@ def test_unlisted_member_is_refused(
 def test_bundle_from_an_untrusted_mirror_is_refused(
     appliance: Appliance, tmp_path: Path, mirror: Mirror
 ) -> None:
-    invoke(stella_mirror, "keys", "generate", "--out", str(tmp_path / "rogue"))
+    mirror.run("keys", "generate", "--out", str(tmp_path / "rogue"))
     out = tmp_path / "rogue.stella.tar.zst"
     mirror.run(
         "export",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from bundles.keys import PrivateKey
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import EMPTY_JSON, OCI_EMPTY, OCI_MANIFEST
 from tests.bundles.oci_helpers import attach, build_image
-from tests.flow.conftest import Appliance, Mirror
+from tests.flow.conftest import Appliance, Mirror, copy_home
 
 APP = "registry.example/team/app"
 TAMPERED = "registry.example/team/tampered"
@@ -87,7 +86,7 @@ def signed(
     was edited after signing; exported as a full bundle of the second snapshot."""
     root = tmp_path_factory.mktemp("upstream")
     home = root / "home"
-    shutil.copytree(mirror.home, home)
+    copy_home(mirror.home, home)
     layout = OCILayout.init(home / "mirror" / "oci", exist_ok=True)
     records = {}
     for repository, files in ((APP, {"app/bin": b"app"}), (TAMPERED, {"app/bin": b"other"})):
@@ -105,13 +104,17 @@ def signed(
         canonical.dumps({"version": 1, "images": records})
     )
     image_mirror = Mirror(home=home, keys=mirror.keys, feeds=mirror.feeds, snapshots=[])
+    # A bundle without images, logged before the one with them (appliances import a channel's
+    # bundles in the order the mirror logged them).
+    plain = root / "plain.stella.tar.zst"
+    mirror.export(plain, "--snapshot", mirror.snapshots[0], "--sequence", "1")
     out = root / "images.stella.tar.zst"
     image_mirror.export(out, "--snapshot", mirror.snapshots[1], "--sequence", "2")
     pub = root / "upstream.pub"
     upstream_key.public_key.save(pub)
     other = root / "other.pub"
     PrivateKey.generate().public_key.save(other)
-    return {"bundle": out, "key": pub, "other": other, "records": records}
+    return {"bundle": out, "plain": plain, "key": pub, "other": other, "records": records}
 
 
 def _by_reference(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -181,9 +184,7 @@ def test_without_a_rule_every_signature_is_unverifiable(
 def test_required_rule_unmet_refuses_the_bundle_and_keeps_the_previous_state(
     appliance: Appliance, signed: dict[str, Any], mirror: Mirror, tmp_path: Path
 ) -> None:
-    plain = tmp_path / "plain.stella.tar.zst"
-    mirror.export(plain, "--snapshot", mirror.snapshots[0], "--sequence", "1")
-    appliance.run("import", str(plain))
+    appliance.run("import", str(signed["plain"]))
     before = appliance.active()
     appliance.run(
         "trust", "upstream", "add", "--repository", TAMPERED, "--key", str(signed["key"]),
