@@ -30,8 +30,8 @@ after a successful import) calls :func:`mark_activated`, which rewrites
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -268,6 +268,10 @@ class Context:
     policy: str
     vex: str
     changes: tuple[tuple[datetime, str], ...]  # (when, what) of statements taking effect/expiring
+    created: Mapping[str, str] = field(default_factory=dict)  # snapshot digest -> created
+    # the policy's limit on the snapshot's age in days (data ``stella.thresholds``); None when
+    # the policy has none, and then any change of the age in whole days may matter
+    age_limit: int | None = None
 
 
 def _vex_digest(statements: Sequence[Any]) -> str:
@@ -283,17 +287,20 @@ def context(home: Home) -> Context:
     with open_state(home) as db:
         stored = VexStore(db).statements()
     statements = [VexStatement.from_dict(body) for body in stored]
-    policy = None
+    created: dict[str, str] = {}
     if home.knowledge_db.is_file():
         store = KnowledgeStore.open(home.knowledge_db)
         try:
             policy = choose_policy(None, store, snapshot)
             if snapshot is not None:
                 statements.extend(snapshot_statements(store, snapshot)[0])
+            created = {str(r.digest): r.created for r in store.snapshots()}
         finally:
             store.close()
     else:
         policy = choose_policy(None, None, None)
+    thresholds = policy.data.get("stella", {}).get("thresholds", {})
+    limit = thresholds.get("max_snapshot_age_days") if isinstance(thresholds, dict) else None
     changes: list[tuple[datetime, str]] = []
     for s in statements:
         if s.expires is not None:
@@ -304,6 +311,8 @@ def context(home: Home) -> Context:
         policy=str(policy.digest),
         vex=_vex_digest(stored),
         changes=tuple(sorted(changes)),
+        created=created,
+        age_limit=limit if isinstance(limit, int) else None,
     )
 
 
@@ -397,11 +406,33 @@ def _must_gate(
     if (row.snapshot is None) != (ctx.snapshot is None):
         return f"snapshot changed ({_short(row.snapshot)} -> {_short(ctx.snapshot)})"
     last = parse_time(row.evaluation_time, where="verdict evaluation time")
+    then = _age(ctx, row.snapshot, last)
+    now = _age(ctx, str(ctx.snapshot) if ctx.snapshot else None, at)
+    if ctx.age_limit is None and then != now:
+        return f"the snapshot's age changed ({then} -> {now} days) and the policy may use it"
+    if ctx.age_limit is not None and _stale(then, ctx.age_limit) != _stale(now, ctx.age_limit):
+        return f"the snapshot's age crosses the policy's limit of {ctx.age_limit} days"
     low, high = min(last, at), max(last, at)
     for when, what in ctx.changes:
         if low < when <= high:
             return f"{what} at {format_time(when)}"
     return None
+
+
+def _age(ctx: Context, snapshot: str | None, at: datetime) -> int | None:
+    """The snapshot's age in whole days at ``at``, as the policy input computes it."""
+    created = ctx.created.get(snapshot) if snapshot else None
+    if not created:
+        return None
+    try:
+        return int((at - parse_time(created, where="snapshot created")).total_seconds() // 86400)
+    except StellaError:
+        return None
+
+
+def _stale(age: int | None, limit: int) -> bool:
+    """What the default policy concludes: an unknown age is stale, as an age over the limit."""
+    return age is None or age > limit
 
 
 def dependencies(

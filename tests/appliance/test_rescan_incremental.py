@@ -34,7 +34,7 @@ from bundles.digest import Digest
 from bundles.snapshot import DatasetType, build_dataset
 from tests.appliance.homes import CVE, KEV, SITE, install_knowledge
 from tests.appliance.homes import OSV_UNRATED as OSV
-from tests.appliance.rva.factories import AT
+from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
 
 
@@ -159,6 +159,24 @@ def test_policy_vex_and_exception_windows_force_a_gate() -> None:
     # an expiry before the last gate was already seen by that gate
     seen = Context(ctx.snapshot, row.policy, "vex-1", ((AT - timedelta(days=3650), "old"),))
     assert _must_gate(row, entry, seen, AT) is None
+
+
+def test_a_snapshot_growing_older_than_the_policy_allows_forces_a_gate() -> None:
+    row = _row(evaluation_time="2026-11-20T00:00:00Z")
+    entry = IndexedImage(row.subject, row.snapshot, "v", "x")
+    snap = Digest.parse(str(row.snapshot))
+    created = {str(snap): "2026-11-01T00:00:00Z"}
+    ctx = Context(snap, row.policy, "v", (), created=created, age_limit=30)
+    assert _must_gate(row, entry, ctx, t("2026-11-30T00:00:00Z")) is None  # 19 -> 29 days
+    assert _must_gate(row, entry, ctx, t("2026-12-03T00:00:00Z")) == (
+        "the snapshot's age crosses the policy's limit of 30 days"
+    )
+    # a policy without that limit: any change of the age in days may matter
+    other = Context(snap, row.policy, "v", (), created=created, age_limit=None)
+    assert _must_gate(row, entry, other, t("2026-11-20T12:00:00Z")) is None
+    assert "age changed (19 -> 20 days)" in str(
+        _must_gate(row, entry, other, t("2026-11-21T00:00:00Z"))
+    )
 
 
 # ----------------------------------------------------------------- the delta
