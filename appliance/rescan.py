@@ -272,10 +272,16 @@ class Context:
     # the policy's limit on the snapshot's age in days (data ``stella.thresholds``); None when
     # the policy has none, and then any change of the age in whole days may matter
     age_limit: int | None = None
+    # whether the policy can read EPSS: some file of it names ``epss`` or reads the input
+    # generically (``walk``, ``object.keys``, ``json.marshal``)
+    reads_epss: bool = True
 
 
 def _vex_digest(statements: Sequence[Any]) -> str:
     return str(Digest.of_bytes(canonical.dumps(sorted(canonical.dumps(s) for s in statements))))
+
+
+_EPSS_READERS: Final = ("epss", "walk(", "object.keys", "json.marshal")
 
 
 def context(home: Home) -> Context:
@@ -313,6 +319,7 @@ def context(home: Home) -> Context:
         changes=tuple(sorted(changes)),
         created=created,
         age_limit=limit if isinstance(limit, int) else None,
+        reads_epss=any(word in f.content.lower() for f in policy.files for word in _EPSS_READERS),
     )
 
 
@@ -367,7 +374,8 @@ def plan(
             if delta.everything is not None:
                 hit = dict.fromkeys((str(d) for d in digests), delta.everything)
             else:
-                hit = index.holders(delta.packages, delta.cves)
+                cves = delta.cves | delta.epss if ctx.reads_epss else delta.cves
+                hit = index.holders(delta.packages, cves)
             for digest in digests:
                 row = latest[digest]
                 cause = hit.get(str(digest))

@@ -1,7 +1,9 @@
 """What changed between two snapshots of ``knowledge.db``, as the incremental rescan needs it:
 the (ecosystem, normalized package name) keys of OSV records added, changed or removed, and
-the CVE ids whose KEV, EPSS or CVE-rating records changed (or that a changed OSV record names,
-since a GitHub advisory's rating reaches every finding of the CVEs it aliases).
+the CVE ids whose KEV or CVE-rating records changed (or that a changed OSV record names, since
+a GitHub advisory's rating reaches every finding of the CVEs it aliases), and apart from them
+the CVE ids whose EPSS score changed (scores move daily for most CVEs, and a policy that never
+reads EPSS cannot be changed by them).
 
 Datasets are content-addressed: a dataset both snapshots call by the same name and hold by
 the same row is unchanged and never read. For a changed dataset the two memberships are
@@ -39,6 +41,7 @@ class Delta:
     everything: str | None = None
     packages: frozenset[tuple[str, str]] = frozenset()
     cves: frozenset[str] = frozenset()
+    epss: frozenset[str] = frozenset()  # CVE ids whose EPSS score alone changed
     datasets: tuple[str, ...] = ()  # names of the changed datasets
     records: int = 0  # records added, changed or removed
 
@@ -51,6 +54,7 @@ class Delta:
             "records": self.records,
             "packages": len(self.packages),
             "cves": len(self.cves),
+            "epss": len(self.epss),
         }
 
 
@@ -167,6 +171,7 @@ def snapshot_delta(store: KnowledgeStore, old: Digest, new: Digest) -> Delta:
     before, after = _members(store, old), _members(store, new)
     packages: set[tuple[str, str]] = set()
     cves: set[str] = set()
+    epss: set[str] = set()
     changed: list[str] = []
     records = 0
     for name in sorted(before.keys() | after.keys()):
@@ -193,7 +198,7 @@ def snapshot_delta(store: KnowledgeStore, old: Digest, new: Digest) -> Delta:
             else:
                 ids = _changed_records(store, old_id, new_id)[1]
             records += len(ids)
-            cves.update(ids)
+            (epss if kind == DatasetType.EPSS.value else cves).update(ids)
         else:
             return Delta(old, new, everything=f"{kind} dataset {name} changed")
     return Delta(
@@ -201,6 +206,7 @@ def snapshot_delta(store: KnowledgeStore, old: Digest, new: Digest) -> Delta:
         new,
         packages=frozenset(packages),
         cves=frozenset(cves),
+        epss=frozenset(epss - cves),
         datasets=tuple(changed),
         records=records,
     )

@@ -21,7 +21,7 @@ from appliance.cli import cli
 from appliance.home import Home
 from appliance.match.model import Inventory
 from appliance.match.service import match_inventory
-from appliance.rescan import Context, _must_gate, dependencies
+from appliance.rescan import Context, _must_gate, context, dependencies
 from appliance.scanner.model import Package, PackageType
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
@@ -103,6 +103,19 @@ def test_only_images_a_delta_touches_are_gated_again(home: Home) -> None:
     assert kept["lastVerdict"]["snapshot"] == str(first["snapshot"])
     assert kept["lastVerdict"]["policy"] == after["policy"]
     assert (record.result["gated"], record.result["skipped"]) == (1, 1)
+
+    # the default policy never reads EPSS: a change of scores alone re-gates nothing
+    assert context(home).reads_epss is False
+    epss = build_dataset("epss", DatasetType.EPSS, [{"id": CVE, "epss": "0.9", "percentile": "1"}])
+    store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
+        parts += [build_dataset("kev", DatasetType.KEV, [KEV]), epss]
+        install_snapshot(store, parts, sequence=3, channel="stable", created="2026-11-22T00:00:00Z")
+    finally:
+        store.close()
+    code, scores = stella_json(home, "rescan", "--at", "2026-11-23T08:30:00Z")
+    assert (code, scores["gated"], scores["skipped"]) == (0, 0, 2)
 
     text = stella_text(home, "rescan", "--all", "--at", "2026-11-23T09:00:00Z")
     assert text.exit_code == 0, text.output
@@ -214,7 +227,13 @@ def test_delta_of_unchanged_and_changed_datasets(tmp_path: Path) -> None:
         delta = snapshot_delta(store, one, two)
         assert delta.everything is None
         assert delta.packages == {("PyPI", "idna")}  # normalized, the unchanged OSV not read
-        assert delta.cves == {CVE, "CVE-2026-1"}
+        assert delta.cves == {CVE, "CVE-2026-1"}  # KEV added, OSV record changed
+        assert delta.epss == frozenset()  # CVE's EPSS changed too, but it is in cves
+        three = _install(store, 3, {"osv": [OSV, changed], "kev": [KEV], "epss": epss})
+        assert (snapshot_delta(store, two, three).cves, snapshot_delta(store, two, three).epss) == (
+            frozenset(),
+            {CVE},
+        )
         assert delta.datasets == ("epss", "kev", "osv-pypi")
         assert delta.records == 3
         gone = snapshot_delta(store, Digest.of_bytes(b"pruned"), two)
@@ -303,7 +322,7 @@ def test_incremental_set_holds_every_image_a_full_rescan_changes(
             if delta.everything is not None:
                 incremental = {str(n) for n in range(len(held))}
             else:
-                incremental = set(index.holders(delta.packages, delta.cves))
+                incremental = set(index.holders(delta.packages, delta.cves | delta.epss))
             changed = {
                 str(n)
                 for n, names in enumerate(held)
