@@ -230,10 +230,8 @@ def test_delta_of_unchanged_and_changed_datasets(tmp_path: Path) -> None:
         assert delta.cves == {CVE, "CVE-2026-1"}  # KEV added, OSV record changed
         assert delta.epss == frozenset()  # CVE's EPSS changed too, but it is in cves
         three = _install(store, 3, {"osv": [OSV, changed], "kev": [KEV], "epss": epss})
-        assert (snapshot_delta(store, two, three).cves, snapshot_delta(store, two, three).epss) == (
-            frozenset(),
-            {CVE},
-        )
+        scores = snapshot_delta(store, two, three)
+        assert (scores.cves, scores.epss) == (frozenset(), frozenset({CVE}))
         assert delta.datasets == ("epss", "kev", "osv-pypi")
         assert delta.records == 3
         gone = snapshot_delta(store, Digest.of_bytes(b"pruned"), two)
