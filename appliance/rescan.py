@@ -278,7 +278,7 @@ class Context:
 
 
 def _vex_digest(statements: Sequence[Any]) -> str:
-    return str(Digest.of_bytes(canonical.dumps(sorted(canonical.dumps(s) for s in statements))))
+    return str(Digest.of_bytes(b"\n".join(sorted(canonical.dumps(s) for s in statements))))
 
 
 _EPSS_READERS: Final = ("epss", "walk(", "object.keys", "json.marshal")
