@@ -275,6 +275,11 @@ class Context:
     # whether the policy can read EPSS: some file of it names ``epss`` or reads the input
     # generically (``walk``, ``object.keys``, ``json.marshal``)
     reads_epss: bool = True
+    # whether the policy reads the evaluation time itself (``evaluationTime``, ``time.now``),
+    # or the snapshot's identity (``knowledge.id``, ``knowledge.created``): then every new
+    # evaluation time, or every new snapshot, can change any verdict
+    reads_time: bool = False
+    reads_snapshot: bool = False
 
 
 def _vex_digest(statements: Sequence[Any]) -> str:
@@ -411,6 +416,10 @@ def _must_gate(
         return f"policy changed ({_short(row.policy)} -> {_short(ctx.policy)})"
     if entry.vex != ctx.vex:
         return "the stored VEX statements changed"
+    if ctx.reads_time and row.evaluation_time != format_time(at):
+        return "the policy reads the evaluation time"
+    if ctx.reads_snapshot and row.snapshot != (str(ctx.snapshot) if ctx.snapshot else None):
+        return "the policy reads the snapshot's identity, and the snapshot changed"
     if (row.snapshot is None) != (ctx.snapshot is None):
         return f"snapshot changed ({_short(row.snapshot)} -> {_short(ctx.snapshot)})"
     last = parse_time(row.evaluation_time, where="verdict evaluation time")

@@ -104,8 +104,10 @@ def test_only_images_a_delta_touches_are_gated_again(home: Home) -> None:
     assert kept["lastVerdict"]["policy"] == after["policy"]
     assert (record.result["gated"], record.result["skipped"]) == (1, 1)
 
-    # the default policy never reads EPSS: a change of scores alone re-gates nothing
-    assert context(home).reads_epss is False
+    # the default policy never reads EPSS, the clock or the snapshot's identity: a change of
+    # scores alone re-gates nothing
+    shared = context(home)
+    assert (shared.reads_epss, shared.reads_time, shared.reads_snapshot) == (False, False, False)
     epss = build_dataset("epss", DatasetType.EPSS, [{"id": CVE, "epss": "0.9", "percentile": "1"}])
     store = KnowledgeStore.open(home.knowledge_db)
     try:
@@ -194,6 +196,11 @@ def test_policy_vex_and_exception_windows_force_a_gate() -> None:
     )
     expiring = Context(ctx.snapshot, row.policy, "vex-1", ((expiry, "exception k expires"),))
     assert str(_must_gate(row, entry, expiring, AT)).startswith("exception k expires at ")
+    clock = Context(ctx.snapshot, row.policy, "vex-1", (), reads_time=True)
+    assert _must_gate(row, entry, clock, AT) == "the policy reads the evaluation time"
+    assert _must_gate(row, entry, clock, t(row.evaluation_time)) is None
+    pinned = Context(Digest.of_bytes(b"new"), row.policy, "vex-1", (), reads_snapshot=True)
+    assert "the policy reads the snapshot's identity" in str(_must_gate(row, entry, pinned, AT))
     # an expiry before the last gate was already seen by that gate
     seen = Context(ctx.snapshot, row.policy, "vex-1", ((AT - timedelta(days=3650), "old"),))
     assert _must_gate(row, entry, seen, AT) is None
