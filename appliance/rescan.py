@@ -52,6 +52,7 @@ from bundles.files import atomic_write
 
 if TYPE_CHECKING:
     from appliance.match.model import Inventory
+    from appliance.policy.bundle import PolicyBundle
     from appliance.rva.gate import GateResult
 
 ACTIVATED_MARKER: Final = "snapshot.activated"
@@ -324,8 +325,15 @@ def context(home: Home) -> Context:
         changes=tuple(sorted(changes)),
         created=created,
         age_limit=limit if isinstance(limit, int) else None,
-        reads_epss=any(word in f.content.lower() for f in policy.files for word in _EPSS_READERS),
+        reads_epss=_names(policy, _EPSS_READERS),
+        reads_time=_names(policy, ("evaluationtime", "time.now")),
+        reads_snapshot=_names(policy, ("knowledge.id", "knowledge.created")),
     )
+
+
+def _names(policy: PolicyBundle, words: Sequence[str]) -> bool:
+    """Whether some file of the policy names one of ``words`` (compared in lower case)."""
+    return any(word in f.content.lower() for f in policy.files for word in words)
 
 
 def _short(digest: str | Digest | None) -> str:
