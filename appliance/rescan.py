@@ -268,7 +268,7 @@ class Context:
     snapshot: Digest | None
     policy: str
     vex: str
-    changes: tuple[tuple[datetime, str], ...]  # (when, what) of statements taking effect/expiring
+    changes: tuple[tuple[datetime, str], ...]  # (when, what): statements taking effect, expiring
     created: Mapping[str, str] = field(default_factory=dict)  # snapshot digest -> created
     # the policy's limit on the snapshot's age in days (data ``stella.thresholds``); None when
     # the policy has none, and then any change of the age in whole days may matter
@@ -314,10 +314,11 @@ def context(home: Home) -> Context:
     thresholds = policy.data.get("stella", {}).get("thresholds", {})
     limit = thresholds.get("max_snapshot_age_days") if isinstance(thresholds, dict) else None
     changes: list[tuple[datetime, str]] = []
-    for s in statements:
+    for s in statements:  # a statement applies from its time until its expiry (if any)
+        what = "exception" if s.expires is not None else "VEX statement"
+        changes.append((s.timestamp, f"{what} {s.key} for {s.vulnerability} takes effect"))
         if s.expires is not None:
-            changes.append((s.expires, f"exception {s.key} for {s.vulnerability} expires"))
-            changes.append((s.timestamp, f"exception {s.key} for {s.vulnerability} starts"))
+            changes.append((s.expires, f"{what} {s.key} for {s.vulnerability} expires"))
     return Context(
         snapshot=snapshot,
         policy=str(policy.digest),
