@@ -10,6 +10,17 @@ the run ends with one ``rescan`` audit record naming every image and what became
 A FAIL verdict is a successful re-evaluation: the verdict is recorded, that is the job.
 Only an image that could not be gated at all makes the run fail.
 
+Incremental by default: an image is gated again only when something its verdict depends on
+changed since its latest verdict (``--all`` gates every image). The knowledge delta between
+the snapshot of its latest verdict and the active one (:mod:`appliance.store.delta`) gives the
+package keys and CVE ids that changed; the component index (:mod:`appliance.store.components`,
+filled here after each gate) says which images asked for them. A changed policy digest, a
+change to the stored VEX statements, or a VEX statement (an exception) that took effect or
+expired between the image's last evaluation time and this one gates the image again; so does
+anything the index cannot vouch for (never gated, not indexed, indexed under another snapshot
+than its latest verdict, the old snapshot pruned). Every other image keeps its verdict, and
+the run's audit record says why, with the snapshot digests and the policy digest.
+
 Activation marker: whoever activates a snapshot (``stella snapshot activate``; the importer
 after a successful import) calls :func:`mark_activated`, which rewrites
 ``$STELLA_HOME/snapshot.activated``; ``stella-rescan.path`` watches that file and starts
@@ -18,24 +29,30 @@ after a successful import) calls :func:`mark_activated`, which rewrites
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.home import Home
-from appliance.store import record_decision
+from appliance.store import open_state, record_decision
 from appliance.store.audit import AuditAction
+from appliance.store.components import ComponentIndex, IndexedImage
 from appliance.store.knowledge import KnowledgeStore
-from appliance.vex.model import format_time
+from appliance.store.verdicts import VerdictRow, VerdictStore
+from appliance.store.vex import VexStore
+from appliance.vex.model import VexStatement, format_time, parse_time
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.files import atomic_write
 
 if TYPE_CHECKING:
+    from appliance.match.model import Inventory
+    from appliance.policy.bundle import PolicyBundle
     from appliance.rva.gate import GateResult
 
 ACTIVATED_MARKER: Final = "snapshot.activated"
@@ -50,6 +67,7 @@ class RescanError(StellaError):
 class Outcome(StrEnum):
     GATED = "gated"
     FAILED = "failed"
+    SKIPPED = "skipped"  # its verdict stands: nothing it depends on changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,17 @@ class ImageOutcome:
     audit_seq: int | None = None
     error: str | None = None
     aliases: tuple[str, ...] = ()
+    reason: str | None = None  # why it was gated again, or why it was not
+    previous: str | None = None  # the verdict before this run
+
+    @property
+    def changed(self) -> bool:
+        """Gated again to a different verdict than its previous one."""
+        return (
+            self.outcome is Outcome.GATED
+            and self.previous is not None
+            and self.verdict != self.previous
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"image": self.image, "outcome": self.outcome.value}
@@ -84,9 +113,15 @@ class ImageOutcome:
                 "verdict": self.verdict,
                 "referrer": self.referrer,
                 "auditSeq": self.audit_seq,
+                "previous": self.previous,
+                "changed": self.changed,
             }
+        elif self.outcome is Outcome.SKIPPED:
+            out |= {"digest": self.digest, "verdict": self.verdict}
         else:
             out["error"] = self.error
+        if self.reason is not None:
+            out["reason"] = self.reason
         return out
 
 
@@ -98,14 +133,28 @@ class RescanReport:
     evaluation_time: str
     images: tuple[ImageOutcome, ...]
     audit_seq: int | None
+    policy: str | None = None
+    full: bool = True
 
     @property
     def failed(self) -> tuple[ImageOutcome, ...]:
         return tuple(i for i in self.images if i.outcome is Outcome.FAILED)
 
     @property
+    def gated(self) -> tuple[ImageOutcome, ...]:
+        return tuple(i for i in self.images if i.outcome is Outcome.GATED)
+
+    @property
+    def skipped(self) -> tuple[ImageOutcome, ...]:
+        return tuple(i for i in self.images if i.outcome is Outcome.SKIPPED)
+
+    @property
+    def changed(self) -> tuple[ImageOutcome, ...]:
+        return tuple(i for i in self.images if i.changed)
+
+    @property
     def verdicts(self) -> dict[str, int]:
-        """Verdict -> number of images, verdicts sorted by name."""
+        """Verdict -> number of images (gated or kept), verdicts sorted by name."""
         counts: dict[str, int] = {}
         for item in self.images:
             if item.verdict is not None:
@@ -121,8 +170,12 @@ class RescanReport:
         return {
             "snapshot": str(self.snapshot) if self.snapshot else None,
             "evaluationTime": self.evaluation_time,
+            "policy": self.policy,
+            "mode": "full" if self.full else "incremental",
             "images": [i.to_dict() for i in self.images],
-            "gated": len(self.images) - len(self.failed),
+            "gated": len(self.gated),
+            "skipped": len(self.skipped),
+            "changed": len(self.changed),
             "failed": len(self.failed),
             "verdicts": self.verdicts,
             "auditSeq": self.audit_seq,
@@ -154,18 +207,27 @@ def active_snapshot(home: Home) -> Digest | None:
 
 
 def _gate_one(
-    home: Home, target: Target, *, at: datetime, gate_fn: Gate, now: Callable[[], datetime]
+    home: Home,
+    target: Target,
+    *,
+    at: datetime,
+    gate_fn: Gate,
+    now: Callable[[], datetime],
+    reason: str | None = None,
+    previous: str | None = None,
 ) -> ImageOutcome:
     try:
         result = gate_fn(home, target.image, at=at, now=now)
     except (StellaError, OSError) as e:
-        reason = e.diagnostics() if isinstance(e, StellaError) else f"{e.__class__.__name__}: {e}"
+        why = e.diagnostics() if isinstance(e, StellaError) else f"{e.__class__.__name__}: {e}"
         return ImageOutcome(
             target.image,
             Outcome.FAILED,
             digest=str(target.digest) if target.digest else None,
-            error=reason,
+            error=why,
             aliases=target.aliases,
+            reason=reason,
+            previous=previous,
         )
     return ImageOutcome(
         target.image,
@@ -175,6 +237,8 @@ def _gate_one(
         referrer=str(result.referrer.digest),
         audit_seq=result.audit_seq,
         aliases=target.aliases,
+        reason=reason,
+        previous=previous,
     )
 
 
@@ -186,20 +250,310 @@ def _default_gate() -> Gate:
     return gate
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Whether one image is gated again, and why (or why not)."""
+
+    gate: bool
+    reason: str
+    previous: VerdictRow | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every image's verdict depends on now: the active snapshot, the policy digest,
+    the digest of the stored VEX statements and the times statements start or stop to
+    apply."""
+
+    snapshot: Digest | None
+    policy: str
+    vex: str
+    changes: tuple[tuple[datetime, str], ...]  # (when, what): statements taking effect, expiring
+    created: Mapping[str, str] = field(default_factory=dict)  # snapshot digest -> created
+    # the policy's limit on the snapshot's age in days (data ``stella.thresholds``); None when
+    # the policy has none, and then any change of the age in whole days may matter
+    age_limit: int | None = None
+    # whether the policy can read EPSS: some file of it names ``epss`` or reads the input
+    # generically (``walk``, ``object.keys``, ``json.marshal``)
+    reads_epss: bool = True
+    # whether the policy reads the evaluation time itself (``evaluationTime``, ``time.now``),
+    # or the snapshot's identity (``knowledge.id``, ``knowledge.created``): then every new
+    # evaluation time, or every new snapshot, can change any verdict
+    reads_time: bool = False
+    reads_snapshot: bool = False
+
+
+def _vex_digest(statements: Sequence[Any]) -> str:
+    return str(Digest.of_bytes(b"\n".join(sorted(canonical.dumps(s) for s in statements))))
+
+
+_EPSS_READERS: Final = ("epss", "walk(", "object.keys", "json.marshal")
+
+
+def context(home: Home) -> Context:
+    """The inputs every decision of the run shares, read once."""
+    from appliance.rva.gate import choose_policy
+    from appliance.vex.service import snapshot_statements
+
+    snapshot = active_snapshot(home)
+    with open_state(home) as db:
+        stored = VexStore(db).statements()
+    statements = [VexStatement.from_dict(body) for body in stored]
+    created: dict[str, str] = {}
+    if home.knowledge_db.is_file():
+        store = KnowledgeStore.open(home.knowledge_db)
+        try:
+            policy = choose_policy(None, store, snapshot)
+            if snapshot is not None:
+                statements.extend(snapshot_statements(store, snapshot)[0])
+            created = {str(r.digest): r.created for r in store.snapshots()}
+        finally:
+            store.close()
+    else:
+        policy = choose_policy(None, None, None)
+    thresholds = policy.data.get("stella", {}).get("thresholds", {})
+    limit = thresholds.get("max_snapshot_age_days") if isinstance(thresholds, dict) else None
+    changes: list[tuple[datetime, str]] = []
+    for s in statements:  # a statement applies from its time until its expiry (if any)
+        what = "exception" if s.expires is not None else "VEX statement"
+        changes.append((s.timestamp, f"{what} {s.key} for {s.vulnerability} takes effect"))
+        if s.expires is not None:
+            changes.append((s.expires, f"{what} {s.key} for {s.vulnerability} expires"))
+    return Context(
+        snapshot=snapshot,
+        policy=str(policy.digest),
+        vex=_vex_digest(stored),
+        changes=tuple(sorted(changes)),
+        created=created,
+        age_limit=limit if isinstance(limit, int) else None,
+        reads_epss=_names(policy, _EPSS_READERS),
+        reads_time=_names(policy, ("evaluationtime", "time.now")),
+        reads_snapshot=_names(policy, ("knowledge.id", "knowledge.created")),
+    )
+
+
+def _names(policy: PolicyBundle, words: Sequence[str]) -> bool:
+    """Whether some file of the policy names one of ``words`` (compared in lower case)."""
+    return any(word in f.content.lower() for f in policy.files for word in words)
+
+
+def _short(digest: str | Digest | None) -> str:
+    if digest is None:
+        return "none"
+    return Digest.parse(str(digest)).short() if isinstance(digest, str) else digest.short()
+
+
+def plan(
+    home: Home, found: Sequence[Target], ctx: Context, *, at: datetime
+) -> dict[Digest, Decision]:
+    """For each target with a digest, whether to gate it again (see the module's text)."""
+    from appliance.store.delta import Delta, snapshot_delta
+
+    decisions: dict[Digest, Decision] = {}
+    with open_state(home) as db:
+        verdicts = VerdictStore(db)
+        index = ComponentIndex(db)
+        indexed = index.images()
+        latest = {t.digest: verdicts.latest(str(t.digest)) for t in found if t.digest}
+        waiting: dict[str, list[Digest]] = {}  # old snapshot -> images to check against its delta
+        for digest, row in latest.items():
+            if digest is None:
+                continue
+            entry = indexed.get(str(digest))
+            why = _must_gate(row, entry, ctx, at)
+            if why is not None:
+                decisions[digest] = Decision(True, why, row)
+            elif row is not None and row.snapshot != (str(ctx.snapshot) if ctx.snapshot else None):
+                waiting.setdefault(str(row.snapshot), []).append(digest)
+            else:
+                decisions[digest] = Decision(
+                    False,
+                    f"snapshot {_short(ctx.snapshot)} and policy {_short(ctx.policy)} "
+                    "unchanged since its last gate",
+                    row,
+                )
+        if not waiting:
+            return decisions
+        assert ctx.snapshot is not None  # an image gated under another snapshot is waiting
+        store = KnowledgeStore.open(home.knowledge_db)
+        try:
+            deltas: dict[str, Delta] = {
+                old: snapshot_delta(store, Digest.parse(old), ctx.snapshot) for old in waiting
+            }
+        finally:
+            store.close()
+        for old, digests in waiting.items():
+            delta = deltas[old]
+            span = f"snapshot {_short(old)} -> {_short(ctx.snapshot)}"
+            if delta.everything is not None:
+                hit = dict.fromkeys((str(d) for d in digests), delta.everything)
+            else:
+                cves = delta.cves | delta.epss if ctx.reads_epss else delta.cves
+                hit = index.holders(delta.packages, cves)
+            for digest in digests:
+                row = latest[digest]
+                cause = hit.get(str(digest))
+                if cause is not None:
+                    what = (
+                        cause
+                        if delta.everything is not None
+                        else f"{span} changes {cause} it depends on"
+                    )
+                    decisions[digest] = Decision(True, what, row)
+                else:
+                    decisions[digest] = Decision(
+                        False,
+                        f"{span} ({delta.records} records changed in "
+                        f"{len(delta.datasets)} datasets) touches none of its packages or "
+                        f"CVEs; policy {_short(ctx.policy)} unchanged",
+                        row,
+                    )
+    return decisions
+
+
+def _must_gate(
+    row: VerdictRow | None, entry: IndexedImage | None, ctx: Context, at: datetime
+) -> str | None:
+    """Why the image must be gated whatever the knowledge delta says, or None."""
+    if row is None:
+        return "never gated"
+    if entry is None:
+        return "not in the component index"
+    if entry.snapshot != row.snapshot:
+        return "its component index entry is older than its latest verdict"
+    if row.policy != ctx.policy:
+        return f"policy changed ({_short(row.policy)} -> {_short(ctx.policy)})"
+    if entry.vex != ctx.vex:
+        return "the stored VEX statements changed"
+    if ctx.reads_time and row.evaluation_time != format_time(at):
+        return "the policy reads the evaluation time"
+    if ctx.reads_snapshot and row.snapshot != (str(ctx.snapshot) if ctx.snapshot else None):
+        return "the policy reads the snapshot's identity, and the snapshot changed"
+    if (row.snapshot is None) != (ctx.snapshot is None):
+        return f"snapshot changed ({_short(row.snapshot)} -> {_short(ctx.snapshot)})"
+    last = parse_time(row.evaluation_time, where="verdict evaluation time")
+    then = _age(ctx, row.snapshot, last)
+    now = _age(ctx, str(ctx.snapshot) if ctx.snapshot else None, at)
+    if ctx.age_limit is None and then != now:
+        return f"the snapshot's age changed ({then} -> {now} days) and the policy may use it"
+    if ctx.age_limit is not None and _stale(then, ctx.age_limit) != _stale(now, ctx.age_limit):
+        return f"the snapshot's age crosses the policy's limit of {ctx.age_limit} days"
+    low, high = min(last, at), max(last, at)
+    for when, what in ctx.changes:
+        if low < when <= high:
+            return f"{what} at {format_time(when)}"
+    return None
+
+
+def _age(ctx: Context, snapshot: str | None, at: datetime) -> int | None:
+    """The snapshot's age in whole days at ``at``, as the policy input computes it."""
+    created = ctx.created.get(snapshot) if snapshot else None
+    if not created:
+        return None
+    try:
+        return int((at - parse_time(created, where="snapshot created")).total_seconds() // 86400)
+    except StellaError:
+        return None
+
+
+def _stale(age: int | None, limit: int) -> bool:
+    """What the default policy concludes: an unknown age is stale, as an age over the limit."""
+    return age is None or age > limit
+
+
+def dependencies(
+    store: KnowledgeStore, snapshot: Digest, inventory: Inventory
+) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """Match ``inventory`` against ``snapshot`` and return what the matcher looked up: the
+    (ecosystem, normalized name) package keys and the CVE ids (for KEV, EPSS, ratings)."""
+    from appliance.ecosystems import normalize_name
+    from appliance.match.matcher import match
+    from appliance.match.service import KnowledgeAdvisories
+
+    keys: set[tuple[str, str]] = set()
+    cves: set[str] = set()
+
+    class Recording(KnowledgeAdvisories):
+        def prefetch(self, packages: Iterable[tuple[str, str]]) -> None:
+            asked = list(packages)
+            keys.update((e, normalize_name(e, n)) for e, n in asked)
+            super().prefetch(asked)
+
+        def advisories(self, ecosystem: str, name: str) -> Any:
+            keys.add((ecosystem, normalize_name(ecosystem, name)))
+            return super().advisories(ecosystem, name)
+
+        def prefetch_cves(self, asked: Iterable[str]) -> None:
+            ids = list(asked)
+            cves.update(ids)
+            super().prefetch_cves(ids)
+
+        def cve_records(self, cve: str) -> Any:
+            cves.add(cve)
+            return super().cve_records(cve)
+
+        def ghsa_records(self, cve: str) -> Any:
+            cves.add(cve)
+            return super().ghsa_records(cve)
+
+        def kev(self, cve: str) -> Any:
+            cves.add(cve)
+            return super().kev(cve)
+
+        def epss(self, cve: str) -> Any:
+            cves.add(cve)
+            return super().epss(cve)
+
+    match(inventory, Recording(store, snapshot))
+    return frozenset(keys), frozenset(cves)
+
+
+def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: datetime) -> None:
+    """Put ``image`` (manifest ``subject``) into the component index: scan it (the layer
+    cache answers for every layer the gate just read; nothing is recorded), match it against
+    the active snapshot recording what the matcher looks up (:func:`dependencies`), and store
+    that under the snapshot and stored-VEX digest of ``ctx``."""
+    from appliance.match.service import inventory_of
+    from appliance.scanner.service import scan_image
+
+    keys: frozenset[tuple[str, str]] = frozenset()
+    cves: frozenset[str] = frozenset()
+    if ctx.snapshot is not None:
+        scan = scan_image(home, image, audit=False)
+        store = KnowledgeStore.open(home.knowledge_db)
+        try:
+            keys, cves = dependencies(store, ctx.snapshot, inventory_of(scan))
+        finally:
+            store.close()
+    with open_state(home) as db:
+        ComponentIndex(db).put(
+            subject,
+            snapshot=str(ctx.snapshot) if ctx.snapshot else None,
+            vex=ctx.vex,
+            indexed=format_time(when),
+            keys=keys,
+            cves=cves,
+        )
+
+
 def rescan(
     home: Home,
     *,
     at: datetime,
     images: Sequence[str] = (),
+    full: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     gate_fn: Gate | None = None,
     on_image: Callable[[ImageOutcome], None] = lambda _: None,
+    index: bool = True,
 ) -> RescanReport:
-    """Gate every image (or those named) at evaluation time ``at``; continue past failures.
+    """Gate the images whose verdict may have changed (every image with ``full``; the named
+    ones, always, when ``images`` are given) at evaluation time ``at``; continue past failures.
 
     ``on_image`` is called after each image, so a long run shows progress. The run's own
-    ``rescan`` audit record lists each image's outcome; it is written even when nothing was
-    gated, so that the log shows the rescan happened.
+    ``rescan`` audit record lists each image's outcome and why; it is written even when
+    nothing was gated, so that the log shows the rescan happened. Each image gated is put
+    into the component index (``index``) so the next run can tell whether a delta touches it.
     """
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
@@ -207,13 +561,48 @@ def rescan(
             f"evaluation time {at.isoformat()} has no time zone", hint="give it as RFC 3339"
         )
     run = gate_fn if gate_fn is not None else _default_gate()
-    snapshot = active_snapshot(home)
+    ctx = context(home)
+    snapshot = ctx.snapshot
+    found = targets(home, images)
+    every = full or bool(images)
+    decisions = {} if every else plan(home, found, ctx, at=at)
     outcomes: list[ImageOutcome] = []
-    for target in targets(home, images):
-        outcome = _gate_one(home, target, at=at, gate_fn=run, now=now)
+    for target in found:
+        decision = decisions.get(target.digest) if target.digest else None
+        if decision is None:
+            decision = Decision(True, "named" if images else "full rescan")
+        previous = decision.previous.verdict if decision.previous else None
+        if not decision.gate:
+            outcome = ImageOutcome(
+                target.image,
+                Outcome.SKIPPED,
+                digest=str(target.digest),
+                verdict=previous,
+                aliases=target.aliases,
+                reason=decision.reason,
+                previous=previous,
+            )
+        else:
+            if previous is None and target.digest is None:
+                previous = _previous_by_name(home, target.image)
+            outcome = _gate_one(
+                home,
+                target,
+                at=at,
+                gate_fn=run,
+                now=now,
+                reason=decision.reason,
+                previous=previous,
+            )
+            if index and outcome.outcome is Outcome.GATED and outcome.digest:
+                # not indexed: the next run gates it again ("not in the component index")
+                with contextlib.suppress(StellaError, OSError):
+                    index_image(home, target.image, outcome.digest, ctx, when=now())
         outcomes.append(outcome)
         on_image(outcome)
-    report = RescanReport(snapshot, format_time(at), tuple(outcomes), None)
+    report = RescanReport(
+        snapshot, format_time(at), tuple(outcomes), None, policy=ctx.policy, full=every
+    )
     record = record_decision(
         home,
         AuditAction.RESCAN,
@@ -222,16 +611,52 @@ def rescan(
         time=now(),
         inputs={
             "snapshot": str(snapshot) if snapshot else None,
+            "policy": ctx.policy,
+            "vex": ctx.vex,
+            "mode": "full" if every else "incremental",
             "evaluationTime": report.evaluation_time,
             "images": list(images),
         },
         result={
-            "images": [i.to_dict() for i in outcomes],
+            "images": [_audited(i, decisions) for i in outcomes],
+            "gated": len(report.gated),
+            "skipped": len(report.skipped),
+            "changed": len(report.changed),
             "failed": len(report.failed),
             "verdicts": report.verdicts,
         },
     )
-    return RescanReport(snapshot, report.evaluation_time, report.images, record.seq)
+    return RescanReport(
+        snapshot,
+        report.evaluation_time,
+        report.images,
+        record.seq,
+        policy=ctx.policy,
+        full=every,
+    )
+
+
+def _audited(item: ImageOutcome, decisions: dict[Digest, Decision]) -> dict[str, Any]:
+    """An image's line in the rescan record: for a skipped image, the snapshot and policy of
+    the verdict it keeps."""
+    out = item.to_dict()
+    decision = decisions.get(Digest.parse(item.digest)) if item.digest else None
+    if decision is not None and decision.previous is not None:
+        out["lastVerdict"] = {
+            "snapshot": decision.previous.snapshot,
+            "policy": decision.previous.policy,
+            "evaluationTime": decision.previous.evaluation_time,
+            "auditSeq": decision.previous.audit_seq,
+        }
+    return out
+
+
+def _previous_by_name(home: Home, image: str) -> str | None:
+    """The latest verdict recorded under the name ``image`` (an image named on the command
+    line has no digest until it is gated)."""
+    with open_state(home) as db:
+        rows = [r for r in VerdictStore(db).history() if r.name == image]
+    return rows[-1].verdict if rows else None
 
 
 def marker_path(home: Home) -> Path:

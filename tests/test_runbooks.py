@@ -169,7 +169,7 @@ def test_the_runbooks_show_the_commands_they_are_about() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("stella rescan --all", "'stella rescan' has no option --all"),
+        ("stella rescan --every", "'stella rescan' has no option --every"),
         ("stella snapshot rollback X", "'stella snapshot' has no command 'rollback'"),
         ("stella --homedir /x doctor", "'stella' has no option --homedir"),
         ("stella snapshot activate A B", "'stella snapshot activate' takes 1 arguments"),

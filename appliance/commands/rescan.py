@@ -1,4 +1,6 @@
-"""``stella rescan [--at TIME] [--image IMAGE...]``: gate every image again (appliance/rescan.py).
+"""``stella rescan [--at TIME] [--image IMAGE...] [--all]``: gate again the images whose verdict
+the knowledge, policy or exceptions may have changed since their last gate; ``--all`` gates every
+image, ``--image`` the named ones (appliance/rescan.py).
 
 Exit codes: 0 when every image was gated, whatever the verdicts (they are recorded: FAIL is
 a result, not an error); 1 when any image could not be gated (each is named with its reason).
@@ -19,7 +21,10 @@ from bundles.errors import UsageError
 
 def _line(item: ImageOutcome) -> str:
     if item.outcome is Outcome.GATED:
-        return f"{item.verdict:<21} {item.image}  {item.digest}"
+        was = f"  (was {item.previous})" if item.changed else ""
+        return f"{item.verdict:<21} {item.image}  {item.digest}{was}"
+    if item.outcome is Outcome.SKIPPED:
+        return f"{'kept ' + str(item.verdict):<21} {item.image}: {item.reason}"
     return f"{'NOT GATED':<21} {item.image}: {item.error}"
 
 
@@ -27,9 +32,14 @@ def _text(report: RescanReport) -> str:
     verdicts = ", ".join(f"{n} {v}" for v, n in report.verdicts.items()) or "no verdicts"
     snapshot = report.snapshot.short() if report.snapshot else "none active"
     lines = [_line(i) for i in report.images] or ["no images in the local store"]
+    attempted = len(report.gated) + len(report.failed)
     lines.append(
-        f"rescanned {len(report.images)} images at {report.evaluation_time} against snapshot "
+        f"rescanned {attempted} images at {report.evaluation_time} against snapshot "
         f"{snapshot}: {verdicts}; {len(report.failed)} could not be gated"
+    )
+    lines.append(
+        f"{'full' if report.full else 'incremental'}: {len(report.gated)} re-gated, "
+        f"{len(report.skipped)} skipped, {len(report.changed)} changed verdict"
     )
     return "\n".join(lines)
 
@@ -43,17 +53,27 @@ def _text(report: RescanReport) -> str:
     metavar="IMAGE",
     help="Gate only this image (repeatable); default every image in the local store.",
 )
+@click.option(
+    "--all",
+    "full",
+    is_flag=True,
+    help="Gate every image, not only those a change since their last gate can affect.",
+)
 @pass_ctx
 @click.pass_context
 def rescan_cmd(
-    click_ctx: click.Context, ctx: CliContext, at_text: str | None, images: tuple[str, ...]
+    click_ctx: click.Context,
+    ctx: CliContext,
+    at_text: str | None,
+    images: tuple[str, ...],
+    full: bool,
 ) -> None:
-    """Scan and gate every image in the local store against the active snapshot."""
+    """Gate again the images a new snapshot, policy or expired exception can affect."""
     home = Home(ctx.home).require()
     try:
         at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
     except VexError as e:
         raise UsageError(e.message, hint=e.hint) from e
-    report = rescan(home, at=at, images=images)
+    report = rescan(home, at=at, images=images, full=full)
     ctx.emit(report.to_dict(), _text(report))
     click_ctx.exit(report.exit_code)
