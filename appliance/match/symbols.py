@@ -29,8 +29,20 @@ class SymbolVerdict:
     note: str
 
 
-def wanted(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(import path, symbol) pairs the entries name; symbol ``""`` for a whole path."""
+def _for_platform(item: Mapping[str, Any], key: str, value: str) -> bool:
+    """Whether an import applies to a binary built for ``value`` (``goos``/``goarch`` lists
+    restrict it); a binary whose platform is not known gets every import."""
+    listed = item.get(key)
+    if not value or not isinstance(listed, list) or not listed:
+        return True
+    return value in listed
+
+
+def wanted(
+    entries: Iterable[Mapping[str, Any]], goos: str = "", goarch: str = ""
+) -> list[tuple[str, str]]:
+    """(import path, symbol) pairs the entries name for a binary built for ``goos``/``goarch``;
+    symbol ``""`` for a whole path."""
     out: list[tuple[str, str]] = []
     for entry in entries:
         specific = entry.get("ecosystem_specific")
@@ -40,6 +52,8 @@ def wanted(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
         for item in imports:
             path = item.get("path") if isinstance(item, Mapping) else None
             if not isinstance(path, str) or not path:
+                continue
+            if not (_for_platform(item, "goos", goos) and _for_platform(item, "goarch", goarch)):
                 continue
             names = item.get("symbols")
             if isinstance(names, list) and names:
@@ -60,6 +74,7 @@ def judge(package: Package, entries: Iterable[Mapping[str, Any]]) -> SymbolVerdi
     vulnerable functions (or the package is not a Go binary's)."""
     if package.type is not PackageType.GOLANG:
         return None
+    entries = list(entries)
     pairs = wanted(entries)
     if not pairs:
         return None
@@ -75,6 +90,13 @@ def judge(package: Package, entries: Iterable[Mapping[str, Any]]) -> SymbolVerdi
     except ValueError as e:
         return SymbolVerdict(
             Reachability.UNKNOWN, f"the recorded function set of {where} is unreadable ({e})"
+        )
+    platform = f"{linked.goos}/{linked.goarch}"
+    pairs = wanted(entries, linked.goos, linked.goarch)
+    if not pairs:  # every vulnerable import is for other platforms
+        return SymbolVerdict(
+            Reachability.NOT_PRESENT,
+            f"{where} is built for {platform}; the vulnerable code is for other platforms",
         )
     present = [(p, s) for p, s in pairs if (f"{p}.{s}" if s else p) in linked]
     if present:

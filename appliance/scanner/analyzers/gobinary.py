@@ -407,7 +407,9 @@ class GoBinaryAnalyzer(Analyzer):
         if names is not None:
             modules = [p.name for p in packages if p.name not in (STDLIB, TOOLCHAIN)]
             parts = gosymbols.partition(gosymbols.symbols(names), modules)
-            encoded = {m: gosymbols.encode(parts.get(m, ())) for m in ("", *modules)}
+            built = dict(info.settings)
+            goos, goarch = built.get("GOOS", ""), built.get("GOARCH", "")
+            encoded = {m: gosymbols.encode(parts.get(m, ()), goos, goarch) for m in ("", *modules)}
         return AnalysisResult(
             packages=tuple(
                 Package(

@@ -209,10 +209,11 @@ def _key(symbol: str) -> bytes:
     return hashlib.sha256(symbol.encode("utf-8")).digest()[:4]
 
 
-def encode(symbols: Iterable[str]) -> str:
-    """A compact, deterministic set of the symbols and their import paths: the sorted first
-    four bytes of each symbol's SHA-256,
-    base64. A lookup can be wrong only one way (a 1 in 2**32 chance per symbol asked of
+def encode(symbols: Iterable[str], goos: str = "", goarch: str = "") -> str:
+    """A compact, deterministic set of the symbols and their import paths, with the platform
+    the binary was built for (``""`` when the build information does not say):
+    ``gosym1:GOOS/GOARCH:`` and the sorted first four bytes of each name's SHA-256, base64.
+    A lookup can be wrong only one way (a 1 in 2**32 chance per symbol asked of
     calling an absent symbol present), never by calling a linked symbol absent."""
     members = set()
     for symbol in symbols:
@@ -221,7 +222,8 @@ def encode(symbols: Iterable[str]) -> str:
         if split is not None:
             members.add(split[0])  # the import path: a record may name a path, no symbols
     keys = sorted({_key(s) for s in members})
-    return ENCODING + base64.b64encode(b"".join(keys)).decode("ascii")
+    body = base64.b64encode(b"".join(keys)).decode("ascii")
+    return f"{ENCODING}{goos}/{goarch}:{body}"
 
 
 class SymbolSet:
@@ -230,7 +232,11 @@ class SymbolSet:
     def __init__(self, encoded: str) -> None:
         if not encoded.startswith(ENCODING):
             raise ValueError(f"symbol set does not start with {ENCODING!r}")
-        raw = base64.b64decode(encoded[len(ENCODING) :], validate=True)
+        platform, colon, body = encoded[len(ENCODING) :].partition(":")
+        if not colon or "/" not in platform:
+            raise ValueError("symbol set has no GOOS/GOARCH: part")
+        self.goos, _, self.goarch = platform.partition("/")
+        raw = base64.b64decode(body, validate=True)
         if len(raw) % 4:
             raise ValueError("symbol set length is not a multiple of 4")
         self._keys = frozenset(raw[i : i + 4] for i in range(0, len(raw), 4))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from appliance.match import Inventory, MemoryAdvisories, match
 from appliance.match.model import Finding, Reachability
 from appliance.match.symbols import judge, wanted
 from appliance.scanner.analyzers.gobinary import GoBinaryAnalyzer
-from appliance.scanner.analyzers.gosymbols import function_names, split_name
+from appliance.scanner.analyzers.gosymbols import encode, function_names, split_name
 from appliance.scanner.analyzers.interface import AnalyzerInput
 from appliance.scanner.collect import run_analyzer
 from appliance.scanner.model import Package, PackageType
@@ -127,9 +129,9 @@ def test_docker_registry_against_every_stdlib_record() -> None:
     states = {}
     for vid, finding in found.items():
         merged = [by_record[i] for i in finding.ids if i in by_record]
-        pairs = wanted([e for r in merged for e in r["affected"]])
-        if not pairs:
-            assert finding.reachable is Reachability.UNKNOWN
+        pairs = wanted([e for r in merged for e in r["affected"]], "linux", "amd64")
+        if not pairs:  # imports only for other platforms (or none)
+            assert finding.reachable is not Reachability.PRESENT
             continue
         expect = any((f"{p}.{s}" if s else p) in linked for p, s in pairs)
         states[vid] = finding.reachable
@@ -139,3 +141,44 @@ def test_docker_registry_against_every_stdlib_record() -> None:
     assert states[HOST_HEADER] is Reachability.PRESENT  # the registry is an HTTP client too
     assert states[TEMPLATE] is Reachability.NOT_PRESENT
     assert sum(s is Reachability.NOT_PRESENT for s in states.values()) >= 10
+
+
+def test_same_verdicts_as_govulncheck(hello: Path, tmp_path: Path) -> None:
+    """Debian's govulncheck (a February 2023 snapshot) in binary mode, offline against a local
+    copy of every stdlib record in the database layout that version reads (``index.json`` and
+    one ``MODULE.json`` array). It reports the records whose symbols the binary links; those
+    must be exactly our ``present`` findings. (It cannot read a stripped binary such as
+    Debian's docker-registry: it needs the symbol table to find the inline trees.)"""
+    require_tools("govulncheck")
+    db = tmp_path / "vulndb"
+    db.mkdir()
+    (db / "index.json").write_text(json.dumps({"stdlib": "2023-07-01T00:00:00Z"}))
+    (db / "stdlib.json").write_text(json.dumps(list(stdlib_records())))
+    done = subprocess.run(
+        ["govulncheck", "-json", str(hello)],
+        env={**os.environ, "GOVULNDB": db.as_uri(), "GOFLAGS": "", "GOPROXY": "off"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    reported = {v["OSV"]["id"] for v in json.loads(done.stdout)["Vulns"]}
+    found = _states(_packages(hello), stdlib_records())
+    present = {i for i, f in found.items() if f.reachable is Reachability.PRESENT}
+    assert TEMPLATE in reported
+    assert reported == present
+    assert {f.reachable for i, f in found.items() if i not in present} == {Reachability.NOT_PRESENT}
+
+
+def test_imports_for_other_platforms_do_not_apply() -> None:
+    windows = [{"ecosystem_specific": {"imports": [{"path": "os", "goos": ["windows"]}]}}]
+    linux = Package(PackageType.GOLANG, "stdlib", "v1.19.8", symbols=encode(["os.Open"], "linux"))
+    verdict = judge(linux, windows)
+    assert verdict is not None
+    assert verdict.state is Reachability.NOT_PRESENT
+    assert "built for linux/" in verdict.note
+    # a binary whose platform is not recorded gets every import
+    unsure = Package(PackageType.GOLANG, "stdlib", "v1.19.8", symbols=encode(["os.Open"]))
+    verdict = judge(unsure, windows)
+    assert verdict is not None
+    assert verdict.state is Reachability.PRESENT
