@@ -374,7 +374,10 @@ class GoBinaryAnalyzer(Analyzer):
                         elf = _parse_elf(view)
                         pcln = elf.sections.get(".gopclntab")
                         names = gosymbols.function_names(
-                            view, little=elf.little, section=pcln[1:] if pcln else None
+                            view,
+                            little=elf.little,
+                            section=pcln[1:] if pcln else None,
+                            segments=[(s.vaddr, s.offset, s.filesz) for s in elf.segments],
                         )
                     except (ParseError, limits.LimitError) as e:
                         why = str(e)

@@ -20,9 +20,11 @@ fffffff1   1.20+       as 1.18
 Each function table entry points at a ``_func`` record whose second field is the offset of the
 function's name in the name table. Only names are read; no code is executed or disassembled.
 
-What this does not see: a function the compiler inlined at every call site has no entry of its
-own (it lives only in the callers' inline trees). A name's absence is therefore evidence, not
-proof, that the code is gone; docs/reachability.md says what the states claim.
+A function the compiler inlined at every call site has no entry of its own: it lives in its
+callers' inline trees. For Go 1.18+ tables those are read as well, found through the runtime's
+module data (the record that points at this table), so no symbol table is needed. Older tables
+and binaries whose module data is not found give the function table only; docs/reachability.md
+says what the states claim.
 """
 
 from __future__ import annotations
@@ -128,33 +130,142 @@ class _Table:
             raise ParseError(f"Go line table: {nfunc} functions run past the end of the file")
         read = self._u32 if field == 4 else self._word
         out = []
+        self.funcs: list[int] = []
         for i in range(nfunc):
             func = funcdata + read(functab + (2 * i + 1) * field)
-            name_off = self._u32(func + name_at_in_func)
-            start = nametab + name_off
-            end = self.data.find(b"\0", start, start + _NAME_MAX)
-            if name_off >= 0x80000000 or end < 0:
-                raise ParseError(f"Go line table: function {i} has no readable name")
-            out.append(bytes(self.data[start:end]).decode("utf-8", "replace"))
+            self.funcs.append(func)
+            out.append(self._name(nametab, self._u32(func + name_at_in_func), f"function {i}"))
+        self.nametab = nametab
+        return out
+
+    def _name(self, nametab: int, name_off: int, what: str) -> str:
+        start = nametab + name_off
+        end = self.data.find(b"\0", start, start + _NAME_MAX)
+        if name_off >= 0x80000000 or end < 0:
+            raise ParseError(f"Go line table: {what} has no readable name")
+        return bytes(self.data[start:end]).decode("utf-8", "replace")
+
+    def _gofunc(self, segments: Iterable[tuple[int, int, int]]) -> int | None:
+        """File offset of ``go:func.*``, the base of the functions' data (inline trees), from
+        the runtime's module data: the record that points at this table and at its name
+        table (Go 1.18+; ``gofunc`` follows ``rodata`` there)."""
+        spans = list(segments)
+
+        def vaddr(offset: int) -> int | None:
+            for addr, start, size in spans:
+                if start <= offset < start + size:
+                    return addr + offset - start
+            return None
+
+        def offset(addr: int) -> int | None:
+            for start_addr, start, size in spans:
+                if start_addr <= addr < start_addr + size:
+                    return start + addr - start_addr
+            return None
+
+        table = vaddr(self.base)
+        if table is None:
+            return None
+        names = table + self._header_word(3)
+        pattern = struct.pack(self.e + ("I" if self.ptr == 4 else "Q"), table)
+        index = 38 if self.magic == MAGIC_118 else 40  # 1.20 added covctrs, ecovctrs
+        at, tries = self.data.find(pattern), 0
+        while at >= 0 and tries < 64:
+            tries += 1
+            try:
+                if self._word(at + self.ptr) == names:
+                    rodata = self._word(at + (index - 1) * self.ptr)
+                    gofunc = self._word(at + index * self.ptr)
+                    found = offset(gofunc) if rodata <= gofunc else None
+                    if found is not None:
+                        return found
+            except ParseError:
+                pass
+            at = self.data.find(pattern, at + 1)
+        return None
+
+    def _max_value(self, at: int) -> int:
+        """The largest value of a pc-value table (``runtime.pcvalue``), -1 when empty."""
+        value, best, first = -1, -1, True
+        for _ in range(1 << 20):
+            delta, at = _uvarint(self.data, at)
+            if delta == 0 and not first:
+                return best
+            first = False
+            value += ~(delta >> 1) if delta & 1 else delta >> 1
+            best = max(best, value)
+            _, at = _uvarint(self.data, at)  # the pc delta
+        raise ParseError("Go line table: a pc-value table does not end")
+
+    def inlined(self, segments: Iterable[tuple[int, int, int]]) -> set[str]:
+        """Names of the functions inlined into others (Go 1.18+ tables), from each function's
+        inline tree: ``FUNCDATA_InlTree`` entries counted by ``PCDATA_InlTreeIndex``. Empty
+        when the module data (hence the trees) cannot be found."""
+        if self.magic not in (MAGIC_118, MAGIC_120) or not self.funcs:
+            return set()
+        gofunc = self._gofunc(segments)
+        if gofunc is None:
+            return set()
+        pctab = self.base + self._header_word(6)
+        fixed, nfuncdata_at = (40, 39) if self.magic == MAGIC_118 else (44, 43)
+        entry, name_at = (20, 12) if self.magic == MAGIC_118 else (16, 4)
+        out: set[str] = set()
+        total = 0
+        for func in self.funcs:
+            npcdata = self._u32(func + 28)
+            if func + nfuncdata_at >= len(self.data):
+                raise ParseError("Go line table: a function record runs past the end")
+            nfuncdata = self.data[func + nfuncdata_at]
+            if npcdata <= 2 or nfuncdata <= 3:
+                continue
+            tree = self._u32(func + fixed + 4 * npcdata + 4 * 3)
+            index_table = self._u32(func + fixed + 4 * 2)
+            if tree == 0xFFFFFFFF or index_table == 0:
+                continue
+            count = self._max_value(pctab + index_table) + 1
+            total += max(count, 0)
+            limits.check(FUNCTIONS_CAP, total, "a Go executable's inlined calls")
+            for k in range(count):
+                name_off = self._u32(gofunc + tree + k * entry + name_at)
+                out.add(self._name(self.nametab, name_off, "an inlined call"))
         return out
 
 
+def _uvarint(data: Buffer, at: int) -> tuple[int, int]:
+    value = shift = 0
+    for index in range(5):
+        if at + index >= len(data):
+            break
+        byte = data[at + index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at + index + 1
+        shift += 7
+    raise ParseError(f"Go line table: malformed varint at offset {at}")
+
+
 def function_names(
-    data: Buffer, *, little: bool = True, section: tuple[int, int] | None = None
+    data: Buffer,
+    *,
+    little: bool = True,
+    section: tuple[int, int] | None = None,
+    segments: Iterable[tuple[int, int, int]] = (),
 ) -> list[str] | None:
     """The names in the function table of a Go executable, in table order; None when no line
     table is found. ``section`` is the ``.gopclntab`` section's (file offset, size) when the
     ELF headers name it; without it the file is searched for a header. A table found but
-    unreadable raises :class:`ParseError`."""
+    unreadable raises :class:`ParseError`. With the loaded ``segments`` (virtual address, file
+    offset, size), the functions inlined into others (Go 1.18+) follow, sorted."""
     error: ParseError | None = None
     for at in _candidates(data, little, section):
         try:
-            names = _Table(data, at, little).names()
+            table = _Table(data, at, little)
+            names = table.names()
         except ParseError as e:
             error = error or e  # a magic inside other data: try the next one
             continue
         if names:
-            return names
+            return names + sorted(table.inlined(segments).difference(names))
     if error is not None:
         raise error
     return None

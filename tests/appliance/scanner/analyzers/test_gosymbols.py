@@ -4,6 +4,7 @@ the machine's Go toolchain (compared with ``go tool nm``) and Debian's stripped
 
 from __future__ import annotations
 
+import random
 import shutil
 import struct
 import subprocess
@@ -24,6 +25,7 @@ from appliance.scanner.analyzers.gosymbols import (
 from appliance.scanner.analyzers.interface import AnalyzerInput, ParseError
 from appliance.scanner.collect import run_analyzer
 from appliance.scanner.model import Package
+from bundles.limits import LimitError
 from tests.appliance.gobuild import build_hello, go_nm
 from tests.conftest import require_tools
 
@@ -176,3 +178,65 @@ def test_unreadable_table_is_an_unknown(hello: Path, tmp_path: Path) -> None:
     assert all(p.symbols == "" for p in result.packages)
     assert [u.analyzer for u in result.unknowns] == ["go-binary"]
     assert "function table cannot be read" in result.unknowns[0].reason
+
+
+def _segments(data: bytes) -> list[tuple[int, int, int]]:
+    from appliance.scanner.analyzers.gobinary import _parse_elf
+
+    return [(s.vaddr, s.offset, s.filesz) for s in _parse_elf(data).segments]
+
+
+def test_inlined_functions_come_from_the_inline_trees(hello: Path) -> None:
+    """A function inlined at every call site has no table entry and no symbol (``go tool nm``
+    does not list it); the inline trees of its callers name it."""
+    data = hello.read_bytes()
+    table = function_names(data)
+    names = function_names(data, segments=_segments(data))
+    assert table is not None
+    assert names is not None
+    assert names[: len(table)] == table
+    inlined = set(names[len(table) :])
+    listed = set(go_nm(hello))
+    assert "bytes.(*Buffer).empty" in inlined
+    assert "bytes.(*Buffer).empty" not in listed
+    assert not inlined & set(table)
+    linked = SymbolSet(next(p for p in _analyze(hello) if p.name == "stdlib").symbols)
+    assert "bytes.Buffer.empty" in linked
+
+
+def test_inline_trees_of_a_stripped_binary() -> None:
+    require_tools("docker-registry")
+    data = REGISTRY.read_bytes()
+    table = function_names(data)
+    names = function_names(data, segments=_segments(data))
+    assert table is not None
+    assert names is not None
+    assert len(names) > len(table) + 1000  # the module data is found without symbols
+
+
+def test_inline_trees_need_the_module_data(hello: Path) -> None:
+    """Without the loaded segments (or with module data that is not found) only the function
+    table is read: never fewer names."""
+    data = hello.read_bytes()
+    assert function_names(data, segments=[]) == function_names(data)
+
+
+def test_corrupt_tables_fail_cleanly(hello: Path) -> None:
+    """Bytes flipped across the line table and the module data: a name list or a ParseError
+    (or a cap), never another exception."""
+    data = hello.read_bytes()
+    segments = _segments(data)
+    base = data.find(struct.pack("<I", 0xFFFFFFF0) + b"\0\0")
+    rng = random.Random(25)
+    outcomes = set()
+    for _ in range(25):
+        broken = bytearray(data)
+        for _ in range(8):
+            at = base + rng.randrange(0, 1 << 16)
+            broken[at] = rng.randrange(256)
+        try:
+            function_names(bytes(broken), segments=segments)
+            outcomes.add("read")
+        except (ParseError, LimitError):
+            outcomes.add("refused")
+    assert outcomes  # every run ended in one of the two
