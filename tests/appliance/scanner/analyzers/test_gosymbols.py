@@ -240,3 +240,15 @@ def test_corrupt_tables_fail_cleanly(hello: Path) -> None:
         except (ParseError, LimitError):
             outcomes.add("refused")
     assert outcomes  # every run ended in one of the two
+
+
+def test_function_cap_in_a_scan_is_an_unknown(hello: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FUNCTIONS_CAP.env, "100")
+    size = hello.stat().st_size
+    inp = AnalyzerInput("usr/bin/hello", EXECUTABLE, size, lambda: hello.open("rb"))
+    result = run_analyzer(GoBinaryAnalyzer(), inp)
+    assert {p.name for p in result.packages} == {"example.com/hello", "stdlib"}
+    assert all(p.symbols == "" for p in result.packages)
+    [unknown] = result.unknowns
+    assert "scan.go_functions" in unknown.reason or FUNCTIONS_CAP.env in unknown.reason
+    assert "which vulnerable functions it links stays unknown" in unknown.reason
