@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SYSTEM_TOOLS := umoci:umoci skopeo:skopeo mmdebstrap:mmdebstrap docker-registry:docker-registry \
   zstd:zstd htpasswd:apache2-utils npm:npm systemd-analyze:systemd systemd-sysusers:systemd \
   systemd-tmpfiles:systemd unshare:util-linux tmux:tmux softhsm2-util:softhsm2 rpm:rpm \
-  rpmbuild:rpm dpkg:dpkg
+  rpmbuild:rpm dpkg:dpkg go:golang-go strip:binutils govulncheck:govulncheck
 PYTEST_ARGS ?=
 
 .PHONY: all venv sysdeps images images-clean appliance-image node-deps demo test lint units bench clean

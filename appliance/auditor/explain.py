@@ -141,9 +141,10 @@ def _chains(findings: Sequence[Mapping[str, Any]], sbom: Any, reach: Any) -> tup
                 purl=purl,
                 files=files,
                 layer=f"layer {index} {layer}" if layer else "",
-                reachability=str(r.get("reachability", f.get("reachability", "unknown"))),
+                # the finding's own state first: a binary's findings differ by symbol
+                reachability=str(f.get("reachability") or r.get("reachability", "unknown")),
                 entrypoints=entry,
-                note=str(f.get("evidenceNote", "")),
+                note="; ".join(str(f[k]) for k in ("evidenceNote", "reachabilityNote") if f.get(k)),
             )
         )
     return tuple(chains)

@@ -1,9 +1,12 @@
-"""``stella vex add|list|revoke|import|export``: the operators' VEX statements (docs/vex.md)."""
+"""``stella vex add|list|revoke|import|export|suggest``: the operators' VEX statements
+(docs/vex.md); ``suggest`` proposes statements from reachability (docs/reachability.md)."""
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -273,3 +276,89 @@ def export_cmd(
     else:
         kind = "signed OpenVEX attestation" if signed else "OpenVEX document"
         ctx.info(f"{kind} with {len(statements)} statements written to {out}")
+
+
+@vex_group.command("suggest")
+@click.argument("image")
+@click.option("--platform", help="os/arch[/variant] of a multi-platform image.")
+@pass_ctx
+def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
+    """Propose not_affected statements for IMAGE's findings whose vulnerable code is not
+    present (vulnerable_code_not_present); nothing is signed or stored: an operator reviews
+    each and makes it with 'stella vex add'."""
+    from appliance.match.model import Reachability
+    from appliance.rva.gate import read_snapshot
+    from appliance.scanner.service import scan_image
+    from appliance.store.knowledge import KnowledgeStore
+
+    home = Home(ctx.home).require()
+    if not home.knowledge_db.is_file():
+        raise UsageError(
+            "there is no knowledge store to match against",
+            hint="import a knowledge bundle with 'stella import' first",
+        )
+    scan = scan_image(home, image, platform=platform)
+    store = KnowledgeStore.open(home.knowledge_db)
+    try:
+        reading = read_snapshot(store, scan)
+    finally:
+        store.close()
+    if reading is None:
+        raise UsageError(
+            "the knowledge store has no active snapshot",
+            hint="import a knowledge bundle with 'stella import' first",
+        )
+    stated: dict[str, list[str]] = {}
+    for statement in service.stored_statements(home):
+        if statement.status is VexStatus.NOT_AFFECTED:
+            for name in statement.names:
+                stated.setdefault(name, []).append(statement.key)
+    target = f"{scan.name}@{scan.manifest_digest}" if scan.manifest_digest else image
+    suggestions: list[dict[str, Any]] = []
+    for f in reading.report.findings:
+        if f.reachable is not Reachability.NOT_PRESENT:
+            continue
+        justification = Justification.VULNERABLE_CODE_NOT_PRESENT
+        argv = [
+            "stella", "vex", "add", f.id, "--image", target,
+            "--component", f.component.purl, "--status", VexStatus.NOT_AFFECTED.value,
+            "--justification", justification.value, "--impact", f.evidence.reachability_note,
+        ]  # fmt: skip
+        suggestions.append(
+            {
+                "vulnerability": f.id,
+                "aliases": list(f.aliases),
+                "component": f.component.purl,
+                "status": VexStatus.NOT_AFFECTED.value,
+                "justification": justification.value,
+                "impact": f.evidence.reachability_note,
+                "stated": sorted({k for n in f.ids for k in stated.get(n, ())}),
+                "command": shlex.join(argv),
+            }
+        )
+
+    def text() -> str:
+        if not suggestions:
+            return f"no findings of {target} have vulnerable code that is not present"
+        lines = [
+            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present;"
+            " review each, then sign it with the command shown (nothing was signed):"
+        ]
+        for s in suggestions:
+            already = f" [already stated: {', '.join(s['stated'])}]" if s["stated"] else ""
+            lines += [
+                f"{s['vulnerability']} in {s['component']}{already}",
+                f"  evidence: {s['impact']}",
+                f"  {s['command']}",
+            ]
+        return "\n".join(lines)
+
+    ctx.emit(
+        {
+            "image": target,
+            "snapshot": str(reading.snapshot),
+            "signed": False,
+            "suggestions": suggestions,
+        },
+        text,
+    )

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from appliance.distros import OS_TYPES, Distro, distro_of
 from appliance.ecosystems import LANGUAGE_ECOSYSTEMS, normalize_name
-from appliance.match import aliases, enrich
+from appliance.match import aliases, enrich, symbols
 from appliance.match.distro import (
     delegations,
     entry_applies,
@@ -315,7 +315,10 @@ class Matcher:
                 written = sorted({h.package.partition("/")[2] for h in group_hits})
                 name = names[1] if names[1] in written else written[0]
                 found = replace(component, lookup_name=name)
-            findings.append(self._finding(group, group_hits, found, version, evidence))
+            verdict = symbols.judge(package, [h.entry for h in group_hits])
+            findings.append(
+                self._finding(group, group_hits, found, version, symbols.apply(evidence, verdict))
+            )
         return findings
 
     def _finding(

@@ -91,11 +91,19 @@ class FixState(enum.StrEnum):
 
 
 class Reachability(enum.StrEnum):
-    """Whether an entrypoint of the image reaches the component; ``unknown`` until a
-    reachability analysis says otherwise."""
+    """Whether the vulnerable code is there and reached; ``unknown`` until an analysis says
+    otherwise (docs/reachability.md).
+
+    ``reachable``: an entrypoint of the image imports the component (Python import graph).
+    ``present``: the binary links a function the record names as vulnerable (Go function
+    table); whether ``main`` calls it is not analysed. ``not-present``: the binary's function
+    table was read and links none of the functions the record names.
+    """
 
     REACHABLE = "reachable"
     UNREACHABLE = "unreachable"
+    PRESENT = "present"
+    NOT_PRESENT = "not-present"
     UNKNOWN = "unknown"
 
 
@@ -285,13 +293,16 @@ class FileEvidence:
 class Evidence:
     """The chain package -> file -> layer -> entrypoint reachability. ``note`` says how the
     component sits in its file when that is not plain, e.g. "/usr/bin/docker-registry (deb
-    docker-registry 2.8.2+ds1-1) embeds go1.19.8"."""
+    docker-registry 2.8.2+ds1-1) embeds go1.19.8". ``reachability_note`` says how the
+    reachability state was decided when a symbol-level analysis decided it (which vulnerable
+    functions the binary links, or that it links none of them)."""
 
     purl: str
     files: tuple[FileEvidence, ...] = ()
     reachability: Reachability = Reachability.UNKNOWN
     entrypoints: tuple[str, ...] = ()
     note: str = ""
+    reachability_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -302,6 +313,8 @@ class Evidence:
         }
         if self.note:
             out["note"] = self.note
+        if self.reachability_note:
+            out["reachability_note"] = self.reachability_note
         return out
 
     @classmethod
@@ -312,6 +325,7 @@ class Evidence:
             Reachability(data.get("reachability", "unknown")),
             tuple(data.get("entrypoints", ())),
             data.get("note", ""),
+            data.get("reachability_note", ""),
         )
 
 

@@ -113,6 +113,12 @@ def finding_input(m: MergedFinding) -> dict[str, Any]:
         "expiredExceptions": list(m.expired),
         # how the component sits in its file, when that is not plain (a binary's embedded Go)
         **({"evidenceNote": f.evidence.note} if f.evidence.note else {}),
+        # how the reachability state was decided (which vulnerable functions a binary links)
+        **(
+            {"reachabilityNote": f.evidence.reachability_note}
+            if f.evidence.reachability_note
+            else {}
+        ),
     }
 
 

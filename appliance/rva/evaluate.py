@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from appliance.match.model import FindingsReport
+from appliance.match.model import FindingsReport, Reachability
 from appliance.policy.bundle import PolicyBundle
 from appliance.policy.engine import CompiledPolicy, Outcome, Reason, engine_version
 from appliance.policy.inputs import AttestationInfo, Context, KnowledgeInfo, build_input
@@ -39,6 +39,14 @@ SBOM_MEDIA_TYPE: Final = "application/vnd.cyclonedx+json"
 VEX_MEDIA_TYPE: Final = "application/vnd.stella-ops.vex-bundle.v1+json"
 VULN_MEDIA_TYPE: Final = "application/vnd.stella-ops.vuln-records.v1+json"
 REACH_MEDIA_TYPE: Final = "application/vnd.stella-ops.reachability.v1+json"
+#: Most exposed first: a component's reachability evidence shows its most exposed finding.
+_EXPOSURE: Final = (
+    Reachability.REACHABLE,
+    Reachability.PRESENT,
+    Reachability.UNKNOWN,
+    Reachability.UNREACHABLE,
+    Reachability.NOT_PRESENT,
+)
 UNKNOWNS_MEDIA_TYPE: Final = "application/vnd.stella-ops.unknowns.v1+json"
 INPUT_MEDIA_TYPE: Final = "application/vnd.stella-ops.policy-input.v1+json"
 
@@ -164,13 +172,31 @@ def _evidence(
             if key in by_key:
                 considered[key] = by_key[key]
     reach: dict[str, dict[str, Any]] = {}
+    symbol_level: list[dict[str, Any]] = []
     for m in merged.findings:
         ev = m.finding.evidence
-        reach[ev.purl] = {
-            "purl": ev.purl,
-            "reachability": ev.reachability.value,
-            "entrypoints": sorted(ev.entrypoints),
-        }
+        known = reach.get(ev.purl)
+        # a component's findings may differ (symbol level): it shows its most exposed one
+        if known is None or _EXPOSURE.index(ev.reachability) < _EXPOSURE.index(
+            Reachability(known["reachability"])
+        ):
+            reach[ev.purl] = {
+                "purl": ev.purl,
+                "reachability": ev.reachability.value,
+                "entrypoints": sorted(ev.entrypoints),
+            }
+        if ev.reachability_note:
+            symbol_level.append(
+                {
+                    "vulnerability": m.finding.id,
+                    "purl": ev.purl,
+                    "reachability": ev.reachability.value,
+                    "note": ev.reachability_note,
+                }
+            )
+    reach_doc: dict[str, Any] = {"components": [reach[p] for p in sorted(reach)]}
+    if symbol_level:
+        reach_doc["findings"] = sorted(symbol_level, key=lambda r: (r["purl"], r["vulnerability"]))
     blobs = {
         "vexBundle": Blob(
             "vexBundle",
@@ -190,7 +216,7 @@ def _evidence(
         "reachability": Blob(
             "reachability",
             REACH_MEDIA_TYPE,
-            canonical.dumps({"components": [reach[p] for p in sorted(reach)]}),
+            canonical.dumps(reach_doc),
         ),
         "unknowns": Blob(
             "unknowns",

@@ -14,6 +14,7 @@ class ReasonCode(StrEnum):
     CVE_KEV = "RISK.CVE.KEV"
     CVE_REACHABLE = "RISK.CVE.REACHABLE"
     CVE_EXPLOITABLE = "RISK.CVE.EXPLOITABLE"
+    CVE_CODE_NOT_PRESENT = "RISK.CVE.CODE_NOT_PRESENT"
     POLICY_THRESHOLD_EXCEEDED = "RISK.POLICY.THRESHOLD_EXCEEDED"
     POLICY_UNDEFINED = "RISK.POLICY.UNDEFINED"
     POLICY_EVAL_ERROR = "RISK.POLICY.EVAL_ERROR"
@@ -36,6 +37,8 @@ DESCRIPTIONS: dict[ReasonCode, str] = {
     "entrypoint of the image",
     ReasonCode.CVE_EXPLOITABLE: "an unwaived critical finding is exploitable (KEV, EPSS at or "
     "above the threshold, or reachable)",
+    ReasonCode.CVE_CODE_NOT_PRESENT: "an unwaived finding's vulnerable functions are not linked "
+    "into the binary (a not_affected VEX statement can be proposed with 'stella vex suggest')",
     ReasonCode.POLICY_THRESHOLD_EXCEEDED: "more affected findings of a severity than the "
     "policy allows",
     ReasonCode.POLICY_UNDEFINED: "the policy defines no decision (data.stella.policy or its "

@@ -38,7 +38,9 @@ class Package:
     ecosystem compares. ``source_version`` is the source package's version as its ecosystem
     writes it (deb: ``[epoch:]upstream[-revision]``; rpm: ``version-release``).
     ``locations`` are the image-root-relative paths the package was read from;
-    ``installed_files`` the paths it owns, when the database says so.
+    ``installed_files`` the paths it owns, when the database says so. ``symbols`` is the
+    compact set of functions the file at ``locations`` links from this package (Go binaries,
+    :mod:`appliance.scanner.analyzers.gosymbols`); empty when it was not read.
     """
 
     type: PackageType
@@ -54,6 +56,7 @@ class Package:
     locations: tuple[str, ...] = ()
     installed_files: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    symbols: str = ""
 
     @property
     def full_version(self) -> str:
@@ -77,7 +80,7 @@ class Package:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": self.type.value,
             "name": self.name,
             "version": self.version,
@@ -92,6 +95,9 @@ class Package:
             "installed_files": list(self.installed_files),
             "dependencies": list(self.dependencies),
         }
+        if self.symbols:
+            out["symbols"] = self.symbols
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Package:
@@ -109,6 +115,7 @@ class Package:
             locations=tuple(data.get("locations", ())),
             installed_files=tuple(data.get("installed_files", ())),
             dependencies=tuple(data.get("dependencies", ())),
+            symbols=data.get("symbols", ""),
         )
 
 

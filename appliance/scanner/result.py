@@ -53,11 +53,9 @@ class FoundPackage:
     evidence: tuple[Evidence, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "purl": self.purl,
-            **self.package.to_dict(),
-            "evidence": [e.to_dict() for e in self.evidence],
-        }
+        package = self.package.to_dict()
+        package.pop("symbols", None)  # a digest set for matching, not for reading
+        return {"purl": self.purl, **package, "evidence": [e.to_dict() for e in self.evidence]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 #
 # The image fails when an unwaived finding (VEX does not say not_affected or fixed; a finding
 # under investigation is not waived) is in CISA KEV, or is critical/high and reachable from an
-# entrypoint, or when unwaived findings exceed the severity thresholds of data.json. The decision cannot be
+# entrypoint, or when unwaived findings exceed the severity thresholds of data.json. A finding
+# whose vulnerable code is not linked gets an info reason (RISK.CVE.CODE_NOT_PRESENT). The decision cannot be
 # made (INDETERMINATE) without a knowledge snapshot or an SBOM, or when the snapshot is older
 # than the allowed age. Waivers and statuses are recorded as info reasons.
 package stella.policy
@@ -110,6 +111,20 @@ info contains reason if {
 	reason := {
 		"code": "RISK.VEX.UNDER_INVESTIGATION",
 		"msg": sprintf("%s: under investigation", [f.id]),
+		"vulnerability": f.id,
+		"component": f.purl,
+	}
+}
+
+# A finding whose vulnerable functions the binary does not link (docs/reachability.md) still
+# counts until an operator signs a not_affected statement ('stella vex suggest', 'vex add'):
+# a function inlined at every call site has no entry of its own in the function table.
+info contains reason if {
+	some f in unwaived
+	f.reachability == "not-present"
+	reason := {
+		"code": "RISK.CVE.CODE_NOT_PRESENT",
+		"msg": sprintf("%s in %s: the vulnerable code is not linked (%s)", [f.id, f.purl, object.get(f, "reachabilityNote", "")]),
 		"vulnerability": f.id,
 		"component": f.purl,
 	}

@@ -24,6 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from appliance.scanner.analyzers import gosymbols
 from appliance.scanner.analyzers.interface import (
     Analyzer,
     AnalyzerInput,
@@ -36,7 +37,7 @@ from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknow
 from bundles import limits
 from bundles.limits import Unit
 
-Buffer = bytes | bytearray | mmap.mmap
+Buffer = gosymbols.Buffer
 
 BUILDINFO_MAGIC: Final = b"\xff Go buildinf:"
 _HEADER_SIZE: Final = 32
@@ -340,7 +341,7 @@ def packages_from_buildinfo(info: BuildInfo) -> tuple[Package, ...]:
 
 class GoBinaryAnalyzer(Analyzer):
     name: ClassVar[str] = "go-binary"
-    version: ClassVar[int] = 2
+    version: ClassVar[int] = 3  # 3: the linked functions of each package
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.BINARY
     size_cap = limits.cap(
         "scan.go_binary_bytes",
@@ -367,25 +368,61 @@ class GoBinaryAnalyzer(Analyzer):
                     raise InputTooLargeError(f"{inp.path}: more than {limit} bytes") from None
             try:
                 info = parse_buildinfo(view)
+                names, why = None, ""
+                if info is not None:
+                    try:
+                        elf = _parse_elf(view)
+                        pcln = elf.sections.get(".gopclntab")
+                        names = gosymbols.function_names(
+                            view,
+                            little=elf.little,
+                            section=pcln[1:] if pcln else None,
+                            segments=[(s.vaddr, s.offset, s.filesz) for s in elf.segments],
+                        )
+                    except (ParseError, limits.LimitError) as e:
+                        why = str(e)
             finally:
                 if isinstance(view, mmap.mmap):
                     view.close()
         if info is None:
             return AnalysisResult()
-        unknowns: tuple[Unknown, ...] = ()
+        unknowns: list[Unknown] = []
         if stdlib_version(info.go_version) is None:
-            unknowns = (
+            unknowns.append(
                 Unknown(
                     inp.path,
                     f"built by Go {info.go_version[:80]!r}, which names no Go release: the "
                     "standard library it embeds cannot be matched against Go vulndb",
                     self.name,
-                ),
+                )
             )
+        packages = packages_from_buildinfo(info)
+        encoded: dict[str, str] = {}
+        if why:  # a table that is there but unreadable; with none, findings say "unknown"
+            unknowns.append(
+                Unknown(
+                    inp.path,
+                    f"its Go function table cannot be read ({why}): which vulnerable "
+                    "functions it links stays unknown",
+                    self.name,
+                )
+            )
+        if names is not None:
+            modules = [p.name for p in packages if p.name not in (STDLIB, TOOLCHAIN)]
+            parts = gosymbols.partition(gosymbols.symbols(names), modules)
+            built = dict(info.settings)
+            goos, goarch = built.get("GOOS", ""), built.get("GOARCH", "")
+            encoded = {m: gosymbols.encode(parts.get(m, ()), goos, goarch) for m in ("", *modules)}
         return AnalysisResult(
             packages=tuple(
-                Package(p.type, p.name, p.version, locations=(inp.path,))
-                for p in packages_from_buildinfo(info)
+                Package(
+                    p.type,
+                    p.name,
+                    p.version,
+                    locations=(inp.path,),
+                    symbols=encoded.get("" if p.name in (STDLIB, TOOLCHAIN) else p.name, ""),
+                )
+                for p in packages
             ),
-            unknowns=unknowns,
+            unknowns=tuple(unknowns),
         )

@@ -190,17 +190,28 @@ def test_explain_names_the_binary_and_its_owner(tmp_path: Path) -> None:
     vuln_data = json.loads(blobs.read("vulnData", Digest.parse(cited)) or b"{}")
     assert {r["id"] for r in vuln_data["records"]} == expected_ids("1.19.8", "stdlib")
     assert len(e.blocking) == e.predicate["summary"]["findings"]
-    assert {c.note for c in e.blocking} == {NOTE}
+    # each chain: the embedded release, then which vulnerable functions the binary links
+    assert {c.note.split("; ")[0] for c in e.blocking} == {NOTE}
+    assert {c.reachability for c in e.blocking} == {"present", "not-present"}
     first = min(c.vulnerability for c in e.blocking)
     chain = next(c for c in e.blocking if c.vulnerability == first)
     assert chain.files == ("/usr/bin/docker-registry",)
+    assert chain.note.startswith(f"{NOTE}; /usr/bin/docker-registry links ")
     text = explain.render_text(e)
     assert (
         f"{first} (unknown): pkg:golang/stdlib@v1.19.8 -> /usr/bin/docker-registry -> "
-        f"{chain.layer} -> entrypoint: reachability unknown [{NOTE}]"
+        f"{chain.layer} -> entrypoint: reachability {chain.reachability} [{chain.note}]"
     ) in text
     doc = json.loads(explain.render_json(e))
-    assert {f["note"] for f in doc["blockingFindings"]} == {NOTE}
+    assert {f["note"].split("; ")[0] for f in doc["blockingFindings"]} == {NOTE}
+    # the signed reachability evidence carries each symbol-level decision
+    cited = e.predicate["evidence"]["reachability"]["digest"]
+    reach = json.loads(blobs.read("reachability", Digest.parse(cited)) or b"{}")
+    states = {r["vulnerability"]: r["reachability"] for r in reach["findings"]}
+    assert states == {c.vulnerability: c.reachability for c in e.blocking}
+    assert reach["components"][0]["reachability"] == "present"  # its most exposed finding
+    not_present = [r for r in e.predicate["reasons"] if r["code"] == "RISK.CVE.CODE_NOT_PRESENT"]
+    assert len(not_present) == list(states.values()).count("not-present")
 
 
 # ---------------------------------------------------------------- who owns the binary

@@ -1,0 +1,47 @@
+"""A small Go program built with the machine's Go toolchain, offline and standard library
+only: it links ``html/template.(*Template).Execute`` and nothing of ``net/http``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from tests.conftest import require_tools
+
+GO_DATA = Path(__file__).resolve().parent.parent / "data" / "go"
+
+
+def build_hello(workdir: Path) -> Path:
+    require_tools("go")
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(GO_DATA / "hello.go", workdir / "hello.go")
+    (workdir / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n")
+    env = {
+        **os.environ,
+        "GOCACHE": str(workdir / "cache"),
+        "GOPATH": str(workdir / "gopath"),
+        "GOFLAGS": "-mod=mod",
+        "GOPROXY": "off",
+        "GOTOOLCHAIN": "local",
+        "CGO_ENABLED": "0",
+    }
+    out = workdir / "hello"
+    subprocess.run(
+        ["go", "build", "-trimpath", "-o", str(out), "."],
+        cwd=workdir,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def go_nm(binary: Path) -> list[str]:
+    """The text symbols ``go tool nm`` lists for ``binary`` (its symbol table)."""
+    lines = subprocess.run(
+        ["go", "tool", "nm", str(binary)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    fields = [line.split() for line in lines]
+    return [f[-1] for f in fields if len(f) >= 3 and f[-2] in ("T", "t")]
