@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Final
 
 from appliance.scanner.model import OSInfo, Package, PackageType
+from bundles.releases import DEBIAN_CODENAMES
 
 
 class SourceRule(enum.StrEnum):
@@ -179,16 +180,7 @@ DISTROS: Final[tuple[Distro, ...]] = (
         SourceRule.SOURCE,
         ReleaseRule.MAJOR_OR_CODENAME,
         ecosystem="Debian",
-        codenames=MappingProxyType(
-            {
-                "bullseye": "11",
-                "bookworm": "12",
-                "trixie": "13",
-                "forky": "14",
-                "duke": "15",
-                "sid": "unstable",
-            }
-        ),
+        codenames=DEBIAN_CODENAMES,
         install_paths=_DEBIAN_PATHS,
     ),
     Distro(

@@ -20,15 +20,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tlog
 from appliance.home import SUBDIRS, Home
-from appliance.inbox import scan_inbox, unreadable_text
+from appliance.intake.inbox import scan_inbox, unreadable_text
+from appliance.intake.trust_store import TrustStore
+from appliance.keyring import rotation_days, rotation_plan
 from appliance.store.audit import AuditLog
 from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
-from appliance.trust_store import TrustStore
+from bundles import rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
-from bundles.keys import PublicKey
+from bundles.keys import PublicKey, format_instant
 from bundles.oci.layout import OCILayout
 
 GiB: Final = 1 << 30
@@ -96,7 +99,7 @@ def _size(n: float) -> str:
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return rfc3339.parse_time(text, where="snapshot created")
 
 
 class Doctor:
@@ -129,6 +132,8 @@ class Doctor:
             self._guard("trust", self.check_trust),
             self._guard("snapshot", self.check_snapshot),
             self._guard("audit", self.check_audit),
+            self._guard("tlog", self.check_tlog),
+            self._guard("keys", self.check_keys),
             self._guard("inbox", self.check_inbox),
         ]
         return Diagnosis(tuple(checks))
@@ -176,6 +181,23 @@ class Doctor:
         if problems:
             return Check("home", Status.FAIL, "; ".join(problems), "; ".join(fixes))
         return Check("home", Status.OK, f"{root}: mode 0700, owned by uid {self.uid}")
+
+    def check_tlog(self) -> Check:
+        """The transparency log: its checkpoint signed and backed by its right-edge tiles
+        (``stella log verify`` recomputes every tile)."""
+        try:
+            log = tlog.open_home_log(self.home)
+        except tlog.LogNotStartedError:
+            return Check("tlog", Status.OK, "not started yet (nothing signed so far)")
+        detail = f"{log.origin}: {log.size} entries, checkpoint verified"
+        if log.pending:
+            return Check(
+                "tlog",
+                Status.WARN,
+                f"{detail}; {log.pending} entries past it (an append was interrupted)",
+                "nothing to do: the next signed attestation includes them",
+            )
+        return Check("tlog", Status.OK, detail)
 
     def check_disk(self) -> Check:
         free = self.free_space(self.home.root)
@@ -389,6 +411,41 @@ class Doctor:
                 "('stella audit verify --anchor'); see docs/audit-log.md",
             )
         return Check("audit", Status.OK, f"{outcome.records} records, hash chain and head intact")
+
+    def check_keys(self) -> Check:
+        """The signing key: not revoked, and rotated on schedule (a warning 14 days before
+        its planned rotation date, ``keyRotationDays`` in config.json, default quarterly)."""
+        plan = rotation_plan(self.home, now=self.now)
+        key = plan.key
+        short = key.keyid[:16]
+        due = format_instant(plan.due)
+        if key.revoked is not None and self.now >= key.revoked.at:
+            return Check(
+                "keys",
+                Status.FAIL,
+                f"signing key {short} was revoked at {format_instant(key.revoked.at)} "
+                f"({key.revoked.reason}); nothing can be signed",
+                "rotate to a new key now: 'stella keys rotate' (docs/runbooks.md)",
+            )
+        if plan.next_key is not None:
+            start = plan.next_key.valid_for.start
+            assert start is not None
+            return Check(
+                "keys",
+                Status.OK,
+                f"signing key {short}; key {plan.next_key.keyid[:16]} takes over at "
+                f"{format_instant(start)}",
+            )
+        if plan.warn(self.now):
+            overdue = self.now >= plan.due
+            return Check(
+                "keys",
+                Status.WARN,
+                f"signing key {short} is {'past' if overdue else 'near'} its planned rotation "
+                f"date {due} ({rotation_days(self.home)} days after it took over)",
+                "plan the next key: 'stella keys rotate --at TIME' (docs/keys.md)",
+            )
+        return Check("keys", Status.OK, f"signing key {short}, rotation due {due}")
 
     def check_inbox(self) -> Check:
         scan = scan_inbox(self.home.inbox, now=self.now.timestamp(), settle=0)

@@ -2,7 +2,7 @@
 
 Distributions have their own table (:mod:`appliance.distros`); language packages have this
 one: the OSV ecosystem each package type's records carry and the version scheme they compare
-in. :mod:`appliance.versions.registry` and the matcher read both tables, so a new language
+in. :mod:`appliance.versions.schemes` and the matcher read both tables, so a new language
 ecosystem is one entry here.
 
 Two spellings of one package must meet in one index key: PyPI names compare per PEP 503

@@ -25,10 +25,11 @@ STEPS: Final = {
     "import.before-commit": "tags are written; the knowledge transaction is not committed",
     "import.after-commit": "the snapshot is committed and active; no audit record yet",
     "gate.after-scan": "the image is scanned (and the scan audited); nothing of the gate stored",
+    "gate.after-log": "the verdict is signed and in the transparency log; nothing attached",
     "gate.after-attach": "the signed verdict is attached to the image; no verdict row or record",
     "gate.before-record": "every referrer is attached; the verdict is not recorded",
     "gate.after-record": "the verdict and its audit record are committed",
-    "vex.after-sign": "the statement is signed; nothing stored",
+    "vex.after-sign": "the statement is signed and in the transparency log; nothing stored",
     "vex.before-commit": "the statement is added inside the transaction, not committed",
     "vex.after-commit": "the statement and its audit record are committed",
 }

@@ -23,26 +23,19 @@ public key, so verifying never needs the token.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from bundles import canonical
 from bundles.errors import CanonicalJSONError, ConfigError, UsageError
+from bundles.files import atomic_write
 from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
-from bundles.signer import (
-    Pkcs11KeyMissingError,
-    Signer,
-    close_signer,
-    generate_signer,
-    is_pkcs11_uri,
-    load_signer,
-    parse_pkcs11_uri,
-)
+from bundles.pkcs11_uri import Pkcs11KeyMissingError, is_pkcs11_uri, parse_pkcs11_uri
+from bundles.signer import Signer, close_signer, generate_signer, load_signer
 
 MARKER = ".stella-home"
 SUBDIRS = ("oci", "keys", "trust", "inbox", "quarantine", "staging")
@@ -141,6 +134,7 @@ class Home:
             key = PrivateKey.generate(key_type)
             key.save(self.appliance_key, passphrase_from_env())
             key.public_key.save(self.appliance_pub)
+            self._start_ring()
             created = True
         (self.root / MARKER).write_text("stella appliance home\n")
         return created
@@ -173,35 +167,43 @@ class Home:
             opened.public_key.save(self.appliance_pub)
         finally:
             close_signer(opened)
-        self._write_config({"signer": signer})
+        self._write_config({**self.settings(), "signer": signer})
+        self._start_ring()
+
+    def _start_ring(self) -> None:
+        from appliance import keyring
+
+        keyring.start_ring(self, PublicKey.load(self.appliance_pub))
 
     def _write_config(self, settings: Mapping[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=self.root)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(canonical.dumps(dict(settings)) + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.config)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.config, canonical.dumps(dict(settings)) + b"\n", mode=0o600)
 
-    def signer_reference(self) -> str | None:
-        """The signer URI ``config.json`` records, or ``None`` for the key file."""
+    def settings(self) -> dict[str, Any]:
+        """The settings ``config.json`` holds (empty when there is none)."""
         try:
             with open(self.config, "rb") as fh:
                 data = fh.read(CONFIG_LIMIT + 1)
         except FileNotFoundError:
-            return None
+            return {}
         except OSError as e:
             raise ConfigError(f"{self.config}: cannot read: {e.strerror}") from e
         try:
             settings = canonical.loads(data, limit=CONFIG_LIMIT, source=str(self.config))
         except CanonicalJSONError as e:
             raise ConfigError(e.message, hint="restore config.json from a backup") from e
-        signer = settings.get("signer") if isinstance(settings, dict) else None
+        if not isinstance(settings, dict):
+            raise ConfigError(
+                f"{self.config}: must be a JSON object", hint="restore config.json from a backup"
+            )
+        return settings
+
+    def write_settings(self, settings: Mapping[str, Any]) -> None:
+        """Replace ``config.json`` atomically."""
+        self._write_config(settings)
+
+    def signer_reference(self) -> str | None:
+        """The signer URI ``config.json`` records, or ``None`` for the key file."""
+        signer = self.settings().get("signer")
         if signer is not None and not (isinstance(signer, str) and is_pkcs11_uri(signer)):
             raise ConfigError(
                 f"{self.config}: field 'signer' must be a pkcs11: URI, got {signer!r}",
@@ -212,18 +214,31 @@ class Home:
     def public_key(self) -> PublicKey:
         return PublicKey.load(self.require().appliance_pub)
 
-    def signing_key(self) -> Signer:
-        """The appliance's signer: the token key ``config.json`` names, else the key file.
-        A token key must be the one ``keys/appliance.pub`` records."""
-        reference = self.require().signer_reference()
+    @property
+    def key_ring_file(self) -> Path:
+        return self.keys / "keyring.json"
+
+    def signing_key(self, *, at: datetime | None = None, now: datetime | None = None) -> Signer:
+        """The appliance's signer at ``now`` (the wall clock by default): the key whose
+        window holds ``now`` in the key ring (docs/keys.md), switched to when its time has
+        come. With ``at`` (a verdict's evaluation time, which is its signing time), that
+        time must fall in the key's window too."""
+        from appliance import keyring  # the ring module uses Home: imported when used
+
+        return keyring.active_signer(self.require(), at=at, now=now)
+
+    def open_signer(self, reference: str | None, expected: PublicKey) -> Signer:
+        """Open the token key ``reference`` names, else the key file; it must be ``expected``."""
         if reference is None:
-            return PrivateKey.load(self.appliance_key, passphrase_from_env())
-        signer = load_signer(reference)
-        expected = self.public_key()
+            signer: Signer = PrivateKey.load(self.appliance_key, passphrase_from_env())
+        else:
+            signer = load_signer(reference)
         if signer.keyid != expected.keyid:
+            where = reference or str(self.appliance_key)
+            close_signer(signer)
             raise SignerMismatchError(
-                f"{reference}: the token's key {signer.keyid[:16]} is not the appliance key "
-                f"{expected.keyid[:16]} in {self.appliance_pub}",
+                f"{where}: the key {signer.keyid[:16]} is not the appliance key "
+                f"{expected.keyid[:16]} the key ring names",
                 hint="insert the appliance's own token, or correct the URI in config.json",
             )
         return signer

@@ -33,7 +33,7 @@ from appliance.vex.model import format_time
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
-from bundles.oci.files import atomic_write
+from bundles.files import atomic_write
 
 if TYPE_CHECKING:
     from appliance.rva.gate import GateResult
@@ -132,7 +132,7 @@ class RescanReport:
 def targets(home: Home, images: Sequence[str] = ()) -> list[Target]:
     """The images named, in the order given (duplicates dropped); else every image in the
     local store, once per manifest digest, by its first name in name order."""
-    from appliance.images import list_images  # the scanner stack, loaded when needed
+    from appliance.imagestore.catalog import list_images  # the scanner stack, loaded when needed
 
     if images:
         return [Target(name, None) for name in dict.fromkeys(images)]

@@ -22,8 +22,11 @@ reader serves every boundary and each refusal still names its file.
 from __future__ import annotations
 
 import io
+import os
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, BinaryIO, Final
 
@@ -191,6 +194,34 @@ def read_capped(
         if len(out) > bound:
             raise limits.exceeded(cap, subject)
     return bytes(out)
+
+
+def read_open_file(fh: Any, cap: Cap, subject: str) -> bytes:
+    """The whole of an open file: refused by its size (``cap`` named) before anything is read,
+    then read in chunks so that only what it holds is allocated, and refused again if it grew
+    past the cap meanwhile. The caller turns ``OSError`` into its own one-line error."""
+    limits.check(cap, os.fstat(fh.fileno()).st_size, subject)
+    return read_capped(fh, cap, subject)
+
+
+@dataclass(frozen=True, slots=True)
+class ZipDirectory:
+    """What a ZIP archive's end record declares of its central directory."""
+
+    entries: int
+    size: int
+
+
+def zip_directory(fh: BinaryIO) -> ZipDirectory | None:
+    """The end record of a ZIP archive (zip64 too), read before :mod:`zipfile` builds an object
+    per directory entry, so a caller can refuse a directory past its caps first; None when
+    there is no end record (not a ZIP). The stream is left at its start."""
+    record = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # zipfile's own end-record reader
+    fh.seek(0)
+    if not record:
+        return None
+    entries, size = zipfile._ECD_ENTRIES_TOTAL, zipfile._ECD_SIZE  # type: ignore[attr-defined]
+    return ZipDirectory(int(record[entries]), int(record[size]))
 
 
 def printable(name: str) -> str:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, BinaryIO, Final
 
-from bundles import canonical, dsse
+from bundles import canonical, dsse, rfc3339
 from bundles.archive import ArchiveReader, MemberSpec
 from bundles.bounded import Section
 from bundles.digest import Digest
@@ -74,19 +74,14 @@ class BundleExpiredError(BundleRefusedError):
 
 def format_time(when: datetime) -> str:
     """RFC 3339 UTC with a ``Z``, whole seconds: the only time format written in bundles."""
-    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return rfc3339.format_time(when)
 
 
 def parse_time(text: Any, where: str) -> datetime:
-    if not isinstance(text, str):
-        raise BundleError(f"{where} must be an RFC 3339 time string, got {text!r}")
     try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as e:
-        raise BundleError(f"{where} is not an RFC 3339 time: {text!r}") from e
-    if when.tzinfo is None:
-        raise BundleError(f"{where} has no time zone: {text!r}", hint="write times in UTC with Z")
-    return when.astimezone(UTC)
+        return rfc3339.parse_time(text, where=where)
+    except rfc3339.TimeFormatError as e:
+        raise BundleError(e.message, hint=e.hint) from e
 
 
 @dataclass(frozen=True, slots=True)

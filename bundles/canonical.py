@@ -127,3 +127,20 @@ def is_canonical(data: bytes) -> bool:
         return dumps(loads(data)) == data
     except CanonicalJSONError:
         return False
+
+
+def kind_of(value: Any) -> str:
+    """What a parsed JSON value is, in the words an error message uses ("not a string")."""
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return "a number"
+        case str():
+            return "a string"
+        case list():
+            return "an array"
+        case _:
+            return "an object"

@@ -107,7 +107,7 @@ class Envelope:
         """
         if not isinstance(data, Mapping):
             raise EnvelopeFormatError(
-                f"{source}: a DSSE envelope must be a JSON object, got {_json_type(data)}"
+                f"{source}: a DSSE envelope must be a JSON object, got {canonical.kind_of(data)}"
             )
         payload = _b64_field(data, "payload", source)
         payload_type = _require(data, "payloadType", str, source)
@@ -117,14 +117,15 @@ class Envelope:
             where = f"signatures[{i}]"
             if not isinstance(raw, Mapping):
                 raise EnvelopeFormatError(
-                    f"{source}: field {where!r} must be an object, got {_json_type(raw)}"
+                    f"{source}: field {where!r} must be an object, got {canonical.kind_of(raw)}"
                 )
             keyid = raw.get("keyid")
             if keyid is None:
                 keyid = ""
             elif not isinstance(keyid, str):
                 raise EnvelopeFormatError(
-                    f"{source}: field '{where}.keyid' must be a string, got {_json_type(keyid)}"
+                    f"{source}: field '{where}.keyid' must be a string, "
+                    f"got {canonical.kind_of(keyid)}"
                 )
             signatures.append(Signature(keyid=keyid, sig=_b64_field(raw, "sig", source, where)))
         return cls(payload=payload, payload_type=payload_type, signatures=tuple(signatures))
@@ -156,24 +157,6 @@ class Verified:
     keyids: tuple[str, ...]
 
 
-def _json_type(value: Any) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "a boolean"
-        case int() | float():
-            return "a number"
-        case str():
-            return "a string"
-        case list():
-            return "an array"
-        case Mapping():
-            return "an object"
-        case _:
-            return type(value).__name__
-
-
 def _require(data: Mapping[str, Any], name: str, kind: type, source: str, where: str = "") -> Any:
     label = f"{where}.{name}" if where else name
     if name not in data:
@@ -182,7 +165,7 @@ def _require(data: Mapping[str, Any], name: str, kind: type, source: str, where:
     if not isinstance(value, kind):
         expected = "a string" if kind is str else "an array" if kind is list else kind.__name__
         raise EnvelopeFormatError(
-            f"{source}: field {label!r} must be {expected}, got {_json_type(value)}"
+            f"{source}: field {label!r} must be {expected}, got {canonical.kind_of(value)}"
         )
     return value
 

@@ -53,6 +53,10 @@ class KeyError_(StellaError):  # trailing underscore: never shadow the builtin K
     """A key file is missing, malformed, of an unsupported type, or needs a passphrase."""
 
 
+class SignerError(KeyError_):
+    """A signer cannot be named, opened or used."""
+
+
 class SignatureError(StellaError):
     """A DSSE envelope or signature does not verify."""
 

@@ -12,12 +12,11 @@ crash never leaves half a key and other users never see one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Final
@@ -30,7 +29,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     PublicKeyTypes,
 )
 
+from bundles import rfc3339
 from bundles.errors import KeyError_
+from bundles.files import atomic_write
 
 PASSPHRASE_ENV: Final = "STELLA_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 """Environment variable the command-line programs read a private key's passphrase from."""
@@ -160,28 +161,8 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, overwrite: bool) ->
             f"{path}: a key file already exists there",
             hint="move it away first, or choose another path",
         )
-    directory = path.parent
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise KeyFileError(f"{path}: cannot write key file: {e.strerror}") from e
-    try:
-        try:
-            os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(path, data, mode=mode)
     except OSError as e:
         raise KeyFileError(f"{path}: cannot write key file: {e.strerror}") from e
 
@@ -382,3 +363,308 @@ class PrivateKey:
 
     def __repr__(self) -> str:
         return f"PrivateKey(key_type={self.key_type.value!r}, keyid={self.keyid!r})"
+
+
+# ------------------------------------------------------------------ validity windows and rings
+
+
+class KeyWindowError(KeyError_):
+    """A signature was made outside its key's validity window."""
+
+
+class KeyRevokedError(KeyWindowError):
+    """A signature was made at or after its key's revocation."""
+
+
+class KeyRingError(KeyError_):
+    """A key ring file is malformed, or a change to it is not allowed."""
+
+
+def format_instant(value: datetime) -> str:
+    """RFC 3339 UTC to the second (:func:`bundles.rfc3339.format_time`)."""
+    return rfc3339.format_time(value)
+
+
+def parse_instant(text: object, *, where: str) -> datetime:
+    """An RFC 3339 time as aware UTC (:func:`bundles.rfc3339.parse_time`), refused as a
+    :class:`KeyRingError` naming ``where``."""
+    try:
+        return rfc3339.parse_time(text, where=where)
+    except rfc3339.TimeFormatError as e:
+        raise KeyRingError(e.message, hint=e.hint) from e
+
+
+@dataclass(frozen=True, slots=True)
+class ValidFor:
+    """A key's validity window, half open: ``start <= t < end``. ``start`` None means from
+    the beginning (a home's first key, so verdicts may pin evaluation times before the home
+    was made); ``end`` None means until it is rotated away."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def contains(self, when: datetime) -> bool:
+        return (self.start is None or self.start <= when) and (self.end is None or when < self.end)
+
+    def describe(self) -> str:
+        start = format_instant(self.start) if self.start else "the beginning"
+        end = format_instant(self.end) if self.end else "open"
+        return f"[{start}, {end})"
+
+    def to_dict(self) -> dict[str, str]:
+        out = {}
+        if self.start is not None:
+            out["start"] = format_instant(self.start)
+        if self.end is not None:
+            out["end"] = format_instant(self.end)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: object, *, where: str) -> ValidFor:
+        if not isinstance(doc, Mapping):
+            raise KeyRingError(f"{where}.validFor must be an object with start and end")
+        unknown = set(doc) - {"start", "end"}
+        if unknown:
+            raise KeyRingError(f"{where}.validFor has unknown field {sorted(unknown)[0]!r}")
+        start = doc.get("start")
+        end = doc.get("end")
+        window = cls(
+            parse_instant(start, where=f"{where}.validFor.start") if start is not None else None,
+            parse_instant(end, where=f"{where}.validFor.end") if end is not None else None,
+        )
+        if window.start is not None and window.end is not None and window.end <= window.start:
+            raise KeyRingError(f"{where}.validFor ends before it starts: {window.describe()}")
+        return window
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """A key reported compromised: signatures made at or after ``at`` are refused."""
+
+    at: datetime
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"at": format_instant(self.at), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, doc: object, *, where: str) -> Revocation:
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("reason"), str):
+            raise KeyRingError(f"{where}.revoked must be an object with 'at' and 'reason'")
+        return cls(parse_instant(doc.get("at"), where=f"{where}.revoked.at"), doc["reason"])
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One key of a ring: its public key, its window, where its private half is (``signer``:
+    a ``pkcs11:`` URI or a file name in the ring's directory; None once retired for good),
+    when it was made, and its revocation if it was reported compromised."""
+
+    key: PublicKey
+    valid_for: ValidFor
+    created: datetime
+    signer: str | None = None
+    revoked: Revocation | None = None
+
+    @property
+    def keyid(self) -> str:
+        return self.key.keyid
+
+    def usable_at(self, when: datetime) -> bool:
+        return self.valid_for.contains(when) and (self.revoked is None or when < self.revoked.at)
+
+    def check_signed_at(self, when: datetime | None, *, source: str) -> None:
+        """Refuse a signature of this key made at ``when`` outside its window or after its
+        revocation (see :func:`check_window`)."""
+        check_window(self.keyid, self.valid_for, self.revoked, when, source=source)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "keyid": self.keyid,
+            "keyType": str(self.key.key_type),
+            "publicKey": self.key.pem().decode("ascii"),
+            "validFor": self.valid_for.to_dict(),
+            "created": format_instant(self.created),
+        }
+        if self.signer is not None:
+            out["signer"] = self.signer
+        if self.revoked is not None:
+            out["revoked"] = self.revoked.to_dict()
+        return out
+
+    def public_dict(self) -> dict[str, object]:
+        """What auditors take out: everything but where the private half is."""
+        out = self.to_dict()
+        out.pop("signer", None)
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: object, *, where: str) -> KeyEntry:
+        if not isinstance(doc, Mapping):
+            raise KeyRingError(f"{where} must be an object")
+        pem = doc.get("publicKey")
+        if not isinstance(pem, str):
+            raise KeyRingError(f"{where}.publicKey must be a PEM public key string")
+        key = PublicKey.from_pem(pem.encode("ascii", "replace"), source=f"{where}.publicKey")
+        if doc.get("keyid", key.keyid) != key.keyid:
+            raise KeyRingError(
+                f"{where}.keyid {doc.get('keyid')!r} is not the keyid of its publicKey "
+                f"({key.keyid})"
+            )
+        signer = doc.get("signer")
+        if signer is not None and not isinstance(signer, str):
+            raise KeyRingError(f"{where}.signer must be a string")
+        revoked = doc.get("revoked")
+        return cls(
+            key=key,
+            valid_for=ValidFor.from_dict(doc.get("validFor", {}), where=where),
+            created=parse_instant(doc.get("created"), where=f"{where}.created"),
+            signer=signer,
+            revoked=Revocation.from_dict(revoked, where=where) if revoked is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """Every key a signer has used or will use, oldest first. Windows follow one another:
+    each key's window ends where the next one's starts, so at any time one key signs."""
+
+    entries: tuple[KeyEntry, ...]
+    source: str = field(default="key ring", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.entries:
+            raise KeyRingError(f"{self.source}: holds no key")
+        seen: set[str] = set()
+        for before, after in zip(self.entries, self.entries[1:], strict=False):
+            if after.valid_for.start is None or before.valid_for.end != after.valid_for.start:
+                raise KeyRingError(
+                    f"{self.source}: key {after.keyid[:16]}'s window "
+                    f"{after.valid_for.describe()} does not start where key "
+                    f"{before.keyid[:16]}'s {before.valid_for.describe()} ends",
+                    hint="restore the key ring from a backup",
+                )
+        for entry in self.entries:
+            if entry.keyid in seen:
+                raise KeyRingError(f"{self.source}: key {entry.keyid[:16]} is listed twice")
+            seen.add(entry.keyid)
+
+    @property
+    def latest(self) -> KeyEntry:
+        return self.entries[-1]
+
+    def get(self, keyid: str) -> KeyEntry | None:
+        return next((e for e in self.entries if e.keyid == keyid), None)
+
+    def at(self, when: datetime) -> KeyEntry | None:
+        """The key whose window holds ``when`` (revoked or not)."""
+        return next((e for e in self.entries if e.valid_for.contains(when)), None)
+
+    def rotated(self, new: PublicKey, *, at: datetime, created: datetime, signer: str) -> KeyRing:
+        """The ring with ``new`` taking over at ``at``: the current last key's window ends
+        there. Refused when a next key is already waiting, or ``at`` is not inside the last
+        key's window."""
+        last = self.latest
+        if last.valid_for.end is not None:
+            raise KeyRingError(
+                f"{self.source}: key {last.keyid[:16]} already ends at "
+                f"{format_instant(last.valid_for.end)}",
+                hint="a rotation is already planned; wait for it before planning the next",
+            )
+        if self.get(new.keyid) is not None:
+            raise KeyRingError(
+                f"key {new.keyid[:16]} is already in the key ring",
+                hint="rotate to a new key: a retired key never comes back",
+            )
+        if last.valid_for.start is not None and at <= last.valid_for.start:
+            raise KeyRingError(
+                f"--at {format_instant(at)} is not after the current key's start "
+                f"{format_instant(last.valid_for.start)}",
+                hint="choose a later switch time",
+            )
+        ended = replace(last, valid_for=ValidFor(last.valid_for.start, at))
+        entry = KeyEntry(new, ValidFor(at, None), created, signer)
+        return replace(self, entries=(*self.entries[:-1], ended, entry))
+
+    def revoked(self, keyid: str, revocation: Revocation) -> KeyRing:
+        entry = self.get(keyid)
+        if entry is None:
+            known = ", ".join(e.keyid[:16] for e in self.entries)
+            raise KeyRingError(f"no key {keyid} in the key ring", hint=f"known keys: {known}")
+        if entry.revoked is not None and entry.revoked.at <= revocation.at:
+            raise KeyRingError(
+                f"key {entry.keyid[:16]} is already revoked at "
+                f"{format_instant(entry.revoked.at)} ({entry.revoked.reason})",
+                hint="a revocation can only move earlier",
+            )
+        changed = replace(entry, revoked=revocation)
+        return replace(
+            self, entries=tuple(changed if e.keyid == entry.keyid else e for e in self.entries)
+        )
+
+    def find(self, prefix: str) -> KeyEntry:
+        """The key whose keyid starts with ``prefix`` (at least 8 hex digits)."""
+        text = prefix.lower().removeprefix("sha256:")
+        matches = [e for e in self.entries if len(text) >= 8 and e.keyid.startswith(text)]
+        if len(matches) != 1:
+            known = ", ".join(e.keyid[:16] for e in self.entries)
+            raise KeyRingError(
+                f"{prefix!r} names {'no' if not matches else 'more than one'} key of the ring",
+                hint=f"give at least 8 hex digits of a keyid; known keys: {known}",
+            )
+        return matches[0]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"version": 1, "keys": [e.to_dict() for e in self.entries]}
+
+    @classmethod
+    def from_dict(cls, doc: object, *, source: str) -> KeyRing:
+        if not isinstance(doc, Mapping) or doc.get("version") != 1:
+            raise KeyRingError(
+                f"{source}: not a key ring (expected an object with version 1)",
+                hint="restore the key ring from a backup",
+            )
+        raw = doc.get("keys")
+        if not isinstance(raw, list):
+            raise KeyRingError(f"{source}: field 'keys' must be an array")
+        entries = tuple(
+            KeyEntry.from_dict(item, where=f"{source}: keys[{i}]") for i, item in enumerate(raw)
+        )
+        return cls(entries, source=source)
+
+
+def check_window(
+    keyid: str,
+    valid_for: ValidFor,
+    revoked: Revocation | None,
+    when: datetime | None,
+    *,
+    source: str,
+) -> None:
+    """Refuse a signature by key ``keyid`` made at ``when`` outside ``valid_for`` or at or
+    after ``revoked``, naming the key and its window. ``when`` None (the statement records
+    no signing time) passes only for a key that was never revoked."""
+    short = keyid[:16]
+    if when is None:
+        if revoked is not None:
+            raise KeyRevokedError(
+                f"{source}: signed by key {short}, revoked at {format_instant(revoked.at)} "
+                f"({revoked.reason}), and the statement records no signing time to show it "
+                "was made before",
+                hint="obtain a signature by a key that is not revoked",
+            )
+        return
+    stamp = format_instant(when)
+    if revoked is not None and when >= revoked.at:
+        raise KeyRevokedError(
+            f"{source}: signed at {stamp} by key {short}, revoked at "
+            f"{format_instant(revoked.at)} ({revoked.reason})",
+            hint="a signature made after its key was revoked is not trusted; re-evaluate "
+            "with the appliance's current key",
+        )
+    if not valid_for.contains(when):
+        raise KeyWindowError(
+            f"{source}: signed at {stamp} by key {short}, outside its validity window "
+            f"{valid_for.describe()}",
+            hint="the key was not in service then, so the signature is refused",
+        )

@@ -32,15 +32,15 @@ from pkcs11.types import PrivateKey as P11PrivateKey
 from pkcs11.types import PublicKey as P11PublicKey
 from pkcs11.types import Session, Token
 
+from bundles.errors import SignerError
 from bundles.keys import PublicKey
-from bundles.signer import (
+from bundles.pkcs11_uri import (
     Pkcs11KeyMissingError,
     Pkcs11ModuleError,
     Pkcs11ObjectError,
     Pkcs11PinError,
     Pkcs11TokenError,
     Pkcs11Uri,
-    SignerError,
 )
 
 P256_PARAMS: Final = bytes.fromhex("06082a8648ce3d030107")

@@ -18,7 +18,6 @@ Every check takes ``now`` explicitly: no function here reads the clock.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,9 @@ from tuf.api.metadata import Metadata, Role, Root
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
-from bundles import canonical, limits
+from bundles import canonical, limits, rfc3339
+from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.errors import CanonicalJSONError, KeyError_, TrustError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
@@ -54,7 +55,6 @@ ROOT_KEYS: Final = limits.cap(
 TRUST_ROOT_LIMIT: Final = ROOT_BYTES.default
 #: The roles a trust root must define (TUF's four top-level roles).
 ROLES: Final = ("root", "targets", "snapshot", "timestamp")
-_EXPIRES: Final = "%Y-%m-%dT%H:%M:%SZ"
 #: The (keytype, scheme) pairs a trust root may use: the key types Stella Ops verifies with.
 KEY_FORMS: Final = frozenset(
     {
@@ -137,21 +137,6 @@ def _public_key(key: SSlibKeyBase, source: str) -> PublicKey:
     return public
 
 
-def kind_of(value: Any) -> str:
-    """What a JSON value is, in the words an error message uses."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
 def _format_error(source: str, field: str, message: str) -> TrustRootFormatError:
     return TrustRootFormatError(
         f"{source}: {field} {message}",
@@ -210,14 +195,12 @@ def check_shape(doc: Any, source: str) -> None:
     if version < 1:
         raise _format_error(source, "signed.version", f"is {version}, not a positive number")
     expires = _field(signed, "expires", str, "signed", source)
-    try:
-        datetime.strptime(expires, _EXPIRES)
-    except ValueError:
+    if not rfc3339.is_canonical(expires):  # TUF: exactly YYYY-MM-DDTHH:MM:SSZ
         raise _format_error(
             source,
             "signed.expires",
             f"is {expires[:64]!r}, not a UTC time like 2030-01-01T00:00:00Z",
-        ) from None
+        )
     if "consistent_snapshot" in signed:
         _field(signed, "consistent_snapshot", bool, "signed", source)
     if CHANNEL_FIELD in signed:
@@ -355,8 +338,7 @@ class TrustRoot:
     def load(cls, path: Path) -> TrustRoot:
         try:
             with open(path, "rb") as fh:
-                limits.check(ROOT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
-                data = fh.read(ROOT_BYTES.value() + 1)
+                data = read_open_file(fh, ROOT_BYTES, str(path))
         except OSError as e:
             raise TrustRootFormatError(f"{path}: cannot read trust root: {e.strerror}") from e
         return cls.from_bytes(data, source=str(path))
@@ -526,6 +508,5 @@ __all__ = [
     "TrustRootRollbackError",
     "TrustRootSignatureError",
     "check_shape",
-    "kind_of",
     "sign_root",
 ]

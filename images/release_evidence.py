@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance.home import Home
-from appliance.images import load
+from appliance.imagestore.catalog import load
 from appliance.rva.gate import GateResult, gate
 from appliance.rva.reader import read_verdict
 from appliance.vex.model import VexError, parse_time

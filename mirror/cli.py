@@ -27,6 +27,6 @@ def main() -> None:
 cli.add_lazy("keys", "mirror.keys:keys_group")
 cli.add_lazy("sync", "mirror.commands:sync_cmd")
 cli.add_lazy("snapshot", "mirror.commands:snapshot_group")
-cli.add_lazy("images", "mirror.images:images_group")
+cli.add_lazy("images", "mirror.image_copy:images_group")
 cli.add_lazy("export", "mirror.export:export_cmd")
 cli.add_lazy("verify", "mirror.export:verify_cmd")

@@ -72,7 +72,8 @@ from bundles.parts import (
     split_bundle,
     verify_part,
 )
-from bundles.signer import Signer, is_pkcs11_uri, load_signer
+from bundles.pkcs11_uri import is_pkcs11_uri
+from bundles.signer import Signer, load_signer
 from bundles.snapshot import Manifest, record_id
 from bundles.trust import TrustRoot
 from mirror.snapshot import SnapshotStore

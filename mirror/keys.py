@@ -32,13 +32,8 @@ import click
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 from bundles.keys import KeyType, PrivateKey, passphrase_from_env
-from bundles.signer import (
-    Signer,
-    close_signer,
-    generate_signer,
-    is_pkcs11_uri,
-    parse_pkcs11_uri,
-)
+from bundles.pkcs11_uri import is_pkcs11_uri, parse_pkcs11_uri
+from bundles.signer import Signer, close_signer, generate_signer
 from bundles.trust import DEFAULT_CHANNEL, TrustRoot, sign_root
 
 SIGNING_KEY = "signing.key"

@@ -20,7 +20,6 @@ bytes always give the same snapshot digest.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, DigestError
+from bundles.files import atomic_write
 from bundles.snapshot import (
     SCHEMA,
     DatasetEntry,
@@ -65,11 +65,10 @@ class SnapshotInfo:
     built_at: str
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_file(path: Path, data: bytes) -> None:
+    """Write a workspace file atomically and durably, its directory made if need be."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
 
 
 class SnapshotStore:
@@ -94,7 +93,7 @@ class SnapshotStore:
         digest = Digest.of_bytes(data)
         path = self.dataset_path(digest)
         if not path.exists():
-            _atomic_write(path, data)
+            write_file(path, data)
         return digest
 
     def has_dataset(self, digest: Digest) -> bool:
@@ -135,8 +134,8 @@ class SnapshotStore:
         digest = Digest.of_bytes(data)
         path = self.manifest_path(digest)
         if not path.exists():
-            _atomic_write(path.with_name("provenance.json"), canonical.dumps(dict(provenance)))
-            _atomic_write(path, data)
+            write_file(path.with_name("provenance.json"), canonical.dumps(dict(provenance)))
+            write_file(path, data)
         self.snapshots_dir.mkdir(parents=True, exist_ok=True)
         with open(self.snapshots_dir / "log.jsonl", "ab") as log:
             log.write(canonical.dumps({"digest": str(digest), "built_at": built_at}) + b"\n")

@@ -20,7 +20,7 @@ from bundles.errors import CanonicalJSONError
 from mirror.config import SourceConfig, SourceKind
 from mirror.errors import FailureKind, SnapshotError
 from mirror.fetch import Validators
-from mirror.snapshot import SnapshotStore, _atomic_write
+from mirror.snapshot import SnapshotStore, write_file
 from mirror.sources.interface import DatasetType, Unknown
 
 
@@ -157,7 +157,7 @@ class Workspace:
             ) from e
 
     def save_state(self, state: SourceState) -> None:
-        _atomic_write(self.source_dir(state.name) / "state.json", canonical.dumps(state.to_json()))
+        write_file(self.source_dir(state.name) / "state.json", canonical.dumps(state.to_json()))
 
     def configured(self) -> list[tuple[str, SourceKind]]:
         path = self.feeds / "sources.json"
@@ -168,4 +168,4 @@ class Workspace:
 
     def save_configured(self, sources: tuple[SourceConfig, ...]) -> None:
         listing = sorted(({"name": s.name, "kind": s.kind.value} for s in sources), key=str)
-        _atomic_write(self.feeds / "sources.json", canonical.dumps(listing))
+        write_file(self.feeds / "sources.json", canonical.dumps(listing))

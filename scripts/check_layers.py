@@ -53,12 +53,15 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "appliance/__init__": (),  # the package's docstring
     "appliance/home": (),
     "appliance/faults": (),
-    "appliance/trust_store": (),
     "appliance/scanner/model": (),  # the scanner's values, shared by every room above
+    "appliance/sigstore/bundle": (),  # the Sigstore bundle format: read and write
+    "appliance/tlog": ("appliance/home", "appliance/sigstore/bundle"),
     "appliance/ecosystems": ("appliance/scanner/model",),
     "appliance/distros": ("appliance/scanner/model",),
     "appliance/versions": ("appliance/distros", "appliance/ecosystems"),
-    "appliance/store": ("appliance/home", "appliance/ecosystems"),
+    "appliance/store": ("appliance/home", "appliance/ecosystems", "appliance/tlog"),
+    "appliance/keyring": ("appliance/home", "appliance/store"),
+    "appliance/sigstore": ("appliance/sigstore/bundle", "appliance/tlog"),
     "appliance/scanner": ("appliance/scanner/model", "appliance/home", "appliance/store"),
     "appliance/match": (
         "appliance/distros",
@@ -67,47 +70,54 @@ ROOMS: dict[str, tuple[str, ...]] = {
         "appliance/scanner",
         "appliance/store",
     ),
-    "appliance/vex": ("appliance/faults", "appliance/home", "appliance/match", "appliance/store"),
+    "appliance/vex": (
+        "appliance/faults",
+        "appliance/home",
+        "appliance/match",
+        "appliance/sigstore",
+        "appliance/store",
+        "appliance/tlog",
+    ),
     "appliance/policy": ("appliance/match", "appliance/vex"),
     "appliance/report": ("appliance/match", "appliance/scanner", "appliance/vex"),
+    "appliance/notation": ("appliance/home", "appliance/sigstore"),  # a second signing backend
     "appliance/rva": (
         "appliance/faults",
         "appliance/home",
         "appliance/match",
+        "appliance/notation",
         "appliance/policy",
         "appliance/scanner",
+        "appliance/sigstore",
         "appliance/store",
+        "appliance/tlog",
         "appliance/vex",
     ),
-    "appliance/auditor": ("appliance/rva",),
-    "appliance/upstream": ("appliance/auditor",),
-    "appliance/images": ("appliance/home", "appliance/scanner", "appliance/upstream"),
-    "appliance/gc": ("appliance/home", "appliance/store"),
-    "appliance/registry": ("appliance/home", "appliance/images", "appliance/store"),
-    "appliance/rescan": ("appliance/images", "appliance/rva"),
-    "appliance/importer": (
+    "appliance/auditor": ("appliance/rva", "appliance/sigstore", "appliance/tlog"),
+    "appliance/imagestore": ("appliance/home", "appliance/scanner", "appliance/store"),
+    "appliance/registry": ("appliance/home", "appliance/imagestore", "appliance/store"),
+    "appliance/rescan": ("appliance/imagestore", "appliance/rva"),
+    "appliance/intake": (
+        "appliance/auditor",
         "appliance/faults",
         "appliance/rescan",
-        "appliance/trust_store",
-        "appliance/upstream",
+        "appliance/sigstore",
     ),
-    "appliance/inbox": ("appliance/importer",),
-    "appliance/doctor": ("appliance/inbox",),
-    "appliance/console": ("appliance/auditor", "appliance/inbox"),
+    "appliance/doctor": ("appliance/intake", "appliance/keyring"),
+    "appliance/console": ("appliance/auditor", "appliance/intake", "appliance/keyring"),
     "appliance/commands": (
         "appliance/console",
         "appliance/doctor",
-        "appliance/gc",
         "appliance/registry",
         "appliance/report",
     ),
     "appliance/cli": ("appliance/commands",),
 }
 
-# Modules that may open a network connection or serve one. On the connected side: feed
-# fetching and the registry client. On the appliance: only the registry push client and the
-# registry server, which serve the enclave's own network and are never used by import, scan,
-# match or gate.
+# Modules that may open a network connection or serve one: the one registry client (in
+# bundles, for the mirror's pulls and the appliance's pushes), the mirror's feed fetching, and
+# on the appliance the registry push command and server, which serve the enclave's own
+# network and are never used by import, scan, match or gate.
 NETWORK_MODULES = {
     "requests",
     "urllib3",
@@ -124,7 +134,7 @@ NETWORK_MODULES = {
     "smtplib",
     "xmlrpc",
 }
-NETWORK_ALLOWED = ("mirror/fetch", "mirror/registry", "appliance/registry")
+NETWORK_ALLOWED = ("bundles/distribution", "mirror/fetch", "appliance/registry")
 
 # Only the stores touch SQLite; the TUI never does.
 SQLITE_MODULES = {"sqlite3", "sqlite_utils"}

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -16,21 +18,23 @@ from bundles.trust import TrustRoot
 from mirror.cli import cli as stella_mirror
 
 
-def run(prog, *args: str) -> tuple[int, str, str]:
+def run(prog: click.Command, *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(prog, list(args))
     return result.exit_code, result.stdout, result.stderr
 
 
-def mirror_json(*args: str) -> dict:
+def mirror_json(*args: str) -> dict[str, Any]:
     code, out, err = run(stella_mirror, "--json", *args)
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
-def stella_json(home: Path, *args: str) -> dict:
+def stella_json(home: Path, *args: str) -> dict[str, Any]:
     code, out, err = run(stella, "--home", str(home), "--json", *args)
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
     evidence/<role>.json       each evidence blob the verdict cites
     explanation/explanation.html, explanation/explanation.md
     keys/appliance.pub         the appliance public key (compare it with one you hold)
-    keys/trust-policy.json     which key may sign which predicate type
+    keys/tlog.vkey             the verifier key of the transparency log holding the RVA
+    keys/trust-policy.json     every appliance key: what it may sign, its validFor window
     keys/sigstore-trusted-root.json   the Sigstore trusted root shipped with the appliance
     keys/trust/<channel>.json  the knowledge-bundle trust roots of the appliance
     audit/records.jsonl        the audit log up to its signed head, one canonical record a line
@@ -26,6 +27,7 @@ Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
 
 from __future__ import annotations
 
+import base64
 import io
 import zipfile
 import zlib
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from appliance import tlog
 from appliance.auditor import explain
 from appliance.auditor.errors import AuditPackageError, AuditRecordError
 from appliance.auditor.replay import find_policy
@@ -47,18 +50,21 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore
 from bundles import canonical, dsse, limits
-from bundles.bounded import read_capped
+from bundles.bounded import read_capped, zip_directory
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, SignatureError, StellaError
 from bundles.keys import PublicKey
 from bundles.limits import Unit
 from bundles.oci import OCILayout
-from bundles.trust import kind_of
+from bundles.tlog import TlogError
+from bundles.tlog.entry import check_entry, log_id
+from bundles.tlog.note import Verifier
 
 FORMAT_VERSION: Final = 1
 PACKAGE_MEMBERS: Final = limits.cap(
@@ -120,6 +126,8 @@ CHECKS: Final = (
     "every evidence file matches the digest the signed predicate pins",
     "policy files digest and knowledge manifest digest equal the pinned ones",
     "audit chain from genesis to the signed head; the gate record names this statement",
+    "the RVA's transparency-log entry: inclusion proof and checkpoint under the log the gate "
+    "record names (keys/tlog.vkey)",
     "explanation files are the rendering of the verified verdict",
 )
 
@@ -227,7 +235,12 @@ def export_package(
     files["explanation/explanation.html"] = explain.render_html(explanation).encode("utf-8")
     files["explanation/explanation.md"] = explain.render_markdown(explanation).encode("utf-8")
     files["keys/appliance.pub"] = home.public_key().pem()
-    files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())
+    logged = record.result.get("tlog")
+    if isinstance(logged, Mapping):
+        for log in tlog.trusted_logs(home):
+            if base64.b64encode(log_id(log)).decode() == logged.get("logId"):
+                files["keys/tlog.vkey"] = (log.vkey() + "\n").encode()
+    files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())  # every key, validFor
     files["keys/sigstore-trusted-root.json"] = TRUSTED_ROOT.read_bytes()
     for root in sorted(home.trust.glob("*/*.json")):
         files[f"keys/trust/{root.parent.name}/{root.name}"] = root.read_bytes()
@@ -254,7 +267,7 @@ def _zip_directory(fh: BinaryIO, source: str) -> None:
     """Refuse a ZIP whose end record declares more members or a larger central directory than
     the caps, before :mod:`zipfile` reads the directory into memory."""
     try:
-        end = zipfile._EndRecData(fh)  # type: ignore[attr-defined]  # the end record, zip64 too
+        end = zip_directory(fh)
     except OSError as e:
         raise AuditPackageError(f"{source}: cannot read: {e.strerror}") from e
     if not end:
@@ -262,9 +275,8 @@ def _zip_directory(fh: BinaryIO, source: str) -> None:
             f"{source}: not a ZIP file (no end of central directory record)",
             hint="pass the FILE.zip written by 'stella export-audit-package'",
         )
-    fields = (zipfile._ECD_ENTRIES_TOTAL, zipfile._ECD_SIZE)  # type: ignore[attr-defined]
-    limits.check(PACKAGE_MEMBERS, int(end[fields[0]]), source)
-    limits.check(DIRECTORY_BYTES, int(end[fields[1]]), source)
+    limits.check(PACKAGE_MEMBERS, end.entries, source)
+    limits.check(DIRECTORY_BYTES, end.size, source)
 
 
 def _bad_name(name: str) -> str | None:
@@ -471,13 +483,22 @@ def _check_inputs(files: Mapping[str, bytes], p: Mapping[str, Any], source: str)
 
 
 def check_audit_chain(
-    records_data: bytes, head_data: bytes, key: PublicKey, statement: Digest, *, source: str
+    records_data: bytes,
+    head_data: bytes,
+    key: PublicKey | TrustPolicy,
+    statement: Digest,
+    *,
+    source: str,
 ) -> AuditRecord:
     """Walk the exported audit log from genesis to its signed head; returns the gate record
-    that names ``statement``."""
+    that names ``statement``. The head may be signed by any key of a policy (after a
+    rotation, the newest)."""
+    keys = [key] if isinstance(key, PublicKey) else [r.key for r in reversed(key.rules)]
     try:
         envelope = dsse.Envelope.from_json(head_data, source=f"{source} audit/head.json")
-        head = AuditHead.from_envelope(envelope, key, source=f"{source} audit/head.json")
+        signers = {s.keyid for s in envelope.signatures}
+        chosen = next((k for k in keys if k.keyid in signers), keys[0])
+        head = AuditHead.from_envelope(envelope, chosen, source=f"{source} audit/head.json")
     except StellaError as e:
         raise AuditRecordError(f"{source}: audit head checkpoint: {e.message}") from e
     prev = GENESIS
@@ -531,14 +552,42 @@ def check_audit_chain(
     return found
 
 
+def _check_log_entry(
+    files: Mapping[str, bytes], bundle: bytes, record: AuditRecord, source: str
+) -> None:
+    """The verdict's transparency-log entry verifies under the log key the package carries,
+    and that key is the log the signed gate record names (so the appliance key vouches for
+    it). Verdicts made before the appliance logged them carry no entry and no record of one."""
+    logged = record.result.get("tlog")
+    read = sigstore.read(bundle, source=f"{source} rva/rva.sigstore.json")
+    if not isinstance(logged, Mapping):
+        if read.entries:
+            raise AuditPackageError(
+                f"{source}: the RVA carries a log entry its gate record does not name"
+            )
+        return
+    vkey = _need(files, "keys/tlog.vkey", source)
+    log = Verifier.from_vkey(vkey.decode("utf-8", "replace"), source=f"{source} keys/tlog.vkey")
+    if base64.b64encode(log_id(log)).decode() != logged.get("logId"):
+        raise AuditPackageError(
+            f"{source}: keys/tlog.vkey is not the log the signed gate record names",
+            hint="the log key was swapped",
+        )
+    try:
+        check_entry(next(iter(read.entries), None), [log], read.envelope)
+    except TlogError as e:
+        raise AuditPackageError(f"{source}: rva/rva.sigstore.json: {e.message}", hint=e.hint) from e
+
+
 def verify_package(
-    data: bytes | BinaryIO, key: PublicKey, *, source: str = "audit package"
+    data: bytes | BinaryIO, key: PublicKey | TrustPolicy, *, source: str = "audit package"
 ) -> PackageReport:
-    """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`)."""
+    """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`):
+    the appliance's public key, or its exported keys with their validity windows."""
     files = read_package(data, source=source)
     _check_listing(files, source)
     bundle = _need(files, "rva/rva.sigstore.json", source)
-    policy = TrustPolicy.appliance(key)
+    policy = TrustPolicy.appliance(key) if isinstance(key, PublicKey) else key
     evidence = _evidence_blobs(files)
     checked = verify_rva(bundle, policy, source=f"{source} RVA", blobs=evidence)
     if not checked.is_verdict:
@@ -564,6 +613,7 @@ def verify_package(
         source=source,
     )
     checked = _with_audit(checked, record)
+    _check_log_entry(files, bundle, record, source)
     explanation = explain.build(checked, evidence)
     for path, render in (
         ("explanation/explanation.html", explain.render_html),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeStore
 from appliance.vex.model import VexStatement
 from appliance.vex.service import snapshot_statements
-from bundles import canonical
+from bundles import canonical, rfc3339
 from bundles.digest import Digest
 from bundles.errors import OCILayoutError
 from bundles.oci import ImageIndex, OCILayout
@@ -257,7 +256,7 @@ def replay(
     finally:
         if store is not None:
             store.close()
-    at = datetime.fromisoformat(predicate["evaluationTime"].replace("Z", "+00:00"))
+    at = rfc3339.parse_time(predicate["evaluationTime"], where="predicate.evaluationTime")
     inputs = GateInputs(
         subject=SubjectInfo(
             name=subject["name"],

@@ -5,17 +5,27 @@ attestations, and a mirror key signs knowledge bundles; a verdict signed by the 
 must be refused even though the key is trusted for something. A policy is a list of rules,
 each one public key and the predicate types it may sign (none listed: any).
 
+A rule may also carry its key's validity window and revocation (docs/keys.md): a
+signature the key made outside the window, or at or after the revocation, is refused. The
+key ring the appliance exports (``stella keys export-public --keys-out``) is a policy of this
+form, one rule per key the appliance has used.
+
 File form (JSON)::
 
     {"version": 1,
      "keys": [{"name": "appliance", "publicKey": "-----BEGIN PUBLIC KEY-----...",
-               "predicateTypes": ["https://stella-ops.org/attestations/risk-verdict/v1"]}]}
+               "predicateTypes": ["https://stella-ops.org/attestations/risk-verdict/v1"],
+               "validFor": {"start": "2026-12-01T00:00:00Z", "end": "2027-03-01T00:00:00Z"},
+               "revoked": {"at": "2027-01-15T08:00:00Z", "reason": "token stolen"}}]}
+
+``validFor`` (either bound may be left out: open) and ``revoked`` are optional.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +34,14 @@ from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import CYCLONEDX_PREDICATE
 from bundles import canonical
 from bundles.errors import StellaError
-from bundles.keys import PublicKey
+from bundles.keys import (
+    KeyRing,
+    KeyRingError,
+    PublicKey,
+    Revocation,
+    ValidFor,
+    check_window,
+)
 
 APPLIANCE_PREDICATES: Final = frozenset({PREDICATE_TYPE, CYCLONEDX_PREDICATE})
 """What the appliance key signs: risk verdicts and SBOM attestations."""
@@ -39,17 +56,28 @@ class KeyRule:
     name: str
     key: PublicKey
     predicate_types: frozenset[str] = frozenset()
+    valid_for: ValidFor = field(default_factory=ValidFor)
+    revoked: Revocation | None = None
 
     def allows(self, predicate_type: str) -> bool:
         return not self.predicate_types or predicate_type in self.predicate_types
 
+    def check_signed_at(self, when: datetime | None, *, source: str) -> None:
+        """Refuse a signature this key made at ``when`` outside its window or after its
+        revocation (a :class:`bundles.keys.KeyWindowError` naming the key and window)."""
+        check_window(self.key.keyid, self.valid_for, self.revoked, when, source=source)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "keyid": self.key.keyid,
             "publicKey": self.key.pem().decode("ascii"),
             "predicateTypes": sorted(self.predicate_types),
+            "validFor": self.valid_for.to_dict(),
         }
+        if self.revoked is not None:
+            out["revoked"] = self.revoked.to_dict()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +88,16 @@ class TrustPolicy:
     def appliance(cls, key: PublicKey) -> TrustPolicy:
         """The default: the appliance key, for verdicts and SBOM attestations."""
         return cls((KeyRule("appliance", key, APPLIANCE_PREDICATES),))
+
+    @classmethod
+    def of_ring(
+        cls, ring: KeyRing, predicate_types: Iterable[str] = APPLIANCE_PREDICATES
+    ) -> TrustPolicy:
+        """Every key of the appliance's ring, each with its window and revocation."""
+        types = frozenset(predicate_types)
+        return cls(
+            tuple(KeyRule("appliance", e.key, types, e.valid_for, e.revoked) for e in ring.entries)
+        )
 
     @classmethod
     def of_keys(
@@ -92,7 +130,16 @@ class TrustPolicy:
                 key = PublicKey.from_pem(pem.encode("ascii"), source=f"{where}.publicKey")
             except (StellaError, UnicodeEncodeError) as e:
                 raise TrustPolicyError(f"{where}.publicKey is not a PEM public key") from e
-            rules.append(KeyRule(str(raw.get("name") or f"key {i}"), key, frozenset(types)))
+            try:
+                window = ValidFor.from_dict(raw.get("validFor", {}), where=where)
+                revoked = raw.get("revoked")
+                revocation = (
+                    Revocation.from_dict(revoked, where=where) if revoked is not None else None
+                )
+            except KeyRingError as e:
+                raise TrustPolicyError(e.message, hint=e.hint) from e
+            name = str(raw.get("name") or f"key {i}")
+            rules.append(KeyRule(name, key, frozenset(types), window, revocation))
         return cls(tuple(rules))
 
     @classmethod

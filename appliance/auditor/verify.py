@@ -1,7 +1,9 @@
 """Verify a signed verdict (or any attestation the appliance signed) against a trust policy.
 
 Checks, in order, each failing with its own error: the DSSE signature over the exact payload
-bytes by a key the policy knows; that this key may sign the statement's predicate type;
+bytes by a key the policy knows; that this key may sign the statement's predicate type; that
+the statement was signed inside the key's validity window and before any revocation of it
+(:func:`signing_time` says when it was signed);
 for a risk verdict, the predicate against ``rva-v1.json`` and its subject against the
 statement's; the subject digest against the artifact the caller names; every evidence digest
 the predicate cites against bytes from a blob source (the OCI store, an audit package); and,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from appliance.auditor.errors import (
@@ -23,15 +26,17 @@ from appliance.auditor.errors import (
 )
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
-from appliance.rva import sigstore
 from appliance.rva.attach import ANNOTATION_PREDICATE, attestations
 from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.scanner.image import ImageRef, open_image
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord
 from bundles import canonical, dsse, schemas
 from bundles.digest import Digest
-from bundles.errors import SignatureError, StellaError
+from bundles.errors import SignatureError
 from bundles.intoto import PAYLOAD_TYPE, Statement
+from bundles.keys import KeyRingError, KeyWindowError, parse_instant
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import ANNOTATION_CREATED
 
@@ -157,6 +162,37 @@ class RvaVerification:
         }
 
 
+OPENVEX_PREFIX = "https://openvex.dev/ns"
+
+
+def signing_time(statement: Statement, *, source: str = "statement") -> datetime | None:
+    """When a verified statement was signed, as far as this appliance can tell; None when
+    the statement records no time.
+
+    Today that is the time the signed statement itself records, as its signer claims it: a
+    risk verdict's ``evaluationTime`` (the gate signs with the key in service at that time
+    and refuses one outside it), an OpenVEX document's ``timestamp``, a CycloneDX BOM's
+    ``metadata.timestamp``. A stolen key can claim any time, which is why a revocation
+    refuses only what claims to be later. This is the one place that decides; a
+    transparency-log entry whose checkpoint proves the statement was logged before a time
+    is to strengthen it here (the earlier of the claim and the proof is the signing time).
+    """
+    predicate = statement.predicate
+    if statement.predicate_type == PREDICATE_TYPE:
+        claimed = predicate.get("evaluationTime")
+    elif statement.predicate_type.startswith(OPENVEX_PREFIX):
+        claimed = predicate.get("timestamp")
+    else:
+        metadata = predicate.get("metadata")
+        claimed = metadata.get("timestamp") if isinstance(metadata, Mapping) else None
+    if claimed is None:
+        return None
+    try:
+        return parse_instant(claimed, where=f"{source} signing time")
+    except KeyRingError as e:
+        raise AuditorError(e.message, hint="the statement's time is not RFC 3339") from e
+
+
 def _signature(
     bundle: sigstore.SigstoreBundle, policy: TrustPolicy, source: str
 ) -> tuple[Statement, str]:
@@ -181,6 +217,10 @@ def _signature(
         raise AuditorError(f"{source}: {e.message}", hint=e.hint) from e
     statement = Statement.from_bytes(verified.payload, source=f"{source} statement")
     rule = policy.check(verified.keyids, statement.predicate_type, source=source)
+    try:  # the signature was made while its key was in service, and before any revocation
+        rule.check_signed_at(signing_time(statement, source=source), source=source)
+    except KeyWindowError as e:
+        raise AuditorError(e.message, hint=e.hint) from e
     return statement, rule.name
 
 
@@ -322,25 +362,28 @@ def verify_in_home(
 
 def attached_verdicts(home: Home, image: str) -> tuple[Digest, list[tuple[str, bytes]]]:
     """The image's manifest digest and every RVA bundle attached to it in the store, newest
-    evaluation first (referrer digest, bundle bytes)."""
-    layout = OCILayout.open(home.oci)
-    reference = image.rpartition("@")[2] if "@sha256:" in image else image
-    try:
-        descriptor = layout.resolve(reference)
-    except StellaError as e:
+    evaluation first (referrer digest, bundle bytes). IMAGE takes the forms ``scan`` and
+    ``gate`` take, resolved the same way (:func:`open_image`): a store name, ``oci:DIR[:TAG]``,
+    ``docker-archive:FILE``; a verdict gated from an ``oci:`` layout is kept in the store."""
+    opened = open_image(ImageRef.parse(image), store=home.oci)
+    digests = [d for d in (opened.manifest_digest, opened.index_digest) if d is not None]
+    if not digests:
         raise AuditorError(
-            f"image {image} is not in the appliance store: {e.message}",
-            hint="name it as listed by 'stella images list', or pass the RVA file",
-        ) from e
-    found = [
-        (ref.annotations.get(ANNOTATION_CREATED, ""), str(ref.digest), data)
-        for ref, data in attestations(layout, descriptor.digest)
-        if ref.annotations.get(ANNOTATION_PREDICATE) == PREDICATE_TYPE
-    ]
-    if not found:
-        raise AuditorError(
-            f"image {image} ({descriptor.digest}) has no risk verdict attached",
-            hint="run 'stella gate' on it first",
+            f"image {image} has no manifest (a root file system or a docker-archive): a verdict "
+            "binds to a manifest digest",
+            hint="load it with 'stella images load', gate it by name, and name it so here",
         )
-    found.sort(reverse=True)
-    return descriptor.digest, [(ref, data) for _, ref, data in found]
+    layout = OCILayout.open(home.oci)
+    for digest in digests:
+        found = [
+            (ref.annotations.get(ANNOTATION_CREATED, ""), str(ref.digest), data)
+            for ref, data in attestations(layout, digest)
+            if ref.annotations.get(ANNOTATION_PREDICATE) == PREDICATE_TYPE
+        ]
+        if found:
+            found.sort(reverse=True)
+            return digest, [(ref, data) for _, ref, data in found]
+    raise AuditorError(
+        f"image {image} ({digests[0]}) has no risk verdict attached",
+        hint="run 'stella gate' on it first",
+    )

@@ -43,9 +43,9 @@ def _since(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_time(text)
+        return parse_time(text, where="--since")
     except AuditError as e:
-        raise UsageError(f"--since: {e.message}", hint=e.hint) from e
+        raise UsageError(e.message, hint=e.hint) from e
 
 
 def _clip(text: str, width: int) -> str:

@@ -9,23 +9,16 @@ naming what); 3 ``replay`` found a DIFF.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from appliance import tlog
 from appliance.auditor import explain as explaining
 from appliance.auditor.package import CHECKS, export_package, verify_package
 from appliance.auditor.replay import ReplayOutcome, replay
-from appliance.auditor.sigstore_verify import (
-    Artifact,
-    BundleForm,
-    SigstoreResult,
-    classify,
-    read_bundle_file,
-    verify_keyless,
-    verify_with_key,
-)
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import (
     BlobSource,
@@ -36,12 +29,25 @@ from appliance.auditor.verify import (
     verify_rva,
 )
 from appliance.home import Home
+from appliance.keyring import load_ring
+from appliance.notation import service as notation_service
+from appliance.notation.trust import TrustPolicyDocument, TrustStore
+from appliance.sigstore.verify import (
+    Artifact,
+    BundleForm,
+    SigstoreResult,
+    classify,
+    read_bundle_file,
+    verify_keyless,
+    verify_with_key,
+)
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import UsageError
 from bundles.keys import PublicKey
 from bundles.oci import OCILayout
+from bundles.tlog.note import Verifier
 
 EXIT_DIFF = 3
 
@@ -75,7 +81,7 @@ def _policy(ctx: CliContext, keys: Sequence[Path], trust_policy: Path | None) ->
             f"no key to verify with: {ctx.home} is not an appliance home",
             hint="pass --key PUB (the appliance's public key) or --trust-policy FILE",
         )
-    return TrustPolicy.appliance(home.public_key())
+    return TrustPolicy.of_ring(load_ring(home))
 
 
 def _read(path: Path) -> bytes:
@@ -91,7 +97,7 @@ def _own_verdict(
     """Verify an appliance-signed bundle; on the appliance that signed it, with the evidence
     of its OCI store and the gate's audit record."""
     home = _home(ctx)
-    if home is not None and policy.rule_for(home.public_key().keyid) is not None:
+    if home is not None and any(policy.rule_for(e.keyid) for e in load_ring(home).entries):
         # the file's own faults (form, signer, predicate) first, then this appliance's records
         verify_rva(data, policy, source=source, subject=subject)
         blobs = LayoutBlobs(OCILayout.open(home.oci))
@@ -176,6 +182,18 @@ def _sigstore_text(r: SigstoreResult, source: str) -> str:
 @click.option(
     "--require-tlog", is_flag=True, help="Key-signed bundles must carry a transparency-log entry."
 )
+@click.option(
+    "--notation",
+    is_flag=True,
+    help="Verify IMAGE's newest verdict by its Notary Project signature, against a Notation "
+    "trust store and trust policy (--trust-policy is then Notation's trustpolicy.json).",
+)
+@click.option(
+    "--trust-store",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="With --notation: Notation trust store directory (x509/ca/NAME/*.pem). "
+    "Default: the appliance's own CA.",
+)
 @pass_ctx
 def verify_cmd(
     ctx: CliContext,
@@ -187,9 +205,14 @@ def verify_cmd(
     trusted_root: Path | None,
     artifact: str | None,
     require_tlog: bool,
+    notation: bool,
+    trust_store: Path | None,
 ) -> None:
     """Verify a signed verdict (IMAGE's newest, or FILE) or a standard Sigstore bundle,
     offline."""
+    if notation or trust_store is not None:
+        _verify_notation(ctx, target, notation, trust_store, trust_policy, bool(keys))
+        return
     art = Artifact.parse(artifact) if artifact else None
     if certificate_identity or certificate_oidc_issuer:
         if not (certificate_identity and certificate_oidc_issuer):
@@ -228,7 +251,66 @@ def verify_cmd(
         return
     policy = _policy(ctx, keys, trust_policy)
     verified, _ = _target(ctx, target, policy, art.digest if art else None)
-    ctx.emit(verified.to_dict(), _verdict_text(verified))
+    doc, text = verified.to_dict(), _verdict_text(verified)
+    logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else _home_logs(ctx)
+    if data is not None and logs:
+        logged = tlog.check_logged(data, logs, source=str(path))
+        doc["transparency"] = logged
+        text += "\n" + (
+            f"logged: entry {logged['logIndex']} of {logged['log']}; inclusion proof and "
+            f"checkpoint (size {logged['treeSize']}) verified"
+            if logged["inclusionProof"]
+            else "not logged in a transparency log trusted here"
+        )
+    ctx.emit(doc, text)
+
+
+def _home_logs(ctx: CliContext) -> list[Verifier]:
+    home = _home(ctx)
+    return tlog.trusted_logs(home) if home is not None else []
+
+
+def _verify_notation(
+    ctx: CliContext,
+    target: str,
+    notation: bool,
+    trust_store: Path | None,
+    trust_policy: Path | None,
+    keys: bool,
+) -> None:
+    if not notation:
+        raise UsageError("--trust-store goes with --notation")
+    if keys:
+        raise UsageError(
+            "--key does not go with --notation", hint="Notation trusts certificates, not keys"
+        )
+    home = _home(ctx)
+    if home is None:
+        raise UsageError(
+            f"--notation verifies an image in the appliance store, and {ctx.home} is not an "
+            "appliance home",
+            hint="pass --home",
+        )
+    if trust_store is None or trust_policy is None:
+        store, policy = notation_service.own_trust(home)  # the appliance's own CA and identity
+    if trust_store is not None:
+        store = TrustStore.load(trust_store)
+    if trust_policy is not None:
+        policy = TrustPolicyDocument.load(trust_policy)
+    result = notation_service.verify_image(
+        home, target, store=store, policy=policy, now=datetime.now(UTC)
+    )
+    v = result.verification
+    lines = [
+        f"OK  {target} verdict {result.referrer.digest}: Notary Project signature "
+        f"{result.signature.digest}",
+        f"trust policy {v.policy!r} at level {v.level}",
+        f"signed by {v.signer}",
+        f"verdict {result.statement.predicate.get('verdict')} at "
+        f"{result.statement.predicate.get('evaluationTime')}",
+        *(f"logged: {line}" for line in v.logged),
+    ]
+    ctx.emit(result.to_dict(), "\n".join(lines))
 
 
 @click.command("explain")
@@ -255,10 +337,20 @@ def explain_cmd(
     policy = _policy(ctx, keys, trust_policy)
     verified, blobs = _target(ctx, target, policy, None)
     explanation = explaining.build(verified, blobs)
+    logs = _home_logs(ctx)
+    path = Path(target)
+    logged = (
+        tlog.check_logged(_read(path), logs, source=str(path)) if logs and path.is_file() else None
+    )
     if ctx.json:
-        ctx.emit(explanation.to_dict())
+        ctx.emit({**explanation.to_dict(), **({"transparency": logged} if logged else {})})
         return
     click.echo(explaining.render(explanation, explaining.Format(fmt)), nl=False)
+    if logged and logged["inclusionProof"] and fmt == explaining.Format.TEXT.value:
+        click.echo(
+            f"Transparency log: entry {logged['logIndex']} of {logged['log']}, proven under "
+            f"the checkpoint of size {logged['treeSize']} (root {logged['rootHash'][:16]}…)"
+        )
 
 
 def _diff_text(result: Any) -> str:
@@ -318,7 +410,7 @@ def replay_cmd(
 def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path | None) -> None:
     """Write one ZIP proving a verdict (IMAGE's newest, or FILE) to an auditor."""
     home = Home(ctx.home).require()
-    policy = TrustPolicy.appliance(home.public_key())
+    policy = TrustPolicy.of_ring(load_ring(home))
     path = Path(target)
     if path.is_file():
         data = _read(path)
@@ -341,14 +433,28 @@ def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @click.option(
     "--key",
-    required=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="The appliance's public key (PEM), obtained independently of the package.",
 )
+@click.option(
+    "--trust-policy",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Instead of --key: the appliance's keys with their validity windows "
+    "('stella keys export-public --keys-out'), for a verdict made before a rotation.",
+)
 @pass_ctx
-def verify_package_cmd(ctx: CliContext, file: Path, key: Path) -> None:
+def verify_package_cmd(
+    ctx: CliContext, file: Path, key: Path | None, trust_policy: Path | None
+) -> None:
     """Check an audit package with only the package and a public key: no home, no network."""
-    public = PublicKey.load(key)
+    if (key is None) == (trust_policy is None):
+        raise UsageError(
+            "pass exactly one of --key PUB and --trust-policy FILE",
+            hint="the appliance's public key or its exported keys, obtained independently",
+        )
+    public: PublicKey | TrustPolicy = (
+        PublicKey.load(key) if key is not None else TrustPolicy.load(trust_policy)  # type: ignore[arg-type]
+    )
     try:
         fh = open(file, "rb")  # noqa: SIM115 - a with block below; members are read one by one
     except OSError as e:

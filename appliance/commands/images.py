@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from appliance import images
 from appliance.home import Home
+from appliance.imagestore import catalog as images
 from bundles.clikit import CliContext, pass_ctx
 
 
@@ -25,7 +25,11 @@ def images_group() -> None:
 
 @images_group.command("load")
 @click.argument("source")
-@click.option("--tag", default=None, help="Store it as NAME:TAG (default: the source's name).")
+@click.option(
+    "--tag",
+    default=None,
+    help="Store it as NAME:TAG (default: the name the layout gives, else the directory's name).",
+)
 @pass_ctx
 def load_cmd(ctx: CliContext, source: str, tag: str | None) -> None:
     """Copy an image from oci:DIR[:TAG] or docker-archive:FILE into the store, verifying
@@ -34,6 +38,7 @@ def load_cmd(ctx: CliContext, source: str, tag: str | None) -> None:
     ctx.emit(
         {
             "name": loaded.tag,
+            "namedFrom": loaded.named_from,
             "digest": str(loaded.descriptor.digest),
             "mediaType": loaded.descriptor.media_type,
             "blobs": loaded.blobs,
@@ -41,7 +46,8 @@ def load_cmd(ctx: CliContext, source: str, tag: str | None) -> None:
             "referrers": loaded.referrers,
         },
         f"loaded {loaded.tag} {loaded.descriptor.digest} "
-        f"({loaded.blobs} blobs, {_size(loaded.bytes)} copied, {loaded.referrers} referrers)",
+        f"({loaded.blobs} blobs, {_size(loaded.bytes)} copied, {loaded.referrers} referrers)"
+        + ("" if tag else f"\nnamed {loaded.tag} from {loaded.named_from}; choose with --tag"),
     )
 
 

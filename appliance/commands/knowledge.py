@@ -9,12 +9,13 @@ from pathlib import Path
 import click
 
 from appliance.home import Home
-from appliance.importer import Importer
-from appliance.inbox import ImportLock
+from appliance.intake.importer import Importer
+from appliance.intake.inbox import ImportLock
 from appliance.rescan import mark_activated
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from appliance.store.knowledge import DEFAULT_RETENTION_DAYS, KnowledgeStore, SnapshotRow, prune
+from bundles import rfc3339
 from bundles.bundle import format_time
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
@@ -96,7 +97,7 @@ def snapshot_group() -> None:
 
 
 def _age(created: str, now: datetime) -> str:
-    days = (now - datetime.fromisoformat(created.replace("Z", "+00:00"))).days
+    days = (now - rfc3339.parse_time(created, where="snapshot created")).days
     return f"{days}d"
 
 
@@ -110,7 +111,7 @@ def _row(s: SnapshotRow, now: datetime) -> dict[str, object]:
         "bundle": str(s.bundle),
         "created": s.created,
         "imported": s.imported,
-        "ageDays": (now - datetime.fromisoformat(s.created.replace("Z", "+00:00"))).days,
+        "ageDays": (now - rfc3339.parse_time(s.created, where="snapshot created")).days,
         "active": s.active,
     }
 

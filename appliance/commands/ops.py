@@ -10,7 +10,7 @@ import click
 
 from appliance.doctor import DEFAULT_MIN_FREE, Diagnosis, Doctor, Limits, Status
 from appliance.home import Home
-from appliance.inbox import (
+from appliance.intake.inbox import (
     DEFAULT_SETTLE,
     ImportLock,
     InboxProcessor,

@@ -1,23 +1,38 @@
-"""``stella init``, ``stella keys generate|export-public``, ``stella trust add|list|rotate``
-and ``stella trust upstream add|list|remove``."""
+"""``stella init``, ``stella keys generate|export-public|list|rotate|revoke``,
+``stella trust add|list|rotate`` and ``stella trust upstream add|list|remove``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
+from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
+from appliance.intake.trust_store import TrustStore
+from appliance.intake.upstream import PolicyStore, Rule, UpstreamPolicyError
+from appliance.keyring import load_ring, revoke, rotate, rotation_days, rotation_plan
+from appliance.notation import ca as notation_ca
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
-from appliance.trust_store import TrustStore
-from appliance.upstream import PolicyStore, Rule, UpstreamPolicyError
+from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import UsageError
-from bundles.keys import KeyType, PublicKey, passphrase_from_env
-from bundles.signer import PIN_ENV, close_signer, generate_signer, is_pkcs11_uri
+from bundles.keys import (
+    KeyEntry,
+    KeyRingError,
+    KeyType,
+    PublicKey,
+    format_instant,
+    parse_instant,
+    passphrase_from_env,
+)
+from bundles.pkcs11_uri import PIN_ENV, is_pkcs11_uri
+from bundles.signer import close_signer, generate_signer
 
 _SIGNER_HELP = (
     "pkcs11:token=…;object=…?module-path=…[&pin-source=file:…] to keep the key in a PKCS#11 "
@@ -116,14 +131,162 @@ def keys_generate_cmd(ctx: CliContext, signer: str, key_type: str | None, out: P
 
 @keys_group.command("export-public")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--keys-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write every key the appliance has used or will use, each with its validFor "
+    "window (a trust policy: 'stella verify --trust-policy FILE').",
+)
 @pass_ctx
-def export_public_cmd(ctx: CliContext, out: Path) -> None:
+def export_public_cmd(ctx: CliContext, out: Path, keys_out: Path | None) -> None:
     """Write the appliance's public key (PEM), for verifiers and auditors."""
-    key = Home(ctx.home).public_key()
+    home = Home(ctx.home)
+    key = home.public_key()
     key.save(out)
+    count = None
+    if keys_out is not None:
+        policy = TrustPolicy.of_ring(load_ring(home))
+        try:
+            keys_out.write_bytes(canonical.dumps(policy.to_dict()) + b"\n")
+        except OSError as e:
+            raise UsageError(f"{keys_out}: cannot write: {e.strerror}") from e
+        count = len(policy.rules)
     ctx.emit(
-        {"out": str(out), "keyid": key.keyid, "keyType": str(key.key_type)},
-        f"{out}: {key.key_type} public key, keyid {key.keyid}",
+        {
+            "out": str(out),
+            "keyid": key.keyid,
+            "keyType": str(key.key_type),
+            "keysOut": str(keys_out) if keys_out else None,
+            "keys": count,
+        },
+        f"{out}: {key.key_type} public key, keyid {key.keyid}"
+        + (f"\n{keys_out}: {count} keys with their validity windows" if keys_out else ""),
+    )
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value, where=option)
+    except KeyRingError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+
+
+def _state(entry: KeyEntry, now: datetime) -> str:
+    if entry.revoked is not None and now >= entry.revoked.at:
+        return "revoked"
+    if entry.valid_for.start is not None and now < entry.valid_for.start:
+        return "next"
+    if entry.valid_for.end is not None and now >= entry.valid_for.end:
+        return "retired"
+    return "active"
+
+
+def _entry_info(entry: KeyEntry, now: datetime) -> dict[str, Any]:
+    return {**entry.public_dict(), "state": _state(entry, now)}
+
+
+def _entry_line(info: Mapping[str, Any]) -> str:
+    window = info["validFor"]
+    revoked = info.get("revoked")
+    return (
+        f"{info['state']:<8} {info['keyid'][:16]}  {info['keyType']:<10} "
+        f"validFor [{window.get('start', 'beginning')}, {window.get('end', 'open')})"
+        + (f"  revoked at {revoked['at']}: {revoked['reason']}" if revoked else "")
+    )
+
+
+@keys_group.command("list")
+@pass_ctx
+def keys_list_cmd(ctx: CliContext) -> None:
+    """Show every key of the appliance's key ring with its validity window and state
+    (active, next, retired, revoked), and when the next rotation is due."""
+    home = Home(ctx.home).require()
+    now = datetime.now(UTC)
+    infos = [_entry_info(e, now) for e in load_ring(home).entries]
+    plan = rotation_plan(home, now=now)
+    due = format_instant(plan.due)
+    ctx.emit(
+        {"keys": infos, "rotationDue": due, "rotationDays": rotation_days(home)},
+        "\n".join([*(_entry_line(i) for i in infos), f"next rotation due {due}"]),
+    )
+
+
+@keys_group.command("rotate")
+@click.option(
+    "--signer",
+    default=None,
+    metavar="URI",
+    help=_SIGNER_HELP + ". Default: a new key file (keys/next.key until the switch).",
+)
+@click.option(
+    "--key-type",
+    type=click.Choice([t.value for t in KeyType]),
+    default=None,
+    help="Algorithm of a new key file  [default: ecdsa-p256].",
+)
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    metavar="TIME",
+    help="RFC 3339 time the new key takes over signing  [default: now].",
+)
+@pass_ctx
+def keys_rotate_cmd(
+    ctx: CliContext, signer: str | None, key_type: str | None, at: str | None
+) -> None:
+    """Create the next appliance key and publish it with a validity window starting at
+    --at; the current key signs until then and verifies what it signed for ever after."""
+    home = Home(ctx.home).require()
+    chosen = _key_type_for(signer, key_type)
+    if chosen is not KeyType.ECDSA_P256 and notation_ca.enabled(home):
+        raise UsageError(
+            f"--key-type {chosen}: this home signs verdicts the Notary Project way too, "
+            "which needs an ECDSA P-256 key",
+            hint="leave --key-type out",
+        )
+    done = rotate(home, at=_time(at, "--at"), signer=signer, key_type=chosen)
+    now = datetime.now(UTC)
+    infos = [_entry_info(e, now) for e in (done.previous, done.next_key)]
+    ctx.emit(
+        {"previous": infos[0], "next": infos[1], "switched": done.switched},
+        "\n".join(_entry_line(i) for i in infos)
+        + (
+            "\nsigning with the new key now"
+            if done.switched
+            else f"\nthe new key signs from {infos[1]['validFor']['start']}"
+        )
+        + "\nnext: give auditors 'stella keys export-public --keys-out FILE'",
+    )
+
+
+@keys_group.command("revoke")
+@click.argument("keyid")
+@click.option(
+    "--at",
+    "at",
+    required=True,
+    metavar="TIME",
+    help="RFC 3339 time from which the key's signatures are refused (when it was stolen).",
+)
+@click.option("--reason", required=True, help="Why: 'token stolen', 'key file leaked', ….")
+@pass_ctx
+def keys_revoke_cmd(ctx: CliContext, keyid: str, at: str, reason: str) -> None:
+    """Revoke a key reported compromised: what it signed from --at on is refused by
+    'stella verify'; earlier signatures stay valid. Then rotate ('stella keys rotate')."""
+    home = Home(ctx.home).require()
+    when = _time(at, "--at")
+    assert when is not None
+    entry = revoke(home, keyid, at=when, reason=reason)
+    info = _entry_info(entry, datetime.now(UTC))
+    ctx.emit(
+        info,
+        _entry_line(info)
+        + "\nnext: 'stella keys rotate' if it was the signing key, then give auditors "
+        "'stella keys export-public --keys-out FILE'",
     )
 
 
@@ -308,4 +471,69 @@ def trust_upstream_remove_cmd(ctx: CliContext, pattern: str) -> None:
     ctx.emit(
         {"removed": infos, "policy": str(policy.digest)},
         "\n".join("removed: " + _rule_line(i) for i in infos),
+    )
+
+
+@keys_group.group("notation")
+def keys_notation_group() -> None:
+    """Notary Project signatures of verdicts: the appliance's own small CA (docs/keys.md)."""
+
+
+@keys_notation_group.command("init")
+@click.option(
+    "--subject",
+    default=None,
+    metavar="DN",
+    help="Subject of the signing certificates, e.g. 'C=DE, ST=Berlin, O=Example, CN=gate-1' "
+    "(C, ST and O required)  [default: kept, else "
+    "'C=ZZ, ST=Enclave, O=Stella Ops, OU=appliance, CN=stella-appliance'].",
+)
+@pass_ctx
+def keys_notation_init_cmd(ctx: CliContext, subject: str | None) -> None:
+    """Create the appliance's Notation CA (root key and certificate in keys/notation/) and
+    turn Notary Project signing on: every verdict the gate signs then also carries a Notary
+    Project signature, attached as a referrer of the verdict."""
+    home = Home(ctx.home).require()
+    now = datetime.now(UTC)
+    signer = home.signing_key(now=now)
+    notation_ca.require_ecdsa(signer)  # before anything is turned on
+    root = notation_ca.init_ca(home, now=now, subject_text=subject)
+    leaf = notation_ca.chain_for(home, signer, now=now)[0]
+    ctx.emit(
+        {
+            "root": root.subject.rfc4514_string(),
+            "rootFingerprint": notation_ca.fingerprint(root),
+            "signingCertificate": leaf.subject.rfc4514_string(),
+            "enabled": True,
+        },
+        f"Notation CA {root.subject.rfc4514_string()} (sha256 {notation_ca.fingerprint(root)})\n"
+        f"signing certificate {leaf.subject.rfc4514_string()}\n"
+        "every verdict is now also signed the Notary Project way\n"
+        "next: 'stella keys notation export --out DIR' for verifiers",
+    )
+
+
+@keys_notation_group.command("export")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write truststore/ and trustpolicy.json into (Notation's layout).",
+)
+@pass_ctx
+def keys_notation_export_cmd(ctx: CliContext, out: Path) -> None:
+    """Write a Notation trust store (the appliance's root) and a trust policy trusting the
+    appliance's signing identity, for 'stella verify --notation' and the notation CLI."""
+    home = Home(ctx.home).require()
+    files = notation_ca.trust_files(home)
+    for relative, data in files.items():
+        target = out / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        except OSError as e:
+            raise UsageError(f"{target}: cannot write: {e.strerror}") from e
+    ctx.emit(
+        {"out": str(out), "files": sorted(files)},
+        "\n".join(f"wrote {out / name}" for name in sorted(files)),
     )

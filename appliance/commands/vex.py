@@ -1,4 +1,4 @@
-"""``stella vex add|list|revoke|import``: the operators' VEX statements (docs/vex.md)."""
+"""``stella vex add|list|revoke|import|export``: the operators' VEX statements (docs/vex.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import click
 
 from appliance.home import Home
 from appliance.scanner.image import ImageRef, open_image
-from appliance.vex import service
+from appliance.vex import export, service
 from appliance.vex.model import Justification, VexError, VexStatus, format_time, parse_time
-from appliance.vex.products import parse_purl
+from appliance.vex.products import ImageIdentity, parse_purl
+from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
 from bundles.errors import DigestError, UsageError
+from bundles.intoto import Subject
 
 
 @click.group("vex")
@@ -64,6 +66,10 @@ def _report(ctx: CliContext, verb: str, recorded: service.Recorded) -> None:
             "statements": [s.key for s in recorded.statements],
             "new": recorded.new,
             "auditSeq": recorded.audit_seq,
+            "attached": [
+                {"subject": str(a.subject), "referrer": str(a.referrer.digest)}
+                for a in recorded.attached
+            ],
         },
         lambda: (
             "\n".join(
@@ -73,6 +79,10 @@ def _report(ctx: CliContext, verb: str, recorded: service.Recorded) -> None:
                 for s in recorded.statements
             )
             + ("" if recorded.new else "\n(already stored; nothing changed)")
+            + "".join(
+                f"\nOpenVEX attestation attached to {a.subject} as referrer {a.referrer.digest}"
+                for a in recorded.attached
+            )
         ),
     )
 
@@ -201,3 +211,65 @@ def list_cmd(ctx: CliContext, vulnerability: str | None) -> None:
         return "\n".join(lines)
 
     ctx.emit({"statements": rows}, table)
+
+
+@vex_group.command("export")
+@click.option("--image", "image", help="Only statements that may apply to this image.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the document to FILE instead of stdout.",
+)
+@click.option(
+    "--signed",
+    is_flag=True,
+    help="Write the DSSE-signed in-toto attestation (Sigstore bundle) instead.",
+)
+@click.option(
+    "--at", "at_text", help="Time the statements are in force at (RFC 3339); default now."
+)
+@pass_ctx
+def export_cmd(
+    ctx: CliContext, image: str | None, out: Path | None, signed: bool, at_text: str | None
+) -> None:
+    """Export the statements in force as one OpenVEX 0.2.0 document (or, with --signed, as
+    the attestation cosign attest --type openvex writes)."""
+    home = Home(ctx.home).require()
+    at = _time(at_text, "--at").replace(microsecond=0)
+    target = resolve_image(home, image) if image is not None else None
+    identity = (
+        ImageIdentity.of(str(target.digest), names=(target.name,)) if target is not None else None
+    )
+    statements = service.in_force_for(home, identity, at)
+    try:
+        doc = export.export_document(statements, author=service.author(home))
+        if signed:
+            if target is not None:
+                subjects = [Subject.of(target.name, target.digest)]
+            else:
+                subjects = [Subject.of("image", d) for d in export.image_digests(statements)]
+            data = export.attestation(doc, subjects, home.signing_key())
+        else:
+            data = canonical.dumps(doc) + b"\n"
+    except VexError as e:
+        raise UsageError(e.message, hint=e.hint) from e
+    if out is not None:
+        out.write_bytes(data)
+    summary = {
+        "document": doc["@id"],
+        "statements": len(statements),
+        "signed": signed,
+        "predicateType": export.PREDICATE_TYPE if signed else None,
+        "out": str(out) if out is not None else None,
+        "digest": str(Digest.of_bytes(data)),
+    }
+    if ctx.json:
+        if out is None:
+            summary["content"] = canonical.loads(data, source="export")
+        ctx.emit(summary)
+    elif out is None:
+        click.echo(data.decode(), nl=False)
+    else:
+        kind = "signed OpenVEX attestation" if signed else "OpenVEX document"
+        ctx.info(f"{kind} with {len(statements)} statements written to {out}")

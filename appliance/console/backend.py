@@ -3,7 +3,7 @@
 Nothing here decides anything new: findings are the matcher's, merged with VEX as the gate
 merges them; a triage is :func:`appliance.vex.service.add` followed by
 :func:`appliance.rva.gate.gate`, a revocation :func:`appliance.vex.service.revoke` followed by
-the same gate; an import is :class:`appliance.importer.Importer` under the
+the same gate; an import is :class:`appliance.intake.importer.Importer` under the
 import lock every importer takes. The values it answers with are in
 :mod:`appliance.console.views`.
 """
@@ -46,9 +46,10 @@ from appliance.console.views import (
     VexEntry,
 )
 from appliance.home import Home
-from appliance.images import ImageSummary, list_images
-from appliance.importer import Importer, ImportRefusedError
-from appliance.inbox import DEFAULT_SETTLE, WAITING_SUFFIX, ImportLock, scan_inbox
+from appliance.imagestore.catalog import ImageSummary, list_images
+from appliance.intake.importer import Importer, ImportRefusedError
+from appliance.intake.inbox import DEFAULT_SETTLE, WAITING_SUFFIX, ImportLock, scan_inbox
+from appliance.keyring import load_ring
 from appliance.rva.gate import gate, prepare
 from appliance.rva.reader import read_verdict
 from appliance.scanner.service import scan_image
@@ -60,7 +61,7 @@ from appliance.vex import service as vex_service
 from appliance.vex.merge import merge
 from appliance.vex.model import VexStatement, VexStatus, format_time
 from appliance.vex.products import ImageIdentity
-from bundles import canonical
+from bundles import canonical, rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.oci import OCILayout
@@ -75,7 +76,7 @@ def _now() -> datetime:
 
 def _days(created: str, at: datetime) -> int:
     return int(
-        (at - datetime.fromisoformat(created.replace("Z", "+00:00"))).total_seconds() // 86400
+        (at - rfc3339.parse_time(created, where="snapshot created")).total_seconds() // 86400
     )
 
 
@@ -156,7 +157,8 @@ class HomeConsole:
     def _predicate(self, row: VerdictRow) -> tuple[Mapping[str, Any], str]:
         layout = OCILayout.open(self.home.oci)
         data = layout.read_blob(Digest.parse(row.bundle))
-        signed = read_verdict(data, [self.home.public_key()], source=f"verdict {row.bundle}")
+        keys = [e.key for e in load_ring(self.home).entries]
+        signed = read_verdict(data, keys, source=f"verdict {row.bundle}")
         return signed.predicate, signed.keyid
 
     def _evidence(self, predicate: Mapping[str, Any], role: str) -> Any:
@@ -335,7 +337,7 @@ class HomeConsole:
         """Verify the image's newest attached verdict as ``stella verify IMAGE`` does:
         signature by the appliance key, predicate schema, subject, every evidence blob by
         digest, and the gate's record in the verified audit chain."""
-        policy = TrustPolicy.appliance(self.home.public_key())
+        policy = TrustPolicy.of_ring(load_ring(self.home))
         result = verify_in_home(
             self.home, self._newest_verdict(image), policy, source=f"verdict of {image}"
         )
@@ -351,7 +353,7 @@ class HomeConsole:
         """Write the audit package of the image's newest verdict to ``out`` (as
         ``stella export-audit-package``); the verdict is verified before anything is
         written."""
-        policy = TrustPolicy.appliance(self.home.public_key())
+        policy = TrustPolicy.of_ring(load_ring(self.home))
         package = export_package(self.home, self._newest_verdict(image), policy)
         tmp = out.with_name(f".{out.name}.tmp")
         try:

@@ -14,7 +14,8 @@ import orjson
 from appliance.match.matcher import match
 from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
 from appliance.match.source import Advisory
-from appliance.scanner.service import ScanResult, collection_paused
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import collection_paused
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from bundles.digest import Digest
 from bundles.snapshot import DatasetType

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from bundles import canonical, limits
+from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, StellaError
 from bundles.limits import Unit
-from bundles.trust import kind_of
 
 DEFAULT_DIR: Final = Path(__file__).parent / "default"
 FILE_BYTES: Final = limits.cap(
@@ -230,10 +231,7 @@ def _read_policy_file(item: Path, root: Path) -> bytes:
             raise PolicyLoadError(
                 f"{item}: is not a regular file", hint="a policy bundle holds only files"
             )
-        limits.check(cap, info.st_size, str(item))
-        data = fh.read(cap.value() + 1)
-    limits.check(cap, len(data), str(item))
-    return data
+        return read_open_file(fh, cap, str(item))
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any], where: str) -> dict[str, Any]:

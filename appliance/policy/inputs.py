@@ -39,7 +39,8 @@ class AttestationInfo:
     digest: str
     signer: str  # key hint, or "certificate" for keyless bundles
     tlog_entries: int
-    inclusion_proof: bool
+    inclusion_proof: bool  # an entry's proof verified (for the appliance's own logs)
+    witnesses: int = 0  # trusted witnesses that cosigned the checkpoint of that proof
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class AttestationInfo:
             "transparency": {
                 "entries": self.tlog_entries,
                 "inclusionProof": self.inclusion_proof,
+                "witnesses": self.witnesses,
             },
         }
 

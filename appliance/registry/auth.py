@@ -16,7 +16,6 @@ import hmac
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final
@@ -24,21 +23,10 @@ from typing import Final
 import bcrypt
 
 from appliance.registry.errors import ServeConfigError
+from bundles.distribution.credentials import Credentials
 
 _BCRYPT_PREFIXES: Final = ("$2y$", "$2b$", "$2a$")
 _HTPASSWD_LIMIT: Final = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A user name and password for a registry (the push client's side)."""
-
-    username: str
-    password: str
-
-    def basic_header(self) -> str:
-        pair = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 def credentials_from_env(user: str | None, password_env: str | None) -> Credentials | None:

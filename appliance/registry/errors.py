@@ -1,16 +1,12 @@
-"""Errors of the appliance's registry boundary (push client and serve endpoint)."""
+"""Errors of the appliance's registry boundary that are its own: ``stella serve``'s options.
+
+A registry that refuses or fails a request raises the shared client's errors
+(``bundles.distribution.errors``: ``RegistryError``, ``RegistryAuthError``).
+"""
 
 from __future__ import annotations
 
-from bundles.errors import StellaError, UsageError
-
-
-class RegistryError(StellaError):
-    """A registry refused or failed a request, or answered something unusable."""
-
-
-class RegistryAuthError(RegistryError):
-    """Credentials are missing, wrong, or not allowed to do what was asked."""
+from bundles.errors import UsageError
 
 
 class ServeConfigError(UsageError):

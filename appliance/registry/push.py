@@ -21,18 +21,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from appliance import images
 from appliance.home import Home
-from appliance.registry.auth import Credentials
+from appliance.imagestore import catalog as images
 from appliance.registry.client import PushClient
-from appliance.registry.errors import RegistryError
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical
 from bundles.digest import Digest
+from bundles.distribution.credentials import Credentials
+from bundles.distribution.errors import RegistryError
+from bundles.distribution.reference import REPOSITORY, TAG, fallback_tag
 from bundles.errors import CanonicalJSONError, UsageError
 from bundles.oci import Descriptor, ImageIndex, OCILayout
-from bundles.oci.distribution import REPOSITORY, TAG, fallback_tag
 from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 
 FALLBACK_ATTEMPTS: Final = 5
@@ -152,7 +152,7 @@ def _merge_fallback(
     tag = fallback_tag(subject)
     listed = {str(d.digest) for d in ours}
     for _ in range(FALLBACK_ATTEMPTS):
-        found = client.get_manifest(repository, tag)
+        found = client.find_manifest_bytes(repository, tag)
         doc: dict[str, Any]
         if found is None:
             doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
@@ -179,7 +179,7 @@ def _merge_fallback(
         doc["manifests"] = entries + added
         doc.setdefault("mediaType", OCI_INDEX)
         client.put_manifest(repository, tag, canonical.dumps(doc), OCI_INDEX)
-        check = client.get_manifest(repository, tag)
+        check = client.find_manifest_bytes(repository, tag)
         after: set[Any] = set()
         if check is not None:
             now = canonical.loads(check[0], source=f"{repository}:{tag}")

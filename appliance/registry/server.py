@@ -10,7 +10,10 @@ a manifest with a ``subject`` is answered with ``OCI-Subject``. Received images 
 in the audit log (``image.load`` by ``serve``).
 
 The store is one content-addressed layout, so repository names only scope tags; a digest is
-served under any repository name. Built on the standard library's ``ThreadingHTTPServer``.
+served under any repository name. A mirrored image's name keeps its registry
+(``127.0.0.1:22775/hidden/app``); it is served under its repository path (``hidden/app``), or as
+``--map`` says (:mod:`appliance.registry.names`). Built on the standard library's
+``ThreadingHTTPServer``.
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ from typing import Any, Final
 from urllib.parse import parse_qs, quote, urlsplit
 
 from appliance.home import Home
-from appliance.images import open_store
+from appliance.imagestore.catalog import open_store
 from appliance.registry.auth import Authenticator
 from appliance.registry.bodies import BodyError, body_stream
 from appliance.registry.errors import ServeConfigError
+from appliance.registry.names import NameCollisionError, PrefixMap, ServedNames
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import __version__, canonical
 from bundles.digest import CHUNK, Digest
+from bundles.distribution.reference import REPOSITORY, is_loopback_host
 from bundles.errors import (
     BlobNotFoundError,
     DigestError,
@@ -48,10 +53,9 @@ from bundles.errors import (
     StellaError,
 )
 from bundles.oci import Descriptor, OCILayout, check_tag, parse_manifest
-from bundles.oci.distribution import REPOSITORY, is_loopback_host
 from bundles.oci.layout import DEFAULT_BLOB_LIMIT
 from bundles.oci.manifest import MAX_MANIFEST_SIZE, ManifestError
-from bundles.oci.mediatypes import OCI_INDEX
+from bundles.oci.mediatypes import ANNOTATION_CREATED, OCI_INDEX
 
 DEFAULT_LISTEN: Final = "127.0.0.1:5000"
 _NAME: Final = REPOSITORY.pattern
@@ -64,10 +68,18 @@ _ROUTES: Final = (
     ("upload", re.compile(rf"/v2/(?P<name>{_NAME})/blobs/uploads/(?P<uuid>[0-9a-f]{{32}})")),
     ("blob", re.compile(rf"/v2/(?P<name>{_NAME})/blobs/(?P<digest>[^/]+)")),
     ("referrers", re.compile(rf"/v2/(?P<name>{_NAME})/referrers/(?P<digest>[^/]+)")),
+    # the appliance's transparency log, read-only at the C2SP tlog-tiles paths under /tlog/
+    (
+        "tlog",
+        re.compile(
+            r"/tlog/(?P<path>checkpoint|tile/(?:entries|\d{1,2})(?:/x\d{3})*/\d{3}(?:\.p/\d{1,3})?)"
+        ),
+    ),
 )
 _RANGE: Final = re.compile(r"bytes=(\d+)-(\d*)")
 _CONTENT_RANGE: Final = re.compile(r"(?:bytes )?(\d+)-(\d+)")
 _API_HEADER: Final = ("Docker-Distribution-API-Version", "registry/2.0")
+_TLOG_FILE_LIMIT: Final = 256 * (2 + 0xFFFF)  # the largest entry bundle
 
 
 # ------------------------------------------------------------------------------ options
@@ -100,6 +112,7 @@ class ServeOptions:
     auth: Authenticator | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    maps: tuple[PrefixMap, ...] = ()
 
     def check(self) -> None:
         """Refuse unsafe combinations: push without authentication, credentials sent in
@@ -226,6 +239,16 @@ class RegistryServer:
         self.stop()
 
     # -- helpers used by the handler --------------------------------------------------------
+
+    def served_names(self) -> tuple[ServedNames, dict[str, list[str]]]:
+        """The served names of the store's repositories now, and each stored repository's
+        tags."""
+        tags: dict[str, list[str]] = {}
+        for tag in self.store.tags():
+            name, sep, ref = tag.rpartition(":")
+            if sep and "/" not in ref and "@" not in name:
+                tags.setdefault(name, []).append(ref)
+        return ServedNames.build(tags, self.options.maps), tags
 
     def record(
         self, digest: Digest, name: str, reference: str, user: str, result: dict[str, Any]
@@ -404,18 +427,39 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- read side --------------------------------------------------------------------------
 
+    def _tlog(self, method: str, path: str) -> None:
+        if method not in ("GET", "HEAD"):
+            raise _ApiError(405, "UNSUPPORTED", f"{method} refused: the log is read-only")
+        try:
+            with open(self.server.app.home.root / "tlog" / path, "rb") as fh:
+                data = fh.read(_TLOG_FILE_LIMIT)
+        except (FileNotFoundError, IsADirectoryError) as e:
+            raise _ApiError(404, "NOT_FOUND", f"no {path} in the transparency log") from e
+        immutable = path != "checkpoint" and ".p/" not in path
+        self._send(
+            200,
+            data,
+            {"Cache-Control": "max-age=31536000, immutable" if immutable else "no-cache"},
+            content_type="text/plain; charset=utf-8"
+            if path == "checkpoint"
+            else "application/octet-stream",
+        )
+
     def _ping(self, method: str) -> None:
         if method not in ("GET", "HEAD"):
             raise _ApiError(405, "UNSUPPORTED", f"{method} /v2/ is not supported")
         self._json(200, {})
 
-    def _repositories(self) -> dict[str, list[str]]:
-        repos: dict[str, list[str]] = {}
-        for tag in self.server.app.store.tags():
-            name, sep, ref = tag.rpartition(":")
-            if sep and REPOSITORY.fullmatch(name):
-                repos.setdefault(name, []).append(ref)
-        return repos
+    def _stored_repository(
+        self, name: str, *, code: str = "NAME_UNKNOWN", status: int = 404
+    ) -> tuple[str | None, list[str]]:
+        """The stored repository served as ``name`` (None when there is none) and its tags."""
+        served, tags = self.server.app.served_names()
+        try:
+            stored = served.resolve(name)
+        except NameCollisionError as e:
+            raise _ApiError(status, code, e.diagnostics()) from e
+        return stored, tags.get(stored, []) if stored else []
 
     def _page(self, items: list[str], path: str) -> tuple[list[str], dict[str, str]]:
         """``n``/``last`` pagination with a ``Link`` header to the next page."""
@@ -436,12 +480,13 @@ class _Handler(BaseHTTPRequestHandler):
         return items, headers
 
     def _catalog(self, method: str) -> None:
-        items, headers = self._page(list(self._repositories()), "/v2/_catalog")
+        served, _ = self.server.app.served_names()
+        items, headers = self._page(list(served.repositories), "/v2/_catalog")
         self._json(200, {"repositories": items}, headers)
 
     def _tags(self, method: str, name: str) -> None:
-        tags = self._repositories().get(name)
-        if tags is None:
+        stored, tags = self._stored_repository(name)
+        if stored is None:
             raise _ApiError(404, "NAME_UNKNOWN", f"repository {name} is not known")
         items, headers = self._page(tags, f"/v2/{name}/tags/list")
         self._json(200, {"name": name, "tags": items}, headers)
@@ -467,7 +512,8 @@ class _Handler(BaseHTTPRequestHandler):
             except ManifestError as e:
                 raise _ApiError(404, "MANIFEST_UNKNOWN", f"{ref} is not a manifest") from e
         else:
-            descriptor = store.tags().get(f"{name}:{ref}")
+            stored, _ = self._stored_repository(name, code="MANIFEST_UNKNOWN")
+            descriptor = store.tags().get(f"{stored}:{ref}") if stored else None
             if descriptor is None:
                 raise _ApiError(404, "MANIFEST_UNKNOWN", f"no tag {ref} in {name}")
             digest, media_type = descriptor.digest, descriptor.media_type
@@ -533,6 +579,9 @@ class _Handler(BaseHTTPRequestHandler):
         subject = _digest(digest, "DIGEST_INVALID", status=400)
         artifact_type = self.query.get("artifactType")
         found = self.server.app.store.referrers(subject, artifact_type=artifact_type)
+        # newest first (by creation annotation, then digest): a client that takes the first
+        # attestation of a kind, as trivy's --vex oci does, takes the current one
+        found = sorted(found, key=lambda d: d.annotations.get(ANNOTATION_CREATED, ""), reverse=True)
         doc = {
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
@@ -658,7 +707,10 @@ class _Handler(BaseHTTPRequestHandler):
         is_digest = ref.startswith("sha256:")
         if is_digest and _digest(ref, "DIGEST_INVALID", status=400) != digest:
             raise _ApiError(400, "DIGEST_INVALID", f"manifest bytes hash to {digest}, not {ref}")
-        store_tag = None if is_digest else f"{name}:{ref}"
+        stored = (
+            None if is_digest else self._stored_repository(name, code="NAME_INVALID", status=400)[0]
+        )
+        store_tag = None if is_digest else f"{stored or name}:{ref}"
         if store_tag is not None:  # the store's rules, checked before anything is stored
             try:
                 check_tag(store_tag)

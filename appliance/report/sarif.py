@@ -5,15 +5,33 @@ follows severity (critical/high: ``error``, medium: ``warning``, the rest: ``not
 ``properties.security-severity`` carries the CVSS base score as the string code-scanning
 dashboards sort by. The result's location is the file the component was read from; its
 ``partialFingerprints`` identify (vulnerability, component) so a viewer can follow a finding
-from one scan to the next. No time, no absolute paths: same report, same bytes.
+from one scan to the next; its ``region`` is line 1 of that file (a package database names no
+better line).
+
+Rules carry a ``name`` (the summary in PascalCase, ``…Vulnerability`` without one) distinct
+from their ``id``, and a ``helpUri`` to the vulnerability's public record (SARIF's rule-level
+counterpart of the driver's ``informationUri``; the schema allows no ``informationUri`` on a
+rule). The run has ``automationDetails.id`` ``stella/TARGET/`` (one analysis category per
+image) and the driver a ``fullName`` and ``informationUri``, which GitHub Advanced Security
+for Azure DevOps requires.
+
+With VEX applied, a finding a statement waives (``not_affected`` or ``fixed``) keeps its
+result with a ``suppressions`` entry of kind ``external``, status ``accepted`` and the
+statement's justification, so code-scanning tools show it as dismissed instead of opening an
+alert; every result decided by a statement has its VEX status in ``properties``. No time, no
+absolute paths: same findings, same statements, same bytes.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from appliance.match.model import Finding, FindingsReport, Severity
+from appliance.report.interface import FindingsView, Format, Renderer, ReportInput, vex_fields
 from appliance.report.tool import tool_version
+from appliance.vex.merge import MergedFinding
+from appliance.vex.model import format_time
 from bundles import canonical
 
 SCHEMA_URI: Final = (
@@ -22,6 +40,10 @@ SCHEMA_URI: Final = (
 VERSION: Final = "2.1.0"
 TOOL: Final = "stella"
 TOOL_VERSION: Final = tool_version()
+FULL_NAME: Final = "Stella Ops air-gapped container scanner"
+INFORMATION_URI: Final = "https://stella-ops.org/"
+_WORD: Final = re.compile(r"[A-Za-z0-9]+")
+_NAME_WORDS: Final = 8
 _LEVEL: Final = {
     Severity.CRITICAL: "error",
     Severity.HIGH: "error",
@@ -48,11 +70,31 @@ def _security_severity(f: Finding) -> str:
     return f"{score:.1f}" if score is not None else _BAND_SCORE[f.severity]
 
 
+def rule_name(f: Finding) -> str:
+    """A short PascalCase name for the rule: the summary's first words, else the package's
+    name and ``Vulnerability``; never the id (it keeps no dash)."""
+    words = _WORD.findall(f.summary)[:_NAME_WORDS]
+    if not words:
+        words = [*_WORD.findall(f.component.name), "Vulnerability"]
+    name = "".join(w[:1].upper() + w[1:] for w in words)
+    if not name[:1].isalpha():
+        name = "Vuln" + name
+    return name
+
+
+def help_uri(identifier: str) -> str:
+    """The public record of a vulnerability id: the CVE Program's for a CVE, else OSV's."""
+    if identifier.upper().startswith("CVE-"):
+        return f"https://www.cve.org/CVERecord?id={identifier}"
+    return f"https://osv.dev/vulnerability/{identifier}"
+
+
 def _rule(f: Finding) -> dict[str, Any]:
     text = f.summary or f"{f.id} in {f.component.name}"
     return {
         "id": f.id,
-        "name": f.id,
+        "name": rule_name(f),
+        "helpUri": help_uri(f.id),
         "shortDescription": {"text": text},
         "fullDescription": {"text": text},
         "help": {
@@ -75,7 +117,22 @@ def _message(f: Finding) -> str:
     )
 
 
-def _result(f: Finding, rule_index: int) -> dict[str, Any]:
+def _suppression(merged: MergedFinding) -> dict[str, Any]:
+    statement = merged.vex
+    assert statement is not None  # a waived finding has its statement
+    parts = [statement.status.value]
+    if statement.justification is not None:
+        parts.append(statement.justification.value)
+    if statement.impact:
+        parts.append(statement.impact)
+    parts.append(f"VEX statement {statement.key} ({statement.origin.value})")
+    if statement.expires is not None:
+        parts.append(f"an exception until {format_time(statement.expires)}")
+    return {"kind": "external", "status": "accepted", "justification": "; ".join(parts)}
+
+
+def _result(merged: MergedFinding, rule_index: int, vex: bool) -> dict[str, Any]:
+    f = merged.finding
     result: dict[str, Any] = {
         "ruleId": f.id,
         "ruleIndex": rule_index,
@@ -100,10 +157,17 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
             "records": [r.to_dict() for r in f.records],
         },
     }
+    if vex:
+        result["properties"]["vex"] = vex_fields(merged)
+    if merged.waived:
+        result["suppressions"] = [_suppression(merged)]
     if f.evidence.files:
         result["locations"] = [
             {
-                "physicalLocation": {"artifactLocation": {"uri": file.path.lstrip("/")}},
+                "physicalLocation": {
+                    "artifactLocation": {"uri": file.path.lstrip("/")},
+                    "region": {"startLine": 1},
+                },
                 **({"properties": {"layer": file.layer}} if file.layer is not None else {}),
             }
             for file in f.evidence.files
@@ -113,8 +177,12 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
     return result
 
 
-def sarif_document(report: FindingsReport, tool_version: str = TOOL_VERSION) -> dict[str, Any]:
-    """The SARIF log as a JSON-able dict."""
+def sarif_document(
+    report: FindingsReport | FindingsView, tool_version: str = TOOL_VERSION
+) -> dict[str, Any]:
+    """The SARIF log as a JSON-able dict (a bare report: no VEX applied)."""
+    view = report if isinstance(report, FindingsView) else FindingsView.raw(report)
+    report = view.report
     by_id: dict[str, Finding] = {}
     for f in report.findings:  # the rule text comes from the first finding of that id
         by_id.setdefault(f.id, f)
@@ -124,11 +192,14 @@ def sarif_document(report: FindingsReport, tool_version: str = TOOL_VERSION) -> 
         "tool": {
             "driver": {
                 "name": TOOL,
+                "fullName": FULL_NAME,
                 "version": tool_version,
+                "informationUri": INFORMATION_URI,
                 "rules": [_rule(by_id[rid]) for rid in rule_ids],
             }
         },
-        "results": [_result(f, index[f.id]) for f in report.findings],
+        "automationDetails": {"id": f"stella/{report.target}/"},
+        "results": [_result(m, index[m.finding.id], view.vex) for m in view.findings],
         "columnKind": "unicodeCodePoints",
         "properties": {
             "target": report.target,
@@ -137,11 +208,25 @@ def sarif_document(report: FindingsReport, tool_version: str = TOOL_VERSION) -> 
             "components": report.components,
             "unknowns": [u.to_dict() for u in report.unknowns],
             "delegated": [d.to_dict() for d in report.delegated],
+            "vex": {
+                "applied": view.vex,
+                "evaluationTime": format_time(view.at) if view.at else None,
+                "suppressed": len(view.suppressed),
+            },
         },
     }
     return {"$schema": SCHEMA_URI, "version": VERSION, "runs": [run]}
 
 
-def render_sarif(report: FindingsReport, tool_version: str = TOOL_VERSION) -> bytes:
+def render_sarif(report: FindingsReport | FindingsView, tool_version: str = TOOL_VERSION) -> bytes:
     """The SARIF log as canonical JSON bytes with a final newline."""
     return canonical.dumps(sarif_document(report, tool_version)) + b"\n"
+
+
+class SarifRenderer(Renderer):
+    format = Format.SARIF
+    help = "SARIF 2.1.0, waived findings suppressed"
+    needs_findings = True
+
+    def render(self, given: ReportInput) -> bytes:
+        return render_sarif(given.require_view(self.format))

@@ -24,12 +24,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.match.model import CvssScore, Finding, FixState
+from appliance.report.interface import Format, Renderer, RenderError, ReportInput
 from appliance.vex.merge import MergedFinding
 from appliance.vex.model import Justification, VexStatus, format_time
 from bundles import __version__, canonical
 
 if TYPE_CHECKING:
-    from appliance.scanner.service import FoundPackage, ScanResult
+    from appliance.scanner.result import FoundPackage, ScanResult
 
 CONTEXT: Final = "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
 SPEC_VERSION: Final = "3.0.1"
@@ -240,3 +241,15 @@ def render_spdx(
     }
     nodes = [creation, *(graph.elements[k] for k in sorted(graph.elements) if k != document)]
     return canonical.dumps({"@context": CONTEXT, "@graph": [*nodes, graph.elements[document]]})
+
+
+class SpdxRenderer(Renderer):
+    format = Format.SPDX
+    help = "SPDX 3.0.1 with vulnerabilities and VEX"
+    dated = True
+
+    def render(self, given: ReportInput) -> bytes:
+        if given.created is None:
+            raise RenderError("--format spdx needs the creation time")
+        findings = given.view.findings if given.view is not None else None
+        return render_spdx(given.require_scan(self.format), findings, created=given.created)

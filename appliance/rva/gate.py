@@ -12,20 +12,21 @@ with the appliance.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
 from appliance.match.model import FindingsReport
 from appliance.match.service import inventory_of, match_inventory
+from appliance.notation.service import sign_verdict
 from appliance.policy.bundle import PolicyBundle, PolicyMode
 from appliance.policy.engine import engine_version
 from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
-from appliance.rva import sigstore
 from appliance.rva.attach import attach_attestation, attach_evidence, attestations
 from appliance.rva.evaluate import (
     PREDICATE_TYPE,
@@ -36,7 +37,9 @@ from appliance.rva.evaluate import (
     evaluate,
 )
 from appliance.scanner.image import ImageRef, InputKind
-from appliance.scanner.service import ScanResult, scan_image
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import scan_image
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore
@@ -50,6 +53,7 @@ from bundles.intoto import Statement, Subject
 from bundles.oci import Descriptor, OCILayout
 from bundles.signer import Signer
 from bundles.snapshot import DatasetType
+from bundles.tlog.note import Verifier
 
 CYCLONEDX_PREDICATE: Final = "https://cyclonedx.org/bom"
 
@@ -128,8 +132,37 @@ def _store_layout(home: Home) -> OCILayout:
     return OCILayout.init(home.oci, exist_ok=True)
 
 
+def attestation_info(
+    digest: str,
+    predicate_type: str,
+    bundle: sigstore.SigstoreBundle | None,
+    logs: Sequence[Verifier] = (),
+    trusted_witnesses: Sequence[Verifier] = (),
+) -> AttestationInfo:
+    """One attestation as the policy sees it. An entry that names one of ``logs`` (this
+    appliance's transparency logs) counts as an inclusion proof only when it verifies."""
+    proof, witnessed = (bundle.inclusion_proof, 0) if bundle else (False, 0)
+    if bundle and any(tlog.is_own_log_entry(e, logs) for e in bundle.entries):
+        check, witnessed, _ = tlog.check_bundle_entries(
+            bundle.entries, bundle.envelope, logs, trusted_witnesses
+        )
+        proof = check is not None
+    return AttestationInfo(
+        predicate_type=predicate_type,
+        digest=digest,
+        signer=(bundle.key_hint if bundle else "") or "certificate",
+        tlog_entries=bundle.tlog_entries if bundle else 0,
+        inclusion_proof=proof,
+        witnesses=witnessed,
+    )
+
+
 def attached_attestations(
-    layout: OCILayout, subject: Digest, own_keyid: str
+    layout: OCILayout,
+    subject: Digest,
+    own_keyid: str,
+    logs: Sequence[Verifier] = (),
+    trusted_witnesses: Sequence[Verifier] = (),
 ) -> tuple[AttestationInfo, ...]:
     """Attestations others attached to the image, as the policy sees them. The appliance's
     own outputs (verdicts, SBOM attestations) are left out, so gating again does not change
@@ -145,15 +178,18 @@ def attached_attestations(
         if predicate_type == PREDICATE_TYPE or (hint and hint == own_keyid):
             continue
         out.append(
-            AttestationInfo(
-                predicate_type=predicate_type,
-                digest=str(referrer.digest),
-                signer=hint or "certificate",
-                tlog_entries=bundle.tlog_entries if bundle else 0,
-                inclusion_proof=bundle.inclusion_proof if bundle else False,
-            )
+            attestation_info(str(referrer.digest), predicate_type, bundle, logs, trusted_witnesses)
         )
     return tuple(sorted(out))
+
+
+def sign_and_log(home: Home, statements: Sequence[Statement], key: Signer) -> list[bytes]:
+    """Sign ``statements`` and append them to the appliance's transparency log in one durable
+    append: the Sigstore bundles' JSON, each carrying its entry and inclusion proof. Nothing is
+    attached yet."""
+    signed = [sigstore.sign(s, key) for s in statements]
+    entries = tlog.log_envelopes(home, [b.envelope for b in signed], {key.keyid: key.public_key})
+    return [sigstore.with_entry(b, e).to_json() for b, e in zip(signed, entries, strict=True)]
 
 
 def choose_policy(
@@ -241,7 +277,9 @@ def prepare(
         statements=tuple(statements),
         knowledge=reading.info if reading else None,
         sbom=scan.sbom_bytes(),
-        attestations=attached_attestations(layout, descriptor.digest, own),
+        attestations=attached_attestations(
+            layout, descriptor.digest, own, tlog.trusted_logs(home), tlog.witnesses(home)
+        ),
         notes=tuple(notes),
         image_names=tuple(n for n in (scan.tag or "",) if n),
     )
@@ -261,18 +299,22 @@ def sign_and_attach(
     the evidence as referrers of the image, index the verdict and append the audit record."""
     subject = Subject.of(inputs.subject.name, descriptor.digest)
     statement = Statement((subject,), PREDICATE_TYPE, verdict.predicate)
-    bundle = sigstore.sign(statement, key).to_json()
-    created = format_time(inputs.at)
-    layout = _store_layout(home)
-    referrer = attach_attestation(layout, descriptor, bundle, PREDICATE_TYPE, created)
-    fault("gate.after-attach")
-    evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
-    sbom_referrer = None
+    signing = [statement]
     if inputs.sbom is not None:
         sbom_statement = Statement(
             (subject,), CYCLONEDX_PREDICATE, canonical.loads(inputs.sbom, source="SBOM")
         )
-        sbom_bundle = sigstore.sign(sbom_statement, key).to_json()
+        signing.append(sbom_statement)
+    bundle, *sbom_bundles = sign_and_log(home, signing, key)  # logged before attached
+    fault("gate.after-log")
+    created = format_time(inputs.at)
+    layout = _store_layout(home)
+    referrer = attach_attestation(layout, descriptor, bundle, PREDICATE_TYPE, created)
+    sign_verdict(home, layout, referrer, key, now)  # a Notary Project signature too, when on
+    fault("gate.after-attach")
+    evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
+    sbom_referrer = None
+    for sbom_bundle in sbom_bundles:
         sbom_referrer = attach_attestation(
             layout, descriptor, sbom_bundle, CYCLONEDX_PREDICATE, created
         )
@@ -299,6 +341,7 @@ def sign_and_attach(
                     "reasonCodes": predicate["reasonCodes"],
                     "statement": str(statement.digest()),
                     "referrer": str(referrer.digest),
+                    "tlog": _logged(bundle),
                 },
                 rule_digest=str(inputs.policy.digest),
             )
@@ -331,6 +374,13 @@ def sign_and_attach(
     )
 
 
+def _logged(bundle: bytes) -> dict[str, object]:
+    """Where the verdict is in the transparency log, for its audit record: the signed audit
+    chain so vouches for the log an audit package names."""
+    (entry,) = sigstore.read(bundle).entries
+    return {"logIndex": int(entry["logIndex"]), "logId": entry["logId"]["keyId"]}
+
+
 def gate(
     home: Home,
     image_ref: str,
@@ -348,7 +398,7 @@ def gate(
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
         raise GateError(f"evaluation time {at.isoformat()} has no time zone")
-    key = home.signing_key()
+    key = home.signing_key(at=at, now=now())
     if policy_dir is not None:  # a bad bundle is refused before the scan records anything
         PolicyBundle.from_directory(policy_dir)
     scan = scan_image(home, image_ref, platform=platform, now=now)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.rva import sigstore
 from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.sigstore import bundle as sigstore
 from bundles import canonical, dsse, schemas
 from bundles.errors import StatementError
 from bundles.intoto import Statement

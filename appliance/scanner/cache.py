@@ -3,6 +3,9 @@ digest and the analyzers' versions, so a second image sharing a base layer reuse
 
 It lives in its own database (``$STELLA_HOME/scan-cache.db``), apart from ``state.db``: it
 holds nothing that was decided, can be deleted at any time, and is rebuilt by the next scan.
+``stella scan`` keeps it even before ``stella init`` (as trivy keeps its cache in the user's
+cache directory): an uninitialised home gets its directory (mode 0700) and this one file, which
+``stella init`` later keeps.
 An entry is written once per (layer digest, key) and never changed; the key is the SHA-256 of
 the walk version and every analyzer's name and version, so bumping any of them makes old
 entries unreachable (:meth:`LayerCache.prune` deletes them). A second table keeps a whole
@@ -20,9 +23,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from appliance.scanner.analyzers.registry import Registry
+from appliance.home import Home
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.layers import WALK_VERSION, LayerRecord
-from appliance.store.db import Database, Schema
+from appliance.store.db import Database, Schema, StoreError
 from bundles import limits
 from bundles.digest import Digest
 
@@ -50,7 +54,21 @@ SCHEMA: Final = Schema(
 )
 
 
-def analyzers_key(registry: Registry) -> str:
+def open_home_cache(home: Home) -> LayerCache | None:
+    """The home's cache, created on first use. An initialised home's cache must open (its
+    failure is the home's problem to report); an uninitialised home's is best effort: a
+    directory that cannot be created or written scans without a cache, as before."""
+    path = home.root / CACHE_FILE
+    if home.initialized:
+        return LayerCache.open(path)
+    try:
+        home.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return LayerCache.open(path)
+    except (OSError, StoreError):
+        return None
+
+
+def analyzers_key(registry: AnalyzerTable) -> str:
     """The part of a cache key the analyzers contribute (walk version included), and the
     scan caps in force: what a layer over a cap yields changes when the cap is raised."""
     versions: Mapping[str, int] = registry.versions()

@@ -21,7 +21,7 @@ from appliance.scanner.analyzers.interface import (
     AnalyzerInput,
     check_size,
 )
-from appliance.scanner.analyzers.registry import DEFAULT, Registry
+from appliance.scanner.analyzers.table import DEFAULT, AnalyzerTable
 from appliance.scanner.model import AnalysisResult, Unknown
 
 IMAGE: Final = ""  # the Unknown path for failures that belong to no single file
@@ -44,7 +44,9 @@ def run_analyzer(analyzer: Analyzer, inp: AnalyzerInput) -> AnalysisResult:
     return AnalysisResult(unknowns=(Unknown(inp.path, reason, analyzer.name),))
 
 
-def analyze_file(inp: AnalyzerInput, registry: Registry = DEFAULT) -> dict[str, AnalysisResult]:
+def analyze_file(
+    inp: AnalyzerInput, registry: AnalyzerTable = DEFAULT
+) -> dict[str, AnalysisResult]:
     """Every analyzer that wants this file, by name -> its result (empty results dropped)."""
     results = {}
     for analyzer in registry.required(inp.path, inp.mode):
@@ -59,7 +61,7 @@ class Collector:
 
     __slots__ = ("_by_path", "registry")
 
-    def __init__(self, registry: Registry = DEFAULT) -> None:
+    def __init__(self, registry: AnalyzerTable = DEFAULT) -> None:
         self.registry = registry
         self._by_path: dict[str, dict[str, AnalysisResult]] = {}
 

@@ -15,16 +15,14 @@ import hashlib
 import json
 import uuid
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from packaging.utils import canonicalize_name
 
 from appliance.scanner import purl as purls
 from appliance.scanner.model import PackageType
+from appliance.scanner.result import FoundPackage, ScanResult
 from bundles import __version__
-
-if TYPE_CHECKING:
-    from appliance.scanner.service import FoundPackage, ScanResult
 
 SPEC_VERSION: Final = "1.6"
 SCHEMA_URL: Final = "http://cyclonedx.org/schema/bom-1.6.schema.json"

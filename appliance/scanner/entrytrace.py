@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 from appliance.scanner.model import Package, Unknown
 
 if TYPE_CHECKING:
-    from appliance.scanner.layers import FileTree
+    from appliance.scanner.filetree import FileTree
 
 DEFAULT_PATH: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_EXEC_DEPTH: Final = 8

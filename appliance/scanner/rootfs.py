@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from appliance.scanner.analyzers.interface import AnalyzerInput
-from appliance.scanner.analyzers.registry import DEFAULT, Registry
+from appliance.scanner.analyzers.table import DEFAULT, AnalyzerTable
 from appliance.scanner.collect import Collector
 from appliance.scanner.model import AnalysisResult
 
@@ -33,7 +33,7 @@ def _input(path: str, real: Path, info: os.stat_result) -> AnalyzerInput:
     )
 
 
-def scan_rootfs(root: Path, registry: Registry = DEFAULT) -> AnalysisResult:
+def scan_rootfs(root: Path, registry: AnalyzerTable = DEFAULT) -> AnalysisResult:
     """All packages, the OS and the unknowns of the file system under ``root``."""
     collector = Collector(registry)
     for path, real, info in iter_files(root):

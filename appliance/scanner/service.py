@@ -17,29 +17,23 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import Home
 from appliance.scanner import cyclonedx
-from appliance.scanner.analyzers.registry import DEFAULT, IMAGE_KINDS, Registry
-from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key
+from appliance.scanner.analyzers.table import DEFAULT, IMAGE_KINDS, AnalyzerTable
+from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key, open_home_cache
 from appliance.scanner.entrytrace import EntryTrace, trace
 from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, open_image
-from appliance.scanner.layers import (
-    IMAGE_BYTES,
-    LayerRecord,
-    origin_layers,
-    over_cap,
-    package_key,
-    squash,
-    walk_blob,
-    walk_rootfs,
-)
-from appliance.scanner.model import AnalysisResult, Package, Unknown
+from appliance.scanner.layers import IMAGE_BYTES, LayerRecord
+from appliance.scanner.model import AnalysisResult, Unknown
 from appliance.scanner.purl import package_purl
+from appliance.scanner.result import Evidence, FoundPackage, ScanResult
+from appliance.scanner.squash import origin_layers, package_key, squash
+from appliance.scanner.walk import over_cap, walk_blob, walk_rootfs
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import __version__, limits
@@ -50,134 +44,16 @@ IMAGE_REGISTRY = DEFAULT.select(IMAGE_KINDS)
 """What an image scan runs: installed software, not lockfiles."""
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Where a package was found: the file, and the layer that introduced it."""
-
-    path: str
-    layer_index: int | None
-    layer_digest: Digest | None
-    diff_id: Digest | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "layer": self.layer_index,
-            "layerDigest": str(self.layer_digest) if self.layer_digest else None,
-            "diffID": str(self.diff_id) if self.diff_id else None,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Evidence:
-        digest, diff_id = data["layerDigest"], data["diffID"]
-        return cls(
-            path=data["path"],
-            layer_index=data["layer"],
-            layer_digest=Digest.parse(digest) if digest else None,
-            diff_id=Digest.parse(diff_id) if diff_id else None,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FoundPackage:
-    """A package of the image with its purl and evidence."""
-
-    package: Package
-    purl: str
-    evidence: tuple[Evidence, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "purl": self.purl,
-            **self.package.to_dict(),
-            "evidence": [e.to_dict() for e in self.evidence],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    """Everything one scan found. ``image`` describes the input; ``analysis`` is the merged
-    analyzer output; ``packages`` pairs each of its packages with purl and evidence."""
-
-    ref: str
-    name: str
-    tag: str | None
-    manifest_digest: Digest | None
-    index_digest: Digest | None
-    config_digest: Digest | None
-    config: dict[str, Any]
-    platform: str | None
-    platforms: tuple[str, ...]
-    layers: tuple[Layer, ...]
-    analysis: AnalysisResult
-    packages: tuple[FoundPackage, ...]
-    entry_trace: EntryTrace
-    unknowns: tuple[Unknown, ...]
-    analyzers: dict[str, int]
-    cached_layers: tuple[Digest, ...] = ()
-    _sbom: list[bytes] = field(default_factory=list, compare=False, repr=False)
-
-    def sbom_bytes(self) -> bytes:
-        """The CycloneDX 1.6 SBOM, canonical JSON: the same image gives the same bytes."""
-        if not self._sbom:
-            self._sbom.append(cyclonedx.render(self))
-        return self._sbom[0]
-
-    def sbom_digest(self) -> Digest:
-        return Digest.of_bytes(self.sbom_bytes())
-
-    def inventory(self) -> dict[str, Any]:
-        """The ``--format json`` document: image, packages with evidence, unknowns, trace."""
-        return {
-            "image": self.image_dict(),
-            "os": self.analysis.os.to_dict() if self.analysis.os else None,
-            "packages": [p.to_dict() for p in self.packages],
-            "unknowns": [u.to_dict() for u in self.unknowns],
-            "entryTrace": self.entry_trace.to_dict(),
-            "analyzers": dict(sorted(self.analyzers.items())),
-            "sbomDigest": str(self.sbom_digest()),
-        }
-
-    def image_dict(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "name": self.name,
-            "tag": self.tag,
-            "digest": str(self.manifest_digest) if self.manifest_digest else None,
-            "index": str(self.index_digest) if self.index_digest else None,
-            "config": str(self.config_digest) if self.config_digest else None,
-            "platform": self.platform,
-            "otherPlatforms": [p for p in self.platforms if p != self.platform],
-            "layers": [layer.to_dict() for layer in self.layers],
-        }
-
-    def summary(self) -> dict[str, Any]:
-        """The ``--json`` object of ``stella scan``: digests and counts."""
-        counts: dict[str, int] = {}
-        for found in self.packages:
-            counts[found.package.type.value] = counts.get(found.package.type.value, 0) + 1
-        return {
-            "image": self.image_dict(),
-            "os": self.analysis.os.distro if self.analysis.os else None,
-            "packages": len(self.packages),
-            "byType": dict(sorted(counts.items())),
-            "unknowns": len(self.unknowns),
-            "reachable": len(self.entry_trace.reachable),
-            "sbomDigest": str(self.sbom_digest()),
-            "cachedLayers": len(self.cached_layers),
-        }
-
-
 # ---------------------------------------------------------------- layer records
 
 
 def _walk_in_child(blob: LayerBlob, names: tuple[str, ...]) -> dict[str, Any]:
-    registry = Registry(DEFAULT.get(n) for n in names)
+    registry = AnalyzerTable(DEFAULT.get(n) for n in names)
     return walk_blob(blob, registry).to_dict()
 
 
 def walk_layers(
-    layers: Sequence[Layer], registry: Registry, *, jobs: int | None = None
+    layers: Sequence[Layer], registry: AnalyzerTable, *, jobs: int | None = None
 ) -> dict[Digest, LayerRecord]:
     """Walk the given layers, in parallel processes when there are several and several CPUs
     (the analyzers of ``registry`` must be in the default table, as the children rebuild it)."""
@@ -204,7 +80,7 @@ def walk_layers(
 
 def layer_records(
     image: OpenedImage,
-    registry: Registry,
+    registry: AnalyzerTable,
     cache: LayerCache | None,
 ) -> tuple[list[LayerRecord], tuple[Digest, ...]]:
     """Each layer's record, bottom first; and which layers came from the cache."""
@@ -246,7 +122,7 @@ def within_image_cap(layers: Sequence[Layer], records: list[LayerRecord]) -> lis
 def build_result(
     image: OpenedImage,
     records: Sequence[LayerRecord],
-    registry: Registry,
+    registry: AnalyzerTable,
     cached: tuple[Digest, ...] = (),
 ) -> ScanResult:
     squashed = squash(records, registry)
@@ -280,14 +156,14 @@ def build_result(
 
 def _result(
     image: OpenedImage,
-    registry: Registry,
+    registry: AnalyzerTable,
     analysis: AnalysisResult,
     found: tuple[FoundPackage, ...],
     entry_trace: EntryTrace,
     unknowns: tuple[Unknown, ...],
     cached: tuple[Digest, ...],
 ) -> ScanResult:
-    return ScanResult(
+    result = ScanResult(
         ref=str(image.ref),
         name=image.name,
         tag=image.tag,
@@ -305,6 +181,7 @@ def _result(
         analyzers=registry.versions(),
         cached_layers=cached,
     )
+    return replace(result, sbom=cyclonedx.render(result))
 
 
 def default_cache_path(home: Home) -> Path:
@@ -317,14 +194,14 @@ def scan_image(
     *,
     platform: str | None = None,
     cache: bool | Path | LayerCache = True,
-    registry: Registry = IMAGE_REGISTRY,
+    registry: AnalyzerTable = IMAGE_REGISTRY,
     audit: bool = True,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ScanResult:
     """Scan one image (see :class:`~appliance.scanner.image.ImageRef` for ``ref``).
 
-    ``cache``: True uses ``$STELLA_HOME/scan-cache.db`` of an initialized home (else no
-    cache), a path
+    ``cache``: True uses ``$STELLA_HOME/scan-cache.db`` of ``home``, initialised or not
+    (no cache without a home), a path
     names another cache file, a :class:`LayerCache` is used as given, False walks every
     layer. With an initialized home and ``audit``, the scan is recorded in the audit log
     (``now`` gives the record's time; the result itself never depends on it).
@@ -355,7 +232,7 @@ def _scan(
     ref: str,
     platform: str | None,
     cache: bool | Path | LayerCache,
-    registry: Registry,
+    registry: AnalyzerTable,
 ) -> ScanResult:
     image = open_image(
         ImageRef.parse(ref), store=home.oci if home is not None else None, platform=platform
@@ -369,8 +246,8 @@ def _scan(
             opened = cache
         elif isinstance(cache, Path):
             opened = LayerCache.open(cache)
-        elif cache and home is not None and home.initialized:
-            opened = LayerCache.open(default_cache_path(home))
+        elif cache and home is not None:
+            opened = open_home_cache(home)
         try:
             result = _scan_layers(image, registry, opened)
         finally:
@@ -379,7 +256,9 @@ def _scan(
     return result
 
 
-def _scan_layers(image: OpenedImage, registry: Registry, cache: LayerCache | None) -> ScanResult:
+def _scan_layers(
+    image: OpenedImage, registry: AnalyzerTable, cache: LayerCache | None
+) -> ScanResult:
     """The same image (config and layers) scanned before with the same analyzers is one
     cache row; otherwise each layer's record comes from the cache or a walk."""
     key = image_key(image, registry)
@@ -401,7 +280,7 @@ SCAN_VERSION: Final = 2
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 
-def image_key(image: OpenedImage, registry: Registry) -> str:
+def image_key(image: OpenedImage, registry: AnalyzerTable) -> str:
     text = json.dumps(
         {
             "scan": SCAN_VERSION,
@@ -423,7 +302,9 @@ def result_to_cache(result: ScanResult) -> dict[str, Any]:
     }
 
 
-def result_from_cache(image: OpenedImage, registry: Registry, stored: dict[str, Any]) -> ScanResult:
+def result_from_cache(
+    image: OpenedImage, registry: AnalyzerTable, stored: dict[str, Any]
+) -> ScanResult:
     analysis = AnalysisResult.from_dict(stored["analysis"])
     found = tuple(
         FoundPackage(package, purl, tuple(Evidence.from_dict(e) for e in evidence))

@@ -23,13 +23,13 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
 from appliance.store.db import Database, Schema, StoreError
-from bundles import canonical, dsse
+from bundles import canonical, dsse, rfc3339
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, DigestError, SignatureError, StellaError
 from bundles.keys import PublicKey
@@ -101,6 +101,9 @@ class AuditAction(StrEnum):
     TRUST_REMOVE = "trust.remove"
     PUSH = "push"
     GC = "gc"
+    KEY_ROTATE = "key.rotate"
+    KEY_SWITCH = "key.switch"
+    KEY_REVOKE = "key.revoke"
 
 
 class AuditError(StoreError):
@@ -140,23 +143,15 @@ def format_time(time: datetime) -> str:
             f"audit time {time.isoformat()} has no time zone",
             hint="pass an aware datetime, e.g. datetime.now(UTC)",
         )
-    return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339.format_time(time)
 
 
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 time with an offset (``Z`` or ``±hh:mm``), as given on a command
-    line."""
+def parse_time(text: str, *, where: str = "time") -> datetime:
+    """Parse an RFC 3339 time by :mod:`bundles.rfc3339`'s rules, as given on a command line."""
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as e:
-        raise AuditError(
-            f"time {text!r} is not an RFC 3339 time", hint="write e.g. 2026-11-23T06:00:00Z"
-        ) from e
-    if parsed.tzinfo is None:
-        raise AuditError(
-            f"time {text!r} has no time zone", hint="add Z (UTC) or an offset such as +01:00"
-        )
-    return parsed
+        return rfc3339.parse_time(text, where=where)
+    except rfc3339.TimeFormatError as e:
+        raise AuditError(e.message, hint=e.hint) from e
 
 
 def os_actor(command: str) -> str:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from appliance.store.db import Database, Schema, StoreError
-from appliance.vex.model import VexStatement, format_time
 from bundles import canonical
 
 SCHEMA: Final = Schema(
@@ -70,6 +69,20 @@ class StoredDocument:
     actor: str
 
 
+@dataclass(frozen=True, slots=True)
+class StatementRow:
+    """One statement as stored: the columns it is found by, and its canonical JSON body (what
+    :meth:`appliance.vex.model.VexStatement.to_dict` gives; the store never reads it)."""
+
+    key: str
+    vulnerability: str
+    status: str
+    timestamp: str
+    expires: str | None
+    revokes: str | None
+    body: dict[str, Any]
+
+
 class VexStore:
     """The VEX tables of one open ``state.db``."""
 
@@ -80,7 +93,7 @@ class VexStore:
     def add(
         self,
         document: StoredDocument,
-        statements: Iterable[VexStatement],
+        statements: Iterable[StatementRow],
     ) -> bool:
         """Store a document and its statements in one transaction; False when the same
         document (by digest) is already stored."""
@@ -89,11 +102,11 @@ class VexStore:
                 s.key,
                 document.digest,
                 s.vulnerability.upper(),
-                s.status.value,
-                format_time(s.timestamp),
-                format_time(s.expires) if s.expires else None,
+                s.status,
+                s.timestamp,
+                s.expires,
                 s.revokes,
-                canonical.dumps(s.to_dict()).decode("utf-8"),
+                canonical.dumps(s.body).decode("utf-8"),
             )
             for s in statements
         ]
@@ -128,14 +141,15 @@ class VexStore:
             conn.executemany("INSERT INTO vex_statements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return True
 
-    def statements(self) -> list[VexStatement]:
-        """Every stored statement, in key order."""
+    def statements(self) -> list[dict[str, Any]]:
+        """The body of every stored statement, in key order."""
         rows = self.db.query("SELECT body FROM vex_statements ORDER BY key")
-        return [VexStatement.from_dict(canonical.loads(r[0])) for r in rows]
+        return [canonical.loads(r[0]) for r in rows]
 
-    def statement(self, key: str) -> VexStatement | None:
+    def statement(self, key: str) -> dict[str, Any] | None:
+        """The body of statement ``key``, if stored."""
         rows = self.db.query("SELECT body FROM vex_statements WHERE key = ?", (key,))
-        return VexStatement.from_dict(canonical.loads(rows[0][0])) if rows else None
+        return canonical.loads(rows[0][0]) if rows else None
 
     def revoked_by(self, key: str) -> list[str]:
         rows = self.db.query(

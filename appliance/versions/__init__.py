@@ -14,7 +14,7 @@ from appliance.versions.interface import (
     VersionScheme,
 )
 from appliance.versions.osv_range import Event, EventKind, PreparedRange, affected, prepare
-from appliance.versions.registry import (
+from appliance.versions.schemes import (
     scheme_for,
     scheme_for_ecosystem,
     scheme_names,

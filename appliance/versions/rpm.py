@@ -1,46 +1,15 @@
-"""RPM package versions, ordered exactly as rpm's ``rpmvercmp`` orders them.
-
-``[epoch:]version[-release]``. Each of version and release is cut into alphabetic and numeric
-segments; anything else is only a separator. ``~`` sorts before everything, even the end of
-the string (pre-releases); ``^`` sorts after the end but before any further segment
-(post-release snapshots); a numeric segment is newer than an alphabetic one. The key encodes
-each segment as ``(rank, value)`` with one end marker, so comparison is a tuple comparison.
+"""RPM package versions, ordered exactly as rpm's ``rpmvercmp`` orders them
+(:mod:`bundles.rpmvercmp`), strictly parsed: an EVR that rpm would not write is refused.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from appliance.versions.interface import InvalidVersion, Version, VersionScheme
+from bundles.rpmvercmp import part_key
 
 NAME = "rpm"
-
-# Ranks of segment kinds at one position, least first.
-_TILDE, _END, _CARET, _ALPHA, _NUM = range(5)
-_SEGMENTS = re.compile(r"~|\^|[A-Za-z]+|[0-9]+")
-_END_SEGMENT: tuple[int, int | str] = (_END, 0)
-
-
-def part_key(part: str) -> tuple[tuple[int, int | str], ...]:
-    """The ``rpmvercmp`` key of one version or release string.
-
-    Characters that are not ASCII letters, digits, ``~`` or ``^`` only separate segments
-    (rpm treats ``2.0`` and ``2_0`` alike, and non-ASCII characters as separators too).
-    """
-    segments: list[tuple[int, int | str]] = []
-    for match in _SEGMENTS.finditer(part):
-        piece = match.group()
-        if piece == "~":
-            segments.append((_TILDE, 0))
-        elif piece == "^":
-            segments.append((_CARET, 0))
-        elif piece.isdigit():
-            segments.append((_NUM, int(piece)))
-        else:
-            segments.append((_ALPHA, piece))
-    segments.append(_END_SEGMENT)
-    return tuple(segments)
 
 
 def split_evr(text: str) -> tuple[int, str, str]:
@@ -78,12 +47,6 @@ def parse(text: str) -> Version:
     """
     epoch, version, release = split_evr(text)
     return Version(NAME, text, (epoch, part_key(version), part_key(release)))
-
-
-def vercmp(a: str, b: str) -> int:
-    """``rpmvercmp`` on two bare version (or release) strings: -1, 0 or 1."""
-    ka, kb = part_key(a), part_key(b)
-    return (ka > kb) - (ka < kb)
 
 
 class RpmScheme(VersionScheme):

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from appliance.vex.model import Justification, VexError, arr, count_statements, obj, shown
 from appliance.vex.openvex import CONTEXT
-from bundles.trust import kind_of
+from bundles.canonical import kind_of
 
 STATUSES: Final = {
     "known_not_affected": "not_affected",

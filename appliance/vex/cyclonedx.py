@@ -25,7 +25,7 @@ from typing import Any, Final
 from appliance.vex.model import VexError, arr, count_statements, obj, opt_str, shown
 from appliance.vex.openvex import CONTEXT
 from bundles import canonical
-from bundles.trust import kind_of
+from bundles.canonical import kind_of
 
 STATES: Final = {
     "not_affected": "not_affected",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from bundles import limits
+from bundles import limits, rfc3339
+from bundles.canonical import kind_of
 from bundles.errors import StellaError
 from bundles.limits import Unit
-from bundles.trust import kind_of
 
 STATEMENTS: Final = limits.cap(
     "vex.statements",
@@ -107,30 +107,16 @@ def format_time(value: datetime) -> str:
     """RFC 3339 UTC to the second, the one form times are written in."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise VexError(f"time {value.isoformat()} has no time zone", hint="pass an aware time")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339.format_time(value)
 
 
 def parse_time(text: str, *, where: str) -> datetime:
-    """An RFC 3339 time (``Z`` or an offset; a date alone means midnight UTC), as aware UTC."""
-    if not isinstance(text, str) or not text:
-        raise VexError(f"{where}: time must be a non-empty string, got {shown(text)}")
-    raw = text.strip()
+    """An RFC 3339 time by :mod:`bundles.rfc3339`'s rules (a date alone means midnight UTC),
+    as aware UTC."""
     try:
-        if len(raw) == 10:
-            value = datetime.fromisoformat(raw).replace(tzinfo=UTC)
-        else:
-            value = datetime.fromisoformat(raw.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError as e:
-        raise VexError(
-            f"{where}: {shown(text)} is not an RFC 3339 time",
-            hint="write e.g. 2026-12-31 or 2026-12-31T23:59:59Z",
-        ) from e
-    if value.tzinfo is None:
-        raise VexError(
-            f"{where}: {shown(text)} has no time zone",
-            hint="append Z for UTC or an offset like +01:00",
-        )
-    return value.astimezone(UTC)
+        return rfc3339.parse_time(text, where=where)
+    except rfc3339.TimeFormatError as e:
+        raise VexError(e.message, hint=e.hint) from e
 
 
 @dataclass(frozen=True, slots=True)

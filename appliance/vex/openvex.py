@@ -31,7 +31,7 @@ from appliance.vex.model import (
     shown,
 )
 from bundles import canonical
-from bundles.trust import kind_of
+from bundles.canonical import kind_of
 
 CONTEXT: Final = "https://openvex.dev/ns/v0.2.0"
 CONTEXT_PREFIX: Final = "https://openvex.dev/ns"

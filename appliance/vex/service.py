@@ -6,24 +6,30 @@ inputs being kept.
 The signed predicate (type :data:`PREDICATE_TYPE`) carries the OpenVEX document unchanged
 plus what OpenVEX has no field for: who made it (``origin``), an exception's expiry and the
 statement a revocation supersedes.
+
+After a change is recorded, every image in the store that one of its statements names by
+digest gets a new OCI referrer: the OpenVEX document of the statements in force for that
+image at the change's time, DSSE-signed with the appliance key as cosign attaches
+``cosign attest --type openvex`` (:mod:`appliance.vex.export`), so it travels with
+``stella push`` and ``stella serve`` answers it (docs/vex.md).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore
-from appliance.store.vex import StoredDocument, VexStore
-from appliance.vex import csaf, cyclonedx
+from appliance.store.vex import StatementRow, StoredDocument, VexStore
+from appliance.vex import csaf, cyclonedx, export
 from appliance.vex.csaf import is_csaf
 from appliance.vex.cyclonedx import is_cyclonedx
 from appliance.vex.model import (
@@ -36,13 +42,17 @@ from appliance.vex.model import (
     format_time,
 )
 from appliance.vex.openvex import authored_document, statements_of
+from appliance.vex.products import ImageIdentity
 from bundles import __version__, canonical, limits
+from bundles.bounded import read_open_file
+from bundles.canonical import kind_of
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError
 from bundles.intoto import Statement, Subject, sign_statement
 from bundles.limits import Unit
+from bundles.oci import OCILayout
+from bundles.signer import Signer
 from bundles.snapshot import DatasetType
-from bundles.trust import kind_of
 
 PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/vex/v1"
 DOCUMENT_BYTES: Final = limits.cap(
@@ -53,13 +63,15 @@ DOCUMENT_BYTES: Final = limits.cap(
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """What one ``vex add``/``revoke``/``import`` stored: the document digest, its
-    statements, the signed envelope, and the audit sequence number."""
+    statements, the signed envelope, the audit sequence number, and the OpenVEX referrers
+    attached to images in the store."""
 
     document: str
     statements: tuple[VexStatement, ...]
     envelope: bytes
     audit_seq: int
     new: bool
+    attached: tuple[export.Attached, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +130,9 @@ def _store(
         predicate=_predicate(document, origin, expires, revokes),
     )
     key = home.signing_key()
-    envelope = sign_statement(statement, key).to_json()
+    signed = sign_statement(statement, key)
+    entry = tlog.log_envelope(home, signed, {key.keyid: key.public_key})  # before it is stored
+    envelope = signed.to_json()
     fault("vex.after-sign")
     digest = str(canonical.digest(document))
     with open_state(home) as db:
@@ -134,7 +148,7 @@ def _store(
                     added=format_time(at),
                     actor=os_actor(command),
                 ),
-                statements,
+                [_row(s) for s in statements],
             )
             fault("vex.before-commit")
             record = log.append(
@@ -142,7 +156,11 @@ def _store(
                 str(subject.sha256),
                 actor=os_actor(command),
                 time=at,
-                inputs={"document": digest, "envelope": str(Digest.of_bytes(envelope))},
+                inputs={
+                    "document": digest,
+                    "envelope": str(Digest.of_bytes(envelope)),
+                    "tlog": {"logIndex": int(entry["logIndex"]), "log": entry["logId"]["keyId"]},
+                },
                 versions={"stella": __version__},
                 result={
                     "statements": [s.key for s in statements],
@@ -153,7 +171,53 @@ def _store(
                 },
             )
     fault("vex.after-commit")
-    return Recorded(digest, statements, envelope, record.seq, new)
+    attached = attach_openvex(home, statements, at=at, key=key) if new else ()
+    return Recorded(digest, statements, envelope, record.seq, new, attached)
+
+
+def author(home: Home) -> str:
+    """The author of the OpenVEX documents this appliance exports."""
+    return f"stella-ops appliance (key {home.public_key().keyid[:16]})"
+
+
+def _image_name(layout: OCILayout, digest: Digest) -> str:
+    for tag, descriptor in layout.tags().items():
+        if descriptor.digest == digest:
+            return tag
+    return "image"
+
+
+def in_force_for(home: Home, image: ImageIdentity | None, at: datetime) -> list[VexStatement]:
+    """The statements authored or imported here that are in force at ``at``; with
+    ``image``, only those that may apply to it (:func:`export.about_image`)."""
+    statements = export.in_force(stored_statements(home), at)
+    return export.about_image(statements, image) if image is not None else statements
+
+
+def attach_openvex(
+    home: Home, changed: Sequence[VexStatement], *, at: datetime, key: Signer | None = None
+) -> tuple[export.Attached, ...]:
+    """Attach the OpenVEX attestation of the statements in force at ``at`` to every image in
+    the store that ``changed`` names by digest; images not in the store are left alone."""
+    if not (home.oci / "oci-layout").is_file():
+        return ()
+    layout = OCILayout.open(home.oci)
+    out = []
+    for digest in export.image_digests(changed):
+        subject = export.stored_subject(layout, digest)
+        if subject is None:
+            continue
+        name = _image_name(layout, digest)
+        statements = in_force_for(home, ImageIdentity.of(str(digest), names=(name,)), at)
+        if not statements:
+            continue
+        signer = key if key is not None else home.signing_key()
+        out.append(
+            export.attach(
+                layout, subject, name, statements, author=author(home), key=signer, created=at
+            )
+        )
+    return tuple(out)
 
 
 def add(
@@ -221,7 +285,8 @@ def revoke(home: Home, key: str, *, reason: str, at: datetime) -> Recorded:
     and in the audit log, and the merge ignores it from ``at`` on."""
     with open_state(home) as db:
         store = VexStore(db)
-        old = store.statement(key)
+        found = store.statement(key)
+        old = VexStatement.from_dict(found) if found is not None else None
         if old is None:
             raise VexError(
                 f"no VEX statement {key!r} on this appliance",
@@ -271,16 +336,13 @@ def _read_bytes(path: Path) -> bytes:
     """The file's bytes, refused past the ``vex.document_bytes`` cap before they are read."""
     try:
         with open(path, "rb") as fh:
-            limits.check(DOCUMENT_BYTES, os.fstat(fh.fileno()).st_size, str(path))
-            data = fh.read(DOCUMENT_BYTES.value() + 1)
+            return read_open_file(fh, DOCUMENT_BYTES, str(path))
     except FileNotFoundError as e:
         raise VexError(f"{path}: no such file", hint="check the path") from e
     except IsADirectoryError as e:
         raise VexError(f"{path}: is a directory, not a VEX document") from e
     except OSError as e:
         raise VexError(f"{path}: cannot read: {e.strerror}") from e
-    limits.check(DOCUMENT_BYTES, len(data), str(path))
-    return data
 
 
 def read_document(path: Path) -> dict[str, Any]:
@@ -342,10 +404,23 @@ def import_files(home: Home, paths: Sequence[Path], *, at: datetime) -> list[Rec
     ]
 
 
+def _row(statement: VexStatement) -> StatementRow:
+    """A statement as the store keeps it."""
+    return StatementRow(
+        key=statement.key,
+        vulnerability=statement.vulnerability,
+        status=statement.status.value,
+        timestamp=format_time(statement.timestamp),
+        expires=format_time(statement.expires) if statement.expires else None,
+        revokes=statement.revokes,
+        body=statement.to_dict(),
+    )
+
+
 def stored_statements(home: Home) -> list[VexStatement]:
     """Every statement authored or imported on this appliance."""
     with open_state(home) as db:
-        return VexStore(db).statements()
+        return [VexStatement.from_dict(body) for body in VexStore(db).statements()]
 
 
 def snapshot_statements(

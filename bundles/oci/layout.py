@@ -39,8 +39,7 @@ from bundles.errors import (
     OCILayoutError,
     SizeLimitError,
 )
-from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
-from bundles.oci.files import (
+from bundles.files import (
     FILE_MODE,
     Leftover,
     atomic_write,
@@ -49,6 +48,7 @@ from bundles.oci.files import (
     owned_temp,
     stale_temporary,
 )
+from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
 from bundles.oci.graph import Graph, Node, load_cache
 from bundles.oci.manifest import (
     MAX_MANIFEST_SIZE,
@@ -193,7 +193,7 @@ class Staging:
         while self._pending:
             tmp, digest = self._pending.pop(0)
             try:
-                self._layout._place_blob(tmp, digest)
+                self._layout.place_blob(tmp, digest)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 self.discard()
@@ -370,7 +370,7 @@ class OCILayout:
             return Descriptor(OCTET_STREAM, expected, existing)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         reader = DigestReader(stream, expected=expected, size=size, limit=limit)
-        fd, tmp = self._new_blob_file()
+        fd, tmp = self.new_blob_file()
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := reader.read(CHUNK):
@@ -378,7 +378,7 @@ class OCILayout:
                 try:
                     digest = reader.check()
                 except (DigestError, SizeLimitError) as e:
-                    raise self._refused(e) from e
+                    raise self.refused(e) from e
                 out.flush()
                 os.fsync(out.fileno())
         except BaseException:
@@ -400,7 +400,7 @@ class OCILayout:
             raise
         stage.place()
 
-    def _new_blob_file(self) -> tuple[int, Path]:
+    def new_blob_file(self) -> tuple[int, Path]:
         """A temporary file in the layout for a blob being written: (descriptor, path). The
         first one a process asks for removes what killed writers left (:meth:`leftovers`)."""
         tmp = self._tmp_dir()
@@ -416,10 +416,16 @@ class OCILayout:
         was killed), and unowned ones older than ``unowned_age`` seconds; removed if asked."""
         return stale_temporary(self._private("tmp"), unowned_age=unowned_age, remove=remove)
 
-    def _refused(self, error: DigestError | SizeLimitError) -> DigestError | SizeLimitError:
+    @property
+    def where(self) -> str:
+        """The layout's name in messages: its directory."""
+        return str(self.path)
+
+    def refused(self, error: DigestError | SizeLimitError) -> DigestError | SizeLimitError:
+        """The error for a blob that did not match what was declared, naming the layout."""
         return type(error)(f"blob refused by {self.path}: {error.message}", hint=error.hint)
 
-    def _place_blob(self, tmp: Path, digest: Digest) -> None:
+    def place_blob(self, tmp: Path, digest: Digest) -> None:
         """Move a written, synced and verified temporary file into ``blobs/`` (dropping it
         when the blob is already there), and make the rename durable."""
         target = self.blob_path(digest)

@@ -22,27 +22,46 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import Final, Protocol
 
 from bundles.digest import Digest, Hasher
 from bundles.errors import DigestError, SizeLimitError
 from bundles.oci.descriptor import Descriptor
 
-if TYPE_CHECKING:
-    from bundles.oci.layout import OCILayout
-
 DEPTH: Final = 8  # chunks waiting for the writer (1 MiB each from a bundle member)
+
+
+class BlobPlace(Protocol):
+    """Where a sink's blob goes: the layout that made the sink (:meth:`OCILayout.blob_sink`)."""
+
+    @property
+    def where(self) -> str:
+        """The store's name in messages."""
+        ...
+
+    def new_blob_file(self) -> tuple[int, Path]:
+        """A temporary file for the blob being written: (descriptor, path)."""
+        ...
+
+    def place_blob(self, tmp: Path, digest: Digest) -> None:
+        """Move the written, synced and verified temporary file into place."""
+        ...
+
+    def refused(self, error: DigestError | SizeLimitError) -> DigestError | SizeLimitError:
+        """The error to raise for a blob that did not match, naming the store."""
+        ...
 
 
 class BlobSink:
     """Stores one blob of known digest and size from chunks handed to :meth:`write`."""
 
     def __init__(
-        self, layout: OCILayout, *, expected: Digest, size: int, media_type: str, limit: int
+        self, layout: BlobPlace, *, expected: Digest, size: int, media_type: str, limit: int
     ) -> None:
         if size < 0 or size > limit:
             raise SizeLimitError(
-                f"blob of declared size {size} refused by {layout.path}: the limit is "
+                f"blob of declared size {size} refused by {layout.where}: the limit is "
                 f"{limit} bytes",
                 hint="raise the limit only for inputs you expect to be this large",
             )
@@ -56,7 +75,7 @@ class BlobSink:
         self._sync = False
         self._closed = False  # no more chunks will come
         self._settled = False  # committed, or discarded with its temporary file
-        fd, self._tmp = layout._new_blob_file()
+        fd, self._tmp = layout.new_blob_file()
         self._thread = threading.Thread(target=self._run, args=(fd,), name="blob-sink")
         self._thread.start()
 
@@ -122,10 +141,10 @@ class BlobSink:
             if self._error is not None:
                 raise self._error
             actual = self._hasher.check(expected=self.expected, size=self.size)
-            self._layout._place_blob(self._tmp, actual)
+            self._layout.place_blob(self._tmp, actual)
         except (DigestError, SizeLimitError) as e:
             self._tmp.unlink(missing_ok=True)
-            raise self._layout._refused(e) from e
+            raise self._layout.refused(e) from e
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise

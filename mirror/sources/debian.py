@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from bundles.releases import DEBIAN_CODENAMES
 from mirror.config import SourceKind
 from mirror.inputs import Member
 from mirror.sources.interface import (
@@ -25,32 +26,6 @@ from mirror.sources.interface import (
     load_json,
 )
 
-#: Release codename -> the version used in the ``Debian:<version>`` ecosystem. Releases before
-#: 7 are written with their ``.0``/``.1`` point as in ``/etc/debian_version`` of the time; sid is
-#: ``Debian:unstable`` (it never gets a number); experimental is not a release and is skipped.
-CODENAMES: Final[dict[str, str]] = {
-    "buzz": "1.1",
-    "rex": "1.2",
-    "bo": "1.3",
-    "hamm": "2.0",
-    "slink": "2.1",
-    "potato": "2.2",
-    "woody": "3.0",
-    "sarge": "3.1",
-    "etch": "4.0",
-    "lenny": "5.0",
-    "squeeze": "6.0",
-    "wheezy": "7",
-    "jessie": "8",
-    "stretch": "9",
-    "buster": "10",
-    "bullseye": "11",
-    "bookworm": "12",
-    "trixie": "13",
-    "forky": "14",
-    "duke": "15",
-    "sid": "unstable",
-}
 SCHEME: Final = "dpkg"
 
 _HEADER = re.compile(r"\[([^\]]+)\]\s+((?:DSA|DLA|DTSA)-\d+(?:-\d+)?)\s+(.*)")
@@ -63,7 +38,7 @@ _ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)")
 
 
 def ecosystem(codename: str) -> str | None:
-    version = CODENAMES.get(codename)
+    version = DEBIAN_CODENAMES.get(codename)
     return f"Debian:{version}" if version else None
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import unquote
 
+from bundles.rpmvercmp import evr_key
 from mirror.config import SourceKind
 from mirror.inputs import Member
 from mirror.sources.interface import (
@@ -402,7 +403,7 @@ class _Document:
             specific["module"] = module
         out: dict[str, Any] = {"package": {"ecosystem": f"{ECOSYSTEM}:{major}", "name": name}}
         if entry.fixed:
-            first = min(entry.fixed, key=rpm_key)
+            first = min(entry.fixed, key=evr_key)
             out["ranges"] = [
                 {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": first}]}
             ]
@@ -440,61 +441,3 @@ _IMPACTS: Final = ("Low", "Moderate", "Important", "Critical")
 def _highest(words: set[str]) -> str | None:
     known = [w for w in words if w in _IMPACTS]
     return max(known, key=_IMPACTS.index) if known else None
-
-
-# -- rpm version order (rpmvercmp), to pick the first fixed EVR of a release -------------------
-
-_SEGMENT: Final = re.compile(r"~|\^|\d+|[A-Za-z]+")
-
-
-def _cmp_part(a: str, b: str) -> int:
-    """rpm's rpmvercmp on one of version or release."""
-    sa, sb = _SEGMENT.findall(a), _SEGMENT.findall(b)
-    while sa or sb:
-        x = sa.pop(0) if sa else None
-        y = sb.pop(0) if sb else None
-        if x == "~" or y == "~":
-            if x != y:
-                return -1 if x == "~" else 1
-            continue
-        if x == "^" or y == "^":
-            if x is None:
-                return -1
-            if y is None:
-                return 1
-            if x != y:
-                return 1 if x == "^" else -1
-            continue
-        if x is None or y is None:
-            return -1 if x is None else 1
-        if x.isdigit() != y.isdigit():
-            return 1 if x.isdigit() else -1
-        if x.isdigit():
-            xi, yi = int(x), int(y)
-            if xi != yi:
-                return -1 if xi < yi else 1
-        elif x != y:
-            return -1 if x < y else 1
-    return 0
-
-
-@dataclass(frozen=True, slots=True)
-class _EVRKey:
-    epoch: int
-    version: str
-    release: str
-
-    def __lt__(self, other: _EVRKey) -> bool:
-        if self.epoch != other.epoch:
-            return self.epoch < other.epoch
-        c = _cmp_part(self.version, other.version)
-        if c == 0:
-            c = _cmp_part(self.release, other.release)
-        return c < 0
-
-
-def rpm_key(evr: str) -> _EVRKey:
-    """A sort key for ``[epoch:]version[-release]`` in rpm order."""
-    epoch, _, rest = evr.rpartition(":")
-    version, _, release = rest.partition("-")
-    return _EVRKey(int(epoch) if epoch.isdigit() else 0, version, release)

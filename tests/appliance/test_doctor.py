@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from appliance.cli import cli as stella
 from appliance.doctor import Check, Doctor, Limits, Status
 from appliance.home import Home
+from appliance.intake.trust_store import TrustStore
 from appliance.store.db import Database
-from appliance.trust_store import TrustStore
 from bundles.oci.layout import OCILayout
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 
@@ -77,6 +77,8 @@ def test_a_healthy_home_passes_every_check(healthy: Home) -> None:
         "trust": "ok",
         "snapshot": "ok",
         "audit": "ok",
+        "tlog": "ok",
+        "keys": "ok",
         "inbox": "ok",
     }
     assert checks["oci"].detail.startswith("2 of 2 blobs re-hashed")
@@ -249,7 +251,7 @@ def test_temporary_files_of_a_killed_writer_are_reported(healthy: Home) -> None:
     code = (
         "import os, signal, sys\n"
         "from bundles.oci import OCILayout\n"
-        "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+        "fd, _ = OCILayout.open(sys.argv[1]).new_blob_file()\n"
         "os.write(fd, b'x' * 5000)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -9,25 +9,26 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva import sigstore
 from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.vex import VexStore
 from appliance.vex import service as vex_service
 from bundles import dsse
 from bundles.intoto import verify_statement
 from bundles.keys import PublicKey
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
-from tests.node.test_verify_rva import _node, _run
+from tests.node.test_verify_rva import _node, _run, trusted_root
 from tests.softhsm import MODULE, PIN, SoftHsm, softhsm
 from tests.test_runbooks import ROOT, check_command, shown_commands
 
@@ -49,10 +50,11 @@ def stella(home: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def stella_json(home: Path, *args: str) -> dict:
+def stella_json(home: Path, *args: str) -> dict[str, Any]:
     code, out, err = stella(home, "--json", *args)
     assert code == 0, err
-    return json.loads(out)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 def label() -> str:
@@ -108,7 +110,7 @@ def test_every_appliance_signature_verifies_with_either_backend(
     assert audit["records"] == audit["verified"] >= 3
     # An implementation independent of ours.
     node = _node()
-    code, out = _run(node, rva, pub)
+    code, out = _run(node, rva, pub, trusted_root(home, tmp_path))
     assert code == 0, out
     assert out["keyid"] == key.keyid
     # Nowhere in the home is the PIN kept.
@@ -229,3 +231,11 @@ def test_the_commands_docs_keys_shows_exist() -> None:
     shown = shown_commands(ROOT / "docs" / "keys.md")
     paths = {check_command(c.argv) for c in shown}
     assert {"stella init", "stella keys export-public", "stella-mirror keys generate"} <= paths
+    assert {
+        "stella keys rotate",
+        "stella keys revoke",
+        "stella keys list",
+        "stella keys notation init",
+        "stella keys notation export",
+        "stella verify",
+    } <= paths

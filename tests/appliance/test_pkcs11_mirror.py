@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from appliance.cli import cli as stella
 from bundles.keys import PublicKey
-from bundles.signer import PIN_ENV
+from bundles.pkcs11_uri import PIN_ENV
 from bundles.trust import TrustRoot
 from mirror.cli import cli as stella_mirror
 from tests.softhsm import PIN, SoftHsm, softhsm
@@ -25,10 +27,11 @@ def hsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
     return softhsm(tmp_path_factory)
 
 
-def run(prog, *args: str) -> dict:
+def run(prog: click.Command, *args: str | Path) -> dict[str, Any]:
     result = CliRunner().invoke(prog, ["--json", *map(str, args)])
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
 
 
 def test_bundles_signed_in_the_token_are_imported(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import tarfile
 
 import pytest
@@ -85,9 +86,9 @@ def test_same_members_same_bytes_whatever_order_or_threads() -> None:
     ).filter(lambda d: all(not any(o != k and o.startswith(k + "/") for o in d) for k in d)),
     st.randoms(),
 )
-def test_determinism_property(members: dict[str, bytes], rnd: object) -> None:
+def test_determinism_property(members: dict[str, bytes], rnd: random.Random) -> None:
     items = list(members.items())
-    rnd.shuffle(items)  # type: ignore[attr-defined]
+    rnd.shuffle(items)
     assert build(members)[0] == build(dict(items), threads=3)[0]
     data, expected = build(members)
     assert read_all(data, expected) == members

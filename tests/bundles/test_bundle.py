@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def trust(signer: PrivateKey) -> TrustRoot:
 
 
 def predicate(**changes: object) -> BundlePredicate:
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "kind": BundleKind.FULL,
         "sequence": 7,
         "created": NOW,
@@ -50,7 +51,7 @@ def predicate(**changes: object) -> BundlePredicate:
         "snapshot": SNAP,
     }
     fields.update(changes)
-    return BundlePredicate(**fields)  # type: ignore[arg-type]
+    return BundlePredicate(**fields)
 
 
 MEMBERS = [MemberSource.from_bytes(f"datasets/{n}.jsonl", n.encode() * 100) for n in ("a", "b")]
@@ -76,7 +77,9 @@ def test_statement_bytes_are_deterministic(signer: PrivateKey) -> None:
     assert b'"sizes":{"datasets/a.jsonl":100,"datasets/b.jsonl":100}' in a
 
 
-def test_untrusted_signer_is_refused_naming_the_accepted_keys(trust: TrustRoot, signer) -> None:
+def test_untrusted_signer_is_refused_naming_the_accepted_keys(
+    trust: TrustRoot, signer: PrivateKey
+) -> None:
     with pytest.raises(BundleRefusedError) as info:
         verify_statement(signed(PrivateKey.generate()), trust, now=NOW, source="b.stella.tar.zst")
     text = info.value.diagnostics()
@@ -131,15 +134,18 @@ def _sign_raw(signer: PrivateKey, predicate_doc: dict[str, object]) -> bytes:
     [
         ({"kind": "partial"}, "predicate.kind is 'partial', expected full or delta"),
         ({"sequence": "7"}, "predicate.sequence must be an integer"),
-        ({"created": "yesterday"}, "predicate.created is not an RFC 3339 time"),
-        ({"expires": "2026-12-01T00:00:00"}, "predicate.expires has no time zone"),
+        ({"created": "yesterday"}, "predicate.created: 'yesterday' is not an RFC 3339 time"),
+        (
+            {"expires": "2026-12-01T00:00:00"},
+            "predicate.expires: '2026-12-01T00:00:00' has no time zone",
+        ),
         ({"snapshot": "md5:abc"}, "predicate.snapshot: unsupported digest algorithm"),
         ({"sizes": {"datasets/a.jsonl": 100}}, "no valid size for 'datasets/b.jsonl'"),
         ({"kind": "delta"}, "a delta bundle names its base snapshot"),
     ],
 )
 def test_malformed_predicates(
-    signer: PrivateKey, trust: TrustRoot, change: dict, message: str
+    signer: PrivateKey, trust: TrustRoot, change: dict[str, object], message: str
 ) -> None:
     doc = predicate().to_dict({m.spec.name: m.spec.size for m in MEMBERS})
     doc.update(change)

@@ -243,7 +243,7 @@ def test_statement_is_immutable() -> None:
     predicate["n"] = 4
     assert statement.predicate["n"] == 3
     with pytest.raises(TypeError):
-        statement.predicate["n"] = 5  # type: ignore[index]
+        statement.predicate["n"] = 5  # type: ignore[index]  # the read-only mapping refuses it
 
 
 # --- signing ---------------------------------------------------------------------------------

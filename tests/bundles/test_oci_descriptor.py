@@ -43,7 +43,7 @@ def test_round_trip_keeps_unknown_fields() -> None:
 def test_descriptor_is_read_only_and_hashable() -> None:
     descriptor = Descriptor(OCI_MANIFEST, Digest.parse(DIGEST), 7, annotations={"a": "b"})
     with pytest.raises(TypeError):
-        descriptor.annotations["a"] = "c"  # type: ignore[index]
+        descriptor.annotations["a"] = "c"  # type: ignore[index]  # read-only at run time too
     assert descriptor in {descriptor}
     assert descriptor.with_annotations({}).annotations == {}
     assert descriptor.annotations == {"a": "b"}

@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bundles import files as oci_files
 from bundles.oci import OCILayout
-from bundles.oci import files as oci_files
 
 _KILLED_WRITER = (
     "import os, signal, sys\n"
     "from bundles.oci import OCILayout\n"
-    "fd, _ = OCILayout.open(sys.argv[1])._new_blob_file()\n"
+    "fd, _ = OCILayout.open(sys.argv[1]).new_blob_file()\n"
     "os.write(fd, b'x' * 1000)\n"
     "os.kill(os.getpid(), signal.SIGKILL)\n"
 )
@@ -27,7 +27,7 @@ def _killed_writer(layout: OCILayout) -> None:
 
 def test_a_killed_writers_files_are_found_and_a_live_ones_are_not(tmp_path: Path) -> None:
     layout = OCILayout.init(tmp_path / "l")
-    live_fd, live = layout._new_blob_file()
+    live_fd, live = layout.new_blob_file()
     try:
         _killed_writer(layout)
         found = layout.leftovers()
@@ -59,10 +59,10 @@ def test_a_file_of_no_writer_goes_only_when_old(tmp_path: Path) -> None:
 
 def test_idle_locks_are_let_go(tmp_path: Path) -> None:
     first = OCILayout.init(tmp_path / "first")
-    busy_fd, busy = first._new_blob_file()
+    busy_fd, busy = first.new_blob_file()
     try:
         for i in range(oci_files._HELD + 5):
-            fd, path = OCILayout.init(tmp_path / f"l{i}")._new_blob_file()
+            fd, path = OCILayout.init(tmp_path / f"l{i}").new_blob_file()
             os.close(fd)
             path.unlink()
         assert len(oci_files._OWNERS) <= oci_files._HELD

@@ -11,20 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bundles import dsse
-from bundles.errors import KeyError_
+from bundles.errors import KeyError_, SignerError
 from bundles.keys import KeyType, PrivateKey
-from bundles.signer import (
+from bundles.pkcs11_uri import (
     PIN_ENV,
     Pkcs11PinError,
     Pkcs11UriError,
-    Signer,
-    SignerError,
-    generate_signer,
     is_pkcs11_uri,
-    load_signer,
     parse_pkcs11_uri,
     token_pin,
 )
+from bundles.signer import Signer, generate_signer, load_signer
 
 SO = "module-path=/usr/lib/softhsm/libsofthsm2.so"
 

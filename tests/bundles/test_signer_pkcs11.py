@@ -30,17 +30,15 @@ from bundles.bundle import (
 from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
 from bundles.pkcs11 import Pkcs11Signer, key_protection
-from bundles.signer import (
+from bundles.pkcs11_uri import (
     PIN_ENV,
     Pkcs11KeyMissingError,
     Pkcs11ModuleError,
     Pkcs11ObjectError,
     Pkcs11PinError,
     Pkcs11TokenError,
-    Signer,
-    generate_signer,
-    load_signer,
 )
+from bundles.signer import Signer, generate_signer, load_signer
 from bundles.trust import TrustRoot
 from tests.softhsm import MODULE, PIN, SoftHsm, softhsm
 
@@ -57,6 +55,13 @@ def pin_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PIN_ENV, PIN)
 
 
+def opened(signer: Signer) -> Pkcs11Signer:
+    """A signer from a ``pkcs11:`` URI, as the token signer it is (which closes its session
+    as a context manager; the ``Signer`` protocol does not promise that)."""
+    assert isinstance(signer, Pkcs11Signer)
+    return signer
+
+
 @pytest.fixture
 def label() -> str:
     return f"signer-test-{next(_labels)}"
@@ -65,7 +70,7 @@ def label() -> str:
 def test_a_key_generated_in_the_token_signs_what_every_verifier_accepts(
     hsm: SoftHsm, pin_env: None, label: str
 ) -> None:
-    with generate_signer(hsm.uri(label)) as signer:
+    with opened(generate_signer(hsm.uri(label))) as signer:
         assert isinstance(signer, Pkcs11Signer)
         assert isinstance(signer, Signer)
         assert signer.public_key.key_type is KeyType.ECDSA_P256
@@ -81,12 +86,12 @@ def test_a_key_generated_in_the_token_signs_what_every_verifier_accepts(
         envelope = dsse.sign(b"payload", "text/plain", signer)
         assert dsse.verify(envelope, [signer.public_key]).keyids == (signer.keyid,)
         keyid = signer.keyid
-    with load_signer(hsm.uri(label)) as again:  # the key stays in the token for next time
+    with opened(load_signer(hsm.uri(label))) as again:  # the key stays in the token for next time
         assert again.keyid == keyid
 
 
 def test_the_private_key_cannot_leave_the_token(hsm: SoftHsm, pin_env: None, label: str) -> None:
-    with generate_signer(hsm.uri(label)) as signer:
+    with opened(generate_signer(hsm.uri(label))) as signer:
         assert key_protection(signer) == {
             "sensitive": True,
             "extractable": False,
@@ -109,13 +114,16 @@ def test_the_private_key_cannot_leave_the_token(hsm: SoftHsm, pin_env: None, lab
 
 def test_pin_from_a_file_named_by_the_uri(hsm: SoftHsm, tmp_path: Path, label: str) -> None:
     uri = hsm.uri(label, pin_source=hsm.pin_file(tmp_path))
-    with generate_signer(uri, environ={}) as signer:
+    with opened(generate_signer(uri, environ={})) as signer:
         assert signer.public_key.verify(signer.sign(b"x"), b"x")
 
 
 def test_signatures_from_two_signers_of_one_token(hsm: SoftHsm, pin_env: None) -> None:
     a, b = f"pair-a-{next(_labels)}", f"pair-b-{next(_labels)}"
-    with generate_signer(hsm.uri(a)) as first, generate_signer(hsm.uri(b)) as second:
+    with (
+        opened(generate_signer(hsm.uri(a))) as first,
+        opened(generate_signer(hsm.uri(b))) as second,
+    ):
         envelope = dsse.sign(b"p", "t", [first, second])
         verified = dsse.verify(envelope, [first.public_key, second.public_key], threshold=2)
         assert set(verified.keyids) == {first.keyid, second.keyid}
@@ -128,8 +136,8 @@ def test_bundle_statement_and_trust_root_signed_in_the_token(
     bundle key in the token, and a bundle statement signed by it, verified as an import does."""
     now = datetime(2026, 12, 1, tzinfo=UTC)
     with (
-        generate_signer(hsm.uri(label + "-root")) as root_key,
-        generate_signer(hsm.uri(label)) as bundle_key,
+        opened(generate_signer(hsm.uri(label + "-root"))) as root_key,
+        opened(generate_signer(hsm.uri(label))) as bundle_key,
     ):
         root = TrustRoot.create([root_key], [bundle_key.public_key], now=now, channel="lab")
         trust = TrustRoot.from_bytes(root.to_bytes())
@@ -163,11 +171,11 @@ def test_missing_object_is_named(hsm: SoftHsm, pin_env: None) -> None:
 
 
 def test_an_existing_key_is_never_replaced(hsm: SoftHsm, pin_env: None, label: str) -> None:
-    with generate_signer(hsm.uri(label)) as signer:
+    with opened(generate_signer(hsm.uri(label))) as signer:
         keyid = signer.keyid
     with pytest.raises(Pkcs11ObjectError, match="already holds object="):
         generate_signer(hsm.uri(label))
-    with load_signer(hsm.uri(label)) as same:
+    with opened(load_signer(hsm.uri(label))) as same:
         assert same.keyid == keyid
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +38,9 @@ def reload(root: TrustRoot, name: str = "root.json") -> TrustRoot:
     return TrustRoot.from_bytes(root.to_bytes(), source=name)
 
 
-def test_create_save_load_and_first_trust(tmp_path, keys, signer) -> None:
+def test_create_save_load_and_first_trust(
+    tmp_path: Path, keys: list[PrivateKey], signer: PrivateKey
+) -> None:
     root = TrustRoot.create(keys[:1], [signer.public_key], now=NOW, channel="site-a")
     path = tmp_path / "trust-root.json"
     root.save(path)
@@ -56,7 +61,7 @@ def test_create_save_load_and_first_trust(tmp_path, keys, signer) -> None:
     assert doc["signed"]["x-stella-channel"] == "site-a"
 
 
-def test_rotation_one_two_three(keys, signer) -> None:
+def test_rotation_one_two_three(keys: list[PrivateKey], signer: PrivateKey) -> None:
     v1 = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW))
     # v2 replaces root key 0 by keys 1 and 2 with threshold 2; signed by old (0) and new (1, 2).
     m2 = v1.successor(now=NOW, root_keys=[keys[1].public_key, keys[2].public_key], root_threshold=2)
@@ -73,7 +78,9 @@ def test_rotation_one_two_three(keys, signer) -> None:
     assert signer.keyid not in v3.root.keys
 
 
-def test_successor_signed_below_the_current_threshold_is_refused(keys, signer) -> None:
+def test_successor_signed_below_the_current_threshold_is_refused(
+    keys: list[PrivateKey], signer: PrivateKey
+) -> None:
     v1 = reload(TrustRoot.create(keys[:2], [signer.public_key], now=NOW, root_threshold=2))
     m2 = v1.successor(now=NOW, root_keys=[keys[2].public_key], root_threshold=1)
     v2 = reload(sign_root(m2, [keys[0], keys[2]]), "v2.json")
@@ -81,7 +88,9 @@ def test_successor_signed_below_the_current_threshold_is_refused(keys, signer) -
         v1.check_successor(v2, now=NOW)
 
 
-def test_successor_not_signed_by_its_own_keys_is_refused(keys, signer) -> None:
+def test_successor_not_signed_by_its_own_keys_is_refused(
+    keys: list[PrivateKey], signer: PrivateKey
+) -> None:
     v1 = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW))
     m2 = v1.successor(now=NOW, root_keys=[keys[1].public_key])
     v2 = reload(sign_root(m2, [keys[0]]), "v2.json")
@@ -90,7 +99,9 @@ def test_successor_not_signed_by_its_own_keys_is_refused(keys, signer) -> None:
 
 
 @pytest.mark.parametrize("version", [1, 3])
-def test_non_sequential_versions_are_refused(keys, signer, version: int) -> None:
+def test_non_sequential_versions_are_refused(
+    keys: list[PrivateKey], signer: PrivateKey, version: int
+) -> None:
     v1 = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW))
     other = reload(
         TrustRoot.create(keys[:1], [signer.public_key], now=NOW, version=version), "x.json"
@@ -101,14 +112,14 @@ def test_non_sequential_versions_are_refused(keys, signer, version: int) -> None
         v1.check_successor(other, now=NOW)
 
 
-def test_other_channel_is_refused(keys, signer) -> None:
+def test_other_channel_is_refused(keys: list[PrivateKey], signer: PrivateKey) -> None:
     v1 = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW, channel="a"))
     other = reload(TrustRoot.create(keys[:1], [signer.public_key], now=NOW, channel="b", version=2))
     with pytest.raises(TrustError, match="is for channel 'b', this appliance trusts channel 'a'"):
         v1.check_successor(other, now=NOW)
 
 
-def test_expired_root_is_refused(keys, signer) -> None:
+def test_expired_root_is_refused(keys: list[PrivateKey], signer: PrivateKey) -> None:
     root = reload(
         TrustRoot.create(keys[:1], [signer.public_key], now=NOW, validity=timedelta(days=1))
     )
@@ -117,7 +128,7 @@ def test_expired_root_is_refused(keys, signer) -> None:
         root.check_signed(now=NOW + timedelta(days=2))
 
 
-def test_tampered_root_fails_its_signature(keys, signer) -> None:
+def test_tampered_root_fails_its_signature(keys: list[PrivateKey], signer: PrivateKey) -> None:
     doc = json.loads(TrustRoot.create(keys[:1], [signer.public_key], now=NOW).to_bytes())
     doc["signed"]["roles"]["targets"]["threshold"] = 1
     doc["signed"]["expires"] = "2099-01-01T00:00:00Z"
@@ -128,7 +139,7 @@ def test_tampered_root_fails_its_signature(keys, signer) -> None:
         forged.check_signed(now=NOW)
 
 
-def test_keyid_must_match_the_key(keys, signer) -> None:
+def test_keyid_must_match_the_key(keys: list[PrivateKey], signer: PrivateKey) -> None:
     doc = json.loads(TrustRoot.create(keys[:1], [signer.public_key], now=NOW).to_bytes())
     key = doc["signed"]["keys"].pop(signer.keyid)
     doc["signed"]["keys"]["ab" * 32] = key
@@ -146,12 +157,12 @@ def test_malformed_roots_are_refused(data: bytes) -> None:
         TrustRoot.from_bytes(data, source="bad.json")
 
 
-def test_bad_thresholds_are_refused(keys, signer) -> None:
+def test_bad_thresholds_are_refused(keys: list[PrivateKey], signer: PrivateKey) -> None:
     with pytest.raises(TrustError, match="root threshold 2 is not within 1..1"):
         TrustRoot.create(keys[:1], [signer.public_key], now=NOW, root_threshold=2)
 
 
-def _shape_error(edit) -> str:  # type: ignore[no-untyped-def]
+def _shape_error(edit: Callable[[dict[str, Any]], object]) -> str:
     root_key, bundle_key = PrivateKey.generate(), PrivateKey.generate()
     doc = json.loads(TrustRoot.create([root_key], [bundle_key.public_key], now=NOW).to_bytes())
     edit(doc)
@@ -177,7 +188,7 @@ def _shape_error(edit) -> str:  # type: ignore[no-untyped-def]
         ),
         (
             lambda d: d["signed"].update(version=False),
-            "r.json: signed.version must be a whole number, not true/false",
+            "r.json: signed.version must be a whole number, not a boolean",
         ),
         (
             lambda d: d["signed"]["roles"].pop("snapshot"),
@@ -198,5 +209,5 @@ def _shape_error(edit) -> str:  # type: ignore[no-untyped-def]
     ],
     ids=["keys", "roles", "signature", "version", "role", "threshold", "keyid", "expires"],
 )
-def test_a_malformed_field_is_named(edit, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_field_is_named(edit: Callable[[dict[str, Any]], object], message: str) -> None:
     assert _shape_error(edit) == message

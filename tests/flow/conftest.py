@@ -7,9 +7,12 @@ import copy
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 import zstandard
 from click.testing import CliRunner
@@ -20,7 +23,11 @@ from mirror.cli import cli as stella_mirror
 FEEDS = Path(__file__).resolve().parent.parent / "data" / "feeds"
 
 
-def rewrite_bundle(src: Path, dst: Path, edit) -> None:
+MemberEdit = Callable[[tarfile.TarInfo, bytes], tuple[tarfile.TarInfo | None, bytes]]
+"""Changes one tar member: its new header (``None`` drops it) and bytes."""
+
+
+def rewrite_bundle(src: Path, dst: Path, edit: MemberEdit) -> None:
     """Decompress, let ``edit`` change the tar members, recompress (statement untouched)."""
     raw = zstandard.ZstdDecompressor().decompressobj().decompress(src.read_bytes())
     out = io.BytesIO()
@@ -29,17 +36,19 @@ def rewrite_bundle(src: Path, dst: Path, edit) -> None:
         tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tout,
     ):
         for info in tin.getmembers():
-            data = tin.extractfile(info).read()  # type: ignore[union-attr]
-            info, data = edit(info, data)
-            if info is not None:
-                tout.addfile(info, io.BytesIO(data))
+            member = tin.extractfile(info)
+            assert member is not None, f"{info.name}: a bundle holds only regular files"
+            edited, data = edit(info, member.read())
+            if edited is not None:
+                tout.addfile(edited, io.BytesIO(data))
     dst.write_bytes(zstandard.ZstdCompressor().compress(out.getvalue()))
 
 
-def invoke(prog, *args: str) -> dict:
+def invoke(prog: click.Command, *args: str) -> dict[str, Any]:
     result = CliRunner().invoke(prog, ["--json", *args])
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
 
 
 def config(kev: Path) -> str:
@@ -73,7 +82,7 @@ class Mirror:
     feeds: Path
     snapshots: list[str]
 
-    def run(self, *args: str) -> dict:
+    def run(self, *args: str) -> dict[str, Any]:
         return invoke(stella_mirror, "--home", str(self.home), *args)
 
     def kev_variant(self, n: int) -> Path:
@@ -95,11 +104,11 @@ class Mirror:
         cfg = self.feeds / "mirror.toml"
         cfg.write_text(config(kev))
         self.run("sync", "--config", str(cfg))
-        digest = self.run("snapshot", "build")["digest"]
+        digest: str = self.run("snapshot", "build")["digest"]
         self.snapshots.append(digest)
         return digest
 
-    def export(self, out: Path, *args: str) -> dict:
+    def export(self, out: Path, *args: str) -> dict[str, Any]:
         return self.run("export", "--out", str(out), "--key", str(self.keys / "signing.key"), *args)
 
 
@@ -121,7 +130,7 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> Mirror:
 class Appliance:
     home: Path
 
-    def run(self, *args: str) -> dict:
+    def run(self, *args: str) -> dict[str, Any]:
         return invoke(stella, "--home", str(self.home), *args)
 
     def fail(self, *args: str) -> tuple[int, str]:

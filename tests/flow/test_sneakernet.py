@@ -142,7 +142,7 @@ def test_tampered_member_is_refused_and_nothing_changes(
     appliance.run("import", str(bundles["full0"]))
     before = appliance.active()
 
-    def flip(info: tarfile.TarInfo, data: bytes):
+    def flip(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
         if info.name.startswith("knowledge/patches/"):
             data = data.replace(b"(updated)", b"(UPDATED)")
         return info, data
@@ -171,7 +171,7 @@ def test_truncated_bundle_is_refused(
 def test_unlisted_member_is_refused(
     appliance: Appliance, bundles: dict[str, Path], tmp_path: Path
 ) -> None:
-    def smuggle(info: tarfile.TarInfo, data: bytes):
+    def smuggle(info: tarfile.TarInfo, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
         if info.name == "knowledge.json":
             info.name = "knowledge/evil.json"
         return info, data

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -257,7 +257,7 @@ class Kit:
         snapshot: Digest | None = None,
         signed: list[MemberSpec] | None = None,
         statement: Entry | None = None,
-        before: list[Entry] = (),  # type: ignore[assignment]
+        before: Sequence[Entry] = (),
         end: bool = True,
         tail: bytes = b"",
     ) -> Path:

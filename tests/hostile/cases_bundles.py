@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import zstandard
@@ -89,7 +89,7 @@ def first_member(entry: Entry) -> Build:
     return build
 
 
-def members_then(*extra: Entry, signed_extra: list[MemberSpec] = ()) -> Build:  # type: ignore[assignment]
+def members_then(*extra: Entry, signed_extra: Sequence[MemberSpec] = ()) -> Build:
     """The good bundle with ``extra`` entries after its members; ``signed_extra`` adds
     statement subjects."""
 

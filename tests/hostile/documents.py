@@ -19,22 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 import pytest
 
 from bundles.keys import PrivateKey
 from bundles.trust import TrustRoot
-from tests.hostile.harness import Run, assert_refused
+from tests.hostile.harness import Identified, Run, assert_refused
 
-C = TypeVar("C")
-
-
-class Identified(Protocol):
-    @property
-    def id(self) -> str: ...
-
-
+C = TypeVar("C", bound=Identified)
 K = TypeVar("K", bound=Identified)
 
 IMAGE_PURL: Final = "pkg:oci/acme-app@sha256%3A" + "8d" * 32
@@ -313,7 +306,7 @@ def run_cases(
     initial = fingerprint(home)
 
     def one(case: C) -> tuple[str, Outcome]:
-        ident = str(case.id)  # type: ignore[attr-defined]
+        ident = str(case.id)
         tmp = base / ident
         tmp.mkdir(parents=True)
         result, fields = execute(case, tmp)

@@ -20,12 +20,20 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import pytest
 
-C = TypeVar("C")
+
+class Identified(Protocol):
+    """A case: anything with an ``id`` (its test's id)."""
+
+    @property
+    def id(self) -> str: ...
+
+
+C = TypeVar("C", bound=Identified)
 R = TypeVar("R")
 
 REPO: Final = Path(__file__).resolve().parents[2]
@@ -126,8 +134,10 @@ def run(
     proc.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join()
-    proc.stdout.close()  # type: ignore[union-attr]
-    proc.stderr.close()  # type: ignore[union-attr]
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    proc.stderr.close()
     return Run(
         argv,
         proc.returncode,
@@ -263,7 +273,7 @@ def play_selected(
         for item in request.session.items
         if hasattr(item, "callspec") and "case" in item.callspec.params
     }
-    wanted = [c for c in cases if c.id in chosen]  # type: ignore[attr-defined]
+    wanted = [c for c in cases if c.id in chosen]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         played = pool.map(play, wanted)
-        return {c.id: o for c, o in zip(wanted, played, strict=True)}  # type: ignore[attr-defined]
+        return {c.id: o for c, o in zip(wanted, played, strict=True)}

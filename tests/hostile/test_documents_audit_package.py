@@ -224,7 +224,7 @@ CASES = [
 
 def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dict[str, Any]]:
     package = case.build(tmp / "package.zip")
-    argv = ["verify-audit-package", package, "--key", made.public_key]
+    argv: list[str | Path] = ["verify-audit-package", package, "--key", made.public_key]
     return run("stella", *argv, home=home, env=case.env), {"f": package}
 
 

@@ -139,7 +139,7 @@ def execute(case: Case, tmp: Path, made: Template, home: Path) -> tuple[Run, dic
     policy = tmp / "policy"
     policy.mkdir()
     case.build(policy)
-    argv = ["gate", "app:1", "--policy", policy]
+    argv: list[str | Path] = ["gate", "app:1", "--policy", policy]
     return run("stella", *argv, home=home, env=case.env), {"d": policy}
 
 

@@ -48,7 +48,7 @@ EXPECTED: dict[str, str] = {
     "sig-number": E + "{f}: signatures[0].sig must be a string, not a number" + USE,
     "version-string": E + "{f}: signed.version must be a whole number, not a string" + USE,
     "version-zero": E + "{f}: signed.version is 0, not a positive number" + USE,
-    "version-bool": E + "{f}: signed.version must be a whole number, not true/false" + USE,
+    "version-bool": E + "{f}: signed.version must be a whole number, not a boolean" + USE,
     "expires-garbage": E + "{f}: signed.expires is 'next year', not a UTC time like "
     "2030-01-01T00:00:00Z" + USE,
     "type-targets": E + "{f}: signed._type is 'targets', not 'root'" + USE,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.home import Home
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from bundles import dsse
 from bundles.digest import Digest
 from bundles.intoto import Statement, Subject

@@ -60,7 +60,7 @@ def _tar_gz_bomb(d: Path) -> Path:
             def read(self, n: int = -1) -> bytes:
                 return bytes(n)
 
-        tar.addfile(info, Zeros())  # type: ignore[arg-type]
+        tar.addfile(info, Zeros())
     return path
 
 

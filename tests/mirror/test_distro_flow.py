@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import click
 from click.testing import CliRunner
 
 from appliance.cli import cli as stella
@@ -24,10 +25,11 @@ KINDS = {
 }
 
 
-def run(prog: Any, home: Path, *args: str) -> dict[str, Any]:
+def run(prog: click.Command, home: Path, *args: str) -> dict[str, Any]:
     result = CliRunner().invoke(prog, ["--json", "--home", str(home), *args])
     assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
 
 
 def test_distro_datasets_snapshot_export_delta_and_import(feeds: Path, tmp_path: Path) -> None:

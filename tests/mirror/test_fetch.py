@@ -134,7 +134,9 @@ def test_upstream_checksum_is_verified(
     cfg, ws = setup(tmp_path, server, feeds, sha256="0" * 64)
     outcome = run(cfg, ws, fetcher, clock)
     assert outcome.failure is FailureKind.CHECKSUM
-    assert ws.state("osv-pypi").good is None  # type: ignore[union-attr]
+    state = ws.state("osv-pypi")
+    assert state is not None
+    assert state.good is None
     digest = hashlib.sha256(server.files[PYPI]).hexdigest()
     server.put("osv/PyPI/SHA256SUMS", f"{'1' * 64}  other.zip\n{digest}  all.jsonl.gz\n".encode())
     cfg = write_config(
@@ -194,7 +196,10 @@ def test_unusable_feed_fails_without_replacing_last_good(
     server.put(PYPI, gzip.compress(b"<html>maintenance</html>\n"))
     outcome = run(cfg, ws, fetcher, clock)
     assert outcome.failure is FailureKind.PARSE
-    assert ws.state("osv-pypi").good.dataset == good.dataset  # type: ignore[union-attr]
+    state = ws.state("osv-pypi")
+    assert state is not None
+    assert state.good is not None
+    assert state.good.dataset == good.dataset
     assert ws.upstream_path("osv-pypi").read_bytes() == (feeds / "pypi-osv.jsonl.gz").read_bytes()
 
 

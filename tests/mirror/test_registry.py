@@ -12,20 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from bundles.digest import Digest
+from bundles.distribution.client import RegistryOptions
+from bundles.distribution.credentials import Challenge, Credentials, load_docker_credentials
+from bundles.distribution.errors import ImageReferenceError, RegistryAuthError
+from bundles.distribution.reference import ImageReference, is_loopback_host
 from bundles.oci import OCILayout
 from mirror.cli import cli
-from mirror.images import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
-from mirror.registry import (
-    Challenge,
-    Credentials,
-    ImageReference,
-    ImageReferenceError,
-    RegistryAuthError,
-    RegistryClient,
-    RegistryOptions,
-    is_loopback_host,
-    load_docker_credentials,
-)
+from mirror.image_copy import ImagesError, PlatformSpec, copy_image, parse_platforms, ref_name_for
+from mirror.registry import PullClient
 from tests.mirror.registry_fixture import FakeRegistry, fake_image, layer_digests
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -160,11 +154,9 @@ def test_docker_config_entries(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ the copier
 
 
-def _client(fake: FakeRegistry, credentials: Credentials | None = None) -> RegistryClient:
+def _client(fake: FakeRegistry, credentials: Credentials | None = None) -> PullClient:
     session_options = RegistryOptions(retries=2, backoff=0.0)
-    return RegistryClient(
-        fake.host, session_options, credentials=credentials, sleep=lambda _s: None
-    )
+    return PullClient(fake.host, session_options, credentials=credentials, sleep=lambda _s: None)
 
 
 def test_bearer_challenge_gets_a_scoped_token(tmp_path: Path) -> None:

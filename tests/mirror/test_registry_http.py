@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from bundles.distribution.client import RegistryOptions
+from bundles.distribution.credentials import Credentials
+from bundles.distribution.errors import RegistryError
+from bundles.distribution.reference import ImageReference
+from bundles.distribution.transport import MAX_REDIRECTS, proxy_for
 from bundles.oci import OCILayout
-from mirror.images import copy_image
-from mirror.registry import (
-    MAX_REDIRECTS,
-    Credentials,
-    ImageReference,
-    RegistryClient,
-    RegistryError,
-    RegistryOptions,
-    proxy_for,
-)
+from mirror.image_copy import copy_image
+from mirror.registry import PullClient
 from tests.mirror.registry_fixture import FakeRegistry, ForwardProxy, fake_image, layer_digests
 
 PROXY_VARS = (
@@ -43,9 +40,9 @@ def _clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _client(
     registry: str, options: RegistryOptions | None = None, credentials: Credentials | None = None
-) -> RegistryClient:
+) -> PullClient:
     options = options or RegistryOptions(retries=2, backoff=0.0)
-    return RegistryClient(registry, options, credentials=credentials, sleep=lambda _s: None)
+    return PullClient(registry, options, credentials=credentials, sleep=lambda _s: None)
 
 
 def _blob_gets(requests: list[tuple[str, str, dict[str, str]]]) -> list[dict[str, str]]:

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from bundles.releases import DEBIAN_CODENAMES as CODENAMES
 from mirror.config import SourceKind
 from mirror.datasets import build_dataset
 from mirror.inputs import Member, Upstream, unpack
 from mirror.sources import SOURCES, ParseResult
-from mirror.sources.debian import CODENAMES, ecosystem
+from mirror.sources.debian import ecosystem
 
 LIMIT = 1 << 30
 

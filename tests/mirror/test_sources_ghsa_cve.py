@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +27,9 @@ def members(root: Path) -> list[Member]:
     return Upstream(root, root.name).members(limit=1 << 26)
 
 
-def ghsa_file(name: str = PYYAML) -> dict:
-    return json.loads((FEEDS / "ghsa" / name).read_bytes())
+def ghsa_file(name: str = PYYAML) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads((FEEDS / "ghsa" / name).read_bytes())
+    return record
 
 
 def test_kinds_are_registered_for_mirror_toml() -> None:
@@ -99,7 +102,9 @@ def test_ghsa_json_lines_and_tarball_give_the_same_dataset(tmp_path: Path) -> No
         ),
     ],
 )
-def test_ghsa_names_file_field_and_value(mangle, item: str, reason: str) -> None:
+def test_ghsa_names_file_field_and_value(
+    mangle: Callable[[dict[str, Any]], object], item: str, reason: str
+) -> None:
     record = ghsa_file()
     mangle(record)
     result = GHSASource().parse([Member(PYYAML, json.dumps(record).encode())])
@@ -217,7 +222,7 @@ def test_cve_one_file_per_cve_is_read_like_an_api_response() -> None:
         ),
     ],
 )
-def test_cve_names_file_field_and_value(doc: dict, item: str, reason: str) -> None:
+def test_cve_names_file_field_and_value(doc: dict[str, Any], item: str, reason: str) -> None:
     result = CVESource().parse([Member("x.json", json.dumps(doc).encode())])
     assert [(u.item, u.reason) for u in result.unknowns] == [(item, reason)]
 

@@ -14,6 +14,7 @@ from appliance.console.views import (
     AuditCheck,
     AuditEntry,
     AuditPage,
+    Console,
     Dashboard,
     ExportedPackage,
     FindingRow,
@@ -328,3 +329,9 @@ class SlowService(FakeService):
     def revoke(self, request: RevokeRequest) -> TriageResult:
         self._wait(f"revoke {request.statement}")
         return super().revoke(request)
+
+
+# The fakes stand in for the real console: a method that drifts from the Console protocol
+# (a renamed call, a changed signature or return type) fails the type check here.
+_FAKE: Console = FakeService(count=1)
+_SLOW: Console = SlowService(count=1)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from appliance.home import Home
-from appliance.images import list_images
+from appliance.imagestore.catalog import list_images
 from appliance.rva.gate import gate
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog

@@ -7,7 +7,7 @@ import asyncio
 import functools
 import io
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from appliance.home import Home
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from appliance.store.verdicts import VerdictStore
-from appliance.store.vex import VexStore
+from appliance.vex import service as vex_service
 from appliance.vex.model import Justification, VexStatus
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 from tests.tui.fakes import REFUSED_BUNDLE, FakeService, SlowService, finding
@@ -44,12 +44,12 @@ from tui.screens.verdict import VerdictScreen
 from tui.widgets.findings_table import FindingsTable
 
 
-def run(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+def run(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
     """Run an async pilot test on its own event loop (no async plugin needed)."""
 
     @functools.wraps(test)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))  # type: ignore[arg-type]
+        asyncio.run(test(*args, **kwargs))
 
     return wrapper
 
@@ -173,7 +173,7 @@ async def test_triage_end_to_end_lands_the_vex_and_changes_the_verdict(home: Hom
         assert row.status is VexStatus.NOT_AFFECTED
         assert row.exception_expires == "2026-12-31T00:00:00Z"
     with open_state(home) as db:
-        (statement,) = VexStore(db).statements()
+        (statement,) = vex_service.stored_statements(home)
         verdicts = VerdictStore(db).history()
         actions = [r.action for r in AuditLog(db).records()]
     assert statement.vulnerability == CVE
@@ -197,8 +197,7 @@ async def test_triage_with_a_bad_expiry_stays_in_the_form(home: Home) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, DetailScreen)
-    with open_state(home) as db:
-        assert VexStore(db).statements() == []
+    assert vex_service.stored_statements(home) == []
 
 
 @run
@@ -213,7 +212,7 @@ async def test_a_refused_triage_is_reported_and_changes_nothing(home: Home) -> N
         messages = [n.message for n in app._notifications]
         assert any("not_affected needs --justification or --impact" in m for m in messages)
     with open_state(home) as db:
-        assert VexStore(db).statements() == []
+        assert vex_service.stored_statements(home) == []
         assert [v.verdict for v in VerdictStore(db).history()] == ["FAIL"]
 
 
@@ -473,7 +472,7 @@ async def test_revoke_end_to_end_signs_the_revocation_and_regates(tmp_path: Path
         assert f"is itself the revocation of {key}: nothing to revoke" in refusal
         assert "\n" not in refusal
     with open_state(home) as db:
-        statements = VexStore(db).statements()
+        statements = vex_service.stored_statements(home)
         verdicts = [v.verdict for v in VerdictStore(db).history()]
         records = AuditLog(db, public_key=home.public_key())
         actions = [r.action for r in records.records()]
@@ -511,8 +510,7 @@ async def test_revoke_without_the_signing_key_is_one_line(tmp_path: Path) -> Non
         refusal = messages(app)[-1]
         assert str(home.appliance_key) in refusal
         assert "\n" not in refusal
-    with open_state(home) as db:
-        assert [s.key for s in VexStore(db).statements()] == [key]
+    assert [s.key for s in vex_service.stored_statements(home)] == [key]
 
 
 @run

@@ -16,11 +16,10 @@ from appliance.console.views import (
     TriageRequest,
 )
 from appliance.home import Home
-from appliance.images import list_images
+from appliance.imagestore.catalog import list_images
 from appliance.rva.gate import gate
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
-from appliance.store.vex import VexStore
 from appliance.vex import service as vex_service
 from appliance.vex.model import VexError, VexStatus
 from bundles import canonical
@@ -298,8 +297,7 @@ def test_revoke_without_the_signing_key_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StellaError) as caught:
         _revoke(service, key)
     assert str(home.appliance_key) in caught.value.diagnostics()
-    with open_state(home) as db:
-        assert [s.key for s in VexStore(db).statements()] == [key]
+    assert [s.key for s in vex_service.stored_statements(home)] == [key]
 
 
 def test_revoke_in_the_same_second_as_the_statement_is_refused(tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from appliance.console.views import FindingRow
 from appliance.match.model import Severity
 from appliance.vex.model import VexStatus
 from tests.tui.fakes import finding
@@ -38,7 +41,9 @@ def test_display_order_is_worst_first_then_id() -> None:
         ),
     ],
 )
-def test_filters_keep_exactly_the_matching_rows(f: FindingFilter, expected) -> None:  # type: ignore[no-untyped-def]
+def test_filters_keep_exactly_the_matching_rows(
+    f: FindingFilter, expected: Callable[[FindingRow], bool]
+) -> None:
     kept = MODEL.select(f)
     assert kept, "the case must keep something"
     assert kept == [r for r in MODEL.rows if expected(r)]

@@ -45,7 +45,7 @@ class InputTooLargeError(AnalyzerError, SizeLimitError):
     """A file is larger than its analyzer is willing to read into memory."""
 
 
-class RegistryError(AnalyzerError):
+class AnalyzerTableError(AnalyzerError):
     """The analyzer table is inconsistent (a name used twice, an unknown name asked for)."""
 
 

@@ -25,6 +25,7 @@ from appliance.scanner.analyzers.interface import (
 )
 from appliance.scanner.model import AnalysisResult, Package, PackageType, Unknown
 from bundles import limits
+from bundles.bounded import zip_directory
 from bundles.limits import Unit
 
 ARCHIVE_SUFFIXES: Final = (".jar", ".war", ".ear", ".par", ".jpi", ".hpi")
@@ -102,9 +103,8 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: limits.Ca
 def _entry_count(stream: BinaryIO) -> int | None:
     """What the archive's end record says its directory lists, read before :mod:`zipfile`
     builds an object per entry (None when there is no end record: zipfile refuses it)."""
-    record = zipfile._EndRecData(stream)  # type: ignore[attr-defined]
-    stream.seek(0)
-    return None if not record else int(record[4])
+    directory = zip_directory(stream)
+    return None if directory is None else directory.entries
 
 
 def _from_manifest(attributes: dict[str, str]) -> Package | None:

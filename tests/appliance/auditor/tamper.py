@@ -6,10 +6,10 @@ import base64
 import json
 from typing import Any
 
-from appliance.rva import sigstore
+from appliance.sigstore import bundle as sigstore
 from bundles import canonical
 from bundles.intoto import Statement
-from bundles.keys import PrivateKey
+from bundles.signer import Signer
 
 
 def _doc(bundle: bytes) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def edit_predicate(bundle: bytes, field: str, value: Any) -> bytes:
     return canonical.dumps(doc)
 
 
-def resign(bundle: bytes, key: PrivateKey, **changes: Any) -> bytes:
+def resign(bundle: bytes, key: Signer, **changes: Any) -> bytes:
     """Sign the (changed) statement again with ``key``."""
     statement = statement_of(bundle)
     statement.update(changes)

@@ -3,6 +3,7 @@ read: sizes, ratios, counts, names, encryption, and members the manifest does no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,9 @@ def test_a_listed_package_is_read_member_by_member(tmp_path: Path) -> None:
     ],
     ids=["declared", "ratio", "members", "directory"],
 )
-def test_caps_are_checked_before_reading(tmp_path: Path, build, cap: str) -> None:  # type: ignore[no-untyped-def]
+def test_caps_are_checked_before_reading(
+    tmp_path: Path, build: Callable[[Path], Path], cap: str
+) -> None:
     with pytest.raises(LimitError) as raised:
         _read(build(tmp_path / "p.zip"))
     assert raised.value.cap.name == cap

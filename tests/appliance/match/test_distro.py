@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from appliance.distros import os_ecosystem
 from appliance.match import (
+    Finding,
+    FindingsReport,
     FixState,
     Inventory,
     MatchKind,
@@ -54,12 +56,12 @@ IMAGE = [
 ]
 
 
-def report():
+def report() -> FindingsReport:
     source = MemoryAdvisories([*debian12(), *pypi()], snapshot=SNAPSHOT)
     return match(Inventory.of(IMAGE, BOOKWORM), source)
 
 
-def by(report, name: str) -> dict[str, object]:
+def by(report: FindingsReport, name: str) -> dict[str, Finding]:
     return {f.id: f for f in report.findings if f.component.name == name}
 
 

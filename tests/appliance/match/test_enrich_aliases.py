@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from unittest.mock import patch
 
 from hypothesis import given
@@ -31,7 +32,9 @@ def test_merge_is_transitive_and_multi_cve_advisories_fan_out() -> None:
 
 @given(st.permutations(range(len(ENTRIES))))
 def test_merge_does_not_depend_on_input_order(order: list[int]) -> None:
-    def canon(entries):
+    def canon(
+        entries: list[tuple[str, ...]],
+    ) -> list[tuple[str, tuple[str, ...], tuple[tuple[str, ...], ...]]]:
         return sorted(
             (g.id, g.aliases, tuple(sorted(entries[i] for i in g.members))) for g in merge(entries)
         )
@@ -82,7 +85,7 @@ def test_cvss_scores_from_the_library() -> None:
     assert score_vector("AV:N/AC:L/Au:N/C:P/I:P/A:P", "R-1") is None  # CVSS v2: not used
 
 
-def _rec(rid: str, vectors: list[str] = (), word: str | None = None) -> dict[str, object]:
+def _rec(rid: str, vectors: Sequence[str] = (), word: str | None = None) -> dict[str, object]:
     rec: dict[str, object] = {
         "id": rid,
         "severity": [

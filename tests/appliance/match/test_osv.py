@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from appliance.match import Inventory, MatchKind, MemoryAdvisories, UnknownKind, match
@@ -11,8 +13,8 @@ from appliance.scanner.model import Package, PackageType
 
 def entry(
     *events: dict[str, str], rtype: str = "ECOSYSTEM", versions: list[str] | None = None
-) -> dict:
-    e: dict = {
+) -> dict[str, Any]:
+    e: dict[str, Any] = {
         "package": {"ecosystem": "PyPI", "name": "x"},
         "ranges": [{"type": rtype, "events": list(events)}],
     }
@@ -45,7 +47,7 @@ def entry(
         ([{"introduced": "0"}, {"fixed": "0"}], "1.0", False),
     ],
 )
-def test_ecosystem_ranges(events: list, version: str, affected: bool) -> None:
+def test_ecosystem_ranges(events: list[dict[str, str]], version: str, affected: bool) -> None:
     outcome = evaluate(entry(*events), "PyPI", version)
     assert isinstance(outcome, Affected) is affected
 
@@ -100,7 +102,9 @@ def test_git_ranges_are_unknowns_not_guesses() -> None:
         ({"package": {"ecosystem": "PyPI", "name": "x"}}, "PyPI", "1.0", UnknownKind.UNSUPPORTED),
     ],
 )
-def test_undecidable_entries(e: dict, ecosystem: str, version: str, kind: UnknownKind) -> None:
+def test_undecidable_entries(
+    e: dict[str, Any], ecosystem: str, version: str, kind: UnknownKind
+) -> None:
     outcome = evaluate(e, ecosystem, version)
     assert isinstance(outcome, Undecided)
     assert outcome.kind is kind
@@ -124,7 +128,7 @@ def test_npm_legacy_ranges() -> None:
     assert outcome.fixed == ()
 
 
-def record(rid: str, name: str, events: list, **extra: object) -> dict:
+def record(rid: str, name: str, events: list[dict[str, str]], **extra: object) -> dict[str, Any]:
     return {
         "id": rid,
         "affected": [
@@ -239,7 +243,7 @@ def test_matcher_reports_git_only_records_and_bad_versions_once() -> None:
     ]
 
 
-def _frozen(value):
+def _frozen(value: object) -> Any:
     """The same JSON with read-only mappings (a Mapping that is not a dict) for objects."""
     from types import MappingProxyType
 
@@ -260,7 +264,7 @@ def _frozen(value):
         entry({"introduced": "1.1"}, versions=["1.0.5", "1.0"]),
     ],
 )
-def test_any_mapping_is_read_as_a_dict_is(e: dict) -> None:
+def test_any_mapping_is_read_as_a_dict_is(e: dict[str, Any]) -> None:
     assert evaluate(_frozen(e), "PyPI", "1.0.5") == evaluate(e, "PyPI", "1.0.5")
     record = {"id": "PYSEC-1", "affected": [e]}
     package = Package(PackageType.PYPI, "x", "1.0.5")

@@ -3,7 +3,9 @@ them, KEV/EPSS from the snapshot, and a clear error without a snapshot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +32,7 @@ EPSS = [{"id": "CVE-2018-18074", "epss": "0.00587", "percentile": "0.77926"}]
 
 
 @pytest.fixture
-def store(tmp_path: Path):
+def store(tmp_path: Path) -> Iterator[KnowledgeStore]:
     s = KnowledgeStore.open(tmp_path / "knowledge.db")
     parts = [
         build_dataset("osv-pypi", DatasetType.OSV, pypi()),
@@ -46,6 +48,7 @@ def store(tmp_path: Path):
 
 def test_store_and_memory_agree_and_digests_are_the_stored_lines(store: KnowledgeStore) -> None:
     snap = store.active()
+    assert snap is not None
     inventory = Inventory.of([*APP, *IMAGE], BOOKWORM)
     from_store = match_inventory(store, inventory)
     memory = MemoryAdvisories(
@@ -81,7 +84,7 @@ def test_no_snapshot_is_a_clear_error(tmp_path: Path) -> None:
     s.close()
 
 
-def test_a_release_the_snapshot_has_no_data_for_is_unknown_not_clean(tmp_path) -> None:
+def test_a_release_the_snapshot_has_no_data_for_is_unknown_not_clean(tmp_path: Path) -> None:
     """Regression: the store once could not say which ecosystems it covers, so bookworm
     packages matched against a snapshot without Debian 12 data came out clean."""
     from appliance.match.model import Inventory
@@ -108,10 +111,10 @@ def test_a_scan_reads_the_store_in_batches(
     query per package or per CVE."""
     calls: dict[str, int] = {}
 
-    def counting(name: str):
+    def counting(name: str) -> Callable[..., object]:
         real = getattr(KnowledgeStore, name)
 
-        def wrapper(self, *args, **kwargs):
+        def wrapper(self: KnowledgeStore, *args: object, **kwargs: object) -> object:
             calls[name] = calls.get(name, 0) + 1
             return real(self, *args, **kwargs)
 
@@ -143,7 +146,7 @@ def test_the_source_answers_unprefetched_questions_too(store: KnowledgeStore) ->
 def test_a_source_pinned_to_an_older_snapshot_reads_its_records(tmp_path: Path) -> None:
     from appliance.scanner.model import Package, PackageType
 
-    def record(fixed: str) -> dict:
+    def record(fixed: str) -> dict[str, Any]:
         return {
             "id": "PYSEC-1",
             "aliases": ["CVE-2020-1"],

@@ -81,7 +81,7 @@ def test_the_distributions_own_rating_comes_first_and_ghsa_is_reached_by_alias()
 
 
 def test_a_distro_word_from_the_contract_fields() -> None:
-    record = {
+    record: dict[str, Any] = {
         "id": "RHSA-2024:0001",
         "affected": [
             {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,7 @@ values = st.recursive(
 
 @settings(max_examples=500)
 @given(st.dictionaries(st.text(max_size=6), values, max_size=5))
-def test_record_digest_is_the_canonical_digest(record: dict) -> None:
+def test_record_digest_is_the_canonical_digest(record: dict[str, Any]) -> None:
     assert record_digest(record) == hashlib.sha256(canonical.dumps(record)).hexdigest()
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from appliance.registry.auth import Credentials
 from appliance.registry.client import PushClient
-from appliance.registry.errors import RegistryAuthError, RegistryError
 from bundles.digest import CHUNK, Digest
+from bundles.distribution.credentials import Challenge, Credentials
+from bundles.distribution.errors import RegistryAuthError, RegistryError
+from bundles.distribution.reference import is_loopback_host
 from bundles.oci import OCILayout
-from bundles.oci.distribution import Challenge, is_loopback_host
 from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from tests.loopback import LoopbackHTTP
 
@@ -37,13 +37,13 @@ LOOPBACK = ("localhost", "localhost:5000", "127.0.0.1", "127.1.2.3:443", "::1", 
 @pytest.mark.parametrize("host", LOOPBACK)
 def test_loopback_hosts(host: str) -> None:
     assert is_loopback_host(host)
-    assert PushClient(host).base == f"http://{host}"
+    assert PushClient(host).base_url() == f"http://{host}"
 
 
 @pytest.mark.parametrize("host", NOT_LOOPBACK)
 def test_names_that_only_look_like_loopback_get_https(host: str) -> None:
     assert not is_loopback_host(host)
-    assert PushClient(host).base == f"https://{host}"
+    assert PushClient(host).base_url() == f"https://{host}"
 
 
 @pytest.mark.parametrize("realm_host", ["127.0.0.1.nip.io:5000", "localhost.example.com"])
@@ -51,7 +51,7 @@ def test_plain_http_token_realm_refused_for_lookalike_hosts(realm_host: str) -> 
     client = PushClient("registry.example:5000", credentials=Credentials("ci", "pw"))
     challenge = Challenge("bearer", {"realm": f"http://{realm_host}/token"})
     with pytest.raises(RegistryAuthError, match="plain-HTTP realm"):
-        client._token(challenge, "team/app")  # refused before any connection is made
+        client._fetch_token(challenge, "team/app")  # refused before any connection is made
 
 
 class _Fake:

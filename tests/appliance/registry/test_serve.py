@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.registry.auth import Authenticator, Credentials
+from appliance.registry.auth import Authenticator
 from appliance.registry.errors import ServeConfigError
 from appliance.registry.push import ReferrersMethod, push
 from appliance.registry.server import ListenAddress, RegistryServer, ServeOptions
@@ -30,6 +31,7 @@ from appliance.rva.gate import GateResult
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from bundles.digest import Digest
+from bundles.distribution.credentials import Credentials
 from bundles.oci import Descriptor, OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import gated_home, make_home
@@ -45,9 +47,9 @@ USER = ("builder", "correct horse")
 WRONG = ("builder", "wrong horse")
 
 
-def _server(home: Home, *, allow_push: bool = True, **kw: object) -> RegistryServer:
+def _server(home: Home, *, allow_push: bool = True, **kw: Any) -> RegistryServer:
     auth = Authenticator.single(Credentials(*USER)) if allow_push else None
-    options = ServeOptions(ListenAddress("127.0.0.1", 0), allow_push, auth, **kw)  # type: ignore[arg-type]
+    options = ServeOptions(ListenAddress("127.0.0.1", 0), allow_push, auth, **kw)
     return RegistryServer(home, options)
 
 
@@ -503,6 +505,9 @@ def test_cli_serve_runs_and_answers(tmp_path: Path) -> None:
             "auth": True,
             "listen": f"127.0.0.1:{port}",
             "scheme": "http",
+            "maps": {},
+            "repositories": {"app": "app"},
+            "collisions": {},
         }
         s = _session()
         assert s.get(f"http://127.0.0.1:{port}/v2/app/tags/list").json()["tags"] == ["1"]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from click.testing import CliRunner
+
+from appliance.cli import cli
+from appliance.home import Home
 from appliance.scanner.analyzers.interface import Analyzer, AnalyzerInput, AnalyzerKind
-from appliance.scanner.analyzers.registry import DEFAULT, Registry
+from appliance.scanner.analyzers.table import DEFAULT, AnalyzerTable
 from appliance.scanner.cache import LayerCache, analyzers_key
 from appliance.scanner.layers import LayerRecord
 from appliance.scanner.model import AnalysisResult, Package, PackageType
@@ -56,8 +62,10 @@ def test_round_trip_and_miss(tmp_path: Path) -> None:
 
 
 def test_key_changes_with_any_analyzer_version() -> None:
-    assert analyzers_key(Registry([CountingAnalyzer()])) != analyzers_key(Registry([CountingV2()]))
-    assert analyzers_key(DEFAULT) == analyzers_key(Registry(list(DEFAULT)))
+    assert analyzers_key(AnalyzerTable([CountingAnalyzer()])) != analyzers_key(
+        AnalyzerTable([CountingV2()])
+    )
+    assert analyzers_key(DEFAULT) == analyzers_key(AnalyzerTable(list(DEFAULT)))
 
 
 def test_prune_and_damaged_entries(tmp_path: Path) -> None:
@@ -75,7 +83,7 @@ def test_second_image_sharing_the_base_layer_reuses_it(tmp_path: Path) -> None:
     base = [*BASE, F("opt/base.marker", b"from-base")]
     build_image(tmp_path / "a", [base, [F("opt/a.marker", b"only-a")]], tag="a:1")
     build_image(tmp_path / "b", [base, [F("opt/b.marker", b"only-b")]], tag="b:1")
-    registry = Registry([*IMAGE_REGISTRY, CountingAnalyzer()])
+    registry = AnalyzerTable([*IMAGE_REGISTRY, CountingAnalyzer()])
     CountingAnalyzer.calls.clear()
     with LayerCache.open(tmp_path / "cache.db") as cache:
         first = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
@@ -93,7 +101,7 @@ def test_new_analyzer_version_walks_again(tmp_path: Path) -> None:
     build_image(tmp_path / "a", [[F("x.marker", b"pkg")]], tag="a:1")
     CountingAnalyzer.calls.clear()
     with LayerCache.open(tmp_path / "cache.db") as cache:
-        for registry in (Registry([CountingAnalyzer()]), Registry([CountingV2()])):
+        for registry in (AnalyzerTable([CountingAnalyzer()]), AnalyzerTable([CountingV2()])):
             scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
     assert CountingAnalyzer.calls == ["x.marker", "x.marker"]
 
@@ -107,7 +115,7 @@ def test_no_cache_without_home(tmp_path: Path) -> None:
 
 def test_same_image_again_is_one_cached_row(tmp_path: Path) -> None:
     build_image(tmp_path / "a", [BASE, [F("opt/a.marker", b"only-a")]], tag="a:1")
-    registry = Registry([*IMAGE_REGISTRY, CountingAnalyzer()])
+    registry = AnalyzerTable([*IMAGE_REGISTRY, CountingAnalyzer()])
     with LayerCache.open(tmp_path / "cache.db") as cache:
         first = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
         with cache.db.transaction() as conn:
@@ -122,3 +130,35 @@ def test_same_image_again_is_one_cached_row(tmp_path: Path) -> None:
         damaged = scan_image(None, f"oci:{tmp_path / 'a'}", cache=cache, registry=registry)
     assert damaged.sbom_bytes() == first.sbom_bytes()
     assert CountingAnalyzer.calls == ["opt/a.marker"]  # walked again: both rows were gone
+
+
+def _scan_cli(home: Path, image: str) -> dict[str, Any]:
+    done = CliRunner().invoke(cli, ["--home", str(home), "--json", "scan", image])
+    assert done.exit_code == 0, done.stderr
+    summary: dict[str, Any] = json.loads(done.stdout)
+    return summary
+
+
+def test_scan_before_init_keeps_a_cache_in_the_home(tmp_path: Path) -> None:
+    """As trivy keeps its cache: the second scan of a newcomer's image is warm, and the cache
+    survives ``stella init``."""
+    build_image(tmp_path / "a", [BASE, [F("opt/a.marker", b"a")]], tag="a:1")
+    home = tmp_path / "fresh" / "home"
+    cold = _scan_cli(home, f"oci:{tmp_path / 'a'}:a:1")
+    assert cold["cachedLayers"] == 0
+    assert (home / "scan-cache.db").is_file()
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert not Home(home).initialized  # only the cache: no keys, no state
+    assert sorted(p.name for p in home.iterdir() if not p.name.startswith("scan-cache.db")) == []
+    warm = _scan_cli(home, f"oci:{tmp_path / 'a'}:a:1")
+    assert warm["cachedLayers"] == 2
+    assert warm["sbomDigest"] == cold["sbomDigest"]
+    assert CliRunner().invoke(cli, ["--home", str(home), "init"]).exit_code == 0
+    assert _scan_cli(home, f"oci:{tmp_path / 'a'}:a:1")["cachedLayers"] == 2
+
+
+def test_a_home_that_cannot_be_made_scans_without_cache(tmp_path: Path) -> None:
+    build_image(tmp_path / "a", [BASE], tag="a:1")
+    (tmp_path / "file").write_bytes(b"not a directory")
+    summary = _scan_cli(tmp_path / "file" / "home", f"oci:{tmp_path / 'a'}")
+    assert summary["cachedLayers"] == 0

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import pytest
 
@@ -14,7 +14,7 @@ from appliance.scanner.analyzers.interface import (
     InputTooLargeError,
 )
 from appliance.scanner.analyzers.os_release import OSReleaseAnalyzer
-from appliance.scanner.analyzers.registry import Registry
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.collect import Collector, analyze_file, run_analyzer
 from appliance.scanner.model import AnalysisResult, Unknown
 
@@ -52,7 +52,7 @@ class BadMerge(Exploding):
 
 
 def test_upper_layer_replaces_and_whiteout_removes() -> None:
-    collector = Collector(Registry([OSReleaseAnalyzer(), DpkgAnalyzer()]))
+    collector = Collector(AnalyzerTable([OSReleaseAnalyzer(), DpkgAnalyzer()]))
     collector.add(AnalyzerInput.from_bytes(STATUS, status("base", "old")))
     collector.add(AnalyzerInput.from_bytes("var/lib/dpkg/info/old.list", b"/usr/bin/old\n"))
     collector.add(AnalyzerInput.from_bytes("etc/os-release", b"ID=debian\nVERSION_ID=12\n"))
@@ -78,7 +78,7 @@ def test_cached_results_are_replayed_with_set() -> None:
 
 
 def test_a_crashing_analyzer_is_an_unknown_and_the_rest_goes_on() -> None:
-    collector = Collector(Registry([Exploding(), DpkgAnalyzer(), BadMerge()]))
+    collector = Collector(AnalyzerTable([Exploding(), DpkgAnalyzer(), BadMerge()]))
     collector.add(AnalyzerInput.from_bytes(STATUS, status("app")))
     result = collector.finish()
     assert [p.name for p in result.packages] == ["app"]
@@ -90,14 +90,14 @@ def test_a_crashing_analyzer_is_an_unknown_and_the_rest_goes_on() -> None:
 
 
 def test_read_errors_and_size_limits_are_unknowns() -> None:
-    def unreadable() -> object:
+    def unreadable() -> NoReturn:
         raise PermissionError(13, "Permission denied")
 
-    inp = AnalyzerInput(STATUS, 0o100644, 10, unreadable)  # type: ignore[arg-type]
+    inp = AnalyzerInput(STATUS, 0o100644, 10, unreadable)
     result = run_analyzer(DpkgAnalyzer(), inp)
     assert result.unknowns == (Unknown(STATUS, "cannot read the file: Permission denied", "dpkg"),)
 
-    big = AnalyzerInput(STATUS, 0o100644, 1 << 40, unreadable)  # type: ignore[arg-type]
+    big = AnalyzerInput(STATUS, 0o100644, 1 << 40, unreadable)
     result = run_analyzer(DpkgAnalyzer(), big)
     assert result.unknowns[0].reason == (
         "a package database read whole (dpkg status and lists, apk installed) is over the "
@@ -147,10 +147,10 @@ class Streaming(Analyzer):
 
 
 def test_a_file_over_the_analyzers_cap_is_refused_before_it_is_opened() -> None:
-    def never() -> object:
+    def never() -> NoReturn:
         raise AssertionError("opened")
 
-    big = AnalyzerInput("x.jar", 0o100644, (64 << 20) + 1, never)  # type: ignore[arg-type]
+    big = AnalyzerInput("x.jar", 0o100644, (64 << 20) + 1, never)
     result = run_analyzer(Streaming(), big)
     assert result.unknowns == (
         Unknown(

@@ -17,7 +17,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from appliance.scanner.cache import LayerCache
-from appliance.scanner.service import ScanResult, scan_image
+from appliance.scanner.result import ScanResult
+from appliance.scanner.service import scan_image
 from bundles import canonical
 from tests.appliance.scanner.layouts import (
     OS_RELEASE,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.scanner.entrytrace import StepKind, python_imports
+from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
 from tests.appliance.scanner.layouts import OS_RELEASE, F, build_image, d, dist_info, sym
 
@@ -56,12 +57,14 @@ def app_layer(main: bytes) -> list[F]:
     ]
 
 
-def scan(tmp_path: Path, config: dict[str, object], main: bytes = b"import requests\n"):  # type: ignore[no-untyped-def]
+def scan(
+    tmp_path: Path, config: dict[str, object], main: bytes = b"import requests\n"
+) -> ScanResult:
     build_image(tmp_path / "l", [base_layer(), app_layer(main)], tag="t:1", config=config)
     return scan_image(None, f"oci:{tmp_path / 'l'}", cache=False)
 
 
-def reachable_names(result) -> set[str]:  # type: ignore[no-untyped-def]
+def reachable_names(result: ScanResult) -> set[str]:
     return {r.purl.split("/")[-1].split("@")[0] for r in result.entry_trace.reachable}
 
 

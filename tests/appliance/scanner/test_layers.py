@@ -9,22 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from appliance.scanner.analyzers.registry import DEFAULT
+from appliance.scanner.analyzers.table import DEFAULT
+from appliance.scanner.filetree import FileTree
 from appliance.scanner.image import ImageRef, open_image
-from appliance.scanner.layers import (
-    EntryKind,
-    FileTree,
-    LayerError,
-    LayerRecord,
-    clean_path,
-    read_tar,
-    squash,
-    walk_blob,
-    walk_tar,
-)
+from appliance.scanner.layers import EntryKind, LayerError, LayerRecord
 from appliance.scanner.model import PackageType
 from appliance.scanner.service import IMAGE_REGISTRY
+from appliance.scanner.squash import squash
+from appliance.scanner.walk import clean_path, walk_blob, walk_tar
 from bundles.errors import DigestError
+from bundles.tarstream import read_tar
 from tests.appliance.scanner.layouts import (
     OS_RELEASE,
     STATUS_BASE,
@@ -212,7 +206,7 @@ def test_damaged_layer_is_refused_by_digest(tmp_path: Path) -> None:
 
 def test_truncated_gzip_layer_is_a_layer_error(tmp_path: Path) -> None:
     stream = io.BytesIO(b"\x1f\x8b\x08\x00" + b"\x00" * 20)
-    from appliance.scanner.layers import open_tar_stream
+    from appliance.scanner.walk import open_tar_stream
 
     with pytest.raises(LayerError, match="not a readable tar stream"):
         walk_tar(open_tar_stream(stream), IMAGE_REGISTRY)
@@ -307,9 +301,9 @@ def test_tar_reader_refuses_truncated_content() -> None:
 def test_large_files_are_spooled_not_held_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from appliance.scanner import layers
+    from appliance.scanner import walk
 
-    monkeypatch.setattr(layers, "SPOOL_LIMIT", 16)  # every file here is "large"
+    monkeypatch.setattr(walk, "SPOOL_LIMIT", 16)  # every file here is "large"
     found = names(
         tmp_path,
         [[F("var/lib/dpkg/status", STATUS_BASE), *dist_info("six", "1.16.0", SITE)]],

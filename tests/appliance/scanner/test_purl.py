@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -113,9 +114,9 @@ def test_build_encoding_sorting_and_subpath() -> None:
         ({"type_": "deb", "name": "x", "qualifiers": {"bad key": "1"}}, "qualifier key 'bad key'"),
     ],
 )
-def test_build_errors(kwargs: dict[str, object], message: str) -> None:
+def test_build_errors(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(PurlError, match=message):
-        build(**kwargs)  # type: ignore[arg-type]
+        build(**kwargs)
 
 
 @given(st.text(min_size=1), st.text())

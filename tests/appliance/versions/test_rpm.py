@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.versions import InvalidVersion, scheme_for
-from appliance.versions.rpm import vercmp
+from bundles.rpmvercmp import vercmp
 
 RPM = scheme_for("rpm")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from appliance.vex.merge import merge
-from appliance.vex.model import Origin, VexStatus
+from appliance.match.model import Finding
+from appliance.vex.merge import MergedFinding, MergeResult, merge
+from appliance.vex.model import Origin, VexStatement, VexStatus
 from appliance.vex.products import ImageIdentity
 from tests.appliance.rva.factories import (
     AT,
@@ -18,7 +19,7 @@ IMAGE = ImageIdentity.of(IMAGE_DIGEST, names=("registry.example/app:1",))
 IMAGE_PURL = f"pkg:oci/app@{IMAGE_DIGEST.replace(':', '%3A')}"
 
 
-def one(*statements, f=None):  # type: ignore[no-untyped-def]
+def one(*statements: VexStatement, f: Finding | None = None) -> tuple[MergedFinding, MergeResult]:
     result = merge([f or finding()], statements, IMAGE, AT)
     return result.findings[0], result
 

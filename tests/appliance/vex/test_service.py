@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -34,7 +35,7 @@ def home(tmp_path: Path) -> Home:
 
 
 def _add(home: Home, **extra: object) -> service.Recorded:
-    args: dict[str, object] = {
+    args: dict[str, Any] = {
         "vulnerability": "CVE-2024-0001",
         "image": TARGET,
         "components": (OPENSSL,),
@@ -46,7 +47,7 @@ def _add(home: Home, **extra: object) -> service.Recorded:
         "at": AT,
     }
     args.update(extra)
-    return service.add(home, **args)  # type: ignore[arg-type]
+    return service.add(home, **args)
 
 
 def test_image_target_purl_names_the_image_by_digest() -> None:

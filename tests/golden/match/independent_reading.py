@@ -15,6 +15,7 @@ import gzip
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from packaging.version import Version
 
@@ -34,8 +35,8 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def read_pypi() -> list[dict]:
-    expected = []
+def read_pypi() -> list[dict[str, Any]]:
+    expected: list[dict[str, Any]] = []
     with gzip.open(PYPI) as f:
         records = [json.loads(line) for line in f]
     for rec in records:

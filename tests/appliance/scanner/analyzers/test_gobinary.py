@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import pytest
 
@@ -22,6 +23,9 @@ from appliance.scanner.analyzers.interface import AnalyzerInput, ParseError
 from appliance.scanner.collect import run_analyzer
 from tests.appliance.scanner.helpers import run
 from tests.conftest import require_tools
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 EXECUTABLE = 0o100755
 START = bytes.fromhex("3077af0c9274080241e1c107e6d618e6")
@@ -316,15 +320,16 @@ class _Stream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._data.readinto(buffer)
 
 
 def test_forward_only_streams_are_read_whole() -> None:
     data = make_elf(inline_payload(), sections=True)
-    inp = AnalyzerInput("usr/bin/tool", EXECUTABLE, len(data), lambda: _Stream(data))  # type: ignore[arg-type,return-value]
+    # a raw stream is what a tar member gives; BinaryIO is the nearest type the opener names
+    inp = AnalyzerInput(
+        "usr/bin/tool", EXECUTABLE, len(data), lambda: cast(BinaryIO, _Stream(data))
+    )
     result = run_analyzer(GoBinaryAnalyzer(), inp)
     assert result.unknowns == ()
     assert len(result.packages) == len(EXPECTED) + 1

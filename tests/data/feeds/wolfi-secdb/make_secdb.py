@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
 
 
-def package_entry(doc: dict) -> dict:
+def package_entry(doc: dict[str, Any]) -> dict[str, Any]:
     secfixes: dict[str, list[str]] = {}
     for adv in doc.get("advisories") or []:
         events = sorted(adv.get("events") or [], key=lambda e: str(e["timestamp"]))

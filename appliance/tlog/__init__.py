@@ -1,0 +1,307 @@
+"""The appliance's own transparency log (docs/transparency.md).
+
+::
+
+    $STELLA_HOME/tlog/
+      checkpoint, tile/…     the log (C2SP tlog-tiles; see bundles.tlog.log)
+      log.key, log.pub       its Ed25519 key (the key file is private to the appliance user)
+      origin                 its name, ``stella.<appliance-id>/log``
+      witnesses/*.vkey       the witnesses this appliance trusts (C2SP verifier keys)
+      witnessed/             heads this appliance cosigned as a witness, one per log
+      frozen/<n>/            earlier shards after a rotation: read-only, still trusted
+
+The appliance id is the first 16 hex digits of the appliance key's keyid. The log key is
+made the first time something is logged, so homes made before the log existed gain one.
+Every attestation the appliance signs is appended here before it is attached or returned.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from appliance.home import Home
+from appliance.sigstore.bundle import read as sigstore_read
+from bundles import canonical, dsse
+from bundles.errors import CanonicalJSONError, KeyError_, StellaError
+from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
+from bundles.tlog import TlogError
+from bundles.tlog.entry import EntryCheck, EntryError, check_entry, dsse_body, log_id, tlog_entry
+from bundles.tlog.log import TileLog, open_log, write_durably
+from bundles.tlog.note import (
+    COSIGNATURE_V1,
+    NoteError,
+    NoteSigner,
+    SignedCheckpoint,
+    Verifier,
+    raw_ed25519,
+)
+
+DIRNAME: Final = "tlog"
+VKEY_LIMIT: Final = 4096
+TRUSTED_ROOT_LIMIT: Final = 1 << 20
+
+
+class LogNotStartedError(TlogError):
+    """The home has no transparency log yet."""
+
+
+def small_text(path: Path, limit: int = VKEY_LIMIT) -> str:
+    """A one-line file (an origin, a time, a verifier key), read up to ``limit`` bytes."""
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise TlogError(f"{path}: larger than {limit} bytes", hint="expected one short line")
+    return data.decode("utf-8", "replace").strip()
+
+
+def root(home: Home) -> Path:
+    return home.root / DIRNAME
+
+
+def origin_for(home: Home) -> str:
+    return f"stella.{home.public_key().keyid[:16]}/log"
+
+
+def _origin(home: Home) -> str:
+    path = root(home) / "origin"
+    try:
+        return small_text(path)
+    except FileNotFoundError as e:
+        raise LogNotStartedError(
+            f"{root(home)}: this appliance has no transparency log yet",
+            hint="it starts with the first attestation signed ('stella gate', 'stella vex add')",
+        ) from e
+
+
+def verifier(home: Home) -> Verifier:
+    """The log's verifier key, from ``tlog/origin`` and ``tlog/log.pub``."""
+    name = _origin(home)
+    if not (root(home) / "log.pub").is_file():  # a new shard before its first entry
+        raise LogNotStartedError(f"{root(home)}: this log shard has no key yet")
+    return Verifier(name, raw_ed25519(PublicKey.load(root(home) / "log.pub")))
+
+
+def _signer(home: Home) -> NoteSigner:
+    """The log key, made on first use (an Ed25519 key, as C2SP notes require)."""
+    directory = root(home)
+    key_path = directory / "log.key"
+    if not key_path.is_file():
+        directory.mkdir(mode=0o700, exist_ok=True)
+        key = PrivateKey.generate(KeyType.ED25519)
+        with contextlib.suppress(KeyError_):  # another process made it first: use theirs
+            key.save(key_path, passphrase_from_env())
+    key = PrivateKey.load(key_path, passphrase_from_env())
+    if not (directory / "log.pub").is_file():  # a new log, or a new shard after a rotation
+        key.public_key.save(directory / "log.pub")
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        write_durably(directory / "started", (started + "\n").encode())
+    if not (directory / "origin").is_file():
+        write_durably(directory / "origin", (origin_for(home) + "\n").encode())
+    signer = NoteSigner(_origin(home), key)
+    if signer.verifier != verifier(home):
+        raise TlogError(
+            f"{key_path}: the log key is not the one log.pub and origin record",
+            hint="restore tlog/ from a backup; never replace a log's key in place",
+        )
+    return signer
+
+
+def open_home_log(home: Home, *, write: bool = False) -> TileLog:
+    home.require()
+    if write:
+        signer = _signer(home)
+        return open_log(root(home), signer.verifier, signer)
+    return open_log(root(home), verifier(home))
+
+
+def trusted_logs(home: Home) -> list[Verifier]:
+    """This appliance's log and its frozen shards."""
+    logs = []
+    with contextlib.suppress(LogNotStartedError):
+        logs.append(verifier(home))
+    frozen = root(home) / "frozen"
+    if frozen.is_dir():
+        for shard in sorted(frozen.iterdir()):
+            name = small_text(shard / "origin")
+            logs.append(Verifier(name, raw_ed25519(PublicKey.load(shard / "log.pub"))))
+    return logs
+
+
+def open_shard(home: Home, origin: str) -> TileLog:
+    """The frozen shard named ``origin``, read-only."""
+    frozen = root(home) / "frozen"
+    for shard in sorted(frozen.iterdir()) if frozen.is_dir() else []:
+        if small_text(shard / "origin") == origin:
+            return open_log(shard, Verifier(origin, raw_ed25519(PublicKey.load(shard / "log.pub"))))
+    raise LogNotStartedError(f"{frozen}: no frozen shard of the log {origin}")
+
+
+def witnesses(home: Home, extra: Sequence[Path] = ()) -> list[Verifier]:
+    """The witnesses trusted here: ``tlog/witnesses/*.vkey`` and the files in ``extra``."""
+    found = sorted((root(home) / "witnesses").glob("*.vkey")) if home.initialized else []
+    out = []
+    for path in [*found, *extra]:
+        w = Verifier.from_vkey(small_text(path), source=str(path))
+        if w.kind != COSIGNATURE_V1:
+            raise NoteError(f"{path}: not a witness (cosignature/v1) key")
+        out.append(w)
+    return out
+
+
+def log_envelopes(
+    home: Home, envelopes: Sequence[dsse.Envelope], keys: Mapping[str, PublicKey]
+) -> list[dict[str, Any]]:
+    """Append ``envelopes`` to the log in one append; their ``tlogEntries`` items, each with
+    its inclusion proof under the new checkpoint. Returns once the entries and the checkpoint
+    are durable."""
+    bodies = [dsse_body(e, keys) for e in envelopes]
+    log = open_home_log(home, write=True)
+    first, _ = log.append(bodies)
+    assert log.head is not None
+    return [
+        tlog_entry(log.verifier, first + n, body, log.prove_inclusion(first + n), log.head)
+        for n, body in enumerate(bodies)
+    ]
+
+
+def log_envelope(
+    home: Home, envelope: dsse.Envelope, keys: Mapping[str, PublicKey]
+) -> dict[str, Any]:
+    """Append one envelope (see :func:`log_envelopes`)."""
+    return log_envelopes(home, [envelope], keys)[0]
+
+
+def check_bundle_entries(
+    entries: Sequence[Any],
+    envelope: dsse.Envelope,
+    logs: Sequence[Verifier],
+    trusted_witnesses: Sequence[Verifier] = (),
+) -> tuple[EntryCheck | None, int, str]:
+    """The first entry that verifies against ``logs`` with its count of trusted witness
+    cosignatures, or ``(None, 0, why)``."""
+    why = "no transparency-log entry"
+    for entry in entries:
+        try:
+            check = check_entry(entry, logs, envelope)
+        except EntryError as e:
+            why = e.diagnostics()
+            continue
+        return check, len(check.checkpoint.cosignatures(trusted_witnesses)), ""
+    return None, 0, why
+
+
+def is_own_log_entry(entry: Any, logs: Sequence[Verifier]) -> bool:
+    """True when ``entry`` names one of ``logs`` (so it must verify, not just be present)."""
+    ids = {log_id(v) for v in logs}
+    try:
+        return base64.b64decode(entry["logId"]["keyId"], validate=True) in ids
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def is_appliance_entry(entry: Any) -> bool:
+    """True for an entry an appliance's own log made (a ``dsse`` 0.0.2 entry under a
+    checkpoint of a ``stella.<id>/log`` origin), whatever appliance made it."""
+    try:
+        kind = entry["kindVersion"]
+        note = entry["inclusionProof"]["checkpoint"]["envelope"]
+        origin = note.split("\n", 1)[0]
+    except (KeyError, TypeError, AttributeError):
+        return False
+    return (
+        kind == {"kind": "dsse", "version": "0.0.2"}
+        and origin.startswith("stella.")
+        and "/log" in origin
+    )
+
+
+def trusted_root(home: Home) -> dict[str, Any]:
+    """A Sigstore ``trusted_root.json`` naming this appliance's log keys (and no CA, CT log
+    or TSA), so Sigstore tooling can check the appliance's entries."""
+    tlogs = []
+    for shard in [root(home), *sorted((root(home) / "frozen").glob("*"))]:
+        if not (shard / "log.pub").is_file():
+            continue
+        key = PublicKey.load(shard / "log.pub")
+        name = small_text(shard / "origin")
+        v = Verifier(name, raw_ed25519(key))
+        start = small_text(shard / "started") if (shard / "started").is_file() else ""
+        valid: dict[str, str] = {"start": start or "1970-01-01T00:00:00Z"}
+        if (shard / "frozen-at").is_file():
+            valid["end"] = small_text(shard / "frozen-at")
+        tlogs.append(
+            {
+                "baseUrl": f"https://{name}",
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": base64.b64encode(key.der).decode(),
+                    "keyDetails": "PKIX_ED25519",
+                    "validFor": valid,
+                },
+                "logId": {"keyId": base64.b64encode(log_id(v)).decode()},
+            }
+        )
+    if not tlogs:
+        raise LogNotStartedError(f"{root(home)}: this appliance has no transparency log yet")
+    return {
+        "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+        "tlogs": tlogs,
+        "certificateAuthorities": [],
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    }
+
+
+def witness_state(home: Home, origin: str) -> Path:
+    name = hashlib.sha256(origin.encode()).hexdigest()[:16]
+    return root(home) / "witnessed" / f"{name}.checkpoint"
+
+
+def read_checkpoint(path: Path) -> SignedCheckpoint:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    except OSError as e:
+        raise NoteError(f"{path}: cannot read: {e.strerror}") from e
+    return SignedCheckpoint.parse(data, source=str(path))
+
+
+def logs_of_trusted_root(path: Path) -> list[Verifier]:
+    """The appliance logs a Sigstore trusted root lists (Ed25519 keys whose log id is the
+    note key hash of the origin its ``baseUrl`` names); other logs are left out."""
+    with open(path, "rb") as fh:
+        data = fh.read(TRUSTED_ROOT_LIMIT + 1)
+    if len(data) > TRUSTED_ROOT_LIMIT:
+        raise TlogError(f"{path}: larger than {TRUSTED_ROOT_LIMIT} bytes")
+    try:
+        doc = canonical.loads(data, limit=TRUSTED_ROOT_LIMIT, source=str(path))
+    except CanonicalJSONError as e:
+        raise TlogError(e.message, hint="expected a Sigstore trusted_root.json") from e
+    out = []
+    for t in doc.get("tlogs", []) if isinstance(doc, dict) else []:
+        try:
+            origin = str(t["baseUrl"]).removeprefix("https://")
+            key = PublicKey(base64.b64decode(t["publicKey"]["rawBytes"]), source=str(path))
+            v = Verifier(origin, raw_ed25519(key))
+            if base64.b64encode(log_id(v)).decode() == t["logId"]["keyId"]:
+                out.append(v)
+        except (KeyError, TypeError, ValueError, StellaError):
+            continue
+    return out
+
+
+def check_logged(data: bytes, logs: Sequence[Verifier], *, source: str) -> dict[str, Any]:
+    """Whether an appliance bundle's entry verifies against ``logs`` (raises when an entry
+    names one of them and does not verify: that is tampering, not absence)."""
+    bundle = sigstore_read(data, source=source)
+    own = [e for e in bundle.entries if is_own_log_entry(e, logs)]
+    if not own:
+        return {"inclusionProof": False, "entries": len(bundle.entries)}
+    check = check_entry(own[0], logs, bundle.envelope)
+    return {"inclusionProof": True, "entries": len(bundle.entries), **check.to_dict()}

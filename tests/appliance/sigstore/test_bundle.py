@@ -1,0 +1,207 @@
+"""The signed RVA as a Sigstore bundle v0.3 and its OCI referrers, in the form cosign v3
+writes and standard tools discover."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft4Validator
+
+from appliance.rva.attach import (
+    ANNOTATION_CONTENT,
+    ANNOTATION_PREDICATE,
+    EVIDENCE_ARTIFACT,
+    attach_attestation,
+    attach_evidence,
+    attestations,
+    layer_title,
+)
+from appliance.rva.evaluate import PREDICATE_TYPE, evaluate
+from appliance.sigstore import bundle as sigstore
+from bundles.digest import Digest
+from bundles.dsse import InvalidSignatureError
+from bundles.intoto import PredicateTypeMismatchError, Statement, Subject
+from bundles.keys import KeyType, PrivateKey
+from bundles.oci import OCILayout
+from bundles.oci.mediatypes import OCI_EMPTY, SIGSTORE_BUNDLE_V03
+from tests.appliance.rva.cases import CASES
+from tests.appliance.scanner.layouts import F, build_image
+
+SCHEMA_FILE = Path(__file__).parents[2] / "data/schemas/sigstore-bundle.schema.json"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _json_names(node: Any) -> Any:
+    """The published schema is generated from protobuf: its properties use the JSON names
+    (``publicKey``) but its ``oneOf``/``required`` lists use the proto field names
+    (``public_key``), which no JSON document can satisfy together with
+    ``additionalProperties: false``. Proto3's JSON mapping names the field ``publicKey``;
+    this translates the required lists to those names, changing nothing else."""
+    if isinstance(node, dict):
+        out = {k: _json_names(v) for k, v in node.items()}
+        if isinstance(out.get("required"), list):
+            out["required"] = [_camel(n) for n in out["required"]]
+        return out
+    if isinstance(node, list):
+        return [_json_names(v) for v in node]
+    return node
+
+
+VALIDATOR = Draft4Validator(_json_names(json.loads(SCHEMA_FILE.read_text())))
+
+
+@pytest.fixture(params=[KeyType.ECDSA_P256, KeyType.ED25519])
+def key(request: pytest.FixtureRequest) -> PrivateKey:
+    return PrivateKey.generate(request.param)
+
+
+def rva_statement() -> Statement:
+    verdict = evaluate(CASES["fail"]())
+    subject = Subject.of(
+        "registry.example/app:1", Digest.parse(verdict.predicate["subject"]["digest"])
+    )
+    return Statement((subject,), PREDICATE_TYPE, verdict.predicate)
+
+
+def test_bundle_conforms_to_the_sigstore_schema_and_verifies(key: PrivateKey) -> None:
+    bundle = sigstore.sign(rva_statement(), key)
+    doc = json.loads(bundle.to_json())
+    assert list(VALIDATOR.iter_errors(doc)) == []
+    assert doc["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert doc["verificationMaterial"]["publicKey"]["hint"] == key.keyid
+    assert doc["dsseEnvelope"]["signatures"][0]["keyid"] == key.keyid  # hints must agree
+    read = sigstore.read(bundle.to_json())
+    statement = sigstore.verify(read, [key.public_key], predicate_type=PREDICATE_TYPE)
+    assert statement.predicate["verdict"] == "FAIL"
+    assert read.tlog_entries == 0
+    assert not read.inclusion_proof
+
+
+def test_tampered_or_foreign_bundles_are_refused(key: PrivateKey) -> None:
+    data = sigstore.sign(rva_statement(), key).to_json()
+    doc = json.loads(data)
+    payload = doc["dsseEnvelope"]["payload"]
+    doc["dsseEnvelope"]["payload"] = payload[:-8] + (
+        "A" * 8 if payload[-8:] != "A" * 8 else "B" * 8
+    )
+    with pytest.raises(InvalidSignatureError):
+        sigstore.verify(
+            sigstore.read(json.dumps(doc).encode()), [key.public_key], predicate_type=PREDICATE_TYPE
+        )
+    with pytest.raises(PredicateTypeMismatchError):
+        sigstore.verify(sigstore.read(data), [key.public_key], predicate_type="https://other")
+    for bad, message in [
+        ({**json.loads(data), "mediaType": "x"}, "mediaType is 'x'"),
+        (
+            {k: v for k, v in json.loads(data).items() if k != "dsseEnvelope"},
+            "holds no dsseEnvelope",
+        ),
+        (
+            {k: v for k, v in json.loads(data).items() if k != "verificationMaterial"},
+            "verificationMaterial is missing",
+        ),
+    ]:
+        with pytest.raises(sigstore.SigstoreBundleError, match=re.escape(message)):
+            sigstore.read(json.dumps(bad).encode())
+
+
+def test_inclusion_proofs_are_read_from_tlog_entries(key: PrivateKey) -> None:
+    doc = json.loads(sigstore.sign(rva_statement(), key).to_json())
+    doc["verificationMaterial"]["tlogEntries"] = [
+        {"logIndex": "1", "inclusionProof": {"logIndex": "1"}}
+    ]
+    read = sigstore.read(json.dumps(doc).encode())
+    assert read.tlog_entries == 1
+    assert read.inclusion_proof
+
+
+def test_attached_as_a_referrer_in_cosign_v3_form(tmp_path: Path, key: PrivateKey) -> None:
+    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
+    image = layout.resolve("app:1")
+    bundle = sigstore.sign(rva_statement(), key).to_json()
+    referrer = attach_attestation(layout, image, bundle, PREDICATE_TYPE, "2026-11-23T06:00:00Z")
+    again = attach_attestation(layout, image, bundle, PREDICATE_TYPE, "2026-11-23T06:00:00Z")
+    assert again == referrer  # same verdict, same manifest, stored once
+    (found,) = OCILayout.open(layout.path).referrers(
+        image.digest, artifact_type=SIGSTORE_BUNDLE_V03
+    )
+    assert found.digest == referrer.digest
+    assert found.annotations[ANNOTATION_PREDICATE] == PREDICATE_TYPE
+    assert found.annotations[ANNOTATION_CONTENT] == "dsse-envelope"
+    manifest = json.loads(layout.read_blob(referrer.digest))
+    assert manifest["artifactType"] == SIGSTORE_BUNDLE_V03
+    assert manifest["config"]["mediaType"] == OCI_EMPTY
+    assert manifest["subject"]["digest"] == str(image.digest)
+    assert [(layer["mediaType"], layer["size"]) for layer in manifest["layers"]] == [
+        (SIGSTORE_BUNDLE_V03, len(bundle))
+    ]
+    # the file name oras pull saves the layer under
+    assert manifest["layers"][0]["annotations"] == {
+        "org.opencontainers.image.title": "risk-verdict.sigstore.json"
+    }
+    assert attestations(layout, image.digest) == [(found, bundle)]
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "title"),
+    [
+        ("https://stella-ops.org/attestations/risk-verdict/v1", "risk-verdict.sigstore.json"),
+        ("https://cyclonedx.org/bom", "bom.sigstore.json"),
+        ("https://cyclonedx.org/bom/v1.6", "bom.sigstore.json"),
+        ("https://openvex.dev/ns/v0.2.0", "openvex.sigstore.json"),
+        ("https://slsa.dev/provenance/v1", "provenance.sigstore.json"),
+        ("https://example.com/a b/V2/", "a-b.sigstore.json"),
+        ("v1", "attestation.sigstore.json"),
+    ],
+)
+def test_layer_titles(predicate_type: str, title: str) -> None:
+    assert layer_title(predicate_type) == title
+
+
+def test_evidence_referrer_names_every_blob(tmp_path: Path) -> None:
+    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
+    image = layout.resolve("app:1")
+    verdict = evaluate(CASES["fail"]())
+    ref = attach_evidence(layout, image, verdict.evidence, "2026-11-23T06:00:00Z")
+    (found,) = layout.referrers(image.digest, artifact_type=EVIDENCE_ARTIFACT)
+    assert found.digest == ref.digest
+    manifest = json.loads(layout.read_blob(ref.digest))
+    roles = {
+        layer["annotations"]["org.stella-ops.evidence.role"]: layer["digest"]
+        for layer in manifest["layers"]
+    }
+    cited = verdict.predicate["evidence"]
+    assert roles == {role: cited[role]["digest"] for role in cited if cited[role]}
+    titles = [
+        layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]
+    ]
+    assert titles == [f"{role}.json" for role in sorted(roles)]
+    for digest in roles.values():
+        assert layout.has_blob(Digest.parse(digest))
+
+
+def test_read_verdict_verifies_then_validates(key: PrivateKey) -> None:
+    from appliance.rva.reader import RvaSubjectMismatchError, read_verdict
+    from bundles.schemas import SchemaValidationError
+
+    good = sigstore.sign(rva_statement(), key).to_json()
+    assert read_verdict(good, [key.public_key]).verdict == "FAIL"
+    statement = rva_statement()
+    broken = Statement(statement.subjects, PREDICATE_TYPE, {**statement.predicate, "verdict": "OK"})
+    with pytest.raises(SchemaValidationError, match=r"\$\.verdict"):
+        read_verdict(sigstore.sign(broken, key).to_json(), [key.public_key])
+    other = Statement(
+        (Subject.of("other", Digest.of_bytes(b"other")),),
+        PREDICATE_TYPE,
+        statement.predicate,
+    )
+    with pytest.raises(RvaSubjectMismatchError, match="not a subject of the signed statement"):
+        read_verdict(sigstore.sign(other, key).to_json(), [key.public_key])
