@@ -16,6 +16,9 @@ SYSTEM_TOOLS := umoci:umoci skopeo:skopeo mmdebstrap:mmdebstrap docker-registry:
   systemd-tmpfiles:systemd unshare:util-linux tmux:tmux softhsm2-util:softhsm2 rpm:rpm \
   rpmbuild:rpm dpkg:dpkg go:golang-go strip:binutils govulncheck:govulncheck
 PYTEST_ARGS ?=
+# The suite runs on every core (pytest-xdist); tests sharing a module's fixture stay on one
+# worker (tests/conftest.py). PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= auto
 
 .PHONY: all venv sysdeps images images-clean appliance-image node-deps demo test lint units bench clean
 
@@ -70,7 +73,7 @@ node-deps: sysdeps
 	cd .cache/node && npm ci --no-audit --no-fund
 
 test: venv sysdeps images appliance-image node-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,4 +1,11 @@
-"""Suite-wide guards: no test reaches beyond loopback, and tools the tests drive must exist."""
+"""Suite-wide guards: no test reaches beyond loopback, and tools the tests drive must exist.
+
+The suite runs in parallel (``make test``: pytest-xdist, ``--dist loadgroup``). Tests that
+share a module- or class-scoped fixture are kept on one worker (an ``xdist_group`` per
+module), so what such a fixture builds, it builds once; every other test goes wherever a
+worker is free. Each worker has its own temporary directory, its own session fixtures and
+its own loopback ports.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +35,23 @@ def _is_loopback(address: Any) -> bool:
 
 class NetworkBlocked(RuntimeError):
     pass
+
+
+_SHARED_SCOPES = frozenset({"module", "class", "package"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group each test that uses a module-, class- or package-scoped fixture with the other
+    tests of its module (unless it names its own ``xdist_group``)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if any(d.scope in _SHARED_SCOPES for defs in info.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import secrets
 import socket
 import subprocess
 import tarfile
@@ -42,10 +43,14 @@ from bundles.oci.mediatypes import (
 from tests.loopback import LoopbackHTTP
 
 COSIGN_SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+IDENTITY_HEADER = "X-Stella-Test-Registry"
+START_ATTEMPTS = 5
 SPDX_JSON = "application/spdx+json"
 
 
 def free_port() -> int:
+    """A port no socket holds right now. Another process may take it before the caller
+    binds it: whoever starts a server on it checks that the server answering is its own."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -361,13 +366,11 @@ class DockerRegistry:
         self.token = token
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
+        # Every response carries this header, so a registry of another test process that
+        # happens to listen on the port first is never taken for this one.
+        self.identity = secrets.token_hex(8)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.session = requests.Session()
-        self.session.trust_env = False
-        if tls is not None:
-            self.session.verify = str(tls[0])
-        if user is not None and token is None:
-            self.session.auth = user
+        self.session = self._new_session()
 
     def _config(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -385,6 +388,8 @@ class DockerRegistry:
             "http:",
             f"  addr: {self.host}",
             "  secret: stella-test-secret",
+            "  headers:",
+            f"    {IDENTITY_HEADER}: [{self.identity}]",
         ]
         if self.tls is not None:
             lines += ["  tls:", f"    certificate: {self.tls[0]}", f"    key: {self.tls[1]}"]
@@ -409,6 +414,31 @@ class DockerRegistry:
         return path
 
     def __enter__(self) -> DockerRegistry:
+        for _attempt in range(START_ATTEMPTS):
+            if self._start():
+                return self
+            log = (self.root / "registry.log").read_text(errors="replace")
+            self.__exit__()
+            if "address already in use" not in log:
+                break
+            self.port = free_port()  # taken between free_port() and the registry's bind
+            self.host = f"127.0.0.1:{self.port}"
+            self.session = self._new_session()
+        raise RuntimeError(
+            f"docker-registry did not start: {(self.root / 'registry.log').read_text()[-2000:]}"
+        )
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        if self.tls is not None:
+            session.verify = str(self.tls[0])
+        if self.user is not None and self.token is None:
+            session.auth = self.user
+        return session
+
+    def _start(self) -> bool:
+        """Start the registry; True once it answers on its port with its own identity."""
         config = self._config()
         with open(self.root / "registry.log", "wb") as log:
             self.proc = subprocess.Popen(
@@ -417,18 +447,15 @@ class DockerRegistry:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                status = self.session.get(self.url("/v2/"), timeout=1).status_code
-                if status in (200, 401):
-                    return self
+                answer = self.session.get(self.url("/v2/"), timeout=1)
+                if answer.headers.get(IDENTITY_HEADER) == self.identity:
+                    return answer.status_code in (200, 401)
             except requests.ConnectionError:
                 pass
             if self.proc.poll() is not None:
-                break
+                return False
             time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError(
-            f"docker-registry did not start: {(self.root / 'registry.log').read_text()[-2000:]}"
-        )
+        return False
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:

@@ -3,6 +3,7 @@ is read back with ``capture-pane``. Also the command's refusals without a termin
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -51,7 +52,8 @@ class Tmux:
 @pytest.fixture
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     require_tools("tmux")
-    server = Tmux(f"stella-tui-test-{tmp_path.name}")
+    # The socket lives in tmux's directory, shared by every test process of this user.
+    server = Tmux(f"stella-tui-test-{os.getpid()}-{tmp_path.name}")
     yield server
     server.run("kill-server")
 

@@ -488,17 +488,18 @@ def test_bad_tls_certificate_releases_the_port(tmp_path: Path) -> None:
 
 def test_cli_serve_runs_and_answers(tmp_path: Path) -> None:
     home = make_home(tmp_path / "home")
-    port = free_port()
     env = {**clean_env(), "SERVE_PASSWORD": USER[1]}
     argv = [str(Path(sys.executable).parent / "stella"), "--home", str(home.root), "--json"]
-    proc = subprocess.Popen(
-        [*argv, "serve", "--listen", f"127.0.0.1:{port}", "--allow-push", "--user", USER[0],
+    proc = subprocess.Popen(  # port 0: the kernel picks a free one and the first line names it
+        [*argv, "serve", "--listen", "127.0.0.1:0", "--allow-push", "--user", USER[0],
          "--password-env", "SERVE_PASSWORD"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
         started = json.loads(proc.stdout.readline())
+        host, _, port = started["listen"].rpartition(":")
+        assert (host, int(port) > 0) == ("127.0.0.1", True)
         assert started == {
             "allowPush": True,
             "auth": True,
