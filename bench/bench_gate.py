@@ -62,9 +62,10 @@ from appliance.notation import oci as notation_oci  # noqa: E402
 from appliance.policy.bundle import PolicyBundle  # noqa: E402
 from appliance.policy.engine import CompiledPolicy  # noqa: E402
 from appliance.policy.inputs import KnowledgeInfo  # noqa: E402
-from appliance.rva.attach import attach_attestation, attach_evidence  # noqa: E402
-from appliance.rva.evaluate import PREDICATE_TYPE, GateInputs, SubjectInfo, evaluate  # noqa: E402
+from appliance.rva.evaluate import GateInputs, SubjectInfo, evaluate  # noqa: E402
 from appliance.rva.gate import sign_and_log  # noqa: E402
+from appliance.rva.predicate import PREDICATE_TYPE  # noqa: E402
+from appliance.sigstore.attach import attach_attestation, attach_evidence  # noqa: E402
 from appliance.vex.model import Justification, Origin, Product, VexStatement, VexStatus  # noqa: E402
 from bench import figures  # noqa: E402
 from bench.figures import Figure  # noqa: E402

@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bundles", "mirror", "appliance", "tui")
@@ -55,6 +56,7 @@ ROOMS: dict[str, tuple[str, ...]] = {
     "appliance/faults": (),
     "appliance/scanner/model": (),  # the scanner's values, shared by every room above
     "appliance/sigstore/bundle": (),  # the Sigstore bundle format: read and write
+    "appliance/rva/predicate": (),  # the RVA's predicate type, the name readers look RVAs up by
     "appliance/tlog": ("appliance/home", "appliance/sigstore/bundle"),
     "appliance/ecosystems": ("appliance/scanner/model",),
     "appliance/distros": ("appliance/scanner/model",),
@@ -80,7 +82,11 @@ ROOMS: dict[str, tuple[str, ...]] = {
     ),
     "appliance/policy": ("appliance/match", "appliance/vex"),
     "appliance/report": ("appliance/match", "appliance/scanner", "appliance/vex"),
-    "appliance/notation": ("appliance/home", "appliance/sigstore"),  # a second signing backend
+    "appliance/notation": (
+        "appliance/home",
+        "appliance/sigstore",
+        "appliance/rva/predicate",
+    ),  # a second signing backend
     "appliance/rva": (
         "appliance/faults",
         "appliance/home",
@@ -94,7 +100,12 @@ ROOMS: dict[str, tuple[str, ...]] = {
         "appliance/vex",
     ),
     "appliance/auditor": ("appliance/rva", "appliance/sigstore", "appliance/tlog"),
-    "appliance/imagestore": ("appliance/home", "appliance/scanner", "appliance/store"),
+    "appliance/imagestore": (
+        "appliance/home",
+        "appliance/scanner",
+        "appliance/sigstore",
+        "appliance/store",
+    ),
     "appliance/registry": ("appliance/home", "appliance/imagestore", "appliance/store"),
     "appliance/rescan": ("appliance/imagestore", "appliance/rva"),
     "appliance/intake": (
@@ -454,8 +465,31 @@ def check(root: Path = ROOT, rules: Rules = RULES) -> list[str]:
     return problems
 
 
+# Known arrows against the rules, each with why it stands and what removes it. They are printed
+# on every run, so they stay in sight; anything else fails the check. Keep this list short.
+ACCEPTED: Final[dict[tuple[str, str], str]] = {
+    ("appliance/home.py", "appliance.keyring"): (
+        "Home.signing_key and Home.init reach the key ring, whose key switch writes an audit "
+        "record with the store: a signer that needs the audit log that needs a signer. Removing "
+        "it means the ring reporting a switch for its caller to record (docs/architecture.md)"
+    ),
+}
+
+
+def accepted(problem: str) -> str | None:
+    """Why ``problem`` is a known, accepted exception (:data:`ACCEPTED`), or None."""
+    for (where, module), why in ACCEPTED.items():
+        if problem.startswith(where + ":") and module in problem:
+            return why
+    return None
+
+
 def main() -> int:
-    problems = check(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT, RULES)
+    found = check(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT, RULES)
+    problems = [p for p in found if accepted(p) is None]
+    for p in found:
+        if p not in problems:
+            print(f"accepted: {p} ({accepted(p)})")
     for p in problems:
         print(p)
     if problems:

@@ -17,8 +17,9 @@ from textual.screen import ModalScreen, Screen
 
 from appliance.console.views import Console
 from tui.screens.audit import AuditScreen
-from tui.screens.base import MODE_KEYS
+from tui.screens.base import MODE_KEYS, OpenFinding
 from tui.screens.dashboard import DashboardScreen
+from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.screens.images import ImagesScreen
 from tui.screens.inbox import ImportScreen
@@ -46,6 +47,9 @@ class StellaApp(App[None]):
     def __init__(self, service: Console) -> None:
         super().__init__()
         self.service = service
+
+    def on_open_finding(self, message: OpenFinding) -> None:
+        self.push_screen(DetailScreen(message.view, message.row))
 
     def on_mount(self) -> None:
         self.theme = "ansi-dark"

@@ -26,10 +26,6 @@ class AuditRecordError(AuditorError):
     """The audit record of a verdict is missing, or the audit chain around it is broken."""
 
 
-class SigstoreVerifyError(AuditorError):
-    """A standard Sigstore bundle does not verify."""
-
-
 class ReplayInputMissingError(AuditorError):
     """An input pinned in the verdict is not in the local stores."""
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.auditor.errors import TrustPolicyError
-from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import CYCLONEDX_PREDICATE
+from appliance.rva.predicate import PREDICATE_TYPE
 from bundles import canonical
 from bundles.errors import StellaError
 from bundles.keys import (

@@ -26,10 +26,10 @@ from appliance.auditor.errors import (
 )
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
-from appliance.rva.attach import ANNOTATION_PREDICATE, attestations
-from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.scanner.image import ImageRef, open_image
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import ANNOTATION_PREDICATE, attestations
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord
 from bundles import canonical, dsse, schemas

@@ -13,9 +13,9 @@ import click
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.home import Home
 from appliance.intake.trust_store import TrustStore
-from appliance.intake.upstream import PolicyStore, Rule, UpstreamPolicyError
 from appliance.keyring import load_ring, revoke, rotate, rotation_days, rotation_plan
 from appliance.notation import ca as notation_ca
+from appliance.sigstore.upstream import PolicyStore, Rule, UpstreamPolicyError
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance.home import Home
-from appliance.intake import upstream
 from appliance.scanner.image import (
     DEFAULT_TAG,
     LAYER_TYPES,
@@ -32,6 +31,7 @@ from appliance.scanner.image import (
     read_config,
     read_docker_archive,
 )
+from appliance.sigstore import upstream
 from appliance.store import record_decision
 from appliance.store.audit import AuditAction
 from bundles import canonical

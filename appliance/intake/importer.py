@@ -39,14 +39,14 @@ from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
 from appliance.intake.trust_store import TrustStore
-from appliance.intake.upstream import (
+from appliance.rescan import mark_activated
+from appliance.sigstore.upstream import (
     ImageVerification,
     PolicyStore,
     attach,
     subject_of,
     verify_import,
 )
-from appliance.rescan import mark_activated
 from appliance.store import open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore

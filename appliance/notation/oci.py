@@ -2,7 +2,7 @@
 ``specs/signature-specification.md``, "OCI Signatures").
 
 The signed artifact is the verdict's own referrer manifest (the cosign-form artifact holding
-the Sigstore bundle, :mod:`appliance.rva.attach`): the envelope's ``targetArtifact`` is that
+the Sigstore bundle, :mod:`appliance.sigstore.attach`): the envelope's ``targetArtifact`` is that
 manifest's descriptor, and the signature manifest's ``subject`` is that manifest. The verdict's
 bytes are bound by digest all the way down (signature → RVA manifest → bundle layer →
 statement), so ``notation verify REPO@<rva-manifest-digest>`` and ``stella verify IMAGE

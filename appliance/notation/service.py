@@ -14,9 +14,9 @@ from appliance.notation import ca
 from appliance.notation.envelope import NotationError, payload_for, sign
 from appliance.notation.oci import attach_signature, signatures, target_descriptor
 from appliance.notation.trust import NotationVerification, TrustPolicyDocument, TrustStore, verify
-from appliance.rva.attach import ANNOTATION_PREDICATE, attestations
-from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import ANNOTATION_PREDICATE, attestations
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.intoto import Statement

@@ -24,15 +24,14 @@ from appliance.match.model import FindingsReport, Reachability
 from appliance.policy.bundle import PolicyBundle
 from appliance.policy.engine import CompiledPolicy, Outcome, Reason, engine_version
 from appliance.policy.inputs import AttestationInfo, Context, KnowledgeInfo, build_input
-from appliance.rva.attach import Blob
 from appliance.rva.reasons import ReasonCode
+from appliance.sigstore.attach import Blob
 from appliance.vex.merge import MergeResult, merge
 from appliance.vex.model import VexStatement, format_time
 from appliance.vex.products import ImageIdentity
 from bundles import __version__, canonical, schemas
 from bundles.digest import Digest
 
-PREDICATE_TYPE: Final = "https://stella-ops.org/attestations/risk-verdict/v1"
 ENGINE_NAME: Final = "stella-ops"
 
 SBOM_MEDIA_TYPE: Final = "application/vnd.cyclonedx+json"

@@ -27,19 +27,13 @@ from appliance.notation.service import sign_verdict
 from appliance.policy.bundle import PolicyBundle, PolicyMode
 from appliance.policy.engine import engine_version
 from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
-from appliance.rva.attach import attach_attestation, attach_evidence, attestations
-from appliance.rva.evaluate import (
-    PREDICATE_TYPE,
-    GateInputs,
-    SubjectInfo,
-    Verdict,
-    VerdictKind,
-    evaluate,
-)
+from appliance.rva.evaluate import GateInputs, SubjectInfo, Verdict, VerdictKind, evaluate
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.scanner.image import ImageRef, InputKind
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import attach_attestation, attach_evidence, attestations
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore

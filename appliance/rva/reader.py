@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
 from bundles import canonical, dsse, schemas
 from bundles.errors import StatementError

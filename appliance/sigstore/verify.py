@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from appliance.auditor.errors import SigstoreVerifyError
 from appliance.sigstore.bundle import ACCEPTED
 from appliance.tlog import is_appliance_entry
 from bundles import canonical, dsse, limits
@@ -45,6 +44,11 @@ from bundles.limits import Unit
 
 if TYPE_CHECKING:  # sigstore-python takes a second to import: only the checks that need it do
     from sigstore.models import TrustedRoot
+
+
+class SigstoreVerifyError(StellaError):
+    """A standard Sigstore bundle does not verify."""
+
 
 DEFAULT_TRUSTED_ROOT: Final = (
     Path(__file__).resolve().parent.parent / "data" / "sigstore-public-good-trusted-root.json"

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from appliance.rva.attach import attach_attestation
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import attach_attestation
 from appliance.vex.model import VexError, VexStatement, VexStatus, format_time
 from appliance.vex.openvex import CONTEXT
 from appliance.vex.products import ImageIdentity, is_image_product, names_image, parse_purl

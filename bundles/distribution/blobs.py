@@ -4,8 +4,8 @@ breaks; one streamed to a registry from a file, rewound when the request is sent
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, Final
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO, Final, Protocol
 
 import urllib3
 
@@ -13,8 +13,38 @@ from bundles.distribution.errors import NotFoundError, RegistryError
 from bundles.distribution.transport import CHUNK, brief, release
 from bundles.oci import Descriptor
 
-if TYPE_CHECKING:
-    from bundles.distribution.client import RegistryClient
+
+class _Retries(Protocol):
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def backoff(self) -> float: ...
+
+
+class Requester(Protocol):
+    """What a blob stream needs of the registry client that opens it
+    (:class:`bundles.distribution.client.RegistryClient`): named here so that the stream does
+    not import the client that imports it."""
+
+    registry: str
+
+    @property
+    def options(self) -> _Retries: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def _request(
+        self,
+        path: str,
+        repository: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        method: str = "GET",
+        decode: bool = True,
+        body: bytes | Any | None = None,
+    ) -> urllib3.BaseHTTPResponse: ...
+
 
 _CONTENT_RANGE: Final = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _BROKEN: Final = (
@@ -29,7 +59,7 @@ class BlobStream:
     the connection breaks or ends early. Anything it yields is still to be verified by the
     consumer (the layout hashes while writing)."""
 
-    def __init__(self, client: RegistryClient, repository: str, descriptor: Descriptor) -> None:
+    def __init__(self, client: Requester, repository: str, descriptor: Descriptor) -> None:
         self.client = client
         self.repository = repository
         self.descriptor = descriptor

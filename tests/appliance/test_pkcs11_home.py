@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.vex import VexStore

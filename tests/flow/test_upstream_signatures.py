@@ -14,8 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import cli as stella
-from appliance.intake.upstream import COSIGN_SIGNATURE, COSIGN_SIMPLESIGNING, VERIFICATION_ARTIFACT
 from appliance.sigstore.bundle import sign
+from appliance.sigstore.upstream import (
+    COSIGN_SIGNATURE,
+    COSIGN_SIMPLESIGNING,
+    VERIFICATION_ARTIFACT,
+)
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.intoto import Statement, Subject

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from appliance.auditor.package import read_package
-from appliance.intake.upstream import UpstreamPolicy
+from appliance.sigstore.upstream import UpstreamPolicy
 from appliance.vex import csaf, cyclonedx
 from appliance.vex.model import Origin
 from appliance.vex.openvex import statements_of

@@ -19,7 +19,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from appliance.home import Home
-from appliance.rva.evaluate import PREDICATE_TYPE
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
 from appliance.store.knowledge import KnowledgeStore, install_snapshot
 from bundles.digest import Digest

@@ -15,9 +15,10 @@ from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.dom import DOMNode
+from textual.message import Message
 from textual.widgets import Static
 
-from appliance.console.views import Console, VexEntry
+from appliance.console.views import Console, FindingRow, ImageFindings, VexEntry
 from bundles.errors import StellaError
 
 # (key, mode, footer label): the four top-level screens. The app binds the keys everywhere;
@@ -37,6 +38,16 @@ VERDICT_STYLE = {
     "INDETERMINATE": "magenta",
 }
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
+
+
+class OpenFinding(Message):
+    """Asks the app to open a finding's detail: posted by screens the detail itself opens
+    (the verdict), so that neither screen module imports the other."""
+
+    def __init__(self, view: ImageFindings, row: FindingRow) -> None:
+        super().__init__()
+        self.view = view
+        self.row = row
 
 
 class HasService(Protocol):

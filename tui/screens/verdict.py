@@ -25,6 +25,7 @@ from tui.screens.base import (
     VERDICT_STYLE,
     Failed,
     MessageLine,
+    OpenFinding,
     blocking,
     label_grid,
     say,
@@ -206,9 +207,7 @@ class VerdictScreen(Screen[None]):
             say(self, f"{vulnerability} is no longer a finding of {self.image}", "warning")
             return
         say(self, "")
-        from tui.screens.detail import DetailScreen  # the detail opens verdicts too
-
-        self.app.push_screen(DetailScreen(view, row))
+        self.post_message(OpenFinding(view, row))
 
     def action_check(self) -> None:
         self.check()

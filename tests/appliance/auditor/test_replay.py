@@ -16,9 +16,9 @@ from appliance.auditor.trust_policy import TrustPolicy
 from appliance.cli import cli
 from appliance.home import Home
 from appliance.policy.bundle import DEFAULT_DIR
-from appliance.rva.attach import attach_attestation
 from appliance.rva.gate import GateResult
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import attach_attestation
 from appliance.store.knowledge import KnowledgeStore
 from bundles.digest import Digest
 from bundles.intoto import Statement, Subject

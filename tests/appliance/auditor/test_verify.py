@@ -21,8 +21,8 @@ from appliance.auditor.trust_policy import KeyRule, TrustPolicy
 from appliance.auditor.verify import verify_in_home, verify_rva
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import CYCLONEDX_PREDICATE, GateResult
+from appliance.rva.predicate import PREDICATE_TYPE
 from bundles.digest import Digest
 from bundles.keys import PrivateKey
 from bundles.oci import OCILayout

@@ -38,8 +38,8 @@ from appliance.notation.envelope import (
 from appliance.notation.oci import signatures, target_descriptor
 from appliance.notation.service import own_trust, verify_image
 from appliance.notation.trust import TrustPolicyDocument, TrustStore, verify
-from appliance.rva.attach import attestations
 from appliance.rva.gate import gate
+from appliance.sigstore.attach import attestations
 from bundles.oci import OCILayout
 from bundles.pkcs11_uri import PIN_ENV
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot

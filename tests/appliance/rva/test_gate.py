@@ -11,8 +11,9 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva.evaluate import PREDICATE_TYPE, VerdictKind
+from appliance.rva.evaluate import VerdictKind
 from appliance.rva.gate import CYCLONEDX_PREDICATE, gate
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
 from appliance.store import open_state
 from appliance.store.audit import AuditLog

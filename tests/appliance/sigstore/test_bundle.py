@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from jsonschema import Draft4Validator
 
-from appliance.rva.attach import (
+from appliance.rva.evaluate import evaluate
+from appliance.rva.predicate import PREDICATE_TYPE
+from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import (
     ANNOTATION_CONTENT,
     ANNOTATION_PREDICATE,
     EVIDENCE_ARTIFACT,
@@ -20,8 +23,6 @@ from appliance.rva.attach import (
     attestations,
     layer_title,
 )
-from appliance.rva.evaluate import PREDICATE_TYPE, evaluate
-from appliance.sigstore import bundle as sigstore
 from bundles.digest import Digest
 from bundles.dsse import InvalidSignatureError
 from bundles.intoto import PredicateTypeMismatchError, Statement, Subject

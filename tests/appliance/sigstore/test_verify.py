@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from appliance.auditor.errors import SigstoreVerifyError
 from appliance.cli import cli
 from appliance.home import Home
 from appliance.rva.gate import GateResult
@@ -23,6 +22,7 @@ from appliance.sigstore.verify import (
     DEFAULT_TRUSTED_ROOT,
     Artifact,
     SignatureKind,
+    SigstoreVerifyError,
     inclusion_root,
     read_trusted_root,
     verify_keyless,

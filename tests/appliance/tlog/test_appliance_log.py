@@ -21,8 +21,8 @@ from appliance.home import Home
 from appliance.policy.bundle import PolicyBundle
 from appliance.policy.engine import evaluate
 from appliance.policy.inputs import AttestationInfo
-from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import GateResult, attestation_info, gate
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.verify import Artifact, verify_with_key
 from appliance.store import open_state, record_decision

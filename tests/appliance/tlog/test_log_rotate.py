@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 from appliance import tlog
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.rva.evaluate import PREDICATE_TYPE
 from appliance.rva.gate import attestation_info, gate
+from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
 from bundles.tlog import TlogError
 from tests.appliance.homes import KEV, SITE, install_knowledge

@@ -15,7 +15,8 @@ from click.testing import CliRunner, Result
 
 from appliance.cli import cli
 from appliance.home import Home
-from appliance.intake.upstream import (
+from appliance.sigstore.bundle import sign
+from appliance.sigstore.upstream import (
     COSIGN_SIGNATURE,
     COSIGN_SIMPLESIGNING,
     COSIGN_TLOG_BUNDLE,
@@ -38,7 +39,6 @@ from appliance.intake.upstream import (
     subject_of,
     verify_image,
 )
-from appliance.sigstore.bundle import sign
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.errors import StellaError
