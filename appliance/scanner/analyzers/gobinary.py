@@ -153,21 +153,8 @@ def _find_header(data: Buffer, elf: _Elf) -> int | None:
     return None
 
 
-def _uvarint(data: Buffer, at: int) -> tuple[int, int]:
-    value = shift = 0
-    for index in range(10):
-        if at + index >= len(data):
-            break
-        byte = data[at + index]
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at + index + 1
-        shift += 7
-    raise ParseError(f"build info: malformed varint at offset {at}")
-
-
 def _inline_string(data: Buffer, at: int) -> tuple[bytes, int]:
-    length, at = _uvarint(data, at)
+    length, at = gosymbols.uvarint(data, at, what="build info", width=10)
     if length > _MAX_STRING or at + length > len(data):
         raise ParseError(f"build info: string of {length} bytes runs past the end of the file")
     return bytes(data[at : at + length]), at + length

@@ -188,13 +188,13 @@ class _Table:
         """The largest value of a pc-value table (``runtime.pcvalue``), -1 when empty."""
         value, best, first = -1, -1, True
         for _ in range(1 << 20):
-            delta, at = _uvarint(self.data, at)
+            delta, at = uvarint(self.data, at)
             if delta == 0 and not first:
                 return best
             first = False
             value += ~(delta >> 1) if delta & 1 else delta >> 1
             best = max(best, value)
-            _, at = _uvarint(self.data, at)  # the pc delta
+            _, at = uvarint(self.data, at)  # the pc delta
         raise ParseError("Go line table: a pc-value table does not end")
 
     def inlined(self, segments: Iterable[tuple[int, int, int]]) -> set[str]:
@@ -231,9 +231,13 @@ class _Table:
         return out
 
 
-def _uvarint(data: Buffer, at: int) -> tuple[int, int]:
+def uvarint(
+    data: Buffer, at: int, *, what: str = "Go line table", width: int = 5
+) -> tuple[int, int]:
+    """A Go unsigned varint at ``at`` (at most ``width`` bytes): its value and the offset past
+    it; ``what`` names the table in the error."""
     value = shift = 0
-    for index in range(5):
+    for index in range(width):
         if at + index >= len(data):
             break
         byte = data[at + index]
@@ -241,7 +245,7 @@ def _uvarint(data: Buffer, at: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, at + index + 1
         shift += 7
-    raise ParseError(f"Go line table: malformed varint at offset {at}")
+    raise ParseError(f"{what}: malformed varint at offset {at}")
 
 
 def function_names(
