@@ -663,7 +663,7 @@ class HomeConsole:
     ) -> TriageResult:
         """Gate ``image`` again after the VEX change ``recorded``; the verdict before and
         after."""
-        result = gate(self.home, image, at=at, now=self._clock)
+        result = gate(self.home, image, at=at, now=self._clock, actor=self.actor)
         return TriageResult(
             statement=recorded.statements[0].key,
             vex_audit_seq=recorded.audit_seq,

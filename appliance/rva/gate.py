@@ -288,9 +288,11 @@ def sign_and_attach(
     *,
     key: Signer,
     now: datetime,
+    actor: str | None = None,
 ) -> GateResult:
     """Steps 5 and 6: sign the RVA (and the SBOM as a CycloneDX attestation), store both and
-    the evidence as referrers of the image, index the verdict and append the audit record."""
+    the evidence as referrers of the image, index the verdict and append the audit record
+    (naming ``actor``, by default the OS user running ``stella gate``)."""
     subject = Subject.of(inputs.subject.name, descriptor.digest)
     statement = Statement((subject,), PREDICATE_TYPE, verdict.predicate)
     signing = [statement]
@@ -320,7 +322,7 @@ def sign_and_attach(
             record = log.append(
                 AuditAction.GATE,
                 str(descriptor.digest),
-                actor=os_actor("gate"),
+                actor=actor or os_actor("gate"),
                 time=now,
                 inputs={
                     "image": inputs.subject.name,
@@ -383,11 +385,13 @@ def gate(
     policy_dir: Path | None = None,
     platform: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    actor: str | None = None,
 ) -> GateResult:
     """Scan, match, merge VEX, evaluate, sign, attach and record (docs/rva.md).
 
     ``at`` is the evaluation time recorded in the verdict; ``now`` gives the audit records'
-    time only, so the predicate never depends on the wall clock.
+    time only, so the predicate never depends on the wall clock. ``actor`` is who the gate's
+    audit record names (the operators' console passes its own).
     """
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
@@ -399,4 +403,4 @@ def gate(
     fault("gate.after-scan")
     inputs, descriptor = prepare(home, scan, at=at, policy_dir=policy_dir)
     verdict = evaluate(inputs)
-    return sign_and_attach(home, inputs, verdict, descriptor, key=key, now=now())
+    return sign_and_attach(home, inputs, verdict, descriptor, key=key, now=now(), actor=actor)

@@ -386,4 +386,6 @@ def test_the_operators_changes_are_audited_as_the_console_actor(
     assert service.actor.endswith("(stella tui)")
     with open_state(home) as db:
         (record,) = AuditLog(db).records(action="vex.add")
+        regated = AuditLog(db).records(action="gate")[-1]  # the re-gate the triage made
     assert record.actor == service.actor
+    assert regated.actor == service.actor
