@@ -21,15 +21,12 @@ from typing import Any
 from cryptography import x509
 
 from appliance.notation.envelope import ARTIFACT_TYPE, MEDIA_TYPE, THUMBPRINTS, thumbprints
-from bundles import canonical
+from appliance.sigstore.attach import referrer_manifest, store_empty_config, subject_ref
 from bundles.digest import Digest
 from bundles.keys import format_instant
 from bundles.oci import Descriptor, ImageManifest, OCILayout
 from bundles.oci.mediatypes import (
     ANNOTATION_CREATED,
-    EMPTY_JSON,
-    EMPTY_JSON_DIGEST,
-    OCI_EMPTY,
     OCI_MANIFEST,
 )
 
@@ -38,7 +35,7 @@ ENVELOPE_READ_LIMIT = 1 << 20
 
 def target_descriptor(subject: Descriptor) -> dict[str, Any]:
     """The ``targetArtifact`` of a signature over ``subject``."""
-    return {"mediaType": subject.media_type, "digest": str(subject.digest), "size": subject.size}
+    return subject_ref(subject)
 
 
 def signature_manifest(
@@ -47,25 +44,16 @@ def signature_manifest(
     chain: Sequence[x509.Certificate],
     created: datetime,
 ) -> bytes:
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
-        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)},
-        "layers": [
-            {
-                "mediaType": MEDIA_TYPE,
-                "digest": str(Digest.of_bytes(envelope)),
-                "size": len(envelope),
-            }
-        ],
-        "subject": target_descriptor(subject),
-        "annotations": {
-            THUMBPRINTS: json.dumps(thumbprints(chain), separators=(",", ":")),
-            ANNOTATION_CREATED: format_instant(created),
-        },
+    layer = {
+        "mediaType": MEDIA_TYPE,
+        "digest": str(Digest.of_bytes(envelope)),
+        "size": len(envelope),
     }
-    return canonical.dumps(doc)
+    annotations = {
+        THUMBPRINTS: json.dumps(thumbprints(chain), separators=(",", ":")),
+        ANNOTATION_CREATED: format_instant(created),
+    }
+    return referrer_manifest(subject, ARTIFACT_TYPE, [layer], annotations)
 
 
 def attach_signature(
@@ -76,7 +64,7 @@ def attach_signature(
     created: datetime,
 ) -> Descriptor:
     """Store the envelope and its signature manifest as a referrer of ``subject``."""
-    layout.put_blob(EMPTY_JSON, expected=Digest.parse(EMPTY_JSON_DIGEST), media_type=OCI_EMPTY)
+    store_empty_config(layout)
     layout.put_blob(envelope, media_type=MEDIA_TYPE)
     return layout.put_manifest(signature_manifest(subject, envelope, chain, created), OCI_MANIFEST)
 

@@ -73,40 +73,54 @@ class Blob:
         return {"digest": str(self.digest), "mediaType": self.media_type, "size": len(self.data)}
 
 
-def _empty_config(layout: OCILayout) -> dict[str, Any]:
+def store_empty_config(layout: OCILayout) -> None:
+    """Store the empty JSON config blob every referrer manifest names."""
     layout.put_blob(EMPTY_JSON, expected=Digest.parse(EMPTY_JSON_DIGEST), media_type=OCI_EMPTY)
-    return {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)}
+
+
+def subject_ref(subject: Descriptor) -> dict[str, Any]:
+    """The descriptor a referrer manifest names as its ``subject``."""
+    return {"mediaType": subject.media_type, "digest": str(subject.digest), "size": subject.size}
+
+
+def referrer_manifest(
+    subject: Descriptor,
+    artifact_type: str,
+    layers: Sequence[dict[str, Any]],
+    annotations: dict[str, str],
+) -> bytes:
+    """The canonical bytes of an OCI 1.1 referrer manifest of ``subject``: the empty config
+    (:func:`store_empty_config` stores its blob), the given layers and annotations. Every
+    referrer the appliance attaches (attestations, evidence, Notary Project signatures) is
+    one of these."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)},
+        "layers": list(layers),
+        "subject": subject_ref(subject),
+        "annotations": annotations,
+    }
+    return canonical.dumps(doc)
 
 
 def attestation_manifest(
     subject: Descriptor, bundle: bytes, predicate_type: str, created: str
 ) -> bytes:
     """The canonical bytes of the referrer manifest for one Sigstore bundle."""
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": SIGSTORE_BUNDLE_V03,
-        "config": {"mediaType": OCI_EMPTY, "digest": EMPTY_JSON_DIGEST, "size": len(EMPTY_JSON)},
-        "layers": [
-            {
-                "mediaType": SIGSTORE_BUNDLE_V03,
-                "digest": str(Digest.of_bytes(bundle)),
-                "size": len(bundle),
-                "annotations": {ANNOTATION_TITLE: layer_title(predicate_type)},
-            }
-        ],
-        "subject": {
-            "mediaType": subject.media_type,
-            "digest": str(subject.digest),
-            "size": subject.size,
-        },
-        "annotations": {
-            ANNOTATION_CONTENT: "dsse-envelope",
-            ANNOTATION_PREDICATE: predicate_type,
-            ANNOTATION_CREATED: created,
-        },
+    layer = {
+        "mediaType": SIGSTORE_BUNDLE_V03,
+        "digest": str(Digest.of_bytes(bundle)),
+        "size": len(bundle),
+        "annotations": {ANNOTATION_TITLE: layer_title(predicate_type)},
     }
-    return canonical.dumps(doc)
+    annotations = {
+        ANNOTATION_CONTENT: "dsse-envelope",
+        ANNOTATION_PREDICATE: predicate_type,
+        ANNOTATION_CREATED: created,
+    }
+    return referrer_manifest(subject, SIGSTORE_BUNDLE_V03, [layer], annotations)
 
 
 def attach_attestation(
@@ -114,7 +128,7 @@ def attach_attestation(
 ) -> Descriptor:
     """Store one Sigstore bundle as a referrer of ``subject``; returns the manifest's
     descriptor."""
-    _empty_config(layout)
+    store_empty_config(layout)
     layout.put_blob(bundle, media_type=SIGSTORE_BUNDLE_V03)
     raw = attestation_manifest(subject, bundle, predicate_type, created)
     return layout.put_manifest(raw, OCI_MANIFEST)
@@ -124,7 +138,7 @@ def attach_evidence(
     layout: OCILayout, subject: Descriptor, blobs: Sequence[Blob], created: str
 ) -> Descriptor:
     """Store the evidence blobs and one referrer manifest naming them all."""
-    config = _empty_config(layout)
+    store_empty_config(layout)
     layers = []
     for blob in sorted(blobs, key=lambda b: b.role):
         stored = layout.put_blob(blob.data, media_type=blob.media_type)
@@ -136,20 +150,8 @@ def attach_evidence(
                 "annotations": {ANNOTATION_ROLE: blob.role, ANNOTATION_TITLE: f"{blob.role}.json"},
             }
         )
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": EVIDENCE_ARTIFACT,
-        "config": config,
-        "layers": layers,
-        "subject": {
-            "mediaType": subject.media_type,
-            "digest": str(subject.digest),
-            "size": subject.size,
-        },
-        "annotations": {ANNOTATION_CREATED: created},
-    }
-    return layout.put_manifest(canonical.dumps(doc), OCI_MANIFEST)
+    raw = referrer_manifest(subject, EVIDENCE_ARTIFACT, layers, {ANNOTATION_CREATED: created})
+    return layout.put_manifest(raw, OCI_MANIFEST)
 
 
 def attestations(layout: OCILayout, subject: Digest) -> list[tuple[Descriptor, bytes]]:
