@@ -64,20 +64,15 @@ def load_ring(home: Home) -> KeyRing:
     """The home's key ring; for a home without ``keyring.json``, its one key, valid from the
     beginning."""
     path = home.key_ring_file
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(RING_LIMIT + 1)
-    except FileNotFoundError:
+    if not path.exists():
         key = PublicKey.load(home.appliance_pub)
         created = datetime.fromtimestamp(home.appliance_pub.stat().st_mtime, UTC)
         entry = KeyEntry(
             key, ValidFor(), created.replace(microsecond=0), home.signer_reference() or FILE_SIGNER
         )
         return KeyRing((entry,), source=str(path))
-    except OSError as e:
-        raise KeyRingError(f"{path}: cannot read: {e.strerror}") from e
     try:
-        doc = canonical.loads(data, limit=RING_LIMIT, source=str(path))
+        doc = canonical.load_file(path, limit=RING_LIMIT)
     except CanonicalJSONError as e:
         raise KeyRingError(e.message, hint="restore keys/keyring.json from a backup") from e
     return KeyRing.from_dict(doc, source=str(path))

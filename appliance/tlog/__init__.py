@@ -381,12 +381,8 @@ def read_checkpoint(path: Path) -> SignedCheckpoint:
 def logs_of_trusted_root(path: Path) -> list[Verifier]:
     """The appliance logs a Sigstore trusted root lists (Ed25519 keys whose log id is the
     note key hash of the origin its ``baseUrl`` names); other logs are left out."""
-    with open(path, "rb") as fh:
-        data = fh.read(TRUSTED_ROOT_LIMIT + 1)
-    if len(data) > TRUSTED_ROOT_LIMIT:
-        raise TlogError(f"{path}: larger than {TRUSTED_ROOT_LIMIT} bytes")
     try:
-        doc = canonical.loads(data, limit=TRUSTED_ROOT_LIMIT, source=str(path))
+        doc = canonical.load_file(path, limit=TRUSTED_ROOT_LIMIT)
     except CanonicalJSONError as e:
         raise TlogError(e.message, hint="expected a Sigstore trusted_root.json") from e
     out = []
