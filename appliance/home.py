@@ -167,16 +167,13 @@ class Home:
             opened.public_key.save(self.appliance_pub)
         finally:
             close_signer(opened)
-        self._write_config({**self.settings(), "signer": signer})
+        self.write_settings({**self.settings(), "signer": signer})
         self._start_ring()
 
     def _start_ring(self) -> None:
         from appliance import keyring
 
         keyring.start_ring(self, PublicKey.load(self.appliance_pub))
-
-    def _write_config(self, settings: Mapping[str, Any]) -> None:
-        atomic_write(self.config, canonical.dumps(dict(settings)) + b"\n", mode=0o600)
 
     def settings(self) -> dict[str, Any]:
         """The settings ``config.json`` holds (empty when there is none)."""
@@ -198,8 +195,8 @@ class Home:
         return settings
 
     def write_settings(self, settings: Mapping[str, Any]) -> None:
-        """Replace ``config.json`` atomically."""
-        self._write_config(settings)
+        """Replace ``config.json`` atomically (mode 0600)."""
+        atomic_write(self.config, canonical.dumps(dict(settings)) + b"\n", mode=0o600)
 
     def signer_reference(self) -> str | None:
         """The signer URI ``config.json`` records, or ``None`` for the key file."""
