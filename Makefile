@@ -14,7 +14,8 @@ STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SYSTEM_TOOLS := umoci:umoci skopeo:skopeo mmdebstrap:mmdebstrap docker-registry:docker-registry \
   zstd:zstd htpasswd:apache2-utils npm:npm systemd-analyze:systemd systemd-sysusers:systemd \
   systemd-tmpfiles:systemd unshare:util-linux tmux:tmux softhsm2-util:softhsm2 rpm:rpm \
-  rpmbuild:rpm dpkg:dpkg go:golang-go strip:binutils govulncheck:govulncheck
+  rpmbuild:rpm dpkg:dpkg go:golang-go strip:binutils govulncheck:govulncheck \
+  pg_ctlcluster:postgresql
 PYTEST_ARGS ?=
 # The suite runs on every core (pytest-xdist); tests sharing a module's fixture stay on one
 # worker (tests/conftest.py). PYTEST_WORKERS=0 runs it in this one process.
@@ -36,7 +37,7 @@ $(STAMP): pyproject.toml
 	@# OPA's engine wheel declares Requires-Python >=3.14 but is py3-none and runs on 3.11:
 	@# install it alone first, so the resolver below accepts it without relaxing any other package.
 	$(BIN)/python -m pip install -q --no-deps --ignore-requires-python 'opa-golib-python-bindings==0.4.4'
-	$(BIN)/python -m pip install -q -e '.[test,lint]'
+	$(BIN)/python -m pip install -q -e '.[test,lint,postgres]'
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -100,3 +100,12 @@ def home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     path = tmp_path / "home"
     monkeypatch.setenv("STELLA_HOME", str(path))
     return path
+
+
+@pytest.fixture
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The URL of a fresh, empty database on this test process's own PostgreSQL server
+    (:mod:`tests.postgres`: started on first use on a loopback port, stopped at exit)."""
+    from tests.postgres import postgres_server
+
+    return postgres_server(tmp_path_factory).database()
