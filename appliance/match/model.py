@@ -96,12 +96,14 @@ class Reachability(enum.StrEnum):
 
     ``reachable``: an entrypoint of the image imports the component (Python import graph).
     ``present``: the binary links a function the record names as vulnerable (Go function
-    table); whether ``main`` calls it is not analysed. ``not-present``: the binary's function
-    table was read and links none of the functions the record names.
+    table); whether ``main`` calls it is not analysed. ``present-not-reached``: the vulnerable
+    code is there and an analysis of what the entrypoints reach did not reach it.
+    ``not-present``: the binary's function table was read and links none of the functions the
+    record names.
     """
 
     REACHABLE = "reachable"
-    UNREACHABLE = "unreachable"
+    PRESENT_NOT_REACHED = "present-not-reached"
     PRESENT = "present"
     NOT_PRESENT = "not-present"
     UNKNOWN = "unknown"

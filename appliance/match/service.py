@@ -149,7 +149,7 @@ def match_inventory(
 
 def inventory_of(scan: ScanResult) -> Inventory:
     """What to match, from a scan: packages, OS, the layer of each file, and the components
-    the entrypoint trace reaches (the others stay ``unknown``, never ``unreachable``)."""
+    the entrypoint trace reaches (the others stay ``unknown``, never ``present-not-reached``)."""
     file_layers = {
         e.path: str(e.layer_digest)
         for found in scan.packages

@@ -43,7 +43,7 @@ _EXPOSURE: Final = (
     Reachability.REACHABLE,
     Reachability.PRESENT,
     Reachability.UNKNOWN,
-    Reachability.UNREACHABLE,
+    Reachability.PRESENT_NOT_REACHED,
     Reachability.NOT_PRESENT,
 )
 UNKNOWNS_MEDIA_TYPE: Final = "application/vnd.stella-ops.unknowns.v1+json"

@@ -64,7 +64,7 @@ def reach_words(row: FindingRow) -> str:
     """The reachability and why it is what it is."""
     if row.reachable:
         return "reachable: an entrypoint of the image loads it (chain above)"
-    if row.reachability == "unreachable":
+    if row.reachability == "present-not-reached":
         return "not reachable: no entrypoint of the image loads it"
     if row.package_type == "pypi":
         return (

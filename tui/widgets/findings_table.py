@@ -86,7 +86,7 @@ def _cell(text: str, width: int) -> str:
     return text.ljust(width)
 
 
-REACH_MARK = {"reachable": "R", "unreachable": "-", "unknown": "?"}
+REACH_MARK = {"reachable": "R", "present-not-reached": "-", "unknown": "?"}
 """The R column: reached from an entrypoint, shown not reached, or not known (never the same
 mark for the last two)."""
 
