@@ -30,7 +30,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -163,67 +163,103 @@ def claim_key(base: Path, tenant: str, keyid: str, *, administrator: str | None)
         os.fsync(fh.fileno())
 
 
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))
+_O_PATH: Final = getattr(os, "O_PATH", 0)
 
 
-def _inside(path: Path, directory: Path) -> bool:
-    return path == directory or directory in path.parents
+def _real(path: str | Path) -> str:
+    """``path`` with every symbolic link followed. The kernel resolves it (an ``O_PATH``
+    descriptor, read back from ``/proc/self/fd``): one call instead of ``realpath``'s one per
+    component, which matters on every file the process opens. A path that does not exist yet
+    (a file being created), or a system without ``O_PATH``, resolves with ``realpath``."""
+    if _O_PATH:
+        try:
+            fd = os.open(path, _O_PATH | os.O_CLOEXEC)
+        except OSError:
+            return os.path.realpath(path)
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return os.path.realpath(path)
+        finally:
+            os.close(fd)
+    return os.path.realpath(path)
+
+
+def _inside(path: str, directory: str) -> bool:
+    """``path`` is ``directory`` or below it (both resolved; strings, as this runs on every
+    file the process opens)."""
+    return path == directory or path.startswith(directory + os.sep)
 
 
 @dataclass(frozen=True, slots=True)
 class Boundary:
-    """Where one process may reach within the home ``base`` (both paths fully resolved).
+    """Where one process may reach within the home ``base`` (resolved, links followed).
 
     ``tenant`` None is the home's administrator: everything in the home but ``tenants/``.
     A tenant: its own directory; the shared knowledge store, read only; the home and
-    ``tenants/`` directories themselves (to list them and create the tenant's directory).
-    Paths outside the home are the user's own files and are not this boundary's business,
-    unless they resolve into the home.
+    ``tenants/`` directories themselves (to list them and create the tenant's directory); the
+    key claims (:func:`claim_key`) and the administrator's public key. Paths outside the home
+    are the user's own files and are not this boundary's business, unless they resolve into
+    the home.
     """
 
     base: Path
     tenant: str | None
+    _base: str = field(init=False, repr=False, compare=False)
+    _tenants: str = field(init=False, repr=False, compare=False)
+    _own: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.tenant is not None:
+            check_name(self.tenant)
+        base = str(self.base)
+        tenants = os.path.join(base, TENANTS_DIR)
+        object.__setattr__(self, "_base", base)
+        object.__setattr__(self, "_tenants", tenants)
+        own = base if self.tenant is None else os.path.join(tenants, self.tenant)
+        object.__setattr__(self, "_own", own)
 
     @classmethod
     def of(cls, base: Path, tenant: str | None) -> Boundary:
-        return cls(_real(base), tenant)
+        return cls(Path(_real(base)), tenant)
 
     @property
     def own(self) -> Path:
-        return self.base if self.tenant is None else self.base / TENANTS_DIR / self.tenant
+        return Path(self._own)
 
     @property
     def who(self) -> str:
         return f"tenant {self.tenant!r}" if self.tenant else "the home's administrator"
 
-    def check(self, path: Path, *, write: bool, listing: bool = False) -> None:
+    def check(self, path: str | Path, *, write: bool, listing: bool = False) -> None:
         """Refuse ``path`` (already resolved) when it lies outside what this process owns."""
-        base = self.base
+        path = os.fspath(path)
+        base, tenants = self._base, self._tenants
         if not _inside(path, base):
             return
-        tenants = base / TENANTS_DIR
         if path in (base, tenants) and (listing or not write or self.tenant is not None):
             return  # listing the home or tenants/, or creating them for a first tenant
         if self.tenant is None:
             if not _inside(path, tenants):
                 return
         else:
-            own = self.own
-            if _inside(path, own):
+            if _inside(path, self._own):
                 return
-            if path == base / KNOWLEDGE_FILE and not write:
+            knowledge = os.path.join(base, KNOWLEDGE_FILE)
+            if path == knowledge and not write:
                 return
-            if _inside(path, tenants / KEYS_DIR) or (path == base / ADMIN_PUB and not write):
+            if _inside(path, os.path.join(tenants, KEYS_DIR)) or (
+                path == os.path.join(base, ADMIN_PUB) and not write
+            ):
                 return  # key ids claimed (claim_key) and the administrator's public key
-            if path == base / KNOWLEDGE_FILE:
+            if path == knowledge:
                 raise TenantBoundaryError(
                     f"{path}: the shared knowledge store is read only for {self.who}",
                     hint="the home's administrator imports shared knowledge (stella import "
                     "without --tenant); a tenant's own imports go to its own directory",
                 )
         raise TenantBoundaryError(
-            f"{path}: outside the directory of {self.who} ({self.own})",
+            f"{path}: outside the directory of {self.who} ({self._own})",
             hint="a tenant reaches only its own files; copy what it may see out of the home, "
             "or run the command as the tenant that owns it",
         )
@@ -237,7 +273,7 @@ _lock = threading.Lock()
 _WRITE_FLAGS: Final = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-def _path_of(value: Any, dir_fd: Any = None) -> Path | None:
+def _path_of(value: Any, dir_fd: Any = None) -> str | None:
     """The absolute path an audit event's argument names (relative to ``dir_fd`` when the
     call used one), or None for a file descriptor."""
     if isinstance(value, int) or value is None:
@@ -251,11 +287,11 @@ def _path_of(value: Any, dir_fd: Any = None) -> Path | None:
     else:
         return None
     if isinstance(dir_fd, int) and dir_fd >= 0 and not os.path.isabs(text):
-        return Path(os.readlink(f"/proc/self/fd/{dir_fd}")) / text
-    return Path(os.path.abspath(text))
+        return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), text)
+    return os.path.abspath(text)
 
 
-def _sqlite_target(database: Any) -> tuple[Path | None, bool]:
+def _sqlite_target(database: Any) -> tuple[str | None, bool]:
     """The file a ``sqlite3.connect`` argument opens, and whether it may write to it."""
     if isinstance(database, (bytes, os.PathLike)) or not isinstance(database, str):
         return _path_of(database), True
@@ -267,11 +303,11 @@ def _sqlite_target(database: Any) -> tuple[Path | None, bool]:
         path = unquote(parts.path)
         if not path or path == ":memory:" or "memory" in modes:
             return None, False
-        return Path(os.path.abspath(path)), modes != ["ro"]
+        return os.path.abspath(path), modes != ["ro"]
     return _path_of(database), True
 
 
-def _checks(event: str, args: tuple[Any, ...]) -> Iterator[tuple[Path, bool, bool]]:
+def _checks(event: str, args: tuple[Any, ...]) -> Iterator[tuple[str, bool, bool]]:
     """(path, write, listing) for each path an audit event touches."""
     if event == "open":
         path = _path_of(args[0])
@@ -398,7 +434,7 @@ def opens_read_only(path: Path) -> bool:
     boundary = _current
     if boundary is None or boundary.tenant is None:
         return False
-    return _real(path) == boundary.base / KNOWLEDGE_FILE
+    return _real(path) == os.path.join(boundary.base, KNOWLEDGE_FILE)
 
 
 __all__ = [

@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     except StellaError as e:
         print(f"stella tui: {e.diagnostics()}", file=sys.stderr)
         return 1
-    StellaApp(service).run()
+    app = StellaApp(service)
+    if home.tenant is not None:  # who the operator acts for, always in view
+        app.title = f"Stella Ops · tenant {home.tenant}"
+    app.run()
     return 0
 
 
