@@ -221,7 +221,21 @@ class Boundary:
 
     @classmethod
     def of(cls, base: Path, tenant: str | None) -> Boundary:
-        return cls(Path(_real(base)), tenant)
+        """The boundary of ``tenant`` (None: the administrator) in the home ``base``.
+
+        ``tenants/`` and the tenant's directory must be plain directories of the home (or not
+        exist yet): were either a link, the paths under it would resolve outside the home,
+        where the boundary does not look."""
+        real = Path(_real(base))
+        boundary = cls(real, tenant)
+        for name in (TENANTS_DIR, *((TENANTS_DIR + os.sep + tenant,) if tenant else ())):
+            given = base / name
+            if _real(given) != os.path.join(real, name):
+                raise TenantBoundaryError(
+                    f"{given}: is a symbolic link (to {_real(given)}), not a directory of the home",
+                    hint="replace it with a plain directory (mode 0700) holding what it pointed to",
+                )
+        return boundary
 
     @property
     def own(self) -> Path:
@@ -237,8 +251,10 @@ class Boundary:
         base, tenants = self._base, self._tenants
         if not _inside(path, base):
             return
-        if path in (base, tenants) and (listing or not write or self.tenant is not None):
-            return  # listing the home or tenants/, or creating them for a first tenant
+        if path in (base, tenants) and (
+            listing or not write or (path == tenants and self.tenant is not None)
+        ):
+            return  # reading or listing the home or tenants/; creating tenants/ for a tenant
         if self.tenant is None:
             if not _inside(path, tenants):
                 return

@@ -52,5 +52,9 @@ def test_each_tenant_signs_with_its_own_token_key(
     for name in ("initech", "umbrella"):
         assert not (base / "tenants" / name / "config.json").exists()
         assert not (base / "tenants" / name / tenancy.TENANT_MARKER).exists()
+    # a key rotation to another tenant's token key is refused the same way
+    refused(
+        base, "--tenant", "globex", "keys", "rotate", "--signer", uris["acme"], expect="already"
+    )
     # ... and can be created afterwards with a key of its own
     ok(base, "--tenant", "initech", "init", "--signer", hsm.uri(f"initech-{tmp_path.name}"))

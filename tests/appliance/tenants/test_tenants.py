@@ -166,8 +166,16 @@ def test_symbolic_links_out_of_a_tenant_are_not_followed(site: dict[str, Any]) -
     (acme / "state.db.mine").rename(acme / "state.db")
     # a tenant directory that is itself a link to another tenant is not that tenant
     (base / "tenants" / "initech").symlink_to(globex)
-    refused(base, "--tenant", "initech", "audit", "list", expect="does not exist")
-    refused(base, "--tenant", "initech", "init", expect="not a plain directory")
+    refused(base, "--tenant", "initech", "audit", "list", expect="is a symbolic link")
+    refused(base, "--tenant", "initech", "init", expect="is a symbolic link")
+    assert not (globex / tenancy.TENANT_MARKER).read_text().startswith("initech")
+    # nor is a tenants/ directory that is a link out of the home (paths would leave the home)
+    (base / "tenants" / "initech").unlink()
+    moved = site["tmp"] / "elsewhere"
+    (base / "tenants").rename(moved)
+    (base / "tenants").symlink_to(moved)
+    refused(base, "--tenant", "acme", "audit", "list", expect="is a symbolic link")
+    refused(base, "audit", "list", expect="is a symbolic link")
 
 
 @pytest.mark.parametrize(
@@ -289,3 +297,46 @@ def test_schema_names(tmp_path: Path) -> None:
     with pytest.raises(tenancy.TenantNameError):
         Home.of(tmp_path, "../x")
     assert os.sep not in tenancy.pg_schema("a_b")
+
+
+def test_every_kind_of_file_access_is_checked(site: dict[str, Any], tmp_path: Path) -> None:
+    import shutil
+
+    base = site["base"]
+    acme, globex = tenant_dir(site, "acme"), tenant_dir(site, "globex")
+    mine, theirs = acme / "inbox" / "mine.txt", globex / "inbox" / "theirs.txt"
+    theirs.write_text("globex\n")
+    outside = tmp_path / "outside.txt"
+    fd = os.open(globex / "inbox", os.O_RDONLY)
+    attempts = [
+        lambda: open(theirs, "rb"),  # noqa: SIM115
+        lambda: os.open(theirs, os.O_RDONLY),
+        lambda: os.listdir(globex),
+        lambda: list(os.scandir(globex / "keys")),
+        lambda: os.mkdir(globex / "new"),
+        lambda: os.remove(theirs),
+        lambda: os.remove("theirs.txt", dir_fd=fd),
+        lambda: os.rename(mine, globex / "inbox" / "planted.txt"),
+        lambda: os.replace(theirs, mine),
+        lambda: os.symlink(mine, globex / "inbox" / "link"),
+        lambda: os.link(theirs, acme / "inbox" / "hard"),
+        lambda: os.chmod(globex, 0o500),
+        lambda: shutil.copyfile(theirs, mine),
+        lambda: shutil.rmtree(globex / "quarantine"),
+        lambda: sqlite3.connect(f"file:{globex / 'state.db'}?mode=ro", uri=True),
+        lambda: open(base / "config.json", "w"),  # noqa: SIM115 - the administrator's
+        lambda: os.rename(acme / "inbox", base / "inbox2"),
+    ]
+    with tenancy.confined(Home.of(base, "acme").boundary):
+        mine.write_text("acme\n")  # its own files, and files outside the home, are its own
+        outside.write_text("x")
+        os.listdir(base / "tenants")  # the names of the tenants are not secret
+        with sqlite3.connect(acme / "state.db") as conn:
+            conn.execute("SELECT 1")
+        for attempt in attempts:
+            with pytest.raises(tenancy.TenantBoundaryError):
+                attempt()
+    os.close(fd)
+    assert theirs.read_text() == "globex\n"
+    assert stat.S_IMODE(globex.stat().st_mode) == 0o700
+    assert not (globex / "inbox" / "planted.txt").exists()
