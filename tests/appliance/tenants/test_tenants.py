@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -308,7 +309,7 @@ def test_every_kind_of_file_access_is_checked(site: dict[str, Any], tmp_path: Pa
     theirs.write_text("globex\n")
     outside = tmp_path / "outside.txt"
     fd = os.open(globex / "inbox", os.O_RDONLY)
-    attempts = [
+    attempts: list[Callable[[], object]] = [
         lambda: open(theirs, "rb"),  # noqa: SIM115
         lambda: os.open(theirs, os.O_RDONLY),
         lambda: os.listdir(globex),
