@@ -27,12 +27,12 @@ def enter(click_ctx: click.Context, ctx: CliContext, option: str | None) -> None
     """
     tenant = tenancy.resolve_tenant(option, os.environ.get(tenancy.ENV))
     given = Home(ctx.home)
-    if tenant is not None and given.tenant is not None:
+    if tenant is not None and given.tenant not in (None, tenant):
         raise tenancy.TenantError(
-            f"--home {ctx.home} is already the directory of tenant {given.tenant!r}",
+            f"--home {ctx.home} is the directory of tenant {given.tenant!r}, not of {tenant!r}",
             hint=f"give the home itself: --home {given.base} --tenant {tenant}",
         )
-    home = Home.of(ctx.home, tenant) if tenant is not None else given
+    home = Home.of(ctx.home, tenant) if tenant is not None and given.tenant is None else given
     _act_for(click_ctx, ctx, home)
 
 

@@ -208,6 +208,10 @@ def test_option_and_environment_must_agree(site: dict[str, Any]) -> None:
     # a home given as a tenant's directory is that tenant, and confined as it
     doc = ok(tenant_dir(site, "acme"), "audit", "list")
     assert doc["tenant"] == "acme"
+    assert ok(tenant_dir(site, "acme"), "--tenant", "acme", "audit", "list")["tenant"] == "acme"
+    code, _, err = run(tenant_dir(site, "acme"), "--tenant", "globex", "audit", "list")
+    assert code == 2
+    assert "is the directory of tenant 'acme', not of 'globex'" in err
     refused(
         tenant_dir(site, "acme"),
         "verify",
