@@ -164,6 +164,7 @@ def claim_key(base: Path, tenant: str, keyid: str, *, administrator: str | None)
 
 
 _O_PATH: Final = getattr(os, "O_PATH", 0)
+_state = threading.local()  # .busy: this thread is inside the hook (or resolving a boundary)
 
 
 def _real(path: str | Path) -> str:
@@ -226,15 +227,24 @@ class Boundary:
         ``tenants/`` and the tenant's directory must be plain directories of the home (or not
         exist yet): were either a link, the paths under it would resolve outside the home,
         where the boundary does not look."""
-        real = Path(_real(base))
-        boundary = cls(real, tenant)
-        for name in (TENANTS_DIR, *((TENANTS_DIR + os.sep + tenant,) if tenant else ())):
-            given = base / name
-            if _real(given) != os.path.join(real, name):
-                raise TenantBoundaryError(
-                    f"{given}: is a symbolic link (to {_real(given)}), not a directory of the home",
-                    hint="replace it with a plain directory (mode 0700) holding what it pointed to",
-                )
+        # Resolving reads nothing, so the boundary this process is behind now (the
+        # administrator's, before 'init --tenant' narrows it) does not judge it.
+        before = getattr(_state, "busy", False)
+        _state.busy = True
+        try:
+            real = Path(_real(base))
+            boundary = cls(real, tenant)
+            for name in (TENANTS_DIR, *((TENANTS_DIR + os.sep + tenant,) if tenant else ())):
+                given = base / name
+                resolved = _real(given)
+                if resolved != os.path.join(real, name):
+                    raise TenantBoundaryError(
+                        f"{given}: is a symbolic link (to {resolved}), not a directory of the home",
+                        hint="replace it with a plain directory (mode 0700) holding what it "
+                        "pointed to",
+                    )
+        finally:
+            _state.busy = before
         return boundary
 
     @property
@@ -281,7 +291,6 @@ class Boundary:
         )
 
 
-_state = threading.local()
 _current: Boundary | None = None
 _installed = False
 _lock = threading.Lock()

@@ -56,8 +56,8 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     base = tmp_path / "home"
     ok(base, "init")
     shared = install_knowledge(Home(base))
-    ok(base, "init", "--tenant", "acme")  # the command's own option
     ok(base, "--tenant", "globex", "init")  # the global option
+    ok(base, "init", "--tenant", "acme")  # the command's own option (the home has tenants now)
     layout = tmp_path / "layout"
     build_image(layout, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
     verdicts = {}
