@@ -134,6 +134,9 @@ def test_file_and_image_arguments_inside_another_tenant_are_refused(
         ("vex", "import", str(inside)),
         ("verify", "app:1", "--key", str(globex / "keys" / "appliance.pub")),
         ("scan", f"dir:{globex / 'keys'}"),
+        ("scan", f"docker-archive:{inside}"),
+        ("images", "load", f"docker-archive:{inside}"),
+        ("verify-audit-package", str(inside), "--key", str(globex / "keys" / "appliance.pub")),
         ("trust", "add", str(globex / "keys" / "appliance.pub")),
         ("import", str(inside)),
         # writing into the other tenant
