@@ -12,12 +12,23 @@ from bundles.clikit import Program, global_options, make_context
 
 @click.group(cls=Program, name="stella")
 @global_options("stella")
+@click.option(
+    "--tenant",
+    default=None,
+    metavar="NAME",
+    help="Act for this tenant of the home [default: $STELLA_TENANT, else none].",
+)
 @click.version_option(__version__, prog_name="stella")
 @click.pass_context
-def cli(ctx: click.Context, home: Path | None, as_json: bool, debug: bool) -> None:
+def cli(
+    ctx: click.Context, home: Path | None, tenant: str | None, as_json: bool, debug: bool
+) -> None:
     """Verify and import knowledge bundles, scan images, and issue signed risk verdicts,
     entirely offline."""
+    from appliance.commands.tenants import enter
+
     ctx.obj = make_context(home, as_json, debug, "stella")
+    enter(ctx, ctx.obj, tenant)
 
 
 def main() -> None:
@@ -47,3 +58,4 @@ cli.add_lazy("serve", "appliance.commands.serving:serve_cmd")
 cli.add_lazy("gc", "appliance.commands.serving:gc_cmd")
 cli.add_lazy("rescan", "appliance.commands.rescan:rescan_cmd")
 cli.add_lazy("log", "appliance.commands.log:log_group")
+cli.add_lazy("tenants", "appliance.commands.tenants:tenants_group")

@@ -12,6 +12,8 @@
       inbox/         bundles dropped for import
       quarantine/    refused bundles, each with a .reason file
       staging/       imports in progress (same filesystem, so commits are renames)
+      tenants/NAME/  one tenant (``stella --tenant NAME``): a home of its own, laid out as above
+                     but for knowledge.db, which it shares read only (appliance/tenancy.py)
 
 The home is private to the appliance user (mode 0700); nothing in it is world-readable.
 
@@ -30,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tenancy
 from bundles import canonical
 from bundles.errors import CanonicalJSONError, ConfigError, UsageError
 from bundles.files import atomic_write
@@ -52,11 +55,78 @@ class SignerMismatchError(UsageError):
 
 @dataclass(frozen=True, slots=True)
 class Home:
+    """An appliance home, or one tenant of it.
+
+    ``root`` is the directory everything of this home (or tenant) lives in: a tenant's root
+    is ``BASE/tenants/NAME``, so every store that takes its path from here is the tenant's
+    own, and only :attr:`knowledge_db` reaches the shared store. ``tenant`` is recognised from
+    that layout when not given (``Home(BASE/tenants/NAME)`` of a home ``BASE`` is tenant NAME),
+    so a home passed by path keeps its tenant.
+    """
+
     root: Path
+    tenant: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tenant is not None:
+            tenancy.check_name(self.tenant)
+            if self.root.name != self.tenant or self.root.parent.name != tenancy.TENANTS_DIR:
+                raise ValueError(f"{self.root} is not the directory of tenant {self.tenant!r}")
+            return
+        parent = self.root.parent
+        if (
+            parent.name == tenancy.TENANTS_DIR
+            and tenancy.NAME_PATTERN.fullmatch(self.root.name)
+            and (parent.parent / MARKER).is_file()
+        ):
+            object.__setattr__(self, "tenant", self.root.name)
+
+    @classmethod
+    def of(cls, base: Path, tenant: str | None) -> Home:
+        """The home ``base``, or its tenant ``tenant`` (a name checked strictly)."""
+        if tenant is None:
+            return cls(base)
+        name = tenancy.check_name(tenant)
+        return cls(base / tenancy.TENANTS_DIR / name, name)
+
+    @property
+    def base(self) -> Path:
+        """The home this tenant belongs to (the home itself when it is no tenant)."""
+        return self.root.parent.parent if self.tenant is not None else self.root
+
+    @property
+    def boundary(self) -> tenancy.Boundary:
+        """What a process acting for this home (or tenant) may reach."""
+        return tenancy.Boundary.of(self.base, self.tenant)
+
+    @property
+    def pg_schema(self) -> str | None:
+        """The PostgreSQL schema of this tenant's state store (``tenant_<name>``, valid unquoted
+        and returned by :func:`appliance.tenancy.quote_identifier` quoted for DDL), or None
+        for the home itself, whose stores use the database's default schema."""
+        return tenancy.pg_schema(self.tenant) if self.tenant is not None else None
+
+    @property
+    def shared_knowledge_db(self) -> Path:
+        """The home's knowledge store, which every tenant reads."""
+        return self.base / tenancy.KNOWLEDGE_FILE
+
+    @property
+    def own_knowledge_db(self) -> Path:
+        """The knowledge store this home (or tenant) writes when it imports a bundle."""
+        return self.root / tenancy.KNOWLEDGE_FILE
 
     @property
     def knowledge_db(self) -> Path:
-        return self.root / "knowledge.db"
+        """The knowledge store this home reads: a tenant's own once it has imported a bundle
+        of its own, else the shared one (read only: appliance/tenancy.py)."""
+        if self.tenant is not None and not self.own_knowledge_db.is_file():
+            return self.shared_knowledge_db
+        return self.own_knowledge_db
+
+    @property
+    def tenants_dir(self) -> Path:
+        return self.base / tenancy.TENANTS_DIR
 
     @property
     def state_db(self) -> Path:
@@ -100,10 +170,18 @@ class Home:
 
     @property
     def initialized(self) -> bool:
+        if self.tenant is not None:
+            return (self.root / tenancy.TENANT_MARKER).is_file() and not self.root.is_symlink()
         return (self.root / MARKER).is_file()
 
     def require(self) -> Home:
         """Return self, or explain how to create the home."""
+        if self.tenant is not None and not self.initialized:
+            raise tenancy.TenantError(
+                f"tenant {self.tenant!r} does not exist in {self.base}",
+                hint=f"create it with 'stella --home {self.base} --tenant {self.tenant} init', "
+                "or list the tenants with 'stella tenants list'",
+            )
         if not self.initialized:
             raise HomeNotInitializedError(
                 f"{self.root} is not an appliance home",
@@ -119,6 +197,8 @@ class Home:
         ``config.json``. Idempotent: an existing home keeps its key (a new key would orphan
         every signature made so far), so asking for another signer is refused.
         """
+        if self.tenant is not None:
+            self._make_tenant_dir()
         current = self.signer_reference() if self.config.is_file() else None
         if signer is not None:
             self._check_new_signer(signer, current)
@@ -132,12 +212,33 @@ class Home:
             created = True
         elif current is None and not self.appliance_key.exists():
             key = PrivateKey.generate(key_type)
+            self.claim_key(key.public_key)
             key.save(self.appliance_key, passphrase_from_env())
             key.public_key.save(self.appliance_pub)
             self._start_ring()
             created = True
-        (self.root / MARKER).write_text("stella appliance home\n")
+        if self.tenant is not None:
+            (self.root / tenancy.TENANT_MARKER).write_text(f"{self.tenant}\n")
+        else:
+            (self.root / MARKER).write_text("stella appliance home\n")
         return created
+
+    def _make_tenant_dir(self) -> None:
+        """Create ``tenants/NAME`` (mode 0700) in an existing home; a symbolic link standing
+        in its place is refused, never followed."""
+        if not (self.base / MARKER).is_file():
+            raise HomeNotInitializedError(
+                f"{self.base} is not an appliance home: a tenant lives in one",
+                hint=f"the home's administrator creates it first: 'stella --home {self.base} init'",
+            )
+        for directory in (self.tenants_dir, self.root):
+            if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+                raise tenancy.TenantBoundaryError(
+                    f"{directory}: is not a plain directory (a symbolic link or a file)",
+                    hint="remove it; a tenant's directory is created by 'stella init'",
+                )
+            directory.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(directory, 0o700)
 
     def _check_new_signer(self, signer: str, current: str | None) -> None:
         if not is_pkcs11_uri(signer):
@@ -157,6 +258,15 @@ class Home:
                 hint="a home's key is chosen once, at init; use a new home for a token key",
             )
 
+    def claim_key(self, key: PublicKey) -> None:
+        """A tenant's key must be its own: refuse one another tenant (or the home's
+        administrator) already signs with (:func:`appliance.tenancy.claim_key`)."""
+        if self.tenant is None:
+            return
+        admin_pub = self.base / tenancy.ADMIN_PUB
+        administrator = PublicKey.load(admin_pub).keyid if admin_pub.is_file() else None
+        tenancy.claim_key(self.base, self.tenant, key.keyid, administrator=administrator)
+
     def _adopt_token_key(self, signer: str) -> None:
         """Open (or generate) the token key, then record its public key and the URI."""
         try:
@@ -164,6 +274,7 @@ class Home:
         except Pkcs11KeyMissingError:
             opened = generate_signer(signer)
         try:
+            self.claim_key(opened.public_key)
             opened.public_key.save(self.appliance_pub)
         finally:
             close_signer(opened)

@@ -245,6 +245,7 @@ def _new_key(home: Home, signer: str | None, key_type: KeyType) -> tuple[PublicK
         except Pkcs11KeyMissingError:
             opened = generate_signer(signer)
         try:
+            home.claim_key(opened.public_key)
             return opened.public_key, signer
         finally:
             close_signer(opened)

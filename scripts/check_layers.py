@@ -52,7 +52,8 @@ ALLOWED = {
 # may import, never a room above it.
 ROOMS: dict[str, tuple[str, ...]] = {
     "appliance/__init__": (),  # the package's docstring
-    "appliance/home": (),
+    "appliance/tenancy": (),  # tenant names and the boundary a process acts behind
+    "appliance/home": ("appliance/tenancy",),
     "appliance/faults": (),
     "appliance/scanner/model": (),  # the scanner's values, shared by every room above
     "appliance/sigstore/bundle": (),  # the Sigstore bundle format: read and write

@@ -101,8 +101,8 @@ def list_cmd(
             action=action, since=since_time, subject=subject, limit=limit
         )
     ctx.emit(
-        {"count": len(records), "records": [r.to_dict() for r in records]},
-        lambda: _table(records),
+        {"tenant": home.tenant, "count": len(records), "records": [r.to_dict() for r in records]},
+        lambda: (f"tenant {home.tenant}\n" if home.tenant else "") + _table(records),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from appliance.auditor.trust_policy import TrustPolicy
+from appliance.commands.tenants import adopt
 from appliance.home import Home
 from appliance.intake.trust_store import TrustStore
 from appliance.keyring import load_ring, revoke, rotate, rotation_days, rotation_plan
@@ -58,9 +59,24 @@ def _key_type_for(signer: str | None, key_type: str | None) -> KeyType:
     help="Algorithm of the appliance key (signs VEX and verdicts)  [default: ecdsa-p256].",
 )
 @click.option("--signer", default=None, metavar="URI", help=_SIGNER_HELP + ".")
+@click.option(
+    "--tenant",
+    default=None,
+    metavar="NAME",
+    help="Create this tenant of the home (its own stores and key), as the global --tenant.",
+)
 @pass_ctx
-def init_cmd(ctx: CliContext, key_type: str | None, signer: str | None) -> None:
-    """Create the appliance home and its signing key (idempotent)."""
+@click.pass_context
+def init_cmd(
+    click_ctx: click.Context,
+    ctx: CliContext,
+    key_type: str | None,
+    signer: str | None,
+    tenant: str | None,
+) -> None:
+    """Create the appliance home and its signing key (idempotent); with --tenant, a tenant
+    of an existing home, with a key of its own."""
+    adopt(click_ctx, ctx, tenant, where="init --tenant")
     home = Home(ctx.home)
     created = home.init(_key_type_for(signer, key_type), signer=signer)
     key = home.public_key()
@@ -68,13 +84,16 @@ def init_cmd(ctx: CliContext, key_type: str | None, signer: str | None) -> None:
     ctx.emit(
         {
             "home": str(home.root),
+            "tenant": home.tenant,
             "created": created,
             "keyid": key.keyid,
             "keyType": str(key.key_type),
             "signer": reference or str(home.appliance_key),
         },
         lambda: (
-            f"{'created' if created else 'already initialized'}: {home.root}\n"
+            f"{'created' if created else 'already initialized'}: {home.root}"
+            + (f" (tenant {home.tenant})" if home.tenant else "")
+            + "\n"
             f"appliance key {key.key_type} keyid {key.keyid[:16]}"
             + (f" in {reference}" if reference else "")
             + "\nnext: 'stella trust add trust-root.json' with the mirror's trust root"

@@ -12,16 +12,21 @@ import sys
 
 import click
 
+from appliance.commands.tenants import adopt
 from appliance.home import Home
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 
 
 @click.command("tui")
+@click.option(
+    "--tenant", default=None, metavar="NAME", help="Work as this tenant, as the global --tenant."
+)
 @pass_ctx
 @click.pass_context
-def tui_cmd(click_ctx: click.Context, ctx: CliContext) -> None:
+def tui_cmd(click_ctx: click.Context, ctx: CliContext, tenant: str | None) -> None:
     """Browse, triage and import in a terminal UI (80x24 and up, keyboard only, offline)."""
+    adopt(click_ctx, ctx, tenant, where="tui --tenant")
     home = Home(ctx.home).require()
     if ctx.json:
         raise UsageError("stella tui is interactive; --json does not apply to it")

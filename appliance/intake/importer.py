@@ -165,7 +165,9 @@ class Importer:
         The knowledge store and the audit log are two databases, so a process killed between
         an import's commit and its audit record leaves a snapshot the log lacks. The next
         import appends the missing record, marked ``recovered``."""
-        knowledge = KnowledgeStore.open(self.home.knowledge_db)
+        if not self.home.own_knowledge_db.is_file():
+            return []  # a tenant on the shared knowledge: the administrator's imports
+        knowledge = KnowledgeStore.open(self.home.own_knowledge_db)
         try:
             snapshots = knowledge.snapshots()
         finally:
@@ -321,82 +323,112 @@ class Importer:
         now: datetime,
         dry_run: bool,
     ) -> ImportResult:
-        knowledge = KnowledgeStore.open(self.home.knowledge_db)
+        # A tenant imports into its own knowledge store (never the shared one); its first
+        # import creates that store, which is removed again if the import does not commit,
+        # so a refused bundle leaves the tenant on the shared knowledge as it was.
+        own = self.home.own_knowledge_db
+        created = self.home.tenant is not None and not own.exists()
+        knowledge = KnowledgeStore.open(own)
+        committed = False
         try:
-            stream = hashed_file(
-                raw,
-                size,
-                source,
-                hint="the file changed while it was being imported; copy it again",
+            result = self._import(
+                knowledge, raw, size, source, where, expected, now=now, dry_run=dry_run
             )
-            reader = ArchiveReader(stream.buffered(), source=source)
-            envelope = reader.read_first(STATEMENT_MEMBER)
-            peeked = peek_statement(envelope, source=source)
-            carried = carried_roots(peeked, source=source)
-            trust, chain = _choose_trust(
-                TrustStore(self.home.trust), peeked.predicate.channel, carried, now
-            )
-            channel = trust.channel
-            bundle = verify_statement(
-                envelope,
-                trust,
-                now=now,
-                last_sequence=knowledge.last_sequence(channel),
-                source=source,
-            )
-            logged = self._check_logged(reader, envelope, trust, channel, source)
-            fault("import.after-verify")
-            predicate = bundle.predicate
-            base = predicate.base_snapshot
-            if base is not None and not knowledge.has_snapshot(base):
-                raise BundleError(
-                    f"{source}: delta against snapshot {base}, which this appliance has not "
-                    f"imported",
-                    hint="first import the full bundle of that snapshot or a newer one",
-                )
-            required = [Digest.parse(d) for d in predicate.extra.get("requiresBlobs", [])]
-            missing_blobs = [d for d in required if not self._oci().has_blob(d)]
-            if missing_blobs:
-                shown = ", ".join(str(d) for d in missing_blobs[:3])
-                more = f" and {len(missing_blobs) - 3} more" if len(missing_blobs) > 3 else ""
-                raise BundleError(
-                    f"{source}: delta needs {len(missing_blobs)} image blob(s) this appliance "
-                    f"does not have: {shown}{more}",
-                    hint="first import the full bundle that carried them",
-                )
-            result = ImportResult(
-                source=where,
-                bundle=Digest.of_bytes(b""),  # replaced below
-                size=0,
-                kind=predicate.kind,
-                sequence=predicate.sequence,
-                channel=channel,
-                snapshot=predicate.snapshot,
-                base=base,
-                keyids=bundle.keyids,
-                dry_run=dry_run,
-                trust_rotated_to=chain[-1].version if chain else None,
-                logged=logged,
-            )
-            try:
-                with knowledge.db.transaction("import bundle"), ExitStack() as sinks:
-                    self._load(reader, stream, bundle, knowledge, result, now, sinks)
-                    if expected is not None and result.bundle != expected:
-                        raise BundleError(
-                            f"{source}: reassembled bundle is {result.bundle}, the parts "
-                            f"manifest names {expected}"
-                        )
-                    if dry_run:
-                        raise _DryRun
-                    # Tags go in last before the commit, so a failure to write them refuses
-                    # the bundle honestly (only a failing commit can leave them behind: they
-                    # name verified images).
-                    self._apply_images(result.image_entries, result.upstream_signatures)
-                    fault("import.before-commit")
-            except _DryRun:
-                pass
+            committed = not dry_run
+            return result
         finally:
             knowledge.close()
+            if created and not committed:
+                for leftover in (
+                    own,
+                    own.with_name(own.name + "-wal"),
+                    own.with_name(own.name + "-shm"),
+                ):
+                    leftover.unlink(missing_ok=True)
+
+    def _import(
+        self,
+        knowledge: KnowledgeStore,
+        raw: BinaryIO,
+        size: int,
+        source: str,
+        where: str,
+        expected: Digest | None,
+        *,
+        now: datetime,
+        dry_run: bool,
+    ) -> ImportResult:
+        stream = hashed_file(
+            raw,
+            size,
+            source,
+            hint="the file changed while it was being imported; copy it again",
+        )
+        reader = ArchiveReader(stream.buffered(), source=source)
+        envelope = reader.read_first(STATEMENT_MEMBER)
+        peeked = peek_statement(envelope, source=source)
+        carried = carried_roots(peeked, source=source)
+        trust, chain = _choose_trust(
+            TrustStore(self.home.trust), peeked.predicate.channel, carried, now
+        )
+        channel = trust.channel
+        bundle = verify_statement(
+            envelope,
+            trust,
+            now=now,
+            last_sequence=knowledge.last_sequence(channel),
+            source=source,
+        )
+        logged = self._check_logged(reader, envelope, trust, channel, source)
+        fault("import.after-verify")
+        predicate = bundle.predicate
+        base = predicate.base_snapshot
+        if base is not None and not knowledge.has_snapshot(base):
+            raise BundleError(
+                f"{source}: delta against snapshot {base}, which this appliance has not imported",
+                hint="first import the full bundle of that snapshot or a newer one",
+            )
+        required = [Digest.parse(d) for d in predicate.extra.get("requiresBlobs", [])]
+        missing_blobs = [d for d in required if not self._oci().has_blob(d)]
+        if missing_blobs:
+            shown = ", ".join(str(d) for d in missing_blobs[:3])
+            more = f" and {len(missing_blobs) - 3} more" if len(missing_blobs) > 3 else ""
+            raise BundleError(
+                f"{source}: delta needs {len(missing_blobs)} image blob(s) this appliance "
+                f"does not have: {shown}{more}",
+                hint="first import the full bundle that carried them",
+            )
+        result = ImportResult(
+            source=where,
+            bundle=Digest.of_bytes(b""),  # replaced below
+            size=0,
+            kind=predicate.kind,
+            sequence=predicate.sequence,
+            channel=channel,
+            snapshot=predicate.snapshot,
+            base=base,
+            keyids=bundle.keyids,
+            dry_run=dry_run,
+            trust_rotated_to=chain[-1].version if chain else None,
+            logged=logged,
+        )
+        try:
+            with knowledge.db.transaction("import bundle"), ExitStack() as sinks:
+                self._load(reader, stream, bundle, knowledge, result, now, sinks)
+                if expected is not None and result.bundle != expected:
+                    raise BundleError(
+                        f"{source}: reassembled bundle is {result.bundle}, the parts "
+                        f"manifest names {expected}"
+                    )
+                if dry_run:
+                    raise _DryRun
+                # Tags go in last before the commit, so a failure to write them refuses
+                # the bundle honestly (only a failing commit can leave them behind: they
+                # name verified images).
+                self._apply_images(result.image_entries, result.upstream_signatures)
+                fault("import.before-commit")
+        except _DryRun:
+            pass
         result.rotation = chain
         return result
 

@@ -28,6 +28,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tenancy
 from appliance.store.db import Database, Schema, StoreError
 from bundles import canonical, dsse, rfc3339
 from bundles.digest import Digest
@@ -156,11 +157,15 @@ def parse_time(text: str, *, where: str = "time") -> datetime:
 
 def os_actor(command: str) -> str:
     """The actor of a command run from a shell: the OS user and the command, e.g.
-    ``alice (stella gate)``."""
+    ``alice (stella gate)``, or ``alice (stella --tenant acme gate)`` in a process acting for
+    tenant ``acme``."""
     try:
         user = getpass.getuser()
     except (OSError, KeyError):  # no passwd entry and no LOGNAME, as in some containers
         user = f"uid {os.getuid()}"
+    tenant = tenancy.current_tenant()  # the tenant this process acts for, named in every record
+    if tenant is not None:
+        return f"{user} (stella --tenant {tenant} {command})"
     return f"{user} (stella {command})"
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from appliance import tenancy
 from bundles.errors import StellaError
 
 LAYOUT_VERSION: Final = 1
@@ -139,7 +140,15 @@ class Database:
         :meth:`transaction`.
         """
         try:
-            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            if tenancy.opens_read_only(path):  # a tenant reading the shared knowledge store
+                conn = sqlite3.connect(
+                    tenancy.read_only_uri(path),
+                    timeout=busy_timeout,
+                    isolation_level=None,
+                    uri=True,
+                )
+            else:
+                conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as e:
             raise DatabaseError(
                 f"{path}: cannot open database: {e}",

@@ -153,3 +153,24 @@ def test_stella_tui_needs_a_home(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--home", str(tmp_path / "nowhere"), "tui"])
     assert result.exit_code == 2
     assert "is not an appliance home" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["global", "command"])
+def test_stella_tui_for_a_tenant(tmp_path: Path, tmux: Tmux, where: str) -> None:
+    base = tmp_path / "home"
+    Home(base).init()
+    home = gated_home(base / "tenants" / "acme")  # the tenant's own stores, shared knowledge
+    assert home.tenant == "acme"
+    option = "--tenant acme"
+    command = (
+        f"{STELLA} --home {base} {option} tui"
+        if where == "global"
+        else f"{STELLA} --home {base} tui {option}"
+    )
+    started = tmux.run("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", command)
+    assert started.returncode == 0, started.stderr
+    screen = tmux.wait_for("Knowledge")
+    assert "tenant acme" in screen
+    assert "FAIL 1" in screen
+    tmux.run("send-keys", "-t", "tui", "q")
