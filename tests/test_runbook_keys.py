@@ -163,7 +163,7 @@ def test_runbook_compromise_drill(tmp_path: Path) -> None:
     # Without the log's key, a revoked key's verdict is only its own word: refused.
     code, _, err = stella(auditor, "verify", str(before), "--trust-policy", str(keys))
     assert code == 1
-    assert "no transparency-log entry trusted here proves when" in err
+    assert "no transparency-log entry or timestamp trusted here proves when" in err
     assert "--trusted-root" in err
 
     # The audit package carries the entry and its timestamped checkpoint for the offline check.

@@ -55,6 +55,7 @@ from appliance.auditor.verify import (
 )
 from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.tsa import TimestampAuthority
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore
@@ -623,18 +624,27 @@ def verify_package(
     *,
     source: str = "audit package",
     logs: Sequence[Verifier] | None = None,
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> PackageReport:
     """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`):
     the appliance's public key, or its exported keys with their validity windows. ``logs``
     (an auditor's trusted root) prove when the verdict was signed; by default the package's
-    own log key does, where :func:`_package_logs` allows."""
+    own log key does, where :func:`_package_logs` allows; ``authorities`` (the same trusted
+    root's time-stamping authorities) by the RFC 3161 timestamps the RVA carries."""
     files = read_package(data, source=source)
     _check_listing(files, source)
     bundle = _need(files, "rva/rva.sigstore.json", source)
     policy = TrustPolicy.appliance(key) if isinstance(key, PublicKey) else key
     evidence = _evidence_blobs(files)
     trusted = _package_logs(files, policy, source) if logs is None else logs
-    checked = verify_rva(bundle, policy, source=f"{source} RVA", blobs=evidence, logs=trusted)
+    checked = verify_rva(
+        bundle,
+        policy,
+        source=f"{source} RVA",
+        blobs=evidence,
+        logs=trusted,
+        authorities=authorities,
+    )
     if not checked.is_verdict:
         raise AuditPackageError(f"{source}: rva/rva.sigstore.json is not a risk verdict")
     manifest = canonical.loads(files["manifest.json"])

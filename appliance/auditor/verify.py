@@ -33,6 +33,12 @@ from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.scanner.image import ImageRef, open_image
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import ANNOTATION_PREDICATE, attestations
+from appliance.sigstore.tsa import (
+    TimestampAuthority,
+    TimestampError,
+    TimestampProof,
+    check_timestamps,
+)
 from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord
 from bundles import canonical, dsse, schemas
@@ -140,6 +146,7 @@ class TimeBasis(StrEnum):
     """What a signature's time rests on."""
 
     LOG = "transparency-log"  # a checkpoint timestamp signed by a trusted log key
+    TSA = "timestamp-authority"  # an RFC 3161 token by a trusted time-stamping authority
     CLAIMED = "claimed"  # only what the signed statement says of itself
     NONE = "none"  # the statement records no time and no trusted log proves one
 
@@ -153,11 +160,12 @@ class SignedAt:
     claimed: datetime | None
     proven: datetime | None = None
     entry: EntryCheck | None = None
+    timestamp: TimestampProof | None = None
 
     @property
     def basis(self) -> TimeBasis:
         if self.proven is not None:
-            return TimeBasis.LOG
+            return TimeBasis.TSA if self.timestamp is not None else TimeBasis.LOG
         return TimeBasis.CLAIMED if self.claimed is not None else TimeBasis.NONE
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,14 +176,22 @@ class SignedAt:
         }
         if self.entry is not None:
             out["log"] = self.entry.to_dict()
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp.to_dict()
         return out
 
     def describe(self) -> str:
         claimed = format_instant(self.claimed) if self.claimed else "no time"
+        if self.proven is not None and self.timestamp is not None:
+            return (
+                f"signing time proven: timestamped by {format_instant(self.proven)} (RFC 3161, "
+                f"time-stamping authority {self.timestamp.authority}, serial "
+                f"{self.timestamp.serial}); the statement claims {claimed}"
+            )
         if self.proven is None or self.entry is None:
             return (
                 f"signing time {claimed}, as the statement claims: unproven (no entry of a "
-                "transparency log trusted here)"
+                "transparency log, nor a timestamp, trusted here)"
             )
         return (
             f"signing time proven: logged by {format_instant(self.proven)} (entry "
@@ -264,45 +280,55 @@ def _instant(value: datetime | None) -> str:
 
 
 def check_signing_time(
-    rule: KeyRule, claimed: datetime | None, entry: EntryCheck | None, *, source: str
+    rule: KeyRule,
+    claimed: datetime | None,
+    entry: EntryCheck | None,
+    *,
+    source: str,
+    timestamp: TimestampProof | None = None,
 ) -> SignedAt:
     """Decide whether a signature by ``rule``'s key was made while the key could sign
     (docs/keys.md "Signing time", rule v1). ``entry`` is the verified entry of a trusted
-    log whose checkpoint carries the earliest signed timestamp, if any.
+    log whose checkpoint carries the earliest signed timestamp, if any; ``timestamp`` the
+    earliest verified RFC 3161 token over the signature by a trusted authority, if any. The
+    proven time is the earlier of the two.
 
-    - Proven (a timestamped entry): the proven time must be before the key's revocation
-      (strictly: a theft at T makes everything that reached the log from T on suspect) and
-      inside its window (a signature whose claim is before the window's end may reach the
-      log up to :data:`CLOCK_SKEW` after it: the log's clock counts whole seconds and logs
-      just after signing); the claim still obeys the old rule, and may not be later than
-      the proven time by more than :data:`CLOCK_SKEW` (a statement cannot be signed after
-      the log already held it). A claim earlier than the proof is allowed: ``gate --at``
-      pins evaluation times in the past, and the proof, not the claim, decides.
+    - Proven: the proven time must be before the key's revocation (strictly: a theft at T
+      makes everything first seen from T on suspect) and inside its window (a signature
+      whose claim is before the window's end may be seen up to :data:`CLOCK_SKEW` after it:
+      the log's clock counts whole seconds and logs just after signing); the claim still
+      obeys the old rule, and may not be later than the proven time by more than
+      :data:`CLOCK_SKEW` (a statement cannot be signed after the log already held it). A
+      claim earlier than the proof is allowed: ``gate --at`` pins evaluation times in the
+      past, and the proof, not the claim, decides.
     - Unproven: the claim decides as before, except that a revoked key's unproven
       signature is refused whatever it claims: after a theft the claim is the thief's word.
     """
     short = rule.key.keyid[:16]
-    proven = (
-        datetime.fromtimestamp(entry.logged_at, UTC)
-        if entry is not None and entry.logged_at is not None
-        else None
-    )
-    if proven is None or entry is None:
+    proofs: list[tuple[datetime, str, EntryCheck | None, TimestampProof | None]] = []
+    if entry is not None and entry.logged_at is not None:
+        at = datetime.fromtimestamp(entry.logged_at, UTC)
+        where = f"entry {entry.log_index} of {entry.origin}, checkpoint of size {entry.tree_size}"
+        proofs.append((at, f"logged at {format_instant(at)} ({where})", entry, None))
+    if timestamp is not None:
+        by = f"time-stamping authority {timestamp.authority}, serial {timestamp.serial}"
+        at = timestamp.time
+        proofs.append(
+            (at, f"timestamped at {format_instant(at)} (RFC 3161, {by})", None, timestamp)
+        )
+    if not proofs:
         if rule.revoked is not None:
             raise KeyRevokedError(
                 f"{source}: signed by key {short}, revoked at "
                 f"{format_instant(rule.revoked.at)} ({rule.revoked.reason}), and no "
-                "transparency-log entry trusted here proves when: the time it claims "
-                f"({_instant(claimed)}) is the signer's word",
+                "transparency-log entry or timestamp trusted here proves when: the time it "
+                f"claims ({_instant(claimed)}) is the signer's word",
                 hint="verify with the appliance's log key (--trusted-root from 'stella log "
                 "trusted-root'), or re-evaluate with the appliance's current key",
             )
         rule.check_signed_at(claimed, source=source)
         return SignedAt(claimed)
-    logged = (
-        f"logged at {format_instant(proven)} (entry {entry.log_index} of {entry.origin}, "
-        f"timestamped checkpoint of size {entry.tree_size})"
-    )
+    proven, logged, used_entry, used_timestamp = min(proofs, key=lambda p: p[0])
     if rule.revoked is not None and proven >= rule.revoked.at:
         earlier = (
             f"; the earlier time it claims ({format_instant(claimed)}) is the signer's word"
@@ -341,7 +367,7 @@ def check_signing_time(
                 hint="a statement cannot be evaluated after the log held its signature; "
                 "obtain the verdict again from the appliance",
             )
-    return SignedAt(claimed, proven, entry)
+    return SignedAt(claimed, proven, used_entry, used_timestamp)
 
 
 def _proof(
@@ -358,8 +384,30 @@ def _proof(
         ) from e
 
 
+def _timestamp(
+    bundle: sigstore.SigstoreBundle,
+    keyid: str,
+    authorities: Sequence[TimestampAuthority],
+    source: str,
+) -> TimestampProof | None:
+    if not authorities or not bundle.timestamps:
+        return None
+    signature = next(
+        (s.sig for s in bundle.envelope.signatures if s.keyid == keyid),
+        bundle.envelope.signatures[0].sig,
+    )
+    try:
+        return check_timestamps(bundle.timestamps, signature, authorities, source=source)
+    except TimestampError as e:
+        raise AuditorError(e.message, hint=e.hint) from e
+
+
 def _signature(
-    bundle: sigstore.SigstoreBundle, policy: TrustPolicy, source: str, logs: Sequence[Verifier]
+    bundle: sigstore.SigstoreBundle,
+    policy: TrustPolicy,
+    source: str,
+    logs: Sequence[Verifier],
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> tuple[Statement, str, SignedAt]:
     try:
         verified = dsse.verify(bundle.envelope, policy.keys(), payload_type=PAYLOAD_TYPE)
@@ -384,7 +432,13 @@ def _signature(
     rule = policy.check(verified.keyids, statement.predicate_type, source=source)
     claimed = signing_time(statement, source=source)
     try:  # the signature was made while its key was in service, and before any revocation
-        signed_at = check_signing_time(rule, claimed, _proof(bundle, logs, source), source=source)
+        signed_at = check_signing_time(
+            rule,
+            claimed,
+            _proof(bundle, logs, source),
+            source=source,
+            timestamp=_timestamp(bundle, rule.key.keyid, authorities, source),
+        )
     except KeyWindowError as e:
         raise AuditorError(e.message, hint=e.hint) from e
     return statement, rule.name, signed_at
@@ -451,12 +505,14 @@ def verify_rva(
     subject: Digest | None = None,
     blobs: BlobSource | None = None,
     logs: Sequence[Verifier] = (),
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> RvaVerification:
     """Verify one Sigstore bundle the appliance signed (see the module docstring); raises an
     :class:`~appliance.auditor.errors.AuditorError` (or a schema error) naming what failed.
-    ``logs`` are the transparency logs trusted to prove when it was signed."""
+    ``logs`` are the transparency logs, ``authorities`` the RFC 3161 time-stamping
+    authorities, trusted to prove when it was signed."""
     bundle = sigstore.read(data, source=source)
-    statement, signer, signed_at = _signature(bundle, policy, source, logs)
+    statement, signer, signed_at = _signature(bundle, policy, source, logs, authorities)
     keyid = next(
         (s.keyid for s in bundle.envelope.signatures if policy.rule_for(s.keyid)), bundle.key_hint
     )
@@ -510,14 +566,21 @@ def verify_in_home(
     subject: Digest | None = None,
     require_audit: bool = True,
     logs: Sequence[Verifier] | None = None,
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> RvaVerification:
     """:func:`verify_rva` with the evidence from the home's OCI store and the gate's audit
     record (for a verdict); the signing time is proven by ``logs``, by default the home's
-    own transparency logs."""
+    own transparency logs, or by ``authorities``."""
     layout = OCILayout.open(home.oci)
     trusted = tlog.trusted_logs(home) if logs is None else logs
     result = verify_rva(
-        data, policy, source=source, subject=subject, blobs=LayoutBlobs(layout), logs=trusted
+        data,
+        policy,
+        source=source,
+        subject=subject,
+        blobs=LayoutBlobs(layout),
+        logs=trusted,
+        authorities=authorities,
     )
     if not result.is_verdict or not require_audit:
         return result

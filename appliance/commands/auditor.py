@@ -32,6 +32,8 @@ from appliance.home import Home
 from appliance.keyring import load_ring
 from appliance.notation import service as notation_service
 from appliance.notation.trust import TrustPolicyDocument, TrustStore
+from appliance.sigstore import tsa
+from appliance.sigstore.tsa import TimestampAuthority
 from appliance.sigstore.verify import (
     Artifact,
     BundleForm,
@@ -98,6 +100,7 @@ def _own_verdict(
     source: str,
     subject: Digest | None,
     logs: Sequence[Verifier],
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> tuple[RvaVerification, BlobSource | None]:
     """Verify an appliance-signed bundle, its signing time proven by ``logs`` where they
     hold its entry; on the appliance that signed it, with the evidence of its OCI store and
@@ -105,11 +108,22 @@ def _own_verdict(
     home = _home(ctx)
     if home is not None and any(policy.rule_for(e.keyid) for e in load_ring(home).entries):
         # the file's own faults (form, signer, predicate) first, then this appliance's records
-        verify_rva(data, policy, source=source, subject=subject, logs=logs)
+        verify_rva(data, policy, source=source, subject=subject, logs=logs, authorities=authorities)
         blobs = LayoutBlobs(OCILayout.open(home.oci))
-        verified = verify_in_home(home, data, policy, source=source, subject=subject, logs=logs)
+        verified = verify_in_home(
+            home,
+            data,
+            policy,
+            source=source,
+            subject=subject,
+            logs=logs,
+            authorities=authorities,
+        )
         return verified, blobs
-    return verify_rva(data, policy, source=source, subject=subject, logs=logs), None
+    verified = verify_rva(
+        data, policy, source=source, subject=subject, logs=logs, authorities=authorities
+    )
+    return verified, None
 
 
 def _target(
@@ -118,12 +132,13 @@ def _target(
     policy: TrustPolicy,
     subject: Digest | None,
     logs: Sequence[Verifier] | None = None,
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> tuple[RvaVerification, BlobSource | None]:
     trusted = _home_logs(ctx) if logs is None else logs
     path = Path(target)
     if path.is_file():
         data = _read(path)
-        return _own_verdict(ctx, data, policy, str(path), subject, trusted)
+        return _own_verdict(ctx, data, policy, str(path), subject, trusted, authorities)
     home = _home(ctx)
     if home is None:
         raise UsageError(
@@ -134,7 +149,8 @@ def _target(
     if subject is not None and subject != digest:
         raise UsageError(f"--artifact {subject} is not the image {target} ({digest})")
     referrer, data = found[0]
-    return _own_verdict(ctx, data, policy, f"{target} referrer {referrer}", digest, trusted)
+    source = f"{target} referrer {referrer}"
+    return _own_verdict(ctx, data, policy, source, digest, trusted, authorities)
 
 
 def _verdict_text(v: RvaVerification) -> str:
@@ -265,7 +281,8 @@ def verify_cmd(
         return
     policy = _policy(ctx, keys, trust_policy)
     logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else _home_logs(ctx)
-    verified, _ = _target(ctx, target, policy, art.digest if art else None, logs)
+    authorities = tsa.authorities_of_trusted_root(trusted_root) if trusted_root else []
+    verified, _ = _target(ctx, target, policy, art.digest if art else None, logs, authorities)
     doc, text = verified.to_dict(), _verdict_text(verified)
     if data is not None and logs:
         logged = tlog.check_logged(data, logs, source=str(path))
@@ -341,8 +358,9 @@ def _verify_notation(
 @click.option(
     "--trusted-root",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The appliance's log keys ('stella log trusted-root'), to prove when the verdict "
-    "was signed. Default: the logs of --home.",
+    help="The appliance's log keys ('stella log trusted-root') and any RFC 3161 "
+    "time-stamping authorities, to prove when the verdict was signed. Default: the logs of "
+    "--home.",
 )
 @pass_ctx
 def explain_cmd(
@@ -357,7 +375,8 @@ def explain_cmd(
     unknowns and assumptions."""
     policy = _policy(ctx, keys, trust_policy)
     logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else _home_logs(ctx)
-    verified, blobs = _target(ctx, target, policy, None, logs)
+    authorities = tsa.authorities_of_trusted_root(trusted_root) if trusted_root else []
+    verified, blobs = _target(ctx, target, policy, None, logs, authorities)
     explanation = explaining.build(verified, blobs)
     path = Path(target)
     logged = (
@@ -470,9 +489,10 @@ def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path
 @click.option(
     "--trusted-root",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="The appliance's log keys ('stella log trusted-root'), obtained independently, to "
-    "prove when the verdict was signed. Default: the package's keys/tlog.vkey, as its signed "
-    "audit head vouches for it (not when a revoked key signed that head).",
+    help="The appliance's log keys ('stella log trusted-root') and any RFC 3161 "
+    "time-stamping authorities, obtained independently, to prove when the verdict was signed. "
+    "Default: the package's keys/tlog.vkey, as its signed audit head vouches for it (not when "
+    "a revoked key signed that head).",
 )
 @pass_ctx
 def verify_package_cmd(
@@ -497,7 +517,8 @@ def verify_package_cmd(
         raise UsageError(f"{file}: cannot read: {e.strerror}") from e
     with fh:
         logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else None
-        report = verify_package(fh, public, source=str(file), logs=logs)
+        authorities = tsa.authorities_of_trusted_root(trusted_root) if trusted_root else []
+        report = verify_package(fh, public, source=str(file), logs=logs, authorities=authorities)
     v = report.verification
     text = "\n".join(
         [
