@@ -127,6 +127,14 @@ def test_runbook_compromise_drill(tmp_path: Path) -> None:
     assert code == 1
     assert f"revoked at {stolen_at} (token stolen), and no transparency-log entry" in err
     assert f"the time it claims ({logged['claimed']}) is the signer's word" in err
+    # explain and replay decide the same, by the same proof.
+    replayed = ok(root, "replay", str(before))
+    assert replayed["result"] == "MATCH"
+    assert replayed["signingTime"] == kept["signingTime"]
+    for command in ("explain", "replay"):
+        code, _, err = stella(root, command, str(after))
+        assert code == 1
+        assert f"revoked at {stolen_at} (token stolen), and logged at " in err
     code, _, err = stella(root, "gate", "app:1")  # the revoked key signs nothing more
     assert code == 1
     assert "stella keys rotate" in err
