@@ -150,6 +150,8 @@ def test_runbook_compromise_drill(tmp_path: Path) -> None:
     code, out, err = stella(root, "explain", str(before))
     assert code == 0, err
     assert "Signature: signing time proven: logged by " in out
+    explained = ok(root, "explain", str(before))
+    assert explained["signingTime"] == kept["signingTime"]
 
     # Verifiers with the new key list and the log's key, and no home, decide the same.
     keys, trusted = tmp_path / "appliance-keys.json", tmp_path / "trusted_root.json"

@@ -338,7 +338,7 @@ def check_signing_time(
         raise KeyRevokedError(
             f"{source}: signed by key {short}, revoked at {format_instant(rule.revoked.at)} "
             f"({rule.revoked.reason}), and {logged}, after the revocation{earlier}",
-            hint="a signature the log first saw after its key was revoked is not trusted; "
+            hint="a signature first proven to exist after its key was revoked is not trusted; "
             "re-evaluate with the appliance's current key",
         )
     window = rule.valid_for
@@ -361,11 +361,11 @@ def check_signing_time(
         rule.check_signed_at(claimed, source=source)
         if claimed > proven + CLOCK_SKEW:
             raise KeyWindowError(
-                f"{source}: claims to be signed at {format_instant(claimed)}, but the "
-                f"transparency log proves it existed at {format_instant(proven)}, more than "
-                f"{int(CLOCK_SKEW.total_seconds())} s earlier: the claimed time is not credible",
-                hint="a statement cannot be evaluated after the log held its signature; "
-                "obtain the verdict again from the appliance",
+                f"{source}: claims to be signed at {format_instant(claimed)}, but it was "
+                f"{logged}, more than {int(CLOCK_SKEW.total_seconds())} s earlier: the claimed "
+                "time is not credible",
+                hint="a statement cannot be evaluated after its signature was logged or "
+                "timestamped; obtain the verdict again from the appliance",
             )
     return SignedAt(claimed, proven, used_entry, used_timestamp)
 

@@ -383,7 +383,9 @@ def explain_cmd(
         tlog.check_logged(_read(path), logs, source=str(path)) if logs and path.is_file() else None
     )
     if ctx.json:
-        ctx.emit({**explanation.to_dict(), **({"transparency": logged} if logged else {})})
+        signed = verified.signed_at.to_dict() if verified.signed_at else None
+        extra = {"transparency": logged} if logged else {}
+        ctx.emit({**explanation.to_dict(), **extra, "signingTime": signed})
         return
     click.echo(explaining.render(explanation, explaining.Format(fmt)), nl=False)
     if logged and logged["inclusionProof"] and fmt == explaining.Format.TEXT.value:

@@ -107,11 +107,12 @@ def test_a_claim_later_than_the_proof_beyond_the_skew_is_refused(home: Home) -> 
     beyond = _signed(home, base, key, day(2) + CLOCK_SKEW + timedelta(seconds=1), logged=day(2))
     with pytest.raises(AuditorError) as caught:
         _verify(home, beyond)
-    assert caught.value.message == (
-        "rva.json: claims to be signed at 2027-01-03T00:05:01Z, but the transparency log "
-        "proves it existed at 2027-01-03T00:00:00Z, more than 300 s earlier: the claimed time "
-        "is not credible"
+    message = caught.value.message
+    assert message.startswith(
+        "rva.json: claims to be signed at 2027-01-03T00:05:01Z, but it was logged at "
+        "2027-01-03T00:00:00Z (entry "
     )
+    assert message.endswith("more than 300 s earlier: the claimed time is not credible")
 
 
 def test_a_retired_key_may_reach_the_log_within_the_skew_after_its_window(home: Home) -> None:
