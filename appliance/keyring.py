@@ -10,8 +10,9 @@ URI), ``keys/appliance.pub`` follows, the retired key file is gone, and the audi
 the switch, signed by the new key. A retired key stays in the ring for verification only.
 
 Revocation (:func:`revoke`) marks a key reported stolen: signatures it made at or after the
-revocation time are refused by ``stella verify``; earlier ones stay valid. What "made at"
-means is :func:`appliance.auditor.verify.signing_time`.
+revocation time are refused by ``stella verify``; earlier ones stay valid where the
+transparency log proves them earlier. What "made at" means is
+:func:`appliance.auditor.verify.check_signing_time`.
 
 A home made before key rings existed has no ``keyring.json``: its ring is the one key in
 ``keys/appliance.pub``, valid from the beginning, until its first rotation writes the file.

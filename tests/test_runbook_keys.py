@@ -1,10 +1,12 @@
 """Runbooks 7 and 8 of docs/runbooks.md, run through the command line: rotating the
 appliance's own key, and the compromise drill (a stolen key revoked from the time of the
-theft: what it signed before stays valid, what it signed after is refused)."""
+theft: what the transparency log proves it signed before stays valid, what it signed after
+and what no log proves are refused), on the appliance and by an auditor with no home."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
 from bundles.intoto import Statement
 from bundles.keys import PrivateKey, format_instant
+from bundles.rfc3339 import parse_time
 from tests.appliance.auditor.helpers import BASE_RECORDS, add_snapshot
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
@@ -77,34 +80,61 @@ def test_runbook_rotating_the_appliance_key(tmp_path: Path) -> None:
     assert actions == ["key.rotate"]
 
 
+def _wait_until(when: datetime) -> None:
+    """Let the wall clock (the log's clock in a real run) pass ``when``: at most a second
+    here, so that the verdict gated next is logged after the theft."""
+    while datetime.now(UTC) < when:
+        time.sleep(0.05)
+
+
 def test_runbook_compromise_drill(tmp_path: Path) -> None:
     root = _home(tmp_path)
-    now = datetime.now(UTC).replace(microsecond=0)
     thief = PrivateKey.load(root / "keys" / "appliance.key")  # the copy that was stolen
     before = tmp_path / "before.json"
-    _gate(root, now - timedelta(hours=2), before)
+    code, _, err = stella(root, "gate", "app:1", "--out", str(before))
+    assert code in (0, 3), err
+    logged = ok(root, "verify", str(before))["signingTime"]
+    assert logged["basis"] == "transparency-log"
+    stolen = parse_time(logged["proven"], where="test") + timedelta(seconds=1)
+    stolen_at = format_instant(stolen)
+    _wait_until(stolen)
+    # After the theft: the appliance goes on signing (nobody knows yet) ...
     after = tmp_path / "after.json"
-    _gate(root, now - timedelta(minutes=30), after)
-    # The thief signs a verdict of its own, claiming a time after the theft.
+    code, _, err = stella(root, "gate", "app:1", "--out", str(after))
+    assert code in (0, 3), err
+    # ... and the thief signs a verdict of its own, claiming a time before the theft.
     statement = sigstore.payload_statement(sigstore.read(before.read_bytes()))
-    predicate = {**statement.predicate, "verdict": "PASS", "evaluationTime": format_instant(now)}
+    predicate = {**statement.predicate, "verdict": "PASS", "evaluationTime": logged["claimed"]}
     forged = tmp_path / "forged.json"
     forged.write_bytes(
         sigstore.sign(
             Statement(statement.subjects, statement.predicate_type, predicate), thief
         ).to_json()
     )
-    stolen_at = format_instant(now - timedelta(hours=1))
     keyid = ok(root, "keys", "list")["keys"][0]["keyid"]
 
     documented("stella keys revoke <keyid> --at ")
     revoked = ok(root, "keys", "revoke", keyid[:16], "--at", stolen_at, "--reason", "token stolen")
     assert revoked["state"] == "revoked"
-    assert ok(root, "verify", str(before))["ok"] is True  # signed before the theft: valid
-    for late in (after, forged):
-        code, _, err = stella(root, "verify", str(late))
+    kept = ok(root, "verify", str(before))  # the log proves it was signed before the theft
+    assert kept["ok"] is True
+    assert kept["signingTime"]["proven"] < stolen_at
+    code, _, err = stella(root, "verify", str(after))
+    assert code == 1
+    assert f"by key {keyid[:16]}, revoked at {stolen_at} (token stolen), and logged at " in err
+    assert "after the revocation" in err
+    code, _, err = stella(root, "verify", str(forged))
+    assert code == 1
+    assert f"revoked at {stolen_at} (token stolen), and no transparency-log entry" in err
+    assert f"the time it claims ({logged['claimed']}) is the signer's word" in err
+    # explain and replay decide the same, by the same proof.
+    replayed = ok(root, "replay", str(before))
+    assert replayed["result"] == "MATCH"
+    assert replayed["signingTime"] == kept["signingTime"]
+    for command in ("explain", "replay"):
+        code, _, err = stella(root, command, str(after))
         assert code == 1
-        assert f"by key {keyid[:16]}, revoked at {stolen_at} (token stolen)" in err
+        assert f"revoked at {stolen_at} (token stolen), and logged at " in err
     code, _, err = stella(root, "gate", "app:1")  # the revoked key signs nothing more
     assert code == 1
     assert "stella keys rotate" in err
@@ -113,19 +143,54 @@ def test_runbook_compromise_drill(tmp_path: Path) -> None:
     rotated = ok(root, "keys", "rotate")
     assert rotated["switched"] is True
     fresh = tmp_path / "fresh.json"
-    _gate(root, datetime.now(UTC) + timedelta(minutes=1), fresh)
+    code, _, err = stella(root, "gate", "app:1", "--out", str(fresh))
+    assert code in (0, 3), err
     assert ok(root, "verify", str(fresh))["ok"] is True
+    documented("stella explain <verdict.json>")
+    code, out, err = stella(root, "explain", str(before))
+    assert code == 0, err
+    assert "Signature: signing time proven: logged by " in out
+    explained = ok(root, "explain", str(before))
+    assert explained["signingTime"] == kept["signingTime"]
 
-    # Verifiers with the new key list, and no home, decide the same.
-    keys = tmp_path / "appliance-keys.json"
+    # Verifiers with the new key list and the log's key, and no home, decide the same.
+    keys, trusted = tmp_path / "appliance-keys.json", tmp_path / "trusted_root.json"
+    documented("stella log trusted-root --out trusted_root.json")
     ok(root, "keys", "export-public", "--out", str(tmp_path / "a.pub"), "--keys-out", str(keys))
-    documented("stella verify <verdict.json> --trust-policy appliance-keys.json")
+    ok(root, "log", "trusted-root", "--out", str(trusted))
+    documented(
+        "stella verify <verdict.json> --trust-policy appliance-keys.json "
+        "--trusted-root trusted_root.json"
+    )
     auditor = tmp_path / "auditor"
+    with_log = ("--trust-policy", str(keys), "--trusted-root", str(trusted))
     for good in (before, fresh):
-        assert ok(auditor, "verify", str(good), "--trust-policy", str(keys))["ok"] is True
-    code, _, err = stella(auditor, "verify", str(forged), "--trust-policy", str(keys))
+        assert ok(auditor, "verify", str(good), *with_log)["ok"] is True
+    for bad in (after, forged):
+        code, _, err = stella(auditor, "verify", str(bad), *with_log)
+        assert code == 1
+        assert f"revoked at {stolen_at}" in err
+    # Without the log's key, a revoked key's verdict is only its own word: refused.
+    code, _, err = stella(auditor, "verify", str(before), "--trust-policy", str(keys))
     assert code == 1
-    assert "revoked at" in err
+    assert "no transparency-log entry or timestamp trusted here proves when" in err
+    assert "--trusted-root" in err
+
+    # The audit package carries the entry and its timestamped checkpoint for the offline check.
+    documented("stella export-audit-package <verdict.json> --out audit.zip")
+    package = tmp_path / "audit.zip"
+    ok(root, "export-audit-package", str(before), "--out", str(package))
+    documented(
+        "stella verify-audit-package audit.zip --trust-policy appliance-keys.json "
+        "--trusted-root trusted_root.json"
+    )
+    for extra in ((), ("--trusted-root", str(trusted))):
+        report = ok(
+            auditor, "verify-audit-package", str(package), "--trust-policy", str(keys), *extra
+        )
+        assert report["signingTime"]["basis"] == "transparency-log"
+        assert report["signingTime"]["proven"] < stolen_at
+
     records = ok(root, "audit", "list", "--action", "key")["records"]
     rotation = [r for r in records if r["action"] == "key.rotate"]
     assert rotation[0]["result"]["previousRevoked"] == {"at": stolen_at, "reason": "token stolen"}

@@ -16,6 +16,10 @@ Layout (every path fixed, so the hand check in docs/auditing.md can name them)::
     explanation/explanation.html, explanation/explanation.md
     keys/appliance.pub         the appliance public key (compare it with one you hold)
     keys/tlog.vkey             the verifier key of the transparency log holding the RVA
+    tlog/entry.json            the RVA's log entry: inclusion proof and the timestamped
+                               checkpoint of the append that logged it (the proof of when it
+                               was signed; also inside rva/rva.sigstore.json)
+    tlog/checkpoint.txt        that checkpoint on its own (a C2SP signed note)
     keys/trust-policy.json     every appliance key: what it may sign, its validFor window
     keys/sigstore-trusted-root.json   the Sigstore trusted root shipped with the appliance
     keys/trust/<channel>.json  the knowledge-bundle trust roots of the appliance
@@ -31,8 +35,8 @@ import base64
 import io
 import zipfile
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -51,6 +55,7 @@ from appliance.auditor.verify import (
 )
 from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.tsa import TimestampAuthority
 from appliance.store import open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from appliance.store.knowledge import KnowledgeStore
@@ -128,6 +133,9 @@ CHECKS: Final = (
     "audit chain from genesis to the signed head; the gate record names this statement",
     "the RVA's transparency-log entry: inclusion proof and checkpoint under the log the gate "
     "record names (keys/tlog.vkey)",
+    "signing time inside the key's window and before any revocation: proven by the log's "
+    "timestamped checkpoint where the log is trusted, else as claimed (an unproven signature "
+    "by a revoked key is refused)",
     "explanation files are the rendering of the verified verdict",
 )
 
@@ -196,13 +204,15 @@ def export_package(
     """The audit package of one verdict made on this appliance (see the module docstring).
     The verdict is fully verified first: a package is never made of a verdict that fails."""
     layout = OCILayout.open(home.oci)
-    checked = verify_rva(bundle, policy, source="RVA", blobs=LayoutBlobs(layout))
+    logs = tlog.trusted_logs(home)
+    checked = verify_rva(bundle, policy, source="RVA", blobs=LayoutBlobs(layout), logs=logs)
     if not checked.is_verdict:
         raise AuditPackageError("only risk verdicts are exported as audit packages")
     record = gate_record(home, checked.statement_digest)
     checked = _with_audit(checked, record)
     p = checked.predicate
-    envelope = sigstore.read(bundle).envelope
+    read = sigstore.read(bundle)
+    envelope = read.envelope
     files: dict[str, bytes] = {
         "rva/rva.sigstore.json": bundle,
         "rva/rva.dsse.json": envelope.to_json(),
@@ -240,6 +250,11 @@ def export_package(
         for log in tlog.trusted_logs(home):
             if base64.b64encode(log_id(log)).decode() == logged.get("logId"):
                 files["keys/tlog.vkey"] = (log.vkey() + "\n").encode()
+    entry = next((e for e in read.entries if tlog.is_own_log_entry(e, logs)), None)
+    if entry is not None:  # the proof of when it was signed, on its own for the hand check
+        files["tlog/entry.json"] = canonical.dumps(entry)
+        note = entry["inclusionProof"]["checkpoint"]["envelope"]
+        files["tlog/checkpoint.txt"] = str(note).encode("utf-8")
     files["keys/trust-policy.json"] = canonical.dumps(policy.to_dict())  # every key, validFor
     files["keys/sigstore-trusted-root.json"] = TRUSTED_ROOT.read_bytes()
     for root in sorted(home.trust.glob("*/*.json")):
@@ -249,15 +264,7 @@ def export_package(
 
 
 def _with_audit(checked: RvaVerification, record: AuditRecord) -> RvaVerification:
-    return RvaVerification(
-        checked.source,
-        checked.bundle_digest,
-        checked.statement,
-        checked.signer,
-        checked.keyid,
-        checked.evidence,
-        AuditInfo(record.seq, record.time, record.hash, record.actor),
-    )
+    return replace(checked, audit=AuditInfo(record.seq, record.time, record.hash, record.actor))
 
 
 # ---------------------------------------------------------------- verification
@@ -579,17 +586,65 @@ def _check_log_entry(
         raise AuditPackageError(f"{source}: rva/rva.sigstore.json: {e.message}", hint=e.hint) from e
 
 
+def _package_logs(files: Mapping[str, bytes], policy: TrustPolicy, source: str) -> list[Verifier]:
+    """The package's own log key, trusted to prove when the verdict was signed only when the
+    audit head (which vouches for it through the gate record, see :func:`_check_log_entry`)
+    is signed by keys none of which is revoked: a stolen key could sign a head naming a log
+    of the thief's making. Otherwise the auditor names the log (``--trusted-root``)."""
+    vkey, head = files.get("keys/tlog.vkey"), files.get("audit/head.json")
+    if vkey is None or head is None:
+        return []
+    try:
+        envelope = dsse.Envelope.from_json(head, source=f"{source} audit/head.json")
+        log = Verifier.from_vkey(vkey.decode("utf-8", "replace"), source=f"{source} keys/tlog.vkey")
+    except StellaError:
+        return []  # reported by the checks that read them
+    rules = [policy.rule_for(s.keyid) for s in envelope.signatures]
+    if not rules or any(r is None or r.revoked is not None for r in rules):
+        return []
+    return [log]
+
+
+def _check_log_files(files: Mapping[str, bytes], bundle: bytes, source: str) -> None:
+    """``tlog/entry.json`` and ``tlog/checkpoint.txt``, when present, are the RVA's own."""
+    if "tlog/entry.json" not in files and "tlog/checkpoint.txt" not in files:
+        return
+    entries = sigstore.read(bundle, source=f"{source} rva/rva.sigstore.json").entries
+    entry = canonical.loads(_need(files, "tlog/entry.json", source), source=f"{source} tlog")
+    if entry not in [canonical.loads(canonical.dumps(e)) for e in entries]:
+        raise AuditPackageError(f"{source}: tlog/entry.json is not an entry the RVA carries")
+    note = entry.get("inclusionProof", {}).get("checkpoint", {}).get("envelope")
+    if _need(files, "tlog/checkpoint.txt", source) != str(note).encode("utf-8"):
+        raise AuditPackageError(f"{source}: tlog/checkpoint.txt is not the entry's checkpoint")
+
+
 def verify_package(
-    data: bytes | BinaryIO, key: PublicKey | TrustPolicy, *, source: str = "audit package"
+    data: bytes | BinaryIO,
+    key: PublicKey | TrustPolicy,
+    *,
+    source: str = "audit package",
+    logs: Sequence[Verifier] | None = None,
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> PackageReport:
     """Check an audit package with ``key`` as the only trust anchor (see :data:`CHECKS`):
-    the appliance's public key, or its exported keys with their validity windows."""
+    the appliance's public key, or its exported keys with their validity windows. ``logs``
+    (an auditor's trusted root) prove when the verdict was signed; by default the package's
+    own log key does, where :func:`_package_logs` allows; ``authorities`` (the same trusted
+    root's time-stamping authorities) by the RFC 3161 timestamps the RVA carries."""
     files = read_package(data, source=source)
     _check_listing(files, source)
     bundle = _need(files, "rva/rva.sigstore.json", source)
     policy = TrustPolicy.appliance(key) if isinstance(key, PublicKey) else key
     evidence = _evidence_blobs(files)
-    checked = verify_rva(bundle, policy, source=f"{source} RVA", blobs=evidence)
+    trusted = _package_logs(files, policy, source) if logs is None else logs
+    checked = verify_rva(
+        bundle,
+        policy,
+        source=f"{source} RVA",
+        blobs=evidence,
+        logs=trusted,
+        authorities=authorities,
+    )
     if not checked.is_verdict:
         raise AuditPackageError(f"{source}: rva/rva.sigstore.json is not a risk verdict")
     manifest = canonical.loads(files["manifest.json"])
@@ -604,6 +659,7 @@ def verify_package(
             hint="the package was assembled around another verdict",
         )
     _check_forms(files, bundle, source)
+    _check_log_files(files, bundle, source)
     _check_inputs(files, checked.predicate, source)
     record = check_audit_chain(
         _need(files, "audit/records.jsonl", source),

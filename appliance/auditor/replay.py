@@ -19,9 +19,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from appliance import tlog
 from appliance.auditor.errors import ReplayInputMissingError
 from appliance.auditor.trust_policy import TrustPolicy
-from appliance.auditor.verify import RvaVerification, verify_rva
+from appliance.auditor.verify import RvaVerification, SignedAt, verify_rva
 from appliance.home import Home
 from appliance.match.service import inventory_of, match_inventory
 from appliance.policy.bundle import PolicyBundle
@@ -72,6 +73,7 @@ class ReplayResult:
     replayed: Digest
     diffs: tuple[FieldDiff, ...]
     inputs: Mapping[str, Any]
+    signed_at: SignedAt | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +82,7 @@ class ReplayResult:
             "replayedPredicate": str(self.replayed),
             "diffs": [d.to_dict() for d in self.diffs],
             "inputs": dict(self.inputs),
+            "signingTime": self.signed_at.to_dict() if self.signed_at else None,
         }
 
 
@@ -206,7 +209,7 @@ def replay(
 ) -> ReplayResult:
     """Verify the verdict in ``data``, re-evaluate it from its pinned inputs and compare."""
     home.require()
-    checked: RvaVerification = verify_rva(data, policy, source=source)
+    checked: RvaVerification = verify_rva(data, policy, source=source, logs=tlog.trusted_logs(home))
     predicate = checked.predicate
     recorded_bytes = canonical.dumps(dict(checked.statement.to_dict()["predicate"]))
     layout = OCILayout.open(home.oci)
@@ -286,6 +289,7 @@ def replay(
         else ReplayOutcome.DIFF
     )
     return ReplayResult(
+        signed_at=checked.signed_at,
         outcome=outcome,
         recorded=Digest.of_bytes(recorded_bytes),
         replayed=Digest.of_bytes(replayed_bytes),

@@ -32,6 +32,8 @@ from appliance.home import Home
 from appliance.keyring import load_ring
 from appliance.notation import service as notation_service
 from appliance.notation.trust import TrustPolicyDocument, TrustStore
+from appliance.sigstore import tsa
+from appliance.sigstore.tsa import TimestampAuthority
 from appliance.sigstore.verify import (
     Artifact,
     BundleForm,
@@ -92,26 +94,51 @@ def _read(path: Path) -> bytes:
 
 
 def _own_verdict(
-    ctx: CliContext, data: bytes, policy: TrustPolicy, source: str, subject: Digest | None
+    ctx: CliContext,
+    data: bytes,
+    policy: TrustPolicy,
+    source: str,
+    subject: Digest | None,
+    logs: Sequence[Verifier],
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> tuple[RvaVerification, BlobSource | None]:
-    """Verify an appliance-signed bundle; on the appliance that signed it, with the evidence
-    of its OCI store and the gate's audit record."""
+    """Verify an appliance-signed bundle, its signing time proven by ``logs`` where they
+    hold its entry; on the appliance that signed it, with the evidence of its OCI store and
+    the gate's audit record."""
     home = _home(ctx)
     if home is not None and any(policy.rule_for(e.keyid) for e in load_ring(home).entries):
         # the file's own faults (form, signer, predicate) first, then this appliance's records
-        verify_rva(data, policy, source=source, subject=subject)
+        verify_rva(data, policy, source=source, subject=subject, logs=logs, authorities=authorities)
         blobs = LayoutBlobs(OCILayout.open(home.oci))
-        return verify_in_home(home, data, policy, source=source, subject=subject), blobs
-    return verify_rva(data, policy, source=source, subject=subject), None
+        verified = verify_in_home(
+            home,
+            data,
+            policy,
+            source=source,
+            subject=subject,
+            logs=logs,
+            authorities=authorities,
+        )
+        return verified, blobs
+    verified = verify_rva(
+        data, policy, source=source, subject=subject, logs=logs, authorities=authorities
+    )
+    return verified, None
 
 
 def _target(
-    ctx: CliContext, target: str, policy: TrustPolicy, subject: Digest | None
+    ctx: CliContext,
+    target: str,
+    policy: TrustPolicy,
+    subject: Digest | None,
+    logs: Sequence[Verifier] | None = None,
+    authorities: Sequence[TimestampAuthority] = (),
 ) -> tuple[RvaVerification, BlobSource | None]:
+    trusted = _home_logs(ctx) if logs is None else logs
     path = Path(target)
     if path.is_file():
         data = _read(path)
-        return _own_verdict(ctx, data, policy, str(path), subject)
+        return _own_verdict(ctx, data, policy, str(path), subject, trusted, authorities)
     home = _home(ctx)
     if home is None:
         raise UsageError(
@@ -122,7 +149,8 @@ def _target(
     if subject is not None and subject != digest:
         raise UsageError(f"--artifact {subject} is not the image {target} ({digest})")
     referrer, data = found[0]
-    return _own_verdict(ctx, data, policy, f"{target} referrer {referrer}", digest)
+    source = f"{target} referrer {referrer}"
+    return _own_verdict(ctx, data, policy, source, digest, trusted, authorities)
 
 
 def _verdict_text(v: RvaVerification) -> str:
@@ -139,6 +167,8 @@ def _verdict_text(v: RvaVerification) -> str:
             f"evidence {checked} of {len(v.evidence)} checked against the pinned digests"
             + ("" if checked else " (no evidence store here: digests only)")
         )
+    if v.signed_at is not None:
+        lines.append(v.signed_at.describe())
     if v.audit is not None:
         lines.append(f"audit record {v.audit.seq} at {v.audit.time}; audit chain verified")
     return "\n".join(lines)
@@ -250,9 +280,10 @@ def verify_cmd(
         ctx.emit({**result.to_dict(), "source": str(path)}, _sigstore_text(result, str(path)))
         return
     policy = _policy(ctx, keys, trust_policy)
-    verified, _ = _target(ctx, target, policy, art.digest if art else None)
-    doc, text = verified.to_dict(), _verdict_text(verified)
     logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else _home_logs(ctx)
+    authorities = tsa.authorities_of_trusted_root(trusted_root) if trusted_root else []
+    verified, _ = _target(ctx, target, policy, art.digest if art else None, logs, authorities)
+    doc, text = verified.to_dict(), _verdict_text(verified)
     if data is not None and logs:
         logged = tlog.check_logged(data, logs, source=str(path))
         doc["transparency"] = logged
@@ -324,6 +355,13 @@ def _verify_notation(
 )
 @_key_option
 @_trust_policy_option
+@click.option(
+    "--trusted-root",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The appliance's log keys ('stella log trusted-root') and any RFC 3161 "
+    "time-stamping authorities, to prove when the verdict was signed. Default: the logs of "
+    "--home.",
+)
 @pass_ctx
 def explain_cmd(
     ctx: CliContext,
@@ -331,19 +369,23 @@ def explain_cmd(
     fmt: str,
     keys: tuple[Path, ...],
     trust_policy: Path | None,
+    trusted_root: Path | None,
 ) -> None:
     """Explain a verified verdict: decision, policy, evidence, reasons, blocking chains, VEX,
     unknowns and assumptions."""
     policy = _policy(ctx, keys, trust_policy)
-    verified, blobs = _target(ctx, target, policy, None)
+    logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else _home_logs(ctx)
+    authorities = tsa.authorities_of_trusted_root(trusted_root) if trusted_root else []
+    verified, blobs = _target(ctx, target, policy, None, logs, authorities)
     explanation = explaining.build(verified, blobs)
-    logs = _home_logs(ctx)
     path = Path(target)
     logged = (
         tlog.check_logged(_read(path), logs, source=str(path)) if logs and path.is_file() else None
     )
     if ctx.json:
-        ctx.emit({**explanation.to_dict(), **({"transparency": logged} if logged else {})})
+        signed = verified.signed_at.to_dict() if verified.signed_at else None
+        extra = {"transparency": logged} if logged else {}
+        ctx.emit({**explanation.to_dict(), **extra, "signingTime": signed})
         return
     click.echo(explaining.render(explanation, explaining.Format(fmt)), nl=False)
     if logged and logged["inclusionProof"] and fmt == explaining.Format.TEXT.value:
@@ -351,6 +393,8 @@ def explain_cmd(
             f"Transparency log: entry {logged['logIndex']} of {logged['log']}, proven under "
             f"the checkpoint of size {logged['treeSize']} (root {logged['rootHash'][:16]}…)"
         )
+    if verified.signed_at is not None and fmt == explaining.Format.TEXT.value:
+        click.echo(f"Signature: {verified.signed_at.describe()}")
 
 
 def _diff_text(result: Any) -> str:
@@ -363,6 +407,8 @@ def _diff_text(result: Any) -> str:
         recorded = canonical.dumps(d.recorded).decode() if d.missing != "recorded" else "(absent)"
         replayed = canonical.dumps(d.replayed).decode() if d.missing != "replayed" else "(absent)"
         lines.append(f"  {d.path}: recorded {recorded} | replayed {replayed}")
+    if result.signed_at is not None:
+        lines.append(result.signed_at.describe())
     return "\n".join(lines)
 
 
@@ -442,9 +488,21 @@ def export_package_cmd(ctx: CliContext, target: str, out: Path, policy_dir: Path
     help="Instead of --key: the appliance's keys with their validity windows "
     "('stella keys export-public --keys-out'), for a verdict made before a rotation.",
 )
+@click.option(
+    "--trusted-root",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The appliance's log keys ('stella log trusted-root') and any RFC 3161 "
+    "time-stamping authorities, obtained independently, to prove when the verdict was signed. "
+    "Default: the package's keys/tlog.vkey, as its signed audit head vouches for it (not when "
+    "a revoked key signed that head).",
+)
 @pass_ctx
 def verify_package_cmd(
-    ctx: CliContext, file: Path, key: Path | None, trust_policy: Path | None
+    ctx: CliContext,
+    file: Path,
+    key: Path | None,
+    trust_policy: Path | None,
+    trusted_root: Path | None,
 ) -> None:
     """Check an audit package with only the package and a public key: no home, no network."""
     if (key is None) == (trust_policy is None):
@@ -460,13 +518,16 @@ def verify_package_cmd(
     except OSError as e:
         raise UsageError(f"{file}: cannot read: {e.strerror}") from e
     with fh:
-        report = verify_package(fh, public, source=str(file))
+        logs = tlog.logs_of_trusted_root(trusted_root) if trusted_root else None
+        authorities = tsa.authorities_of_trusted_root(trusted_root) if trusted_root else []
+        report = verify_package(fh, public, source=str(file), logs=logs, authorities=authorities)
     v = report.verification
     text = "\n".join(
         [
             f"OK  {file}: {v.predicate['verdict']} for {v.predicate['subject']['name']} "
             f"{v.predicate['subject']['digest']} at {v.predicate['evaluationTime']}",
             *(f"  ok: {c}" for c in CHECKS),
+            *([f"  {v.signed_at.describe()}"] if v.signed_at else []),
         ]
     )
     ctx.emit(report.to_dict(), text)

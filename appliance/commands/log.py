@@ -18,6 +18,7 @@ from bundles import canonical, dsse
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 from bundles.keys import PrivateKey, passphrase_from_env
+from bundles.rfc3339 import format_time
 from bundles.tlog import TlogError
 from bundles.tlog.entry import dsse_body
 from bundles.tlog.log import TileLog, open_log, write_durably
@@ -71,8 +72,15 @@ def checkpoint_cmd(ctx: CliContext, out: Path | None) -> None:
         "logKey": log.verifier.vkey(),
         "checkpoint": text,
         "pending": log.pending,
+        "timestamp": _stamp(log.head.timestamp(log.verifier)),
     }
     ctx.emit(data, f"wrote {out}" if out else text.rstrip("\n"))
+
+
+def _stamp(seconds: int | None) -> str | None:
+    """The log's signed time of a head (docs/transparency.md, "Timestamps"), or None for a
+    head written before logs timestamped them."""
+    return format_time(datetime.fromtimestamp(seconds, UTC)) if seconds is not None else None
 
 
 @log_group.command("verify")

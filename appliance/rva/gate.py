@@ -177,12 +177,17 @@ def attached_attestations(
     return tuple(sorted(out))
 
 
-def sign_and_log(home: Home, statements: Sequence[Statement], key: Signer) -> list[bytes]:
+def sign_and_log(
+    home: Home, statements: Sequence[Statement], key: Signer, *, now: datetime | None = None
+) -> list[bytes]:
     """Sign ``statements`` and append them to the appliance's transparency log in one durable
-    append: the Sigstore bundles' JSON, each carrying its entry and inclusion proof. Nothing is
-    attached yet."""
+    append: the Sigstore bundles' JSON, each carrying its entry and inclusion proof under a
+    checkpoint the log timestamps with ``now`` (the proof of when they were signed). Nothing
+    is attached yet."""
     signed = [sigstore.sign(s, key) for s in statements]
-    entries = tlog.log_envelopes(home, [b.envelope for b in signed], {key.keyid: key.public_key})
+    entries = tlog.log_envelopes(
+        home, [b.envelope for b in signed], {key.keyid: key.public_key}, now=now
+    )
     return [sigstore.with_entry(b, e).to_json() for b, e in zip(signed, entries, strict=True)]
 
 
@@ -301,7 +306,7 @@ def sign_and_attach(
             (subject,), CYCLONEDX_PREDICATE, canonical.loads(inputs.sbom, source="SBOM")
         )
         signing.append(sbom_statement)
-    bundle, *sbom_bundles = sign_and_log(home, signing, key)  # logged before attached
+    bundle, *sbom_bundles = sign_and_log(home, signing, key, now=now)  # logged before attached
     fault("gate.after-log")
     created = format_time(inputs.at)
     layout = _store_layout(home)

@@ -3,14 +3,19 @@
 A key-signed bundle names its key by hint (``verificationMaterial.publicKey.hint``, the same
 keyid the DSSE signature carries) and holds the DSSE envelope. The appliance logs what it
 signs in its own transparency log and carries the entry in ``tlogEntries`` (Rekor v2 form,
-see appliance/tlog). Reading is strict and keeps the envelope's exact payload;
-verification checks the signature over those bytes and then parses them.
+see appliance/tlog). RFC 3161 timestamp tokens over the signature a site obtained from a
+time-stamping authority travel in ``timestampVerificationData.rfc3161Timestamps`` and are
+kept as read (appliance/sigstore/tsa.py checks them). Reading is strict and keeps the
+envelope's exact payload; verification checks the signature over those bytes and then
+parses them.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from bundles import canonical, dsse
@@ -26,6 +31,7 @@ ACCEPTED: Final = frozenset(
     }
 )
 LIMIT: Final = 32 << 20
+MAX_TIMESTAMPS: Final = 32  # as sigstore-python: more is a denial of service, not evidence
 
 
 class SigstoreBundleError(SignatureError):
@@ -39,14 +45,23 @@ class SigstoreBundle:
     tlog_entries: int
     inclusion_proof: bool
     entries: tuple[Any, ...] = ()  # the tlogEntries items as read (or as logged)
+    timestamps: tuple[bytes, ...] = ()  # RFC 3161 TimeStampResp DER, as read
 
     def to_dict(self) -> dict[str, Any]:
+        material: dict[str, Any] = {
+            "publicKey": {"hint": self.key_hint},
+            "tlogEntries": list(self.entries),
+        }
+        if self.timestamps:
+            material["timestampVerificationData"] = {
+                "rfc3161Timestamps": [
+                    {"signedTimestamp": base64.b64encode(t).decode("ascii")}
+                    for t in self.timestamps
+                ]
+            }
         return {
             "mediaType": MEDIA_TYPE,
-            "verificationMaterial": {
-                "publicKey": {"hint": self.key_hint},
-                "tlogEntries": list(self.entries),
-            },
+            "verificationMaterial": material,
             "dsseEnvelope": self.envelope.to_dict(),
         }
 
@@ -57,7 +72,41 @@ class SigstoreBundle:
 def with_entry(bundle: SigstoreBundle, entry: Mapping[str, Any]) -> SigstoreBundle:
     """The bundle carrying one more transparency-log entry (with its inclusion proof)."""
     entries = (*bundle.entries, entry)
-    return SigstoreBundle(bundle.envelope, bundle.key_hint, len(entries), True, entries)
+    return SigstoreBundle(
+        bundle.envelope, bundle.key_hint, len(entries), True, entries, bundle.timestamps
+    )
+
+
+def with_timestamp(bundle: SigstoreBundle, response: bytes) -> SigstoreBundle:
+    """The bundle carrying one more RFC 3161 timestamp response (DER) over its signature."""
+    return replace(bundle, timestamps=(*bundle.timestamps, response))
+
+
+def _timestamps(material: Mapping[str, Any], source: str) -> tuple[bytes, ...]:
+    data = material.get("timestampVerificationData")
+    if data is None:
+        return ()
+    items = data.get("rfc3161Timestamps", []) if isinstance(data, Mapping) else None
+    if not isinstance(items, list) or len(items) > MAX_TIMESTAMPS:
+        raise SigstoreBundleError(
+            f"{source}: verificationMaterial.timestampVerificationData.rfc3161Timestamps must "
+            f"be an array of at most {MAX_TIMESTAMPS}"
+        )
+    out = []
+    for n, item in enumerate(items):
+        value = item.get("signedTimestamp") if isinstance(item, Mapping) else None
+        try:
+            out.append(base64.b64decode(value, validate=True) if isinstance(value, str) else b"")
+        except binascii.Error:
+            out.append(b"")
+        if not out[-1]:
+            raise SigstoreBundleError(
+                f"{source}: rfc3161Timestamps[{n}].signedTimestamp is not base64 DER",
+                hint="the timestamp was altered; obtain it again from the time-stamping authority",
+            )
+    if len(set(out)) != len(out):
+        raise SigstoreBundleError(f"{source}: rfc3161Timestamps holds a timestamp twice")
+    return tuple(out)
 
 
 def sign(statement: Statement, key: Signer) -> SigstoreBundle:
@@ -98,7 +147,8 @@ def read(data: bytes, *, source: str = "bundle") -> SigstoreBundle:
             hint="only DSSE attestations are read here (not message signatures)",
         )
     envelope = dsse.Envelope.from_dict(raw_env, source=f"{source}: dsseEnvelope")
-    return SigstoreBundle(envelope, hint, len(entries), proof, tuple(entries))
+    timestamps = _timestamps(material, source)
+    return SigstoreBundle(envelope, hint, len(entries), proof, tuple(entries), timestamps)
 
 
 def verify(bundle: SigstoreBundle, keys: dsse.TrustedKeys, *, predicate_type: str) -> Statement:

@@ -123,8 +123,7 @@ def classify(data: bytes, source: str) -> BundleForm:
         and "dsseEnvelope" in doc
         and "publicKey" in material
         and all(is_appliance_entry(e) for e in material.get("tlogEntries") or [])
-        and not material.get("timestampVerificationData")
-    ):
+    ):  # RFC 3161 timestamps a site added over its signature keep it the appliance's form
         return BundleForm.APPLIANCE
     return BundleForm.STANDARD
 

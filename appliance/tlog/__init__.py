@@ -241,14 +241,18 @@ def witnesses(home: Home, extra: Sequence[Path] = ()) -> list[Verifier]:
 
 
 def log_envelopes(
-    home: Home, envelopes: Sequence[dsse.Envelope], keys: Mapping[str, PublicKey]
+    home: Home,
+    envelopes: Sequence[dsse.Envelope],
+    keys: Mapping[str, PublicKey],
+    *,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Append ``envelopes`` to the log in one append; their ``tlogEntries`` items, each with
-    its inclusion proof under the new checkpoint. Returns once the entries and the checkpoint
-    are durable."""
+    its inclusion proof under the new checkpoint, which the log timestamps with ``now`` (the
+    wall clock by default). Returns once the entries and the checkpoint are durable."""
     bodies = [dsse_body(e, keys) for e in envelopes]
     log = open_home_log(home, write=True)
-    first, _ = log.append(bodies)
+    first, _ = log.append(bodies, now=now)
     assert log.head is not None
     return [
         tlog_entry(log.verifier, first + n, body, log.prove_inclusion(first + n), log.head)
@@ -257,10 +261,14 @@ def log_envelopes(
 
 
 def log_envelope(
-    home: Home, envelope: dsse.Envelope, keys: Mapping[str, PublicKey]
+    home: Home,
+    envelope: dsse.Envelope,
+    keys: Mapping[str, PublicKey],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Append one envelope (see :func:`log_envelopes`)."""
-    return log_envelopes(home, [envelope], keys)[0]
+    return log_envelopes(home, [envelope], keys, now=now)[0]
 
 
 def check_bundle_entries(
@@ -280,6 +288,26 @@ def check_bundle_entries(
             continue
         return check, len(check.checkpoint.cosignatures(trusted_witnesses)), ""
     return None, 0, why
+
+
+def earliest_logged(
+    entries: Sequence[Any], envelope: dsse.Envelope, logs: Sequence[Verifier]
+) -> EntryCheck | None:
+    """Of the entries naming one of ``logs``, the verified one whose checkpoint carries the
+    earliest signed timestamp: when the envelope is proven to have existed. None when no
+    entry names a trusted log, or none of those has a timestamped checkpoint. An entry that
+    names a trusted log and does not verify is refused (:class:`EntryError`): that is
+    tampering, not absence."""
+    best: EntryCheck | None = None
+    for entry in entries:
+        if not is_own_log_entry(entry, logs):
+            continue
+        check = check_entry(entry, logs, envelope)
+        if check.logged_at is None:
+            continue
+        if best is None or best.logged_at is None or check.logged_at < best.logged_at:
+            best = check
+    return best
 
 
 def is_own_log_entry(entry: Any, logs: Sequence[Verifier]) -> bool:

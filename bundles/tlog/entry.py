@@ -4,8 +4,10 @@ An entry's leaf is its canonicalized body: for a DSSE envelope, the ``dsse`` ``0
 (the SHA-256 of the payload and each signature with its verifier's public key), in RFC 8785
 canonical JSON. The bundle carries the body, the log index, the log's id (the C2SP key hash of
 the log key in full: ``SHA-256(origin || "\\n" || 0x01 || key)``), and the inclusion proof
-with the signed checkpoint it leads to. ``integratedTime`` is 0: a tile log does not
-timestamp entries.
+with the signed checkpoint it leads to. ``integratedTime`` is 0, as in Rekor v2 bundles: the
+time an entry was logged is the log's signed timestamp on the checkpoint of the append that
+added it (``stella-log-timestamp/v1``, :meth:`bundles.tlog.note.SignedCheckpoint.timestamp`),
+which :func:`check_entry` reads once the checkpoint verifies.
 
 :func:`check_entry` is what a verifier runs: the body must be about the envelope, the proof
 must lead from the body's leaf hash to the root, and the checkpoint must carry that root and
@@ -19,9 +21,10 @@ import binascii
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from bundles import canonical, dsse
+from bundles import canonical, dsse, rfc3339
 from bundles.errors import CanonicalJSONError
 from bundles.keys import KeyType, PublicKey
 from bundles.tlog import TlogError
@@ -108,21 +111,27 @@ def tlog_entry(
 
 @dataclass(frozen=True, slots=True)
 class EntryCheck:
-    """A verified entry: where it is in which log, and the signed head it was proven under."""
+    """A verified entry: where it is in which log, the signed head it was proven under, and
+    the time the log key signed for that head (POSIX seconds; None for a head without a
+    timestamp, as heads written before logs timestamped them are)."""
 
     origin: str
     log_index: int
     tree_size: int
     checkpoint: SignedCheckpoint
     body: bytes
+    logged_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "log": self.origin,
             "logIndex": self.log_index,
             "treeSize": self.tree_size,
             "rootHash": self.checkpoint.checkpoint.root.hex(),
         }
+        if self.logged_at is not None:
+            out["loggedAt"] = rfc3339.format_time(datetime.fromtimestamp(self.logged_at, UTC))
+        return out
 
 
 def _decode(value: Any, what: str) -> bytes:
@@ -208,4 +217,4 @@ def check_entry(
             f"transparency-log entry {index}: the signed checkpoint is of size {head.size}, the "
             f"proof of size {size} (or their root hashes differ)"
         )
-    return EntryCheck(log.name, index, size, signed, body)
+    return EntryCheck(log.name, index, size, signed, body, signed.timestamp(log))

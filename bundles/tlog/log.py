@@ -29,6 +29,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -269,28 +270,31 @@ class TileLog:
 
     # ------------------------------------------------------------ append
 
-    def repair(self) -> Repair:
+    def repair(self, *, now: datetime | None = None) -> Repair:
         """Re-integrate durable entries past the checkpoint (a crash before it was written)."""
         with self._locked():
             self._load()
             pending = self._entries_past_checkpoint()
             if pending:
-                self._append_locked(pending)
+                self._append_locked(pending, now)
             return Repair(len(pending))
 
-    def append(self, entries: Sequence[bytes]) -> tuple[int, Repair]:
+    def append(
+        self, entries: Sequence[bytes], *, now: datetime | None = None
+    ) -> tuple[int, Repair]:
         """Append ``entries``; return the index of the first one (and any repair made first).
-        Returns once the entries, their tiles and the new checkpoint are durable."""
+        Returns once the entries, their tiles and the new checkpoint are durable. The
+        checkpoint carries the log's signed timestamp: ``now`` (the wall clock by default)."""
         if self.signer is None:
             raise TlogError(f"{self.root}: opened without the log key, cannot append")
         with self._locked():
             self._load()
             pending = self._entries_past_checkpoint()
             first = self.size + len(pending)
-            self._append_locked([*pending, *entries])
+            self._append_locked([*pending, *entries], now)
             return first, Repair(len(pending))
 
-    def _append_locked(self, entries: Sequence[bytes]) -> None:
+    def _append_locked(self, entries: Sequence[bytes], now: datetime | None) -> None:
         assert self.signer is not None
         writes: dict[str, bytes] = {}
         completed: list[str] = []
@@ -330,8 +334,9 @@ class TileLog:
             _fsync_dir(d)
         self.size = size
         self._cache.clear()
+        stamp = int((now or datetime.now(UTC)).timestamp())  # whole seconds, rounded down
         signed = SignedCheckpoint.sign(
-            Checkpoint(self.origin, size, self._edge_root()), self.signer
+            Checkpoint(self.origin, size, self._edge_root()), self.signer, timestamp=stamp
         )
         _sweep(self.root)
         write_durably(self.root / CHECKPOINT, signed.to_text().encode())

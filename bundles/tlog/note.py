@@ -10,6 +10,12 @@ vkeys: ``<name>+<key hash hex>+base64(type || public key)``.
 A checkpoint's body is the origin line, the tree size in decimal, the base64 root hash and
 optional extension lines. Signatures by keys the reader does not know are kept, never
 trusted.
+
+A log timestamps its own checkpoints (``stella-log-timestamp/v1``, docs/transparency.md):
+beside its note signature it adds a ``cosignature/v1`` line made with the same Ed25519 key
+as a type ``0x04`` key under the log's own name, so the time is signed by the log key over
+the checkpoint text, in the form any tlog-cosignature reader parses, and the checkpoint text
+itself (what witnesses, consistency checks and auditors compare) is unchanged.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ ED25519: Final = 0x01
 COSIGNATURE_V1: Final = 0x04
 NOTE_LIMIT: Final = 1 << 20
 MAX_SIGNATURES: Final = 100
+TIMESTAMP_VERSION: Final = "stella-log-timestamp/v1"
 
 
 class NoteError(TlogError):
@@ -241,8 +248,21 @@ class SignedCheckpoint:
         return self.note.to_text()
 
     @classmethod
-    def sign(cls, checkpoint: Checkpoint, signer: NoteSigner) -> SignedCheckpoint:
-        return cls(checkpoint, sign_note(checkpoint.text(), signer))
+    def sign(
+        cls, checkpoint: Checkpoint, signer: NoteSigner, *, timestamp: int | None = None
+    ) -> SignedCheckpoint:
+        """Sign ``checkpoint`` with the log key; with ``timestamp`` (POSIX seconds), also
+        add the log's own timestamp cosignature (see the module docstring)."""
+        signed = cls(checkpoint, sign_note(checkpoint.text(), signer))
+        if timestamp is None:
+            return signed
+        return signed.cosign(NoteSigner(signer.name, signer.key, COSIGNATURE_V1), timestamp)
+
+    def timestamp(self, log: Verifier) -> int | None:
+        """The time (POSIX seconds) the log key signed for this checkpoint, or None when it
+        carries no valid timestamp cosignature by ``log``. Only meaningful once
+        :meth:`verify` accepted the checkpoint for ``log``."""
+        return self.cosignatures([timestamp_verifier(log)]).get(log.name)
 
     @classmethod
     def parse(cls, data: str | bytes, *, source: str = "checkpoint") -> SignedCheckpoint:
@@ -287,6 +307,13 @@ class SignedCheckpoint:
                 if w.check(s.signature[8:], cosigned_message(self.note.text, t)):
                     found[w.name] = t
         return found
+
+
+def timestamp_verifier(log: Verifier) -> Verifier:
+    """The key a log's own timestamp cosignatures verify with: the log's Ed25519 key as a
+    ``cosignature/v1`` (type 0x04) key under the log's name. Its key hash differs from the
+    log's note key hash, so the two signature lines never stand for each other."""
+    return Verifier(log.name, log.public, COSIGNATURE_V1)
 
 
 def cosigned_message(text: str, timestamp: int) -> bytes:

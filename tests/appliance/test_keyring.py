@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from appliance import tlog
 from appliance.auditor.errors import AuditorError
 from appliance.auditor.trust_policy import TrustPolicy
-from appliance.auditor.verify import signing_time, verify_rva
+from appliance.auditor.verify import TimeBasis, signing_time, verify_rva
 from appliance.cli import cli
 from appliance.doctor import Doctor, Status
 from appliance.home import Home
@@ -106,10 +107,17 @@ def test_a_quarters_rotation_with_overlap(tmp_path: Path) -> None:
     assert not (home.keys / "next.key").exists()
     assert PrivateKey.load(home.appliance_key).keyid == new_id  # the old key file is gone
 
-    policy = _policy(home)
-    for result, signer in ((before, first.keyid), (during, first.keyid), (after, new_id)):
-        checked = verify_rva(result.bundle, policy)
+    policy, logs = _policy(home), tlog.trusted_logs(home)
+    for result, signer, when in (
+        (before, first.keyid, day(10)),
+        (during, first.keyid, day(85)),
+        (after, new_id, day(95)),
+    ):
+        assert verify_rva(result.bundle, policy).keyid == signer  # by the time each claims
+        checked = verify_rva(result.bundle, policy, logs=logs)  # by the time the log proves
         assert checked.keyid == signer
+        assert checked.signed_at is not None
+        assert (checked.signed_at.basis, checked.signed_at.proven) == (TimeBasis.LOG, when)
     ring = load_ring(home)
     assert [e.valid_for.to_dict() for e in ring.entries] == [
         {"end": "2027-04-01T00:00:00Z"},
@@ -267,27 +275,53 @@ def test_a_damaged_key_ring_is_refused_by_field(tmp_path: Path, edit: object, me
 
 
 def test_the_compromise_drill(tmp_path: Path) -> None:
-    """A key reported stolen: revoked from the time of the theft; what it signed before
-    stays valid, what it (or a thief) signed after is refused; signing stops until the next
-    key takes over, and the verdicts it signs verify."""
+    """A key reported stolen: revoked from the time of the theft; what the log proves it
+    signed before stays valid, what it (or a thief) signed after is refused, and so is what
+    no log proves; signing stops until the next key takes over, and its verdicts verify."""
     home = _home(tmp_path)
     stolen = load_ring(home).latest
     thief = PrivateKey.load(home.appliance_key)  # what the thief copied
-    early = _gate(home, day(10))
+    early = _gate(home, day(10))  # logged on day 10 (the injected clock)
     late = _gate(home, day(30))
     # Day 31: the key is reported stolen on day 20.
     revoked = revoke(home, stolen.keyid[:12], at=day(20), reason="token stolen", now=day(31))
     assert revoked.revoked is not None
-    policy = _policy(home)
-    assert verify_rva(early.bundle, policy).keyid == stolen.keyid
+    policy, logs = _policy(home), tlog.trusted_logs(home)
+    checked = verify_rva(early.bundle, policy, logs=logs)
+    assert checked.keyid == stolen.keyid
+    assert checked.signed_at is not None
+    assert checked.signed_at.basis is TimeBasis.LOG
+    assert checked.signed_at.proven == day(10)
     with pytest.raises(AuditorError) as caught:
-        verify_rva(late.bundle, policy, source="late.json")
-    assert caught.value.message == (
-        f"late.json: signed at 2027-01-31T00:00:00Z by key {stolen.keyid[:16]}, revoked at "
-        "2027-01-21T00:00:00Z (token stolen)"
+        verify_rva(late.bundle, policy, source="late.json", logs=logs)
+    assert caught.value.message.startswith(
+        f"late.json: signed by key {stolen.keyid[:16]}, revoked at 2027-01-21T00:00:00Z "
+        "(token stolen), and logged at 2027-01-31T00:00:00Z (entry "
     )
-    with pytest.raises(AuditorError, match="revoked at 2027-01-21"):
-        verify_rva(_forged(early, thief, day(25)), policy)
+    # Without the log key, even the early verdict's time is only its own word: refused.
+    unproven = "no transparency-log entry or timestamp trusted here proves when"
+    with pytest.raises(AuditorError, match=unproven):
+        verify_rva(early.bundle, policy)
+    # The thief's verdict claiming a time before the theft: not in the log, refused.
+    forged = _forged(early, thief, day(15))
+    with pytest.raises(AuditorError) as caught:
+        verify_rva(forged, policy, source="forged.json", logs=logs)
+    assert caught.value.message == (
+        f"forged.json: signed by key {stolen.keyid[:16]}, revoked at 2027-01-21T00:00:00Z "
+        "(token stolen), and no transparency-log entry or timestamp trusted here proves when: "
+        "the time it claims (2027-01-16T00:00:00Z) is the signer's word"
+    )
+    # Logged, but after the theft (day 25): the log's time decides, not the claim.
+    bundle = sigstore.read(forged)
+    entry = tlog.log_envelope(home, bundle.envelope, {stolen.keyid: stolen.key}, now=day(25))
+    logged_late = sigstore.with_entry(bundle, entry).to_json()
+    with pytest.raises(AuditorError) as caught:
+        verify_rva(logged_late, policy, source="forged.json", logs=logs)
+    assert "and logged at 2027-01-26T00:00:00Z" in caught.value.message
+    assert caught.value.message.endswith(
+        "after the revocation; the earlier time it claims (2027-01-16T00:00:00Z) is the "
+        "signer's word"
+    )
     # Nothing more is signed with it.
     with pytest.raises(KeyRevokedError, match="was revoked at 2027-01-21T00:00:00Z"):
         _gate(home, day(31))
@@ -300,7 +334,7 @@ def test_the_compromise_drill(tmp_path: Path) -> None:
     done = rotate(home, now=day(31))
     assert done.switched
     fresh = _gate(home, day(32))
-    assert verify_rva(fresh.bundle, _policy(home)).keyid == done.next_key.keyid
+    assert verify_rva(fresh.bundle, _policy(home), logs=logs).keyid == done.next_key.keyid
     # A revocation can only move earlier, and names the key it is about.
     with pytest.raises(KeyRingError, match="already revoked at 2027-01-21"):
         revoke(home, stolen.keyid, at=day(25), reason="again", now=day(33))

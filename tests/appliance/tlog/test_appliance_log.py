@@ -34,7 +34,7 @@ from bundles.keys import KeyType, PrivateKey
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 from bundles.tlog.entry import check_entry
-from bundles.tlog.note import Checkpoint, NoteSigner, SignedCheckpoint
+from bundles.tlog.note import Checkpoint, NoteSigner, SignedCheckpoint, Verifier
 from tests.appliance.homes import KEV, SITE, install_knowledge
 from tests.appliance.rva.factories import AT, t
 from tests.appliance.scanner.layouts import build_image, dist_info
@@ -157,6 +157,10 @@ def test_checkpoint_verify_and_prove(tmp_path: Path, home: Home, gated: GateResu
     doc = stella_json(home, "log", "checkpoint", "--out", str(cp))
     assert doc["size"] == 2
     assert cp.read_text() == doc["checkpoint"]
+    assert doc["timestamp"] == "2026-11-23T06:30:00Z"  # the log's signed time: the gate's clock
+    signed = SignedCheckpoint.parse(doc["checkpoint"])
+    stamp = signed.timestamp(Verifier.from_vkey(doc["logKey"]))
+    assert stamp == int(t("2026-11-23T06:30:00Z").timestamp())
     verified = stella_json(home, "log", "verify")
     assert verified["verified"] is True
     assert verified["transparency"] == {"witnesses": 0, "witnessNames": []}

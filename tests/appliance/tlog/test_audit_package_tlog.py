@@ -122,3 +122,52 @@ def test_the_documented_log_hand_check(tmp_path: Path, package: bytes) -> None:
     bad = _run_hand_check(tmp_path / "bad", _reseal(files))
     assert bad.returncode != 0
     assert "the proof does not lead to the root" in bad.stderr
+
+
+def _run_time_check(where: Path, package: bytes) -> subprocess.CompletedProcess[str]:
+    """Steps 8 and 9 of the hand check, in one directory, as the document says to run them."""
+    text = DOC.read_text()
+    step8 = re.search(r"<!-- hand-check-tlog -->\n```sh\n(.*?)```", text, re.S)
+    step9 = re.search(r"<!-- hand-check-time -->\n```sh\n(.*?)```", text, re.S)
+    assert step8, "docs/auditing.md has no log hand-check block"
+    assert step9, "docs/auditing.md has no signing-time hand-check block"
+    where.mkdir()
+    (where / "audit.zip").write_bytes(package)
+    script = (
+        f'set -eu\nmkdir pkg && cd pkg && python3 -m zipfile -e "{where / "audit.zip"}" .\ncd ..\n'
+        f"( {step8.group(1)} )\n( {step9.group(1)} )\n"
+    )
+    return subprocess.run(
+        ["bash", "-c", script], cwd=where, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_documented_signing_time_hand_check(tmp_path: Path, package: bytes) -> None:
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed for the hand check")
+    files = read_package(package, source="test")
+    assert files["tlog/checkpoint.txt"] == json.loads(files["tlog/entry.json"])["inclusionProof"][
+        "checkpoint"
+    ]["envelope"].encode("utf-8")
+    run = _run_time_check(tmp_path / "ok", package)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "logged at 20" in run.stdout
+    assert run.stdout.count("Signature Verified Successfully") == 2
+    # A timestamp moved earlier (the checkpoint file and the bundle edited alike, resealed):
+    # the log's signature over it fails.
+    doc = json.loads(files["rva/rva.sigstore.json"])
+    proof = doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]
+    note, _, sigs = proof["checkpoint"]["envelope"].partition("\n\n")
+    lines = sigs.splitlines()
+    name, b64 = lines[1].rsplit(" ", 1)
+    blob = base64.b64decode(b64)
+    earlier = blob[:4] + (1_600_000_000).to_bytes(8, "big") + blob[12:]
+    lines[1] = f"{name} {base64.b64encode(earlier).decode()}"
+    proof["checkpoint"]["envelope"] = note + "\n\n" + "\n".join(lines) + "\n"
+    files["rva/rva.sigstore.json"] = json.dumps(doc).encode()
+    files["tlog/checkpoint.txt"] = proof["checkpoint"]["envelope"].encode()
+    bad = _run_time_check(tmp_path / "bad", _reseal(files))
+    assert bad.returncode != 0
+    assert "logged at 2020-09-13" in bad.stdout
+    assert "Signature Verified Successfully" in bad.stdout  # step 8: the log's own signature
+    assert bad.stdout.count("Signature Verified Successfully") == 1
