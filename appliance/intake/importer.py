@@ -47,7 +47,7 @@ from appliance.sigstore.upstream import (
     subject_of,
     verify_import,
 )
-from appliance.store import open_state, record_decision
+from appliance.store import open_knowledge, open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from bundles import canonical, limits
@@ -165,7 +165,7 @@ class Importer:
         The knowledge store and the audit log are two databases, so a process killed between
         an import's commit and its audit record leaves a snapshot the log lacks. The next
         import appends the missing record, marked ``recovered``."""
-        knowledge = KnowledgeStore.open(self.home.knowledge_db)
+        knowledge = open_knowledge(self.home)
         try:
             snapshots = knowledge.snapshots()
         finally:
@@ -321,7 +321,7 @@ class Importer:
         now: datetime,
         dry_run: bool,
     ) -> ImportResult:
-        knowledge = KnowledgeStore.open(self.home.knowledge_db)
+        knowledge = open_knowledge(self.home)
         try:
             stream = hashed_file(
                 raw,
@@ -379,7 +379,7 @@ class Importer:
                 logged=logged,
             )
             try:
-                with knowledge.db.transaction("import bundle"), ExitStack() as sinks:
+                with knowledge.transaction("import bundle"), ExitStack() as sinks:
                     self._load(reader, stream, bundle, knowledge, result, now, sinks)
                     if expected is not None and result.bundle != expected:
                         raise BundleError(
