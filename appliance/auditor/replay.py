@@ -242,7 +242,8 @@ def replay(
                 bundle = _bundle_of(home, str(snapshot)) or f"of snapshot {pinned_snapshot['id']}"
                 raise ReplayInputMissingError(
                     f"knowledge snapshot {pinned_snapshot['id']} ({snapshot}) pinned in the "
-                    f"verdict is not in the knowledge store {home.knowledge_db}",
+                    f"verdict is not in the knowledge store "
+                    f"{store.db.where if store is not None else home.knowledge_db}",
                     hint=f"import the knowledge bundle {bundle} "
                     "that delivered it (snapshots are retained for replay unless pruned)",
                 )

@@ -43,6 +43,7 @@ from appliance.store.db import (
     DatabaseBusyError,
     DatabaseError,
     Dialect,
+    StoreError,
 )
 
 SCHEMES: Final = ("postgresql://", "postgres://")
@@ -218,16 +219,19 @@ class PostgresDatabase(Database):
         try:
             raw.execute(f"SET lock_timeout = {max(1, int(busy_timeout * 1000))}")
             raw.execute("SET client_min_messages = warning")
-            with raw.transaction():
-                # two processes creating the schema at once would race on the catalog
-                raw.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("stella-ops"),))
-                raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            exists = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
+            if raw.execute(exists, (schema,)).fetchone() is None:
+                # (a role without CREATE on the database can use schemas made for it)
+                with raw.transaction():
+                    # two processes creating the schema at once would race on the catalog
+                    raw.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("stella-ops"),))
+                    raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             raw.execute(f'SET search_path = "{schema}"')
             db._check_layout()
         except psycopg.Error as e:
             raw.close()
             raise db._wrap(e, "configure the connection") from e
-        except DatabaseError:
+        except StoreError:  # a layout newer than this program
             raw.close()
             raise
         return db
