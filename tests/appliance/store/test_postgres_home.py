@@ -6,6 +6,7 @@ PostgreSQL's, a server that is down, a target that is not empty), each one line.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from appliance.cli import cli as stella
+from appliance.doctor import Doctor, Status
 from appliance.home import Home
 from appliance.store import DATABASE_URL_ENV, open_knowledge, open_state
 from appliance.store.verdicts import VerdictStore
@@ -88,6 +90,14 @@ def test_golden_path_with_the_stores_in_postgresql(
     listed = out(home, "snapshot", "list")["snapshots"]
     assert len(listed) == 1
     assert listed[0]["active"]
+    doctor = Doctor(Home(home), now=datetime.now(UTC))
+    assert [(c.name, c.status, c.detail) for c in doctor.check_databases()] == [
+        ("database", Status.OK, f"PostgreSQL {pg_url} reachable")
+    ]
+    assert [(c.name, c.status) for c in (doctor.check_audit(), doctor.check_snapshot())] == [
+        ("audit", Status.OK),
+        ("snapshot", Status.OK),
+    ]
     store = open_knowledge(Home(home))
     try:
         assert store.db.where.endswith("(schema knowledge)")
