@@ -9,7 +9,9 @@ exports a full bundle of it (no images), then times, through the real command li
 2. ``stella import BUNDLE`` on a fresh home with ``STELLA_DATABASE_URL`` pointing at a
    PostgreSQL server started for the run (Debian's server from a temporary ``initdb`` on a
    loopback port, as the tests start it; note: with ``fsync=off``, as the tests run it);
-3. ``stella migrate --to URL`` of the embedded home into another database of that server.
+3. ``stella scan`` of the ``app`` fixture image on both homes, its layers already cached
+   (the best of 3): what matching an image against the store costs on each backend;
+4. ``stella migrate --to URL`` of the embedded home into another database of that server.
 
 Target: the PostgreSQL import takes at most 3x the SQLite one (the store batches its inserts
 with COPY). Prints one JSON line at the end and records the figures.
@@ -75,7 +77,14 @@ def main() -> int:
     if not (feeds / "pypi-osv.jsonl.gz").exists():
         print(f"no feed data in {feeds}", file=sys.stderr)
         return 1
+    from images.build import FixtureMissingError, require_image
     from tests.postgres import start_server
+
+    try:
+        fixture = require_image("app")
+    except FixtureMissingError as e:
+        print(f"not timing scans: {e.message}", file=sys.stderr)
+        fixture = None
 
     with tempfile.TemporaryDirectory(prefix="stella-bench-pg-") as tmp:
         work = Path(tmp)
@@ -118,6 +127,15 @@ def main() -> int:
             on_pg = {**plain, "STELLA_DATABASE_URL": url}
             scaled = home("scaled", on_pg)
             pg_s, pg_rss = timed(*STELLA, "--home", scaled, "import", bundle, env=on_pg)
+            scans: dict[str, float] = {}
+            if fixture is not None:
+                ref = f"oci:{fixture.layout}"
+                for name, path, env in (("sqlite", embedded, plain), ("postgres", scaled, on_pg)):
+                    run(*STELLA, "--json", "--home", path, "scan", ref, env=env)  # fill the cache
+                    scans[name] = min(
+                        timed(*STELLA, "--json", "--home", path, "scan", ref, env=env)[0]
+                        for _ in range(3)
+                    )
             target = server.database()
             migrate_s, _ = timed(*STELLA, "--home", embedded, "migrate", "--to", target, env=plain)
         finally:
@@ -135,6 +153,17 @@ def main() -> int:
                 f"≤ {TARGET_RATIO:.0f}× SQLite",
                 met,
             ),
+            *(
+                [
+                    Figure(
+                        "stella scan of the app image against that store (layers cached), "
+                        "SQLite / PostgreSQL",
+                        f"{scans['sqlite']:.2f} s / {scans['postgres']:.2f} s",
+                    )
+                ]
+                if scans
+                else []
+            ),
             Figure("stella migrate of that home into PostgreSQL", f"{migrate_s:.1f} s"),
         ],
     )
@@ -148,6 +177,7 @@ def main() -> int:
                 "postgres_rss_mb": pg_rss // 1024,
                 "ratio": round(ratio, 2),
                 "migrate_s": round(migrate_s, 2),
+                "scan_s": {k: round(v, 2) for k, v in scans.items()},
             }
         )
     )
