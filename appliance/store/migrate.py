@@ -9,9 +9,11 @@ as its source, and the audit log's signed chain verifies in PostgreSQL to the sa
 the file. Any failure, or ``--dry-run``, rolls the transaction back: nothing half-copied stays.
 
 A target schema that already holds tables is refused unless ``force`` (then it is dropped and
-rebuilt, in the same transaction). The SQLite files are left as they were; once both stores are
-copied the home's ``databaseUrl`` setting names the database (without a password), so no
-command falls back to the files by mistake.
+rebuilt, in the same transaction). Both refusals that can be known beforehand (a target not
+empty, an audit log that does not verify) are checked before the first store is copied, so a
+refused move leaves the database as it was. The SQLite files are left as they were; once
+both stores are copied the home's ``databaseUrl`` setting names the database (without a
+password), so no command falls back to the files by mistake.
 """
 
 from __future__ import annotations
@@ -259,6 +261,7 @@ def migrate(
             hint="migrate copies an embedded home's knowledge.db and state.db; this one has "
             "moved already",
         )
+    _preflight(home, url, schemas, force=force)
     done: list[StoreCopy] = []
     for store, path, schema, parts in (
         ("knowledge", home.knowledge_db, schemas[0], KNOWLEDGE_SCHEMAS),
@@ -275,6 +278,30 @@ def migrate(
     if not dry_run:
         home.write_settings({**home.settings(), DATABASE_URL_SETTING: redact(url)})
     return Migration(redact(url), tuple(done), dry_run)
+
+
+def _preflight(home: Home, url: str, schemas: Sequence[str], *, force: bool) -> None:
+    """What would refuse the second store is found before the first is copied: a target
+    that is not empty, an audit log that does not verify."""
+    for schema in schemas:
+        with PostgresDatabase.connect(url, schema=schema) as target:
+            existing = _target_tables(target)
+            if existing and not force:
+                shown = ", ".join(existing[:4]) + (" ..." if len(existing) > 4 else "")
+                raise MigrateError(
+                    f"{target.where}: is not empty (tables {shown})",
+                    hint="migrate into an empty database or schema, or pass --force to "
+                    "replace what it holds",
+                )
+    if home.state_db.is_file():
+        with SqliteDatabase.open(home.state_db) as source:
+            verified = audit.AuditLog(source, public_key=home.public_key()).verify()
+        if verified.problem is not None:
+            raise MigrateError(
+                f"{home.state_db}: the audit log does not verify: {verified.problem.message}",
+                hint="run 'stella audit verify'; a log that fails is evidence: keep the file "
+                "as it is",
+            )
 
 
 def _create_empty(

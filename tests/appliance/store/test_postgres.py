@@ -173,3 +173,28 @@ def test_the_audit_log_filters_and_limits_alike(open_db: Opener) -> None:
     assert len(log.records(action=AuditAction.SCAN.value)) == len(
         [r for r in log.records() if r.action == "scan"]
     )
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind", "seq"),
+    [
+        ('UPDATE audit_log SET result = \'{"outcome":"forged"}\' WHERE seq = 2', "hash", 2),
+        ("DELETE FROM audit_log WHERE seq > 3", "truncated", 4),
+        ("UPDATE audit_log SET subject = 'other' WHERE seq = 4", "hash", 4),
+    ],
+    ids=["edited", "truncated", "last-replaced"],
+)
+def test_tampering_in_postgresql_is_named(pg_url: str, statement: str, kind: str, seq: int) -> None:
+    """An intruder with the database owner's rights turns the append-only triggers off and
+    edits the rows: verification names what was done, as it does for the file."""
+    key = PrivateKey.generate(KeyType.ECDSA_P256)
+    with PostgresDatabase.connect(pg_url, schema="state") as db:
+        log = AuditLog(db, key=key)
+        fill(log, 5)
+        with psycopg.connect(pg_url, autocommit=True) as intruder:
+            intruder.execute("SET search_path = state")
+            intruder.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+            intruder.execute(statement.encode())
+        outcome = log.verify()
+    assert outcome.problem is not None
+    assert (str(outcome.problem.kind), outcome.problem.seq) == (kind, seq)

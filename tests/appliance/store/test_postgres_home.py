@@ -6,6 +6,7 @@ PostgreSQL's, a server that is down, a target that is not empty), each one line.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from appliance.cli import cli as stella
 from appliance.doctor import Doctor, Status
 from appliance.home import Home
 from appliance.store import DATABASE_URL_ENV, open_knowledge, open_state
+from appliance.store.postgres import PostgresDatabase
 from appliance.store.verdicts import VerdictStore
 from tests.appliance.homes import SITE
 from tests.appliance.scanner.layouts import build_image, dist_info
@@ -189,3 +191,27 @@ def test_a_bad_database_url_is_one_line_without_the_password(
     failed = run(home, "migrate", "--to", url, code=1)
     assert one_line_error(failed).startswith(f"error: {message}")
     assert "s3cret" not in failed.stderr
+
+
+def test_migrate_refuses_an_audit_log_that_does_not_verify(
+    sample: tuple[Path, Path], pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log that fails verification is evidence: it stays in the file, nothing is copied."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    home = tmp_path / "home"
+    run(home, "init")
+    run(home, "trust", "add", str(sample[1]))
+    raw = sqlite3.connect(home / "state.db", isolation_level=None)
+    try:
+        raw.execute("DROP TRIGGER audit_log_no_update")
+        raw.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
+    finally:
+        raw.close()
+    refused = run(home, "migrate", "--to", pg_url, code=1)
+    assert one_line_error(refused).startswith(
+        f"error: {home / 'state.db'}: the audit log does not verify: record 1: hash mismatch"
+    )
+    assert "databaseUrl" not in Home(home).settings()
+    for schema in ("knowledge", "state"):  # neither store was begun
+        with PostgresDatabase.connect(pg_url, schema=schema) as target:
+            assert target.query("SELECT to_regclass('schema_versions')")[0][0] is None
