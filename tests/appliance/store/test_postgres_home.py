@@ -85,10 +85,12 @@ def test_golden_path_with_the_stores_in_postgresql(
     # nothing of the stores went to the home's files
     assert not (home / "state.db").exists()
     assert not (home / "knowledge.db").exists()
+    rescanned = json.loads(run(home, "--json", "rescan", "--all", code=(0, 3)).stdout)
+    assert [i["outcome"] for i in rescanned["images"]] == ["gated"]
     checked = out(home, "audit", "verify")
     assert checked["ok"] is True
-    assert checked["records"] >= 3  # import, scan, gate at least
-    assert [n for n, _, _ in verdicts(home)] == ["app"]
+    assert checked["records"] >= 4  # import, scan, gate, rescan at least
+    assert [n for n, _, _ in verdicts(home)] == ["app", "app"]
     listed = out(home, "snapshot", "list")["snapshots"]
     assert len(listed) == 1
     assert listed[0]["active"]
