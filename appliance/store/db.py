@@ -251,6 +251,10 @@ class Database(ABC):
         code, never from input."""
         if not rows:
             return
+        if not self.in_transaction:  # all the rows or none
+            with self.transaction(f"insert into {table}"):
+                self.bulk_insert(table, columns, rows, ignore_conflicts=ignore_conflicts)
+            return
         names = ", ".join(columns)
         marks = ", ".join("?" for _ in columns)
         conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""

@@ -318,6 +318,10 @@ class PostgresDatabase(Database):
         hundreds of thousands of rows in a few round trips instead of one each."""
         if not rows:
             return
+        if not self.in_transaction:  # the staging table empties at each commit
+            with self.transaction(f"insert into {table}"):
+                self.bulk_insert(table, columns, rows, ignore_conflicts=ignore_conflicts)
+            return
         names = ", ".join(columns)
         target = table
         if ignore_conflicts:

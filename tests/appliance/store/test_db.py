@@ -321,3 +321,16 @@ def test_wal_switch_gives_up_at_the_busy_timeout() -> None:
     with pytest.raises(sqlite3.OperationalError, match="database is locked"):
         _switch_to_wal(cast(sqlite3.Connection, conn), busy_timeout=0.05)
     assert 1 < conn.calls < 100
+
+
+def test_bulk_insert_skips_conflicts_inside_or_outside_a_transaction(db: Database) -> None:
+    db.ensure(Schema("pairs", ("CREATE TABLE pairs (k TEXT PRIMARY KEY, v BLOB);",),
+                     postgres=("CREATE TABLE pairs (k TEXT PRIMARY KEY, v BYTEA);",)))  # fmt: skip
+    db.bulk_insert("pairs", ("k", "v"), [("a", b"1"), ("b", b"\x00\n")])
+    with db.transaction():
+        db.bulk_insert("pairs", ("k", "v"), [("a", b"2"), ("c", b"3")], ignore_conflicts=True)
+    rows = db.query("SELECT k, v FROM pairs ORDER BY k")
+    assert [(r[0], bytes(r[1])) for r in rows] == [("a", b"1"), ("b", b"\x00\n"), ("c", b"3")]
+    with pytest.raises(DatabaseError), db.transaction():
+        db.bulk_insert("pairs", ("k", "v"), [("a", b"9")])  # a conflict not asked to be skipped
+    assert db.query("SELECT COUNT(*) FROM pairs")[0][0] == 3
