@@ -37,6 +37,12 @@ def migrate_cmd(ctx: CliContext, url: str, dry_run: bool, force: bool) -> None:
     def text(done: Migration = result) -> str:
         lines = []
         for store in done.stores:
+            if not store.copied:
+                lines.append(
+                    f"{store.store}: nothing stored yet ({store.source} absent) -> empty tables "
+                    f"in schema {store.schema}"
+                )
+                continue
             audit = (
                 f", audit log verified ({store.audit_records} records)"
                 if store.audit_records is not None

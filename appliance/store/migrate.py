@@ -65,6 +65,7 @@ class StoreCopy:
     schema: str  # the PostgreSQL schema
     tables: tuple[TableCopy, ...]
     audit_records: int | None = None  # state: records whose chain verified after the copy
+    copied: bool = True  # False: the home never wrote this store; its tables were made empty
 
     @property
     def rows(self) -> int:
@@ -78,6 +79,7 @@ class StoreCopy:
             "rows": self.rows,
             "tables": {t.table: t.rows for t in self.tables},
             "auditRecords": self.audit_records,
+            "copied": self.copied,
         }
 
 
@@ -270,7 +272,7 @@ def migrate(
         with PostgresDatabase.connect(url, schema=schema) as target:
             if not path.is_file():
                 _create_empty(target, parts, force=force, dry_run=dry_run)
-                done.append(StoreCopy(store, str(path), schema, ()))
+                done.append(StoreCopy(store, str(path), schema, (), copied=False))
                 continue
             done.append(
                 _copy_store(store, path, target, parts, home=home, dry_run=dry_run, force=force)

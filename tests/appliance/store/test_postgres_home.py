@@ -162,8 +162,18 @@ def test_migrate_refuses_a_target_that_is_not_empty_unless_forced(
     refused = run(second, "migrate", "--to", pg_url, code=1)
     assert one_line_error(refused).startswith(f"error: {pg_url} (schema knowledge): is not empty")
     assert "databaseUrl" not in Home(second).settings()
-    forced = out(second, "migrate", "--to", pg_url, "--force")
-    assert forced["dryRun"] is False
+    forced = run(second, "migrate", "--to", pg_url, "--force").stdout.splitlines()
+    assert forced[0] == (
+        f"knowledge: nothing stored yet ({second / 'knowledge.db'} absent) -> empty tables in "
+        "schema knowledge"
+    )
+    assert forced[1].startswith("state: ")
+    assert forced[1].endswith(" -> schema state, audit log verified (1 records)")
+    assert forced[2] == (
+        f"moved to {pg_url}; the home's databaseUrl now names it (the SQLite files are kept, "
+        "unused)"
+    )
+    assert out(second, "audit", "verify")["records"] == 1
 
 
 @pytest.mark.parametrize(
