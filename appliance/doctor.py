@@ -25,9 +25,9 @@ from appliance.home import SUBDIRS, Home
 from appliance.intake.inbox import scan_inbox, unreadable_text
 from appliance.intake.trust_store import TrustStore
 from appliance.keyring import rotation_days, rotation_plan
+from appliance.store import database_url, has_knowledge, has_state, open_knowledge, open_state
 from appliance.store.audit import AuditLog
-from appliance.store.db import Database
-from appliance.store.knowledge import KnowledgeStore
+from appliance.store.db import SqliteDatabase
 from bundles import rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
@@ -226,18 +226,33 @@ class Doctor:
     # -- SQLite ----------------------------------------------------------------------------
 
     def check_databases(self) -> Iterator[Check]:
+        url = database_url(self.home)
+        if url is not None:
+            yield self._check_postgres()
+            return
         for label, path in (
             ("knowledge.db", self.home.knowledge_db),
             ("state.db", self.home.state_db),
         ):
             yield self._check_database(label, path)
 
+    def _check_postgres(self) -> Check:
+        """A scale-out home: both stores reachable in their PostgreSQL schemas (integrity and
+        durability are the server's; its own monitoring watches them)."""
+        try:
+            with open_state(self.home) as state:
+                where = state.where
+            open_knowledge(self.home).close()
+        except StellaError as e:
+            return Check("database", Status.FAIL, e.message, e.hint)
+        return Check("database", Status.OK, f"PostgreSQL {where.rsplit(' (', 1)[0]} reachable")
+
     def _check_database(self, label: str, path: Path) -> Check:
         if not path.exists():
             return Check(label, Status.OK, "not created yet (nothing stored so far)")
         restore = "stop the appliance services and restore the database from a backup"
         try:
-            db = Database.open(path)
+            db = SqliteDatabase.open(path)
         except StellaError as e:
             return Check(label, Status.FAIL, e.message, e.hint or restore)
         try:
@@ -358,7 +373,7 @@ class Doctor:
         return Check("trust", Status.OK, listing)
 
     def check_snapshot(self) -> Check:
-        if not self.home.knowledge_db.exists():
+        if not has_knowledge(self.home):
             return Check(
                 "snapshot",
                 Status.WARN,
@@ -366,7 +381,7 @@ class Doctor:
                 "import a bundle from the mirror (drop it into inbox/)",
             )
         try:
-            store = KnowledgeStore.open(self.home.knowledge_db)
+            store = open_knowledge(self.home)
             try:
                 active = next((s for s in store.snapshots() if s.active), None)
             finally:
@@ -393,11 +408,11 @@ class Doctor:
         return Check("snapshot", Status.OK, detail)
 
     def check_audit(self) -> Check:
-        if not self.home.state_db.exists():
+        if not has_state(self.home):
             return Check("audit", Status.OK, "no decision recorded yet")
         try:
             key = PublicKey.load(self.home.appliance_pub)
-            with Database.open(self.home.state_db) as db:
+            with open_state(self.home) as db:
                 outcome = AuditLog(db, public_key=key).verify()
         except StellaError as e:
             return Check("audit", Status.FAIL, e.message, e.hint or "see the state.db check")

@@ -103,7 +103,8 @@ class Home:
     def pg_schema(self) -> str | None:
         """The PostgreSQL schema of this tenant's state store (``tenant_<name>``, valid unquoted
         and returned by :func:`appliance.tenancy.quote_identifier` quoted for DDL), or None
-        for the home itself, whose stores use the database's default schema."""
+        for the home itself, whose state is in the schema ``state``
+        (:func:`appliance.store.open_state`)."""
         return tenancy.pg_schema(self.tenant) if self.tenant is not None else None
 
     @property

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.home import Home
-from appliance.store import open_state, record_decision
+from appliance.store import has_knowledge, open_knowledge, open_state, record_decision
 from appliance.store.audit import AuditAction
 from appliance.store.components import ComponentIndex, IndexedImage
 from appliance.store.knowledge import KnowledgeStore
@@ -199,7 +199,7 @@ def targets(home: Home, images: Sequence[str] = ()) -> list[Target]:
 
 
 def active_snapshot(home: Home) -> Digest | None:
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         return store.active()
     finally:
@@ -300,8 +300,8 @@ def context(home: Home) -> Context:
         stored = VexStore(db).statements()
     statements = [VexStatement.from_dict(body) for body in stored]
     created: dict[str, str] = {}
-    if home.knowledge_db.is_file():
-        store = KnowledgeStore.open(home.knowledge_db)
+    if has_knowledge(home):
+        store = open_knowledge(home)
         try:
             policy = choose_policy(None, store, snapshot)
             if snapshot is not None:
@@ -375,7 +375,7 @@ def plan(
         if not waiting:
             return decisions
         assert ctx.snapshot is not None  # an image gated under another snapshot is waiting
-        store = KnowledgeStore.open(home.knowledge_db)
+        store = open_knowledge(home)
         try:
             deltas: dict[str, Delta] = {
                 old: snapshot_delta(store, Digest.parse(old), ctx.snapshot) for old in waiting
@@ -520,7 +520,7 @@ def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: dat
     cves: frozenset[str] = frozenset()
     if ctx.snapshot is not None:
         scan = scan_image(home, image, audit=False)
-        store = KnowledgeStore.open(home.knowledge_db)
+        store = open_knowledge(home)
         try:
             keys, cves = dependencies(store, ctx.snapshot, inventory_of(scan))
         finally:

@@ -193,7 +193,7 @@ def main() -> int:
         )
         results = {"memory": timed(lambda: match(inv, source), clear_caches)}
         if store is not None:
-            path = store.db.path
+            path = Path(store.db.where)
             store.close()
             opened: list[KnowledgeStore] = []
 

@@ -39,10 +39,10 @@ from appliance.match.model import Inventory  # noqa: E402
 from appliance.match.service import inventory_of  # noqa: E402
 from appliance.rescan import dependencies, rescan  # noqa: E402
 from appliance.scanner.service import scan_image  # noqa: E402
-from appliance.store import open_state  # noqa: E402
+from appliance.store import open_knowledge, open_state  # noqa: E402
 from appliance.store.components import ComponentIndex  # noqa: E402
 from appliance.store.delta import snapshot_delta  # noqa: E402
-from appliance.store.knowledge import KnowledgeStore, install_snapshot  # noqa: E402
+from appliance.store.knowledge import install_snapshot  # noqa: E402
 from bench import figures  # noqa: E402
 from bench.bench_match import FILES, TABLES, records  # noqa: E402
 from bench.figures import Figure  # noqa: E402
@@ -89,7 +89,7 @@ def changed(world: dict[str, list[dict[str, Any]]], rng: random.Random) -> dict[
 
 
 def install(home: Home, world: dict[str, list[dict[str, Any]]], sequence: int) -> Digest:
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         parts = [
             build_dataset(name, dtype, {str(r["id"]): r for r in world[name]}.values())
@@ -135,7 +135,7 @@ def main() -> int:
 
         # per package of each fixture: what the matcher looks up for it
         pools: list[list[tuple[frozenset[tuple[str, str]], frozenset[str]]]] = []
-        store = KnowledgeStore.open(home.knowledge_db)
+        store = open_knowledge(home)
         try:
             for name in names:
                 inv = inventory_of(scan_image(home, name, audit=False))
@@ -161,7 +161,7 @@ def main() -> int:
         new = install(home, changed(world, rng), 2)
 
         t0 = time.perf_counter()
-        store = KnowledgeStore.open(home.knowledge_db)
+        store = open_knowledge(home)
         try:
             delta = snapshot_delta(store, old, new)
         finally:

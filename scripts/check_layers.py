@@ -155,6 +155,9 @@ SQLITE_ALLOWED = (
     "appliance/scanner/cache",
     "appliance/scanner/analyzers/rpmdb",  # reads an image's rpmdb.sqlite, read-only
 )
+# Only the stores speak to PostgreSQL (the scale-out backend of the same stores).
+POSTGRES_MODULES = {"psycopg", "psycopg_pool", "psycopg_binary", "psycopg2"}
+POSTGRES_ALLOWED = ("appliance/store",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,8 @@ class Rules:
     network_allowed: tuple[str, ...] = NETWORK_ALLOWED
     sqlite_modules: set[str] = field(default_factory=lambda: SQLITE_MODULES)
     sqlite_allowed: tuple[str, ...] = SQLITE_ALLOWED
+    postgres_modules: set[str] = field(default_factory=lambda: POSTGRES_MODULES)
+    postgres_allowed: tuple[str, ...] = POSTGRES_ALLOWED
 
 
 RULES = Rules()
@@ -297,7 +302,12 @@ def _reachable(rooms: Mapping[str, tuple[str, ...]]) -> dict[str, set[str]]:
 def check_table(root: Path, rules: Rules) -> list[str]:
     """The tables themselves: every entry exists, every named room is declared, no circle."""
     problems: list[str] = []
-    for entry in (*rules.rooms, *rules.network_allowed, *rules.sqlite_allowed):
+    for entry in (
+        *rules.rooms,
+        *rules.network_allowed,
+        *rules.sqlite_allowed,
+        *rules.postgres_allowed,
+    ):
         if not _exists(root, entry):
             problems.append(
                 f"scripts/check_layers.py: the tables name {entry}, which does not exist "
@@ -445,6 +455,12 @@ def check(root: Path = ROOT, rules: Rules = RULES) -> list[str]:
                 problems.append(
                     f"{rel}:{imp.line}: imports {sqlite}; only the store modules "
                     f"({', '.join(rules.sqlite_allowed)}) may touch SQLite"
+                )
+            postgres = next((m for m in reached if _matches(m, rules.postgres_modules)), None)
+            if postgres is not None and not _within(rel, rules.postgres_allowed):
+                problems.append(
+                    f"{rel}:{imp.line}: imports {postgres}; only the store modules "
+                    f"({', '.join(rules.postgres_allowed)}) may touch PostgreSQL"
                 )
             for target in tree.resolve(imp):
                 if target == name:

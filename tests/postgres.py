@@ -111,7 +111,7 @@ def start_server(parent: Path) -> PostgresServer:
         for up in (parent, *parent.parents):  # the server user must reach its directory
             with contextlib.suppress(OSError):
                 up.chmod(up.stat().st_mode | 0o011)
-    subprocess.run(
+    made = subprocess.run(
         [
             *prefix,
             str(binaries / "initdb"),
@@ -127,9 +127,12 @@ def start_server(parent: Path) -> PostgresServer:
             "C",
             "--no-sync",
         ],
-        check=True,
+        check=False,
         capture_output=True,
     )
+    if made.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"initdb failed: {made.stderr.decode(errors='replace').strip()[-1500:]}")
     port = _free_port()
     log = root / "server.log"
     with open(log, "wb") as out:

@@ -180,6 +180,26 @@ def test_a_network_import_outside_its_modules_is_refused(
     ]
 
 
+@pytest.mark.parametrize(
+    ("rel", "line"),
+    [
+        ("tui/w.py", "import psycopg"),
+        ("appliance/vex/cache.py", "from psycopg import sql"),
+        ("mirror/state.py", "import psycopg_pool"),
+    ],
+)
+def test_a_postgres_import_outside_the_stores_is_refused(
+    tmp_path: Path, rel: str, line: str
+) -> None:
+    problems = check(
+        tmp_path, {rel: f"import os\n{line}\n", "appliance/store/pg.py": "import psycopg\n"}
+    )
+    module = line.split()[1]
+    assert problems == [
+        f"{rel}:2: imports {module}; only the store modules (appliance/store) may touch PostgreSQL"
+    ]
+
+
 @pytest.mark.parametrize("rel", ["tui/w.py", "appliance/vex/cache.py", "mirror/state.py"])
 def test_a_sqlite_import_outside_the_stores_is_refused(tmp_path: Path, rel: str) -> None:
     problems = check(tmp_path, {rel: "import os\nimport sqlite3\n"})

@@ -56,9 +56,8 @@ from appliance.auditor.verify import (
 from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.tsa import TimestampAuthority
-from appliance.store import open_state
+from appliance.store import open_knowledge_if_any, open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
-from appliance.store.knowledge import KnowledgeStore
 from bundles import canonical, dsse, limits
 from bundles.bounded import read_capped, zip_directory
 from bundles.canonical import kind_of
@@ -225,7 +224,7 @@ def export_package(
     for role, ref in p["evidence"].items():
         if ref is not None:
             files[_role_path(role)] = layout.read_blob(Digest.parse(ref["digest"]))
-    store = KnowledgeStore.open(home.knowledge_db) if home.knowledge_db.is_file() else None
+    store = open_knowledge_if_any(home)
     try:
         snap = p["knowledgeSnapshot"]
         snapshot = Digest.parse(snap["digest"]) if snap else None

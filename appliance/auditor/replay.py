@@ -30,7 +30,7 @@ from appliance.policy.inputs import KnowledgeInfo
 from appliance.rva.evaluate import GateInputs, SubjectInfo, evaluate
 from appliance.rva.gate import attached_attestations
 from appliance.scanner.service import scan_image
-from appliance.store import open_state
+from appliance.store import has_state, open_knowledge_if_any, open_state
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeStore
 from appliance.vex.model import VexStatement
@@ -146,7 +146,7 @@ def _image_ref(layout: OCILayout, name: str, digest: Digest) -> str:
 
 def _bundle_of(home: Home, snapshot: str) -> str:
     """The knowledge bundle that delivered ``snapshot``, from the audit log's import records."""
-    if not home.state_db.is_file():
+    if not has_state(home):
         return ""
     with open_state(home) as db:
         for record in AuditLog(db).records(action=AuditAction.IMPORT.value):
@@ -236,7 +236,7 @@ def replay(
     scan = scan_image(home, ref, platform=platform, audit=False)
     notes = [(f"file:{u.path}", u.reason) for u in scan.unknowns]
     pinned_snapshot = predicate["knowledgeSnapshot"]
-    store = KnowledgeStore.open(home.knowledge_db) if home.knowledge_db.is_file() else None
+    store = open_knowledge_if_any(home)
     try:
         snapshot = Digest.parse(pinned_snapshot["digest"]) if pinned_snapshot else None
         knowledge, report = None, None
@@ -245,7 +245,8 @@ def replay(
                 bundle = _bundle_of(home, str(snapshot)) or f"of snapshot {pinned_snapshot['id']}"
                 raise ReplayInputMissingError(
                     f"knowledge snapshot {pinned_snapshot['id']} ({snapshot}) pinned in the "
-                    f"verdict is not in the knowledge store {home.knowledge_db}",
+                    f"verdict is not in the knowledge store "
+                    f"{store.db.where if store is not None else home.knowledge_db}",
                     hint=f"import the knowledge bundle {bundle} "
                     "that delivered it (snapshots are retained for replay unless pruned)",
                 )

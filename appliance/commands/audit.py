@@ -148,7 +148,7 @@ def verify_cmd(ctx: CliContext, key: Path | None, anchor: Path | None) -> None:
     anchor_head = AuditHead.load(anchor, public_key) if anchor is not None else None
     with open_state(home) as db:
         outcome = AuditLog(db, public_key=public_key).verify(anchor=anchor_head)
-        path = db.path
+        path = db.where
     if outcome.problem is None:
         ctx.emit(outcome.to_dict(), lambda: _summary(outcome))
         return

@@ -12,9 +12,9 @@ from appliance.home import Home
 from appliance.intake.importer import Importer
 from appliance.intake.inbox import ImportLock
 from appliance.rescan import mark_activated
-from appliance.store import record_decision
+from appliance.store import open_knowledge, record_decision
 from appliance.store.audit import AuditAction
-from appliance.store.knowledge import DEFAULT_RETENTION_DAYS, KnowledgeStore, SnapshotRow, prune
+from appliance.store.knowledge import DEFAULT_RETENTION_DAYS, SnapshotRow, prune
 from bundles import rfc3339
 from bundles.bundle import format_time
 from bundles.clikit import CliContext, pass_ctx
@@ -120,7 +120,7 @@ def _row(s: SnapshotRow, now: datetime) -> dict[str, object]:
 @pass_ctx
 def snapshot_list_cmd(ctx: CliContext) -> None:
     """Every imported snapshot, oldest first; * marks the active one."""
-    store = KnowledgeStore.open(Home(ctx.home).require().knowledge_db)
+    store = open_knowledge(Home(ctx.home))
     now = datetime.now(UTC)
     try:
         rows = store.snapshots()
@@ -162,7 +162,7 @@ def _resolve(rows: Sequence[SnapshotRow], ref: str, *, refused: str = "") -> Sna
 @pass_ctx
 def snapshot_show_cmd(ctx: CliContext, ref: str) -> None:
     """One snapshot (digest, unique prefix, or 'active'): datasets and counts."""
-    store = KnowledgeStore.open(Home(ctx.home).require().knowledge_db)
+    store = open_knowledge(Home(ctx.home))
     now = datetime.now(UTC)
     try:
         snap = _resolve(store.snapshots(), ref)
@@ -210,7 +210,7 @@ def snapshot_prune_cmd(ctx: CliContext, days: int) -> None:
     """Forget old snapshots (never the active one) and the data only they used."""
     home = Home(ctx.home).require()
     now = datetime.now(UTC)
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         result = prune(store, before=format_time(now - timedelta(days=days)))
     finally:
@@ -247,7 +247,7 @@ def snapshot_activate_cmd(ctx: CliContext, ref: str) -> None:
     now = datetime.now(UTC)
     # Not while an import runs: it activates its own snapshot in its own transaction.
     with ImportLock(home).hold(wait=True, on_wait=lambda: ctx.info("waiting for an import")):
-        store = KnowledgeStore.open(home.knowledge_db)
+        store = open_knowledge(home)
         try:
             with store.db.transaction("activate snapshot"):
                 snap = _resolve(store.snapshots(), ref, refused="; nothing was changed")

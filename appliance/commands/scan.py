@@ -21,7 +21,7 @@ from appliance.report import RENDERERS, FindingsView, Format, RenderError, Repor
 from appliance.rva.gate import read_snapshot
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
-from appliance.store.knowledge import KnowledgeStore
+from appliance.store import has_knowledge, open_knowledge
 from appliance.vex.merge import merge
 from appliance.vex.model import VexError, parse_time
 from appliance.vex.products import ImageIdentity
@@ -46,9 +46,9 @@ def findings_view(
     """The scan matched against the active snapshot, with the VEX statement deciding each
     finding at ``at`` as the gate merges them (operators' and imported statements, and the
     snapshot's vendor statements); None when there is no knowledge yet."""
-    if not home.initialized or not home.knowledge_db.exists():
+    if not home.initialized or not has_knowledge(home):
         return None
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         reading = read_snapshot(store, result)
     finally:

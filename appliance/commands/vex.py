@@ -12,6 +12,7 @@ import click
 
 from appliance.home import Home
 from appliance.scanner.image import ImageRef, open_image
+from appliance.store import has_knowledge, open_knowledge
 from appliance.vex import export, service
 from appliance.vex.model import Justification, VexError, VexStatus, format_time, parse_time
 from appliance.vex.products import ImageIdentity, parse_purl
@@ -289,16 +290,15 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     from appliance.match.model import Reachability
     from appliance.rva.gate import read_snapshot
     from appliance.scanner.service import scan_image
-    from appliance.store.knowledge import KnowledgeStore
 
     home = Home(ctx.home).require()
-    if not home.knowledge_db.is_file():
+    if not has_knowledge(home):
         raise UsageError(
             "there is no knowledge store to match against",
             hint="import a knowledge bundle with 'stella import' first",
         )
     scan = scan_image(home, image, platform=platform)
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         reading = read_snapshot(store, scan)
     finally:

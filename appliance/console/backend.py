@@ -61,7 +61,7 @@ from appliance.match.model import UnknownKind
 from appliance.rva.gate import gate, prepare
 from appliance.rva.reader import read_verdict
 from appliance.scanner.service import scan_image
-from appliance.store import open_state
+from appliance.store import has_knowledge, open_knowledge, open_state
 from appliance.store.audit import AuditLog, AuditRecord, os_actor
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
@@ -150,9 +150,9 @@ class HomeConsole:
     # -- reading ---------------------------------------------------------------------------
 
     def _snapshot(self) -> SnapshotInfo | None:
-        if not self.home.knowledge_db.is_file():
+        if not has_knowledge(self.home):
             return None
-        store = KnowledgeStore.open(self.home.knowledge_db)
+        store = open_knowledge(self.home)
         try:
             row = next((r for r in store.snapshots() if r.active), None)
             if row is None:
@@ -273,7 +273,7 @@ class HomeConsole:
         immutable by digest, so its date is found once per console."""
         if snapshot is None:
             return ()
-        store = KnowledgeStore.open(self.home.knowledge_db)
+        store = open_knowledge(self.home)
         try:
             manifest = store.manifest(Digest.parse(snapshot.digest))
             feeds = []
@@ -431,9 +431,9 @@ class HomeConsole:
     def advisory(self, row: FindingRow) -> Advisory | None:
         """The advisory record behind a finding in the active snapshot (by its id, else by
         an alias), whole: the matcher keeps a one-line summary only."""
-        if not self.home.knowledge_db.is_file():
+        if not has_knowledge(self.home):
             return None
-        store = KnowledgeStore.open(self.home.knowledge_db)
+        store = open_knowledge(self.home)
         try:
             ids = (row.id, *row.aliases)
             found = store.lookup_lines(DatasetType.OSV, ids)

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from appliance.home import Home
-from appliance.store import open_state, record_decision
+from appliance.store import has_state, open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.verdicts import VerdictStore
 from bundles import canonical
@@ -112,7 +112,7 @@ def _statement_digests(layout: OCILayout, bundle: Digest) -> set[Digest]:
 def pinned(home: Home, layout: OCILayout) -> set[Digest]:
     """Digests the verdict store and the audit log reference."""
     found: set[Digest] = set()
-    if not home.state_db.is_file():
+    if not has_state(home):
         return found
     with open_state(home) as db:
         for row in VerdictStore(db).history():

@@ -47,7 +47,7 @@ from appliance.sigstore.upstream import (
     subject_of,
     verify_import,
 )
-from appliance.store import open_state, record_decision
+from appliance.store import has_own_knowledge, open_knowledge, open_state, record_decision
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
 from bundles import canonical, limits
@@ -165,9 +165,9 @@ class Importer:
         The knowledge store and the audit log are two databases, so a process killed between
         an import's commit and its audit record leaves a snapshot the log lacks. The next
         import appends the missing record, marked ``recovered``."""
-        if not self.home.own_knowledge_db.is_file():
+        if not has_own_knowledge(self.home):
             return []  # a tenant on the shared knowledge: the administrator's imports
-        knowledge = KnowledgeStore.open(self.home.own_knowledge_db)
+        knowledge = open_knowledge(self.home, own=True)
         try:
             snapshots = knowledge.snapshots()
         finally:
@@ -327,8 +327,8 @@ class Importer:
         # import creates that store, which is removed again if the import does not commit,
         # so a refused bundle leaves the tenant on the shared knowledge as it was.
         own = self.home.own_knowledge_db
-        created = self.home.tenant is not None and not own.exists()
-        knowledge = KnowledgeStore.open(own)
+        created = self.home.tenant is not None and not has_own_knowledge(self.home)
+        knowledge = open_knowledge(self.home, own=True)
         committed = False
         try:
             result = self._import(
@@ -413,7 +413,7 @@ class Importer:
             logged=logged,
         )
         try:
-            with knowledge.db.transaction("import bundle"), ExitStack() as sinks:
+            with knowledge.transaction("import bundle"), ExitStack() as sinks:
                 self._load(reader, stream, bundle, knowledge, result, now, sinks)
                 if expected is not None and result.bundle != expected:
                     raise BundleError(

@@ -34,7 +34,7 @@ from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import attach_attestation, attach_evidence, attestations
-from appliance.store import open_state
+from appliance.store import has_knowledge, open_knowledge, open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
@@ -255,8 +255,8 @@ def prepare(
     notes: list[tuple[str, str]] = [(f"file:{u.path}", u.reason) for u in scan.unknowns]
     reading: SnapshotReading | None = None
     store: KnowledgeStore | None = None
-    if home.knowledge_db.is_file():
-        store = KnowledgeStore.open(home.knowledge_db)
+    if has_knowledge(home):
+        store = open_knowledge(home)
     try:
         reading = read_snapshot(store, scan) if store is not None else None
         if reading is not None:

@@ -26,7 +26,7 @@ from typing import Any, Final
 from appliance.home import Home
 from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.layers import WALK_VERSION, LayerRecord
-from appliance.store.db import Database, Schema, StoreError
+from appliance.store.db import Database, Schema, SqliteDatabase, StoreError
 from bundles import limits
 from bundles.digest import Digest
 
@@ -96,7 +96,7 @@ class LayerCache:
     @classmethod
     def open(cls, path: Path) -> LayerCache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = Database.open(path)
+        db = SqliteDatabase.open(path)
         db.ensure(SCHEMA)
         return cls(db)
 

@@ -1,27 +1,134 @@
-"""The appliance's SQLite stores (shared/DESIGN.md §5).
+"""The appliance's stores (shared/DESIGN.md §5) and the one place they are opened.
 
-``state.db`` holds what the appliance decided and about what: images, scans, findings, VEX,
-verdicts and the audit log; ``knowledge.db`` holds the imported knowledge snapshots. Each store
-is a module here that owns its tables through a :class:`~appliance.store.db.Schema`; only these
-modules import ``sqlite3`` (``scripts/check_layers.py``).
+The state store holds what the appliance decided and about what: images, scans, findings, VEX,
+verdicts and the audit log; the knowledge store holds the imported knowledge snapshots. Each
+store is a module here that owns its tables through a :class:`~appliance.store.db.Schema`;
+only these modules import ``sqlite3`` or ``psycopg`` (``scripts/check_layers.py``).
+
+Where they live is decided here and nowhere else (:func:`open_state`, :func:`open_knowledge`):
+by default in the home, as the SQLite files ``state.db`` and ``knowledge.db`` (the embedded
+mode); with a PostgreSQL URL in ``STELLA_DATABASE_URL`` (or, failing that, the home's
+``databaseUrl`` setting, which ``stella migrate`` records), in the schemas ``state`` and
+``knowledge`` of that database (docs/scale-out.md). Keys, the OCI layout, trust roots and the
+transparency log files stay in the home either way.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from appliance import tlog
 from appliance.home import Home
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord, os_actor
-from appliance.store.db import Database
+from appliance.store.db import Database, DatabaseError, SqliteDatabase
 from bundles import __version__
 
+if TYPE_CHECKING:
+    from appliance.store.knowledge import KnowledgeStore
 
-def open_state(home: Home) -> Database:
-    """Open the home's ``state.db`` (the home must have been created by ``stella init``)."""
-    return Database.open(home.require().state_db)
+DATABASE_URL_ENV: Final = "STELLA_DATABASE_URL"
+DATABASE_URL_SETTING: Final = "databaseUrl"
+STATE_SCHEMA: Final = "state"
+KNOWLEDGE_SCHEMA: Final = "knowledge"
+
+
+def database_url(home: Home) -> str | None:
+    """The PostgreSQL URL the home's stores live in, or None for the embedded SQLite files:
+    ``STELLA_DATABASE_URL`` when set (not empty), else the ``databaseUrl`` setting of the
+    home's (or the tenant's own) ``config.json``."""
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        return url
+    # A tenant reads its own config.json: the home's is outside what a tenant may open
+    # (appliance/tenancy.py), so a site with tenants names the database in the environment.
+    base = home
+    setting = base.settings().get(DATABASE_URL_SETTING)
+    if setting is None:
+        return None
+    if not isinstance(setting, str) or not setting.strip():
+        raise DatabaseError(
+            f"{base.config}: {DATABASE_URL_SETTING} must be a postgresql:// URL, got {setting!r}",
+            hint="correct config.json, or remove the setting to use the embedded stores",
+        )
+    return setting.strip()
+
+
+def _postgres(url: str, schema: str) -> Database:
+    from appliance.store.postgres import PostgresDatabase  # only a scale-out home needs psycopg
+
+    return PostgresDatabase.connect(url, schema=schema)
+
+
+def open_state(home: Home, schema: str | None = None) -> Database:
+    """Open the home's state store (the home must have been created by ``stella init``).
+
+    ``schema`` names the PostgreSQL schema the state lives in: by default the tenant's own
+    (``tenant_<name>``, :attr:`Home.pg_schema`), or ``state`` for the home itself, so that
+    the state stores of every tenant share one database; it is ignored in the embedded mode,
+    where the state is the file ``state.db`` of ``home`` (a tenant's own directory)."""
+    home = home.require()
+    url = database_url(home)
+    if url is None:
+        return SqliteDatabase.open(home.state_db)
+    return _postgres(url, schema or home.pg_schema or STATE_SCHEMA)
+
+
+def open_knowledge(home: Home, *, own: bool = False) -> KnowledgeStore:
+    """Open the knowledge store the home reads (creating its tables when new), or with
+    ``own`` the one it writes when it imports a bundle.
+
+    A tenant reads the shared store (read only) until it imports a bundle of its own
+    (docs/scale-out.md, "Tenants"). On PostgreSQL every tenant reads the shared ``knowledge``
+    schema, and only the home itself imports into it."""
+    from appliance.store.knowledge import KnowledgeStore
+
+    home = home.require()
+    url = database_url(home)
+    db: Database
+    if url is None:
+        db = SqliteDatabase.open(home.own_knowledge_db if own else home.knowledge_db)
+    elif own and home.tenant is not None:
+        raise DatabaseError(
+            f"tenant {home.tenant}: on PostgreSQL the knowledge is shared; a tenant cannot "
+            f"import a bundle of its own",
+            hint="import it as the home's administrator (without --tenant); every tenant "
+            "then reads it",
+        )
+    else:
+        db = _postgres(url, KNOWLEDGE_SCHEMA)
+    try:
+        return KnowledgeStore(db)
+    except BaseException:
+        db.close()
+        raise
+
+
+def has_knowledge(home: Home) -> bool:
+    """Whether the knowledge store may hold anything: in the embedded mode, whether
+    ``knowledge.db`` exists (a read-only command does not create it); a PostgreSQL store
+    always answers (empty when nothing was imported)."""
+    return database_url(home) is not None or home.knowledge_db.is_file()
+
+
+def has_own_knowledge(home: Home) -> bool:
+    """Whether the home (or tenant) has a knowledge store of its own: a tenant on the shared
+    knowledge has none until its first import (never, on PostgreSQL)."""
+    if database_url(home) is not None:
+        return home.tenant is None
+    return home.own_knowledge_db.is_file()
+
+
+def has_state(home: Home) -> bool:
+    """Whether the state store may hold anything (see :func:`has_knowledge`)."""
+    return database_url(home) is not None or home.state_db.is_file()
+
+
+def open_knowledge_if_any(home: Home) -> KnowledgeStore | None:
+    """The knowledge store, or None when :func:`has_knowledge` says there is none."""
+    return open_knowledge(home) if has_knowledge(home) else None
 
 
 _LOGGED: Final = frozenset({AuditAction.IMPORT, AuditAction.IMPORT_REFUSED})

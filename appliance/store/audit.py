@@ -20,7 +20,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from appliance import tenancy
-from appliance.store.db import Database, Schema, StoreError
+from appliance.store.db import Connection, Database, Schema, StoreError
 from bundles import canonical, dsse, rfc3339
 from bundles.digest import Digest
 from bundles.errors import CanonicalJSONError, DigestError, SignatureError, StellaError
@@ -76,6 +75,37 @@ SCHEMA: Final = Schema(
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
         CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """,
+    ),
+    postgres=(
+        """
+        CREATE TABLE audit_log (
+            pos BIGINT PRIMARY KEY,
+            seq BIGINT NOT NULL UNIQUE,
+            time TEXT COLLATE "C" NOT NULL,
+            actor TEXT COLLATE "C" NOT NULL,
+            action TEXT COLLATE "C" NOT NULL,
+            subject TEXT COLLATE "C" NOT NULL,
+            inputs TEXT COLLATE "C" NOT NULL,
+            versions TEXT COLLATE "C" NOT NULL,
+            rule_digest TEXT COLLATE "C",
+            result TEXT COLLATE "C" NOT NULL,
+            prev TEXT COLLATE "C" NOT NULL,
+            hash TEXT COLLATE "C" NOT NULL
+        );
+        CREATE INDEX audit_log_action ON audit_log (action);
+        CREATE INDEX audit_log_time ON audit_log (time);
+        CREATE INDEX audit_log_subject ON audit_log (subject);
+        CREATE TABLE audit_head (
+            id BIGINT PRIMARY KEY CHECK (id = 1),
+            envelope BYTEA NOT NULL
+        );
+        CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+        CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+        FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+        CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
         """,
     ),
 )
@@ -502,13 +532,18 @@ class AuditLog:
             params.append(subject)
         if limit is not None and limit < 0:
             raise AuditError(f"limit must not be negative, got {limit}")
-        params.append(-1 if limit is None else limit)  # SQLite: a negative LIMIT is no limit
-        conditions = " AND ".join(where) or "1"
+        bound = ""
+        if limit is not None:
+            bound = " LIMIT ?"
+            params.append(limit)
+        conditions = " AND ".join(where) or "TRUE"
         # Only the constant fragments above are joined into the statement; values are bound.
         sql = (
             "SELECT * FROM (SELECT * FROM audit_log WHERE "  # noqa: S608
             + conditions
-            + " ORDER BY pos DESC LIMIT ?) ORDER BY pos"
+            + " ORDER BY pos DESC"
+            + bound
+            + ") AS newest ORDER BY pos"
         )
         return [self._record(row) for row in self.db.query(sql, params, what="read the audit log")]
 
@@ -547,7 +582,7 @@ class AuditLog:
                 newer, older = total, 0
         return AuditPage(tuple(self._record(row) for row in rows), total, newer, older)
 
-    def _record(self, row: sqlite3.Row) -> AuditRecord:
+    def _record(self, row: Any) -> AuditRecord:
         fields: dict[str, Any] = {}
         for name in ("inputs", "versions", "result"):
             try:
@@ -661,7 +696,7 @@ class AuditLog:
         return result(_anchor_problem(anchor, count, hashes), head)
 
     def _walk(
-        self, conn: sqlite3.Connection, anchor: AuditHead | None
+        self, conn: Connection, anchor: AuditHead | None
     ) -> tuple[int, dict[int, str], AuditProblem | None]:
         """Check every record in storage order; returns how many chained correctly, the
         hashes the head and anchor checks need, and the first problem."""

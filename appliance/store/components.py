@@ -48,6 +48,31 @@ SCHEMA: Final = Schema(
         CREATE INDEX component_cves_by_subject ON component_cves (subject);
         """,
     ),
+    postgres=(
+        """
+        CREATE TABLE component_images (
+            subject TEXT COLLATE "C" PRIMARY KEY,
+            snapshot TEXT COLLATE "C",
+            vex TEXT COLLATE "C" NOT NULL,
+            indexed TEXT COLLATE "C" NOT NULL
+        );
+        CREATE TABLE component_keys (
+            ecosystem TEXT COLLATE "C" NOT NULL,
+            name TEXT COLLATE "C" NOT NULL,
+            subject TEXT COLLATE "C" NOT NULL
+                REFERENCES component_images(subject) ON DELETE CASCADE,
+            PRIMARY KEY (ecosystem, name, subject)
+        );
+        CREATE INDEX component_keys_by_subject ON component_keys (subject);
+        CREATE TABLE component_cves (
+            cve TEXT COLLATE "C" NOT NULL,
+            subject TEXT COLLATE "C" NOT NULL
+                REFERENCES component_images(subject) ON DELETE CASCADE,
+            PRIMARY KEY (cve, subject)
+        );
+        CREATE INDEX component_cves_by_subject ON component_cves (subject);
+        """,
+    ),
 )
 # (ecosystem, name) pairs or ids per query: two parameters each stays under SQLite's oldest
 # limit of 999 parameters.
@@ -84,16 +109,22 @@ class ComponentIndex:
             conn.execute("DELETE FROM component_keys WHERE subject = ?", (subject,))
             conn.execute("DELETE FROM component_cves WHERE subject = ?", (subject,))
             conn.execute(
-                "INSERT OR REPLACE INTO component_images VALUES (?, ?, ?, ?)",
+                "INSERT INTO component_images VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO "
+                "UPDATE SET snapshot = excluded.snapshot, vex = excluded.vex, "
+                "indexed = excluded.indexed",
                 (subject, snapshot, vex, indexed),
             )
-            conn.executemany(
-                "INSERT OR IGNORE INTO component_keys VALUES (?, ?, ?)",
+            self.db.bulk_insert(
+                "component_keys",
+                ("ecosystem", "name", "subject"),
                 [(e, n, subject) for e, n in sorted(set(keys))],
+                ignore_conflicts=True,
             )
-            conn.executemany(
-                "INSERT OR IGNORE INTO component_cves VALUES (?, ?)",
+            self.db.bulk_insert(
+                "component_cves",
+                ("cve", "subject"),
                 [(c, subject) for c in sorted(set(cves))],
+                ignore_conflicts=True,
             )
 
     def images(self) -> dict[str, IndexedImage]:

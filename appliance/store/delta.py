@@ -117,7 +117,7 @@ def _block_lines(store: KnowledgeStore, dataset: int | None, skip: set[int]) -> 
     for first, block, ids, body in rows:
         if int(block) in skip:
             continue
-        where = f"{store.db.path}: dataset row {dataset} block {first}"
+        where = f"{store.db.where}: dataset row {dataset} block {first}"
         lines.update(
             zip(bytes(ids).decode().split("\n"), unpack(bytes(body), where=where), strict=True)
         )

@@ -51,6 +51,44 @@ SCHEMA: Final = Schema(
         BEGIN SELECT RAISE(ABORT, 'VEX statements are never deleted; revoke instead'); END;
         """,
     ),
+    postgres=(
+        """
+        CREATE TABLE vex_documents (
+            digest TEXT COLLATE "C" PRIMARY KEY,
+            doc_id TEXT COLLATE "C" NOT NULL,
+            origin TEXT COLLATE "C" NOT NULL,
+            subject TEXT COLLATE "C" NOT NULL,
+            envelope BYTEA NOT NULL,
+            added TEXT COLLATE "C" NOT NULL,
+            actor TEXT COLLATE "C" NOT NULL
+        );
+        CREATE TABLE vex_statements (
+            key TEXT COLLATE "C" PRIMARY KEY,
+            document TEXT COLLATE "C" NOT NULL REFERENCES vex_documents(digest),
+            vulnerability TEXT COLLATE "C" NOT NULL,
+            status TEXT COLLATE "C" NOT NULL,
+            timestamp TEXT COLLATE "C" NOT NULL,
+            expires TEXT COLLATE "C",
+            revokes TEXT COLLATE "C" NOT NULL,
+            body TEXT COLLATE "C" NOT NULL
+        );
+        CREATE INDEX vex_statements_vulnerability ON vex_statements (vulnerability);
+        CREATE FUNCTION vex_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $$;
+        CREATE TRIGGER vex_documents_no_update BEFORE UPDATE ON vex_documents FOR EACH ROW
+        EXECUTE FUNCTION vex_refuse('VEX documents are never changed; add a new statement');
+        CREATE TRIGGER vex_documents_no_delete BEFORE DELETE ON vex_documents FOR EACH ROW
+        EXECUTE FUNCTION vex_refuse('VEX documents are never deleted; revoke instead');
+        CREATE TRIGGER vex_statements_no_update BEFORE UPDATE ON vex_statements FOR EACH ROW
+        EXECUTE FUNCTION vex_refuse('VEX statements are never changed; add a new statement');
+        CREATE TRIGGER vex_statements_no_delete BEFORE DELETE ON vex_statements FOR EACH ROW
+        EXECUTE FUNCTION vex_refuse('VEX statements are never deleted; revoke instead');
+        CREATE TRIGGER vex_documents_no_truncate BEFORE TRUNCATE ON vex_documents
+        EXECUTE FUNCTION vex_refuse('VEX documents are never deleted; revoke instead');
+        CREATE TRIGGER vex_statements_no_truncate BEFORE TRUNCATE ON vex_statements
+        EXECUTE FUNCTION vex_refuse('VEX statements are never deleted; revoke instead');
+        """,
+    ),
 )
 
 

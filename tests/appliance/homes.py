@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from appliance.home import Home
-from appliance.store.knowledge import KnowledgeStore, install_snapshot
+from appliance.store import open_knowledge
+from appliance.store.knowledge import install_snapshot
 from bundles.digest import Digest
 from bundles.snapshot import DatasetType, build_dataset
 
@@ -47,7 +48,7 @@ def install_knowledge(
     parts = [build_dataset("osv-pypi", DatasetType.OSV, osv)]
     if kev:
         parts.append(build_dataset("kev", DatasetType.KEV, kev))
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         return install_snapshot(
             store,

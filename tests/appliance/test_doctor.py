@@ -18,7 +18,7 @@ from appliance.cli import cli as stella
 from appliance.doctor import Check, Doctor, Limits, Status
 from appliance.home import Home
 from appliance.intake.trust_store import TrustStore
-from appliance.store.db import Database
+from appliance.store.db import SqliteDatabase
 from bundles.oci.layout import OCILayout
 from tests.flow.conftest import Appliance, Mirror, appliance, mirror  # noqa: F401
 
@@ -57,7 +57,7 @@ def _statuses(checks: dict[str, Check]) -> dict[str, str]:
 
 
 def _created(home: Home) -> datetime:
-    db = Database.open(home.knowledge_db)
+    db = SqliteDatabase.open(home.knowledge_db)
     try:
         text = db.query("SELECT created FROM snapshots")[0][0]
     finally:
@@ -161,7 +161,7 @@ def test_a_damaged_page_fails_the_integrity_check(healthy: Home) -> None:
 
 
 def test_an_unchecked_write_ahead_log_warns(healthy: Home) -> None:
-    db = Database.open(healthy.state_db)  # a reader that keeps the log open, as the TUI would
+    db = SqliteDatabase.open(healthy.state_db)  # a reader that keeps the log open, as the TUI would
     try:
         with db.transaction() as conn:
             conn.execute("CREATE TABLE doctor_probe (x)")

@@ -24,9 +24,8 @@ from appliance.rescan import (
     targets,
 )
 from appliance.rva.gate import GateResult
-from appliance.store import open_state
+from appliance.store import open_knowledge, open_state
 from appliance.store.audit import AuditLog, AuditRecord
-from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictStore
 from bundles import canonical
 from bundles.digest import Digest
@@ -193,7 +192,7 @@ def test_activate_rolls_back_keeps_the_sequence_audits_and_marks(home: Home) -> 
         "sequence": 1,
         "lastSequence": 2,
     }
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         assert store.active() == good
         assert store.last_sequence("stable") == 2  # bundle 2 cannot come back, 3 still imports
@@ -228,7 +227,7 @@ def test_activate_refuses_unknown_or_empty_references(home: Home, ref: str) -> N
     assert result.exit_code == 2
     assert f"no snapshot matches {ref!r}; nothing was changed" in result.stderr
     assert "stella snapshot list" in result.stderr
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         assert store.active() == newest  # still the newest
     finally:

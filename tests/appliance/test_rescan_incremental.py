@@ -23,10 +23,10 @@ from appliance.match.model import Inventory
 from appliance.match.service import match_inventory
 from appliance.rescan import Context, _must_gate, context, dependencies
 from appliance.scanner.model import Package, PackageType
-from appliance.store import open_state
+from appliance.store import open_knowledge, open_state
 from appliance.store.audit import AuditLog
 from appliance.store.components import ComponentIndex, IndexedImage
-from appliance.store.db import Database
+from appliance.store.db import SqliteDatabase
 from appliance.store.delta import snapshot_delta
 from appliance.store.knowledge import KnowledgeStore, install_snapshot
 from appliance.store.verdicts import VerdictRow
@@ -109,7 +109,7 @@ def test_only_images_a_delta_touches_are_gated_again(home: Home) -> None:
     shared = context(home)
     assert (shared.reads_epss, shared.reads_time, shared.reads_snapshot) == (False, False, False)
     epss = build_dataset("epss", DatasetType.EPSS, [{"id": CVE, "epss": "0.9", "percentile": "1"}])
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
         parts += [build_dataset("kev", DatasetType.KEV, [KEV]), epss]
@@ -339,7 +339,7 @@ def test_incremental_set_holds_every_image_a_full_rescan_changes(
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = KnowledgeStore.open(Path(tmp) / "knowledge.db")
-        db = Database.open(Path(tmp) / "state.db")
+        db = SqliteDatabase.open(Path(tmp) / "state.db")
         try:
             before = _install(store, 1, _materialize(old))
             after = _install(store, 2, _materialize(new))

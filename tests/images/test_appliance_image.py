@@ -21,7 +21,8 @@ from packaging.utils import canonicalize_name
 from appliance.home import Home
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
-from appliance.store.knowledge import KnowledgeStore, install_snapshot
+from appliance.store import open_knowledge
+from appliance.store.knowledge import install_snapshot
 from bundles.digest import Digest
 from bundles.keys import PublicKey
 from bundles.oci import OCILayout
@@ -263,7 +264,7 @@ def test_release_evidence_gates_the_appliance_image_with_itself(tmp_path: Path) 
         ],
     }
     kev = {"id": "CVE-2099-0001", "cveID": "CVE-2099-0001", "dateAdded": "2026-01-02"}
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         snapshot = install_snapshot(
             store,

@@ -33,6 +33,9 @@ from appliance.store.knowledge.schema import (
 from bundles.digest import Digest, Hasher
 from bundles.snapshot import DatasetEntry, DatasetType
 
+# Blocks per insert: a few MiB of compressed lines at a time.
+_BLOCK_BATCH = 64
+
 
 class Datasets(StoreBase):
     """Datasets: load, patch, rebuild."""
@@ -50,28 +53,37 @@ class Datasets(StoreBase):
     def _new_dataset(self, entry: DatasetEntry) -> int:
         layout = Layout.BLOCKS if entry.type in BLOCK_TYPES else Layout.RECORDS
         cursor = self._conn.execute(
-            "INSERT INTO datasets (digest, type, records, size, layout) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO datasets (digest, type, records, size, layout) VALUES (?, ?, ?, ?, ?)"
+            " RETURNING id",
             (str(entry.digest), entry.type.value, entry.records, entry.size, layout.value),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.fetchone()[0])
 
     def _insert_blocks(self, dataset: int, runs: Iterable[tuple[list[str], list[bytes]]]) -> None:
         """Store a table dataset as blocks, from runs of consecutive ``(ids, lines)``."""
-        conn = self._conn
+        db = self.db
+        blocks: list[tuple[int, bytes, bytes]] = []
+        members: list[tuple[int, str, int]] = []
+
+        def flush() -> None:
+            db.bulk_insert("blocks", ("id", "ids", "body"), blocks, ignore_conflicts=True)
+            db.bulk_insert("dataset_blocks", ("dataset", "first_id", "block"), members)
+            blocks.clear()
+            members.clear()
+
         for block in pack_runs(runs):
-            conn.execute(
-                "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?)", (block.key, block.ids, block.body)
-            )
-            conn.execute(
-                "INSERT INTO dataset_blocks VALUES (?, ?, ?)", (dataset, block.first_id, block.key)
-            )
+            blocks.append((block.key, block.ids, block.body))
+            members.append((dataset, block.first_id, block.key))
+            if len(blocks) >= _BLOCK_BATCH:
+                flush()
+        flush()
 
     def _insert_records(
         self, dataset: int, dtype: DatasetType, runs: Iterable[Iterable[tuple[str, bytes, Any]]]
     ) -> int:
         """Store a dataset one row per record, from runs of consecutive ``(id, line, doc)``
         (each document is dropped once its match-index rows are taken); returns the count."""
-        conn = self._conn
+        db = self.db
         ecosystems: set[str] = set()
         count = 0
         for run in runs:
@@ -86,15 +98,24 @@ class Datasets(StoreBase):
                 if dtype is DatasetType.OSV:
                     index.extend(_index_rows(doc, rid, record))
                     aliases.extend(_alias_rows(doc, rid, record))
-            conn.executemany("INSERT OR IGNORE INTO records VALUES (?, ?)", records)
-            conn.executemany("INSERT INTO dataset_records VALUES (?, ?, ?)", members)
-            conn.executemany("INSERT OR IGNORE INTO affected VALUES (?, ?, ?, ?)", index)
-            conn.executemany("INSERT OR IGNORE INTO advisory_aliases VALUES (?, ?, ?)", aliases)
+            db.bulk_insert("records", ("id", "body"), records, ignore_conflicts=True)
+            db.bulk_insert("dataset_records", ("dataset", "record_id", "record"), members)
+            db.bulk_insert(
+                "affected",
+                ("ecosystem", "name", "record_id", "record"),
+                index,
+                ignore_conflicts=True,
+            )
+            db.bulk_insert(
+                "advisory_aliases", ("alias", "record_id", "record"), aliases, ignore_conflicts=True
+            )
             ecosystems.update(row[0] for row in index)
             count += len(members)
-        conn.executemany(
-            "INSERT OR IGNORE INTO dataset_ecosystems VALUES (?, ?)",
+        db.bulk_insert(
+            "dataset_ecosystems",
+            ("dataset", "ecosystem"),
             [(dataset, e) for e in sorted(ecosystems)],
+            ignore_conflicts=True,
         )
         return count
 
@@ -162,7 +183,7 @@ class Datasets(StoreBase):
                 (dataset,),
             )
             for first_id, body in blocks:
-                yield from unpack(body, where=f"{self.db.path}: dataset {digest} block {first_id}")
+                yield from unpack(body, where=f"{self.db.where}: dataset {digest} block {first_id}")
             return
         rows = self._conn.execute(
             "SELECT r.body FROM dataset_records dr JOIN records r ON r.id = dr.record "

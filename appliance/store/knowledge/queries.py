@@ -74,7 +74,7 @@ class Queries(Snapshots):
                 "WHERE sd.snapshot = ?)",
                 [*(v for key in chunk for v in key), str(snap)],
             )
-            # the columns are TEXT, INTEGER and BLOB: sqlite3 gives str, int and bytes
+            # the columns are text, integer and bytes: both backends give str, int and bytes
             for ecosystem, name, record_id, record, body in rows:
                 for asked in wanted[(ecosystem, name)]:
                     yield asked, record_id, record, body
@@ -189,7 +189,7 @@ class Queries(Snapshots):
                 [dataset, *chunk],
             )
             for first, block_ids, body in rows:
-                where = f"{self.db.path}: dataset {digest} block {first}"
+                where = f"{self.db.where}: dataset {digest} block {first}"
                 answer.update(find_many(block_ids, body, wanted[first], where=where))
         return answer
 

@@ -34,7 +34,7 @@ class Snapshots(Datasets):
             raise KnowledgeError(f"snapshot {digest}: datasets not loaded: {', '.join(missing)}")
         conn = self._conn
         conn.execute(
-            "INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 str(digest),
                 manifest_bytes,
@@ -48,19 +48,20 @@ class Snapshots(Datasets):
             ),
         )
         conn.executemany(
-            "INSERT OR IGNORE INTO snapshot_datasets "
-            "SELECT ?, ?, id, ? FROM datasets WHERE digest = ?",
+            "INSERT INTO snapshot_datasets "
+            "SELECT ?, ?, id, ? FROM datasets WHERE digest = ? ON CONFLICT DO NOTHING",
             [(str(digest), d.name, d.type.value, str(d.digest)) for d in manifest.datasets],
         )
         return digest
 
     def activate(self, digest: Digest, channel: str, sequence: int) -> None:
         conn = self._conn
-        conn.execute("INSERT OR REPLACE INTO knowledge_state VALUES ('active', ?)", (str(digest),))
-        conn.execute(
-            "INSERT OR REPLACE INTO knowledge_state VALUES (?, ?)",
-            (f"sequence:{channel}", str(sequence)),
+        upsert = (
+            "INSERT INTO knowledge_state VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
+        conn.execute(upsert, ("active", str(digest)))
+        conn.execute(upsert, (f"sequence:{channel}", str(sequence)))
 
     def _state(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM knowledge_state WHERE key = ?", (key,))

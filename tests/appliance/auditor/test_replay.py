@@ -19,7 +19,7 @@ from appliance.policy.bundle import DEFAULT_DIR
 from appliance.rva.gate import GateResult
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import attach_attestation
-from appliance.store.knowledge import KnowledgeStore
+from appliance.store import open_knowledge
 from bundles.digest import Digest
 from bundles.intoto import Statement, Subject
 from bundles.keys import PrivateKey
@@ -36,7 +36,7 @@ def test_replay_of_a_verdict_made_ten_snapshots_ago_matches(
 ) -> None:
     pinned = gated.verdict.predicate["knowledgeSnapshot"]["digest"]
     ten_more_snapshots(home)
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     try:
         assert len(store.snapshots()) == 11
         assert str(store.active()) != pinned

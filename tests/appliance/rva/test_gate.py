@@ -15,9 +15,9 @@ from appliance.rva.evaluate import VerdictKind
 from appliance.rva.gate import CYCLONEDX_PREDICATE, gate
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
-from appliance.store import open_state
+from appliance.store import open_knowledge, open_state
 from appliance.store.audit import AuditLog
-from appliance.store.knowledge import KnowledgeStore, install_snapshot
+from appliance.store.knowledge import install_snapshot
 from appliance.store.verdicts import VerdictStore
 from bundles import canonical
 from bundles.digest import Digest
@@ -111,7 +111,7 @@ def test_policy_delivered_in_the_snapshot_is_used(home: Home) -> None:
             "size": len(rego),
         }
     ]
-    store = KnowledgeStore.open(home.knowledge_db)
+    store = open_knowledge(home)
     install_snapshot(
         store,
         [build_dataset("policy", DatasetType.POLICY, records)],

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from appliance.store.db import Database, DatabaseError
 from bundles import canonical, dsse
 from bundles.digest import Digest
 from bundles.keys import KeyType, PrivateKey
+from tests.appliance.store.conftest import Opener
 
 REPO = Path(__file__).resolve().parents[3]
 T0 = datetime(2026, 11, 23, 6, 0, 0, tzinfo=UTC)
@@ -53,14 +54,16 @@ def key() -> PrivateKey:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def db_path(tmp_path: Path, backend: str) -> Path:
+    """The SQLite file, for the tests that tamper with it as an intruder would."""
+    if backend != "sqlite":
+        pytest.skip("edits the SQLite file with raw sqlite3")
     return tmp_path / "state.db"
 
 
 @pytest.fixture
-def db(db_path: Path) -> Iterator[Database]:
-    with Database.open(db_path) as database:
-        yield database
+def db(open_db: Opener) -> Database:
+    return open_db()
 
 
 @pytest.fixture
@@ -618,16 +621,21 @@ WRITER = textwrap.dedent(
     from pathlib import Path
 
     from appliance.store.audit import AuditAction, AuditLog
-    from appliance.store.db import Database
+    from appliance.store.db import SqliteDatabase
+    from appliance.store.postgres import PostgresDatabase
     from bundles.keys import PrivateKey
 
-    db_path, key_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    target, key_path, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
     key = PrivateKey.load(key_path)
-    (db_path.parent / f"ready-{name}").touch()
+    (key_path.parent / f"ready-{name}").touch()
     deadline = time.monotonic() + 60
-    while not (db_path.parent / "go").exists() and time.monotonic() < deadline:
+    while not (key_path.parent / "go").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
-    with Database.open(db_path) as db:
+    if target.startswith("postgresql://"):
+        opened = PostgresDatabase.connect(target, schema="state")
+    else:
+        opened = SqliteDatabase.open(Path(target))
+    with opened as db:
         log = AuditLog(db, key=key)
         for i in range(50):
             log.append(
@@ -644,15 +652,21 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_concurrent_processes_keep_one_chain(tmp_path: Path, key: PrivateKey) -> None:
-    db_path = tmp_path / "state.db"  # not created yet: both writers race to migrate it too
+def test_concurrent_processes_keep_one_chain(
+    tmp_path: Path, key: PrivateKey, backend: str, open_db: Opener, request: pytest.FixtureRequest
+) -> None:
+    # not created yet: both writers race to create the schema and migrate it too
+    if backend == "sqlite":
+        target = str(tmp_path / "state.db")
+    else:
+        target = str(request.getfixturevalue("pg_url"))
     key_path = tmp_path / "appliance.key"
     key.save(key_path)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("STELLA_KEY_PASSPHRASE", None)
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(db_path), str(key_path), name],
+            [sys.executable, "-c", WRITER, target, str(key_path), name],
             cwd=REPO,
             env=env,
             stderr=subprocess.PIPE,
@@ -668,7 +682,7 @@ def test_concurrent_processes_keep_one_chain(tmp_path: Path, key: PrivateKey) ->
     for writer in writers:
         _, err = writer.communicate(timeout=120)
         assert writer.returncode == 0, err.decode()
-    with Database.open(db_path) as db:
+    with open_db() as db:
         log = AuditLog(db, key=key)
         outcome = log.verify()
         assert outcome.ok, outcome.problem

@@ -3,8 +3,7 @@ active snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from appliance.store.knowledge import (
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.snapshot import DatasetEntry, DatasetType, Manifest, build_dataset
+from tests.appliance.store.conftest import Opener
 
 Record = dict[str, Any]
 """One parsed JSON record."""
@@ -44,10 +44,8 @@ def chunks(data: bytes, size: int = 7) -> list[bytes]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[KnowledgeStore]:
-    s = KnowledgeStore.open(tmp_path / "knowledge.db")
-    yield s
-    s.close()
+def store(open_db: Opener) -> KnowledgeStore:
+    return KnowledgeStore(open_db("knowledge"))
 
 
 def load(store: KnowledgeStore, entry: DatasetEntry, data: bytes) -> None:
@@ -523,11 +521,12 @@ def test_a_damaged_block_is_a_clear_error(store: KnowledgeStore) -> None:
         store, [(entry, data)], sequence=1, channel="c", created="2026-01-01T00:00:00Z"
     )
     store.db.connection.execute(
-        "UPDATE blocks SET body = X'00' WHERE id = "
-        "(SELECT block FROM dataset_blocks WHERE first_id = 'CVE-2024-00512')"
+        "UPDATE blocks SET body = ? WHERE id = "
+        "(SELECT block FROM dataset_blocks WHERE first_id = 'CVE-2024-00512')",
+        (b"\x00",),
     )
     assert lookup(store, DatasetType.EPSS, "CVE-2024-00001", snap) == epss(600)[1]
-    where = f"{store.db.path}: dataset {entry.digest} block CVE-2024-00512"
+    where = f"{store.db.where}: dataset {entry.digest} block CVE-2024-00512"
     for read in (
         lambda: lookup(store, DatasetType.EPSS, "CVE-2024-00513", snap),
         lambda: store.dataset_bytes(entry.digest),

@@ -3,9 +3,6 @@ every ``cve`` dataset of a snapshot, and a match through the store that uses bot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from appliance.match import Inventory, Severity, SeveritySource
@@ -16,13 +13,12 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.snapshot import DatasetEntry, DatasetType, Manifest, build_dataset
 from tests.appliance.match.data import cve, ghsa, pypi
+from tests.appliance.store.conftest import Opener
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[KnowledgeStore]:
-    s = KnowledgeStore.open(tmp_path / "knowledge.db")
-    yield s
-    s.close()
+def store(open_db: Opener) -> KnowledgeStore:
+    return KnowledgeStore(open_db("knowledge"))
 
 
 def install(store: KnowledgeStore, datasets: list[tuple[DatasetEntry, bytes]], seq: int) -> Digest:
@@ -104,15 +100,14 @@ def test_prune_forgets_the_aliases_of_forgotten_records(store: KnowledgeStore) -
     assert rows[0] == 1
 
 
-def test_the_alias_index_is_backfilled_when_an_older_store_is_opened(tmp_path: Path) -> None:
-    path = tmp_path / "knowledge.db"
-    store = KnowledgeStore.open(path)
+def test_the_alias_index_is_backfilled_when_an_older_store_is_opened(open_db: Opener) -> None:
+    store = KnowledgeStore(open_db("knowledge"))
     install(store, [build_dataset("ghsa", DatasetType.OSV, list(ghsa()))], 1)
     with store.db.transaction() as conn:  # what a store written before the index looks like
         conn.execute("DROP TABLE advisory_aliases")
         conn.execute("UPDATE schema_versions SET version = 3 WHERE component = 'knowledge'")
     store.close()
-    reopened = KnowledgeStore.open(path)
+    reopened = KnowledgeStore(open_db("knowledge"))
     try:
         found = reopened.alias_lines(["CVE-2020-14343", "CVE-2023-46695"])
         assert {a: [rid for rid, _ in rows] for a, rows in found.items()} == {
