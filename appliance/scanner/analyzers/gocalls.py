@@ -1,0 +1,477 @@
+"""The call graph of a Go executable, read from its machine code: which linked functions
+``main`` reaches, and which nothing reaches even under a generous assumption about indirect
+calls.
+
+Function boundaries come from the line table (:mod:`appliance.scanner.analyzers.gosymbols`);
+each function's body is disassembled (capstone; amd64 only) and three kinds of edge are kept:
+
+* **call**: a direct ``CALL``, or a ``JMP``/``Jcc`` that leaves the function (a tail call),
+  to the function holding the target;
+* **address**: the function materialises another function's address (``LEA`` of its entry, of
+  a function value holding it, or an immediate equal to it): a closure, a ``go`` or ``defer``
+  statement, a callback;
+* **inline**: the line table's inline tree says the function's code contains an inlined copy of
+  another function.
+
+Indirect calls (interface methods, function values, reflection, the runtime's callbacks) have
+no static target. They are over-approximated: every function whose entry is *address-taken*
+is a root that any indirect call may reach. Address-taken means its entry appears as an
+8-byte word in any loaded data section (function values, interface tables, ``.init_array``,
+exported dynamic symbols), as a 4-byte offset from the text start in any loaded data section
+(type method tables, which the runtime builds interface tables and ``reflect`` calls from),
+as a relocation addend (position-independent executables), or is referenced from code that is
+not Go (cgo's C code, between the Go functions' ranges). A 4-byte or 8-byte word that only
+happens to equal an entry is treated the same way: the error adds roots, never removes one.
+
+The nodes are ordered by two breadth-first searches, which is also their proof:
+
+1. from ``main.main``, then each package initialiser (``pkg.init``, ``pkg.init.N``), along
+   call, address and inline edges: a node found here is **reached from main**, and its chain
+   of parents is the path;
+2. then from every other root (the ELF entry point, the address-taken functions, code that
+   is not Go): a node first found here is reached only if an indirect call lands on it.
+
+A function in neither is **not reached**: no chain of direct calls, inlining or address-taking
+from any root leads to it. Deterministic: roots and edges are visited in table order.
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import re
+import struct
+import sys
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from appliance.scanner.analyzers.gosymbols import Buffer, LineTable, split_name
+from bundles import limits
+from bundles.limits import Unit
+
+CODE_CAP: Final = limits.cap(
+    "scan.go_code_bytes",
+    64 << 20,
+    Unit.BYTES,
+    "the machine code disassembled from one Go executable to read its call graph",
+)
+
+#: the prefix of an encoded call tree (:func:`encode`); ``gocall1:!`` starts a reason instead
+ENCODING: Final = "gocall1:"
+EM_X86_64: Final = 62
+_SHF_ALLOC, _SHF_EXECINSTR = 0x2, 0x4
+_SHT_NOBITS, _SHT_RELA = 8, 4
+_R_X86_64_RELATIVE: Final = 8
+
+# root kinds (upper case) and edge kinds (lower case), one character each in the encoding
+MAIN, INIT, ENTRY, DATA, METHOD, FOREIGN = "M", "I", "E", "D", "T", "X"
+CALL, ADDRESS, INLINE = "c", "a", "n"
+FROM_MAIN: Final = frozenset({MAIN, INIT})
+ROOT_WORDS: Final = {
+    MAIN: "main.main",
+    INIT: "package initialiser",
+    ENTRY: "the ELF entry point",
+    DATA: "address stored in data (function value, interface table)",
+    METHOD: "in a type's method table (interface or reflect call)",
+    FOREIGN: "referenced from non-Go code",
+}
+_IMMEDIATE: Final = frozenset({"mov", "movabs", "push"})
+_INIT: Final = re.compile(r"init(\.[0-9]+)?")
+_MACHINES: Final = {3: "386", 40: "arm", 183: "arm64", 8: "mips", 21: "ppc64", 22: "s390x"}
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One ELF section header: name, type, flags, address, file offset, size."""
+
+    name: str
+    kind: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """What the call graph reads of an executable besides its line table."""
+
+    machine: int
+    entry: int
+    little: bool
+    is64: bool
+    sections: tuple[Section, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One function (or symbol) of the tree: its name, its parent's index (-1 for a root),
+    and how it was found: a root kind, or the kind of the edge from its parent."""
+
+    name: str
+    parent: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """The search's result: reached functions in the order found (parents first)."""
+
+    nodes: tuple[Node, ...]
+
+
+class _Functions:
+    def __init__(self, table: LineTable) -> None:
+        self.names = list(table.names)
+        self.entries = list(table.entries)
+        self.index = {e: i for i, e in enumerate(self.entries[:-1])}
+        self.count = len(self.names)
+
+    def holding(self, address: int) -> int | None:
+        i = bisect.bisect_right(self.entries, address) - 1
+        return i if 0 <= i < self.count else None
+
+
+def _hex(text: str) -> int | None:
+    """An operand's number as capstone prints it: ``0x1f``, ``+ 0x1f``, ``- 0x1f``, ``12``."""
+    text = text.replace(" ", "").removeprefix("+")
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+class _Reader:
+    """Virtual addresses to file bytes, over the sections that occupy the file."""
+
+    def __init__(self, data: Buffer, program: Program) -> None:
+        self.data = data
+        self.spans = sorted(
+            (s.addr, s.offset, s.size)
+            for s in program.sections
+            if s.flags & _SHF_ALLOC and s.kind != _SHT_NOBITS and s.addr
+        )
+        self.starts = [s[0] for s in self.spans]
+        self.word = ("<" if program.little else ">") + ("Q" if program.is64 else "I")
+        self.width = 8 if program.is64 else 4
+
+    def word_at(self, address: int) -> int | None:
+        i = bisect.bisect_right(self.starts, address) - 1
+        if i < 0:
+            return None
+        addr, offset, size = self.spans[i]
+        if address + self.width > addr + size:
+            return None
+        at = offset + address - addr
+        if at + self.width > len(self.data):
+            return None
+        return int(struct.unpack_from(self.word, self.data, at)[0])
+
+
+def _disassembler() -> Any:
+    import capstone  # imported here: only Go executables pay for loading it
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.skipdata = True  # data between functions (padding, jump tables) is stepped over
+    return md
+
+
+def _references(
+    md: Any, code: bytes, start: int, own: tuple[int, int], funcs: _Functions, reader: _Reader
+) -> Iterable[tuple[int, str]]:
+    """(function index, edge kind) for each reference the code at ``start`` makes to another
+    function (amd64): direct branches leaving ``own``, and addresses it materialises."""
+    lo, hi = own
+    entries, holding = funcs.index, funcs.holding
+    for address, size, mnemonic, operands in md.disasm_lite(code, start):
+        if mnemonic[0] == "j" or mnemonic == "call":
+            if operands[:2] == "0x":
+                target = int(operands, 16)
+                if not lo <= target < hi:
+                    index = holding(target)
+                    if index is not None:
+                        yield index, CALL
+        elif mnemonic == "lea":
+            at = operands.find("[rip")
+            if at >= 0:
+                displacement = _hex(operands[at + 4 : -1]) if operands[at + 4 : -1] else 0
+                if displacement is None:
+                    continue
+                target = address + size + displacement
+                index = entries.get(target)
+                if index is None:  # a function value: a word holding the entry
+                    word = reader.word_at(target)
+                    index = entries.get(word) if word is not None else None
+                if index is not None:
+                    yield index, ADDRESS
+        elif mnemonic in _IMMEDIATE:
+            at = operands.find("0x")  # an absolute address as an immediate
+            if at >= 0 and (at == 0 or operands[at - 2] == ","):
+                value = _hex(operands[at:])
+                if value is not None and value in entries:
+                    yield entries[value], ADDRESS
+
+
+def _words(data: Buffer, offset: int, size: int, width: int, little: bool) -> set[int]:
+    size -= size % width
+    if size <= 0 or offset + size > len(data):
+        return set()
+    words = array.array("Q" if width == 8 else "I", bytes(data[offset : offset + size]))
+    if little != (sys.byteorder == "little"):
+        words.byteswap()
+    return set(words)
+
+
+def _address_taken(
+    data: Buffer, program: Program, table: LineTable, funcs: _Functions
+) -> dict[int, str]:
+    """Function index -> root kind for each function whose entry is stored as data."""
+    entries = set(funcs.index)
+    offsets = {e - table.text_start: i for e, i in funcs.index.items() if e >= table.text_start}
+    out: dict[int, str] = {}
+    width = 8 if program.is64 else 4
+    for s in program.sections:
+        if not s.flags & _SHF_ALLOC or s.flags & _SHF_EXECINSTR or s.kind == _SHT_NOBITS:
+            continue
+        if s.offset <= table.offset < s.offset + s.size or s.name == ".gopclntab":
+            continue  # the line table's own offsets are not references
+        if s.kind == _SHT_RELA and program.is64:
+            rows = _rela(data, s, program.little)
+            for value in rows & entries:
+                out.setdefault(funcs.index[value], DATA)
+            continue
+        for value in _words(data, s.offset, s.size, width, program.little) & entries:
+            out.setdefault(funcs.index[value], DATA)
+        for value in _words(data, s.offset, s.size, 4, program.little) & offsets.keys():
+            out.setdefault(offsets[value], METHOD)
+    return out
+
+
+def _rela(data: Buffer, section: Section, little: bool) -> set[int]:
+    """The addends of a relocation table's ``R_X86_64_RELATIVE`` rows (pointers a
+    position-independent executable's loader writes)."""
+    code = ("<" if little else ">") + "QQq"
+    out = set()
+    end = min(section.offset + section.size - section.size % 24, len(data))
+    for at in range(section.offset, end, 24):
+        _, info, addend = struct.unpack_from(code, data, at)
+        if info & 0xFFFFFFFF == _R_X86_64_RELATIVE:
+            out.add(addend)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """What the code says: each function's references to others (function index, edge
+    kind), in the order met, and the functions code that is not Go refers to."""
+
+    out: tuple[tuple[tuple[int, str], ...], ...]
+    foreign: frozenset[int]
+
+
+def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
+    """The call and address edges of every function (module docstring), or the reason the
+    code was not read."""
+    if program.machine != EM_X86_64:
+        arch = _MACHINES.get(program.machine, f"ELF machine {program.machine}")
+        return f"its call graph is read for amd64 code only; this binary is {arch}"
+    if not program.sections:
+        return "it has no section headers, so its code and data cannot be told apart"
+    texts = [s for s in program.sections if s.flags & _SHF_EXECINSTR and s.kind != _SHT_NOBITS]
+    total = sum(s.size for s in texts)
+    if total > CODE_CAP.value():
+        return f"its {total:,} bytes of code are over {CODE_CAP.name} ({CODE_CAP.value():,})"
+    try:
+        md = _disassembler()
+    except ImportError:
+        return "the disassembler it needs (capstone) is not installed"
+    funcs = _Functions(table)
+    reader = _Reader(data, program)
+    edges: list[list[tuple[int, str]]] = [[] for _ in range(funcs.count)]
+    foreign: set[int] = set()
+    lo, hi = funcs.entries[0], funcs.entries[-1]
+    for s in texts:
+        for start, end in ((s.addr, min(lo, s.addr + s.size)), (max(hi, s.addr), s.addr + s.size)):
+            if end > start:  # code outside the Go functions' range: cgo's C code
+                code = bytes(data[s.offset + start - s.addr : s.offset + end - s.addr])
+                for target, _ in _references(md, code, start, (start, end), funcs, reader):
+                    foreign.add(target)
+        first = bisect.bisect_left(funcs.entries, s.addr)
+        for i in range(first, funcs.count):
+            start, end = funcs.entries[i], funcs.entries[i + 1]
+            if end > s.addr + s.size:
+                break
+            code = bytes(data[s.offset + start - s.addr : s.offset + end - s.addr])
+            seen: set[tuple[int, str]] = set()
+            for edge in _references(md, code, start, (start, end), funcs, reader):
+                if edge not in seen and edge[0] != i:
+                    seen.add(edge)
+                    edges[i].append(edge)
+    return Edges(tuple(tuple(e) for e in edges), frozenset(foreign))
+
+
+def read(data: Buffer, program: Program, table: LineTable) -> Graph | str:
+    """The call graph's search (module docstring), or the reason it was not read."""
+    found = references(data, program, table)
+    if isinstance(found, str):
+        return found
+    funcs = _Functions(table)
+    # inlined copies: names of their own when the function has no entry of its own
+    extra: dict[str, int] = {}
+    inline: dict[int, list[tuple[int, str]]] = {}
+    by_name = {n: i for i, n in reversed(list(enumerate(funcs.names)))}
+    for i in sorted(table.inlined):
+        for name in sorted(table.inlined[i]):
+            target = by_name.get(name)
+            if target is None:
+                target = extra.setdefault(name, funcs.count + len(extra))
+            inline.setdefault(i, []).append((target, INLINE))
+    names = funcs.names + list(extra)
+    roots = _roots(funcs, program, data, table)
+    for index in sorted(found.foreign):
+        roots.setdefault(index, FOREIGN)
+    return Graph(tuple(_search(names, found.out, inline, roots)))
+
+
+def _roots(funcs: _Functions, program: Program, data: Buffer, table: LineTable) -> dict[int, str]:
+    roots: dict[int, str] = {}
+    for i, name in enumerate(funcs.names):
+        if name == "main.main":
+            roots[i] = MAIN
+        else:
+            split = name.rsplit("/", 1)[-1].split(".", 1)
+            if len(split) == 2 and _INIT.fullmatch(split[1]):
+                roots[i] = INIT
+    entry = funcs.holding(program.entry)
+    if entry is not None:
+        roots.setdefault(entry, ENTRY)
+    for index, kind in _address_taken(data, program, table, funcs).items():
+        roots.setdefault(index, kind)
+    return roots
+
+
+def _search(
+    names: list[str],
+    edges: Sequence[Sequence[tuple[int, str]]],
+    inline: Mapping[int, list[tuple[int, str]]],
+    roots: Mapping[int, str],
+) -> list[Node]:
+    order = "MIEDTX"
+    ranked = sorted(roots.items(), key=lambda r: (order.index(r[1]), r[0]))
+    found: dict[int, int] = {}
+    nodes: list[Node] = []
+    for root, kind in ranked:
+        if root in found:
+            continue
+        found[root] = len(nodes)
+        nodes.append(Node(names[root], -1, kind))
+        queue = deque([root])
+        while queue:
+            at = queue.popleft()
+            here = found[at]
+            out = edges[at] if at < len(edges) else ()
+            for target, how in (*out, *inline.get(at, ())):
+                if target not in found:
+                    found[target] = len(nodes)
+                    nodes.append(Node(names[target], here, how))
+                    queue.append(target)
+    return nodes
+
+
+def symbol_of(name: str) -> str:
+    """The node name a function has in an encoded tree: vulndb's ``path.Symbol`` form, or the
+    raw name of linker-made code."""
+    split = split_name(name)
+    return f"{split[0]}.{split[1]}" if split else name
+
+
+def encode(graph: Graph | str, keep: Iterable[str]) -> str:
+    """The tree at symbol level, restricted to the symbols in ``keep`` and their ancestors:
+    ``gocall1:`` then one ``symbol TAB parent TAB kind`` line per node, parents first; or
+    ``gocall1:!`` and the reason the graph was not read. Same graph, same text."""
+    if isinstance(graph, str):
+        return f"{ENCODING}!{graph.replace(chr(10), ' ')}"
+    index: dict[str, int] = {}
+    symbols: list[tuple[str, int, str]] = []
+    node_symbol: list[int] = []
+    for node in graph.nodes:
+        name = symbol_of(node.name).replace("\t", " ").replace("\n", " ")
+        parent = node_symbol[node.parent] if node.parent >= 0 else -1
+        if name not in index:
+            index[name] = len(symbols)
+            symbols.append((name, parent, node.kind))
+        node_symbol.append(index[name])
+    wanted: set[int] = set()
+    for name in keep:
+        at = index.get(name)
+        while at is not None and at >= 0 and at not in wanted:
+            wanted.add(at)
+            at = symbols[at][1]
+    renumber = {old: new for new, old in enumerate(sorted(wanted))}
+    lines = [
+        f"{symbols[old][0]}\t{renumber.get(symbols[old][1], -1)}\t{symbols[old][2]}"
+        for old in sorted(wanted)
+    ]
+    return ENCODING + "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """One symbol's place in a decoded tree: whether it is reached from main, and the chain
+    of symbols from its root (the root first) with each step's kind."""
+
+    from_main: bool
+    root: str
+    chain: tuple[tuple[str, str], ...]  # (symbol, kind of the step into it)
+
+
+class CallTree:
+    """A decoded :func:`encode` text. ``reason`` is set when the graph was not read."""
+
+    def __init__(self, encoded: str) -> None:
+        if not encoded.startswith(ENCODING):
+            raise ValueError(f"call tree does not start with {ENCODING!r}")
+        body = encoded[len(ENCODING) :]
+        self.reason = body[1:] if body.startswith("!") else ""
+        self.nodes: list[tuple[str, int, str]] = []
+        self.index: dict[str, int] = {}
+        if self.reason or not body:
+            return
+        for number, line in enumerate(body.split("\n")):
+            name, parent, kind = line.split("\t")
+            at = int(parent)
+            if not -1 <= at < number or len(kind) != 1:
+                raise ValueError(f"call tree line {number + 1} is not valid")
+            self.nodes.append((name, at, kind))
+            self.index.setdefault(name, number)
+
+    def reach(self, symbol: str) -> Reach | None:
+        """Where ``symbol`` (``path.Symbol`` or an import path's functions' form) sits in the
+        tree; None when nothing reaches it."""
+        at = self.index.get(symbol)
+        if at is None:
+            return None
+        chain: list[tuple[str, str]] = []
+        while at >= 0:
+            name, parent, kind = self.nodes[at]
+            chain.append((name, kind))
+            at = parent
+        chain.reverse()
+        root = chain[0][1]
+        return Reach(root in FROM_MAIN, root, tuple(chain))
+
+
+def chain_text(reach: Reach) -> str:
+    """``main.main -> a.F -> &b.G -> (inlined) c.H``: the path, each step by its kind."""
+    parts = []
+    for name, kind in reach.chain:
+        if kind == ADDRESS:
+            parts.append(f"&{name}")
+        elif kind == INLINE:
+            parts.append(f"(inlined) {name}")
+        else:
+            parts.append(name)
+    head = "" if reach.root == MAIN else f"[{ROOT_WORDS.get(reach.root, reach.root)}] "
+    return head + " -> ".join(parts)
