@@ -440,10 +440,12 @@ class CallTree:
         if self.reason or not body:
             return
         for number, line in enumerate(body.split("\n")):
-            name, parent, kind = line.split("\t")
-            at = int(parent)
+            fields = line.split("\t")
+            at = int(fields[1]) if len(fields) == 3 and fields[1].lstrip("-").isdigit() else -2
+            kind = fields[-1]
             if not -1 <= at < number or len(kind) != 1:
                 raise ValueError(f"call tree line {number + 1} is not valid")
+            name = fields[0]
             self.nodes.append((name, at, kind))
             self.index.setdefault(name, number)
 
