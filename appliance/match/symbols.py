@@ -88,7 +88,7 @@ def judge(package: Package, entries: Iterable[Mapping[str, Any]]) -> SymbolVerdi
             f"{_listed(pairs)} is unknown",
         )
     try:
-        linked = SymbolSet(package.symbols)
+        linked = _symbol_set(package.symbols)
     except ValueError as e:
         return SymbolVerdict(
             Reachability.UNKNOWN, f"the recorded function set of {where} is unreadable ({e})"
@@ -110,11 +110,19 @@ def judge(package: Package, entries: Iterable[Mapping[str, Any]]) -> SymbolVerdi
 
 
 @lru_cache(maxsize=8)
+def _symbol_set(encoded: str) -> SymbolSet:
+    return SymbolSet(encoded)  # a binary's findings all read the same set
+
+
+@lru_cache(maxsize=8)
 def _tree(encoded: str) -> CallTree:
-    return CallTree(encoded)  # a binary's findings all read the same tree
+    return CallTree(encoded)  # and the same tree
 
 
+@lru_cache(maxsize=4096)
 def _reaches(tree: CallTree, path: str, symbol: str) -> Reach | None:
+    """Where the tree places a vulnerable symbol, or for a whole import path (no symbol) its
+    best placed function. Kept per tree: a binary's findings ask for the same ones."""
     if symbol:
         return tree.reach(f"{path}.{symbol}")
     found = [tree.reach(n) for n in tree.index if n.startswith(path + ".")]
