@@ -39,13 +39,14 @@ from __future__ import annotations
 
 import array
 import bisect
+import ctypes
 import re
 import struct
 import sys
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from appliance.scanner.analyzers.gosymbols import Buffer, LineTable, split_name
 from bundles import limits
@@ -66,7 +67,7 @@ _SHT_NOBITS, _SHT_RELA = 8, 4
 _R_X86_64_RELATIVE: Final = 8
 
 # root kinds (upper case) and edge kinds (lower case), one character each in the encoding
-MAIN, INIT, ENTRY, DATA, METHOD, FOREIGN = "M", "I", "E", "D", "T", "X"
+MAIN, INIT, ENTRY, DATA, CONSTANT, METHOD, FOREIGN = "M", "I", "E", "D", "K", "T", "X"
 CALL, ADDRESS, INLINE = "c", "a", "n"
 FROM_MAIN: Final = frozenset({MAIN, INIT})
 ROOT_WORDS: Final = {
@@ -74,10 +75,10 @@ ROOT_WORDS: Final = {
     INIT: "package initialiser",
     ENTRY: "the ELF entry point",
     DATA: "address stored in data (function value, interface table)",
+    CONSTANT: "address written in code as a constant",
     METHOD: "in a type's method table (interface or reflect call)",
     FOREIGN: "referenced from non-Go code",
 }
-_IMMEDIATE: Final = frozenset({"mov", "movabs", "push"})
 _INIT: Final = re.compile(r"init(\.[0-9]+)?")
 _MACHINES: Final = {3: "386", 40: "arm", 183: "arm64", 8: "mips", 21: "ppc64", 22: "s390x"}
 
@@ -170,30 +171,98 @@ class _Reader:
         return int(struct.unpack_from(self.word, self.data, at)[0])
 
 
-def _disassembler() -> Any:
-    import capstone  # imported here: only Go executables pay for loading it
+_BRANCH, _LEA = 1, 2
+_CHUNK: Final = 1 << 16  # instructions decoded per call into capstone
 
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    md.skipdata = True  # data between functions (padding, jump tables) is stepped over
-    return md
+
+class _Disassembler:
+    """capstone's amd64 decoder, yielding only the instructions that can reference another
+    function: (address, size, what, operands) with ``what`` a branch (``call``, ``jmp``,
+    ``jcc``) or ``lea``. (An absolute address carried as an immediate is found by
+    :func:`_absolute` instead, over the raw bytes.)
+
+    capstone's own Python loop builds four Python objects per instruction, most of which are
+    dropped here at once. Within the pinned 5.0 series the decoded instructions are instead
+    read as one block of memory (the ``cs_insn`` array ``cs_disasm`` returns) and only the
+    wanted ones are turned into Python values; without those names, the public loop is used.
+    """
+
+    def __init__(self) -> None:
+        import capstone  # imported here: only Go executables pay for loading it
+        from capstone import x86_const as x86
+
+        self.md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        self.md.skipdata = True  # data between functions (padding, jump tables) is stepped over
+        jumps = [getattr(x86, n) for n in dir(x86) if n.startswith("X86_INS_J")]
+        self.kinds: dict[int, int] = {i: _BRANCH for i in (*jumps, x86.X86_INS_CALL)}
+        self.kinds[x86.X86_INS_LEA] = _LEA
+        self.names = {"call": _BRANCH, "lea": _LEA}
+        try:
+            insn = capstone._cs_insn
+            self.lib, self.insn = capstone._cs, insn
+            self.stride = ctypes.sizeof(insn)
+            self.offsets = (insn.address.offset, insn.size.offset, insn.op_str.offset)
+        except AttributeError:
+            self.lib = None
+
+    def instructions(self, code: bytes, start: int) -> Iterator[tuple[int, int, int, str]]:
+        if self.lib is None:
+            for address, size, mnemonic, operands in self.md.disasm_lite(code, start):
+                what = _BRANCH if mnemonic[0] == "j" else self.names.get(mnemonic)
+                if what:
+                    yield address, size, what, operands
+            return
+        at_address, at_size, at_text = self.offsets
+        kinds, stride, done = self.kinds, self.stride, 0
+        while done < len(code):
+            block = ctypes.POINTER(self.insn)()
+            piece = code[done:]
+            count = self.lib.cs_disasm(
+                self.md.csh, piece, len(piece), start + done, _CHUNK, ctypes.byref(block)
+            )
+            if count <= 0:
+                return
+            try:
+                raw = ctypes.string_at(block, count * stride)
+            finally:
+                self.lib.cs_free(block, count)
+            ids = memoryview(raw).cast("I")[:: stride // 4].tolist()
+            for n, ident in enumerate(ids):
+                what = kinds.get(ident)
+                if what:
+                    base = n * stride
+                    address = int.from_bytes(
+                        raw[base + at_address : base + at_address + 8], "little"
+                    )
+                    size = raw[base + at_size] | raw[base + at_size + 1] << 8
+                    text = raw[base + at_text : base + at_text + 160]
+                    yield address, size, what, text[: text.find(b"\0")].decode("ascii")
+            base = (count - 1) * stride
+            last = int.from_bytes(raw[base + at_address : base + at_address + 8], "little")
+            done = last + (raw[base + at_size] | raw[base + at_size + 1] << 8) - start
 
 
 def _references(
-    md: Any, code: bytes, start: int, own: tuple[int, int], funcs: _Functions, reader: _Reader
+    md: _Disassembler,
+    code: bytes,
+    start: int,
+    own: tuple[int, int],
+    funcs: _Functions,
+    reader: _Reader,
 ) -> Iterable[tuple[int, str]]:
     """(function index, edge kind) for each reference the code at ``start`` makes to another
     function (amd64): direct branches leaving ``own``, and addresses it materialises."""
     lo, hi = own
     entries, holding = funcs.index, funcs.holding
-    for address, size, mnemonic, operands in md.disasm_lite(code, start):
-        if mnemonic[0] == "j" or mnemonic == "call":
+    for address, size, what, operands in md.instructions(code, start):
+        if what == _BRANCH:
             if operands[:2] == "0x":
                 target = int(operands, 16)
                 if not lo <= target < hi:
                     index = holding(target)
                     if index is not None:
                         yield index, CALL
-        elif mnemonic == "lea":
+        else:
             at = operands.find("[rip")
             if at >= 0:
                 displacement = _hex(operands[at + 4 : -1]) if operands[at + 4 : -1] else 0
@@ -206,22 +275,33 @@ def _references(
                     index = entries.get(word) if word is not None else None
                 if index is not None:
                     yield index, ADDRESS
-        elif mnemonic in _IMMEDIATE:
-            at = operands.find("0x")  # an absolute address as an immediate
-            if at >= 0 and (at == 0 or operands[at - 2] == ","):
-                value = _hex(operands[at:])
-                if value is not None and value in entries:
-                    yield entries[value], ADDRESS
 
 
-def _words(data: Buffer, offset: int, size: int, width: int, little: bool) -> set[int]:
+def _absolute(code: bytes, funcs: _Functions, little: bool) -> set[int]:
+    """Functions whose entry address appears in ``code`` as 4 bytes at any offset: an
+    absolute address as an immediate (``mov $f``, ``push $f`` in position-dependent code),
+    found without decoding, so every encoding is covered; bytes that only happen to equal an
+    entry add a root, never remove one. (Go's compiler addresses functions relative to the
+    instruction pointer; this is for other code and hand-written assembly.)"""
+    low = {e: i for e, i in funcs.index.items() if e < 1 << 32}
+    out: set[int] = set()
+    for shift in range(4):
+        out.update(low[v] for v in _words(code, shift, len(code) - shift, 4, little, low))
+    return out
+
+
+def _words(
+    data: Buffer, offset: int, size: int, width: int, little: bool, among: Iterable[int]
+) -> set[int]:
+    """The ``width``-byte words of ``data[offset:offset+size]`` (at multiples of ``width``
+    from ``offset``) that are in ``among``."""
     size -= size % width
     if size <= 0 or offset + size > len(data):
         return set()
     words = array.array("Q" if width == 8 else "I", bytes(data[offset : offset + size]))
     if little != (sys.byteorder == "little"):
         words.byteswap()
-    return set(words)
+    return set(among).intersection(words)
 
 
 def _address_taken(
@@ -242,9 +322,9 @@ def _address_taken(
             for value in rows & entries:
                 out.setdefault(funcs.index[value], DATA)
             continue
-        for value in _words(data, s.offset, s.size, width, program.little) & entries:
+        for value in _words(data, s.offset, s.size, width, program.little, entries):
             out.setdefault(funcs.index[value], DATA)
-        for value in _words(data, s.offset, s.size, 4, program.little) & offsets.keys():
+        for value in _words(data, s.offset, s.size, 4, program.little, offsets):
             out.setdefault(offsets[value], METHOD)
     return out
 
@@ -265,10 +345,12 @@ def _rela(data: Buffer, section: Section, little: bool) -> set[int]:
 @dataclass(frozen=True, slots=True)
 class Edges:
     """What the code says: each function's references to others (function index, edge
-    kind), in the order met, and the functions code that is not Go refers to."""
+    kind), in the order met, the functions code that is not Go refers to, and those whose
+    entry address the code holds as a constant."""
 
     out: tuple[tuple[tuple[int, str], ...], ...]
     foreign: frozenset[int]
+    constants: frozenset[int] = frozenset()
 
 
 def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
@@ -284,15 +366,19 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
     if total > CODE_CAP.value():
         return f"its {total:,} bytes of code are over {CODE_CAP.name} ({CODE_CAP.value():,})"
     try:
-        md = _disassembler()
+        md = _Disassembler()
     except ImportError:
         return "the disassembler it needs (capstone) is not installed"
     funcs = _Functions(table)
     reader = _Reader(data, program)
     edges: list[list[tuple[int, str]]] = [[] for _ in range(funcs.count)]
     foreign: set[int] = set()
+    constants: set[int] = set()
     lo, hi = funcs.entries[0], funcs.entries[-1]
     for s in texts:
+        constants.update(
+            _absolute(bytes(data[s.offset : s.offset + s.size]), funcs, program.little)
+        )
         for start, end in ((s.addr, min(lo, s.addr + s.size)), (max(hi, s.addr), s.addr + s.size)):
             if end > start:  # code outside the Go functions' range: cgo's C code
                 code = bytes(data[s.offset + start - s.addr : s.offset + end - s.addr])
@@ -309,7 +395,7 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
                 if edge not in seen and edge[0] != i:
                     seen.add(edge)
                     edges[i].append(edge)
-    return Edges(tuple(tuple(e) for e in edges), frozenset(foreign))
+    return Edges(tuple(tuple(e) for e in edges), frozenset(foreign), frozenset(constants))
 
 
 def read(data: Buffer, program: Program, table: LineTable) -> Graph | str:
@@ -330,6 +416,8 @@ def read(data: Buffer, program: Program, table: LineTable) -> Graph | str:
             inline.setdefault(i, []).append((target, INLINE))
     names = funcs.names + list(extra)
     roots = _roots(funcs, program, data, table)
+    for index in sorted(found.constants):
+        roots.setdefault(index, CONSTANT)
     for index in sorted(found.foreign):
         roots.setdefault(index, FOREIGN)
     return Graph(tuple(_search(names, found.out, inline, roots)))
@@ -358,7 +446,7 @@ def _search(
     inline: Mapping[int, list[tuple[int, str]]],
     roots: Mapping[int, str],
 ) -> list[Node]:
-    order = "MIEDTX"
+    order = "MIEDKTX"
     ranked = sorted(roots.items(), key=lambda r: (order.index(r[1]), r[0]))
     found: dict[int, int] = {}
     nodes: list[Node] = []
