@@ -18,7 +18,8 @@ fffffff1   1.20+       as 1.18
 =========  ==========  ==================================================================
 
 Each function table entry points at a ``_func`` record whose second field is the offset of the
-function's name in the name table. Only names are read; no code is executed or disassembled.
+function's name in the name table. Here only names and entry addresses are read; the call
+graph (:mod:`appliance.scanner.analyzers.gocalls`) disassembles the code between them.
 
 A function the compiler inlined at every call site has no entry of its own: it lives in its
 callers' inline trees. For Go 1.18+ tables those are read as well, found through the runtime's
