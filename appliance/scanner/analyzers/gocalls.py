@@ -62,6 +62,7 @@ CODE_CAP: Final = limits.cap(
 #: the prefix of an encoded call tree (:func:`encode`); ``gocall1:!`` starts a reason instead
 ENCODING: Final = "gocall1:"
 EM_X86_64: Final = 62
+EM_AARCH64: Final = 183
 _SHF_ALLOC, _SHF_EXECINSTR = 0x2, 0x4
 _SHT_NOBITS, _SHT_RELA = 8, 4
 _R_X86_64_RELATIVE: Final = 8
@@ -80,7 +81,7 @@ ROOT_WORDS: Final = {
     FOREIGN: "referenced from non-Go code",
 }
 _INIT: Final = re.compile(r"init(\.[0-9]+)?")
-_MACHINES: Final = {3: "386", 40: "arm", 183: "arm64", 8: "mips", 21: "ppc64", 22: "s390x"}
+_MACHINES: Final = {3: "386", 40: "arm", 8: "mips", 21: "ppc64", 22: "s390x"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +188,15 @@ class _Disassembler:
     wanted ones are turned into Python values; without those names, the public loop is used.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, machine: int = EM_X86_64) -> None:
         import capstone  # imported here: only Go executables pay for loading it
         from capstone import x86_const as x86
 
+        self.machine = machine
+        if machine == EM_AARCH64:
+            self.md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+            self.md.skipdata = True
+            return
         self.md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         self.md.skipdata = True  # data between functions (padding, jump tables) is stepped over
         jumps = [getattr(x86, n) for n in dir(x86) if n.startswith("X86_INS_J")]
@@ -277,6 +283,55 @@ def _references(
                     yield index, ADDRESS
 
 
+_ARM64_BRANCH: Final = ("b.", "cb", "tb")
+
+
+def _references_arm64(
+    md: _Disassembler,
+    code: bytes,
+    start: int,
+    own: tuple[int, int],
+    funcs: _Functions,
+    reader: _Reader,
+) -> Iterable[tuple[int, str]]:
+    """As :func:`_references`, for arm64: ``bl``, ``b``, ``b.cond``, ``cbz``/``tbz`` leaving
+    the function, and addresses made by ``adr`` or by ``adrp`` then ``add`` on its register
+    (how Go's arm64 code takes an address)."""
+    lo, hi = own
+    entries, holding = funcs.index, funcs.holding
+    pages: dict[str, int] = {}  # register -> the page an adrp put in it
+    for _, _, mnemonic, operands in md.md.disasm_lite(code, start):
+        first, _, rest = operands.partition(", ")
+        if mnemonic in ("bl", "b") or mnemonic.startswith(_ARM64_BRANCH):
+            target = _hex(operands.rpartition("#")[2]) if "#" in operands else None
+            if target is not None and not lo <= target < hi:
+                index = holding(target)
+                if index is not None:
+                    yield index, CALL
+            continue
+        made: int | None = None
+        if mnemonic == "adrp" and rest.startswith("#"):
+            page = _hex(rest[1:])
+            if page is not None:
+                pages[first] = page
+                continue
+        elif mnemonic == "adr" and rest.startswith("#"):
+            made = _hex(rest[1:])
+        elif mnemonic == "add":
+            source, _, offset = rest.partition(", ")
+            if source in pages and offset.startswith("#") and ", " not in offset:
+                low = _hex(offset[1:])
+                made = pages[source] + low if low is not None else None
+        pages.pop(first, None)  # the register now holds something else
+        if made is not None:
+            index = entries.get(made)
+            if index is None:  # a function value: a word holding the entry
+                word = reader.word_at(made)
+                index = entries.get(word) if word is not None else None
+            if index is not None:
+                yield index, ADDRESS
+
+
 def _absolute(code: bytes, funcs: _Functions, little: bool) -> set[int]:
     """Functions whose entry address appears in ``code`` as 4 bytes at any offset: an
     absolute address as an immediate (``mov $f``, ``push $f`` in position-dependent code),
@@ -356,9 +411,9 @@ class Edges:
 def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
     """The call and address edges of every function (module docstring), or the reason the
     code was not read."""
-    if program.machine != EM_X86_64:
+    if program.machine not in (EM_X86_64, EM_AARCH64) or not program.is64:
         arch = _MACHINES.get(program.machine, f"ELF machine {program.machine}")
-        return f"its call graph is read for amd64 code only; this binary is {arch}"
+        return f"its call graph is read for amd64 and arm64 code only; this binary is {arch}"
     if not program.sections:
         return "it has no section headers, so its code and data cannot be told apart"
     texts = [s for s in program.sections if s.flags & _SHF_EXECINSTR and s.kind != _SHT_NOBITS]
@@ -366,11 +421,12 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
     if total > CODE_CAP.value():
         return f"its {total:,} bytes of code are over {CODE_CAP.name} ({CODE_CAP.value():,})"
     try:
-        md = _Disassembler()
+        md = _Disassembler(program.machine)
     except ImportError:
         return "the disassembler it needs (capstone) is not installed"
     funcs = _Functions(table)
     reader = _Reader(data, program)
+    refs = _references_arm64 if program.machine == EM_AARCH64 else _references
     edges: list[list[tuple[int, str]]] = [[] for _ in range(funcs.count)]
     foreign: set[int] = set()
     constants: set[int] = set()
@@ -382,7 +438,7 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
         for start, end in ((s.addr, min(lo, s.addr + s.size)), (max(hi, s.addr), s.addr + s.size)):
             if end > start:  # code outside the Go functions' range: cgo's C code
                 code = bytes(data[s.offset + start - s.addr : s.offset + end - s.addr])
-                for target, _ in _references(md, code, start, (start, end), funcs, reader):
+                for target, _ in refs(md, code, start, (start, end), funcs, reader):
                     foreign.add(target)
         first = bisect.bisect_left(funcs.entries, s.addr)
         for i in range(first, funcs.count):
@@ -391,7 +447,7 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
                 break
             code = bytes(data[s.offset + start - s.addr : s.offset + end - s.addr])
             seen: set[tuple[int, str]] = set()
-            for edge in _references(md, code, start, (start, end), funcs, reader):
+            for edge in refs(md, code, start, (start, end), funcs, reader):
                 if edge not in seen and edge[0] != i:
                     seen.add(edge)
                     edges[i].append(edge)

@@ -48,6 +48,19 @@ def hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_hello(tmp_path_factory.mktemp("go"))
 
 
+@pytest.fixture(scope="session")
+def hello_arm64(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_hello(tmp_path_factory.mktemp("go-arm64"), "arm64")
+
+
+def _binary(name: str, request: pytest.FixtureRequest) -> Path:
+    if name == "registry":
+        require_tools("docker-registry")
+        return REGISTRY
+    path: Path = request.getfixturevalue(name)
+    return path
+
+
 def _read(path: Path) -> tuple[bytes, Program, LineTable]:
     data = path.read_bytes()
     elf = _parse_elf(data)
@@ -65,7 +78,12 @@ def _stdlib(path: Path) -> Package:
     return next(p for p in packages if p.name == "stdlib")
 
 
-_BRANCH = re.compile(r"^(CALL|J[A-Z]+) (?:(.+)\(SB\)|0x([0-9a-f]+))$")
+# amd64: CALL, JMP, Jcc; arm64: CALL (bl), JMP (b), Bcc, CBZ/CBNZ, TBZ/TBNZ
+# a target is a symbol, an address (amd64), or a count of instructions from here (arm64)
+_BRANCH = re.compile(
+    r"^(CALL|J[A-Z]+|B[A-Z]+|CBN?Z|TBN?Z) (?:.*, )?"
+    r"(?:(.+)\(SB\)|0x([0-9a-f]+)|(-?[0-9]+)\(PC\))$"
+)
 
 
 def _name(symbol: str) -> str:
@@ -97,7 +115,13 @@ def _objdump_edges(binary: Path) -> tuple[set[tuple[str, str]], set[tuple[str, s
             starts[-1] = (int(fields[1], 16), caller)
         m = _BRANCH.match(fields[3])
         if m is not None:
-            target = _name(re.sub(r"\+[0-9]+$", "", m[2])) if m[2] else int(m[3], 16)
+            target: str | int
+            if m[2]:
+                target = _name(re.sub(r"\+[0-9]+$", "", m[2]))
+            elif m[3]:
+                target = int(m[3], 16)
+            else:
+                target = int(fields[1], 16) + 4 * int(m[4])
             raw.append((m[1], caller, target))
     starts.sort()
     addresses = [a for a, _ in starts]
@@ -112,10 +136,12 @@ def _objdump_edges(binary: Path) -> tuple[set[tuple[str, str]], set[tuple[str, s
     return calls, branches
 
 
-def test_direct_calls_match_go_tool_objdump(hello: Path) -> None:
+@pytest.mark.parametrize("name", ["hello", "hello_arm64"])
+def test_direct_calls_match_go_tool_objdump(name: str, request: pytest.FixtureRequest) -> None:
     """Every direct call objdump decodes is an edge here; every call edge here is a call or
-    branch objdump decodes to that function."""
+    branch objdump decodes to that function (amd64 and arm64 code)."""
     require_tools("go")
+    hello = _binary(name, request)
     data, program, table = _read(hello)
     found = references(data, program, table)
     assert isinstance(found, Edges)
@@ -132,17 +158,14 @@ def test_direct_calls_match_go_tool_objdump(hello: Path) -> None:
     assert ours <= branches, sorted(ours - branches)[:10]
 
 
-@pytest.mark.parametrize("binary", ["hello", "registry"])
+@pytest.mark.parametrize("binary", ["hello", "hello_arm64", "registry"])
 def test_the_linker_kept_nothing_the_search_calls_unreached(
-    binary: str, hello: Path, request: pytest.FixtureRequest
+    binary: str, request: pytest.FixtureRequest
 ) -> None:
     """Go's linker drops every function its own reachability analysis (over the same kinds of
     reference) does not reach. So a sound search finds every function of the table: one it
     missed would mean a lost edge, and a false ``present-not-reached``."""
-    path = hello if binary == "hello" else REGISTRY
-    if binary == "registry":
-        require_tools("docker-registry")
-    data, program, table = _read(path)
+    data, program, table = _read(_binary(binary, request))
     graph = gocalls.read(data, program, table)
     assert isinstance(graph, Graph)
     reached = {n.name for n in graph.nodes}
@@ -152,8 +175,9 @@ def test_the_linker_kept_nothing_the_search_calls_unreached(
     assert graph.nodes[0] == Node("main.main", -1, MAIN)
 
 
-def test_chains_name_the_path(hello: Path) -> None:
-    stdlib = _stdlib(hello)
+@pytest.mark.parametrize("name", ["hello", "hello_arm64"])
+def test_chains_name_the_path(name: str, request: pytest.FixtureRequest) -> None:
+    stdlib = _stdlib(_binary(name, request))
     tree = CallTree(stdlib.calls)
     execute = tree.reach("html/template.Template.Execute")
     assert execute is not None
@@ -177,8 +201,8 @@ def test_same_binary_same_tree(hello: Path, tmp_path: Path) -> None:
 
 def _patched(hello: Path, tmp_path: Path, patch: str) -> Path:
     data = bytearray(hello.read_bytes())
-    if patch == "arm64":
-        struct.pack_into("<H", data, 0x12, 183)  # e_machine: the code is not read as amd64
+    if patch == "arm":
+        struct.pack_into("<H", data, 0x12, 40)  # e_machine: an architecture not read
     else:  # no section headers: e_shoff, e_shnum, e_shstrndx = 0
         struct.pack_into("<Q", data, 0x28, 0)
         struct.pack_into("<HH", data, 0x3C, 0, 0)
@@ -190,7 +214,7 @@ def _patched(hello: Path, tmp_path: Path, patch: str) -> Path:
 @pytest.mark.parametrize(
     ("patch", "why"),
     [
-        ("arm64", "its call graph is read for amd64 code only; this binary is arm64"),
+        ("arm", "its call graph is read for amd64 and arm64 code only; this binary is arm"),
         ("noshdr", "it has no section headers, so its code and data cannot be told apart"),
     ],
 )
