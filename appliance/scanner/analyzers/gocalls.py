@@ -3,13 +3,14 @@
 calls.
 
 Function boundaries come from the line table (:mod:`appliance.scanner.analyzers.gosymbols`);
-each function's body is disassembled (capstone; amd64 only) and three kinds of edge are kept:
+each function's body is disassembled (capstone; amd64 and arm64) and three kinds of edge are
+kept:
 
-* **call**: a direct ``CALL``, or a ``JMP``/``Jcc`` that leaves the function (a tail call),
-  to the function holding the target;
-* **address**: the function materialises another function's address (``LEA`` of its entry, of
-  a function value holding it, or an immediate equal to it): a closure, a ``go`` or ``defer``
-  statement, a callback;
+* **call**: a direct ``CALL`` (``BL``), or a ``JMP``/``Jcc`` (``B``, ``B.cond``, ``CBZ``,
+  ``TBZ``) that leaves the function (a tail call), to the function holding the target;
+* **address**: the function materialises another function's address (``LEA``; ``ADR`` or
+  ``ADRP`` then ``ADD``; of its entry or of a function value holding it): a closure, a ``go``
+  or ``defer`` statement, a callback;
 * **inline**: the line table's inline tree says the function's code contains an inlined copy of
   another function.
 
@@ -177,10 +178,11 @@ _CHUNK: Final = 1 << 16  # instructions decoded per call into capstone
 
 
 class _Disassembler:
-    """capstone's amd64 decoder, yielding only the instructions that can reference another
-    function: (address, size, what, operands) with ``what`` a branch (``call``, ``jmp``,
-    ``jcc``) or ``lea``. (An absolute address carried as an immediate is found by
-    :func:`_absolute` instead, over the raw bytes.)
+    """capstone's decoder. For amd64 it yields only the instructions that can reference
+    another function: (address, size, what, operands) with ``what`` a branch (``call``,
+    ``jmp``, ``jcc``) or ``lea`` (an absolute address carried as an immediate is found by
+    :func:`_absolute` instead, over the raw bytes); arm64 code is read through ``md`` by
+    :func:`_references_arm64`.
 
     capstone's own Python loop builds four Python objects per instruction, most of which are
     dropped here at once. Within the pinned 5.0 series the decoded instructions are instead
