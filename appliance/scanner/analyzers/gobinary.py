@@ -341,7 +341,7 @@ def _call_graph(view: Buffer, elf: _Elf, table: gosymbols.LineTable) -> gocalls.
     program = gocalls.Program(elf.machine, elf.entry, elf.little, elf.is64, elf.section_list)
     try:
         return gocalls.read(view, program, table)
-    except (ParseError, limits.LimitError, struct.error, ValueError) as e:
+    except (ParseError, limits.LimitError, struct.error, ValueError, IndexError) as e:
         return f"its code could not be read ({e})"
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import array
 import bisect
 import ctypes
+import itertools
 import re
 import struct
 import sys
@@ -195,6 +196,7 @@ class _Disassembler:
         from capstone import x86_const as x86
 
         self.machine = machine
+        self.error: type[Exception] = capstone.CsError
         if machine == EM_AARCH64:
             self.md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
             self.md.skipdata = True
@@ -422,16 +424,37 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
     total = sum(s.size for s in texts)
     if total > CODE_CAP.value():
         return f"its {total:,} bytes of code are over {CODE_CAP.name} ({CODE_CAP.value():,})"
+    entries = table.entries
+    if not entries or any(a > b for a, b in itertools.pairwise(entries)):
+        return "its function table's entry addresses are not in order"
     try:
         md = _Disassembler(program.machine)
     except ImportError:
         return "the disassembler it needs (capstone) is not installed"
     funcs = _Functions(table)
     reader = _Reader(data, program)
-    refs = _references_arm64 if program.machine == EM_AARCH64 else _references
     edges: list[list[tuple[int, str]]] = [[] for _ in range(funcs.count)]
     foreign: set[int] = set()
     constants: set[int] = set()
+    try:
+        _decode(data, program, texts, funcs, reader, md, edges, foreign, constants)
+    except md.error as e:
+        return f"its code could not be disassembled ({e})"
+    return Edges(tuple(tuple(e) for e in edges), frozenset(foreign), frozenset(constants))
+
+
+def _decode(
+    data: Buffer,
+    program: Program,
+    texts: list[Section],
+    funcs: _Functions,
+    reader: _Reader,
+    md: _Disassembler,
+    edges: list[list[tuple[int, str]]],
+    foreign: set[int],
+    constants: set[int],
+) -> None:
+    refs = _references_arm64 if program.machine == EM_AARCH64 else _references
     lo, hi = funcs.entries[0], funcs.entries[-1]
     for s in texts:
         constants.update(
@@ -453,7 +476,6 @@ def references(data: Buffer, program: Program, table: LineTable) -> Edges | str:
                 if edge not in seen and edge[0] != i:
                     seen.add(edge)
                     edges[i].append(edge)
-    return Edges(tuple(tuple(e) for e in edges), frozenset(foreign), frozenset(constants))
 
 
 def read(data: Buffer, program: Program, table: LineTable) -> Graph | str:

@@ -9,6 +9,7 @@ import re
 import shutil
 import struct
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,13 @@ def test_not_in_the_tree_is_present_not_reached() -> None:
 def test_corrupt_tree_is_refused(bad: str, error: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(error)}$"):
         CallTree(bad)
+
+
+def test_entries_out_of_order_are_not_read(hello: Path) -> None:
+    """A function table whose entries are not sorted (a damaged or hostile binary) gives a
+    reason, not a graph built on wrong boundaries."""
+    data, program, table = _read(hello)
+    shuffled = replace(table, entries=(table.entries[1], table.entries[0], *table.entries[2:]))
+    assert gocalls.read(data, program, shuffled) == (
+        "its function table's entry addresses are not in order"
+    )
