@@ -16,6 +16,7 @@ import pytest
 
 from appliance.match.model import Reachability
 from appliance.match.symbols import judge
+from appliance.scanner import cache
 from appliance.scanner.analyzers import gocalls
 from appliance.scanner.analyzers.gobinary import GoBinaryAnalyzer, _parse_elf
 from appliance.scanner.analyzers.gocalls import (
@@ -34,7 +35,8 @@ from appliance.scanner.analyzers.gosymbols import LineTable, read_table
 from appliance.scanner.analyzers.gosymbols import encode as encode_symbols
 from appliance.scanner.analyzers.interface import AnalyzerInput
 from appliance.scanner.collect import run_analyzer
-from appliance.scanner.model import Package, PackageType
+from appliance.scanner.layers import LayerRecord
+from appliance.scanner.model import AnalysisResult, Package, PackageType
 from tests.appliance.gobuild import build_hello
 from tests.conftest import require_tools
 
@@ -279,3 +281,13 @@ def test_entries_out_of_order_are_not_read(hello: Path) -> None:
     assert gocalls.read(data, program, shuffled) == (
         "its function table's entry addresses are not in order"
     )
+
+
+def test_the_tree_survives_the_layer_cache(hello: Path) -> None:
+    """The tree is part of the analyzer's per-layer result: a cached layer gives the same
+    verdicts without the binary."""
+    stdlib = _stdlib(hello)
+    record = LayerRecord(results={"bin": {"go-binary": AnalysisResult((stdlib,))}})
+    [again] = cache.decode(cache.encode(record)).results["bin"]["go-binary"].packages
+    assert again == stdlib
+    assert judge(again, PEM_DECODE) == judge(stdlib, PEM_DECODE)
