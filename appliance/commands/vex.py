@@ -279,15 +279,25 @@ def export_cmd(
         ctx.info(f"{kind} with {len(statements)} statements written to {out}")
 
 
+def suggested_justification(state: str, component_type: str) -> Justification | None:
+    """The not_affected justification a finding's reachability supports, if any: the code is
+    not in the binary, or (Go call graph) no call chain reaches it (docs/reachability.md)."""
+    if state == "not-present":
+        return Justification.VULNERABLE_CODE_NOT_PRESENT
+    if state == "present-not-reached" and component_type == "golang":
+        return Justification.VULNERABLE_CODE_NOT_IN_EXECUTE_PATH
+    return None
+
+
 @vex_group.command("suggest")
 @click.argument("image")
 @click.option("--platform", help="os/arch[/variant] of a multi-platform image.")
 @pass_ctx
 def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     """Propose not_affected statements for IMAGE's findings whose vulnerable code is not
-    present (vulnerable_code_not_present); nothing is signed or stored: an operator reviews
-    each and makes it with 'stella vex add'."""
-    from appliance.match.model import Reachability
+    present (vulnerable_code_not_present) or, in a Go binary, linked but reached by no call
+    chain (vulnerable_code_not_in_execute_path); nothing is signed or stored: an operator
+    reviews each and makes it with 'stella vex add'."""
     from appliance.rva.gate import read_snapshot
     from appliance.scanner.service import scan_image
 
@@ -316,9 +326,9 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     target = f"{scan.name}@{scan.manifest_digest}" if scan.manifest_digest else image
     suggestions: list[dict[str, Any]] = []
     for f in reading.report.findings:
-        if f.reachable is not Reachability.NOT_PRESENT:
+        justification = suggested_justification(f.reachable, f.component.type)
+        if justification is None:
             continue
-        justification = Justification.VULNERABLE_CODE_NOT_PRESENT
         argv = [
             "stella", "vex", "add", f.id, "--image", target,
             "--component", f.component.purl, "--status", VexStatus.NOT_AFFECTED.value,
@@ -341,8 +351,9 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
         if not suggestions:
             return f"no findings of {target} have vulnerable code that is not present"
         lines = [
-            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present;"
-            " review each, then sign it with the command shown (nothing was signed):"
+            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present"
+            " or not reached; review each, then sign it with the command shown (nothing was"
+            " signed):"
         ]
         for s in suggestions:
             already = f" [already stated: {', '.join(s['stated'])}]" if s["stated"] else ""

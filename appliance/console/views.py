@@ -189,6 +189,8 @@ class FindingRow:
     severity_source: str = ""
     # every rating seen, the deciding one first: source, provider, severity, score
     ratings: tuple[tuple[str, str, str, float | None], ...] = ()
+    # how a symbol-level analysis decided the reachability (a Go binary's call chain)
+    reachability_note: str = ""
 
     @property
     def key(self) -> str:
@@ -237,6 +239,7 @@ class FindingRow:
             ratings=tuple(
                 (r.source.value, r.provider, r.severity.value, r.score) for r in f.ratings
             ),
+            reachability_note=f.evidence.reachability_note,
         )
 
 

@@ -94,10 +94,12 @@ class Reachability(enum.StrEnum):
     """Whether the vulnerable code is there and reached; ``unknown`` until an analysis says
     otherwise (docs/reachability.md).
 
-    ``reachable``: an entrypoint of the image imports the component (Python import graph).
+    ``reachable``: an entrypoint of the image imports the component (Python import graph), or
+    a chain of calls from ``main`` reaches the vulnerable function (Go call graph).
     ``present``: the binary links a function the record names as vulnerable (Go function
-    table); whether ``main`` calls it is not analysed. ``present-not-reached``: the vulnerable
-    code is there and an analysis of what the entrypoints reach did not reach it.
+    table), and only an indirect call could reach it, or the call graph was not read.
+    ``present-not-reached``: the vulnerable code is there and an analysis of what the
+    entrypoints reach did not reach it.
     ``not-present``: the binary's function table was read and links none of the functions the
     record names.
     """

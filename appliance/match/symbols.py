@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Final
 
 from appliance.match.model import Evidence, Reachability
+from appliance.scanner.analyzers.gocalls import MAIN, CallTree, Reach, chain_text
 from appliance.scanner.analyzers.gosymbols import SymbolSet
 from appliance.scanner.model import Package, PackageType
 
@@ -86,7 +88,7 @@ def judge(package: Package, entries: Iterable[Mapping[str, Any]]) -> SymbolVerdi
             f"{_listed(pairs)} is unknown",
         )
     try:
-        linked = SymbolSet(package.symbols)
+        linked = _symbol_set(package.symbols)
     except ValueError as e:
         return SymbolVerdict(
             Reachability.UNKNOWN, f"the recorded function set of {where} is unreadable ({e})"
@@ -100,13 +102,72 @@ def judge(package: Package, entries: Iterable[Mapping[str, Any]]) -> SymbolVerdi
         )
     present = [(p, s) for p, s in pairs if (f"{p}.{s}" if s else p) in linked]
     if present:
-        return SymbolVerdict(
-            Reachability.PRESENT,
-            f"{where} links {_listed(present)} (calls from main not analysed)",
-        )
+        return _reached(package, where, present)
     return SymbolVerdict(
         Reachability.NOT_PRESENT,
         f"{where} links none of {_listed(pairs)} (its function table was read)",
+    )
+
+
+@lru_cache(maxsize=8)
+def _symbol_set(encoded: str) -> SymbolSet:
+    return SymbolSet(encoded)  # a binary's findings all read the same set
+
+
+@lru_cache(maxsize=8)
+def _tree(encoded: str) -> CallTree:
+    return CallTree(encoded)  # and the same tree
+
+
+@lru_cache(maxsize=4096)
+def _reaches(tree: CallTree, path: str, symbol: str) -> Reach | None:
+    """Where the tree places a vulnerable symbol, or for a whole import path (no symbol) its
+    best placed function. Kept per tree: a binary's findings ask for the same ones."""
+    if symbol:
+        return tree.reach(f"{path}.{symbol}")
+    found = [tree.reach(n) for n in tree.index if n.startswith(path + ".")]
+    return min((r for r in found if r), key=_rank, default=None)
+
+
+def _rank(reach: Reach) -> tuple[bool, bool, int, tuple[tuple[str, str], ...]]:
+    """The chain a note shows: from main before an initialiser before an indirect call,
+    then the shortest."""
+    return (not reach.from_main, reach.root != MAIN, len(reach.chain), reach.chain)
+
+
+def _reached(package: Package, where: str, present: list[tuple[str, str]]) -> SymbolVerdict:
+    """A linked finding judged by the binary's call tree: ``reachable`` when a chain from
+    ``main`` (or a package initialiser) reaches a vulnerable function, ``present`` when only an
+    indirect call could, ``present-not-reached`` when nothing in the over-approximation does
+    (docs/reachability.md)."""
+    linked = f"{where} links {_listed(present)}"
+    if not package.calls:
+        return SymbolVerdict(Reachability.PRESENT, f"{linked} (calls from main not analysed)")
+    try:
+        tree = _tree(package.calls)
+    except ValueError as e:
+        return SymbolVerdict(
+            Reachability.PRESENT, f"{linked} (its recorded call tree is unreadable: {e})"
+        )
+    if tree.reason:
+        return SymbolVerdict(
+            Reachability.PRESENT, f"{linked} (calls from main not analysed: {tree.reason})"
+        )
+    found = [r for r in (_reaches(tree, p, s) for p, s in present) if r is not None]
+    if not found:
+        return SymbolVerdict(
+            Reachability.PRESENT_NOT_REACHED,
+            f"{linked}, but its call graph reaches none of them: no chain of direct calls, "
+            "inlining or address-taking leads there from main, a package initialiser or any "
+            "function whose address the binary stores",
+        )
+    best = min(found, key=_rank)
+    if best.from_main:
+        return SymbolVerdict(Reachability.REACHABLE, f"{linked}; call chain: {chain_text(best)}")
+    return SymbolVerdict(
+        Reachability.PRESENT,
+        f"{linked}; no chain from main reaches them, only an indirect call could: "
+        f"{chain_text(best)}",
     )
 
 

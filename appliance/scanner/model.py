@@ -40,7 +40,9 @@ class Package:
     ``locations`` are the image-root-relative paths the package was read from;
     ``installed_files`` the paths it owns, when the database says so. ``symbols`` is the
     compact set of functions the file at ``locations`` links from this package (Go binaries,
-    :mod:`appliance.scanner.analyzers.gosymbols`); empty when it was not read.
+    :mod:`appliance.scanner.analyzers.gosymbols`); empty when it was not read. ``calls`` is
+    that file's call tree for these functions (:mod:`appliance.scanner.analyzers.gocalls`):
+    which are reached from ``main`` and how, or why the call graph was not read.
     """
 
     type: PackageType
@@ -57,6 +59,7 @@ class Package:
     installed_files: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
     symbols: str = ""
+    calls: str = ""
 
     @property
     def full_version(self) -> str:
@@ -97,6 +100,8 @@ class Package:
         }
         if self.symbols:
             out["symbols"] = self.symbols
+        if self.calls:
+            out["calls"] = self.calls
         return out
 
     @classmethod
@@ -116,6 +121,7 @@ class Package:
             installed_files=tuple(data.get("installed_files", ())),
             dependencies=tuple(data.get("dependencies", ())),
             symbols=data.get("symbols", ""),
+            calls=data.get("calls", ""),
         )
 
 

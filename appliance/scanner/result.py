@@ -55,6 +55,7 @@ class FoundPackage:
     def to_dict(self) -> dict[str, Any]:
         package = self.package.to_dict()
         package.pop("symbols", None)  # a digest set for matching, not for reading
+        package.pop("calls", None)  # the call tree, read by matching only
         return {"purl": self.purl, **package, "evidence": [e.to_dict() for e in self.evidence]}
 
 

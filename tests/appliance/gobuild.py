@@ -1,5 +1,6 @@
 """A small Go program built with the machine's Go toolchain, offline and standard library
-only: it links ``html/template.(*Template).Execute`` and nothing of ``net/http``."""
+only: it links ``html/template.(*Template).Execute`` and nothing of ``net/http``, and
+``encoding/pem.Decode`` only through a method its template could call."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from tests.conftest import require_tools
 GO_DATA = Path(__file__).resolve().parent.parent / "data" / "go"
 
 
-def build_hello(workdir: Path) -> Path:
+def build_hello(workdir: Path, goarch: str = "amd64") -> Path:
+    """The program built for linux/``goarch`` (cross-compiled when that is not the machine's
+    own: Go needs nothing more)."""
     require_tools("go")
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(GO_DATA / "hello.go", workdir / "hello.go")
@@ -26,8 +29,10 @@ def build_hello(workdir: Path) -> Path:
         "GOPROXY": "off",
         "GOTOOLCHAIN": "local",
         "CGO_ENABLED": "0",
+        "GOOS": "linux",
+        "GOARCH": goarch,
     }
-    out = workdir / "hello"
+    out = workdir / ("hello" if goarch == "amd64" else f"hello-{goarch}")
     subprocess.run(
         ["go", "build", "-trimpath", "-o", str(out), "."],
         cwd=workdir,

@@ -34,3 +34,21 @@ def test_ratings_are_listed_in_the_order_kept_with_scores_when_given() -> None:
     third = text.index("cve-adp low (CISA-ADP for CVE-2026-10001)")
     assert first < second < third
     assert "Ratings" not in render(finding(1))
+
+
+def test_a_go_call_chain_is_shown_with_its_state() -> None:
+    """A Go finding's symbol-level decision (the linked function and the call chain from
+    main) is the evidence's last line, not the entry trace's package-level wording."""
+    chain = (
+        "/usr/bin/hello links html/template.Template.Execute; call chain: main.main -> "
+        "html/template.Template.Execute"
+    )
+    row = replace(
+        finding(1),
+        purl="pkg:golang/stdlib@v1.19.8",
+        reachability="reachable",
+        reachability_note=chain,
+    )
+    text = " ".join(render(row).split())
+    assert f"(reachable: {chain})" in text
+    assert "an entrypoint of the image loads it" not in text

@@ -62,6 +62,8 @@ def epss_words(score: str, percentile: str) -> str:
 
 def reach_words(row: FindingRow) -> str:
     """The reachability and why it is what it is."""
+    if row.reachability_note:  # decided at symbol level: the functions linked, the chain
+        return f"{row.reachability}: {row.reachability_note}"
     if row.reachable:
         return "reachable: an entrypoint of the image loads it (chain above)"
     if row.reachability == "present-not-reached":

@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from appliance.scanner.analyzers import gosymbols
+from appliance.scanner.analyzers import gocalls, gosymbols
 from appliance.scanner.analyzers.interface import (
     Analyzer,
     AnalyzerInput,
@@ -80,6 +80,9 @@ class _Elf:
     is64: bool
     segments: tuple[_Segment, ...]
     sections: dict[str, tuple[int, int, int]]  # name -> (addr, offset, size)
+    machine: int = 0  # e_machine
+    entry: int = 0  # e_entry
+    section_list: tuple[gocalls.Section, ...] = ()
 
 
 def _parse_elf(data: Buffer) -> _Elf:
@@ -90,10 +93,13 @@ def _parse_elf(data: Buffer) -> _Elf:
         raise ParseError(f"ELF class {cls} / data encoding {endian} is not valid")
     is64, e = cls == 2, "<" if endian == 1 else ">"
     try:
+        (machine,) = struct.unpack_from(e + "H", data, 0x12)
         if is64:
+            (entry,) = struct.unpack_from(e + "Q", data, 0x18)
             phoff, shoff = struct.unpack_from(e + "QQ", data, 0x20)
             phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "5H", data, 0x36)
         else:
+            (entry,) = struct.unpack_from(e + "I", data, 0x18)
             phoff, shoff = struct.unpack_from(e + "II", data, 0x1C)
             phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(e + "5H", data, 0x2A)
         segments = []
@@ -113,21 +119,24 @@ def _parse_elf(data: Buffer) -> _Elf:
         for i in range(shnum):
             at = shoff + i * shentsize
             if is64:
-                name, _, _, addr, offset, size = struct.unpack_from(e + "IIQQQQ", data, at)
+                name, kind, flags, addr, offset, size = struct.unpack_from(e + "IIQQQQ", data, at)
             else:
-                name, _, _, addr, offset, size = struct.unpack_from(e + "6I", data, at)
-            raw_sections.append((name, addr, offset, size))
+                name, kind, flags, addr, offset, size = struct.unpack_from(e + "6I", data, at)
+            raw_sections.append((name, kind, flags, addr, offset, size))
     except struct.error as e_:
         raise ParseError(f"ELF headers run past the end of the file: {e_}") from e_
     sections: dict[str, tuple[int, int, int]] = {}
+    listed = []
     if raw_sections and shstrndx < len(raw_sections):
-        _, _, str_offset, str_size = raw_sections[shstrndx]
+        str_offset, str_size = raw_sections[shstrndx][4:6]
         names = bytes(data[str_offset : str_offset + str_size])
-        for name_at, addr, offset, size in raw_sections:
+        for name_at, kind, flags, addr, offset, size in raw_sections:
             end = names.find(b"\0", name_at)
             if 0 <= name_at < len(names) and end > 0:
-                sections.setdefault(names[name_at:end].decode("latin-1"), (addr, offset, size))
-    return _Elf(endian == 1, is64, tuple(segments), sections)
+                text = names[name_at:end].decode("latin-1")
+                sections.setdefault(text, (addr, offset, size))
+                listed.append(gocalls.Section(text, kind, flags, addr, offset, size))
+    return _Elf(endian == 1, is64, tuple(segments), sections, machine, entry, tuple(listed))
 
 
 def _find_header(data: Buffer, elf: _Elf) -> int | None:
@@ -326,9 +335,19 @@ def packages_from_buildinfo(info: BuildInfo) -> tuple[Package, ...]:
     return tuple(packages)
 
 
+def _call_graph(view: Buffer, elf: _Elf, table: gosymbols.LineTable) -> gocalls.Graph | str:
+    """The binary's call graph, or why it was not read: a reason, never a failed scan (the
+    linked functions stand without it, as ``present``)."""
+    program = gocalls.Program(elf.machine, elf.entry, elf.little, elf.is64, elf.section_list)
+    try:
+        return gocalls.read(view, program, table)
+    except (ParseError, limits.LimitError, struct.error, ValueError, IndexError) as e:
+        return f"its code could not be read ({e})"
+
+
 class GoBinaryAnalyzer(Analyzer):
     name: ClassVar[str] = "go-binary"
-    version: ClassVar[int] = 3  # 3: the linked functions of each package
+    version: ClassVar[int] = 4  # 3: the linked functions of each package; 4: the call tree
     kind: ClassVar[AnalyzerKind] = AnalyzerKind.BINARY
     size_cap = limits.cap(
         "scan.go_binary_bytes",
@@ -356,18 +375,23 @@ class GoBinaryAnalyzer(Analyzer):
             try:
                 info = parse_buildinfo(view)
                 names, why = None, ""
+                graph: gocalls.Graph | str = "its function table was not read"
+                table: gosymbols.LineTable | None = None
                 if info is not None:
                     try:
                         elf = _parse_elf(view)
                         pcln = elf.sections.get(".gopclntab")
-                        names = gosymbols.function_names(
+                        table = gosymbols.read_table(
                             view,
                             little=elf.little,
                             section=pcln[1:] if pcln else None,
                             segments=[(s.vaddr, s.offset, s.filesz) for s in elf.segments],
                         )
+                        names = table.all_names() if table is not None else None
                     except (ParseError, limits.LimitError) as e:
                         why = str(e)
+                    if names is not None and table is not None:
+                        graph = _call_graph(view, elf, table)
             finally:
                 if isinstance(view, mmap.mmap):
                     view.close()
@@ -385,6 +409,7 @@ class GoBinaryAnalyzer(Analyzer):
             )
         packages = packages_from_buildinfo(info)
         encoded: dict[str, str] = {}
+        trees: dict[str, str] = {}
         if why:  # a table that is there but unreadable; with none, findings say "unknown"
             unknowns.append(
                 Unknown(
@@ -400,6 +425,7 @@ class GoBinaryAnalyzer(Analyzer):
             built = dict(info.settings)
             goos, goarch = built.get("GOOS", ""), built.get("GOARCH", "")
             encoded = {m: gosymbols.encode(parts.get(m, ()), goos, goarch) for m in ("", *modules)}
+            trees = {m: gocalls.encode(graph, parts.get(m, ())) for m in ("", *modules)}
         return AnalysisResult(
             packages=tuple(
                 Package(
@@ -408,6 +434,7 @@ class GoBinaryAnalyzer(Analyzer):
                     p.version,
                     locations=(inp.path,),
                     symbols=encoded.get("" if p.name in (STDLIB, TOOLCHAIN) else p.name, ""),
+                    calls=trees.get("" if p.name in (STDLIB, TOOLCHAIN) else p.name, ""),
                 )
                 for p in packages
             ),

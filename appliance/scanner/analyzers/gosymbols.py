@@ -18,7 +18,8 @@ fffffff1   1.20+       as 1.18
 =========  ==========  ==================================================================
 
 Each function table entry points at a ``_func`` record whose second field is the offset of the
-function's name in the name table. Only names are read; no code is executed or disassembled.
+function's name in the name table. Here only names and entry addresses are read; the call
+graph (:mod:`appliance.scanner.analyzers.gocalls`) disassembles the code between them.
 
 A function the compiler inlined at every call site has no entry of its own: it lives in its
 callers' inline trees. For Go 1.18+ tables those are read as well, found through the runtime's
@@ -34,7 +35,8 @@ import hashlib
 import mmap
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from appliance.scanner.analyzers.interface import ParseError
@@ -131,10 +133,19 @@ class _Table:
         read = self._u32 if field == 4 else self._word
         out = []
         self.funcs: list[int] = []
+        # entry addresses, and the end of the last function: Go 1.18+ tables keep offsets
+        # from the text start (header word 2), older ones the addresses themselves
+        start = self._header_word(2) if self.magic in (MAGIC_118, MAGIC_120) else 0
+        self.text_start = start
+        self.entries: list[int] = []
         for i in range(nfunc):
+            self.entries.append(start + read(functab + 2 * i * field))
             func = funcdata + read(functab + (2 * i + 1) * field)
             self.funcs.append(func)
             out.append(self._name(nametab, self._u32(func + name_at_in_func), f"function {i}"))
+        self.entries.append(start + read(functab + 2 * nfunc * field))
+        if self.entries and not start:
+            self.text_start = self.entries[0]
         self.nametab = nametab
         return out
 
@@ -197,21 +208,22 @@ class _Table:
             _, at = uvarint(self.data, at)  # the pc delta
         raise ParseError("Go line table: a pc-value table does not end")
 
-    def inlined(self, segments: Iterable[tuple[int, int, int]]) -> set[str]:
-        """Names of the functions inlined into others (Go 1.18+ tables), from each function's
-        inline tree: ``FUNCDATA_InlTree`` entries counted by ``PCDATA_InlTreeIndex``. Empty
-        when the module data (hence the trees) cannot be found."""
+    def inlined(self, segments: Iterable[tuple[int, int, int]]) -> dict[int, set[str]]:
+        """Names of the functions inlined into others (Go 1.18+ tables), by the index of the
+        function they are inlined into, from each function's inline tree:
+        ``FUNCDATA_InlTree`` entries counted by ``PCDATA_InlTreeIndex``. Empty when the
+        module data (hence the trees) cannot be found."""
         if self.magic not in (MAGIC_118, MAGIC_120) or not self.funcs:
-            return set()
+            return {}
         gofunc = self._gofunc(segments)
         if gofunc is None:
-            return set()
+            return {}
         pctab = self.base + self._header_word(6)
         fixed, nfuncdata_at = (40, 39) if self.magic == MAGIC_118 else (44, 43)
         entry, name_at = (20, 12) if self.magic == MAGIC_118 else (16, 4)
-        out: set[str] = set()
+        out: dict[int, set[str]] = {}
         total = 0
-        for func in self.funcs:
+        for index, func in enumerate(self.funcs):
             npcdata = self._u32(func + 28)
             if func + nfuncdata_at >= len(self.data):
                 raise ParseError("Go line table: a function record runs past the end")
@@ -227,7 +239,9 @@ class _Table:
             limits.check(FUNCTIONS_CAP, total, "a Go executable's inlined calls")
             for k in range(count):
                 name_off = self._u32(gofunc + tree + k * entry + name_at)
-                out.add(self._name(self.nametab, name_off, "an inlined call"))
+                out.setdefault(index, set()).add(
+                    self._name(self.nametab, name_off, "an inlined call")
+                )
         return out
 
 
@@ -248,18 +262,37 @@ def uvarint(
     raise ParseError(f"{what}: malformed varint at offset {at}")
 
 
-def function_names(
+@dataclass(frozen=True, slots=True)
+class LineTable:
+    """What the call graph needs of a line table: each function's name and entry address in
+    table order (``entries`` has one more item, the end of the last function), the text
+    start method tables count from, and the names inlined into each function (by index)."""
+
+    names: tuple[str, ...]
+    entries: tuple[int, ...]
+    text_start: int
+    inlined: Mapping[int, frozenset[str]]
+    #: the table's file offset: the call graph must not read its offsets as references
+    offset: int
+
+    def all_names(self) -> list[str]:
+        """The function names, then the names only inlined into others, sorted."""
+        extra = {n for names in self.inlined.values() for n in names}.difference(self.names)
+        return [*self.names, *sorted(extra)]
+
+
+def read_table(
     data: Buffer,
     *,
     little: bool = True,
     section: tuple[int, int] | None = None,
     segments: Iterable[tuple[int, int, int]] = (),
-) -> list[str] | None:
-    """The names in the function table of a Go executable, in table order; None when no line
-    table is found. ``section`` is the ``.gopclntab`` section's (file offset, size) when the
-    ELF headers name it; without it the file is searched for a header. A table found but
-    unreadable raises :class:`ParseError`. With the loaded ``segments`` (virtual address, file
-    offset, size), the functions inlined into others (Go 1.18+) follow, sorted."""
+) -> LineTable | None:
+    """The function table of a Go executable; None when no line table is found. ``section``
+    is the ``.gopclntab`` section's (file offset, size) when the ELF headers name it; without
+    it the file is searched for a header. A table found but unreadable raises
+    :class:`ParseError`. With the loaded ``segments`` (virtual address, file offset, size),
+    the inline trees are read too (Go 1.18+)."""
     error: ParseError | None = None
     for at in _candidates(data, little, section):
         try:
@@ -269,10 +302,25 @@ def function_names(
             error = error or e  # a magic inside other data: try the next one
             continue
         if names:
-            return names + sorted(table.inlined(segments).difference(names))
+            inlined = {i: frozenset(n) for i, n in table.inlined(segments).items()}
+            return LineTable(tuple(names), tuple(table.entries), table.text_start, inlined, at)
     if error is not None:
         raise error
     return None
+
+
+def function_names(
+    data: Buffer,
+    *,
+    little: bool = True,
+    section: tuple[int, int] | None = None,
+    segments: Iterable[tuple[int, int, int]] = (),
+) -> list[str] | None:
+    """The names in the function table of a Go executable, in table order; None when no line
+    table is found (:func:`read_table`). With the loaded ``segments``, the functions inlined
+    into others (Go 1.18+) follow, sorted."""
+    table = read_table(data, little=little, section=section, segments=segments)
+    return None if table is None else table.all_names()
 
 
 _GENERIC: Final = re.compile(r"\[[^\[\]]*\]")

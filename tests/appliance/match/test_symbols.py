@@ -28,7 +28,10 @@ from tests.conftest import require_tools
 
 TEMPLATE = "GO-2023-1753"  # html/template Template.Execute: linked by hello
 HOST_HEADER = "GO-2023-1878"  # net/http client: hello has no net/http
+PEM = "GO-2025-4009"  # encoding/pem Decode: hello links it, reached only through reflect
 REGISTRY = Path("/usr/bin/docker-registry")
+# the states of a finding whose vulnerable function the binary links
+LINKED = {Reachability.REACHABLE, Reachability.PRESENT, Reachability.PRESENT_NOT_REACHED}
 
 
 def _record(name: str) -> dict[str, Any]:
@@ -65,15 +68,31 @@ def _states(packages: tuple[Package, ...], records: Any) -> dict[str, Finding]:
 def test_linked_function_is_present_and_absent_one_is_not(hello: Path) -> None:
     found = _states(_packages(hello), [_record(TEMPLATE), _record(HOST_HEADER)])
     assert set(found) == {TEMPLATE, HOST_HEADER}  # go1.19.8 is in both ranges
-    assert found[TEMPLATE].reachable is Reachability.PRESENT
-    assert "html/template.Template.Execute" in found[TEMPLATE].evidence.reachability_note
-    assert "calls from main not analysed" in found[TEMPLATE].evidence.reachability_note
+    assert found[TEMPLATE].reachable is Reachability.REACHABLE
+    note = found[TEMPLATE].evidence.reachability_note
+    assert "/hello links html/template.Template.Execute" in note
+    assert note.endswith("; call chain: main.main -> html/template.Template.Execute")
     assert found[HOST_HEADER].reachable is Reachability.NOT_PRESENT
     assert (
         "links none of net/http.Client.CloseIdleConnections"
         in found[HOST_HEADER].evidence.reachability_note
     )
     assert found[HOST_HEADER].to_dict()["evidence"]["reachability"] == "not-present"
+
+
+def test_linked_but_reached_only_through_reflection_stays_present(hello: Path) -> None:
+    """hello hands a ``Block`` to its template: the template may call ``Block.Decode``
+    (reflect), nothing calls it directly. encoding/pem.Decode is linked and reached from that
+    method's entry in the type's method table, not from main: ``present``, never
+    ``present-not-reached``, and the chain says why."""
+    found = _states(_packages(hello), [r for r in stdlib_records() if r["id"] == PEM])
+    assert found[PEM].reachable is Reachability.PRESENT
+    note = found[PEM].evidence.reachability_note
+    assert "links encoding/pem.Decode" in note
+    assert note.endswith(
+        "no chain from main reaches them, only an indirect call could: [in a type's method "
+        "table (interface or reflect call)] main.Block.Decode -> encoding/pem.Decode"
+    )
 
 
 def test_unread_function_table_is_unknown_never_not_present(hello: Path) -> None:
@@ -105,7 +124,7 @@ def test_a_path_without_symbols_means_the_whole_path(hello: Path) -> None:
     assert wanted(whole) == [("html/template", "")]
     verdict = judge(stdlib, whole)
     assert verdict is not None
-    assert verdict.state is Reachability.PRESENT
+    assert verdict.state is Reachability.REACHABLE
     gone = [{"ecosystem_specific": {"imports": [{"path": "net/http"}]}}]
     verdict = judge(stdlib, gone)
     assert verdict is not None
@@ -131,14 +150,13 @@ def test_docker_registry_against_every_stdlib_record() -> None:
         merged = [by_record[i] for i in finding.ids if i in by_record]
         pairs = wanted([e for r in merged for e in r["affected"]], "linux", "amd64")
         if not pairs:  # imports only for other platforms (or none)
-            assert finding.reachable is not Reachability.PRESENT
+            assert finding.reachable not in LINKED
             continue
         expect = any((f"{p}.{s}" if s else p) in linked for p, s in pairs)
         states[vid] = finding.reachable
-        assert finding.reachable is (
-            Reachability.PRESENT if expect else Reachability.NOT_PRESENT
-        ), vid
-    assert states[HOST_HEADER] is Reachability.PRESENT  # the registry is an HTTP client too
+        assert (finding.reachable in LINKED) is expect, vid
+        assert expect or finding.reachable is Reachability.NOT_PRESENT, vid
+    assert states[HOST_HEADER] in LINKED  # the registry is an HTTP client too
     assert states[TEMPLATE] is Reachability.NOT_PRESENT
     assert sum(s is Reachability.NOT_PRESENT for s in states.values()) >= 10
 
@@ -164,7 +182,7 @@ def test_same_verdicts_as_govulncheck(hello: Path, tmp_path: Path) -> None:
     )
     reported = {v["OSV"]["id"] for v in json.loads(done.stdout)["Vulns"]}
     found = _states(_packages(hello), stdlib_records())
-    present = {i for i, f in found.items() if f.reachable is Reachability.PRESENT}
+    present = {i for i, f in found.items() if f.reachable in LINKED}
     assert TEMPLATE in reported
     assert reported == present
     assert {f.reachable for i, f in found.items() if i not in present} == {Reachability.NOT_PRESENT}
@@ -182,3 +200,4 @@ def test_imports_for_other_platforms_do_not_apply() -> None:
     verdict = judge(unsure, windows)
     assert verdict is not None
     assert verdict.state is Reachability.PRESENT
+    assert verdict.note.endswith("(calls from main not analysed)")  # no call tree recorded

@@ -85,3 +85,24 @@ def test_suggest_without_knowledge_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "no knowledge store" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("state", "kind", "justification"),
+    [
+        ("not-present", "golang", "vulnerable_code_not_present"),
+        ("present-not-reached", "golang", "vulnerable_code_not_in_execute_path"),
+        ("present-not-reached", "pypi", None),  # not the Go call graph's claim
+        ("present", "golang", None),
+        ("reachable", "golang", None),
+        ("unknown", "golang", None),
+    ],
+)
+def test_which_states_are_proposed(state: str, kind: str, justification: str | None) -> None:
+    """A Go finding linked but reached by no call chain (docs/reachability.md) is proposed as
+    not in the execute path; one the graph places on a chain, or could not judge, is not."""
+    from appliance.commands.vex import suggested_justification
+    from appliance.match.model import Reachability
+
+    found = suggested_justification(Reachability(state), kind)
+    assert (found.value if found else None) == justification
