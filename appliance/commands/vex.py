@@ -288,7 +288,7 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     each and makes it with 'stella vex add'."""
     from appliance.match.model import Reachability
     from appliance.rva.gate import read_snapshot
-    from appliance.scanner.service import scan_image
+    from appliance.scanner.jobs import scan_bounded
     from appliance.store.knowledge import KnowledgeStore
 
     home = Home(ctx.home).require()
@@ -297,7 +297,7 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
             "there is no knowledge store to match against",
             hint="import a knowledge bundle with 'stella import' first",
         )
-    scan = scan_image(home, image, platform=platform)
+    scan = scan_bounded(home, image, platform=platform)
     store = KnowledgeStore.open(home.knowledge_db)
     try:
         reading = read_snapshot(store, scan)

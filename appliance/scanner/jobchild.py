@@ -1,0 +1,166 @@
+"""The child process of a bounded scan job (``python -m appliance.scanner.jobchild``).
+
+It reads the request on standard input, lowers its own rlimits (memory, CPU time, file size,
+open files) before it imports the scanner, turns ``SIGXCPU`` into :class:`CpuBoundHit`, and
+scans. It writes nothing of the home: layer records it walks go back to the parent with the
+result, one JSON document on standard output. A bound passed is answered as
+``{"status": "limit", "bound": …}``; when even that cannot be written for lack of memory, the
+exit status is :data:`~appliance.scanner.jobs.EXIT_MEMORY` (the parent knows it).
+
+Only the standard library is imported before the limits are set: what the child does under its
+bounds is everything it does with the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sys
+from typing import Any, Final
+
+REQUEST_LIMIT: Final = 1 << 20
+EXIT_MEMORY: Final = 75  # appliance.scanner.jobs.EXIT_MEMORY (not imported: see the docstring)
+_OUT_OF_MEMORY: Final = b'{"status":"limit","bound":"memory"}'
+
+
+def apply_rlimits(wanted: dict[str, int]) -> None:
+    """Lower each soft limit to the bound (never above the hard limit this process was
+    given); the CPU limit keeps a hard limit a few seconds above, so ``SIGXCPU`` comes first
+    and ``SIGKILL`` only if the process ignores it."""
+    for name, value in wanted.items():
+        which = getattr(resource, name)
+        _, hard = resource.getrlimit(which)
+        soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        new_hard = hard
+        if name == "RLIMIT_CPU":
+            grace = soft + 5
+            new_hard = grace if hard == resource.RLIM_INFINITY else min(grace, hard)
+        resource.setrlimit(which, (soft, new_hard))
+
+
+def _on_xcpu(signum: int, frame: Any) -> None:
+    from appliance.scanner.exhaustion import CpuBoundHit
+
+    raise CpuBoundHit("CPU time")
+
+
+def _bound_of(error: BaseException) -> str | None:
+    """Which bound ``error`` (or an error it was raised from) is the sign of."""
+    import errno
+
+    from appliance.scanner.exhaustion import CpuBoundHit
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CpuBoundHit):
+            return "cpu"
+        if isinstance(current, MemoryError):
+            return "memory"
+        if isinstance(current, OSError):
+            if current.errno == errno.EFBIG:
+                return "file-size"
+            if current.errno in (errno.EMFILE, errno.ENFILE):
+                return "open-files"
+            if current.errno == errno.ENOMEM:
+                return "memory"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def scan(request: dict[str, Any]) -> dict[str, Any]:
+    """Scan as the request says; the result in the layer cache's form (what the parent
+    rebuilds the :class:`~appliance.scanner.result.ScanResult` from)."""
+    from pathlib import Path
+
+    from appliance.home import Home
+    from appliance.scanner.analyzers.table import DEFAULT, AnalyzerTable
+    from appliance.scanner.cache import LayerCache
+    from appliance.scanner.image import ImageRef, open_image
+    from appliance.scanner.layers import LayerRecord
+    from appliance.scanner.service import (
+        build_result,
+        collection_paused,
+        layer_records,
+        result_to_cache,
+    )
+    from appliance.scanner.walk import walk_rootfs
+    from bundles.digest import Digest
+
+    class Deferred(LayerCache):
+        """The home's cache, read as usual; what would be written is kept for the parent."""
+
+        __slots__ = ("walked",)
+
+        def __init__(self, cache: LayerCache) -> None:
+            super().__init__(cache.db)
+            self.walked: dict[str, dict[str, Any]] = {}
+
+        def put(self, layer: Digest, key: str, record: LayerRecord) -> None:
+            self.walked[str(layer)] = record.to_dict()
+
+    home = Home(Path(request["home"])) if request.get("home") else None
+    registry = AnalyzerTable(DEFAULT.get(n) for n in request["analyzers"])
+    image = open_image(
+        ImageRef.parse(request["ref"]),
+        store=home.oci if home is not None else None,
+        platform=request.get("platform"),
+    )
+    with collection_paused():
+        if image.rootfs is not None:
+            result = build_result(image, [walk_rootfs(image.rootfs, registry)], registry)
+            return {"status": "ok", "result": result_to_cache(result), "hits": [], "layers": {}}
+        cache = Deferred(LayerCache.open(Path(request["cache"]))) if request.get("cache") else None
+        try:
+            records, hits = layer_records(image, registry, cache)
+            result = build_result(image, records, registry, hits)
+            return {
+                "status": "ok",
+                "result": result_to_cache(result),
+                "hits": [str(h) for h in hits],
+                "layers": cache.walked if cache is not None else {},
+            }
+        finally:
+            if cache is not None:
+                cache.close()
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.buffer.read(REQUEST_LIMIT))
+    apply_rlimits(request["rlimits"])
+    signal.signal(signal.SIGXCPU, _on_xcpu)
+    out = sys.stdout.buffer
+    try:
+        try:
+            document: dict[str, Any] = scan(request)
+        except BaseException as e:  # every ending is reported to the parent, none is lost
+            bound = _bound_of(e)
+            if bound is not None:
+                document = {"status": "limit", "bound": bound}
+            else:
+                from bundles.errors import StellaError
+
+                if not isinstance(e, StellaError):
+                    raise
+                document = {
+                    "status": "error",
+                    "message": e.message,
+                    "hint": e.hint,
+                    "exitCode": e.exit_code,
+                }
+        data = json.dumps(document, separators=(",", ":")).encode()
+    except MemoryError:
+        data = _OUT_OF_MEMORY
+    try:
+        out.write(data)
+        out.flush()
+    except MemoryError:
+        os._exit(EXIT_MEMORY)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
