@@ -20,12 +20,15 @@ _HELP = {
     Bound.CPU: "CPU seconds of the scan's process.",
     Bound.FILE_SIZE: "Largest file the scan's process may write (spooled files), e.g. 1G.",
     Bound.OPEN_FILES: "Files the scan's process may hold open at once.",
+    Bound.RESULT: "Largest answer the scan's process may send back, e.g. 256M.",
+    Bound.WALL: "Wall-clock seconds the scan's process may run.",
 }
 
 
 def scan_bound_options(command: F) -> F:
     """Add ``--scan-memory``, ``--scan-cpu-seconds``, ``--scan-file-size``,
-    ``--scan-open-files`` and ``--scan-wait``; the command receives ``scan_bounds``, a
+    ``--scan-open-files``, ``--scan-result-size``, ``--scan-wall-seconds`` and
+    ``--scan-wait``; the command receives ``scan_bounds``, a
     function of the home giving the :class:`ScanBounds` in force."""
 
     @functools.wraps(command)

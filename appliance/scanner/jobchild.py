@@ -7,18 +7,23 @@ result, one JSON document on standard output. A bound passed is answered as
 ``{"status": "limit", "bound": …}``; when even that cannot be written for lack of memory, the
 exit status is :data:`~appliance.scanner.jobs.EXIT_MEMORY` (the parent knows it).
 
-Only the standard library is imported before the limits are set: what the child does under its
-bounds is everything it does with the image.
+Only the standard library and two small modules (what names a bound's failure, the root error)
+are imported before the limits are set: everything the child does with the image happens under
+its bounds, and naming a bound needs no file opened once the open-files bound is reached.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
 import signal
 import sys
 from typing import Any, Final
+
+from appliance.scanner.exhaustion import CpuBoundHit
+from bundles.errors import StellaError
 
 REQUEST_LIMIT: Final = 1 << 20
 EXIT_MEMORY: Final = 75  # appliance.scanner.jobs.EXIT_MEMORY (not imported: see the docstring)
@@ -41,17 +46,14 @@ def apply_rlimits(wanted: dict[str, int]) -> None:
 
 
 def _on_xcpu(signum: int, frame: Any) -> None:
-    from appliance.scanner.exhaustion import CpuBoundHit
-
+    # once: the kernel repeats SIGXCPU every second, which must not interrupt the answer
+    # (the hard limit, a few seconds on, still kills a process that goes on)
+    signal.signal(signal.SIGXCPU, signal.SIG_IGN)
     raise CpuBoundHit("CPU time")
 
 
 def _bound_of(error: BaseException) -> str | None:
     """Which bound ``error`` (or an error it was raised from) is the sign of."""
-    import errno
-
-    from appliance.scanner.exhaustion import CpuBoundHit
-
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -132,34 +134,31 @@ def main() -> int:
     request = json.loads(sys.stdin.buffer.read(REQUEST_LIMIT))
     apply_rlimits(request["rlimits"])
     signal.signal(signal.SIGXCPU, _on_xcpu)
-    out = sys.stdout.buffer
     try:
-        try:
-            document: dict[str, Any] = scan(request)
-        except BaseException as e:  # every ending is reported to the parent, none is lost
-            bound = _bound_of(e)
-            if bound is not None:
-                document = {"status": "limit", "bound": bound}
-            else:
-                from bundles.errors import StellaError
-
-                if not isinstance(e, StellaError):
-                    raise
-                document = {
-                    "status": "error",
-                    "message": e.message,
-                    "hint": e.hint,
-                    "exitCode": e.exit_code,
-                }
-        data = json.dumps(document, separators=(",", ":")).encode()
-    except MemoryError:
-        data = _OUT_OF_MEMORY
+        data = json.dumps(scan(request), separators=(",", ":")).encode()
+    except BaseException as e:  # every ending is reported to the parent, none is lost
+        data = _failure(e)
     try:
-        out.write(data)
-        out.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     except MemoryError:
         os._exit(EXIT_MEMORY)
     return 0
+
+
+def _failure(error: BaseException) -> bytes:
+    """The answer for a scan that ended with ``error`` (a bound passed, or a refusal the
+    parent shows as it is); anything else is re-raised (its traceback goes to the parent)."""
+    try:
+        bound = _bound_of(error)
+        if bound is not None:
+            return json.dumps({"status": "limit", "bound": bound}).encode()
+        if not isinstance(error, StellaError):
+            raise error
+        doc = {"status": "error", "message": error.message, "hint": error.hint}
+        return json.dumps({**doc, "exitCode": error.exit_code}).encode()
+    except MemoryError:
+        return _OUT_OF_MEMORY
 
 
 if __name__ == "__main__":

@@ -458,6 +458,7 @@ class ChildOutcome:
     cpu: float
     stopped: Bound | None = None
     stderr: str = ""
+    systemd: bool = False  # the child ran in a systemd scope
 
 
 def run_child(
@@ -470,7 +471,8 @@ def run_child(
     """Start the child, give it ``request``, read its answer within the result-size and
     wall-clock bounds, and reap it (its CPU time from ``wait4``)."""
     command = argv or child_argv()
-    if under_systemd(bounds):
+    scoped = under_systemd(bounds)
+    if scoped:
         command = systemd_command(command, bounds, f"stella-scan-{uuid.uuid4().hex[:12]}")
     env = dict(os.environ if environ is None else environ)
     with tempfile.TemporaryFile() as err:
@@ -504,7 +506,7 @@ def run_child(
         except (ValueError, RecursionError):
             parsed = None
         document = parsed if isinstance(parsed, dict) else None
-    return ChildOutcome(document, status, usage.ru_utime + usage.ru_stime, stopped, tail)
+    return ChildOutcome(document, status, usage.ru_utime + usage.ru_stime, stopped, tail, scoped)
 
 
 def _read_answer(stream: Any, bounds: ScanBounds) -> tuple[bytes, Bound | None]:
@@ -628,7 +630,10 @@ def _result_of(
         last = outcome.stderr.strip().splitlines()[-1:] or ["no message"]
         raise ScanJobError(
             f"the scan of {image.ref} ended without a result ({how}): {last[0]}",
-            hint="run the scan again with --debug; report it if it recurs",
+            hint='systemd-run could not make the scan\'s scope: set "systemd": "never" under '
+            f'"{SETTINGS_KEY}" in config.json, or STELLA_SCANJOB_SYSTEMD=never'
+            if outcome.systemd
+            else "run the scan again; report it if it recurs",
         )
     if doc.get("status") == "error":
         error = ScanJobError(str(doc.get("message", "the scan failed")), hint=doc.get("hint"))
