@@ -130,9 +130,25 @@ def scan(request: dict[str, Any]) -> dict[str, Any]:
                 cache.close()
 
 
+class LimitsNotSetError(StellaError):
+    """The child could not set its own limits: it does not scan unbounded."""
+
+
 def main() -> int:
     request = json.loads(sys.stdin.buffer.read(REQUEST_LIMIT))
-    apply_rlimits(request["rlimits"])
+    try:
+        apply_rlimits(request["rlimits"])
+    except (OSError, ValueError) as e:  # a seccomp filter refusing setrlimit, say
+        sys.stdout.buffer.write(
+            _failure(
+                LimitsNotSetError(
+                    f"the scan's process cannot set its limits: {e}",
+                    hint="allow setrlimit/prlimit64 to stella (a unit's SystemCallFilter=), "
+                    "or run the scan where it may",
+                )
+            )
+        )
+        return 0
     signal.signal(signal.SIGXCPU, _on_xcpu)
     try:
         data = json.dumps(scan(request), separators=(",", ":")).encode()

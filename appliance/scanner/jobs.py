@@ -422,12 +422,30 @@ def child_argv() -> list[str]:
     return [sys.executable, "-s", "-m", "appliance.scanner.jobchild"]
 
 
-def under_systemd(bounds: ScanBounds, environ: Mapping[str, str] = os.environ) -> bool:
+def under_systemd(
+    bounds: ScanBounds,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    root: bool | None = None,
+    booted: bool | None = None,
+) -> bool:
+    """Whether the child runs in a transient scope. ``auto``: when stella runs as a systemd
+    unit (``INVOCATION_ID``), as root (only root may ask the system manager for a scope
+    without a polkit rule), with systemd running and ``systemd-run`` installed. The shipped
+    units run as the ``stella`` user and bound the whole service with their own
+    ``MemoryMax=``/``CPUQuota=``; there each scan has its rlimits."""
     if bounds.systemd is SystemdMode.NEVER:
         return False
     if bounds.systemd is SystemdMode.ALWAYS:
         return True
-    return bool(environ.get("INVOCATION_ID")) and shutil.which("systemd-run") is not None
+    root = os.geteuid() == 0 if root is None else root
+    booted = Path("/run/systemd/system").is_dir() if booted is None else booted
+    return (
+        bool(environ.get("INVOCATION_ID"))
+        and root
+        and booted
+        and shutil.which("systemd-run") is not None
+    )
 
 
 def systemd_command(argv: list[str], bounds: ScanBounds, unit: str) -> list[str]:

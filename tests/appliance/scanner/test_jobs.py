@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from appliance.scanner.jobs import (
     ScanJobError,
     ScanLimitError,
     SystemdMode,
+    run_child,
     scan_bounded,
     scan_slot,
     systemd_command,
@@ -251,11 +253,16 @@ def test_the_systemd_scope_command_line() -> None:
 
 def test_when_a_scope_is_used() -> None:
     auto = ScanBounds()
-    assert not under_systemd(auto, {})
+    unit = {"INVOCATION_ID": "abc"}
+    assert not under_systemd(auto, {}, root=True, booted=True)
     has_run = shutil.which("systemd-run") is not None
-    assert under_systemd(auto, {"INVOCATION_ID": "abc"}) is has_run
-    assert not under_systemd(ScanBounds(systemd=SystemdMode.NEVER), {"INVOCATION_ID": "abc"})
-    assert under_systemd(ScanBounds(systemd=SystemdMode.ALWAYS), {})
+    assert under_systemd(auto, unit, root=True, booted=True) is has_run
+    # the shipped units run as the stella user: no scope, the unit bounds the service
+    assert not under_systemd(auto, unit, root=False, booted=True)
+    assert not under_systemd(auto, unit, root=True, booted=False)
+    never = ScanBounds(systemd=SystemdMode.NEVER)
+    assert not under_systemd(never, unit, root=True, booted=True)
+    assert under_systemd(ScanBounds(systemd=SystemdMode.ALWAYS), {}, root=False, booted=False)
 
 
 @pytest.mark.skipif(shutil.which("systemd-run") is None, reason="needs systemd-run")
@@ -267,3 +274,33 @@ def test_a_scope_that_cannot_be_made_is_one_clear_error(home: Home) -> None:
     assert caught.value.message.startswith("the scan of app:1 ended without a result (exit")
     assert caught.value.hint is not None
     assert "STELLA_SCANJOB_SYSTEMD=never" in caught.value.hint
+
+
+def test_a_child_that_cannot_set_its_limits_does_not_scan(home: Home) -> None:
+    # failure injection: setrlimit refused, as a seccomp filter without it would
+    refusing = (
+        "import errno, resource, runpy\n"
+        "def refuse(*args):\n"
+        "    raise OSError(errno.EPERM, 'Operation not permitted')\n"
+        "resource.setrlimit = refuse\n"
+        "runpy.run_module('appliance.scanner.jobchild', run_name='__main__')\n"
+    )
+    outcome = run_child(
+        {
+            "ref": "app:1",
+            "home": str(home.root),
+            "platform": None,
+            "cache": None,
+            "analyzers": ["dpkg"],
+            "rlimits": ScanBounds().rlimits(),
+        },
+        ScanBounds(systemd=SystemdMode.NEVER),
+        argv=[sys.executable, "-c", refusing],
+    )
+    assert outcome.document == {
+        "status": "error",
+        "message": "the scan's process cannot set its limits: [Errno 1] Operation not permitted",
+        "hint": "allow setrlimit/prlimit64 to stella (a unit's SystemCallFilter=), or run the "
+        "scan where it may",
+        "exitCode": 1,
+    }
