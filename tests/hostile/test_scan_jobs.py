@@ -19,11 +19,13 @@ from click.testing import CliRunner
 
 from appliance.cli import cli
 from appliance.home import Home
+from appliance.rescan import rescan
 from appliance.rva.evaluate import VerdictKind
 from appliance.rva.gate import gate
 from appliance.scanner.jobs import Bound, ScanBounds
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
+from appliance.store.components import ComponentIndex
 from appliance.store.verdicts import VerdictStore
 from tests.appliance.homes import SITE, install_knowledge
 from tests.appliance.scanner.layouts import OS_RELEASE, STATUS_BASE, F, build_image, dist_info
@@ -191,3 +193,17 @@ def test_no_policy_makes_a_stopped_scan_pass(home: Home, tmp_path: Path) -> None
     }
     # a finished scan's input carries no scanLimit at all (its bytes are as before)
     assert "scanLimit" not in normal.verdict.policy_input
+
+
+def test_rescan_gates_a_stopped_image_and_keeps_it_out_of_the_index(home: Home) -> None:
+    install_knowledge(home)
+    home.write_settings({**home.settings(), "scanJob": {"memoryBytes": "128M"}})
+    report = rescan(home, at=AT, images=["app:1", "bomb:1"])
+    verdicts = {o.image: o.verdict for o in report.images}
+    assert verdicts == {"app:1": "FAIL", "bomb:1": "INDETERMINATE"}  # app:1 holds a CVE
+    with open_state(home) as db:
+        indexed = ComponentIndex(db).images()
+    digests = {o.image: o.digest for o in report.images}
+    assert digests["app:1"] in indexed
+    # not indexed: the next incremental run gates it again, under the bounds then in force
+    assert digests["bomb:1"] not in indexed
