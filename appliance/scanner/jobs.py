@@ -548,7 +548,7 @@ def _read_answer(stream: Any, bounds: ScanBounds) -> tuple[bytes, Bound | None]:
             chunks.append(chunk)
 
 
-def _bound_of(outcome: ChildOutcome, bounds: ScanBounds) -> Bound | None:
+def bound_of(outcome: ChildOutcome, bounds: ScanBounds) -> Bound | None:
     """Which bound ended the child, from its answer or, when it gave none, from how it died."""
     if outcome.stopped is not None:
         return outcome.stopped
@@ -566,6 +566,8 @@ def _bound_of(outcome: ChildOutcome, bounds: ScanBounds) -> Bound | None:
         sig = os.WTERMSIG(outcome.status)
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and outcome.cpu >= bounds.cpu_seconds):
             return Bound.CPU
+        if sig == signal.SIGKILL and outcome.systemd:
+            return Bound.MEMORY  # the scope's MemoryMax=: the kernel kills inside the cgroup
         if sig == signal.SIGXFSZ:
             return Bound.FILE_SIZE
     return None
@@ -635,7 +637,7 @@ def stopped_scan(image: OpenedImage, bound: Bound, limit: int) -> StoppedScan:
 def _result_of(
     outcome: ChildOutcome, image: OpenedImage, bounds: ScanBounds, home: Home | None
 ) -> ScanResult:
-    bound = _bound_of(outcome, bounds)
+    bound = bound_of(outcome, bounds)
     if bound is not None:
         raise ScanLimitError(stopped_scan(image, bound, bounds.value(bound)), home)
     doc = outcome.document

@@ -23,6 +23,7 @@ from appliance.scanner.jobs import (
     ScanJobError,
     ScanLimitError,
     SystemdMode,
+    bound_of,
     run_child,
     scan_bounded,
     scan_slot,
@@ -304,3 +305,24 @@ def test_a_child_that_cannot_set_its_limits_does_not_scan(home: Home) -> None:
         "scan where it may",
         "exitCode": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("script", "bound"),
+    [
+        ("import os, signal; os.kill(os.getpid(), signal.SIGXCPU)", Bound.CPU),
+        ("import os; os._exit(75)", Bound.MEMORY),  # out of memory even to say so
+        (  # Python ignores SIGXFSZ; a child that did not would die of it
+            "import os, signal; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); "
+            "os.kill(os.getpid(), signal.SIGXFSZ)",
+            Bound.FILE_SIZE,
+        ),
+        ("import sys; sys.stdout.write('x' * 4096)", Bound.RESULT),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", None),  # no bound explains
+    ],
+)
+def test_how_a_child_ended_names_its_bound(script: str, bound: Bound | None) -> None:
+    # failure injection: children that end as a bound (or nothing) would end them
+    bounds = ScanBounds(result_bytes=1024, systemd=SystemdMode.NEVER)
+    outcome = run_child({}, bounds, argv=[sys.executable, "-c", script])
+    assert bound_of(outcome, bounds) is bound
