@@ -127,52 +127,49 @@ class Bound(enum.StrEnum):
 
     @property
     def cap(self) -> Cap:
-        return _CAPS[self]
+        return _BOUNDS[self].cap
 
     @property
     def option(self) -> str:
-        return _OPTIONS[self]
+        """The command-line option and its metavar (``--scan-memory SIZE``)."""
+        return _BOUNDS[self].option
 
     @property
     def setting(self) -> str:
-        return _SETTINGS[self]
+        """The key under ``scanJob`` in the home's ``config.json``."""
+        return _BOUNDS[self].setting
 
     @property
     def what(self) -> str:
-        return _WHAT[self]
+        return _BOUNDS[self].what
 
 
-_CAPS: Final = {
-    Bound.MEMORY: MEMORY,
-    Bound.CPU: CPU_SECONDS,
-    Bound.FILE_SIZE: FILE_BYTES,
-    Bound.OPEN_FILES: OPEN_FILES,
-    Bound.RESULT: RESULT_BYTES,
-    Bound.WALL: WALL_SECONDS,
-}
-_OPTIONS: Final = {
-    Bound.MEMORY: "--scan-memory SIZE",
-    Bound.CPU: "--scan-cpu-seconds N",
-    Bound.FILE_SIZE: "--scan-file-size SIZE",
-    Bound.OPEN_FILES: "--scan-open-files N",
-    Bound.RESULT: "--scan-result-size SIZE",
-    Bound.WALL: "--scan-wall-seconds N",
-}
-_SETTINGS: Final = {
-    Bound.MEMORY: "memoryBytes",
-    Bound.CPU: "cpuSeconds",
-    Bound.FILE_SIZE: "fileBytes",
-    Bound.OPEN_FILES: "openFiles",
-    Bound.RESULT: "resultBytes",
-    Bound.WALL: "wallSeconds",
-}
-_WHAT: Final = {
-    Bound.MEMORY: "memory",
-    Bound.CPU: "CPU-time",
-    Bound.FILE_SIZE: "file-size",
-    Bound.OPEN_FILES: "open-files",
-    Bound.RESULT: "result-size",
-    Bound.WALL: "wall-clock",
+@dataclass(frozen=True, slots=True)
+class _BoundInfo:
+    cap: Cap
+    option: str
+    setting: str
+    what: str
+    field: str  # of ScanBounds
+
+
+_BOUNDS: Final = {
+    Bound.MEMORY: _BoundInfo(MEMORY, "--scan-memory SIZE", "memoryBytes", "memory", "memory_bytes"),
+    Bound.CPU: _BoundInfo(
+        CPU_SECONDS, "--scan-cpu-seconds N", "cpuSeconds", "CPU-time", "cpu_seconds"
+    ),
+    Bound.FILE_SIZE: _BoundInfo(
+        FILE_BYTES, "--scan-file-size SIZE", "fileBytes", "file-size", "file_bytes"
+    ),
+    Bound.OPEN_FILES: _BoundInfo(
+        OPEN_FILES, "--scan-open-files N", "openFiles", "open-files", "open_files"
+    ),
+    Bound.RESULT: _BoundInfo(
+        RESULT_BYTES, "--scan-result-size SIZE", "resultBytes", "result-size", "result_bytes"
+    ),
+    Bound.WALL: _BoundInfo(
+        WALL_SECONDS, "--scan-wall-seconds N", "wallSeconds", "wall-clock", "wall_seconds"
+    ),
 }
 
 
@@ -199,7 +196,7 @@ class ScanBounds:
     cpu_quota: int = DEFAULT_CPU_QUOTA  # percent of one CPU, for CPUQuota= (systemd only)
 
     def value(self, bound: Bound) -> int:
-        return int(getattr(self, _FIELDS[bound]))
+        return int(getattr(self, _BOUNDS[bound].field))
 
     @classmethod
     def resolve(
@@ -214,7 +211,7 @@ class ScanBounds:
         values: dict[str, Any] = {}
         for bound in Bound:
             given = (options or {}).get(bound)
-            values[_FIELDS[bound]] = (
+            values[_BOUNDS[bound].field] = (
                 given if given is not None else _configured(bound.cap, settings, bound.setting)
             )
         values["concurrent"] = _configured(CONCURRENT, settings, "concurrentScans")
@@ -225,12 +222,14 @@ class ScanBounds:
                 "seconds",
                 hint="give 0 (refuse when every slot is busy) or more",
             )
-        mode = os.environ.get("STELLA_SCANJOB_SYSTEMD") or settings.get("systemd", "auto")
+        from_env = os.environ.get("STELLA_SCANJOB_SYSTEMD")
+        mode = from_env or settings.get("systemd", "auto")
         try:
             systemd = SystemdMode(mode)
         except ValueError:
+            where = "STELLA_SCANJOB_SYSTEMD" if from_env else "scanJob.systemd"
             raise UsageError(
-                f"scanJob.systemd {mode!r} is not one of auto, always, never",
+                f"{where} {mode!r} is not one of auto, always, never",
                 hint="set it in the home's config.json or STELLA_SCANJOB_SYSTEMD",
             ) from None
         quota = settings.get("cpuQuotaPercent", DEFAULT_CPU_QUOTA)
@@ -250,16 +249,6 @@ class ScanBounds:
             "RLIMIT_FSIZE": self.file_bytes,
             "RLIMIT_NOFILE": self.open_files,
         }
-
-
-_FIELDS: Final = {
-    Bound.MEMORY: "memory_bytes",
-    Bound.CPU: "cpu_seconds",
-    Bound.FILE_SIZE: "file_bytes",
-    Bound.OPEN_FILES: "open_files",
-    Bound.RESULT: "result_bytes",
-    Bound.WALL: "wall_seconds",
-}
 
 
 def _settings(home: Home | None) -> Mapping[str, Any]:
