@@ -111,6 +111,16 @@ def scan(request: dict[str, Any]) -> dict[str, Any]:
         store=home.oci if home is not None else None,
         platform=request.get("platform"),
     )
+    opened = (
+        str(image.manifest_digest) if image.manifest_digest else None,
+        str(image.config_digest) if image.config_digest else None,
+    )
+    if opened != (request.get("manifest"), request.get("config")):
+        raise ImageChangedError(
+            f"{request['ref']} names another image than when the scan began "
+            f"(manifest {opened[0]}, expected {request.get('manifest')})",
+            hint="scan it again (a tag was moved or the layout changed meanwhile)",
+        )
     with collection_paused():
         if image.rootfs is not None:
             result = build_result(image, [walk_rootfs(image.rootfs, registry)], registry)
@@ -128,6 +138,10 @@ def scan(request: dict[str, Any]) -> dict[str, Any]:
         finally:
             if cache is not None:
                 cache.close()
+
+
+class ImageChangedError(StellaError):
+    """The reference resolved to another image in the child than in the parent."""
 
 
 class LimitsNotSetError(StellaError):

@@ -593,6 +593,9 @@ def scan_bounded(
                 "ref": ref,
                 "home": str(home.root) if home is not None else None,
                 "platform": platform,
+                # what the parent opened: the child scans that image or refuses (a tag moved)
+                "manifest": str(image.manifest_digest) if image.manifest_digest else None,
+                "config": str(image.config_digest) if image.config_digest else None,
                 "cache": str(opened.db.path) if opened is not None else None,
                 "analyzers": list(registry.names()),
                 "rlimits": bounds.rlimits(),

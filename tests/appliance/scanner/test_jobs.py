@@ -326,3 +326,26 @@ def test_how_a_child_ended_names_its_bound(script: str, bound: Bound | None) -> 
     bounds = ScanBounds(result_bytes=1024, systemd=SystemdMode.NEVER)
     outcome = run_child({}, bounds, argv=[sys.executable, "-c", script])
     assert bound_of(outcome, bounds) is bound
+
+
+def test_the_child_scans_the_image_the_parent_opened_or_refuses(home: Home) -> None:
+    other = "sha256:" + "0" * 64
+    outcome = run_child(
+        {
+            "ref": "app:1",
+            "home": str(home.root),
+            "platform": None,
+            "manifest": other,  # as if app:1 had pointed there when the parent opened it
+            "config": None,
+            "cache": None,
+            "analyzers": ["dpkg"],
+            "rlimits": ScanBounds().rlimits(),
+        },
+        ScanBounds(systemd=SystemdMode.NEVER),
+    )
+    assert outcome.document is not None
+    assert outcome.document["status"] == "error"
+    assert outcome.document["message"].startswith(
+        "app:1 names another image than when the scan began (manifest sha256:"
+    )
+    assert outcome.document["message"].endswith(f"expected {other})")
