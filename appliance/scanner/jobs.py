@@ -375,11 +375,17 @@ def scan_slot(home: Home | None, bounds: ScanBounds) -> Iterator[int | None]:
         yield None
         return
     locks = home.root / LOCKS
-    locks.mkdir(mode=0o700, exist_ok=True)
+    try:
+        locks.mkdir(mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise ScanJobError(
+            f"{locks}: cannot make the home's scan-slot directory: {e.strerror or e}",
+            hint="the home must be writable by the user that scans",
+        ) from e
     deadline = time.monotonic() + bounds.wait_seconds
     while True:
         for slot in range(bounds.concurrent):
-            fd = os.open(locks / f"scan-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _open_slot(locks / f"scan-{slot}.lock")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -400,6 +406,16 @@ def scan_slot(home: Home | None, bounds: ScanBounds) -> Iterator[int | None]:
                 '"waitSeconds"',
             )
         time.sleep(_POLL)
+
+
+def _open_slot(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise ScanJobError(
+            f"{path}: cannot open the scan slot: {e.strerror or e}",
+            hint="the home must be writable by the user that scans",
+        ) from e
 
 
 # ---------------------------------------------------------------- the child process
