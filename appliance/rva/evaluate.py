@@ -161,7 +161,12 @@ def _decide(outcome: Outcome, merged: MergeResult) -> tuple[VerdictKind, tuple[R
     return kind, tuple(sorted(reasons))
 
 
-def _explanation(kind: VerdictKind, reasons: tuple[Reason, ...], counts: Mapping[str, Any]) -> str:
+def _explanation(
+    kind: VerdictKind,
+    reasons: tuple[Reason, ...],
+    counts: Mapping[str, Any],
+    stopped: bool = False,
+) -> str:
     codes = sorted({r.code for r in reasons})
     head = {
         VerdictKind.PASS: "PASS: the policy found no risk that blocks this image",
@@ -170,6 +175,8 @@ def _explanation(kind: VerdictKind, reasons: tuple[Reason, ...], counts: Mapping
         "because of time-limited exceptions",
         VerdictKind.INDETERMINATE: "INDETERMINATE: the policy could not decide",
     }[kind]
+    if stopped and kind is VerdictKind.INDETERMINATE:
+        head = "INDETERMINATE: the image's scan was stopped by its bound; its packages are unknown"
     body = (
         f"{counts['findings']} findings: {counts['affected']} affected, "
         f"{counts['notAffected']} not_affected, {counts['fixed']} fixed, "
@@ -321,7 +328,7 @@ def evaluate(inputs: GateInputs, policy: CompiledPolicy | None = None) -> Verdic
         },
         "engine": {"name": ENGINE_NAME, "version": __version__, "policyEngine": engine_version()},
         "evaluationTime": format_time(inputs.at),
-        "explanation": _explanation(kind, reasons, counts),
+        "explanation": _explanation(kind, reasons, counts, inputs.scan_limit is not None),
     }
     schemas.validate(schemas.RVA_V1, predicate, source="RVA predicate")
     return Verdict(

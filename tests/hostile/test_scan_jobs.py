@@ -184,6 +184,9 @@ def test_no_policy_makes_a_stopped_scan_pass(home: Home, tmp_path: Path) -> None
     assert stopped.kind is VerdictKind.INDETERMINATE
     assert stopped.exit_code == 4
     assert stopped.verdict.predicate["reasonCodes"] == ["RISK.UNKNOWN.SCAN_LIMIT"]
+    assert stopped.verdict.predicate["explanation"].startswith(
+        "INDETERMINATE: the image's scan was stopped by its bound; its packages are unknown. "
+    )
     assert stopped.verdict.policy_input["scanLimit"] == {
         "bound": Bound.MEMORY.value,
         "cap": "scanjob.memory_bytes",
