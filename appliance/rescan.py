@@ -514,12 +514,19 @@ def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: dat
     the active snapshot recording what the matcher looks up (:func:`dependencies`), and store
     that under the snapshot and stored-VEX digest of ``ctx``."""
     from appliance.match.service import inventory_of
-    from appliance.scanner.service import scan_image
+    from appliance.rva.reasons import ReasonCode
+    from appliance.scanner.jobs import scan_bounded
 
     keys: frozenset[tuple[str, str]] = frozenset()
     cves: frozenset[str] = frozenset()
+    with open_state(home) as db:
+        latest = VerdictStore(db).latest(subject)
+    if latest is not None and ReasonCode.UNKNOWN_SCAN_LIMIT.value in latest.reason_codes:
+        # its scan was just stopped by its bound: not scanned again for the index, and not
+        # indexed, so the next run gates it again (with the bounds then in force)
+        return
     if ctx.snapshot is not None:
-        scan = scan_image(home, image, audit=False)
+        scan = scan_bounded(home, image, audit=False)
         store = open_knowledge(home)
         try:
             keys, cves = dependencies(store, ctx.snapshot, inventory_of(scan))

@@ -24,12 +24,14 @@ from appliance.auditor.errors import ReplayInputMissingError
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import RvaVerification, SignedAt, verify_rva
 from appliance.home import Home
+from appliance.match.model import Inventory
 from appliance.match.service import inventory_of, match_inventory
 from appliance.policy.bundle import PolicyBundle
 from appliance.policy.inputs import KnowledgeInfo
 from appliance.rva.evaluate import GateInputs, SubjectInfo, evaluate
 from appliance.rva.gate import attached_attestations
-from appliance.scanner.service import scan_image
+from appliance.scanner.image import ImageRef, open_image
+from appliance.scanner.jobs import scan_bounded
 from appliance.store import has_state, open_knowledge_if_any, open_state
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeStore
@@ -123,6 +125,16 @@ def _pinned_blob(layout: OCILayout, predicate: Mapping[str, Any], role: str) -> 
             "evidence, or restore the store",
         )
     return layout.read_blob(digest)
+
+
+def _scan_limit(policy_input: bytes | None) -> dict[str, Any] | None:
+    """The bound that stopped the gate's scan, as its recorded policy input says (absent
+    for every scan that finished)."""
+    if policy_input is None:
+        return None
+    doc = canonical.loads(policy_input, source="policyInput evidence")
+    found = doc.get("scanLimit") if isinstance(doc, dict) else None
+    return found if isinstance(found, dict) else None
 
 
 def _image_ref(layout: OCILayout, name: str, digest: Digest) -> str:
@@ -233,8 +245,17 @@ def replay(
 
     ref = _image_ref(layout, subject["name"], digest)
     platform = subject.get("platform") or None
-    scan = scan_image(home, ref, platform=platform, audit=False)
-    notes = [(f"file:{u.path}", u.reason) for u in scan.unknowns]
+    scan_limit = _scan_limit(_pinned_blob(layout, predicate, "policyInput"))
+    if scan_limit is None:  # re-scanned within the home's bounds, as the gate scans
+        scan = scan_bounded(home, ref, platform=platform, audit=False)
+        inventory, notes = inventory_of(scan), [(f"file:{u.path}", u.reason) for u in scan.unknowns]
+        seen, sbom_digest = (scan.platform, scan.index_digest, scan.tag), str(scan.sbom_digest())
+    else:  # the gate's scan was stopped by its bound: that, not a scan, is the pinned input
+        image = open_image(ImageRef.parse(ref), store=home.oci, platform=platform)
+        inventory, notes = Inventory.of(()), []
+        seen = (str(image.platform) if image.platform else None, image.index_digest, image.tag)
+        sbom_digest = None
+    scanned_platform, index_digest, tag = seen
     pinned_snapshot = predicate["knowledgeSnapshot"]
     store = open_knowledge_if_any(home)
     try:
@@ -253,7 +274,7 @@ def replay(
             knowledge = KnowledgeInfo(
                 str(snapshot), pinned_snapshot["id"], pinned_snapshot["created"]
             )
-            report = match_inventory(store, inventory_of(scan), snapshot)
+            report = match_inventory(store, inventory, snapshot)
             _, problems = snapshot_statements(store, snapshot)
             notes.extend((f"openvex:{rid}", why) for rid, why in problems)
         bundle_policy = find_policy(predicate["policy"], store, snapshot, policy_dir)
@@ -267,8 +288,8 @@ def replay(
             digest=str(digest),
             media_type=descriptor.media_type,
             size=descriptor.size,
-            platform=scan.platform or "",
-            index_digest=str(scan.index_digest) if scan.index_digest else None,
+            platform=scanned_platform or "",
+            index_digest=str(index_digest) if index_digest else None,
         ),
         at=at,
         policy=bundle_policy,
@@ -278,7 +299,8 @@ def replay(
         sbom=sbom,
         attestations=attached_attestations(layout, digest, checked.keyid),
         notes=tuple(notes),
-        image_names=tuple(n for n in (scan.tag or "",) if n),
+        image_names=tuple(n for n in (tag or "",) if n),
+        scan_limit=scan_limit,
     )
     verdict = evaluate(inputs)
     replayed_bytes = verdict.predicate_bytes
@@ -304,6 +326,7 @@ def replay(
             "policySource": bundle_policy.source,
             "sbom": predicate["evidence"]["sbom"]["digest"] if sbom is not None else None,
             "vexStatements": len(statements),
-            "rescannedSbom": str(scan.sbom_digest()),
+            "rescannedSbom": sbom_digest,
+            **({"scanLimit": scan_limit} if scan_limit is not None else {}),
         },
     )

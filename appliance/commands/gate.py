@@ -6,13 +6,16 @@ policy runs in audit mode); 1 when no verdict could be produced at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from appliance.commands.bounds import scan_bound_options
 from appliance.home import Home
 from appliance.rva.gate import GateResult, gate
+from appliance.scanner.jobs import ScanBounds
 from appliance.vex.model import VexError, parse_time
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
@@ -50,6 +53,7 @@ def _text(result: GateResult, out: Path | None) -> str:
     help="Policy bundle directory (.rego files + data.json).",
 )
 @click.option("--platform", help="OS/ARCH[/VARIANT] of a multi-platform image.")
+@scan_bound_options
 @pass_ctx
 @click.pass_context
 def gate_cmd(
@@ -60,14 +64,18 @@ def gate_cmd(
     at_text: str | None,
     policy_dir: Path | None,
     platform: str | None,
+    scan_bounds: Callable[[Home], ScanBounds],
 ) -> None:
-    """Decide, sign and attach the risk verdict for IMAGE."""
+    """Decide, sign and attach the risk verdict for IMAGE. A scan stopped by its bound
+    (docs/scale-out.md) gives an INDETERMINATE verdict with RISK.UNKNOWN.SCAN_LIMIT."""
     home = Home(ctx.home).require()
     try:
         at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
     except VexError as e:
         raise UsageError(e.message, hint=e.hint) from e
-    result = gate(home, image, at=at, policy_dir=policy_dir, platform=platform)
+    result = gate(
+        home, image, at=at, policy_dir=policy_dir, platform=platform, bounds=scan_bounds(home)
+    )
     if out is not None:
         out.write_bytes(result.bundle)
     ctx.emit({**result.summary(), **({"out": str(out)} if out else {})}, _text(result, out))

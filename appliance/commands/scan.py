@@ -11,16 +11,18 @@ snapshot is imported), ``packages``, ``json``, ``cyclonedx`` (the SBOM), ``cyclo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
+from appliance.commands.bounds import scan_bound_options
 from appliance.home import Home
 from appliance.report import RENDERERS, FindingsView, Format, RenderError, ReportInput
 from appliance.rva.gate import read_snapshot
+from appliance.scanner.jobs import ScanBounds, scan_bounded
 from appliance.scanner.result import ScanResult
-from appliance.scanner.service import scan_image
 from appliance.store import has_knowledge, open_knowledge
 from appliance.vex.merge import merge
 from appliance.vex.model import VexError, parse_time
@@ -94,6 +96,7 @@ def findings_view(
 )
 @click.option("--platform", default=None, help="OS/ARCH[/VARIANT] of a multi-platform image.")
 @click.option("--no-cache", is_flag=True, help="Walk every layer, ignoring cached results.")
+@scan_bound_options
 @pass_ctx
 def scan_cmd(
     ctx: CliContext,
@@ -105,10 +108,12 @@ def scan_cmd(
     at_text: str | None,
     no_vex: bool,
     show_suppressed: bool,
+    scan_bounds: Callable[[Home], ScanBounds],
 ) -> None:
     """Find the packages in IMAGE (NAME:TAG, NAME@sha256:..., oci:DIR[:TAG],
     docker-archive:FILE or dir:ROOTFS), offline, with where each came from, and their
-    vulnerabilities after VEX."""
+    vulnerabilities after VEX. The layers are read in a child process within the scan's
+    bounds (docs/scale-out.md); a scan that passes one stops with an error naming it."""
     home = Home(ctx.home)
     try:
         at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
@@ -117,7 +122,9 @@ def scan_cmd(
     at = at.astimezone(UTC).replace(microsecond=0)
     format_ = Format(fmt)
     render = RENDERERS[format_]
-    result = scan_image(home, image, platform=platform, cache=not no_cache)
+    result = scan_bounded(
+        home, image, platform=platform, cache=not no_cache, bounds=scan_bounds(home)
+    )
     wants = format_ not in (Format.PACKAGES, Format.CYCLONEDX)
     view = findings_view(home, result, at, vex=not no_vex) if wants else None
     try:

@@ -299,7 +299,7 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     chain (vulnerable_code_not_in_execute_path); nothing is signed or stored: an operator
     reviews each and makes it with 'stella vex add'."""
     from appliance.rva.gate import read_snapshot
-    from appliance.scanner.service import scan_image
+    from appliance.scanner.jobs import scan_bounded
 
     home = Home(ctx.home).require()
     if not has_knowledge(home):
@@ -307,7 +307,7 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
             "there is no knowledge store to match against",
             hint="import a knowledge bundle with 'stella import' first",
         )
-    scan = scan_image(home, image, platform=platform)
+    scan = scan_bounded(home, image, platform=platform)
     store = open_knowledge(home)
     try:
         reading = read_snapshot(store, scan)

@@ -60,7 +60,7 @@ from appliance.keyring import load_ring
 from appliance.match.model import UnknownKind
 from appliance.rva.gate import gate, prepare
 from appliance.rva.reader import read_verdict
-from appliance.scanner.service import scan_image
+from appliance.scanner.jobs import scan_bounded
 from appliance.store import has_knowledge, open_knowledge, open_state
 from appliance.store.audit import AuditLog, AuditRecord, os_actor
 from appliance.store.knowledge import KnowledgeStore
@@ -389,7 +389,7 @@ class HomeConsole:
         """Scan (from the layer cache), match and merge VEX as a gate at ``now`` would; the
         UI's view is not an audited decision, so nothing is recorded."""
         at = self.now().replace(microsecond=0)
-        scan = scan_image(self.home, image, audit=False)
+        scan = scan_bounded(self.home, image, audit=False)
         inputs, descriptor = prepare(self.home, scan, at=at, policy_dir=None)
         findings = inputs.report.findings if inputs.report else ()
         identity = ImageIdentity.of(

@@ -9,7 +9,7 @@ so the same inputs give the same canonical bytes (the document is also stored as
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -68,6 +68,7 @@ class Context:
     attestations: tuple[AttestationInfo, ...] = ()
     unknowns: tuple[MatchUnknown, ...] = ()
     notes: tuple[tuple[str, str], ...] = ()  # further unknowns: (item, reason)
+    scan_limit: Mapping[str, Any] | None = None  # the bound that stopped the image's scan
 
 
 def _number(text: str) -> float:
@@ -180,4 +181,6 @@ def build_input(merged: MergeResult, ctx: Context) -> dict[str, Any]:
             "applied": [s.key for s in merged.used],
             "expired": [s.key for s in merged.expired],
         },
+        # only when the scan was stopped, so every other input keeps its bytes
+        **({"scanLimit": dict(ctx.scan_limit)} if ctx.scan_limit is not None else {}),
     }

@@ -89,6 +89,9 @@ class GateInputs:
     attestations: tuple[AttestationInfo, ...] = ()
     notes: tuple[tuple[str, str], ...] = ()
     image_names: tuple[str, ...] = ()
+    scan_limit: Mapping[str, Any] | None = None
+    """Set when the image's scan was stopped by a bound (``bound``, ``cap``, ``limit``,
+    ``message``): the verdict is never a pass (see :func:`decide`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +108,25 @@ class Verdict:
         return canonical.dumps(dict(self.predicate))
 
 
-def decide(outcome: Outcome, merged: MergeResult) -> tuple[VerdictKind, tuple[Reason, ...]]:
-    """The verdict and every reason behind it (see the module docstring)."""
+def decide(
+    outcome: Outcome, merged: MergeResult, scan_limit: Mapping[str, Any] | None = None
+) -> tuple[VerdictKind, tuple[Reason, ...]]:
+    """The verdict and every reason behind it (see the module docstring). A scan stopped by
+    its bound is never a pass, whatever the policy says: its ``RISK.UNKNOWN.SCAN_LIMIT``
+    reason is added when the policy did not give it, and the verdict is INDETERMINATE unless
+    the policy denies the image on what it could see."""
+    kind, reasons = _decide(outcome, merged)
+    if scan_limit is None:
+        return kind, reasons
+    if not any(r.code == ReasonCode.UNKNOWN_SCAN_LIMIT.value for r in reasons):
+        limit = Reason(ReasonCode.UNKNOWN_SCAN_LIMIT.value, str(scan_limit["message"]))
+        reasons = tuple(sorted({*reasons, limit}))
+    if kind is not VerdictKind.FAIL:
+        kind = VerdictKind.INDETERMINATE
+    return kind, reasons
+
+
+def _decide(outcome: Outcome, merged: MergeResult) -> tuple[VerdictKind, tuple[Reason, ...]]:
     extra = [
         Reason(
             ReasonCode.VEX_EXCEPTION_EXPIRED.value,
@@ -141,7 +161,12 @@ def decide(outcome: Outcome, merged: MergeResult) -> tuple[VerdictKind, tuple[Re
     return kind, tuple(sorted(reasons))
 
 
-def _explanation(kind: VerdictKind, reasons: tuple[Reason, ...], counts: Mapping[str, Any]) -> str:
+def _explanation(
+    kind: VerdictKind,
+    reasons: tuple[Reason, ...],
+    counts: Mapping[str, Any],
+    stopped: bool = False,
+) -> str:
     codes = sorted({r.code for r in reasons})
     head = {
         VerdictKind.PASS: "PASS: the policy found no risk that blocks this image",
@@ -150,6 +175,8 @@ def _explanation(kind: VerdictKind, reasons: tuple[Reason, ...], counts: Mapping
         "because of time-limited exceptions",
         VerdictKind.INDETERMINATE: "INDETERMINATE: the policy could not decide",
     }[kind]
+    if stopped and kind is VerdictKind.INDETERMINATE:
+        head = "INDETERMINATE: the image's scan was stopped by its bound; its packages are unknown"
     body = (
         f"{counts['findings']} findings: {counts['affected']} affected, "
         f"{counts['notAffected']} not_affected, {counts['fixed']} fixed, "
@@ -254,6 +281,7 @@ def evaluate(inputs: GateInputs, policy: CompiledPolicy | None = None) -> Verdic
         attestations=inputs.attestations,
         unknowns=inputs.report.unknowns if inputs.report else (),
         notes=inputs.notes,
+        scan_limit=inputs.scan_limit,
     )
     policy_input = build_input(merged, context)
     if policy is None:
@@ -261,7 +289,7 @@ def evaluate(inputs: GateInputs, policy: CompiledPolicy | None = None) -> Verdic
             outcome = compiled.evaluate(policy_input)
     else:
         outcome = policy.evaluate(policy_input)
-    kind, reasons = decide(outcome, merged)
+    kind, reasons = decide(outcome, merged, inputs.scan_limit)
     blobs = _evidence(inputs, merged, policy_input)
     counts = dict(policy_input["counts"])
     knowledge = context.knowledge
@@ -300,7 +328,7 @@ def evaluate(inputs: GateInputs, policy: CompiledPolicy | None = None) -> Verdic
         },
         "engine": {"name": ENGINE_NAME, "version": __version__, "policyEngine": engine_version()},
         "evaluationTime": format_time(inputs.at),
-        "explanation": _explanation(kind, reasons, counts),
+        "explanation": _explanation(kind, reasons, counts, inputs.scan_limit is not None),
     }
     schemas.validate(schemas.RVA_V1, predicate, source="RVA predicate")
     return Verdict(

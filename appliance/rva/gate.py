@@ -21,7 +21,7 @@ from typing import Final
 from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
-from appliance.match.model import FindingsReport
+from appliance.match.model import FindingsReport, Inventory
 from appliance.match.service import inventory_of, match_inventory
 from appliance.notation.service import sign_verdict
 from appliance.policy.bundle import PolicyBundle, PolicyMode
@@ -30,8 +30,8 @@ from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
 from appliance.rva.evaluate import GateInputs, SubjectInfo, Verdict, VerdictKind, evaluate
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.scanner.image import ImageRef, InputKind
+from appliance.scanner.jobs import ScanBounds, ScanLimitError, StoppedScan, scan_bounded
 from appliance.scanner.result import ScanResult
-from appliance.scanner.service import scan_image
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import attach_attestation, attach_evidence, attestations
 from appliance.store import has_knowledge, open_knowledge, open_state
@@ -96,7 +96,7 @@ class GateResult:
         }
 
 
-def subject_descriptor(home: Home, scan: ScanResult) -> Descriptor:
+def subject_descriptor(home: Home, scan: ScanResult | StoppedScan) -> Descriptor:
     """The image manifest's descriptor, from the appliance store or the ``oci:`` layout the
     image was read from."""
     if scan.manifest_digest is None:
@@ -220,14 +220,16 @@ class SnapshotReading:
     problems: tuple[tuple[str, str], ...]  # (record id, why)
 
 
-def read_snapshot(store: KnowledgeStore, scan: ScanResult) -> SnapshotReading | None:
+def read_snapshot(store: KnowledgeStore, scan: ScanResult | None) -> SnapshotReading | None:
     """Match ``scan`` against the active snapshot and read its vendor statements, as the gate
-    does; None when no snapshot is active."""
+    does (no scan: a stopped one, whose packages are unknown, matches nothing); None when no
+    snapshot is active."""
     snapshot = store.active()
     if snapshot is None:
         return None
     row = next(r for r in store.snapshots() if r.digest == snapshot)
-    report = match_inventory(store, inventory_of(scan), snapshot)
+    inventory = inventory_of(scan) if scan is not None else Inventory.of(())
+    report = match_inventory(store, inventory, snapshot)
     vendor, problems = snapshot_statements(store, snapshot)
     return SnapshotReading(
         snapshot=snapshot,
@@ -239,9 +241,11 @@ def read_snapshot(store: KnowledgeStore, scan: ScanResult) -> SnapshotReading | 
 
 
 def prepare(
-    home: Home, scan: ScanResult, *, at: datetime, policy_dir: Path | None
+    home: Home, scan: ScanResult | StoppedScan, *, at: datetime, policy_dir: Path | None
 ) -> tuple[GateInputs, Descriptor]:
-    """Read everything the decision needs from the stores (steps 2 and 3 of the gate)."""
+    """Read everything the decision needs from the stores (steps 2 and 3 of the gate). A
+    stopped scan gives no SBOM and no findings, and its bound is an input of the verdict."""
+    scanned = scan if isinstance(scan, ScanResult) else None
     descriptor = subject_descriptor(home, scan)
     subject = SubjectInfo(
         name=scan.name,
@@ -252,13 +256,15 @@ def prepare(
         index_digest=str(scan.index_digest) if scan.index_digest else None,
     )
     statements: list[VexStatement] = stored_statements(home)
-    notes: list[tuple[str, str]] = [(f"file:{u.path}", u.reason) for u in scan.unknowns]
+    notes: list[tuple[str, str]] = [
+        (f"file:{u.path}", u.reason) for u in (scanned.unknowns if scanned else ())
+    ]
     reading: SnapshotReading | None = None
     store: KnowledgeStore | None = None
     if has_knowledge(home):
         store = open_knowledge(home)
     try:
-        reading = read_snapshot(store, scan) if store is not None else None
+        reading = read_snapshot(store, scanned) if store is not None else None
         if reading is not None:
             statements.extend(reading.vendor)
             notes.extend((f"openvex:{rid}", why) for rid, why in reading.problems)
@@ -275,12 +281,13 @@ def prepare(
         report=reading.report if reading else None,
         statements=tuple(statements),
         knowledge=reading.info if reading else None,
-        sbom=scan.sbom_bytes(),
+        sbom=scanned.sbom_bytes() if scanned else None,
         attestations=attached_attestations(
             layout, descriptor.digest, own, tlog.trusted_logs(home), tlog.witnesses(home)
         ),
         notes=tuple(notes),
         image_names=tuple(n for n in (scan.tag or "",) if n),
+        scan_limit=scan.to_dict() if isinstance(scan, StoppedScan) else None,
     )
     return inputs, descriptor
 
@@ -391,12 +398,15 @@ def gate(
     platform: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     actor: str | None = None,
+    bounds: ScanBounds | None = None,
 ) -> GateResult:
     """Scan, match, merge VEX, evaluate, sign, attach and record (docs/rva.md).
 
     ``at`` is the evaluation time recorded in the verdict; ``now`` gives the audit records'
     time only, so the predicate never depends on the wall clock. ``actor`` is who the gate's
-    audit record names (the operators' console passes its own).
+    audit record names (the operators' console passes its own). The scan runs as a bounded
+    job (``bounds``, by default the home's); one stopped by its bound gives a signed
+    INDETERMINATE verdict with ``RISK.UNKNOWN.SCAN_LIMIT``.
     """
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
@@ -404,7 +414,11 @@ def gate(
     key = home.signing_key(at=at, now=now())
     if policy_dir is not None:  # a bad bundle is refused before the scan records anything
         PolicyBundle.from_directory(policy_dir)
-    scan = scan_image(home, image_ref, platform=platform, now=now)
+    scan: ScanResult | StoppedScan
+    try:
+        scan = scan_bounded(home, image_ref, platform=platform, bounds=bounds, now=now)
+    except ScanLimitError as e:
+        scan = e.stopped
     fault("gate.after-scan")
     inputs, descriptor = prepare(home, scan, at=at, policy_dir=policy_dir)
     verdict = evaluate(inputs)

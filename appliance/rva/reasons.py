@@ -26,6 +26,7 @@ class ReasonCode(StrEnum):
     VEX_EXCEPTION_EXPIRED = "RISK.VEX.EXCEPTION_EXPIRED"
     UNKNOWN_INPUT_MISSING = "RISK.UNKNOWN.INPUT_MISSING"
     UNKNOWN_UNDECIDED = "RISK.UNKNOWN.UNDECIDED"
+    UNKNOWN_SCAN_LIMIT = "RISK.UNKNOWN.SCAN_LIMIT"
     KNOWLEDGE_STALE = "RISK.KNOWLEDGE.STALE"
     ATTESTATION_MISSING = "RISK.ATTESTATION.MISSING"
     ATTESTATION_NO_INCLUSION_PROOF = "RISK.ATTESTATION.NO_INCLUSION_PROOF"
@@ -56,6 +57,8 @@ DESCRIPTIONS: dict[ReasonCode, str] = {
     "snapshot, SBOM)",
     ReasonCode.UNKNOWN_UNDECIDED: "components or records could not be decided (listed in the "
     "unknowns evidence)",
+    ReasonCode.UNKNOWN_SCAN_LIMIT: "the image's scan was stopped by one of its bounds (memory, "
+    "CPU time, file size, open files, result size, wall clock): its packages are unknown",
     ReasonCode.KNOWLEDGE_STALE: "the knowledge snapshot is older than the policy allows, or "
     "its age is unknown",
     ReasonCode.ATTESTATION_MISSING: "the image has no attestations",

@@ -22,6 +22,7 @@ from appliance.scanner.analyzers.interface import (
     check_size,
 )
 from appliance.scanner.analyzers.table import DEFAULT, AnalyzerTable
+from appliance.scanner.exhaustion import exhausted
 from appliance.scanner.model import AnalysisResult, Unknown
 
 IMAGE: Final = ""  # the Unknown path for failures that belong to no single file
@@ -37,10 +38,13 @@ def run_analyzer(analyzer: Analyzer, inp: AnalyzerInput) -> AnalysisResult:
         reason = e.diagnostics()
         prefix = f"{inp.path}: "
         reason = reason[len(prefix) :] if reason.startswith(prefix) else reason
-    except OSError as e:
-        reason = f"cannot read the file: {e.strerror or e}"
     except Exception as e:  # a parser bug must not end the scan; it is reported instead
-        reason = f"analyzer failed unexpectedly: {type(e).__name__}: {e}"
+        if exhausted(e):
+            raise  # the process passed a bound: the scan stops (not this file's fault)
+        if isinstance(e, OSError):
+            reason = f"cannot read the file: {e.strerror or e}"
+        else:
+            reason = f"analyzer failed unexpectedly: {type(e).__name__}: {e}"
     return AnalysisResult(unknowns=(Unknown(inp.path, reason, analyzer.name),))
 
 
@@ -96,6 +100,8 @@ class Collector:
             try:
                 merged.append(analyzer.merge(partials))
             except Exception as e:  # reported, like any other failure to read
+                if exhausted(e):
+                    raise
                 reason = f"merging results failed: {type(e).__name__}: {e}"
                 unknowns = tuple(u for r in partials.values() for u in r.unknowns)
                 merged.append(

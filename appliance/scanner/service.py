@@ -209,7 +209,7 @@ def scan_image(
     with collection_paused():
         result = _scan(home, ref, platform, cache, registry)
     if audit and home is not None and home.initialized:
-        _record(home, result, now())
+        record_scan(home, result, now())
     return result
 
 
@@ -241,19 +241,39 @@ def _scan(
         record = walk_rootfs(image.rootfs, registry)
         result = build_result(image, [record], registry)
     else:
-        opened: LayerCache | None = None
-        if isinstance(cache, LayerCache):
-            opened = cache
-        elif isinstance(cache, Path):
-            opened = LayerCache.open(cache)
-        elif cache and home is not None:
-            opened = open_home_cache(home)
+        opened = open_scan_cache(home, cache)
         try:
             result = _scan_layers(image, registry, opened)
         finally:
             if opened is not None and opened is not cache:
                 opened.close()
     return result
+
+
+def cached_result(
+    image: OpenedImage, registry: AnalyzerTable, cache: LayerCache
+) -> ScanResult | None:
+    """The image's whole result when the cache holds it (same config, layers and analyzers):
+    no layer is read."""
+    stored = cache.get_image(image_key(image, registry))
+    if stored is None:
+        return None
+    try:
+        return result_from_cache(image, registry, stored)
+    except (KeyError, TypeError, ValueError, StellaError):
+        return None  # a damaged or foreign row is a miss; the next scan replaces it
+
+
+def open_scan_cache(home: Home | None, cache: bool | Path | LayerCache) -> LayerCache | None:
+    """The cache ``cache`` names (see :func:`scan_image`); the caller closes it unless it
+    was given as a :class:`LayerCache`."""
+    if isinstance(cache, LayerCache):
+        return cache
+    if isinstance(cache, Path):
+        return LayerCache.open(cache)
+    if cache and home is not None:
+        return open_home_cache(home)
+    return None
 
 
 def _scan_layers(
@@ -263,12 +283,9 @@ def _scan_layers(
     cache row; otherwise each layer's record comes from the cache or a walk."""
     key = image_key(image, registry)
     if cache is not None:
-        stored = cache.get_image(key)
-        if stored is not None:
-            try:
-                return result_from_cache(image, registry, stored)
-            except (KeyError, TypeError, ValueError, StellaError):
-                pass  # a damaged or foreign row is a miss; it is replaced below
+        hit = cached_result(image, registry, cache)
+        if hit is not None:
+            return hit
     records, hits = layer_records(image, registry, cache)
     result = build_result(image, records, registry, hits)
     if cache is not None:
@@ -303,8 +320,13 @@ def result_to_cache(result: ScanResult) -> dict[str, Any]:
 
 
 def result_from_cache(
-    image: OpenedImage, registry: AnalyzerTable, stored: dict[str, Any]
+    image: OpenedImage,
+    registry: AnalyzerTable,
+    stored: dict[str, Any],
+    cached: tuple[Digest, ...] | None = None,
 ) -> ScanResult:
+    """The result ``result_to_cache`` stored, for ``image``; ``cached`` names the layers
+    that came from the cache (by default all of them: the whole image was a cache row)."""
     analysis = AnalysisResult.from_dict(stored["analysis"])
     found = tuple(
         FoundPackage(package, purl, tuple(Evidence.from_dict(e) for e in evidence))
@@ -317,11 +339,12 @@ def result_from_cache(
         found,
         EntryTrace.from_dict(stored["trace"]),
         tuple(Unknown.from_dict(u) for u in stored["unknowns"]),
-        tuple(dict.fromkeys(layer.digest for layer in image.layers)),
+        tuple(dict.fromkeys(layer.digest for layer in image.layers)) if cached is None else cached,
     )
 
 
-def _record(home: Home, result: ScanResult, time: datetime) -> None:
+def record_scan(home: Home, result: ScanResult, time: datetime) -> None:
+    """The scan's audit record (what ``scan_image`` appends with ``audit``)."""
     subject = str(result.manifest_digest or result.config_digest or result.ref)
     record_decision(
         home,

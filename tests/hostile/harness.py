@@ -82,11 +82,16 @@ def run(
     # from, which in a long test session would hide the child behind the parent's size.
     hwm = tempfile.NamedTemporaryFile(prefix="stella-hwm-", delete=False)  # noqa: SIM115
     hwm.close()
+    # A scan's layers are read in a child of its own (a bounded scan job): its peak counts too.
+    # Its ru_maxrss may include this process's size when it was spawned, which is at most this
+    # process's own high-water mark, so the larger of the two is the true peak of either.
     code = (
-        "import atexit, sys\n"
+        "import atexit, resource, sys\n"
         f"def _hwm(path={hwm.name!r}):\n"
         "    with open('/proc/self/status') as s, open(path, 'w') as out:\n"
-        "        out.write(next(l.split()[1] for l in s if l.startswith('VmHWM:')))\n"
+        "        own = int(next(l.split()[1] for l in s if l.startswith('VmHWM:')))\n"
+        "        jobs = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "        out.write(str(max(own, jobs)))\n"
         "atexit.register(_hwm)\n"
         f"sys.argv[0] = {program!r}\nfrom {module} import main\nmain()\n"
     )
