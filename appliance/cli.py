@@ -47,3 +47,8 @@ cli.add_lazy("serve", "appliance.commands.serving:serve_cmd")
 cli.add_lazy("gc", "appliance.commands.serving:gc_cmd")
 cli.add_lazy("rescan", "appliance.commands.rescan:rescan_cmd")
 cli.add_lazy("log", "appliance.commands.log:log_group")
+cli.add_lazy("worker", "appliance.commands.worker:worker_cmd")
+cli.add_lazy("queue", "appliance.commands.worker:queue_group")
+
+if __name__ == "__main__":  # python -m appliance.cli: how 'stella worker --concurrency N' runs
+    main()

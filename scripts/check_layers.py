@@ -114,11 +114,14 @@ ROOMS: dict[str, tuple[str, ...]] = {
         "appliance/rescan",
         "appliance/sigstore",
     ),
+    # the job queue in PostgreSQL and the workers that take scan and gate jobs from it
+    "appliance/fleet": ("appliance/rescan",),
     "appliance/doctor": ("appliance/intake", "appliance/keyring"),
     "appliance/console": ("appliance/auditor", "appliance/intake", "appliance/keyring"),
     "appliance/commands": (
         "appliance/console",
         "appliance/doctor",
+        "appliance/fleet",
         "appliance/registry",
         "appliance/report",
     ),
