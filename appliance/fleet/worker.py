@@ -50,12 +50,13 @@ from appliance.fleet.queue import (
     open_app,
 )
 from appliance.home import Home
-from appliance.rescan import ImageOutcome, Outcome, Target, context, regate, targets
+from appliance.rescan import ImageOutcome, Outcome, Target, context, regate
 from appliance.store import open_state
 from appliance.store.verdicts import VerdictStore
 from appliance.vex.model import format_time, parse_time
 from bundles.digest import Digest
 from bundles.errors import StellaError, UsageError
+from bundles.oci import OCILayout
 
 log: Final = logging.getLogger("stella.worker")
 
@@ -153,17 +154,20 @@ class _State:
 
 def _target(home: Home, kind: JobKind, image: str, digest: str) -> Target:
     """The stored image the job names, by manifest digest (a name may have moved since the
-    job was enqueued; the digest cannot); for ``scan``, under the name it was enqueued by."""
-    for target in targets(home):
-        if target.digest is not None and str(target.digest) == digest:
-            names = (target.image, *target.aliases)
-            if kind is JobKind.SCAN and image in names:
-                return Target(image, target.digest, tuple(n for n in names if n != image))
-            return target
-    raise JobError(
-        f"image {digest} ({image}) is not in the local store",
-        hint="it was removed since the job was enqueued; load it again and enqueue it",
-    )
+    job was enqueued; the digest cannot), by its first name as ``stella rescan`` names it; for
+    ``scan``, by the name it was enqueued under. Read from the store's index alone: a job
+    costs the same whatever the number of stored images."""
+    names: list[str] = []
+    if (home.oci / "oci-layout").is_file():
+        tags = OCILayout.open(home.oci).tags()
+        names = sorted(t for t, d in tags.items() if str(d.digest) == digest)
+    if not names:
+        raise JobError(
+            f"image {digest} ({image}) is not in the local store",
+            hint="it was removed since the job was enqueued; load it again and enqueue it",
+        )
+    first = image if kind is JobKind.SCAN and image in names else names[0]
+    return Target(first, Digest.parse(digest), tuple(n for n in names if n != first))
 
 
 def run_job(

@@ -380,3 +380,21 @@ def test_a_stall_timeout_under_three_heartbeats_is_refused(home: Home, pg_url: s
     run = stella(home, pg_url, "worker", "--heartbeat", "10", "--stalled-after", "20")
     assert run.returncode == 2
     assert "--stalled-after 20 is under three heartbeats (30 s)" in run.stderr
+
+
+def test_concurrency_runs_worker_processes_and_stops_them_all(
+    home: Home, pg_url: str, workers: list[subprocess.Popen[str]]
+) -> None:
+    stella_json(home, pg_url, "rescan", "--queue", "--at", AT)
+    parent = start_worker(home, pg_url, "--concurrency", "2", *QUICK)
+    workers.append(parent)
+    wait_for("every job to succeed", lambda: {j[3] for j in jobs(pg_url)} == {"succeeded"})
+    wait_for(
+        "two registered workers",
+        lambda: query(pg_url, "SELECT count(*) FROM procrastinate_workers") == [(2,)],
+    )
+    code, err = stop(parent)  # SIGTERM to the parent reaches both, each stops cleanly
+    assert code == 0, err
+    assert query(pg_url, "SELECT count(*) FROM procrastinate_workers") == [(0,)]
+    (workers_seen,) = query(pg_url, "SELECT count(DISTINCT worker) FROM stella_job_runs")
+    assert workers_seen[0] in (1, 2)
