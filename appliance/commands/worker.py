@@ -88,8 +88,8 @@ def worker_cmd(
         stalled_after=stalled_after,
     ).check()
     if concurrency == 1:
-        click_ctx.exit(run(home, url, options))
-    click_ctx.exit(run_many(worker_argv(home.root, options), concurrency))
+        click_ctx.exit(run(home, url, options, debug=ctx.debug))
+    click_ctx.exit(run_many(worker_argv(home.root, options, debug=ctx.debug), concurrency))
 
 
 @click.group("queue")

@@ -306,23 +306,26 @@ async def _serve(home: Home, url: str, options: WorkerOptions) -> None:
         runs.close()
 
 
-def _configure_logging() -> None:
+def _configure_logging(debug: bool) -> None:
+    """One line per job and per recovered job on stderr (the journal, under systemd); the
+    library's own records, with their tracebacks, only with ``--debug``."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
-    for name, level in (("stella.worker", logging.INFO), ("procrastinate", logging.WARNING)):
+    library = logging.DEBUG if debug else logging.CRITICAL
+    for name, level in (("stella.worker", logging.INFO), ("procrastinate", library)):
         logger = logging.getLogger(name)
         logger.setLevel(level)
         logger.addHandler(handler)
         logger.propagate = False
 
 
-def run(home: Home, url: str, options: WorkerOptions) -> int:
+def run(home: Home, url: str, options: WorkerOptions, *, debug: bool = False) -> int:
     """Run one worker process until SIGTERM/SIGINT (or, with ``burst``, until no job is
     ready); 0 after a clean stop."""
     home.require()
     options.check()
     ensure_schema(url)
-    _configure_logging()
+    _configure_logging(debug)
     try:
         asyncio.run(_serve(home, url, options))
     except pq_exceptions.ConnectorException as e:
@@ -351,9 +354,10 @@ def run_many(argv: Sequence[str], count: int) -> int:
     return max(codes, default=0)
 
 
-def worker_argv(home: Path, options: WorkerOptions) -> list[str]:
+def worker_argv(home: Path, options: WorkerOptions, *, debug: bool = False) -> list[str]:
     """The command line of one worker process with ``options``."""
-    argv = [sys.executable, "-m", "appliance.cli", "--home", str(home), "worker"]
+    argv = [sys.executable, "-m", "appliance.cli", "--home", str(home)]
+    argv += ["--debug", "worker"] if debug else ["worker"]
     argv += ["--queue", options.queue, "--attempts", str(options.attempts)]
     argv += ["--backoff", f"{options.backoff:g}", "--heartbeat", f"{options.heartbeat:g}"]
     argv += ["--stalled-after", f"{options.stalled_after:g}"]

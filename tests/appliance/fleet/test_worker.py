@@ -36,8 +36,11 @@ from tests.appliance.scanner.layouts import build_image, dist_info
 
 REPO = Path(__file__).resolve().parents[3]
 AT = "2026-11-23T06:00:00Z"
-# fast enough for a test; --stalled-after must stay at three heartbeats or more
-QUICK = ("--heartbeat", "0.3", "--stalled-after", "1.5", "--backoff", "0.2")
+# fast enough for a test; --stalled-after must stay at three heartbeats or more, and well
+# above any pause of a live worker on a loaded machine (its job would be given to another)
+QUICK = ("--heartbeat", "1", "--stalled-after", "15", "--backoff", "0.2")
+# for the tests that kill a worker: its job is taken again this long after its last heartbeat
+RECOVER = ("--heartbeat", "0.5", "--stalled-after", "3", "--backoff", "0.2")
 BOUND = 180.0  # seconds a worker may take before the test gives up on it
 
 
@@ -267,7 +270,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_verdict(
 ) -> None:
     out = stella_json(home, pg_url, "rescan", "--queue", "--image", "app:1", "--at", AT)
     digest = digest_of(out, "app:1")
-    first = start_worker(home, pg_url, *QUICK, fault=fault)
+    first = start_worker(home, pg_url, *RECOVER, fault=fault)
     workers.append(first)
     assert finish(first) == -signal.SIGKILL
     (job,) = jobs(pg_url)
@@ -276,7 +279,7 @@ def test_a_worker_killed_mid_job_leaves_it_to_another_and_one_verdict(
     recorded = 1 if fault == "gate.after-record" else 0
     assert (len(verdicts(home, digest)), gate_records(home, digest)) == (recorded, recorded)
 
-    second = start_worker(home, pg_url, *QUICK)
+    second = start_worker(home, pg_url, *RECOVER)
     workers.append(second)
     wait_for("the job to succeed", lambda: jobs(pg_url)[0][3] == "succeeded")
     code, err = stop(second)
