@@ -11,8 +11,10 @@ set) are the fixture's; each gate reads them from the layer cache, as a re-gate 
 A PostgreSQL server is started for the run (Debian's postgresql, as the tests start it,
 tests/postgres.py). Timed: ``stella rescan --queue --all`` (the enqueue of N scan-gate jobs)
 and the drain: W ``stella worker --burst`` processes started together, until the last exits.
-Reported: images per minute over the drain, jobs per worker, and each worker's peak RSS (its
-VmHWM, written by the worker process itself as it exits).
+Reported: images per minute over the drain, jobs per worker, each worker's peak RSS (its
+VmHWM, written by the worker process itself as it exits), and the mean time of a job in the
+first and the last tenth of the drain (by the database's clock): a gate attaches three
+referrers to the store, and what that costs grows with the referrers already there.
 """
 
 from __future__ import annotations
@@ -132,6 +134,13 @@ def main() -> int:
                         "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"
                     ).fetchall()
                 }
+                spans = [
+                    float(d)
+                    for (d,) in conn.execute(
+                        "SELECT extract(epoch FROM finished - started) FROM stella_job_runs "
+                        "WHERE outcome = 'gated' ORDER BY started"
+                    ).fetchall()
+                ]
                 per_worker = [
                     int(n)
                     for (n,) in conn.execute(
@@ -143,6 +152,8 @@ def main() -> int:
             server.stop()
 
     drain = t2 - t1
+    tenth = max(1, len(spans) // 10)
+    first, last = sum(spans[:tenth]) / tenth, sum(spans[-tenth:]) / tenth
     per_minute = jobs / drain * 60 if drain > 0 else 0.0
     out: dict[str, Any] = {
         "images": args.images,
@@ -152,6 +163,9 @@ def main() -> int:
         "drainSeconds": round(drain, 1),
         "imagesPerMinute": round(per_minute, 1),
         "jobsPerWorker": per_worker,
+        # a job's time grows with what the store holds (every gate attaches referrers)
+        "jobSecondsFirstTenth": round(first, 2),
+        "jobSecondsLastTenth": round(last, 2),
         "peakRssMiB": [round(r / (1 << 20)) for r in rss],
         "jobStates": states,
         "exitCodes": codes,
@@ -159,6 +173,7 @@ def main() -> int:
     print(
         f"{jobs} images, {args.workers} workers: enqueued in {t1 - t0:.1f} s, drained in "
         f"{drain:.1f} s = {per_minute:.0f} images/minute; jobs per worker {per_worker}; "
+        f"a job took {first:.2f} s in the first tenth, {last:.2f} s in the last; "
         f"peak RSS per worker {', '.join(f'{r >> 20} MiB' for r in rss)}"
     )
     print(json.dumps(out))
