@@ -86,6 +86,9 @@ def rescan_cmd(
     except VexError as e:
         raise UsageError(e.message, hint=e.hint) from e
     if queue is not None:
+        from appliance.fleet import require_extra
+
+        require_extra()
         from appliance.fleet.queue import QueuedRescan, database_url, enqueue_rescan
 
         queued: QueuedRescan = enqueue_rescan(

@@ -9,13 +9,19 @@ Exit codes: 0 after a clean stop; 1 when the queue cannot be reached; 2 for a us
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from appliance.fleet.queue import DEFAULT_QUEUE, QueueStatus, database_url, enqueue_scans, status
-from appliance.fleet.worker import WorkerOptions, run, run_many, worker_argv
+from appliance.fleet import DEFAULT_QUEUE, require_extra
 from appliance.home import Home
 from bundles.clikit import CliContext, pass_ctx
+
+if TYPE_CHECKING:
+    from appliance.fleet.queue import QueueStatus
+
+# The queue's modules (procrastinate, psycopg: the 'postgres' extra) are imported when a
+# command runs, so 'stella --help' works on an appliance installed without them.
 
 
 @click.command("worker")
@@ -77,6 +83,10 @@ def worker_cmd(
     stalled_after: float,
 ) -> None:
     """Take scan and gate jobs from the queue until stopped (SIGTERM or SIGINT)."""
+    require_extra()
+    from appliance.fleet.queue import database_url
+    from appliance.fleet.worker import WorkerOptions, run, run_many, worker_argv
+
     home = Home(ctx.home).require()
     url = database_url()
     options = WorkerOptions(
@@ -123,6 +133,9 @@ def _status_text(report: QueueStatus) -> str:
 @pass_ctx
 def queue_status_cmd(ctx: CliContext, queue: str) -> None:
     """Jobs per status; the running, waiting and failed jobs (with why they failed)."""
+    require_extra()
+    from appliance.fleet.queue import database_url, status
+
     report = status(database_url(), queue)
     ctx.emit(report.to_dict(), lambda: _status_text(report))
 
@@ -136,6 +149,9 @@ def queue_add_cmd(
     click_ctx: click.Context, ctx: CliContext, images: tuple[str, ...], queue: str
 ) -> None:
     """Enqueue the first scan and gate of stored images (one job per image)."""
+    require_extra()
+    from appliance.fleet.queue import database_url, enqueue_scans
+
     home = Home(ctx.home).require()
     out = enqueue_scans(home, database_url(), images, at=datetime.now(UTC), queue=queue)
     ctx.emit(

@@ -42,6 +42,7 @@ import psycopg
 from procrastinate import exceptions as pq_exceptions
 from psycopg import conninfo as pg_conninfo
 
+from appliance.fleet import DATABASE_ENV, DEFAULT_QUEUE, QueueError
 from appliance.home import Home
 from appliance.rescan import Target, context, plan, targets
 from appliance.store import record_decision
@@ -50,15 +51,9 @@ from appliance.vex.model import format_time
 from bundles.digest import Digest
 from bundles.errors import StellaError
 
-DATABASE_ENV: Final = "STELLA_DATABASE_URL"
 SCHEMA: Final = "stella_queue"
-DEFAULT_QUEUE: Final = "stella"
 CONNECT_TIMEOUT: Final = 10  # seconds: a server that does not answer is reported, not waited on
 _SCHEMA_LOCK: Final = 0x5374656C6C61  # pg_advisory_xact_lock key while the schema is made
-
-
-class QueueError(StellaError):
-    """The queue's database is not named, cannot be reached, or holds something else."""
 
 
 class JobKind(StrEnum):

@@ -41,8 +41,8 @@ from procrastinate import exceptions as pq_exceptions
 from procrastinate.jobs import Job, Status
 from procrastinate.retry import RetryDecision
 
+from appliance.fleet import DEFAULT_QUEUE
 from appliance.fleet.queue import (
-    DEFAULT_QUEUE,
     JobKind,
     connect,
     conninfo,
@@ -246,7 +246,7 @@ def worker_app(url: str, options: WorkerOptions) -> procrastinate.App:
 
 async def recover_stalled(app: procrastinate.App, runs: Runs, options: WorkerOptions) -> int:
     """Put back in the queue the jobs whose worker fell silent (or fail them when that was
-    their last attempt); how many were found."""
+    their last attempt), and unregister the silent workers; how many jobs were found."""
     manager = app.job_manager
     stalled = list(
         await manager.get_stalled_jobs(
@@ -269,6 +269,8 @@ async def recover_stalled(app: procrastinate.App, runs: Runs, options: WorkerOpt
             continue  # another worker took care of it first
         runs.end(job.id, job.attempts, "interrupted", None, why)
         log.warning("job %d: %s; %s", job.id, why, "failed" if last else "queued again")
+    # and forget the silent workers (procrastinate itself does it only as a worker starts)
+    await manager.prune_stalled_workers(options.stalled_after)
     return len(stalled)
 
 

@@ -401,3 +401,39 @@ def test_concurrency_runs_worker_processes_and_stops_them_all(
     assert query(pg_url, "SELECT count(*) FROM procrastinate_workers") == [(0,)]
     (workers_seen,) = query(pg_url, "SELECT count(DISTINCT worker) FROM stella_job_runs")
     assert workers_seen[0] in (1, 2)
+
+
+def test_without_the_postgres_extra_help_works_and_the_queue_says_what_is_missing(
+    home: Home,
+) -> None:
+    """An embedded appliance installed without the 'postgres' extra: the command line still
+    lists the queue's commands, and using one names what to install."""
+    code = (
+        "import sys\n"
+        "sys.modules['procrastinate'] = None  # as if not installed: importing it fails\n"
+        "sys.argv[0] = 'stella'\n"
+        "from appliance.cli import main\n"
+        "main()\n"
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, "--home", str(home.root), *args],
+            env=_env("postgresql://nobody@127.0.0.1:1/x"),
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+            check=False,
+        )
+
+    listed = run("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "worker" in listed.stdout
+    assert "queue" in listed.stdout
+    for args in (["worker"], ["queue", "status"], ["rescan", "--queue"]):
+        refused = run(*args)
+        assert refused.returncode == 1, args
+        assert refused.stderr.splitlines() == [
+            "stella: error: the job queue needs procrastinate, which this installation lacks "
+            "(install the appliance with its 'postgres' extra (docs/scale-out.md))"
+        ], args
