@@ -60,3 +60,8 @@ cli.add_lazy("rescan", "appliance.commands.rescan:rescan_cmd")
 cli.add_lazy("log", "appliance.commands.log:log_group")
 cli.add_lazy("tenants", "appliance.commands.tenants:tenants_group")
 cli.add_lazy("migrate", "appliance.commands.migrate:migrate_cmd")
+cli.add_lazy("worker", "appliance.commands.worker:worker_cmd")
+cli.add_lazy("queue", "appliance.commands.worker:queue_group")
+
+if __name__ == "__main__":  # python -m appliance.cli: how 'stella worker --concurrency N' runs
+    main()

@@ -679,3 +679,25 @@ def mark_activated(home: Home, snapshot: Digest | None, when: datetime) -> Path:
     body = {"snapshot": str(snapshot) if snapshot else None, "time": format_time(when)}
     atomic_write(path, canonical.dumps(body), tmp_dir=path.parent)
     return path
+
+
+def regate(
+    home: Home,
+    target: Target,
+    ctx: Context,
+    *,
+    at: datetime,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    reason: str | None = None,
+    previous: str | None = None,
+) -> ImageOutcome:
+    """Gate one image again and put it into the component index, exactly as one image of
+    :func:`rescan` is: the entry point of a queued ``scan-gate`` job (:mod:`appliance.fleet`),
+    which writes no ``rescan`` record of its own (the run that enqueued it did)."""
+    outcome = _gate_one(
+        home, target, at=at, gate_fn=_default_gate(), now=now, reason=reason, previous=previous
+    )
+    if outcome.outcome is Outcome.GATED and outcome.digest:
+        with contextlib.suppress(StellaError, OSError):
+            index_image(home, target.image, outcome.digest, ctx, when=now())
+    return outcome

@@ -115,11 +115,14 @@ ROOMS: dict[str, tuple[str, ...]] = {
         "appliance/rescan",
         "appliance/sigstore",
     ),
+    # the job queue in PostgreSQL and the workers that take scan and gate jobs from it
+    "appliance/fleet": ("appliance/rescan",),
     "appliance/doctor": ("appliance/intake", "appliance/keyring"),
     "appliance/console": ("appliance/auditor", "appliance/intake", "appliance/keyring"),
     "appliance/commands": (
         "appliance/console",
         "appliance/doctor",
+        "appliance/fleet",
         "appliance/registry",
         "appliance/report",
     ),
@@ -155,9 +158,10 @@ SQLITE_ALLOWED = (
     "appliance/scanner/cache",
     "appliance/scanner/analyzers/rpmdb",  # reads an image's rpmdb.sqlite, read-only
 )
-# Only the stores speak to PostgreSQL (the scale-out backend of the same stores).
-POSTGRES_MODULES = {"psycopg", "psycopg_pool", "psycopg_binary", "psycopg2"}
-POSTGRES_ALLOWED = ("appliance/store",)
+# Only the stores and the job queue speak to PostgreSQL (the scale-out backend of the same
+# stores, and the queue the workers take jobs from).
+POSTGRES_MODULES = {"psycopg", "psycopg_pool", "psycopg_binary", "psycopg2", "procrastinate"}
+POSTGRES_ALLOWED = ("appliance/store", "appliance/fleet")
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,7 @@ def test_tests_and_tools_import_only_what_the_project_or_its_extras_declare() ->
 
 
 def test_the_check_names_an_undeclared_import() -> None:
-    problems = undeclared(RUNTIME, declared("postgres") - {"tuf"})
+    problems = undeclared(RUNTIME, declared("postgres") - {"tuf"})  # the scale-out extra too
     assert len(problems) == 1
     assert problems[0].startswith("tuf (imported at bundles/")
     assert problems[0].endswith(") comes from tuf, which pyproject.toml does not declare")

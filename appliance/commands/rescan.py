@@ -1,6 +1,7 @@
-"""``stella rescan [--at TIME] [--image IMAGE...] [--all]``: gate again the images whose verdict
-the knowledge, policy or exceptions may have changed since their last gate; ``--all`` gates every
-image, ``--image`` the named ones (appliance/rescan.py).
+"""``stella rescan [--at TIME] [--image IMAGE...] [--all] [--queue [NAME]]``: gate again the images
+whose verdict the knowledge, policy or exceptions may have changed since their last gate; ``--all``
+gates every image, ``--image`` the named ones (appliance/rescan.py); ``--queue`` enqueues them
+for ``stella worker`` instead of gating them here (appliance/fleet).
 
 Exit codes: 0 when every image was gated, whatever the verdicts (they are recorded: FAIL is
 a result, not an error); 1 when any image could not be gated (each is named with its reason).
@@ -59,6 +60,15 @@ def _text(report: RescanReport) -> str:
     is_flag=True,
     help="Gate every image, not only those a change since their last gate can affect.",
 )
+@click.option(
+    "--queue",
+    is_flag=False,
+    flag_value="stella",
+    default=None,
+    metavar="[NAME]",
+    help="Enqueue the images to gate for 'stella worker' (queue NAME, default 'stella'; "
+    "STELLA_DATABASE_URL) instead of gating them here.",
+)
 @pass_ctx
 @click.pass_context
 def rescan_cmd(
@@ -67,6 +77,7 @@ def rescan_cmd(
     at_text: str | None,
     images: tuple[str, ...],
     full: bool,
+    queue: str | None,
 ) -> None:
     """Gate again the images a new snapshot, policy or expired exception can affect."""
     home = Home(ctx.home).require()
@@ -74,6 +85,23 @@ def rescan_cmd(
         at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
     except VexError as e:
         raise UsageError(e.message, hint=e.hint) from e
+    if queue is not None:
+        from appliance.fleet import require_extra
+
+        require_extra()
+        from appliance.fleet.queue import QueuedRescan, database_url, enqueue_rescan
+
+        queued: QueuedRescan = enqueue_rescan(
+            home, database_url(), at=at, images=images, full=full, queue=queue
+        )
+        lines = [f"{i.outcome:<8} {i.image}: {i.reason}" for i in queued.images]
+        lines.append(
+            f"{queued.to_dict()['mode']}: {queued.count('queued')} queued, "
+            f"{queued.count('pending')} already waiting, {queued.count('skipped')} skipped, "
+            f"{queued.count('failed')} not found; queue {queue}"
+        )
+        ctx.emit(queued.to_dict(), "\n".join(lines))
+        click_ctx.exit(queued.exit_code)
     report = rescan(home, at=at, images=images, full=full)
     ctx.emit(report.to_dict(), _text(report))
     click_ctx.exit(report.exit_code)

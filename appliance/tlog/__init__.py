@@ -31,7 +31,7 @@ from typing import Any, Final
 from appliance.home import Home
 from appliance.sigstore.bundle import read as sigstore_read
 from bundles import canonical, dsse
-from bundles.errors import CanonicalJSONError, KeyError_, StellaError
+from bundles.errors import CanonicalJSONError, StellaError
 from bundles.keys import KeyType, PrivateKey, PublicKey, passphrase_from_env
 from bundles.tlog import TlogError
 from bundles.tlog.entry import EntryCheck, EntryError, check_entry, dsse_body, log_id, tlog_entry
@@ -94,18 +94,22 @@ def _signer(home: Home) -> NoteSigner:
     """The log key, made on first use (an Ed25519 key, as C2SP notes require)."""
     directory = root(home)
     key_path = directory / "log.key"
-    if not key_path.is_file():
+    if not all((directory / n).is_file() for n in ("log.key", "log.pub", "origin")):
         directory.mkdir(mode=0o700, exist_ok=True)
-        key = PrivateKey.generate(KeyType.ED25519)
-        with contextlib.suppress(KeyError_):  # another process made it first: use theirs
-            key.save(key_path, passphrase_from_env())
+        # Under the appends' lock: processes starting the log at once (workers gating their
+        # first images) would each write a key, and the last rename would win over the key
+        # log.pub records. The first makes the key; the others find it.
+        with _append_lock(home):
+            if not key_path.is_file():
+                PrivateKey.generate(KeyType.ED25519).save(key_path, passphrase_from_env())
+            key = PrivateKey.load(key_path, passphrase_from_env())
+            if not (directory / "log.pub").is_file():  # a new log, or a new shard
+                key.public_key.save(directory / "log.pub")
+                started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                write_durably(directory / "started", (started + "\n").encode())
+            if not (directory / "origin").is_file():
+                write_durably(directory / "origin", (origin_for(home) + "\n").encode())
     key = PrivateKey.load(key_path, passphrase_from_env())
-    if not (directory / "log.pub").is_file():  # a new log, or a new shard after a rotation
-        key.public_key.save(directory / "log.pub")
-        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        write_durably(directory / "started", (started + "\n").encode())
-    if not (directory / "origin").is_file():
-        write_durably(directory / "origin", (origin_for(home) + "\n").encode())
     signer = NoteSigner(_origin(home), key)
     if signer.verifier != verifier(home):
         raise TlogError(

@@ -149,3 +149,16 @@ def test_sysusers_and_tmpfiles_create_the_user_and_a_private_home(tmp_path: Path
     for sub in ("", "inbox", "quarantine", "staging"):
         st = (tmp_path / "var" / "lib" / "stella" / sub).stat()
         assert (st.st_mode & 0o777, st.st_uid) == (0o700, uid)
+
+
+def test_the_worker_template_stops_gracefully_and_keeps_the_air_gap() -> None:
+    """One instance per core (stella-worker@1, @2, ...): SIGTERM lets the running job finish,
+    a crash restarts it, and PostgreSQL is reached over its Unix socket only."""
+    (unit,) = [u for u in UNITS if u.name == "stella-worker@.service"]
+    assert exec_argv(unit) == [[INSTALLED_STELLA, "--home", "/var/lib/stella", "worker"]]
+    assert unit.value("Service", "KillSignal") == "SIGTERM"
+    assert unit.value("Service", "TimeoutStopSec") is not None
+    assert unit.value("Service", "Restart") == "on-failure"
+    assert unit.value("Service", "RestrictAddressFamilies") == "AF_UNIX"
+    assert unit.value("Service", "EnvironmentFile") == "-/etc/stella/stella.env"
+    assert unit.value("Install", "WantedBy") == "multi-user.target"

@@ -461,3 +461,52 @@ def test_decisions_log_the_signed_audit_head(home: Home) -> None:
     body = json.loads(log.entry(0))
     digest = body["spec"]["dsseV002"]["payloadHash"]["digest"]
     assert base64.b64decode(digest) == bytes.fromhex(Digest.of_bytes(head.envelope.payload).hex)
+
+
+def test_processes_starting_the_log_at_once_make_one_key(tmp_path: Path) -> None:
+    """Workers gating their first images together all start the log: one key must win, and
+    log.pub must be its public key (a lost race left every later append refused). Each
+    process is slowed between a key file's existence check and its rename (failure
+    injection), the window two processes starting together would otherwise rarely hit."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    home = Home(tmp_path / "home")
+    home.init()
+    go = tmp_path / "go"
+    code = (
+        "import os, sys, time\n"
+        "from pathlib import Path\n"
+        "from appliance import tlog\n"
+        "from appliance.home import Home\n"
+        "import bundles.keys\n"
+        "_write = bundles.keys.atomic_write\n"
+        "def slow(*a, **k):\n"
+        "    time.sleep(0.5)\n"
+        "    return _write(*a, **k)\n"
+        "bundles.keys.atomic_write = slow\n"
+        "while not Path(sys.argv[2]).exists(): time.sleep(0.001)\n"
+        "log = tlog.open_home_log(Home(Path(sys.argv[1])), write=True)\n"
+        "print(log.verifier.vkey())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(home.root), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    time.sleep(0.5)  # let them all reach the wait; not a timed assertion
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err for _, err in outs]
+    assert len({out for out, _ in outs}) == 1
+    (vkey,) = {out.strip() for out, _ in outs}
+    assert vkey == tlog.verifier(home).vkey()  # log.pub is the key every process signs with
+    assert tlog.open_home_log(home, write=True).verifier == tlog.verifier(home)
