@@ -42,6 +42,7 @@ RULES = check_layers.Rules(
     rooms=ROOMS,
     network_allowed=("mirror/fetch", "appliance/registry"),
     sqlite_allowed=("appliance/store",),
+    postgres_allowed=("appliance/store",),
 )
 BASE = {
     "bundles/__init__.py": "",
@@ -215,6 +216,7 @@ def test_an_allowed_entry_is_a_module_or_a_package_not_a_prefix_of_a_name(
         rooms=ROOMS,
         network_allowed=("mirror/fetch", "appliance/registry"),
         sqlite_allowed=("appliance/store", "mirror/db"),
+        postgres_allowed=("appliance/store",),
     )
     problems = check(tmp_path, {"mirror/db.py": "", "mirror/dbtool.py": "import sqlite3\n"}, rules)
     assert problems == [
@@ -235,6 +237,7 @@ def test_tables_that_name_what_does_not_exist_or_run_in_a_circle_are_refused(
         },
         network_allowed=("mirror/fetch", "appliance/registry"),
         sqlite_allowed=("appliance/store", "mirror/store"),
+        postgres_allowed=("appliance/store",),
     )
     problems = check(tmp_path, {}, rules)
     table = "scripts/check_layers.py: "

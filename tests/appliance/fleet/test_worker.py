@@ -45,8 +45,10 @@ BOUND = 180.0  # seconds a worker may take before the test gives up on it
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Home:
-    """Three stored images (two names share one manifest) and an active snapshot."""
+def home(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Home:
+    """Three stored images (two names share one manifest) and an active snapshot, the stores
+    in the same PostgreSQL database as the queue (as a scale-out site has them)."""
+    monkeypatch.setenv("STELLA_DATABASE_URL", pg_url)
     h = Home(tmp_path / "home")
     h.init()
     build_image(h.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:1")

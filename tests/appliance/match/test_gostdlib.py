@@ -192,7 +192,8 @@ def test_explain_names_the_binary_and_its_owner(tmp_path: Path) -> None:
     assert len(e.blocking) == e.predicate["summary"]["findings"]
     # each chain: the embedded release, then which vulnerable functions the binary links
     assert {c.note.split("; ")[0] for c in e.blocking} == {NOTE}
-    assert {c.reachability for c in e.blocking} == {"present", "not-present"}
+    # the call graph places each linked function: reached from main, or only by an indirect call
+    assert {c.reachability for c in e.blocking} == {"reachable", "present", "not-present"}
     first = min(c.vulnerability for c in e.blocking)
     chain = next(c for c in e.blocking if c.vulnerability == first)
     assert chain.files == ("/usr/bin/docker-registry",)
@@ -209,7 +210,7 @@ def test_explain_names_the_binary_and_its_owner(tmp_path: Path) -> None:
     reach = json.loads(blobs.read("reachability", Digest.parse(cited)) or b"{}")
     states = {r["vulnerability"]: r["reachability"] for r in reach["findings"]}
     assert states == {c.vulnerability: c.reachability for c in e.blocking}
-    assert reach["components"][0]["reachability"] == "present"  # its most exposed finding
+    assert reach["components"][0]["reachability"] == "reachable"  # its most exposed finding
     not_present = [r for r in e.predicate["reasons"] if r["code"] == "RISK.CVE.CODE_NOT_PRESENT"]
     assert len(not_present) == list(states.values()).count("not-present")
 
