@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.scanner.model import OSInfo, Package
+from appliance.scanner.pyreach import PythonProgram
 
 SCHEMA = "https://stella-ops.org/schemas/findings/v1"
 
@@ -94,7 +95,9 @@ class Reachability(enum.StrEnum):
     """Whether the vulnerable code is there and reached; ``unknown`` until an analysis says
     otherwise (docs/reachability.md).
 
-    ``reachable``: an entrypoint of the image imports the component (Python import graph).
+    ``reachable``: an entrypoint of the image imports the component (Python import graph),
+    or, where the record names them, a static chain from an entrypoint names the vulnerable
+    module or function (Python, docs/reachability.md).
     ``present``: the binary links a function the record names as vulnerable (Go function
     table); whether ``main`` calls it is not analysed. ``present-not-reached``: the vulnerable
     code is there and an analysis of what the entrypoints reach did not reach it.
@@ -305,9 +308,12 @@ class Evidence:
     entrypoints: tuple[str, ...] = ()
     note: str = ""
     reachability_note: str = ""
+    reachability_chain: tuple[str, ...] = ()
+    """Entrypoint file -> module -> ... -> function, when a function-level analysis found
+    the vulnerable code reached (Python; docs/reachability.md)."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "purl": self.purl,
             "files": [f.to_dict() for f in self.files],
             "reachability": self.reachability.value,
@@ -317,6 +323,8 @@ class Evidence:
             out["note"] = self.note
         if self.reachability_note:
             out["reachability_note"] = self.reachability_note
+        if self.reachability_chain:
+            out["reachability_chain"] = list(self.reachability_chain)
         return out
 
     @classmethod
@@ -328,6 +336,7 @@ class Evidence:
             tuple(data.get("entrypoints", ())),
             data.get("note", ""),
             data.get("reachability_note", ""),
+            tuple(data.get("reachability_chain", ())),
         )
 
 
@@ -575,6 +584,7 @@ class Inventory:
     file_layers: tuple[tuple[str, str], ...] = ()
     reachability: tuple[ReachabilityFact, ...] = ()
     target: str = ""
+    python: PythonProgram | None = None  # for function-level Python reachability
 
     @classmethod
     def of(
@@ -585,6 +595,7 @@ class Inventory:
         file_layers: Mapping[str, str] | None = None,
         reachability: Iterable[ReachabilityFact] = (),
         target: str = "",
+        python: PythonProgram | None = None,
     ) -> Inventory:
         return cls(
             tuple(sorted(set(packages), key=Package.sort_key)),
@@ -592,6 +603,7 @@ class Inventory:
             tuple(sorted((file_layers or {}).items())),
             tuple(sorted(set(reachability))),
             target,
+            python,
         )
 
 

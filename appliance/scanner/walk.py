@@ -38,6 +38,7 @@ from appliance.scanner.layers import (
     LayerRecord,
 )
 from appliance.scanner.model import AnalysisResult, Unknown
+from appliance.scanner.pyfacts import python_facts
 from bundles import limits
 from bundles.decompress import Budget, DecompressError, open_bounded
 from bundles.limits import LimitError
@@ -112,6 +113,7 @@ class _Walk:
         self.results: dict[str, dict[str, AnalysisResult]] = {}
         self.scripts: dict[str, str] = {}
         self.imports: dict[str, tuple[str, ...]] = {}
+        self.pyfacts: dict[str, dict[str, Any]] = {}
         self.unknowns: list[Unknown] = []
         self.retained: dict[str, bytes] = {}
         self.pending: dict[str, list[Entry]] = {}  # hard-link target -> links needing its bytes
@@ -164,6 +166,7 @@ class _Walk:
             if wants_imports:
                 found = python_imports(data.decode("utf-8", "replace")) if b"import" in data else ()
                 self.imports[path] = found
+                self.pyfacts[path] = python_facts(data)
             if spool is not None:
 
                 def reopen() -> BinaryIO:
@@ -260,6 +263,7 @@ def walk_tar(
         results=walk.results,
         scripts=walk.scripts,
         imports=walk.imports,
+        pyfacts=walk.pyfacts,
         unknowns=tuple(walk.unknowns),
     )
 
@@ -426,5 +430,6 @@ def walk_rootfs(root: Path, registry: AnalyzerTable) -> LayerRecord:
         results=walk.results,
         scripts=walk.scripts,
         imports=walk.imports,
+        pyfacts=walk.pyfacts,
         unknowns=tuple(walk.unknowns),
     )
