@@ -284,12 +284,13 @@ def export_cmd(
 @pass_ctx
 def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     """Propose not_affected statements for IMAGE's findings whose vulnerable code is not
-    present (vulnerable_code_not_present); nothing is signed or stored: an operator reviews
+    present (vulnerable_code_not_present) or not reached from any entrypoint
+    (vulnerable_code_not_in_execute_path); nothing is signed or stored: an operator reviews
     each and makes it with 'stella vex add'."""
-    from appliance.match.model import Reachability
     from appliance.rva.gate import read_snapshot
     from appliance.scanner.service import scan_image
     from appliance.store.knowledge import KnowledgeStore
+    from appliance.vex.suggest import suggestion
 
     home = Home(ctx.home).require()
     if not home.knowledge_db.is_file():
@@ -316,22 +317,28 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     target = f"{scan.name}@{scan.manifest_digest}" if scan.manifest_digest else image
     suggestions: list[dict[str, Any]] = []
     for f in reading.report.findings:
-        if f.reachable is not Reachability.NOT_PRESENT:
+        proposed = suggestion(f)
+        if proposed is None:
             continue
-        justification = Justification.VULNERABLE_CODE_NOT_PRESENT
         argv = [
             "stella", "vex", "add", f.id, "--image", target,
-            "--component", f.component.purl, "--status", VexStatus.NOT_AFFECTED.value,
-            "--justification", justification.value, "--impact", f.evidence.reachability_note,
+            "--component", f.component.purl, "--status", proposed.status.value,
+            "--justification", proposed.justification.value, "--impact", proposed.impact,
         ]  # fmt: skip
         suggestions.append(
             {
                 "vulnerability": f.id,
                 "aliases": list(f.aliases),
                 "component": f.component.purl,
-                "status": VexStatus.NOT_AFFECTED.value,
-                "justification": justification.value,
-                "impact": f.evidence.reachability_note,
+                "reachability": f.reachable.value,
+                "status": proposed.status.value,
+                "justification": proposed.justification.value,
+                "impact": proposed.impact,
+                **(
+                    {"chain": list(f.evidence.reachability_chain)}
+                    if f.evidence.reachability_chain
+                    else {}
+                ),
                 "stated": sorted({k for n in f.ids for k in stated.get(n, ())}),
                 "command": shlex.join(argv),
             }
@@ -339,15 +346,18 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
 
     def text() -> str:
         if not suggestions:
-            return f"no findings of {target} have vulnerable code that is not present"
+            return (
+                f"no findings of {target} have vulnerable code that is not present or not reached"
+            )
         lines = [
-            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present;"
-            " review each, then sign it with the command shown (nothing was signed):"
+            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present or"
+            " not reached; review each, then sign it with the command shown (nothing was"
+            " signed):"
         ]
         for s in suggestions:
             already = f" [already stated: {', '.join(s['stated'])}]" if s["stated"] else ""
             lines += [
-                f"{s['vulnerability']} in {s['component']}{already}",
+                f"{s['vulnerability']} in {s['component']} ({s['reachability']}){already}",
                 f"  evidence: {s['impact']}",
                 f"  {s['command']}",
             ]
