@@ -10,7 +10,8 @@ Per file, as a small JSON-able dict (kept in the per-layer cache, so short keys)
 - ``s`` scopes -> the dotted names each refers to: ``""`` is the module's top level (class
   bodies included: they run at import), ``f`` a function, ``C.m`` a method. A nested
   function, lambda or class inside a function counts as its enclosing function. Inside a
-  method, ``self.x``/``cls.x`` is written ``C.x``;
+  method, ``self.x``/``cls.x`` is written ``C.x``; an attribute read from a local variable
+  is ``?x`` (its object is not known);
 - ``y`` modules star-imported (``from m import *``);
 - ``i`` modules imported by a call with a constant name (``importlib.import_module("m")``);
 - ``x`` dynamic sites the static reading cannot follow: ``[scope, line, kind, what]`` with
@@ -26,6 +27,7 @@ the interpreter's path, which only the image as a whole says.
 from __future__ import annotations
 
 import ast
+import warnings
 from typing import Any, Final
 
 FACTS_VERSION: Final = 1
@@ -225,7 +227,12 @@ class _Reader(ast.NodeVisitor):
 
     def refer(self, dotted: str) -> None:
         if self.locals and dotted.partition(".")[0] in self.locals[-1]:
-            return  # a local variable or parameter, not the module-level name
+            # a local variable or parameter, not the module-level name; the attribute read
+            # from it is kept by name (``?name``): it may be a module object's function
+            attribute = dotted.split(".")[1] if "." in dotted else ""
+            if attribute:
+                self.scopes.setdefault(self.scope, set()).add("?" + attribute)
+            return
         if self.self_name is not None:
             first, owner = self.self_name
             if dotted == first or dotted.startswith(first + "."):
@@ -338,7 +345,11 @@ def python_facts(source: str | bytes) -> dict[str, Any]:
     """The facts of one source file (see the module's docstring); a file that does not parse
     gives ``{"e": reason}``."""
     try:
-        tree = ast.parse(source)
+        with warnings.catch_warnings():
+            # invalid escapes and the like warn at compile time: the image's code is read,
+            # not judged, and nothing may print or (under -W error) fail because of it
+            warnings.simplefilter("ignore")
+            tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         line = getattr(e, "lineno", None)
         return {"e": f"{type(e).__name__}{f' at line {line}' if line else ''}: {e}"[:200]}

@@ -18,7 +18,9 @@ when imported) and definitions (``module:qualname``), reached:
 That is the *static* closure: what it reaches is reached through a chain of named references
 it can print. It over-approximates what runs (a reference may sit in a branch never taken).
 The *possible* closure adds what the static reading cannot see: a computed import or
-``exec`` in a reached scope may load any module (every module's top level is added), a
+``exec`` in a reached scope may load any module (every module's top level is added) and
+hand out its module object (then an attribute read from an object the reading cannot name,
+``x.run``, may be any top-level definition named ``run``), a
 ``getattr`` with a computed name on a module may fetch any of its definitions, an extension
 module may call any definition of its own package. Something outside the possible closure is
 ``present-not-reached``; inside it but outside the static one, ``unknown``. A reached file
@@ -173,6 +175,12 @@ class Analysis:
             self.packages[module] = "" if module.startswith("__main__") else root.module
         self.parent: dict[str, str | None] = {}
         self.static: set[str] = set()
+        # attribute names read from objects the reading cannot name (``x.run`` of a local
+        # ``x``); once a computed import may hand out a module object, any definition of
+        # that name may be what is read (the possible closure only)
+        self.attributes: set[str] = set()
+        self.escaped = False
+        self._by_name: dict[str, list[str]] | None = None
         self.sites: list[Site] = []  # dynamic imports / exec in reached scopes
         self.blind: list[str] = []  # reached files that could not be parsed
         self._resolved: dict[tuple[str, str], str | None] = {}
@@ -309,9 +317,14 @@ class Analysis:
                     if found is not None:
                         self._reach(found, node, queue)
             for ref in scopes.get(qualname, ()):
+                if ref.startswith("?"):
+                    self._attribute(ref[1:], node, queue, possible)
+                    continue
                 found = self.resolve(ref, module)
                 if found is not None:
                     self._reach(found, node, queue)
+                elif "." in ref:
+                    self._attribute(ref.split(".")[1], node, queue, possible)
             for scope, line, kind, what in facts.get("x", ()):
                 if scope == qualname:
                     dynamic.append((node, kind))
@@ -335,6 +348,36 @@ class Analysis:
                     break
                 self._reach(prefix, f"{module}", queue)
 
+    def _attribute(self, name: str, node: str, queue: deque[str], possible: bool) -> None:
+        new = name not in self.attributes
+        self.attributes.add(name)
+        if possible and self.escaped and new:
+            for target in self.by_name().get(name, ()):
+                self._reach(target, node, queue)
+
+    def by_name(self) -> dict[str, list[str]]:
+        """Every module's top-level functions and classes, by name."""
+        if self._by_name is None:
+            index: dict[str, list[str]] = {}
+            for module, path in sorted(self.paths.items()):
+                facts = self.program.facts.get(path, {})
+                for name in (*facts.get("s", {}), *facts.get("c", {})):
+                    if name and "." not in name:
+                        index.setdefault(name, []).append(f"{module}:{name}")
+            self._by_name = index
+        return self._by_name
+
+    def _escape(self, node: str, queue: deque[str]) -> None:
+        """A computed import may hand out any module object: from now on, an attribute read
+        from an unknown object may be any definition of that name."""
+        if self.escaped:
+            return
+        self.escaped = True
+        index = self.by_name()
+        for name in sorted(self.attributes):
+            for target in index.get(name, ()):
+                self._reach(target, node, queue)
+
     def _expand_dynamic(self, node: str, queue: deque[str]) -> None:
         """What a dynamic site at ``node`` may reach (the possible closure only)."""
         module, _, qualname = node.partition(":")
@@ -353,9 +396,10 @@ class Analysis:
                 target = self.resolve(what, module)
                 if target is not None and ":" not in target:
                     self._reach_all(target, node, queue)
-            else:  # any module may be loaded
+            else:  # any module may be loaded, and its definitions used
                 for name in self.paths:
                     self._reach(name, node, queue)
+                self._escape(node, queue)
 
     def _reach_all(self, module: str, parent: str, queue: deque[str]) -> None:
         self._reach(module, parent, queue)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from rich.console import Console
 from textual.widgets import Input, Select
 
+from appliance.console.views import FindingRow
 from appliance.vex.model import Justification, VexStatus
 from tests.tui.fakes import FakeService, finding
 from tests.tui.test_app import open_detail, run, settle, text_of
@@ -23,7 +24,7 @@ NOTE = (
 )
 
 
-def suggested(i: int = 1) -> object:
+def suggested(i: int = 1) -> FindingRow:
     return replace(
         finding(i),
         status=VexStatus.AFFECTED,
@@ -37,7 +38,7 @@ def suggested(i: int = 1) -> object:
 @run
 async def test_the_form_is_prefilled_but_signs_only_on_confirmation() -> None:
     row = suggested()
-    service = FakeService(rows=(row,))  # type: ignore[arg-type]
+    service = FakeService(rows=(row,))
     app = StellaApp(service)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot)
@@ -81,7 +82,7 @@ async def test_a_finding_without_a_suggestion_opens_an_empty_form() -> None:
 
 def test_the_detail_shows_the_chain_note_and_suggestion() -> None:
     row = replace(
-        suggested(),  # type: ignore[type-var]
+        suggested(),
         reachability="reachable",
         reachability_chain=("/app/main.py", "yaml (/usr/lib/yaml/__init__.py)", "yaml.load"),
         suggestion=None,
@@ -95,5 +96,5 @@ def test_the_detail_shows_the_chain_note_and_suggestion() -> None:
     assert "a static chain from the entrypoint names the vulnerable code" in text
     plain = suggested()
     console = Console(width=140, record=True, color_system=None)
-    console.print(finding_text(plain))  # type: ignore[arg-type]
+    console.print(finding_text(plain))
     assert "not_affected, vulnerable_code_not_in_execute_path" in console.export_text()
