@@ -521,4 +521,4 @@ def _program(
         owners=owners,
         imports={p: imports[p] for p in sorted(files) if p in imports},
         facts={p: pyfacts[p] for p in sorted(files) if p in pyfacts},
-    )
+    ).analysed()

@@ -35,7 +35,7 @@ import posixpath
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 _IDENT: Final = re.compile(r"^[A-Za-z_]\w*$")
@@ -61,6 +61,49 @@ class Root:
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """A place the static reading cannot follow, in a reached scope."""
+
+    path: str
+    line: int
+    kind: str
+    what: str
+
+    def text(self) -> str:
+        return f"/{self.path}:{self.line} ({self.kind} {self.what})"
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """What :class:`Analysis` computed, kept with the scan so that a match (the warm path)
+    does not compute it again: each reached node with the node that reached it, which of them
+    the static closure holds, the dynamic sites and the files that do not parse."""
+
+    parent: Mapping[str, str | None]
+    static: frozenset[str]
+    sites: tuple[Site, ...] = ()
+    blind: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            # insertion order is the walk's order, which is deterministic
+            "parent": [[node, parent] for node, parent in self.parent.items()],
+            "static": sorted(self.static),
+            "sites": [[s.path, s.line, s.kind, s.what] for s in self.sites],
+            "blind": list(self.blind),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Closure:
+        return cls(
+            {str(n): (str(p) if p is not None else None) for n, p in data["parent"]},
+            frozenset(data["static"]),
+            tuple(Site(str(a), int(b), str(c), str(d)) for a, b, c, d in data["sites"]),
+            tuple(data["blind"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PythonProgram:
     """What the function-level analysis reads: the programs run, module name -> file on
     their interpreter's path, file -> owning package (purl), and each source file's import
@@ -71,6 +114,7 @@ class PythonProgram:
     owners: Mapping[str, str] = field(default_factory=dict)
     imports: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     facts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    closure: Closure | None = None  # :func:`analyse`'s result, when already computed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,17 +123,26 @@ class PythonProgram:
             "owners": dict(sorted(self.owners.items())),
             "imports": {p: list(v) for p, v in sorted(self.imports.items())},
             "facts": dict(sorted(self.facts.items())),
+            "closure": self.closure.to_dict() if self.closure is not None else None,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PythonProgram:
+        closure = data.get("closure")
         return cls(
             tuple(Root.from_dict(r) for r in data["roots"]),
             dict(data["modules"]),
             dict(data["owners"]),
             {p: tuple(v) for p, v in data["imports"].items()},
             dict(data["facts"]),
+            Closure.from_dict(closure) if closure else None,
         )
+
+    def analysed(self) -> PythonProgram:
+        """The program with its closure computed (done once, at scan time)."""
+        if self.closure is not None or not self.roots:
+            return self
+        return replace(self, closure=Analysis(self).closure())
 
 
 def module_name(relative: str) -> str | None:
@@ -145,19 +198,6 @@ def _absolute(name: str, package: str) -> str | None:
     return joined or None
 
 
-@dataclass(frozen=True, slots=True)
-class Site:
-    """A place the static reading cannot follow, in a reached scope."""
-
-    path: str
-    line: int
-    kind: str
-    what: str
-
-    def text(self) -> str:
-        return f"/{self.path}:{self.line} ({self.kind} {self.what})"
-
-
 class Analysis:
     """The static and the possible closure of one program (see the module docstring)."""
 
@@ -184,7 +224,18 @@ class Analysis:
         self.sites: list[Site] = []  # dynamic imports / exec in reached scopes
         self.blind: list[str] = []  # reached files that could not be parsed
         self._resolved: dict[tuple[str, str], str | None] = {}
-        self._run()
+        if program.closure is not None:
+            self.parent = dict(program.closure.parent)
+            self.static = set(program.closure.static)
+            self.sites = list(program.closure.sites)
+            self.blind = list(program.closure.blind)
+        else:
+            self._run()
+
+    def closure(self) -> Closure:
+        return Closure(
+            dict(self.parent), frozenset(self.static), tuple(self.sites), tuple(self.blind)
+        )
 
     # ------------------------------------------------------------ names
 
