@@ -20,8 +20,10 @@ Per file, as a small JSON-able dict (kept in the per-layer cache, so short keys)
   computed name on the object written in ``what``);
 - ``e`` why the file could not be parsed (then only ``e`` is set).
 
-Nothing is resolved here: which module a name belongs to depends on where the file sits on
-the interpreter's path, which only the image as a whole says.
+The facts are part of each layer's record: a change to what they hold bumps
+``WALK_VERSION`` (:mod:`appliance.scanner.layers`). Nothing is resolved here: which module a
+name belongs to depends on where the file sits on the interpreter's path, which only the image
+as a whole says.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ import ast
 import warnings
 from typing import Any, Final
 
-FACTS_VERSION: Final = 1
 _IMPORTERS: Final = frozenset(
     {
         "__import__",
@@ -299,7 +300,7 @@ class _Reader(ast.NodeVisitor):
             "b": {k: sorted(v) for k, v in sorted(self.bindings.items())},
             "d": sorted(self.defined),
             "c": dict(sorted(self.classes.items())),
-            "s": {k: sorted(v) for k, v in sorted(self.scopes.items()) if v or k == ""},
+            "s": {k: sorted(v) for k, v in sorted(self.scopes.items())},
         }
         if self.stars:
             out["y"] = sorted(self.stars)

@@ -31,7 +31,9 @@ from appliance.home import Home
 from appliance.match import Finding, MemoryAdvisories, match
 from appliance.match.model import Reachability
 from appliance.match.service import inventory_of
+from appliance.scanner.cache import LayerCache
 from appliance.scanner.service import scan_image
+from bundles import canonical
 from images.build import require_image
 from mirror.config import SourceKind
 from mirror.inputs import Member
@@ -204,3 +206,28 @@ def test_suggest_proposes_not_in_execute_path(tmp_path: Path, files: list[F]) ->
     assert only["reachability"] == "present-not-reached"
     assert only["justification"] == "vulnerable_code_not_in_execute_path"
     assert "idna.core.encode" in only["impact"]
+
+
+@pytest.mark.slow
+def test_same_image_same_reachability_bytes_cold_and_cached(tmp_path: Path, files: list[F]) -> None:
+    """The closures are computed at scan time and kept in the layer cache's image row: a scan
+    from the cache and a cold one give the same findings, chains and notes, byte for byte."""
+    layout = tmp_path / "oci"
+    build_image(layout, [files, [F("app/main.py", CALLS_GET, 0o755)]], tag="app:1", config=ENTRY)
+    osv, curated = _records()
+    source = MemoryAdvisories(osv, reach=curated, snapshot="s")
+    ref = f"oci:{layout}:app:1"
+
+    def report_bytes(scan: Any) -> bytes:
+        return canonical.dumps(match(inventory_of(scan), source).to_dict())
+
+    cold = report_bytes(scan_image(None, ref, cache=False))
+    with LayerCache.open(tmp_path / "cache.db") as cache:
+        first = report_bytes(scan_image(None, ref, cache=cache))
+        cached = scan_image(None, ref, cache=cache)
+        assert cached.cached_layers  # the second scan read the cache
+        assert cached.entry_trace.python is not None
+        assert cached.entry_trace.python.closure is not None
+        again = report_bytes(cached)
+    assert cold == first == again
+    assert b"requests.sessions.SessionRedirectMixin.rebuild_auth" in cold
