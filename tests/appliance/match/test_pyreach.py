@@ -38,7 +38,7 @@ from images.build import require_image
 from mirror.config import SourceKind
 from mirror.inputs import Member
 from mirror.sources import SOURCES
-from tests.appliance.homes import install_knowledge
+from tests.appliance.homes import OSV, install_knowledge
 from tests.appliance.scanner.layouts import F, build_image
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -231,3 +231,30 @@ def test_same_image_same_reachability_bytes_cold_and_cached(tmp_path: Path, file
         again = report_bytes(cached)
     assert cold == first == again
     assert b"requests.sessions.SessionRedirectMixin.rebuild_auth" in cold
+
+
+@pytest.mark.slow
+def test_the_chain_in_explain_and_the_rva_evidence(tmp_path: Path, files: list[F]) -> None:
+    """Gate, then explain the signed verdict through the real entry point: the blocking
+    finding's line is followed by its chain, and the RVA's reachability evidence blob holds
+    the decision with its note and chain."""
+    home = Home(tmp_path / "home")
+    home.init()
+    layers = [files, [F("app/main.py", CALLS_GET, 0o755)]]
+    build_image(home.oci, layers, tag="app:1", config=ENTRY)
+    _, curated = _records()
+    install_knowledge(home, osv=[OSV], reach=curated)  # CVE-2018-18074, rated critical
+    out = tmp_path / "rva.json"
+    runner = CliRunner()
+    gated = runner.invoke(cli, ["--home", str(home.root), "gate", "app:1", "--out", str(out)])
+    assert gated.exit_code == 3, gated.output  # FAIL: a reachable critical
+    explained = runner.invoke(cli, ["--home", str(home.root), "explain", str(out)])
+    assert explained.exit_code == 0, explained.output
+    text = explained.output
+    assert "reached: /app/main.py -> fetch -> requests.api.get -> " in text
+    assert "requests.sessions.SessionRedirectMixin.rebuild_auth" in text
+    doc = json.loads(
+        runner.invoke(cli, ["--home", str(home.root), "--json", "explain", str(out)]).output
+    )
+    [blocking] = doc["blockingFindings"]
+    assert blocking["chain"][-1] == "requests.sessions.SessionRedirectMixin.rebuild_auth"
