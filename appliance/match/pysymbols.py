@@ -116,11 +116,11 @@ class PythonJudge:
         """The function-level state of one finding, or None to keep the package level."""
         if package.type is not PackageType.PYPI:
             return None
-        curated = self.curated.reach_records(ids) if self.curated is not None else ()
-        pairs, origin = targets(package.name, entries, curated)
         analysis = self.analysis
         if analysis is None:
             return None
+        curated = self.curated.reach_records(ids) if self.curated is not None else ()
+        pairs, origin = targets(package.name, entries, curated)
         if not pairs:
             return PyVerdict(
                 None,
@@ -193,8 +193,8 @@ def _judge(analysis: Analysis, pairs: list[tuple[str, str]], origin: str) -> PyV
         files = ", ".join("/" + p for p in sorted(analysis.blind)[:3])
         return PyVerdict(
             Reachability.UNKNOWN,
-            f"{origin}: {_listed(pairs)} not reached, but reached files do not parse "
-            f"({files}), so the trace is not complete",
+            f"{origin}: {_listed(pairs)} not reached, but reached files could not be read as "
+            f"Python ({files}: a syntax error, or over a size cap), so the trace is not complete",
         )
     return PyVerdict(
         Reachability.PRESENT_NOT_REACHED,

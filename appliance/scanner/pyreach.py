@@ -350,7 +350,8 @@ class Analysis:
                     dynamic.append((node, "extension"))
                     if possible:
                         self._expand_dynamic(node, queue)
-                if facts is not None and "e" in facts and path not in self.blind:
+                unread = facts is None and path.endswith(".py") and not _stdlib(path)
+                if (unread or (facts is not None and "e" in facts)) and path not in self.blind:
                     self.blind.append(path)
             if facts is None or "e" in facts:
                 continue
@@ -486,6 +487,14 @@ class Analysis:
     def package_reached(self, purl: str) -> bool:
         owners = self.program.owners
         return any(owners.get(self.paths.get(n, "")) == purl for n in self.static if ":" not in n)
+
+
+def _stdlib(path: str) -> bool:
+    """The standard library's own files, which the walk does not read (as
+    :func:`appliance.scanner.walk.is_python_source`)."""
+    if not path.startswith(("usr/lib/python", "usr/local/lib/python")):
+        return False
+    return "/site-packages/" not in path and "/dist-packages/" not in path
 
 
 def analyse(program: PythonProgram) -> Analysis:

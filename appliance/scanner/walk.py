@@ -50,6 +50,13 @@ WHITEOUT: Final = ".wh."
 OPAQUE: Final = ".wh..wh..opq"
 SCRIPT_LIMIT: Final = 64 << 10  # executable scripts kept for the entry trace
 PYTHON_SOURCE_LIMIT: Final = 4 << 20
+PYTHON_FACTS_BYTES: Final = limits.cap(
+    "scan.python_facts_bytes",
+    2 << 20,
+    limits.Unit.BYTES,
+    "a Python source file parsed for function-level reachability (a larger one is not parsed: "
+    "the trace is not complete there)",
+)
 RETAIN_LIMIT: Final = 1 << 20  # wanted files kept in memory while a layer is walked (hard links)
 SPOOL_LIMIT: Final = 32 << 20  # larger wanted files go to a temporary file, not memory
 _CHUNK: Final = 1 << 20
@@ -166,7 +173,11 @@ class _Walk:
             if wants_imports:
                 found = python_imports(data.decode("utf-8", "replace")) if b"import" in data else ()
                 self.imports[path] = found
-                self.pyfacts[path] = python_facts(data)
+                self.pyfacts[path] = (
+                    python_facts(data)
+                    if size <= PYTHON_FACTS_BYTES.value()
+                    else {"e": limits.exceeded(PYTHON_FACTS_BYTES, path, found=size).message}
+                )
             if spool is not None:
 
                 def reopen() -> BinaryIO:

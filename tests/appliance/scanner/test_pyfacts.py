@@ -4,12 +4,15 @@ module name, methods through ``self``, re-exports, and what the reading cannot f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.pyfacts import python_facts
 from appliance.scanner.pyreach import Analysis, PythonProgram, Root, module_map, module_name
+from appliance.scanner.walk import walk_rootfs
 
 
 def refs(source: str, scope: str = "") -> list[str]:
@@ -165,3 +168,22 @@ def test_the_closure_kept_with_the_scan_answers_the_same() -> None:
     assert kept.parent == analysis.parent
     assert kept.static == analysis.static
     assert kept.chain("lib.core:encode") == analysis.chain("lib.core:encode")
+
+
+def test_a_source_over_the_cap_is_not_parsed_and_leaves_the_trace_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STELLA_LIMIT_SCAN_PYTHON_FACTS_BYTES", "64")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "small.py").write_text("import os\n")
+    (tmp_path / "app" / "big.py").write_text("import os\n" + "x = 1\n" * 40)
+    record = walk_rootfs(tmp_path, AnalyzerTable([]))
+    assert "e" not in record.pyfacts["app/small.py"]
+    assert "scan.python_facts_bytes" in record.pyfacts["app/big.py"]["e"]
+    program = PythonProgram(
+        roots=(Root("app/main.py", "__main__", ("app/main.py",)),),
+        modules={"big": "app/big.py"},
+        imports={"app/main.py": ("big",)},
+        facts={"app/main.py": python_facts("import big\n"), **record.pyfacts},
+    )
+    assert Analysis(program).blind == ["app/big.py"]
