@@ -10,8 +10,9 @@ image's Python programs are analysed once per match (:mod:`appliance.scanner.pyr
 - ``reachable``: a static chain from an entrypoint names one of the functions (or imports
   one of the modules); the chain is the evidence;
 - ``present-not-reached``: the package is imported, the named module or function is in the
-  installed version, and neither the static nor the possible closure (computed imports,
-  ``exec``, ``getattr`` with a computed name, extension modules) reaches any of them;
+  installed version, the static closure does not reach any of them, and nothing the reading
+  cannot follow could (a computed import or ``exec``, a ``getattr`` with a computed name on
+  the module, an extension module of the package, a file that does not parse);
 - ``unknown``: only the possible closure reaches it, a reached file does not parse, or the
   named code is not found in the installed version;
 - a finding whose records name nothing, or whose package no entrypoint imports, keeps its
@@ -133,7 +134,7 @@ class PythonJudge:
                 f"{origin} names {_listed(pairs)}; no entrypoint's Python imports reach "
                 f"{package.name}: judged at the package level",
             )
-        return _judge(analysis, pairs, origin)
+        return _judge(analysis, pairs, origin, purl)
 
 
 def _node(analysis: Analysis, module: str, symbol: str) -> tuple[str | None, str]:
@@ -153,7 +154,7 @@ def _node(analysis: Analysis, module: str, symbol: str) -> tuple[str | None, str
     return node, ""
 
 
-def _judge(analysis: Analysis, pairs: list[tuple[str, str]], origin: str) -> PyVerdict:
+def _judge(analysis: Analysis, pairs: list[tuple[str, str]], origin: str, purl: str) -> PyVerdict:
     reached: list[tuple[tuple[str, str], tuple[str, ...]]] = []
     possible: list[tuple[str, str]] = []
     missing: list[str] = []
@@ -181,13 +182,25 @@ def _judge(analysis: Analysis, pairs: list[tuple[str, str]], origin: str) -> PyV
             f"{origin} names {_listed(pairs)}: " + "; ".join(sorted(set(missing))),
         )
     if possible:
+        return PyVerdict(
+            Reachability.UNKNOWN,
+            f"{origin}: {_listed(possible)} not reached by a static chain, but a getattr with "
+            "a computed name on its module in the reached code could reach it",
+        )
+    if analysis.escaped:
         shown = sorted(set(analysis.sites), key=lambda s: (s.path, s.line))[:3]
         sites = ", ".join(s.text() for s in shown)
         return PyVerdict(
             Reachability.UNKNOWN,
-            f"{origin}: {_listed(possible)} not reached by a static chain, but a dynamic "
-            f"import, getattr or extension module in the reached code could reach it"
+            f"{origin}: {_listed(pairs)} not reached by a static chain, but a dynamic import "
+            f"or exec in the reached code may load any module and call anything"
             + (f" (e.g. {sites})" if sites else ""),
+        )
+    if purl in analysis.opaque:
+        return PyVerdict(
+            Reachability.UNKNOWN,
+            f"{origin}: {_listed(pairs)} not reached by a static chain, but an extension "
+            "module of the package is reached, and its calls cannot be read",
         )
     if analysis.blind:
         files = ", ".join("/" + p for p in sorted(analysis.blind)[:3])
@@ -199,8 +212,8 @@ def _judge(analysis: Analysis, pairs: list[tuple[str, str]], origin: str) -> PyV
     return PyVerdict(
         Reachability.PRESENT_NOT_REACHED,
         f"{origin}: the package is imported, but no entrypoint reaches {_listed(pairs)} "
-        "(static imports and references, with every dynamic import, getattr and extension "
-        "module of the reached code counted as reaching all it could)",
+        "(static imports and references; the reached code has no computed import, exec or "
+        "extension module of the package, and no file it could not read)",
     )
 
 

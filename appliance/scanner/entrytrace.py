@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.scanner.model import Package, Unknown
+from appliance.scanner.pyfacts import python_facts
 from appliance.scanner.pyreach import PythonProgram, Root, module_map, program_files
 
 if TYPE_CHECKING:
@@ -480,11 +481,12 @@ def trace(
     scripts: Mapping[str, str],
     imports: Mapping[str, tuple[str, ...]],
     packages: Iterable[tuple[str, Package]],
-    pyfacts: Mapping[str, Mapping[str, Any]] | None = None,
+    pysource: Mapping[str, str | None] | None = None,
 ) -> EntryTrace:
     """The entry trace of an image; ``packages`` pairs each package with its purl;
-    ``pyfacts`` (source file -> :func:`~appliance.scanner.pyfacts.python_facts`) makes the
-    trace keep the Python program for function-level reachability."""
+    ``pysource`` (source file -> its text, None when over the cap) makes the trace keep the
+    Python program for function-level reachability: the files the imports reach are parsed
+    (:func:`~appliance.scanner.pyfacts.python_facts`), the others never are."""
     argv, working_dir, env = command_of(config)
     if not argv:
         return EntryTrace(unknowns=(Unknown("", "the image config names no Entrypoint or Cmd"),))
@@ -498,14 +500,14 @@ def trace(
         steps=tuple(tracer.steps),
         reachable=reachable,
         unknowns=tuple(sorted(set(tracer.unknowns))),
-        python=_program(tracer, imports, pyfacts) if pyfacts is not None else None,
+        python=_program(tracer, imports, pysource) if pysource is not None else None,
     )
 
 
 def _program(
     tracer: _Tracer,
     imports: Mapping[str, tuple[str, ...]],
-    pyfacts: Mapping[str, Mapping[str, Any]],
+    pysource: Mapping[str, str | None],
 ) -> PythonProgram | None:
     """The Python programs the trace found, with the modules on the first one's path (a
     second program run from another directory is read with the first one's path)."""
@@ -515,10 +517,18 @@ def _program(
     modules = module_map(program_files(tracer.tree.entries), sys_path)
     files = {*modules.values(), *(root.path for root, _ in tracer.roots)}
     owners = {p: o for p in sorted(files) if (o := tracer.owners.owner(p)) is not None}
+
+    def load(path: str) -> Mapping[str, Any] | None:
+        if path not in pysource:
+            return None  # the standard library, or a file the walk did not keep
+        text = pysource[path]
+        if text is None:
+            return {"e": f"over the scan.python_facts_bytes cap; not parsed ({path})"}
+        return python_facts(text)
+
     return PythonProgram(
         roots=tuple(root for root, _ in tracer.roots),
         modules=modules,
         owners=owners,
-        imports={p: imports[p] for p in sorted(files) if p in imports},
-        facts={p: pyfacts[p] for p in sorted(files) if p in pyfacts},
-    ).analysed()
+        imports=imports,
+    ).analysed(load)

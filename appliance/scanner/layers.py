@@ -79,8 +79,8 @@ class LayerRecord:
     ``results``: path -> analyzer name -> that analyzer's partial result for the file.
     ``scripts``: executable files starting with ``#!`` (small ones), for the entry trace.
     ``imports``: Python source files outside the standard library -> the modules they import.
-    ``pyfacts``: the same files -> what each names (:mod:`appliance.scanner.pyfacts`), for
-    function-level reachability.
+    ``pysource``: the same files' text (None: over ``scan.python_facts_bytes``), which the
+    function-level trace parses for the files the entrypoint reaches.
     """
 
     entries: tuple[Entry, ...] = ()
@@ -91,7 +91,7 @@ class LayerRecord:
     )
     scripts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     imports: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    pyfacts: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    pysource: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
     unknowns: tuple[Unknown, ...] = ()
     size: int = 0  # uncompressed bytes of the layer's tar
 
@@ -106,7 +106,7 @@ class LayerRecord:
             },
             "scripts": dict(sorted(self.scripts.items())),
             "imports": {p: list(v) for p, v in sorted(self.imports.items())},
-            "pyfacts": dict(sorted(self.pyfacts.items())),
+            "pysource": dict(sorted(self.pysource.items())),
             "unknowns": [u.to_dict() for u in self.unknowns],
             "size": self.size,
         }
@@ -123,7 +123,7 @@ class LayerRecord:
             },
             scripts=dict(data["scripts"]),
             imports={p: tuple(v) for p, v in data["imports"].items()},
-            pyfacts=dict(data.get("pyfacts", {})),
+            pysource=dict(data.get("pysource", {})),
             unknowns=tuple(Unknown.from_dict(u) for u in data["unknowns"]),
             size=int(data.get("size", 0)),
         )

@@ -29,6 +29,7 @@ as a whole says.
 from __future__ import annotations
 
 import ast
+import re
 import warnings
 from typing import Any, Final
 
@@ -342,15 +343,41 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozen
     return frozenset(names - declared)
 
 
+#: A line holding nothing but literals (``1, 2, 3,`` or ``(0x41, 'M', 'a'),``): the rows of
+#: the data tables some packages carry (idna's uts46data, chardet's frequency tables). They
+#: name nothing, and building their syntax tree is most of the parse; they are blanked (line
+#: numbers kept) before parsing. Removing whole elements keeps a list or tuple valid.
+_NUMBER: Final = r"-?(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?)"
+_LITERAL: Final = rf"""(?:{_NUMBER}|[ub]?'[^'\\\n]*'|[ub]?"[^"\\\n]*")"""
+_LITERAL_ROW: Final = re.compile(
+    rf"^[ \t]*(?:(?:{_NUMBER}[ \t]*,[ \t]*)+"
+    rf"|\([ \t]*{_LITERAL}(?:[ \t]*,[ \t]*{_LITERAL})*[ \t]*,?[ \t]*\)[ \t]*,[ \t]*)$",
+    re.MULTILINE,
+)
+_BLANK_FROM: Final = 16 << 10  # smaller files parse fast enough as they are
+
+
+def _without_literal_rows(source: str) -> str:
+    return _LITERAL_ROW.sub("", source) if len(source) >= _BLANK_FROM else source
+
+
 def python_facts(source: str | bytes) -> dict[str, Any]:
     """The facts of one source file (see the module's docstring); a file that does not parse
     gives ``{"e": reason}``."""
+    if isinstance(source, bytes):
+        source = source.decode("utf-8", "replace")
     try:
         with warnings.catch_warnings():
             # invalid escapes and the like warn at compile time: the image's code is read,
             # not judged, and nothing may print or (under -W error) fail because of it
             warnings.simplefilter("ignore")
-            tree = ast.parse(source)
+            blanked = _without_literal_rows(source)
+            try:
+                tree = ast.parse(blanked)
+            except SyntaxError:
+                if blanked is source:
+                    raise
+                tree = ast.parse(source)  # a row was part of something else: read it all
     except (SyntaxError, ValueError, RecursionError, MemoryError) as e:
         line = getattr(e, "lineno", None)
         return {"e": f"{type(e).__name__}{f' at line {line}' if line else ''}: {e}"[:200]}

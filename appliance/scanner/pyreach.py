@@ -34,13 +34,14 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 _IDENT: Final = re.compile(r"^[A-Za-z_]\w*$")
 _EXTENSION: Final = re.compile(r"^(?P<name>[A-Za-z_]\w*)\.(?:[\w-]+\.)?(?:so|pyd)$")
 _DEPTH: Final = 12  # re-export hops followed before a name is given up
+Loader = Callable[[str], Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,8 @@ class Closure:
     static: frozenset[str]
     sites: tuple[Site, ...] = ()
     blind: tuple[str, ...] = ()
+    escaped: bool = False
+    opaque: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +94,8 @@ class Closure:
             "static": sorted(self.static),
             "sites": [[s.path, s.line, s.kind, s.what] for s in self.sites],
             "blind": list(self.blind),
+            "escaped": self.escaped,
+            "opaque": list(self.opaque),
         }
 
     @classmethod
@@ -100,6 +105,8 @@ class Closure:
             frozenset(data["static"]),
             tuple(Site(str(a), int(b), str(c), str(d)) for a, b, c, d in data["sites"]),
             tuple(data["blind"]),
+            bool(data["escaped"]),
+            tuple(data["opaque"]),
         )
 
 
@@ -138,11 +145,20 @@ class PythonProgram:
             Closure.from_dict(closure) if closure else None,
         )
 
-    def analysed(self) -> PythonProgram:
-        """The program with its closure computed (done once, at scan time)."""
+    def analysed(self, load: Loader | None = None) -> PythonProgram:
+        """The program with its closure computed (done once, at scan time); ``load`` gives
+        the facts of a file the closure reaches (parsing it), and the program keeps the facts
+        and import lists of exactly the files read."""
         if self.closure is not None or not self.roots:
             return self
-        return replace(self, closure=Analysis(self).closure())
+        analysis = Analysis(self, load)
+        read = sorted(analysis.loaded)
+        return replace(
+            self,
+            imports={p: self.imports[p] for p in read if p in self.imports},
+            facts={p: analysis.loaded[p] for p in read},
+            closure=analysis.closure(),
+        )
 
 
 def module_name(relative: str) -> str | None:
@@ -201,8 +217,10 @@ def _absolute(name: str, package: str) -> str | None:
 class Analysis:
     """The static and the possible closure of one program (see the module docstring)."""
 
-    def __init__(self, program: PythonProgram) -> None:
+    def __init__(self, program: PythonProgram, load: Loader | None = None) -> None:
         self.program = program
+        self.load = load
+        self.loaded: dict[str, Mapping[str, Any]] = dict(program.facts)
         self.paths: dict[str, str] = dict(program.modules)
         self.packages: dict[str, str] = {}  # module -> the package relative imports start at
         for name, path in self.paths.items():
@@ -215,12 +233,10 @@ class Analysis:
             self.packages[module] = "" if module.startswith("__main__") else root.module
         self.parent: dict[str, str | None] = {}
         self.static: set[str] = set()
-        # attribute names read from objects the reading cannot name (``x.run`` of a local
-        # ``x``); once a computed import may hand out a module object, any definition of
-        # that name may be what is read (the possible closure only)
-        self.attributes: set[str] = set()
+        # a computed import or exec in reached code: any module may be loaded and any of its
+        # definitions used, so nothing outside the static closure is ruled out
         self.escaped = False
-        self._by_name: dict[str, list[str]] | None = None
+        self.opaque: set[str] = set()  # packages whose extension modules are reached
         self.sites: list[Site] = []  # dynamic imports / exec in reached scopes
         self.blind: list[str] = []  # reached files that could not be parsed
         self._resolved: dict[tuple[str, str], str | None] = {}
@@ -229,19 +245,34 @@ class Analysis:
             self.static = set(program.closure.static)
             self.sites = list(program.closure.sites)
             self.blind = list(program.closure.blind)
+            self.escaped = program.closure.escaped
+            self.opaque = set(program.closure.opaque)
         else:
             self._run()
 
     def closure(self) -> Closure:
         return Closure(
-            dict(self.parent), frozenset(self.static), tuple(self.sites), tuple(self.blind)
+            dict(self.parent),
+            frozenset(self.static),
+            tuple(self.sites),
+            tuple(self.blind),
+            self.escaped,
+            tuple(sorted(self.opaque)),
         )
 
     # ------------------------------------------------------------ names
 
+    def file_facts(self, path: str) -> Mapping[str, Any] | None:
+        found = self.loaded.get(path)
+        if found is None and self.load is not None and path.endswith(".py"):
+            found = self.load(path)
+            if found is not None:
+                self.loaded[path] = found
+        return found
+
     def facts(self, module: str) -> Mapping[str, Any]:
         path = self.paths.get(module)
-        return self.program.facts.get(path, {}) if path is not None else {}
+        return (self.file_facts(path) or {}) if path is not None else {}
 
     def resolve(self, ref: str, module: str, depth: int = 0) -> str | None:
         """The node a dotted name written in ``module`` refers to, or None (a local, a
@@ -343,7 +374,7 @@ class Analysis:
             node = queue.popleft()
             module, _, qualname = node.partition(":")
             path = self.paths.get(module, "")
-            facts = self.program.facts.get(path)
+            facts = self.file_facts(path) if path else None
             if not qualname:  # a module: its imports, and its top level runs
                 self._imports(module, path, queue)
                 if facts is None and path and not path.endswith(".py"):
@@ -370,13 +401,10 @@ class Analysis:
                         self._reach(found, node, queue)
             for ref in scopes.get(qualname, ()):
                 if ref.startswith("?"):
-                    self._attribute(ref[1:], node, queue, possible)
-                    continue
+                    continue  # read from an unknown object: only a computed import matters
                 found = self.resolve(ref, module)
                 if found is not None:
                     self._reach(found, node, queue)
-                elif "." in ref:
-                    self._attribute(ref.split(".")[1], node, queue, possible)
             for scope, line, kind, what in facts.get("x", ()):
                 if scope == qualname:
                     dynamic.append((node, kind))
@@ -388,7 +416,7 @@ class Analysis:
     def _imports(self, module: str, path: str, queue: deque[str]) -> None:
         package = self.packages.get(module, "")
         names = list(self.program.imports.get(path, ()))
-        names += self.program.facts.get(path, {}).get("i", ())
+        names += (self.file_facts(path) or {}).get("i", ())
         for name in names:
             absolute = _absolute(name, package)
             if absolute is None:
@@ -400,46 +428,15 @@ class Analysis:
                     break
                 self._reach(prefix, f"{module}", queue)
 
-    def _attribute(self, name: str, node: str, queue: deque[str], possible: bool) -> None:
-        new = name not in self.attributes
-        self.attributes.add(name)
-        if possible and self.escaped and new:
-            for target in self.by_name().get(name, ()):
-                self._reach(target, node, queue)
-
-    def by_name(self) -> dict[str, list[str]]:
-        """Every module's top-level functions and classes, by name."""
-        if self._by_name is None:
-            index: dict[str, list[str]] = {}
-            for module, path in sorted(self.paths.items()):
-                facts = self.program.facts.get(path, {})
-                for name in (*facts.get("s", {}), *facts.get("c", {})):
-                    if name and "." not in name:
-                        index.setdefault(name, []).append(f"{module}:{name}")
-            self._by_name = index
-        return self._by_name
-
-    def _escape(self, node: str, queue: deque[str]) -> None:
-        """A computed import may hand out any module object: from now on, an attribute read
-        from an unknown object may be any definition of that name."""
-        if self.escaped:
-            return
-        self.escaped = True
-        index = self.by_name()
-        for name in sorted(self.attributes):
-            for target in index.get(name, ()):
-                self._reach(target, node, queue)
-
     def _expand_dynamic(self, node: str, queue: deque[str]) -> None:
         """What a dynamic site at ``node`` may reach (the possible closure only)."""
         module, _, qualname = node.partition(":")
         path = self.paths.get(module, "")
-        facts = self.program.facts.get(path)
-        if facts is None:  # an extension module: any definition of its own package
+        facts = self.file_facts(path) if path else None
+        if facts is None:  # an extension module: its own package is opaque from here
             owner = self.program.owners.get(path)
-            for name, other in self.paths.items():
-                if owner is not None and self.program.owners.get(other) == owner:
-                    self._reach_all(name, node, queue)
+            if owner is not None:
+                self.opaque.add(owner)
             return
         for scope, _, kind, what in facts.get("x", ()):
             if scope != qualname:
@@ -448,10 +445,8 @@ class Analysis:
                 target = self.resolve(what, module)
                 if target is not None and ":" not in target:
                     self._reach_all(target, node, queue)
-            else:  # any module may be loaded, and its definitions used
-                for name in self.paths:
-                    self._reach(name, node, queue)
-                self._escape(node, queue)
+            else:  # any module may be loaded, and any of its definitions used
+                self.escaped = True
 
     def _reach_all(self, module: str, parent: str, queue: deque[str]) -> None:
         self._reach(module, parent, queue)

@@ -150,7 +150,7 @@ def build_result(
         squashed.scripts,
         squashed.imports,
         [(f.purl, f.package) for f in found],
-        squashed.pyfacts,
+        squashed.pysource,
     )
     unknowns = tuple(sorted(set(analysis.unknowns) | set(squashed.unknowns)))
     return _result(image, registry, analysis, tuple(found), entry_trace, unknowns, cached)

@@ -11,7 +11,7 @@ import posixpath
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 from appliance.scanner.analyzers.interface import (
     AnalyzerKind,
@@ -32,7 +32,7 @@ class Squashed:
     scripts: Mapping[str, str]
     imports: Mapping[str, tuple[str, ...]]
     unknowns: tuple[Unknown, ...]
-    pyfacts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    pysource: Mapping[str, str | None] = field(default_factory=dict)
 
 
 _DATABASE_KINDS: Final = (AnalyzerKind.OS, AnalyzerKind.OS_PACKAGES)
@@ -126,19 +126,19 @@ def squash(records: Iterable[LayerRecord], registry: AnalyzerTable) -> Squashed:
     collector = Collector(registry)
     scripts: dict[str, str] = {}
     imports: dict[str, tuple[str, ...]] = {}
-    pyfacts: dict[str, Mapping[str, Any]] = {}
+    pysource: dict[str, str | None] = {}
     unknowns: list[Unknown] = []
     for index, record in enumerate(records):
         tree.apply(index, record, collector)
         scripts.update(record.scripts)
         imports.update(record.imports)
-        pyfacts.update(record.pyfacts)
+        pysource.update(record.pysource)
         unknowns.extend(record.unknowns)
     scripts = {p: s for p, s in scripts.items() if tree.is_file(p)}
     imports = {p: i for p, i in imports.items() if tree.is_file(p)}
     unknowns.extend(unread_databases(tree, registry))
-    pyfacts = {p: f for p, f in pyfacts.items() if p in imports}
-    return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns), pyfacts)
+    pysource = {p: f for p, f in pysource.items() if p in imports}
+    return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns), pysource)
 
 
 def package_key(package: Package) -> tuple[str, str, str, str]:

@@ -38,7 +38,6 @@ from appliance.scanner.layers import (
     LayerRecord,
 )
 from appliance.scanner.model import AnalysisResult, Unknown
-from appliance.scanner.pyfacts import python_facts
 from bundles import limits
 from bundles.decompress import Budget, DecompressError, open_bounded
 from bundles.limits import LimitError
@@ -120,7 +119,7 @@ class _Walk:
         self.results: dict[str, dict[str, AnalysisResult]] = {}
         self.scripts: dict[str, str] = {}
         self.imports: dict[str, tuple[str, ...]] = {}
-        self.pyfacts: dict[str, dict[str, Any]] = {}
+        self.pysource: dict[str, str | None] = {}
         self.unknowns: list[Unknown] = []
         self.retained: dict[str, bytes] = {}
         self.pending: dict[str, list[Entry]] = {}  # hard-link target -> links needing its bytes
@@ -173,10 +172,10 @@ class _Walk:
             if wants_imports:
                 found = python_imports(data.decode("utf-8", "replace")) if b"import" in data else ()
                 self.imports[path] = found
-                self.pyfacts[path] = (
-                    python_facts(data)
-                    if size <= PYTHON_FACTS_BYTES.value()
-                    else {"e": limits.exceeded(PYTHON_FACTS_BYTES, path, found=size).message}
+                # kept for the function-level trace, which parses only the files the
+                # entrypoint's imports reach (None: over the cap, never parsed)
+                self.pysource[path] = (
+                    data.decode("utf-8", "replace") if size <= PYTHON_FACTS_BYTES.value() else None
                 )
             if spool is not None:
 
@@ -274,7 +273,7 @@ def walk_tar(
         results=walk.results,
         scripts=walk.scripts,
         imports=walk.imports,
-        pyfacts=walk.pyfacts,
+        pysource=walk.pysource,
         unknowns=tuple(walk.unknowns),
     )
 
@@ -441,6 +440,6 @@ def walk_rootfs(root: Path, registry: AnalyzerTable) -> LayerRecord:
         results=walk.results,
         scripts=walk.scripts,
         imports=walk.imports,
-        pyfacts=walk.pyfacts,
+        pysource=walk.pysource,
         unknowns=tuple(walk.unknowns),
     )
