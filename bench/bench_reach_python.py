@@ -6,7 +6,7 @@ published: requests, urllib3, idna, certifi, charset_normalizer, jinja2, markups
 rich, pygments, packaging, jsonschema and more, until at least 1,000 modules), each with its
 dist-info, and /app/main.py, an entrypoint that imports several of them and calls a few of
 their functions. Measured, each the median of five runs: the cold scan (every layer walked,
-every source file's facts read with ast; what the first scan of a layer pays) and the warm
+the files the entrypoint reaches parsed with ast; what the first scan pays) and the warm
 path the gate takes: the scan from the layer cache plus the match, with the program analysed
 and each finding on a package of the tree judged against a curated record naming one
 function of that package. Target: <= 0.5 s warm; exits 1 when over.
@@ -176,13 +176,21 @@ def measure() -> tuple[list[Figure], dict[str, Any], bool]:
             warm_run()
             warm = _median(warm_run)
             report = warm_run()
+            program = scan_image(None, ref, cache=cache).entry_trace.python
+            parsed = len(program.facts) if program is not None else 0
     states = Counter(f.reachable.value for f in report.findings)
     shown = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
-    print(f"python tree: {modules} modules, {len(versions)} packages; cold scan {cold:.2f} s")
+    print(
+        f"python tree: {modules} modules, {len(versions)} packages; cold scan {cold:.2f} s "
+        f"({parsed} files reached and parsed)"
+    )
     print(f"{len(report.findings)} findings ({shown}); scan + match {warm:.3f} s warm")
     met = warm <= TARGET_S
     found = [
-        Figure(f"{modules} Python modules: first scan (walk, ast facts)", f"{cold:.2f} s"),
+        Figure(
+            f"{modules} Python modules: first scan (walk; the {parsed} files reached parsed)",
+            f"{cold:.2f} s",
+        ),
         Figure(
             f"{modules} Python modules: scan from the layer cache + match with function-level"
             f" judgements ({shown})",
@@ -191,7 +199,8 @@ def measure() -> tuple[list[Figure], dict[str, Any], bool]:
             met,
         ),
     ]
-    return found, {"modules": modules, "cold_s": cold, "warm_s": warm, "states": states}, met
+    numbers = {"modules": modules, "parsed": parsed, "cold_s": cold, "warm_s": warm}
+    return found, {**numbers, "states": states}, met
 
 
 def main() -> int:
