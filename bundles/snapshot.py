@@ -50,6 +50,8 @@ class SourceKind(StrEnum):
     # severity feeds (issue 17)
     GHSA = "ghsa"
     CVE = "cve"
+    # vulnerable modules and functions of advisories, curated (issue 25)
+    REACHABILITY_CURATED = "reachability-curated"
 
 
 class DatasetType(StrEnum):
@@ -61,6 +63,8 @@ class DatasetType(StrEnum):
     OPENVEX = "openvex"  # OpenVEX documents keyed by @id
     POLICY = "policy"  # Rego policy bundle files keyed by path
     CVE = "cve"  # CVSS ratings of a CVE by who gave them (CNA, ADP, NVD), keyed by CVE
+    # vulnerable modules and functions of advisories, curated, keyed by advisory id
+    REACHABILITY = "reachability"
 
 
 class SourceStatus(StrEnum):

@@ -47,6 +47,8 @@ class Chain:
     reachability: str
     entrypoints: tuple[str, ...]
     note: str = ""
+    # entrypoint file -> module -> ... -> function, when a function-level analysis found it
+    chain: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -60,6 +62,8 @@ class Chain:
         }
         if self.note:
             out["note"] = self.note
+        if self.chain:
+            out["chain"] = list(self.chain)
         return out
 
 
@@ -145,6 +149,7 @@ def _chains(findings: Sequence[Mapping[str, Any]], sbom: Any, reach: Any) -> tup
                 reachability=str(f.get("reachability") or r.get("reachability", "unknown")),
                 entrypoints=entry,
                 note="; ".join(str(f[k]) for k in ("evidenceNote", "reachabilityNote") if f.get(k)),
+                chain=tuple(str(c) for c in f.get("reachabilityChain", ())),
             )
         )
     return tuple(chains)
@@ -290,6 +295,7 @@ def _sections(e: Explanation) -> list[tuple[str, list[str]]]:
             else f"entrypoint: reachability {c.reachability}"
         )
         + (f" [{c.note}]" if c.note else "")
+        + (f"\n    reached: {' -> '.join(c.chain)}" if c.chain else "")
         for c in e.blocking
     ] or ["none"]
     vex = [

@@ -279,27 +279,18 @@ def export_cmd(
         ctx.info(f"{kind} with {len(statements)} statements written to {out}")
 
 
-def suggested_justification(state: str, component_type: str) -> Justification | None:
-    """The not_affected justification a finding's reachability supports, if any: the code is
-    not in the binary, or (Go call graph) no call chain reaches it (docs/reachability.md)."""
-    if state == "not-present":
-        return Justification.VULNERABLE_CODE_NOT_PRESENT
-    if state == "present-not-reached" and component_type == "golang":
-        return Justification.VULNERABLE_CODE_NOT_IN_EXECUTE_PATH
-    return None
-
-
 @vex_group.command("suggest")
 @click.argument("image")
 @click.option("--platform", help="os/arch[/variant] of a multi-platform image.")
 @pass_ctx
 def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     """Propose not_affected statements for IMAGE's findings whose vulnerable code is not
-    present (vulnerable_code_not_present) or, in a Go binary, linked but reached by no call
-    chain (vulnerable_code_not_in_execute_path); nothing is signed or stored: an operator
-    reviews each and makes it with 'stella vex add'."""
+    present (vulnerable_code_not_present) or present but reached by no call chain or import
+    chain from an entrypoint (vulnerable_code_not_in_execute_path); nothing is signed or
+    stored: an operator reviews each and makes it with 'stella vex add'."""
     from appliance.rva.gate import read_snapshot
     from appliance.scanner.jobs import scan_bounded
+    from appliance.vex.suggest import suggestion
 
     home = Home(ctx.home).require()
     if not has_knowledge(home):
@@ -326,22 +317,28 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
     target = f"{scan.name}@{scan.manifest_digest}" if scan.manifest_digest else image
     suggestions: list[dict[str, Any]] = []
     for f in reading.report.findings:
-        justification = suggested_justification(f.reachable, f.component.type)
-        if justification is None:
+        proposed = suggestion(f)
+        if proposed is None:
             continue
         argv = [
             "stella", "vex", "add", f.id, "--image", target,
-            "--component", f.component.purl, "--status", VexStatus.NOT_AFFECTED.value,
-            "--justification", justification.value, "--impact", f.evidence.reachability_note,
+            "--component", f.component.purl, "--status", proposed.status.value,
+            "--justification", proposed.justification.value, "--impact", proposed.impact,
         ]  # fmt: skip
         suggestions.append(
             {
                 "vulnerability": f.id,
                 "aliases": list(f.aliases),
                 "component": f.component.purl,
-                "status": VexStatus.NOT_AFFECTED.value,
-                "justification": justification.value,
-                "impact": f.evidence.reachability_note,
+                "reachability": f.reachable.value,
+                "status": proposed.status.value,
+                "justification": proposed.justification.value,
+                "impact": proposed.impact,
+                **(
+                    {"chain": list(f.evidence.reachability_chain)}
+                    if f.evidence.reachability_chain
+                    else {}
+                ),
                 "stated": sorted({k for n in f.ids for k in stated.get(n, ())}),
                 "command": shlex.join(argv),
             }
@@ -349,16 +346,18 @@ def suggest_cmd(ctx: CliContext, image: str, platform: str | None) -> None:
 
     def text() -> str:
         if not suggestions:
-            return f"no findings of {target} have vulnerable code that is not present"
+            return (
+                f"no findings of {target} have vulnerable code that is not present or not reached"
+            )
         lines = [
-            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present"
-            " or not reached; review each, then sign it with the command shown (nothing was"
+            f"{len(suggestions)} finding(s) of {target} whose vulnerable code is not present or"
+            " not reached; review each, then sign it with the command shown (nothing was"
             " signed):"
         ]
         for s in suggestions:
             already = f" [already stated: {', '.join(s['stated'])}]" if s["stated"] else ""
             lines += [
-                f"{s['vulnerability']} in {s['component']}{already}",
+                f"{s['vulnerability']} in {s['component']} ({s['reachability']}){already}",
                 f"  evidence: {s['impact']}",
                 f"  {s['command']}",
             ]

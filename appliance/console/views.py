@@ -18,6 +18,7 @@ from typing import Final, Protocol
 from appliance.match.model import Finding, Severity
 from appliance.vex.merge import MergedFinding
 from appliance.vex.model import Justification, VexStatus, format_time
+from appliance.vex.suggest import suggestion
 from bundles.errors import StellaError
 
 STALE_AFTER_DAYS: Final = 30
@@ -189,8 +190,12 @@ class FindingRow:
     severity_source: str = ""
     # every rating seen, the deciding one first: source, provider, severity, score
     ratings: tuple[tuple[str, str, str, float | None], ...] = ()
-    # how a symbol-level analysis decided the reachability (a Go binary's call chain)
+    # how the reachability was decided, and entrypoint file -> module -> ... -> function
     reachability_note: str = ""
+    reachability_chain: tuple[str, ...] = ()
+    # what reachability lets an operator state (appliance.vex.suggest): justification and
+    # impact of a not_affected statement; a suggestion the triage form offers, never signed
+    suggestion: tuple[Justification, str] | None = None
 
     @property
     def key(self) -> str:
@@ -240,6 +245,10 @@ class FindingRow:
                 (r.source.value, r.provider, r.severity.value, r.score) for r in f.ratings
             ),
             reachability_note=f.evidence.reachability_note,
+            reachability_chain=f.evidence.reachability_chain,
+            suggestion=(proposed.justification, proposed.impact)
+            if (proposed := suggestion(f)) is not None
+            else None,
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from appliance.distros import OS_TYPES, Distro, distro_of
 from appliance.ecosystems import LANGUAGE_ECOSYSTEMS, normalize_name
-from appliance.match import aliases, enrich, symbols
+from appliance.match import aliases, enrich, pysymbols, symbols
 from appliance.match.distro import (
     delegations,
     entry_applies,
@@ -109,6 +109,7 @@ class Matcher:
     def __init__(self, source: AdvisorySource) -> None:
         self.source = source
         self._rated = source if isinstance(source, Rated) else None
+        self._python = pysymbols.PythonJudge(None, source)
 
     def match(self, inventory: Inventory) -> FindingsReport:
         os_info = inventory.os
@@ -118,6 +119,7 @@ class Matcher:
         delegated = delegations(inventory.packages, os_info, owners)
         layers = dict(inventory.file_layers)
         reach = {r.purl: r for r in inventory.reachability}
+        self._python = pysymbols.PythonJudge(inventory.python, self.source)
         findings: list[Finding] = []
         unknowns: list[MatchUnknown] = []
         known = self.source.ecosystems()
@@ -316,9 +318,12 @@ class Matcher:
                 name = names[1] if names[1] in written else written[0]
                 found = replace(component, lookup_name=name)
             verdict = symbols.judge(package, [h.entry for h in group_hits])
-            findings.append(
-                self._finding(group, group_hits, found, version, symbols.apply(evidence, verdict))
-            )
+            judged = symbols.apply(evidence, verdict)
+            if verdict is None:  # Python: module and function level
+                ids = {i for h in group_hits for i in h.advisory.ids}
+                py = self._python.judge(package, purl, ids, [h.entry for h in group_hits])
+                judged = pysymbols.apply(evidence, py)
+            findings.append(self._finding(group, group_hits, found, version, judged))
         return findings
 
     def _finding(

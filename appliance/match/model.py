@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.scanner.model import OSInfo, Package
+from appliance.scanner.pyreach import PythonProgram
 
 SCHEMA = "https://stella-ops.org/schemas/findings/v1"
 
@@ -94,8 +95,10 @@ class Reachability(enum.StrEnum):
     """Whether the vulnerable code is there and reached; ``unknown`` until an analysis says
     otherwise (docs/reachability.md).
 
-    ``reachable``: an entrypoint of the image imports the component (Python import graph), or
-    a chain of calls from ``main`` reaches the vulnerable function (Go call graph).
+    ``reachable``: an entrypoint of the image imports the component (Python import graph), a
+    chain of calls from ``main`` reaches the vulnerable function (Go call graph), or, where the
+    record names them, a static chain from an entrypoint names the vulnerable module or
+    function (Python, docs/reachability.md).
     ``present``: the binary links a function the record names as vulnerable (Go function
     table), and only an indirect call could reach it, or the call graph was not read.
     ``present-not-reached``: the vulnerable code is there and an analysis of what the
@@ -307,9 +310,12 @@ class Evidence:
     entrypoints: tuple[str, ...] = ()
     note: str = ""
     reachability_note: str = ""
+    reachability_chain: tuple[str, ...] = ()
+    """Entrypoint file -> module -> ... -> function, when a function-level analysis found
+    the vulnerable code reached (Python; docs/reachability.md)."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "purl": self.purl,
             "files": [f.to_dict() for f in self.files],
             "reachability": self.reachability.value,
@@ -319,6 +325,8 @@ class Evidence:
             out["note"] = self.note
         if self.reachability_note:
             out["reachability_note"] = self.reachability_note
+        if self.reachability_chain:
+            out["reachability_chain"] = list(self.reachability_chain)
         return out
 
     @classmethod
@@ -330,6 +338,7 @@ class Evidence:
             tuple(data.get("entrypoints", ())),
             data.get("note", ""),
             data.get("reachability_note", ""),
+            tuple(data.get("reachability_chain", ())),
         )
 
 
@@ -577,6 +586,7 @@ class Inventory:
     file_layers: tuple[tuple[str, str], ...] = ()
     reachability: tuple[ReachabilityFact, ...] = ()
     target: str = ""
+    python: PythonProgram | None = None  # for function-level Python reachability
 
     @classmethod
     def of(
@@ -587,6 +597,7 @@ class Inventory:
         file_layers: Mapping[str, str] | None = None,
         reachability: Iterable[ReachabilityFact] = (),
         target: str = "",
+        python: PythonProgram | None = None,
     ) -> Inventory:
         return cls(
             tuple(sorted(set(packages), key=Package.sort_key)),
@@ -594,6 +605,7 @@ class Inventory:
             tuple(sorted((file_layers or {}).items())),
             tuple(sorted(set(reachability))),
             target,
+            python,
         )
 
 

@@ -56,6 +56,7 @@ class KnowledgeAdvisories:
         }
         self._cve: dict[str, list[Mapping[str, Any]]] = {}
         self._ghsa: dict[str, list[Mapping[str, Any]]] = {}
+        self._reach: dict[str, list[Mapping[str, Any]]] = {}
         self._ecosystems: frozenset[str] | None = None
 
     @property
@@ -126,6 +127,16 @@ class KnowledgeAdvisories:
     def kev(self, cve: str) -> Mapping[str, Any] | None:
         return self._table(DatasetType.KEV, cve)
 
+    def reach_records(self, ids: Iterable[str]) -> Sequence[Mapping[str, Any]]:
+        """The curated reachability records (``reachability`` datasets) of any of ``ids``."""
+        wanted = sorted(set(ids))
+        missing = [i for i in wanted if i not in self._reach]
+        if missing:
+            found = self.store.lookup_all(DatasetType.REACHABILITY, missing, self._snapshot)
+            for rid in missing:
+                self._reach[rid] = [orjson.loads(line) for line in found.get(rid, ())]
+        return [r for i in wanted for r in self._reach[i]]
+
     def epss(self, cve: str) -> Mapping[str, Any] | None:
         return self._table(DatasetType.EPSS, cve)
 
@@ -168,4 +179,5 @@ def inventory_of(scan: ScanResult) -> Inventory:
             for purl, chain in reach.items()
         ],
         target=scan.ref,
+        python=scan.entry_trace.python,
     )

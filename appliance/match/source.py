@@ -141,6 +141,15 @@ class Rated(Protocol):
     def cve_records(self, cve: str) -> Sequence[Mapping[str, Any]]: ...
 
 
+@runtime_checkable
+class Curated(Protocol):
+    """An :class:`AdvisorySource` that also answers which modules and functions hold an
+    advisory's vulnerable code, from the snapshot's curated ``reachability`` datasets
+    (records keyed by advisory id; :mod:`appliance.match.pysymbols` reads them)."""
+
+    def reach_records(self, ids: Iterable[str]) -> Sequence[Mapping[str, Any]]: ...
+
+
 class MemoryAdvisories:
     """An :class:`AdvisorySource` over records in memory, indexed like ``knowledge.db``."""
 
@@ -151,9 +160,13 @@ class MemoryAdvisories:
         kev: Iterable[Mapping[str, Any]] = (),
         epss: Iterable[Mapping[str, Any]] = (),
         cve: Iterable[Mapping[str, Any]] = (),
+        reach: Iterable[Mapping[str, Any]] = (),
         snapshot: str | None = None,
     ) -> None:
         self._snapshot = snapshot
+        self._reach: dict[str, list[Mapping[str, Any]]] = {}
+        for r in reach:
+            self._reach.setdefault(str(r["id"]), []).append(r)
         self._index: dict[tuple[str, str], list[Advisory]] = {}
         self._aliases: dict[str, list[Mapping[str, Any]]] = {}
         for record in records:
@@ -192,6 +205,9 @@ class MemoryAdvisories:
 
     def kev(self, cve: str) -> Mapping[str, Any] | None:
         return self._kev.get(cve)
+
+    def reach_records(self, ids: Iterable[str]) -> Sequence[Mapping[str, Any]]:
+        return [r for i in sorted(set(ids)) for r in self._reach.get(i, ())]
 
     def epss(self, cve: str) -> Mapping[str, Any] | None:
         return self._epss.get(cve)

@@ -120,6 +120,12 @@ def finding_input(m: MergedFinding) -> dict[str, Any]:
             if f.evidence.reachability_note
             else {}
         ),
+        # entrypoint file -> module -> ... -> function (Python function level)
+        **(
+            {"reachabilityChain": list(f.evidence.reachability_chain)}
+            if f.evidence.reachability_chain
+            else {}
+        ),
     }
 
 

@@ -219,6 +219,7 @@ def _evidence(
                     "reachability": ev.reachability.value,
                     "note": ev.reachability_note,
                 }
+                | ({"chain": list(ev.reachability_chain)} if ev.reachability_chain else {})
             )
     reach_doc: dict[str, Any] = {"components": [reach[p] for p in sorted(reach)]}
     if symbol_level:

@@ -19,10 +19,12 @@ import posixpath
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.scanner.model import Package, Unknown
+from appliance.scanner.pyfacts import python_facts
+from appliance.scanner.pyreach import PythonProgram, Root, module_map, program_files
 
 if TYPE_CHECKING:
     from appliance.scanner.filetree import FileTree
@@ -132,6 +134,9 @@ class EntryTrace:
     steps: tuple[Step, ...] = ()
     reachable: tuple[Reachable, ...] = ()
     unknowns: tuple[Unknown, ...] = ()
+    python: PythonProgram | None = field(default=None, compare=False, repr=False)
+    """The Python programs run and what their files name, for function-level reachability
+    (:mod:`appliance.scanner.pyreach`); kept with the scan, not in its inventory document."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -205,6 +210,7 @@ class _Tracer:
         self.steps: list[Step] = []
         self.unknowns: list[Unknown] = []
         self.reached: dict[str, Reachable] = {}
+        self.roots: list[tuple[Root, tuple[str, ...]]] = []  # each with its sys.path
         self._modules: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     def layer(self, path: str) -> int | None:
@@ -357,6 +363,10 @@ class _Tracer:
     def python_file(self, path: str, chain: tuple[str, ...]) -> None:
         self.step(StepKind.PYTHON_MAIN, path)
         self.reach(path, (*chain, path))
+        script_dir = posixpath.dirname(path)
+        self.roots.append(
+            (Root(path, "__main__", (*chain, path)), tuple(self.search_path(script_dir)))
+        )
         self.walk_imports(posixpath.dirname(path), [(path, "__main__", (*chain, path))])
 
     def python_module(self, module: str, chain: tuple[str, ...]) -> None:
@@ -366,6 +376,7 @@ class _Tracer:
             self.unknowns.append(Unknown(module, "module for python -m not found in the image"))
             return
         self.step(StepKind.PYTHON_MAIN, found, f"-m {module}")
+        self.roots.append((Root(found, module, (*chain, found)), tuple(sys_path)))
         self.walk_imports(self.cwd, [(found, module, (*chain, found))])
 
     def find_module(self, name: str, sys_path: Sequence[str]) -> str | None:
@@ -470,8 +481,12 @@ def trace(
     scripts: Mapping[str, str],
     imports: Mapping[str, tuple[str, ...]],
     packages: Iterable[tuple[str, Package]],
+    pysource: Mapping[str, str | None] | None = None,
 ) -> EntryTrace:
-    """The entry trace of an image; ``packages`` pairs each package with its purl."""
+    """The entry trace of an image; ``packages`` pairs each package with its purl;
+    ``pysource`` (source file -> its text, None when over the cap) makes the trace keep the
+    Python program for function-level reachability: the files the imports reach are parsed
+    (:func:`~appliance.scanner.pyfacts.python_facts`), the others never are."""
     argv, working_dir, env = command_of(config)
     if not argv:
         return EntryTrace(unknowns=(Unknown("", "the image config names no Entrypoint or Cmd"),))
@@ -485,4 +500,35 @@ def trace(
         steps=tuple(tracer.steps),
         reachable=reachable,
         unknowns=tuple(sorted(set(tracer.unknowns))),
+        python=_program(tracer, imports, pysource) if pysource is not None else None,
     )
+
+
+def _program(
+    tracer: _Tracer,
+    imports: Mapping[str, tuple[str, ...]],
+    pysource: Mapping[str, str | None],
+) -> PythonProgram | None:
+    """The Python programs the trace found, with the modules on the first one's path (a
+    second program run from another directory is read with the first one's path)."""
+    if not tracer.roots:
+        return None
+    sys_path = tracer.roots[0][1]
+    modules = module_map(program_files(tracer.tree.entries), sys_path)
+    files = {*modules.values(), *(root.path for root, _ in tracer.roots)}
+    owners = {p: o for p in sorted(files) if (o := tracer.owners.owner(p)) is not None}
+
+    def load(path: str) -> Mapping[str, Any] | None:
+        if path not in pysource:
+            return None  # the standard library, or a file the walk did not keep
+        text = pysource[path]
+        if text is None:
+            return {"e": f"over the scan.python_facts_bytes cap; not parsed ({path})"}
+        return python_facts(text)
+
+    return PythonProgram(
+        roots=tuple(root for root, _ in tracer.roots),
+        modules=modules,
+        owners=owners,
+        imports=imports,
+    ).analysed(load)

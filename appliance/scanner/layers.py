@@ -34,7 +34,7 @@ IMAGE_BYTES: Final = limits.cap(
     "scan.image_bytes", 64 << 30, Unit.BYTES, "the uncompressed layers of one image together"
 )
 
-WALK_VERSION: Final = 2
+WALK_VERSION: Final = 3
 """Bumped whenever what a walk records changes; part of every layer-cache key."""
 
 
@@ -79,6 +79,8 @@ class LayerRecord:
     ``results``: path -> analyzer name -> that analyzer's partial result for the file.
     ``scripts``: executable files starting with ``#!`` (small ones), for the entry trace.
     ``imports``: Python source files outside the standard library -> the modules they import.
+    ``pysource``: the same files' text (None: over ``scan.python_facts_bytes``), which the
+    function-level trace parses for the files the entrypoint reaches.
     """
 
     entries: tuple[Entry, ...] = ()
@@ -89,6 +91,7 @@ class LayerRecord:
     )
     scripts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     imports: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    pysource: Mapping[str, str | None] = field(default_factory=lambda: MappingProxyType({}))
     unknowns: tuple[Unknown, ...] = ()
     size: int = 0  # uncompressed bytes of the layer's tar
 
@@ -103,6 +106,7 @@ class LayerRecord:
             },
             "scripts": dict(sorted(self.scripts.items())),
             "imports": {p: list(v) for p, v in sorted(self.imports.items())},
+            "pysource": dict(sorted(self.pysource.items())),
             "unknowns": [u.to_dict() for u in self.unknowns],
             "size": self.size,
         }
@@ -119,6 +123,7 @@ class LayerRecord:
             },
             scripts=dict(data["scripts"]),
             imports={p: tuple(v) for p, v in data["imports"].items()},
+            pysource=dict(data.get("pysource", {})),
             unknowns=tuple(Unknown.from_dict(u) for u in data["unknowns"]),
             size=int(data.get("size", 0)),
         )

@@ -31,6 +31,7 @@ from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, ope
 from appliance.scanner.layers import IMAGE_BYTES, LayerRecord
 from appliance.scanner.model import AnalysisResult, Unknown
 from appliance.scanner.purl import package_purl
+from appliance.scanner.pyreach import PythonProgram
 from appliance.scanner.result import Evidence, FoundPackage, ScanResult
 from appliance.scanner.squash import origin_layers, package_key, squash
 from appliance.scanner.walk import over_cap, walk_blob, walk_rootfs
@@ -149,6 +150,7 @@ def build_result(
         squashed.scripts,
         squashed.imports,
         [(f.purl, f.package) for f in found],
+        squashed.pysource,
     )
     unknowns = tuple(sorted(set(analysis.unknowns) | set(squashed.unknowns)))
     return _result(image, registry, analysis, tuple(found), entry_trace, unknowns, cached)
@@ -293,7 +295,7 @@ def _scan_layers(
     return result
 
 
-SCAN_VERSION: Final = 2
+SCAN_VERSION: Final = 3
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 
@@ -315,6 +317,7 @@ def result_to_cache(result: ScanResult) -> dict[str, Any]:
         "analysis": result.analysis.to_dict(),
         "found": [[f.purl, [e.to_dict() for e in f.evidence]] for f in result.packages],
         "trace": result.entry_trace.to_dict(),
+        "python": python.to_dict() if (python := result.entry_trace.python) else None,
         "unknowns": [u.to_dict() for u in result.unknowns],
     }
 
@@ -337,7 +340,10 @@ def result_from_cache(
         registry,
         analysis,
         found,
-        EntryTrace.from_dict(stored["trace"]),
+        replace(
+            EntryTrace.from_dict(stored["trace"]),
+            python=PythonProgram.from_dict(stored["python"]) if stored.get("python") else None,
+        ),
         tuple(Unknown.from_dict(u) for u in stored["unknowns"]),
         tuple(dict.fromkeys(layer.digest for layer in image.layers)) if cached is None else cached,
     )

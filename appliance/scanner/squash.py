@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from appliance.scanner.analyzers.interface import (
@@ -32,6 +32,7 @@ class Squashed:
     scripts: Mapping[str, str]
     imports: Mapping[str, tuple[str, ...]]
     unknowns: tuple[Unknown, ...]
+    pysource: Mapping[str, str | None] = field(default_factory=dict)
 
 
 _DATABASE_KINDS: Final = (AnalyzerKind.OS, AnalyzerKind.OS_PACKAGES)
@@ -125,16 +126,19 @@ def squash(records: Iterable[LayerRecord], registry: AnalyzerTable) -> Squashed:
     collector = Collector(registry)
     scripts: dict[str, str] = {}
     imports: dict[str, tuple[str, ...]] = {}
+    pysource: dict[str, str | None] = {}
     unknowns: list[Unknown] = []
     for index, record in enumerate(records):
         tree.apply(index, record, collector)
         scripts.update(record.scripts)
         imports.update(record.imports)
+        pysource.update(record.pysource)
         unknowns.extend(record.unknowns)
     scripts = {p: s for p, s in scripts.items() if tree.is_file(p)}
     imports = {p: i for p, i in imports.items() if tree.is_file(p)}
     unknowns.extend(unread_databases(tree, registry))
-    return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns))
+    pysource = {p: f for p, f in pysource.items() if p in imports}
+    return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns), pysource)
 
 
 def package_key(package: Package) -> tuple[str, str, str, str]:

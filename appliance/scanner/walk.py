@@ -49,6 +49,13 @@ WHITEOUT: Final = ".wh."
 OPAQUE: Final = ".wh..wh..opq"
 SCRIPT_LIMIT: Final = 64 << 10  # executable scripts kept for the entry trace
 PYTHON_SOURCE_LIMIT: Final = 4 << 20
+PYTHON_FACTS_BYTES: Final = limits.cap(
+    "scan.python_facts_bytes",
+    2 << 20,
+    limits.Unit.BYTES,
+    "a Python source file parsed for function-level reachability (a larger one is not parsed: "
+    "the trace is not complete there)",
+)
 RETAIN_LIMIT: Final = 1 << 20  # wanted files kept in memory while a layer is walked (hard links)
 SPOOL_LIMIT: Final = 32 << 20  # larger wanted files go to a temporary file, not memory
 _CHUNK: Final = 1 << 20
@@ -112,6 +119,7 @@ class _Walk:
         self.results: dict[str, dict[str, AnalysisResult]] = {}
         self.scripts: dict[str, str] = {}
         self.imports: dict[str, tuple[str, ...]] = {}
+        self.pysource: dict[str, str | None] = {}
         self.unknowns: list[Unknown] = []
         self.retained: dict[str, bytes] = {}
         self.pending: dict[str, list[Entry]] = {}  # hard-link target -> links needing its bytes
@@ -164,6 +172,11 @@ class _Walk:
             if wants_imports:
                 found = python_imports(data.decode("utf-8", "replace")) if b"import" in data else ()
                 self.imports[path] = found
+                # kept for the function-level trace, which parses only the files the
+                # entrypoint's imports reach (None: over the cap, never parsed)
+                self.pysource[path] = (
+                    data.decode("utf-8", "replace") if size <= PYTHON_FACTS_BYTES.value() else None
+                )
             if spool is not None:
 
                 def reopen() -> BinaryIO:
@@ -260,6 +273,7 @@ def walk_tar(
         results=walk.results,
         scripts=walk.scripts,
         imports=walk.imports,
+        pysource=walk.pysource,
         unknowns=tuple(walk.unknowns),
     )
 
@@ -426,5 +440,6 @@ def walk_rootfs(root: Path, registry: AnalyzerTable) -> LayerRecord:
         results=walk.results,
         scripts=walk.scripts,
         imports=walk.imports,
+        pysource=walk.pysource,
         unknowns=tuple(walk.unknowns),
     )

@@ -22,6 +22,7 @@ from mirror.sources.npm_legacy import NpmLegacySource
 from mirror.sources.openvex import OpenVEXSource
 from mirror.sources.osv import OSVSource
 from mirror.sources.policy import PolicySource
+from mirror.sources.reachability import ReachabilityCuratedSource
 from mirror.sources.redhat import RedHatCSAFSource
 from mirror.sources.rpm_osv import AlmaOSVSource, RockyOSVSource
 from mirror.sources.rubysec import RubySecSource
@@ -61,6 +62,8 @@ SOURCES: Final = _table(
     # severity feeds
     GHSASource(),
     CVESource(),
+    # reachability (issue 25)
+    ReachabilityCuratedSource(),
 )
 
 

@@ -39,15 +39,19 @@ def install_knowledge(
     *,
     osv: Sequence[Mapping[str, Any]] = (OSV,),
     kev: Sequence[Mapping[str, Any]] = (),
+    reach: Sequence[Mapping[str, Any]] = (),
     sequence: int = 1,
     created: str = "2026-11-20T00:00:00Z",
     imported: str | None = None,
     bundle: Digest | None = None,
 ) -> Digest:
-    """Install and activate a snapshot of ``osv`` (and ``kev``) in ``home``'s knowledge store."""
+    """Install and activate a snapshot of ``osv`` (and ``kev``, and curated ``reach``
+    records) in ``home``'s knowledge store."""
     parts = [build_dataset("osv-pypi", DatasetType.OSV, osv)]
     if kev:
         parts.append(build_dataset("kev", DatasetType.KEV, kev))
+    if reach:
+        parts.append(build_dataset("reachability-pypi", DatasetType.REACHABILITY, reach))
     store = open_knowledge(home)
     try:
         return install_snapshot(

@@ -41,7 +41,7 @@ def test_example_config_is_valid() -> None:
         ('name = "x"\nkind = "nvd"\npath = "feeds/kev.json"',
          "source 'x': field 'kind': unknown kind 'nvd' (use one of: osv, debian-tracker, "
          "alpine-secdb, kev, epss, openvex, policy, rubysec, npm-legacy, redhat-csaf, rocky-osv, "
-         "alma-osv, ubuntu-osv, wolfi-secdb, chainguard-secdb, ghsa, cve)"),
+         "alma-osv, ubuntu-osv, wolfi-secdb, chainguard-secdb, ghsa, cve, reachability-curated)"),
         ('name = "x"\nkind = "kev"\npath = "feeds/kev.json"\nurl = "https://example.org/k.json"',
          "source 'x': field 'url': both 'url' and 'path' are set (keep exactly one of them)"),
         ('name = "x"\nkind = "kev"',

@@ -50,5 +50,5 @@ def test_a_go_call_chain_is_shown_with_its_state() -> None:
         reachability_note=chain,
     )
     text = " ".join(render(row).split())
-    assert f"(reachable: {chain})" in text
+    assert f"{chain} (reachable: a chain from the entrypoint reaches the vulnerable code" in text
     assert "an entrypoint of the image loads it" not in text

@@ -62,12 +62,19 @@ def epss_words(score: str, percentile: str) -> str:
 
 def reach_words(row: FindingRow) -> str:
     """The reachability and why it is what it is."""
-    if row.reachability_note:  # decided at symbol level: the functions linked, the chain
-        return f"{row.reachability}: {row.reachability_note}"
+    if row.reachable and (row.reachability_chain or row.reachability_note):
+        # a Python import and call chain, or a Go call chain from main (shown above)
+        return "reachable: a chain from the entrypoint reaches the vulnerable code (above)"
     if row.reachable:
         return "reachable: an entrypoint of the image loads it (chain above)"
     if row.reachability == "present-not-reached":
-        return "not reachable: no entrypoint of the image loads it"
+        return "present, not reached: no entrypoint reaches the vulnerable code (note above)"
+    if row.reachability == "not-present":
+        return "not present: the vulnerable code is not in the image (note above)"
+    if row.reachability == "present" and row.reachability_note:
+        return "present: the vulnerable code is in the binary (note above)"
+    if row.reachability == "present":
+        return "present: the vulnerable code is in the binary; calls to it are not analysed"
     if row.package_type == "pypi":
         return (
             "unknown: no entrypoint's Python imports reach it, but a static trace cannot "
@@ -160,8 +167,21 @@ def finding_text(row: FindingRow, advisory: Advisory | None = None) -> Group:
         chain.append(Text(f"    -> layer {short(layer, 16)}" if layer else "    -> layer unknown"))
     for entry in row.entrypoints:
         chain.append(FoldedPath("       -> entrypoint ", entry, 21, "bold"))
+    for step in row.reachability_chain:
+        chain.append(FoldedPath("       => ", step, 10, "bold"))
+    if row.reachability_note:
+        chain.append(Text(row.reachability_note, "italic"))
     chain.append(Text(f"({reach_words(row)})", "bold" if row.reachable else "dim"))
     grid.add_row("Evidence", Group(*chain))
+    if row.suggestion is not None:
+        grid.add_row(
+            "Suggestion",
+            Text(
+                f"not_affected, {row.suggestion[0].value} (from reachability; press t to "
+                "review it in the triage form, nothing is signed until you confirm)",
+                "yellow",
+            ),
+        )
     grid.add_row("Match", Text("\n".join(row.explanations) or "-"))
     status = Text(row.status.value, "bold")
     if row.vex_statement:

@@ -52,14 +52,30 @@ class TriageScreen(ModalScreen[TriageResult | None]):
                 allow_blank=False,
                 id="status",
             )
+            suggested = self.row.suggestion
+            if suggested is not None:
+                yield Static(
+                    Text(
+                        f"Suggested from reachability ({self.row.reachability}): not_affected, "
+                        f"{suggested[0].value}. Check the evidence; it is signed only when "
+                        "you confirm with Sign.",
+                        "bold yellow",
+                    ),
+                    id="triage-suggestion",
+                )
             yield Label("Justification (not_affected)")
-            yield Select(
-                [(j.value, j) for j in Justification],
-                prompt="none",
-                id="justification",
+            justification: Select[Justification] = Select(
+                [(j.value, j) for j in Justification], prompt="none", id="justification"
             )
+            if suggested is not None:
+                justification.value = suggested[0]
+            yield justification
             yield Label("Impact (not_affected) or action (affected) statement")
-            yield Input(placeholder="e.g. the parser is never given untrusted input", id="text")
+            yield Input(
+                value=suggested[1] if suggested is not None else "",
+                placeholder="e.g. the parser is never given untrusted input",
+                id="text",
+            )
             yield Label("Expires (optional, e.g. 2026-12-31): makes it an exception")
             yield Input(placeholder="YYYY-MM-DD or RFC 3339; empty: no expiry", id="expires")
             yield Static("", id="triage-error")

@@ -92,17 +92,19 @@ def test_suggest_without_knowledge_is_a_clear_error(tmp_path: Path) -> None:
     [
         ("not-present", "golang", "vulnerable_code_not_present"),
         ("present-not-reached", "golang", "vulnerable_code_not_in_execute_path"),
-        ("present-not-reached", "pypi", None),  # not the Go call graph's claim
+        ("present-not-reached", "pypi", "vulnerable_code_not_in_execute_path"),  # import graph
         ("present", "golang", None),
         ("reachable", "golang", None),
         ("unknown", "golang", None),
     ],
 )
 def test_which_states_are_proposed(state: str, kind: str, justification: str | None) -> None:
-    """A Go finding linked but reached by no call chain (docs/reachability.md) is proposed as
-    not in the execute path; one the graph places on a chain, or could not judge, is not."""
-    from appliance.commands.vex import suggested_justification
+    """A finding present but reached by no call or import chain (docs/reachability.md) is
+    proposed as not in the execute path, whatever its ecosystem; one a chain reaches, or that
+    could not be judged, is not."""
     from appliance.match.model import Reachability
+    from appliance.vex.suggest import JUSTIFICATIONS
 
-    found = suggested_justification(Reachability(state), kind)
+    found = JUSTIFICATIONS.get(Reachability(state))
+    assert kind in ("golang", "pypi")
     assert (found.value if found else None) == justification
