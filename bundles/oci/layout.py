@@ -22,7 +22,7 @@ import errno
 import io
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,16 +205,25 @@ class Staging:
         self._pending.clear()
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What a :meth:`OCILayout.batch` block has stored: directories to sync, referrers to list."""
+
+    dirs: set[Path]
+    referrers: list[Descriptor]
+
+
 class OCILayout:
     """An OCI image layout directory. Use :meth:`init` to create one, :meth:`open` to read one."""
 
-    __slots__ = ("_memo", "_reclaimed", "path")
+    __slots__ = ("_batch", "_memo", "_reclaimed", "path")
 
     def __init__(self, path: Path) -> None:
         """Open the layout at ``path``, checking that it is one (same as :meth:`open`)."""
         self.path = Path(path)
         self._memo: Graph | None = None
         self._reclaimed = False
+        self._batch: _Batch | None = None
         self._check()
 
     # ---------------------------------------------------------------- creation and opening
@@ -435,7 +444,10 @@ class OCILayout:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(FILE_MODE)
         os.replace(tmp, target)
-        fsync_dir(target.parent)
+        if self._batch is not None:
+            self._batch.dirs.add(target.parent)
+        else:
+            fsync_dir(target.parent)
 
     def blob_sink(
         self,
@@ -504,14 +516,46 @@ class OCILayout:
         stored = self.put_blob(raw, media_type=media_type, limit=MAX_MANIFEST_SIZE)
         descriptor = Descriptor(media_type, stored.digest, stored.size, artifact_type=artifact_type)
         if manifest.subject is not None:
-
-            def add_referrer(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-                if any(e.get("digest") == str(descriptor.digest) for e in entries):
-                    return entries
-                return [*entries, descriptor.to_dict()]
-
-            self._update_index(add_referrer)
+            if self._batch is not None:
+                self._batch.referrers.append(descriptor)
+            else:
+                self._add_referrers([descriptor])
         return descriptor
+
+    def _add_referrers(self, descriptors: Sequence[Descriptor]) -> None:
+        """List referrer manifests in ``index.json`` (those already listed once)."""
+
+        def add(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            listed = {e.get("digest") for e in entries}
+            added = []
+            for d in descriptors:
+                if str(d.digest) not in listed:
+                    listed.add(str(d.digest))
+                    added.append(d.to_dict())
+            return [*entries, *added] if added else entries
+
+        self._update_index(add)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Store many blobs and referrers with one ``index.json`` rewrite: inside the block,
+        blobs enter ``blobs/`` as usual (each file synced) but their directory is synced once,
+        and referrer manifests are listed in ``index.json`` together when the block ends,
+        after every blob is durable. A block left by an error lists nothing: what it stored is
+        unreferenced, as after a writer killed before listing. Referrers stored inside the block
+        are not yet found by :meth:`referrers`."""
+        if self._batch is not None:  # nested: the outer block lists everything
+            yield
+            return
+        batch = self._batch = _Batch(set(), [])
+        try:
+            yield
+        finally:
+            self._batch = None
+            for directory in sorted(batch.dirs):
+                fsync_dir(directory)
+        if batch.referrers:
+            self._add_referrers(batch.referrers)
 
     def get_manifest(
         self, ref: Digest | Descriptor, media_type: str | None = None
