@@ -205,6 +205,10 @@ class Staging:
         self._pending.clear()
 
 
+_ENTRIES: dict[Path, tuple[bytes, tuple[Descriptor, ...]]] = {}
+"""The descriptors of the ``index.json`` bytes last parsed, per layout directory."""
+
+
 @dataclass(slots=True)
 class _Batch:
     """What a :meth:`OCILayout.batch` block has stored: directories to sync, referrers to list."""
@@ -369,6 +373,9 @@ class OCILayout:
                 f"blob of declared size {size} refused by {self.path}: the limit is {limit} bytes",
                 hint="raise the limit only for inputs you expect to be this large",
             )
+        if expected is None and isinstance(data, bytes) and len(data) <= limit:
+            # known bytes: a blob already stored is not written, synced and dropped again
+            expected = Digest.of_bytes(data)
         if expected is not None and self.has_blob(expected):
             existing = self.blob_size(expected)
             if size is not None and size != existing:
@@ -636,7 +643,7 @@ class OCILayout:
 
     # ---------------------------------------------------------------- index.json and tags
 
-    def _read_index(self) -> tuple[bytes, dict[str, Any]]:
+    def _index_bytes(self) -> bytes:
         path = self.path / "index.json"
         try:
             data = path.read_bytes() if path.stat().st_size <= INDEX_LIMIT else None
@@ -644,6 +651,12 @@ class OCILayout:
             raise OCILayoutError(f"{path}: cannot read: {e.strerror}") from e
         if data is None:
             raise SizeLimitError(f"{path} is over the size limit of {INDEX_LIMIT} bytes")
+        return data
+
+    def _read_index(self, data: bytes | None = None) -> tuple[bytes, dict[str, Any]]:
+        path = self.path / "index.json"
+        if data is None:
+            data = self._index_bytes()
         try:
             doc = canonical.loads(data, limit=INDEX_LIMIT, source=str(path))
         except CanonicalJSONError as e:
@@ -666,8 +679,17 @@ class OCILayout:
         )
 
     def entries(self) -> tuple[Descriptor, ...]:
-        """Every descriptor in ``index.json``, tagged or not, in file order."""
-        return self._descriptors(self._read_index()[1])
+        """Every descriptor in ``index.json``, tagged or not, in file order. The bytes are read
+        each time; they are parsed again only when they changed since this process last parsed
+        this layout's ``index.json`` (a store of thousands of images and their referrers is
+        resolved once per image by a rescan)."""
+        data = self._index_bytes()
+        known = _ENTRIES.get(self.path)
+        if known is not None and known[0] == data:
+            return known[1]
+        found = self._descriptors(self._read_index(data)[1])
+        _ENTRIES[self.path] = (data, found)
+        return found
 
     def _update_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
         """Read-modify-write ``index.json`` under the layout lock; unknown fields are kept."""
