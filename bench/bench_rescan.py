@@ -32,6 +32,7 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -242,6 +243,8 @@ def main() -> int:
         "deltaSeconds": round(t1 - t0, 3),
         "selectSeconds": round(t2 - t1, 3),
         "selected": chosen_n,
+        # what picked them: the first changed package key or CVE found for each, most common
+        "selectedBy": dict(Counter(selected.values()).most_common(8)),
         "regatedPerRound": len(many),
         "perImageGateSeconds": round(gate, 4),
         "perImageIndexSeconds": round(indexing, 4),
