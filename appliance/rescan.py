@@ -21,6 +21,12 @@ anything the index cannot vouch for (never gated, not indexed, indexed under ano
 than its latest verdict, the old snapshot pruned). Every other image keeps its verdict, and
 the run's audit record says why, with the snapshot digests and the policy digest.
 
+The images to gate are gated in batches (:func:`gate_batch`): the same verdicts as one
+``stella gate`` each, with one advisory cache and one compiled policy for the run, and per batch
+one transparency-log append, one ``index.json`` rewrite and one state transaction holding every
+image's verdict, audit records and component index entry. A run killed part-way leaves whole
+images recorded; the next run gates the rest.
+
 Activation marker: whoever activates a snapshot (``stella snapshot activate``; the importer
 after a successful import) calls :func:`mark_activated`, which rewrites
 ``$STELLA_HOME/snapshot.activated``; ``stella-rescan.path`` watches that file and starts
