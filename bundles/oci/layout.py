@@ -846,13 +846,17 @@ class OCILayout:
         """The manifest graph of the current ``index.json``: from the cache when it was computed
         from these exact ``index.json`` bytes, else refreshed (and the cache rewritten, if the
         layout is writable). ``reuse=False`` re-reads every manifest."""
-        data, doc = self._read_index()
+        data = self._index_bytes()
+        memo = self._memo
+        if reuse and memo is not None and memo.index_digest == Digest.of_bytes(data):
+            return memo  # made by this object from these very bytes, checked then
+        data, doc = self._read_index(data)
         graph, computed = self._refresh_graph(data, doc, persist=False, reuse=reuse)
         if not computed:
             return graph
         try:
             with self._lock():
-                current, _ = self._read_index()
+                current = self._index_bytes()
                 if current == data:
                     self._save_graph(graph)
         except OSError as e:
