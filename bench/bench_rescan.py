@@ -44,7 +44,7 @@ from appliance.home import Home  # noqa: E402
 from appliance.imagestore.catalog import load  # noqa: E402
 from appliance.match.model import Inventory  # noqa: E402
 from appliance.match.service import inventory_of  # noqa: E402
-from appliance.rescan import dependencies, rescan  # noqa: E402
+from appliance.rescan import BATCH, dependencies, rescan  # noqa: E402
 from appliance.rva.gate import gate as gate_one  # noqa: E402
 from appliance.scanner.service import scan_image  # noqa: E402
 from appliance.store import open_state  # noqa: E402
@@ -256,8 +256,8 @@ def main() -> int:
         f"{args.images} images, delta of {delta.records} records "
         f"({len(delta.packages)} package keys, {len(delta.cves)} CVEs): "
         f"selection {t2 - t0:.2f} s picks {chosen_n} images; re-gate {gate:.3f} s/image "
-        f"in batches of {len(many)} images (indexing {indexing:.3f} s of it; one by one "
-        f"{one_by_one:.3f} s/image); "
+        f"({len(many)} images a round, batches of {BATCH}; indexing {indexing:.3f} s of it; "
+        f"one by one {one_by_one:.3f} s/image); "
         f"incremental {incremental:.1f} s, full {full:.1f} s"
     )
     print(json.dumps(out))
