@@ -29,6 +29,7 @@ STEPS: Final = {
     "gate.after-attach": "the signed verdict is attached to the image; no verdict row or record",
     "gate.before-record": "every referrer is attached; the verdict is not recorded",
     "gate.after-record": "the verdict and its audit record are committed",
+    "rescan.after-batch": "a batch of the rescan's images is recorded; the next batch not begun",
     "vex.after-sign": "the statement is signed and in the transparency log; nothing stored",
     "vex.before-commit": "the statement is added inside the transaction, not committed",
     "vex.after-commit": "the statement and its audit record are committed",

@@ -21,6 +21,12 @@ anything the index cannot vouch for (never gated, not indexed, indexed under ano
 than its latest verdict, the old snapshot pruned). Every other image keeps its verdict, and
 the run's audit record says why, with the snapshot digests and the policy digest.
 
+The images to gate are gated in batches (:func:`gate_batch`): the same verdicts as one
+``stella gate`` each, with one advisory cache and one compiled policy for the run, and per batch
+one transparency-log append, one ``index.json`` rewrite and one state transaction holding every
+image's verdict, audit records and component index entry. A run killed part-way leaves whole
+images recorded; the next run gates the rest.
+
 Activation marker: whoever activates a snapshot (``stella snapshot activate``; the importer
 after a successful import) calls :func:`mark_activated`, which rewrites
 ``$STELLA_HOME/snapshot.activated``; ``stella-rescan.path`` watches that file and starts
@@ -37,10 +43,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from appliance.faults import fault
 from appliance.home import Home
 from appliance.store import has_knowledge, open_knowledge, open_state, record_decision
 from appliance.store.audit import AuditAction
 from appliance.store.components import ComponentIndex, IndexedImage
+from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
 from appliance.store.vex import VexStore
@@ -53,9 +61,14 @@ from bundles.files import atomic_write
 if TYPE_CHECKING:
     from appliance.match.model import Inventory
     from appliance.policy.bundle import PolicyBundle
-    from appliance.rva.gate import GateResult
+    from appliance.rva.gate import GateResult, GateSession
+    from bundles.signer import Signer
 
 ACTIVATED_MARKER: Final = "snapshot.activated"
+
+BATCH: Final = 64
+"""Images gated together: large enough that the batch's one log append, one ``index.json``
+rewrite and one commit cost little per image; small enough that a crash redoes little."""
 
 Gate = Callable[..., "GateResult"]
 
@@ -240,14 +253,6 @@ def _gate_one(
         reason=reason,
         previous=previous,
     )
-
-
-def _default_gate() -> Gate:
-    # Imported here: ``stella snapshot activate`` uses this module's marker and should not
-    # load the scanner and the policy engine.
-    from appliance.rva.gate import gate
-
-    return gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -553,6 +558,7 @@ def rescan(
     gate_fn: Gate | None = None,
     on_image: Callable[[ImageOutcome], None] = lambda _: None,
     index: bool = True,
+    batch: int = BATCH,
 ) -> RescanReport:
     """Gate the images whose verdict may have changed (every image with ``full``; the named
     ones, always, when ``images`` are given) at evaluation time ``at``; continue past failures.
@@ -561,52 +567,39 @@ def rescan(
     ``rescan`` audit record lists each image's outcome and why; it is written even when
     nothing was gated, so that the log shows the rescan happened. Each image gated is put
     into the component index (``index``) so the next run can tell whether a delta touches it.
+
+    Images are gated ``batch`` at a time (:func:`gate_batch`): one match cache and one
+    compiled policy for the run, one transparency-log append, one ``index.json`` rewrite and
+    one state transaction per batch. ``gate_fn`` (a stand-in for :func:`appliance.rva.gate.gate`,
+    for tests) gates them one by one instead.
     """
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
         raise RescanError(
             f"evaluation time {at.isoformat()} has no time zone", hint="give it as RFC 3339"
         )
-    run = gate_fn if gate_fn is not None else _default_gate()
     ctx = context(home)
     snapshot = ctx.snapshot
     found = targets(home, images)
     every = full or bool(images)
     decisions = {} if every else plan(home, found, ctx, at=at)
-    outcomes: list[ImageOutcome] = []
+    work: list[tuple[Target, Decision, str | None]] = []
     for target in found:
         decision = decisions.get(target.digest) if target.digest else None
         if decision is None:
             decision = Decision(True, "named" if images else "full rescan")
         previous = decision.previous.verdict if decision.previous else None
-        if not decision.gate:
-            outcome = ImageOutcome(
-                target.image,
-                Outcome.SKIPPED,
-                digest=str(target.digest),
-                verdict=previous,
-                aliases=target.aliases,
-                reason=decision.reason,
-                previous=previous,
-            )
-        else:
-            if previous is None and target.digest is None:
-                previous = _previous_by_name(home, target.image)
-            outcome = _gate_one(
-                home,
-                target,
-                at=at,
-                gate_fn=run,
-                now=now,
-                reason=decision.reason,
-                previous=previous,
-            )
-            if index and outcome.outcome is Outcome.GATED and outcome.digest:
-                # not indexed: the next run gates it again ("not in the component index")
-                with contextlib.suppress(StellaError, OSError):
-                    index_image(home, target.image, outcome.digest, ctx, when=now())
-        outcomes.append(outcome)
-        on_image(outcome)
+        if decision.gate and previous is None and target.digest is None:
+            previous = _previous_by_name(home, target.image)
+        work.append((target, decision, previous))
+    if gate_fn is not None:
+        outcomes = _one_by_one(
+            home, work, at=at, gate_fn=gate_fn, now=now, ctx=ctx, index=index, on_image=on_image
+        )
+    else:
+        outcomes = _batched(
+            home, work, at=at, now=now, ctx=ctx, index=index, batch=batch, on_image=on_image
+        )
     report = RescanReport(
         snapshot, format_time(at), tuple(outcomes), None, policy=ctx.policy, full=every
     )
@@ -641,6 +634,205 @@ def rescan(
         policy=ctx.policy,
         full=every,
     )
+
+
+def _skipped(target: Target, decision: Decision, previous: str | None) -> ImageOutcome:
+    return ImageOutcome(
+        target.image,
+        Outcome.SKIPPED,
+        digest=str(target.digest),
+        verdict=previous,
+        aliases=target.aliases,
+        reason=decision.reason,
+        previous=previous,
+    )
+
+
+def _failed(
+    target: Target, error: BaseException, reason: str, previous: str | None
+) -> ImageOutcome:
+    why = (
+        error.diagnostics()
+        if isinstance(error, StellaError)
+        else f"{error.__class__.__name__}: {error}"
+    )
+    return ImageOutcome(
+        target.image,
+        Outcome.FAILED,
+        digest=str(target.digest) if target.digest else None,
+        error=why,
+        aliases=target.aliases,
+        reason=reason,
+        previous=previous,
+    )
+
+
+def _one_by_one(
+    home: Home,
+    work: Sequence[tuple[Target, Decision, str | None]],
+    *,
+    at: datetime,
+    gate_fn: Gate,
+    now: Callable[[], datetime],
+    ctx: Context,
+    index: bool,
+    on_image: Callable[[ImageOutcome], None],
+) -> list[ImageOutcome]:
+    """Each image through ``gate_fn`` in turn, then into the component index."""
+    outcomes: list[ImageOutcome] = []
+    for target, decision, previous in work:
+        if not decision.gate:
+            outcome = _skipped(target, decision, previous)
+        else:
+            outcome = _gate_one(
+                home,
+                target,
+                at=at,
+                gate_fn=gate_fn,
+                now=now,
+                reason=decision.reason,
+                previous=previous,
+            )
+            if index and outcome.outcome is Outcome.GATED and outcome.digest:
+                # not indexed: the next run gates it again ("not in the component index")
+                with contextlib.suppress(StellaError, OSError):
+                    index_image(home, target.image, outcome.digest, ctx, when=now())
+        outcomes.append(outcome)
+        on_image(outcome)
+    return outcomes
+
+
+def _batched(
+    home: Home,
+    work: Sequence[tuple[Target, Decision, str | None]],
+    *,
+    at: datetime,
+    now: Callable[[], datetime],
+    ctx: Context,
+    index: bool,
+    batch: int,
+    on_image: Callable[[ImageOutcome], None],
+) -> list[ImageOutcome]:
+    """The images to gate, ``batch`` at a time through :func:`gate_batch`; outcomes in the
+    order of ``work``, each reported once its batch is recorded."""
+    if batch < 1:
+        raise RescanError(f"batch size {batch} is not a positive number")
+    outcomes: list[ImageOutcome] = []
+    if not any(decision.gate for _, decision, _ in work):
+        for target, decision, previous in work:
+            outcomes.append(_skipped(target, decision, previous))
+            on_image(outcomes[-1])
+        return outcomes
+    from appliance.rva.gate import GateSession  # the scanner stack, loaded when needed
+
+    key = home.signing_key(at=at, now=now())
+    with GateSession(home) as session:
+        pending: list[tuple[Target, Decision, str | None]] = []
+
+        def flush() -> None:
+            chosen = [(t, d.reason, p) for t, d, p in pending if d.gate]
+            gated = iter(
+                gate_batch(home, session, chosen, at=at, now=now, key=key, ctx=ctx, index=index)
+            )
+            for target, decision, previous in pending:
+                outcome = next(gated) if decision.gate else _skipped(target, decision, previous)
+                outcomes.append(outcome)
+                on_image(outcome)
+            pending.clear()
+            fault("rescan.after-batch")
+
+        for item in work:
+            pending.append(item)
+            if sum(1 for _, d, _ in pending if d.gate) >= batch:
+                flush()
+        if pending:
+            flush()
+    return outcomes
+
+
+def gate_batch(
+    home: Home,
+    session: GateSession,
+    chosen: Sequence[tuple[Target, str, str | None]],
+    *,
+    at: datetime,
+    now: Callable[[], datetime],
+    key: Signer,
+    ctx: Context,
+    index: bool = True,
+) -> list[ImageOutcome]:
+    """Gate ``chosen`` (target, why, previous verdict) together, each exactly as
+    :func:`appliance.rva.gate.gate` would (the same verdict bytes): scanned from the layer
+    cache (no layer is read again), matched through the session's shared advisory cache,
+    evaluated with its compiled policy; then signed, logged, attached and recorded together
+    (:func:`appliance.rva.gate.sign_and_attach_many`), each image's component index entry
+    (what its match looked up) in the same transaction as its verdict and audit records. An
+    image that cannot be decided is reported and the others go on; a failure to sign, log,
+    attach or record fails the images of this batch only."""
+    from appliance.match.service import RecordingAdvisories
+    from appliance.rva.gate import Decided, sign_and_attach_many
+    from appliance.scanner.jobs import ScanLimitError, StoppedScan, scan_bounded
+    from appliance.scanner.result import ScanResult
+
+    outcomes: dict[int, ImageOutcome] = {}
+    decided: list[tuple[int, Decided, RecordingAdvisories | None]] = []
+    for n, (target, reason, previous) in enumerate(chosen):
+        recording = RecordingAdvisories(session.source) if session.source is not None else None
+        try:
+            scan: ScanResult | StoppedScan
+            try:  # bounded as every scan is; a cache hit reads no layer and needs no child
+                scan = scan_bounded(home, target.image, audit=False)
+            except ScanLimitError as e:
+                scan = e.stopped  # gated INDETERMINATE (RISK.UNKNOWN.SCAN_LIMIT)
+            item = session.decide(scan, at=at, source=recording, record_scan=True)
+        except (StellaError, OSError) as e:
+            outcomes[n] = _failed(target, e, reason, previous)
+            continue
+        decided.append((n, item, recording))
+    recordings = {id(item): recording for _, item, recording in decided}
+    when = now()
+
+    def put_index(db: Database, item: Decided, result: GateResult) -> None:
+        if item.inputs.scan_limit is not None:
+            return  # a stopped scan's packages are unknown: gated again next time
+        recording = recordings[id(item)]
+        ComponentIndex(db).put(
+            str(item.descriptor.digest),
+            snapshot=str(session.snapshot) if session.snapshot else None,
+            vex=ctx.vex,
+            indexed=format_time(when),
+            keys=recording.keys if recording is not None else (),
+            cves=recording.cves if recording is not None else (),
+        )
+
+    try:
+        results = sign_and_attach_many(
+            home,
+            [item for _, item, _ in decided],
+            key=key,
+            now=when,
+            layout=session.layout,
+            also=put_index if index else None,
+        )
+    except (StellaError, OSError) as e:
+        for n, _, _ in decided:
+            target, reason, previous = chosen[n]
+            outcomes[n] = _failed(target, e, reason, previous)
+    else:
+        for (n, _, _), result in zip(decided, results, strict=True):
+            target, reason, previous = chosen[n]
+            outcomes[n] = ImageOutcome(
+                target.image,
+                Outcome.GATED,
+                digest=str(result.verdict.predicate["subject"]["digest"]),
+                verdict=result.kind.value,
+                referrer=str(result.referrer.digest),
+                audit_seq=result.audit_seq,
+                aliases=target.aliases,
+                reason=reason,
+                previous=previous,
+            )
+    return [outcomes[n] for n in range(len(chosen))]
 
 
 def _audited(item: ImageOutcome, decisions: dict[Digest, Decision]) -> dict[str, Any]:
@@ -694,8 +886,10 @@ def regate(
     """Gate one image again and put it into the component index, exactly as one image of
     :func:`rescan` is: the entry point of a queued ``scan-gate`` job (:mod:`appliance.fleet`),
     which writes no ``rescan`` record of its own (the run that enqueued it did)."""
+    from appliance.rva.gate import gate  # the scanner and the policy engine, when gating
+
     outcome = _gate_one(
-        home, target, at=at, gate_fn=_default_gate(), now=now, reason=reason, previous=previous
+        home, target, at=at, gate_fn=gate, now=now, reason=reason, previous=previous
     )
     if outcome.outcome is Outcome.GATED and outcome.digest:
         with contextlib.suppress(StellaError, OSError):

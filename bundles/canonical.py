@@ -1,7 +1,8 @@
 """Canonical JSON (RFC 8785, JCS) for everything that is hashed or signed.
 
 Serialization is delegated to the ``rfc8785`` library (ECMAScript number formatting, UTF-16
-key ordering). Parsing of untrusted documents is strict: duplicate keys, NaN/Infinity and
+key ordering), except for values of plain types, which Python's own encoder writes to the same
+bytes (see ``_FAST``). Parsing of untrusted documents is strict: duplicate keys, NaN/Infinity and
 documents over a size limit are refused, because two readers must never disagree about what
 a signed document says.
 """
@@ -30,18 +31,52 @@ def dumps(value: Any) -> bytes:
     ``dumps(loads(dumps(x)))`` is a fixed point and no reader sees another value); any other
     large integer is refused rather than silently rounded.
     """
-    try:
-        return rfc8785.dumps(value)
-    except rfc8785.IntegerDomainError:
+    if _plain(value):
         try:
+            return _FAST.encode(value).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError):
+            pass  # the reference path below says what is wrong
+    try:
+        try:
+            return rfc8785.dumps(value)
+        except rfc8785.IntegerDomainError:
             return rfc8785.dumps(_exact_doubles(value))
-        except rfc8785.CanonicalizationError as e:
-            raise CanonicalJSONError(f"value cannot be written as canonical JSON: {e}") from e
-    except rfc8785.CanonicalizationError as e:
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError) as e:  # a lone surrogate key
         raise CanonicalJSONError(f"value cannot be written as canonical JSON: {e}") from e
 
 
 _SAFE_INT = 2**53 - 1
+
+# For a value of plain types only, Python's own encoder writes exactly the RFC 8785 bytes, in C:
+# its escapes are JCS's (quote, backslash, the short forms of backspace, form feed, newline,
+# return and tab, other control characters as lower-case \u00xx, everything else as is),
+# integers within the safe range print alike, and keys of the Basic Multilingual Plane sort the
+# same by code point as by UTF-16 code unit.
+# Floats (ECMAScript number formatting), large integers, keys beyond U+FFFF and any other type
+# take the reference path (``rfc8785``); tests/bundles/test_canonical.py checks the two agree.
+_FAST: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, check_circular=False
+)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only dicts with string keys below U+10000, lists, tuples,
+    strings, booleans, None and integers within ±(2**53 - 1), each of exactly that type."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or max(key) <= "\uffff"):
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
 
 
 def _exact_doubles(value: Any) -> Any:

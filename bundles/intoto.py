@@ -135,6 +135,9 @@ class Statement:
     predicate_type: str
     predicate: Mapping[str, Any] = field(default_factory=dict)
     unrecognized: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # its canonical bytes, made once (a statement is immutable): signing, digests and
+    # hashing all use them, and an SBOM's statement is large
+    _bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         subjects = tuple(self.subjects)
@@ -158,7 +161,8 @@ class Statement:
         object.__setattr__(self, "subjects", subjects)
         object.__setattr__(self, "predicate", _frozen(self.predicate))
         object.__setattr__(self, "unrecognized", _frozen(self.unrecognized))
-        self.to_bytes()  # fail now, not at signing time, on values JSON cannot carry
+        # fail now, not at signing time, on values JSON cannot carry
+        object.__setattr__(self, "_bytes", self._canonical())
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.unrecognized)
@@ -174,6 +178,9 @@ class Statement:
 
     def to_bytes(self) -> bytes:
         """RFC 8785 canonical JSON: the same statement always gives the same bytes."""
+        return self._bytes
+
+    def _canonical(self) -> bytes:
         try:
             return canonical.dumps(self.to_dict())
         except CanonicalJSONError as e:

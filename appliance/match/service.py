@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from appliance.ecosystems import normalize_name
 from appliance.match.matcher import match
 from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
 from appliance.match.source import Advisory
@@ -144,6 +145,61 @@ class KnowledgeAdvisories:
         if self._ecosystems is None:
             self._ecosystems = self.store.ecosystems(self._snapshot)
         return self._ecosystems
+
+
+class RecordingAdvisories:
+    """An advisory source answering from another one (a memoizing one, shared by every image
+    of a run: each package's records are read and parsed once for all of them) and recording
+    what the matcher asked of it for this one inventory: the (ecosystem, normalized name)
+    package keys and the CVE ids it read KEV, EPSS and ratings for. Those are what a verdict
+    depends on in the knowledge, so the incremental rescan indexes them (appliance/rescan.py).
+    """
+
+    def __init__(self, inner: KnowledgeAdvisories) -> None:
+        self.inner = inner
+        self.keys: set[tuple[str, str]] = set()
+        self.cves: set[str] = set()
+
+    @property
+    def snapshot(self) -> str | None:
+        return self.inner.snapshot
+
+    def _key(self, ecosystem: str, name: str) -> None:
+        self.keys.add((ecosystem, normalize_name(ecosystem, name)))
+
+    def prefetch(self, packages: Iterable[tuple[str, str]]) -> None:
+        asked = list(packages)
+        for ecosystem, name in asked:
+            self._key(ecosystem, name)
+        self.inner.prefetch(asked)
+
+    def advisories(self, ecosystem: str, name: str) -> Sequence[Advisory]:
+        self._key(ecosystem, name)
+        return self.inner.advisories(ecosystem, name)
+
+    def prefetch_cves(self, cves: Iterable[str]) -> None:
+        asked = list(cves)
+        self.cves.update(asked)
+        self.inner.prefetch_cves(asked)
+
+    def cve_records(self, cve: str) -> Sequence[Mapping[str, Any]]:
+        self.cves.add(cve)
+        return self.inner.cve_records(cve)
+
+    def ghsa_records(self, cve: str) -> Sequence[Mapping[str, Any]]:
+        self.cves.add(cve)
+        return self.inner.ghsa_records(cve)
+
+    def kev(self, cve: str) -> Mapping[str, Any] | None:
+        self.cves.add(cve)
+        return self.inner.kev(cve)
+
+    def epss(self, cve: str) -> Mapping[str, Any] | None:
+        self.cves.add(cve)
+        return self.inner.epss(cve)
+
+    def ecosystems(self) -> frozenset[str] | None:
+        return self.inner.ecosystems()
 
 
 def match_inventory(

@@ -12,6 +12,7 @@ with the appliance.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,21 +22,25 @@ from typing import Final
 from appliance import tlog
 from appliance.faults import fault
 from appliance.home import Home
+from appliance.match.matcher import match
 from appliance.match.model import FindingsReport, Inventory
-from appliance.match.service import inventory_of, match_inventory
+from appliance.match.service import KnowledgeAdvisories, inventory_of, match_inventory
+from appliance.match.source import AdvisorySource
 from appliance.notation.service import sign_verdict
 from appliance.policy.bundle import PolicyBundle, PolicyMode
-from appliance.policy.engine import engine_version
+from appliance.policy.engine import CompiledPolicy, engine_version
 from appliance.policy.inputs import AttestationInfo, KnowledgeInfo
 from appliance.rva.evaluate import GateInputs, SubjectInfo, Verdict, VerdictKind, evaluate
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.scanner.image import ImageRef, InputKind
 from appliance.scanner.jobs import ScanBounds, ScanLimitError, StoppedScan, scan_bounded
 from appliance.scanner.result import ScanResult
+from appliance.scanner.service import audit_scan, collection_paused
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import attach_attestation, attach_evidence, attestations
 from appliance.store import has_knowledge, open_knowledge, open_state
 from appliance.store.audit import AuditAction, AuditLog, os_actor
+from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
 from appliance.vex.model import VexStatement, format_time
@@ -240,56 +245,160 @@ def read_snapshot(store: KnowledgeStore, scan: ScanResult | None) -> SnapshotRea
     )
 
 
+class GateSession:
+    """What every image gated in one run shares, opened and read once: the knowledge store and
+    its active snapshot (the vendor statements it carries, and one advisory cache that every
+    image's match reads, so each package's records are parsed once per run), the stored VEX
+    statements, the policy (compiled once), the OCI layout and the transparency logs trusted.
+    ``stella gate`` opens one per image; ``stella rescan`` one per run. Close it (or use
+    ``with``)."""
+
+    def __init__(self, home: Home, *, policy_dir: Path | None = None) -> None:
+        self.home = home
+        self.statements: tuple[VexStatement, ...] = tuple(stored_statements(home))
+        self.store: KnowledgeStore | None = None
+        self.snapshot: Digest | None = None
+        self.info: KnowledgeInfo | None = None
+        self.vendor: tuple[VexStatement, ...] = ()
+        self.problems: tuple[tuple[str, str], ...] = ()
+        self.source: KnowledgeAdvisories | None = None
+        if has_knowledge(home):
+            self.store = open_knowledge(home)
+        try:
+            if self.store is not None:
+                self.snapshot = self.store.active()
+            if self.store is not None and self.snapshot is not None:
+                snapshot = self.snapshot
+                row = next(r for r in self.store.snapshots() if r.digest == snapshot)
+                self.info = KnowledgeInfo(
+                    str(snapshot), f"{row.channel}/{row.sequence}", row.created
+                )
+                vendor, problems = snapshot_statements(self.store, snapshot)
+                self.vendor, self.problems = tuple(vendor), tuple(problems)
+                self.source = KnowledgeAdvisories(self.store, snapshot)
+            self.policy = choose_policy(policy_dir, self.store, self.snapshot)
+            self.compiled = CompiledPolicy(self.policy)
+        except BaseException:
+            self.close()
+            raise
+        self.layout = _store_layout(home)
+        self.own = home.public_key().keyid
+        self.logs = tuple(tlog.trusted_logs(home))
+        self.witnesses = tuple(tlog.witnesses(home))
+
+    def close(self) -> None:
+        compiled = getattr(self, "compiled", None)
+        if compiled is not None:
+            compiled.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def __enter__(self) -> GateSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reading(
+        self, scan: ScanResult | None, source: AdvisorySource | None = None
+    ) -> SnapshotReading | None:
+        """What the active snapshot says of ``scan`` (as :func:`read_snapshot`), matched
+        through ``source`` (by default the session's shared advisory cache); no scan (a
+        stopped one, whose packages are unknown) matches nothing."""
+        if self.snapshot is None or self.info is None or self.source is None:
+            return None
+        inventory = inventory_of(scan) if scan is not None else Inventory.of(())
+        with collection_paused():
+            report = match(inventory, source or self.source)
+        return SnapshotReading(
+            snapshot=self.snapshot,
+            info=self.info,
+            report=report,
+            vendor=self.vendor,
+            problems=self.problems,
+        )
+
+    def prepare(
+        self,
+        scan: ScanResult | StoppedScan,
+        *,
+        at: datetime,
+        source: AdvisorySource | None = None,
+    ) -> tuple[GateInputs, Descriptor]:
+        """Read everything the decision needs (steps 2 and 3 of the gate). A stopped scan
+        gives no SBOM and no findings, and its bound is an input of the verdict."""
+        scanned = scan if isinstance(scan, ScanResult) else None
+        descriptor = subject_descriptor(self.home, scan)
+        subject = SubjectInfo(
+            name=scan.name,
+            digest=str(descriptor.digest),
+            media_type=descriptor.media_type,
+            size=descriptor.size,
+            platform=scan.platform or "",
+            index_digest=str(scan.index_digest) if scan.index_digest else None,
+        )
+        statements: list[VexStatement] = list(self.statements)
+        notes: list[tuple[str, str]] = [
+            (f"file:{u.path}", u.reason) for u in (scanned.unknowns if scanned else ())
+        ]
+        reading = self.reading(scanned, source)
+        if reading is not None:
+            statements.extend(reading.vendor)
+            notes.extend((f"openvex:{rid}", why) for rid, why in reading.problems)
+        inputs = GateInputs(
+            subject=subject,
+            at=at,
+            policy=self.policy,
+            report=reading.report if reading else None,
+            statements=tuple(statements),
+            knowledge=reading.info if reading else None,
+            sbom=scanned.sbom_bytes() if scanned else None,
+            attestations=attached_attestations(
+                self.layout, descriptor.digest, self.own, self.logs, self.witnesses
+            ),
+            notes=tuple(notes),
+            image_names=tuple(n for n in (scan.tag or "",) if n),
+            scan_limit=scan.to_dict() if isinstance(scan, StoppedScan) else None,
+        )
+        return inputs, descriptor
+
+    def decide(
+        self,
+        scan: ScanResult | StoppedScan,
+        *,
+        at: datetime,
+        source: AdvisorySource | None = None,
+        record_scan: bool = False,
+    ) -> Decided:
+        """Prepare and evaluate one scanned image: its verdict, not yet signed or stored.
+        With ``record_scan`` the scan's audit record is written with the verdict's (the scan
+        was made with ``audit=False``)."""
+        inputs, descriptor = self.prepare(scan, at=at, source=source)
+        verdict = evaluate(inputs, self.compiled)
+        recorded = scan if record_scan and isinstance(scan, ScanResult) else None
+        return Decided(inputs, verdict, descriptor, recorded)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """One image's verdict, decided and not yet signed, attached or recorded; ``scan`` is
+    the scan it was decided from when its audit record is still to be written with the
+    verdict's."""
+
+    inputs: GateInputs
+    verdict: Verdict
+    descriptor: Descriptor
+    scan: ScanResult | None = None
+
+
 def prepare(
     home: Home, scan: ScanResult | StoppedScan, *, at: datetime, policy_dir: Path | None
 ) -> tuple[GateInputs, Descriptor]:
     """Read everything the decision needs from the stores (steps 2 and 3 of the gate). A
     stopped scan gives no SBOM and no findings, and its bound is an input of the verdict."""
-    scanned = scan if isinstance(scan, ScanResult) else None
-    descriptor = subject_descriptor(home, scan)
-    subject = SubjectInfo(
-        name=scan.name,
-        digest=str(descriptor.digest),
-        media_type=descriptor.media_type,
-        size=descriptor.size,
-        platform=scan.platform or "",
-        index_digest=str(scan.index_digest) if scan.index_digest else None,
-    )
-    statements: list[VexStatement] = stored_statements(home)
-    notes: list[tuple[str, str]] = [
-        (f"file:{u.path}", u.reason) for u in (scanned.unknowns if scanned else ())
-    ]
-    reading: SnapshotReading | None = None
-    store: KnowledgeStore | None = None
-    if has_knowledge(home):
-        store = open_knowledge(home)
-    try:
-        reading = read_snapshot(store, scanned) if store is not None else None
-        if reading is not None:
-            statements.extend(reading.vendor)
-            notes.extend((f"openvex:{rid}", why) for rid, why in reading.problems)
-        policy = choose_policy(policy_dir, store, reading.snapshot if reading else None)
-    finally:
-        if store is not None:
-            store.close()
-    layout = _store_layout(home)
-    own = home.public_key().keyid
-    inputs = GateInputs(
-        subject=subject,
-        at=at,
-        policy=policy,
-        report=reading.report if reading else None,
-        statements=tuple(statements),
-        knowledge=reading.info if reading else None,
-        sbom=scanned.sbom_bytes() if scanned else None,
-        attestations=attached_attestations(
-            layout, descriptor.digest, own, tlog.trusted_logs(home), tlog.witnesses(home)
-        ),
-        notes=tuple(notes),
-        image_names=tuple(n for n in (scan.tag or "",) if n),
-        scan_limit=scan.to_dict() if isinstance(scan, StoppedScan) else None,
-    )
-    return inputs, descriptor
+    with GateSession(home, policy_dir=policy_dir) as session:
+        return session.prepare(scan, at=at)
 
 
 def sign_and_attach(
@@ -305,71 +414,148 @@ def sign_and_attach(
     """Steps 5 and 6: sign the RVA (and the SBOM as a CycloneDX attestation), store both and
     the evidence as referrers of the image, index the verdict and append the audit record
     (naming ``actor``, by default the OS user running ``stella gate``)."""
-    subject = Subject.of(inputs.subject.name, descriptor.digest)
-    statement = Statement((subject,), PREDICATE_TYPE, verdict.predicate)
-    signing = [statement]
-    if inputs.sbom is not None:
-        sbom_statement = Statement(
-            (subject,), CYCLONEDX_PREDICATE, canonical.loads(inputs.sbom, source="SBOM")
-        )
-        signing.append(sbom_statement)
-    bundle, *sbom_bundles = sign_and_log(home, signing, key, now=now)  # logged before attached
+    decided = Decided(inputs, verdict, descriptor)
+    return sign_and_attach_many(home, [decided], key=key, now=now, actor=actor)[0]
+
+
+Recorded = Callable[[Database, Decided, "GateResult"], None]
+
+
+def sign_and_attach_many(
+    home: Home,
+    decided: Sequence[Decided],
+    *,
+    key: Signer,
+    now: datetime,
+    actor: str | None = None,
+    layout: OCILayout | None = None,
+    also: Recorded | None = None,
+) -> list[GateResult]:
+    """Steps 5 and 6 for several images at once, as :func:`sign_and_attach` for each: every
+    statement signed, then put into the transparency log in one durable append (each entry
+    with its own inclusion proof), every referrer attached with one ``index.json`` rewrite,
+    then every verdict row with its audit record (and the scan's, for a :class:`Decided` that
+    carries its scan; and what ``also`` writes) in one state transaction: a crash before it
+    commits leaves none of these images recorded, after it all of them, never half an image.
+    """
+    if not decided:
+        return []
+    statements: list[Statement] = []
+    places: list[tuple[int, int | None]] = []  # each image's RVA and SBOM statement
+    for item in decided:
+        subject = Subject.of(item.inputs.subject.name, item.descriptor.digest)
+        rva = len(statements)
+        statements.append(Statement((subject,), PREDICATE_TYPE, item.verdict.predicate))
+        sbom: int | None = None
+        if item.inputs.sbom is not None:
+            sbom = len(statements)
+            # the scan's own canonical bytes, not a document from outside: parsed without the
+            # strict reader's duplicate-key hook, which costs more than the rest of the parse
+            sbom_doc = json.loads(item.inputs.sbom)
+            statements.append(Statement((subject,), CYCLONEDX_PREDICATE, sbom_doc))
+        places.append((rva, sbom))
+    bundles = sign_and_log(home, statements, key, now=now)  # logged before attached
     fault("gate.after-log")
-    created = format_time(inputs.at)
-    layout = _store_layout(home)
-    referrer = attach_attestation(layout, descriptor, bundle, PREDICATE_TYPE, created)
-    sign_verdict(home, layout, referrer, key, now)  # a Notary Project signature too, when on
-    fault("gate.after-attach")
-    evidence = attach_evidence(layout, descriptor, verdict.evidence, created)
-    sbom_referrer = None
-    for sbom_bundle in sbom_bundles:
-        sbom_referrer = attach_attestation(
-            layout, descriptor, sbom_bundle, CYCLONEDX_PREDICATE, created
-        )
-    predicate = verdict.predicate
+    layout = layout if layout is not None else _store_layout(home)
+    attached: list[tuple[int, Descriptor, Descriptor, Descriptor | None]] = []
+    with layout.batch():
+        for item, (rva, sbom) in zip(decided, places, strict=True):
+            created = format_time(item.inputs.at)
+            referrer = attach_attestation(
+                layout, item.descriptor, bundles[rva], PREDICATE_TYPE, created
+            )
+            sign_verdict(home, layout, referrer, key, now)  # a Notary Project signature too
+            fault("gate.after-attach")
+            evidence = attach_evidence(layout, item.descriptor, item.verdict.evidence, created)
+            sbom_referrer = None
+            if sbom is not None:
+                sbom_referrer = attach_attestation(
+                    layout, item.descriptor, bundles[sbom], CYCLONEDX_PREDICATE, created
+                )
+            attached.append((rva, referrer, evidence, sbom_referrer))
     fault("gate.before-record")
+    results: list[GateResult] = []
     with open_state(home) as db:
         verdicts, log = VerdictStore(db), AuditLog(db, key=key)
-        with db.transaction("record a verdict"):  # the index row and its audit record
-            record = log.append(
-                AuditAction.GATE,
-                str(descriptor.digest),
-                actor=actor or os_actor("gate"),
-                time=now,
-                inputs={
-                    "image": inputs.subject.name,
-                    "evaluationTime": predicate["evaluationTime"],
-                    "policy": predicate["policy"],
-                    "knowledgeSnapshot": predicate["knowledgeSnapshot"],
-                    "evidence": predicate["evidence"],
-                },
-                versions={"stella": __version__, "policyEngine": engine_version()},
-                result={
-                    "verdict": verdict.verdict.value,
-                    "reasonCodes": predicate["reasonCodes"],
-                    "statement": str(statement.digest()),
-                    "referrer": str(referrer.digest),
-                    "tlog": _logged(bundle),
-                },
-                rule_digest=str(inputs.policy.digest),
-            )
-            snapshot = predicate["knowledgeSnapshot"]
-            verdicts.add(
-                VerdictRow(
-                    subject=str(descriptor.digest),
-                    name=inputs.subject.name,
-                    verdict=verdict.verdict.value,
-                    evaluation_time=predicate["evaluationTime"],
-                    policy=str(inputs.policy.digest),
-                    snapshot=snapshot["digest"] if snapshot else None,
-                    predicate=str(Digest.of_bytes(verdict.predicate_bytes)),
-                    bundle=str(Digest.of_bytes(bundle)),
-                    referrer=str(referrer.digest),
-                    reason_codes=tuple(predicate["reasonCodes"]),
-                    audit_seq=record.seq,
+        with db.transaction("record verdicts"):  # the index rows and their audit records
+            for item, (rva, referrer, evidence, sbom_referrer) in zip(
+                decided, attached, strict=True
+            ):
+                if item.scan is not None:
+                    audit_scan(log, item.scan, now)
+                result = _record(
+                    verdicts,
+                    log,
+                    item,
+                    statements[rva],
+                    bundles[rva],
+                    referrer,
+                    evidence,
+                    sbom_referrer,
+                    actor=actor,
+                    now=now,
                 )
-            )
+                if also is not None:
+                    also(db, item, result)
+                results.append(result)
     fault("gate.after-record")
+    return results
+
+
+def _record(
+    verdicts: VerdictStore,
+    log: AuditLog,
+    item: Decided,
+    statement: Statement,
+    bundle: bytes,
+    referrer: Descriptor,
+    evidence: Descriptor,
+    sbom_referrer: Descriptor | None,
+    *,
+    actor: str | None,
+    now: datetime,
+) -> GateResult:
+    """One verdict's audit record and index row (inside the caller's transaction)."""
+    inputs, verdict, descriptor = item.inputs, item.verdict, item.descriptor
+    predicate = verdict.predicate
+    record = log.append(
+        AuditAction.GATE,
+        str(descriptor.digest),
+        actor=actor or os_actor("gate"),
+        time=now,
+        inputs={
+            "image": inputs.subject.name,
+            "evaluationTime": predicate["evaluationTime"],
+            "policy": predicate["policy"],
+            "knowledgeSnapshot": predicate["knowledgeSnapshot"],
+            "evidence": predicate["evidence"],
+        },
+        versions={"stella": __version__, "policyEngine": engine_version()},
+        result={
+            "verdict": verdict.verdict.value,
+            "reasonCodes": predicate["reasonCodes"],
+            "statement": str(statement.digest()),
+            "referrer": str(referrer.digest),
+            "tlog": _logged(bundle),
+        },
+        rule_digest=str(inputs.policy.digest),
+    )
+    snapshot = predicate["knowledgeSnapshot"]
+    verdicts.add(
+        VerdictRow(
+            subject=str(descriptor.digest),
+            name=inputs.subject.name,
+            verdict=verdict.verdict.value,
+            evaluation_time=predicate["evaluationTime"],
+            policy=str(inputs.policy.digest),
+            snapshot=snapshot["digest"] if snapshot else None,
+            predicate=str(Digest.of_bytes(verdict.predicate_bytes)),
+            bundle=str(Digest.of_bytes(bundle)),
+            referrer=str(referrer.digest),
+            reason_codes=tuple(predicate["reasonCodes"]),
+            audit_seq=record.seq,
+        )
+    )
     return GateResult(
         verdict=verdict,
         bundle=bundle,
@@ -420,6 +606,9 @@ def gate(
     except ScanLimitError as e:
         scan = e.stopped
     fault("gate.after-scan")
-    inputs, descriptor = prepare(home, scan, at=at, policy_dir=policy_dir)
-    verdict = evaluate(inputs)
-    return sign_and_attach(home, inputs, verdict, descriptor, key=key, now=now(), actor=actor)
+    with GateSession(home, policy_dir=policy_dir) as session:
+        decided = session.decide(scan, at=at)
+        (result,) = sign_and_attach_many(
+            home, [decided], key=key, now=now(), actor=actor, layout=session.layout
+        )
+    return result

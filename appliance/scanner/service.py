@@ -36,7 +36,7 @@ from appliance.scanner.result import Evidence, FoundPackage, ScanResult
 from appliance.scanner.squash import origin_layers, package_key, squash
 from appliance.scanner.walk import over_cap, walk_blob, walk_rootfs
 from appliance.store import record_decision
-from appliance.store.audit import AuditAction
+from appliance.store.audit import AuditAction, AuditLog, AuditRecord, os_actor
 from bundles import __version__, limits
 from bundles.digest import Digest
 from bundles.errors import StellaError
@@ -349,24 +349,41 @@ def result_from_cache(
     )
 
 
+def _scan_fields(result: ScanResult) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A scan's audit record: its subject, inputs and result."""
+    subject = str(result.manifest_digest or result.config_digest or result.ref)
+    inputs = {
+        "image": result.ref,
+        "layers": [str(layer.digest) for layer in result.layers],
+        "analyzers": dict(sorted(result.analyzers.items())),
+        "scanner": __version__,
+    }
+    outcome = {
+        "sbom": str(result.sbom_digest()),
+        "packages": len(result.packages),
+        "unknowns": len(result.unknowns),
+    }
+    return subject, inputs, outcome
+
+
 def record_scan(home: Home, result: ScanResult, time: datetime) -> None:
     """The scan's audit record (what ``scan_image`` appends with ``audit``)."""
-    subject = str(result.manifest_digest or result.config_digest or result.ref)
+    subject, inputs, outcome = _scan_fields(result)
     record_decision(
-        home,
+        home, AuditAction.SCAN, subject, command="scan", time=time, inputs=inputs, result=outcome
+    )
+
+
+def audit_scan(log: AuditLog, result: ScanResult, time: datetime) -> AuditRecord:
+    """The scan's audit record, appended to ``log`` (inside its caller's transaction: the
+    rescan records a scan together with the verdict made from it)."""
+    subject, inputs, outcome = _scan_fields(result)
+    return log.append(
         AuditAction.SCAN,
         subject,
-        command="scan",
+        actor=os_actor("scan"),
         time=time,
-        inputs={
-            "image": result.ref,
-            "layers": [str(layer.digest) for layer in result.layers],
-            "analyzers": dict(sorted(result.analyzers.items())),
-            "scanner": __version__,
-        },
-        result={
-            "sbom": str(result.sbom_digest()),
-            "packages": len(result.packages),
-            "unknowns": len(result.unknowns),
-        },
+        inputs=inputs,
+        versions={"stella": __version__},
+        result=outcome,
     )

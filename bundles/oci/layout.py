@@ -22,7 +22,7 @@ import errno
 import io
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,16 +205,29 @@ class Staging:
         self._pending.clear()
 
 
+_ENTRIES: dict[Path, tuple[bytes, tuple[Descriptor, ...]]] = {}
+"""The descriptors of the ``index.json`` bytes last parsed, per layout directory."""
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What a :meth:`OCILayout.batch` block has stored: directories to sync, referrers to list."""
+
+    dirs: set[Path]
+    referrers: list[Descriptor]
+
+
 class OCILayout:
     """An OCI image layout directory. Use :meth:`init` to create one, :meth:`open` to read one."""
 
-    __slots__ = ("_memo", "_reclaimed", "path")
+    __slots__ = ("_batch", "_memo", "_reclaimed", "path")
 
     def __init__(self, path: Path) -> None:
         """Open the layout at ``path``, checking that it is one (same as :meth:`open`)."""
         self.path = Path(path)
         self._memo: Graph | None = None
         self._reclaimed = False
+        self._batch: _Batch | None = None
         self._check()
 
     # ---------------------------------------------------------------- creation and opening
@@ -360,6 +373,9 @@ class OCILayout:
                 f"blob of declared size {size} refused by {self.path}: the limit is {limit} bytes",
                 hint="raise the limit only for inputs you expect to be this large",
             )
+        if expected is None and isinstance(data, bytes) and len(data) <= limit:
+            # known bytes: a blob already stored is not written, synced and dropped again
+            expected = Digest.of_bytes(data)
         if expected is not None and self.has_blob(expected):
             existing = self.blob_size(expected)
             if size is not None and size != existing:
@@ -435,7 +451,10 @@ class OCILayout:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(FILE_MODE)
         os.replace(tmp, target)
-        fsync_dir(target.parent)
+        if self._batch is not None:
+            self._batch.dirs.add(target.parent)
+        else:
+            fsync_dir(target.parent)
 
     def blob_sink(
         self,
@@ -504,14 +523,46 @@ class OCILayout:
         stored = self.put_blob(raw, media_type=media_type, limit=MAX_MANIFEST_SIZE)
         descriptor = Descriptor(media_type, stored.digest, stored.size, artifact_type=artifact_type)
         if manifest.subject is not None:
-
-            def add_referrer(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-                if any(e.get("digest") == str(descriptor.digest) for e in entries):
-                    return entries
-                return [*entries, descriptor.to_dict()]
-
-            self._update_index(add_referrer)
+            if self._batch is not None:
+                self._batch.referrers.append(descriptor)
+            else:
+                self._add_referrers([descriptor])
         return descriptor
+
+    def _add_referrers(self, descriptors: Sequence[Descriptor]) -> None:
+        """List referrer manifests in ``index.json`` (those already listed once)."""
+
+        def add(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            listed = {e.get("digest") for e in entries}
+            added = []
+            for d in descriptors:
+                if str(d.digest) not in listed:
+                    listed.add(str(d.digest))
+                    added.append(d.to_dict())
+            return [*entries, *added] if added else entries
+
+        self._update_index(add)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Store many blobs and referrers with one ``index.json`` rewrite: inside the block,
+        blobs enter ``blobs/`` as usual (each file synced) but their directory is synced once,
+        and referrer manifests are listed in ``index.json`` together when the block ends,
+        after every blob is durable. A block left by an error lists nothing: what it stored is
+        unreferenced, as after a writer killed before listing. Referrers stored inside the block
+        are not yet found by :meth:`referrers`."""
+        if self._batch is not None:  # nested: the outer block lists everything
+            yield
+            return
+        batch = self._batch = _Batch(set(), [])
+        try:
+            yield
+        finally:
+            self._batch = None
+            for directory in sorted(batch.dirs):
+                fsync_dir(directory)
+        if batch.referrers:
+            self._add_referrers(batch.referrers)
 
     def get_manifest(
         self, ref: Digest | Descriptor, media_type: str | None = None
@@ -592,7 +643,7 @@ class OCILayout:
 
     # ---------------------------------------------------------------- index.json and tags
 
-    def _read_index(self) -> tuple[bytes, dict[str, Any]]:
+    def _index_bytes(self) -> bytes:
         path = self.path / "index.json"
         try:
             data = path.read_bytes() if path.stat().st_size <= INDEX_LIMIT else None
@@ -600,6 +651,12 @@ class OCILayout:
             raise OCILayoutError(f"{path}: cannot read: {e.strerror}") from e
         if data is None:
             raise SizeLimitError(f"{path} is over the size limit of {INDEX_LIMIT} bytes")
+        return data
+
+    def _read_index(self, data: bytes | None = None) -> tuple[bytes, dict[str, Any]]:
+        path = self.path / "index.json"
+        if data is None:
+            data = self._index_bytes()
         try:
             doc = canonical.loads(data, limit=INDEX_LIMIT, source=str(path))
         except CanonicalJSONError as e:
@@ -622,8 +679,17 @@ class OCILayout:
         )
 
     def entries(self) -> tuple[Descriptor, ...]:
-        """Every descriptor in ``index.json``, tagged or not, in file order."""
-        return self._descriptors(self._read_index()[1])
+        """Every descriptor in ``index.json``, tagged or not, in file order. The bytes are read
+        each time; they are parsed again only when they changed since this process last parsed
+        this layout's ``index.json`` (a store of thousands of images and their referrers is
+        resolved once per image by a rescan)."""
+        data = self._index_bytes()
+        known = _ENTRIES.get(self.path)
+        if known is not None and known[0] == data:
+            return known[1]
+        found = self._descriptors(self._read_index(data)[1])
+        _ENTRIES[self.path] = (data, found)
+        return found
 
     def _update_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
         """Read-modify-write ``index.json`` under the layout lock; unknown fields are kept."""
@@ -780,13 +846,17 @@ class OCILayout:
         """The manifest graph of the current ``index.json``: from the cache when it was computed
         from these exact ``index.json`` bytes, else refreshed (and the cache rewritten, if the
         layout is writable). ``reuse=False`` re-reads every manifest."""
-        data, doc = self._read_index()
+        data = self._index_bytes()
+        memo = self._memo
+        if reuse and memo is not None and memo.index_digest == Digest.of_bytes(data):
+            return memo  # made by this object from these very bytes, checked then
+        data, doc = self._read_index(data)
         graph, computed = self._refresh_graph(data, doc, persist=False, reuse=reuse)
         if not computed:
             return graph
         try:
             with self._lock():
-                current, _ = self._read_index()
+                current = self._index_bytes()
                 if current == data:
                     self._save_graph(graph)
         except OSError as e:

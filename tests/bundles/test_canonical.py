@@ -9,6 +9,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -125,6 +126,57 @@ def test_round_trip_is_a_fixed_point(value: object) -> None:
     data = canonical.dumps(value)
     assert canonical.dumps(canonical.loads(data)) == data
     assert canonical.is_canonical(data)
+
+
+# any code point, lone surrogates and control characters included; keys on both sides of the
+# places where code point and UTF-16 order part (U+E000-U+FFFF against U+10000 and up)
+any_text = st.text(st.characters(blacklist_categories=()), max_size=8) | st.sampled_from(
+    ["\ue000", "\uffff", "\U00010000", "\U0001f600", "a\x7f", "\u2028", "\x00\x1f"]
+)
+wide_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | any_text,
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.dictionaries(any_text, inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+def reference(value: object) -> bytes | None:
+    """The bytes the ``rfc8785`` library writes (large integers as their exact double), or
+    None when it refuses the value."""
+    try:
+        return rfc8785.dumps(value)  # type: ignore[arg-type]
+    except rfc8785.IntegerDomainError:
+        try:
+            return rfc8785.dumps(canonical._exact_doubles(value))
+        except (rfc8785.CanonicalizationError, CanonicalJSONError, UnicodeEncodeError):
+            return None
+    except (rfc8785.CanonicalizationError, UnicodeEncodeError):
+        return None
+
+
+@given(wide_values)
+def test_plain_values_are_written_as_the_reference_writes_them(value: object) -> None:
+    expected = reference(value)
+    if expected is None:
+        with pytest.raises(CanonicalJSONError):
+            canonical.dumps(value)
+    else:
+        assert canonical.dumps(value) == expected
+
+
+def test_keys_sort_by_utf16_also_between_the_planes() -> None:
+    value = {"\U0001f600": 1, "\uffff": 2, "\ue000": 3, "a": 4}
+    assert canonical.dumps(value) == reference(value)
+    # U+1F600 is the surrogate pair D83D DE00: before U+E000 by code unit, after it by code point
+    assert canonical.dumps(value).decode() == '{"a":4,"\U0001f600":1,"\ue000":3,"\uffff":2}'
 
 
 @given(st.dictionaries(st.text(), json_scalars, max_size=8), st.randoms())

@@ -1,4 +1,5 @@
-"""kill -9 at every named step of ``stella import``, ``stella gate`` and ``stella vex add``.
+"""kill -9 at every named step of ``stella import``, ``stella gate``, ``stella rescan`` and
+``stella vex add``.
 
 ``STELLA_FAULT=STEP`` makes the command kill itself with SIGKILL at that step (appliance/faults.py),
 so every step is interrupted deterministically. After each kill: the snapshot list, the audit
@@ -109,10 +110,15 @@ def _vex(world: World) -> tuple[Path, list[str]]:
     ]  # fmt: skip
 
 
+def _rescan(world: World) -> tuple[Path, list[str]]:
+    return world.loaded, ["rescan", "--at", AT]
+
+
 COMMANDS: dict[str, Callable[[World], tuple[Path, list[str]]]] = {
     "import": _import,
     "gate": _gate,
     "vex": _vex,
+    "rescan": _rescan,
 }
 
 
@@ -129,7 +135,7 @@ class Outcome:
 def outcomes(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     root = tmp_path_factory.mktemp("killed")
     baselines = {name: state(COMMANDS[name](world)[0], doctor=True) for name in ("import", "gate")}
-    baselines["vex"] = baselines["gate"]
+    baselines["vex"] = baselines["rescan"] = baselines["gate"]
 
     def one(step: str) -> tuple[str, Outcome]:
         command = step.split(".")[0]
@@ -138,7 +144,7 @@ def outcomes(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         shutil.copytree(template, home)
         # The policy engine embeds Go, whose runtime reserves (never touches) more address
         # space than the usual cap: the gate's runs are bounded by peak RSS alone.
-        room = 64 << 30 if command == "gate" else AS_LIMIT
+        room = 64 << 30 if command in ("gate", "rescan") else AS_LIMIT
         killed = run("stella", *args, home=home, env={faults.ENV: step}, as_limit=room)
         after = state(home, doctor=True)
         rerun = run("stella", "--json", *args, home=home, as_limit=room)
