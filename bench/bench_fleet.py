@@ -1,6 +1,6 @@
 """Benchmark: two workers draining the queue in PostgreSQL, N stored images to gate.
 
-Usage: python bench/bench_fleet.py [--images N] [--workers W] [--feeds DIR]
+Usage: python bench/bench_fleet.py [--images N (300)] [--workers W (2)] [--feeds DIR]
 A home is made with the knowledge of bench/data/feeds (every OSV feed, the Debian tracker,
 KEV, EPSS) as one snapshot, and the fixture images (.cache/images: app, appliance, minbase)
 loaded and gated once (which fills the layer cache, as any image's first gate does). The N
@@ -69,7 +69,7 @@ def variants(home: Home, names: list[str], count: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1_000)
+    parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--feeds", type=Path, default=REPO / "bench" / "data" / "feeds")
     args = parser.parse_args()

@@ -25,7 +25,19 @@ README: Final = REPO / "README.md"
 BEGIN: Final = "<!-- figures:begin (made by bench/figures.py from bench/results; do not edit) -->"
 END: Final = "<!-- figures:end -->"
 #: The order of the benchmarks in the table; a result file not named here comes last.
-ORDER: Final = ("snapshot", "bundle", "scan", "match", "gate", "images", "serve", "tui", "hostile")
+ORDER: Final = (
+    "snapshot",
+    "bundle",
+    "scan",
+    "match",
+    "gate",
+    "images",
+    "serve",
+    "tui",
+    "hostile",
+    "postgres",
+    "fleet",
+)
 
 
 @dataclass(frozen=True, slots=True)
