@@ -165,6 +165,7 @@ def main() -> int:
         return 0
     signal.signal(signal.SIGXCPU, _on_xcpu)
     try:
+        confine(request.get("boundary"))
         data = json.dumps(scan(request), separators=(",", ":")).encode()
     except BaseException as e:  # every ending is reported to the parent, none is lost
         data = _failure(e)
@@ -174,6 +175,18 @@ def main() -> int:
     except MemoryError:
         os._exit(EXIT_MEMORY)
     return 0
+
+
+def confine(boundary: dict[str, Any] | None) -> None:
+    """Put this process behind the parent's tenant boundary (appliance/tenancy.py) before
+    the scan opens anything: a tenant's scan reaches only what the tenant may."""
+    if boundary is None:
+        return
+    from pathlib import Path
+
+    from appliance import tenancy
+
+    tenancy.confine(tenancy.Boundary.of(Path(boundary["base"]), boundary["tenant"]))
 
 
 def _failure(error: BaseException) -> bytes:

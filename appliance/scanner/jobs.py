@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from appliance import tenancy
 from appliance.home import Home
 from appliance.scanner.cache import LayerCache, analyzers_key
 from appliance.scanner.image import ImageRef, OpenedImage, open_image
@@ -615,6 +616,9 @@ def scan_bounded(
                 "cache": opened.db.where if opened is not None else None,  # always a file
                 "analyzers": list(registry.names()),
                 "rlimits": bounds.rlimits(),
+                # a fresh interpreter is behind no boundary: the child confines itself to the
+                # one this process is behind (a tenant's), before it opens anything
+                "boundary": _boundary_of(tenancy.current()),
             }
             with scan_slot(home, bounds):
                 outcome = run_child(request, bounds)
@@ -689,3 +693,10 @@ def _store(cache: LayerCache, image: OpenedImage, doc: Mapping[str, Any]) -> Non
         if raw is not None:
             cache.put(layer.digest, key, LayerRecord.from_dict(raw))
     cache.put_image(image_key(image, IMAGE_REGISTRY), key, doc["result"])
+
+
+def _boundary_of(boundary: tenancy.Boundary | None) -> dict[str, str | None] | None:
+    """The boundary a scan's child process confines itself to (None: none)."""
+    if boundary is None:
+        return None
+    return {"base": str(boundary.base), "tenant": boundary.tenant}

@@ -93,7 +93,7 @@ def test_the_detail_shows_the_chain_note_and_suggestion() -> None:
     assert "=> /app/main.py" in text
     assert "=> yaml.load" in text
     assert "SessionRedirectMixin.rebuild_auth" in text  # the note
-    assert "a static chain from the entrypoint names the vulnerable code" in text
+    assert "a chain from the entrypoint reaches the vulnerable code" in text
     plain = suggested()
     console = Console(width=140, record=True, color_system=None)
     console.print(finding_text(plain))
