@@ -158,6 +158,7 @@ def start_server(parent: Path) -> PostgresServer:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_end_with_parent,
         )
     server = PostgresServer(root=root, port=port, process=process)
     deadline = time.monotonic() + _START_TIMEOUT
@@ -174,6 +175,15 @@ def start_server(parent: Path) -> PostgresServer:
         time.sleep(0.05)
     atexit.register(server.stop)
     return server
+
+
+def _end_with_parent() -> None:
+    """In the server's process before it starts: a test process killed before its exit
+    handlers run takes its server with it (Linux's parent-death signal)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _accepts(server: PostgresServer) -> bool:
