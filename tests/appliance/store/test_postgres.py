@@ -162,6 +162,22 @@ def test_the_component_index_replaces_an_entry_whole(open_db: Opener) -> None:
     assert index.cves_of("sha256:a") == frozenset({"CVE-2"})
     assert index.images()["sha256:a"].snapshot == "s2"
     assert index.images()["sha256:b"].snapshot is None
+    assert not index.images()["sha256:a"].probed  # no versions given: selected by key
+
+    # versions: each key's probes, read back by key and by subject, replaced whole
+    probes = [
+        ("PyPI", "requests", "2.19.0", False, None),
+        ("Red Hat:9", "nodejs", "1:20.1-1", True, "nodejs:20"),
+    ]
+    index.put("sha256:c", snapshot="s2", vex="v", indexed="t", keys=[], cves=[], probes=probes)
+    index.put("sha256:d", snapshot="s2", vex="v", indexed="t", keys=[], cves=[], probes=probes[:1])
+    assert index.images()["sha256:c"].probed
+    assert index.keys_of("sha256:c") == {("PyPI", "requests"), ("Red Hat:9", "nodejs")}
+    assert index.probes_of("sha256:c") == frozenset(probes)
+    assert index.probes([("PyPI", "requests")]) == {probes[0]: {"sha256:c", "sha256:d"}}
+    index.put("sha256:c", snapshot="s3", vex="v", indexed="t", keys=[], cves=[], probes=[])
+    assert index.probes_of("sha256:c") == frozenset()
+    assert index.images()["sha256:c"].probed
 
 
 def test_the_audit_log_filters_and_limits_alike(open_db: Opener) -> None:
