@@ -13,8 +13,10 @@ Only an image that could not be gated at all makes the run fail.
 Incremental by default: an image is gated again only when something its verdict depends on
 changed since its latest verdict (``--all`` gates every image). The knowledge delta between
 the snapshot of its latest verdict and the active one (:mod:`appliance.store.delta`) gives the
-package keys and CVE ids that changed; the component index (:mod:`appliance.store.components`,
-filled here after each gate) says which images asked for them. A changed policy digest, a
+package keys and CVE ids that changed, and each changed OSV record's bodies; the component
+index (:mod:`appliance.store.components`, filled here after each gate) says which images
+asked for them and at which versions, and a changed record selects an image only when its
+old or new body concerns a version the image holds (:func:`touched`). A changed policy digest, a
 change to the stored VEX statements, or a VEX statement (an exception) that took effect or
 expired between the image's last evaluation time and this one gates the image again; so does
 anything the index cannot vouch for (never gated, not indexed, indexed under another snapshot
