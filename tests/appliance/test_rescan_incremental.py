@@ -268,8 +268,39 @@ def test_delta_of_unchanged_and_changed_datasets(tmp_path: Path) -> None:
         assert (scores.cves, scores.epss) == (frozenset(), frozenset({CVE}))
         assert delta.datasets == ("epss", "kev", "osv-pypi")
         assert delta.records == 3
+        # the changed OSV record, with its body on each side, for the version check
+        ((change,),) = (delta.changes,)
+        assert (change.id, change.before, change.after) == ("PYSEC-2026-1", (other,), (changed,))
+        assert change.keys == {("PyPI", "idna")}
+        assert delta.ambiguous == frozenset()
         gone = snapshot_delta(store, Digest.of_bytes(b"pruned"), two)
         assert "no longer in the knowledge store" in str(gone.everything)
+    finally:
+        store.close()
+
+
+def test_an_id_with_two_bodies_in_a_snapshot_is_ambiguous(tmp_path: Path) -> None:
+    """Two OSV datasets holding one id with different bodies: for a package looked up under
+    two names the matcher reads one body of an id, so a change to either selects by key."""
+    store = KnowledgeStore.open(tmp_path / "knowledge.db")
+    try:
+        moved = {**OSV, "modified": "2026-03-01T00:00:00Z"}
+        parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
+        one = install_snapshot(
+            store, parts, sequence=1, channel="stable", created="2026-11-11T00:00:00Z",
+            bundle=Digest.of_bytes(b"1"),
+        )  # fmt: skip
+        parts = [
+            build_dataset("osv-pypi", DatasetType.OSV, [OSV]),
+            build_dataset("osv-pypi-2", DatasetType.OSV, [moved]),
+        ]
+        two = install_snapshot(
+            store, parts, sequence=2, channel="stable", created="2026-11-12T00:00:00Z",
+            bundle=Digest.of_bytes(b"2"),
+        )  # fmt: skip
+        delta = snapshot_delta(store, one, two)
+        assert delta.everything is None
+        assert delta.ambiguous == {OSV["id"]}
     finally:
         store.close()
 
