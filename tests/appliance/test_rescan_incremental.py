@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -301,6 +302,25 @@ def test_an_id_with_two_bodies_in_a_snapshot_is_ambiguous(tmp_path: Path) -> Non
         delta = snapshot_delta(store, one, two)
         assert delta.everything is None
         assert delta.ambiguous == {OSV["id"]}
+        # an image at a version neither body concerns is still selected, by key
+        db = SqliteDatabase.open(tmp_path / "state.db")
+        try:
+            index = ComponentIndex(db)
+            for subject, version in (("affected", "2.19.0"), ("beyond", "99.0")):
+                inventory = Inventory.of([Package(PackageType.PYPI, "requests", version)])
+                keys, cves, probes = dependencies(store, one, inventory)
+                assert {p[2] for p in probes} == {version}
+                index.put(
+                    subject, snapshot=str(one), vex="v", indexed="t",
+                    keys=keys, cves=cves, probes=probes,
+                )  # fmt: skip
+            hit = touched(index, delta, delta.cves, index.images())
+            assert set(hit) == {"affected", "beyond"}
+            assert "several bodies" in hit["beyond"]
+            plain = replace(delta, ambiguous=frozenset())
+            assert set(touched(index, plain, (), index.images())) == {"affected"}
+        finally:
+            db.close()
     finally:
         store.close()
 
