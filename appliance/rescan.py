@@ -13,8 +13,10 @@ Only an image that could not be gated at all makes the run fail.
 Incremental by default: an image is gated again only when something its verdict depends on
 changed since its latest verdict (``--all`` gates every image). The knowledge delta between
 the snapshot of its latest verdict and the active one (:mod:`appliance.store.delta`) gives the
-package keys and CVE ids that changed; the component index (:mod:`appliance.store.components`,
-filled here after each gate) says which images asked for them. A changed policy digest, a
+package keys and CVE ids that changed, and each changed OSV record's bodies; the component
+index (:mod:`appliance.store.components`, filled here after each gate) says which images
+asked for them and at which versions, and a changed record selects an image only when its
+old or new body concerns a version the image holds (:func:`touched`). A changed policy digest, a
 change to the stored VEX statements, or a VEX statement (an exception) that took effect or
 expired between the image's last evaluation time and this one gates the image again; so does
 anything the index cannot vouch for (never gated, not indexed, indexed under another snapshot
@@ -36,7 +38,7 @@ after a successful import) calls :func:`mark_activated`, which rewrites
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,7 +49,7 @@ from appliance.faults import fault
 from appliance.home import Home
 from appliance.store import has_knowledge, open_knowledge, open_state, record_decision
 from appliance.store.audit import AuditAction
-from appliance.store.components import ComponentIndex, IndexedImage
+from appliance.store.components import ComponentIndex, IndexedImage, ProbeRow
 from appliance.store.db import Database
 from appliance.store.knowledge import KnowledgeStore
 from appliance.store.verdicts import VerdictRow, VerdictStore
@@ -60,8 +62,10 @@ from bundles.files import atomic_write
 
 if TYPE_CHECKING:
     from appliance.match.model import Inventory
+    from appliance.match.source import Probe
     from appliance.policy.bundle import PolicyBundle
     from appliance.rva.gate import GateResult, GateSession
+    from appliance.store.delta import Delta
     from bundles.signer import Signer
 
 ACTIVATED_MARKER: Final = "snapshot.activated"
@@ -352,7 +356,7 @@ def plan(
     home: Home, found: Sequence[Target], ctx: Context, *, at: datetime
 ) -> dict[Digest, Decision]:
     """For each target with a digest, whether to gate it again (see the module's text)."""
-    from appliance.store.delta import Delta, snapshot_delta
+    from appliance.store.delta import snapshot_delta
 
     decisions: dict[Digest, Decision] = {}
     with open_state(home) as db:
@@ -394,7 +398,7 @@ def plan(
                 hit = dict.fromkeys((str(d) for d in digests), delta.everything)
             else:
                 cves = delta.cves | delta.epss if ctx.reads_epss else delta.cves
-                hit = index.holders(delta.packages, cves)
+                hit = touched(index, delta, cves, indexed)
             for digest in digests:
                 row = latest[digest]
                 cause = hit.get(str(digest))
@@ -414,6 +418,49 @@ def plan(
                         row,
                     )
     return decisions
+
+
+def touched(
+    index: ComponentIndex,
+    delta: Delta,
+    cves: Iterable[str],
+    indexed: Mapping[str, IndexedImage],
+) -> dict[str, str]:
+    """The indexed images ``delta`` can change (subject -> what changes, to say why): every
+    image citing one of ``cves``; every image holding a changed record's package key whose
+    entry has no versions (indexed before they were recorded), or whose record id is
+    ambiguous (:attr:`Delta.ambiguous`); and every image whose version of a key the record,
+    before or after the change, affects or leaves undecided, by the matcher's own rules
+    (:func:`appliance.match.matcher.record_outcome`). An image whose every version of the
+    record's keys neither body concerns keeps its findings: it is not selected by it."""
+    from appliance.match.matcher import record_outcome
+    from appliance.match.source import Probe
+
+    found = index.holders((), cves)
+    keyed = index.holders(delta.packages)
+    by_key: dict[tuple[str, str], list[tuple[Probe, set[str]]]] = {}
+    for row, subjects in index.probes(delta.packages).items():
+        by_key.setdefault((row[0], row[1]), []).append((Probe(*row), subjects))
+    hit: dict[str, str] = {}
+    for change in delta.changes:
+        bodies = (*change.before, *change.after)
+        for key in sorted(change.keys):
+            for probe, subjects in by_key.get(key, ()):
+                if change.id in delta.ambiguous:
+                    why = f"{change.id} ({key[0]}/{key[1]}, an id with several bodies)"
+                elif any(record_outcome(doc, probe) is not None for doc in bodies):
+                    why = f"{change.id} ({key[0]}/{key[1]} {probe.version})"
+                else:
+                    continue
+                for subject in subjects:
+                    hit.setdefault(subject, why)
+    for subject, why in keyed.items():
+        entry = indexed.get(subject)
+        if entry is None or not entry.probed:
+            found.setdefault(subject, why)
+        elif subject in hit:
+            found.setdefault(subject, hit[subject])
+    return found
 
 
 def _must_gate(
@@ -468,17 +515,22 @@ def _stale(age: int | None, limit: int) -> bool:
 
 def dependencies(
     store: KnowledgeStore, snapshot: Digest, inventory: Inventory
-) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+) -> tuple[frozenset[tuple[str, str]], frozenset[str], frozenset[ProbeRow]]:
     """Match ``inventory`` against ``snapshot`` and return what the matcher looked up: the
-    (ecosystem, normalized name) package keys and the CVE ids (for KEV, EPSS, ratings)."""
+    (ecosystem, normalized name) package keys, the CVE ids (for KEV, EPSS, ratings) and what
+    each key's records were compared with (as component index rows)."""
     from appliance.ecosystems import normalize_name
     from appliance.match.matcher import match
     from appliance.match.service import KnowledgeAdvisories
 
     keys: set[tuple[str, str]] = set()
     cves: set[str] = set()
+    probes: set[Probe] = set()
 
     class Recording(KnowledgeAdvisories):
+        def probed(self, asked: Iterable[Probe]) -> None:
+            probes.update(asked)
+
         def prefetch(self, packages: Iterable[tuple[str, str]]) -> None:
             asked = list(packages)
             keys.update((e, normalize_name(e, n)) for e, n in asked)
@@ -510,7 +562,13 @@ def dependencies(
             return super().epss(cve)
 
     match(inventory, Recording(store, snapshot))
-    return frozenset(keys), frozenset(cves)
+    return frozenset(keys), frozenset(cves), frozenset(_rows(probes))
+
+
+def _rows(probes: Iterable[Probe]) -> Iterator[ProbeRow]:
+    """Probes as the component index stores them."""
+    for p in probes:
+        yield (p.ecosystem, p.name, p.version, p.distro, p.module)
 
 
 def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: datetime) -> None:
@@ -524,6 +582,7 @@ def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: dat
 
     keys: frozenset[tuple[str, str]] = frozenset()
     cves: frozenset[str] = frozenset()
+    probes: frozenset[ProbeRow] = frozenset()
     with open_state(home) as db:
         latest = VerdictStore(db).latest(subject)
     if latest is not None and ReasonCode.UNKNOWN_SCAN_LIMIT.value in latest.reason_codes:
@@ -534,7 +593,7 @@ def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: dat
         scan = scan_bounded(home, image, audit=False)
         store = open_knowledge(home)
         try:
-            keys, cves = dependencies(store, ctx.snapshot, inventory_of(scan))
+            keys, cves, probes = dependencies(store, ctx.snapshot, inventory_of(scan))
         finally:
             store.close()
     with open_state(home) as db:
@@ -545,6 +604,7 @@ def index_image(home: Home, image: str, subject: str, ctx: Context, *, when: dat
             indexed=format_time(when),
             keys=keys,
             cves=cves,
+            probes=probes,
         )
 
 
@@ -803,6 +863,7 @@ def gate_batch(
             indexed=format_time(when),
             keys=recording.keys if recording is not None else (),
             cves=recording.cves if recording is not None else (),
+            probes=_rows(recording.probes) if recording is not None else (),
         )
 
     try:

@@ -44,11 +44,11 @@ from appliance.home import Home  # noqa: E402
 from appliance.imagestore.catalog import load  # noqa: E402
 from appliance.match.model import Inventory  # noqa: E402
 from appliance.match.service import inventory_of  # noqa: E402
-from appliance.rescan import BATCH, dependencies, rescan  # noqa: E402
+from appliance.rescan import BATCH, dependencies, rescan, touched  # noqa: E402
 from appliance.rva.gate import gate as gate_one  # noqa: E402
 from appliance.scanner.service import scan_image  # noqa: E402
 from appliance.store import open_knowledge, open_state  # noqa: E402
-from appliance.store.components import ComponentIndex  # noqa: E402
+from appliance.store.components import ComponentIndex, ProbeRow  # noqa: E402
 from appliance.store.delta import snapshot_delta  # noqa: E402
 from appliance.store.knowledge import install_snapshot  # noqa: E402
 from bench import figures  # noqa: E402
@@ -172,7 +172,9 @@ def main() -> int:
         rescan(home, at=at, images=many)  # each variant's scan into the cache; indexed
 
         # per package of each fixture: what the matcher looks up for it
-        pools: list[list[tuple[frozenset[tuple[str, str]], frozenset[str]]]] = []
+        pools: list[
+            list[tuple[frozenset[tuple[str, str]], frozenset[str], frozenset[ProbeRow]]]
+        ] = []
         store = open_knowledge(home)
         try:
             for name in names:
@@ -192,8 +194,9 @@ def main() -> int:
                     snapshot=str(old),
                     vex="bench",
                     indexed="2026-12-01T00:00:00Z",
-                    keys=set().union(*(k for k, _ in chosen)),
-                    cves=set().union(*(c for _, c in chosen)),
+                    keys=set().union(*(k for k, _, _ in chosen)),
+                    cves=set().union(*(c for _, c, _ in chosen)),
+                    probes=set().union(*(p for _, _, p in chosen)),
                 )
 
         new = install(home, changed(world, rng), 2)
@@ -206,7 +209,8 @@ def main() -> int:
             store.close()
         t1 = time.perf_counter()
         with open_state(home) as db:
-            selected = ComponentIndex(db).holders(delta.packages, delta.cves)
+            index = ComponentIndex(db)
+            selected = touched(index, delta, delta.cves, index.images())
         t2 = time.perf_counter()
 
         per_image: list[float] = []

@@ -13,7 +13,7 @@ I/O: everything comes from the :class:`AdvisorySource`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -44,14 +44,21 @@ from appliance.match.model import (
     RecordRef,
     UnknownKind,
 )
-from appliance.match.osv import Affected, Undecided, evaluate
-from appliance.match.source import Advisory, AdvisorySource, Prefetching, Rated
+from appliance.match.osv import Affected, Outcome, Undecided, evaluate
+from appliance.match.source import (
+    Advisory,
+    AdvisorySource,
+    Prefetching,
+    Probe,
+    Probing,
+    Rated,
+)
 from appliance.scanner.model import OSInfo, Package, PackageType
 from appliance.scanner.purl import package_purl
 from appliance.versions import UnknownScheme, scheme_for
 
 _SUMMARY_LIMIT: Final = 200
-__all__ = ["LANGUAGE_ECOSYSTEMS", "Matcher", "match"]
+__all__ = ["LANGUAGE_ECOSYSTEMS", "Matcher", "match", "record_outcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +110,73 @@ def _embedded_evidence(
     return replace(evidence, files=files, note=toolchain_note(package, owners))
 
 
+def _entry_outcome(
+    entry: Any,
+    ecosystem: str,
+    names: Sequence[str],
+    keys: Set[str],
+    version: str,
+    is_distro: bool,
+    streams: bool,
+    stream: str | None,
+) -> tuple[str, Outcome] | None:
+    """One ``affected`` entry of a record for a package looked up under ``names`` (normalized:
+    ``keys``) at ``version``: the package name as the entry writes it and the outcome, or None
+    when the entry is about another package (or another module stream)."""
+    # records parsed from JSON hold dicts: the exact type test skips the ABC check
+    pkg = entry.get("package") if type(entry) is dict or isinstance(entry, Mapping) else None
+    if not (type(pkg) is dict or isinstance(pkg, Mapping)) or pkg.get("ecosystem") != ecosystem:
+        return None
+    written = pkg.get("name")
+    if not isinstance(written, str) or (
+        written not in names and normalize_name(ecosystem, written) not in keys
+    ):
+        return None
+    if streams and not entry_applies(entry, stream):
+        return None
+    if is_distro:
+        return written, evaluate_distro(entry, ecosystem, version)
+    return written, evaluate(entry, ecosystem, version)
+
+
+def record_outcome(record: Mapping[str, Any], probe: Probe) -> Outcome:
+    """What ``record`` says of a package as ``probe`` describes it, by the matcher's own
+    rules: :class:`Affected` when an entry covers its version, else :class:`Undecided` when
+    an entry cannot be decided (an unknown), else None (withdrawn, about other packages or
+    versions: the record changes nothing in that package's findings)."""
+    if record.get("withdrawn"):
+        return None
+    keys = frozenset({probe.name})
+    streams = probe.module is not None
+    undecided: Undecided | None = None
+    for entry in record.get("affected") or ():
+        found = _entry_outcome(
+            entry,
+            probe.ecosystem,
+            (),
+            keys,
+            probe.version,
+            probe.distro,
+            streams,
+            probe.module or None,
+        )
+        if found is None:
+            continue
+        outcome = found[1]
+        if isinstance(outcome, Affected):
+            return outcome
+        if isinstance(outcome, Undecided) and undecided is None:
+            undecided = outcome
+    return undecided
+
+
 class Matcher:
     """Matches inventories against one advisory source (one knowledge snapshot)."""
 
     def __init__(self, source: AdvisorySource) -> None:
         self.source = source
         self._rated = source if isinstance(source, Rated) else None
+        self._probing = source if isinstance(source, Probing) else None
         self._python = pysymbols.PythonJudge(None, source)
 
     def match(self, inventory: Inventory) -> FindingsReport:
@@ -235,6 +303,11 @@ class Matcher:
         # a modular rpm's entries are chosen by module stream when the feed names streams
         streams = distro is not None and distro.module_streams and is_distro
         stream = module_stream(package) if streams else None
+        if self._probing is not None:
+            module = (stream or "") if streams else None
+            self._probing.probed(
+                Probe(ecosystem, key, version, is_distro, module) for key in sorted(keys)
+            )
         hits: list[_Hit] = []
         unknowns: list[tuple[UnknownKind, str, str]] = []
         seen: set[str] = set()
@@ -254,28 +327,12 @@ class Matcher:
             record_hits: list[_Hit] = []
             undecided: Undecided | None = None
             for entry in record.get("affected") or ():
-                # records parsed from JSON hold dicts: the exact type test skips the ABC check
-                pkg = (
-                    entry.get("package")
-                    if type(entry) is dict or isinstance(entry, Mapping)
-                    else None
+                found = _entry_outcome(
+                    entry, ecosystem, names, keys, version, is_distro, streams, stream
                 )
-                if (
-                    not (type(pkg) is dict or isinstance(pkg, Mapping))
-                    or pkg.get("ecosystem") != ecosystem
-                ):
+                if found is None:
                     continue
-                written = pkg.get("name")
-                if not isinstance(written, str) or (
-                    written not in names and normalize_name(ecosystem, written) not in keys
-                ):
-                    continue
-                if streams and not entry_applies(entry, stream):
-                    continue
-                if is_distro:
-                    outcome = evaluate_distro(entry, ecosystem, version)
-                else:
-                    outcome = evaluate(entry, ecosystem, version)
+                written, outcome = found
                 if isinstance(outcome, Affected):
                     record_hits.append(_Hit(advisory, outcome, f"{ecosystem}/{written}", entry))
                 elif isinstance(outcome, Undecided) and undecided is None:

@@ -14,7 +14,7 @@ import orjson
 from appliance.ecosystems import normalize_name
 from appliance.match.matcher import match
 from appliance.match.model import FindingsReport, Inventory, Reachability, ReachabilityFact
-from appliance.match.source import Advisory
+from appliance.match.source import Advisory, Probe
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import collection_paused
 from appliance.store.knowledge import KnowledgeError, KnowledgeStore
@@ -151,14 +151,20 @@ class RecordingAdvisories:
     """An advisory source answering from another one (a memoizing one, shared by every image
     of a run: each package's records are read and parsed once for all of them) and recording
     what the matcher asked of it for this one inventory: the (ecosystem, normalized name)
-    package keys and the CVE ids it read KEV, EPSS and ratings for. Those are what a verdict
-    depends on in the knowledge, so the incremental rescan indexes them (appliance/rescan.py).
+    package keys, what each key's records were compared with (:class:`Probe`: the version,
+    distribution rules, module stream) and the CVE ids it read KEV, EPSS and ratings for.
+    Those are what a verdict depends on in the knowledge, so the incremental rescan indexes
+    them (appliance/rescan.py).
     """
 
     def __init__(self, inner: KnowledgeAdvisories) -> None:
         self.inner = inner
         self.keys: set[tuple[str, str]] = set()
         self.cves: set[str] = set()
+        self.probes: set[Probe] = set()
+
+    def probed(self, probes: Iterable[Probe]) -> None:
+        self.probes.update(probes)
 
     @property
     def snapshot(self) -> str | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -148,6 +149,30 @@ class Curated(Protocol):
     (records keyed by advisory id; :mod:`appliance.match.pysymbols` reads them)."""
 
     def reach_records(self, ids: Iterable[str]) -> Sequence[Mapping[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Probe:
+    """What the matcher compares one looked-up package key's records against: everything its
+    decision on a record depends on besides the record itself. ``module`` is None when the
+    release's feed does not name module streams, ``""`` for a non-modular package of a feed
+    that does, else the package's ``name:stream``. :func:`appliance.match.matcher.record_outcome`
+    answers for a record and a probe as the matcher would for that package."""
+
+    ecosystem: str
+    name: str  # normalized, as the match index keys records
+    version: str  # the version records are compared with (a distribution's source version)
+    distro: bool  # judged as a distribution package (status entries, fixed-version ranges)
+    module: str | None = None
+
+
+@runtime_checkable
+class Probing(Protocol):
+    """An :class:`AdvisorySource` that wants to know what each lookup was compared with (the
+    incremental rescan indexes it, so a changed record re-gates only the images whose
+    version it can affect)."""
+
+    def probed(self, probes: Iterable[Probe]) -> None: ...
 
 
 class MemoryAdvisories:

@@ -12,14 +12,18 @@ Tables (component ``components``):
 
 - ``component_images(subject, snapshot, vex, indexed)``: one row per indexed image;
 - ``component_keys(ecosystem, name, subject)``: the package keys, by key;
-- ``component_cves(cve, subject)``: the CVE ids, by id.
+- ``component_cves(cve, subject)``: the CVE ids, by id;
+- ``component_versions(ecosystem, name, subject, version, distro, module)`` (version 2): per
+  package key, what the matcher compared its records with (``ProbeRow``), so that a changed
+  record selects only the images whose version it affects. ``component_images.probed`` says
+  the image's entry has them; an entry made before (0) is selected by key alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from appliance.store.db import Database, Schema
 
@@ -47,6 +51,20 @@ SCHEMA: Final = Schema(
         ) WITHOUT ROWID;
         CREATE INDEX component_cves_by_subject ON component_cves (subject);
         """,
+        # 2: what each key's records were compared with, so a delta selects by version
+        """
+        ALTER TABLE component_images ADD COLUMN probed INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE component_versions (
+            ecosystem TEXT NOT NULL,
+            name TEXT NOT NULL,                 -- normalized, as in component_keys
+            subject TEXT NOT NULL REFERENCES component_images(subject) ON DELETE CASCADE,
+            version TEXT NOT NULL,              -- the version records were compared with
+            distro INTEGER NOT NULL,            -- 1: judged by distribution rules
+            module TEXT                         -- module stream rule (appliance.match.source.Probe)
+        );
+        CREATE INDEX component_versions_by_key ON component_versions (ecosystem, name);
+        CREATE INDEX component_versions_by_subject ON component_versions (subject);
+        """,
     ),
     postgres=(
         """
@@ -72,11 +90,41 @@ SCHEMA: Final = Schema(
         );
         CREATE INDEX component_cves_by_subject ON component_cves (subject);
         """,
+        """
+        ALTER TABLE component_images ADD COLUMN probed INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE component_versions (
+            ecosystem TEXT COLLATE "C" NOT NULL,
+            name TEXT COLLATE "C" NOT NULL,
+            subject TEXT COLLATE "C" NOT NULL
+                REFERENCES component_images(subject) ON DELETE CASCADE,
+            version TEXT COLLATE "C" NOT NULL,
+            distro INTEGER NOT NULL,
+            module TEXT COLLATE "C"
+        );
+        CREATE INDEX component_versions_by_key ON component_versions (ecosystem, name);
+        CREATE INDEX component_versions_by_subject ON component_versions (subject);
+        """,
     ),
 )
 # (ecosystem, name) pairs or ids per query: two parameters each stays under SQLite's oldest
 # limit of 999 parameters.
 _CHUNK: Final = 400
+
+
+ProbeRow = tuple[str, str, str, bool, str | None]
+"""(ecosystem, normalized name, version, distro, module): the fields of
+:class:`appliance.match.source.Probe`, what the matcher compared one key's records with."""
+
+
+def _probe(row: Any) -> ProbeRow:
+    module = row[4]
+    return (
+        str(row[0]),
+        str(row[1]),
+        str(row[2]),
+        bool(row[3]),
+        None if module is None else str(module),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +133,7 @@ class IndexedImage:
     snapshot: str | None
     vex: str
     indexed: str
+    probed: bool = False  # its entry records versions (component_versions)
 
 
 class ComponentIndex:
@@ -103,17 +152,31 @@ class ComponentIndex:
         indexed: str,
         keys: Iterable[tuple[str, str]],
         cves: Iterable[str],
+        probes: Iterable[ProbeRow] | None = None,
     ) -> None:
-        """Replace the entry of ``subject`` (all of it or nothing, in one transaction)."""
+        """Replace the entry of ``subject`` (all of it or nothing, in one transaction).
+        ``probes`` None: what each key was compared with is not known (the image is then
+        selected by key alone); each probe's key is one of ``keys``."""
         with self.db.transaction("index an image's components") as conn:
             conn.execute("DELETE FROM component_keys WHERE subject = ?", (subject,))
             conn.execute("DELETE FROM component_cves WHERE subject = ?", (subject,))
+            conn.execute("DELETE FROM component_versions WHERE subject = ?", (subject,))
             conn.execute(
-                "INSERT INTO component_images VALUES (?, ?, ?, ?) ON CONFLICT (subject) DO "
+                "INSERT INTO component_images (subject, snapshot, vex, indexed, probed) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject) DO "
                 "UPDATE SET snapshot = excluded.snapshot, vex = excluded.vex, "
-                "indexed = excluded.indexed",
-                (subject, snapshot, vex, indexed),
+                "indexed = excluded.indexed, probed = excluded.probed",
+                (subject, snapshot, vex, indexed, 0 if probes is None else 1),
             )
+            keys = set(keys)
+            if probes is not None:
+                wanted = sorted(set(probes))
+                keys.update((p[0], p[1]) for p in wanted)
+                self.db.bulk_insert(
+                    "component_versions",
+                    ("ecosystem", "name", "subject", "version", "distro", "module"),
+                    [(e, n, subject, v, int(d), m) for e, n, v, d, m in wanted],
+                )
             self.db.bulk_insert(
                 "component_keys",
                 ("ecosystem", "name", "subject"),
@@ -129,13 +192,44 @@ class ComponentIndex:
 
     def images(self) -> dict[str, IndexedImage]:
         """Every indexed image by subject."""
-        rows = self.db.query("SELECT subject, snapshot, vex, indexed FROM component_images")
+        rows = self.db.query("SELECT subject, snapshot, vex, indexed, probed FROM component_images")
         return {
             str(r[0]): IndexedImage(
-                str(r[0]), str(r[1]) if r[1] is not None else None, str(r[2]), str(r[3])
+                str(r[0]),
+                str(r[1]) if r[1] is not None else None,
+                str(r[2]),
+                str(r[3]),
+                bool(r[4]),
             )
             for r in rows
         }
+
+    def probes_of(self, subject: str) -> frozenset[ProbeRow]:
+        rows = self.db.query(
+            "SELECT ecosystem, name, version, distro, module FROM component_versions "
+            "WHERE subject = ?",
+            (subject,),
+        )
+        return frozenset(_probe(r) for r in rows)
+
+    def probes(self, keys: Iterable[tuple[str, str]]) -> dict[ProbeRow, set[str]]:
+        """For the images whose entry records versions and that hold any of ``keys``: each
+        distinct probe of those keys -> the images that hold it."""
+        found: dict[ProbeRow, set[str]] = {}
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            rows = self.db.query(
+                f"WITH w(ecosystem, name) AS (VALUES {values}) "  # noqa: S608
+                "SELECT c.ecosystem, c.name, c.version, c.distro, c.module, c.subject "
+                "FROM w JOIN component_versions c "
+                "ON c.ecosystem = w.ecosystem AND c.name = w.name",
+                [v for key in chunk for v in key],
+            )
+            for row in rows:
+                found.setdefault(_probe(row), set()).add(str(row[5]))
+        return found
 
     def keys_of(self, subject: str) -> frozenset[tuple[str, str]]:
         rows = self.db.query(

@@ -10,6 +10,11 @@ the same row is unchanged and never read. For a changed dataset the two membersh
 compared, by (record id, record key) for per-record datasets, by block for block-stored ones
 (a block both hold is unchanged; the others are unpacked and compared line by line).
 
+Each changed OSV record is kept with its body before and after (:attr:`Delta.changes`), so the
+rescan can ask, by the matcher's own rules, which versions of a package either body affects:
+a record id with more than one body in either snapshot is in :attr:`Delta.ambiguous` (the
+matcher reads one of them for some packages, so the others' changes select by key alone).
+
 A change this cannot narrow down to packages or CVEs (a policy or OpenVEX dataset, a dataset
 of an unknown type, a dataset whose type changed, an ecosystem gained or lost, a snapshot no
 longer stored) sets :attr:`Delta.everything` to the reason: every image is affected.
@@ -33,6 +38,21 @@ _CVE_TYPES: Final = frozenset({DatasetType.KEV, DatasetType.EPSS, DatasetType.CV
 
 
 @dataclass(frozen=True, slots=True)
+class RecordChange:
+    """One OSV record id whose body changed, came or went in one dataset: its bodies in the
+    old snapshot's and the new snapshot's dataset (none on the side where it is absent)."""
+
+    id: str
+    before: tuple[Any, ...]
+    after: tuple[Any, ...]
+
+    @property
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """The match-index keys either body is filed under."""
+        return frozenset(k for doc in (*self.before, *self.after) for k in _osv_keys(doc))
+
+
+@dataclass(frozen=True, slots=True)
 class Delta:
     """The change from snapshot ``old`` to ``new`` as the images see it."""
 
@@ -44,6 +64,8 @@ class Delta:
     epss: frozenset[str] = frozenset()  # CVE ids whose EPSS score alone changed
     datasets: tuple[str, ...] = ()  # names of the changed datasets
     records: int = 0  # records added, changed or removed
+    changes: tuple[RecordChange, ...] = ()  # the OSV records added, changed or removed
+    ambiguous: frozenset[str] = frozenset()  # OSV ids with several bodies in one snapshot
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +105,41 @@ def _record_rows(store: KnowledgeStore, dataset: int | None) -> set[tuple[str, i
     return {(str(r[0]), int(r[1])) for r in rows}
 
 
+def _osv_changes(store: KnowledgeStore, old: int | None, new: int | None) -> list[RecordChange]:
+    """The records of one OSV dataset present on one side only, by id, with their bodies."""
+    a, b = _record_rows(store, old), _record_rows(store, new)
+    gone, came = a - b, b - a
+    bodies = dict(_keyed_bodies(store, {k for _, k in gone | came}))
+    before: dict[str, list[Any]] = {}
+    after: dict[str, list[Any]] = {}
+    for side, rows in ((before, gone), (after, came)):
+        for rid, key in sorted(rows):
+            side.setdefault(rid, []).append(orjson.loads(bodies[key]))
+    return [
+        RecordChange(rid, tuple(before.get(rid, ())), tuple(after.get(rid, ())))
+        for rid in sorted(before.keys() | after.keys())
+    ]
+
+
+def _ambiguous(store: KnowledgeStore, snapshot: Digest, ids: Iterable[str]) -> set[str]:
+    """The ids among ``ids`` that the OSV datasets of ``snapshot`` hold with more than one
+    body (two datasets, two versions of one record)."""
+    found: set[str] = set()
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 400):
+        part = wanted[start : start + 400]
+        marks = ", ".join("?" for _ in part)
+        rows = store.db.query(
+            "SELECT dr.record_id FROM snapshot_datasets sd "  # noqa: S608
+            "JOIN dataset_records dr ON dr.dataset = sd.dataset "
+            f"WHERE sd.snapshot = ? AND sd.type = ? AND dr.record_id IN ({marks}) "
+            "GROUP BY dr.record_id HAVING COUNT(DISTINCT dr.record) > 1",
+            [str(snapshot), DatasetType.OSV.value, *part],
+        )
+        found.update(str(r[0]) for r in rows)
+    return found
+
+
 def _changed_records(
     store: KnowledgeStore, old: int | None, new: int | None
 ) -> tuple[set[int], set[str]]:
@@ -92,16 +149,16 @@ def _changed_records(
     return {k for _, k in changed}, {rid for rid, _ in changed}
 
 
-def _bodies(store: KnowledgeStore, keys: Iterable[int]) -> Iterator[bytes]:
+def _keyed_bodies(store: KnowledgeStore, keys: Iterable[int]) -> Iterator[tuple[int, bytes]]:
     wanted = sorted(set(keys))
     for start in range(0, len(wanted), 400):
         part = wanted[start : start + 400]
         marks = ", ".join("?" for _ in part)
-        for (body,) in store.db.query(
-            f"SELECT body FROM records WHERE id IN ({marks})",  # noqa: S608
+        for key, body in store.db.query(
+            f"SELECT id, body FROM records WHERE id IN ({marks})",  # noqa: S608
             part,
         ):
-            yield bytes(body)
+            yield int(key), bytes(body)
 
 
 def _block_lines(store: KnowledgeStore, dataset: int | None, skip: set[int]) -> dict[str, bytes]:
@@ -173,6 +230,7 @@ def snapshot_delta(store: KnowledgeStore, old: Digest, new: Digest) -> Delta:
     cves: set[str] = set()
     epss: set[str] = set()
     changed: list[str] = []
+    changes: list[RecordChange] = []
     records = 0
     for name in sorted(before.keys() | after.keys()):
         a, b = before.get(name), after.get(name)
@@ -186,12 +244,13 @@ def snapshot_delta(store: KnowledgeStore, old: Digest, new: Digest) -> Delta:
         (kind,) = types
         old_id, new_id = (a.dataset if a else None), (b.dataset if b else None)
         if kind == DatasetType.OSV.value:
-            keys, ids = _changed_records(store, old_id, new_id)
-            records += len(ids)
-            for body in _bodies(store, keys):
-                doc = orjson.loads(body)
-                packages.update(_osv_keys(doc))
-                cves.update(_cves_of(doc))
+            found = _osv_changes(store, old_id, new_id)
+            records += len(found)
+            changes.extend(found)
+            for change in found:
+                packages.update(change.keys)
+                for doc in (*change.before, *change.after):
+                    cves.update(_cves_of(doc))
         elif kind in {t.value for t in _CVE_TYPES}:
             if layouts == {"blocks"}:
                 ids = _changed_block_ids(store, old_id, new_id)
@@ -209,4 +268,10 @@ def snapshot_delta(store: KnowledgeStore, old: Digest, new: Digest) -> Delta:
         epss=frozenset(epss - cves),
         datasets=tuple(changed),
         records=records,
+        changes=tuple(changes),
+        ambiguous=frozenset(
+            _ambiguous(store, old, ids) | _ambiguous(store, new, ids)
+            if (ids := {c.id for c in changes})
+            else ()
+        ),
     )

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,11 @@ from hypothesis import strategies as st
 
 from appliance.cli import cli
 from appliance.home import Home
+from appliance.match.matcher import match
 from appliance.match.model import Inventory
 from appliance.match.service import match_inventory
-from appliance.rescan import Context, _must_gate, context, dependencies
+from appliance.match.source import MemoryAdvisories
+from appliance.rescan import Context, _must_gate, context, dependencies, touched
 from appliance.scanner.model import Package, PackageType
 from appliance.store import open_knowledge, open_state
 from appliance.store.audit import AuditLog
@@ -266,8 +269,58 @@ def test_delta_of_unchanged_and_changed_datasets(tmp_path: Path) -> None:
         assert (scores.cves, scores.epss) == (frozenset(), frozenset({CVE}))
         assert delta.datasets == ("epss", "kev", "osv-pypi")
         assert delta.records == 3
+        # the changed OSV record, with its body on each side, for the version check
+        ((change,),) = (delta.changes,)
+        assert (change.id, change.before, change.after) == ("PYSEC-2026-1", (other,), (changed,))
+        assert change.keys == {("PyPI", "idna")}
+        assert delta.ambiguous == frozenset()
         gone = snapshot_delta(store, Digest.of_bytes(b"pruned"), two)
         assert "no longer in the knowledge store" in str(gone.everything)
+    finally:
+        store.close()
+
+
+def test_an_id_with_two_bodies_in_a_snapshot_is_ambiguous(tmp_path: Path) -> None:
+    """Two OSV datasets holding one id with different bodies: for a package looked up under
+    two names the matcher reads one body of an id, so a change to either selects by key."""
+    store = KnowledgeStore.open(tmp_path / "knowledge.db")
+    try:
+        moved = {**OSV, "modified": "2026-03-01T00:00:00Z"}
+        parts = [build_dataset("osv-pypi", DatasetType.OSV, [OSV])]
+        one = install_snapshot(
+            store, parts, sequence=1, channel="stable", created="2026-11-11T00:00:00Z",
+            bundle=Digest.of_bytes(b"1"),
+        )  # fmt: skip
+        parts = [
+            build_dataset("osv-pypi", DatasetType.OSV, [OSV]),
+            build_dataset("osv-pypi-2", DatasetType.OSV, [moved]),
+        ]
+        two = install_snapshot(
+            store, parts, sequence=2, channel="stable", created="2026-11-12T00:00:00Z",
+            bundle=Digest.of_bytes(b"2"),
+        )  # fmt: skip
+        delta = snapshot_delta(store, one, two)
+        assert delta.everything is None
+        assert delta.ambiguous == {OSV["id"]}
+        # an image at a version neither body concerns is still selected, by key
+        db = SqliteDatabase.open(tmp_path / "state.db")
+        try:
+            index = ComponentIndex(db)
+            for subject, version in (("affected", "2.19.0"), ("beyond", "99.0")):
+                inventory = Inventory.of([Package(PackageType.PYPI, "requests", version)])
+                keys, cves, probes = dependencies(store, one, inventory)
+                assert {p[2] for p in probes} == {version}
+                index.put(
+                    subject, snapshot=str(one), vex="v", indexed="t",
+                    keys=keys, cves=cves, probes=probes,
+                )  # fmt: skip
+            hit = touched(index, delta, delta.cves, index.images())
+            assert set(hit) == {"affected", "beyond"}
+            assert "several bodies" in hit["beyond"]
+            plain = replace(delta, ambiguous=frozenset())
+            assert set(touched(index, plain, (), index.images())) == {"affected"}
+        finally:
+            db.close()
     finally:
         store.close()
 
@@ -278,7 +331,9 @@ NAMES = ("alpha", "beta", "gamma", "delta-pkg")
 CVES = tuple(f"CVE-2026-{n:04d}" for n in range(1, 6))
 
 
-def _record(n: int, name: str, cve: str, fixed: str, rated: bool) -> dict[str, Any]:
+def _record(
+    n: int, name: str, cve: str, fixed: str, rated: bool, introduced: str = "0"
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "id": f"PYSEC-2026-{n:04d}",
         "aliases": [cve],
@@ -287,7 +342,10 @@ def _record(n: int, name: str, cve: str, fixed: str, rated: bool) -> dict[str, A
             {
                 "package": {"ecosystem": "PyPI", "name": name},
                 "ranges": [
-                    {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [{"introduced": introduced}, {"fixed": fixed}],
+                    }
                 ],
             }
         ],
@@ -299,8 +357,14 @@ def _record(n: int, name: str, cve: str, fixed: str, rated: bool) -> dict[str, A
     return doc
 
 
+# ranges that take in some of the held versions (1.0, 3.0) and not others: [0, 2.0) holds
+# 1.0, [2.5, 4.0) holds 3.0, [0, 0.5) and [2.5, 2.9) neither, [0, 4.0) both
 records = st.tuples(
-    st.sampled_from(NAMES), st.sampled_from(CVES), st.sampled_from(("2.0", "0.5")), st.booleans()
+    st.sampled_from(NAMES),
+    st.sampled_from(CVES),
+    st.sampled_from(("2.0", "0.5", "4.0", "2.9")),
+    st.booleans(),
+    st.sampled_from(("0", "2.5")),
 )
 worlds = st.fixed_dictionaries(
     {
@@ -309,7 +373,12 @@ worlds = st.fixed_dictionaries(
         "epss": st.dictionaries(st.sampled_from(CVES), st.sampled_from(("0.1", "0.7")), max_size=3),
     }
 )
-images = st.lists(st.sets(st.sampled_from(NAMES), min_size=1), min_size=1, max_size=6)
+VERSIONS = ("1.0", "3.0")
+images = st.lists(
+    st.dictionaries(st.sampled_from(NAMES), st.sampled_from(VERSIONS), min_size=1),
+    min_size=1,
+    max_size=6,
+)
 
 
 def _materialize(world: Mapping[str, Any]) -> dict[str, Any]:
@@ -322,20 +391,27 @@ def _materialize(world: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _seen(store: KnowledgeStore, snapshot: Digest, names: Sequence[str]) -> str:
+def _seen(store: KnowledgeStore, snapshot: Digest, held: Mapping[str, str]) -> str:
     """The match report, without the snapshot digest it names in several places."""
-    report = match_inventory(store, _inventory(names), snapshot)
+    report = match_inventory(store, _inventory(held), snapshot)
     return json.dumps(report.to_dict(), sort_keys=True).replace(str(snapshot), "SNAPSHOT")
 
 
-def _inventory(names: Sequence[str]) -> Inventory:
-    return Inventory.of([Package(PackageType.PYPI, n, "1.0") for n in sorted(names)])
+def _inventory(held: Mapping[str, str]) -> Inventory:
+    return Inventory.of([Package(PackageType.PYPI, n, v) for n, v in sorted(held.items())])
+
+
+def _concerns(doc: Mapping[str, Any], name: str, version: str) -> bool:
+    """Whether the record alone, matched as the matcher matches, gives package ``name`` at
+    ``version`` a finding or an unknown (independent of the component index)."""
+    report = match(_inventory({name: version}), MemoryAdvisories([doc]))
+    return bool(report.findings or report.unknowns)
 
 
 @given(old=worlds, new=worlds, held=images)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_incremental_set_holds_every_image_a_full_rescan_changes(
-    old: dict[str, Any], new: dict[str, Any], held: list[set[str]]
+    old: dict[str, Any], new: dict[str, Any], held: list[dict[str, str]]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = KnowledgeStore.open(Path(tmp) / "knowledge.db")
@@ -344,22 +420,46 @@ def test_incremental_set_holds_every_image_a_full_rescan_changes(
             before = _install(store, 1, _materialize(old))
             after = _install(store, 2, _materialize(new))
             index = ComponentIndex(db)
-            for n, names in enumerate(held):
-                keys, cves = dependencies(store, before, _inventory(sorted(names)))
-                index.put(str(n), snapshot=str(before), vex="v", indexed="t", keys=keys, cves=cves)
+            for n, packages in enumerate(held):
+                keys, cves, probes = dependencies(store, before, _inventory(packages))
+                index.put(
+                    str(n),
+                    snapshot=str(before),
+                    vex="v",
+                    indexed="t",
+                    keys=keys,
+                    cves=cves,
+                    probes=probes,
+                )
             delta = snapshot_delta(store, before, after)
+            cited = delta.cves | delta.epss
             if delta.everything is not None:
                 incremental = {str(n) for n in range(len(held))}
             else:
-                incremental = set(index.holders(delta.packages, delta.cves | delta.epss))
+                incremental = set(touched(index, delta, cited, index.images()))
             changed = {
                 str(n)
-                for n, names in enumerate(held)
-                if _seen(store, before, sorted(names)) != _seen(store, after, sorted(names))
+                for n, packages in enumerate(held)
+                if _seen(store, before, packages) != _seen(store, after, packages)
             }
             assert changed <= incremental
             if old == new:
                 assert incremental == set()
+            if delta.everything is None:
+                # an image no changed record concerns at the versions it holds, and citing
+                # no changed CVE, is not selected, even when it holds the record's package
+                untouched = {
+                    str(n)
+                    for n, packages in enumerate(held)
+                    if not (index.cves_of(str(n)) & cited)
+                    and not any(
+                        _concerns(doc, name, version)
+                        for change in delta.changes
+                        for doc in (*change.before, *change.after)
+                        for name, version in packages.items()
+                    )
+                }
+                assert not (untouched & incremental)
         finally:
             db.close()
             store.close()

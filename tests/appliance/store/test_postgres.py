@@ -11,8 +11,8 @@ import pytest
 from appliance.home import Home
 from appliance.store import DATABASE_URL_ENV, open_state
 from appliance.store.audit import AuditAction, AuditLog
-from appliance.store.components import ComponentIndex
-from appliance.store.db import Database, DatabaseError, SchemaTooNewError
+from appliance.store.components import SCHEMA, ComponentIndex
+from appliance.store.db import Database, DatabaseError, Schema, SchemaTooNewError
 from appliance.store.postgres import PostgresDatabase, redact, translate
 from appliance.store.verdicts import VerdictRow, VerdictStore
 from appliance.store.vex import StatementRow, StoredDocument, VexStore, VexStoreError
@@ -162,6 +162,40 @@ def test_the_component_index_replaces_an_entry_whole(open_db: Opener) -> None:
     assert index.cves_of("sha256:a") == frozenset({"CVE-2"})
     assert index.images()["sha256:a"].snapshot == "s2"
     assert index.images()["sha256:b"].snapshot is None
+    assert not index.images()["sha256:a"].probed  # no versions given: selected by key
+
+    # versions: each key's probes, read back by key and by subject, replaced whole
+    probes = [
+        ("PyPI", "requests", "2.19.0", False, None),
+        ("Red Hat:9", "nodejs", "1:20.1-1", True, "nodejs:20"),
+    ]
+    index.put("sha256:c", snapshot="s2", vex="v", indexed="t", keys=[], cves=[], probes=probes)
+    index.put("sha256:d", snapshot="s2", vex="v", indexed="t", keys=[], cves=[], probes=probes[:1])
+    assert index.images()["sha256:c"].probed
+    assert index.keys_of("sha256:c") == {("PyPI", "requests"), ("Red Hat:9", "nodejs")}
+    assert index.probes_of("sha256:c") == frozenset(probes)
+    assert index.probes([("PyPI", "requests")]) == {probes[0]: {"sha256:c", "sha256:d"}}
+    index.put("sha256:c", snapshot="s3", vex="v", indexed="t", keys=[], cves=[], probes=[])
+    assert index.probes_of("sha256:c") == frozenset()
+    assert index.images()["sha256:c"].probed
+
+
+def test_an_entry_indexed_before_versions_were_kept_is_selected_by_key(open_db: Opener) -> None:
+    db: Database = open_db()
+    first = Schema("components", SCHEMA.migrations[:1], postgres=(SCHEMA.postgres or ())[:1])
+    assert db.ensure(first) == 1
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO component_images VALUES ('sha256:old', 's1', 'v', 't')")
+        conn.execute("INSERT INTO component_keys VALUES ('PyPI', 'urllib3', 'sha256:old')")
+    index = ComponentIndex(db)  # migrates to version 2
+    assert db.schema_version("components") == SCHEMA.version == 2
+    assert not index.images()["sha256:old"].probed
+    assert index.keys_of("sha256:old") == {("PyPI", "urllib3")}
+    assert index.probes([("PyPI", "urllib3")]) == {}
+    probe = ("PyPI", "urllib3", "1.26.5", False, None)
+    index.put("sha256:old", snapshot="s2", vex="v", indexed="t", keys=[], cves=[], probes=[probe])
+    assert index.images()["sha256:old"].probed
+    assert index.probes([("PyPI", "urllib3")]) == {probe: {"sha256:old"}}
 
 
 def test_the_audit_log_filters_and_limits_alike(open_db: Opener) -> None:
