@@ -207,6 +207,12 @@ class RecordingAdvisories:
     def ecosystems(self) -> frozenset[str] | None:
         return self.inner.ecosystems()
 
+    def reach_records(self, ids: Iterable[str]) -> Sequence[Mapping[str, Any]]:
+        """The curated reachability records, as the inner source has them: a rescan judges
+        Python findings with the same curated data as ``stella gate`` (a change of those
+        datasets re-gates every image, appliance/store/delta.py)."""
+        return self.inner.reach_records(ids)
+
 
 def match_inventory(
     store: KnowledgeStore, inventory: Inventory, snapshot: Digest | None = None

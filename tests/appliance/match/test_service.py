@@ -188,3 +188,37 @@ def test_a_source_pinned_to_an_older_snapshot_reads_its_records(tmp_path: Path) 
     (advisory,) = old.advisories("PyPI", "demo")
     assert advisory.digest == Digest.of_bytes(canonical.dumps(record("1.5"))).hex
     s.close()
+
+
+def test_a_rescans_recording_source_hands_on_the_curated_reachability(tmp_path: Path) -> None:
+    """The source a rescan matches through reads the snapshot's curated reachability records
+    as the gate's does: without them a rescan judged Python findings at the package level
+    while ``stella gate`` judged them at the function level."""
+    from appliance.match.service import RecordingAdvisories
+    from appliance.match.source import Curated
+
+    curated = {
+        "id": "CVE-2018-18074",
+        "package": "requests",
+        "symbols": ["requests.sessions.SessionRedirectMixin.rebuild_auth"],
+        "source": "test",
+    }
+    store = KnowledgeStore.open(tmp_path / "k.db")
+    install_snapshot(
+        store,
+        [
+            build_dataset("osv-pypi", DatasetType.OSV, pypi()),
+            build_dataset("reach", DatasetType.REACHABILITY, [curated]),
+        ],
+        sequence=1,
+        channel="stable",
+        created="2026-11-20T00:00:00Z",
+        bundle=Digest.of_bytes(b"b"),
+    )
+    inner = KnowledgeAdvisories(store)
+    recording = RecordingAdvisories(inner)
+    assert isinstance(recording, Curated)
+    found = recording.reach_records(["CVE-2018-18074", "CVE-1999-0001"])
+    assert found == inner.reach_records(["CVE-2018-18074"])
+    assert [r["id"] for r in found] == ["CVE-2018-18074"]
+    store.close()
