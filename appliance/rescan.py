@@ -236,16 +236,7 @@ def _gate_one(
     try:
         result = gate_fn(home, target.image, at=at, now=now)
     except (StellaError, OSError) as e:
-        why = e.diagnostics() if isinstance(e, StellaError) else f"{e.__class__.__name__}: {e}"
-        return ImageOutcome(
-            target.image,
-            Outcome.FAILED,
-            digest=str(target.digest) if target.digest else None,
-            error=why,
-            aliases=target.aliases,
-            reason=reason,
-            previous=previous,
-        )
+        return _failed(target, e, reason, previous)
     return ImageOutcome(
         target.image,
         Outcome.GATED,
@@ -709,7 +700,7 @@ def _skipped(target: Target, decision: Decision, previous: str | None) -> ImageO
 
 
 def _failed(
-    target: Target, error: BaseException, reason: str, previous: str | None
+    target: Target, error: BaseException, reason: str | None, previous: str | None
 ) -> ImageOutcome:
     why = (
         error.diagnostics()

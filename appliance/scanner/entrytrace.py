@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from appliance.scanner.model import Package, Unknown
 from appliance.scanner.pyfacts import python_facts
-from appliance.scanner.pyreach import PythonProgram, Root, module_map, program_files
+from appliance.scanner.pyreach import (
+    PythonProgram,
+    Root,
+    absolute_name,
+    module_map,
+    program_files,
+)
 
 if TYPE_CHECKING:
     from appliance.scanner.filetree import FileTree
@@ -420,7 +426,7 @@ class _Tracer:
             is_package = path.endswith("/__init__.py")
             package = module if is_package else module.rpartition(".")[0]
             for name in self.imports.get(path, ()):
-                absolute = _absolute(name, package)
+                absolute = absolute_name(name, package)
                 if absolute is None or absolute in seen_modules:
                     continue
                 seen_modules.add(absolute)
@@ -436,19 +442,6 @@ class _Tracer:
                     self.reach(found, (*chain, found))
                     if found.endswith(".py"):
                         queue.append((found, prefix, (*chain, found)))
-
-
-def _absolute(name: str, package: str) -> str | None:
-    if not name.startswith("."):
-        return name
-    dots = len(name) - len(name.lstrip("."))
-    base = package.split(".") if package else []
-    if dots - 1 > len(base):
-        return None
-    base = base[: len(base) - (dots - 1)]
-    rest = name[dots:]
-    joined = ".".join([*base, rest] if rest else base)
-    return joined or None
 
 
 def _skip_env(argv: Sequence[str]) -> list[str]:

@@ -201,19 +201,6 @@ def module_map(files: Iterable[str], sys_path: Sequence[str]) -> dict[str, str]:
     return {name: key[2] for name, key in sorted(found.items())}
 
 
-def _absolute(name: str, package: str) -> str | None:
-    if not name.startswith("."):
-        return name
-    dots = len(name) - len(name.lstrip("."))
-    base = package.split(".") if package else []
-    if dots - 1 > len(base):
-        return None
-    base = base[: len(base) - (dots - 1)]
-    rest = name[dots:]
-    joined = ".".join([*base, rest] if rest else base)
-    return joined or None
-
-
 class Analysis:
     """The static and the possible closure of one program (see the module docstring)."""
 
@@ -294,7 +281,7 @@ class Analysis:
             if target.startswith("="):
                 found = self.resolve(target[1:] + ("." + rest if rest else ""), module, depth + 1)
             else:
-                absolute = _absolute(target, self.packages.get(module, ""))
+                absolute = absolute_name(target, self.packages.get(module, ""))
                 found = (
                     self.qualified(absolute + ("." + rest if rest else ""), depth + 1)
                     if absolute
@@ -306,7 +293,7 @@ class Analysis:
         if found is not None:
             return found
         for star in facts.get("y", ()):
-            absolute = _absolute(star, self.packages.get(module, ""))
+            absolute = absolute_name(star, self.packages.get(module, ""))
             if absolute:
                 found = self.qualified(f"{absolute}.{ref}", depth + 1)
                 if found is not None and found != absolute:
@@ -418,7 +405,7 @@ class Analysis:
         names = list(self.program.imports.get(path, ()))
         names += (self.file_facts(path) or {}).get("i", ())
         for name in names:
-            absolute = _absolute(name, package)
+            absolute = absolute_name(name, package)
             if absolute is None:
                 continue
             parts = absolute.split(".")
@@ -499,3 +486,18 @@ def analyse(program: PythonProgram) -> Analysis:
 def program_files(paths: Iterable[str]) -> list[str]:
     """The files of a tree that can be Python modules (sources and extension modules)."""
     return [p for p in paths if p.endswith(".py") or _EXTENSION.match(posixpath.basename(p))]
+
+
+def absolute_name(name: str, package: str) -> str | None:
+    """The module a (possibly relative) import ``name`` names from inside ``package``, or
+    None when it climbs above the top package."""
+    if not name.startswith("."):
+        return name
+    dots = len(name) - len(name.lstrip("."))
+    base = package.split(".") if package else []
+    if dots - 1 > len(base):
+        return None
+    base = base[: len(base) - (dots - 1)]
+    rest = name[dots:]
+    joined = ".".join([*base, rest] if rest else base)
+    return joined or None
