@@ -9,8 +9,9 @@ more, so it has a digest, a tag and a verdict of its own while its layers (and s
 set) are the fixture's; each gate reads them from the layer cache, as a re-gate does.
 
 A PostgreSQL server is started for the run (Debian's postgresql, as the tests start it,
-tests/postgres.py). Timed: ``stella rescan --queue --all`` (the enqueue of N scan-gate jobs)
-and the drain: W ``stella worker --burst`` processes started together, until the last exits.
+tests/postgres.py); the home's stores and the queue are both in it. Timed: ``stella rescan
+--queue --all`` (the enqueue of N scan-gate jobs) and the drain: W ``stella worker --burst``
+processes started together, until the last exits.
 Reported: images per minute over the drain, jobs per worker, each worker's peak RSS (its
 VmHWM, written by the worker process itself as it exits), and the mean time of a job in the
 first and the last tenth of the drain (by the database's clock): a gate attaches three
@@ -80,6 +81,8 @@ def main() -> int:
         server = start_server(Path(tmp))
         try:
             url = server.database()
+            # the stores in the queue's database, from the start: a scale-out site's home
+            os.environ["STELLA_DATABASE_URL"] = url
             home = Home(Path(tmp) / "home")
             home.init()
             install(home, world, 1)
@@ -182,7 +185,8 @@ def main() -> int:
         "fleet",
         [
             Figure(
-                f"queue drain, {jobs:,} stored images, {args.workers} workers (PostgreSQL queue)",
+                f"queue drain, {jobs:,} stored images, {args.workers} workers "
+                "(stores and queue in PostgreSQL)",
                 f"{per_minute:,.0f} images/min; peak RSS per worker "
                 f"{', '.join(f'{r >> 20} MB' for r in rss)}",
             )
