@@ -237,6 +237,12 @@ def _gate_one(
         result = gate_fn(home, target.image, at=at, now=now)
     except (StellaError, OSError) as e:
         return _failed(target, e, reason, previous)
+    return _gated(target, result, reason, previous)
+
+
+def _gated(
+    target: Target, result: GateResult, reason: str | None, previous: str | None
+) -> ImageOutcome:
     return ImageOutcome(
         target.image,
         Outcome.GATED,
@@ -873,17 +879,7 @@ def gate_batch(
     else:
         for (n, _, _), result in zip(decided, results, strict=True):
             target, reason, previous = chosen[n]
-            outcomes[n] = ImageOutcome(
-                target.image,
-                Outcome.GATED,
-                digest=str(result.verdict.predicate["subject"]["digest"]),
-                verdict=result.kind.value,
-                referrer=str(result.referrer.digest),
-                audit_seq=result.audit_seq,
-                aliases=target.aliases,
-                reason=reason,
-                previous=previous,
-            )
+            outcomes[n] = _gated(target, result, reason, previous)
     return [outcomes[n] for n in range(len(chosen))]
 
 

@@ -21,7 +21,7 @@ Tables (component ``components``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -216,20 +216,26 @@ class ComponentIndex:
         """For the images whose entry records versions and that hold any of ``keys``: each
         distinct probe of those keys -> the images that hold it."""
         found: dict[ProbeRow, set[str]] = {}
+        columns = "c.ecosystem, c.name, c.version, c.distro, c.module, c.subject"
+        for row in self._by_key(columns, "component_versions", keys):
+            found.setdefault(_probe(row), set()).add(str(row[5]))
+        return found
+
+    def _by_key(
+        self, columns: str, table: str, keys: Iterable[tuple[str, str]], order: str = ""
+    ) -> Iterator[Any]:
+        """The rows of ``table`` (as ``c``) whose (ecosystem, name) is one of ``keys``,
+        ``_CHUNK`` keys a query."""
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             values = ", ".join("(?, ?)" for _ in chunk)
-            rows = self.db.query(
+            yield from self.db.query(
                 f"WITH w(ecosystem, name) AS (VALUES {values}) "  # noqa: S608
-                "SELECT c.ecosystem, c.name, c.version, c.distro, c.module, c.subject "
-                "FROM w JOIN component_versions c "
-                "ON c.ecosystem = w.ecosystem AND c.name = w.name",
+                f"SELECT {columns} FROM w JOIN {table} c "
+                f"ON c.ecosystem = w.ecosystem AND c.name = w.name {order}",
                 [v for key in chunk for v in key],
             )
-            for row in rows:
-                found.setdefault(_probe(row), set()).add(str(row[5]))
-        return found
 
     def keys_of(self, subject: str) -> frozenset[tuple[str, str]]:
         rows = self.db.query(
@@ -245,19 +251,14 @@ class ComponentIndex:
         """The images that hold any of ``keys`` or cite any of ``cves``: subject -> the first
         key or CVE found (as ``ecosystem/name`` or the id), to say why."""
         found: dict[str, str] = {}
-        wanted = sorted(set(keys))
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            values = ", ".join("(?, ?)" for _ in chunk)
-            rows = self.db.query(
-                f"WITH w(ecosystem, name) AS (VALUES {values}) "  # noqa: S608
-                "SELECT c.subject, c.ecosystem, c.name FROM w JOIN component_keys c "
-                "ON c.ecosystem = w.ecosystem AND c.name = w.name "
-                "ORDER BY c.ecosystem, c.name, c.subject",
-                [v for key in chunk for v in key],
-            )
-            for subject, ecosystem, name in rows:
-                found.setdefault(str(subject), f"{ecosystem}/{name}")
+        held = self._by_key(
+            "c.subject, c.ecosystem, c.name",
+            "component_keys",
+            keys,
+            "ORDER BY c.ecosystem, c.name, c.subject",
+        )
+        for subject, ecosystem, name in held:
+            found.setdefault(str(subject), f"{ecosystem}/{name}")
         ids = sorted(set(cves))
         for start in range(0, len(ids), _CHUNK):
             part = ids[start : start + _CHUNK]
