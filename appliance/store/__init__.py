@@ -44,13 +44,12 @@ def database_url(home: Home) -> str | None:
         return url
     # A tenant reads its own config.json: the home's is outside what a tenant may open
     # (appliance/tenancy.py), so a site with tenants names the database in the environment.
-    base = home
-    setting = base.settings().get(DATABASE_URL_SETTING)
+    setting = home.settings().get(DATABASE_URL_SETTING)
     if setting is None:
         return None
     if not isinstance(setting, str) or not setting.strip():
         raise DatabaseError(
-            f"{base.config}: {DATABASE_URL_SETTING} must be a postgresql:// URL, got {setting!r}",
+            f"{home.config}: {DATABASE_URL_SETTING} must be a postgresql:// URL, got {setting!r}",
             hint="correct config.json, or remove the setting to use the embedded stores",
         )
     return setting.strip()
