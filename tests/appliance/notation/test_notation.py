@@ -444,9 +444,12 @@ def test_a_token_key_signs_notation_envelopes(
     build_image(home.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
     code, _, err = _stella(root, "keys", "notation", "init")
     assert code == 0, err
-    gate(home, "app:1", at=NOW, now=lambda: NOW)
+    # The CLI certified the key at the wall clock's now, which may be minutes after this module
+    # was imported: sign and verify at a time the fresh certificate covers.
+    now = datetime.now(UTC)
+    gate(home, "app:1", at=now, now=lambda: now)
     store, policy = own_trust(home)
-    result = verify_image(home, "app:1", store=store, policy=policy, now=NOW)
+    result = verify_image(home, "app:1", store=store, policy=policy, now=now)
     assert result.verification.envelope is not None
     leaf = result.verification.envelope.chain[0]
     spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
