@@ -73,7 +73,10 @@ node-deps: sysdeps
 	mkdir -p .cache/node && cp tests/node/package.json tests/node/package-lock.json .cache/node/
 	cd .cache/node && npm ci --no-audit --no-fund
 
+# The suite starts thousands of stella processes: their modules are compiled once up front, so
+# no child compiles them again (an environment with PYTHONDONTWRITEBYTECODE set never caches them).
 test: venv sysdeps images appliance-image node-deps
+	$(BIN)/python -m compileall -q -j 0 appliance bundles mirror tui tests >/dev/null
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv

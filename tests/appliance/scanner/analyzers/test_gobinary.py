@@ -21,6 +21,7 @@ from appliance.scanner.analyzers.gobinary import (
 )
 from appliance.scanner.analyzers.interface import AnalyzerInput, ParseError
 from appliance.scanner.collect import run_analyzer
+from tests.appliance.gobuild import GO_CACHE
 from tests.appliance.scanner.helpers import run
 from tests.conftest import require_tools
 
@@ -218,7 +219,7 @@ def test_binary_built_by_the_go_toolchain(tmp_path: Path) -> None:
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "GOPATH": str(tmp_path / "gopath"),
-        "GOCACHE": str(tmp_path / "cache"),
+        "GOCACHE": str(GO_CACHE),
         "GOPROXY": "off",
         "GOFLAGS": "-mod=mod",
         "GOTOOLCHAIN": "local",
