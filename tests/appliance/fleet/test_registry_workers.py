@@ -12,10 +12,13 @@ verify them in the primary's home, and find the verdict in the shared state stor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,34 +30,42 @@ from appliance.fleet.worker import run_job
 from appliance.home import Home
 from appliance.keyring import load_ring
 from appliance.registry.client import PushClient
-from appliance.registry.worker import Published, RegistryImages, RegistryPlace
+from appliance.registry.worker import Published, RegistryImages, RegistryPlace, configured
 from appliance.rescan import Outcome
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore.attach import EVIDENCE_ARTIFACT
 from bundles import canonical
 from bundles.digest import Digest
+from bundles.distribution.credentials import Credentials
 from bundles.distribution.reference import fallback_tag
+from bundles.errors import ConfigError, UsageError
 from bundles.oci import Descriptor, OCILayout
 from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 from tests.appliance.fleet.test_worker import (
     QUICK,
+    REPO,
     finish,
     gate_records,
+    jobs,
     query,
     start_worker,
     stella,
     stella_json,
+    stop,
     verdicts,
+    wait_for,
     workers,
 )
 from tests.appliance.homes import KEV, SITE, install_knowledge
 from tests.appliance.homes import OSV_UNRATED as OSV
 from tests.appliance.scanner.layouts import build_image, dist_info
-from tests.mirror.registry_fixture import DockerRegistry
+from tests.mirror.registry_fixture import DockerRegistry, clean_env, free_port
 
 __all__ = ["workers"]  # the fixture, shared with test_worker.py
 
 PREFIX = "site"
+USER = ("worker", "a registry password")
+PASSWORD_ENV = "STELLA_TEST_REGISTRY_PASSWORD"
 
 
 @pytest.fixture
@@ -87,37 +98,84 @@ def worker_home(tmp_path: Path, primary: Home) -> Home:
     return h
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[DockerRegistry]:
-    with DockerRegistry(tmp_path / "registry") as reg:
-        yield reg
+@dataclass(frozen=True)
+class Registry:
+    kind: str
+    host: str
+
+    def client(self) -> PushClient:
+        return PushClient(self.host, credentials=Credentials(*USER))
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The options a worker or a push reaches it with."""
+        return ("--user", USER[0], "--password-env", PASSWORD_ENV)
 
 
-def push_and_enqueue(primary: Home, url: str, host: str, *images: str) -> dict[str, str]:
+@pytest.fixture(params=["docker-registry", "stella-serve"])
+def registry(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Registry]:
+    """Debian's docker-registry (no referrers API), or the appliance's own 'stella serve' of
+    a third home (referrers API), each behind a user name and password."""
+    monkeypatch.setenv(PASSWORD_ENV, USER[1])
+    if request.param == "docker-registry":
+        with DockerRegistry(tmp_path / "registry", user=USER) as reg:
+            yield Registry("docker-registry", reg.host)
+        return
+    served = Home(tmp_path / "served")
+    served.init()
+    env = {k: v for k, v in clean_env().items() if k not in ("STELLA_DATABASE_URL", "STELLA_HOME")}
+    env |= {PASSWORD_ENV: USER[1], "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(  # port 0: the kernel picks a free one and the first line names it
+        [sys.executable, "-m", "appliance.cli", "--home", str(served.root), "--json", "serve",
+         "--listen", "127.0.0.1:0", "--allow-push", "--user", USER[0],
+         "--password-env", PASSWORD_ENV],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        started = json.loads(proc.stdout.readline())
+        yield Registry("stella-serve", started["listen"])
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def push_and_enqueue(primary: Home, url: str, reg: Registry, *images: str) -> dict[str, str]:
     """What the primary does: push each image to PREFIX/NAME, then enqueue its first gate.
     Returns image -> manifest digest."""
     for image in images:
         name = image.partition(":")[0]
-        done = stella(primary, url, "push", image, "--to", f"{host}/{PREFIX}/{name}")
+        to = f"{reg.host}/{PREFIX}/{name}"
+        done = stella(primary, url, "push", image, "--to", to, *reg.options)
         assert done.returncode == 0, done.stderr
     out = stella_json(primary, url, "queue", "add", *images)
     assert [i["outcome"] for i in out["images"]] == ["queued"] * len(images)
     return {i["image"]: i["digest"] for i in out["images"]}
 
 
-def fallback_referrers(host: str, repository: str, subject: str) -> list[Descriptor]:
-    """What any client sees of ``subject``'s referrers on a registry without the API."""
-    with PushClient(host) as client:
-        assert client.referrers(repository, Digest.parse(subject)) is None  # no API: 2.8
+def referrers(reg: Registry, repository: str, subject: str) -> list[Descriptor]:
+    """What any client sees of ``subject``'s referrers: the referrers API of 'stella serve',
+    the fallback tag index of docker-registry 2.8."""
+    with reg.client() as client:
+        listed = client.referrers(repository, Digest.parse(subject))
+        if reg.kind == "stella-serve":
+            assert listed is not None
+            # found through the API: no fallback index was written beside it
+            tag = fallback_tag(Digest.parse(subject))
+            assert client.find_manifest_bytes(repository, tag) is None
+            return sorted(listed, key=lambda d: str(d.digest))
+        assert listed is None  # no referrers API
         found = client.find_manifest_bytes(repository, fallback_tag(Digest.parse(subject)))
     assert found is not None, f"no fallback referrers index for {subject}"
     doc = canonical.loads(found[0])
-    return [Descriptor.from_dict(d) for d in doc["manifests"]]
+    return sorted((Descriptor.from_dict(d) for d in doc["manifests"]), key=lambda d: str(d.digest))
 
 
-def read_rva(host: str, repository: str, referrer: Descriptor) -> bytes:
+def read_rva(reg: Registry, repository: str, referrer: Descriptor) -> bytes:
     """The Sigstore bundle an RVA referrer manifest carries, read from the registry."""
-    with PushClient(host) as client:
+    with reg.client() as client:
         manifest = client.get_manifest(repository, str(referrer.digest))
         doc = json.loads(manifest.raw)
         (layer,) = doc["layers"]
@@ -130,22 +188,22 @@ class RegistryBlobs:
     """Evidence as any client of the registry finds it: the layers of the image's evidence
     referrer, each read by digest and checked by the client against its descriptor."""
 
-    def __init__(self, host: str, repository: str, referrers: list[Descriptor]) -> None:
-        self.host, self.repository = host, repository
+    def __init__(self, reg: Registry, repository: str, referrers: list[Descriptor]) -> None:
+        self.reg, self.repository = reg, repository
         (evidence,) = [d for d in referrers if d.artifact_type == EVIDENCE_ARTIFACT]
-        with PushClient(host) as client:
+        with reg.client() as client:
             manifest = client.get_manifest(repository, str(evidence.digest))
         layers = json.loads(manifest.raw)["layers"]
         self.layers = {Digest.parse(d["digest"]): Descriptor.from_dict(d) for d in layers}
 
     @property
     def where(self) -> str:
-        return f"registry {self.host}/{self.repository}"
+        return f"registry {self.reg.host}/{self.repository}"
 
     def read(self, role: str, digest: Digest) -> bytes | None:
         if digest not in self.layers:
             return None
-        with PushClient(self.host) as client:
+        with self.reg.client() as client:
             return client.read_blob(self.repository, self.layers[digest], limit=64 << 20)
 
 
@@ -162,18 +220,24 @@ def job_at(url: str, digest: str) -> str:
 def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
     primary: Home,
     worker_home: Home,
-    registry: DockerRegistry,
+    registry: Registry,
     pg_url: str,
     workers: list[subprocess.Popen[str]],
     tmp_path: Path,
 ) -> None:
-    digests = push_and_enqueue(primary, pg_url, registry.host, "app:1", "api:3")
+    digests = push_and_enqueue(primary, pg_url, registry, "app:1", "api:3")
     assert (
         not (worker_home.oci / "index.json").is_file() or not OCILayout.open(worker_home.oci).tags()
     )
 
     worker = start_worker(
-        worker_home, pg_url, "--burst", "--registry", f"{registry.host}/{PREFIX}", *QUICK
+        worker_home,
+        pg_url,
+        "--burst",
+        "--registry",
+        f"{registry.host}/{PREFIX}",
+        *registry.options,
+        *QUICK,
     )
     workers.append(worker)
     assert finish(worker) == 0
@@ -188,7 +252,7 @@ def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
         assert gate_records(primary, digest) == 1
         # and its attestation is a referrer of the image in the registry
         repository = f"{PREFIX}/{image.partition(':')[0]}"
-        listed = fallback_referrers(registry.host, repository, digest)
+        listed = referrers(registry, repository, digest)
         rva = [
             d
             for d in listed
@@ -199,8 +263,8 @@ def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
         # which verifies from the registry alone: the signature under the primary's key
         # ring, every piece of evidence read from the registry's evidence referrer, and
         # the gate's record in the shared audit log (whose chain verifies)
-        data = read_rva(registry.host, repository, rva[0])
-        evidence = RegistryBlobs(registry.host, repository, listed)
+        data = read_rva(registry, repository, rva[0])
+        evidence = RegistryBlobs(registry, repository, listed)
         checked = verify_rva(
             data,
             TrustPolicy.of_ring(load_ring(primary)),
@@ -221,18 +285,24 @@ def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
 def test_a_job_run_again_pushes_nothing_and_gates_once(
     primary: Home,
     worker_home: Home,
-    registry: DockerRegistry,
+    registry: Registry,
     pg_url: str,
     workers: list[subprocess.Popen[str]],
 ) -> None:
-    digests = push_and_enqueue(primary, pg_url, registry.host, "app:1")
+    digests = push_and_enqueue(primary, pg_url, registry, "app:1")
     digest = digests["app:1"]
     worker = start_worker(
-        worker_home, pg_url, "--burst", "--registry", f"{registry.host}/{PREFIX}", *QUICK
+        worker_home,
+        pg_url,
+        "--burst",
+        "--registry",
+        f"{registry.host}/{PREFIX}",
+        *registry.options,
+        *QUICK,
     )
     workers.append(worker)
     assert finish(worker) == 0
-    before = fallback_referrers(registry.host, f"{PREFIX}/app", digest)
+    before = referrers(registry, f"{PREFIX}/app", digest)
 
     published: list[Published] = []
 
@@ -244,7 +314,11 @@ def test_a_job_run_again_pushes_nothing_and_gates_once(
             published.append(report)
             return report
 
-    images = Recording(RegistryPlace(registry.host, PREFIX), skip_predicates=(PREDICATE_TYPE,))
+    images = Recording(
+        RegistryPlace(registry.host, PREFIX),
+        credentials=Credentials(*USER),
+        skip_predicates=(PREDICATE_TYPE,),
+    )
     at = job_at(pg_url, digest)
     for home in (worker_home, fresh_worker(worker_home, primary)):
         outcome = run_job(home, JobKind.SCAN, "app:1", digest, at, images=images)
@@ -255,7 +329,7 @@ def test_a_job_run_again_pushes_nothing_and_gates_once(
     assert gate_records(primary, digest) == 1
     assert published[0].pushed == ()
     assert published[0].present >= 3
-    assert fallback_referrers(registry.host, f"{PREFIX}/app", digest) == before
+    assert referrers(registry, f"{PREFIX}/app", digest) == before
 
 
 def fresh_worker(like: Home, primary: Home) -> Home:
@@ -264,3 +338,91 @@ def fresh_worker(like: Home, primary: Home) -> Home:
     shutil.copytree(primary.keys, h.keys)
     h.init()
     return h
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+@pytest.mark.parametrize("refusal", ["unreachable", "wrong password"])
+def test_a_registry_that_refuses_fails_the_job_in_one_line_after_its_retries(
+    primary: Home,
+    worker_home: Home,
+    pg_url: str,
+    workers: list[subprocess.Popen[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    refusal: str,
+) -> None:
+    (queued,) = stella_json(primary, pg_url, "queue", "add", "app:1")["images"]
+    with contextlib.ExitStack() as stack:
+        if refusal == "unreachable":
+            host = f"127.0.0.1:{free_port()}"
+        else:
+            host = stack.enter_context(DockerRegistry(tmp_path / "registry", user=USER)).host
+        monkeypatch.setenv(PASSWORD_ENV, "not the password")
+        worker = start_worker(
+            worker_home,
+            pg_url,
+            "--registry",
+            f"{host}/{PREFIX}",
+            "--user",
+            USER[0],
+            "--password-env",
+            PASSWORD_ENV,
+            "--attempts",
+            "2",
+            *QUICK,
+        )
+        workers.append(worker)
+        wait_for("the job to fail", lambda: jobs(pg_url)[0][3] == "failed")
+        code, err = stop(worker)
+    assert code == 0, err
+    runs = query(pg_url, "SELECT attempt, outcome, error FROM stella_job_runs ORDER BY attempt")
+    assert [r[:2] for r in runs] == [(0, "failed"), (1, "failed")]
+    where = f"registry {host}: cannot pull {PREFIX}/app@{queued['digest']} for image app:1: "
+    for _, _, error in runs:
+        assert error.startswith(where), error
+        assert "\n" not in error
+    assert verdicts(primary, queued["digest"]) == []
+    assert not OCILayout.open(worker_home.oci).tags()  # nothing half-pulled is named
+
+
+def test_registry_place_and_repository() -> None:
+    place = RegistryPlace.parse("registry.enclave:5000/site/team")
+    assert (place.registry, place.prefix, str(place)) == (
+        "registry.enclave:5000",
+        "site/team",
+        "registry.enclave:5000/site/team",
+    )
+    assert place.repository("app:1") == "site/team/app"
+    assert place.repository("lib/web@sha256:" + "a" * 64) == "site/team/lib/web"
+    assert RegistryPlace.parse("127.0.0.1:5000").repository("app:1") == "app"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "--registry '' is not HOST[:PORT][/PREFIX]"),
+        ("host:port:x/y", "--registry 'host:port:x/y' is not HOST[:PORT][/PREFIX]"),
+        ("host:5000/Site", "--registry 'host:5000/Site': prefix 'Site' is not a repository path"),
+    ],
+)
+def test_a_bad_registry_is_one_line(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        RegistryPlace.parse(text)
+    assert caught.value.message == message
+
+
+def test_the_home_setting_names_the_registry_when_no_option_does(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    home.init()
+    assert configured(home, None) is None
+    home.write_settings({"registry": "127.0.0.1:5000/site"})
+    assert configured(home, None) == RegistryPlace("127.0.0.1:5000", "site")
+    assert configured(home, "other:5000") == RegistryPlace("other:5000", "")
+    home.write_settings({"registry": 5000})
+    with pytest.raises(ConfigError, match="registry must be HOST"):
+        configured(home, None)
+    home.write_settings({"registry": "Bad Host"})
+    with pytest.raises(UsageError, match="config.json: registry 'Bad Host' is not HOST"):
+        configured(home, None)
