@@ -230,9 +230,11 @@ def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
         not (worker_home.oci / "index.json").is_file() or not OCILayout.open(worker_home.oci).tags()
     )
 
-    worker = start_worker(
+    worker = start_worker(  # two processes: each is given the registry and its credentials
         worker_home,
         pg_url,
+        "--concurrency",
+        "2",
         "--burst",
         "--registry",
         f"{registry.host}/{PREFIX}",
