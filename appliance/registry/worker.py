@@ -231,9 +231,8 @@ class RegistryImages:
             with self._client() as client:
                 plan = _Plan()
                 top = self._collect(client, layout, repository, subject, None, plan, pulled)
-                for manifest in list(plan.manifests.values()):
-                    if manifest.media_type in MANIFEST_TYPES:
-                        self._collect_referrers(client, layout, repository, manifest, plan, pulled)
+                for manifest in list(plan.manifests.values()):  # the index and its platforms
+                    self._collect_referrers(client, layout, repository, manifest, plan, pulled)
                 for descriptor, limit in plan.blobs.values():
                     self._blob(client, layout, repository, descriptor, limit, pulled)
         except RegistryError as e:

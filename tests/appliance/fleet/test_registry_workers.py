@@ -30,17 +30,24 @@ from appliance.fleet.worker import run_job
 from appliance.home import Home
 from appliance.keyring import load_ring
 from appliance.registry.client import PushClient
-from appliance.registry.worker import Published, RegistryImages, RegistryPlace, configured
+from appliance.registry.worker import (
+    ANNOTATION_PREDICATE,
+    Published,
+    RegistryImages,
+    RegistryPlace,
+    configured,
+)
 from appliance.rescan import Outcome
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore.attach import EVIDENCE_ARTIFACT
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
+from bundles.distribution.errors import RegistryError
 from bundles.distribution.reference import fallback_tag
 from bundles.errors import ConfigError, UsageError
 from bundles.oci import Descriptor, OCILayout
-from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
+from bundles.oci.mediatypes import EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.fleet.test_worker import (
     QUICK,
     REPO,
@@ -59,7 +66,14 @@ from tests.appliance.fleet.test_worker import (
 from tests.appliance.homes import KEV, SITE, install_knowledge
 from tests.appliance.homes import OSV_UNRATED as OSV
 from tests.appliance.scanner.layouts import build_image, dist_info
-from tests.mirror.registry_fixture import DockerRegistry, clean_env, free_port
+from tests.mirror.registry_fixture import (
+    DockerRegistry,
+    FakeRegistry,
+    artifact_manifest,
+    clean_env,
+    fake_image,
+    free_port,
+)
 
 __all__ = ["workers"]  # the fixture, shared with test_worker.py
 
@@ -428,3 +442,114 @@ def test_the_home_setting_names_the_registry_when_no_option_does(tmp_path: Path)
     home.write_settings({"registry": "Bad Host"})
     with pytest.raises(UsageError, match="config.json: registry 'Bad Host' is not HOST"):
         configured(home, None)
+
+
+# ------------------------------------------------------------------------------ the pull
+
+
+def _index(fake: FakeRegistry, repo: str, tag: str) -> tuple[Digest, list[Descriptor]]:
+    """A two-platform image index in ``fake``; its digest and its platform manifests."""
+    children = [fake_image(fake, repo, f"{tag}-{n}", size=n) for n in (100_000, 120_000)]
+    raw = canonical.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {**c.to_dict(), "platform": {"architecture": arch, "os": "linux"}}
+                for c, arch in zip(children, ("amd64", "arm64"), strict=True)
+            ],
+        }
+    )
+    return fake.add_manifest(repo, [tag], raw, OCI_INDEX), children
+
+
+def _attach(fake: FakeRegistry, repo: str, subject: Digest, predicate: str) -> Descriptor:
+    """A Sigstore-bundle referrer of ``subject`` in ``fake``, listed in its fallback index."""
+    raw = canonical.dumps(  # a manifest's own shape; its payload need not verify here
+        json.loads(
+            artifact_manifest(
+                Descriptor(OCI_INDEX, subject, 1),
+                predicate.encode(),
+                SIGSTORE_BUNDLE_V03,
+                artifact_type=SIGSTORE_BUNDLE_V03,
+            )[0]
+        )
+        | {"annotations": {ANNOTATION_PREDICATE: predicate}}
+    )
+    for blob in (EMPTY_JSON, predicate.encode()):
+        fake.add_blob(blob)
+    digest = fake.add_manifest(repo, [], raw, OCI_MANIFEST)
+    descriptor = Descriptor(
+        OCI_MANIFEST,
+        digest,
+        len(raw),
+        artifact_type=SIGSTORE_BUNDLE_V03,
+        annotations={ANNOTATION_PREDICATE: predicate},
+    )
+    tag = fallback_tag(subject)
+    listed = json.loads(fake.manifests.get(f"{repo}/{tag}", (b'{"manifests": []}', ""))[0])
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX}
+    index["manifests"] = [*listed["manifests"], descriptor.to_dict()]
+    fake.add_manifest(repo, [tag], canonical.dumps(index), OCI_INDEX)
+    return descriptor
+
+
+def test_a_pull_takes_every_platform_and_the_attestations_of_others_but_not_verdicts(
+    tmp_path: Path,
+) -> None:
+    home = Home(tmp_path / "worker")
+    home.init()
+    with FakeRegistry() as fake:
+        digest, children = _index(fake, "site/multi", "1")
+        # the fake's manifest ids, as the subject the referrers name: the index itself
+        other = _attach(fake, "site/multi", digest, "https://slsa.dev/provenance/v1")
+        verdict = _attach(fake, "site/multi", digest, PREDICATE_TYPE)
+        images = RegistryImages(RegistryPlace(fake.host, "site"), skip_predicates=[PREDICATE_TYPE])
+        first = images.fetch(home, "multi:1", str(digest))
+        layout = OCILayout.open(home.oci)
+        assert layout.tags()["multi:1"].digest == digest
+        assert all(layout.has_blob(c.digest) for c in children)
+        assert (first.manifests, first.blobs_fetched, first.referrers) == (3, 5, 1)
+        # the referrer pulled is reachable in the store, the verdict was left in the registry
+        assert layout.has_blob(other.digest)
+        assert not layout.has_blob(verdict.digest)
+        # again: every blob is stored, so only manifests and listings are asked for
+        fake.requests.clear()
+        again = images.fetch(home, "multi:1", str(digest))
+        assert (again.blobs_fetched, again.blobs_present) == (0, 4)
+        assert not [p for m, p, _ in fake.requests if "/blobs/" in p]
+
+
+@pytest.mark.parametrize("fault", ["corrupt blob", "altered manifest", "missing image"])
+def test_a_pull_that_cannot_be_checked_names_nothing_and_says_why_in_one_line(
+    tmp_path: Path, fault: str
+) -> None:
+    home = Home(tmp_path / "worker")
+    home.init()
+    with FakeRegistry() as fake:
+        image = fake_image(fake, "site/app", "1")
+        raw, _ = fake.manifests[f"site/app/{image.digest}"]
+        layer = json.loads(raw)["layers"][0]["digest"]
+        if fault == "corrupt blob":
+            fake.corrupt.add(layer)
+            why = f"blob {layer} came with the wrong content"
+        elif fault == "altered manifest":
+            fake.manifests[f"site/app/{image.digest}"] = (
+                raw.replace(b'"schemaVersion":2', b'"schemaVersion": 2'),
+                OCI_MANIFEST,
+            )
+            why = "from the registry hashes to"
+        else:
+            del fake.manifests[f"site/app/{image.digest}"]
+            why = "registry has no manifest"
+        images = RegistryImages(RegistryPlace(fake.host, "site"))
+        with pytest.raises(RegistryError) as caught:
+            images.fetch(home, "app:1", str(image.digest))
+    line = caught.value.diagnostics()
+    assert line.startswith(
+        f"registry {fake.host}: cannot pull site/app@{image.digest} for image app:1: "
+    ), line
+    assert why in line
+    assert "\n" not in line
+    assert not OCILayout.open(home.oci).tags()
+    assert not OCILayout.open(home.oci).has_blob(Digest.parse(layer))
