@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from appliance.fleet import DEFAULT_QUEUE, require_extra
 from appliance.home import Home
@@ -116,11 +117,12 @@ def worker_cmd(
     from appliance.fleet.queue import database_url
     from appliance.fleet.worker import WorkerOptions, run, run_many, worker_argv
     from appliance.registry.auth import credentials_from_env
-    from appliance.registry.worker import RegistryImages, configured
+    from appliance.registry.worker import REGISTRY_ENV, RegistryImages, configured
     from appliance.rva.predicate import PREDICATE_TYPE
 
     home = Home(ctx.home).require()
-    place = configured(home, registry)
+    from_env = click_ctx.get_parameter_source("registry") is ParameterSource.ENVIRONMENT
+    place = configured(home, registry, source=REGISTRY_ENV if from_env else "--registry")
     credentials = credentials_from_env(user, password_env)
     url = database_url()
     options = WorkerOptions(

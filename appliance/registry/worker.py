@@ -106,12 +106,14 @@ class RegistryPlace:
         return f"{self.registry}/{self.prefix}" if self.prefix else self.registry
 
 
-def configured(home: Home, given: str | None) -> RegistryPlace | None:
+def configured(
+    home: Home, given: str | None, *, source: str = "--registry"
+) -> RegistryPlace | None:
     """The registry a worker takes its images from: ``--registry`` (or ``STELLA_REGISTRY``,
-    which the command line reads for it), else the home's ``registry`` setting, else none
-    (the images are in the home)."""
+    which the command line reads for it and names as ``source``), else the home's
+    ``registry`` setting, else none (the images are in the home)."""
     if given is not None and given.strip():
-        return RegistryPlace.parse(given)
+        return RegistryPlace.parse(given, source=source)
     setting = home.settings().get(REGISTRY_SETTING)
     if setting is None:
         return None

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import gate_record, verify_rva
+from appliance.cli import cli
 from appliance.fleet.queue import JobKind
 from appliance.fleet.worker import run_job
 from appliance.home import Home
@@ -553,3 +555,43 @@ def test_a_pull_that_cannot_be_checked_names_nothing_and_says_why_in_one_line(
     assert "\n" not in line
     assert not OCILayout.open(home.oci).tags()
     assert not OCILayout.open(home.oci).has_blob(Digest.parse(layer))
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "line"),
+    [
+        (
+            ["--registry", "Bad Host/x"],
+            None,
+            "stella: error: --registry 'Bad Host/x' is not HOST[:PORT][/PREFIX] "
+            "(e.g. registry.enclave:5000/stella)",
+        ),
+        (
+            [],
+            "h:5000/Site",
+            "stella: error: STELLA_REGISTRY 'h:5000/Site': prefix 'Site' is not a repository "
+            "path (lower-case letters, digits and . _ - separated by /)",
+        ),
+        (
+            ["--registry", "h:5000/site", "--user", "worker"],
+            None,
+            "stella: error: --user and --password-env go together",
+        ),
+    ],
+)
+def test_a_bad_registry_option_is_a_usage_error_before_the_queue_is_reached(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    env: str | None,
+    line: str,
+) -> None:
+    home = Home(tmp_path / "home")
+    home.init()
+    monkeypatch.delenv("STELLA_DATABASE_URL", raising=False)
+    if env is not None:
+        monkeypatch.setenv("STELLA_REGISTRY", env)
+    result = CliRunner().invoke(cli, ["--home", str(home.root), "worker", *args])
+    assert result.exit_code == 2
+    (said,) = result.stderr.splitlines()
+    assert said.startswith(line), said
