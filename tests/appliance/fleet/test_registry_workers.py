@@ -51,6 +51,7 @@ from bundles.errors import ConfigError, UsageError
 from bundles.oci import Descriptor, OCILayout
 from bundles.oci.mediatypes import EMPTY_JSON, OCI_INDEX, OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.fleet.test_worker import (
+    AT,
     QUICK,
     REPO,
     finish,
@@ -595,3 +596,46 @@ def test_a_bad_registry_option_is_a_usage_error_before_the_queue_is_reached(
     assert result.exit_code == 2
     (said,) = result.stderr.splitlines()
     assert said.startswith(line), said
+
+
+def test_a_verdict_recorded_by_a_worker_that_stopped_before_pushing_is_pushed_by_its_retry(
+    primary: Home, worker_home: Home, pg_url: str, tmp_path: Path
+) -> None:
+    """The run that records a verdict stops before it pushes (as a kill there would): a
+    retry on another machine cannot push what it never had and says so in one line; a retry
+    on the machine that has it pushes it."""
+    with DockerRegistry(tmp_path / "registry") as reg:
+        pushed = stella(primary, pg_url, "push", "app:1", "--to", f"{reg.host}/{PREFIX}/app")
+        assert pushed.returncode == 0, pushed.stderr
+        digest = str(OCILayout.open(primary.oci).tags()["app:1"].digest)
+        place = RegistryPlace(reg.host, PREFIX)
+
+        class Stopped(RegistryImages):
+            def publish(
+                self, home: Home, image: str, digest: str, *, verdict: str | None = None
+            ) -> Published:
+                raise RuntimeError("stopped before pushing")
+
+        with pytest.raises(RuntimeError):
+            run_job(worker_home, JobKind.SCAN, "app:1", digest, AT, images=Stopped(place))
+        (row,) = verdicts(primary, digest)
+        images = RegistryImages(place, skip_predicates=(PREDICATE_TYPE,))
+        other = fresh_worker(worker_home, primary)
+        with pytest.raises(RegistryError) as caught:
+            run_job(other, JobKind.SCAN, "app:1", digest, AT, images=images)
+        assert caught.value.diagnostics().startswith(
+            f"registry {reg.host}: cannot push the referrers of {PREFIX}/app@{digest} for image "
+            f"app:1: the verdict's attestation {row.referrer} is neither in the registry nor in "
+            "this worker's store"
+        )
+        again = run_job(worker_home, JobKind.SCAN, "app:1", digest, AT, images=images)
+        assert again.outcome is Outcome.SKIPPED
+        listed = {
+            str(d.digest)
+            for d in referrers(Registry("docker-registry", reg.host), f"{PREFIX}/app", digest)
+        }
+        assert row.referrer in listed
+        assert run_job(other, JobKind.SCAN, "app:1", digest, AT, images=images).outcome is (
+            Outcome.SKIPPED
+        )
+    assert len(verdicts(primary, digest)) == 1
