@@ -30,23 +30,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final, cast
+from typing import BinaryIO, Final, cast
 
 from appliance.home import Home
 from appliance.imagestore.catalog import open_store, store_tag
 from appliance.registry.client import PushClient
-from appliance.registry.push import ReferrersMethod, _merge_fallback, _Pusher
-from bundles import canonical
+from appliance.registry.push import ReferrersMethod, _Pusher, listed_referrers, push_referrers
 from bundles.digest import Digest
 from bundles.distribution.client import RegistryManifest
 from bundles.distribution.credentials import Credentials
 from bundles.distribution.errors import RegistryError
 from bundles.distribution.reference import REPOSITORY, fallback_tag
 from bundles.errors import (
-    CanonicalJSONError,
     ConfigError,
     DigestError,
-    OCILayoutError,
     SizeLimitError,
     UsageError,
 )
@@ -291,15 +288,6 @@ class RegistryImages:
             return
         plan.blobs[descriptor.digest] = (descriptor, limit)
 
-    def _remote_referrers(
-        self, client: PushClient, repository: str, subject: Digest
-    ) -> tuple[list[Descriptor], bool]:
-        """The referrers the registry lists for ``subject``, and whether it has the API."""
-        found = client.referrers(repository, subject)
-        if found is not None:
-            return found, True
-        return _fallback_entries(client, repository, subject), False
-
     def _collect_referrers(
         self,
         client: PushClient,
@@ -310,7 +298,7 @@ class RegistryImages:
         pulled: Pulled,
     ) -> None:
         """Plan the attestations others attached to ``subject`` (Sigstore bundles)."""
-        found, _ = self._remote_referrers(client, repository, subject.digest)
+        found, _ = listed_referrers(client, repository, subject.digest)
         for referrer in found:
             if referrer.digest in plan.manifests or layout.has_blob(referrer.digest):
                 continue
@@ -380,8 +368,12 @@ class RegistryImages:
         layout = open_store(home)
         try:
             with self._client() as client:
-                published = self._publish(client, layout, repository, subject)
-                if verdict is not None and verdict not in {str(d) for d in published[1]}:
+                top = layout.get_manifest(subject).descriptor
+                pusher = _Pusher(layout, client, repository)
+                done = push_referrers(
+                    pusher, Descriptor(top.media_type, top.digest, top.size), only_missing=True
+                )
+                if verdict is not None and verdict not in {str(d) for d in done.top}:
                     raise RegistryError(
                         f"the verdict's attestation {verdict} is neither in the registry nor "
                         "in this worker's store",
@@ -391,66 +383,4 @@ class RegistryImages:
                     )
         except RegistryError as e:
             raise self._failed("push the referrers of", image, f"{repository}@{digest}", e) from e
-        return published[0]
-
-    def _publish(
-        self, client: PushClient, layout: OCILayout, repository: str, subject: Digest
-    ) -> tuple[Published, set[Digest]]:
-        """Push what is missing; the Published report and every referrer of the top subject
-        the registry lists afterwards (pushed now or before)."""
-        top = layout.get_manifest(subject).descriptor
-        plain = Descriptor(top.media_type, top.digest, top.size)
-        pusher = _Pusher(layout, client, repository)
-        subjects = [s.descriptor for s in layout.walk(plain)]
-        pushed: list[Digest] = []
-        present = 0
-        methods: list[tuple[Digest, ReferrersMethod]] = []
-        listed_top: set[Digest] = set()
-        seen: set[Digest] = set()
-        while subjects:
-            current = subjects.pop(0)
-            local = [r for r in layout.referrers(current.digest) if r.digest not in seen]
-            remote, has_api = self._remote_referrers(client, repository, current.digest)
-            listed = {r.digest for r in remote}
-            fallback: list[Descriptor] = []
-            for referrer in local:
-                seen.add(referrer.digest)
-                bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
-                if referrer.digest in listed:
-                    present += 1
-                else:
-                    answer = pusher.graph(bare)
-                    pushed.append(referrer.digest)
-                    if answer != current.digest:
-                        fallback.append(referrer)
-                if referrer.media_type in MANIFEST_TYPES | INDEX_TYPES:
-                    subjects.append(bare)  # referrers of referrers (signatures of an RVA)
-            if fallback:
-                _merge_fallback(client, repository, current.digest, fallback)
-            if local:
-                method = ReferrersMethod.API if has_api and not fallback else None
-                methods.append((current.digest, method or ReferrersMethod.FALLBACK))
-            if current.digest == subject:
-                listed_top = listed | {r.digest for r in local}
-        report = Published(repository, tuple(pushed), present, tuple(methods))
-        return report, listed_top
-
-
-def _fallback_entries(client: PushClient, repository: str, subject: Digest) -> list[Descriptor]:
-    """The descriptors the ``sha256-<hex>`` fallback index lists (none when it is missing;
-    a tag that is not an index is refused when it would be written)."""
-    found = client.find_manifest_bytes(repository, fallback_tag(subject))
-    if found is None:
-        return []
-    try:
-        doc = canonical.loads(found[0], limit=MAX_MANIFEST_SIZE, source=str(subject))
-    except (CanonicalJSONError, SizeLimitError):
-        return []
-    entries: list[Any] = doc.get("manifests", []) if isinstance(doc, dict) else []
-    out: list[Descriptor] = []
-    for entry in entries if isinstance(entries, list) else []:
-        try:
-            out.append(Descriptor.from_dict(entry, source=f"{repository}:{fallback_tag(subject)}"))
-        except (OCILayoutError, DigestError):
-            continue  # an entry this client cannot read is not one of ours
-    return out
+        return Published(repository, done.pushed, done.present, done.methods)
