@@ -126,6 +126,7 @@ def configured(
 class Pulled:
     """What a pull fetched and what it found already stored."""
 
+    registry: str
     digest: Digest
     repository: str
     manifests: int = 0
@@ -136,7 +137,7 @@ class Pulled:
 
     def __str__(self) -> str:
         return (
-            f"pulled from {self.repository}: {self.manifests} manifests, "
+            f"pulled from {self.registry}/{self.repository}: {self.manifests} manifests, "
             f"{self.blobs_fetched} blobs fetched ({self.bytes_fetched} bytes), "
             f"{self.blobs_present} already stored, {self.referrers} attestations"
         )
@@ -146,6 +147,7 @@ class Pulled:
 class Published:
     """What a worker pushed back: the referrers sent, and those the registry already listed."""
 
+    registry: str
     repository: str
     pushed: tuple[Digest, ...]
     present: int
@@ -154,8 +156,8 @@ class Published:
     def __str__(self) -> str:
         how = ", ".join(sorted({m.value for _, m in self.methods})) or "none"
         return (
-            f"pushed {len(self.pushed)} referrers to {self.repository} ({self.present} "
-            f"already there; via {how})"
+            f"pushed {len(self.pushed)} referrers to {self.registry}/{self.repository} "
+            f"({self.present} already there; via {how})"
         )
 
 
@@ -225,7 +227,7 @@ class RegistryImages:
         subject = Digest.parse(digest)
         repository = self.place.repository(image)
         layout = open_store(home)
-        pulled = Pulled(subject, repository)
+        pulled = Pulled(self.place.registry, subject, repository)
         try:
             with self._client() as client:
                 plan = _Plan()
@@ -383,4 +385,4 @@ class RegistryImages:
                     )
         except RegistryError as e:
             raise self._failed("push the referrers of", image, f"{repository}@{digest}", e) from e
-        return Published(repository, done.pushed, done.present, done.methods)
+        return Published(self.place.registry, repository, done.pushed, done.present, done.methods)
