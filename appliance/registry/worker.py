@@ -27,6 +27,8 @@ pushes nothing the second time.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -167,6 +169,20 @@ class _Plan:
     blobs: dict[Digest, tuple[Descriptor, int]] = field(default_factory=dict)  # with a limit
 
 
+def _cache(home: Home) -> OCILayout:
+    """The home's layout, made on first use. The worker processes of one new home
+    (``--concurrency``) start their first jobs together: under a lock on the directory one
+    makes the layout and the others open it, instead of finding it half made."""
+    directory = home.require().oci
+    directory.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return open_store(home)
+    finally:
+        os.close(fd)  # and the lock with it
+
+
 def _tag_for(image: str, digest: Digest) -> str:
     """The name the pulled image gets in the worker's layout: the job's own ``NAME:TAG``, or
     for ``NAME@sha256:…`` the tag ``sha256-<hex>``."""
@@ -226,7 +242,7 @@ class RegistryImages:
         it there by the job's name, unless every part of it is stored already."""
         subject = Digest.parse(digest)
         repository = self.place.repository(image)
-        layout = open_store(home)
+        layout = _cache(home)
         pulled = Pulled(self.place.registry, subject, repository)
         try:
             with self._client() as client:
@@ -367,7 +383,7 @@ class RegistryImages:
         a worker that stopped before it pushed it."""
         subject = Digest.parse(digest)
         repository = self.place.repository(image)
-        layout = open_store(home)
+        layout = _cache(home)
         try:
             with self._client() as client:
                 top = layout.get_manifest(subject).descriptor
