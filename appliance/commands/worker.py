@@ -1,7 +1,9 @@
-"""``stella worker [--concurrency N] [--burst] [--queue NAME]``: take scan and gate jobs from
-the queue in PostgreSQL (``STELLA_DATABASE_URL``) until SIGTERM/SIGINT; ``stella queue status``
-lists the queue's jobs, ``stella queue add IMAGE...`` enqueues the first scan and gate of
-stored images (appliance/fleet; docs/scale-out.md, "Workers and the queue").
+"""``stella worker [--concurrency N] [--burst] [--queue NAME] [--registry HOST:PORT[/PREFIX]]``:
+take scan and gate jobs from the queue in PostgreSQL (``STELLA_DATABASE_URL``) until
+SIGTERM/SIGINT, the images from the home or, with ``--registry``, pulled by digest from a
+registry (appliance/registry/worker.py) that the verdicts' referrers go back to;
+``stella queue status`` lists the queue's jobs, ``stella queue add IMAGE...`` enqueues the
+first scan and gate of stored images (appliance/fleet; docs/scale-out.md, "Workers and the queue").
 
 Exit codes: 0 after a clean stop; 1 when the queue cannot be reached; 2 for a usage error.
 """
@@ -12,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from appliance.fleet import DEFAULT_QUEUE, require_extra
 from appliance.home import Home
@@ -69,6 +72,28 @@ if TYPE_CHECKING:
     help="Seconds without a heartbeat after which a worker counts as dead and its job is "
     "queued again.",
 )
+@click.option(
+    "--registry",
+    envvar="STELLA_REGISTRY",
+    default=None,
+    metavar="HOST:PORT[/PREFIX]",
+    help="Pull each job's image NAME:TAG by digest from repository PREFIX/NAME of this "
+    "registry and push its verdict's referrers back [env STELLA_REGISTRY; else the home's "
+    "'registry' setting; else the images are in the home].",
+)
+@click.option("--user", default=None, help="Registry user name.")
+@click.option(
+    "--password-env", default=None, metavar="VAR", help="Environment variable holding the password."
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="CA certificate(s) to trust for the registry's TLS.",
+)
+@click.option(
+    "--plain-http", is_flag=True, help="Use plain HTTP (always the case for a loopback registry)."
+)
 @pass_ctx
 @click.pass_context
 def worker_cmd(
@@ -81,13 +106,24 @@ def worker_cmd(
     backoff: float,
     heartbeat: float,
     stalled_after: float,
+    registry: str | None,
+    user: str | None,
+    password_env: str | None,
+    ca_bundle: str | None,
+    plain_http: bool,
 ) -> None:
     """Take scan and gate jobs from the queue until stopped (SIGTERM or SIGINT)."""
     require_extra()
     from appliance.fleet.queue import database_url
     from appliance.fleet.worker import WorkerOptions, run, run_many, worker_argv
+    from appliance.registry.auth import credentials_from_env
+    from appliance.registry.worker import REGISTRY_ENV, RegistryImages, configured
+    from appliance.rva.predicate import PREDICATE_TYPE
 
     home = Home(ctx.home).require()
+    from_env = click_ctx.get_parameter_source("registry") is ParameterSource.ENVIRONMENT
+    place = configured(home, registry, source=REGISTRY_ENV if from_env else "--registry")
+    credentials = credentials_from_env(user, password_env)
     url = database_url()
     options = WorkerOptions(
         queue=queue,
@@ -97,9 +133,24 @@ def worker_cmd(
         heartbeat=heartbeat,
         stalled_after=stalled_after,
     ).check()
+    images = None
+    extra: list[str] = []
+    if place is not None:
+        images = RegistryImages(
+            place,
+            credentials=credentials,
+            plain_http=plain_http,
+            ca_bundle=ca_bundle,
+            skip_predicates=(PREDICATE_TYPE,),  # the gate's inputs leave verdicts out
+        )
+        extra += ["--registry", str(place)]
+        extra += ["--user", user, "--password-env", password_env] if user and password_env else []
+        extra += ["--ca-bundle", ca_bundle] if ca_bundle else []
+        extra += ["--plain-http"] if plain_http else []
     if concurrency == 1:
-        click_ctx.exit(run(home, url, options, debug=ctx.debug))
-    click_ctx.exit(run_many(worker_argv(home.root, options, debug=ctx.debug), concurrency))
+        click_ctx.exit(run(home, url, options, debug=ctx.debug, images=images))
+    argv = worker_argv(home.root, options, debug=ctx.debug, extra=extra)
+    click_ctx.exit(run_many(argv, concurrency))
 
 
 @click.group("queue")

@@ -12,6 +12,12 @@ it through :func:`appliance.rescan.regate`. The gate records its verdict row and
 in one transaction after signing, logging and attaching; a worker killed before that commit
 leaves no verdict, one killed after it leaves the verdict its retry then finds.
 
+With an image source (``stella worker --registry``, :mod:`appliance.registry.worker`), the
+job's image need not be in the worker's home: the worker pulls it by digest from the registry
+into its layout first, and after the gate pushes the verdict's referrers back there. A job
+that finds its verdict already recorded pushes what the registry lacks of it, and nothing
+when the registry has it all.
+
 Failures are retried with exponential backoff (``--backoff`` seconds, doubling) up to
 ``--attempts`` attempts, then the job is failed; each attempt's error is kept in
 ``stella_job_runs``. A worker killed mid-job (SIGKILL, OOM, power) stops sending
@@ -33,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import procrastinate
 import psycopg
@@ -63,6 +69,21 @@ log: Final = logging.getLogger("stella.worker")
 
 class JobError(StellaError):
     """A job could not do its work (it is retried, then failed with this reason)."""
+
+
+class ImageSource(Protocol):
+    """Where a worker's images come from when its home does not hold them, and where the
+    referrers its gate attaches go (a registry: :class:`appliance.registry.worker.RegistryImages`,
+    which the command line hands in). Each method raises a :class:`StellaError` in one line
+    naming the place and the image."""
+
+    def fetch(self, home: Home, image: str, digest: str) -> object:
+        """Make the image (manifest ``digest``) a stored image named ``image`` in ``home``."""
+        ...
+
+    def publish(self, home: Home, image: str, digest: str, *, verdict: str | None) -> object:
+        """Send the image's referrers that the place lacks; ``verdict`` must end up there."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +171,7 @@ class _State:
     home: Home
     runs: Runs
     now: Callable[[], datetime]
+    images: ImageSource | None = None
 
 
 def _target(home: Home, kind: JobKind, image: str, digest: str) -> Target:
@@ -178,11 +200,16 @@ def run_job(
     at: str,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    images: ImageSource | None = None,
 ) -> ImageOutcome:
-    """Gate the image of one job at the job's evaluation time, unless that verdict exists."""
+    """Gate the image of one job at the job's evaluation time, unless that verdict exists.
+    With ``images``, pull the image from there first and push its referrers back after."""
     home.require()
     when = parse_time(at, where="the job's evaluation time")
     Digest.parse(digest)
+    if images is not None:
+        pulled = images.fetch(home, image, digest)
+        log.info("%s %s: %s", image, digest, pulled)
     target = _target(home, kind, image, digest)
     ctx = context(home)
     snapshot = str(ctx.snapshot) if ctx.snapshot else None
@@ -195,6 +222,9 @@ def run_job(
         and row.snapshot == snapshot
         and row.policy == ctx.policy
     ):
+        if images is not None:
+            published = images.publish(home, image, digest, verdict=row.referrer)
+            log.info("%s %s: %s", image, digest, published)
         return ImageOutcome(
             target.image,
             Outcome.SKIPPED,
@@ -209,6 +239,9 @@ def run_job(
     outcome = regate(home, target, ctx, at=when, now=now, reason=reason, previous=previous)
     if outcome.outcome is Outcome.FAILED:
         raise JobError(f"{target.image}: {outcome.error}")
+    if images is not None:
+        published = images.publish(home, image, digest, verdict=outcome.referrer)
+        log.info("%s %s: %s", image, digest, published)
     return outcome
 
 
@@ -222,7 +255,9 @@ def _task(kind: JobKind) -> Callable[..., dict[str, Any]]:
         state.runs.begin(job, kind.value, image, digest)
         log.info("job %d (attempt %d): %s %s %s", job.id, job.attempts + 1, kind, image, digest)
         try:
-            outcome = run_job(state.home, kind, image, digest, at, now=state.now)
+            outcome = run_job(
+                state.home, kind, image, digest, at, now=state.now, images=state.images
+            )
         except BaseException as e:
             state.runs.end(job.id, job.attempts, "failed", None, _why(e))
             log.warning("job %d failed: %s", job.id, _why(e))
@@ -274,10 +309,10 @@ async def recover_stalled(app: procrastinate.App, runs: Runs, options: WorkerOpt
     return len(stalled)
 
 
-async def _serve(home: Home, url: str, options: WorkerOptions) -> None:
+async def _serve(home: Home, url: str, options: WorkerOptions, images: ImageSource | None) -> None:
     app = worker_app(url, options)
     runs = Runs(url, f"{os.uname().nodename}:{os.getpid()}")
-    state = _State(home, runs, lambda: datetime.now(UTC))
+    state = _State(home, runs, lambda: datetime.now(UTC), images)
     try:
         async with app.open_async():
             await recover_stalled(app, runs, options)
@@ -321,15 +356,22 @@ def _configure_logging(debug: bool) -> None:
         logger.propagate = False
 
 
-def run(home: Home, url: str, options: WorkerOptions, *, debug: bool = False) -> int:
+def run(
+    home: Home,
+    url: str,
+    options: WorkerOptions,
+    *,
+    debug: bool = False,
+    images: ImageSource | None = None,
+) -> int:
     """Run one worker process until SIGTERM/SIGINT (or, with ``burst``, until no job is
-    ready); 0 after a clean stop."""
+    ready); 0 after a clean stop. With ``images``, the jobs' images come from there."""
     home.require()
     options.check()
     ensure_schema(url)
     _configure_logging(debug)
     try:
-        asyncio.run(_serve(home, url, options))
+        asyncio.run(_serve(home, url, options, images))
     except pq_exceptions.ConnectorException as e:
         with connect(url):  # a server gone away is named as such; else the library's words
             pass
@@ -356,11 +398,14 @@ def run_many(argv: Sequence[str], count: int) -> int:
     return max(codes, default=0)
 
 
-def worker_argv(home: Path, options: WorkerOptions, *, debug: bool = False) -> list[str]:
-    """The command line of one worker process with ``options``."""
+def worker_argv(
+    home: Path, options: WorkerOptions, *, debug: bool = False, extra: Sequence[str] = ()
+) -> list[str]:
+    """The command line of one worker process with ``options`` (and ``extra`` options of the
+    worker command: where its images are)."""
     argv = [sys.executable, "-m", "appliance.cli", "--home", str(home)]
     argv += ["--debug", "worker"] if debug else ["worker"]
     argv += ["--queue", options.queue, "--attempts", str(options.attempts)]
     argv += ["--backoff", f"{options.backoff:g}", "--heartbeat", f"{options.heartbeat:g}"]
-    argv += ["--stalled-after", f"{options.stalled_after:g}"]
+    argv += ["--stalled-after", f"{options.stalled_after:g}", *extra]
     return argv + (["--burst"] if options.burst else [])

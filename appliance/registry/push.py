@@ -31,8 +31,15 @@ from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
 from bundles.distribution.errors import RegistryError
 from bundles.distribution.reference import REPOSITORY, TAG, fallback_tag
-from bundles.errors import CanonicalJSONError, UsageError
+from bundles.errors import (
+    CanonicalJSONError,
+    DigestError,
+    OCILayoutError,
+    SizeLimitError,
+    UsageError,
+)
 from bundles.oci import Descriptor, ImageIndex, OCILayout
+from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX
 
 FALLBACK_ATTEMPTS: Final = 5
@@ -197,6 +204,90 @@ def _merge_fallback(
     )
 
 
+def listed_referrers(
+    client: PushClient, repository: str, subject: Digest
+) -> tuple[list[Descriptor], bool]:
+    """The referrers the registry lists for ``subject``, and whether it has a referrers API
+    (else they are the entries of the ``sha256-<hex>`` fallback index, none when it is
+    missing; a tag that is not an index is refused when it would be written)."""
+    found = client.referrers(repository, subject)
+    if found is not None:
+        return found, True
+    tag = fallback_tag(subject)
+    raw = client.find_manifest_bytes(repository, tag)
+    if raw is None:
+        return [], False
+    try:
+        doc = canonical.loads(raw[0], limit=MAX_MANIFEST_SIZE, source=f"{repository}:{tag}")
+    except (CanonicalJSONError, SizeLimitError):
+        return [], False
+    entries: Any = doc.get("manifests", []) if isinstance(doc, dict) else []
+    out: list[Descriptor] = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            out.append(Descriptor.from_dict(entry, source=f"{repository}:{tag}"))
+        except (OCILayoutError, DigestError):
+            continue  # an entry this client cannot read is not one of ours
+    return out, False
+
+
+@dataclass(frozen=True, slots=True)
+class ReferrersPushed:
+    """The referrers one push sent, those the registry already listed, and per subject how
+    they became discoverable."""
+
+    pushed: tuple[Digest, ...]
+    present: int
+    methods: tuple[tuple[Digest, ReferrersMethod], ...]
+    top: frozenset[Digest]  # the root's referrers the registry lists now (pushed or not)
+
+
+def push_referrers(
+    pusher: _Pusher, root: Descriptor, *, only_missing: bool = False
+) -> ReferrersPushed:
+    """Push every referrer of ``root`` and of each manifest under it, and their own
+    referrers (signatures of an RVA), each graph children first; with ``only_missing``, only
+    those the registry does not list yet (a registry worker's push, run again after a
+    retry: nothing is sent twice)."""
+    layout, client, repository = pusher.layout, pusher.client, pusher.repository
+    subjects = [s.descriptor for s in layout.walk(root)]
+    pushed: list[Digest] = []
+    present = 0
+    methods: list[tuple[Digest, ReferrersMethod]] = []
+    top: set[Digest] = set()
+    seen: set[Digest] = set()
+    while subjects:
+        subject = subjects.pop(0)
+        found = [r for r in layout.referrers(subject.digest) if r.digest not in seen]
+        listed: set[Digest] = set()
+        has_api = True  # as far as a plain push knows: the registry's answers tell
+        if only_missing:
+            remote, has_api = listed_referrers(client, repository, subject.digest)
+            listed = {r.digest for r in remote}
+        if subject.digest == root.digest:
+            top = listed | {r.digest for r in found}
+        if not found:
+            continue
+        fallback: list[Descriptor] = []
+        for referrer in found:
+            seen.add(referrer.digest)
+            bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
+            if referrer.digest in listed:
+                present += 1
+            else:
+                answer = pusher.graph(bare)
+                pushed.append(referrer.digest)
+                if answer != subject.digest:
+                    fallback.append(referrer)
+            if referrer.media_type in MANIFEST_TYPES | INDEX_TYPES:
+                subjects.append(bare)  # referrers of referrers (signatures of an RVA)
+        if fallback:
+            _merge_fallback(client, repository, subject.digest, fallback)
+        api = has_api and not fallback
+        methods.append((subject.digest, ReferrersMethod.API if api else ReferrersMethod.FALLBACK))
+    return ReferrersPushed(tuple(pushed), present, tuple(methods), frozenset(top))
+
+
 def push(
     home: Home,
     image: str,
@@ -218,38 +309,15 @@ def push(
         pusher = _Pusher(layout, client, destination.repository)
         plain = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
         pusher.graph(plain, tag)
-        subjects = [s.descriptor for s in layout.walk(plain)]
-        pushed_referrers: list[Digest] = []
-        methods: list[tuple[Digest, ReferrersMethod]] = []
-        seen: set[Digest] = set()
-        while subjects:
-            subject = subjects.pop(0)
-            found = [r for r in layout.referrers(subject.digest) if r.digest not in seen]
-            if not found:
-                continue
-            fallback: list[Descriptor] = []
-            for referrer in found:
-                seen.add(referrer.digest)
-                bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
-                answer = pusher.graph(bare)
-                pushed_referrers.append(referrer.digest)
-                if answer != subject.digest:
-                    fallback.append(referrer)
-                if referrer.media_type in MANIFEST_TYPES | INDEX_TYPES:
-                    subjects.append(bare)  # referrers of referrers (signatures of an RVA)
-            if fallback:
-                _merge_fallback(client, destination.repository, subject.digest, fallback)
-                methods.append((subject.digest, ReferrersMethod.FALLBACK))
-            else:
-                methods.append((subject.digest, ReferrersMethod.API))
+        done = push_referrers(pusher, plain)
     result = PushResult(
         destination=f"{destination.registry}/{destination.repository}:{tag}",
         digest=descriptor.digest,
         blobs_uploaded=pusher.uploaded,
         blobs_present=pusher.present,
         manifests=pusher.manifests,
-        referrers=tuple(pushed_referrers),
-        methods=tuple(methods),
+        referrers=done.pushed,
+        methods=done.methods,
     )
     record_decision(
         home,
