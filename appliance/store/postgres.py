@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -247,6 +248,40 @@ class PostgresDatabase(Database):
     @property
     def in_transaction(self) -> bool:
         return self._pg.info.transaction_status != TransactionStatus.IDLE
+
+    @contextmanager
+    def in_schema(self, schema: str) -> Iterator[PostgresDatabase]:
+        """Inside the open write transaction, work in ``schema`` (created in the transaction
+        when missing, its writers' lock taken) until the block ends: ``stella migrate`` fills
+        every store of a home, one schema each, in one transaction that commits all or none.
+
+        The schema set here is the transaction's own: were it rolled back, PostgreSQL undoes
+        the change of ``search_path`` with everything else."""
+        if not self.in_transaction or self._reading:
+            raise RuntimeError(f"{self.where}: in_schema() runs inside a write transaction")
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise DatabaseError(f"{redact(self.url)}: schema name {schema!r} is not allowed")
+        before, lock = self.schema, self._lock
+        try:
+            self._pg.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+            self._pg.execute(f'SET LOCAL search_path = "{schema}"')
+        except psycopg.Error as e:
+            raise self._wrap(e, f"work in schema {schema}") from e
+        self.schema, self._lock = schema, _lock_key(schema)
+        failed = False
+        try:
+            yield self
+        except BaseException:
+            failed = True  # the transaction's rollback restores the search path
+            raise
+        finally:
+            self.schema, self._lock = before, lock
+            if not failed:
+                try:
+                    self._pg.execute(f'SET LOCAL search_path = "{before}"')
+                except psycopg.Error as e:
+                    raise self._wrap(e, f"return to schema {before}") from e
 
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         return (psycopg.Error,)

@@ -1,0 +1,216 @@
+"""``stella migrate`` of a home with tenants, through the real command line and a real server:
+the shared knowledge moves once, the home's state into ``state``, each tenant's state into its
+own schema, all in one transaction; every tenant then answers from PostgreSQL as it did from its
+files. A failure in a later tenant leaves nothing in the database, and the run that follows the
+repair starts clean; what cannot move is refused before anything is written."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from appliance import tenancy
+from appliance.home import Home
+from appliance.store import DATABASE_URL_ENV, components
+from appliance.store.db import SqliteDatabase
+from tests.appliance.homes import SITE, install_knowledge
+from tests.appliance.scanner.layouts import build_image, dist_info
+from tests.appliance.tenants.test_tenants import AT, ok, run
+
+TENANTS = ("acme", "globex", "initech")
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An embedded home with shared knowledge and three tenants: acme and globex each gated
+    an image (FAIL, from the shared knowledge); initech was created and did nothing since."""
+    monkeypatch.delenv(tenancy.ENV, raising=False)
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    base = tmp_path / "home"
+    ok(base, "init")
+    install_knowledge(Home(base))
+    for name in TENANTS:
+        ok(base, "--tenant", name, "init")
+    layout = tmp_path / "layout"
+    build_image(layout, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
+    for name in ("acme", "globex"):
+        ok(base, "--tenant", name, "images", "load", f"oci:{layout}", "--tag", "app:1")
+        code, _, err = run(base, "--tenant", name, "gate", "app:1", "--at", AT)
+        assert code == 3, err
+    return base
+
+
+def tables(url: str) -> dict[str, int]:
+    """Every table the database holds, as ``schema.table``: its row count."""
+    with psycopg.connect(url) as conn:
+        names = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables"
+            " WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            " ORDER BY 1, 2"
+        ).fetchall()
+        counts = {}
+        for schema, table in names:
+            row = conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()  # noqa: S608 - names from the catalog
+            counts[f"{schema}.{table}"] = int(row[0]) if row is not None else 0
+        return counts
+
+
+def settings(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def configs(base: Path) -> list[Path]:
+    return [base / "config.json", *(base / "tenants" / n / "config.json" for n in TENANTS)]
+
+
+def one_error(err: str) -> str:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("stella: error: ")]
+    assert len(lines) == 1, err
+    return lines[0].removeprefix("stella: error: ")
+
+
+def test_migrate_moves_the_shared_knowledge_once_and_each_tenant_to_its_schema(
+    embedded: Path, pg_url: str
+) -> None:
+    base = embedded
+    before = {
+        name: (
+            ok(base, "--tenant", name, "audit", "verify"),
+            ok(base, "--tenant", name, "audit", "list")["records"],
+            ok(base, "--tenant", name, "images", "list")["images"],
+        )
+        for name in TENANTS
+    }
+    dry = ok(base, "migrate", "--to", pg_url, "--dry-run")
+    assert dry["dryRun"] is True
+    assert [t["tenant"] for t in dry["tenants"]] == list(TENANTS)
+    assert {t["tenant"]: t["auditRecords"] for t in dry["tenants"]} == {
+        name: before[name][0]["records"] for name in TENANTS
+    }
+    assert tables(pg_url) == {}  # rolled back, every store
+    assert all("databaseUrl" not in settings(p) for p in configs(base))
+
+    moved = ok(base, "migrate", "--to", pg_url)
+    assert [(s["store"], s["schema"], s["tenant"]) for s in moved["stores"]] == [
+        ("knowledge", "knowledge", None),
+        ("state", "state", None),
+    ]
+    assert [(t["store"], t["schema"], t["tenant"]) for t in moved["tenants"]] == [
+        ("state", tenancy.pg_schema(name), name) for name in TENANTS
+    ]
+    for tenant, rehearsed in zip(moved["tenants"], dry["tenants"], strict=True):
+        assert tenant["tables"] == rehearsed["tables"]
+        assert tenant["source"] == str(base / "tenants" / tenant["tenant"] / "state.db")
+    held = tables(pg_url)
+    for tenant in moved["tenants"]:
+        for table, rows in tenant["tables"].items():
+            assert held[f"{tenant['schema']}.{table}"] == rows
+    assert held["tenant_acme.verdicts"] == held["tenant_globex.verdicts"] == 1
+    assert held["tenant_initech.verdicts"] == held["state.verdicts"] == 0
+    # the knowledge exists once, in its own schema: no tenant schema holds a copy of it
+    knowledge = {t.split(".", 1)[1] for t in held if t.startswith("knowledge.")}
+    for name in TENANTS:
+        own = {t.split(".", 1)[1] for t in held if t.startswith(f"tenant_{name}.")}
+        assert not (own & knowledge - {"schema_versions", "stella_layout"})
+    for path in configs(base):
+        assert settings(path)["databaseUrl"] == pg_url, path
+
+    # the files are kept but no longer read: each tenant answers from PostgreSQL alike
+    for db in [base / "knowledge.db", base / "state.db"] + [
+        base / "tenants" / n / "state.db" for n in TENANTS
+    ]:
+        if db.exists():
+            db.rename(db.with_suffix(".db.moved"))
+    for name in TENANTS:
+        assert ok(base, "--tenant", name, "audit", "verify") == before[name][0]
+        assert ok(base, "--tenant", name, "audit", "list")["records"] == before[name][1]
+        assert ok(base, "--tenant", name, "images", "list")["images"] == before[name][2]
+    # and keeps working: the shared knowledge still fails the image, in the tenant's schema
+    code, _, err = run(base, "--tenant", "acme", "gate", "app:1", "--at", AT)
+    assert code == 3, err
+    assert tables(pg_url)["tenant_acme.verdicts"] == 2
+    assert tables(pg_url)["tenant_globex.verdicts"] == 1
+    code, _, err = run(base, "migrate", "--to", pg_url)
+    assert code == 1
+    assert "the home already uses the database" in one_error(err)
+
+
+def test_a_failure_in_a_later_tenant_leaves_nothing_and_the_next_run_starts_clean(
+    embedded: Path, pg_url: str
+) -> None:
+    """A damaged row in globex's store (a NUL character, which SQLite keeps and PostgreSQL
+    refuses) fails the copy after the knowledge, the home's state and acme were copied."""
+    damaged = embedded / "tenants" / "globex" / "state.db"
+    with SqliteDatabase.open(damaged) as db:
+        db.ensure(components.SCHEMA)  # the component index, as the first rescan makes it
+    raw = sqlite3.connect(damaged, isolation_level=None)
+    try:
+        raw.execute(
+            "INSERT INTO component_images (subject, snapshot, vex, indexed) "
+            "VALUES ('sha256:damaged', NULL, 'a' || char(0) || 'b', '2026-12-01T00:00:00Z')"
+        )
+    finally:
+        raw.close()
+    code, _, err = run(embedded, "migrate", "--to", pg_url)
+    assert code == 1
+    line = one_error(err)
+    assert line.startswith("tenant 'globex' (4 of 5 stores): "), line
+    assert "cannot copy table component_images: " in line, line
+    assert "0x00" in line, line
+    assert "nothing was committed" in line, line
+    assert "run stella migrate again" in line, line
+    assert tables(pg_url) == {}  # knowledge, state and acme's copies went with it
+    assert all("databaseUrl" not in settings(p) for p in configs(embedded))
+
+    raw = sqlite3.connect(damaged, isolation_level=None)
+    try:
+        raw.execute("DELETE FROM component_images WHERE subject = 'sha256:damaged'")
+    finally:
+        raw.close()
+    moved = ok(embedded, "migrate", "--to", pg_url)  # no --force needed: nothing stayed
+    assert [t["tenant"] for t in moved["tenants"]] == list(TENANTS)
+    assert ok(embedded, "--tenant", "globex", "audit", "verify")["ok"] is True
+
+
+def test_what_cannot_move_is_refused_before_anything_is_written(
+    embedded: Path, pg_url: str
+) -> None:
+    # a tenant cannot run the move of the whole home
+    code, _, err = run(embedded, "--tenant", "acme", "migrate", "--to", pg_url)
+    assert code == 1
+    assert one_error(err).startswith("tenant 'acme': stella migrate moves the whole home")
+
+    # a tenant with knowledge of its own: on PostgreSQL the knowledge is shared
+    own = embedded / "tenants" / "globex" / "knowledge.db"
+    own.write_bytes(b"")
+    code, _, err = run(embedded, "migrate", "--to", pg_url)
+    assert code == 1
+    assert one_error(err).startswith(
+        f"{own}: tenant 'globex' has knowledge of its own; on PostgreSQL every tenant reads "
+        "the shared knowledge"
+    )
+    own.unlink()
+    assert tables(pg_url) == {}
+
+    # a tenant's schema that already holds tables: refused, then replaced with --force
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA tenant_initech")
+        conn.execute("CREATE TABLE tenant_initech.leftover (x int)")
+    code, _, err = run(embedded, "migrate", "--to", pg_url)
+    assert code == 1
+    assert one_error(err).startswith(
+        f"{pg_url} (schema tenant_initech): is not empty (tables leftover)"
+    )
+    assert set(tables(pg_url)) == {"tenant_initech.leftover"}
+    forced = ok(embedded, "migrate", "--to", pg_url, "--force")
+    assert [t["tenant"] for t in forced["tenants"]] == list(TENANTS)
+    assert "tenant_initech.leftover" not in tables(pg_url)
