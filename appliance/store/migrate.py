@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from appliance import tenancy
 from appliance.home import Home
@@ -435,3 +436,110 @@ def _check_tenant(source: _Source, shown: str) -> None:
             f"{tenant.config}: tenant {tenant.tenant!r} already uses the database {setting}",
             hint="remove its databaseUrl setting if its state.db is the state to move",
         )
+
+
+# -- tenant roles -------------------------------------------------------------------------
+
+ROLE_PREFIX: Final = "stella_"
+
+
+def tenant_role(name: str) -> str:
+    """The PostgreSQL role a tenant's processes connect as: ``stella_tenant_<name>`` (its
+    schema's name, prefixed so that the roles of the cluster say whose they are)."""
+    return ROLE_PREFIX + tenancy.pg_schema(name)
+
+
+def tenant_url(url: str, name: str) -> str:
+    """``url`` (without its password) with tenant ``name``'s role as the user."""
+    parts = urlsplit(redact(url))
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{tenant_role(name)}@{host}"))
+
+
+def tenant_role_sql(name: str, knowledge: str = KNOWLEDGE_SCHEMA) -> str:
+    """The statements that give tenant ``name`` a role of its own: a login role (its password
+    or certificate is the operator's to set) that owns the tenant's schema and everything in
+    it, may read the shared knowledge and nothing else of the database. Run by the role that
+    owns the stores (it is made a member of the tenant's role so as to hand the schema over,
+    and keeps reaching it); re-running it changes nothing."""
+    schema, role = tenancy.pg_schema(name), tenant_role(name)
+    q = tenancy.quote_identifier
+    # names checked by tenancy.check_name: letters, digits and '_', safe as SQL literals
+    role_literal, schema_literal = f"'{role}'", f"'{schema}'"
+    return f"""\
+-- tenant {name}: role {role}, schema {schema}
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_literal}) THEN
+    CREATE ROLE {q(role)} LOGIN;
+  END IF;
+END $$;
+GRANT {q(role)} TO CURRENT_USER;
+CREATE SCHEMA IF NOT EXISTS {q(schema)};
+ALTER SCHEMA {q(schema)} OWNER TO {q(role)};
+DO $$ DECLARE item record; BEGIN
+  FOR item IN SELECT c.oid::regclass AS name FROM pg_class c
+      WHERE c.relnamespace = {schema_literal}::regnamespace
+      AND c.relkind IN ('r', 'p', 'v', 'm', 'f') LOOP
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', item.name, {role_literal});
+  END LOOP;
+  FOR item IN SELECT p.oid::regprocedure AS name FROM pg_proc p
+      WHERE p.pronamespace = {schema_literal}::regnamespace LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO %I', item.name, {role_literal});
+  END LOOP;
+END $$;
+CREATE SCHEMA IF NOT EXISTS {q(knowledge)};
+GRANT USAGE ON SCHEMA {q(knowledge)} TO {q(role)};
+GRANT SELECT ON ALL TABLES IN SCHEMA {q(knowledge)} TO {q(role)};
+ALTER DEFAULT PRIVILEGES IN SCHEMA {q(knowledge)} GRANT SELECT ON TABLES TO {q(role)};
+"""  # noqa: S608 - identifiers checked and quoted; no input reaches it otherwise
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRole:
+    tenant: str
+    schema: str
+    role: str
+    url: str  # what the tenant's processes connect with (no password)
+    sql: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "schema": self.schema,
+            "role": self.role,
+            "url": self.url,
+            "sql": self.sql,
+        }
+
+
+def tenant_roles(url: str, names: Sequence[str]) -> list[TenantRole]:
+    """The role of each tenant of ``names``, in the database at ``url``."""
+    return [
+        TenantRole(n, tenancy.pg_schema(n), tenant_role(n), tenant_url(url, n), tenant_role_sql(n))
+        for n in names
+    ]
+
+
+def apply_tenant_roles(home: Home, url: str, roles: Sequence[TenantRole]) -> None:
+    """Run the roles' statements in the database at ``url`` (one transaction: every tenant's
+    rights or none), then record each tenant's own URL as its ``databaseUrl``, so its
+    processes connect as its role."""
+    with (
+        PostgresDatabase.connect(url, schema=KNOWLEDGE_SCHEMA) as db,
+        db.transaction("give the tenants roles of their own") as conn,
+    ):
+        for role in roles:
+            try:
+                with db.transaction(f"give tenant {role.tenant} its role"):
+                    conn.execute(role.sql)
+            except StellaError as e:
+                raise MigrateError(
+                    f"tenant {role.tenant!r}: {e.message}",
+                    hint="the database role of the URL must be allowed to create roles "
+                    "(CREATEROLE) and own the stores; or print the statements (without "
+                    "--apply) for the database's administrator to run; nothing was changed",
+                ) from e
+    for role in roles:
+        tenant = Home.of(home.base, role.tenant)
+        with tenancy.confined(tenant.boundary):
+            tenant.write_settings({**tenant.settings(), DATABASE_URL_SETTING: role.url})

@@ -220,19 +220,27 @@ class PostgresDatabase(Database):
         try:
             raw.execute(f"SET lock_timeout = {max(1, int(busy_timeout * 1000))}")
             raw.execute("SET client_min_messages = warning")
-            exists = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
-            if raw.execute(exists, (schema,)).fetchone() is None:
+            usable = "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = "
+            found = raw.execute(usable + "%s", (schema,)).fetchone()
+            if found is None:
                 # (a role without CREATE on the database can use schemas made for it)
                 with raw.transaction():
                     # two processes creating the schema at once would race on the catalog
                     raw.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("stella-ops"),))
                     raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            elif not found[0]:  # another tenant's schema, to a tenant's own role
+                raise DatabaseError(
+                    f"{db.where}: the database role {raw.info.user} may not use this schema",
+                    hint="each tenant's role reaches only its own schema and the shared "
+                    "knowledge ('stella tenants roles'): connect with the role of the tenant "
+                    "whose store this is",
+                )
             raw.execute(f'SET search_path = "{schema}"')
             db._check_layout()
         except psycopg.Error as e:
             raw.close()
             raise db._wrap(e, "configure the connection") from e
-        except StoreError:  # a layout newer than this program
+        except StoreError:  # a layout newer than this program, a schema the role may not use
             raw.close()
             raise
         return db

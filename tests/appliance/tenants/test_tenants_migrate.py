@@ -2,7 +2,9 @@
 the shared knowledge moves once, the home's state into ``state``, each tenant's state into its
 own schema, all in one transaction; every tenant then answers from PostgreSQL as it did from its
 files. A failure in a later tenant leaves nothing in the database, and the run that follows the
-repair starts clean; what cannot move is refused before anything is written."""
+repair starts clean; what cannot move is refused before anything is written. Then each tenant
+gets a role of its own (``stella tenants roles --apply``), and the server refuses it every
+schema but its own and the shared knowledge."""
 
 from __future__ import annotations
 
@@ -214,3 +216,64 @@ def test_what_cannot_move_is_refused_before_anything_is_written(
     forced = ok(embedded, "migrate", "--to", pg_url, "--force")
     assert [t["tenant"] for t in forced["tenants"]] == list(TENANTS)
     assert "tenant_initech.leftover" not in tables(pg_url)
+
+
+def denied(url: str, sql: str) -> bool:
+    """Whether the server refuses ``sql`` to the role of ``url`` for want of privileges."""
+    with psycopg.connect(url) as conn:
+        try:
+            conn.execute(sql)
+        except psycopg.errors.InsufficientPrivilege:
+            return True
+    return False
+
+
+def test_each_tenant_gets_a_role_that_reaches_its_schema_and_the_knowledge_only(
+    embedded: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok(embedded, "migrate", "--to", pg_url)
+    printed = ok(embedded, "tenants", "roles")
+    assert printed["applied"] is False
+    assert [(t["tenant"], t["role"], t["schema"]) for t in printed["tenants"]] == [
+        (name, f"stella_tenant_{name}", f"tenant_{name}") for name in TENANTS
+    ]
+    code, text, _ = run(embedded, "tenants", "roles", "acme")  # the statements, for a DBA
+    assert code == 0
+    assert text.startswith("-- tenant acme: role stella_tenant_acme, schema tenant_acme\n")
+    assert 'GRANT SELECT ON ALL TABLES IN SCHEMA "knowledge" TO "stella_tenant_acme"' in text
+    assert "globex" not in text
+    assert all("databaseUrl" in settings(p) for p in configs(embedded))
+    assert settings(embedded / "tenants" / "acme" / "config.json")["databaseUrl"] == pg_url
+
+    applied = ok(embedded, "tenants", "roles", "--apply")
+    assert applied["applied"] is True
+    again = ok(embedded, "tenants", "roles", "--apply")  # re-running changes nothing
+    assert again["tenants"] == applied["tenants"]
+    host = pg_url.split("@", 1)[1]
+    acme, globex = (f"postgresql://stella_tenant_{n}@{host}" for n in ("acme", "globex"))
+    assert settings(embedded / "tenants" / "acme" / "config.json")["databaseUrl"] == acme
+    assert settings(embedded / "config.json")["databaseUrl"] == pg_url
+
+    # the server, not the program, keeps acme out of the others' schemas
+    assert not denied(acme, "SELECT count(*) FROM tenant_acme.verdicts")
+    assert not denied(acme, "SELECT count(*) FROM knowledge.schema_versions")
+    assert denied(acme, "SELECT count(*) FROM tenant_globex.verdicts")
+    assert denied(acme, "SELECT count(*) FROM state.audit_log")
+    assert denied(acme, "DELETE FROM knowledge.schema_versions")
+    assert denied(globex, "SELECT count(*) FROM tenant_acme.audit_log")
+
+    # each tenant works through its own role: the gate reads the shared knowledge and writes
+    # the tenant's schema; its audit log still verifies
+    code, _, err = run(embedded, "--tenant", "acme", "gate", "app:1", "--at", AT)
+    assert code == 3, err
+    assert tables(pg_url)["tenant_acme.verdicts"] == 2
+    assert ok(embedded, "--tenant", "acme", "audit", "verify")["ok"] is True
+    # and a process that names the wrong tenant is refused by the server itself
+    monkeypatch.setenv(DATABASE_URL_ENV, acme)
+    code, _, err = run(embedded, "--tenant", "globex", "audit", "verify")
+    assert code == 1
+    assert one_error(err) == (
+        f"{acme} (schema tenant_globex): the database role stella_tenant_acme may not use this "
+        "schema (each tenant's role reaches only its own schema and the shared knowledge "
+        "('stella tenants roles'): connect with the role of the tenant whose store this is)"
+    )
