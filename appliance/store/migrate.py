@@ -8,7 +8,8 @@ state into its own schema (:func:`appliance.tenancy.pg_schema`, ``tenant_<name>`
 store the schema is created at the current version of every component, every table is copied
 (parents before the tables whose foreign keys name them; large tables streamed in batches with
 ``COPY``), identity counters are moved past the copied ids, and the copy is checked before the
-next store begins: every table holds as many rows as its source, and the audit log's signed
+next store begins: every table, read back, holds as many rows as its source with the same
+content (an order-free digest of the rows, :class:`_RowsDigest`), and the audit log's signed
 chain verifies in PostgreSQL (with the key of the home or tenant that signed it) to the same
 head as in the file. Any failure, in the last tenant as in the first store, or ``--dry-run``,
 rolls the one transaction back: no store is left half-copied, nor a store copied while another
@@ -29,8 +30,9 @@ files by mistake.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +72,7 @@ class _DryRun(Exception):
 class TableCopy:
     table: str
     rows: int
+    digest: str = ""  # of its rows' content, the same in the file and after the copy
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class StoreCopy:
             "schema": self.schema,
             "rows": self.rows,
             "tables": {t.table: t.rows for t in self.tables},
+            "digests": {t.table: t.digest for t in self.tables},
             "auditRecords": self.audit_records,
             "copied": self.copied,
         }
@@ -150,6 +154,54 @@ def _batches(source: SqliteDatabase, table: str) -> Iterator[tuple[list[str], li
         if not rows:
             return
         yield columns, [tuple(r) for r in rows]
+
+
+class _RowsDigest:
+    """A digest of a table's rows that does not depend on their order (the sum, modulo
+    2**256, of each row's SHA-256), so the file and PostgreSQL are compared without sorting
+    either: the same rows, each with the same values, give the same digest."""
+
+    __slots__ = ("total",)
+    _MODULUS: Final = 1 << 256
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        total = self.total
+        for row in rows:
+            values = tuple(
+                bytes(v) if isinstance(v, memoryview) else int(v) if isinstance(v, bool) else v
+                for v in row
+            )
+            total += int.from_bytes(hashlib.sha256(repr(values).encode()).digest(), "big")
+        self.total = total % self._MODULUS
+
+    def hex(self) -> str:
+        return f"{self.total:064x}"
+
+
+def _check_copy(target: PostgresDatabase, item: TableCopy, columns: list[str], path: Path) -> None:
+    """Read the copied table back (streamed) and compare its row count and digest with the
+    file's; a table may be empty (nothing to read)."""
+    count, digest = 0, _RowsDigest()
+    if columns:
+        sql = f"SELECT {', '.join(columns)} FROM {item.table}"  # noqa: S608 - catalog names
+        for rows in target.stream(sql, what=f"read back table {item.table}"):
+            count += len(rows)
+            digest.add(rows)
+    else:
+        count = int(target.query(f"SELECT COUNT(*) FROM {item.table}")[0][0])  # noqa: S608
+    if count != item.rows:
+        raise MigrateError(
+            f"{target.where}: table {item.table} holds {count} rows after the copy, {path} "
+            f"holds {item.rows}"
+        )
+    if columns and digest.hex() != item.digest:
+        raise MigrateError(
+            f"{target.where}: table {item.table} holds other values after the copy than "
+            f"{path} (digest {digest.hex()[:16]}, the file's {item.digest[:16]})"
+        )
 
 
 def _target_tables(target: PostgresDatabase) -> list[str]:
@@ -254,20 +306,17 @@ def _copy_store(source: _Source, target: PostgresDatabase, *, force: bool) -> St
             for schema in source.parts:
                 target.ensure(schema)
             for table in _tables(db):
-                count = 0
+                count, digest = 0, _RowsDigest()
+                names: list[str] = []
                 with target.transaction(f"copy table {table}"):
                     for columns, rows in _batches(db, table):
                         target.bulk_insert(table, columns, rows)
                         count += len(rows)
+                        digest.add(rows)
+                        names = columns
                     _reset_identity(target, table)
-                copied.append(TableCopy(table, count))
-            for item in copied:
-                have = int(target.query(f"SELECT COUNT(*) FROM {item.table}")[0][0])  # noqa: S608
-                if have != item.rows:
-                    raise MigrateError(
-                        f"{target.where}: table {item.table} holds {have} rows after the "
-                        f"copy, {path} holds {item.rows}"
-                    )
+                copied.append(TableCopy(table, count, digest.hex()))
+                _check_copy(target, copied[-1], names, path)
             if expected_log is not None:
                 moved = audit.AuditLog(target, public_key=key).verify()
                 same = (

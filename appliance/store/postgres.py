@@ -291,6 +291,19 @@ class PostgresDatabase(Database):
                 except psycopg.Error as e:
                     raise self._wrap(e, f"return to schema {before}") from e
 
+    def stream(self, sql: str, *, size: int = 20_000, what: str = "read") -> Iterator[list[Any]]:
+        """The rows of one read statement, ``size`` at a time, through a server-side cursor
+        inside the open transaction: a table larger than memory is read whole."""
+        if not self.in_transaction:
+            raise RuntimeError(f"{self.where}: stream() runs inside a transaction")
+        try:
+            with self._pg.cursor(name="stella_stream") as cursor:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(size):
+                    yield rows
+        except psycopg.Error as e:
+            raise self._wrap(e, what) from e
+
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         return (psycopg.Error,)
 

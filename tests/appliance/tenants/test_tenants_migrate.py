@@ -20,6 +20,7 @@ from appliance import tenancy
 from appliance.home import Home
 from appliance.store import DATABASE_URL_ENV, components
 from appliance.store.db import SqliteDatabase
+from appliance.store.postgres import PostgresDatabase
 from tests.appliance.homes import SITE, install_knowledge
 from tests.appliance.scanner.layouts import build_image, dist_info
 from tests.appliance.tenants.test_tenants import AT, ok, run
@@ -112,6 +113,8 @@ def test_migrate_moves_the_shared_knowledge_once_and_each_tenant_to_its_schema(
     ]
     for tenant, rehearsed in zip(moved["tenants"], dry["tenants"], strict=True):
         assert tenant["tables"] == rehearsed["tables"]
+        assert tenant["digests"] == rehearsed["digests"]
+        assert set(tenant["digests"]) == set(tenant["tables"])
         assert tenant["source"] == str(base / "tenants" / tenant["tenant"] / "state.db")
     held = tables(pg_url)
     for tenant in moved["tenants"]:
@@ -286,3 +289,28 @@ def test_each_tenant_gets_a_role_that_reaches_its_schema_and_the_knowledge_only(
         "schema (each tenant's role reaches only its own schema and the shared knowledge "
         "('stella tenants roles'): connect with the role of the tenant whose store this is)"
     )
+
+
+def test_a_copy_whose_content_differs_from_the_file_is_not_committed(
+    embedded: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failure injection: the copy of globex's verdicts alters one value on the way (same
+    row count); the digest read back from PostgreSQL differs from the file's."""
+    real = PostgresDatabase.bulk_insert
+
+    def altering(
+        self: PostgresDatabase, table: str, columns: Any, rows: Any, **options: Any
+    ) -> None:
+        if self.schema == "tenant_globex" and table == "verdicts":
+            first = list(rows[0])
+            first[list(columns).index("name")] = "other"
+            rows = [tuple(first), *rows[1:]]
+        real(self, table, columns, rows, **options)
+
+    monkeypatch.setattr(PostgresDatabase, "bulk_insert", altering)
+    code, _, err = run(embedded, "migrate", "--to", pg_url)
+    assert code == 1
+    line = one_error(err)
+    assert line.startswith("tenant 'globex' (4 of 5 stores): "), line
+    assert "(schema tenant_globex): table verdicts holds other values after the copy than" in line
+    assert tables(pg_url) == {}
