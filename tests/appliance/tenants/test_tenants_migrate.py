@@ -240,7 +240,7 @@ def test_each_tenant_gets_a_role_that_reaches_its_schema_and_the_knowledge_only(
     server, database = pg_url.rsplit("/", 1)
     owner = f"owner_{database}"
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
+        conn.execute(f'CREATE ROLE "{owner}" LOGIN')
         conn.execute(f'ALTER DATABASE "{database}" OWNER TO "{owner}"')
     site = server.replace(f"//{SUPERUSER}@", f"//{owner}@", 1) + "/" + database
     ok(embedded, "migrate", "--to", site)
@@ -257,6 +257,16 @@ def test_each_tenant_gets_a_role_that_reaches_its_schema_and_the_knowledge_only(
     assert all("databaseUrl" in settings(p) for p in configs(embedded))
     assert settings(embedded / "tenants" / "acme" / "config.json")["databaseUrl"] == site
 
+    code, _, err = run(embedded, "tenants", "roles", "--apply")  # not allowed to create roles
+    assert code == 1
+    line = one_error(err)
+    assert line.startswith(f"tenant 'acme': {site} (schema knowledge): cannot give tenant"), line
+    assert "permission denied to create role" in line, line
+    assert "nothing was changed" in line, line
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        made = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'stella_tenant%'")
+        assert made.fetchall() == []  # the failed run created no role
+        conn.execute(f'ALTER ROLE "{owner}" CREATEROLE')
     applied = ok(embedded, "tenants", "roles", "--apply")
     assert applied["applied"] is True
     again = ok(embedded, "tenants", "roles", "--apply")  # re-running changes nothing
