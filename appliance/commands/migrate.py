@@ -27,9 +27,10 @@ from bundles.clikit import CliContext, pass_ctx
 @pass_ctx
 def migrate_cmd(ctx: CliContext, url: str, dry_run: bool, force: bool) -> None:
     """Copy the home's knowledge and state stores, and each tenant's state store, into
-    PostgreSQL in one checked transaction (row counts, and every audit log's signed chain
-    verified in PostgreSQL), all committed or none; then record the database as the
-    databaseUrl of every tenant and of the home. Keys, images and log files stay in the home."""
+    PostgreSQL in one checked transaction (every table read back: its row count and a digest
+    of its rows; every audit log's signed chain verified), all committed or none; then
+    record the database as the databaseUrl of every tenant and of the home. Keys, images and
+    log files stay in the home."""
     from appliance import tenancy
     from appliance.store.migrate import Migration, migrate
 
