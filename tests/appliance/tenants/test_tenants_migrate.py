@@ -20,6 +20,7 @@ from appliance import tenancy
 from appliance.home import Home
 from appliance.store import DATABASE_URL_ENV, components
 from appliance.store.db import SqliteDatabase
+from appliance.store.migrate import tenant_url
 from appliance.store.postgres import PostgresDatabase
 from tests.appliance.homes import SITE, install_knowledge
 from tests.appliance.scanner.layouts import build_image, dist_info
@@ -324,3 +325,19 @@ def test_a_copy_whose_content_differs_from_the_file_is_not_committed(
     assert line.startswith("tenant 'globex' (4 of 5 stores): "), line
     assert "(schema tenant_globex): table verdicts holds other values after the copy than" in line
     assert tables(pg_url) == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://stella@db:5432/site", "postgresql://stella_tenant_acme@db:5432/site"),
+        ("postgresql://db/site", "postgresql://stella_tenant_acme@db/site"),
+        (
+            "postgresql://stella:s3cret@db/site?sslmode=verify-full&password=x",
+            "postgresql://stella_tenant_acme@db/site?sslmode=verify-full",
+        ),
+    ],
+    ids=["user", "no-user", "password-and-parameters"],
+)
+def test_a_tenants_url_names_its_role_and_keeps_no_password(url: str, expected: str) -> None:
+    assert tenant_url(url, "acme") == expected
