@@ -1,4 +1,5 @@
-"""``stella --tenant NAME …`` and ``stella tenants list``: which tenant a command acts for.
+"""``stella --tenant NAME …`` and ``stella tenants list``: which tenant a command acts for;
+``stella tenants roles``: a PostgreSQL role per tenant, so the server keeps them apart too.
 
 The global option (or ``$STELLA_TENANT``) is resolved once, before any command runs: the
 context's home becomes the tenant's directory, so every command finds the tenant's own stores

@@ -196,6 +196,24 @@ def test_what_cannot_move_is_refused_before_anything_is_written(
     assert code == 1
     assert one_error(err).startswith("tenant 'acme': stella migrate moves the whole home")
 
+    # a tenant's audit log that does not verify (with that tenant's key) is evidence: the
+    # last tenant's refusal comes before the first store is written
+    state = embedded / "tenants" / "globex" / "state.db"
+    saved = state.read_bytes()
+    raw = sqlite3.connect(state, isolation_level=None)
+    try:
+        raw.execute("DROP TRIGGER audit_log_no_update")
+        raw.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
+    finally:
+        raw.close()
+    code, _, err = run(embedded, "migrate", "--to", pg_url)
+    assert code == 1
+    assert one_error(err).startswith(
+        f"{state}: the audit log does not verify: record 1: hash mismatch"
+    )
+    assert tables(pg_url) == {}
+    state.write_bytes(saved)
+
     # a tenant with knowledge of its own: on PostgreSQL the knowledge is shared
     own = embedded / "tenants" / "globex" / "knowledge.db"
     own.write_bytes(b"")
