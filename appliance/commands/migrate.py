@@ -15,31 +15,38 @@ from bundles.clikit import CliContext, pass_ctx
     required=True,
     metavar="postgresql://USER@HOST:PORT/DATABASE",
     help="The PostgreSQL database to copy knowledge.db and state.db into (schemas 'knowledge' "
-    "and 'state'); give the password in PGPASSWORD or ~/.pgpass rather than in the URL.",
+    "and 'state'; each tenant's state.db into its schema 'tenant_NAME'); give the password in "
+    "PGPASSWORD or ~/.pgpass rather than in the URL.",
 )
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Copy and check everything, then roll it back; the home is not changed.",
+    help="Copy and check everything, then roll it back; the home and its tenants are not changed.",
 )
 @click.option("--force", is_flag=True, help="Replace tables the target schemas already hold.")
 @pass_ctx
 def migrate_cmd(ctx: CliContext, url: str, dry_run: bool, force: bool) -> None:
-    """Copy the home's knowledge and state stores into PostgreSQL, one checked transaction per
-    store (row counts, and the audit log's signed chain verified in PostgreSQL); then record
-    the database as the home's databaseUrl. Keys, images and log files stay in the home."""
+    """Copy the home's knowledge and state stores, and each tenant's state store, into
+    PostgreSQL in one checked transaction (every table read back: its row count and a digest
+    of its rows; every audit log's signed chain verified), all committed or none; then
+    record the database as the databaseUrl of every tenant and of the home. Keys, images and
+    log files stay in the home."""
+    from appliance import tenancy
     from appliance.store.migrate import Migration, migrate
 
     home = Home(ctx.home).require()
-    ctx.info(f"copying {home.knowledge_db.name} and {home.state_db.name} ...")
+    tenants = len(tenancy.list_tenants(home.base))
+    also = f" and the state.db of {tenants} tenant{'s' if tenants != 1 else ''}" if tenants else ""
+    ctx.info(f"copying {home.knowledge_db.name}, {home.state_db.name}{also} ...")
     result = migrate(home, url, dry_run=dry_run, force=force)
 
     def text(done: Migration = result) -> str:
         lines = []
         for store in done.stores:
+            name = f"tenant {store.tenant}" if store.tenant is not None else store.store
             if not store.copied:
                 lines.append(
-                    f"{store.store}: nothing stored yet ({store.source} absent) -> empty tables "
+                    f"{name}: nothing stored yet ({store.source} absent) -> empty tables "
                     f"in schema {store.schema}"
                 )
                 continue
@@ -49,14 +56,15 @@ def migrate_cmd(ctx: CliContext, url: str, dry_run: bool, force: bool) -> None:
                 else ""
             )
             lines.append(
-                f"{store.store}: {store.rows} rows in {len(store.tables)} tables -> schema "
+                f"{name}: {store.rows} rows in {len(store.tables)} tables -> schema "
                 f"{store.schema}{audit}"
             )
         if done.dry_run:
             lines.append(f"dry run: copied and checked into {done.url}, then rolled back")
         else:
+            whose = "the home's and its tenants'" if tenants else "the home's"
             lines.append(
-                f"moved to {done.url}; the home's databaseUrl now names it (the SQLite files "
+                f"moved to {done.url}; {whose} databaseUrl now names it (the SQLite files "
                 "are kept, unused)"
             )
         return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""``stella --tenant NAME …`` and ``stella tenants list``: which tenant a command acts for.
+"""``stella --tenant NAME …`` and ``stella tenants list``: which tenant a command acts for;
+``stella tenants roles``: a PostgreSQL role per tenant, so the server keeps them apart too.
 
 The global option (or ``$STELLA_TENANT``) is resolved once, before any command runs: the
 context's home becomes the tenant's directory, so every command finds the tenant's own stores
@@ -84,4 +85,67 @@ def tenants_list_cmd(ctx: CliContext) -> None:
             for name in names
         )
         or f"no tenants in {home.base} (create one with 'stella --tenant NAME init')",
+    )
+
+
+@tenants_group.command("roles")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Run the statements in the home's database (its role must be allowed to create "
+    "roles), then record each tenant's role in its databaseUrl; without it they are printed.",
+)
+@pass_ctx
+def tenants_roles_cmd(ctx: CliContext, names: tuple[str, ...], apply: bool) -> None:
+    """Give each tenant (every tenant, or the NAMEs) a PostgreSQL role of its own: it owns the
+    tenant's schema and may read the shared knowledge, nothing else, so the server itself
+    keeps the tenants apart (docs/scale-out.md). Prints the SQL, or runs it with --apply."""
+    from appliance.store import database_url
+    from appliance.store.db import DatabaseError
+    from appliance.store.migrate import apply_tenant_roles, tenant_roles
+
+    home = Home(ctx.home).require()
+    if home.tenant is not None:
+        raise tenancy.TenantError(
+            f"tenant {home.tenant!r}: tenants' roles are given by the home's administrator",
+            hint="run it without --tenant or STELLA_TENANT",
+        )
+    known = tenancy.list_tenants(home.base)
+    for name in names:
+        if tenancy.check_name(name, source="NAME") not in known:
+            raise tenancy.TenantError(
+                f"tenant {name!r} does not exist in {home.base}",
+                hint="list the tenants with 'stella tenants list'",
+            )
+    url = database_url(home)
+    if url is None:
+        raise DatabaseError(
+            f"{home.root}: the home's stores are not in PostgreSQL",
+            hint="move them first with 'stella migrate --to URL' (or set STELLA_DATABASE_URL)",
+        )
+    roles = tenant_roles(url, list(names) or known)
+    if apply:
+        apply_tenant_roles(home, url, roles)
+    from appliance.store.postgres import redact
+
+    def text() -> str:
+        if apply:
+            return (
+                "\n".join(
+                    f"tenant {r.tenant}: role {r.role} owns schema {r.schema}, reads knowledge; "
+                    f"its databaseUrl is now {r.url}"
+                    for r in roles
+                )
+                or "no tenants"
+            )
+        return "\n".join(r.sql for r in roles) or "-- no tenants"
+
+    ctx.emit(
+        {
+            "database": redact(url),
+            "applied": apply,
+            "tenants": [r.to_dict() for r in roles],
+        },
+        text,
     )

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -219,19 +220,27 @@ class PostgresDatabase(Database):
         try:
             raw.execute(f"SET lock_timeout = {max(1, int(busy_timeout * 1000))}")
             raw.execute("SET client_min_messages = warning")
-            exists = "SELECT 1 FROM pg_namespace WHERE nspname = %s"
-            if raw.execute(exists, (schema,)).fetchone() is None:
+            usable = "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = "
+            found = raw.execute(usable + "%s", (schema,)).fetchone()
+            if found is None:
                 # (a role without CREATE on the database can use schemas made for it)
                 with raw.transaction():
                     # two processes creating the schema at once would race on the catalog
                     raw.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("stella-ops"),))
                     raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            elif not found[0]:  # another tenant's schema, to a tenant's own role
+                raise DatabaseError(
+                    f"{db.where}: the database role {raw.info.user} may not use this schema",
+                    hint="each tenant's role reaches only its own schema and the shared "
+                    "knowledge ('stella tenants roles'): connect with the role of the tenant "
+                    "whose store this is",
+                )
             raw.execute(f'SET search_path = "{schema}"')
             db._check_layout()
         except psycopg.Error as e:
             raw.close()
             raise db._wrap(e, "configure the connection") from e
-        except StoreError:  # a layout newer than this program
+        except StoreError:  # a layout newer than this program, a schema the role may not use
             raw.close()
             raise
         return db
@@ -247,6 +256,53 @@ class PostgresDatabase(Database):
     @property
     def in_transaction(self) -> bool:
         return self._pg.info.transaction_status != TransactionStatus.IDLE
+
+    @contextmanager
+    def in_schema(self, schema: str) -> Iterator[PostgresDatabase]:
+        """Inside the open write transaction, work in ``schema`` (created in the transaction
+        when missing, its writers' lock taken) until the block ends: ``stella migrate`` fills
+        every store of a home, one schema each, in one transaction that commits all or none.
+
+        The schema set here is the transaction's own: were it rolled back, PostgreSQL undoes
+        the change of ``search_path`` with everything else."""
+        if not self.in_transaction or self._reading:
+            raise RuntimeError(f"{self.where}: in_schema() runs inside a write transaction")
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise DatabaseError(f"{redact(self.url)}: schema name {schema!r} is not allowed")
+        before, lock = self.schema, self._lock
+        try:
+            self._pg.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+            self._pg.execute(f'SET LOCAL search_path = "{schema}"')
+        except psycopg.Error as e:
+            raise self._wrap(e, f"work in schema {schema}") from e
+        self.schema, self._lock = schema, _lock_key(schema)
+        failed = False
+        try:
+            yield self
+        except BaseException:
+            failed = True  # the transaction's rollback restores the search path
+            raise
+        finally:
+            self.schema, self._lock = before, lock
+            if not failed:
+                try:
+                    self._pg.execute(f'SET LOCAL search_path = "{before}"')
+                except psycopg.Error as e:
+                    raise self._wrap(e, f"return to schema {before}") from e
+
+    def stream(self, sql: str, *, size: int = 20_000, what: str = "read") -> Iterator[list[Any]]:
+        """The rows of one read statement, ``size`` at a time, through a server-side cursor
+        inside the open transaction: a table larger than memory is read whole."""
+        if not self.in_transaction:
+            raise RuntimeError(f"{self.where}: stream() runs inside a transaction")
+        try:
+            with self._pg.cursor(name="stella_stream") as cursor:
+                cursor.execute(sql)
+                while rows := cursor.fetchmany(size):
+                    yield rows
+        except psycopg.Error as e:
+            raise self._wrap(e, what) from e
 
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         return (psycopg.Error,)

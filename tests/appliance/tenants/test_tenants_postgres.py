@@ -1,6 +1,7 @@
 """Tenants of a home whose stores live in PostgreSQL: each tenant's state is its own schema
 (``tenant_<name>``), the administrator's is ``state``, every tenant reads the shared
-``knowledge`` schema and none may import into it; a home with tenants is not migrated."""
+``knowledge`` schema and none may import into it (moving an embedded home with tenants:
+test_tenants_migrate.py)."""
 
 from __future__ import annotations
 
@@ -67,14 +68,3 @@ def test_a_tenant_cannot_import_into_the_shared_knowledge(site: dict[str, Any]) 
     assert code != 0
     assert "on PostgreSQL the knowledge is shared" in err, err
     assert "Traceback" not in err
-
-
-def test_a_home_with_tenants_is_not_migrated(tmp_path: Path, pg_url: str) -> None:
-    base = tmp_path / "home"
-    ok(base, "init")
-    ok(base, "init", "--tenant", "acme")
-    code, _, err = run(base, "migrate", "--to", pg_url)
-    assert code != 0
-    errors = [line for line in err.splitlines() if line.startswith("stella: error: ")]
-    assert len(errors) == 1, err
-    assert "has tenants (acme)" in errors[0]
