@@ -7,7 +7,9 @@ and pushes it with its verdict (``stella push``, the code a registry worker push
 second, empty home loads it and verifies and explains the verdict under the first home's public
 key, with every evidence blob the verdict pins in its store; the first home, its own store
 emptied (a primary whose worker gated the image), loads it back and verifies the verdict with
-its evidence and its gate record, explains it and exports its audit package. A fake registry
+its evidence and its gate record, explains it and exports its audit package. In the fleet as
+deployed, a worker home gates and pushes, and the primary loads and verifies what it signed
+(PostgreSQL state, the fixtures of the registry-worker tests). A fake registry
 injects the faults a real one will not make (an altered blob or manifest).
 """
 
@@ -23,23 +25,34 @@ import pytest
 from click.testing import CliRunner, Result
 
 from appliance.cli import cli
+from appliance.fleet.queue import JobKind
+from appliance.fleet.worker import run_job
 from appliance.home import Home
+from appliance.registry.worker import RegistryImages, RegistryPlace
+from appliance.rescan import Outcome
 from appliance.rva.gate import GateResult
+from appliance.rva.predicate import PREDICATE_TYPE
 from bundles import canonical
 from bundles.digest import Digest
+from bundles.distribution.credentials import Credentials
 from bundles.distribution.reference import fallback_tag
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST
 from tests.appliance.fleet.test_registry_workers import (
     PASSWORD_ENV,
+    PREFIX,
     USER,
     Registry,
+    primary,
     registry,
+    worker_home,
 )
+from tests.appliance.fleet.test_worker import AT
 from tests.appliance.registry.homes import gated_home
 from tests.mirror.registry_fixture import DockerRegistry, FakeRegistry, fake_image, free_port
 
-__all__ = ["registry"]  # the fixture: docker-registry, then 'stella serve'
+__all__ = ["primary", "registry", "worker_home"]  # fixtures: registry is docker-registry, then
+# 'stella serve'; primary and worker_home share a PostgreSQL state
 
 CREDENTIALS = ("--user", USER[0], "--password-env", PASSWORD_ENV)
 
@@ -144,6 +157,52 @@ def test_the_home_that_recorded_the_verdict_verifies_explains_and_exports_it_aft
     assert checked.exit_code == 0, checked.output
     assert str(digest) in json.dumps(loaded)
     assert result.referrer.digest in {r.digest for r in OCILayout.open(home.oci).referrers(digest)}
+
+
+def test_the_primary_verifies_a_verdict_that_a_registry_worker_signed_and_pushed(
+    tmp_path: Path, primary: Home, worker_home: Home, registry: Registry
+) -> None:
+    """The fleet as deployed: the primary pushes app:1, a worker home holding only the key
+    pulls it, gates it and pushes the verdict's referrers (the worker's own code, in this
+    process); the verdict row and its gate record are in the shared PostgreSQL state. The
+    primary loads the referrers and verifies, explains and exports the verdict."""
+    done = run(primary, "push", "app:1", "--to", f"{registry.host}/{PREFIX}/app:1", *CREDENTIALS)
+    assert done.exit_code == 0, done.output
+    digest = str(OCILayout.open(primary.oci).resolve("app:1").digest)
+    images = RegistryImages(
+        RegistryPlace(registry.host, PREFIX),
+        credentials=Credentials(*USER),
+        skip_predicates=(PREDICATE_TYPE,),
+    )
+    outcome = run_job(worker_home, JobKind.SCAN, "app:1", digest, AT, images=images)
+    assert outcome.outcome is Outcome.GATED
+    before = run(primary, "verify", "app:1")
+    assert before.exit_code == 1
+    assert "has no risk verdict attached" in before.stderr
+
+    loaded = run_json(
+        primary, "images", "load", f"docker://{registry.host}/{PREFIX}/app:1", *CREDENTIALS
+    )
+    assert (loaded["name"], loaded["digest"]) == ("app:1", digest)
+    assert loaded["manifestsFetched"] == 0  # the primary holds the image: only its referrers
+    assert loaded["referrers"] >= 3  # the worker's RVA, evidence and SBOM attestation
+    verified = run_json(primary, "verify", "app:1")
+    assert verified["evidence"]
+    assert all(e["checked"] for e in verified["evidence"])
+    assert verified["audit"] is not None  # the worker's gate record, in the shared log
+    assert run(primary, "explain", "app:1").exit_code == 0
+    out = tmp_path / "audit.zip"
+    assert run(primary, "export-audit-package", "app:1", "--out", str(out)).exit_code == 0
+    # The verdict's log entry is in the worker machine's own transparency log, whose key the
+    # primary does not hold (docs/scale-out.md): its package cannot carry it, and is refused
+    # for that alone. Exported in the worker's home (shared state, its own log), it verifies.
+    checked = run(primary, "verify-audit-package", str(out), "--key", str(primary.appliance_pub))
+    assert checked.exit_code == 1
+    assert checked.stderr.strip().endswith("keys/tlog.vkey is missing from the package")
+    there = tmp_path / "worker-audit.zip"
+    assert run(worker_home, "export-audit-package", "app:1", "--out", str(there)).exit_code == 0
+    checked = run(primary, "verify-audit-package", str(there), "--key", str(primary.appliance_pub))
+    assert checked.exit_code == 0, checked.output
 
 
 def test_no_referrers_and_a_digest_reference(
