@@ -43,6 +43,8 @@ from tests.appliance.fleet.test_registry_workers import (
     PREFIX,
     USER,
     Registry,
+    _attach,
+    _index,
     primary,
     registry,
     worker_home,
@@ -345,3 +347,22 @@ def test_loading_again_asks_for_no_manifest_and_no_blob(tmp_path: Path) -> None:
         assert not [p for p in asked if "/blobs/" in p or "/manifests/sha256:" in p], asked
         assert (again["manifestsFetched"], again["blobs"], again["blobsPresent"]) == (0, 0, 2)
     assert canonical.loads(OCILayout.open(home.oci).read_blob(image.digest))
+
+
+def test_an_index_comes_with_every_platform_every_referrer_and_theirs(tmp_path: Path) -> None:
+    """Unlike a worker's pull, a load takes verdicts too, and the signature of a verdict."""
+    home = Home(tmp_path / "home")
+    home.init()
+    with FakeRegistry() as fake:
+        digest, children = _index(fake, "site/multi", "1")
+        other = _attach(fake, "site/multi", digest, "https://slsa.dev/provenance/v1")
+        verdict = _attach(fake, "site/multi", digest, PREDICATE_TYPE)
+        signature = _attach(fake, "site/multi", verdict.digest, "a signature of the verdict")
+        loaded = run_json(home, "images", "load", f"docker://{fake.host}/site/multi:1")
+    assert (loaded["name"], loaded["digest"]) == ("multi:1", str(digest))
+    assert (loaded["manifestsFetched"], loaded["referrers"]) == (3, 3)
+    layout = OCILayout.open(home.oci)
+    assert all(layout.has_blob(c.digest) for c in children)
+    assert {r.digest for r in layout.referrers(digest)} == {other.digest, verdict.digest}
+    assert [r.digest for r in layout.referrers(verdict.digest)] == [signature.digest]
+    assert layout.verify().ok
