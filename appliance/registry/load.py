@@ -33,7 +33,7 @@ from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
 from bundles.distribution.errors import ImageReferenceError, RegistryError
 from bundles.distribution.reference import DOCKER_HUB, ImageReference, fallback_tag
-from bundles.errors import UsageError
+from bundles.errors import OCILayoutError, UsageError
 from bundles.oci import Descriptor
 
 SCHEME: Final = "docker://"
@@ -159,7 +159,7 @@ def load(
             top = pull_image(
                 client, layout, source.repository, digest, referrers=rule, pulled=pulled
             )
-    except RegistryError as e:
+    except (RegistryError, OCILayoutError) as e:  # a manifest the layout cannot read
         raise RegistryError(
             f"registry {source.registry}: cannot load {source.where}: "
             f"{' '.join(e.message.split())}",

@@ -366,3 +366,21 @@ def test_an_index_comes_with_every_platform_every_referrer_and_theirs(tmp_path: 
     assert {r.digest for r in layout.referrers(digest)} == {other.digest, verdict.digest}
     assert [r.digest for r in layout.referrers(verdict.digest)] == [signature.digest]
     assert layout.verify().ok
+
+
+def test_a_manifest_that_cannot_be_read_is_one_line_naming_the_registry(tmp_path: Path) -> None:
+    home = Home(tmp_path / "home")
+    home.init()
+    with FakeRegistry() as fake:
+        raw = canonical.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "x", "digest": "sha256:not-hex", "size": 2},
+                "layers": [],
+            }
+        )
+        fake.add_manifest("site/bad", ["1"], raw, OCI_MANIFEST)
+        line = _fails(home, f"docker://{fake.host}/site/bad:1")
+    assert line.startswith(f"stella: error: registry {fake.host}: cannot load site/bad:1: "), line
+    assert "field 'mediaType' is not a media type" in line, line
