@@ -51,7 +51,13 @@ from tests.appliance.fleet.test_registry_workers import (
 )
 from tests.appliance.fleet.test_worker import AT
 from tests.appliance.registry.homes import gated_home
-from tests.mirror.registry_fixture import DockerRegistry, FakeRegistry, fake_image, free_port
+from tests.mirror.registry_fixture import (
+    DockerRegistry,
+    FakeRegistry,
+    TokenServer,
+    fake_image,
+    free_port,
+)
 
 __all__ = ["primary", "registry", "worker_home"]  # fixtures: registry is docker-registry, then
 # 'stella serve'; primary and worker_home share a PostgreSQL state
@@ -384,3 +390,27 @@ def test_a_manifest_that_cannot_be_read_is_one_line_naming_the_registry(tmp_path
         line = _fails(home, f"docker://{fake.host}/site/bad:1")
     assert line.startswith(f"stella: error: registry {fake.host}: cannot load site/bad:1: "), line
     assert "field 'mediaType' is not a media type" in line, line
+
+
+def test_a_token_registry_is_asked_for_pull_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load never asks for push: a read-only account of a token registry will do."""
+    monkeypatch.setenv(PASSWORD_ENV, USER[1])
+    gated, result = gated_home(tmp_path / "gated")
+    home = Home(tmp_path / "home")
+    home.init()
+    with (
+        TokenServer(tmp_path / "token", USER) as tokens,
+        DockerRegistry(tmp_path / "registry", token=tokens) as reg,
+    ):
+        done = run(gated, "push", "app:1", "--to", f"{reg.host}/tok/app:1", *CREDENTIALS)
+        assert done.exit_code == 0, done.output
+        tokens.issued.clear()
+        loaded = run_json(home, "images", "load", f"docker://{reg.host}/tok/app:1", *CREDENTIALS)
+    assert loaded["referrers"] >= 3
+    assert tokens.issued
+    assert set(tokens.issued) == {"repository:tok/app:pull"}
+    assert result.referrer.digest in {
+        r.digest for r in OCILayout.open(home.oci).referrers(Digest.parse(loaded["digest"]))
+    }
