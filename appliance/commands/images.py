@@ -7,6 +7,7 @@ import click
 from appliance.home import Home
 from appliance.imagestore import catalog as images
 from bundles.clikit import CliContext, pass_ctx
+from bundles.errors import UsageError
 
 
 def _size(n: int) -> str:
@@ -28,12 +29,68 @@ def images_group() -> None:
 @click.option(
     "--tag",
     default=None,
-    help="Store it as NAME:TAG (default: the name the layout gives, else the directory's name).",
+    help="Store it as NAME:TAG (default: the name the layout gives, else the directory's name; "
+    "for docker://, the repository's last part and the tag).",
+)
+@click.option(
+    "--no-referrers",
+    is_flag=True,
+    help="docker:// only: the image alone, without its attestations, signatures and verdicts.",
+)
+@click.option("--user", default=None, help="docker:// only: registry user name.")
+@click.option(
+    "--password-env",
+    default=None,
+    metavar="VAR",
+    help="docker:// only: environment variable holding the password.",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="docker:// only: CA certificate(s) to trust for the registry's TLS.",
+)
+@click.option(
+    "--plain-http",
+    is_flag=True,
+    help="docker:// only: use plain HTTP (always the case for a loopback registry).",
 )
 @pass_ctx
-def load_cmd(ctx: CliContext, source: str, tag: str | None) -> None:
-    """Copy an image from oci:DIR[:TAG] or docker-archive:FILE into the store, verifying
-    every blob by its digest."""
+def load_cmd(
+    ctx: CliContext,
+    source: str,
+    tag: str | None,
+    no_referrers: bool,
+    user: str | None,
+    password_env: str | None,
+    ca_bundle: str | None,
+    plain_http: bool,
+) -> None:
+    """Copy an image from oci:DIR[:TAG], docker-archive:FILE or
+    docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] into the store, verifying every blob by its
+    digest. From a registry the image's referrers (attestations, signatures, verdicts and their
+    evidence) come along."""
+    if source.startswith("docker://"):
+        _load_from_registry(
+            ctx, source, tag, no_referrers, user, password_env, ca_bundle, plain_http
+        )
+        return
+    given = [
+        name
+        for name, value in (
+            ("--no-referrers", no_referrers),
+            ("--user", user),
+            ("--password-env", password_env),
+            ("--ca-bundle", ca_bundle),
+            ("--plain-http", plain_http),
+        )
+        if value
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)} go with a docker://HOST[:PORT]/REPO source, not {source!r}",
+            hint="an oci: or docker-archive: source is read from this machine",
+        )
     loaded = images.load(Home(ctx.home), source, tag=tag)
     ctx.emit(
         {
@@ -47,6 +104,35 @@ def load_cmd(ctx: CliContext, source: str, tag: str | None) -> None:
         },
         f"loaded {loaded.tag} {loaded.descriptor.digest} "
         f"({loaded.blobs} blobs, {_size(loaded.bytes)} copied, {loaded.referrers} referrers)"
+        + ("" if tag else f"\nnamed {loaded.tag} from {loaded.named_from}; choose with --tag"),
+    )
+
+
+def _load_from_registry(
+    ctx: CliContext,
+    source: str,
+    tag: str | None,
+    no_referrers: bool,
+    user: str | None,
+    password_env: str | None,
+    ca_bundle: str | None,
+    plain_http: bool,
+) -> None:
+    from appliance.registry.auth import credentials_from_env
+    from appliance.registry.load import load
+
+    loaded = load(
+        Home(ctx.home).require(),
+        source,
+        tag=tag,
+        referrers=not no_referrers,
+        credentials=credentials_from_env(user, password_env),
+        plain_http=plain_http,
+        ca_bundle=ca_bundle,
+    )
+    ctx.emit(
+        loaded.to_dict(),
+        str(loaded)
         + ("" if tag else f"\nnamed {loaded.tag} from {loaded.named_from}; choose with --tag"),
     )
 

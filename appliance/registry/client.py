@@ -47,3 +47,10 @@ class PushClient(RegistryClient):
             proxies=False,
         )
         super().__init__(registry, options, credentials=credentials)
+
+
+class PullClient(PushClient):
+    """Reads from one registry (``stella images load docker://…``): tokens for ``pull`` only,
+    so a read-only account will do."""
+
+    actions = "pull"

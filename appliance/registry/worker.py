@@ -9,12 +9,13 @@ client finds them through the referrers API, or the ``sha256-<hex>`` fallback ta
 registry without one. It is the one registry client of the appliance (``PushClient``, with
 ``stella push``'s options), used the same way.
 
-Pulling checks everything it stores: every manifest against the digest it is fetched by (and
+Pulling (:mod:`appliance.registry.pull`, shared with ``stella images load docker://…``) checks
+everything it stores: every manifest against the digest it is fetched by (and
 a child's against the size its parent names), every blob against its descriptor's digest and
 size while it streams into the layout; nothing of the image is tagged unless all of it is
 stored. Manifests are read up to ``MAX_MANIFEST_SIZE`` and the attestations of others up to
 :data:`REFERRER_BLOB_LIMIT`. What the layout already holds is not fetched again, so a worker
-pays for an image's layers once and for its manifest on every job.
+pays for an image's layers and manifests once and for the referrer listings on every job.
 
 Besides the image, the pull takes the Sigstore-bundle referrers of each of its manifests that
 are not the appliance's own verdicts: the gate gives the attestations others attached to the
@@ -31,32 +32,28 @@ import fcntl
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import BinaryIO, Final, cast
+from dataclasses import dataclass
+from typing import Final
 
 from appliance.home import Home
 from appliance.imagestore.catalog import open_store, store_tag
 from appliance.registry.client import PushClient
-from appliance.registry.push import ReferrersMethod, _Pusher, listed_referrers, push_referrers
+from appliance.registry.pull import Pulled, ReferrerRule, pull_image
+from appliance.registry.push import ReferrersMethod, _Pusher, push_referrers
 from bundles.digest import Digest
-from bundles.distribution.client import RegistryManifest
 from bundles.distribution.credentials import Credentials
 from bundles.distribution.errors import RegistryError
 from bundles.distribution.reference import REPOSITORY, fallback_tag
 from bundles.errors import (
     ConfigError,
-    DigestError,
-    SizeLimitError,
     UsageError,
 )
-from bundles.oci import Descriptor, ImageIndex, ImageManifest, OCILayout, parse_manifest
-from bundles.oci.manifest import MAX_MANIFEST_SIZE
-from bundles.oci.mediatypes import INDEX_TYPES, MANIFEST_TYPES, SIGSTORE_BUNDLE_V03
+from bundles.oci import Descriptor, ImageManifest, OCILayout
+from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 
 REGISTRY_ENV: Final = "STELLA_REGISTRY"
 REGISTRY_SETTING: Final = "registry"  # in the home's config.json
 REFERRER_BLOB_LIMIT: Final = 64 << 20  # an attestation pulled with an image: a Sigstore bundle
-MAX_MANIFESTS: Final = 512  # manifests of one image (an index and its platforms)
 ANNOTATION_PREDICATE: Final = "dev.sigstore.bundle.predicateType"
 _HOST: Final = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -124,27 +121,6 @@ def configured(
     return RegistryPlace.parse(setting, source=f"{home.config}: {REGISTRY_SETTING}")
 
 
-@dataclass(slots=True)
-class Pulled:
-    """What a pull fetched and what it found already stored."""
-
-    registry: str
-    digest: Digest
-    repository: str
-    manifests: int = 0
-    blobs_fetched: int = 0
-    blobs_present: int = 0
-    bytes_fetched: int = 0
-    referrers: int = 0
-
-    def __str__(self) -> str:
-        return (
-            f"pulled from {self.registry}/{self.repository}: {self.manifests} manifests, "
-            f"{self.blobs_fetched} blobs fetched ({self.bytes_fetched} bytes), "
-            f"{self.blobs_present} already stored, {self.referrers} attestations"
-        )
-
-
 @dataclass(frozen=True, slots=True)
 class Published:
     """What a worker pushed back: the referrers sent, and those the registry already listed."""
@@ -163,13 +139,7 @@ class Published:
         )
 
 
-@dataclass(slots=True)
-class _Plan:
-    manifests: dict[Digest, RegistryManifest] = field(default_factory=dict)  # children first
-    blobs: dict[Digest, tuple[Descriptor, int]] = field(default_factory=dict)  # with a limit
-
-
-def _cache(home: Home) -> OCILayout:
+def home_layout(home: Home) -> OCILayout:
     """The home's layout, made on first use. The worker processes of one new home
     (``--concurrency``) start their first jobs together: under a lock on the directory one
     makes the layout and the others open it, instead of finding it half made."""
@@ -242,135 +212,35 @@ class RegistryImages:
         it there by the job's name, unless every part of it is stored already."""
         subject = Digest.parse(digest)
         repository = self.place.repository(image)
-        layout = _cache(home)
+        layout = home_layout(home)
         pulled = Pulled(self.place.registry, subject, repository)
         try:
             with self._client() as client:
-                plan = _Plan()
-                top = self._collect(client, layout, repository, subject, None, plan, pulled)
-                for manifest in list(plan.manifests.values()):  # the index and its platforms
-                    self._collect_referrers(client, layout, repository, manifest, plan, pulled)
-                for descriptor, limit in plan.blobs.values():
-                    self._blob(client, layout, repository, descriptor, limit, pulled)
+                top = pull_image(
+                    client, layout, repository, subject, referrers=self._rule(), pulled=pulled
+                )
         except RegistryError as e:
             raise self._failed("pull", image, f"{repository}@{digest}", e) from e
-        for manifest in plan.manifests.values():  # children before parents, then referrers
-            layout.put_manifest(manifest.raw, manifest.media_type)
-        layout.tag(_tag_for(image, subject), top.descriptor)
+        layout.tag(_tag_for(image, subject), top)
         return pulled
 
-    def _collect(
-        self,
-        client: PushClient,
-        layout: OCILayout,
-        repository: str,
-        digest: Digest,
-        expected: Descriptor | None,
-        plan: _Plan,
-        pulled: Pulled,
-    ) -> RegistryManifest:
-        """Plan one manifest, its blobs and (for an index) its children, by digest."""
-        if len(plan.manifests) >= MAX_MANIFESTS:
-            raise RegistryError(f"image {digest} has over {MAX_MANIFESTS} manifests")
-        bare = (
-            Descriptor(expected.media_type, expected.digest, expected.size)
-            if expected is not None
-            else None
-        )
-        manifest = client.get_manifest(repository, str(digest), expected=bare)
-        pulled.manifests += 1
-        parsed = parse_manifest(manifest.raw, manifest.media_type, source=str(digest))
-        if isinstance(parsed, ImageIndex):
-            for child in parsed.manifests:
-                if child.media_type in MANIFEST_TYPES | INDEX_TYPES:
-                    if child.digest not in plan.manifests:
-                        self._collect(client, layout, repository, child.digest, child, plan, pulled)
-                else:
-                    self._want(layout, plan, child, MAX_MANIFEST_SIZE, pulled)
-        else:
-            assert isinstance(parsed, ImageManifest)
-            for child in parsed.children():
-                if "urls" not in child.extra:  # a non-distributable layer stays where it is
-                    self._want(layout, plan, child, 0, pulled)
-        plan.manifests[digest] = manifest
-        return manifest
+    def _rule(self) -> ReferrerRule:
+        """The attestations others attached (Sigstore bundles), not the appliance's verdicts."""
+        skip = self.skip_predicates
 
-    @staticmethod
-    def _want(
-        layout: OCILayout, plan: _Plan, descriptor: Descriptor, limit: int, pulled: Pulled
-    ) -> None:
-        if descriptor.digest in plan.blobs:
-            return
-        if layout.has_blob(descriptor.digest):
-            pulled.blobs_present += 1
-            return
-        plan.blobs[descriptor.digest] = (descriptor, limit)
-
-    def _collect_referrers(
-        self,
-        client: PushClient,
-        layout: OCILayout,
-        repository: str,
-        subject: RegistryManifest,
-        plan: _Plan,
-        pulled: Pulled,
-    ) -> None:
-        """Plan the attestations others attached to ``subject`` (Sigstore bundles)."""
-        found, _ = listed_referrers(client, repository, subject.digest)
-        for referrer in found:
-            if referrer.digest in plan.manifests or layout.has_blob(referrer.digest):
-                continue
-            if referrer.artifact_type not in (None, SIGSTORE_BUNDLE_V03):
-                continue
-            if referrer.annotations.get(ANNOTATION_PREDICATE) in self.skip_predicates:
-                continue
-            if referrer.media_type not in MANIFEST_TYPES:
-                continue
-            bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
-            manifest = client.get_manifest(repository, str(referrer.digest), expected=bare)
-            parsed = parse_manifest(manifest.raw, manifest.media_type, source=str(bare.digest))
-            if not isinstance(parsed, ImageManifest) or parsed.subject is None:
-                continue
-            kind = parsed.artifact_type or parsed.config.media_type
-            if kind != SIGSTORE_BUNDLE_V03:
-                continue
-            if parsed.annotations.get(ANNOTATION_PREDICATE) in self.skip_predicates:
-                continue
-            for child in parsed.children():
-                self._want(layout, plan, child, REFERRER_BLOB_LIMIT, pulled)
-            plan.manifests[referrer.digest] = manifest
-            pulled.referrers += 1
-
-    def _blob(
-        self,
-        client: PushClient,
-        layout: OCILayout,
-        repository: str,
-        descriptor: Descriptor,
-        limit: int,
-        pulled: Pulled,
-    ) -> None:
-        if limit and descriptor.size > limit:
-            raise RegistryError(
-                f"blob {descriptor.digest} is {descriptor.size} bytes, over the limit of {limit}"
+        def accept(referrer: Descriptor, manifest: ImageManifest | None) -> bool:
+            if manifest is None:
+                return (
+                    referrer.artifact_type in (None, SIGSTORE_BUNDLE_V03)
+                    and referrer.annotations.get(ANNOTATION_PREDICATE) not in skip
+                )
+            kind = manifest.artifact_type or manifest.config.media_type
+            return (
+                kind == SIGSTORE_BUNDLE_V03
+                and manifest.annotations.get(ANNOTATION_PREDICATE) not in skip
             )
-        stream = client.open_blob(repository, descriptor)
-        try:
-            layout.put_blob(
-                cast(BinaryIO, stream),
-                expected=descriptor.digest,
-                size=descriptor.size,
-                media_type=descriptor.media_type,
-            )
-        except (DigestError, SizeLimitError) as e:
-            raise RegistryError(
-                f"blob {descriptor.digest} came with the wrong content: {e.message}",
-                hint="the registry or something in between altered it; nothing was tagged",
-            ) from e
-        finally:
-            stream.close()
-        pulled.blobs_fetched += 1
-        pulled.bytes_fetched += descriptor.size
+
+        return ReferrerRule(accept, deep=False, blob_limit=REFERRER_BLOB_LIMIT)
 
     # -- push -------------------------------------------------------------------------------
 
@@ -383,7 +253,7 @@ class RegistryImages:
         a worker that stopped before it pushed it."""
         subject = Digest.parse(digest)
         repository = self.place.repository(image)
-        layout = _cache(home)
+        layout = home_layout(home)
         try:
             with self._client() as client:
                 top = layout.get_manifest(subject).descriptor
