@@ -101,10 +101,14 @@ def _own_verdict(
     subject: Digest | None,
     logs: Sequence[Verifier],
     authorities: Sequence[TimestampAuthority] = (),
+    *,
+    attached: bool = False,
 ) -> tuple[RvaVerification, BlobSource | None]:
     """Verify an appliance-signed bundle, its signing time proven by ``logs`` where they
     hold its entry; on the appliance that signed it, with the evidence of its OCI store and
-    the gate's audit record."""
+    the gate's audit record. A verdict another appliance signed that is ``attached`` to an
+    image of this store (a worker's, loaded with its referrers) is checked against the
+    evidence the store holds beside it."""
     home = _home(ctx)
     if home is not None and any(policy.rule_for(e.keyid) for e in load_ring(home).entries):
         # the file's own faults (form, signer, predicate) first, then this appliance's records
@@ -120,10 +124,17 @@ def _own_verdict(
             authorities=authorities,
         )
         return verified, blobs
+    store = LayoutBlobs(OCILayout.open(home.oci)) if home is not None and attached else None
     verified = verify_rva(
-        data, policy, source=source, subject=subject, logs=logs, authorities=authorities
+        data,
+        policy,
+        source=source,
+        subject=subject,
+        blobs=store,
+        logs=logs,
+        authorities=authorities,
     )
-    return verified, None
+    return verified, store
 
 
 def _target(
@@ -150,7 +161,7 @@ def _target(
         raise UsageError(f"--artifact {subject} is not the image {target} ({digest})")
     referrer, data = found[0]
     source = f"{target} referrer {referrer}"
-    return _own_verdict(ctx, data, policy, source, digest, trusted, authorities)
+    return _own_verdict(ctx, data, policy, source, digest, trusted, authorities, attached=True)
 
 
 def _verdict_text(v: RvaVerification) -> str:

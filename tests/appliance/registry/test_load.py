@@ -121,7 +121,10 @@ def test_an_empty_home_loads_a_verdict_with_its_evidence_and_verifies_it(
     assert verified["statement"] == str(result.statement_digest)
     assert verified["signer"]["keyid"] == gated.public_key().keyid
     assert verified["verdict"] == result.kind.value
-    assert not any(e["checked"] for e in verified["evidence"])  # not this home's verdict
+    # not this home's verdict, but attached in its store with the evidence it pins: checked
+    assert verified["evidence"]
+    assert all(e["checked"] for e in verified["evidence"])
+    assert verified["audit"] is None  # no gate record of it in this home's audit log
     explained = run(auditor, "explain", "app:1", "--key", pub)
     assert explained.exit_code == 0, explained.output
     assert str(image.digest) in explained.stdout
