@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any, Final
 
 _IMPORTERS: Final = frozenset(
@@ -69,8 +70,37 @@ def _constant_str(node: ast.AST | None) -> str | None:
     return None
 
 
+#: Fields that only ever hold leaves (contexts, operators): never walked.
+_LEAF_FIELDS: Final = frozenset({"ctx", "op", "ops"})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_AST: Final = ast.AST
+_CONSTANT: Final = ast.Constant
+
+
+def _fields(kind: type) -> tuple[str, ...]:
+    found = _FIELDS.get(kind)
+    if found is None:
+        found = tuple(f for f in getattr(kind, "_fields", ()) if f not in _LEAF_FIELDS)
+        _FIELDS[kind] = found
+    return found
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    """The nodes directly below ``node``, in field order (what :func:`ast.iter_child_nodes`
+    gives, without the leaves, which hold no name: contexts, operators and constants)."""
+    out: list[ast.AST] = []
+    for name in _fields(type(node)):
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend(i for i in value if isinstance(i, _AST) and type(i) is not _CONSTANT)
+        elif isinstance(value, _AST) and type(value) is not _CONSTANT:
+            out.append(value)
+    return out
+
+
 class _Reader(ast.NodeVisitor):
     def __init__(self) -> None:
+        self._methods: dict[type[ast.AST], Callable[[Any], None]] = {}
         self.bindings: dict[str, set[str]] = {}
         self.defined: set[str] = set()
         self.classes: dict[str, list[str]] = {}
@@ -85,6 +115,33 @@ class _Reader(ast.NodeVisitor):
         # constant strings a loop variable takes (for x in ("a", "b"): __import__(x))
         self.loop_values: dict[str, tuple[str, ...]] = {}
         self.locals: list[frozenset[str]] = []  # names local to each function being read
+
+    # ------------------------------------------------------------ the walk
+
+    def visit(self, node: ast.AST) -> None:
+        # NodeVisitor's dispatch, with each node type's method looked up once
+        kind = type(node)
+        method = self._methods.get(kind)
+        if method is None:
+            found: Callable[[Any], None] = getattr(self, "visit_" + kind.__name__, None) or (
+                self.generic_visit
+            )
+            self._methods[kind] = method = found
+        method(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        pass  # names nothing
+
+    def generic_visit(self, node: ast.AST) -> None:
+        visit = self.visit
+        for name in _fields(type(node)):
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, _AST) and type(item) is not _CONSTANT:
+                        visit(item)
+            elif isinstance(value, _AST) and type(value) is not _CONSTANT:
+                visit(value)
 
     # ------------------------------------------------------------ bindings
 
@@ -339,7 +396,7 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozen
             names.add(item.name)
         elif isinstance(item, ast.Import | ast.ImportFrom):
             continue  # an import inside a function binds a module: keep it resolvable
-        body.extend(ast.iter_child_nodes(item))
+        body.extend(_children(item))
     return frozenset(names - declared)
 
 
