@@ -20,8 +20,9 @@ Per file, as a small JSON-able dict (kept in the per-layer cache, so short keys)
   computed name on the object written in ``what``);
 - ``e`` why the file could not be parsed (then only ``e`` is set).
 
-The facts are part of each layer's record: a change to what they hold bumps
-``WALK_VERSION`` (:mod:`appliance.scanner.layers`). Nothing is resolved here: which module a
+The facts are cached per layer (:class:`appliance.scanner.cache.CachedFacts`), under a key
+that holds ``WALK_VERSION`` (:mod:`appliance.scanner.layers`): a change to what they hold bumps
+it. Nothing is resolved here: which module a
 name belongs to depends on where the file sits on the interpreter's path, which only the image
 as a whole says.
 """
@@ -444,3 +445,46 @@ def python_facts(source: str | bytes) -> dict[str, Any]:
     except RecursionError:
         return {"e": "nesting too deep to read"}
     return reader.facts()
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _names(value: object) -> bool:
+    """A mapping of names to lists of names (``b``, ``c``, ``s``)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _strings(v) for k, v in value.items()
+    )
+
+
+def _site(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and isinstance(value[0], str)
+        and type(value[1]) is int
+        and isinstance(value[2], str)
+        and isinstance(value[3], str)
+    )
+
+
+def valid_facts(value: object) -> bool:
+    """Whether ``value`` has the shape :func:`python_facts` gives (what a cached copy must
+    have before it is used: nothing read back is trusted blindly)."""
+    if not isinstance(value, dict):
+        return False
+    if "e" in value:
+        return len(value) == 1 and isinstance(value["e"], str)
+    if not {"b", "d", "c", "s"} <= value.keys() <= {"b", "d", "c", "s", "y", "i", "x"}:
+        return False
+    return (
+        _names(value["b"])
+        and _strings(value["d"])
+        and _names(value["c"])
+        and _names(value["s"])
+        and _strings(value.get("y", []))
+        and _strings(value.get("i", []))
+        and isinstance(value.get("x", []), list)
+        and all(_site(site) for site in value.get("x", []))
+    )
