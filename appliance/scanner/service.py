@@ -314,7 +314,7 @@ def _scan_layers(
     return result
 
 
-SCAN_VERSION: Final = 3
+SCAN_VERSION: Final = 4
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 
