@@ -401,18 +401,20 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozen
     return frozenset(names - declared)
 
 
-#: A line holding nothing but literals (``1, 2, 3,`` or ``(0x41, 'M', 'a'),``): the rows of
-#: the data tables some packages carry (idna's uts46data, chardet's frequency tables). They
-#: name nothing, and building their syntax tree is most of the parse; they are blanked (line
-#: numbers kept) before parsing. Removing whole elements keeps a list or tuple valid.
+#: A line holding nothing but literals (``1, 2, 3,``, ``(0x41, 'M', 'a'),`` or ``60: 2,``, a
+#: comment after them allowed): the rows of the data tables some packages carry (idna's
+#: uts46data, chardet's frequency tables and language models). They name nothing, and building
+#: their syntax tree is most of the parse; they are blanked (line numbers kept) before parsing.
+#: Removing whole elements keeps a list, tuple or dict valid.
 _NUMBER: Final = r"-?(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?)"
 _LITERAL: Final = rf"""(?:{_NUMBER}|[ub]?'[^'\\\n]*'|[ub]?"[^"\\\n]*")"""
 _LITERAL_ROW: Final = re.compile(
     rf"^[ \t]*(?:(?:{_NUMBER}[ \t]*,[ \t]*)+"
-    rf"|\([ \t]*{_LITERAL}(?:[ \t]*,[ \t]*{_LITERAL})*[ \t]*,?[ \t]*\)[ \t]*,[ \t]*)$",
+    rf"|\([ \t]*{_LITERAL}(?:[ \t]*,[ \t]*{_LITERAL})*[ \t]*,?[ \t]*\)[ \t]*,[ \t]*"
+    rf"|{_LITERAL}[ \t]*:[ \t]*{_NUMBER}[ \t]*,[ \t]*)(?:#[^\n]*)?$",
     re.MULTILINE,
 )
-_BLANK_FROM: Final = 16 << 10  # smaller files parse fast enough as they are
+_BLANK_FROM: Final = 8 << 10  # smaller files parse fast enough as they are
 
 
 def _without_literal_rows(source: str) -> str:
