@@ -86,19 +86,6 @@ def _fields(kind: type) -> tuple[str, ...]:
     return found
 
 
-def _children(node: ast.AST) -> list[ast.AST]:
-    """The nodes directly below ``node``, in field order (what :func:`ast.iter_child_nodes`
-    gives, without the leaves, which hold no name: contexts, operators and constants)."""
-    out: list[ast.AST] = []
-    for name in _fields(type(node)):
-        value = getattr(node, name, None)
-        if type(value) is list:
-            out.extend(i for i in value if isinstance(i, _AST) and type(i) is not _CONSTANT)
-        elif isinstance(value, _AST) and type(value) is not _CONSTANT:
-            out.append(value)
-    return out
-
-
 class _Reader(ast.NodeVisitor):
     def __init__(self) -> None:
         self._methods: dict[type[ast.AST], Callable[[Any], None]] = {}
@@ -381,24 +368,39 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozen
         if a is not None
     }
     declared: set[str] = set()
-    body: list[ast.AST] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
+    body: list[Any] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
     while body:
         item = body.pop()
-        if isinstance(item, ast.Name) and isinstance(item.ctx, ast.Store | ast.Del):
-            names.add(item.id)
-        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        kind = type(item)
+        if kind is ast.Name:
+            if type(item.ctx) is not ast.Load:  # Store or Del
+                names.add(item.id)
+            continue  # nothing below a name but its context
+        if kind in _DEFINITIONS:
             names.add(item.name)
             continue
-        elif isinstance(item, ast.Lambda):
+        if kind in _NOT_BELOW:
+            # a lambda's body is its own; an import inside a function binds a module: keep
+            # it resolvable; a constant binds nothing
             continue
-        elif isinstance(item, ast.Global | ast.Nonlocal):
+        if kind is ast.Global or kind is ast.Nonlocal:
             declared.update(item.names)
-        elif isinstance(item, ast.ExceptHandler) and item.name:
+            continue
+        if kind is ast.ExceptHandler and item.name:
             names.add(item.name)
-        elif isinstance(item, ast.Import | ast.ImportFrom):
-            continue  # an import inside a function binds a module: keep it resolvable
-        body.extend(_children(item))
+        if not isinstance(item, _AST):
+            continue  # a string or None a field holds
+        for name in _fields(kind):
+            value = getattr(item, name, None)
+            if type(value) is list:
+                body.extend(value)
+            elif value is not None:
+                body.append(value)
     return frozenset(names - declared)
+
+
+_DEFINITIONS: Final = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+_NOT_BELOW: Final = frozenset({ast.Lambda, ast.Import, ast.ImportFrom, ast.Constant})
 
 
 #: A line holding nothing but literals (``1, 2, 3,``, ``(0x41, 'M', 'a'),`` or ``60: 2,``, a
