@@ -109,9 +109,8 @@ def scan(request: dict[str, Any]) -> dict[str, Any]:
         def put_facts(
             self, key: str, entries: Iterable[tuple[Digest, str, str, Mapping[str, Any]]]
         ) -> None:
-            self.parsed += [
-                [str(layer), path, source, facts] for layer, path, source, facts in entries
-            ]
+            # the facts themselves travel in the result's program, which holds every file read
+            self.parsed += [[str(layer), path, source] for layer, path, source, _ in entries]
 
     home = Home(Path(request["home"])) if request.get("home") else None
     registry = AnalyzerTable(DEFAULT.get(n) for n in request["analyzers"])
