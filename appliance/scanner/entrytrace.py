@@ -18,7 +18,7 @@ import enum
 import posixpath
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -47,6 +47,8 @@ _IMPORT = re.compile(
 )
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
 _EXEC = re.compile(r"^\s*exec\s+(?P<rest>.+)$", re.MULTILINE)
+Parser = Callable[[str, str], Mapping[str, Any]]
+"""What gives a source file's facts from its path and text (:func:`trace`'s ``parse``)."""
 
 
 def python_imports(source: str) -> tuple[str, ...]:
@@ -475,11 +477,13 @@ def trace(
     imports: Mapping[str, tuple[str, ...]],
     packages: Iterable[tuple[str, Package]],
     pysource: Mapping[str, str | None] | None = None,
+    parse: Parser | None = None,
 ) -> EntryTrace:
     """The entry trace of an image; ``packages`` pairs each package with its purl;
     ``pysource`` (source file -> its text, None when over the cap) makes the trace keep the
     Python program for function-level reachability: the files the imports reach are parsed
-    (:func:`~appliance.scanner.pyfacts.python_facts`), the others never are."""
+    (:func:`~appliance.scanner.pyfacts.python_facts`, or ``parse``, given the file's path and
+    text, which may answer from a cache), the others never are."""
     argv, working_dir, env = command_of(config)
     if not argv:
         return EntryTrace(unknowns=(Unknown("", "the image config names no Entrypoint or Cmd"),))
@@ -493,7 +497,7 @@ def trace(
         steps=tuple(tracer.steps),
         reachable=reachable,
         unknowns=tuple(sorted(set(tracer.unknowns))),
-        python=_program(tracer, imports, pysource) if pysource is not None else None,
+        python=_program(tracer, imports, pysource, parse) if pysource is not None else None,
     )
 
 
@@ -501,6 +505,7 @@ def _program(
     tracer: _Tracer,
     imports: Mapping[str, tuple[str, ...]],
     pysource: Mapping[str, str | None],
+    parse: Parser | None = None,
 ) -> PythonProgram | None:
     """The Python programs the trace found, with the modules on the first one's path (a
     second program run from another directory is read with the first one's path)."""
@@ -517,7 +522,7 @@ def _program(
         text = pysource[path]
         if text is None:
             return {"e": f"over the scan.python_facts_bytes cap; not parsed ({path})"}
-        return python_facts(text)
+        return parse(path, text) if parse is not None else python_facts(text)
 
     return PythonProgram(
         roots=tuple(root for root, _ in tracer.roots),

@@ -20,6 +20,7 @@ import os
 import resource
 import signal
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from appliance.scanner.exhaustion import CpuBoundHit
@@ -95,14 +96,21 @@ def scan(request: dict[str, Any]) -> dict[str, Any]:
     class Deferred(LayerCache):
         """The home's cache, read as usual; what would be written is kept for the parent."""
 
-        __slots__ = ("walked",)
+        __slots__ = ("parsed", "walked")
 
         def __init__(self, cache: LayerCache) -> None:
             super().__init__(cache.db)
             self.walked: dict[str, dict[str, Any]] = {}
+            self.parsed: list[list[Any]] = []
 
         def put(self, layer: Digest, key: str, record: LayerRecord) -> None:
             self.walked[str(layer)] = record.to_dict()
+
+        def put_facts(
+            self, key: str, entries: Iterable[tuple[Digest, str, str, Mapping[str, Any]]]
+        ) -> None:
+            # the facts themselves travel in the result's program, which holds every file read
+            self.parsed += [[str(layer), path, source] for layer, path, source, _ in entries]
 
     home = Home(Path(request["home"])) if request.get("home") else None
     registry = AnalyzerTable(DEFAULT.get(n) for n in request["analyzers"])
@@ -128,12 +136,13 @@ def scan(request: dict[str, Any]) -> dict[str, Any]:
         cache = Deferred(LayerCache.open(Path(request["cache"]))) if request.get("cache") else None
         try:
             records, hits = layer_records(image, registry, cache)
-            result = build_result(image, records, registry, hits)
+            result = build_result(image, records, registry, hits, cache)
             return {
                 "status": "ok",
                 "result": result_to_cache(result),
                 "hits": [str(h) for h in hits],
                 "layers": cache.walked if cache is not None else {},
+                "facts": cache.parsed if cache is not None else [],
             }
         finally:
             if cache is not None:

@@ -49,6 +49,7 @@ from appliance.home import Home
 from appliance.scanner.cache import LayerCache, analyzers_key
 from appliance.scanner.image import ImageRef, OpenedImage, open_image
 from appliance.scanner.layers import LayerRecord
+from appliance.scanner.pyfacts import valid_facts
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import (
     IMAGE_REGISTRY,
@@ -685,13 +686,32 @@ def _result_of(
 
 def _store(cache: LayerCache, image: OpenedImage, doc: Mapping[str, Any]) -> None:
     """Write what the child walked into the cache (the child itself writes nothing of the
-    home): each new layer record, then the image's row."""
+    home): each new layer record, the facts of the Python files it parsed (named with their
+    layer and text digest; the facts are the result's own, each checked for its shape), then
+    the image's row."""
     key = analyzers_key(IMAGE_REGISTRY)
     layers = doc.get("layers", {})
     for layer in image.layers:
         raw = layers.get(str(layer.digest))
         if raw is not None:
             cache.put(layer.digest, key, LayerRecord.from_dict(raw))
+    digests = {str(layer.digest): layer.digest for layer in image.layers}
+    python = doc["result"].get("python") or {}
+    read = python.get("facts", {}) if isinstance(python, dict) else {}
+    parsed = doc.get("facts", [])
+    cache.put_facts(
+        key,
+        [
+            (digests[item[0]], item[1], item[2], read[item[1]])
+            for item in (parsed if isinstance(parsed, list) and isinstance(read, dict) else [])
+            if isinstance(item, list)
+            and len(item) == 3
+            and item[0] in digests
+            and isinstance(item[1], str)
+            and isinstance(item[2], str)
+            and valid_facts(read.get(item[1]))
+        ],
+    )
     cache.put_image(image_key(image, IMAGE_REGISTRY), key, doc["result"])
 
 

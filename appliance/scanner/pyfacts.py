@@ -20,8 +20,9 @@ Per file, as a small JSON-able dict (kept in the per-layer cache, so short keys)
   computed name on the object written in ``what``);
 - ``e`` why the file could not be parsed (then only ``e`` is set).
 
-The facts are part of each layer's record: a change to what they hold bumps
-``WALK_VERSION`` (:mod:`appliance.scanner.layers`). Nothing is resolved here: which module a
+The facts are cached per layer (:class:`appliance.scanner.cache.CachedFacts`), under a key
+that holds ``WALK_VERSION`` (:mod:`appliance.scanner.layers`): a change to what they hold bumps
+it. Nothing is resolved here: which module a
 name belongs to depends on where the file sits on the interpreter's path, which only the image
 as a whole says.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections.abc import Callable
 from typing import Any, Final
 
 _IMPORTERS: Final = frozenset(
@@ -69,8 +71,24 @@ def _constant_str(node: ast.AST | None) -> str | None:
     return None
 
 
+#: Fields that only ever hold leaves (contexts, operators): never walked.
+_LEAF_FIELDS: Final = frozenset({"ctx", "op", "ops"})
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_AST: Final = ast.AST
+_CONSTANT: Final = ast.Constant
+
+
+def _fields(kind: type) -> tuple[str, ...]:
+    found = _FIELDS.get(kind)
+    if found is None:
+        found = tuple(f for f in getattr(kind, "_fields", ()) if f not in _LEAF_FIELDS)
+        _FIELDS[kind] = found
+    return found
+
+
 class _Reader(ast.NodeVisitor):
     def __init__(self) -> None:
+        self._methods: dict[type[ast.AST], Callable[[Any], None]] = {}
         self.bindings: dict[str, set[str]] = {}
         self.defined: set[str] = set()
         self.classes: dict[str, list[str]] = {}
@@ -85,6 +103,33 @@ class _Reader(ast.NodeVisitor):
         # constant strings a loop variable takes (for x in ("a", "b"): __import__(x))
         self.loop_values: dict[str, tuple[str, ...]] = {}
         self.locals: list[frozenset[str]] = []  # names local to each function being read
+
+    # ------------------------------------------------------------ the walk
+
+    def visit(self, node: ast.AST) -> None:
+        # NodeVisitor's dispatch, with each node type's method looked up once
+        kind = type(node)
+        method = self._methods.get(kind)
+        if method is None:
+            found: Callable[[Any], None] = getattr(self, "visit_" + kind.__name__, None) or (
+                self.generic_visit
+            )
+            self._methods[kind] = method = found
+        method(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        pass  # names nothing
+
+    def generic_visit(self, node: ast.AST) -> None:
+        visit = self.visit
+        for name in _fields(type(node)):
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, _AST) and type(item) is not _CONSTANT:
+                        visit(item)
+            elif isinstance(value, _AST) and type(value) is not _CONSTANT:
+                visit(value)
 
     # ------------------------------------------------------------ bindings
 
@@ -323,38 +368,55 @@ def _locals(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> frozen
         if a is not None
     }
     declared: set[str] = set()
-    body: list[ast.AST] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
+    body: list[Any] = [node.body] if isinstance(node, ast.Lambda) else list(node.body)
     while body:
         item = body.pop()
-        if isinstance(item, ast.Name) and isinstance(item.ctx, ast.Store | ast.Del):
-            names.add(item.id)
-        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        kind = type(item)
+        if kind is ast.Name:
+            if type(item.ctx) is not ast.Load:  # Store or Del
+                names.add(item.id)
+            continue  # nothing below a name but its context
+        if kind in _DEFINITIONS:
             names.add(item.name)
             continue
-        elif isinstance(item, ast.Lambda):
+        if kind in _NOT_BELOW:
+            # a lambda's body is its own; an import inside a function binds a module: keep
+            # it resolvable; a constant binds nothing
             continue
-        elif isinstance(item, ast.Global | ast.Nonlocal):
+        if kind is ast.Global or kind is ast.Nonlocal:
             declared.update(item.names)
-        elif isinstance(item, ast.ExceptHandler) and item.name:
+            continue
+        if kind is ast.ExceptHandler and item.name:
             names.add(item.name)
-        elif isinstance(item, ast.Import | ast.ImportFrom):
-            continue  # an import inside a function binds a module: keep it resolvable
-        body.extend(ast.iter_child_nodes(item))
+        if not isinstance(item, _AST):
+            continue  # a string or None a field holds
+        for name in _fields(kind):
+            value = getattr(item, name, None)
+            if type(value) is list:
+                body.extend(value)
+            elif value is not None:
+                body.append(value)
     return frozenset(names - declared)
 
 
-#: A line holding nothing but literals (``1, 2, 3,`` or ``(0x41, 'M', 'a'),``): the rows of
-#: the data tables some packages carry (idna's uts46data, chardet's frequency tables). They
-#: name nothing, and building their syntax tree is most of the parse; they are blanked (line
-#: numbers kept) before parsing. Removing whole elements keeps a list or tuple valid.
+_DEFINITIONS: Final = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef})
+_NOT_BELOW: Final = frozenset({ast.Lambda, ast.Import, ast.ImportFrom, ast.Constant})
+
+
+#: A line holding nothing but literals (``1, 2, 3,``, ``(0x41, 'M', 'a'),`` or ``60: 2,``, a
+#: comment after them allowed): the rows of the data tables some packages carry (idna's
+#: uts46data, chardet's frequency tables and language models). They name nothing, and building
+#: their syntax tree is most of the parse; they are blanked (line numbers kept) before parsing.
+#: Removing whole elements keeps a list, tuple or dict valid.
 _NUMBER: Final = r"-?(?:0[xX][0-9A-Fa-f]+|\d+(?:\.\d+)?)"
 _LITERAL: Final = rf"""(?:{_NUMBER}|[ub]?'[^'\\\n]*'|[ub]?"[^"\\\n]*")"""
 _LITERAL_ROW: Final = re.compile(
     rf"^[ \t]*(?:(?:{_NUMBER}[ \t]*,[ \t]*)+"
-    rf"|\([ \t]*{_LITERAL}(?:[ \t]*,[ \t]*{_LITERAL})*[ \t]*,?[ \t]*\)[ \t]*,[ \t]*)$",
+    rf"|\([ \t]*{_LITERAL}(?:[ \t]*,[ \t]*{_LITERAL})*[ \t]*,?[ \t]*\)[ \t]*,[ \t]*"
+    rf"|{_LITERAL}[ \t]*:[ \t]*{_NUMBER}[ \t]*,[ \t]*)(?:#[^\n]*)?$",
     re.MULTILINE,
 )
-_BLANK_FROM: Final = 16 << 10  # smaller files parse fast enough as they are
+_BLANK_FROM: Final = 8 << 10  # smaller files parse fast enough as they are
 
 
 def _without_literal_rows(source: str) -> str:
@@ -387,3 +449,46 @@ def python_facts(source: str | bytes) -> dict[str, Any]:
     except RecursionError:
         return {"e": "nesting too deep to read"}
     return reader.facts()
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _names(value: object) -> bool:
+    """A mapping of names to lists of names (``b``, ``c``, ``s``)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and _strings(v) for k, v in value.items()
+    )
+
+
+def _site(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and isinstance(value[0], str)
+        and type(value[1]) is int
+        and isinstance(value[2], str)
+        and isinstance(value[3], str)
+    )
+
+
+def valid_facts(value: object) -> bool:
+    """Whether ``value`` has the shape :func:`python_facts` gives (what a cached copy must
+    have before it is used: nothing read back is trusted blindly)."""
+    if not isinstance(value, dict):
+        return False
+    if "e" in value:
+        return len(value) == 1 and isinstance(value["e"], str)
+    if not {"b", "d", "c", "s"} <= value.keys() <= {"b", "d", "c", "s", "y", "i", "x"}:
+        return False
+    return (
+        _names(value["b"])
+        and _strings(value["d"])
+        and _names(value["c"])
+        and _names(value["s"])
+        and _strings(value.get("y", []))
+        and _strings(value.get("i", []))
+        and isinstance(value.get("x", []), list)
+        and all(_site(site) for site in value.get("x", []))
+    )

@@ -25,7 +25,13 @@ from typing import Any, Final
 from appliance.home import Home
 from appliance.scanner import cyclonedx
 from appliance.scanner.analyzers.table import DEFAULT, IMAGE_KINDS, AnalyzerTable
-from appliance.scanner.cache import CACHE_FILE, LayerCache, analyzers_key, open_home_cache
+from appliance.scanner.cache import (
+    CACHE_FILE,
+    CachedFacts,
+    LayerCache,
+    analyzers_key,
+    open_home_cache,
+)
 from appliance.scanner.entrytrace import EntryTrace, trace
 from appliance.scanner.image import ImageRef, Layer, LayerBlob, OpenedImage, open_image
 from appliance.scanner.layers import IMAGE_BYTES, LayerRecord
@@ -125,7 +131,10 @@ def build_result(
     records: Sequence[LayerRecord],
     registry: AnalyzerTable,
     cached: tuple[Digest, ...] = (),
+    cache: LayerCache | None = None,
 ) -> ScanResult:
+    """The result of an image from its layers' records (bottom first); ``cache`` keeps the
+    facts of the Python files the trace parses, each under the layer its text comes from."""
     squashed = squash(records, registry)
     analysis = squashed.analysis
     origin = origin_layers(records) if image.layers else {}
@@ -144,6 +153,13 @@ def build_result(
         )
         found.append(FoundPackage(package, package_purl(package, analysis.os), evidence))
     config = dict(image.config)
+    facts = (
+        CachedFacts(
+            cache, analyzers_key(registry), [x.digest for x in image.layers], squashed.pylayer
+        )
+        if cache is not None and len(image.layers) == len(records)
+        else None
+    )
     entry_trace = trace(
         config,
         squashed.tree,
@@ -151,7 +167,10 @@ def build_result(
         squashed.imports,
         [(f.purl, f.package) for f in found],
         squashed.pysource,
+        facts,
     )
+    if facts is not None:
+        facts.save()
     unknowns = tuple(sorted(set(analysis.unknowns) | set(squashed.unknowns)))
     return _result(image, registry, analysis, tuple(found), entry_trace, unknowns, cached)
 
@@ -289,13 +308,13 @@ def _scan_layers(
         if hit is not None:
             return hit
     records, hits = layer_records(image, registry, cache)
-    result = build_result(image, records, registry, hits)
+    result = build_result(image, records, registry, hits, cache)
     if cache is not None:
         cache.put_image(key, analyzers_key(registry), result_to_cache(result))
     return result
 
 
-SCAN_VERSION: Final = 3
+SCAN_VERSION: Final = 4
 """Bumped whenever what a scan derives from the layer records changes (evidence, trace)."""
 
 

@@ -33,6 +33,7 @@ class Squashed:
     imports: Mapping[str, tuple[str, ...]]
     unknowns: tuple[Unknown, ...]
     pysource: Mapping[str, str | None] = field(default_factory=dict)
+    pylayer: Mapping[str, int] = field(default_factory=dict)  # the layer each text comes from
 
 
 _DATABASE_KINDS: Final = (AnalyzerKind.OS, AnalyzerKind.OS_PACKAGES)
@@ -120,6 +121,12 @@ def unread_databases(tree: FileTree, registry: AnalyzerTable) -> list[Unknown]:
     return out
 
 
+def _topmost(tree: FileTree, path: str, layers: Mapping[str, int]) -> bool:
+    """Whether ``path`` is a file of the image that comes from the layer ``layers`` names."""
+    located = tree.get(path)
+    return located is not None and located.layer == layers.get(path) and tree.is_file(path)
+
+
 def squash(records: Iterable[LayerRecord], registry: AnalyzerTable) -> Squashed:
     """Apply the layers bottom-up and merge the analyzers' surviving partial results."""
     tree = FileTree()
@@ -127,18 +134,24 @@ def squash(records: Iterable[LayerRecord], registry: AnalyzerTable) -> Squashed:
     scripts: dict[str, str] = {}
     imports: dict[str, tuple[str, ...]] = {}
     pysource: dict[str, str | None] = {}
+    pylayer: dict[str, int] = {}
     unknowns: list[Unknown] = []
     for index, record in enumerate(records):
         tree.apply(index, record, collector)
         scripts.update(record.scripts)
         imports.update(record.imports)
         pysource.update(record.pysource)
+        pylayer.update(dict.fromkeys(record.imports, index))
         unknowns.extend(record.unknowns)
     scripts = {p: s for p, s in scripts.items() if tree.is_file(p)}
-    imports = {p: i for p, i in imports.items() if tree.is_file(p)}
+    # a Python file's imports and text are those of the layer its path comes from: whatever
+    # an upper layer puts at the path (another file too large to read, a hard link) replaces
+    # a lower layer's copy, and a deletion removes it
+    imports = {p: i for p, i in imports.items() if _topmost(tree, p, pylayer)}
     unknowns.extend(unread_databases(tree, registry))
     pysource = {p: f for p, f in pysource.items() if p in imports}
-    return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns), pysource)
+    pylayer = {p: pylayer[p] for p in pysource}
+    return Squashed(tree, collector.finish(), scripts, imports, tuple(unknowns), pysource, pylayer)
 
 
 def package_key(package: Package) -> tuple[str, str, str, str]:

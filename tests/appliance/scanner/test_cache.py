@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -162,3 +163,17 @@ def test_a_home_that_cannot_be_made_scans_without_cache(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"not a directory")
     summary = _scan_cli(tmp_path / "file" / "home", f"oci:{tmp_path / 'a'}")
     assert summary["cachedLayers"] == 0
+
+
+def test_entries_deflated_by_plain_zlib_are_read(tmp_path: Path) -> None:
+    """Rows are zlib streams whichever library wrote them (ISA-L when installed)."""
+    digest = Digest.of_bytes(b"layer")
+    record = LayerRecord(scripts={"usr/bin/run": "#!/bin/sh\n"}, size=7)
+    blob = zlib.compress(json.dumps(record.to_dict()).encode(), 6)
+    with LayerCache.open(tmp_path / "c.db") as cache:
+        with cache.db.transaction() as conn:
+            conn.execute("INSERT INTO layer_results VALUES (?, 'k', ?)", (str(digest), blob))
+        assert cache.get(digest, "k") == record
+        cache.put(digest, "k", record)
+        stored = cache.db.query("SELECT record FROM layer_results")[0][0]
+    assert json.loads(zlib.decompress(stored)) == record.to_dict()
