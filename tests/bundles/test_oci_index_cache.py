@@ -127,3 +127,26 @@ def test_a_tag_moved_by_another_tool_is_seen_by_the_next_update(layout: OCILayou
     layout.tag("v2", one)
     assert layout.resolve("v1").digest == two.digest
     assert layout.resolve("v2").digest == one.digest
+
+
+def _reference_bytes(graph: Graph) -> bytes:
+    return canonical.dumps(
+        {
+            "version": 1,
+            "index": str(graph.index_digest),
+            "manifests": {str(d): n.to_dict() for d, n in graph.nodes.items()},
+        }
+    )
+
+
+def test_the_graph_cache_is_canonical_json_written_again_or_not(layout: OCILayout) -> None:
+    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
+    attach(layout, image, b"{}", artifact_type=SIGSTORE_BUNDLE_V03, annotations={"é": "ü"})
+    graph = layout.graph()
+    assert graph.to_bytes() == _reference_bytes(graph)
+    assert graph.to_bytes() == _reference_bytes(graph)  # from the nodes serialized before
+    attach(layout, image, b'{"n":2}', artifact_type=SIGSTORE_BUNDLE_V03)
+    after = layout.graph()
+    assert len(after.nodes) == len(graph.nodes) + 1
+    assert after.to_bytes() == _reference_bytes(after)
+    assert (layout.path / ".stella" / "manifests.json").read_bytes() == after.to_bytes()
