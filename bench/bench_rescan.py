@@ -35,7 +35,8 @@ images needs 10,000 stored images).
 Checked (the run fails otherwise): a seeded sample of S synthetic images is judged in full
 under both snapshots (the match report, and the verdict the policy gives with its fixture's
 other inputs): every image whose findings changed must be among those selected; the share of
-changed verdicts in the sample, carried to N, is the changed-verdict figure. The real images
+the sample's selected images whose verdict changed, carried to all selected, is the
+changed-verdict figure. The real images
 (fixtures and variants, gated under the old snapshot) are rescanned incrementally for real
 (``stella rescan``: gated, skipped and changed counts), then in full at the same evaluation
 time, which must leave every image with the same verdict.
@@ -567,8 +568,9 @@ def main() -> int:
     incremental = (t2 - t0) + chosen_n * gate
     full = args.images * gate
     skipped = args.images - chosen_n
-    # the sample's share of changed verdicts, carried to the whole store
-    verdicts_est = round(len(verdict_changed) * args.images / max(1, len(sample)))
+    # a changed verdict is a changed finding, which is selected (checked): the share of the
+    # sample's selected images whose verdict changed, carried to every selected image
+    verdicts_est = round(len(verdict_changed) * chosen_n / max(1, len(in_sample)))
     correct = not missed and not disagree and not missed_real
     out = {
         "images": args.images,
@@ -617,7 +619,7 @@ def main() -> int:
     print(
         f"sample of {len(sample)}: {len(in_sample)} selected, findings changed for "
         f"{len(findings_changed)} ({len(missed)} of them not selected), verdict for "
-        f"{len(verdict_changed)} (about {verdicts_est} of {args.images})"
+        f"{len(verdict_changed)} (about {verdicts_est} of the {chosen_n} selected)"
     )
     print(
         f"real images: incremental rescan of {len(incremental_run.images)} in "
