@@ -17,7 +17,7 @@ version moved to the version an image holds, its fix withdrawn (the range left o
 ``introduced`` moved to the version an image holds, a new advisory with no fix, withdrawn,
 removed, or a new severity (for a record naming a CVE they cite); KEV gains a CVE they cite;
 EPSS scores of CVEs they cite move. The other changes touch other packages' records (their
-fixed versions moved), KEV dates and EPSS scores of other CVEs.
+fixed versions moved), KEV dates and EPSS scores drawn at random.
 
 Timed: what the incremental rescan adds before gating (the knowledge delta and the index
 query that picks the images), and the real re-gate of V stored images in one rescan, as an
@@ -222,7 +222,7 @@ def changed(
     ``introduced`` moved to the version an image holds, a new advisory with no fix, the
     record withdrawn or removed, a new severity for a record naming a CVE they cite), KEV
     gains CVEs they cite, EPSS scores of CVEs they cite move. The others: fixed versions of
-    other packages' records moved (``.1`` appended), KEV dates and EPSS scores of other CVEs.
+    other packages' records moved (``.1`` appended), KEV dates and EPSS scores drawn at random.
     Returns the new world and how many changes of each kind."""
     kinds: Counter[str] = Counter()
     out: dict[str, list[dict[str, Any]]] = {}
