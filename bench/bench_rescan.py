@@ -651,8 +651,9 @@ def main() -> int:
             Figure(
                 f"incremental set vs full rescan: {len(sample)} sampled images judged under "
                 f"both snapshots, {len(incremental_run.images)} real images rescanned both ways",
-                f"{len(findings_changed)} changed findings ({len(verdict_changed)} verdicts), "
-                f"{len(missed)} not selected; {len(disagree)} real verdicts differ",
+                f"{len(in_sample)} selected; {len(findings_changed)} with changed findings "
+                f"({len(verdict_changed)} verdicts), {len(missed)} of them not selected; "
+                f"{len(disagree)} real verdicts differ",
                 "none missed",
                 correct,
             ),
