@@ -108,13 +108,39 @@ class Graph:
         )
 
     def to_bytes(self) -> bytes:
-        return canonical.dumps(
-            {
-                "version": CACHE_VERSION,
-                "index": str(self.index_digest),
-                "manifests": {str(d): n.to_dict() for d, n in self.nodes.items()},
-            }
+        """The canonical JSON of ``{"index", "manifests": {digest: node}, "version"}``, put
+        together from each node's canonical bytes (keys in canonical order: ``index`` <
+        ``manifests`` < ``version``, digests are ASCII); a node serialized by the previous call
+        is not serialized again."""
+        fresh: dict[Digest, tuple[Node, bytes]] = {}
+        parts = []
+        for digest in sorted(self.nodes, key=str):
+            node = self.nodes[digest]
+            known = _SERIALIZED.get(digest)
+            if known is not None and (known[0] is node or known[0] == node):
+                body = known[1]
+            else:
+                body = canonical.dumps(node.to_dict())
+            fresh[digest] = (node, body)
+            parts.append(b'"%s":%s' % (str(digest).encode(), body))  # a digest needs no escape
+        _SERIALIZED.clear()
+        _SERIALIZED.update(fresh)
+        return b"".join(
+            (
+                b'{"index":',
+                canonical.dumps(str(self.index_digest)),
+                b',"manifests":{',
+                b",".join(parts),
+                b'},"version":',
+                canonical.dumps(CACHE_VERSION),
+                b"}",
+            )
         )
+
+
+_SERIALIZED: dict[Digest, tuple[Node, bytes]] = {}
+"""Each node of the graph :meth:`Graph.to_bytes` last wrote, with its canonical bytes: written
+again after one referrer was added, the graph serializes that one node only."""
 
 
 def load_cache(data: bytes) -> Graph | None:

@@ -205,8 +205,21 @@ class Staging:
         self._pending.clear()
 
 
-_ENTRIES: dict[Path, tuple[bytes, tuple[Descriptor, ...]]] = {}
-"""The descriptors of the ``index.json`` bytes last parsed, per layout directory."""
+_INDEX: dict[Path, tuple[bytes, dict[str, Any], tuple[Descriptor, ...]]] = {}
+"""The ``index.json`` bytes this process last parsed or wrote, per layout directory, with
+their document (never modified) and descriptors (checked)."""
+
+_Stamp = tuple[int, int, int, int]
+
+_GRAPHS: dict[Path, tuple[_Stamp, Graph]] = {}
+"""The manifest graph this process last read from or wrote to a layout's graph cache file,
+per layout directory, with the file's identity then (device, inode, size, modification time):
+while the file is unchanged, an instance takes the graph from here instead of parsing the
+file again (a store of thousands of referrers opens a layout per image it gates)."""
+
+
+def _stamp(stat: os.stat_result) -> _Stamp:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(slots=True)
@@ -681,27 +694,46 @@ class OCILayout:
     def entries(self) -> tuple[Descriptor, ...]:
         """Every descriptor in ``index.json``, tagged or not, in file order. The bytes are read
         each time; they are parsed again only when they changed since this process last parsed
-        this layout's ``index.json`` (a store of thousands of images and their referrers is
-        resolved once per image by a rescan)."""
-        data = self._index_bytes()
-        known = _ENTRIES.get(self.path)
+        or wrote this layout's ``index.json`` (a store of thousands of images and their
+        referrers is resolved once per image by a rescan)."""
+        return self._parsed(self._index_bytes())[1]
+
+    def _parsed(self, data: bytes) -> tuple[dict[str, Any], tuple[Descriptor, ...]]:
+        """The document and descriptors of the ``index.json`` bytes ``data``: parsed and
+        checked, or as this process last did that for the same bytes. The document is shared:
+        never modify it."""
+        known = _INDEX.get(self.path)
         if known is not None and known[0] == data:
-            return known[1]
-        found = self._descriptors(self._read_index(data)[1])
-        _ENTRIES[self.path] = (data, found)
-        return found
+            return known[1], known[2]
+        doc = self._read_index(data)[1]
+        found = self._descriptors(doc)
+        _INDEX[self.path] = (data, doc, found)
+        return doc, found
 
     def _update_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
-        """Read-modify-write ``index.json`` under the layout lock; unknown fields are kept."""
+        """Read-modify-write ``index.json`` under the layout lock; unknown fields are kept.
+
+        ``change`` returns the new entries: the ones it keeps are the very objects it was
+        given, unmodified, and their descriptors (checked when the index was read) are not
+        checked again; only the entries it adds are."""
         with self._lock():
-            data, doc = self._read_index()
-            self._descriptors(doc)  # refuse to rewrite a damaged index
-            entries = change(list(doc["manifests"]))
-            if entries != doc["manifests"]:
-                doc["manifests"] = entries
+            data = self._index_bytes()
+            doc, checked = self._parsed(data)  # refuse to rewrite a damaged index
+            before = doc["manifests"]
+            entries = change(list(before))
+            descriptors = checked
+            if entries != before:
+                kept = {id(e): d for e, d in zip(before, checked, strict=True)}
+                where = self.path / "index.json"
+                descriptors = tuple(
+                    kept.get(id(e)) or Descriptor.from_dict(e, source=f"{where} manifests[{i}]")
+                    for i, e in enumerate(entries)
+                )
+                doc = {**doc, "manifests": entries}
                 data = canonical.dumps(doc)
-                atomic_write(self.path / "index.json", data, tmp_dir=self._tmp_dir())
-            self._refresh_graph(data, doc, persist=True)
+                atomic_write(where, data, tmp_dir=self._tmp_dir())
+                _INDEX[self.path] = (data, doc, descriptors)
+            self._refresh_graph(data, descriptors, persist=True)
 
     def tag(self, name: str, descriptor: Descriptor) -> Descriptor:
         """Point tag ``name`` at ``descriptor`` (replacing any previous target); returns the
@@ -783,7 +815,12 @@ class OCILayout:
         return Node.of(stored.descriptor, stored.manifest)
 
     def _refresh_graph(
-        self, data: bytes, doc: dict[str, Any], *, persist: bool, reuse: bool = True
+        self,
+        data: bytes,
+        descriptors: Sequence[Descriptor],
+        *,
+        persist: bool,
+        reuse: bool = True,
     ) -> tuple[Graph, bool]:
         """The graph for this ``index.json``, reusing cached nodes (manifests are immutable);
         the flag says whether it was computed now rather than found in a cache."""
@@ -798,7 +835,7 @@ class OCILayout:
         nodes: dict[Digest, Node] = {}
         missing: set[Digest] = set()
         walkable = MANIFEST_TYPES | INDEX_TYPES
-        stack = [d for d in reversed(self._descriptors(doc)) if d.media_type in walkable]
+        stack = [d for d in reversed(descriptors) if d.media_type in walkable]
         while stack:
             current = stack.pop()
             if current.digest in nodes or current.digest in missing:
@@ -824,17 +861,26 @@ class OCILayout:
         refreshed); callers stop at the first that matches the current ``index.json``."""
         if self._memo is not None:
             yield self._memo
+        known = _GRAPHS.get(self.path)
         try:
-            data = self._private(_CACHE_FILE).read_bytes()
+            with self._private(_CACHE_FILE).open("rb") as f:
+                stamp = _stamp(os.fstat(f.fileno()))
+                data = None if known is not None and known[0] == stamp else f.read()
         except OSError:
             return
-        graph = load_cache(data)
+        if data is None and known is not None:  # the file this process last read or wrote
+            yield known[1]
+            return
+        graph = load_cache(data or b"")
         if graph is not None:
+            _GRAPHS[self.path] = (stamp, graph)
             yield graph
 
     def _save_graph(self, graph: Graph) -> None:
+        path = self._private(_CACHE_FILE)
         try:
-            atomic_write(self._private(_CACHE_FILE), graph.to_bytes(), tmp_dir=self._tmp_dir())
+            atomic_write(path, graph.to_bytes(), tmp_dir=self._tmp_dir())
+            _GRAPHS[self.path] = (_stamp(path.stat()), graph)  # written under the lock
         except OSError as e:
             if e.errno not in _READ_ONLY_ERRNOS:
                 raise OCILayoutError(
@@ -850,8 +896,9 @@ class OCILayout:
         memo = self._memo
         if reuse and memo is not None and memo.index_digest == Digest.of_bytes(data):
             return memo  # made by this object from these very bytes, checked then
-        data, doc = self._read_index(data)
-        graph, computed = self._refresh_graph(data, doc, persist=False, reuse=reuse)
+        graph, computed = self._refresh_graph(
+            data, self._parsed(data)[1], persist=False, reuse=reuse
+        )
         if not computed:
             return graph
         try:
