@@ -518,7 +518,9 @@ def run_child(
             pass  # the child died at once; its status says why
         data, stopped = _read_answer(process.stdout, bounds)
         if stopped is not None:
-            process.kill()
+            # not process.kill(): it polls first, and would reap a child that had just ended,
+            # leaving wait4 below nothing to read (ECHILD). Unreaped, the pid is still ours.
+            os.kill(process.pid, signal.SIGKILL)
         process.stdout.close()
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
