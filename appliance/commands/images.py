@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from appliance.commands.registry_options import registry_options
 from appliance.home import Home
 from appliance.imagestore import catalog as images
 from bundles.clikit import CliContext, pass_ctx
@@ -37,24 +38,7 @@ def images_group() -> None:
     is_flag=True,
     help="docker:// only: the image alone, without its attestations, signatures and verdicts.",
 )
-@click.option("--user", default=None, help="docker:// only: registry user name.")
-@click.option(
-    "--password-env",
-    default=None,
-    metavar="VAR",
-    help="docker:// only: environment variable holding the password.",
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="docker:// only: CA certificate(s) to trust for the registry's TLS.",
-)
-@click.option(
-    "--plain-http",
-    is_flag=True,
-    help="docker:// only: use plain HTTP (always the case for a loopback registry).",
-)
+@registry_options("docker://")
 @pass_ctx
 def load_cmd(
     ctx: CliContext,

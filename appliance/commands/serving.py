@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from appliance.commands.registry_options import registry_options
 from appliance.home import Home
 from appliance.imagestore import gc
 from appliance.registry.auth import Authenticator, credentials_from_env
@@ -16,19 +17,7 @@ from bundles.clikit import CliContext, pass_ctx
 @click.command("push")
 @click.argument("image")
 @click.option("--to", "to", required=True, help="Destination REGISTRY/REPO[:TAG].")
-@click.option("--user", default=None, help="Registry user name.")
-@click.option(
-    "--password-env", default=None, metavar="VAR", help="Environment variable holding the password."
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="CA certificate(s) to trust for the registry's TLS.",
-)
-@click.option(
-    "--plain-http", is_flag=True, help="Use plain HTTP (always the case for a loopback registry)."
-)
+@registry_options()
 @pass_ctx
 def push_cmd(
     ctx: CliContext,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from appliance.commands.registry_options import registry_options
 from appliance.fleet import DEFAULT_QUEUE, require_extra
 from appliance.home import Home
 from bundles.clikit import CliContext, pass_ctx
@@ -81,19 +82,7 @@ if TYPE_CHECKING:
     "registry and push its verdict's referrers back [env STELLA_REGISTRY; else the home's "
     "'registry' setting; else the images are in the home].",
 )
-@click.option("--user", default=None, help="Registry user name.")
-@click.option(
-    "--password-env", default=None, metavar="VAR", help="Environment variable holding the password."
-)
-@click.option(
-    "--ca-bundle",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="CA certificate(s) to trust for the registry's TLS.",
-)
-@click.option(
-    "--plain-http", is_flag=True, help="Use plain HTTP (always the case for a loopback registry)."
-)
+@registry_options()
 @pass_ctx
 @click.pass_context
 def worker_cmd(
