@@ -14,13 +14,14 @@ import click
 from appliance import tlog
 from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
+from appliance.store import recorded_logs
 from bundles import canonical, dsse
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 from bundles.keys import PrivateKey, passphrase_from_env
 from bundles.rfc3339 import format_time
 from bundles.tlog import TlogError
-from bundles.tlog.entry import dsse_body
+from bundles.tlog.entry import EntryCheck, dsse_body
 from bundles.tlog.log import TileLog, open_log, write_durably
 from bundles.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from bundles.tlog.note import (
@@ -153,9 +154,9 @@ def _same_tree(log: TileLog, size: int, root: bytes, source: str) -> None:
 def prove_cmd(ctx: CliContext, file: Path) -> None:
     """Prove that the attestation FILE (a Sigstore bundle, or a DSSE envelope such as a VEX
     statement) is in the log: its entry's proof, and a fresh inclusion proof under the
-    current checkpoint."""
+    current checkpoint. An entry of another home's log that the shared state records has its
+    own proof checked (that home gives the fresh one)."""
     home = Home(ctx.home).require()
-    log = _reader(ctx)
     with open(file, "rb") as fh:
         data = fh.read(sigstore.LIMIT + 1)
     doc = canonical.loads(data, limit=sigstore.LIMIT, source=str(file))
@@ -166,6 +167,13 @@ def prove_cmd(ctx: CliContext, file: Path) -> None:
         envelope, entries = bundle.envelope, bundle.entries
     carried = None
     check, _, why = tlog.check_bundle_entries(entries, envelope, tlog.trusted_logs(home))
+    if check is None and entries:
+        other = [r.log for r in recorded_logs(home)]
+        elsewhere, _, _ = tlog.check_bundle_entries(entries, envelope, other)
+        if elsewhere is not None:
+            _emit_elsewhere(ctx, file, elsewhere)
+            return
+    log = _reader(ctx)
     if check is not None and check.origin != log.origin:  # logged in a frozen shard
         log = tlog.open_shard(home, check.origin)
     if check is not None:
@@ -199,6 +207,26 @@ def prove_cmd(ctx: CliContext, file: Path) -> None:
     if carried:
         text += f" (its own proof, under size {carried['treeSize']}, verifies too)"
     ctx.emit(data_out, text)
+
+
+def _emit_elsewhere(ctx: CliContext, file: Path, check: EntryCheck) -> None:
+    head = check.checkpoint.checkpoint
+    data = {
+        "file": str(file),
+        "log": check.origin,
+        "logIndex": check.log_index,
+        "treeSize": check.tree_size,
+        "rootHash": _b64(head.root),
+        "checkpoint": check.checkpoint.to_text(),
+        "carried": {"logIndex": check.log_index, "treeSize": check.tree_size},
+        "sharedState": True,
+    }
+    ctx.emit(
+        data,
+        f"{file}: entry {check.log_index} of {check.origin}, another home's log the shared "
+        f"state records: its own proof, under the head of size {check.tree_size}, verifies "
+        "(that home's 'stella log prove' gives a proof under its current head)",
+    )
 
 
 @log_group.command("consistency")
@@ -318,9 +346,10 @@ def cosign_cmd(
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @pass_ctx
 def trusted_root_cmd(ctx: CliContext, out: Path) -> None:
-    """Write a Sigstore trusted_root.json naming this appliance's log keys."""
+    """Write a Sigstore trusted_root.json naming this appliance's log keys, and on a shared
+    state those of every other home's log the state records."""
     home = Home(ctx.home).require()
-    doc = tlog.trusted_root(home)
+    doc = tlog.trusted_root(home, [(r.log, r.started) for r in recorded_logs(home)])
     _write(out, canonical.dumps(doc) + b"\n")
     ctx.emit({"out": str(out), "tlogs": len(doc["tlogs"])}, f"wrote {out}")
 
