@@ -4,6 +4,7 @@ appliance's transparency log (docs/transparency.md)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,6 +259,16 @@ def consistency_cmd(ctx: CliContext, old_checkpoint: Path) -> None:
     )
 
 
+def _log_named(home: Home, origin: str) -> Verifier:
+    """This home's log, or the log of another home the shared state records as ``origin``."""
+    with contextlib.suppress(tlog.LogNotStartedError):
+        own = tlog.verifier(home)
+        if own.name == origin:
+            return own
+    recorded = [r.log for r in recorded_logs(home) if r.log.name == origin]
+    return recorded[0] if recorded else tlog.verifier(home)
+
+
 def _witness_signer(path: Path, name: str | None) -> NoteSigner:
     key = PrivateKey.load(path, passphrase_from_env())
     witness_name = name or f"witness.{key.keyid[:16]}"
@@ -269,7 +280,10 @@ def _witness_signer(path: Path, name: str | None) -> NoteSigner:
 @click.option("--key", "key_path", required=True, type=_FILE, help="The witness's Ed25519 key.")
 @click.option("--name", help="The witness's name (default: witness.<keyid>).")
 @click.option(
-    "--log-key", type=_FILE, help="The log's verifier key (C2SP vkey); default: this home's log."
+    "--log-key",
+    type=_FILE,
+    help="The log's verifier key (C2SP vkey); default: this home's log, or the log of another "
+    "home the shared state records under the checkpoint's origin.",
 )
 @click.option(
     "--log-dir",
@@ -290,11 +304,11 @@ def cosign_cmd(
     """Cosign a log's head as a witness (C2SP tlog-cosignature), once it is proven
     consistent with the last head this home cosigned for that log."""
     home = Home(ctx.home).require()
+    signed = tlog.read_checkpoint(checkpoint_file)
     if log_key is not None:
         verifier = Verifier.from_vkey(tlog.small_text(log_key), source=str(log_key))
     else:
-        verifier = tlog.verifier(home)
-    signed = tlog.read_checkpoint(checkpoint_file)
+        verifier = _log_named(home, signed.checkpoint.origin)
     head = signed.verify(verifier, source=str(checkpoint_file))
     state = tlog.witness_state(home, head.origin)
     previous = None

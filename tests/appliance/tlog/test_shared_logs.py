@@ -119,6 +119,14 @@ def test_two_homes_on_one_state_log_apart_and_know_each_others_logs(
     assert proof is not None
     assert (proof.origin, proof.logged_at) == (theirs.name, int(NOW.timestamp()))
     assert tlog.earliest_logged(read.entries, read.envelope, tlog.trusted_logs(primary)) is None
+    # the primary witnesses the worker's log, whose key it finds in the state
+    head = tmp_path / "worker.checkpoint"
+    stella_json(worker, "log", "checkpoint", "--out", str(head))
+    PrivateKey.generate(KeyType.ED25519).save(tmp_path / "witness.key")
+    cosigned = stella_json(
+        primary, "log", "cosign", str(head), "--key", str(tmp_path / "witness.key")
+    )
+    assert (cosigned["origin"], cosigned["size"]) == (theirs.name, 2)
 
 
 def test_an_origin_recorded_with_one_key_is_refused_with_another(
