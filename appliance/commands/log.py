@@ -1,4 +1,4 @@
-"""``stella log checkpoint|verify|prove|consistency|cosign|trusted-root|rotate``: the
+"""``stella log checkpoint|verify|prove|consistency|cosign|trusted-root|rotate|list``: the
 appliance's transparency log (docs/transparency.md)."""
 
 from __future__ import annotations
@@ -389,3 +389,31 @@ def rotate_cmd(ctx: CliContext, origin: str | None) -> None:
         f"the next attestation starts {new} with a new key; run 'stella log trusted-root' "
         "again for verifiers",
     )
+
+
+@log_group.command("list")
+@pass_ctx
+def list_cmd(ctx: CliContext) -> None:
+    """The transparency logs this home trusts: its own (current and frozen shards) and, on a
+    shared state, every other home's log the state records."""
+    home = Home(ctx.home).require()
+    recorded = recorded_logs(home)
+    in_state = {r.log for r in recorded}
+    own = tlog.trusted_logs(home)
+    current = (tlog.root(home) / "log.pub").is_file()
+    rows = [
+        {
+            "origin": log.name,
+            "vkey": log.vkey(),
+            "where": "this home" if n == 0 and current else "frozen",
+            "recorded": log in in_state,
+        }
+        for n, log in enumerate(own)
+    ]
+    rows += [
+        {**r.to_dict(), "where": "shared state", "recorded": True}
+        for r in recorded
+        if r.log not in own
+    ]
+    text = "\n".join(f"{r['origin']}  ({r['where']})  {r['vkey']}" for r in rows)
+    ctx.emit({"logs": rows}, text or "no transparency log yet")

@@ -106,6 +106,11 @@ def test_two_homes_on_one_state_log_apart_and_know_each_others_logs(
 
     assert known_logs(primary) == [ours, theirs]
     assert known_logs(worker) == [theirs, ours]
+    listed = stella_json(primary, "log", "list")["logs"]
+    assert [(r["origin"], r["vkey"], r["where"], r["recorded"]) for r in listed] == [
+        (ours.name, ours.vkey(), "this home", True),
+        (theirs.name, theirs.vkey(), "shared state", True),
+    ]
     root = tmp_path / "trusted_root.json"
     assert stella_json(primary, "log", "trusted-root", "--out", str(root))["tlogs"] == 2
     assert tlog.logs_of_trusted_root(root) == [ours, theirs]
@@ -175,6 +180,14 @@ def test_a_home_whose_log_predates_the_shared_origins_is_refused_until_it_rotate
     sign(second, "app")
     assert tlog.verifier(second).name == rotated["newOrigin"]
     assert [r.log.name for r in recorded_logs(primary)] == [legacy, rotated["newOrigin"]]
+    # its frozen shard stays trusted at home, not recorded; the state's legacy log is first's
+    listed = stella_json(second, "log", "list")["logs"]
+    assert [(r["origin"], r["where"], r["recorded"]) for r in listed] == [
+        (rotated["newOrigin"], "this home", True),
+        (legacy, "frozen", False),
+        (legacy, "shared state", True),
+    ]
+    assert listed[2]["vkey"] == tlog.verifier(first).vkey() != listed[1]["vkey"]
 
 
 def test_an_embedded_home_names_its_log_as_before_and_records_nothing(tmp_path: Path) -> None:
@@ -185,6 +198,8 @@ def test_an_embedded_home_names_its_log_as_before_and_records_nothing(tmp_path: 
     assert not (tlog.root(home) / tlog.HOME_ID).exists()
     assert recorded_logs(home) == []
     assert known_logs(home) == tlog.trusted_logs(home)
+    (listed,) = stella_json(home, "log", "list")["logs"]
+    assert (listed["where"], listed["recorded"]) == ("this home", False)
     with sqlite3.connect(home.state_db) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     assert "tlogs" not in tables
