@@ -175,7 +175,11 @@ def test_the_home_that_recorded_the_verdict_verifies_explains_and_exports_it_aft
 
 
 def test_the_primary_verifies_a_verdict_that_a_registry_worker_signed_and_pushed(
-    tmp_path: Path, primary: Home, worker_home: Home, registry: Registry
+    tmp_path: Path,
+    primary: Home,
+    worker_home: Home,
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The fleet as deployed: the primary pushes app:1, a worker home holding only the key
     pulls it, gates it and pushes the verdict's referrers (the worker's own code, in this
@@ -235,6 +239,23 @@ def test_the_primary_verifies_a_verdict_that_a_registry_worker_signed_and_pushed
     assert run(worker_home, "export-audit-package", "app:1", "--out", str(there)).exit_code == 0
     checked = run(primary, "verify-audit-package", str(there), "--key", str(primary.appliance_pub))
     assert checked.exit_code == 0, checked.output
+
+    # An auditor outside the fleet (its own embedded home) proves the signing time with the
+    # trusted root the primary writes, which lists the worker's log.
+    trusted = tmp_path / "trusted_root.json"
+    assert run(primary, "log", "trusted-root", "--out", str(trusted)).exit_code == 0
+    assert worker_log in tlog.logs_of_trusted_root(trusted)
+    with monkeypatch.context() as outside:
+        outside.delenv("STELLA_DATABASE_URL")
+        auditor = Home(tmp_path / "auditor")
+        auditor.init()
+        source = f"docker://{registry.host}/{PREFIX}/app:1"
+        run_json(auditor, "images", "load", source, *CREDENTIALS)
+        pub = str(primary.appliance_pub)
+        unproven = run_json(auditor, "verify", "app:1", "--key", pub)
+        assert unproven["signingTime"]["basis"] == "claimed"
+        rooted = run_json(auditor, "verify", "app:1", "--key", pub, "--trusted-root", str(trusted))
+        assert rooted["signingTime"]["log"]["log"] == worker_log.name
 
 
 def test_no_referrers_and_a_digest_reference(
