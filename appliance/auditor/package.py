@@ -56,7 +56,7 @@ from appliance.auditor.verify import (
 from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.tsa import TimestampAuthority
-from appliance.store import open_knowledge_if_any, open_state
+from appliance.store import known_logs, open_knowledge_if_any, open_state
 from appliance.store.audit import GENESIS, AuditHead, AuditLog, AuditRecord
 from bundles import canonical, dsse, limits
 from bundles.bounded import read_capped, zip_directory
@@ -203,7 +203,7 @@ def export_package(
     """The audit package of one verdict made on this appliance (see the module docstring).
     The verdict is fully verified first: a package is never made of a verdict that fails."""
     layout = OCILayout.open(home.oci)
-    logs = tlog.trusted_logs(home)
+    logs = known_logs(home)  # its own, and the other homes' on a shared state
     checked = verify_rva(bundle, policy, source="RVA", blobs=LayoutBlobs(layout), logs=logs)
     if not checked.is_verdict:
         raise AuditPackageError("only risk verdicts are exported as audit packages")
@@ -246,7 +246,7 @@ def export_package(
     files["keys/appliance.pub"] = home.public_key().pem()
     logged = record.result.get("tlog")
     if isinstance(logged, Mapping):
-        for log in tlog.trusted_logs(home):
+        for log in logs:
             if base64.b64encode(log_id(log)).decode() == logged.get("logId"):
                 files["keys/tlog.vkey"] = (log.vkey() + "\n").encode()
     entry = next((e for e in read.entries if tlog.is_own_log_entry(e, logs)), None)

@@ -19,7 +19,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from appliance import tlog
 from appliance.auditor.errors import ReplayInputMissingError
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import RvaVerification, SignedAt, verify_rva
@@ -32,7 +31,7 @@ from appliance.rva.evaluate import GateInputs, SubjectInfo, evaluate
 from appliance.rva.gate import attached_attestations
 from appliance.scanner.image import ImageRef, open_image
 from appliance.scanner.jobs import scan_bounded
-from appliance.store import has_state, open_knowledge_if_any, open_state
+from appliance.store import has_state, known_logs, open_knowledge_if_any, open_state
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.knowledge import KnowledgeStore
 from appliance.vex.model import VexStatement
@@ -221,7 +220,7 @@ def replay(
 ) -> ReplayResult:
     """Verify the verdict in ``data``, re-evaluate it from its pinned inputs and compare."""
     home.require()
-    checked: RvaVerification = verify_rva(data, policy, source=source, logs=tlog.trusted_logs(home))
+    checked: RvaVerification = verify_rva(data, policy, source=source, logs=known_logs(home))
     predicate = checked.predicate
     recorded_bytes = canonical.dumps(dict(checked.statement.to_dict()["predicate"]))
     layout = OCILayout.open(home.oci)

@@ -39,7 +39,7 @@ from appliance.sigstore.tsa import (
     TimestampProof,
     check_timestamps,
 )
-from appliance.store import open_state
+from appliance.store import known_logs, open_state
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord
 from bundles import canonical, dsse, schemas
 from bundles.digest import Digest
@@ -569,10 +569,11 @@ def verify_in_home(
     authorities: Sequence[TimestampAuthority] = (),
 ) -> RvaVerification:
     """:func:`verify_rva` with the evidence from the home's OCI store and the gate's audit
-    record (for a verdict); the signing time is proven by ``logs``, by default the home's
-    own transparency logs, or by ``authorities``."""
+    record (for a verdict); the signing time is proven by ``logs``, by default the
+    transparency logs the home knows (its own, and on a shared state the other homes'), or
+    by ``authorities``."""
     layout = OCILayout.open(home.oci)
-    trusted = tlog.trusted_logs(home) if logs is None else logs
+    trusted = known_logs(home) if logs is None else logs
     result = verify_rva(
         data,
         policy,

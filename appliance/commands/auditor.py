@@ -43,6 +43,7 @@ from appliance.sigstore.verify import (
     verify_keyless,
     verify_with_key,
 )
+from appliance.store import known_logs
 from bundles import canonical
 from bundles.clikit import CliContext, pass_ctx
 from bundles.digest import Digest
@@ -309,7 +310,7 @@ def verify_cmd(
 
 def _home_logs(ctx: CliContext) -> list[Verifier]:
     home = _home(ctx)
-    return tlog.trusted_logs(home) if home is not None else []
+    return known_logs(home) if home is not None else []
 
 
 def _verify_notation(

@@ -1,9 +1,10 @@
-"""``stella log checkpoint|verify|prove|consistency|cosign|trusted-root|rotate``: the
+"""``stella log checkpoint|verify|prove|consistency|cosign|trusted-root|rotate|list``: the
 appliance's transparency log (docs/transparency.md)."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +15,14 @@ import click
 from appliance import tlog
 from appliance.home import Home
 from appliance.sigstore import bundle as sigstore
+from appliance.store import recorded_logs
 from bundles import canonical, dsse
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
 from bundles.keys import PrivateKey, passphrase_from_env
 from bundles.rfc3339 import format_time
 from bundles.tlog import TlogError
-from bundles.tlog.entry import dsse_body
+from bundles.tlog.entry import EntryCheck, dsse_body
 from bundles.tlog.log import TileLog, open_log, write_durably
 from bundles.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from bundles.tlog.note import (
@@ -153,9 +155,9 @@ def _same_tree(log: TileLog, size: int, root: bytes, source: str) -> None:
 def prove_cmd(ctx: CliContext, file: Path) -> None:
     """Prove that the attestation FILE (a Sigstore bundle, or a DSSE envelope such as a VEX
     statement) is in the log: its entry's proof, and a fresh inclusion proof under the
-    current checkpoint."""
+    current checkpoint. An entry of another home's log that the shared state records has its
+    own proof checked (that home gives the fresh one)."""
     home = Home(ctx.home).require()
-    log = _reader(ctx)
     with open(file, "rb") as fh:
         data = fh.read(sigstore.LIMIT + 1)
     doc = canonical.loads(data, limit=sigstore.LIMIT, source=str(file))
@@ -166,6 +168,13 @@ def prove_cmd(ctx: CliContext, file: Path) -> None:
         envelope, entries = bundle.envelope, bundle.entries
     carried = None
     check, _, why = tlog.check_bundle_entries(entries, envelope, tlog.trusted_logs(home))
+    if check is None and entries:
+        other = [r.log for r in recorded_logs(home)]
+        elsewhere, _, _ = tlog.check_bundle_entries(entries, envelope, other)
+        if elsewhere is not None:
+            _emit_elsewhere(ctx, file, elsewhere)
+            return
+    log = _reader(ctx)
     if check is not None and check.origin != log.origin:  # logged in a frozen shard
         log = tlog.open_shard(home, check.origin)
     if check is not None:
@@ -201,6 +210,26 @@ def prove_cmd(ctx: CliContext, file: Path) -> None:
     ctx.emit(data_out, text)
 
 
+def _emit_elsewhere(ctx: CliContext, file: Path, check: EntryCheck) -> None:
+    head = check.checkpoint.checkpoint
+    data = {
+        "file": str(file),
+        "log": check.origin,
+        "logIndex": check.log_index,
+        "treeSize": check.tree_size,
+        "rootHash": _b64(head.root),
+        "checkpoint": check.checkpoint.to_text(),
+        "carried": {"logIndex": check.log_index, "treeSize": check.tree_size},
+        "sharedState": True,
+    }
+    ctx.emit(
+        data,
+        f"{file}: entry {check.log_index} of {check.origin}, another home's log the shared "
+        f"state records: its own proof, under the head of size {check.tree_size}, verifies "
+        "(that home's 'stella log prove' gives a proof under its current head)",
+    )
+
+
 @log_group.command("consistency")
 @click.argument("old_checkpoint", metavar="OLD_CHECKPOINT", type=_FILE)
 @pass_ctx
@@ -230,6 +259,16 @@ def consistency_cmd(ctx: CliContext, old_checkpoint: Path) -> None:
     )
 
 
+def _log_named(home: Home, origin: str) -> Verifier:
+    """This home's log, or the log of another home the shared state records as ``origin``."""
+    with contextlib.suppress(tlog.LogNotStartedError):
+        own = tlog.verifier(home)
+        if own.name == origin:
+            return own
+    recorded = [r.log for r in recorded_logs(home) if r.log.name == origin]
+    return recorded[0] if recorded else tlog.verifier(home)
+
+
 def _witness_signer(path: Path, name: str | None) -> NoteSigner:
     key = PrivateKey.load(path, passphrase_from_env())
     witness_name = name or f"witness.{key.keyid[:16]}"
@@ -241,7 +280,10 @@ def _witness_signer(path: Path, name: str | None) -> NoteSigner:
 @click.option("--key", "key_path", required=True, type=_FILE, help="The witness's Ed25519 key.")
 @click.option("--name", help="The witness's name (default: witness.<keyid>).")
 @click.option(
-    "--log-key", type=_FILE, help="The log's verifier key (C2SP vkey); default: this home's log."
+    "--log-key",
+    type=_FILE,
+    help="The log's verifier key (C2SP vkey); default: this home's log, or the log of another "
+    "home the shared state records under the checkpoint's origin.",
 )
 @click.option(
     "--log-dir",
@@ -262,11 +304,11 @@ def cosign_cmd(
     """Cosign a log's head as a witness (C2SP tlog-cosignature), once it is proven
     consistent with the last head this home cosigned for that log."""
     home = Home(ctx.home).require()
+    signed = tlog.read_checkpoint(checkpoint_file)
     if log_key is not None:
         verifier = Verifier.from_vkey(tlog.small_text(log_key), source=str(log_key))
     else:
-        verifier = tlog.verifier(home)
-    signed = tlog.read_checkpoint(checkpoint_file)
+        verifier = _log_named(home, signed.checkpoint.origin)
     head = signed.verify(verifier, source=str(checkpoint_file))
     state = tlog.witness_state(home, head.origin)
     previous = None
@@ -318,9 +360,10 @@ def cosign_cmd(
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @pass_ctx
 def trusted_root_cmd(ctx: CliContext, out: Path) -> None:
-    """Write a Sigstore trusted_root.json naming this appliance's log keys."""
+    """Write a Sigstore trusted_root.json naming this appliance's log keys, and on a shared
+    state those of every other home's log the state records."""
     home = Home(ctx.home).require()
-    doc = tlog.trusted_root(home)
+    doc = tlog.trusted_root(home, [(r.log, r.started) for r in recorded_logs(home)])
     _write(out, canonical.dumps(doc) + b"\n")
     ctx.emit({"out": str(out), "tlogs": len(doc["tlogs"])}, f"wrote {out}")
 
@@ -346,3 +389,31 @@ def rotate_cmd(ctx: CliContext, origin: str | None) -> None:
         f"the next attestation starts {new} with a new key; run 'stella log trusted-root' "
         "again for verifiers",
     )
+
+
+@log_group.command("list")
+@pass_ctx
+def list_cmd(ctx: CliContext) -> None:
+    """The transparency logs this home trusts: its own (current and frozen shards) and, on a
+    shared state, every other home's log the state records."""
+    home = Home(ctx.home).require()
+    recorded = recorded_logs(home)
+    in_state = {r.log for r in recorded}
+    own = tlog.trusted_logs(home)
+    current = (tlog.root(home) / "log.pub").is_file()
+    rows = [
+        {
+            "origin": log.name,
+            "vkey": log.vkey(),
+            "where": "this home" if n == 0 and current else "frozen",
+            "recorded": log in in_state,
+        }
+        for n, log in enumerate(own)
+    ]
+    rows += [
+        {**r.to_dict(), "where": "shared state", "recorded": True}
+        for r in recorded
+        if r.log not in own
+    ]
+    text = "\n".join(f"{r['origin']}  ({r['where']})  {r['vkey']}" for r in rows)
+    ctx.emit({"logs": rows}, text or "no transparency log yet")

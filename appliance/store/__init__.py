@@ -10,7 +10,8 @@ by default in the home, as the SQLite files ``state.db`` and ``knowledge.db`` (t
 mode); with a PostgreSQL URL in ``STELLA_DATABASE_URL`` (or, failing that, the home's
 ``databaseUrl`` setting, which ``stella migrate`` records), in the schemas ``state`` and
 ``knowledge`` of that database (docs/scale-out.md). Keys, the OCI layout, trust roots and the
-transparency log files stay in the home either way.
+transparency log files stay in the home either way; a shared state records every home's log
+key (:mod:`appliance.store.logs`), so each home knows the others' logs (:func:`known_logs`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from appliance import tlog
 from appliance.home import Home
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord, os_actor
 from appliance.store.db import Database, DatabaseError, SqliteDatabase
+from appliance.store.logs import LogTable, RecordedLog
 from bundles import __version__
+from bundles.tlog.entry import log_id
+from bundles.tlog.note import Verifier
 
 if TYPE_CHECKING:
     from appliance.store.knowledge import KnowledgeStore
@@ -164,3 +168,44 @@ def record_decision(
     if action in _LOGGED and head is not None and head.seq == record.seq:
         tlog.log_envelope(home, head.envelope, {key.keyid: key.public_key})
     return record
+
+
+class _HomeLogs:
+    """:class:`appliance.tlog.SharedLogs` on the state stores: a home whose state is in
+    PostgreSQL records its log there (once per process and log)."""
+
+    def __init__(self) -> None:
+        self._recorded: set[tuple[str, str, str]] = set()
+
+    def is_shared(self, home: Home) -> bool:
+        return database_url(home) is not None
+
+    def record(self, home: Home, log: Verifier, started: str) -> None:
+        url = database_url(home)
+        if url is None:
+            return
+        done = (url, home.pg_schema or STATE_SCHEMA, log.vkey())
+        if done in self._recorded:
+            return
+        with open_state(home) as db:
+            LogTable(db).record(log, started)
+        self._recorded.add(done)
+
+
+tlog.share_logs_with(_HomeLogs())
+
+
+def recorded_logs(home: Home) -> list[RecordedLog]:
+    """The logs the home's shared state records (every home's on it); none when embedded."""
+    if database_url(home) is None:
+        return []
+    with open_state(home) as db:
+        return LogTable(db).logs()
+
+
+def known_logs(home: Home) -> list[Verifier]:
+    """The transparency logs a home trusts: its own (current and frozen shards), and on a
+    shared state every log the state records (the other homes', docs/scale-out.md)."""
+    own = tlog.trusted_logs(home)
+    ids = {log_id(v) for v in own}
+    return own + [r.log for r in recorded_logs(home) if log_id(r.log) not in ids]

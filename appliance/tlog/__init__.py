@@ -5,7 +5,9 @@
     $STELLA_HOME/tlog/
       checkpoint, tile/…     the log (C2SP tlog-tiles; see bundles.tlog.log)
       log.key, log.pub       its Ed25519 key (the key file is private to the appliance user)
-      origin                 its name, ``stella.<appliance-id>/log``
+      origin                 its name, ``stella.<appliance-id>/log`` (on a shared state store,
+                             ``stella.<appliance-id>/log/home-<home-id>``)
+      home-id                this home's own name among the homes of one state store
       witnesses/*.vkey       the witnesses this appliance trusts (C2SP verifier keys)
       witnessed/             heads this appliance cosigned as a witness, one per log
       frozen/<n>/            earlier shards after a rotation: read-only, still trusted
@@ -14,6 +16,11 @@
 The appliance id is the first 16 hex digits of the appliance key's keyid. The log key is
 made the first time something is logged, so homes made before the log existed gain one.
 Every attestation the appliance signs is appended here before it is attached or returned.
+
+Homes that share one state store (PostgreSQL: a primary and its workers, each with its own
+log) name their logs apart, and record each log's verifier key in that state the first time
+they append to it, so every home on the state knows every log (:class:`SharedLogs`, which the
+stores provide: they are a floor above this module).
 """
 
 from __future__ import annotations
@@ -23,10 +30,14 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.home import Home
 from appliance.sigstore.bundle import read as sigstore_read
@@ -67,8 +78,75 @@ def root(home: Home) -> Path:
     return home.root / DIRNAME
 
 
+class SharedLogs(Protocol):
+    """The logs of the homes that share one state store, as that state records them
+    (``appliance.store`` provides it with :func:`share_logs_with` when it is imported, as it
+    is by every command that signs, hence appends)."""
+
+    def is_shared(self, home: Home) -> bool:
+        """Whether ``home``'s state store is shared with other homes (PostgreSQL)."""
+        ...
+
+    def record(self, home: Home, log: Verifier, started: str) -> None:
+        """Record ``log`` (its origin and verifier key) in ``home``'s shared state, once;
+        refuse it when the state holds its origin with another key (a fork)."""
+        ...
+
+
+_shared: SharedLogs | None = None
+
+
+def share_logs_with(logs: SharedLogs) -> None:
+    """Have every append record the home's log in its shared state (see :class:`SharedLogs`)."""
+    global _shared
+    _shared = logs
+
+
+def _shares_state(home: Home) -> bool:
+    return _shared is not None and _shared.is_shared(home)
+
+
+HOME_ID: Final = "home-id"
+
+
+def home_id(home: Home) -> str:
+    """This home's own name among the homes of one state store: 16 random hex digits, made
+    once (``tlog/home-id``) and kept; the first writer wins a race (a hard link never
+    replaces a file)."""
+    path = root(home) / HOME_ID
+    with contextlib.suppress(FileNotFoundError):
+        return _checked_home_id(path)
+    root(home).mkdir(mode=0o700, exist_ok=True)
+    made = path.with_name(f".{HOME_ID}.{os.getpid()}.{secrets.token_hex(4)}")
+    write_durably(made, (secrets.token_hex(8) + "\n").encode())
+    try:
+        os.link(made, path)
+    except FileExistsError:
+        pass
+    finally:
+        made.unlink()
+    return _checked_home_id(path)
+
+
+def _checked_home_id(path: Path) -> str:
+    value = small_text(path, 64)
+    if len(value) != 16 or any(c not in "0123456789abcdef" for c in value):
+        raise TlogError(
+            f"{path}: {value!r} is not a home id (16 lowercase hex digits)",
+            hint="restore it from a backup; it names this home's log in the shared state",
+        )
+    return value
+
+
 def origin_for(home: Home) -> str:
-    return f"stella.{home.public_key().keyid[:16]}/log"
+    """The name of a new log of ``home``: ``stella.<appliance-id>/log``, and, when the home's
+    state is shared with other homes (which hold the same appliance key), that name with
+    ``/home-<home-id>`` after it, so no two logs of the fleet share an origin. A log keeps
+    the origin it started with (``tlog/origin``)."""
+    base = f"stella.{home.public_key().keyid[:16]}/log"
+    if _shares_state(home):
+        return f"{base}/home-{home_id(home)}"
+    return base
 
 
 def _origin(home: Home) -> str:
@@ -80,6 +158,15 @@ def _origin(home: Home) -> str:
             f"{root(home)}: this appliance has no transparency log yet",
             hint="it starts with the first attestation signed ('stella gate', 'stella vex add')",
         ) from e
+
+
+EPOCH: Final = "1970-01-01T00:00:00Z"
+
+
+def started(home: Home) -> str:
+    """When the current shard (its key) started (RFC 3339), or the epoch when not recorded."""
+    path = root(home) / "started"
+    return small_text(path) if path.is_file() else EPOCH
 
 
 def verifier(home: Home) -> Verifier:
@@ -256,6 +343,8 @@ def log_envelopes(
     wall clock by default). Returns once the entries and the checkpoint are durable."""
     bodies = [dsse_body(e, keys) for e in envelopes]
     log = open_home_log(home, write=True)
+    if _shared is not None and _shared.is_shared(home):  # before an entry: a fork is refused
+        _shared.record(home, log.verifier, started(home))
     first, _ = log.append(bodies, now=now)
     assert log.head is not None
     return [
@@ -339,32 +428,30 @@ def is_appliance_entry(entry: Any) -> bool:
     )
 
 
-def trusted_root(home: Home) -> dict[str, Any]:
+def trusted_root(home: Home, others: Sequence[tuple[Verifier, str]] = ()) -> dict[str, Any]:
     """A Sigstore ``trusted_root.json`` naming this appliance's log keys (and no CA, CT log
-    or TSA), so Sigstore tooling can check the appliance's entries."""
+    or TSA), so Sigstore tooling can check the appliance's entries; with ``others`` (a log
+    and when it started: the logs of the other homes on a shared state), theirs too."""
     tlogs = []
+    listed: set[bytes] = set()
     for shard in [root(home), *sorted((root(home) / "frozen").glob("*"))]:
         if not (shard / "log.pub").is_file():
             continue
         key = PublicKey.load(shard / "log.pub")
-        name = small_text(shard / "origin")
-        v = Verifier(name, raw_ed25519(key))
+        v = Verifier(small_text(shard / "origin"), raw_ed25519(key))
         start = small_text(shard / "started") if (shard / "started").is_file() else ""
-        valid: dict[str, str] = {"start": start or "1970-01-01T00:00:00Z"}
+        valid: dict[str, str] = {"start": start or EPOCH}
         if (shard / "frozen-at").is_file():
             valid["end"] = small_text(shard / "frozen-at")
-        tlogs.append(
-            {
-                "baseUrl": f"https://{name}",
-                "hashAlgorithm": "SHA2_256",
-                "publicKey": {
-                    "rawBytes": base64.b64encode(key.der).decode(),
-                    "keyDetails": "PKIX_ED25519",
-                    "validFor": valid,
-                },
-                "logId": {"keyId": base64.b64encode(log_id(v)).decode()},
-            }
-        )
+        tlogs.append(_trusted_log(v, key.der, valid))
+        listed.add(log_id(v))
+    for v, start in others:
+        if log_id(v) not in listed:
+            der = ed25519.Ed25519PublicKey.from_public_bytes(v.public).public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            tlogs.append(_trusted_log(v, der, {"start": start or EPOCH}))
+            listed.add(log_id(v))
     if not tlogs:
         raise LogNotStartedError(f"{root(home)}: this appliance has no transparency log yet")
     return {
@@ -373,6 +460,19 @@ def trusted_root(home: Home) -> dict[str, Any]:
         "certificateAuthorities": [],
         "ctlogs": [],
         "timestampAuthorities": [],
+    }
+
+
+def _trusted_log(v: Verifier, der: bytes, valid: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "baseUrl": f"https://{v.name}",
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {
+            "rawBytes": base64.b64encode(der).decode(),
+            "keyDetails": "PKIX_ED25519",
+            "validFor": dict(valid),
+        },
+        "logId": {"keyId": base64.b64encode(log_id(v)).decode()},
     }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from appliance import tlog
 from appliance.auditor.trust_policy import TrustPolicy
 from appliance.auditor.verify import gate_record, verify_rva
 from appliance.cli import cli
@@ -42,6 +43,7 @@ from appliance.registry.worker import (
 from appliance.rescan import Outcome
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore.attach import EVIDENCE_ARTIFACT
+from appliance.store import known_logs, recorded_logs
 from bundles import canonical
 from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
@@ -262,6 +264,12 @@ def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
     assert finish(worker) == 0
     runs = query(pg_url, "SELECT image, outcome, error FROM stella_job_runs ORDER BY image")
     assert runs == [("api:3", "gated", None), ("app:1", "gated", None)]
+    # the worker's log, under its home's own origin, recorded once in the shared state by the
+    # first of its two processes to append
+    worker_log = tlog.verifier(worker_home)
+    assert worker_log.name.endswith(f"/log/home-{tlog.home_id(worker_home)}")
+    assert [r.log for r in recorded_logs(primary)].count(worker_log) == 1
+    assert worker_log in known_logs(primary)
 
     for image, digest in digests.items():
         # the worker's home now caches the image by the job's name, at the job's digest
@@ -289,8 +297,13 @@ def test_a_worker_without_images_pulls_by_digest_gates_and_pushes_the_referrers(
             TrustPolicy.of_ring(load_ring(primary)),
             subject=Digest.parse(digest),
             blobs=evidence,
+            logs=known_logs(primary),
         )
         assert checked.is_verdict
+        # signed when the worker's log says: the primary knows that log from the state
+        assert checked.signed_at is not None
+        assert checked.signed_at.entry is not None
+        assert checked.signed_at.entry.origin == worker_log.name
         assert all(e.checked for e in checked.evidence)
         assert {e.role for e in checked.evidence} >= {"sbom", "vulnData"}
         assert gate_record(primary, checked.statement_digest).subject == digest

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from appliance import tlog
+from appliance.auditor.package import verify_package
 from appliance.cli import cli
 from appliance.fleet.queue import JobKind
 from appliance.fleet.worker import run_job
@@ -36,6 +39,7 @@ from bundles import canonical
 from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
 from bundles.distribution.reference import fallback_tag
+from bundles.keys import PublicKey
 from bundles.oci import OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST
 from tests.appliance.fleet.test_registry_workers import (
@@ -171,12 +175,17 @@ def test_the_home_that_recorded_the_verdict_verifies_explains_and_exports_it_aft
 
 
 def test_the_primary_verifies_a_verdict_that_a_registry_worker_signed_and_pushed(
-    tmp_path: Path, primary: Home, worker_home: Home, registry: Registry
+    tmp_path: Path,
+    primary: Home,
+    worker_home: Home,
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The fleet as deployed: the primary pushes app:1, a worker home holding only the key
     pulls it, gates it and pushes the verdict's referrers (the worker's own code, in this
-    process); the verdict row and its gate record are in the shared PostgreSQL state. The
-    primary loads the referrers and verifies, explains and exports the verdict."""
+    process); the verdict row, its gate record and the worker's log key are in the shared
+    PostgreSQL state. The primary loads the referrers and verifies, explains and exports the
+    verdict, its signing time proven by the worker's own transparency log."""
     done = run(primary, "push", "app:1", "--to", f"{registry.host}/{PREFIX}/app:1", *CREDENTIALS)
     assert done.exit_code == 0, done.output
     digest = str(OCILayout.open(primary.oci).resolve("app:1").digest)
@@ -201,19 +210,52 @@ def test_the_primary_verifies_a_verdict_that_a_registry_worker_signed_and_pushed
     assert verified["evidence"]
     assert all(e["checked"] for e in verified["evidence"])
     assert verified["audit"] is not None  # the worker's gate record, in the shared log
-    assert run(primary, "explain", "app:1").exit_code == 0
+    # Each home logs under its own origin; the worker recorded its log key in the shared
+    # state at its first append, so the primary (which logged nothing yet) takes the worker's
+    # timestamp as proven.
+    worker_log = tlog.verifier(worker_home)
+    assert worker_log.name != tlog.origin_for(primary)
+    assert worker_log.name == f"stella.{primary.public_key().keyid[:16]}/log/home-" + (
+        tlog.home_id(worker_home)
+    )
+    signed = verified["signingTime"]
+    assert (signed["basis"], signed["log"]["log"]) == ("transparency-log", worker_log.name)
+    assert signed["proven"] == signed["log"]["loggedAt"]
+    explained = run_json(primary, "explain", "app:1")
+    assert explained["signingTime"]["log"]["log"] == worker_log.name
     out = tmp_path / "audit.zip"
     assert run(primary, "export-audit-package", "app:1", "--out", str(out)).exit_code == 0
-    # The verdict's log entry is in the worker machine's own transparency log, whose key the
-    # primary does not hold (docs/scale-out.md): its package cannot carry it, and is refused
-    # for that alone. Exported in the worker's home (shared state, its own log), it verifies.
+    with zipfile.ZipFile(out) as package:  # the key of the worker's log, from the shared state
+        assert package.read("keys/tlog.vkey").decode().strip() == worker_log.vkey()
     checked = run(primary, "verify-audit-package", str(out), "--key", str(primary.appliance_pub))
-    assert checked.exit_code == 1
-    assert checked.stderr.strip().endswith("keys/tlog.vkey is missing from the package")
+    assert checked.exit_code == 0, checked.output
+    # offline, with nothing but the package and the appliance key: the time is proven
+    report = verify_package(out.read_bytes(), PublicKey.load(primary.appliance_pub))
+    proven = report.verification.signed_at
+    assert proven is not None
+    assert proven.entry is not None
+    assert (proven.basis.value, proven.entry.origin) == ("transparency-log", worker_log.name)
     there = tmp_path / "worker-audit.zip"
     assert run(worker_home, "export-audit-package", "app:1", "--out", str(there)).exit_code == 0
     checked = run(primary, "verify-audit-package", str(there), "--key", str(primary.appliance_pub))
     assert checked.exit_code == 0, checked.output
+
+    # An auditor outside the fleet (its own embedded home) proves the signing time with the
+    # trusted root the primary writes, which lists the worker's log.
+    trusted = tmp_path / "trusted_root.json"
+    assert run(primary, "log", "trusted-root", "--out", str(trusted)).exit_code == 0
+    assert worker_log in tlog.logs_of_trusted_root(trusted)
+    with monkeypatch.context() as outside:
+        outside.delenv("STELLA_DATABASE_URL")
+        auditor = Home(tmp_path / "auditor")
+        auditor.init()
+        source = f"docker://{registry.host}/{PREFIX}/app:1"
+        run_json(auditor, "images", "load", source, *CREDENTIALS)
+        pub = str(primary.appliance_pub)
+        unproven = run_json(auditor, "verify", "app:1", "--key", pub)
+        assert unproven["signingTime"]["basis"] == "claimed"
+        rooted = run_json(auditor, "verify", "app:1", "--key", pub, "--trusted-root", str(trusted))
+        assert rooted["signingTime"]["log"]["log"] == worker_log.name
 
 
 def test_no_referrers_and_a_digest_reference(
