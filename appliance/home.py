@@ -43,6 +43,10 @@ from bundles.signer import Signer, close_signer, generate_signer, load_signer
 MARKER = ".stella-home"
 SUBDIRS = ("oci", "keys", "trust", "inbox", "quarantine", "staging")
 CONFIG_LIMIT: Final = 64 << 10
+#: Where a home's stores live when not in its embedded SQLite files (appliance.store reads them;
+#: the transparency log, below the store, checks them too).
+DATABASE_URL_ENV: Final = "STELLA_DATABASE_URL"
+DATABASE_URL_SETTING: Final = "databaseUrl"
 
 
 class HomeNotInitializedError(UsageError):

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance import tlog
-from appliance.home import Home
+from appliance.home import DATABASE_URL_ENV, DATABASE_URL_SETTING, Home
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord, os_actor
 from appliance.store.db import Database, DatabaseError, SqliteDatabase
 from appliance.store.logs import LogTable, RecordedLog
@@ -33,8 +33,6 @@ from bundles.tlog.note import Verifier
 if TYPE_CHECKING:
     from appliance.store.knowledge import KnowledgeStore
 
-DATABASE_URL_ENV: Final = "STELLA_DATABASE_URL"
-DATABASE_URL_SETTING: Final = "databaseUrl"
 STATE_SCHEMA: Final = "state"
 KNOWLEDGE_SCHEMA: Final = "knowledge"
 

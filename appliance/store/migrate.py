@@ -40,9 +40,8 @@ from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from appliance import tenancy
-from appliance.home import Home
+from appliance.home import DATABASE_URL_SETTING, Home
 from appliance.store import (
-    DATABASE_URL_SETTING,
     KNOWLEDGE_SCHEMA,
     STATE_SCHEMA,
     audit,

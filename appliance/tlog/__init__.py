@@ -39,7 +39,7 @@ from typing import Any, Final, Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from appliance.home import Home
+from appliance.home import DATABASE_URL_ENV, DATABASE_URL_SETTING, Home
 from appliance.sigstore.bundle import read as sigstore_read
 from bundles import canonical, dsse
 from bundles.errors import CanonicalJSONError, StellaError
@@ -103,7 +103,18 @@ def share_logs_with(logs: SharedLogs) -> None:
 
 
 def _shares_state(home: Home) -> bool:
-    return _shared is not None and _shared.is_shared(home)
+    if _shared is None:
+        # Fail closed: a home on a shared state must log under its own origin and record its
+        # log there; an append that cannot would fork the fleet's names. Every command that
+        # signs imports appliance.store, which provides the shared logs.
+        if os.environ.get(DATABASE_URL_ENV, "").strip() or DATABASE_URL_SETTING in home.settings():
+            raise TlogError(
+                f"{home.root}: the home's stores are shared ({DATABASE_URL_ENV} or "
+                f"{DATABASE_URL_SETTING}), but this process cannot record its log in them",
+                hint="run the command through stella; this is a fault of the program",
+            )
+        return False
+    return _shared.is_shared(home)
 
 
 HOME_ID: Final = "home-id"
@@ -343,7 +354,8 @@ def log_envelopes(
     wall clock by default). Returns once the entries and the checkpoint are durable."""
     bodies = [dsse_body(e, keys) for e in envelopes]
     log = open_home_log(home, write=True)
-    if _shared is not None and _shared.is_shared(home):  # before an entry: a fork is refused
+    if _shares_state(home):  # before an entry: a fork is refused
+        assert _shared is not None  # shared only when the store provides it
         _shared.record(home, log.verifier, started(home))
     first, _ = log.append(bodies, now=now)
     assert log.head is not None

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from appliance.home import Home
-from appliance.store import DATABASE_URL_ENV, open_state
+from appliance.home import DATABASE_URL_ENV, Home
+from appliance.store import open_state
 from appliance.store.audit import AuditAction, AuditLog
 from appliance.store.components import SCHEMA, ComponentIndex
 from appliance.store.db import Database, DatabaseError, Schema, SchemaTooNewError

@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 
 from appliance.cli import cli as stella
 from appliance.doctor import Doctor, Status
-from appliance.home import Home
-from appliance.store import DATABASE_URL_ENV, open_knowledge, open_state
+from appliance.home import DATABASE_URL_ENV, Home
+from appliance.store import open_knowledge, open_state
 from appliance.store.postgres import PostgresDatabase
 from appliance.store.verdicts import VerdictStore
 from tests.appliance.homes import SITE

@@ -17,8 +17,8 @@ import psycopg
 import pytest
 
 from appliance import tenancy
-from appliance.home import Home
-from appliance.store import DATABASE_URL_ENV, components
+from appliance.home import DATABASE_URL_ENV, Home
+from appliance.store import components
 from appliance.store.db import SqliteDatabase
 from appliance.store.migrate import tenant_url
 from appliance.store.postgres import PostgresDatabase

@@ -13,8 +13,7 @@ import psycopg
 import pytest
 
 from appliance import tenancy
-from appliance.home import Home
-from appliance.store import DATABASE_URL_ENV
+from appliance.home import DATABASE_URL_ENV, Home
 from tests.appliance.homes import SITE, install_knowledge
 from tests.appliance.scanner.layouts import build_image, dist_info
 from tests.appliance.tenants.test_tenants import AT, ok, run

@@ -27,6 +27,7 @@ from appliance.store.logs import LogForkError, LogTable
 from bundles.digest import Digest
 from bundles.intoto import Statement, Subject
 from bundles.keys import KeyType, PrivateKey
+from bundles.tlog import TlogError
 from bundles.tlog.note import Verifier, raw_ed25519
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -132,6 +133,18 @@ def test_two_homes_on_one_state_log_apart_and_know_each_others_logs(
         primary, "log", "cosign", str(head), "--key", str(tmp_path / "witness.key")
     )
     assert (cosigned["origin"], cosigned["size"]) == (theirs.name, 2)
+
+
+def test_a_process_without_the_shared_logs_refuses_to_log_a_shared_home(
+    tmp_path: Path, primary: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails closed: without the store's record of logs, an append on a shared home would name
+    its log as an embedded one does and record nothing; it is refused before any entry."""
+    monkeypatch.setattr(tlog, "_shared", None)
+    with pytest.raises(TlogError, match="cannot record its log in them"):
+        sign(primary, "app")
+    written = {p.name for p in tlog.root(primary).rglob("*")}
+    assert written <= {".lock", "log.key", "log.pub", "started"}  # no origin, entry or checkpoint
 
 
 def test_an_origin_recorded_with_one_key_is_refused_with_another(
