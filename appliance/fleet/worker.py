@@ -20,10 +20,12 @@ when the registry has it all.
 
 Failures are retried with exponential backoff (``--backoff`` seconds, doubling) up to
 ``--attempts`` attempts, then the job is failed; each attempt's error is kept in
-``stella_job_runs``. A worker killed mid-job (SIGKILL, OOM, power) stops sending
-heartbeats; every worker looks for jobs whose worker has been silent for ``--stalled-after``
-seconds and puts them back in the queue (counted as an attempt), where the per-image lock lets
-exactly one worker take each again.
+``stella_job_runs``. A retry that falls due is taken within the backoff (at least 0.5 s, at
+most 5 s later): due jobs are looked for that often, besides the queue's notifications. A
+worker killed mid-job (SIGKILL, OOM, power) stops sending heartbeats; every worker looks for
+jobs whose worker has been silent for ``--stalled-after`` seconds and puts them back in the
+queue (counted as an attempt), where the per-image lock lets exactly one worker take each
+again.
 """
 
 from __future__ import annotations
@@ -333,6 +335,9 @@ async def _serve(home: Home, url: str, options: WorkerOptions, images: ImageSour
                     wait=not options.burst,
                     name=runs.worker,
                     update_heartbeat_interval=options.heartbeat,
+                    # a retry falls due without a notification: look for due jobs as often as
+                    # the backoff asks (not below 0.5 s), at most every 5 s
+                    fetch_job_polling_interval=min(5.0, max(0.5, options.backoff)),
                     stalled_worker_timeout=options.stalled_after,
                     additional_context={"stella": state},
                     install_signal_handlers=True,
