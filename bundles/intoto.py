@@ -140,6 +140,50 @@ class Statement:
     _bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check()
+        # fail now, not at signing time, on values JSON cannot carry
+        object.__setattr__(self, "_bytes", self._canonical())
+
+    @classmethod
+    def of_canonical(
+        cls,
+        subjects: Iterable[Subject],
+        predicate_type: str,
+        predicate: Mapping[str, Any],
+        predicate_bytes: bytes,
+    ) -> Statement:
+        """The statement about ``subjects`` whose predicate's canonical bytes the caller
+        already holds (``predicate_bytes``, exactly ``canonical.dumps(predicate)``: a scan's
+        SBOM, a verdict's predicate): its bytes are assembled around them instead of the
+        predicate being copied and serialized again. The same statement, byte for byte, as
+        ``Statement(subjects, predicate_type, predicate)``."""
+        statement = object.__new__(cls)
+        object.__setattr__(statement, "subjects", tuple(subjects))
+        object.__setattr__(statement, "predicate_type", predicate_type)
+        object.__setattr__(statement, "predicate", predicate)
+        object.__setattr__(statement, "unrecognized", {})
+        statement._check()
+        if not predicate_bytes.startswith(b"{") or not predicate_bytes.endswith(b"}"):
+            raise StatementFormatError("statement predicate bytes are not a JSON object")
+        # RFC 8785 orders the keys "_type" < "predicate" < "predicateType" < "subject"
+        rest = statement._canonical_without_predicate()
+        head = b'{"_type":' + canonical.dumps(STATEMENT_TYPE) + b',"predicate":'
+        object.__setattr__(statement, "_bytes", head + predicate_bytes + b"," + rest[1:])
+        return statement
+
+    def _canonical_without_predicate(self) -> bytes:
+        try:
+            return canonical.dumps(
+                {
+                    "predicateType": self.predicate_type,
+                    "subject": [s.to_dict() for s in self.subjects],
+                }
+            )
+        except CanonicalJSONError as e:
+            raise StatementFormatError(f"statement cannot be serialized: {e.message}") from e
+
+    def _check(self) -> None:
+        """Check the fields and freeze the mappings (shallowly: the bytes are what counts)."""
         subjects = tuple(self.subjects)
         if not subjects:
             raise StatementFormatError("statement has no subjects", hint="name at least one")
@@ -161,8 +205,6 @@ class Statement:
         object.__setattr__(self, "subjects", subjects)
         object.__setattr__(self, "predicate", _frozen(self.predicate))
         object.__setattr__(self, "unrecognized", _frozen(self.unrecognized))
-        # fail now, not at signing time, on values JSON cannot carry
-        object.__setattr__(self, "_bytes", self._canonical())
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.unrecognized)

@@ -167,7 +167,9 @@ def attached_attestations(
     own outputs (verdicts, SBOM attestations) are left out, so gating again does not change
     the inputs."""
     out = []
-    for referrer, data in attestations(layout, subject):
+    # the verdicts attached before are the most numerous referrers of an image gated again
+    # and again: left out unread
+    for referrer, data in attestations(layout, subject, leave_out=(PREDICATE_TYPE,)):
         predicate_type = referrer.annotations.get("dev.sigstore.bundle.predicateType", "")
         try:
             bundle = sigstore.read(data, source=f"referrer {referrer.digest}")
@@ -445,14 +447,23 @@ def sign_and_attach_many(
     for item in decided:
         subject = Subject.of(item.inputs.subject.name, item.descriptor.digest)
         rva = len(statements)
-        statements.append(Statement((subject,), PREDICATE_TYPE, item.verdict.predicate))
+        # both predicates' canonical bytes are at hand (the verdict's, the scan's SBOM): each
+        # statement's bytes are assembled around them, not serialized again
+        predicate = item.verdict.predicate
+        statements.append(
+            Statement.of_canonical(
+                (subject,), PREDICATE_TYPE, predicate, item.verdict.predicate_bytes
+            )
+        )
         sbom: int | None = None
         if item.inputs.sbom is not None:
             sbom = len(statements)
             # the scan's own canonical bytes, not a document from outside: parsed without the
             # strict reader's duplicate-key hook, which costs more than the rest of the parse
             sbom_doc = json.loads(item.inputs.sbom)
-            statements.append(Statement((subject,), CYCLONEDX_PREDICATE, sbom_doc))
+            statements.append(
+                Statement.of_canonical((subject,), CYCLONEDX_PREDICATE, sbom_doc, item.inputs.sbom)
+            )
         places.append((rva, sbom))
     bundles = sign_and_log(home, statements, key, now=now)  # logged before attached
     fault("gate.after-log")
