@@ -12,7 +12,6 @@ with the appliance.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -458,11 +457,10 @@ def sign_and_attach_many(
         sbom: int | None = None
         if item.inputs.sbom is not None:
             sbom = len(statements)
-            # the scan's own canonical bytes, not a document from outside: parsed without the
-            # strict reader's duplicate-key hook, which costs more than the rest of the parse
-            sbom_doc = json.loads(item.inputs.sbom)
+            # the scan's own canonical bytes, not a document from outside: signed as they are,
+            # parsed only if the statement's predicate is read
             statements.append(
-                Statement.of_canonical((subject,), CYCLONEDX_PREDICATE, sbom_doc, item.inputs.sbom)
+                Statement.of_canonical((subject,), CYCLONEDX_PREDICATE, None, item.inputs.sbom)
             )
         places.append((rva, sbom))
     bundles = sign_and_log(home, statements, key, now=now)  # logged before attached

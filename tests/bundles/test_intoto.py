@@ -362,6 +362,11 @@ def test_statement_around_canonical_predicate_bytes_is_the_same_statement(
     assert assembled.to_bytes() == made.to_bytes()
     assert assembled == made
     assert assembled.digest() == made.digest()
+    unread = Statement.of_canonical(subjects, predicate_type, None, canonical.dumps(predicate))
+    assert unread.to_bytes() == made.to_bytes()
+    assert dict(unread.predicate) == predicate  # parsed when read
+    assert unread == made
+    assert Statement.from_bytes(unread.to_bytes()) == made
 
 
 def test_statement_around_predicate_bytes_checks_its_fields() -> None:

@@ -5,6 +5,7 @@ The golden file is rewritten with ``STELLA_UPDATE_GOLDENS=1`` and reviewed as a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -16,6 +17,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from appliance.scanner import cyclonedx
 from appliance.scanner.cache import LayerCache
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
@@ -124,6 +126,14 @@ def test_same_image_same_bytes(tmp_path: Path) -> None:
     # the serial is a function of everything else
     result = scan_image(None, f"oci:{path}", cache=False)
     assert json.loads(result.sbom_bytes())["serialNumber"] == serial
+
+
+def test_bytes_are_the_whole_document_and_the_serial_hashes_the_rest(tmp_path: Path) -> None:
+    result = scan_image(None, f"oci:{small_image(tmp_path)}", cache=False)
+    doc = cyclonedx.document(result)
+    content = hashlib.sha256(canonical.dumps(doc)).digest()
+    doc["serialNumber"] = uuid.UUID(bytes=content[:16], version=5).urn
+    assert result.sbom_bytes() == canonical.dumps(doc)
 
 
 def test_golden(tmp_path: Path) -> None:
