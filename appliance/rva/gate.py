@@ -164,19 +164,18 @@ def attached_attestations(
 ) -> tuple[AttestationInfo, ...]:
     """Attestations others attached to the image, as the policy sees them. The appliance's
     own outputs (verdicts, SBOM attestations) are left out, so gating again does not change
-    the inputs."""
+    the inputs: verdicts by their predicate type, unread; the others by the key hint their
+    bundle names (looked up without parsing the rest: an image gated again and again holds
+    one SBOM attestation of the appliance per gate)."""
     out = []
-    # the verdicts attached before are the most numerous referrers of an image gated again
-    # and again: left out unread
     for referrer, data in attestations(layout, subject, leave_out=(PREDICATE_TYPE,)):
         predicate_type = referrer.annotations.get("dev.sigstore.bundle.predicateType", "")
+        if own_keyid and sigstore.key_hint(data) == own_keyid:
+            continue
         try:
             bundle = sigstore.read(data, source=f"referrer {referrer.digest}")
         except StellaError:
             bundle = None
-        hint = bundle.key_hint if bundle else ""
-        if predicate_type == PREDICATE_TYPE or (hint and hint == own_keyid):
-            continue
         out.append(
             attestation_info(str(referrer.digest), predicate_type, bundle, logs, trusted_witnesses)
         )
