@@ -215,6 +215,12 @@ def document(result: ScanResult) -> dict[str, Any]:
     return doc
 
 
+RENDER_VERSION: Final = 1
+"""Bumped whenever :func:`render` writes other bytes for the same scan: an image cache row
+keeps the SBOM rendered for its image, reused while this and the stella version are the same
+(``appliance.scanner.service``)."""
+
+
 def render(result: ScanResult) -> bytes:
     """Canonical bytes with a serial number derived from the content (the bytes of the
     document without it). Each top-level member is serialized once, for both."""

@@ -22,6 +22,7 @@ from appliance.scanner.cache import LayerCache
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
 from bundles import canonical
+from bundles.oci import OCILayout
 from tests.appliance.scanner.layouts import (
     OS_RELEASE,
     STATUS_BASE,
@@ -134,6 +135,21 @@ def test_bytes_are_the_whole_document_and_the_serial_hashes_the_rest(tmp_path: P
     content = hashlib.sha256(canonical.dumps(doc)).digest()
     doc["serialNumber"] = uuid.UUID(bytes=content[:16], version=5).urn
     assert result.sbom_bytes() == canonical.dumps(doc)
+
+
+def test_a_cached_scan_reuses_the_sbom_rendered_for_the_same_image_only(tmp_path: Path) -> None:
+    """The image cache row keeps the SBOM rendered for its image: a cache hit for the same
+    image gives it as it is; the same layers under another name get one of their own."""
+    path = small_image(tmp_path)
+    layout = OCILayout.open(path)
+    layout.tag("other:2", layout.resolve("small:1.0"))
+    with LayerCache.open(tmp_path / "c.db") as cache:
+        first = scan_image(None, f"oci:{path}:small:1.0", cache=cache)
+        again = scan_image(None, f"oci:{path}:small:1.0", cache=cache)
+        other = scan_image(None, f"oci:{path}:other:2", cache=cache)
+    assert again.cached_layers  # a cache hit
+    assert again.sbom_bytes() == first.sbom_bytes() == cyclonedx.render(again)
+    assert other.sbom_bytes() == cyclonedx.render(other) != first.sbom_bytes()
 
 
 def test_golden(tmp_path: Path) -> None:
