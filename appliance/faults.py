@@ -26,7 +26,10 @@ STEPS: Final = {
     "import.after-commit": "the snapshot is committed and active; no audit record yet",
     "gate.after-scan": "the image is scanned (and the scan audited); nothing of the gate stored",
     "gate.after-log": "the verdict is signed and in the transparency log; nothing attached",
-    "gate.after-attach": "the signed verdict is attached to the image; no verdict row or record",
+    "gate.after-attach": (
+        "the signed verdict's referrer is written to temporary files (they enter the store "
+        "with the batch's other blobs); no verdict row or record"
+    ),
     "gate.before-record": "every referrer is attached; the verdict is not recorded",
     "gate.after-record": "the verdict and its audit record are committed",
     "rescan.after-batch": "a batch of the rescan's images is recorded; the next batch not begun",

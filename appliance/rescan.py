@@ -641,13 +641,16 @@ def rescan(
     every = full or bool(images)
     decisions = {} if every else plan(home, found, ctx, at=at)
     work: list[tuple[Target, Decision, str | None]] = []
+    by_name: dict[str, str] | None = None  # read once, when an image is named
     for target in found:
         decision = decisions.get(target.digest) if target.digest else None
         if decision is None:
             decision = Decision(True, "named" if images else "full rescan")
         previous = decision.previous.verdict if decision.previous else None
         if decision.gate and previous is None and target.digest is None:
-            previous = _previous_by_name(home, target.image)
+            if by_name is None:
+                by_name = _previous_by_name(home)
+            previous = by_name.get(target.image)
         work.append((target, decision, previous))
     if gate_fn is not None:
         outcomes = _one_by_one(
@@ -898,12 +901,11 @@ def _audited(item: ImageOutcome, decisions: dict[Digest, Decision]) -> dict[str,
     return out
 
 
-def _previous_by_name(home: Home, image: str) -> str | None:
-    """The latest verdict recorded under the name ``image`` (an image named on the command
-    line has no digest until it is gated)."""
+def _previous_by_name(home: Home) -> dict[str, str]:
+    """Image name -> the latest verdict recorded under it (an image named on the command line
+    has no digest until it is gated)."""
     with open_state(home) as db:
-        rows = [r for r in VerdictStore(db).history() if r.name == image]
-    return rows[-1].verdict if rows else None
+        return VerdictStore(db).latest_verdicts_by_name()
 
 
 def marker_path(home: Home) -> Path:

@@ -31,9 +31,11 @@ def dumps(value: Any) -> bytes:
     ``dumps(loads(dumps(x)))`` is a fixed point and no reader sees another value); any other
     large integer is refused rather than silently rounded.
     """
-    if _plain(value):
+    plain = _plain(value)
+    if plain:
         try:
-            return _FAST.encode(value).encode("utf-8")
+            fast = _integral_floats(value) if plain is _FLOATS else value
+            return _FAST.encode(fast).encode("utf-8")
         except (UnicodeEncodeError, RecursionError):
             pass  # the reference path below says what is wrong
     try:
@@ -52,31 +54,72 @@ _SAFE_INT = 2**53 - 1
 # return and tab, other control characters as lower-case \u00xx, everything else as is),
 # integers within the safe range print alike, and keys of the Basic Multilingual Plane sort the
 # same by code point as by UTF-16 code unit.
-# Floats (ECMAScript number formatting), large integers, keys beyond U+FFFF and any other type
-# take the reference path (``rfc8785``); tests/bundles/test_canonical.py checks the two agree.
+# So do floats written without an exponent: at least 1e-4 and below 1e16 in magnitude, Python's
+# ``repr`` has the shortest digits that read back, as ECMAScript's, in the same fixed notation;
+# one with an integral value is written as that integer (ECMAScript writes 3.0 as 3), which
+# ``_integral_floats`` does first.
+# Other floats (ECMAScript's exponent forms), large integers, keys beyond U+FFFF and any other
+# type take the reference path (``rfc8785``); tests/bundles/test_canonical.py checks the two agree.
 _FAST: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, check_circular=False
 )
 
 
-def _plain(value: Any) -> bool:
+class _Plain(int):
+    """What :func:`_plain` found: no (0), yes (1), yes once integral floats are integers (2)."""
+
+
+_NO: Final = _Plain(0)
+_YES: Final = _Plain(1)
+_FLOATS: Final = _Plain(2)
+
+
+def _plain(value: Any) -> _Plain:
     """Whether ``value`` holds only dicts with string keys below U+10000, lists, tuples,
-    strings, booleans, None and integers within ±(2**53 - 1), each of exactly that type."""
+    strings, booleans, None, integers within ±(2**53 - 1) and floats of magnitude 0 or from
+    1e-4 to below 1e16 (an integral one within the integers' range), each of exactly that
+    type: :data:`_FLOATS` when it holds an integral float."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
-        return True
+        return _YES
     if kind is int:
-        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+        return _YES if -_SAFE_INT <= value <= _SAFE_INT else _NO
+    if kind is float:
+        if value.is_integer():  # never NaN nor infinite
+            return _FLOATS if -_SAFE_INT <= value <= _SAFE_INT else _NO
+        return _YES if 1e-4 <= abs(value) < 1e16 else _NO
+    found = _YES
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or max(key) <= "\uffff"):
-                return False
-            if not _plain(item):
-                return False
-        return True
+                return _NO
+            inner = _plain(item)
+            if inner is not _YES:
+                if inner is _NO:
+                    return _NO
+                found = _FLOATS
+        return found
     if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
+        for item in value:
+            inner = _plain(item)
+            if inner is not _YES:
+                if inner is _NO:
+                    return _NO
+                found = _FLOATS
+        return found
+    return _NO
+
+
+def _integral_floats(value: Any) -> Any:
+    """``value`` with every float of integral value as that integer (a plain value)."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
+    if kind is dict:
+        return {k: _integral_floats(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_integral_floats(v) for v in value]
+    return value
 
 
 def _exact_doubles(value: Any) -> Any:

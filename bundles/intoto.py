@@ -14,9 +14,10 @@ re-serialized in order to be checked.
 
 from __future__ import annotations
 
+import json
 import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -62,6 +63,37 @@ class PredicateTypeMismatchError(StatementError):
 
 def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return types.MappingProxyType(dict(value))
+
+
+class _Parsed(Mapping[str, Any]):
+    """A read-only JSON object kept as the canonical bytes it was made from, parsed when it is
+    first read (:meth:`Statement.of_canonical`)."""
+
+    __slots__ = ("_data", "_doc")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._doc: Mapping[str, Any] | None = None
+
+    def _parsed(self) -> Mapping[str, Any]:
+        if self._doc is None:
+            doc = json.loads(self._data)
+            if not isinstance(doc, dict):
+                raise StatementFormatError("statement predicate bytes are not a JSON object")
+            self._doc = types.MappingProxyType(doc)
+        return self._doc
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return repr(self._parsed())
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +172,54 @@ class Statement:
     _bytes: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._check()
+        # fail now, not at signing time, on values JSON cannot carry
+        object.__setattr__(self, "_bytes", self._canonical())
+
+    @classmethod
+    def of_canonical(
+        cls,
+        subjects: Iterable[Subject],
+        predicate_type: str,
+        predicate: Mapping[str, Any] | None,
+        predicate_bytes: bytes,
+    ) -> Statement:
+        """The statement about ``subjects`` whose predicate's canonical bytes the caller
+        already holds (``predicate_bytes``, exactly ``canonical.dumps(predicate)``: a scan's
+        SBOM, a verdict's predicate): its bytes are assembled around them instead of the
+        predicate being copied and serialized again. The same statement, byte for byte, as
+        ``Statement(subjects, predicate_type, predicate)``. No ``predicate``: it is parsed
+        from ``predicate_bytes`` when first read (a statement made to be signed is seldom
+        read)."""
+        if not predicate_bytes.startswith(b"{") or not predicate_bytes.endswith(b"}"):
+            raise StatementFormatError("statement predicate bytes are not a JSON object")
+        statement = object.__new__(cls)
+        object.__setattr__(statement, "subjects", tuple(subjects))
+        object.__setattr__(statement, "predicate_type", predicate_type)
+        object.__setattr__(
+            statement, "predicate", _Parsed(predicate_bytes) if predicate is None else predicate
+        )
+        object.__setattr__(statement, "unrecognized", {})
+        statement._check()
+        # RFC 8785 orders the keys "_type" < "predicate" < "predicateType" < "subject"
+        rest = statement._canonical_without_predicate()
+        head = b'{"_type":' + canonical.dumps(STATEMENT_TYPE) + b',"predicate":'
+        object.__setattr__(statement, "_bytes", head + predicate_bytes + b"," + rest[1:])
+        return statement
+
+    def _canonical_without_predicate(self) -> bytes:
+        try:
+            return canonical.dumps(
+                {
+                    "predicateType": self.predicate_type,
+                    "subject": [s.to_dict() for s in self.subjects],
+                }
+            )
+        except CanonicalJSONError as e:
+            raise StatementFormatError(f"statement cannot be serialized: {e.message}") from e
+
+    def _check(self) -> None:
+        """Check the fields and freeze the mappings (shallowly: the bytes are what counts)."""
         subjects = tuple(self.subjects)
         if not subjects:
             raise StatementFormatError("statement has no subjects", hint="name at least one")
@@ -159,10 +239,9 @@ class Statement:
                 f"statement unrecognized fields may not include {', '.join(sorted(clash))}"
             )
         object.__setattr__(self, "subjects", subjects)
-        object.__setattr__(self, "predicate", _frozen(self.predicate))
+        if not isinstance(self.predicate, _Parsed):  # read-only already, and not yet parsed
+            object.__setattr__(self, "predicate", _frozen(self.predicate))
         object.__setattr__(self, "unrecognized", _frozen(self.unrecognized))
-        # fail now, not at signing time, on values JSON cannot carry
-        object.__setattr__(self, "_bytes", self._canonical())
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.unrecognized)

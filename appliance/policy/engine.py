@@ -13,6 +13,7 @@ INDETERMINATE.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ _CODE = re.compile(r"RISK(\.[A-Z][A-Z0-9_]*){2,}")
 _V0_HINTS: Final = ("`if` keyword is required", "`contains` keyword is required")
 
 
+@functools.cache
 def engine_version() -> str:
-    """The policy engine as recorded in verdicts, e.g. ``opa-golib-python-bindings/0.4.4``."""
+    """The policy engine as recorded in verdicts, e.g. ``opa-golib-python-bindings/0.4.4``:
+    the version this process loaded, looked up once (reading the installed metadata costs
+    about a millisecond, and every verdict records it twice)."""
     return f"opa-golib-python-bindings/{metadata.version('opa-golib-python-bindings')}"
 
 

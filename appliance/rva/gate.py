@@ -12,7 +12,6 @@ with the appliance.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,17 +164,18 @@ def attached_attestations(
 ) -> tuple[AttestationInfo, ...]:
     """Attestations others attached to the image, as the policy sees them. The appliance's
     own outputs (verdicts, SBOM attestations) are left out, so gating again does not change
-    the inputs."""
+    the inputs: verdicts by their predicate type, unread; the others by the key hint their
+    bundle names (looked up without parsing the rest: an image gated again and again holds
+    one SBOM attestation of the appliance per gate)."""
     out = []
-    for referrer, data in attestations(layout, subject):
+    for referrer, data in attestations(layout, subject, leave_out=(PREDICATE_TYPE,)):
         predicate_type = referrer.annotations.get("dev.sigstore.bundle.predicateType", "")
+        if own_keyid and sigstore.key_hint(data) == own_keyid:
+            continue
         try:
             bundle = sigstore.read(data, source=f"referrer {referrer.digest}")
         except StellaError:
             bundle = None
-        hint = bundle.key_hint if bundle else ""
-        if predicate_type == PREDICATE_TYPE or (hint and hint == own_keyid):
-            continue
         out.append(
             attestation_info(str(referrer.digest), predicate_type, bundle, logs, trusted_witnesses)
         )
@@ -445,14 +445,22 @@ def sign_and_attach_many(
     for item in decided:
         subject = Subject.of(item.inputs.subject.name, item.descriptor.digest)
         rva = len(statements)
-        statements.append(Statement((subject,), PREDICATE_TYPE, item.verdict.predicate))
+        # both predicates' canonical bytes are at hand (the verdict's, the scan's SBOM): each
+        # statement's bytes are assembled around them, not serialized again
+        predicate = item.verdict.predicate
+        statements.append(
+            Statement.of_canonical(
+                (subject,), PREDICATE_TYPE, predicate, item.verdict.predicate_bytes
+            )
+        )
         sbom: int | None = None
         if item.inputs.sbom is not None:
             sbom = len(statements)
-            # the scan's own canonical bytes, not a document from outside: parsed without the
-            # strict reader's duplicate-key hook, which costs more than the rest of the parse
-            sbom_doc = json.loads(item.inputs.sbom)
-            statements.append(Statement((subject,), CYCLONEDX_PREDICATE, sbom_doc))
+            # the scan's own canonical bytes, not a document from outside: signed as they are,
+            # parsed only if the statement's predicate is read
+            statements.append(
+                Statement.of_canonical((subject,), CYCLONEDX_PREDICATE, None, item.inputs.sbom)
+            )
         places.append((rva, sbom))
     bundles = sign_and_log(home, statements, key, now=now)  # logged before attached
     fault("gate.after-log")

@@ -215,16 +215,33 @@ def document(result: ScanResult) -> dict[str, Any]:
     return doc
 
 
+RENDER_VERSION: Final = 1
+"""Bumped whenever :func:`render` writes other bytes for the same scan: an image cache row
+keeps the SBOM rendered for its image, reused while this and the stella version are the same
+(``appliance.scanner.service``)."""
+
+
 def render(result: ScanResult) -> bytes:
-    """Canonical bytes with a serial number derived from the content."""
-    doc = document(result)
-    content = hashlib.sha256(canonical_bytes(doc)).digest()
+    """Canonical bytes with a serial number derived from the content (the bytes of the
+    document without it). Each top-level member is serialized once, for both."""
+    members = {key: canonical_bytes(value) for key, value in document(result).items()}
+    content = hashlib.sha256(_object(members)).digest()
     serial = uuid.UUID(bytes=content[:16], version=5)
-    doc["serialNumber"] = serial.urn
-    return canonical_bytes(doc)
+    members["serialNumber"] = canonical_bytes(serial.urn)
+    return _object(members)
 
 
-def canonical_bytes(doc: dict[str, Any]) -> bytes:
+def _object(members: dict[str, bytes]) -> bytes:
+    """The canonical bytes of an object whose members' values are already serialized: the
+    same bytes as :func:`canonical_bytes` of the object itself."""
+    return (
+        b"{"
+        + b",".join(canonical_bytes(key) + b":" + members[key] for key in sorted(members))
+        + b"}"
+    )
+
+
+def canonical_bytes(doc: Any) -> bytes:
     """RFC 8785 bytes of an SBOM. For a document of strings, integers, booleans, lists and
     objects with ASCII keys (all an SBOM here holds), sorted compact JSON without ASCII
     escaping is exactly RFC 8785's output, and several times faster to produce than the

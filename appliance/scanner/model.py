@@ -71,15 +71,16 @@ class Package:
             text = f"{self.epoch}:{text}"
         return text
 
-    def sort_key(self) -> tuple[str, ...]:
-        """A total order (``epoch`` may be None, so dataclass ordering would not do)."""
+    def sort_key(self) -> tuple[str, str, str, str, str, _Tie]:
+        """A total order (``epoch`` may be None, so dataclass ordering would not do): the
+        packages' ``repr`` decides last, made only for packages that tie on the rest."""
         return (
             self.type.value,
             self.name,
             self.full_version,
             self.arch or "",
             "\0".join(self.locations),
-            repr(self),
+            _Tie(self),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -252,3 +253,28 @@ class AnalysisResult:
             unknowns=tuple(Unknown.from_dict(u) for u in data.get("unknowns", ())),
             ownership=tuple(FileOwnership.from_dict(o) for o in data.get("ownership", ())),
         )
+
+
+class _Tie:
+    """The last part of :meth:`Package.sort_key`: the package's ``repr``, compared as a
+    string, and made only when the parts before it tie (which they seldom do)."""
+
+    __slots__ = ("_package", "_text")
+
+    def __init__(self, package: Package) -> None:
+        self._package = package
+        self._text: str | None = None
+
+    def text(self) -> str:
+        if self._text is None:
+            self._text = repr(self._package)
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Tie) and self.text() == other.text()
+
+    def __lt__(self, other: _Tie) -> bool:
+        return self.text() < other.text()
+
+    def __hash__(self) -> int:
+        return hash(self.text())

@@ -94,9 +94,36 @@ def _distro_qualifiers(package: Package, os_info: OSInfo | None) -> dict[str, st
     return qualifiers
 
 
+PURL_CACHE: Final = 1 << 16
+"""Purls remembered by :func:`package_purl` (emptied when full): the images a rescan gates
+share most of their packages, and each image's match asks for the purls of its packages."""
+
+_PURLS: dict[tuple[object, ...], str] = {}
+
+
 def package_purl(package: Package, os_info: OSInfo | None = None) -> str:
     """The purl of a scanned package; ``os_info`` supplies the namespace and ``distro`` of
     distribution packages (without it, the namespace is the ecosystem's usual default)."""
+    key = (
+        package.type,
+        package.name,
+        package.version,
+        package.epoch,
+        package.release,
+        package.arch,
+        package.qualifiers,
+        os_info,
+    )  # every field the purl is made of
+    purl = _PURLS.get(key)
+    if purl is None:
+        purl = _package_purl(package, os_info)
+        if len(_PURLS) >= PURL_CACHE:
+            _PURLS.clear()
+        _PURLS[key] = purl
+    return purl
+
+
+def _package_purl(package: Package, os_info: OSInfo | None) -> str:
     qualifiers: dict[str, str] = {}
     namespace: str | None = None
     name, version = package.name, package.version

@@ -15,7 +15,7 @@ import gc
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -183,7 +183,10 @@ def _result(
     entry_trace: EntryTrace,
     unknowns: tuple[Unknown, ...],
     cached: tuple[Digest, ...],
+    sbom: Mapping[str, Any] | None = None,
 ) -> ScanResult:
+    """The scan's result, with its SBOM: rendered, or ``sbom`` (what :func:`result_to_cache`
+    stored) when it was rendered for the same image by the same code."""
     result = ScanResult(
         ref=str(image.ref),
         name=image.name,
@@ -202,7 +205,37 @@ def _result(
         analyzers=registry.versions(),
         cached_layers=cached,
     )
+    if (
+        sbom is not None
+        and sbom.get("for") == _sbom_identity(result)
+        and isinstance(sbom.get("bytes"), str)
+    ):
+        return replace(result, sbom=sbom["bytes"].encode())
     return replace(result, sbom=cyclonedx.render(result))
+
+
+def _sbom_identity(result: ScanResult) -> str:
+    """What the SBOM is made of besides what the image cache row holds (the packages, their
+    evidence, the OS, the trace, the unknowns): the image's names and digests, its layers,
+    and the code that renders it. A stored SBOM is reused only for the same."""
+    text = json.dumps(
+        {
+            "render": cyclonedx.RENDER_VERSION,
+            "stella": __version__,
+            "ref": result.ref,
+            "name": result.name,
+            "tag": result.tag,
+            "manifest": str(result.manifest_digest),
+            "index": str(result.index_digest),
+            "config": str(result.config_digest),
+            "platform": result.platform,
+            "layers": [
+                [layer.index, str(layer.digest), str(layer.diff_id)] for layer in result.layers
+            ],
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def default_cache_path(home: Home) -> Path:
@@ -338,6 +371,8 @@ def result_to_cache(result: ScanResult) -> dict[str, Any]:
         "trace": result.entry_trace.to_dict(),
         "python": python.to_dict() if (python := result.entry_trace.python) else None,
         "unknowns": [u.to_dict() for u in result.unknowns],
+        # the SBOM rendered for this very image: a rescan of it reuses it, as it is
+        "sbom": {"for": _sbom_identity(result), "bytes": result.sbom.decode()},
     }
 
 
@@ -365,6 +400,7 @@ def result_from_cache(
         ),
         tuple(Unknown.from_dict(u) for u in stored["unknowns"]),
         tuple(dict.fromkeys(layer.digest for layer in image.layers)) if cached is None else cached,
+        stored.get("sbom") if isinstance(stored.get("sbom"), dict) else None,
     )
 
 

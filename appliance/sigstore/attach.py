@@ -17,7 +17,7 @@ so attaching the same verdict twice stores the same manifest once.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -154,11 +154,16 @@ def attach_evidence(
     return layout.put_manifest(raw, OCI_MANIFEST)
 
 
-def attestations(layout: OCILayout, subject: Digest) -> list[tuple[Descriptor, bytes]]:
+def attestations(
+    layout: OCILayout, subject: Digest, *, leave_out: Collection[str] = ()
+) -> list[tuple[Descriptor, bytes]]:
     """Every Sigstore bundle attached to ``subject``: the referrer descriptor and the bundle
-    bytes (digest-verified on read)."""
+    bytes (digest-verified on read); referrers whose predicate type annotation is one of
+    ``leave_out`` are left out unread."""
     out = []
     for referrer in layout.referrers(subject, artifact_type=SIGSTORE_BUNDLE_V03):
+        if leave_out and referrer.annotations.get(ANNOTATION_PREDICATE, "") in leave_out:
+            continue
         manifest = layout.get_manifest(referrer).manifest
         if not isinstance(manifest, ImageManifest):
             continue

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -112,6 +113,20 @@ def _timestamps(material: Mapping[str, Any], source: str) -> tuple[bytes, ...]:
 def sign(statement: Statement, key: Signer) -> SigstoreBundle:
     envelope = dsse.sign(statement.to_bytes(), "application/vnd.in-toto+json", key)
     return SigstoreBundle(envelope, key.keyid, 0, False)
+
+
+def key_hint(data: bytes) -> str:
+    """The key hint (``verificationMaterial.publicKey.hint``) a bundle's JSON names, read
+    without checking anything else ("" when it names none or is not JSON): enough to pass
+    over the appliance's own bundles unparsed, never a reason to trust one."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return ""
+    material = doc.get("verificationMaterial") if isinstance(doc, dict) else None
+    key = material.get("publicKey") if isinstance(material, dict) else None
+    hint = key.get("hint") if isinstance(key, dict) else None
+    return hint if isinstance(hint, str) else ""
 
 
 def read(data: bytes, *, source: str = "bundle") -> SigstoreBundle:

@@ -122,6 +122,15 @@ class VerdictStore:
         found = self.history(subject)
         return found[-1] if found else None
 
+    def latest_verdicts_by_name(self) -> dict[str, str]:
+        """Image name -> the verdict last recorded under it, read in one query (not a row
+        parsed per verdict ever made)."""
+        rows = self.db.query(
+            "SELECT name, verdict FROM verdicts"
+            " WHERE id IN (SELECT MAX(id) FROM verdicts GROUP BY name)"
+        )
+        return {str(r["name"]): str(r["verdict"]) for r in rows}
+
 
 def _row(r: Any) -> VerdictRow:
     return VerdictRow(

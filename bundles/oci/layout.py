@@ -47,6 +47,7 @@ from bundles.files import (
     fsync_dir,
     owned_temp,
     stale_temporary,
+    sync_files,
 )
 from bundles.oci.descriptor import Descriptor, DescriptorError, Platform
 from bundles.oci.graph import Graph, Node, load_cache
@@ -224,9 +225,10 @@ def _stamp(stat: os.stat_result) -> _Stamp:
 
 @dataclass(slots=True)
 class _Batch:
-    """What a :meth:`OCILayout.batch` block has stored: directories to sync, referrers to list."""
+    """What a :meth:`OCILayout.batch` block has stored: blobs written but not yet synced nor
+    in ``blobs/`` (digest -> temporary file), referrers to list."""
 
-    dirs: set[Path]
+    blobs: dict[Digest, Path]
     referrers: list[Descriptor]
 
 
@@ -332,8 +334,18 @@ class OCILayout:
         """Where the blob lives (whether or not it is there)."""
         return self.path / "blobs" / digest.algorithm / digest.encoded
 
+    def _file(self, digest: Digest) -> Path:
+        """The file holding the blob: its place in ``blobs/``, or, inside a :meth:`batch`
+        block, the temporary file of a blob the block wrote (which enters ``blobs/`` when
+        the block ends)."""
+        if self._batch is not None:
+            pending = self._batch.blobs.get(digest)
+            if pending is not None:
+                return pending
+        return self.blob_path(digest)
+
     def has_blob(self, digest: Digest) -> bool:
-        return self.blob_path(digest).is_file()
+        return self._file(digest).is_file()
 
     def _missing(self, digest: Digest) -> BlobNotFoundError:
         return BlobNotFoundError(
@@ -343,7 +355,7 @@ class OCILayout:
 
     def blob_size(self, digest: Digest) -> int:
         try:
-            return self.blob_path(digest).stat().st_size
+            return self._file(digest).stat().st_size
         except FileNotFoundError as e:
             raise self._missing(digest) from e
 
@@ -409,7 +421,8 @@ class OCILayout:
                 except (DigestError, SizeLimitError) as e:
                     raise self.refused(e) from e
                 out.flush()
-                os.fsync(out.fileno())
+                if self._batch is None:  # a batch syncs its blobs together when it ends
+                    os.fsync(out.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -456,7 +469,14 @@ class OCILayout:
 
     def place_blob(self, tmp: Path, digest: Digest) -> None:
         """Move a written, synced and verified temporary file into ``blobs/`` (dropping it
-        when the blob is already there), and make the rename durable."""
+        when the blob is already there), and make the rename durable. Inside a :meth:`batch`
+        block the file waits (unsynced, when the block wrote it) until the block ends."""
+        if self._batch is not None:
+            if digest in self._batch.blobs or self.blob_path(digest).is_file():
+                tmp.unlink()
+            else:
+                self._batch.blobs[digest] = tmp
+            return
         target = self.blob_path(digest)
         if target.is_file():
             tmp.unlink()
@@ -464,10 +484,41 @@ class OCILayout:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp.chmod(FILE_MODE)
         os.replace(tmp, target)
-        if self._batch is not None:
-            self._batch.dirs.add(target.parent)
-        else:
-            fsync_dir(target.parent)
+        fsync_dir(target.parent)
+
+    def _settle(self, blobs: dict[Digest, Path]) -> None:
+        """Make the blobs a batch wrote durable, then move them into ``blobs/`` and make the
+        renames durable: every file is synced before any of them is renamed, and the
+        files are synced together (the file system commits many syncs at once)."""
+        if not blobs:
+            return
+        try:
+            sync_files(list(blobs.values()))
+        except BaseException:
+            for tmp in blobs.values():
+                tmp.unlink(missing_ok=True)
+            blobs.clear()
+            raise
+        dirs: set[Path] = set()
+        while blobs:
+            digest, tmp = blobs.popitem()
+            target = self.blob_path(digest)
+            if target.is_file():
+                tmp.unlink(missing_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.chmod(FILE_MODE)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                for left in blobs.values():
+                    left.unlink(missing_ok=True)
+                blobs.clear()
+                raise
+            dirs.add(target.parent)
+        for directory in sorted(dirs):
+            fsync_dir(directory)
 
     def blob_sink(
         self,
@@ -488,7 +539,7 @@ class OCILayout:
         content does not match ``digest``. Close it (or use ``with``)."""
         size = self.blob_size(digest)
         try:
-            raw = _verified_raw(self.blob_path(digest), digest, size, self.path)
+            raw = _verified_raw(self._file(digest), digest, size, self.path)
         except FileNotFoundError as e:
             raise self._missing(digest) from e
         return io.BufferedReader(raw, CHUNK)
@@ -559,21 +610,27 @@ class OCILayout:
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
         """Store many blobs and referrers with one ``index.json`` rewrite: inside the block,
-        blobs enter ``blobs/`` as usual (each file synced) but their directory is synced once,
-        and referrer manifests are listed in ``index.json`` together when the block ends,
-        after every blob is durable. A block left by an error lists nothing: what it stored is
-        unreferenced, as after a writer killed before listing. Referrers stored inside the block
-        are not yet found by :meth:`referrers`."""
+        blobs are written and verified into temporary files (read back from there by this
+        object), and when the block ends they are synced together, moved into ``blobs/``
+        (their directory synced once), and only then are the referrer manifests listed in
+        ``index.json``, together: ``index.json`` never names a blob that is not durable. A
+        block left by an error lists nothing: what it stored is unreferenced, as after a
+        writer killed before listing (a writer killed inside the block leaves temporary files
+        only, which the next writer removes). Referrers stored inside the block are not yet
+        found by :meth:`referrers`."""
         if self._batch is not None:  # nested: the outer block lists everything
             yield
             return
-        batch = self._batch = _Batch(set(), [])
+        batch = self._batch = _Batch({}, [])
         try:
             yield
-        finally:
+        except BaseException:
             self._batch = None
-            for directory in sorted(batch.dirs):
-                fsync_dir(directory)
+            with contextlib.suppress(OSError):  # the error that left the block is the one told
+                self._settle(batch.blobs)
+            raise
+        self._batch = None
+        self._settle(batch.blobs)
         if batch.referrers:
             self._add_referrers(batch.referrers)
 

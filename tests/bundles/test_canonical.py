@@ -230,3 +230,20 @@ def test_load_file_holds_what_the_file_holds_not_the_cap(tmp_path: Path) -> None
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20
+
+
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False)
+        | st.floats(min_value=1e-4, max_value=1e16)
+        | st.floats(min_value=-1e16, max_value=-1e-4)
+        | st.integers(min_value=-(2**54), max_value=2**54).map(float)
+        | st.sampled_from([0.0, -0.0, 1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0]),
+        max_size=5,
+    )
+)
+def test_floats_are_written_as_the_reference_writes_them(floats: list[float]) -> None:
+    """Floats written without an exponent take the fast path: the same bytes as ECMAScript's
+    number formatting, an integral value as an integer."""
+    for value in (floats, {"a": floats, "b": {"c": floats[:1]}}):
+        assert canonical.dumps(value) == reference(value)

@@ -336,3 +336,44 @@ def test_statement_bytes_round_trip(predicate: dict[str, Any]) -> None:
     again = Statement.from_bytes(data)
     assert again == statement
     assert again.to_bytes() == data
+
+
+@given(
+    predicate=st.dictionaries(
+        st.text(max_size=10),
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=10),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+            max_leaves=10,
+        ),
+        max_size=5,
+    ),
+    predicate_type=st.text(min_size=1, max_size=20),
+    name=st.text(max_size=10),
+)
+def test_statement_around_canonical_predicate_bytes_is_the_same_statement(
+    predicate: dict[str, Any], predicate_type: str, name: str
+) -> None:
+    subjects = (Subject(name, {"sha256": HELLO}), Subject.of("b", Digest("0" * 64)))
+    made = Statement(subjects, predicate_type, predicate)
+    assembled = Statement.of_canonical(
+        subjects, predicate_type, predicate, canonical.dumps(predicate)
+    )
+    assert assembled.to_bytes() == made.to_bytes()
+    assert assembled == made
+    assert assembled.digest() == made.digest()
+    unread = Statement.of_canonical(subjects, predicate_type, None, canonical.dumps(predicate))
+    assert unread.to_bytes() == made.to_bytes()
+    assert dict(unread.predicate) == predicate  # parsed when read
+    assert unread == made
+    assert Statement.from_bytes(unread.to_bytes()) == made
+
+
+def test_statement_around_predicate_bytes_checks_its_fields() -> None:
+    subject = Subject("a", {"sha256": HELLO})
+    with pytest.raises(StatementFormatError, match="predicateType must be a non-empty string"):
+        Statement.of_canonical((subject,), "", {}, b"{}")
+    with pytest.raises(StatementFormatError, match="no subjects"):
+        Statement.of_canonical((), PTYPE, {}, b"{}")
+    with pytest.raises(StatementFormatError, match="predicate bytes are not a JSON object"):
+        Statement.of_canonical((subject,), PTYPE, {}, b"[]")

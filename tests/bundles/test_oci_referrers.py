@@ -180,3 +180,42 @@ def test_verify_rebuilds_a_cache_that_lies(layout: OCILayout) -> None:
     report = OCILayout.open(layout.path).verify()
     assert [p.path for p in report.bad] == [cache]
     assert [d.digest for d in OCILayout.open(layout.path).referrers(image.digest)] == [rva.digest]
+
+
+def test_batch_keeps_blobs_out_of_blobs_until_it_ends(layout: OCILayout) -> None:
+    """Inside a batch, blobs are readable from this object but enter ``blobs/`` (synced)
+    only when the block ends, and only then are its referrers listed in ``index.json``."""
+    image = build_image(layout, {"etc/hello": b"hi\n"}, tag="v1").manifest
+    before = (layout.path / "index.json").read_bytes()
+    with layout.batch():
+        referrer = attach(layout, image, b'{"bundle":1}', artifact_type=SIGSTORE_BUNDLE_V03)
+        payload = Digest.of_bytes(b'{"bundle":1}')
+        assert layout.has_blob(payload)
+        assert layout.has_blob(referrer.digest)
+        assert layout.read_blob(payload) == b'{"bundle":1}'
+        assert layout.get_manifest(referrer).descriptor.digest == referrer.digest
+        assert not layout.blob_path(payload).exists()
+        assert not layout.blob_path(referrer.digest).exists()
+        assert layout.put_blob(b'{"bundle":1}').digest == payload  # stored once
+        assert (layout.path / "index.json").read_bytes() == before
+    assert layout.blob_path(payload).read_bytes() == b'{"bundle":1}'
+    assert layout.blob_path(referrer.digest).is_file()
+    assert [r.digest for r in layout.referrers(image.digest)] == [referrer.digest]
+    assert not list((layout.path / ".stella" / "tmp").iterdir())
+
+
+def test_batch_left_by_an_error_stores_its_blobs_and_lists_nothing(layout: OCILayout) -> None:
+    image = build_image(layout, {"etc/hello": b"hi\n"}, tag="v1").manifest
+    stored: list[Descriptor] = []
+
+    def fail() -> None:
+        with layout.batch():
+            stored.append(attach(layout, image, b'{"bundle":2}', artifact_type=SIGSTORE_BUNDLE_V03))
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        fail()
+    (referrer,) = stored
+    assert layout.blob_path(referrer.digest).is_file()
+    assert layout.referrers(image.digest) == []
+    assert not list((layout.path / ".stella" / "tmp").iterdir())

@@ -5,6 +5,7 @@ The golden file is rewritten with ``STELLA_UPDATE_GOLDENS=1`` and reviewed as a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -16,10 +17,12 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+from appliance.scanner import cyclonedx
 from appliance.scanner.cache import LayerCache
 from appliance.scanner.result import ScanResult
 from appliance.scanner.service import scan_image
 from bundles import canonical
+from bundles.oci import OCILayout
 from tests.appliance.scanner.layouts import (
     OS_RELEASE,
     STATUS_BASE,
@@ -124,6 +127,29 @@ def test_same_image_same_bytes(tmp_path: Path) -> None:
     # the serial is a function of everything else
     result = scan_image(None, f"oci:{path}", cache=False)
     assert json.loads(result.sbom_bytes())["serialNumber"] == serial
+
+
+def test_bytes_are_the_whole_document_and_the_serial_hashes_the_rest(tmp_path: Path) -> None:
+    result = scan_image(None, f"oci:{small_image(tmp_path)}", cache=False)
+    doc = cyclonedx.document(result)
+    content = hashlib.sha256(canonical.dumps(doc)).digest()
+    doc["serialNumber"] = uuid.UUID(bytes=content[:16], version=5).urn
+    assert result.sbom_bytes() == canonical.dumps(doc)
+
+
+def test_a_cached_scan_reuses_the_sbom_rendered_for_the_same_image_only(tmp_path: Path) -> None:
+    """The image cache row keeps the SBOM rendered for its image: a cache hit for the same
+    image gives it as it is; the same layers under another name get one of their own."""
+    path = small_image(tmp_path)
+    layout = OCILayout.open(path)
+    layout.tag("other:2", layout.resolve("small:1.0"))
+    with LayerCache.open(tmp_path / "c.db") as cache:
+        first = scan_image(None, f"oci:{path}:small:1.0", cache=cache)
+        again = scan_image(None, f"oci:{path}:small:1.0", cache=cache)
+        other = scan_image(None, f"oci:{path}:other:2", cache=cache)
+    assert again.cached_layers  # a cache hit
+    assert again.sbom_bytes() == first.sbom_bytes() == cyclonedx.render(again)
+    assert other.sbom_bytes() == cyclonedx.render(other) != first.sbom_bytes()
 
 
 def test_golden(tmp_path: Path) -> None:

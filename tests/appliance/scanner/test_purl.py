@@ -127,3 +127,29 @@ def test_components_round_trip_through_percent_decoding(name: str, version: str)
     assert unquote(encoded_name) == name
     assert unquote(encoded_version) == version
     assert all(c not in encoded_name for c in "/@?#&= ")
+
+
+def test_remembered_purls_tell_apart_every_field_a_purl_is_made_of() -> None:
+    debian = OSInfo("debian", "12")
+    base = Package(PackageType.DEB, "libc6", "2.36-9", arch="amd64")
+    variants = [
+        base,
+        Package(PackageType.DEB, "libc6", "2.36-9", arch="arm64"),
+        Package(PackageType.DEB, "libc6", "2.36-9", arch="amd64", epoch=1),
+        Package(PackageType.DEB, "libc6", "2.36-10", arch="amd64"),
+        Package(PackageType.DEB, "libc6", "2.36-9", arch="amd64", qualifiers=(("x", "y"),)),
+        Package(PackageType.RPM, "libc6", "2.36", release="9", arch="amd64"),
+        Package(PackageType.RPM, "libc6", "2.36", release="10", arch="amd64"),
+    ]
+    purls = [package_purl(p, debian) for p in variants]
+    assert len(set(purls)) == len(variants)
+    assert package_purl(base, OSInfo("debian", "11")) != purls[0]
+    assert package_purl(base, None) != purls[0]
+    # the same package again, and one differing in nothing a purl shows: the same purl
+    assert package_purl(base, debian) == purls[0]
+    assert (
+        package_purl(
+            Package(PackageType.DEB, "libc6", "2.36-9", arch="amd64", locations=("x",)), debian
+        )
+        == purls[0]
+    )

@@ -206,3 +206,27 @@ def test_read_verdict_verifies_then_validates(key: PrivateKey) -> None:
     )
     with pytest.raises(RvaSubjectMismatchError, match="not a subject of the signed statement"):
         read_verdict(sigstore.sign(other, key).to_json(), [key.public_key])
+
+
+def test_the_gate_sees_the_attestations_others_attached_only(tmp_path: Path) -> None:
+    from appliance.rva.gate import attached_attestations
+
+    own, other = PrivateKey.generate(), PrivateKey.generate()
+    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
+    image = layout.resolve("app:1")
+    bom = "https://cyclonedx.org/bom"
+    sbom = Statement((Subject.of("app:1", image.digest),), bom, {"bomFormat": "CycloneDX"})
+    when = "2026-11-23T06:00:00Z"
+    attach_attestation(
+        layout, image, sigstore.sign(rva_statement(), own).to_json(), PREDICATE_TYPE, when
+    )
+    attach_attestation(layout, image, sigstore.sign(sbom, own).to_json(), bom, when)
+    theirs = attach_attestation(layout, image, sigstore.sign(sbom, other).to_json(), bom, when)
+    broken = attach_attestation(layout, image, b'{"mediaType": 1', "https://example/x", when)
+    seen = attached_attestations(OCILayout.open(layout.path), image.digest, own.keyid)
+    assert sorted((i.digest, i.predicate_type, i.signer) for i in seen) == sorted(
+        [
+            (str(theirs.digest), bom, other.keyid),
+            (str(broken.digest), "https://example/x", "certificate"),  # unreadable: no signer
+        ]
+    )
