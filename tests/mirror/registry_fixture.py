@@ -770,6 +770,28 @@ def fake_image(fake: FakeRegistry, repo: str, tag: str, *, size: int = 300_000) 
     return Descriptor(OCI_MANIFEST, digest, len(manifest))
 
 
+def break_image(fake: FakeRegistry, repo: str, image: Descriptor, fault: str) -> tuple[str, str]:
+    """Damage ``image`` as ``fault`` says: ``corrupt blob`` (its layer served altered),
+    ``altered manifest`` (served with other bytes than its digest) or ``missing image``; its
+    layer's digest, and what the error of a pull that checks what it is served then says."""
+    key = f"{repo}/{image.digest}"
+    raw, _ = fake.manifests[key]
+    layer: str = json.loads(raw)["layers"][0]["digest"]
+    if fault == "corrupt blob":
+        fake.corrupt.add(layer)
+        return layer, f"blob {layer} came with the wrong content"
+    if fault == "altered manifest":
+        fake.manifests[key] = (
+            raw.replace(b'"schemaVersion":2', b'"schemaVersion": 2'),
+            OCI_MANIFEST,
+        )
+        return layer, "from the registry hashes to"
+    if fault == "missing image":
+        del fake.manifests[key]
+        return layer, "registry has no manifest"
+    raise ValueError(fault)
+
+
 def layer_digests(raw: bytes) -> list[str]:
     doc = json.loads(raw)
     return [doc["config"]["digest"], *(layer["digest"] for layer in doc["layers"])]

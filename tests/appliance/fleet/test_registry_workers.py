@@ -75,6 +75,7 @@ from tests.mirror.registry_fixture import (
     DockerRegistry,
     FakeRegistry,
     artifact_manifest,
+    break_image,
     clean_env,
     fake_image,
     free_port,
@@ -545,20 +546,7 @@ def test_a_pull_that_cannot_be_checked_names_nothing_and_says_why_in_one_line(
     home.init()
     with FakeRegistry() as fake:
         image = fake_image(fake, "site/app", "1")
-        raw, _ = fake.manifests[f"site/app/{image.digest}"]
-        layer = json.loads(raw)["layers"][0]["digest"]
-        if fault == "corrupt blob":
-            fake.corrupt.add(layer)
-            why = f"blob {layer} came with the wrong content"
-        elif fault == "altered manifest":
-            fake.manifests[f"site/app/{image.digest}"] = (
-                raw.replace(b'"schemaVersion":2', b'"schemaVersion": 2'),
-                OCI_MANIFEST,
-            )
-            why = "from the registry hashes to"
-        else:
-            del fake.manifests[f"site/app/{image.digest}"]
-            why = "registry has no manifest"
+        layer, why = break_image(fake, "site/app", image, fault)
         images = RegistryImages(RegistryPlace(fake.host, "site"))
         with pytest.raises(RegistryError) as caught:
             images.fetch(home, "app:1", str(image.digest))

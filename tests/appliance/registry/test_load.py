@@ -59,6 +59,7 @@ from tests.mirror.registry_fixture import (
     DockerRegistry,
     FakeRegistry,
     TokenServer,
+    break_image,
     fake_image,
     free_port,
 )
@@ -367,17 +368,7 @@ def test_content_that_does_not_match_its_digest_is_refused(tmp_path: Path, fault
     home.init()
     with FakeRegistry() as fake:
         image = fake_image(fake, "site/app", "1")
-        raw, _ = fake.manifests[f"site/app/{image.digest}"]
-        layer = json.loads(raw)["layers"][0]["digest"]
-        if fault == "corrupt blob":
-            fake.corrupt.add(layer)
-            why = f"blob {layer} came with the wrong content"
-        else:
-            fake.manifests[f"site/app/{image.digest}"] = (
-                raw.replace(b'"schemaVersion":2', b'"schemaVersion": 2'),
-                OCI_MANIFEST,
-            )
-            why = "from the registry hashes to"
+        layer, why = break_image(fake, "site/app", image, fault)
         line = _fails(home, f"docker://{fake.host}/site/app@{image.digest}")
     assert line.startswith(f"stella: error: registry {fake.host}: cannot load site/app@"), line
     assert why in line
