@@ -355,3 +355,24 @@ class Home:
                 hint="insert the appliance's own token, or correct the URI in config.json",
             )
         return signer
+
+
+def database_url(home: Home) -> str | None:
+    """The PostgreSQL URL the home's stores live in, or None for the embedded SQLite files:
+    ``STELLA_DATABASE_URL`` when set (not empty), else the ``databaseUrl`` setting of the
+    home's (or the tenant's own) ``config.json``. The stores open by it; the transparency log,
+    below them, asks it whether its home shares them."""
+    url = os.environ.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        return url
+    # A tenant reads its own config.json: the home's is outside what a tenant may open
+    # (appliance/tenancy.py), so a site with tenants names the database in the environment.
+    setting = home.settings().get(DATABASE_URL_SETTING)
+    if setting is None:
+        return None
+    if not isinstance(setting, str) or not setting.strip():
+        raise ConfigError(
+            f"{home.config}: {DATABASE_URL_SETTING} must be a postgresql:// URL, got {setting!r}",
+            hint="correct config.json, or remove the setting to use the embedded stores",
+        )
+    return setting.strip()

@@ -16,13 +16,13 @@ key (:mod:`appliance.store.logs`), so each home knows the others' logs (:func:`k
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance import tlog
-from appliance.home import DATABASE_URL_ENV, DATABASE_URL_SETTING, Home
+from appliance.home import Home
+from appliance.home import database_url as database_url  # re-exported: the stores open by it
 from appliance.store.audit import AuditAction, AuditLog, AuditRecord, os_actor
 from appliance.store.db import Database, DatabaseError, SqliteDatabase
 from appliance.store.logs import LogTable, RecordedLog
@@ -35,26 +35,6 @@ if TYPE_CHECKING:
 
 STATE_SCHEMA: Final = "state"
 KNOWLEDGE_SCHEMA: Final = "knowledge"
-
-
-def database_url(home: Home) -> str | None:
-    """The PostgreSQL URL the home's stores live in, or None for the embedded SQLite files:
-    ``STELLA_DATABASE_URL`` when set (not empty), else the ``databaseUrl`` setting of the
-    home's (or the tenant's own) ``config.json``."""
-    url = os.environ.get(DATABASE_URL_ENV, "").strip()
-    if url:
-        return url
-    # A tenant reads its own config.json: the home's is outside what a tenant may open
-    # (appliance/tenancy.py), so a site with tenants names the database in the environment.
-    setting = home.settings().get(DATABASE_URL_SETTING)
-    if setting is None:
-        return None
-    if not isinstance(setting, str) or not setting.strip():
-        raise DatabaseError(
-            f"{home.config}: {DATABASE_URL_SETTING} must be a postgresql:// URL, got {setting!r}",
-            hint="correct config.json, or remove the setting to use the embedded stores",
-        )
-    return setting.strip()
 
 
 def _postgres(url: str, schema: str) -> Database:
@@ -174,9 +154,6 @@ class _HomeLogs:
 
     def __init__(self) -> None:
         self._recorded: set[tuple[str, str, str]] = set()
-
-    def is_shared(self, home: Home) -> bool:
-        return database_url(home) is not None
 
     def record(self, home: Home, log: Verifier, started: str) -> None:
         url = database_url(home)

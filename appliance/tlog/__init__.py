@@ -39,7 +39,7 @@ from typing import Any, Final, Protocol
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from appliance.home import DATABASE_URL_ENV, DATABASE_URL_SETTING, Home
+from appliance.home import DATABASE_URL_ENV, DATABASE_URL_SETTING, Home, database_url
 from appliance.sigstore.bundle import read as sigstore_read
 from bundles import canonical, dsse
 from bundles.errors import CanonicalJSONError, StellaError
@@ -83,10 +83,6 @@ class SharedLogs(Protocol):
     (``appliance.store`` provides it with :func:`share_logs_with` when it is imported, as it
     is by every command that signs, hence appends)."""
 
-    def is_shared(self, home: Home) -> bool:
-        """Whether ``home``'s state store is shared with other homes (PostgreSQL)."""
-        ...
-
     def record(self, home: Home, log: Verifier, started: str) -> None:
         """Record ``log`` (its origin and verifier key) in ``home``'s shared state, once;
         refuse it when the state holds its origin with another key (a fork)."""
@@ -103,18 +99,18 @@ def share_logs_with(logs: SharedLogs) -> None:
 
 
 def _shares_state(home: Home) -> bool:
-    if _shared is None:
-        # Fail closed: a home on a shared state must log under its own origin and record its
-        # log there; an append that cannot would fork the fleet's names. Every command that
-        # signs imports appliance.store, which provides the shared logs.
-        if os.environ.get(DATABASE_URL_ENV, "").strip() or DATABASE_URL_SETTING in home.settings():
-            raise TlogError(
-                f"{home.root}: the home's stores are shared ({DATABASE_URL_ENV} or "
-                f"{DATABASE_URL_SETTING}), but this process cannot record its log in them",
-                hint="run the command through stella; this is a fault of the program",
-            )
+    """Whether ``home``'s stores are shared with other homes (PostgreSQL). Fails closed: such
+    a home must log under its own origin and record its log in them; a process that cannot
+    (:func:`share_logs_with` never called) would name its log as an embedded home's."""
+    if database_url(home) is None:
         return False
-    return _shared.is_shared(home)
+    if _shared is None:
+        raise TlogError(
+            f"{home.root}: the home's stores are shared ({DATABASE_URL_ENV} or "
+            f"{DATABASE_URL_SETTING}), but this process cannot record its log in them",
+            hint="run the command through stella; this is a fault of the program",
+        )
+    return True
 
 
 HOME_ID: Final = "home-id"
