@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from appliance.home import Home
+from tests.appliance.scanner.layouts import F, build_image
 from tests.conftest import require_tools
 
 GO_DATA = Path(__file__).resolve().parent.parent / "data" / "go"
@@ -44,6 +46,19 @@ def build_hello(workdir: Path, goarch: str = "amd64") -> Path:
         capture_output=True,
     )
     return out
+
+
+def hello_home(root: Path, hello: Path) -> Home:
+    """A new home whose store holds ``hello:1``: the program at ``/usr/local/bin/hello``."""
+    home = Home(root)
+    home.init()
+    build_image(
+        home.oci,
+        [[F("usr/local/bin/hello", hello.read_bytes(), mode=0o755)]],
+        tag="hello:1",
+        compression="none",
+    )
+    return home
 
 
 def go_nm(binary: Path) -> list[str]:

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from appliance.cli import cli
 from appliance.home import Home
 from tests.appliance.auditor.helpers import add_snapshot
-from tests.appliance.gobuild import GO_DATA, build_hello
-from tests.appliance.scanner.layouts import F, build_image
+from tests.appliance.gobuild import GO_DATA, build_hello, hello_home
 
 CHAIN = "call chain: main.main -> html/template.Template.Execute"
 
@@ -31,14 +30,7 @@ def _stella(home: Home, *args: str) -> str:
 
 
 def test_gate_and_explain_carry_the_call_chain(tmp_path: Path, hello: Path) -> None:
-    home = Home(tmp_path / "home")
-    home.init()
-    build_image(
-        home.oci,
-        [[F("usr/local/bin/hello", hello.read_bytes(), mode=0o755)]],
-        tag="hello:1",
-        compression="none",
-    )
+    home = hello_home(tmp_path / "home", hello)
     record = json.loads((GO_DATA / "GO-2023-1753.json").read_text())
     # a rating, so the default policy blocks the finding and explain prints its chain
     record["severity"] = [

@@ -16,8 +16,7 @@ from appliance.cli import cli
 from appliance.home import Home
 from appliance.vex import service
 from tests.appliance.auditor.helpers import add_snapshot
-from tests.appliance.gobuild import GO_DATA, build_hello
-from tests.appliance.scanner.layouts import F, build_image
+from tests.appliance.gobuild import GO_DATA, build_hello, hello_home
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +25,7 @@ def hello(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _home(tmp_path: Path, hello: Path) -> Home:
-    home = Home(tmp_path / "home")
-    home.init()
-    build_image(
-        home.oci,
-        [[F("usr/local/bin/hello", hello.read_bytes(), mode=0o755)]],
-        tag="hello:1",
-        compression="none",
-    )
+    home = hello_home(tmp_path / "home", hello)
     records = [
         json.loads((GO_DATA / f"{name}.json").read_text())
         for name in ("GO-2023-1753", "GO-2023-1878")
