@@ -57,6 +57,7 @@ from tests.appliance.fleet.test_worker import (
     QUICK,
     REPO,
     finish,
+    fleet_home,
     gate_records,
     jobs,
     query,
@@ -68,9 +69,6 @@ from tests.appliance.fleet.test_worker import (
     wait_for,
     workers,
 )
-from tests.appliance.homes import KEV, SITE, install_knowledge
-from tests.appliance.homes import OSV_UNRATED as OSV
-from tests.appliance.scanner.layouts import build_image, dist_info
 from tests.mirror.registry_fixture import (
     DockerRegistry,
     FakeRegistry,
@@ -92,19 +90,9 @@ PASSWORD_ENV = "STELLA_TEST_REGISTRY_PASSWORD"
 def primary(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Home:
     """Two stored images and an active snapshot, the stores in PostgreSQL."""
     monkeypatch.setenv("STELLA_DATABASE_URL", pg_url)
-    h = Home(tmp_path / "primary")
-    h.init()
-    build_image(h.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
-    build_image(h.oci, [dist_info("urllib3", "1.26.0", SITE)], tag="api:3")
-    install_knowledge(
-        h,
-        osv=(OSV,),
-        kev=(KEV,),
-        sequence=1,
-        created="2026-11-11T00:00:00Z",
-        bundle=Digest.of_bytes(b"bundle 1"),
+    return fleet_home(
+        tmp_path / "primary", [("requests", "2.19.0", "app:1"), ("urllib3", "1.26.0", "api:3")]
     )
-    return h
 
 
 @pytest.fixture

@@ -44,17 +44,13 @@ RECOVER = ("--heartbeat", "0.5", "--stalled-after", "3", "--backoff", "0.2")
 BOUND = 180.0  # seconds a worker may take before the test gives up on it
 
 
-@pytest.fixture
-def home(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Home:
-    """Three stored images (two names share one manifest) and an active snapshot, the stores
-    in the same PostgreSQL database as the queue (as a scale-out site has them)."""
-    monkeypatch.setenv("STELLA_DATABASE_URL", pg_url)
-    h = Home(tmp_path / "home")
+def fleet_home(root: Path, images: Sequence[tuple[str, str, str]]) -> Home:
+    """A new home holding ``images`` (package, version, NAME:TAG), each a PyPI package's
+    layer, and an active snapshot of the OSV record and KEV entry the tests judge them by."""
+    h = Home(root)
     h.init()
-    build_image(h.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
-    build_image(h.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:latest")
-    build_image(h.oci, [dist_info("requests", "2.31.0", SITE)], tag="web:2")
-    build_image(h.oci, [dist_info("urllib3", "1.26.0", SITE)], tag="api:3")
+    for package, version, tag in images:
+        build_image(h.oci, [dist_info(package, version, SITE)], tag=tag)
     install_knowledge(
         h,
         osv=(OSV,),
@@ -64,6 +60,22 @@ def home(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Home:
         bundle=Digest.of_bytes(b"bundle 1"),
     )
     return h
+
+
+@pytest.fixture
+def home(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Home:
+    """Three stored images (two names share one manifest) and an active snapshot, the stores
+    in the same PostgreSQL database as the queue (as a scale-out site has them)."""
+    monkeypatch.setenv("STELLA_DATABASE_URL", pg_url)
+    return fleet_home(
+        tmp_path / "home",
+        [
+            ("requests", "2.19.0", "app:1"),
+            ("requests", "2.19.0", "app:latest"),
+            ("requests", "2.31.0", "web:2"),
+            ("urllib3", "1.26.0", "api:3"),
+        ],
+    )
 
 
 def _env(url: str | None, **extra: str) -> dict[str, str]:
