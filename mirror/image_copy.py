@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, Final, cast
+from typing import Any, Final
 
 import click
 
@@ -547,14 +547,8 @@ class _Transfer:
 
     def _one(self, descriptor: Descriptor) -> int:
         client, reference = self.client, self.reference
-        stream = client.open_blob(reference.repository, descriptor)
         try:
-            self.layout.put_blob(
-                cast(BinaryIO, stream),
-                expected=descriptor.digest,
-                size=descriptor.size,
-                media_type=descriptor.media_type,
-            )
+            client.copy_blob(reference.repository, descriptor, self.layout)
         except (DigestError, SizeLimitError) as e:
             raise ImagesError(
                 f"registry {client.registry} served blob {descriptor.digest} of "
@@ -562,8 +556,6 @@ class _Transfer:
                 hint="the registry or something in between altered the data; nothing of "
                 "this image was stored; try again or report it to the registry's operator",
             ) from e
-        finally:
-            stream.close()
         return descriptor.size
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final, cast
+from typing import Final
 
 from appliance.registry.client import PushClient
 from appliance.registry.push import listed_referrers
@@ -201,21 +201,13 @@ class _Pull:
             raise RegistryError(
                 f"blob {descriptor.digest} is {descriptor.size} bytes, over the limit of {limit}"
             )
-        stream = self.client.open_blob(self.repository, descriptor)
         try:
-            self.layout.put_blob(
-                cast(BinaryIO, stream),
-                expected=descriptor.digest,
-                size=descriptor.size,
-                media_type=descriptor.media_type,
-            )
+            self.client.copy_blob(self.repository, descriptor, self.layout)
         except (DigestError, SizeLimitError) as e:
             raise RegistryError(
                 f"blob {descriptor.digest} came with the wrong content: {e.message}",
                 hint="the registry or something in between altered it; nothing was tagged",
             ) from e
-        finally:
-            stream.close()
         self.pulled.blobs_fetched += 1
         self.pulled.bytes_fetched += descriptor.size
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Final, Literal, Self
+from typing import BinaryIO, ClassVar, Final, Literal, Self, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
@@ -52,7 +52,7 @@ from bundles.distribution.transport import (
     release,
 )
 from bundles.errors import DigestError
-from bundles.oci import Descriptor, ManifestError, parse_manifest
+from bundles.oci import Descriptor, ManifestError, OCILayout, parse_manifest
 from bundles.oci.manifest import MAX_MANIFEST_SIZE
 from bundles.oci.mediatypes import (
     DOCKER_MANIFEST,
@@ -630,6 +630,22 @@ class RegistryClient:
         """A stream of the blob's bytes that resumes with ``Range`` when the connection
         breaks. It does not verify: hand it to ``OCILayout.put_blob`` with the digest."""
         return BlobStream(self, repository, descriptor)
+
+    def copy_blob(self, repository: str, descriptor: Descriptor, layout: OCILayout) -> None:
+        """Stream the blob into ``layout``, which verifies it by the descriptor's digest and
+        size (raising :class:`~bundles.errors.DigestError` or
+        :class:`~bundles.limits.SizeLimitError`, for the caller to name, when it does not
+        match) and stores nothing it refuses."""
+        stream = self.open_blob(repository, descriptor)
+        try:
+            layout.put_blob(
+                cast(BinaryIO, stream),
+                expected=descriptor.digest,
+                size=descriptor.size,
+                media_type=descriptor.media_type,
+            )
+        finally:
+            stream.close()
 
     def read_blob(self, repository: str, descriptor: Descriptor, *, limit: int) -> bytes:
         """A small blob (a config), read whole and verified against its descriptor."""
