@@ -88,26 +88,23 @@ def _plain(value: Any) -> _Plain:
         if value.is_integer():  # never NaN nor infinite
             return _FLOATS if -_SAFE_INT <= value <= _SAFE_INT else _NO
         return _YES if 1e-4 <= abs(value) < 1e16 else _NO
-    found = _YES
     if kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str or not (key.isascii() or max(key) <= "\uffff"):
                 return _NO
-            inner = _plain(item)
-            if inner is not _YES:
-                if inner is _NO:
-                    return _NO
-                found = _FLOATS
-        return found
-    if kind is list or kind is tuple:
-        for item in value:
-            inner = _plain(item)
-            if inner is not _YES:
-                if inner is _NO:
-                    return _NO
-                found = _FLOATS
-        return found
-    return _NO
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return _NO
+    found = _YES
+    for item in items:
+        inner = _plain(item)
+        if inner is not _YES:
+            if inner is _NO:
+                return _NO
+            found = _FLOATS
+    return found
 
 
 def _integral_floats(value: Any) -> Any:
