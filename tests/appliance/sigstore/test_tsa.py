@@ -177,6 +177,13 @@ def _stamped(home: Home, tsa: Tsa, now: datetime) -> tuple[bytes, bytes]:
     return sigstore.with_timestamp(bundle, tsa.reply(signature)).to_json(), signature
 
 
+def _stolen(home: Home, at: datetime, now: datetime) -> TrustPolicy:
+    """Revoke the home's key from ``at`` ("token stolen", reported at ``now``); the trust
+    policy of its key ring then."""
+    revoke(home, home.public_key().keyid, at=at, reason="token stolen", now=now)
+    return TrustPolicy.of_ring(load_ring(home))
+
+
 def _authorities(*docs: dict[str, object]) -> list[TimestampAuthority]:
     return authorities_from_doc(_trusted_root(*docs), source="trusted_root.json")
 
@@ -204,14 +211,7 @@ def test_a_token_from_a_listed_authority_proves_the_signing_time(
     assert "Verification: OK" in check.stdout, check.stdout + check.stderr
 
     # The key is reported stolen an hour from now (the report comes later still).
-    revoke(
-        home,
-        home.public_key().keyid,
-        at=now + timedelta(hours=1),
-        reason="token stolen",
-        now=now + timedelta(hours=2),
-    )
-    policy = TrustPolicy.of_ring(load_ring(home))
+    policy = _stolen(home, now + timedelta(hours=1), now + timedelta(hours=2))
     with pytest.raises(AuditorError, match=UNPROVEN):
         verify_rva(data, policy)  # the authority is not trusted: the token proves nothing
     checked = verify_rva(data, policy, authorities=_authorities(tsa.authority()))
@@ -222,14 +222,7 @@ def test_a_token_from_a_listed_authority_proves_the_signing_time(
     assert checked.signed_at.to_dict()["timestamp"]["authority"] == "tsa.stella.test"
     assert "RFC 3161, time-stamping authority tsa.stella.test" in checked.signed_at.describe()
     # The revocation moved before the token's time: the token now proves it was too late.
-    revoke(
-        home,
-        home.public_key().keyid,
-        at=now - timedelta(hours=1),
-        reason="token stolen",
-        now=now + timedelta(hours=2),
-    )
-    policy = TrustPolicy.of_ring(load_ring(home))
+    policy = _stolen(home, now - timedelta(hours=1), now + timedelta(hours=2))
     with pytest.raises(AuditorError) as caught:
         verify_rva(data, policy, source="rva.json", authorities=_authorities(tsa.authority()))
     assert (
@@ -246,14 +239,7 @@ def test_a_token_from_a_listed_authority_proves_the_signing_time(
 def test_tokens_that_prove_nothing_or_lie_are_named(home: Home, tsa: Tsa, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     data, _ = _stamped(home, tsa, now)
-    revoke(
-        home,
-        home.public_key().keyid,
-        at=now + timedelta(hours=1),
-        reason="token stolen",
-        now=now + timedelta(hours=2),
-    )
-    policy = TrustPolicy.of_ring(load_ring(home))
+    policy = _stolen(home, now + timedelta(hours=1), now + timedelta(hours=2))
     # Another authority's token: not evidence, left aside.
     other = Tsa(tmp_path / "other", "other.tsa.test")
     with pytest.raises(AuditorError, match=UNPROVEN):
@@ -287,13 +273,7 @@ def test_verify_takes_the_authorities_from_the_trusted_root(
     data, _ = _stamped(home, tsa, now)
     rva = tmp_path / "rva.json"
     rva.write_bytes(data)
-    revoke(
-        home,
-        home.public_key().keyid,
-        at=now + timedelta(hours=1),
-        reason="token stolen",
-        now=now + timedelta(hours=2),
-    )
+    _stolen(home, now + timedelta(hours=1), now + timedelta(hours=2))
     runner = CliRunner()
     keys = tmp_path / "appliance-keys.json"
     exported = runner.invoke(
