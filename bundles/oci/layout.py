@@ -70,6 +70,9 @@ UNOWNED_TMP_AGE: Final = 3600.0
 """Age after which a temporary file named after no writer (``atomic_write``'s) is stale."""
 _PRIVATE_DIR: Final = ".stella"
 _CACHE_FILE: Final = "manifests.json"
+_CACHE_HEAD: Final = b'{"index":"'  # the graph cache's first field (bundles/oci/graph.py)
+_NEAR: Final = 256
+"""Manifests new to a graph this process holds that it reads itself rather than the cache file."""
 _READ_ONLY_ERRNOS: Final = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 # annotations.md: ref ::= component ("/" component)*; component ::= alphanum (separator alphanum)*
@@ -884,7 +887,14 @@ class OCILayout:
         index_digest = Digest.of_bytes(data)
         cached: dict[Digest, Node] = {}
         if reuse:
-            for known in self._cached_graphs():
+            # A process that holds a graph brings it up to date itself when few manifests are
+            # new to it (each is read once; manifests never change), rather than parse the
+            # whole file another process may have rewritten meanwhile.
+            memo = self._memo
+            near = memo is not None and sum(
+                1 for d in descriptors if d.digest not in memo.nodes
+            ) <= max(_NEAR, len(memo.nodes) // 8)
+            for known in self._cached_graphs(read=not near):
                 if known.index_digest == index_digest:
                     self._memo = known
                     return known, False
@@ -913,25 +923,44 @@ class OCILayout:
             self._save_graph(graph)
         return graph, True
 
-    def _cached_graphs(self) -> Iterator[Graph]:
+    def _cached_graphs(self, *, read: bool = True) -> Iterator[Graph]:
         """The in-memory graph, then the one on disk (which another process may have
-        refreshed); callers stop at the first that matches the current ``index.json``."""
+        refreshed; not read again when ``read`` is false, only taken when this process last
+        read or wrote it); callers stop at the first that matches the current ``index.json``."""
         if self._memo is not None:
             yield self._memo
         known = _GRAPHS.get(self.path)
         try:
             with self._private(_CACHE_FILE).open("rb") as f:
                 stamp = _stamp(os.fstat(f.fileno()))
-                data = None if known is not None and known[0] == stamp else f.read()
+                same = known is not None and known[0] == stamp
+                data = None if same or not read else f.read()
         except OSError:
             return
-        if data is None and known is not None:  # the file this process last read or wrote
+        if same and known is not None:  # the file this process last read or wrote
             yield known[1]
+            return
+        if data is None:
             return
         graph = load_cache(data or b"")
         if graph is not None:
             _GRAPHS[self.path] = (stamp, graph)
             yield graph
+
+    def _saved_index(self) -> Digest | None:
+        """The ``index.json`` digest the graph cache on disk was made from (its first field),
+        read without parsing the rest; None when there is no readable one."""
+        try:
+            with self._private(_CACHE_FILE).open("rb") as f:
+                head = f.read(len(_CACHE_HEAD) + 80)
+        except OSError:
+            return None
+        if not head.startswith(_CACHE_HEAD):
+            return None
+        try:
+            return Digest.parse(head[len(_CACHE_HEAD) :].split(b'"', 1)[0].decode("ascii"))
+        except (DigestError, UnicodeDecodeError):
+            return None
 
     def _save_graph(self, graph: Graph) -> None:
         path = self._private(_CACHE_FILE)
@@ -961,7 +990,9 @@ class OCILayout:
         try:
             with self._lock():
                 current = self._index_bytes()
-                if current == data:
+                # another process may have saved a graph of this index meanwhile: not written
+                # twice (a graph rebuilt from the manifests, reuse=False, replaces it)
+                if current == data and (not reuse or self._saved_index() != graph.index_digest):
                     self._save_graph(graph)
         except OSError as e:
             if e.errno not in _READ_ONLY_ERRNOS:
