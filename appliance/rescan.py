@@ -38,7 +38,9 @@ after a successful import) calls :func:`mark_activated`, which rewrites
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
     from appliance.match.source import Probe
     from appliance.policy.bundle import PolicyBundle
     from appliance.rva.gate import GateResult, GateSession
+    from appliance.rva.pool import Prepared
     from appliance.store.delta import Delta
     from bundles.signer import Signer
 
@@ -73,6 +76,11 @@ ACTIVATED_MARKER: Final = "snapshot.activated"
 BATCH: Final = 64
 """Images gated together: large enough that the batch's one log append, one ``index.json``
 rewrite and one commit cost little per image; small enough that a crash redoes little."""
+
+MIN_IMAGES: Final = 32
+"""Fewer images than this are decided in the rescan's own process: starting workers (a fresh
+interpreter, the policy compiled again) costs about what deciding a few dozen images does."""
+
 
 Gate = Callable[..., "GateResult"]
 
@@ -616,6 +624,7 @@ def rescan(
     on_image: Callable[[ImageOutcome], None] = lambda _: None,
     index: bool = True,
     batch: int = BATCH,
+    jobs: int | None = None,
 ) -> RescanReport:
     """Gate the images whose verdict may have changed (every image with ``full``; the named
     ones, always, when ``images`` are given) at evaluation time ``at``; continue past failures.
@@ -627,8 +636,11 @@ def rescan(
 
     Images are gated ``batch`` at a time (:func:`gate_batch`): one match cache and one
     compiled policy for the run, one transparency-log append, one ``index.json`` rewrite and
-    one state transaction per batch. ``gate_fn`` (a stand-in for :func:`appliance.rva.gate.gate`,
-    for tests) gates them one by one instead.
+    one state transaction per batch. With ``jobs`` of 2 or more (by default, one per CPU this
+    process may run on, when there are enough images to be worth starting them) the images
+    are decided in that many worker processes while this one signs and records
+    (:mod:`appliance.rva.pool`). ``gate_fn`` (a stand-in for
+    :func:`appliance.rva.gate.gate`, for tests) gates them one by one instead.
     """
     home.require()
     if at.tzinfo is None or at.utcoffset() is None:
@@ -658,7 +670,15 @@ def rescan(
         )
     else:
         outcomes = _batched(
-            home, work, at=at, now=now, ctx=ctx, index=index, batch=batch, on_image=on_image
+            home,
+            work,
+            at=at,
+            now=now,
+            ctx=ctx,
+            index=index,
+            batch=batch,
+            jobs=jobs,
+            on_image=on_image,
         )
     report = RescanReport(
         snapshot, format_time(at), tuple(outcomes), None, policy=ctx.policy, full=every
@@ -696,6 +716,12 @@ def rescan(
     )
 
 
+def default_jobs() -> int:
+    """The worker processes a rescan decides images in by default: one per CPU this process
+    may run on (its affinity, which a unit's ``CPUAffinity=`` or a container's cpuset limits)."""
+    return len(os.sched_getaffinity(0))
+
+
 def _skipped(target: Target, decision: Decision, previous: str | None) -> ImageOutcome:
     return ImageOutcome(
         target.image,
@@ -709,13 +735,14 @@ def _skipped(target: Target, decision: Decision, previous: str | None) -> ImageO
 
 
 def _failed(
-    target: Target, error: BaseException, reason: str | None, previous: str | None
+    target: Target, error: BaseException | str, reason: str | None, previous: str | None
 ) -> ImageOutcome:
-    why = (
-        error.diagnostics()
-        if isinstance(error, StellaError)
-        else f"{error.__class__.__name__}: {error}"
-    )
+    if isinstance(error, str):
+        why = error
+    elif isinstance(error, StellaError):
+        why = error.diagnostics()
+    else:
+        why = f"{error.__class__.__name__}: {error}"
     return ImageOutcome(
         target.image,
         Outcome.FAILED,
@@ -771,43 +798,77 @@ def _batched(
     ctx: Context,
     index: bool,
     batch: int,
+    jobs: int | None,
     on_image: Callable[[ImageOutcome], None],
 ) -> list[ImageOutcome]:
     """The images to gate, ``batch`` at a time through :func:`gate_batch`; outcomes in the
-    order of ``work``, each reported once its batch is recorded."""
+    order of ``work``, each reported once its batch is recorded. With ``jobs`` of 2 or more
+    (by default, one per CPU when there are at least ``MIN_IMAGES`` to gate) the images are
+    decided in that many worker processes (:class:`appliance.rva.pool.DecidePool`), the next
+    batch while this one is signed."""
     if batch < 1:
         raise RescanError(f"batch size {batch} is not a positive number")
     outcomes: list[ImageOutcome] = []
-    if not any(decision.gate for _, decision, _ in work):
+    groups = _groups(work, batch)
+    chosen = [[(t, d.reason, p) for t, d, p in group if d.gate] for group in groups]
+    if not any(chosen):
         for target, decision, previous in work:
             outcomes.append(_skipped(target, decision, previous))
             on_image(outcomes[-1])
         return outcomes
     from appliance.rva.gate import GateSession  # the scanner stack, loaded when needed
+    from appliance.rva.pool import DecidePool
 
     key = home.signing_key(at=at, now=now())
-    with GateSession(home) as session:
-        pending: list[tuple[Target, Decision, str | None]] = []
+    if jobs is None:
+        jobs = default_jobs() if sum(map(len, chosen)) >= MIN_IMAGES else 1
+    with GateSession(home) as session, contextlib.ExitStack() as stack:
+        pool = stack.enter_context(DecidePool(home, jobs)) if jobs > 1 else None
 
-        def flush() -> None:
-            chosen = [(t, d.reason, p) for t, d, p in pending if d.gate]
+        def submit(k: int) -> list[Future[Prepared]]:
+            assert pool is not None
+            return pool.submit([t.image for t, _, _ in chosen[k]], at=at) if k < len(groups) else []
+
+        deciding = submit(0) if pool is not None else []
+        for k, group in enumerate(groups):
+            prepared = None
+            if pool is not None:  # the next batch is decided while this one is signed
+                deciding, this = submit(k + 1), deciding
+                prepared = pool.collect(this)
             gated = iter(
-                gate_batch(home, session, chosen, at=at, now=now, key=key, ctx=ctx, index=index)
+                gate_batch(
+                    home,
+                    session,
+                    chosen[k],
+                    at=at,
+                    now=now,
+                    key=key,
+                    ctx=ctx,
+                    index=index,
+                    prepared=prepared,
+                )
             )
-            for target, decision, previous in pending:
+            for target, decision, previous in group:
                 outcome = next(gated) if decision.gate else _skipped(target, decision, previous)
                 outcomes.append(outcome)
                 on_image(outcome)
-            pending.clear()
             fault("rescan.after-batch")
-
-        for item in work:
-            pending.append(item)
-            if sum(1 for _, d, _ in pending if d.gate) >= batch:
-                flush()
-        if pending:
-            flush()
     return outcomes
+
+
+def _groups(
+    work: Sequence[tuple[Target, Decision, str | None]], batch: int
+) -> list[list[tuple[Target, Decision, str | None]]]:
+    """``work`` cut after every ``batch`` images to gate (the skipped ones ride along)."""
+    groups: list[list[tuple[Target, Decision, str | None]]] = [[]]
+    gating = 0
+    for item in work:
+        if gating == batch:
+            groups.append([])
+            gating = 0
+        groups[-1].append(item)
+        gating += item[1].gate
+    return groups
 
 
 def gate_batch(
@@ -820,50 +881,44 @@ def gate_batch(
     key: Signer,
     ctx: Context,
     index: bool = True,
+    prepared: Sequence[Prepared] | None = None,
 ) -> list[ImageOutcome]:
     """Gate ``chosen`` (target, why, previous verdict) together, each exactly as
     :func:`appliance.rva.gate.gate` would (the same verdict bytes): scanned from the layer
     cache (no layer is read again), matched through the session's shared advisory cache,
-    evaluated with its compiled policy; then signed, logged, attached and recorded together
+    evaluated with its compiled policy (or decided already, ``prepared``, one per image, by
+    worker processes); then signed, logged, attached and recorded together
     (:func:`appliance.rva.gate.sign_and_attach_many`), each image's component index entry
     (what its match looked up) in the same transaction as its verdict and audit records. An
     image that cannot be decided is reported and the others go on; a failure to sign, log,
     attach or record fails the images of this batch only."""
-    from appliance.match.service import RecordingAdvisories
     from appliance.rva.gate import Decided, sign_and_attach_many
-    from appliance.scanner.jobs import ScanLimitError, StoppedScan, scan_bounded
-    from appliance.scanner.result import ScanResult
+    from appliance.rva.pool import decide
 
+    if prepared is None:
+        prepared = [decide(home, session, target.image, at=at) for target, _, _ in chosen]
     outcomes: dict[int, ImageOutcome] = {}
-    decided: list[tuple[int, Decided, RecordingAdvisories | None]] = []
-    for n, (target, reason, previous) in enumerate(chosen):
-        recording = RecordingAdvisories(session.source) if session.source is not None else None
-        try:
-            scan: ScanResult | StoppedScan
-            try:  # bounded as every scan is; a cache hit reads no layer and needs no child
-                scan = scan_bounded(home, target.image, audit=False)
-            except ScanLimitError as e:
-                scan = e.stopped  # gated INDETERMINATE (RISK.UNKNOWN.SCAN_LIMIT)
-            item = session.decide(scan, at=at, source=recording, record_scan=True)
-        except (StellaError, OSError) as e:
-            outcomes[n] = _failed(target, e, reason, previous)
-            continue
-        decided.append((n, item, recording))
-    recordings = {id(item): recording for _, item, recording in decided}
+    decided: list[tuple[int, Decided, Prepared]] = []
+    for n, ((target, reason, previous), item) in enumerate(zip(chosen, prepared, strict=True)):
+        if item.decided is None:
+            outcomes[n] = _failed(target, item.error or "not decided", reason, previous)
+        else:
+            decided.append((n, item.decided, item))
+    looked_up = {id(item): looked for _, item, looked in decided}
     when = now()
 
     def put_index(db: Database, item: Decided, result: GateResult) -> None:
         if item.inputs.scan_limit is not None:
             return  # a stopped scan's packages are unknown: gated again next time
-        recording = recordings[id(item)]
+        looked = looked_up[id(item)]
         ComponentIndex(db).put(
             str(item.descriptor.digest),
             snapshot=str(session.snapshot) if session.snapshot else None,
             vex=ctx.vex,
             indexed=format_time(when),
-            keys=recording.keys if recording is not None else (),
-            cves=recording.cves if recording is not None else (),
-            probes=_rows(recording.probes) if recording is not None else (),
+            keys=looked.keys or (),
+            cves=looked.cves or (),
+            probes=_rows(looked.probes or ()),
         )
 
     try:

@@ -1,7 +1,8 @@
-"""``stella rescan [--at TIME] [--image IMAGE...] [--all] [--queue [NAME]]``: gate again the images
-whose verdict the knowledge, policy or exceptions may have changed since their last gate; ``--all``
-gates every image, ``--image`` the named ones (appliance/rescan.py); ``--queue`` enqueues them
-for ``stella worker`` instead of gating them here (appliance/fleet).
+"""``stella rescan [--at TIME] [--image IMAGE...] [--all] [--queue [NAME]] [--jobs N]``: gate again
+the images whose verdict the knowledge, policy or exceptions may have changed since their last
+gate; ``--all`` gates every image, ``--image`` the named ones (appliance/rescan.py); ``--queue``
+enqueues them for ``stella worker`` instead of gating them here (appliance/fleet); ``--jobs``
+sets how many worker processes decide the images (appliance/rva/pool.py).
 
 Exit codes: 0 when every image was gated, whatever the verdicts (they are recorded: FAIL is
 a result, not an error); 1 when any image could not be gated (each is named with its reason).
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 import click
 
 from appliance.home import Home
-from appliance.rescan import ImageOutcome, Outcome, RescanReport, rescan
+from appliance.rescan import MIN_IMAGES, ImageOutcome, Outcome, RescanReport, rescan
 from appliance.vex.model import VexError, parse_time
 from bundles.clikit import CliContext, pass_ctx
 from bundles.errors import UsageError
@@ -69,6 +70,14 @@ def _text(report: RescanReport) -> str:
     help="Enqueue the images to gate for 'stella worker' (queue NAME, default 'stella'; "
     "STELLA_DATABASE_URL) instead of gating them here.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Worker processes deciding the images while this one signs and records them "
+    f"(default: one per CPU when {MIN_IMAGES} or more are to be gated; 1: all in this process).",
+)
 @pass_ctx
 @click.pass_context
 def rescan_cmd(
@@ -78,6 +87,7 @@ def rescan_cmd(
     images: tuple[str, ...],
     full: bool,
     queue: str | None,
+    jobs: int | None,
 ) -> None:
     """Gate again the images a new snapshot, policy or expired exception can affect."""
     home = Home(ctx.home).require()
@@ -85,6 +95,11 @@ def rescan_cmd(
         at = parse_time(at_text, where="--at") if at_text else datetime.now(UTC)
     except VexError as e:
         raise UsageError(e.message, hint=e.hint) from e
+    if jobs is not None and queue is not None:
+        raise UsageError(
+            "--jobs and --queue: queued images are decided by 'stella worker'",
+            hint="give the workers' concurrency to 'stella worker --concurrency N'",
+        )
     if queue is not None:
         from appliance.fleet import require_extra
 
@@ -102,6 +117,6 @@ def rescan_cmd(
         )
         ctx.emit(queued.to_dict(), "\n".join(lines))
         click_ctx.exit(queued.exit_code)
-    report = rescan(home, at=at, images=images, full=full)
+    report = rescan(home, at=at, images=images, full=full, jobs=jobs)
     ctx.emit(report.to_dict(), _text(report))
     click_ctx.exit(report.exit_code)

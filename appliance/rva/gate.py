@@ -12,6 +12,7 @@ with the appliance.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.scanner.image import ImageRef, InputKind
 from appliance.scanner.jobs import ScanBounds, ScanLimitError, StoppedScan, scan_bounded
 from appliance.scanner.result import ScanResult
-from appliance.scanner.service import audit_scan, collection_paused
+from appliance.scanner.service import ScanRecord, audit_scan, collection_paused
 from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import attach_attestation, attach_evidence, attestations
 from appliance.store import has_knowledge, open_knowledge, open_state
@@ -389,7 +390,16 @@ class Decided:
     inputs: GateInputs
     verdict: Verdict
     descriptor: Descriptor
-    scan: ScanResult | None = None
+    scan: ScanResult | ScanRecord | None = None
+
+    def portable(self) -> Decided:
+        """This decision as another process hands it over to be signed, attached and
+        recorded (appliance/rva/pool.py): what those steps read, and neither the findings,
+        the VEX statements nor the scan it was decided from (the scan's audit record stands
+        for the scan). Its verdict is final: the inputs left out are not evaluated again."""
+        scan = ScanRecord.of(self.scan) if isinstance(self.scan, ScanResult) else self.scan
+        inputs = dataclasses.replace(self.inputs, report=None, statements=())
+        return Decided(inputs, self.verdict, self.descriptor, scan)
 
 
 def prepare(

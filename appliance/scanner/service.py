@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -404,41 +404,57 @@ def result_from_cache(
     )
 
 
-def _scan_fields(result: ScanResult) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """A scan's audit record: its subject, inputs and result."""
-    subject = str(result.manifest_digest or result.config_digest or result.ref)
-    inputs = {
-        "image": result.ref,
-        "layers": [str(layer.digest) for layer in result.layers],
-        "analyzers": dict(sorted(result.analyzers.items())),
-        "scanner": __version__,
-    }
-    outcome = {
-        "sbom": str(result.sbom_digest()),
-        "packages": len(result.packages),
-        "unknowns": len(result.unknowns),
-    }
-    return subject, inputs, outcome
+@dataclass(frozen=True, slots=True)
+class ScanRecord:
+    """A scan's audit record before it is appended: its subject, inputs and result. A rescan
+    deciding images in worker processes hands this back, not the whole scan."""
+
+    subject: str
+    inputs: dict[str, Any]
+    result: dict[str, Any]
+
+    @classmethod
+    def of(cls, result: ScanResult) -> ScanRecord:
+        return cls(
+            subject=str(result.manifest_digest or result.config_digest or result.ref),
+            inputs={
+                "image": result.ref,
+                "layers": [str(layer.digest) for layer in result.layers],
+                "analyzers": dict(sorted(result.analyzers.items())),
+                "scanner": __version__,
+            },
+            result={
+                "sbom": str(result.sbom_digest()),
+                "packages": len(result.packages),
+                "unknowns": len(result.unknowns),
+            },
+        )
 
 
 def record_scan(home: Home, result: ScanResult, time: datetime) -> None:
     """The scan's audit record (what ``scan_image`` appends with ``audit``)."""
-    subject, inputs, outcome = _scan_fields(result)
+    record = ScanRecord.of(result)
     record_decision(
-        home, AuditAction.SCAN, subject, command="scan", time=time, inputs=inputs, result=outcome
+        home,
+        AuditAction.SCAN,
+        record.subject,
+        command="scan",
+        time=time,
+        inputs=record.inputs,
+        result=record.result,
     )
 
 
-def audit_scan(log: AuditLog, result: ScanResult, time: datetime) -> AuditRecord:
+def audit_scan(log: AuditLog, scan: ScanResult | ScanRecord, time: datetime) -> AuditRecord:
     """The scan's audit record, appended to ``log`` (inside its caller's transaction: the
     rescan records a scan together with the verdict made from it)."""
-    subject, inputs, outcome = _scan_fields(result)
+    record = scan if isinstance(scan, ScanRecord) else ScanRecord.of(scan)
     return log.append(
         AuditAction.SCAN,
-        subject,
+        record.subject,
         actor=os_actor("scan"),
         time=time,
-        inputs=inputs,
+        inputs=record.inputs,
         versions={"stella": __version__},
-        result=outcome,
+        result=record.result,
     )

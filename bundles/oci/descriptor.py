@@ -80,6 +80,20 @@ class Platform:
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", _frozen(self.extra))
 
+    def __reduce__(self) -> tuple[Any, ...]:  # a read-only mapping does not pickle; a dict does
+        return (
+            Platform,
+            (
+                self.architecture,
+                self.os,
+                self.os_version,
+                self.os_features,
+                self.variant,
+                self.features,
+                dict(self.extra),
+            ),
+        )
+
     def __str__(self) -> str:
         text = f"{self.os}/{self.architecture}"
         return f"{text}/{self.variant}" if self.variant else text
@@ -157,6 +171,20 @@ class Descriptor:
 
     def __hash__(self) -> int:
         return hash((self.media_type, self.digest, self.size, self.artifact_type))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # handed between processes (appliance/rva/pool.py)
+        return (
+            Descriptor,
+            (
+                self.media_type,
+                self.digest,
+                self.size,
+                dict(self.annotations),
+                self.artifact_type,
+                self.platform,
+                dict(self.extra),
+            ),
+        )
 
     @property
     def ref_name(self) -> str | None:

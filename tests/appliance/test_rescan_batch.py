@@ -190,3 +190,59 @@ def test_a_killed_rescan_leaves_whole_images_and_the_next_one_gates_the_rest(
     assert kept == set(done)
     assert {i.reason for i in again.images if i.outcome is Outcome.GATED} == {"never gated"}
     assert set(rows(home)) == every
+
+
+def test_images_decided_in_worker_processes_get_the_verdicts_of_a_one_by_one_rescan(
+    base: Home, tmp_path: Path
+) -> None:
+    pooled = copy(base, tmp_path / "pooled")
+    single = copy(base, tmp_path / "single")
+    # two workers decide, this process signs: batches of 2, the next decided meanwhile
+    report = rescan(pooled, at=AT, full=True, batch=2, jobs=2)
+    alone = rescan(single, at=AT, full=True, gate_fn=gate)
+    assert [i.outcome for i in report.images] == [Outcome.GATED] * len(IMAGES)
+    assert [i.to_dict() | {"referrer": None, "auditSeq": None} for i in report.images] == [
+        i.to_dict() | {"referrer": None, "auditSeq": None} for i in alone.images
+    ]
+    a, b = rows(pooled), rows(single)
+    assert {n: (r.verdict, r.predicate, r.reason_codes) for n, r in a.items()} == {
+        n: (r.verdict, r.predicate, r.reason_codes) for n, r in b.items()
+    }
+    signed_a, signed_b = rva_payloads(pooled, a), rva_payloads(single, b)
+    assert {n: p for n, (p, _) in signed_a.items()} == {n: p for n, (p, _) in signed_b.items()}
+    assert index_entries(pooled) == index_entries(single)
+    with open_state(pooled) as db, open_state(single) as other:
+        scans = [
+            (r.subject, r.inputs, r.result)
+            for r in AuditLog(db).records()
+            if r.action == AuditAction.SCAN
+        ]
+        expected = [
+            (r.subject, r.inputs, r.result)
+            for r in AuditLog(other).records()
+            if r.action == AuditAction.SCAN
+        ]
+    assert scans == expected  # the scan records the workers hand back, as a gate writes them
+
+
+def test_a_worker_that_dies_leaves_its_image_not_gated_and_the_next_rescan_gates_it(
+    base: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = copy(base, tmp_path)
+    monkeypatch.setenv(ENV, "rescan.decide")  # every worker kills itself at its image
+    report = rescan(home, at=AT, batch=2, jobs=2)
+    assert [i.outcome for i in report.images] == [Outcome.FAILED] * len(IMAGES)
+    for item in report.images:
+        assert item.error is not None
+        assert "the worker process deciding it ended: killed by signal SIGKILL" in item.error
+        assert "run 'stella rescan' again" in item.error
+    assert rows(home) == {}
+    assert index_entries(home) == {}
+    after = state(home.root, doctor=True)
+    for check in ("state.db", "oci", "audit"):
+        assert after["doctor"].get(check, "ok") == "ok", (check, after["doctor"])
+
+    monkeypatch.delenv(ENV)
+    again = rescan(home, at=AT, jobs=2)
+    assert [i.outcome for i in again.images] == [Outcome.GATED] * len(IMAGES)
+    assert {i.reason for i in again.images} == {"never gated"}
