@@ -193,12 +193,12 @@ def one_round(
     )
     bundle, sbom_bundle = sign_and_log(home, [statement, sbom], key)
     created = verdict.predicate["evaluationTime"]
-    referrer = attach_attestation(layout, subject, bundle, PREDICATE_TYPE, created)
+    referrer = attach_attestation(layout, subject, bundle, PREDICATE_TYPE, created, keyid=key.keyid)
     if chain is not None:  # the Notary Project signature of the verdict, as the gate adds it
         payload = notation_envelope.payload_for(notation_oci.target_descriptor(referrer))
         envelope = notation_envelope.sign(payload, chain, key, signing_time=AT)
         notation_oci.attach_signature(layout, referrer, envelope, chain, AT)
-    attach_attestation(layout, subject, sbom_bundle, sbom.predicate_type, created)
+    attach_attestation(layout, subject, sbom_bundle, sbom.predicate_type, created, keyid=key.keyid)
     attach_evidence(layout, subject, verdict.evidence, created)
     return time.perf_counter() - started
 
