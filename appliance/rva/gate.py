@@ -165,11 +165,20 @@ def attached_attestations(
 ) -> tuple[AttestationInfo, ...]:
     """Attestations others attached to the image, as the policy sees them. The appliance's
     own outputs (verdicts, SBOM attestations) are left out, so gating again does not change
-    the inputs: verdicts by their predicate type, unread; the others by the key hint their
-    bundle names (looked up without parsing the rest: an image gated again and again holds
-    one SBOM attestation of the appliance per gate)."""
+    the inputs, and unread where their referrer says what they are (an image gated again and
+    again holds one verdict and one SBOM attestation of the appliance per gate): verdicts by
+    their predicate type annotation, the others by the signer annotation naming
+    ``own_keyid`` (:data:`~appliance.sigstore.attach.ANNOTATION_SIGNER`). A referrer without
+    it (attached before the appliance wrote it, or by others) is read, and passed over when
+    its bundle's key hint is ``own_keyid`` (looked up without parsing the rest). Annotations
+    and hint are taken at their word alike, unverified (nothing signs them): a referrer that
+    claims to be the appliance's is left out as if it had not been attached, and none can
+    hide another, whose manifest it cannot change."""
     out = []
-    for referrer, data in attestations(layout, subject, leave_out=(PREDICATE_TYPE,)):
+    own = (own_keyid,) if own_keyid else ()
+    for referrer, data in attestations(
+        layout, subject, leave_out=(PREDICATE_TYPE,), leave_out_signers=own
+    ):
         predicate_type = referrer.annotations.get("dev.sigstore.bundle.predicateType", "")
         if own_keyid and sigstore.key_hint(data) == own_keyid:
             continue
@@ -480,7 +489,7 @@ def sign_and_attach_many(
         for item, (rva, sbom) in zip(decided, places, strict=True):
             created = format_time(item.inputs.at)
             referrer = attach_attestation(
-                layout, item.descriptor, bundles[rva], PREDICATE_TYPE, created
+                layout, item.descriptor, bundles[rva], PREDICATE_TYPE, created, keyid=key.keyid
             )
             sign_verdict(home, layout, referrer, key, now)  # a Notary Project signature too
             fault("gate.after-attach")
@@ -488,7 +497,12 @@ def sign_and_attach_many(
             sbom_referrer = None
             if sbom is not None:
                 sbom_referrer = attach_attestation(
-                    layout, item.descriptor, bundles[sbom], CYCLONEDX_PREDICATE, created
+                    layout,
+                    item.descriptor,
+                    bundles[sbom],
+                    CYCLONEDX_PREDICATE,
+                    created,
+                    keyid=key.keyid,
                 )
             attached.append((rva, referrer, evidence, sbom_referrer))
     fault("gate.before-record")

@@ -3,7 +3,9 @@
 An attestation is an artifact manifest in the form cosign v3 writes: ``artifactType``
 ``application/vnd.dev.sigstore.bundle.v0.3+json``, the empty config, one layer holding the
 Sigstore bundle JSON, ``subject`` = the image manifest, and the annotations
-``dev.sigstore.bundle.content`` and ``dev.sigstore.bundle.predicateType``. Evidence blobs go
+``dev.sigstore.bundle.content`` and ``dev.sigstore.bundle.predicateType``; one the appliance
+signed also carries ``org.stella-ops.signer.keyid`` (the keyid of the key that signed it), so
+its own attestations can be told apart from the referrers' list alone. Evidence blobs go
 into one more referrer (``application/vnd.stella-ops.rva-evidence.v1+json``), one layer per
 piece, each annotated with its role, so the verdict's evidence is reachable (never garbage)
 and addressable by the digests the predicate cites. Every layer carries
@@ -37,6 +39,7 @@ EVIDENCE_ARTIFACT: Final = "application/vnd.stella-ops.rva-evidence.v1+json"
 ANNOTATION_CONTENT: Final = "dev.sigstore.bundle.content"
 ANNOTATION_PREDICATE: Final = "dev.sigstore.bundle.predicateType"
 ANNOTATION_ROLE: Final = "org.stella-ops.evidence.role"
+ANNOTATION_SIGNER: Final = "org.stella-ops.signer.keyid"
 ANNOTATION_TITLE: Final = "org.opencontainers.image.title"
 _VERSION_PART: Final = re.compile(r"v?\d+(\.\d+)*")
 _TITLE_SAFE: Final = re.compile(r"[^a-z0-9._-]+")
@@ -106,9 +109,10 @@ def referrer_manifest(
 
 
 def attestation_manifest(
-    subject: Descriptor, bundle: bytes, predicate_type: str, created: str
+    subject: Descriptor, bundle: bytes, predicate_type: str, created: str, *, keyid: str = ""
 ) -> bytes:
-    """The canonical bytes of the referrer manifest for one Sigstore bundle."""
+    """The canonical bytes of the referrer manifest for one Sigstore bundle; ``keyid``, when
+    given, is annotated as the key that signed it (:data:`ANNOTATION_SIGNER`)."""
     layer = {
         "mediaType": SIGSTORE_BUNDLE_V03,
         "digest": str(Digest.of_bytes(bundle)),
@@ -120,17 +124,26 @@ def attestation_manifest(
         ANNOTATION_PREDICATE: predicate_type,
         ANNOTATION_CREATED: created,
     }
+    if keyid:
+        annotations[ANNOTATION_SIGNER] = keyid
     return referrer_manifest(subject, SIGSTORE_BUNDLE_V03, [layer], annotations)
 
 
 def attach_attestation(
-    layout: OCILayout, subject: Descriptor, bundle: bytes, predicate_type: str, created: str
+    layout: OCILayout,
+    subject: Descriptor,
+    bundle: bytes,
+    predicate_type: str,
+    created: str,
+    *,
+    keyid: str = "",
 ) -> Descriptor:
     """Store one Sigstore bundle as a referrer of ``subject``; returns the manifest's
-    descriptor."""
+    descriptor. ``keyid`` is the appliance's key that signed the bundle, for a bundle the
+    appliance signed itself (one from elsewhere is attached without it)."""
     store_empty_config(layout)
     layout.put_blob(bundle, media_type=SIGSTORE_BUNDLE_V03)
-    raw = attestation_manifest(subject, bundle, predicate_type, created)
+    raw = attestation_manifest(subject, bundle, predicate_type, created, keyid=keyid)
     return layout.put_manifest(raw, OCI_MANIFEST)
 
 
@@ -155,15 +168,23 @@ def attach_evidence(
 
 
 def attestations(
-    layout: OCILayout, subject: Digest, *, leave_out: Collection[str] = ()
+    layout: OCILayout,
+    subject: Digest,
+    *,
+    leave_out: Collection[str] = (),
+    leave_out_signers: Collection[str] = (),
 ) -> list[tuple[Descriptor, bytes]]:
     """Every Sigstore bundle attached to ``subject``: the referrer descriptor and the bundle
     bytes (digest-verified on read); referrers whose predicate type annotation is one of
-    ``leave_out`` are left out unread."""
+    ``leave_out``, or whose signer annotation (:data:`ANNOTATION_SIGNER`) is one of
+    ``leave_out_signers``, are left out unread. Both go by the annotations alone, which
+    nothing signs: a way to pass over what is known not to be wanted, never a check."""
     out = []
     for referrer in layout.referrers(subject, artifact_type=SIGSTORE_BUNDLE_V03):
         if leave_out and referrer.annotations.get(ANNOTATION_PREDICATE, "") in leave_out:
             continue
+        if referrer.annotations.get(ANNOTATION_SIGNER) in leave_out_signers:
+            continue  # one without the annotation (None) is read
         manifest = layout.get_manifest(referrer).manifest
         if not isinstance(manifest, ImageManifest):
             continue

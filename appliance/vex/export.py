@@ -182,10 +182,13 @@ def attach(
     created: datetime,
 ) -> Attached:
     """Sign the OpenVEX document of ``statements`` for the image ``subject`` and store it as
-    its referrer (the form of ``cosign attest --type openvex``)."""
+    its referrer (the form of ``cosign attest --type openvex``; the referrer names ``key``'s
+    keyid, so the gate passes it over unread as the appliance's own)."""
     doc = export_document(statements, author=author)
     bundle = attestation(doc, [Subject.of(name, subject.digest)], key)
-    referrer = attach_attestation(layout, subject, bundle, PREDICATE_TYPE, format_time(created))
+    referrer = attach_attestation(
+        layout, subject, bundle, PREDICATE_TYPE, format_time(created), keyid=key.keyid
+    )
     return Attached(subject.digest, referrer, str(doc["@id"]))
 
 

@@ -15,13 +15,16 @@ from appliance.rva.evaluate import VerdictKind
 from appliance.rva.gate import CYCLONEDX_PREDICATE, gate
 from appliance.rva.predicate import PREDICATE_TYPE
 from appliance.sigstore import bundle as sigstore
+from appliance.sigstore.attach import ANNOTATION_PREDICATE, ANNOTATION_SIGNER, attach_attestation
 from appliance.store import open_knowledge, open_state
 from appliance.store.audit import AuditLog
 from appliance.store.knowledge import install_snapshot
 from appliance.store.verdicts import VerdictStore
 from bundles import canonical
 from bundles.digest import Digest
-from bundles.oci import OCILayout
+from bundles.intoto import Statement, Subject
+from bundles.keys import PrivateKey
+from bundles.oci import ImageManifest, OCILayout
 from bundles.oci.mediatypes import SIGSTORE_BUNDLE_V03
 from bundles.snapshot import DatasetType, build_dataset
 from tests.appliance.homes import KEV, SITE, install_knowledge
@@ -96,6 +99,43 @@ def test_same_inputs_same_predicate_and_snapshot_changes_it(home: Home) -> None:
     three = gate(home, "app:1", at=AT)
     assert three.verdict.predicate["knowledgeSnapshot"]["digest"] == str(new_snap)
     assert three.verdict.predicate_bytes != one.verdict.predicate_bytes
+
+
+def test_gating_again_reads_none_of_the_appliances_own_attestations(home: Home) -> None:
+    _snapshot(home, kev=False)
+    layout = OCILayout.open(home.oci)
+    image = layout.resolve("app:1")
+    provenance = "https://slsa.dev/provenance/v1"
+    other = PrivateKey.generate()  # someone else's attestation: the policy sees it every time
+    statement = Statement((Subject.of("app:1", image.digest),), provenance, {"builder": {}})
+    theirs = attach_attestation(
+        layout, image, sigstore.sign(statement, other).to_json(), provenance, "2026-11-22T00:00:00Z"
+    )
+    first = gate(home, "app:1", at=AT)
+    for _ in range(3):
+        gate(home, "app:1", at=AT)
+    layout = OCILayout.open(home.oci)
+    own = [
+        r
+        for r in layout.referrers(image.digest, artifact_type=SIGSTORE_BUNDLE_V03)
+        if r.annotations.get(ANNOTATION_SIGNER) == home.public_key().keyid
+    ]
+    sboms = [r for r in own if r.annotations[ANNOTATION_PREDICATE] == CYCLONEDX_PREDICATE]
+    # a verdict and an SBOM attestation per gate, each naming the appliance's key
+    assert len(own) == 8
+    assert len(sboms) == 4
+    for referrer in sboms:  # each bundle gone: a gate that read one would fail
+        manifest = layout.get_manifest(referrer).manifest
+        assert isinstance(manifest, ImageManifest)
+        (layer,) = manifest.layers
+        layout.blob_path(layer.digest).unlink()
+    again = gate(home, "app:1", at=AT)
+    assert again.verdict.predicate_bytes == first.verdict.predicate_bytes
+    cited = again.verdict.predicate["evidence"]["policyInput"]["digest"]
+    policy_input = json.loads(OCILayout.open(home.oci).read_blob(Digest.parse(cited)))
+    assert [(a["digest"], a["signer"]) for a in policy_input["attestations"]] == [
+        (str(theirs.digest), other.keyid)
+    ]
 
 
 def test_policy_delivered_in_the_snapshot_is_used(home: Home) -> None:

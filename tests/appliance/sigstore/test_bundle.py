@@ -17,6 +17,7 @@ from appliance.sigstore import bundle as sigstore
 from appliance.sigstore.attach import (
     ANNOTATION_CONTENT,
     ANNOTATION_PREDICATE,
+    ANNOTATION_SIGNER,
     EVIDENCE_ARTIFACT,
     attach_attestation,
     attach_evidence,
@@ -25,9 +26,10 @@ from appliance.sigstore.attach import (
 )
 from bundles.digest import Digest
 from bundles.dsse import InvalidSignatureError
+from bundles.errors import OCILayoutError
 from bundles.intoto import PredicateTypeMismatchError, Statement, Subject
 from bundles.keys import KeyType, PrivateKey
-from bundles.oci import OCILayout
+from bundles.oci import ImageManifest, OCILayout
 from bundles.oci.mediatypes import OCI_EMPTY, SIGSTORE_BUNDLE_V03
 from tests.appliance.rva.cases import CASES
 from tests.appliance.scanner.layouts import F, build_image
@@ -137,6 +139,7 @@ def test_attached_as_a_referrer_in_cosign_v3_form(tmp_path: Path, key: PrivateKe
     assert found.digest == referrer.digest
     assert found.annotations[ANNOTATION_PREDICATE] == PREDICATE_TYPE
     assert found.annotations[ANNOTATION_CONTENT] == "dsse-envelope"
+    assert ANNOTATION_SIGNER not in found.annotations  # no keyid given: none named
     manifest = json.loads(layout.read_blob(referrer.digest))
     assert manifest["artifactType"] == SIGSTORE_BUNDLE_V03
     assert manifest["config"]["mediaType"] == OCI_EMPTY
@@ -230,3 +233,35 @@ def test_the_gate_sees_the_attestations_others_attached_only(tmp_path: Path) -> 
             (str(broken.digest), "https://example/x", "certificate"),  # unreadable: no signer
         ]
     )
+
+
+def test_the_gate_passes_over_the_referrers_naming_its_key_unread(tmp_path: Path) -> None:
+    from appliance.rva.gate import attached_attestations
+
+    own, other = PrivateKey.generate(), PrivateKey.generate()
+    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
+    image = layout.resolve("app:1")
+    bom = "https://cyclonedx.org/bom"
+    sbom = Statement((Subject.of("app:1", image.digest),), bom, {"bomFormat": "CycloneDX"})
+    when = "2026-11-23T06:00:00Z"
+    mine = attach_attestation(
+        layout, image, sigstore.sign(sbom, own).to_json(), bom, when, keyid=own.keyid
+    )
+    theirs = attach_attestation(
+        layout, image, sigstore.sign(sbom, other).to_json(), bom, when, keyid=other.keyid
+    )
+    listed = {r.digest: r for r in OCILayout.open(layout.path).referrers(image.digest)}
+    assert listed[mine.digest].annotations[ANNOTATION_SIGNER] == own.keyid
+    assert listed[theirs.digest].annotations[ANNOTATION_SIGNER] == other.keyid
+    # the appliance's own bundle is gone: whatever read it would fail
+    manifest = layout.get_manifest(mine).manifest
+    assert isinstance(manifest, ImageManifest)
+    (layer,) = manifest.layers
+    layout.blob_path(layer.digest).unlink()
+    seen = attached_attestations(OCILayout.open(layout.path), image.digest, own.keyid)
+    assert [(i.digest, i.signer) for i in seen] == [(str(theirs.digest), other.keyid)]
+    kept = attestations(layout, image.digest, leave_out_signers=(own.keyid,))
+    assert [r.digest for r, _ in kept] == [theirs.digest]
+    # without a key of its own to name, the annotation leaves nothing out
+    with pytest.raises(OCILayoutError, match=layer.digest.encoded):
+        attached_attestations(OCILayout.open(layout.path), image.digest, "")

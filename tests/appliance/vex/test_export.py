@@ -160,6 +160,8 @@ def test_vex_add_attaches_the_signed_document_as_a_referrer(home: Home) -> None:
     (layer,) = manifest["layers"]
     assert layer["annotations"]["org.opencontainers.image.title"] == "openvex.sigstore.json"
     assert manifest["annotations"]["org.opencontainers.image.created"] == "2026-11-22T00:00:00Z"
+    # signed by the appliance: the gate passes it over unread
+    assert manifest["annotations"]["org.stella-ops.signer.keyid"] == home.public_key().keyid
     bundle = layout.read_blob(Digest.parse(layer["digest"]))
     predicate = _statement(bundle, home)["predicate"]
     assert predicate == json.loads(export(home, "--at", "2026-11-22T00:00:00Z"))
