@@ -98,14 +98,26 @@ class Graph:
     index_digest: Digest
     nodes: Mapping[Digest, Node]
     missing: frozenset[Digest] = frozenset()
+    # subject -> its referrers sorted by digest, made on the first question (a rescan asks
+    # for each of thousands of images)
+    _by_subject: dict[Digest, tuple[Node, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def referrers(self, subject: Digest) -> tuple[Node, ...]:
-        return tuple(
-            sorted(
-                (n for n in self.nodes.values() if n.subject == subject),
-                key=lambda n: n.descriptor.digest,
-            )
-        )
+        """The nodes whose subject is ``subject``, sorted by digest."""
+        by_subject = self._by_subject
+        if by_subject is None:
+            found: dict[Digest, list[Node]] = {}
+            for node in self.nodes.values():
+                if node.subject is not None:
+                    found.setdefault(node.subject, []).append(node)
+            by_subject = {
+                s: tuple(sorted(nodes, key=lambda n: n.descriptor.digest))
+                for s, nodes in found.items()
+            }
+            object.__setattr__(self, "_by_subject", by_subject)
+        return by_subject.get(subject, ())
 
     def to_bytes(self) -> bytes:
         """The canonical JSON of ``{"index", "manifests": {digest: node}, "version"}``, put

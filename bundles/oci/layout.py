@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import operator
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -212,6 +213,13 @@ class Staging:
 _INDEX: dict[Path, tuple[bytes, dict[str, Any], tuple[Descriptor, ...]]] = {}
 """The ``index.json`` bytes this process last parsed or wrote, per layout directory, with
 their document (never modified) and descriptors (checked)."""
+
+_TAGGED: dict[Path, tuple[tuple[Descriptor, ...], dict[str, list[Descriptor]]]] = {}
+"""Per layout directory, the tags of the descriptors :data:`_INDEX` holds (by identity)."""
+
+_GRAPH_FROM: dict[Path, tuple[Sequence[Descriptor], Graph]] = {}
+"""Per layout directory, the graph this process last computed and the ``index.json``
+descriptors it was computed from (a graph of those and appended ones reuses it)."""
 
 _Stamp = tuple[int, int, int, int]
 
@@ -765,10 +773,55 @@ class OCILayout:
         known = _INDEX.get(self.path)
         if known is not None and known[0] == data:
             return known[1], known[2]
+        grown = self._appended(known, data) if known is not None else None
+        if grown is not None:
+            _INDEX[self.path] = grown
+            return grown[1], grown[2]
         doc = self._read_index(data)[1]
         found = self._descriptors(doc)
         _INDEX[self.path] = (data, doc, found)
         return doc, found
+
+    def _appended(
+        self, known: tuple[bytes, dict[str, Any], tuple[Descriptor, ...]], data: bytes
+    ) -> tuple[bytes, dict[str, Any], tuple[Descriptor, ...]] | None:
+        """``data`` parsed as the canonical ``index.json`` ``known`` holds with entries
+        appended to its manifests (as every writer of the appliance adds referrers): the same
+        bytes up to the end of the old array, then a comma, the new entries and the same end.
+        Only the new entries are parsed and checked; None when ``data`` is anything else
+        (then the whole file is parsed)."""
+        old, doc, found = known
+        if not doc["manifests"] or len(data) <= len(old):
+            return None
+        # in canonical JSON the keys after "manifests" follow the array, in this order
+        after = [k for k in sorted(doc) if k > "manifests"]
+        end = b"".join(b"," + canonical.dumps(k) + b":" + canonical.dumps(doc[k]) for k in after)
+        suffix = b"]" + end + b"}"
+        cut = len(old) - len(suffix)
+        if not (
+            old.endswith(suffix)
+            and data.endswith(suffix)
+            and data[cut : cut + 1] == b","
+            and data.startswith(old[:cut])
+        ):
+            return None
+        where = self.path / "index.json"
+        try:  # the new entries as one array: valid there exactly when valid in the file
+            added = canonical.loads(
+                b"[" + data[cut + 1 : len(data) - len(suffix)] + b"]",
+                limit=INDEX_LIMIT,
+                source=str(where),
+            )
+        except CanonicalJSONError:
+            return None
+        if not isinstance(added, list):
+            return None
+        first = len(found)
+        descriptors = found + tuple(
+            Descriptor.from_dict(entry, source=f"{where} manifests[{first + i}]")
+            for i, entry in enumerate(added)
+        )
+        return data, {**doc, "manifests": [*doc["manifests"], *added]}, descriptors
 
     def _update_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
         """Read-modify-write ``index.json`` under the layout lock; unknown fields are kept.
@@ -857,7 +910,7 @@ class OCILayout:
                 return node.descriptor
             return self.get_manifest(digest).descriptor
         check_tag(reference)
-        matches = [e for e in self.entries() if e.ref_name == reference]
+        matches = self._tagged(self.entries()).get(reference, [])
         if not matches:
             raise self._no_tag(reference)
         if len({e.digest for e in matches}) > 1:
@@ -867,6 +920,19 @@ class OCILayout:
                 hint="retag it to the intended manifest",
             )
         return matches[-1]
+
+    def _tagged(self, entries: tuple[Descriptor, ...]) -> dict[str, list[Descriptor]]:
+        """Tag name -> the entries naming it, in file order, for these very ``entries`` (made
+        once per parsed ``index.json``: a rescan resolves thousands of tags in one)."""
+        known = _TAGGED.get(self.path)
+        if known is not None and known[0] is entries:
+            return known[1]
+        tagged: dict[str, list[Descriptor]] = {}
+        for entry in entries:
+            if entry.ref_name is not None:
+                tagged.setdefault(entry.ref_name, []).append(entry)
+        _TAGGED[self.path] = (entries, tagged)
+        return tagged
 
     # ---------------------------------------------------------------- graph and referrers
 
@@ -902,7 +968,13 @@ class OCILayout:
         nodes: dict[Digest, Node] = {}
         missing: set[Digest] = set()
         walkable = MANIFEST_TYPES | INDEX_TYPES
-        stack = [d for d in reversed(descriptors) if d.media_type in walkable]
+        walk = descriptors
+        grown = self._grown_from(descriptors)
+        if grown is not None:  # the held graph's entries and more: only the new ones walked
+            nodes.update(grown.nodes)
+            missing.update(grown.missing)
+            walk = descriptors[len(_GRAPH_FROM[self.path][0]) :]
+        stack = [d for d in reversed(walk) if d.media_type in walkable]
         while stack:
             current = stack.pop()
             if current.digest in nodes or current.digest in missing:
@@ -919,9 +991,24 @@ class OCILayout:
             index_digest=index_digest, nodes=MappingProxyType(nodes), missing=frozenset(missing)
         )
         self._memo = graph
+        _GRAPH_FROM[self.path] = (descriptors, graph)
         if persist:
             self._save_graph(graph)
         return graph, True
+
+    def _grown_from(self, descriptors: Sequence[Descriptor]) -> Graph | None:
+        """The graph this process last computed for this layout, when ``descriptors`` begin
+        with the very descriptors it was computed from (``index.json`` grew by appended
+        entries) and nothing it found missing has appeared since; else None."""
+        known = _GRAPH_FROM.get(self.path)
+        if known is None:
+            return None
+        before, graph = known
+        if len(before) > len(descriptors) or not all(map(operator.is_, before, descriptors)):
+            return None
+        if any(self.has_blob(d) for d in graph.missing):
+            return None
+        return graph
 
     def _cached_graphs(self, *, read: bool = True) -> Iterator[Graph]:
         """The in-memory graph, then the one on disk (which another process may have

@@ -50,6 +50,8 @@ def _forget() -> None:
     """As a process that never saw the layout."""
     layout_module._INDEX.clear()
     layout_module._GRAPHS.clear()
+    layout_module._GRAPH_FROM.clear()
+    layout_module._TAGGED.clear()
 
 
 def test_adding_a_referrer_checks_only_the_entry_it_adds(
@@ -95,8 +97,11 @@ def test_a_changed_graph_cache_file_is_read_again(
     assert [d.digest for d in CountingLayout(layout.path).referrers(image.digest)] == [rva.digest]
     assert counted["load_cache"] == 1
     assert CountingLayout.scans == 0
-    # damaged: rebuilt from the manifests, as before
+    # damaged, and read by a process that holds no graph of this layout (this one keeps the
+    # graph it computed when it attached, and would only bring that up to date): rebuilt from
+    # the manifests, as before
     cache.write_bytes(b"\x00not json")
+    layout_module._GRAPH_FROM.clear()
     assert [d.digest for d in CountingLayout(layout.path).referrers(image.digest)] == [rva.digest]
     assert CountingLayout.scans == 2  # the image and its referrer
     assert json.loads(cache.read_bytes())["version"] == 1
@@ -150,3 +155,83 @@ def test_the_graph_cache_is_canonical_json_written_again_or_not(layout: OCILayou
     assert len(after.nodes) == len(graph.nodes) + 1
     assert after.to_bytes() == _reference_bytes(after)
     assert (layout.path / ".stella" / "manifests.json").read_bytes() == after.to_bytes()
+
+
+def _reader_of(layout: OCILayout, old: bytes) -> CountingLayout:
+    """A process that last parsed ``old`` and computed its graph (another one has written the
+    layout since)."""
+    _forget()
+    reader = CountingLayout(layout.path)
+    reader._refresh_graph(old, reader._parsed(old)[1], persist=False, reuse=False)
+    return reader
+
+
+def test_a_reader_parses_only_the_entries_another_writer_appended(
+    layout: OCILayout, counted: dict[str, int]
+) -> None:
+    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
+    for n in range(3):
+        attach(layout, image, f'{{"n":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
+    old = (layout.path / "index.json").read_bytes()
+    added = [
+        attach(layout, image, f'{{"m":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
+        for n in range(2)
+    ]
+    reader = _reader_of(layout, old)
+    counted["descriptors"] = 0
+    CountingLayout.scans = 0
+    found = reader.entries()
+    assert counted["descriptors"] == 0  # the old entries are not parsed again
+    assert {a.digest for a in added} <= {d.digest for d in reader.referrers(image.digest)}
+    assert CountingLayout.scans == 2  # only the new manifests are read for the graph
+    assert reader.resolve("v1").digest == image.digest
+    graph = reader.graph()
+    data = (layout.path / "index.json").read_bytes()
+    doc = reader._parsed(data)[0]
+    _forget()
+    fresh = OCILayout.open(layout.path)
+    assert fresh.entries() == found
+    assert fresh._parsed(data)[0] == doc
+    assert dict(fresh.graph().nodes) == dict(graph.nodes)
+
+
+@pytest.mark.parametrize("change", ["untag", "rewritten by another tool"])
+def test_an_index_changed_other_than_by_appending_is_parsed_whole(
+    layout: OCILayout, counted: dict[str, int], change: str
+) -> None:
+    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
+    build_image(layout, {"b": b"b"}, tag="v2")
+    attach(layout, image, b"{}", artifact_type=SIGSTORE_BUNDLE_V03)
+    old = (layout.path / "index.json").read_bytes()
+    index = layout.path / "index.json"
+    if change == "untag":
+        layout.untag("v2")
+    else:  # the same entries and one more, indented: not the canonical bytes appended to
+        doc = json.loads(old)
+        doc["manifests"].append(doc["manifests"][-1] | {"annotations": {"x": "y"}})
+        index.write_text(json.dumps(doc, indent=2))
+    reader = _reader_of(layout, old)
+    counted["descriptors"] = 0
+    found = reader.entries()
+    assert counted["descriptors"] == 1
+    _forget()
+    assert OCILayout.open(layout.path).entries() == found
+
+
+def test_a_bad_appended_entry_is_refused_as_in_a_whole_parse(layout: OCILayout) -> None:
+    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
+    attach(layout, image, b"{}", artifact_type=SIGSTORE_BUNDLE_V03)
+    index = layout.path / "index.json"
+    old = index.read_bytes()
+    cut = old.rindex(b"]")
+    index.write_bytes(
+        old[:cut] + b',{"digest":"sha256:nope","mediaType":"a/b","size":1}' + old[cut:]
+    )
+    reader = _reader_of(layout, old)
+    with pytest.raises(OCILayoutError) as appended:
+        reader.entries()
+    _forget()
+    with pytest.raises(OCILayoutError) as whole:
+        OCILayout.open(layout.path).entries()
+    assert str(appended.value) == str(whole.value)
+    assert "manifests[2]" in str(whole.value)
