@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from appliance.home import Home
 from appliance.scanner.analyzers.table import AnalyzerTable
 from appliance.scanner.layers import WALK_VERSION, LayerRecord
@@ -50,6 +52,18 @@ try:  # ISA-L writes and reads the same zlib streams three to five times as fast
     _zlib = isal_zlib
 except ImportError:  # pragma: no cover - depends on the installation
     _zlib = zlib
+
+
+def _loads(data: bytes) -> Any:
+    """A cached record's JSON: read with orjson (a cached image result is megabytes, read once
+    per gate), or with the standard parser for what orjson refuses and the writer may have
+    written (a lone surrogate, from a file name that is not UTF-8; an integer beyond 64 bits)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 _DAMAGED: Final[tuple[type[Exception], ...]] = (zlib.error, _zlib.error, ValueError)
 _DAMAGED_RECORD: Final[tuple[type[Exception], ...]] = (*_DAMAGED, KeyError, TypeError)
 
@@ -116,7 +130,7 @@ def encode(record: LayerRecord) -> bytes:
 
 
 def decode(blob: bytes) -> LayerRecord:
-    return LayerRecord.from_dict(json.loads(_zlib.decompress(blob)))
+    return LayerRecord.from_dict(_loads(_zlib.decompress(blob)))
 
 
 class LayerCache:
@@ -161,7 +175,7 @@ class LayerCache:
         if not rows:
             return None
         try:
-            value = json.loads(_zlib.decompress(rows[0][0]))
+            value = _loads(_zlib.decompress(rows[0][0]))
         except _DAMAGED:
             return None
         return value if isinstance(value, dict) else None

@@ -62,6 +62,17 @@ def test_round_trip_and_miss(tmp_path: Path) -> None:
         assert cache.count() == 1
 
 
+def test_an_image_result_orjson_refuses_is_read_all_the_same(tmp_path: Path) -> None:
+    # a file name that is not UTF-8 is kept as a lone surrogate, which the writer escapes and
+    # orjson refuses to read; an integer beyond 64 bits likewise
+    record = {"files": ["usr/bin/caf\udce9"], "inode": 2**70, "plain": "x"}
+    with LayerCache.open(tmp_path / "c.db") as cache:
+        cache.put_image("k", "a", record)
+        cache.put_image("plain", "a", {"plain": "x"})
+        assert cache.get_image("k") == record
+        assert cache.get_image("plain") == {"plain": "x"}
+
+
 def test_key_changes_with_any_analyzer_version() -> None:
     assert analyzers_key(AnalyzerTable([CountingAnalyzer()])) != analyzers_key(
         AnalyzerTable([CountingV2()])
