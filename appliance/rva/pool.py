@@ -151,6 +151,8 @@ class _Worker(threading.Thread):
                 if job is None:
                     return
                 future, image, at = job
+                if self.pool.closing:  # a rescan stopped part-way: what is left is not decided
+                    future.cancel()
                 if not future.set_running_or_notify_cancel():
                     continue
                 try:
@@ -266,6 +268,7 @@ class DecidePool:
         self.jobs_queue: queue.SimpleQueue[tuple[Future[Prepared], str, datetime] | None] = (
             queue.SimpleQueue()
         )
+        self.closing = False
         self._workers = [_Worker(self, n) for n in range(jobs)]
         for worker in self._workers:
             worker.start()
@@ -286,17 +289,11 @@ class DecidePool:
     def close(self) -> None:
         """Let the workers finish what they hold, then stop them; images submitted and not
         yet taken are cancelled."""
+        self.closing = True
         for _ in self._workers:
             self.jobs_queue.put(None)
         for worker in self._workers:
             worker.join()
-        while True:
-            try:
-                job = self.jobs_queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job[0].cancel()
 
     def __enter__(self) -> DecidePool:
         return self

@@ -348,3 +348,24 @@ def test_every_kind_of_file_access_is_checked(site: dict[str, Any], tmp_path: Pa
     assert theirs.read_text() == "globex\n"
     assert stat.S_IMODE(globex.stat().st_mode) == 0o700
     assert not (globex / "inbox" / "planted.txt").exists()
+
+
+def test_a_tenants_rescan_workers_are_confined_to_the_tenant(site: dict[str, Any]) -> None:
+    base = site["base"]
+    acme, globex = tenant_dir(site, "acme"), tenant_dir(site, "globex")
+    digest = ok(base, "--tenant", "acme", "images", "list")["images"][0]["digest"]
+    manifest = json.loads((acme / "oci" / "blobs" / Path(*digest.split(":"))).read_bytes())
+    blob = Path("blobs", *manifest["config"]["digest"].split(":"))
+    ok(base, "--tenant", "acme", "rescan", "--image", "app:1", "--jobs", "2")  # workers gate it
+    # the image's config, which only a worker reads, replaced by a link to the other tenant's
+    # copy (the same bytes): the worker, behind acme's boundary, refuses to follow it
+    (acme / "oci" / blob).unlink()
+    (acme / "oci" / blob).symlink_to(globex / "oci" / blob)
+    code, out, err = run(
+        base, "--tenant", "acme", "--json", "rescan", "--image", "app:1", "--jobs", "2"
+    )
+    assert code == 1, err
+    assert out, err
+    (image,) = json.loads(out)["images"]
+    assert image["outcome"] == "failed"
+    assert OUTSIDE in image["error"]
