@@ -33,8 +33,8 @@ STEPS: Final = {
     "gate.before-record": "every referrer is attached; the verdict is not recorded",
     "gate.after-record": "the verdict and its audit record are committed",
     "rescan.decide": (
-        "a worker process of the rescan is deciding an image (nothing of it stored): the "
-        "worker dies"
+        "the rescan is deciding an image, nothing of it stored (in a worker process, only "
+        "the worker dies)"
     ),
     "rescan.after-batch": "a batch of the rescan's images is recorded; the next batch not begun",
     "vex.after-sign": "the statement is signed and in the transparency log; nothing stored",
