@@ -67,7 +67,7 @@ from appliance.notation import oci as notation_oci  # noqa: E402
 from appliance.policy.bundle import PolicyBundle  # noqa: E402
 from appliance.policy.engine import CompiledPolicy  # noqa: E402
 from appliance.policy.inputs import KnowledgeInfo  # noqa: E402
-from appliance.rva.evaluate import GateInputs, SubjectInfo, evaluate  # noqa: E402
+from appliance.rva.evaluate import GateInputs, SubjectInfo, Verdict, evaluate  # noqa: E402
 from appliance.rva.gate import attached_attestations, sign_and_log  # noqa: E402
 from appliance.rva.predicate import PREDICATE_TYPE  # noqa: E402
 from appliance.sigstore.attach import attach_attestation, attach_evidence  # noqa: E402
@@ -178,18 +178,20 @@ def notation_chain(key: Signer) -> list[x509.Certificate]:
     return [notation_ca.make_leaf(root_key, root, public, attributes, now=AT), root]
 
 
-def one_round(
-    inputs: GateInputs,
-    policy: CompiledPolicy,
-    key: Signer,
-    root: Path,
-    chain: list[x509.Certificate] | None = None,
-) -> float:
+def stage(root: Path) -> tuple[OCILayout, Descriptor, Home]:
+    """A layout holding the image, and a home for its transparency log, which every
+    signature goes into."""
     layout = OCILayout.init(root)
     subject = image(layout)
-    home = Home(root / "home")  # for its transparency log, which every signature goes into
+    home = Home(root / "home")
     home.init()
-    started = time.perf_counter()
+    return layout, subject, home
+
+
+def gate_statements(
+    inputs: GateInputs, policy: CompiledPolicy, subject: Descriptor
+) -> tuple[Verdict, Statement, Statement]:
+    """The verdict for ``inputs``, its statement and the SBOM's, as the gate makes them."""
     verdict = evaluate(inputs, policy)
     statement = Statement((Subject.of("app", subject.digest),), PREDICATE_TYPE, verdict.predicate)
     sbom = Statement(
@@ -197,6 +199,19 @@ def one_round(
         "https://cyclonedx.org/bom",
         canonical.loads(inputs.sbom or b"{}"),
     )
+    return verdict, statement, sbom
+
+
+def one_round(
+    inputs: GateInputs,
+    policy: CompiledPolicy,
+    key: Signer,
+    root: Path,
+    chain: list[x509.Certificate] | None = None,
+) -> float:
+    layout, subject, home = stage(root)
+    started = time.perf_counter()
+    verdict, statement, sbom = gate_statements(inputs, policy, subject)
     bundle, sbom_bundle = sign_and_log(home, [statement, sbom], key)
     created = verdict.predicate["evaluationTime"]
     referrer = attach_attestation(layout, subject, bundle, PREDICATE_TYPE, created, keyid=key.keyid)
@@ -215,17 +230,8 @@ def regate_read(
     """The median time a gate takes to read the attestations others attached to an image
     the appliance gated ``gated`` times before (each gate's verdict and SBOM attestation,
     signed, logged and attached as :func:`one_round` does) and one other key attested."""
-    layout = OCILayout.init(root)
-    subject = image(layout)
-    home = Home(root / "home")
-    home.init()
-    verdict = evaluate(inputs, policy)
-    statement = Statement((Subject.of("app", subject.digest),), PREDICATE_TYPE, verdict.predicate)
-    sbom = Statement(
-        (Subject.of("app", subject.digest),),
-        "https://cyclonedx.org/bom",
-        canonical.loads(inputs.sbom or b"{}"),
-    )
+    layout, subject, home = stage(root)
+    verdict, statement, sbom = gate_statements(inputs, policy, subject)
     created = verdict.predicate["evaluationTime"]
     for _ in range(gated):
         bundle, sbom_bundle = sign_and_log(home, [statement, sbom], key)

@@ -29,7 +29,7 @@ from bundles.dsse import InvalidSignatureError
 from bundles.errors import OCILayoutError
 from bundles.intoto import PredicateTypeMismatchError, Statement, Subject
 from bundles.keys import KeyType, PrivateKey
-from bundles.oci import ImageManifest, OCILayout
+from bundles.oci import Descriptor, ImageManifest, OCILayout
 from bundles.oci.mediatypes import OCI_EMPTY, SIGSTORE_BUNDLE_V03
 from tests.appliance.rva.cases import CASES
 from tests.appliance.scanner.layouts import F, build_image
@@ -211,15 +211,23 @@ def test_read_verdict_verifies_then_validates(key: PrivateKey) -> None:
         read_verdict(sigstore.sign(other, key).to_json(), [key.public_key])
 
 
+def _image_and_sbom(tmp_path: Path) -> tuple[OCILayout, Descriptor, Statement]:
+    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
+    image = layout.resolve("app:1")
+    bom = "https://cyclonedx.org/bom"
+    return (
+        layout,
+        image,
+        Statement((Subject.of("app:1", image.digest),), bom, {"bomFormat": "CycloneDX"}),
+    )
+
+
 def test_the_gate_sees_the_attestations_others_attached_only(tmp_path: Path) -> None:
     from appliance.rva.gate import attached_attestations
 
     own, other = PrivateKey.generate(), PrivateKey.generate()
-    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
-    image = layout.resolve("app:1")
-    bom = "https://cyclonedx.org/bom"
-    sbom = Statement((Subject.of("app:1", image.digest),), bom, {"bomFormat": "CycloneDX"})
-    when = "2026-11-23T06:00:00Z"
+    layout, image, sbom = _image_and_sbom(tmp_path)
+    bom, when = sbom.predicate_type, "2026-11-23T06:00:00Z"
     attach_attestation(
         layout, image, sigstore.sign(rva_statement(), own).to_json(), PREDICATE_TYPE, when
     )
@@ -239,11 +247,8 @@ def test_the_gate_passes_over_the_referrers_naming_its_key_unread(tmp_path: Path
     from appliance.rva.gate import attached_attestations
 
     own, other = PrivateKey.generate(), PrivateKey.generate()
-    layout = build_image(tmp_path / "oci", [[F("etc/hostname", b"app\n")]], tag="app:1")
-    image = layout.resolve("app:1")
-    bom = "https://cyclonedx.org/bom"
-    sbom = Statement((Subject.of("app:1", image.digest),), bom, {"bomFormat": "CycloneDX"})
-    when = "2026-11-23T06:00:00Z"
+    layout, image, sbom = _image_and_sbom(tmp_path)
+    bom, when = sbom.predicate_type, "2026-11-23T06:00:00Z"
     mine = attach_attestation(
         layout, image, sigstore.sign(sbom, own).to_json(), bom, when, keyid=own.keyid
     )
