@@ -198,7 +198,7 @@ def queue_add_cmd(
     home = Home(ctx.home).require()
     out = enqueue_scans(home, database_url(), images, at=datetime.now(UTC), queue=queue)
     ctx.emit(
-        {"queue": queue, "images": [i.to_dict() for i in out]},
+        {"queue": queue, "schema": home.queue_schema, "images": [i.to_dict() for i in out]},
         "\n".join(
             f"{i.outcome:<8} {i.image}  {i.digest or ''}"
             + (f"  job {i.job}" if i.job is not None else f": {i.reason}")

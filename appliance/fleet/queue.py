@@ -147,8 +147,8 @@ def _refused(url: str, schema: str, e: psycopg.Error) -> QueueError:
     why = " ".join(str(e).split()) or e.__class__.__name__
     if isinstance(e, pg_errors.InsufficientPrivilege):
         return QueueError(
-            f"the queue's database at {describe(url)} (schema {schema}) refused the database "
-            f"role its queue: {why}",
+            f"the queue's database at {describe(url)} (schema {schema}) refused this "
+            f"database role a request: {why}",
             hint="each tenant's role reaches only its own queue ('stella tenants roles'): "
             "connect with the role of the tenant the queue is for; a new queue's schema is "
             "made by a role that may create schemas in the database",

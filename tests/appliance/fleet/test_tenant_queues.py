@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from appliance import tenancy
-from appliance.fleet.queue import conninfo
+from appliance.fleet.queue import conninfo, describe
 from appliance.home import DATABASE_URL_ENV, Home
 from appliance.store.migrate import tenant_role, tenant_url
 from bundles.digest import Digest
@@ -170,6 +170,12 @@ def test_each_tenant_enqueues_lists_and_drains_only_its_own_queue(
     assert gated(umbrella, queued["umbrella"]) == {"api:3": 1}
     assert queue_rows(url, "tenant_umbrella_queue") == [("api:3", "succeeded")]
     assert gated(hooli, queued["hooli"]) == {"app:1": 1, "web:2": 1}  # nothing more
+    added = stella_json(umbrella, url, "queue", "add", "api:3")
+    assert (added["schema"], [i["outcome"] for i in added["images"]]) == (
+        "tenant_umbrella_queue",
+        ["queued"],
+    )
+    assert queue_rows(url, "tenant_hooli_queue") == [("app:1", "succeeded"), ("web:2", "succeeded")]
 
 
 def refusal(home: Home, url: str, *args: str) -> str:
@@ -226,6 +232,10 @@ def test_a_tenants_role_runs_its_own_queue_and_is_refused_every_other(
         (site["admin"], "stella_queue"),
     ):
         for args in (("queue", "status"), ("worker", "--burst")):
-            line = refusal(home, own["hooli"], *args)
-            assert f"(schema {schema}): the database role stella_tenant_hooli may not use" in line
+            assert refusal(home, own["hooli"], *args) == (
+                f"the queue's database at {describe(url)} (schema {schema}): the database role "
+                "stella_tenant_hooli may not use this queue (each tenant's role reaches only its "
+                "own queue ('stella tenants roles'): connect with the role of the tenant the "
+                "queue is for)"
+            )
     assert queue_rows(url, "tenant_umbrella_queue") == []  # nothing reached it
