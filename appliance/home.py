@@ -112,6 +112,13 @@ class Home:
         return tenancy.pg_schema(self.tenant) if self.tenant is not None else None
 
     @property
+    def queue_schema(self) -> str:
+        """The PostgreSQL schema of the job queue this home (or tenant) enqueues into and its
+        workers take from: ``tenant_<name>_queue`` for a tenant, ``stella_queue`` for the home
+        itself (:func:`appliance.tenancy.queue_schema`)."""
+        return tenancy.queue_schema(self.tenant)
+
+    @property
     def shared_knowledge_db(self) -> Path:
         """The home's knowledge store, which every tenant reads."""
         return self.base / tenancy.KNOWLEDGE_FILE

@@ -43,6 +43,10 @@ TENANT_MARKER: Final = ".stella-tenant"
 KNOWLEDGE_FILE: Final = "knowledge.db"
 ADMIN_PUB: Final = "keys/appliance.pub"
 SCHEMA_PREFIX: Final = "tenant_"
+QUEUE_SUFFIX: Final = "_queue"
+ADMIN_QUEUE_SCHEMA: Final = "stella_queue"
+"""The job queue's schema of the home's administrator (no tenant): where the queue was before
+tenants had queues of their own, so a site without tenants keeps its queue."""
 NAME_PATTERN: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 """Lower-case letter first, then lower-case letters, digits or ``_``; at most 32 characters.
 
@@ -78,6 +82,13 @@ def pg_schema(name: str) -> str:
     """The PostgreSQL schema of tenant ``name``: ``tenant_<name>``, an identifier that needs
     no quoting (:data:`NAME_PATTERN`); :func:`quote_identifier` quotes it all the same."""
     return SCHEMA_PREFIX + check_name(name)
+
+
+def queue_schema(name: str | None) -> str:
+    """The PostgreSQL schema of the job queue of tenant ``name``: ``tenant_<name>_queue`` (at
+    most 45 characters, valid unquoted), beside the tenant's stores and apart from every other
+    tenant's queue; :data:`ADMIN_QUEUE_SCHEMA` for the home's administrator (None)."""
+    return ADMIN_QUEUE_SCHEMA if name is None else pg_schema(name) + QUEUE_SUFFIX
 
 
 def quote_identifier(identifier: str) -> str:

@@ -113,7 +113,7 @@ def rescan_cmd(
         lines.append(
             f"{queued.to_dict()['mode']}: {queued.count('queued')} queued, "
             f"{queued.count('pending')} already waiting, {queued.count('skipped')} skipped, "
-            f"{queued.count('failed')} not found; queue {queue}"
+            f"{queued.count('failed')} not found; queue {queue} (schema {queued.schema})"
         )
         ctx.emit(queued.to_dict(), "\n".join(lines))
         click_ctx.exit(queued.exit_code)

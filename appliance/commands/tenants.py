@@ -99,8 +99,9 @@ def tenants_list_cmd(ctx: CliContext) -> None:
 @pass_ctx
 def tenants_roles_cmd(ctx: CliContext, names: tuple[str, ...], apply: bool) -> None:
     """Give each tenant (every tenant, or the NAMEs) a PostgreSQL role of its own: it owns the
-    tenant's schema and may read the shared knowledge, nothing else, so the server itself
-    keeps the tenants apart (docs/scale-out.md). Prints the SQL, or runs it with --apply."""
+    tenant's schema and its job queue's schema and may read the shared knowledge, nothing
+    else, so the server itself keeps the tenants apart (docs/scale-out.md). Prints the SQL, or
+    runs it with --apply."""
     from appliance.store import database_url
     from appliance.store.db import DatabaseError
     from appliance.store.migrate import apply_tenant_roles, tenant_roles
@@ -133,7 +134,8 @@ def tenants_roles_cmd(ctx: CliContext, names: tuple[str, ...], apply: bool) -> N
         if apply:
             return (
                 "\n".join(
-                    f"tenant {r.tenant}: role {r.role} owns schema {r.schema}, reads knowledge; "
+                    f"tenant {r.tenant}: role {r.role} owns schemas {r.schema} and "
+                    f"{r.queue_schema} (its queue), reads knowledge; "
                     f"its databaseUrl is now {r.url}"
                     for r in roles
                 )

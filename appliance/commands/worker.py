@@ -138,7 +138,7 @@ def worker_cmd(
         extra += ["--plain-http"] if plain_http else []
     if concurrency == 1:
         click_ctx.exit(run(home, url, options, debug=ctx.debug, images=images))
-    argv = worker_argv(home.root, options, debug=ctx.debug, extra=extra)
+    argv = worker_argv(home, options, debug=ctx.debug, extra=extra)
     click_ctx.exit(run_many(argv, concurrency))
 
 
@@ -149,7 +149,9 @@ def queue_group() -> None:
 
 def _status_text(report: QueueStatus) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in report.counts.items()) or "no jobs"
-    lines = [f"queue {report.queue}: {counts}; {report.workers} live workers"]
+    lines = [
+        f"queue {report.queue} (schema {report.schema}): {counts}; {report.workers} live workers"
+    ]
     for job in report.running:
         lines.append(
             f"running  {job.id:>6} {job.kind:<9} {job.image}  on {job.worker} since "
@@ -172,11 +174,12 @@ def _status_text(report: QueueStatus) -> str:
 @click.option("--queue", default=DEFAULT_QUEUE, show_default=True, help="Queue to list.")
 @pass_ctx
 def queue_status_cmd(ctx: CliContext, queue: str) -> None:
-    """Jobs per status; the running, waiting and failed jobs (with why they failed)."""
+    """Jobs per status; the running, waiting and failed jobs (with why they failed), of the
+    queue of the tenant this command acts for."""
     require_extra()
     from appliance.fleet.queue import database_url, status
 
-    report = status(database_url(), queue)
+    report = status(database_url(), Home(ctx.home).queue_schema, queue)
     ctx.emit(report.to_dict(), lambda: _status_text(report))
 
 
@@ -195,7 +198,7 @@ def queue_add_cmd(
     home = Home(ctx.home).require()
     out = enqueue_scans(home, database_url(), images, at=datetime.now(UTC), queue=queue)
     ctx.emit(
-        {"queue": queue, "images": [i.to_dict() for i in out]},
+        {"queue": queue, "schema": home.queue_schema, "images": [i.to_dict() for i in out]},
         "\n".join(
             f"{i.outcome:<8} {i.image}  {i.digest or ''}"
             + (f"  job {i.job}" if i.job is not None else f": {i.reason}")

@@ -1,11 +1,15 @@
 """The job queue of the scale-out mode, kept in PostgreSQL by procrastinate.
 
 Where: ``STELLA_DATABASE_URL`` (``postgresql://USER@HOST:PORT/DB``), the same database as the
-scale-out stores. The queue's tables live in their own PostgreSQL schema, :data:`SCHEMA`
-(every connection of the queue sets ``search_path`` to it), so they never mix with the
-stores' tables. :func:`ensure_schema` creates them on first use, once, under an advisory
-lock (workers starting together do not race), and refuses a schema made by another version
-of procrastinate instead of running against it.
+scale-out stores. The queue's tables live in a PostgreSQL schema of their own, one per tenant:
+``tenant_<name>_queue`` for tenant ``name``, :data:`SCHEMA` (``stella_queue``) for the home's
+administrator (:attr:`appliance.home.Home.queue_schema`). Every function here takes that schema
+explicitly, and every connection of the queue sets ``search_path`` to it alone, so the queue's
+tables never mix with the stores' nor one tenant's jobs with another's: a worker started for
+one tenant takes only that tenant's jobs, and with the tenants' own database roles (``stella
+tenants roles``) the server refuses it every other queue. :func:`ensure_schema` creates the
+tables on first use, once, under an advisory lock (workers starting together do not race),
+and refuses a schema made by another version of procrastinate instead of running against it.
 
 Job kinds (:class:`JobKind`), each with the arguments ``image`` (a name in the local store),
 ``digest`` (its manifest digest) and ``at`` (the evaluation time, RFC 3339, fixed when the job
@@ -30,6 +34,7 @@ why it failed, and ``stella queue status`` shows both.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +46,9 @@ import procrastinate
 import psycopg
 from procrastinate import exceptions as pq_exceptions
 from psycopg import conninfo as pg_conninfo
+from psycopg import errors as pg_errors
 
+from appliance import tenancy
 from appliance.fleet import DATABASE_ENV, DEFAULT_QUEUE, QueueError
 from appliance.home import Home
 from appliance.rescan import Target, context, plan, targets
@@ -51,9 +58,10 @@ from appliance.vex.model import format_time
 from bundles.digest import Digest
 from bundles.errors import StellaError
 
-SCHEMA: Final = "stella_queue"
+SCHEMA: Final = tenancy.ADMIN_QUEUE_SCHEMA  # the home's administrator's; a tenant's: its own
 CONNECT_TIMEOUT: Final = 10  # seconds: a server that does not answer is reported, not waited on
-_SCHEMA_LOCK: Final = 0x5374656C6C61  # pg_advisory_xact_lock key while the schema is made
+_SCHEMA_LOCK: Final = 0x5374656C6C61  # seeds the pg_advisory_xact_lock key of each schema
+_IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 class JobKind(StrEnum):
@@ -115,11 +123,14 @@ def describe(url: str) -> str:
     return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
-def conninfo(url: str) -> str:
+def conninfo(url: str, schema: str = SCHEMA) -> str:
     """The connection string every queue connection uses: the URL with the queue's schema
-    first on the search path and a bounded connect time."""
+    ``schema`` (:attr:`appliance.home.Home.queue_schema`; by default the administrator's)
+    alone on the search path and a bounded connect time."""
+    if not _IDENTIFIER.fullmatch(schema):
+        raise ValueError(f"{schema!r} is not a queue schema's name")
     return pg_conninfo.make_conninfo(
-        url, options=f"-c search_path={SCHEMA}", connect_timeout=CONNECT_TIMEOUT
+        url, options=f"-c search_path={schema}", connect_timeout=CONNECT_TIMEOUT
     )
 
 
@@ -131,36 +142,69 @@ def _unreachable(url: str, e: BaseException) -> QueueError:
     )
 
 
+def _refused(url: str, schema: str, e: psycopg.Error) -> QueueError:
+    """The server's refusal, in one line naming the database and the queue's schema."""
+    why = " ".join(str(e).split()) or e.__class__.__name__
+    if isinstance(e, pg_errors.InsufficientPrivilege):
+        return QueueError(
+            f"the queue's database at {describe(url)} (schema {schema}) refused this "
+            f"database role a request: {why}",
+            hint="each tenant's role reaches only its own queue ('stella tenants roles'): "
+            "connect with the role of the tenant the queue is for; a new queue's schema is "
+            "made by a role that may create schemas in the database",
+        )
+    return QueueError(
+        f"the queue's database at {describe(url)} (schema {schema}) refused a request: {why}",
+        hint="see the server's log",
+    )
+
+
 @contextmanager
-def connect(url: str) -> Iterator[psycopg.Connection[Any]]:
-    """One connection to the queue's database (autocommit off: callers use transactions)."""
+def connect(url: str, schema: str) -> Iterator[psycopg.Connection[Any]]:
+    """One connection to the queue in ``schema`` (autocommit off: callers use transactions)."""
     try:
-        conn = psycopg.connect(conninfo(url))
+        conn = psycopg.connect(conninfo(url, schema))
     except psycopg.Error as e:
         raise _unreachable(url, e) from e
     try:
         yield conn
     except psycopg.Error as e:
-        raise QueueError(
-            f"the queue's database at {describe(url)} refused a request: "
-            f"{' '.join(str(e).split())}",
-            hint="see the server's log",
-        ) from e
+        raise _refused(url, schema, e) from e
     finally:
         conn.close()
 
 
-def ensure_schema(url: str) -> bool:
-    """Create the queue's schema and tables unless they exist; True when they were made.
-    Refuses a schema that another version of procrastinate made."""
+def ensure_schema(url: str, schema: str) -> bool:
+    """Create the queue's schema ``schema`` and its tables unless they exist; True when the
+    tables were made. A role that may not create schemas in the database uses one made for it
+    (``stella tenants roles``), empty or not; a schema the role may not use is refused in one
+    line. Refuses a schema that another version of procrastinate made."""
     from procrastinate.schema import SchemaManager
 
     version = procrastinate.__version__
-    with connect(url) as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    with connect(url, schema) as conn, conn.transaction():
+        # one lock per schema: the first of the workers starting together makes the tables
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", (schema, _SCHEMA_LOCK)
+        )
+        found = conn.execute(
+            "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s",
+            (schema,),
+        ).fetchone()
+        if found is None:
+            # not CREATE SCHEMA IF NOT EXISTS on an existing schema: the server checks the
+            # right to create schemas in the database before it looks whether one exists
+            conn.execute(f"CREATE SCHEMA {tenancy.quote_identifier(schema)}".encode())
+        elif not found[0]:
+            raise QueueError(
+                f"the queue's database at {describe(url)} (schema {schema}): the database role "
+                f"{conn.info.user} may not use this queue",
+                hint="each tenant's role reaches only its own queue ('stella tenants roles'): "
+                "connect with the role of the tenant the queue is for",
+            )
         exists = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL", (f"{SCHEMA}.procrastinate_jobs",)
+            "SELECT to_regclass(%s) IS NOT NULL",
+            (f"{tenancy.quote_identifier(schema)}.procrastinate_jobs",),
         ).fetchone()
         made = not (exists and exists[0])
         if made:
@@ -176,20 +220,20 @@ def ensure_schema(url: str) -> bool:
         ).fetchone()
     if row is None or row[0] != version:
         raise QueueError(
-            f"the queue's schema in {describe(url)} (schema {SCHEMA}) was made by procrastinate "
+            f"the queue's schema in {describe(url)} (schema {schema}) was made by procrastinate "
             f"{row[0] if row else 'of an unknown version'}, this is {version}",
             hint="apply procrastinate's migrations between the two versions "
             "(docs/scale-out.md, 'Upgrading the queue'), or drain the queue and drop schema "
-            f"{SCHEMA}",
+            f"{schema}",
         )
     return made
 
 
-def open_app(url: str, *, pool_size: int = 4) -> procrastinate.App:
-    """A procrastinate app on the queue's database (not opened: use ``app.open()`` for
+def open_app(url: str, schema: str, *, pool_size: int = 4) -> procrastinate.App:
+    """A procrastinate app on the queue in ``schema`` (not opened: use ``app.open()`` for
     enqueuing, ``app.open_async()`` in a worker)."""
     connector = procrastinate.PsycopgConnector(
-        conninfo=conninfo(url), min_size=1, max_size=pool_size
+        conninfo=conninfo(url, schema), min_size=1, max_size=pool_size
     )
     return procrastinate.App(connector=connector)
 
@@ -223,15 +267,19 @@ def enqueue(
 
 
 @contextmanager
-def opened(url: str) -> Iterator[procrastinate.App]:
-    """An app opened for enqueuing (synchronously), with the schema in place."""
-    ensure_schema(url)
-    app = open_app(url, pool_size=1)
+def opened(url: str, schema: str) -> Iterator[procrastinate.App]:
+    """An app opened for enqueuing (synchronously) into the queue in ``schema``, with the
+    schema in place."""
+    ensure_schema(url, schema)
+    app = open_app(url, schema, pool_size=1)
     try:
         with app.open():
             yield app
     except pq_exceptions.ConnectorException as e:
-        raise _unreachable(url, e.__cause__ or e) from e
+        cause = e.__cause__
+        if isinstance(cause, psycopg.Error) and not isinstance(cause, psycopg.OperationalError):
+            raise _refused(url, schema, cause) from e
+        raise _unreachable(url, cause or e) from e
 
 
 # --------------------------------------------------------------------- stella rescan --queue
@@ -272,6 +320,7 @@ class QueuedRescan:
     full: bool
     images: tuple[QueuedImage, ...]
     audit_seq: int
+    schema: str  # the PostgreSQL schema of the queue the jobs went to (the tenant's)
 
     def count(self, outcome: str) -> int:
         return sum(1 for i in self.images if i.outcome == outcome)
@@ -283,6 +332,7 @@ class QueuedRescan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "queue": self.queue,
+            "schema": self.schema,
             "snapshot": self.snapshot,
             "policy": self.policy,
             "evaluationTime": self.evaluation_time,
@@ -328,14 +378,16 @@ def enqueue_rescan(
 ) -> QueuedRescan:
     """Decide as ``stella rescan`` does which images to gate again (every image with ``full``,
     the named ones when ``images`` are given) and enqueue a ``scan-gate`` job for each
-    instead of gating it here; record the decision as the run's ``rescan`` audit record."""
+    instead of gating it here, into the queue of ``home``'s tenant (:attr:`Home.queue_schema`);
+    record the decision as the run's ``rescan`` audit record."""
     home.require()
+    schema = home.queue_schema
     ctx = context(home)
     found = _resolved(home, targets(home, images))
     every = full or bool(images)
     decisions = {} if every else plan(home, [t for t, d, _ in found if d is not None], ctx, at=at)
     out: list[QueuedImage] = []
-    with opened(url) as app:
+    with opened(url, schema) as app:
         for target, digest, why in found:
             if digest is None:
                 out.append(QueuedImage(target.image, None, "failed", why))
@@ -385,16 +437,18 @@ def enqueue_rescan(
         full=every,
         images=tuple(out),
         audit_seq=record.seq,
+        schema=schema,
     )
 
 
 def enqueue_scans(
     home: Home, url: str, images: Sequence[str], *, at: datetime, queue: str = DEFAULT_QUEUE
 ) -> list[QueuedImage]:
-    """Enqueue the first scan and gate of each named stored image (``stella queue add``)."""
+    """Enqueue the first scan and gate of each named stored image (``stella queue add``) into
+    the queue of ``home``'s tenant (:attr:`Home.queue_schema`)."""
     home.require()
     out: list[QueuedImage] = []
-    with opened(url) as app:
+    with opened(url, home.queue_schema) as app:
         for target, digest, why in _resolved(home, targets(home, images)):
             if digest is None:
                 out.append(QueuedImage(target.image, None, "failed", why))
@@ -450,10 +504,12 @@ class QueueStatus:
     waiting: tuple[JobLine, ...]
     failed: tuple[JobLine, ...]
     workers: int  # workers with a live heartbeat
+    schema: str  # the PostgreSQL schema the queue is kept in (its tenant's)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "queue": self.queue,
+            "schema": self.schema,
             "counts": dict(self.counts),
             "workers": self.workers,
             "running": [j.to_dict() for j in self.running],
@@ -466,11 +522,11 @@ def _time(value: datetime | None) -> str | None:
     return format_time(value.astimezone(UTC)) if value is not None else None
 
 
-def status(url: str, queue: str = DEFAULT_QUEUE, *, limit: int = 50) -> QueueStatus:
+def status(url: str, schema: str, queue: str = DEFAULT_QUEUE, *, limit: int = 50) -> QueueStatus:
     """Counts per status, and the running, waiting and failed jobs (the latest ``limit`` of
-    each) with the error of a failed job's last attempt."""
-    ensure_schema(url)
-    with connect(url) as conn:
+    each) with the error of a failed job's last attempt, of the queue in ``schema``."""
+    ensure_schema(url, schema)
+    with connect(url, schema) as conn:
         counts = {
             str(s): int(n)
             for s, n in conn.execute(
@@ -518,4 +574,5 @@ def status(url: str, queue: str = DEFAULT_QUEUE, *, limit: int = 50) -> QueueSta
         tuple(lines["todo"]),
         tuple(lines["failed"]),
         int(row[0]) if row else 0,
+        schema,
     )

@@ -1,5 +1,9 @@
 """``stella worker``: take scan and gate jobs from the queue until stopped.
 
+A worker takes the jobs of one tenant's queue: the queue in the PostgreSQL schema of its home's
+tenant (:attr:`appliance.home.Home.queue_schema`: ``tenant_<name>_queue``, or ``stella_queue``
+for the home's administrator), so it never sees, let alone gates, another tenant's images.
+
 One worker process runs one job at a time (the gate is CPU-bound Python: processes, not
 threads, use the cores); ``--concurrency N`` starts N such processes and forwards SIGTERM and
 SIGINT to them. On SIGTERM or SIGINT a worker takes no new job, lets the running one finish
@@ -40,7 +44,6 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, Protocol
 
 import procrastinate
@@ -134,13 +137,13 @@ class Runs:
     """This worker's writes to ``stella_job_runs``: one row per attempt, started and finished
     by the database's clock (one clock for every worker)."""
 
-    def __init__(self, url: str, worker: str) -> None:
+    def __init__(self, url: str, schema: str, worker: str) -> None:
         self.worker = worker
         self._lock = threading.Lock()
         try:
-            self._conn = psycopg.connect(conninfo(url), autocommit=True)
+            self._conn = psycopg.connect(conninfo(url, schema), autocommit=True)
         except psycopg.Error as e:
-            raise JobError(f"cannot reach the queue's database: {e}") from e
+            raise JobError(f"cannot reach the queue's database (schema {schema}): {e}") from e
 
     def begin(self, job: Job, kind: str, image: str, digest: str) -> None:
         with self._lock:
@@ -272,9 +275,10 @@ def _task(kind: JobKind) -> Callable[..., dict[str, Any]]:
     return body
 
 
-def worker_app(url: str, options: WorkerOptions) -> procrastinate.App:
-    """The app with the job kinds registered, each with the retry policy of ``options``."""
-    app = open_app(url)
+def worker_app(url: str, schema: str, options: WorkerOptions) -> procrastinate.App:
+    """The app on the queue in ``schema`` with the job kinds registered, each with the retry
+    policy of ``options``."""
+    app = open_app(url, schema)
     retry = Backoff(options.attempts, options.backoff)
     for kind in JobKind:
         app.task(name=kind.value, pass_context=True, retry=retry, queue=options.queue)(_task(kind))
@@ -311,9 +315,11 @@ async def recover_stalled(app: procrastinate.App, runs: Runs, options: WorkerOpt
     return len(stalled)
 
 
-async def _serve(home: Home, url: str, options: WorkerOptions, images: ImageSource | None) -> None:
-    app = worker_app(url, options)
-    runs = Runs(url, f"{os.uname().nodename}:{os.getpid()}")
+async def _serve(
+    home: Home, url: str, schema: str, options: WorkerOptions, images: ImageSource | None
+) -> None:
+    app = worker_app(url, schema, options)
+    runs = Runs(url, schema, f"{os.uname().nodename}:{os.getpid()}")
     state = _State(home, runs, lambda: datetime.now(UTC), images)
     try:
         async with app.open_async():
@@ -369,18 +375,22 @@ def run(
     debug: bool = False,
     images: ImageSource | None = None,
 ) -> int:
-    """Run one worker process until SIGTERM/SIGINT (or, with ``burst``, until no job is
-    ready); 0 after a clean stop. With ``images``, the jobs' images come from there."""
+    """Run one worker process on the queue of ``home``'s tenant (:attr:`Home.queue_schema`)
+    until SIGTERM/SIGINT (or, with ``burst``, until no job is ready); 0 after a clean stop.
+    With ``images``, the jobs' images come from there."""
     home.require()
     options.check()
-    ensure_schema(url)
+    schema = home.queue_schema
+    ensure_schema(url, schema)
     _configure_logging(debug)
     try:
-        asyncio.run(_serve(home, url, options, images))
+        asyncio.run(_serve(home, url, schema, options, images))
     except pq_exceptions.ConnectorException as e:
-        with connect(url):  # a server gone away is named as such; else the library's words
+        with connect(url, schema):  # a server gone away is named as such; else the library's
             pass
-        raise JobError(f"the queue's database failed: {_why(e.__cause__ or e)}") from e
+        raise JobError(
+            f"the queue's database failed (schema {schema}): {_why(e.__cause__ or e)}"
+        ) from e
     return 0
 
 
@@ -404,11 +414,13 @@ def run_many(argv: Sequence[str], count: int) -> int:
 
 
 def worker_argv(
-    home: Path, options: WorkerOptions, *, debug: bool = False, extra: Sequence[str] = ()
+    home: Home, options: WorkerOptions, *, debug: bool = False, extra: Sequence[str] = ()
 ) -> list[str]:
-    """The command line of one worker process with ``options`` (and ``extra`` options of the
-    worker command: where its images are)."""
-    argv = [sys.executable, "-m", "appliance.cli", "--home", str(home)]
+    """The command line of one worker process of ``home`` (a tenant's: for that tenant, on its
+    queue) with ``options`` (and ``extra`` options of the worker command: where its images
+    are)."""
+    argv = [sys.executable, "-m", "appliance.cli", "--home", str(home.base)]
+    argv += ["--tenant", home.tenant] if home.tenant is not None else []
     argv += ["--debug", "worker"] if debug else ["worker"]
     argv += ["--queue", options.queue, "--attempts", str(options.attempts)]
     argv += ["--backoff", f"{options.backoff:g}", "--heartbeat", f"{options.heartbeat:g}"]

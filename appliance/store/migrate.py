@@ -504,24 +504,15 @@ def tenant_url(url: str, name: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{tenant_role(name)}@{host}"))
 
 
-def tenant_role_sql(name: str, knowledge: str = KNOWLEDGE_SCHEMA) -> str:
-    """The statements that give tenant ``name`` a role of its own: a login role (its password
-    or certificate is the operator's to set) that owns the tenant's schema and everything in
-    it, may read the shared knowledge and nothing else of the database. Run by the role that
-    owns the stores (it is made a member of the tenant's role so as to hand the schema over,
-    and keeps reaching it); re-running it changes nothing."""
-    schema, role = tenancy.pg_schema(name), tenant_role(name)
+def _owned_by(schema: str, role: str) -> str:
+    """The statements that make ``role`` the owner of ``schema`` (made when missing) and of
+    everything already in it: tables (their indexes, and the sequences of their serial and
+    identity columns, go with them), other sequences, functions and procedures, and types
+    (enums, composite types, domains, ranges: procrastinate makes enums and a composite)."""
     q = tenancy.quote_identifier
     # names checked by tenancy.check_name: letters, digits and '_', safe as SQL literals
     role_literal, schema_literal = f"'{role}'", f"'{schema}'"
     return f"""\
--- tenant {name}: role {role}, schema {schema}
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_literal}) THEN
-    CREATE ROLE {q(role)} LOGIN;
-  END IF;
-END $$;
-GRANT {q(role)} TO CURRENT_USER;
 CREATE SCHEMA IF NOT EXISTS {q(schema)};
 ALTER SCHEMA {q(schema)} OWNER TO {q(role)};
 DO $$ DECLARE item record; BEGIN
@@ -530,22 +521,58 @@ DO $$ DECLARE item record; BEGIN
       AND c.relkind IN ('r', 'p', 'v', 'm', 'f') LOOP
     EXECUTE format('ALTER TABLE %s OWNER TO %I', item.name, {role_literal});
   END LOOP;
+  FOR item IN SELECT c.oid::regclass AS name FROM pg_class c
+      WHERE c.relnamespace = {schema_literal}::regnamespace AND c.relkind = 'S'
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                      AND d.objid = c.oid AND d.deptype IN ('a', 'i')) LOOP
+    EXECUTE format('ALTER SEQUENCE %s OWNER TO %I', item.name, {role_literal});
+  END LOOP;
   FOR item IN SELECT p.oid::regprocedure AS name FROM pg_proc p
       WHERE p.pronamespace = {schema_literal}::regnamespace LOOP
-    EXECUTE format('ALTER FUNCTION %s OWNER TO %I', item.name, {role_literal});
+    EXECUTE format('ALTER ROUTINE %s OWNER TO %I', item.name, {role_literal});
+  END LOOP;
+  FOR item IN SELECT t.oid::regtype AS name FROM pg_type t
+      WHERE t.typnamespace = {schema_literal}::regnamespace
+      AND (t.typtype IN ('e', 'd', 'r')
+           OR (t.typtype = 'c' AND EXISTS (SELECT FROM pg_class c
+                                           WHERE c.oid = t.typrelid AND c.relkind = 'c'))) LOOP
+    EXECUTE format('ALTER TYPE %s OWNER TO %I', item.name, {role_literal});
   END LOOP;
 END $$;
-CREATE SCHEMA IF NOT EXISTS {q(knowledge)};
+"""  # noqa: S608 - identifiers checked and quoted; no input reaches it otherwise
+
+
+def tenant_role_sql(name: str, knowledge: str = KNOWLEDGE_SCHEMA) -> str:
+    """The statements that give tenant ``name`` a role of its own: a login role (its password
+    or certificate is the operator's to set) that owns the tenant's schema and its job
+    queue's schema (:func:`appliance.tenancy.queue_schema`) and everything in them, may read
+    the shared knowledge and nothing else of the database (no other tenant's schemas, no
+    other queue). Run by the role that owns the stores (it is made a member of the tenant's
+    role so as to hand the schemas over, and keeps reaching them); re-running it changes
+    nothing."""
+    schema, queue, role = tenancy.pg_schema(name), tenancy.queue_schema(name), tenant_role(name)
+    q = tenancy.quote_identifier
+    role_literal = f"'{role}'"  # a name checked by tenancy.check_name
+    return f"""\
+-- tenant {name}: role {role}, schema {schema}, queue {queue}
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {role_literal}) THEN
+    CREATE ROLE {q(role)} LOGIN;
+  END IF;
+END $$;
+GRANT {q(role)} TO CURRENT_USER;
+{_owned_by(schema, role)}{_owned_by(queue, role)}CREATE SCHEMA IF NOT EXISTS {q(knowledge)};
 GRANT USAGE ON SCHEMA {q(knowledge)} TO {q(role)};
 GRANT SELECT ON ALL TABLES IN SCHEMA {q(knowledge)} TO {q(role)};
 ALTER DEFAULT PRIVILEGES IN SCHEMA {q(knowledge)} GRANT SELECT ON TABLES TO {q(role)};
-"""  # noqa: S608 - identifiers checked and quoted; no input reaches it otherwise
+"""
 
 
 @dataclass(frozen=True, slots=True)
 class TenantRole:
     tenant: str
     schema: str
+    queue_schema: str
     role: str
     url: str  # what the tenant's processes connect with (no password)
     sql: str
@@ -554,6 +581,7 @@ class TenantRole:
         return {
             "tenant": self.tenant,
             "schema": self.schema,
+            "queueSchema": self.queue_schema,
             "role": self.role,
             "url": self.url,
             "sql": self.sql,
@@ -563,7 +591,14 @@ class TenantRole:
 def tenant_roles(url: str, names: Sequence[str]) -> list[TenantRole]:
     """The role of each tenant of ``names``, in the database at ``url``."""
     return [
-        TenantRole(n, tenancy.pg_schema(n), tenant_role(n), tenant_url(url, n), tenant_role_sql(n))
+        TenantRole(
+            n,
+            tenancy.pg_schema(n),
+            tenancy.queue_schema(n),
+            tenant_role(n),
+            tenant_url(url, n),
+            tenant_role_sql(n),
+        )
         for n in names
     ]
 

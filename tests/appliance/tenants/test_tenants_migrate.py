@@ -265,12 +265,18 @@ def test_each_tenant_gets_a_role_that_reaches_its_schema_and_the_knowledge_only(
     ok(embedded, "migrate", "--to", site)
     printed = ok(embedded, "tenants", "roles")
     assert printed["applied"] is False
-    assert [(t["tenant"], t["role"], t["schema"]) for t in printed["tenants"]] == [
-        (name, f"stella_tenant_{name}", f"tenant_{name}") for name in TENANTS
+    assert [
+        (t["tenant"], t["role"], t["schema"], t["queueSchema"]) for t in printed["tenants"]
+    ] == [
+        (name, f"stella_tenant_{name}", f"tenant_{name}", f"tenant_{name}_queue")
+        for name in TENANTS
     ]
     code, text, _ = run(embedded, "tenants", "roles", "acme")  # the statements, for a DBA
     assert code == 0
-    assert text.startswith("-- tenant acme: role stella_tenant_acme, schema tenant_acme\n")
+    assert text.startswith(
+        "-- tenant acme: role stella_tenant_acme, schema tenant_acme, queue tenant_acme_queue\n"
+    )
+    assert 'ALTER SCHEMA "tenant_acme_queue" OWNER TO "stella_tenant_acme"' in text
     assert 'GRANT SELECT ON ALL TABLES IN SCHEMA "knowledge" TO "stella_tenant_acme"' in text
     assert "globex" not in text
     assert all("databaseUrl" in settings(p) for p in configs(embedded))
