@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from bundles.errors import StellaError
+
 FILE_MODE = 0o644
 
 
@@ -155,6 +157,8 @@ def _release_idle() -> None:
             busy = any(_token_of(name) == token for name in os.listdir(key[0]))
         except FileNotFoundError:
             busy = False
+        except (OSError, StellaError):  # a directory this process may not read now (behind a
+            continue  # tenant's boundary, say): its lock is kept, as a busy one's is
         if not busy:
             _release(key)
 

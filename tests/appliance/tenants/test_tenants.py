@@ -369,3 +369,24 @@ def test_a_tenants_rescan_workers_are_confined_to_the_tenant(site: dict[str, Any
     (image,) = json.loads(out)["images"]
     assert image["outcome"] == "failed"
     assert OUTSIDE in image["error"]
+
+
+def test_a_tenants_process_lets_go_only_of_writer_locks_where_it_may_look(
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a long-lived process that wrote to many layouts lets go of idle writer locks; behind a
+    # tenant's boundary it must not look into the other tenants' layouts to find the idle ones
+    from bundles import files
+
+    base = site["base"]
+    acme, globex = tenant_dir(site, "acme"), tenant_dir(site, "globex")
+    theirs, mine = acme / "x" / ".stella" / "tmp", globex / "x" / ".stella" / "tmp"
+    for tmp in (theirs, mine):
+        tmp.mkdir(parents=True)
+    fd, _ = files.owned_temp(theirs, prefix="blob-")  # held by this process, as administrator
+    os.close(fd)
+    monkeypatch.setattr(files, "_HELD", 1)  # the next new writer lets idle ones go first
+    with tenancy.confined(tenancy.Boundary.of(base, "globex")):
+        fd, path = files.owned_temp(mine, prefix="blob-")
+    os.close(fd)
+    assert path.parent == mine
