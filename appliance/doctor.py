@@ -32,7 +32,7 @@ from bundles import rfc3339
 from bundles.digest import Digest
 from bundles.errors import StellaError
 from bundles.keys import PublicKey, format_instant
-from bundles.oci.layout import OCILayout
+from bundles.oci.layout import INDEX_LIMIT, OCILayout
 
 GiB: Final = 1 << 30
 DEFAULT_MIN_FREE: Final = GiB
@@ -76,6 +76,7 @@ class Limits:
     snapshot_warn: timedelta = timedelta(days=7)
     snapshot_fail: timedelta = timedelta(days=30)
     full_oci: bool = False
+    index_warn: int = INDEX_LIMIT * 3 // 4  # the image store's index.json, in bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,11 +318,22 @@ class Doctor:
         problems = bad + [f"{d} is referenced but missing" for d in missing]
         if problems:
             return Check("oci", Status.FAIL, "; ".join(problems[:5]), fix)
+        index = (oci / "index.json").stat().st_size
+        if index > self.limits.index_warn:
+            return Check(
+                "oci",
+                Status.WARN,
+                f"index.json is {_size(index)} of the {_size(INDEX_LIMIT)} the image store "
+                f"accepts ({len(layout.entries()):,} entries; each gate adds three or four)",
+                "before it is full (then no gate, load or import can write to the store), move "
+                "images to a tenant or home of their own (docs/scale-out.md, 'What bounds "
+                "daily re-gates')",
+            )
         return Check(
             "oci",
             Status.OK,
             f"{len(sample)} of {len(blobs)} blobs re-hashed, every referenced blob present "
-            "(--full re-hashes all)",
+            f"(--full re-hashes all); index.json {_size(index)} of {_size(INDEX_LIMIT)}",
         )
 
     def check_leftovers(self) -> Check:

@@ -172,6 +172,22 @@ def test_an_unchecked_write_ahead_log_warns(healthy: Home) -> None:
     assert check.detail.startswith("integrity ok; write-ahead log is ")
 
 
+def test_an_image_store_index_near_its_limit_warns(healthy: Home) -> None:
+    index = healthy.oci / "index.json"
+    size = index.stat().st_size
+    assert f"index.json {size} B of 64.0 MiB" in _doctor(healthy)["oci"].detail
+    check = _doctor(healthy, index_warn=size - 1)["oci"]
+    assert check.status is Status.WARN
+    entries = len(OCILayout.open(healthy.oci).entries())
+    assert check.detail == (
+        f"index.json is {size} B of the 64.0 MiB the image store accepts ({entries:,} entries; "
+        "each gate adds three or four)"
+    )
+    assert check.fix is not None
+    assert "move images to a tenant or home of their own" in check.fix
+    assert _doctor(healthy, index_warn=size)["oci"].status is Status.OK
+
+
 def test_a_corrupt_image_blob_fails(healthy: Home) -> None:
     blob = next((healthy.oci / "blobs" / "sha256").iterdir())
     blob.write_bytes(b"tampered")
