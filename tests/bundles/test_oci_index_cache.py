@@ -54,12 +54,18 @@ def _forget() -> None:
     layout_module._TAGGED.clear()
 
 
+def image_with_referrers(layout: OCILayout, count: int) -> Descriptor:
+    """An image tagged v1 with ``count`` referrers (Sigstore bundles)."""
+    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
+    for n in range(count):
+        attach(layout, image, f'{{"n":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
+    return image
+
+
 def test_adding_a_referrer_checks_only_the_entry_it_adds(
     layout: OCILayout, counted: dict[str, int]
 ) -> None:
-    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
-    for n in range(20):
-        attach(layout, image, f'{{"n":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
+    image = image_with_referrers(layout, 20)
     counted["descriptors"] = counted["load_cache"] = 0
     added = attach(layout, image, b'{"n":"new"}', artifact_type=SIGSTORE_BUNDLE_V03)
     other = OCILayout.open(layout.path)  # as the next gate opens it
@@ -169,9 +175,7 @@ def _reader_of(layout: OCILayout, old: bytes) -> CountingLayout:
 def test_a_reader_parses_only_the_entries_another_writer_appended(
     layout: OCILayout, counted: dict[str, int]
 ) -> None:
-    image = build_image(layout, {"a": b"a"}, tag="v1").manifest
-    for n in range(3):
-        attach(layout, image, f'{{"n":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
+    image = image_with_referrers(layout, 3)
     old = (layout.path / "index.json").read_bytes()
     added = [
         attach(layout, image, f'{{"m":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
