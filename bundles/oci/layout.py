@@ -217,6 +217,20 @@ their document (never modified) and descriptors (checked)."""
 _TAGGED: dict[Path, tuple[tuple[Descriptor, ...], dict[str, list[Descriptor]]]] = {}
 """Per layout directory, the tags of the descriptors :data:`_INDEX` holds (by identity)."""
 
+_CANONICAL: dict[Path, bytes] = {}
+"""Per layout directory, the ``index.json`` bytes this process wrote or checked to be canonical
+JSON (compared by identity with the bytes :data:`_INDEX` holds): appending to them needs no
+whole serialization."""
+
+
+def _after_manifests(doc: dict[str, Any]) -> bytes:
+    """What follows the entries of ``doc``'s manifests array in its canonical bytes: the
+    array's end, the keys sorted after ``manifests`` with their values, the object's end."""
+    after = [k for k in sorted(doc) if k > "manifests"]
+    end = b"".join(b"," + canonical.dumps(k) + b":" + canonical.dumps(doc[k]) for k in after)
+    return b"]" + end + b"}"
+
+
 _GRAPH_FROM: dict[Path, tuple[Sequence[Descriptor], Graph]] = {}
 """Per layout directory, the graph this process last computed and the ``index.json``
 descriptors it was computed from (a graph of those and appended ones reuses it)."""
@@ -793,10 +807,7 @@ class OCILayout:
         old, doc, found = known
         if not doc["manifests"] or len(data) <= len(old):
             return None
-        # in canonical JSON the keys after "manifests" follow the array, in this order
-        after = [k for k in sorted(doc) if k > "manifests"]
-        end = b"".join(b"," + canonical.dumps(k) + b":" + canonical.dumps(doc[k]) for k in after)
-        suffix = b"]" + end + b"}"
+        suffix = _after_manifests(doc)
         cut = len(old) - len(suffix)
         if not (
             old.endswith(suffix)
@@ -821,6 +832,10 @@ class OCILayout:
             Descriptor.from_dict(entry, source=f"{where} manifests[{first + i}]")
             for i, entry in enumerate(added)
         )
+        if _CANONICAL.get(self.path) is old and canonical.dumps(added) == (
+            b"[" + data[cut + 1 : len(data) - len(suffix)] + b"]"
+        ):
+            _CANONICAL[self.path] = data  # canonical bytes and canonical entries appended
         return data, {**doc, "manifests": [*doc["manifests"], *added]}, descriptors
 
     def _update_index(self, change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
@@ -836,17 +851,47 @@ class OCILayout:
             entries = change(list(before))
             descriptors = checked
             if entries != before:
-                kept = {id(e): d for e, d in zip(before, checked, strict=True)}
                 where = self.path / "index.json"
-                descriptors = tuple(
-                    kept.get(id(e)) or Descriptor.from_dict(e, source=f"{where} manifests[{i}]")
-                    for i, e in enumerate(entries)
-                )
+                n = len(before)
+                if len(entries) > n and all(map(operator.is_, before, entries)):
+                    # entries appended (how referrers are added): only they are checked and
+                    # serialized, and spliced into the canonical bytes of the rest
+                    descriptors = checked + tuple(
+                        Descriptor.from_dict(e, source=f"{where} manifests[{n + i}]")
+                        for i, e in enumerate(entries[n:])
+                    )
+                    spliced = self._spliced(data, doc, entries[n:])
+                else:
+                    kept = {id(e): d for e, d in zip(before, checked, strict=True)}
+                    descriptors = tuple(
+                        kept.get(id(e)) or Descriptor.from_dict(e, source=f"{where} manifests[{i}]")
+                        for i, e in enumerate(entries)
+                    )
+                    spliced = None
                 doc = {**doc, "manifests": entries}
-                data = canonical.dumps(doc)
+                data = spliced if spliced is not None else canonical.dumps(doc)
                 atomic_write(where, data, tmp_dir=self._tmp_dir())
                 _INDEX[self.path] = (data, doc, descriptors)
+                _CANONICAL[self.path] = data
             self._refresh_graph(data, descriptors, persist=True)
+
+    def _spliced(
+        self, data: bytes, doc: dict[str, Any], added: list[dict[str, Any]]
+    ) -> bytes | None:
+        """The canonical bytes of ``doc`` (whose canonical bytes are ``data``) with ``added``
+        appended to its manifests: ``data`` up to the end of the array, then the new entries,
+        then the same end; None when ``data`` is not known to be canonical or holds no entry
+        (then the whole document is serialized)."""
+        if not doc["manifests"]:
+            return None
+        held = _INDEX[self.path][0]  # the object equal to ``data`` that _parsed keeps
+        if _CANONICAL.get(self.path) is not held:
+            if canonical.dumps(doc) != data:  # written by another tool: rewritten whole
+                return None
+            _CANONICAL[self.path] = held  # checked once; each append keeps it so
+        suffix = _after_manifests(doc)
+        cut = len(data) - len(suffix)
+        return data[:cut] + b"," + canonical.dumps(added)[1:-1] + suffix
 
     def tag(self, name: str, descriptor: Descriptor) -> Descriptor:
         """Point tag ``name`` at ``descriptor`` (replacing any previous target); returns the

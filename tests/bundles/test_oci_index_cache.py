@@ -52,6 +52,7 @@ def _forget() -> None:
     layout_module._GRAPHS.clear()
     layout_module._GRAPH_FROM.clear()
     layout_module._TAGGED.clear()
+    layout_module._CANONICAL.clear()
 
 
 def image_with_referrers(layout: OCILayout, count: int) -> Descriptor:
@@ -239,3 +240,47 @@ def test_a_bad_appended_entry_is_refused_as_in_a_whole_parse(layout: OCILayout) 
         OCILayout.open(layout.path).entries()
     assert str(appended.value) == str(whole.value)
     assert "manifests[2]" in str(whole.value)
+
+
+def test_an_appended_referrer_is_spliced_into_the_canonical_bytes(
+    layout: OCILayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = image_with_referrers(layout, 3)
+    index = layout.path / "index.json"
+    whole: list[int] = []
+    dumps = canonical.dumps
+
+    def counting(value: Any) -> bytes:
+        if isinstance(value, dict) and "manifests" in value:
+            whole.append(len(value["manifests"]))
+        return dumps(value)
+
+    monkeypatch.setattr(layout_module.canonical, "dumps", counting)
+    for n in range(3):
+        attach(layout, image, f'{{"m":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
+    assert whole == []  # the index this process wrote is known canonical: only spliced
+    data = index.read_bytes()
+    assert dumps(json.loads(data)) == data
+    _forget()
+    attach(layout, image, b'{"m":"x"}', artifact_type=SIGSTORE_BUNDLE_V03)
+    assert len(whole) == 1  # a process that did not write it checks it once
+    attach(layout, image, b'{"m":"y"}', artifact_type=SIGSTORE_BUNDLE_V03)
+    assert len(whole) == 1
+    assert dumps(json.loads(index.read_bytes())) == index.read_bytes()
+
+
+def test_an_index_another_tool_wrote_is_rewritten_canonical_when_appended_to(
+    layout: OCILayout,
+) -> None:
+    image = image_with_referrers(layout, 1)
+    index = layout.path / "index.json"
+    # compact, keys sorted, the same end: only an escape canonical JSON does not make
+    other = index.read_bytes().replace(b'"v1"', b'"\\u0076\\u0031"')
+    assert other != index.read_bytes()
+    assert json.loads(other) == json.loads(index.read_bytes())
+    index.write_bytes(other)
+    _forget()
+    attach(layout, image, b'{"m":1}', artifact_type=SIGSTORE_BUNDLE_V03)
+    data = index.read_bytes()
+    assert canonical.dumps(json.loads(data)) == data
+    assert OCILayout.open(layout.path).resolve("v1").digest == image.digest
