@@ -255,7 +255,7 @@ def test_an_appended_referrer_is_spliced_into_the_canonical_bytes(
             whole.append(len(value["manifests"]))
         return dumps(value)
 
-    monkeypatch.setattr(layout_module.canonical, "dumps", counting)
+    monkeypatch.setattr(canonical, "dumps", counting)
     for n in range(3):
         attach(layout, image, f'{{"m":{n}}}'.encode(), artifact_type=SIGSTORE_BUNDLE_V03)
     assert whole == []  # the index this process wrote is known canonical: only spliced
