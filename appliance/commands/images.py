@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from appliance.commands.registry_options import registry_options
+from appliance.commands.registry_options import RegistryAccess, registry_options
 from appliance.home import Home
 from appliance.imagestore import catalog as images
 from bundles.clikit import CliContext, pass_ctx
@@ -45,31 +45,16 @@ def load_cmd(
     source: str,
     tag: str | None,
     no_referrers: bool,
-    user: str | None,
-    password_env: str | None,
-    ca_bundle: str | None,
-    plain_http: bool,
+    access: RegistryAccess,
 ) -> None:
     """Copy an image from oci:DIR[:TAG], docker-archive:FILE or
     docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST] into the store, verifying every blob by its
     digest. From a registry the image's referrers (attestations, signatures, verdicts and their
     evidence) come along."""
     if source.startswith("docker://"):
-        _load_from_registry(
-            ctx, source, tag, no_referrers, user, password_env, ca_bundle, plain_http
-        )
+        _load_from_registry(ctx, source, tag, no_referrers, access)
         return
-    given = [
-        name
-        for name, value in (
-            ("--no-referrers", no_referrers),
-            ("--user", user),
-            ("--password-env", password_env),
-            ("--ca-bundle", ca_bundle),
-            ("--plain-http", plain_http),
-        )
-        if value
-    ]
+    given = ["--no-referrers"] * no_referrers + access.given()
     if given:
         raise UsageError(
             f"{', '.join(given)} go with a docker://HOST[:PORT]/REPO source, not {source!r}",
@@ -97,12 +82,8 @@ def _load_from_registry(
     source: str,
     tag: str | None,
     no_referrers: bool,
-    user: str | None,
-    password_env: str | None,
-    ca_bundle: str | None,
-    plain_http: bool,
+    access: RegistryAccess,
 ) -> None:
-    from appliance.registry.auth import credentials_from_env
     from appliance.registry.load import load
 
     loaded = load(
@@ -110,9 +91,9 @@ def _load_from_registry(
         source,
         tag=tag,
         referrers=not no_referrers,
-        credentials=credentials_from_env(user, password_env),
-        plain_http=plain_http,
-        ca_bundle=ca_bundle,
+        credentials=access.credentials(),
+        plain_http=access.plain_http,
+        ca_bundle=access.ca_bundle,
     )
     ctx.emit(
         loaded.to_dict(),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from appliance.commands.registry_options import registry_options
+from appliance.commands.registry_options import RegistryAccess, registry_options
 from appliance.home import Home
 from appliance.imagestore import gc
 from appliance.registry.auth import Authenticator, credentials_from_env
@@ -23,10 +23,7 @@ def push_cmd(
     ctx: CliContext,
     image: str,
     to: str,
-    user: str | None,
-    password_env: str | None,
-    ca_bundle: str | None,
-    plain_http: bool,
+    access: RegistryAccess,
 ) -> None:
     """Push IMAGE from the store with its referrers (RVA, SBOM attestation, evidence, VEX).
 
@@ -38,9 +35,9 @@ def push_cmd(
         Home(ctx.home),
         image,
         to,
-        credentials=credentials_from_env(user, password_env),
-        plain_http=plain_http,
-        ca_bundle=ca_bundle,
+        credentials=access.credentials(),
+        plain_http=access.plain_http,
+        ca_bundle=access.ca_bundle,
     )
     methods = ", ".join(sorted({m.value for _, m in result.methods})) or "none"
     ctx.emit(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
-from appliance.commands.registry_options import registry_options
+from appliance.commands.registry_options import RegistryAccess, registry_options
 from appliance.fleet import DEFAULT_QUEUE, require_extra
 from appliance.home import Home
 from bundles.clikit import CliContext, pass_ctx
@@ -96,23 +96,19 @@ def worker_cmd(
     heartbeat: float,
     stalled_after: float,
     registry: str | None,
-    user: str | None,
-    password_env: str | None,
-    ca_bundle: str | None,
-    plain_http: bool,
+    access: RegistryAccess,
 ) -> None:
     """Take scan and gate jobs from the queue until stopped (SIGTERM or SIGINT)."""
     require_extra()
     from appliance.fleet.queue import database_url
     from appliance.fleet.worker import WorkerOptions, run, run_many, worker_argv
-    from appliance.registry.auth import credentials_from_env
     from appliance.registry.worker import REGISTRY_ENV, RegistryImages, configured
     from appliance.rva.predicate import PREDICATE_TYPE
 
     home = Home(ctx.home).require()
     from_env = click_ctx.get_parameter_source("registry") is ParameterSource.ENVIRONMENT
     place = configured(home, registry, source=REGISTRY_ENV if from_env else "--registry")
-    credentials = credentials_from_env(user, password_env)
+    credentials = access.credentials()  # a bad pair of options is refused before the queue
     url = database_url()
     options = WorkerOptions(
         queue=queue,
@@ -128,14 +124,11 @@ def worker_cmd(
         images = RegistryImages(
             place,
             credentials=credentials,
-            plain_http=plain_http,
-            ca_bundle=ca_bundle,
+            plain_http=access.plain_http,
+            ca_bundle=access.ca_bundle,
             skip_predicates=(PREDICATE_TYPE,),  # the gate's inputs leave verdicts out
         )
-        extra += ["--registry", str(place)]
-        extra += ["--user", user, "--password-env", password_env] if user and password_env else []
-        extra += ["--ca-bundle", ca_bundle] if ca_bundle else []
-        extra += ["--plain-http"] if plain_http else []
+        extra += ["--registry", str(place), *access.argv()]
     if concurrency == 1:
         click_ctx.exit(run(home, url, options, debug=ctx.debug, images=images))
     argv = worker_argv(home, options, debug=ctx.debug, extra=extra)

@@ -40,10 +40,6 @@ SCHEME: Final = "docker://"
 REFERRER_BLOB_LIMIT: Final = 1 << 30  # an evidence blob (an SBOM, the vulnerability data)
 
 
-def is_registry_source(source: str) -> bool:
-    return source.startswith(SCHEME)
-
-
 @dataclass(frozen=True, slots=True)
 class RegistrySource:
     """``docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]`` (a tag and a digest together: the
