@@ -223,12 +223,16 @@ JSON (compared by identity with the bytes :data:`_INDEX` holds): appending to th
 whole serialization."""
 
 
-def _after_manifests(doc: dict[str, Any]) -> bytes:
-    """What follows the entries of ``doc``'s manifests array in its canonical bytes: the
-    array's end, the keys sorted after ``manifests`` with their values, the object's end."""
+def _manifests_end(data: bytes, doc: dict[str, Any]) -> int | None:
+    """Where the manifests array of ``doc`` ends in ``data`` (the offset of its ``]``), when
+    ``data`` ends as ``doc``'s canonical bytes do (the keys sorted after ``manifests``, with
+    their values) and the array holds an entry; else None."""
+    if not doc["manifests"]:
+        return None
     after = [k for k in sorted(doc) if k > "manifests"]
     end = b"".join(b"," + canonical.dumps(k) + b":" + canonical.dumps(doc[k]) for k in after)
-    return b"]" + end + b"}"
+    tail = b"]" + end + b"}"
+    return len(data) - len(tail) if data.endswith(tail) else None
 
 
 _GRAPH_FROM: dict[Path, tuple[Sequence[Descriptor], Graph]] = {}
@@ -805,24 +809,18 @@ class OCILayout:
         Only the new entries are parsed and checked; None when ``data`` is anything else
         (then the whole file is parsed)."""
         old, doc, found = known
-        if not doc["manifests"] or len(data) <= len(old):
+        cut = _manifests_end(old, doc)
+        if cut is None or len(data) <= len(old):
             return None
-        suffix = _after_manifests(doc)
-        cut = len(old) - len(suffix)
+        tail = len(old) - cut  # the array's end and what follows it
         if not (
-            old.endswith(suffix)
-            and data.endswith(suffix)
-            and data[cut : cut + 1] == b","
-            and data.startswith(old[:cut])
+            data.endswith(old[cut:]) and data[cut : cut + 1] == b"," and data.startswith(old[:cut])
         ):
             return None
         where = self.path / "index.json"
+        array = b"[" + data[cut + 1 : len(data) - tail] + b"]"
         try:  # the new entries as one array: valid there exactly when valid in the file
-            added = canonical.loads(
-                b"[" + data[cut + 1 : len(data) - len(suffix)] + b"]",
-                limit=INDEX_LIMIT,
-                source=str(where),
-            )
+            added = canonical.loads(array, limit=INDEX_LIMIT, source=str(where))
         except CanonicalJSONError:
             return None
         if not isinstance(added, list):
@@ -832,9 +830,7 @@ class OCILayout:
             Descriptor.from_dict(entry, source=f"{where} manifests[{first + i}]")
             for i, entry in enumerate(added)
         )
-        if _CANONICAL.get(self.path) is old and canonical.dumps(added) == (
-            b"[" + data[cut + 1 : len(data) - len(suffix)] + b"]"
-        ):
+        if _CANONICAL.get(self.path) is old and canonical.dumps(added) == array:
             _CANONICAL[self.path] = data  # canonical bytes and canonical entries appended
         return data, {**doc, "manifests": [*doc["manifests"], *added]}, descriptors
 
@@ -882,16 +878,15 @@ class OCILayout:
         appended to its manifests: ``data`` up to the end of the array, then the new entries,
         then the same end; None when ``data`` is not known to be canonical or holds no entry
         (then the whole document is serialized)."""
-        if not doc["manifests"]:
+        cut = _manifests_end(data, doc)
+        if cut is None:
             return None
         held = _INDEX[self.path][0]  # the object equal to ``data`` that _parsed keeps
         if _CANONICAL.get(self.path) is not held:
             if canonical.dumps(doc) != data:  # written by another tool: rewritten whole
                 return None
             _CANONICAL[self.path] = held  # checked once; each append keeps it so
-        suffix = _after_manifests(doc)
-        cut = len(data) - len(suffix)
-        return data[:cut] + b"," + canonical.dumps(added)[1:-1] + suffix
+        return data[:cut] + b"," + canonical.dumps(added)[1:-1] + data[cut:]
 
     def tag(self, name: str, descriptor: Descriptor) -> Descriptor:
         """Point tag ``name`` at ``descriptor`` (replacing any previous target); returns the
@@ -1014,7 +1009,8 @@ class OCILayout:
         missing: set[Digest] = set()
         walkable = MANIFEST_TYPES | INDEX_TYPES
         walk = descriptors
-        grown = self._grown_from(descriptors)
+        # reuse=False reads every manifest again: the graph held here is not trusted either
+        grown = self._grown_from(descriptors) if reuse else None
         if grown is not None:  # the held graph's entries and more: only the new ones walked
             nodes.update(grown.nodes)
             missing.update(grown.missing)

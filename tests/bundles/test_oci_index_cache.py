@@ -223,7 +223,18 @@ def test_an_index_changed_other_than_by_appending_is_parsed_whole(
     assert OCILayout.open(layout.path).entries() == found
 
 
-def test_a_bad_appended_entry_is_refused_as_in_a_whole_parse(layout: OCILayout) -> None:
+def test_a_graph_rebuilt_reads_every_manifest_whatever_this_process_holds(
+    layout: OCILayout,
+) -> None:
+    image_with_referrers(layout, 2)  # this process computed the graph as it attached
+    CountingLayout.scans = 0
+    rebuilt = CountingLayout(layout.path).graph(reuse=False)
+    assert CountingLayout.scans == len(rebuilt.nodes) == 3  # the image and its two referrers
+
+
+def test_a_bad_appended_entry_is_refused_as_in_a_whole_parse(
+    layout: OCILayout, counted: dict[str, int]
+) -> None:
     image = build_image(layout, {"a": b"a"}, tag="v1").manifest
     attach(layout, image, b"{}", artifact_type=SIGSTORE_BUNDLE_V03)
     index = layout.path / "index.json"
@@ -233,8 +244,10 @@ def test_a_bad_appended_entry_is_refused_as_in_a_whole_parse(layout: OCILayout) 
         old[:cut] + b',{"digest":"sha256:nope","mediaType":"a/b","size":1}' + old[cut:]
     )
     reader = _reader_of(layout, old)
+    counted["descriptors"] = 0
     with pytest.raises(OCILayoutError) as appended:
         reader.entries()
+    assert counted["descriptors"] == 0  # refused by the appended entries' own check
     _forget()
     with pytest.raises(OCILayoutError) as whole:
         OCILayout.open(layout.path).entries()
