@@ -43,12 +43,13 @@ STEPS: Final = {
 }
 
 
-def fault(step: str) -> None:
-    """Die here, at once and without cleaning up, if ``STELLA_FAULT`` names ``step``."""
+def fault(step: str, *, subject: str | None = None) -> None:
+    """Die here, at once and without cleaning up, if ``STELLA_FAULT`` names ``step`` (or
+    ``STEP@SUBJECT``: only where the step is reached for ``subject``, an image say)."""
     wanted = os.environ.get(ENV)
     if wanted is None:
         return
     if step not in STEPS:
         raise ValueError(f"unknown fault point {step!r}")
-    if wanted == step:
+    if wanted == step or (subject is not None and wanted == f"{step}@{subject}"):
         os.kill(os.getpid(), signal.SIGKILL)

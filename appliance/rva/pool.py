@@ -70,7 +70,7 @@ def decide(home: Home, session: GateSession, image: str, *, at: datetime) -> Pre
     advisory cache, recording what the match looked up. A scan stopped by its bound is decided
     INDETERMINATE (``RISK.UNKNOWN.SCAN_LIMIT``); an image that cannot be decided gives the
     reason, one line."""
-    fault("rescan.decide")
+    fault("rescan.decide", subject=image)
     recording = RecordingAdvisories(session.source) if session.source is not None else None
     try:
         scan: ScanResult | StoppedScan

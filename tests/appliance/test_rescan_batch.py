@@ -225,24 +225,25 @@ def test_images_decided_in_worker_processes_get_the_verdicts_of_a_one_by_one_res
     assert scans == expected  # the scan records the workers hand back, as a gate writes them
 
 
-def test_a_worker_that_dies_leaves_its_image_not_gated_and_the_next_rescan_gates_it(
+def test_a_worker_that_dies_fails_only_its_image_and_the_next_rescan_gates_it(
     base: Home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = copy(base, tmp_path)
-    monkeypatch.setenv(ENV, "rescan.decide")  # every worker kills itself at its image
+    monkeypatch.setenv(ENV, "rescan.decide@app:2")  # the worker deciding app:2 kills itself
     report = rescan(home, at=AT, batch=2, jobs=2)
-    assert [i.outcome for i in report.images] == [Outcome.FAILED] * len(IMAGES)
-    for item in report.images:
-        assert item.error is not None
-        assert "the worker process deciding it ended: killed by signal SIGKILL" in item.error
-        assert "run 'stella rescan' again" in item.error
-    assert rows(home) == {}
-    assert index_entries(home) == {}
+    outcomes = {i.image: i.outcome for i in report.images}
+    assert outcomes == {n: Outcome.FAILED if n == "app:2" else Outcome.GATED for n in IMAGES}
+    (failed,) = report.failed
+    assert failed.error is not None
+    assert "the worker process deciding it ended: killed by signal SIGKILL" in failed.error
+    assert "run 'stella rescan' again" in failed.error
+    # the images after it were decided by a new worker, and recorded whole
+    assert len(rows(home)) == len(index_entries(home)) == len(IMAGES) - 1
     after = state(home.root, doctor=True)
     for check in ("state.db", "oci", "audit"):
         assert after["doctor"].get(check, "ok") == "ok", (check, after["doctor"])
 
     monkeypatch.delenv(ENV)
     again = rescan(home, at=AT, jobs=2)
-    assert [i.outcome for i in again.images] == [Outcome.GATED] * len(IMAGES)
-    assert {i.reason for i in again.images} == {"never gated"}
+    gated = {i.image: i.reason for i in again.images if i.outcome is Outcome.GATED}
+    assert gated == {"app:2": "never gated"}
