@@ -124,7 +124,7 @@ def test_gating_again_reads_none_of_the_appliances_own_attestations(home: Home) 
     # a verdict and an SBOM attestation per gate, each naming the appliance's key
     assert len(own) == 8
     assert len(sboms) == 4
-    for referrer in sboms:  # each bundle gone: a gate that read one would fail
+    for referrer in own:  # each bundle gone, verdicts and SBOMs: a gate that read one would fail
         manifest = layout.get_manifest(referrer).manifest
         assert isinstance(manifest, ImageManifest)
         (layer,) = manifest.layers

@@ -386,7 +386,12 @@ def test_a_tenants_process_lets_go_only_of_writer_locks_where_it_may_look(
     fd, _ = files.owned_temp(theirs, prefix="blob-")  # held by this process, as administrator
     os.close(fd)
     monkeypatch.setattr(files, "_HELD", 1)  # the next new writer lets idle ones go first
+    held = (os.path.realpath(theirs), os.getpid())
+    token = files._OWNERS[held][0]
     with tenancy.confined(tenancy.Boundary.of(base, "globex")):
-        fd, path = files.owned_temp(mine, prefix="blob-")
+        fd, path = files.owned_temp(mine, prefix="blob-")  # refused before the fix
     os.close(fd)
     assert path.parent == mine
+    # acme's lock, which this process may not look at now, is kept: its file still waits
+    assert files._OWNERS[held][0] == token
+    assert (theirs.parent / "writers" / f"{token}{files.OWNER_SUFFIX}").is_file()
