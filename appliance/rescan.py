@@ -59,7 +59,7 @@ from appliance.store.vex import VexStore
 from appliance.vex.model import VexStatement, format_time, parse_time
 from bundles import canonical
 from bundles.digest import Digest
-from bundles.errors import StellaError
+from bundles.errors import StellaError, describe
 from bundles.files import atomic_write
 
 if TYPE_CHECKING:
@@ -737,12 +737,7 @@ def _skipped(target: Target, decision: Decision, previous: str | None) -> ImageO
 def _failed(
     target: Target, error: BaseException | str, reason: str | None, previous: str | None
 ) -> ImageOutcome:
-    if isinstance(error, str):
-        why = error
-    elif isinstance(error, StellaError):
-        why = error.diagnostics()
-    else:
-        why = f"{error.__class__.__name__}: {error}"
+    why = error if isinstance(error, str) else describe(error)
     return ImageOutcome(
         target.image,
         Outcome.FAILED,

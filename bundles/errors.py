@@ -31,6 +31,13 @@ class StellaError(Exception):
         return text
 
 
+def describe(error: BaseException) -> str:
+    """One line for any error: a :class:`StellaError`'s diagnostics, else its type and text."""
+    if isinstance(error, StellaError):
+        return error.diagnostics()
+    return f"{error.__class__.__name__}: {' '.join(str(error).split())}"
+
+
 class UsageError(StellaError):
     """The command line or a configuration value is not usable as given."""
 

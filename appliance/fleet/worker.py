@@ -66,7 +66,7 @@ from appliance.store import open_state
 from appliance.store.verdicts import VerdictStore
 from appliance.vex.model import format_time, parse_time
 from bundles.digest import Digest
-from bundles.errors import StellaError, UsageError
+from bundles.errors import StellaError, UsageError, describe
 from bundles.oci import OCILayout
 
 log: Final = logging.getLogger("stella.worker")
@@ -125,12 +125,6 @@ class Backoff(procrastinate.BaseRetryStrategy):
         if job.attempts + 1 >= self.attempts:
             return None
         return RetryDecision(retry_in={"seconds": self.base * 2**job.attempts})
-
-
-def _why(e: BaseException) -> str:
-    if isinstance(e, StellaError):
-        return e.diagnostics()
-    return f"{e.__class__.__name__}: {' '.join(str(e).split())}"
 
 
 class Runs:
@@ -264,8 +258,8 @@ def _task(kind: JobKind) -> Callable[..., dict[str, Any]]:
                 state.home, kind, image, digest, at, now=state.now, images=state.images
             )
         except BaseException as e:
-            state.runs.end(job.id, job.attempts, "failed", None, _why(e))
-            log.warning("job %d failed: %s", job.id, _why(e))
+            state.runs.end(job.id, job.attempts, "failed", None, describe(e))
+            log.warning("job %d failed: %s", job.id, describe(e))
             raise
         state.runs.end(job.id, job.attempts, outcome.outcome.value, outcome.verdict, None)
         log.info("job %d: %s %s %s", job.id, outcome.outcome, outcome.verdict, image)
@@ -331,7 +325,7 @@ async def _serve(
                     try:
                         await recover_stalled(app, runs, options)
                     except pq_exceptions.ConnectorException as e:
-                        log.warning("looking for stalled jobs failed: %s", _why(e))
+                        log.warning("looking for stalled jobs failed: %s", describe(e))
 
             watcher = asyncio.create_task(watch(), name="stella-recover-stalled")
             try:
@@ -389,7 +383,7 @@ def run(
         with connect(url, schema):  # a server gone away is named as such; else the library's
             pass
         raise JobError(
-            f"the queue's database failed (schema {schema}): {_why(e.__cause__ or e)}"
+            f"the queue's database failed (schema {schema}): {describe(e.__cause__ or e)}"
         ) from e
     return 0
 

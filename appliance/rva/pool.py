@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import os
 import pickle
 import queue
@@ -47,9 +48,15 @@ from appliance.match.service import RecordingAdvisories
 from appliance.match.source import Probe
 from appliance.rva.gate import Decided, GateSession
 from appliance.scanner.jobchild import confine
-from appliance.scanner.jobs import ScanLimitError, StoppedScan, scan_bounded
+from appliance.scanner.jobs import (
+    ScanLimitError,
+    StoppedScan,
+    boundary_request,
+    child_argv,
+    scan_bounded,
+)
 from appliance.scanner.result import ScanResult
-from bundles.errors import StellaError
+from bundles.errors import StellaError, describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +87,7 @@ def decide(home: Home, session: GateSession, image: str, *, at: datetime) -> Pre
             scan = e.stopped
         decided = session.decide(scan, at=at, source=recording, record_scan=True)
     except (StellaError, OSError) as e:
-        return Prepared(None, error=_why(e))
+        return Prepared(None, error=describe(e))
     if recording is None:
         return Prepared(decided)
     return Prepared(
@@ -89,12 +96,6 @@ def decide(home: Home, session: GateSession, image: str, *, at: datetime) -> Pre
         cves=frozenset(recording.cves),
         probes=frozenset(recording.probes),
     )
-
-
-def _why(error: BaseException) -> str:
-    if isinstance(error, StellaError):
-        return error.diagnostics()
-    return f"{error.__class__.__name__}: {error}"
 
 
 WORKER_NICENESS: Final = 10
@@ -127,12 +128,6 @@ def _receive(stream: IO[bytes]) -> Any:
     if len(data) < size:
         raise EOFError("a cut frame")
     return pickle.loads(data)  # noqa: S301 - our own worker, started by this process
-
-
-def worker_argv() -> list[str]:
-    """A worker's command: this interpreter, isolated from the user's site packages but with
-    the same module path (``-s``; PYTHONPATH passes through the environment)."""
-    return [sys.executable, "-s", "-m", "appliance.rva.pool"]
 
 
 class _Worker(threading.Thread):
@@ -174,7 +169,7 @@ class _Worker(threading.Thread):
     def _start(self) -> subprocess.Popen[bytes]:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the worker
         process = subprocess.Popen(
-            worker_argv(),
+            child_argv(__name__),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.errors,
@@ -259,13 +254,7 @@ class DecidePool:
     def __init__(self, home: Home, jobs: int) -> None:
         if jobs < 1:
             raise ValueError(f"{jobs} worker processes")
-        self.home = home
-        boundary = tenancy.current()
-        self.start_args = (
-            str(home.root),
-            home.tenant,
-            None if boundary is None else {"base": str(boundary.base), "tenant": boundary.tenant},
-        )
+        self.start_args = (str(home.root), home.tenant, boundary_request(tenancy.current()))
         self.jobs_queue: queue.SimpleQueue[tuple[Future[Prepared], str, datetime] | None] = (
             queue.SimpleQueue()
         )
@@ -323,7 +312,7 @@ def main() -> int:
     try:
         session = GateSession(home)
     except (StellaError, OSError) as e:
-        failure = _why(e)  # each image is answered with it
+        failure = describe(e)  # each image is answered with it
     atexit.register(lambda: session.close() if session is not None else None)
     while True:
         try:
@@ -333,17 +322,9 @@ def main() -> int:
         if session is None:
             answer = Prepared(None, error=failure)
         else:
-            prepared = decide(home, session, image, at=at)
-            answer = (
-                prepared
-                if prepared.decided is None
-                else Prepared(
-                    prepared.decided.portable(),
-                    keys=prepared.keys,
-                    cves=prepared.cves,
-                    probes=prepared.probes,
-                )
-            )
+            answer = decide(home, session, image, at=at)
+            if answer.decided is not None:
+                answer = dataclasses.replace(answer, decided=answer.decided.portable())
         _send(stdout, answer)
 
 

@@ -423,10 +423,11 @@ def _open_slot(path: Path) -> int:
 # ---------------------------------------------------------------- the child process
 
 
-def child_argv() -> list[str]:
-    """The child's command: this interpreter, isolated from the user's site packages but
-    with the same module path (``-s``; PYTHONPATH passes through the environment)."""
-    return [sys.executable, "-s", "-m", "appliance.scanner.jobchild"]
+def child_argv(module: str = "appliance.scanner.jobchild") -> list[str]:
+    """A child's command (a scan's, by default): this interpreter running ``module``, isolated
+    from the user's site packages but with the same module path (``-s``; PYTHONPATH passes
+    through the environment)."""
+    return [sys.executable, "-s", "-m", module]
 
 
 def under_systemd(
@@ -621,7 +622,7 @@ def scan_bounded(
                 "rlimits": bounds.rlimits(),
                 # a fresh interpreter is behind no boundary: the child confines itself to the
                 # one this process is behind (a tenant's), before it opens anything
-                "boundary": _boundary_of(tenancy.current()),
+                "boundary": boundary_request(tenancy.current()),
             }
             with scan_slot(home, bounds):
                 outcome = run_child(request, bounds)
@@ -717,8 +718,9 @@ def _store(cache: LayerCache, image: OpenedImage, doc: Mapping[str, Any]) -> Non
     cache.put_image(image_key(image, IMAGE_REGISTRY), key, doc["result"])
 
 
-def _boundary_of(boundary: tenancy.Boundary | None) -> dict[str, str | None] | None:
-    """The boundary a scan's child process confines itself to (None: none)."""
+def boundary_request(boundary: tenancy.Boundary | None) -> dict[str, str | None] | None:
+    """The boundary a child process (a scan's, a rescan's worker) confines itself to, as it
+    is sent to it (None: none; appliance.scanner.jobchild.confine reads it)."""
     if boundary is None:
         return None
     return {"base": str(boundary.base), "tenant": boundary.tenant}
