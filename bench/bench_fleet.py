@@ -130,7 +130,7 @@ def main() -> int:
 
             import psycopg
 
-            with psycopg.connect(conninfo(url)) as conn:
+            with psycopg.connect(conninfo(url, home.queue_schema)) as conn:
                 states: dict[str, int] = {
                     str(s): int(n)
                     for s, n in conn.execute(

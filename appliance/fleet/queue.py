@@ -123,9 +123,9 @@ def describe(url: str) -> str:
     return f"{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
-def conninfo(url: str, schema: str = SCHEMA) -> str:
+def conninfo(url: str, schema: str) -> str:
     """The connection string every queue connection uses: the URL with the queue's schema
-    ``schema`` (:attr:`appliance.home.Home.queue_schema`; by default the administrator's)
+    ``schema`` (:attr:`appliance.home.Home.queue_schema`: each tenant's own, never a default)
     alone on the search path and a bounded connect time."""
     if not _IDENTIFIER.fullmatch(schema):
         raise ValueError(f"{schema!r} is not a queue schema's name")

@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.home import DATABASE_URL_ENV, DATABASE_URL_SETTING, Home, database_url
@@ -455,9 +454,7 @@ def trusted_root(home: Home, others: Sequence[tuple[Verifier, str]] = ()) -> dic
         listed.add(log_id(v))
     for v, start in others:
         if log_id(v) not in listed:
-            der = ed25519.Ed25519PublicKey.from_public_bytes(v.public).public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            der = PublicKey.from_crypto(ed25519.Ed25519PublicKey.from_public_bytes(v.public)).der
             tlogs.append(_trusted_log(v, der, {"start": start or EPOCH}))
             listed.add(log_id(v))
     if not tlogs:

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.cli import cli
-from appliance.fleet.queue import conninfo
+from appliance.fleet.queue import SCHEMA, conninfo
 from appliance.home import Home
 from appliance.store import open_state
 from appliance.store.audit import AuditLog
@@ -145,7 +145,7 @@ def workers() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def query(url: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(conninfo(url)) as conn:
+    with psycopg.connect(conninfo(url, SCHEMA)) as conn:  # the administrator's queue
         cursor = conn.execute(sql.encode(), params)
         return list(cursor.fetchall()) if cursor.description is not None else []
 
