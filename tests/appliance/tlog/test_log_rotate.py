@@ -7,13 +7,10 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from appliance import tlog
-from appliance.cli import cli
 from appliance.home import Home
 from appliance.rva.gate import attestation_info, gate
 from appliance.rva.predicate import PREDICATE_TYPE
@@ -22,6 +19,7 @@ from bundles.tlog import TlogError
 from tests.appliance.homes import KEV, SITE, install_knowledge
 from tests.appliance.rva.factories import AT
 from tests.appliance.scanner.layouts import build_image, dist_info
+from tests.cli import stella, stella_json
 
 
 @pytest.fixture
@@ -31,17 +29,6 @@ def home(tmp_path: Path) -> Home:
     build_image(h.oci, [dist_info("requests", "2.19.0", SITE)], tag="app:1")
     install_knowledge(h, kev=[KEV], sequence=2)
     return h
-
-
-def stella(home: Home, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--home", str(home.root), *args])
-
-
-def stella_json(home: Home, *args: str) -> dict[str, Any]:
-    out = stella(home, "--json", *args)
-    assert out.exit_code == 0, out.output
-    doc: dict[str, Any] = json.loads(out.stdout)
-    return doc
 
 
 def _log_index(bundle: bytes) -> str:

@@ -5,18 +5,14 @@ fork; an embedded (SQLite) home logs and names its log as before and writes no s
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from appliance import tlog
-from appliance.cli import cli
 from appliance.home import Home
 from appliance.rva.gate import sign_and_log
 from appliance.sigstore import bundle as sigstore
@@ -29,19 +25,9 @@ from bundles.intoto import Statement, Subject
 from bundles.keys import KeyType, PrivateKey
 from bundles.tlog import TlogError
 from bundles.tlog.note import Verifier, raw_ed25519
+from tests.cli import stella_json
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def stella(home: Home, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--home", str(home.root), *args])
-
-
-def stella_json(home: Home, *args: str) -> dict[str, Any]:
-    done = stella(home, "--json", *args)
-    assert done.exit_code == 0, done.output
-    out: dict[str, Any] = json.loads(done.stdout)
-    return out
 
 
 def decide(home: Home, subject: str) -> None:
