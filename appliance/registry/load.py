@@ -142,7 +142,6 @@ def load(
     target, named_from = _name(source, tag)  # a bad name is refused before any request
     layout = home_layout(home)
     digest = source.digest
-    pulled = Pulled(source.registry, digest or Digest.of_bytes(b""), source.repository)
     try:
         with PullClient(
             source.registry, credentials=credentials, plain_http=plain_http, ca_bundle=ca_bundle
@@ -150,10 +149,9 @@ def load(
             if digest is None:
                 assert source.tag is not None
                 digest = resolve_tag(client, source.repository, source.tag)
-                pulled.digest = digest
             rule = every_referrer(REFERRER_BLOB_LIMIT) if referrers else None
-            top = pull_image(
-                client, layout, source.repository, digest, referrers=rule, pulled=pulled
+            top, pulled = pull_image(
+                client, layout, source.registry, source.repository, digest, referrers=rule
             )
     except (RegistryError, OCILayoutError) as e:  # a manifest the layout cannot read
         raise RegistryError(

@@ -60,7 +60,6 @@ class Pulled:
     """What a pull fetched and what it found already stored."""
 
     registry: str
-    digest: Digest
     repository: str
     manifests: int = 0  # fetched from the registry
     manifests_present: int = 0  # read from the layout instead
@@ -69,7 +68,6 @@ class Pulled:
     bytes_fetched: int = 0
     referrers: int = 0  # referrer manifests fetched
     referrers_present: int = 0
-    top: Descriptor | None = None  # the image as the layout stores it, once written
 
     def __str__(self) -> str:
         return (
@@ -225,25 +223,27 @@ def resolve_tag(client: PushClient, repository: str, tag: str) -> Digest:
 def pull_image(
     client: PushClient,
     layout: OCILayout,
+    registry: str,
     repository: str,
     digest: Digest,
     *,
     referrers: ReferrerRule | None,
-    pulled: Pulled,
-) -> Descriptor:
-    """Pull image ``repository@digest`` (an index with every platform, or one manifest) and
-    the referrers ``referrers`` takes of each of its manifests into ``layout``; returns the
-    image's descriptor there. Untagged: the caller tags it, once this returned."""
+) -> tuple[Descriptor, Pulled]:
+    """Pull image ``repository@digest`` of ``registry`` (an index with every platform, or
+    one manifest) and the referrers ``referrers`` takes of each of its manifests into
+    ``layout``: the image's descriptor there, and what was fetched. Untagged: the caller tags
+    it, once this returned."""
+    pulled = Pulled(registry, repository)
     pull = _Pull(client, layout, repository, pulled)
     top = pull.image(str(digest), None)
     if referrers is not None:
         pull.referrers(list(pull.plan.manifests), referrers)  # the index and its platforms
     for descriptor, limit in pull.plan.blobs.values():
         pull.blob(descriptor, limit)
+    stored = None
     with layout.batch():  # one index.json rewrite for every referrer
         for manifest in pull.plan.manifests.values():  # children before parents, referrers
-            stored = layout.put_manifest(manifest.raw, manifest.media_type)
-            if manifest.digest == top.digest:
-                pulled.top = stored
-    assert pulled.top is not None
-    return pulled.top
+            put = layout.put_manifest(manifest.raw, manifest.media_type)
+            stored = put if manifest.digest == top.digest else stored
+    assert stored is not None
+    return stored, pulled

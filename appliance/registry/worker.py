@@ -213,11 +213,15 @@ class RegistryImages:
         subject = Digest.parse(digest)
         repository = self.place.repository(image)
         layout = home_layout(home)
-        pulled = Pulled(self.place.registry, subject, repository)
         try:
             with self._client() as client:
-                top = pull_image(
-                    client, layout, repository, subject, referrers=self._rule(), pulled=pulled
+                top, pulled = pull_image(
+                    client,
+                    layout,
+                    self.place.registry,
+                    repository,
+                    subject,
+                    referrers=self._rule(),
                 )
         except RegistryError as e:
             raise self._failed("pull", image, f"{repository}@{digest}", e) from e
