@@ -155,10 +155,7 @@ class _HomeLogs:
     def __init__(self) -> None:
         self._recorded: set[tuple[str, str, str]] = set()
 
-    def record(self, home: Home, log: Verifier, started: str) -> None:
-        url = database_url(home)
-        if url is None:
-            return
+    def record(self, home: Home, url: str, log: Verifier, started: str) -> None:
         done = (url, home.pg_schema or STATE_SCHEMA, log.vkey())
         if done in self._recorded:
             return

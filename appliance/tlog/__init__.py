@@ -82,9 +82,9 @@ class SharedLogs(Protocol):
     (``appliance.store`` provides it with :func:`share_logs_with` when it is imported, as it
     is by every command that signs, hence appends)."""
 
-    def record(self, home: Home, log: Verifier, started: str) -> None:
-        """Record ``log`` (its origin and verifier key) in ``home``'s shared state, once;
-        refuse it when the state holds its origin with another key (a fork)."""
+    def record(self, home: Home, url: str, log: Verifier, started: str) -> None:
+        """Record ``log`` (its origin and verifier key) in ``home``'s shared state at ``url``,
+        once; refuse it when the state holds its origin with another key (a fork)."""
         ...
 
 
@@ -97,19 +97,21 @@ def share_logs_with(logs: SharedLogs) -> None:
     _shared = logs
 
 
-def _shares_state(home: Home) -> bool:
-    """Whether ``home``'s stores are shared with other homes (PostgreSQL). Fails closed: such
-    a home must log under its own origin and record its log in them; a process that cannot
-    (:func:`share_logs_with` never called) would name its log as an embedded home's."""
-    if database_url(home) is None:
-        return False
+def _shared_state(home: Home) -> str | None:
+    """Where ``home``'s stores are shared with other homes (a PostgreSQL URL), or None. Fails
+    closed: such a home must log under its own origin and record its log in them; a process
+    that cannot (:func:`share_logs_with` never called) would name its log as an embedded
+    home's."""
+    url = database_url(home)
+    if url is None:
+        return None
     if _shared is None:
         raise TlogError(
             f"{home.root}: the home's stores are shared ({DATABASE_URL_ENV} or "
             f"{DATABASE_URL_SETTING}), but this process cannot record its log in them",
             hint="run the command through stella; this is a fault of the program",
         )
-    return True
+    return url
 
 
 HOME_ID: Final = "home-id"
@@ -150,7 +152,7 @@ def origin_for(home: Home) -> str:
     ``/home-<home-id>`` after it, so no two logs of the fleet share an origin. A log keeps
     the origin it started with (``tlog/origin``)."""
     base = f"stella.{home.public_key().keyid[:16]}/log"
-    if _shares_state(home):
+    if _shared_state(home) is not None:
         return f"{base}/home-{home_id(home)}"
     return base
 
@@ -349,9 +351,10 @@ def log_envelopes(
     wall clock by default). Returns once the entries and the checkpoint are durable."""
     bodies = [dsse_body(e, keys) for e in envelopes]
     log = open_home_log(home, write=True)
-    if _shares_state(home):  # before an entry: a fork is refused
+    url = _shared_state(home)
+    if url is not None:  # before an entry: a fork is refused
         assert _shared is not None  # shared only when the store provides it
-        _shared.record(home, log.verifier, started(home))
+        _shared.record(home, url, log.verifier, started(home))
     first, _ = log.append(bodies, now=now)
     assert log.head is not None
     return [
