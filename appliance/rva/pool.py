@@ -29,7 +29,6 @@ import dataclasses
 import os
 import pickle
 import queue
-import signal
 import struct
 import subprocess
 import sys
@@ -53,6 +52,8 @@ from appliance.scanner.jobs import (
     StoppedScan,
     boundary_request,
     child_argv,
+    ended,
+    last_line,
     scan_bounded,
 )
 from appliance.scanner.result import ScanResult
@@ -202,12 +203,7 @@ class _Worker(threading.Thread):
             process.kill()
         status = process.wait()
         _close_pipes(process)
-        if status < 0:
-            why = f"killed by signal {signal.Signals(-status).name}"
-        elif status > 0:
-            why = f"exit status {status}"
-        else:
-            why = f"it stopped answering ({error})"
+        why = ended(status) if status else f"it stopped answering ({error})"
         tail = self._error_tail()
         return f"{why}{': ' + tail if tail else ''}"
 
@@ -215,12 +211,11 @@ class _Worker(threading.Thread):
         if self.errors is None:
             return ""
         self.errors.seek(0, 2)
-        size = self.errors.tell()
-        self.errors.seek(max(0, size - 400))
-        lines = self.errors.read().decode("utf-8", "replace").strip().splitlines()
+        self.errors.seek(max(0, self.errors.tell() - 400))
+        tail = self.errors.read().decode("utf-8", "replace")
         self.errors.close()
         self.errors = None
-        return lines[-1] if lines else ""
+        return last_line(tail)
 
     def _stop(self) -> None:
         process, self.process = self.process, None

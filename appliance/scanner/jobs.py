@@ -637,6 +637,23 @@ def scan_bounded(
     return result
 
 
+def ended(code: int) -> str:
+    """How a child process ended, from its exit code as ``subprocess`` gives it (a signal as
+    its negative number): "killed by signal SIGKILL", "exit status 3"."""
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def last_line(text: str) -> str:
+    """The last line a child wrote to its error output (what it died saying), or ""."""
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
+
+
 def stopped_scan(image: OpenedImage, bound: Bound, limit: int) -> StoppedScan:
     return StoppedScan(
         ref=str(image.ref),
@@ -658,14 +675,10 @@ def _result_of(
         raise ScanLimitError(stopped_scan(image, bound, bounds.value(bound)), home)
     doc = outcome.document
     if doc is None:
-        how = (
-            f"signal {os.WTERMSIG(outcome.status)}"
-            if os.WIFSIGNALED(outcome.status)
-            else f"exit status {os.waitstatus_to_exitcode(outcome.status)}"
-        )
-        last = outcome.stderr.strip().splitlines()[-1:] or ["no message"]
+        how = ended(os.waitstatus_to_exitcode(outcome.status))
+        last = last_line(outcome.stderr) or "no message"
         raise ScanJobError(
-            f"the scan of {image.ref} ended without a result ({how}): {last[0]}",
+            f"the scan of {image.ref} ended without a result ({how}): {last}",
             hint='systemd-run could not make the scan\'s scope: set "systemd": "never" under '
             f'"{SETTINGS_KEY}" in config.json, or STELLA_SCANJOB_SYSTEMD=never'
             if outcome.systemd
