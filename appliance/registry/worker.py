@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -43,7 +42,7 @@ from appliance.registry.push import ReferrersMethod, _Pusher, push_referrers
 from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
 from bundles.distribution.errors import RegistryError
-from bundles.distribution.reference import REPOSITORY, fallback_tag
+from bundles.distribution.reference import DOMAIN, REPOSITORY, fallback_tag
 from bundles.errors import (
     ConfigError,
     UsageError,
@@ -55,7 +54,6 @@ REGISTRY_ENV: Final = "STELLA_REGISTRY"
 REGISTRY_SETTING: Final = "registry"  # in the home's config.json
 REFERRER_BLOB_LIMIT: Final = 64 << 20  # an attestation pulled with an image: a Sigstore bundle
 ANNOTATION_PREDICATE: Final = "dev.sigstore.bundle.predicateType"
-_HOST: Final = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +69,7 @@ class RegistryPlace:
         value = text.strip()
         registry, _, prefix = value.partition("/")
         prefix = prefix.strip("/")
-        if not registry or not _HOST.fullmatch(registry):
+        if not registry or not DOMAIN.fullmatch(registry):
             raise UsageError(
                 f"{source} {text!r} is not HOST[:PORT][/PREFIX]",
                 hint="e.g. registry.enclave:5000/stella",

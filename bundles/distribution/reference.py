@@ -57,7 +57,8 @@ TAG: Final = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 # distribution/reference grammar (reference/regexp.go): the registry part; the repository
 # and tag grammar is above.
 _DOMAIN_COMPONENT: Final = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN: Final = re.compile(
+# a registry's host[:port]: a DNS name or a bracketed IP address
+DOMAIN: Final = re.compile(
     rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
 )
 
@@ -109,7 +110,7 @@ class ImageReference:
             registry, repository = DOCKER_HUB, text
         if registry == DOCKER_HUB and "/" not in repository:
             repository = f"library/{repository}"
-        if not _DOMAIN.fullmatch(registry):
+        if not DOMAIN.fullmatch(registry):
             raise ImageReferenceError(
                 f"image reference {original!r}: registry {registry!r} is not a host[:port]"
             )
