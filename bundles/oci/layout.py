@@ -841,6 +841,8 @@ class OCILayout:
         given, unmodified, and their descriptors (checked when the index was read) are not
         checked again; only the entries it adds are."""
         with self._lock():
+            if self._batch is not None:  # inside a batch (a tag, say): what index.json is
+                self._settle(self._batch.blobs)  # to name must be durable first, as always
             data = self._index_bytes()
             doc, checked = self._parsed(data)  # refuse to rewrite a damaged index
             before = doc["manifests"]

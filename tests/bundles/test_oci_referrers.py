@@ -8,7 +8,7 @@ import pytest
 
 from bundles import canonical
 from bundles.digest import Digest
-from bundles.oci import Descriptor, Node, OCILayout
+from bundles.oci import Descriptor, ImageManifest, Node, OCILayout
 from bundles.oci.mediatypes import OCI_INDEX, OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.bundles.oci_helpers import attach, build_image
 
@@ -201,6 +201,18 @@ def test_batch_keeps_blobs_out_of_blobs_until_it_ends(layout: OCILayout) -> None
     assert layout.blob_path(payload).read_bytes() == b'{"bundle":1}'
     assert layout.blob_path(referrer.digest).is_file()
     assert [r.digest for r in layout.referrers(image.digest)] == [referrer.digest]
+    assert not list((layout.path / ".stella" / "tmp").iterdir())
+
+
+def test_a_tag_inside_a_batch_names_only_durable_blobs(layout: OCILayout) -> None:
+    with layout.batch():
+        image = build_image(layout, {"etc/hello": b"hi\n"}, tag="v1").manifest
+        # index.json names the manifest now: it, its config and its layer are in blobs/
+        assert layout.resolve("v1").digest == image.digest
+        manifest = layout.get_manifest(image).manifest
+        assert isinstance(manifest, ImageManifest)
+        for digest in (image.digest, manifest.config.digest, *(x.digest for x in manifest.layers)):
+            assert layout.blob_path(digest).is_file(), digest
     assert not list((layout.path / ".stella" / "tmp").iterdir())
 
 
