@@ -268,7 +268,7 @@ class _Copier:
     # -- manifests --------------------------------------------------------------------------
 
     def fetch(self, descriptor: Descriptor) -> RegistryManifest:
-        bare = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
+        bare = descriptor.bare()
         return self.client.get_manifest(self.repo, str(descriptor.digest), expected=bare)
 
     def collect(

@@ -159,7 +159,7 @@ def load(
             f"{' '.join(e.message.split())}",
             hint=e.hint or "check that the registry runs and holds the image; nothing was tagged",
         ) from e
-    tagged = layout.tag(target, Descriptor(top.media_type, top.digest, top.size))
+    tagged = layout.tag(target, top.bare())
     loaded = RegistryLoaded(target, named_from, tagged, pulled)
     record_decision(
         home,

@@ -111,11 +111,7 @@ class _Pull:
                 if not referrer:
                     self.pulled.manifests_present += 1
                 return RegistryManifest(stored.raw, stored.descriptor.media_type, digest)
-        bare = (
-            Descriptor(expected.media_type, expected.digest, expected.size)
-            if expected is not None
-            else None
-        )
+        bare = expected.bare() if expected is not None else None
         manifest = self.client.get_manifest(self.repository, reference, expected=bare)
         if not referrer:
             self.pulled.manifests += 1
@@ -176,7 +172,7 @@ class _Pull:
                         f"{subject} has over {MAX_REFERRERS} referrers",
                         hint="load it with --no-referrers",
                     )
-                bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
+                bare = referrer.bare()
                 manifest = self.manifest(str(referrer.digest), bare, referrer=True)
                 parsed = parse_manifest(manifest.raw, manifest.media_type, source=str(bare.digest))
                 if not isinstance(parsed, ImageManifest) or parsed.subject is None:

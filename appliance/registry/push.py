@@ -271,7 +271,7 @@ def push_referrers(
         fallback: list[Descriptor] = []
         for referrer in found:
             seen.add(referrer.digest)
-            bare = Descriptor(referrer.media_type, referrer.digest, referrer.size)
+            bare = referrer.bare()
             if referrer.digest in listed:
                 present += 1
             else:
@@ -307,7 +307,7 @@ def push(
     ) as client:
         client.ping(destination.repository)
         pusher = _Pusher(layout, client, destination.repository)
-        plain = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
+        plain = descriptor.bare()
         pusher.graph(plain, tag)
         done = push_referrers(pusher, plain)
     result = PushResult(

@@ -260,9 +260,7 @@ class RegistryImages:
             with self._client() as client:
                 top = layout.get_manifest(subject).descriptor
                 pusher = _Pusher(layout, client, repository)
-                done = push_referrers(
-                    pusher, Descriptor(top.media_type, top.digest, top.size), only_missing=True
-                )
+                done = push_referrers(pusher, top.bare(), only_missing=True)
                 if verdict is not None and verdict not in {str(d) for d in done.top}:
                     raise RegistryError(
                         f"the verdict's attestation {verdict} is neither in the registry nor "

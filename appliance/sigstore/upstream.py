@@ -713,5 +713,5 @@ def subject_of(layout: OCILayout, image: Digest, entries: Sequence[Descriptor]) 
     """The image's descriptor: from the bundle's index when it names it, else its manifest."""
     for entry in entries:
         if entry.digest == image:
-            return Descriptor(entry.media_type, entry.digest, entry.size)
+            return entry.bare()
     return layout.get_manifest(image).descriptor

@@ -172,6 +172,11 @@ class Descriptor:
     def __hash__(self) -> int:
         return hash((self.media_type, self.digest, self.size, self.artifact_type))
 
+    def bare(self) -> Descriptor:
+        """Media type, digest and size alone: what a manifest's ``subject`` names, or a tag
+        points at without the annotations an index entry carried."""
+        return Descriptor(self.media_type, self.digest, self.size)
+
     def __reduce__(self) -> tuple[Any, ...]:  # handed between processes (appliance/rva/pool.py)
         return (
             Descriptor,

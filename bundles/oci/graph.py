@@ -44,7 +44,7 @@ class Node:
 
     @classmethod
     def of(cls, descriptor: Descriptor, manifest: Manifest) -> Node:
-        bare = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size)
+        bare = descriptor.bare()
         if manifest.subject is None:
             return cls(descriptor=bare, children=manifest.children())
         ref = referrer_descriptor(bare, manifest)

@@ -135,7 +135,7 @@ def attach(
         "mediaType": OCI_MANIFEST,
         "config": config.to_dict(),
         "layers": [layer.to_dict()],
-        "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_dict(),
+        "subject": subject.bare().to_dict(),
     }
     if artifact_type is not None:
         doc["artifactType"] = artifact_type

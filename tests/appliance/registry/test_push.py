@@ -75,7 +75,7 @@ def test_push_falls_back_to_tag_index_and_keeps_other_referrers(
 ) -> None:
     home, result = gated
     image = OCILayout.open(home.oci).resolve("app:1")
-    subject = Descriptor(image.media_type, image.digest, image.size)
+    subject = image.bare()
     # Another client attached an SPDX SBOM and listed it in the fallback index first.
     other_raw, other_blobs = artifact_manifest(
         subject, b'{"spdxVersion":"SPDX-2.3"}', SPDX_JSON, artifact_type=SPDX_JSON

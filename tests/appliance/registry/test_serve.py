@@ -32,7 +32,7 @@ from appliance.store import open_state
 from appliance.store.audit import AuditLog
 from bundles.digest import Digest
 from bundles.distribution.credentials import Credentials
-from bundles.oci import Descriptor, OCILayout
+from bundles.oci import OCILayout
 from bundles.oci.mediatypes import OCI_MANIFEST, SIGSTORE_BUNDLE_V03
 from tests.appliance.registry.homes import gated_home, make_home
 from tests.mirror.registry_fixture import (
@@ -302,7 +302,7 @@ def test_manifest_put_with_a_tag_the_store_refuses_stores_nothing(
     s = _session()
     store = OCILayout.open(home.oci)
     image = store.resolve("base:1")
-    subject = Descriptor(image.media_type, image.digest, image.size)
+    subject = image.bare()
     raw, blobs = artifact_manifest(subject, b'{"spdxVersion":"SPDX-2.3"}', SPDX_JSON,
                                    artifact_type=SPDX_JSON)  # fmt: skip
     for digest, data in blobs.items():
