@@ -319,17 +319,19 @@ def test_statement_threshold() -> None:
         verify_statement(sign_statement(_statement(), KEY), keys, threshold=2)
 
 
-@given(
-    predicate=st.dictionaries(
-        st.text(max_size=10),
-        st.recursive(
-            st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=10),
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
-            max_leaves=10,
-        ),
-        max_size=5,
-    )
+# JSON objects of safe values, as predicates
+PREDICATES = st.dictionaries(
+    st.text(max_size=10),
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+        max_leaves=10,
+    ),
+    max_size=5,
 )
+
+
+@given(predicate=PREDICATES)
 def test_statement_bytes_round_trip(predicate: dict[str, Any]) -> None:
     statement = Statement((Subject("a", {"sha256": HELLO}),), PTYPE, predicate)
     data = statement.to_bytes()
@@ -339,15 +341,7 @@ def test_statement_bytes_round_trip(predicate: dict[str, Any]) -> None:
 
 
 @given(
-    predicate=st.dictionaries(
-        st.text(max_size=10),
-        st.recursive(
-            st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=10),
-            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
-            max_leaves=10,
-        ),
-        max_size=5,
-    ),
+    predicate=PREDICATES,
     predicate_type=st.text(min_size=1, max_size=20),
     name=st.text(max_size=10),
 )
